@@ -1,0 +1,33 @@
+//! Randomness from the operating system's CSPRNG (through aws-lc-rs).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// `N` random bytes. Aborts the process if the OS random source fails: no secret may ever
+/// be generated from a broken source, and there is nothing sensible to continue with.
+pub fn bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    if aws_lc_rs::rand::fill(&mut out).is_err() {
+        // A failing CSPRNG is not a request error; continuing would mint guessable secrets.
+        std::process::abort();
+    }
+    out
+}
+
+/// A URL-safe token carrying `N` random bytes (`N = 32` gives the 256 bits every Latchkey
+/// secret uses).
+pub fn token_string<const N: usize>() -> String {
+    URL_SAFE_NO_PAD.encode(bytes::<N>())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_distinct_and_url_safe() {
+        let a = super::token_string::<32>();
+        let b = super::token_string::<32>();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+}

@@ -1,0 +1,200 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::ParseError;
+use crate::crypto::random;
+
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+fn is_slug_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+/// A tenant's short name: lowercase letters, digits and `-`, 1–63 characters (it appears
+/// in issuer URLs as `/t/{tenant}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+string_newtype!(TenantId);
+
+impl TenantId {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.is_empty() || raw.len() > 63 || !raw.chars().all(is_slug_char) || raw.starts_with('-') {
+            return Err(ParseError::new(
+                "tenant id",
+                "use 1-63 lowercase letters, digits or '-', not starting with '-'",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The tenant every zero-config server has.
+    pub fn default_tenant() -> Self {
+        Self("default".to_owned())
+    }
+}
+
+/// The opaque, never-reused subject identifier (`sub`) of a user: 128 random bits, hex.
+/// It carries no personal data and never changes when a username or email does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubjectId(String);
+string_newtype!(SubjectId);
+
+impl SubjectId {
+    pub fn generate() -> Self {
+        Self(hex::encode(random::bytes::<16>()))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.len() != 32 || !raw.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+            return Err(ParseError::new("subject id", "expected 32 lowercase hex characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+/// An OAuth client identifier: 1–128 printable ASCII characters without spaces, quotes,
+/// or characters that would need escaping in a URL query (RFC 6749 §A.1 allows VSCHAR;
+/// Latchkey narrows it so ids are safe everywhere they are shown).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+string_newtype!(ClientId);
+
+impl ClientId {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
+        if raw.is_empty() || raw.len() > 128 || !raw.chars().all(ok) {
+            return Err(ParseError::new(
+                "client id",
+                "use 1-128 characters from A-Z a-z 0-9 - _ . ~",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// A fresh random client id (22 URL-safe characters, 128 bits).
+    pub fn generate() -> Self {
+        Self(random::token_string::<16>())
+    }
+}
+
+/// A username: a public identifier, compared case-insensitively, stored lowercase.
+/// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Username(String);
+string_newtype!(Username);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let lower = raw.trim().to_lowercase();
+        let ok = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+        if lower.is_empty() || lower.chars().count() > 64 || !lower.chars().all(ok) {
+            return Err(ParseError::new(
+                "username",
+                "use 1-64 letters, digits or . _ - @",
+            ));
+        }
+        Ok(Self(lower))
+    }
+}
+
+/// An email address. Checked for shape only (one `@`, a dotless-or-dotted domain, no
+/// spaces); whether it is reachable is proven by a verification link, not by parsing.
+/// The domain is lowercased; the local part is kept as given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+string_newtype!(Email);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let raw = raw.trim();
+        let err = || ParseError::new("email", "expected an address like name@example.com");
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(err)?;
+        let domain_ok = !domain.is_empty()
+            && domain.len() <= 253
+            && domain.split('.').all(|l| {
+                !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.contains('@')
+            && local.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '<' && c != '>');
+        if !domain_ok || !local_ok {
+            return Err(err());
+        }
+        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_case_insensitive_and_restricted() {
+        assert_eq!(Username::parse(" Alice ").map(|u| u.0), Ok("alice".into()));
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("a b").is_err());
+        assert!(Username::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn emails_need_a_local_part_and_a_domain() {
+        assert_eq!(Email::parse("Bob@Example.COM").map(|e| e.0), Ok("Bob@example.com".into()));
+        for bad in ["bob", "@example.com", "bob@", "bob@exa mple.com", "bob@.com", "a b@x.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn generated_ids_parse_back() {
+        let sub = SubjectId::generate();
+        assert_eq!(SubjectId::parse(sub.as_str()), Ok(sub.clone()));
+        assert_ne!(sub, SubjectId::generate());
+        let client = ClientId::generate();
+        assert_eq!(ClientId::parse(client.as_str()), Ok(client));
+    }
+
+    #[test]
+    fn client_ids_and_tenants_reject_unsafe_characters() {
+        assert!(ClientId::parse("my app").is_err());
+        assert!(ClientId::parse("app\"").is_err());
+        assert!(ClientId::parse("my-app_1.0~x").is_ok());
+        assert!(TenantId::parse("Acme").is_err());
+        assert!(TenantId::parse("-acme").is_err());
+        assert!(TenantId::parse("acme-2").is_ok());
+    }
+}

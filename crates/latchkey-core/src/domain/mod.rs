@@ -1,0 +1,28 @@
+//! Domain types. Each has one way in, `parse`, so a value that exists is a valid value.
+
+mod client;
+mod identifiers;
+mod redirect_uri;
+mod scope;
+mod user;
+
+pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
+pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
+pub use redirect_uri::{RedirectUri, RedirectUriError};
+pub use scope::{ScopeName, Scopes};
+pub use user::{Address, DisplayName, ProfileClaims};
+
+/// Why a raw value could not become a domain value. The message names the value's kind and
+/// the rule it broke, never the value itself when that value may be secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: {reason}")]
+pub struct ParseError {
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+impl ParseError {
+    pub(crate) fn new(kind: &'static str, reason: impl Into<String>) -> Self {
+        Self { kind, reason: reason.into() }
+    }
+}
