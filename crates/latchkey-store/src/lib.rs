@@ -1,1 +1,194 @@
+//! Latchkey's storage: traits that speak the domain, implemented for SQLite (the embedded
+//! default) and PostgreSQL (many nodes).
+//!
+//! Every method that changes state does so in one transaction, together with its audit
+//! event and, on PostgreSQL, the change notification that tells other nodes to drop caches.
 
+mod audit;
+mod changes;
+mod error;
+mod model;
+#[macro_use]
+mod shared;
+mod postgres;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latchkey_core::{Clock, UnixTime};
+use latchkey_core::domain::{ClientId, Email, ScopeName, SubjectId, TenantId, Username};
+use latchkey_core::crypto::TokenHash;
+use tokio::sync::mpsc;
+
+pub use audit::{Actor, AuditEvent};
+pub use changes::Change;
+pub use error::StoreError;
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait UserStore {
+    /// Creates a user; a taken username or email is `StoreError::Conflict`.
+    async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User>;
+    async fn user_by_sub(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, tenant: &TenantId, username: &Username) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, tenant: &TenantId, email: &Email) -> StoreResult<Option<User>>;
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, tenant: &TenantId, sub: &SubjectId, patch: UserPatch, actor: &Actor) -> StoreResult<User>;
+    /// Sets (or with `None`, removes) the password hash.
+    async fn set_password_hash(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        hash: Option<String>,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    async fn set_user_locked(&self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()>;
+    async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ClientStore {
+    /// Creates a client; an id already in use is `StoreError::Conflict`.
+    async fn create_client(&self, tenant: &TenantId, client: NewClient, actor: &Actor) -> StoreResult<Client>;
+    async fn client(&self, tenant: &TenantId, id: &ClientId) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<Client>>;
+    async fn update_client(&self, tenant: &TenantId, id: &ClientId, patch: ClientPatch, actor: &Actor) -> StoreResult<Client>;
+    /// Replaces the secret; the old one stays valid until `previous_valid_until`.
+    async fn rotate_client_secret(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+        new_hash: &TokenHash,
+        previous_valid_until: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ScopeStore {
+    async fn list_scopes(&self, tenant: &TenantId) -> StoreResult<Vec<ScopeDefinition>>;
+    /// Creates a custom scope or changes its description.
+    async fn put_scope(&self, tenant: &TenantId, name: &ScopeName, description: &str, actor: &Actor) -> StoreResult<()>;
+    /// Deletes a custom scope; built-in scopes cannot be deleted (`StoreError::Invalid`).
+    async fn delete_scope(&self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait SigningKeyStore {
+    /// Every stored key of the tenant (next, active and retired).
+    async fn signing_keys(&self, tenant: &TenantId) -> StoreResult<Vec<StoredSigningKey>>;
+    /// Stores a first active and next key for `alg` unless the tenant has keys for it
+    /// already (another node may have won the race). Returns whether these were stored.
+    async fn bootstrap_signing_keys(
+        &self,
+        tenant: &TenantId,
+        active: NewSigningKey,
+        next: NewSigningKey,
+        actor: &Actor,
+    ) -> StoreResult<bool>;
+    /// Retires the active key of `next.alg` (published until `retired_publish_until`),
+    /// promotes the next key `expected_next_kid`, and stores `new_next`. Returns `false`
+    /// when the next key is no longer `expected_next_kid` (another rotation won).
+    async fn rotate_signing_key(
+        &self,
+        tenant: &TenantId,
+        expected_next_kid: &str,
+        new_next: NewSigningKey,
+        retired_publish_until: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<bool>;
+    /// Deletes retired keys whose publication period ended before `now`.
+    async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait AuditStore {
+    /// The newest events first.
+    async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// A scheduled job's claim to run on this node only. Dropping it releases the claim.
+pub struct JobLock {
+    _held: Option<Box<dyn Send>>,
+}
+
+#[async_trait]
+pub trait Store: UserStore + ClientStore + ScopeStore + SigningKeyStore + AuditStore + Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Where the data lives, for people (a file path, or the PostgreSQL URL without password).
+    fn location(&self) -> String;
+    /// Applies pending migrations, each in its own transaction.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn meta(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` under `name` unless something is stored there already; returns the
+    /// value that is stored afterwards.
+    async fn put_meta_if_absent(&self, name: &str, value: &str) -> StoreResult<String>;
+    /// Whether any data sealed under the master key exists (signing keys today).
+    async fn holds_sealed_data(&self) -> StoreResult<bool>;
+    /// A stream of changes made by anyone (other nodes, the CLI): on PostgreSQL through
+    /// `LISTEN/NOTIFY`; on SQLite by polling `PRAGMA data_version` every `poll_interval`.
+    async fn watch_changes(&self, poll_interval: Duration) -> StoreResult<mpsc::Receiver<Change>>;
+    /// Claims the scheduled job `name` for this node, or `None` if another node holds it.
+    async fn try_job_lock(&self, name: &str) -> StoreResult<Option<JobLock>>;
+    /// Closes the connection pool.
+    async fn close(&self);
+}
+
+/// Opens the store a database URL names: `postgres://…` / `postgresql://…` or `sqlite:PATH`.
+/// Does not migrate.
+pub async fn open(url: &str, max_connections: u32, clock: Clock) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, max_connections, clock).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        Ok(Arc::new(SqliteStore::open(std::path::Path::new(path), max_connections, clock).await?))
+    } else {
+        Err(StoreError::Invalid(format!(
+            "database url must start with postgres://, postgresql:// or sqlite:, got `{}`",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A database URL with any password replaced, safe for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl JobLock {
+    pub(crate) fn held(inner: Option<Box<dyn Send>>) -> Self {
+        Self { _held: inner }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:****@h/db");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite:x.db"), "sqlite:x.db");
+    }
+}

@@ -1,0 +1,32 @@
+use serde_json::Value;
+
+/// Who made a change, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The `latchkey` command line, run by an operator on the host.
+    Cli,
+    /// The server itself (scheduled jobs, bootstrap).
+    System,
+    /// A signed-in user, by subject id.
+    User(String),
+}
+
+impl Actor {
+    pub fn as_string(&self) -> String {
+        match self {
+            Actor::Cli => "cli".into(),
+            Actor::System => "system".into(),
+            Actor::User(sub) => format!("user:{sub}"),
+        }
+    }
+}
+
+/// One recorded state change. `details` never holds a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub at: latchkey_core::UnixTime,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub details: Value,
+}

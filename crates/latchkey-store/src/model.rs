@@ -1,0 +1,324 @@
+//! What the store holds, in domain types. Row types (raw columns) stay private to the
+//! store; a row that no longer parses is reported as `StoreError::Corrupt`.
+
+use latchkey_core::UnixTime;
+use latchkey_core::crypto::TokenHash;
+use latchkey_core::domain::{
+    ClientId, ClientKind, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName, SigningAlg,
+    SubjectId, TenantId, TokenEndpointAuthMethod, Username,
+};
+use serde::Serialize;
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    #[serde(skip)]
+    pub tenant: TenantId,
+    pub sub: SubjectId,
+    pub username: Username,
+    pub email: Option<Email>,
+    pub email_verified: bool,
+    pub name: Option<DisplayName>,
+    pub profile: ProfileClaims,
+    pub has_password: bool,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub locked: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub sub: SubjectId,
+    pub username: Username,
+    pub email: Option<Email>,
+    pub email_verified: bool,
+    pub name: Option<DisplayName>,
+    pub profile: ProfileClaims,
+    pub password_hash: Option<String>,
+}
+
+/// Changes to a user; `None` leaves a field as it is. `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub username: Option<Username>,
+    pub email: Option<Option<Email>>,
+    pub email_verified: Option<bool>,
+    pub name: Option<Option<DisplayName>>,
+    pub profile: Option<ProfileClaims>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Client {
+    #[serde(skip)]
+    pub tenant: TenantId,
+    pub client_id: ClientId,
+    pub name: String,
+    pub kind: ClientKind,
+    #[serde(skip)]
+    pub secret_hash: Option<TokenHash>,
+    #[serde(skip)]
+    pub previous_secret_hash: Option<TokenHash>,
+    pub previous_secret_expires_at: Option<i64>,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub allowed_scopes: Vec<ScopeName>,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    pub id_token_signed_response_alg: SigningAlg,
+    pub first_party: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub client_id: ClientId,
+    pub name: String,
+    pub kind: ClientKind,
+    pub secret_hash: Option<TokenHash>,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub allowed_scopes: Vec<ScopeName>,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    pub id_token_signed_response_alg: SigningAlg,
+    pub first_party: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClientPatch {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<RedirectUri>>,
+    pub post_logout_redirect_uris: Option<Vec<RedirectUri>>,
+    pub grant_types: Option<Vec<GrantType>>,
+    pub allowed_scopes: Option<Vec<ScopeName>>,
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    pub first_party: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScopeDefinition {
+    pub name: ScopeName,
+    pub description: String,
+    pub built_in: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Next,
+    Active,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, StoreError> {
+        match raw {
+            "next" => Ok(KeyState::Next),
+            "active" => Ok(KeyState::Active),
+            "retired" => Ok(KeyState::Retired),
+            other => Err(StoreError::Corrupt(format!("unknown signing key state `{other}`"))),
+        }
+    }
+}
+
+/// A signing key as stored: the private key sealed under the master key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    pub sealed_private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: UnixTime,
+    pub activated_at: Option<UnixTime>,
+    pub retired_at: Option<UnixTime>,
+    pub publish_until: Option<UnixTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSigningKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub sealed_private_key: Vec<u8>,
+    pub public_jwk: String,
+}
+
+// ---- rows ----------------------------------------------------------------------------
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn json_list<T, F: Fn(&str) -> Result<T, E>, E: std::fmt::Display>(raw: &str, what: &str, f: F) -> Result<Vec<T>, StoreError> {
+    let items: Vec<String> = serde_json::from_str(raw).map_err(|e| corrupt(what, e))?;
+    items.iter().map(|s| f(s).map_err(|e| corrupt(what, e))).collect()
+}
+
+pub(crate) fn to_json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    let v: Vec<String> = items.into_iter().map(|s| s.as_ref().to_owned()).collect();
+    serde_json::Value::from(v).to_string()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    tenant_id: String,
+    sub: String,
+    username: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    profile: String,
+    password_hash: Option<String>,
+    locked: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(User {
+            tenant: TenantId::parse(&r.tenant_id).map_err(|e| corrupt("user tenant", e))?,
+            sub: SubjectId::parse(&r.sub).map_err(|e| corrupt("user sub", e))?,
+            username: Username::parse(&r.username).map_err(|e| corrupt("username", e))?,
+            email: r.email.as_deref().map(Email::parse).transpose().map_err(|e| corrupt("email", e))?,
+            email_verified: r.email_verified,
+            name: r.name.as_deref().map(DisplayName::parse).transpose().map_err(|e| corrupt("name", e))?,
+            profile: serde_json::from_str(&r.profile).map_err(|e| corrupt("profile", e))?,
+            has_password: r.password_hash.is_some(),
+            password_hash: r.password_hash,
+            locked: r.locked,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRow {
+    tenant_id: String,
+    client_id: String,
+    name: String,
+    kind: String,
+    secret_hash: Option<String>,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    allowed_scopes: String,
+    auth_method: String,
+    id_token_alg: String,
+    first_party: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
+        let uri = |s: &str| Ok::<_, String>(RedirectUri::from_stored(s.to_owned()));
+        Ok(Client {
+            tenant: TenantId::parse(&r.tenant_id).map_err(|e| corrupt("client tenant", e))?,
+            client_id: ClientId::parse(&r.client_id).map_err(|e| corrupt("client id", e))?,
+            name: r.name,
+            kind: ClientKind::parse(&r.kind).map_err(|e| corrupt("client kind", e))?,
+            secret_hash: r.secret_hash.map(TokenHash::from_stored),
+            previous_secret_hash: r.previous_secret_hash.map(TokenHash::from_stored),
+            previous_secret_expires_at: r.previous_secret_expires_at,
+            redirect_uris: json_list(&r.redirect_uris, "redirect uris", uri)?,
+            post_logout_redirect_uris: json_list(&r.post_logout_redirect_uris, "post-logout uris", uri)?,
+            grant_types: json_list(&r.grant_types, "grant types", GrantType::parse)?,
+            allowed_scopes: json_list(&r.allowed_scopes, "allowed scopes", ScopeName::parse)?,
+            token_endpoint_auth_method: TokenEndpointAuthMethod::parse(&r.auth_method)
+                .map_err(|e| corrupt("auth method", e))?,
+            id_token_signed_response_alg: SigningAlg::parse(&r.id_token_alg).map_err(|e| corrupt("id token alg", e))?,
+            first_party: r.first_party,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ScopeRow {
+    name: String,
+    description: String,
+    built_in: bool,
+}
+
+impl TryFrom<ScopeRow> for ScopeDefinition {
+    type Error = StoreError;
+    fn try_from(r: ScopeRow) -> Result<Self, StoreError> {
+        Ok(ScopeDefinition {
+            name: ScopeName::parse(&r.name).map_err(|e| corrupt("scope", e))?,
+            description: r.description,
+            built_in: r.built_in,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SigningKeyRow {
+    kid: String,
+    alg: String,
+    state: String,
+    private_key: Vec<u8>,
+    public_jwk: String,
+    created_at: i64,
+    activated_at: Option<i64>,
+    retired_at: Option<i64>,
+    publish_until: Option<i64>,
+}
+
+impl TryFrom<SigningKeyRow> for StoredSigningKey {
+    type Error = StoreError;
+    fn try_from(r: SigningKeyRow) -> Result<Self, StoreError> {
+        Ok(StoredSigningKey {
+            kid: r.kid,
+            alg: SigningAlg::parse(&r.alg).map_err(|e| corrupt("key alg", e))?,
+            state: KeyState::parse(&r.state)?,
+            sealed_private_key: r.private_key,
+            public_jwk: r.public_jwk,
+            created_at: UnixTime::from_secs(r.created_at),
+            activated_at: r.activated_at.map(UnixTime::from_secs),
+            retired_at: r.retired_at.map(UnixTime::from_secs),
+            publish_until: r.publish_until.map(UnixTime::from_secs),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    at: i64,
+    actor: String,
+    action: String,
+    target: String,
+    details: String,
+}
+
+impl TryFrom<AuditRow> for crate::AuditEvent {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+        Ok(crate::AuditEvent {
+            at: UnixTime::from_secs(r.at),
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            details: serde_json::from_str(&r.details).map_err(|e| corrupt("audit details", e))?,
+        })
+    }
+}

@@ -1,0 +1,161 @@
+macro_rules! impl_client_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn fetch_client(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                id: &ClientId,
+            ) -> StoreResult<Client> {
+                let row: Option<$crate::model::ClientRow> =
+                    sqlx::query_as("SELECT * FROM clients WHERE tenant_id = $1 AND client_id = $2")
+                        .bind(tenant.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                row.ok_or_else(|| StoreError::NotFound(format!("client `{id}`")))?.try_into()
+            }
+
+            fn client_change(tenant: &TenantId, id: &ClientId) -> Change {
+                Change::Client { tenant: tenant.to_string(), client_id: id.to_string() }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ClientStore for $store {
+            async fn create_client(&self, tenant: &TenantId, c: NewClient, actor: &Actor) -> StoreResult<Client> {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query(
+                    "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
+                        grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                )
+                .bind(tenant.as_str())
+                .bind(c.client_id.as_str())
+                .bind(&c.name)
+                .bind(c.kind.as_str())
+                .bind(c.secret_hash.as_ref().map(|h| h.as_str()))
+                .bind(to_json_list(c.redirect_uris.iter().map(|u| u.as_str())))
+                .bind(to_json_list(c.post_logout_redirect_uris.iter().map(|u| u.as_str())))
+                .bind(to_json_list(c.grant_types.iter().map(|g| g.as_str())))
+                .bind(to_json_list(c.allowed_scopes.iter().map(|s| s.as_str())))
+                .bind(c.token_endpoint_auth_method.as_str())
+                .bind(c.id_token_signed_response_alg.as_str())
+                .bind(c.first_party)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_write(e, |_| format!("a client with id `{}` exists already", c.client_id)))?;
+                audit!(self, tx, tenant, actor, "client.created", c.client_id.as_str(), serde_json::json!({"name": c.name}));
+                Self::notify(&mut tx, &Self::client_change(tenant, &c.client_id)).await?;
+                let created = Self::fetch_client(&mut tx, tenant, &c.client_id).await?;
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn client(&self, tenant: &TenantId, id: &ClientId) -> StoreResult<Option<Client>> {
+                let row: Option<$crate::model::ClientRow> =
+                    sqlx::query_as("SELECT * FROM clients WHERE tenant_id = $1 AND client_id = $2")
+                        .bind(tenant.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(self.pool())
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<Client>> {
+                let rows: Vec<$crate::model::ClientRow> =
+                    sqlx::query_as("SELECT * FROM clients WHERE tenant_id = $1 ORDER BY client_id")
+                        .bind(tenant.as_str())
+                        .fetch_all(self.pool())
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn update_client(&self, tenant: &TenantId, id: &ClientId, p: ClientPatch, actor: &Actor) -> StoreResult<Client> {
+                let mut tx = self.pool().begin().await?;
+                let mut c = Self::fetch_client(&mut tx, tenant, id).await?;
+                let mut changed = Vec::new();
+                if let Some(v) = p.name { c.name = v; changed.push("name"); }
+                if let Some(v) = p.redirect_uris { c.redirect_uris = v; changed.push("redirect_uris"); }
+                if let Some(v) = p.post_logout_redirect_uris { c.post_logout_redirect_uris = v; changed.push("post_logout_redirect_uris"); }
+                if let Some(v) = p.grant_types { c.grant_types = v; changed.push("grant_types"); }
+                if let Some(v) = p.allowed_scopes { c.allowed_scopes = v; changed.push("allowed_scopes"); }
+                if let Some(v) = p.token_endpoint_auth_method { c.token_endpoint_auth_method = v; changed.push("token_endpoint_auth_method"); }
+                if let Some(v) = p.id_token_signed_response_alg { c.id_token_signed_response_alg = v; changed.push("id_token_signed_response_alg"); }
+                if let Some(v) = p.first_party { c.first_party = v; changed.push("first_party"); }
+                sqlx::query(
+                    "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6,
+                        allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11
+                     WHERE tenant_id = $1 AND client_id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(&c.name)
+                .bind(to_json_list(c.redirect_uris.iter().map(|u| u.as_str())))
+                .bind(to_json_list(c.post_logout_redirect_uris.iter().map(|u| u.as_str())))
+                .bind(to_json_list(c.grant_types.iter().map(|g| g.as_str())))
+                .bind(to_json_list(c.allowed_scopes.iter().map(|s| s.as_str())))
+                .bind(c.token_endpoint_auth_method.as_str())
+                .bind(c.id_token_signed_response_alg.as_str())
+                .bind(c.first_party)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
+                audit!(self, tx, tenant, actor, "client.updated", id.as_str(), serde_json::json!({"fields": changed}));
+                Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;
+                let updated = Self::fetch_client(&mut tx, tenant, id).await?;
+                tx.commit().await?;
+                Ok(updated)
+            }
+
+            async fn rotate_client_secret(
+                &self,
+                tenant: &TenantId,
+                id: &ClientId,
+                new_hash: &TokenHash,
+                previous_valid_until: UnixTime,
+                actor: &Actor,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = $3,
+                        secret_hash = $4, updated_at = $5
+                     WHERE tenant_id = $1 AND client_id = $2 AND secret_hash IS NOT NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(previous_valid_until.secs())
+                .bind(new_hash.as_str())
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    // Distinguish "no such client" from "this client has no secret".
+                    Self::fetch_client(&mut tx, tenant, id).await?;
+                    return Err(StoreError::Invalid(format!("client `{id}` does not authenticate with a secret")));
+                }
+                audit!(self, tx, tenant, actor, "client.secret_rotated", id.as_str(),
+                    serde_json::json!({"previous_valid_until": previous_valid_until.secs()}));
+                Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("client `{id}`")));
+                }
+                audit!(self, tx, tenant, actor, "client.deleted", id.as_str(), serde_json::json!({}));
+                Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}

@@ -1,0 +1,133 @@
+macro_rules! impl_key_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn insert_key(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                key: &NewSigningKey,
+                state: KeyState,
+            ) -> StoreResult<bool> {
+                let activated_at = (state == KeyState::Active).then(|| self.now());
+                let done = sqlx::query(
+                    "INSERT INTO signing_keys (tenant_id, kid, alg, state, private_key, public_jwk, created_at, activated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                )
+                .bind(tenant.as_str())
+                .bind(&key.kid)
+                .bind(key.alg.as_str())
+                .bind(state.as_str())
+                .bind(&key.sealed_private_key)
+                .bind(&key.public_jwk)
+                .bind(self.now())
+                .bind(activated_at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::SigningKeyStore for $store {
+            async fn signing_keys(&self, tenant: &TenantId) -> StoreResult<Vec<StoredSigningKey>> {
+                let rows: Vec<$crate::model::SigningKeyRow> = sqlx::query_as(
+                    "SELECT kid, alg, state, private_key, public_jwk, created_at, activated_at, retired_at, publish_until
+                     FROM signing_keys WHERE tenant_id = $1 ORDER BY alg, created_at, kid",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn bootstrap_signing_keys(
+                &self,
+                tenant: &TenantId,
+                active: NewSigningKey,
+                next: NewSigningKey,
+                actor: &Actor,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool().begin().await?;
+                // The partial unique indexes allow one active and one next key per algorithm:
+                // a node that loses the race inserts nothing and keeps the winner's keys.
+                if !self.insert_key(&mut tx, tenant, &active, KeyState::Active).await? {
+                    return Ok(false);
+                }
+                if !self.insert_key(&mut tx, tenant, &next, KeyState::Next).await? {
+                    return Ok(false);
+                }
+                audit!(self, tx, tenant, actor, "keys.created", active.alg.as_str(),
+                    serde_json::json!({"active": active.kid, "next": next.kid}));
+                Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn rotate_signing_key(
+                &self,
+                tenant: &TenantId,
+                expected_next_kid: &str,
+                new_next: NewSigningKey,
+                retired_publish_until: UnixTime,
+                actor: &Actor,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool().begin().await?;
+                let alg = new_next.alg.as_str();
+                // Order matters for the one-active/one-next indexes: retire, promote, add.
+                let retired: Option<String> = sqlx::query_scalar(
+                    "UPDATE signing_keys SET state = 'retired', retired_at = $3, publish_until = $4
+                     WHERE tenant_id = $1 AND alg = $2 AND state = 'active' RETURNING kid",
+                )
+                .bind(tenant.as_str())
+                .bind(alg)
+                .bind(self.now())
+                .bind(retired_publish_until.secs())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let promoted = sqlx::query(
+                    "UPDATE signing_keys SET state = 'active', activated_at = $4
+                     WHERE tenant_id = $1 AND alg = $2 AND kid = $3 AND state = 'next'",
+                )
+                .bind(tenant.as_str())
+                .bind(alg)
+                .bind(expected_next_kid)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
+                if promoted.rows_affected() != 1 {
+                    // Another node or command rotated first; leave its result alone.
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                if !self.insert_key(&mut tx, tenant, &new_next, KeyState::Next).await? {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                audit!(self, tx, tenant, actor, "keys.rotated", alg, serde_json::json!({
+                    "retired": retired, "active": expected_next_kid, "next": new_next.kid,
+                }));
+                Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query(
+                    "DELETE FROM signing_keys WHERE tenant_id = $1 AND state = 'retired' AND publish_until < $2",
+                )
+                .bind(tenant.as_str())
+                .bind(now.secs())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() > 0 {
+                    audit!(self, tx, tenant, Actor::System, "keys.expired_deleted", "signing_keys",
+                        serde_json::json!({"count": done.rows_affected()}));
+                    Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
+                }
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}

@@ -1,0 +1,133 @@
+//! The SQL both backends share. sqlx binds `$N` placeholders by number on SQLite as on
+//! PostgreSQL, and the schema uses types both read the same way (TEXT, BIGINT, BOOLEAN,
+//! bytes), so each statement is written once here and instantiated for each backend by
+//! `impl_shared_store!`. A backend supplies `pool()`, `now()` and `notify()`.
+
+#[macro_use]
+mod users;
+#[macro_use]
+mod clients;
+#[macro_use]
+mod keys;
+
+/// Records an audit event inside the caller's transaction (DESIGN: one call, same
+/// transaction as the change). `details` must never carry a secret.
+macro_rules! audit {
+    ($self:ident, $tx:ident, $tenant:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_events (tenant_id, at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($tenant.as_str())
+        .bind($self.now())
+        .bind($actor.as_string())
+        .bind($action)
+        .bind($target)
+        .bind($details.to_string())
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
+macro_rules! impl_shared_store {
+    ($store:ty, $db:ty) => {
+        impl_user_store!($store, $db);
+        impl_client_store!($store, $db);
+        impl_key_store!($store, $db);
+
+        #[async_trait::async_trait]
+        impl $crate::ScopeStore for $store {
+            async fn list_scopes(&self, tenant: &TenantId) -> StoreResult<Vec<ScopeDefinition>> {
+                let rows: Vec<$crate::model::ScopeRow> = sqlx::query_as(
+                    "SELECT name, description, built_in FROM scopes WHERE tenant_id = $1 ORDER BY name",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn put_scope(&self, tenant: &TenantId, name: &ScopeName, description: &str, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query(
+                    "INSERT INTO scopes (tenant_id, name, description, built_in, created_at) VALUES ($1, $2, $3, FALSE, $4)
+                     ON CONFLICT (tenant_id, name) DO UPDATE SET description = excluded.description",
+                )
+                .bind(tenant.as_str())
+                .bind(name.as_str())
+                .bind(description)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
+                audit!(self, tx, tenant, actor, "scope.saved", name.as_str(), serde_json::json!({"description": description}));
+                Self::notify(&mut tx, &Change::Scopes { tenant: tenant.to_string() }).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_scope(&self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let built_in: Option<bool> =
+                    sqlx::query_scalar("SELECT built_in FROM scopes WHERE tenant_id = $1 AND name = $2")
+                        .bind(tenant.as_str())
+                        .bind(name.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match built_in {
+                    None => return Err(StoreError::NotFound(format!("scope `{name}`"))),
+                    Some(true) => {
+                        return Err(StoreError::Invalid(format!("`{name}` is a built-in scope and cannot be deleted")));
+                    }
+                    Some(false) => {}
+                }
+                sqlx::query("DELETE FROM scopes WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant.as_str())
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                audit!(self, tx, tenant, actor, "scope.deleted", name.as_str(), serde_json::json!({}));
+                Self::notify(&mut tx, &Change::Scopes { tenant: tenant.to_string() }).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AuditStore for $store {
+            async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+                let rows: Vec<$crate::model::AuditRow> = sqlx::query_as(
+                    "SELECT at, actor, action, target, details FROM audit_events WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(tenant.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+        }
+
+        impl $store {
+            async fn shared_meta(&self, name: &str) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.pool())
+                    .await?)
+            }
+
+            async fn shared_put_meta_if_absent(&self, name: &str, value: &str) -> StoreResult<String> {
+                sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(value)
+                    .execute(self.pool())
+                    .await?;
+                self.shared_meta(name)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("meta value `{name}` vanished after insert")))
+            }
+
+            async fn shared_holds_sealed_data(&self) -> StoreResult<bool> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys").fetch_one(self.pool()).await?;
+                Ok(n > 0)
+            }
+        }
+    };
+}

@@ -1,0 +1,189 @@
+macro_rules! impl_user_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            fn user_conflict(msg: &str) -> String {
+                if msg.contains("email") {
+                    "that email address belongs to another user".into()
+                } else {
+                    "that username is taken".into()
+                }
+            }
+
+            async fn fetch_user(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                sub: &SubjectId,
+            ) -> StoreResult<User> {
+                let row: Option<$crate::model::UserRow> =
+                    sqlx::query_as("SELECT * FROM users WHERE tenant_id = $1 AND sub = $2")
+                        .bind(tenant.as_str())
+                        .bind(sub.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                row.ok_or_else(|| StoreError::NotFound(format!("user {sub}")))?.try_into()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::UserStore for $store {
+            async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User> {
+                let mut tx = self.pool().begin().await?;
+                let now = self.now();
+                let profile = serde_json::to_string(&user.profile)
+                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                sqlx::query(
+                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9)",
+                )
+                .bind(tenant.as_str())
+                .bind(user.sub.as_str())
+                .bind(user.username.as_str())
+                .bind(user.email.as_ref().map(|e| e.as_str()))
+                .bind(user.email_verified)
+                .bind(user.name.as_ref().map(|n| n.as_str()))
+                .bind(profile)
+                .bind(user.password_hash.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
+                audit!(self, tx, tenant, actor, "user.created", user.sub.as_str(),
+                    serde_json::json!({"username": user.username.as_str()}));
+                let created = Self::fetch_user(&mut tx, tenant, &user.sub).await?;
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn user_by_sub(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<User>> {
+                let row: Option<$crate::model::UserRow> =
+                    sqlx::query_as("SELECT * FROM users WHERE tenant_id = $1 AND sub = $2")
+                        .bind(tenant.as_str())
+                        .bind(sub.as_str())
+                        .fetch_optional(self.pool())
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn user_by_username(&self, tenant: &TenantId, username: &Username) -> StoreResult<Option<User>> {
+                let row: Option<$crate::model::UserRow> =
+                    sqlx::query_as("SELECT * FROM users WHERE tenant_id = $1 AND username = $2")
+                        .bind(tenant.as_str())
+                        .bind(username.as_str())
+                        .fetch_optional(self.pool())
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn user_by_email(&self, tenant: &TenantId, email: &Email) -> StoreResult<Option<User>> {
+                let row: Option<$crate::model::UserRow> =
+                    sqlx::query_as("SELECT * FROM users WHERE tenant_id = $1 AND email = $2")
+                        .bind(tenant.as_str())
+                        .bind(email.as_str())
+                        .fetch_optional(self.pool())
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
+                let rows: Vec<$crate::model::UserRow> =
+                    sqlx::query_as("SELECT * FROM users WHERE tenant_id = $1 ORDER BY username")
+                        .bind(tenant.as_str())
+                        .fetch_all(self.pool())
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn update_user(&self, tenant: &TenantId, sub: &SubjectId, patch: UserPatch, actor: &Actor) -> StoreResult<User> {
+                let mut tx = self.pool().begin().await?;
+                let mut user = Self::fetch_user(&mut tx, tenant, sub).await?;
+                let mut changed = Vec::new();
+                if let Some(v) = patch.username { user.username = v; changed.push("username"); }
+                if let Some(v) = patch.email {
+                    // A new address is unproven until verified again.
+                    if v != user.email { user.email_verified = false; }
+                    user.email = v;
+                    changed.push("email");
+                }
+                if let Some(v) = patch.email_verified { user.email_verified = v; changed.push("email_verified"); }
+                if let Some(v) = patch.name { user.name = v; changed.push("name"); }
+                if let Some(v) = patch.profile { user.profile = v; changed.push("profile"); }
+                let profile = serde_json::to_string(&user.profile)
+                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                sqlx::query(
+                    "UPDATE users SET username = $3, email = $4, email_verified = $5, name = $6, profile = $7, updated_at = $8
+                     WHERE tenant_id = $1 AND sub = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(user.username.as_str())
+                .bind(user.email.as_ref().map(|e| e.as_str()))
+                .bind(user.email_verified)
+                .bind(user.name.as_ref().map(|n| n.as_str()))
+                .bind(profile)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
+                audit!(self, tx, tenant, actor, "user.updated", sub.as_str(), serde_json::json!({"fields": changed}));
+                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
+                let updated = Self::fetch_user(&mut tx, tenant, sub).await?;
+                tx.commit().await?;
+                Ok(updated)
+            }
+
+            async fn set_password_hash(&self, tenant: &TenantId, sub: &SubjectId, hash: Option<String>, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(hash.as_deref())
+                    .bind(self.now())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {sub}")));
+                }
+                let action = if hash.is_some() { "user.password_set" } else { "user.password_removed" };
+                audit!(self, tx, tenant, actor, action, sub.as_str(), serde_json::json!({}));
+                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_user_locked(&self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query("UPDATE users SET locked = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(locked)
+                    .bind(self.now())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {sub}")));
+                }
+                let action = if locked { "user.locked" } else { "user.unlocked" };
+                audit!(self, tx, tenant, actor, action, sub.as_str(), serde_json::json!({}));
+                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {sub}")));
+                }
+                audit!(self, tx, tenant, actor, "user.deleted", sub.as_str(), serde_json::json!({}));
+                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}

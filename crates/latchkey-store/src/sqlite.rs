@@ -1,0 +1,134 @@
+//! The embedded default: one SQLite file in WAL mode, shared by the server and the CLI.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use latchkey_core::crypto::TokenHash;
+use latchkey_core::domain::{ClientId, Email, ScopeName, SubjectId, TenantId, Username};
+use latchkey_core::{Clock, UnixTime};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection as _, SqliteConnection, SqlitePool};
+use tokio::sync::mpsc;
+
+use crate::model::*;
+use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    options: SqliteConnectOptions,
+    path: PathBuf,
+    clock: Clock,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path`.
+    pub async fn open(path: &Path, max_connections: u32, clock: Clock) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with synchronous=NORMAL is durable across application crashes; a power
+            // loss may lose the last transactions but never corrupts the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // The CLI and the server share the file: wait for each other's write locks.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| StoreError::Invalid(format!("cannot open SQLite database {}: {e}", path.display())))?;
+        Ok(Self { pool, options, path: path.to_owned(), clock })
+    }
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().secs()
+    }
+
+    /// SQLite has no notifications: other processes see changes by polling
+    /// `PRAGMA data_version` (see `watch_changes`).
+    async fn notify(_conn: &mut SqliteConnection, _change: &Change) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl_shared_store!(SqliteStore, sqlx::Sqlite);
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn meta(&self, name: &str) -> StoreResult<Option<String>> {
+        self.shared_meta(name).await
+    }
+
+    async fn put_meta_if_absent(&self, name: &str, value: &str) -> StoreResult<String> {
+        self.shared_put_meta_if_absent(name, value).await
+    }
+
+    async fn holds_sealed_data(&self) -> StoreResult<bool> {
+        self.shared_holds_sealed_data().await
+    }
+
+    async fn watch_changes(&self, poll_interval: Duration) -> StoreResult<mpsc::Receiver<Change>> {
+        // `data_version` changes when another connection (any process) commits a change.
+        let mut conn = SqliteConnection::connect_with(&self.options).await?;
+        let mut last: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut conn).await?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(poll_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conn).await {
+                    Ok(v) if v != last => {
+                        last = v;
+                        if tx.send(Change::Unknown).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "polling SQLite for changes failed"),
+                }
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn try_job_lock(&self, _name: &str) -> StoreResult<Option<JobLock>> {
+        // One server per SQLite file: its jobs never compete with another node's.
+        Ok(Some(JobLock::held(None)))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+// Imports the shared SQL refers to through the macro.
+#[allow(unused_imports)]
+use {ClientId as _, Email as _, ScopeName as _, SubjectId as _, TenantId as _, TokenHash as _, UnixTime as _, Username as _};
