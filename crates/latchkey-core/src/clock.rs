@@ -21,11 +21,17 @@ impl UnixTime {
     }
 
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
     }
 
     pub fn minus(self, d: Duration) -> Self {
-        Self(self.0.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// Time elapsed from `earlier` to `self`, zero when `earlier` is in the future.
@@ -37,7 +43,10 @@ impl UnixTime {
     pub fn to_rfc3339(self) -> String {
         time::OffsetDateTime::from_unix_timestamp(self.0)
             .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
             .unwrap_or_else(|| self.0.to_string())
     }
 }
@@ -105,7 +114,9 @@ impl Clock {
 
     /// How far this clock has been moved away from its base.
     pub fn offset(&self) -> Duration {
-        Duration::from_millis(u64::try_from(self.inner.offset_ms.load(Ordering::SeqCst)).unwrap_or(0))
+        Duration::from_millis(
+            u64::try_from(self.inner.offset_ms.load(Ordering::SeqCst)).unwrap_or(0),
+        )
     }
 }
 
@@ -131,7 +142,10 @@ mod tests {
     #[test]
     fn system_clock_follows_real_time() {
         let clock = Clock::system();
-        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let diff = clock.now().secs() - i64::try_from(real).unwrap_or(0);
         assert!(diff.abs() <= 2, "system clock is off by {diff}s");
     }

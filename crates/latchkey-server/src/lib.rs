@@ -1,1 +1,22 @@
+//! Latchkey's HTTP server: configuration, start-up, the axum application, its pages and
+//! middleware, caches and background jobs.
 
+#[cfg(all(feature = "test-clock", not(debug_assertions)))]
+compile_error!(
+    "the test-clock feature lets anyone move the server clock; it must never be in a release build"
+);
+
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod edge;
+pub mod jobs;
+pub mod keys;
+pub mod pages;
+pub mod passwords;
+pub mod routes;
+pub mod serve;
+pub mod startup;
+
+pub use serve::{RunningServer, start};
+pub use startup::{Foundation, StartupError};

@@ -27,8 +27,17 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| StoreError::Invalid(format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url))))?;
-        Ok(Self { pool, url: url.to_owned(), clock })
+            .map_err(|e| {
+                StoreError::Invalid(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    redact_url(url)
+                ))
+            })?;
+        Ok(Self {
+            pool,
+            url: url.to_owned(),
+            clock,
+        })
     }
 
     fn pool(&self) -> &PgPool {
@@ -64,7 +73,9 @@ impl Store for PostgresStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         // sqlx takes an advisory lock, so nodes starting together migrate once.
-        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -126,4 +137,7 @@ impl Store for PostgresStore {
 }
 
 #[allow(unused_imports)]
-use {ClientId as _, Email as _, ScopeName as _, SubjectId as _, TenantId as _, TokenHash as _, UnixTime as _, Username as _};
+use {
+    ClientId as _, Email as _, ScopeName as _, SubjectId as _, TenantId as _, TokenHash as _,
+    UnixTime as _, Username as _,
+};

@@ -23,6 +23,9 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(kind: &'static str, reason: impl Into<String>) -> Self {
-        Self { kind, reason: reason.into() }
+        Self {
+            kind,
+            reason: reason.into(),
+        }
     }
 }

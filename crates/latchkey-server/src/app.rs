@@ -1,0 +1,117 @@
+//! The application: shared state and the router with its middleware.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use latchkey_core::Clock;
+use latchkey_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::cache::Caches;
+use crate::config::Config;
+use crate::edge;
+use crate::keys::KeyService;
+use crate::pages::{ErrorPages, STYLESHEET};
+use crate::passwords::PasswordHasher;
+use crate::routes::{discovery, health, jwks};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// `server.public_url` without trailing slash: the issuer, byte for byte.
+    pub issuer: Arc<str>,
+    pub https: bool,
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub keys: Arc<KeyService>,
+    pub caches: Arc<Caches>,
+    pub pages: Arc<ErrorPages>,
+    pub passwords: PasswordHasher,
+    pub metrics: Option<PrometheusHandle>,
+    pub metrics_token: Option<Arc<String>>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The path under which everything is served: the path of `server.public_url`.
+pub fn base_path(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+pub fn router(state: AppState) -> Router {
+    let cors = edge::cors::layer(&state);
+    let browser_facing = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::openid_configuration),
+        )
+        .route("/jwks.json", get(jwks::jwks))
+        .layer(cors);
+    #[allow(unused_mut)]
+    let mut routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/static/latchkey.css", get(stylesheet))
+        .merge(browser_facing);
+    #[cfg(feature = "test-clock")]
+    {
+        routes = routes.route(
+            "/__test/clock/advance",
+            axum::routing::post(crate::routes::test_clock::advance),
+        );
+    }
+    let base = base_path(&state.issuer);
+    let mut app = if base.is_empty() {
+        routes
+    } else {
+        Router::new().nest(&base, routes)
+    };
+    if !base.is_empty() {
+        // RFC 8414 §3.1: for an issuer with a path, the well-known segment is inserted
+        // before the path; OIDC Discovery appends it (served by the nested routes above).
+        app = app.route(
+            &format!("/.well-known/oauth-authorization-server{base}"),
+            get(discovery::openid_configuration),
+        );
+    }
+    let pages = state.pages.clone();
+    app.fallback(crate::pages::not_found)
+        .layer(CatchPanicLayer::custom(move |_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("request handler panicked");
+            pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.", None)
+        }))
+        .layer(from_fn_with_state(state.clone(), edge::headers::security_headers))
+        .layer(from_fn(edge::metrics::track))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            // The path only: query strings can carry codes and tokens.
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+}

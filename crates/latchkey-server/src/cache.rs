@@ -1,0 +1,143 @@
+//! In-memory caches of what every request reads (clients, users, the CORS origin set), and
+//! the listener that drops them when another node or the CLI changes the database.
+//!
+//! Bound: PostgreSQL delivers a change notification at commit (well under a second); SQLite
+//! is polled every `database.change_poll_interval` (1 s by default). Every cache is also
+//! rebuilt from scratch every `FULL_REFRESH` in case a notification was lost.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use latchkey_core::domain::{ClientId, SubjectId, TenantId};
+use latchkey_store::{Change, Client, Store, StoreError, User};
+
+use crate::keys::KeyService;
+
+pub const FULL_REFRESH: Duration = Duration::from_secs(60);
+
+pub struct Caches {
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    clients: RwLock<HashMap<ClientId, Option<Arc<Client>>>>,
+    users: RwLock<HashMap<SubjectId, Option<Arc<User>>>>,
+    web_origins: ArcSwap<BTreeSet<String>>,
+}
+
+impl Caches {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            tenant: TenantId::default_tenant(),
+            clients: RwLock::new(HashMap::new()),
+            users: RwLock::new(HashMap::new()),
+            web_origins: ArcSwap::from_pointee(BTreeSet::new()),
+        }
+    }
+
+    /// A client by id, from the cache when present (unknown ids are cached too).
+    pub async fn client(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Some(hit) = self.clients.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(hit);
+        }
+        let loaded = self.store.client(&self.tenant, id).await?.map(Arc::new);
+        if let Ok(mut m) = self.clients.write() {
+            m.insert(id.clone(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// A user by subject id, from the cache when present.
+    pub async fn user(&self, sub: &SubjectId) -> Result<Option<Arc<User>>, StoreError> {
+        if let Some(hit) = self.users.read().ok().and_then(|m| m.get(sub).cloned()) {
+            return Ok(hit);
+        }
+        let loaded = self
+            .store
+            .user_by_sub(&self.tenant, sub)
+            .await?
+            .map(Arc::new);
+        if let Ok(mut m) = self.users.write() {
+            m.insert(sub.clone(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// The web origins of every registered client's redirect URIs: the browser apps that
+    /// may call Latchkey's CORS endpoints.
+    pub fn web_origins(&self) -> Arc<BTreeSet<String>> {
+        self.web_origins.load_full()
+    }
+
+    pub async fn rebuild_web_origins(&self) -> Result<(), StoreError> {
+        let clients = self.store.list_clients(&self.tenant).await?;
+        let origins = clients
+            .iter()
+            .flat_map(|c| c.redirect_uris.iter().filter_map(|u| u.web_origin()))
+            .collect();
+        self.web_origins.store(Arc::new(origins));
+        Ok(())
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut m) = self.clients.write() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.users.write() {
+            m.clear();
+        }
+    }
+
+    /// Applies one change: drops what it invalidates and rebuilds what is derived from it.
+    pub async fn apply(&self, change: &Change, keys: &KeyService) -> Result<(), String> {
+        match change {
+            Change::Client { client_id, .. } => {
+                if let (Ok(id), Ok(mut m)) = (ClientId::parse(client_id), self.clients.write()) {
+                    m.remove(&id);
+                }
+                self.rebuild_web_origins()
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Change::User { sub, .. } => {
+                if let (Ok(sub), Ok(mut m)) = (SubjectId::parse(sub), self.users.write()) {
+                    m.remove(&sub);
+                }
+            }
+            Change::SigningKeys { .. } => keys.reload().await.map_err(|e| e.to_string())?,
+            Change::Scopes { .. } => {}
+            Change::Unknown => {
+                self.forget_all();
+                self.rebuild_web_origins()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                keys.reload().await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Listens for changes and applies them until the store's stream ends; also refreshes
+/// everything every `FULL_REFRESH`.
+pub fn spawn_change_listener(
+    caches: Arc<Caches>,
+    keys: Arc<KeyService>,
+    mut changes: tokio::sync::mpsc::Receiver<Change>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut refresh = tokio::time::interval(FULL_REFRESH);
+        refresh.tick().await;
+        loop {
+            let change = tokio::select! {
+                c = changes.recv() => match c { Some(c) => c, None => return },
+                _ = refresh.tick() => Change::Unknown,
+            };
+            tracing::debug!(%change, "applying change from the database");
+            if let Err(e) = caches.apply(&change, &keys).await {
+                tracing::error!(error = %e, %change, "could not refresh caches after a change");
+            }
+        }
+    })
+}

@@ -1,0 +1,313 @@
+//! `latchkey.toml`: one typed `Config` with every default in one place.
+//!
+//! Unknown keys are errors (a typo must never be silently ignored), every relative path is
+//! resolved against the directory of the config file, and any key can be overridden by an
+//! environment variable `LATCHKEY_<SECTION>__<KEY>`.
+
+mod load;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use latchkey_core::crypto::PasswordPolicy;
+use latchkey_core::domain::SigningAlg;
+use latchkey_core::duration::serde_human;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use load::{ConfigError, ConfigSource, find_config_file};
+pub use secret::{Secret, SecretError, SecretRef};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub secrets: SecretsConfig,
+    pub keys: KeysConfig,
+    pub tokens: TokensConfig,
+    pub passwords: PasswordsConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub web: WebConfig,
+    /// Where this config came from; relative paths were resolved against `source.base_dir`.
+    #[serde(skip)]
+    pub source: ConfigSource,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: IpAddr,
+    pub port: u16,
+    /// The issuer and base of every URL Latchkey publishes. Default `http://localhost:{port}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<Url>,
+    /// Peers whose `X-Forwarded-For` is believed. Anyone else's is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Serve HTTPS directly from these files (PEM), reloaded when they change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// How long a shutdown waits for in-flight requests.
+    #[serde(with = "serde_human")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// How often the files are checked for changes.
+    #[serde(with = "serde_human", default = "TlsConfig::default_reload_interval")]
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite:PATH` (relative to the config file) or `postgres://…`.
+    pub url: SecretRef,
+    pub max_connections: u32,
+    /// SQLite: how often the file is checked for changes made by the CLI (cache bound).
+    #[serde(with = "serde_human")]
+    pub change_poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// The master key (64 hex characters) as a secret reference. Unset with SQLite: a file
+    /// `latchkey.master-key` beside the database, created on first start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Algorithms to keep signing keys for.
+    pub algorithms: Vec<SigningAlg>,
+    /// The active key of each algorithm is replaced by its next key this often.
+    #[serde(with = "serde_human")]
+    pub rotation_interval: Duration,
+    /// `Cache-Control: max-age` of the JWKS document.
+    #[serde(with = "serde_human")]
+    pub jwks_cache_lifetime: Duration,
+    /// Clock difference tolerated between Latchkey and the parties checking its tokens.
+    #[serde(with = "serde_human")]
+    pub clock_skew: Duration,
+    pub rsa_bits: u32,
+    /// How often the rotation job checks whether a key is due.
+    #[serde(with = "serde_human")]
+    pub check_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    #[serde(with = "serde_human")]
+    pub access_token_lifetime: Duration,
+    #[serde(with = "serde_human")]
+    pub id_token_lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    /// Argon2id memory per hash, in KiB.
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; further ones wait (a bound on memory and CPU).
+    pub max_concurrent_hashes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Client networks that may read `/metrics` without a token.
+    pub allowed_networks: Vec<IpNet>,
+    /// A bearer token that also grants access, from anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `latchkey=debug,sqlx=warn`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// HTML pages that replace the built-in error pages, by status: `404 = "errors/404.html"`.
+    pub error_pages: BTreeMap<String, PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            tls: None,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl TlsConfig {
+    fn default_reload_interval() -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretRef::new("sqlite:latchkey.db"),
+            max_connections: 10,
+            change_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            algorithms: SigningAlg::ALL.to_vec(),
+            rotation_interval: Duration::from_secs(90 * 86_400),
+            jwks_cache_lifetime: Duration::from_secs(3_600),
+            clock_skew: Duration::from_secs(60),
+            rsa_bits: 2048,
+            check_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime: Duration::from_secs(300),
+            id_token_lifetime: Duration::from_secs(3_600),
+        }
+    }
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        let p = PasswordPolicy::default();
+        Self {
+            memory_kib: p.memory_kib,
+            iterations: p.iterations,
+            parallelism: p.parallelism,
+            max_concurrent_hashes: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        let loopback = ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        Self {
+            allowed_networks: loopback,
+            token: None,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl PasswordsConfig {
+    pub fn policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            memory_kib: self.memory_kib,
+            iterations: self.iterations,
+            parallelism: self.parallelism,
+        }
+    }
+}
+
+/// Where the database lives, after path resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseLocation {
+    /// The URL `latchkey_store::open` takes.
+    pub fn store_url(&self) -> String {
+        match self {
+            DatabaseLocation::Sqlite(p) => format!("sqlite:{}", p.display()),
+            DatabaseLocation::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+impl Config {
+    /// The issuer: `server.public_url` without a trailing slash, or `http://localhost:{port}`.
+    /// Never taken from a request's Host header.
+    pub fn issuer(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://localhost:{}", self.server.port),
+        }
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        &self.source.base_dir
+    }
+
+    pub fn database(&self) -> Result<DatabaseLocation, ConfigError> {
+        let raw = self
+            .database
+            .url
+            .resolve(self.base_dir())
+            .map_err(|e| ConfigError::invalid(&self.source, "database.url", e))?;
+        let raw = raw.expose();
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseLocation::Postgres(raw.to_owned()));
+        }
+        match raw.strip_prefix("sqlite:") {
+            Some(path) => {
+                let path = path.strip_prefix("//").unwrap_or(path);
+                Ok(DatabaseLocation::Sqlite(self.base_dir().join(path)))
+            }
+            None => Err(ConfigError::invalid(
+                &self.source,
+                "database.url",
+                "expected `sqlite:PATH` or `postgres://…`",
+            )),
+        }
+    }
+}

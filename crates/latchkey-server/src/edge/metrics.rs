@@ -1,0 +1,63 @@
+//! Prometheus metrics: requests by route template (never the raw path, which would let
+//! anyone create unbounded label values) and status, and latency histograms.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide recorder (installed once; several servers in one test process share it).
+pub fn handle() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("latchkey_http_request_duration_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    ],
+                )
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            metrics::describe_counter!(
+                "latchkey_http_requests_total",
+                "HTTP requests by method, route template and status"
+            );
+            metrics::describe_histogram!(
+                "latchkey_http_request_duration_seconds",
+                "HTTP request latency by route template"
+            );
+            metrics::describe_counter!(
+                "latchkey_tokens_issued_total",
+                "Tokens issued, by grant type"
+            );
+            metrics::describe_counter!("latchkey_logins_total", "Sign-in attempts, by outcome");
+            metrics::describe_counter!(
+                "latchkey_key_rotations_total",
+                "Signing key rotations, by algorithm"
+            );
+            Some(handle)
+        })
+        .clone()
+}
+
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("latchkey_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("latchkey_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,9 @@
+//! What every request passes through: client IP, request id, security headers, metrics,
+//! CORS for browser apps.
+
+pub mod client_ip;
+pub mod cors;
+pub mod headers;
+pub mod metrics;
+
+pub use client_ip::ClientIp;

@@ -1,0 +1,288 @@
+//! Signing keys: per algorithm an active key that signs, a next key published ahead of use,
+//! and retired keys published until every token they signed has expired.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use latchkey_core::crypto::{MasterKey, SigningKeyPair};
+use latchkey_core::domain::{SigningAlg, TenantId};
+use latchkey_core::{Clock, UnixTime};
+use latchkey_store::{Actor, KeyState, NewSigningKey, Store, StoreError, StoredSigningKey};
+use serde::Serialize;
+
+use crate::config::{KeysConfig, TokensConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Crypto(String),
+    #[error(
+        "the next {alg} key was published {age}s ago; it may sign only after {needed}s (JWKS cache lifetime + clock skew), so that every party has fetched it. Use --force to rotate anyway (e.g. after a key compromise)."
+    )]
+    NextKeyTooYoung {
+        alg: SigningAlg,
+        age: u64,
+        needed: u64,
+    },
+    #[error("no {0} keys exist; is the algorithm listed in keys.algorithms?")]
+    NoKeys(SigningAlg),
+    #[error("another rotation of the {0} key happened at the same time; nothing was changed")]
+    Raced(SigningAlg),
+}
+
+/// What the server signs and publishes right now.
+pub struct KeyRing {
+    active: HashMap<SigningAlg, Arc<SigningKeyPair>>,
+    /// The JWKS document, serialized once per change.
+    jwks: Arc<String>,
+    kids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    pub created_at: String,
+    pub activated_at: Option<String>,
+    pub retired_at: Option<String>,
+    pub publish_until: Option<String>,
+    pub published: bool,
+}
+
+pub struct KeyService {
+    store: Arc<dyn Store>,
+    master_key: MasterKey,
+    clock: Clock,
+    keys: KeysConfig,
+    tokens: TokensConfig,
+    tenant: TenantId,
+    ring: ArcSwap<KeyRing>,
+}
+
+impl KeyService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        clock: Clock,
+        keys: KeysConfig,
+        tokens: TokensConfig,
+    ) -> Self {
+        let empty = KeyRing {
+            active: HashMap::new(),
+            jwks: Arc::new(r#"{"keys":[]}"#.into()),
+            kids: Vec::new(),
+        };
+        Self {
+            store,
+            master_key,
+            clock,
+            keys,
+            tokens,
+            tenant: TenantId::default_tenant(),
+            ring: ArcSwap::from_pointee(empty),
+        }
+    }
+
+    fn aad(&self, kid: &str, alg: SigningAlg) -> Vec<u8> {
+        format!("signing-key:{}:{kid}:{}", self.tenant, alg.as_str()).into_bytes()
+    }
+
+    fn new_key(&self, alg: SigningAlg) -> Result<NewSigningKey, KeyServiceError> {
+        let (pair, der) = SigningKeyPair::generate(alg, self.keys.rsa_bits)
+            .map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
+        let public_jwk = serde_json::to_string(pair.public_jwk())
+            .map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
+        Ok(NewSigningKey {
+            kid: pair.kid().to_owned(),
+            alg,
+            sealed_private_key: self.master_key.seal(&der, &self.aad(pair.kid(), alg)),
+            public_jwk,
+        })
+    }
+
+    /// Creates the first active and next key of every configured algorithm that has none.
+    /// Safe to run on many nodes at once: one wins, the others keep its keys.
+    pub async fn ensure_keys(&self) -> Result<(), KeyServiceError> {
+        let existing = self.store.signing_keys(&self.tenant).await?;
+        for alg in &self.keys.algorithms {
+            if existing
+                .iter()
+                .any(|k| k.alg == *alg && k.state == KeyState::Active)
+            {
+                continue;
+            }
+            let (active, next) = (self.new_key(*alg)?, self.new_key(*alg)?);
+            if self
+                .store
+                .bootstrap_signing_keys(&self.tenant, active, next, &Actor::System)
+                .await?
+            {
+                tracing::info!(alg = %alg, "created signing keys");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reloads keys from the store. A key that does not decrypt is an error: the master key
+    /// is wrong or the data damaged, and signing must not go on with whatever is left.
+    pub async fn reload(&self) -> Result<(), KeyServiceError> {
+        let stored = self.store.signing_keys(&self.tenant).await?;
+        let now = self.clock.now();
+        let mut active = HashMap::new();
+        let mut published = Vec::new();
+        let mut kids = Vec::new();
+        for key in &stored {
+            if key.state == KeyState::Active {
+                let der = self
+                    .master_key
+                    .open(&key.sealed_private_key, &self.aad(&key.kid, key.alg))
+                    .map_err(|e| KeyServiceError::Crypto(format!("key {}: {e}", key.kid)))?;
+                let pair = SigningKeyPair::from_pkcs8(key.alg, &der)
+                    .map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
+                active.insert(key.alg, Arc::new(pair));
+            }
+            if is_published(key, now) {
+                let jwk: serde_json::Value =
+                    serde_json::from_str(&key.public_jwk).map_err(|e| {
+                        KeyServiceError::Crypto(format!("stored JWK of {}: {e}", key.kid))
+                    })?;
+                published.push(jwk);
+                kids.push(key.kid.clone());
+            }
+        }
+        let jwks = serde_json::json!({ "keys": published }).to_string();
+        self.ring.store(Arc::new(KeyRing {
+            active,
+            jwks: Arc::new(jwks),
+            kids,
+        }));
+        Ok(())
+    }
+
+    /// The key that signs new tokens of `alg`.
+    pub fn active(&self, alg: SigningAlg) -> Option<Arc<SigningKeyPair>> {
+        self.ring.load().active.get(&alg).cloned()
+    }
+
+    pub fn jwks_json(&self) -> Arc<String> {
+        self.ring.load().jwks.clone()
+    }
+
+    /// Key ids currently published, for tests and diagnostics.
+    pub fn published_kids(&self) -> Vec<String> {
+        self.ring.load().kids.clone()
+    }
+
+    pub fn algorithms(&self) -> &[SigningAlg] {
+        &self.keys.algorithms
+    }
+
+    /// How long a next key must be published before it may sign.
+    pub fn next_key_lead_time(&self) -> Duration {
+        self.keys.jwks_cache_lifetime + self.keys.clock_skew
+    }
+
+    /// How long a retired key stays published: every token it signed expires by then.
+    fn retired_publication(&self) -> Duration {
+        self.tokens
+            .access_token_lifetime
+            .max(self.tokens.id_token_lifetime)
+            + self.keys.clock_skew
+    }
+
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyServiceError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .signing_keys(&self.tenant)
+            .await?
+            .into_iter()
+            .map(|k| KeyInfo {
+                published: is_published(&k, now),
+                kid: k.kid,
+                alg: k.alg,
+                state: k.state,
+                created_at: k.created_at.to_rfc3339(),
+                activated_at: k.activated_at.map(UnixTime::to_rfc3339),
+                retired_at: k.retired_at.map(UnixTime::to_rfc3339),
+                publish_until: k.publish_until.map(UnixTime::to_rfc3339),
+            })
+            .collect())
+    }
+
+    /// Promotes the next key of `alg` and publishes a new next key. Refuses when the next key
+    /// has not been published for the lead time, unless `force` (key compromise).
+    pub async fn rotate(
+        &self,
+        alg: SigningAlg,
+        force: bool,
+        actor: &Actor,
+    ) -> Result<String, KeyServiceError> {
+        let stored = self.store.signing_keys(&self.tenant).await?;
+        let next = stored
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Next)
+            .ok_or(KeyServiceError::NoKeys(alg))?;
+        let now = self.clock.now();
+        let age = now.since(next.created_at);
+        if !force && age < self.next_key_lead_time() {
+            return Err(KeyServiceError::NextKeyTooYoung {
+                alg,
+                age: age.as_secs(),
+                needed: self.next_key_lead_time().as_secs(),
+            });
+        }
+        let new_next = self.new_key(alg)?;
+        let until = now.plus(self.retired_publication());
+        if !self
+            .store
+            .rotate_signing_key(&self.tenant, &next.kid, new_next, until, actor)
+            .await?
+        {
+            return Err(KeyServiceError::Raced(alg));
+        }
+        tracing::info!(alg = %alg, active = %next.kid, "rotated signing key");
+        self.reload().await?;
+        Ok(next.kid.clone())
+    }
+
+    /// The scheduled job: rotates every algorithm whose active key is older than the
+    /// rotation interval, and deletes retired keys no longer published.
+    pub async fn run_schedule(&self) -> Result<(), KeyServiceError> {
+        let now = self.clock.now();
+        let stored = self.store.signing_keys(&self.tenant).await?;
+        for alg in &self.keys.algorithms {
+            let due = stored.iter().any(|k| {
+                k.alg == *alg
+                    && k.state == KeyState::Active
+                    && now.since(k.activated_at.unwrap_or(k.created_at))
+                        >= self.keys.rotation_interval
+            });
+            if due {
+                match self.rotate(*alg, false, &Actor::System).await {
+                    Ok(_) | Err(KeyServiceError::Raced(_)) => {}
+                    Err(KeyServiceError::NextKeyTooYoung { .. }) => {
+                        tracing::warn!(alg = %alg, "rotation is due but the next key is too new; will retry");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.store
+            .delete_expired_signing_keys(&self.tenant, now)
+            .await?;
+        self.reload().await
+    }
+}
+
+fn is_published(key: &StoredSigningKey, now: UnixTime) -> bool {
+    match key.state {
+        KeyState::Next | KeyState::Active => true,
+        KeyState::Retired => key.publish_until.is_some_and(|until| until >= now),
+    }
+}

@@ -1,0 +1,117 @@
+//! HTML error pages in Latchkey's own look, each replaceable by a file named in
+//! `[web.error_pages]`. JSON endpoints keep JSON errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+
+use crate::config::WebConfig;
+
+const LAYOUT: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }} · Latchkey</title>
+<link rel="stylesheet" href="{{ base }}/static/latchkey.css">
+</head>
+<body>
+<main class="card">
+<p class="brand">Latchkey</p>
+<h1>{{ title }}</h1>
+<p>{{ message }}</p>
+{% if request_id %}<p class="muted">Request id: <code>{{ request_id }}</code></p>{% endif %}
+</main>
+</body>
+</html>
+"#;
+
+pub const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0;\
+display:flex;min-height:100vh;align-items:center;justify-content:center}\
+.card{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem}\
+.brand{font-weight:700;letter-spacing:.04em;color:#3b5bdb;margin:0 0 1rem}h1{margin:.2rem 0 1rem;font-size:1.5rem}\
+.muted{color:#667085;font-size:.85rem}code{font-size:.85rem}";
+
+pub struct ErrorPages {
+    env: Environment<'static>,
+    custom: HashMap<u16, Arc<String>>,
+    base: String,
+}
+
+impl ErrorPages {
+    /// Reads every configured page now, so a missing file fails at start, not at the first error.
+    pub fn load(web: &WebConfig, base_path: &str) -> Result<Self, String> {
+        let mut env = Environment::new();
+        env.add_template("error.html", LAYOUT)
+            .map_err(|e| e.to_string())?;
+        let mut custom = HashMap::new();
+        for (status, path) in &web.error_pages {
+            let code: u16 = status
+                .parse()
+                .map_err(|_| format!("web.error_pages.{status}: not a status"))?;
+            let html = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "web.error_pages.{status}: cannot read {}: {e}",
+                    path.display()
+                )
+            })?;
+            custom.insert(code, Arc::new(html));
+        }
+        Ok(Self {
+            env,
+            custom,
+            base: base_path.to_owned(),
+        })
+    }
+
+    pub fn render(&self, status: StatusCode, message: &str, request_id: Option<&str>) -> Response {
+        if let Some(html) = self.custom.get(&status.as_u16()) {
+            return (status, Html(html.as_str().to_owned())).into_response();
+        }
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = self
+            .env
+            .get_template("error.html")
+            .and_then(|t| {
+                t.render(minijinja::context! { title, message, request_id, base => self.base })
+            })
+            .unwrap_or_else(|_| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));
+        (status, Html(body)).into_response()
+    }
+}
+
+/// Whether the caller wants JSON rather than a page (API clients, fetch()).
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The 404 for every path no route claims.
+pub async fn not_found(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if wants_json(&headers) {
+        let body = serde_json::json!({"error": "not_found", "error_description": format!("no resource at {}", uri.path())});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    state.pages.render(
+        StatusCode::NOT_FOUND,
+        "There is nothing at this address.",
+        request_id(&headers).as_deref(),
+    )
+}

@@ -1,0 +1,7 @@
+//! The HTTP routes, one module per area.
+
+pub mod discovery;
+pub mod health;
+pub mod jwks;
+#[cfg(feature = "test-clock")]
+pub mod test_clock;
