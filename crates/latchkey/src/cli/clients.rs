@@ -1,0 +1,276 @@
+//! `client create|list|show|update|rotate-secret|delete`.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use latchkey_core::crypto::random;
+use latchkey_core::domain::{
+    ClientId, ClientKind, GrantType, RedirectUri, ScopeName, SigningAlg, TenantId, TokenEndpointAuthMethod,
+};
+use latchkey_store::{Actor, Client, ClientPatch, NewClient};
+
+use super::{CliError, Context, output};
+
+/// The purpose every client secret hash is bound to.
+pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. A confidential client's secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The client id (default: random).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long = "type", default_value = "confidential", value_parser = parse_kind)]
+        kind: ClientKind,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    List,
+    Show { id: String },
+    /// Change settings; a list option given replaces the whole list.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Issue a new secret; the old one keeps working for the grace period.
+    RotateSecret {
+        id: String,
+        #[arg(long, default_value = "24h", value_parser = latchkey_core::duration::parse)]
+        grace: Duration,
+    },
+    Delete { id: String },
+}
+
+#[derive(Args)]
+pub struct Settings {
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    #[arg(long = "grant-type", value_parser = parse_grant)]
+    grant_types: Vec<GrantType>,
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    #[arg(long = "auth-method", value_parser = parse_auth)]
+    auth_method: Option<TokenEndpointAuthMethod>,
+    #[arg(long = "id-token-alg", value_parser = parse_alg)]
+    id_token_alg: Option<SigningAlg>,
+    /// Skip the consent page for this client (your own apps).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    first_party: Option<bool>,
+}
+
+fn parse_kind(raw: &str) -> Result<ClientKind, String> {
+    ClientKind::parse(raw).map_err(|e| e.reason)
+}
+fn parse_grant(raw: &str) -> Result<GrantType, String> {
+    GrantType::parse(raw).map_err(|e| e.reason)
+}
+fn parse_auth(raw: &str) -> Result<TokenEndpointAuthMethod, String> {
+    TokenEndpointAuthMethod::parse(raw).map_err(|e| e.reason)
+}
+fn parse_alg(raw: &str) -> Result<SigningAlg, String> {
+    SigningAlg::parse_jose(raw).map_err(|e| e.reason)
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn uris(raw: &[String], kind: ClientKind) -> Result<Vec<RedirectUri>, CliError> {
+    raw.iter().map(|u| RedirectUri::parse_for_registration(u, kind).map_err(usage)).collect()
+}
+
+/// The rules a client's settings must meet together, checked before anything is stored.
+fn check(kind: ClientKind, redirects: &[RedirectUri], grants: &[GrantType], auth: TokenEndpointAuthMethod) -> Result<(), CliError> {
+    if !auth.fits(kind) {
+        return Err(usage(format!("a {kind} client cannot use the `{auth}` authentication method")));
+    }
+    if auth == TokenEndpointAuthMethod::PrivateKeyJwt {
+        return Err(usage("private_key_jwt needs registered client keys (jwks), which this version cannot store yet; use client_secret_basic or client_secret_post"));
+    }
+    if grants.is_empty() {
+        return Err(usage("a client needs at least one grant type"));
+    }
+    if grants.contains(&GrantType::ClientCredentials) && kind == ClientKind::Public {
+        return Err(usage("client_credentials is only for confidential clients (a public client cannot keep a secret)"));
+    }
+    if grants.contains(&GrantType::AuthorizationCode) && redirects.is_empty() {
+        return Err(usage("the authorization_code grant needs at least one --redirect-uri"));
+    }
+    Ok(())
+}
+
+async fn known_scopes(ctx: &Context, store: &dyn latchkey_store::Store, raw: &[String]) -> Result<Vec<ScopeName>, CliError> {
+    let _ = ctx;
+    let names: Vec<ScopeName> = raw.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
+    let defined = store.list_scopes(&TenantId::default_tenant()).await?;
+    for name in &names {
+        if !defined.iter().any(|d| &d.name == name) {
+            return Err(usage(format!("scope `{name}` does not exist; create it with `latchkey scope create {name} --description ...`")));
+        }
+    }
+    Ok(names)
+}
+
+fn describe(c: &Client) -> String {
+    let join = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(" ") };
+    let mut out = format!("client_id:      {}\nname:           {}\ntype:           {}\n", c.client_id, c.name, c.kind);
+    out += &format!("redirect uris:  {}\n", join(c.redirect_uris.iter().map(ToString::to_string).collect()));
+    out += &format!("logout uris:    {}\n", join(c.post_logout_redirect_uris.iter().map(ToString::to_string).collect()));
+    out += &format!("grant types:    {}\n", join(c.grant_types.iter().map(ToString::to_string).collect()));
+    out += &format!("scopes:         {}\n", join(c.allowed_scopes.iter().map(ToString::to_string).collect()));
+    out += &format!("auth method:    {}\n", c.token_endpoint_auth_method);
+    out += &format!("id token alg:   {}\n", c.id_token_signed_response_alg);
+    out += &format!("first party:    {}\n", c.first_party);
+    out
+}
+
+pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
+    let tenant = TenantId::default_tenant();
+    match command {
+        ClientCommand::Create { name, id, kind, settings } => {
+            let client_id = match id {
+                Some(raw) => ClientId::parse(&raw).map_err(usage)?,
+                None => ClientId::generate(),
+            };
+            if name.trim().is_empty() {
+                return Err(usage("--name must not be empty: people see it on the consent page"));
+            }
+            let redirect_uris = uris(&settings.redirect_uris, kind)?;
+            let post_logout_redirect_uris = uris(&settings.post_logout_redirect_uris, kind)?;
+            let grant_types = if settings.grant_types.is_empty() {
+                vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+            } else {
+                settings.grant_types.clone()
+            };
+            let auth = settings.auth_method.unwrap_or_else(|| kind.default_auth_method());
+            check(kind, &redirect_uris, &grant_types, auth)?;
+            let scope_names = if settings.scopes.is_empty() {
+                vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()]
+            } else {
+                settings.scopes.clone()
+            };
+            let f = ctx.open().await?;
+            let result = async {
+                let allowed_scopes = known_scopes(&ctx, f.store.as_ref(), &scope_names).await?;
+                let secret = auth.uses_secret().then(random::token_string::<32>);
+                let new = NewClient {
+                    client_id,
+                    name: name.trim().to_owned(),
+                    kind,
+                    secret_hash: secret.as_ref().map(|s| f.token_hasher.hash(CLIENT_SECRET_PURPOSE, s)),
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    grant_types,
+                    allowed_scopes,
+                    token_endpoint_auth_method: auth,
+                    id_token_signed_response_alg: settings.id_token_alg.unwrap_or(SigningAlg::Rs256),
+                    first_party: settings.first_party.unwrap_or(false),
+                };
+                Ok::<_, CliError>((f.store.create_client(&tenant, new, &Actor::Cli).await?, secret))
+            }
+            .await;
+            f.store.close().await;
+            let (client, secret) = result?;
+            let value = serde_json::json!({"client": client, "client_secret": secret});
+            output::print(&ctx, &value, || {
+                let mut out = format!("Created client {}.\n{}", client.client_id, describe(&client));
+                if let Some(s) = &secret {
+                    out += &format!("client_secret:  {s}\nThe secret is shown only now; store it safely.\n");
+                }
+                out
+            })
+        }
+        ClientCommand::List => {
+            let f = ctx.open().await?;
+            let list = f.store.list_clients(&tenant).await;
+            f.store.close().await;
+            let list = list?;
+            output::print(&ctx, &list, || {
+                let rows = list
+                    .iter()
+                    .map(|c| vec![c.client_id.to_string(), c.kind.to_string(), c.name.clone(), c.redirect_uris.len().to_string()])
+                    .collect();
+                output::table(&["CLIENT ID", "TYPE", "NAME", "REDIRECT URIS"], rows)
+            })
+        }
+        ClientCommand::Show { id } => {
+            let id = ClientId::parse(&id).map_err(usage)?;
+            let f = ctx.open().await?;
+            let found = f.store.client(&tenant, &id).await;
+            f.store.close().await;
+            let client = found?.ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
+            output::print(&ctx, &client, || describe(&client))
+        }
+        ClientCommand::Update { id, name, settings } => {
+            let id = ClientId::parse(&id).map_err(usage)?;
+            if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                return Err(usage("--name must not be empty"));
+            }
+            let f = ctx.open().await?;
+            let result = async {
+                let current = f.store.client(&tenant, &id).await?.ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
+                let kind = current.kind;
+                let redirect = (!settings.redirect_uris.is_empty()).then(|| uris(&settings.redirect_uris, kind)).transpose()?;
+                let logout = (!settings.post_logout_redirect_uris.is_empty())
+                    .then(|| uris(&settings.post_logout_redirect_uris, kind))
+                    .transpose()?;
+                let grants = (!settings.grant_types.is_empty()).then(|| settings.grant_types.clone());
+                check(
+                    kind,
+                    redirect.as_deref().unwrap_or(&current.redirect_uris),
+                    grants.as_deref().unwrap_or(&current.grant_types),
+                    settings.auth_method.unwrap_or(current.token_endpoint_auth_method),
+                )?;
+                if settings.auth_method.is_some_and(|m| m.uses_secret()) && current.secret_hash.is_none() {
+                    return Err(usage("this client has no secret; create a confidential client instead"));
+                }
+                let scopes = if settings.scopes.is_empty() { None } else { Some(known_scopes(&ctx, f.store.as_ref(), &settings.scopes).await?) };
+                let patch = ClientPatch {
+                    name: name.map(|n| n.trim().to_owned()),
+                    redirect_uris: redirect,
+                    post_logout_redirect_uris: logout,
+                    grant_types: grants,
+                    allowed_scopes: scopes,
+                    token_endpoint_auth_method: settings.auth_method,
+                    id_token_signed_response_alg: settings.id_token_alg,
+                    first_party: settings.first_party,
+                };
+                Ok::<_, CliError>(f.store.update_client(&tenant, &id, patch, &Actor::Cli).await?)
+            }
+            .await;
+            f.store.close().await;
+            let client = result?;
+            output::print(&ctx, &client, || format!("Updated client {}.\n{}", client.client_id, describe(&client)))
+        }
+        ClientCommand::RotateSecret { id, grace } => {
+            let id = ClientId::parse(&id).map_err(usage)?;
+            let f = ctx.open().await?;
+            let secret = random::token_string::<32>();
+            let until = f.clock.now().plus(grace);
+            let hash = f.token_hasher.hash(CLIENT_SECRET_PURPOSE, &secret);
+            let result = f.store.rotate_client_secret(&tenant, &id, &hash, until, &Actor::Cli).await;
+            f.store.close().await;
+            result?;
+            let value = serde_json::json!({"client_id": id, "client_secret": secret, "previous_secret_valid_until": until.to_rfc3339()});
+            output::print(&ctx, &value, || {
+                format!("New secret for {id}: {secret}\nThe old secret keeps working until {until}. The new one is shown only now.")
+            })
+        }
+        ClientCommand::Delete { id } => {
+            let id = ClientId::parse(&id).map_err(usage)?;
+            let f = ctx.open().await?;
+            let result = f.store.delete_client(&tenant, &id, &Actor::Cli).await;
+            f.store.close().await;
+            result?;
+            output::print(&ctx, &serde_json::json!({"deleted": id}), || format!("Deleted client {id}."))
+        }
+    }
+}

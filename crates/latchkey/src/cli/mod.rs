@@ -1,0 +1,144 @@
+//! Command-line interface. Non-interactive, `--json` for scripts, safe to use while the
+//! server runs (it talks to the same database; servers pick changes up by themselves).
+
+mod clients;
+mod keys;
+mod output;
+mod scopes;
+mod serve;
+mod users;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use latchkey_core::Clock;
+use latchkey_server::config::{Config, ConfigError, LogFormat, find_config_file};
+use latchkey_server::{Foundation, StartupError};
+use latchkey_store::StoreError;
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "Latchkey identity and access server")]
+pub struct Cli {
+    /// Config file (default: $LATCHKEY_CONFIG, then ./latchkey.toml, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the configuration and print it with secrets hidden.
+    CheckConfig,
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Users.
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// OAuth clients.
+    #[command(subcommand)]
+    Client(clients::ClientCommand),
+    /// Scopes clients may request.
+    #[command(subcommand)]
+    Scope(scopes::ScopeCommand),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+impl From<StartupError> for CliError {
+    fn from(e: StartupError) -> Self {
+        match e {
+            StartupError::Config(c) => CliError::Config(c),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// What every command gets: the loaded config and how to print.
+pub struct Context {
+    pub config: Config,
+    pub json: bool,
+}
+
+impl Context {
+    /// Opens the database (migrating it) and the master key.
+    pub async fn open(&self) -> Result<Foundation, CliError> {
+        Ok(Foundation::open(self.config.clone(), Clock::system()).await?)
+    }
+}
+
+fn load_config(explicit: Option<&std::path::Path>) -> Result<Config, CliError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cwd = std::env::current_dir().map_err(|e| CliError::Failed(format!("cannot read the working directory: {e}")))?;
+    let file = find_config_file(explicit, &env, &cwd)?;
+    Ok(Config::load(file.as_deref(), &env, &cwd)?)
+}
+
+fn init_logging(config: &Config, format: Option<LogFormatArg>, serving: bool) -> Result<(), CliError> {
+    let level = if serving { config.log.level.as_str() } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| CliError::Usage(format!("log.level `{level}` is not a valid filter: {e}")))?;
+    let json = match format {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
+        None => std::env::var("LATCHKEY_LOG_FORMAT").map_or(config.log.format == LogFormat::Json, |v| v == "json"),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if json { builder.json().flatten_event(true).with_current_span(true).try_init() } else { builder.try_init() };
+    result.map_err(|e| CliError::Failed(format!("cannot set up logging: {e}")))
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = load_config(cli.config.as_deref())?;
+    init_logging(&config, cli.log_format, matches!(cli.command, Command::Serve))?;
+    let ctx = Context { config, json: cli.json };
+    match cli.command {
+        Command::Serve => serve::serve(ctx).await,
+        Command::Migrate => serve::migrate(ctx).await,
+        Command::CheckConfig => serve::check_config(ctx),
+        Command::Keys(c) => keys::run(ctx, c).await,
+        Command::User(c) => users::run(ctx, c).await,
+        Command::Client(c) => clients::run(ctx, c).await,
+        Command::Scope(c) => scopes::run(ctx, c).await,
+    }
+}

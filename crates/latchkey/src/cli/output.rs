@@ -1,0 +1,36 @@
+//! Printing results for people (aligned text) or scripts (`--json`).
+
+use serde::Serialize;
+
+use super::{CliError, Context};
+
+pub fn print<T: Serialize>(ctx: &Context, value: &T, human: impl FnOnce() -> String) -> Result<(), CliError> {
+    if ctx.json {
+        let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        let text = human();
+        if !text.is_empty() {
+            println!("{}", text.trim_end());
+        }
+    }
+    Ok(())
+}
+
+/// Rows as columns padded to the widest cell.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+    };
+    let mut out = vec![line(header.iter().map(|h| (*h).to_owned()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}

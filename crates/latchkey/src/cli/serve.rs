@@ -1,0 +1,60 @@
+//! `serve`, `migrate`, `check-config`.
+
+use latchkey_server::config::SecretRef;
+
+use super::{CliError, Context, output};
+
+pub async fn serve(ctx: Context) -> Result<(), CliError> {
+    let foundation = ctx.open().await?;
+    let created_key = foundation.created_master_key_file.clone();
+    let location = foundation.store.location();
+    let backend = foundation.store.backend();
+    let running = latchkey_server::start(foundation).await?;
+    if let Some(path) = created_key {
+        tracing::warn!(
+            path = %path.display(),
+            "created a new master key file beside the database; back it up apart from the database, \
+             or set secrets.master_key (e.g. \"env:LATCHKEY_MASTER_KEY\") for production"
+        );
+    }
+    println!("Latchkey is running.");
+    println!("  issuer:    {}", running.issuer);
+    println!("  listening: {}", running.addr);
+    println!("  data:      {location} ({backend})");
+    println!("  discovery: {}/.well-known/openid-configuration", running.issuer);
+    println!("Create the first admin with:");
+    println!("  latchkey user create --username admin --email admin@example.com");
+    running.run_until_signal().await;
+    Ok(())
+}
+
+pub async fn migrate(ctx: Context) -> Result<(), CliError> {
+    let foundation = ctx.open().await?;
+    let location = foundation.store.location();
+    foundation.store.close().await;
+    output::print(&ctx, &serde_json::json!({"migrated": true, "database": location}), || {
+        format!("Database {location} is up to date.")
+    })
+}
+
+pub fn check_config(ctx: Context) -> Result<(), CliError> {
+    let c = &ctx.config;
+    // Secret references must resolve too; their values are never printed.
+    let mut refs: Vec<(&str, &SecretRef)> = vec![("database.url", &c.database.url)];
+    refs.extend(c.secrets.master_key.as_ref().map(|r| ("secrets.master_key", r)));
+    refs.extend(c.metrics.token.as_ref().map(|r| ("metrics.token", r)));
+    for (key, reference) in refs {
+        reference
+            .resolve(c.base_dir())
+            .map_err(|e| CliError::Usage(format!("{}: key `{key}`: {e}", c.source)))?;
+    }
+    let toml = toml::to_string_pretty(c).map_err(|e| CliError::Failed(format!("cannot print the config: {e}")))?;
+    let value = serde_json::json!({
+        "source": c.source.to_string(),
+        "issuer": c.issuer(),
+        "config": c,
+    });
+    output::print(&ctx, &value, || {
+        format!("# Configuration is valid.\n# source: {}\n# issuer: {}\n\n{toml}", c.source, c.issuer())
+    })
+}

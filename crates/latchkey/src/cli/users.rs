@@ -1,0 +1,249 @@
+//! `user create|list|show|update|set-password|lock|unlock|delete`.
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+use clap::Subcommand;
+use latchkey_core::domain::{DisplayName, Email, ProfileClaims, SubjectId, TenantId, Username};
+use latchkey_server::passwords::PasswordHasher;
+use latchkey_store::{Actor, NewUser, Store, User, UserPatch};
+
+use super::{CliError, Context, output};
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password comes from a prompt, from stdin with --password-stdin,
+    /// or is left unset with --no-password (never from the command line).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name (the `name` claim).
+        #[arg(long)]
+        name: Option<String>,
+        /// Mark the email address as verified.
+        #[arg(long)]
+        email_verified: bool,
+        /// A standard profile claim, e.g. --claim given_name=Ada (repeatable).
+        #[arg(long = "claim", value_name = "NAME=VALUE")]
+        claims: Vec<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long, conflicts_with = "no_password")]
+        password_stdin: bool,
+        /// Create the user without a password.
+        #[arg(long)]
+        no_password: bool,
+    },
+    List,
+    /// Show one user (by username or subject id).
+    Show { user: String },
+    Update {
+        user: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, conflicts_with = "no_email")]
+        email: Option<String>,
+        #[arg(long)]
+        no_email: bool,
+        #[arg(long, value_name = "true|false")]
+        email_verified: Option<bool>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "claim", value_name = "NAME=VALUE")]
+        claims: Vec<String>,
+    },
+    /// Set the password (prompt, or --password-stdin).
+    SetPassword {
+        user: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    Lock { user: String },
+    Unlock { user: String },
+    Delete { user: String },
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn apply_claims(profile: &mut ProfileClaims, claims: &[String]) -> Result<(), CliError> {
+    for claim in claims {
+        let (name, value) = claim.split_once('=').ok_or_else(|| usage(format!("--claim `{claim}`: write NAME=VALUE")))?;
+        profile.set(name.trim(), value).map_err(usage)?;
+    }
+    Ok(())
+}
+
+/// Reads a password from stdin (`--password-stdin`) or a no-echo prompt on a terminal.
+fn read_password(from_stdin: bool) -> Result<String, CliError> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Failed(format!("cannot read stdin: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
+        let again = rpassword::prompt_password("Repeat password: ").map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
+        if first != again {
+            return Err(usage("the passwords do not match"));
+        }
+        first
+    } else {
+        return Err(usage("no terminal to ask for a password: pass --password-stdin (or --no-password)"));
+    };
+    if password.is_empty() {
+        return Err(usage("the password is empty"));
+    }
+    Ok(password)
+}
+
+async fn find(store: &dyn Store, tenant: &TenantId, user: &str) -> Result<User, CliError> {
+    let found = match SubjectId::parse(user) {
+        Ok(sub) => store.user_by_sub(tenant, &sub).await?,
+        Err(_) => match Username::parse(user) {
+            Ok(name) => store.user_by_username(tenant, &name).await?,
+            Err(_) => None,
+        },
+    };
+    found.ok_or_else(|| CliError::Failed(format!("no user `{user}` (give a username or subject id)")))
+}
+
+fn describe(u: &User) -> String {
+    let mut out = format!("sub:            {}\nusername:       {}\n", u.sub, u.username);
+    out += &format!("email:          {}\n", u.email.as_ref().map_or("-", |e| e.as_str()));
+    out += &format!("email verified: {}\n", u.email_verified);
+    out += &format!("name:           {}\n", u.name.as_ref().map_or("-", |n| n.as_str()));
+    out += &format!("password:       {}\n", if u.has_password { "set" } else { "none" });
+    out += &format!("locked:         {}\n", u.locked);
+    if let Ok(claims) = serde_json::to_string(&u.profile) {
+        if claims != "{\"phone_number_verified\":false}" {
+            out += &format!("claims:         {claims}\n");
+        }
+    }
+    out
+}
+
+pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
+    let tenant = TenantId::default_tenant();
+    match command {
+        UserCommand::Create { username, email, name, email_verified, claims, password_stdin, no_password } => {
+            // Everything is checked before the database is touched.
+            let username = Username::parse(&username).map_err(usage)?;
+            let email = email.as_deref().map(Email::parse).transpose().map_err(usage)?;
+            let name = name.as_deref().map(DisplayName::parse).transpose().map_err(usage)?;
+            let mut profile = ProfileClaims::default();
+            apply_claims(&mut profile, &claims)?;
+            let password = if no_password { None } else { Some(read_password(password_stdin)?) };
+            let f = ctx.open().await?;
+            let hasher = PasswordHasher::new(f.config.passwords.policy(), f.config.passwords.max_concurrent_hashes);
+            let password_hash = match password {
+                Some(p) => Some(hasher.hash(p).await.map_err(usage)?.as_str().to_owned()),
+                None => None,
+            };
+            let new = NewUser { sub: SubjectId::generate(), username, email, email_verified, name, profile, password_hash };
+            let user = f.store.create_user(&tenant, new, &Actor::Cli).await;
+            f.store.close().await;
+            let user = user?;
+            output::print(&ctx, &user, || format!("Created user {} (sub {}).", user.username, user.sub))
+        }
+        UserCommand::List => {
+            let f = ctx.open().await?;
+            let users = f.store.list_users(&tenant).await;
+            f.store.close().await;
+            let users = users?;
+            output::print(&ctx, &users, || {
+                let rows = users
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.username.to_string(),
+                            u.sub.to_string(),
+                            u.email.as_ref().map_or("-".into(), |e| e.to_string()),
+                            if u.locked { "locked".into() } else { "active".into() },
+                        ]
+                    })
+                    .collect();
+                output::table(&["USERNAME", "SUB", "EMAIL", "STATUS"], rows)
+            })
+        }
+        UserCommand::Show { user } => {
+            let f = ctx.open().await?;
+            let found = find(f.store.as_ref(), &tenant, &user).await;
+            f.store.close().await;
+            let u = found?;
+            output::print(&ctx, &u, || describe(&u))
+        }
+        UserCommand::Update { user, username, email, no_email, email_verified, name, claims } => {
+            let mut patch = UserPatch {
+                username: username.as_deref().map(Username::parse).transpose().map_err(usage)?,
+                email: if no_email { Some(None) } else { email.as_deref().map(|e| Email::parse(e).map(Some)).transpose().map_err(usage)? },
+                email_verified,
+                name: name.as_deref().map(|n| DisplayName::parse(n).map(Some)).transpose().map_err(usage)?,
+                profile: None,
+            };
+            let f = ctx.open().await?;
+            let result = async {
+                let existing = find(f.store.as_ref(), &tenant, &user).await?;
+                if !claims.is_empty() {
+                    let mut profile = existing.profile.clone();
+                    apply_claims(&mut profile, &claims)?;
+                    patch.profile = Some(profile);
+                }
+                Ok::<_, CliError>(f.store.update_user(&tenant, &existing.sub, patch, &Actor::Cli).await?)
+            }
+            .await;
+            f.store.close().await;
+            let u = result?;
+            output::print(&ctx, &u, || format!("Updated user {}.\n{}", u.username, describe(&u)))
+        }
+        UserCommand::SetPassword { user, password_stdin } => {
+            let password = read_password(password_stdin)?;
+            let f = ctx.open().await?;
+            let hasher = PasswordHasher::new(f.config.passwords.policy(), f.config.passwords.max_concurrent_hashes);
+            let result = async {
+                let u = find(f.store.as_ref(), &tenant, &user).await?;
+                let hash = hasher.hash(password).await.map_err(usage)?;
+                f.store.set_password_hash(&tenant, &u.sub, Some(hash.as_str().to_owned()), &Actor::Cli).await?;
+                Ok::<_, CliError>(u)
+            }
+            .await;
+            f.store.close().await;
+            let u = result?;
+            output::print(&ctx, &serde_json::json!({"sub": u.sub, "password": "set"}), || format!("Set the password of {}.", u.username))
+        }
+        UserCommand::Lock { user } => change_state(&ctx, &tenant, &user, StateChange::Lock).await,
+        UserCommand::Unlock { user } => change_state(&ctx, &tenant, &user, StateChange::Unlock).await,
+        UserCommand::Delete { user } => change_state(&ctx, &tenant, &user, StateChange::Delete).await,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum StateChange {
+    Lock,
+    Unlock,
+    Delete,
+}
+
+async fn change_state(ctx: &Context, tenant: &TenantId, user: &str, change: StateChange) -> Result<(), CliError> {
+    let f = ctx.open().await?;
+    let result = async {
+        let u = find(f.store.as_ref(), tenant, user).await?;
+        match change {
+            StateChange::Lock => f.store.set_user_locked(tenant, &u.sub, true, &Actor::Cli).await?,
+            StateChange::Unlock => f.store.set_user_locked(tenant, &u.sub, false, &Actor::Cli).await?,
+            StateChange::Delete => f.store.delete_user(tenant, &u.sub, &Actor::Cli).await?,
+        }
+        Ok::<_, CliError>(u)
+    }
+    .await;
+    f.store.close().await;
+    let u = result?;
+    let (word, status) = match change {
+        StateChange::Lock => ("Locked", "locked"),
+        StateChange::Unlock => ("Unlocked", "active"),
+        StateChange::Delete => ("Deleted", "deleted"),
+    };
+    output::print(ctx, &serde_json::json!({"sub": u.sub, "username": u.username, "status": status}), || {
+        format!("{word} user {}.", u.username)
+    })
+}
