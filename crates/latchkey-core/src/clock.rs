@@ -21,17 +21,11 @@ impl UnixTime {
     }
 
     pub fn plus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        )
+        Self(self.0.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
     }
 
     pub fn minus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        )
+        Self(self.0.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
     }
 
     /// Time elapsed from `earlier` to `self`, zero when `earlier` is in the future.
@@ -43,10 +37,7 @@ impl UnixTime {
     pub fn to_rfc3339(self) -> String {
         time::OffsetDateTime::from_unix_timestamp(self.0)
             .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_else(|| self.0.to_string())
     }
 }
@@ -73,12 +64,7 @@ struct ClockInner {
 impl Clock {
     /// The real time (plus any offset a test-clock build applies).
     pub fn system() -> Self {
-        Self {
-            inner: Arc::new(ClockInner {
-                frozen_at_ms: None,
-                offset_ms: AtomicI64::new(0),
-            }),
-        }
+        Self { inner: Arc::new(ClockInner { frozen_at_ms: None, offset_ms: AtomicI64::new(0) }) }
     }
 
     /// A clock that stands still at `at` until it is advanced.
@@ -114,9 +100,7 @@ impl Clock {
 
     /// How far this clock has been moved away from its base.
     pub fn offset(&self) -> Duration {
-        Duration::from_millis(
-            u64::try_from(self.inner.offset_ms.load(Ordering::SeqCst)).unwrap_or(0),
-        )
+        Duration::from_millis(u64::try_from(self.inner.offset_ms.load(Ordering::SeqCst)).unwrap_or(0))
     }
 }
 
@@ -142,10 +126,7 @@ mod tests {
     #[test]
     fn system_clock_follows_real_time() {
         let clock = Clock::system();
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let diff = clock.now().secs() - i64::try_from(real).unwrap_or(0);
         assert!(diff.abs() <= 2, "system clock is off by {diff}s");
     }

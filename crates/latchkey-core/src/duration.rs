@@ -4,9 +4,8 @@ use std::time::Duration;
 
 /// Parses a duration such as `90d`, `12h`, `5m`, `30s` or `500ms` (also `1h 30m`).
 pub fn parse(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw.trim()).map_err(|e| {
-        format!("`{raw}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"12h\", \"90d\"")
-    })
+    humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("`{raw}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"12h\", \"90d\""))
 }
 
 /// The shortest exact form of a duration, in the units `parse` reads back.

@@ -12,7 +12,7 @@ use latchkey_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::cache::Caches;
 use crate::config::Config;
@@ -42,22 +42,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The path under which everything is served: the path of `server.public_url`.
 pub fn base_path(issuer: &str) -> String {
-    url::Url::parse(issuer)
-        .map(|u| u.path().trim_end_matches('/').to_owned())
-        .unwrap_or_default()
+    url::Url::parse(issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default()
 }
 
 pub fn router(state: AppState) -> Router {
     let cors = edge::cors::layer(&state);
     let browser_facing = Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::openid_configuration),
-        )
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
         .route("/jwks.json", get(jwks::jwks))
         .layer(cors);
     #[allow(unused_mut)]
@@ -69,24 +61,15 @@ pub fn router(state: AppState) -> Router {
         .merge(browser_facing);
     #[cfg(feature = "test-clock")]
     {
-        routes = routes.route(
-            "/__test/clock/advance",
-            axum::routing::post(crate::routes::test_clock::advance),
-        );
+        routes = routes.route("/__test/clock/advance", axum::routing::post(crate::routes::test_clock::advance));
     }
     let base = base_path(&state.issuer);
-    let mut app = if base.is_empty() {
-        routes
-    } else {
-        Router::new().nest(&base, routes)
-    };
+    let mut app = if base.is_empty() { routes } else { Router::new().nest(&base, routes) };
     if !base.is_empty() {
         // RFC 8414 §3.1: for an issuer with a path, the well-known segment is inserted
         // before the path; OIDC Discovery appends it (served by the nested routes above).
-        app = app.route(
-            &format!("/.well-known/oauth-authorization-server{base}"),
-            get(discovery::openid_configuration),
-        );
+        app =
+            app.route(&format!("/.well-known/oauth-authorization-server{base}"), get(discovery::openid_configuration));
     }
     let pages = state.pages.clone();
     app.fallback(crate::pages::not_found)
@@ -96,22 +79,36 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(from_fn_with_state(state.clone(), edge::headers::security_headers))
         .layer(from_fn(edge::metrics::track))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            // The path only: query strings can carry codes and tokens.
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    // The path only: query strings can carry codes and tokens.
+                    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(from_fn(drop_unsafe_request_id))
         .with_state(state)
 }
 
+/// A request id from outside (a proxy's) is kept for correlation only when it is short and
+/// plain; anything else is replaced, so nobody can write arbitrary text into the logs.
+async fn drop_unsafe_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let safe = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    });
+    if !safe {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
+
 async fn stylesheet() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        STYLESHEET,
-    )
+    ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
 }

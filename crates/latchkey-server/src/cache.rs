@@ -53,11 +53,7 @@ impl Caches {
         if let Some(hit) = self.users.read().ok().and_then(|m| m.get(sub).cloned()) {
             return Ok(hit);
         }
-        let loaded = self
-            .store
-            .user_by_sub(&self.tenant, sub)
-            .await?
-            .map(Arc::new);
+        let loaded = self.store.user_by_sub(&self.tenant, sub).await?.map(Arc::new);
         if let Ok(mut m) = self.users.write() {
             m.insert(sub.clone(), loaded.clone());
         }
@@ -72,10 +68,7 @@ impl Caches {
 
     pub async fn rebuild_web_origins(&self) -> Result<(), StoreError> {
         let clients = self.store.list_clients(&self.tenant).await?;
-        let origins = clients
-            .iter()
-            .flat_map(|c| c.redirect_uris.iter().filter_map(|u| u.web_origin()))
-            .collect();
+        let origins = clients.iter().flat_map(|c| c.redirect_uris.iter().filter_map(|u| u.web_origin())).collect();
         self.web_origins.store(Arc::new(origins));
         Ok(())
     }
@@ -96,9 +89,7 @@ impl Caches {
                 if let (Ok(id), Ok(mut m)) = (ClientId::parse(client_id), self.clients.write()) {
                     m.remove(&id);
                 }
-                self.rebuild_web_origins()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.rebuild_web_origins().await.map_err(|e| e.to_string())?;
             }
             Change::User { sub, .. } => {
                 if let (Ok(sub), Ok(mut m)) = (SubjectId::parse(sub), self.users.write()) {
@@ -109,9 +100,7 @@ impl Caches {
             Change::Scopes { .. } => {}
             Change::Unknown => {
                 self.forget_all();
-                self.rebuild_web_origins()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.rebuild_web_origins().await.map_err(|e| e.to_string())?;
                 keys.reload().await.map_err(|e| e.to_string())?;
             }
         }

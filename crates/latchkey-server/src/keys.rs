@@ -23,11 +23,7 @@ pub enum KeyServiceError {
     #[error(
         "the next {alg} key was published {age}s ago; it may sign only after {needed}s (JWKS cache lifetime + clock skew), so that every party has fetched it. Use --force to rotate anyway (e.g. after a key compromise)."
     )]
-    NextKeyTooYoung {
-        alg: SigningAlg,
-        age: u64,
-        needed: u64,
-    },
+    NextKeyTooYoung { alg: SigningAlg, age: u64, needed: u64 },
     #[error("no {0} keys exist; is the algorithm listed in keys.algorithms?")]
     NoKeys(SigningAlg),
     #[error("another rotation of the {0} key happened at the same time; nothing was changed")]
@@ -72,11 +68,7 @@ impl KeyService {
         keys: KeysConfig,
         tokens: TokensConfig,
     ) -> Self {
-        let empty = KeyRing {
-            active: HashMap::new(),
-            jwks: Arc::new(r#"{"keys":[]}"#.into()),
-            kids: Vec::new(),
-        };
+        let empty = KeyRing { active: HashMap::new(), jwks: Arc::new(r#"{"keys":[]}"#.into()), kids: Vec::new() };
         Self {
             store,
             master_key,
@@ -93,10 +85,10 @@ impl KeyService {
     }
 
     fn new_key(&self, alg: SigningAlg) -> Result<NewSigningKey, KeyServiceError> {
-        let (pair, der) = SigningKeyPair::generate(alg, self.keys.rsa_bits)
-            .map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
-        let public_jwk = serde_json::to_string(pair.public_jwk())
-            .map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
+        let (pair, der) =
+            SigningKeyPair::generate(alg, self.keys.rsa_bits).map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
+        let public_jwk =
+            serde_json::to_string(pair.public_jwk()).map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
         Ok(NewSigningKey {
             kid: pair.kid().to_owned(),
             alg,
@@ -110,18 +102,11 @@ impl KeyService {
     pub async fn ensure_keys(&self) -> Result<(), KeyServiceError> {
         let existing = self.store.signing_keys(&self.tenant).await?;
         for alg in &self.keys.algorithms {
-            if existing
-                .iter()
-                .any(|k| k.alg == *alg && k.state == KeyState::Active)
-            {
+            if existing.iter().any(|k| k.alg == *alg && k.state == KeyState::Active) {
                 continue;
             }
             let (active, next) = (self.new_key(*alg)?, self.new_key(*alg)?);
-            if self
-                .store
-                .bootstrap_signing_keys(&self.tenant, active, next, &Actor::System)
-                .await?
-            {
+            if self.store.bootstrap_signing_keys(&self.tenant, active, next, &Actor::System).await? {
                 tracing::info!(alg = %alg, "created signing keys");
             }
         }
@@ -142,25 +127,19 @@ impl KeyService {
                     .master_key
                     .open(&key.sealed_private_key, &self.aad(&key.kid, key.alg))
                     .map_err(|e| KeyServiceError::Crypto(format!("key {}: {e}", key.kid)))?;
-                let pair = SigningKeyPair::from_pkcs8(key.alg, &der)
-                    .map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
+                let pair =
+                    SigningKeyPair::from_pkcs8(key.alg, &der).map_err(|e| KeyServiceError::Crypto(e.to_string()))?;
                 active.insert(key.alg, Arc::new(pair));
             }
             if is_published(key, now) {
-                let jwk: serde_json::Value =
-                    serde_json::from_str(&key.public_jwk).map_err(|e| {
-                        KeyServiceError::Crypto(format!("stored JWK of {}: {e}", key.kid))
-                    })?;
+                let jwk: serde_json::Value = serde_json::from_str(&key.public_jwk)
+                    .map_err(|e| KeyServiceError::Crypto(format!("stored JWK of {}: {e}", key.kid)))?;
                 published.push(jwk);
                 kids.push(key.kid.clone());
             }
         }
         let jwks = serde_json::json!({ "keys": published }).to_string();
-        self.ring.store(Arc::new(KeyRing {
-            active,
-            jwks: Arc::new(jwks),
-            kids,
-        }));
+        self.ring.store(Arc::new(KeyRing { active, jwks: Arc::new(jwks), kids }));
         Ok(())
     }
 
@@ -189,10 +168,7 @@ impl KeyService {
 
     /// How long a retired key stays published: every token it signed expires by then.
     fn retired_publication(&self) -> Duration {
-        self.tokens
-            .access_token_lifetime
-            .max(self.tokens.id_token_lifetime)
-            + self.keys.clock_skew
+        self.tokens.access_token_lifetime.max(self.tokens.id_token_lifetime) + self.keys.clock_skew
     }
 
     pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyServiceError> {
@@ -217,17 +193,10 @@ impl KeyService {
 
     /// Promotes the next key of `alg` and publishes a new next key. Refuses when the next key
     /// has not been published for the lead time, unless `force` (key compromise).
-    pub async fn rotate(
-        &self,
-        alg: SigningAlg,
-        force: bool,
-        actor: &Actor,
-    ) -> Result<String, KeyServiceError> {
+    pub async fn rotate(&self, alg: SigningAlg, force: bool, actor: &Actor) -> Result<String, KeyServiceError> {
         let stored = self.store.signing_keys(&self.tenant).await?;
-        let next = stored
-            .iter()
-            .find(|k| k.alg == alg && k.state == KeyState::Next)
-            .ok_or(KeyServiceError::NoKeys(alg))?;
+        let next =
+            stored.iter().find(|k| k.alg == alg && k.state == KeyState::Next).ok_or(KeyServiceError::NoKeys(alg))?;
         let now = self.clock.now();
         let age = now.since(next.created_at);
         if !force && age < self.next_key_lead_time() {
@@ -239,14 +208,11 @@ impl KeyService {
         }
         let new_next = self.new_key(alg)?;
         let until = now.plus(self.retired_publication());
-        if !self
-            .store
-            .rotate_signing_key(&self.tenant, &next.kid, new_next, until, actor)
-            .await?
-        {
+        if !self.store.rotate_signing_key(&self.tenant, &next.kid, new_next, until, actor).await? {
             return Err(KeyServiceError::Raced(alg));
         }
         tracing::info!(alg = %alg, active = %next.kid, "rotated signing key");
+        metrics::counter!("latchkey_key_rotations_total", "alg" => alg.as_str()).increment(1);
         self.reload().await?;
         Ok(next.kid.clone())
     }
@@ -260,8 +226,7 @@ impl KeyService {
             let due = stored.iter().any(|k| {
                 k.alg == *alg
                     && k.state == KeyState::Active
-                    && now.since(k.activated_at.unwrap_or(k.created_at))
-                        >= self.keys.rotation_interval
+                    && now.since(k.activated_at.unwrap_or(k.created_at)) >= self.keys.rotation_interval
             });
             if due {
                 match self.rotate(*alg, false, &Actor::System).await {
@@ -273,9 +238,7 @@ impl KeyService {
                 }
             }
         }
-        self.store
-            .delete_expired_signing_keys(&self.tenant, now)
-            .await?;
+        self.store.delete_expired_signing_keys(&self.tenant, now).await?;
         self.reload().await
     }
 }

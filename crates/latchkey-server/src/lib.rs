@@ -2,9 +2,7 @@
 //! middleware, caches and background jobs.
 
 #[cfg(all(feature = "test-clock", not(debug_assertions)))]
-compile_error!(
-    "the test-clock feature lets anyone move the server clock; it must never be in a release build"
-);
+compile_error!("the test-clock feature lets anyone move the server clock; it must never be in a release build");
 
 pub mod app;
 pub mod cache;

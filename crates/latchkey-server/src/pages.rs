@@ -45,26 +45,15 @@ impl ErrorPages {
     /// Reads every configured page now, so a missing file fails at start, not at the first error.
     pub fn load(web: &WebConfig, base_path: &str) -> Result<Self, String> {
         let mut env = Environment::new();
-        env.add_template("error.html", LAYOUT)
-            .map_err(|e| e.to_string())?;
+        env.add_template("error.html", LAYOUT).map_err(|e| e.to_string())?;
         let mut custom = HashMap::new();
         for (status, path) in &web.error_pages {
-            let code: u16 = status
-                .parse()
-                .map_err(|_| format!("web.error_pages.{status}: not a status"))?;
-            let html = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "web.error_pages.{status}: cannot read {}: {e}",
-                    path.display()
-                )
-            })?;
+            let code: u16 = status.parse().map_err(|_| format!("web.error_pages.{status}: not a status"))?;
+            let html = std::fs::read_to_string(path)
+                .map_err(|e| format!("web.error_pages.{status}: cannot read {}: {e}", path.display()))?;
             custom.insert(code, Arc::new(html));
         }
-        Ok(Self {
-            env,
-            custom,
-            base: base_path.to_owned(),
-        })
+        Ok(Self { env, custom, base: base_path.to_owned() })
     }
 
     pub fn render(&self, status: StatusCode, message: &str, request_id: Option<&str>) -> Response {
@@ -75,9 +64,7 @@ impl ErrorPages {
         let body = self
             .env
             .get_template("error.html")
-            .and_then(|t| {
-                t.render(minijinja::context! { title, message, request_id, base => self.base })
-            })
+            .and_then(|t| t.render(minijinja::context! { title, message, request_id, base => self.base }))
             .unwrap_or_else(|_| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));
         (status, Html(body)).into_response()
     }
@@ -85,18 +72,12 @@ impl ErrorPages {
 
 /// Whether the caller wants JSON rather than a page (API clients, fetch()).
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     accept.contains("application/json") && !accept.contains("text/html")
 }
 
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// The 404 for every path no route claims.
@@ -106,12 +87,9 @@ pub async fn not_found(
     headers: HeaderMap,
 ) -> Response {
     if wants_json(&headers) {
-        let body = serde_json::json!({"error": "not_found", "error_description": format!("no resource at {}", uri.path())});
+        let body =
+            serde_json::json!({"error": "not_found", "error_description": format!("no resource at {}", uri.path())});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
-    state.pages.render(
-        StatusCode::NOT_FOUND,
-        "There is nothing at this address.",
-        request_id(&headers).as_deref(),
-    )
+    state.pages.render(StatusCode::NOT_FOUND, "There is nothing at this address.", request_id(&headers).as_deref())
 }

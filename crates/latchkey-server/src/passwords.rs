@@ -23,10 +23,7 @@ pub enum HashingError {
 
 impl PasswordHasher {
     pub fn new(policy: PasswordPolicy, max_concurrent: usize) -> Self {
-        Self {
-            policy,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-        }
+        Self { policy, permits: Arc::new(Semaphore::new(max_concurrent.max(1))) }
     }
 
     pub fn policy(&self) -> PasswordPolicy {
@@ -34,11 +31,7 @@ impl PasswordHasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<PasswordHash, HashingError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| HashingError::Unavailable)?;
+        let _permit = self.permits.acquire().await.map_err(|_| HashingError::Unavailable)?;
         let policy = self.policy;
         tokio::task::spawn_blocking(move || policy.hash(&password))
             .await
@@ -46,16 +39,8 @@ impl PasswordHasher {
             .map_err(HashingError::from)
     }
 
-    pub async fn verify(
-        &self,
-        password: String,
-        stored: PasswordHash,
-    ) -> Result<bool, HashingError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| HashingError::Unavailable)?;
+    pub async fn verify(&self, password: String, stored: PasswordHash) -> Result<bool, HashingError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashingError::Unavailable)?;
         let policy = self.policy;
         tokio::task::spawn_blocking(move || policy.verify(&password, &stored))
             .await
@@ -75,14 +60,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn hashing_runs_off_the_runtime_thread_and_verifies() {
-        let hasher = PasswordHasher::new(
-            PasswordPolicy {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            1,
-        );
+        let hasher = PasswordHasher::new(PasswordPolicy { memory_kib: 64, iterations: 1, parallelism: 1 }, 1);
         // On a current-thread runtime, a ticking task only makes progress if hashing
         // does not block the one runtime thread.
         let ticker = tokio::spawn(async {
@@ -93,22 +71,11 @@ mod tests {
             }
             n
         });
-        let hash = hasher
-            .hash("pw".into())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let hash = hasher.hash("pw".into()).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ticker.await.unwrap_or(0), 5);
-        assert!(
-            hasher
-                .verify("pw".into(), hash.clone())
-                .await
-                .unwrap_or(false)
-        );
+        assert!(hasher.verify("pw".into(), hash.clone()).await.unwrap_or(false));
         assert!(!hasher.verify("nope".into(), hash).await.unwrap_or(true));
         assert_eq!(hasher.available_permits(), 1, "permits are returned");
-        assert!(matches!(
-            hasher.hash(String::new()).await,
-            Err(HashingError::Password(PasswordError::Empty))
-        ));
+        assert!(matches!(hasher.hash(String::new()).await, Err(HashingError::Password(PasswordError::Empty))));
     }
 }

@@ -34,61 +34,32 @@ pub struct RunningServer {
 pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError> {
     // One crypto provider for the whole binary; a second install (tests) is harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Foundation {
-        config,
-        store,
-        master_key,
-        clock,
-        ..
-    } = foundation;
+    let Foundation { config, store, master_key, clock, .. } = foundation;
     let requested = SocketAddr::new(config.server.host, config.server.port);
-    let listener = std::net::TcpListener::bind(requested).map_err(|e| StartupError::Bind {
-        addr: requested.to_string(),
-        reason: e.to_string(),
-    })?;
+    let listener = std::net::TcpListener::bind(requested)
+        .map_err(|e| StartupError::Bind { addr: requested.to_string(), reason: e.to_string() })?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| StartupError::Bind {
-            addr: requested.to_string(),
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| StartupError::Bind {
-        addr: requested.to_string(),
-        reason: e.to_string(),
-    })?;
+        .map_err(|e| StartupError::Bind { addr: requested.to_string(), reason: e.to_string() })?;
+    let addr =
+        listener.local_addr().map_err(|e| StartupError::Bind { addr: requested.to_string(), reason: e.to_string() })?;
 
     let mut config = (*config).clone();
     if config.server.public_url.is_none() {
-        let scheme = if config.server.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        config.server.public_url =
-            url::Url::parse(&format!("{scheme}://localhost:{}", addr.port())).ok();
+        let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+        config.server.public_url = url::Url::parse(&format!("{scheme}://localhost:{}", addr.port())).ok();
     }
     let config = Arc::new(config);
     let issuer = config.issuer();
 
-    let keys = Arc::new(KeyService::new(
-        store.clone(),
-        master_key,
-        clock.clone(),
-        config.keys.clone(),
-        config.tokens.clone(),
-    ));
-    keys.ensure_keys()
-        .await
-        .map_err(|e| StartupError::Keys(e.to_string()))?;
-    keys.reload()
-        .await
-        .map_err(|e| StartupError::Keys(e.to_string()))?;
+    let keys =
+        Arc::new(KeyService::new(store.clone(), master_key, clock.clone(), config.keys.clone(), config.tokens.clone()));
+    keys.ensure_keys().await.map_err(|e| StartupError::Keys(e.to_string()))?;
+    keys.reload().await.map_err(|e| StartupError::Keys(e.to_string()))?;
     let caches = Arc::new(Caches::new(store.clone()));
     caches.rebuild_web_origins().await?;
 
-    let changes = store
-        .watch_changes(config.database.change_poll_interval)
-        .await?;
+    let changes = store.watch_changes(config.database.change_poll_interval).await?;
     let background = vec![
         spawn_change_listener(caches.clone(), keys.clone(), changes),
         jobs::spawn_key_schedule(store.clone(), keys.clone(), config.keys.check_interval),
@@ -98,26 +69,18 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         Some(r) => Some(Arc::new(
             r.resolve(config.base_dir())
                 .map_err(|e| {
-                    StartupError::Config(crate::config::ConfigError::invalid(
-                        &config.source,
-                        "metrics.token",
-                        e,
-                    ))
+                    StartupError::Config(crate::config::ConfigError::invalid(&config.source, "metrics.token", e))
                 })?
                 .expose()
                 .to_owned(),
         )),
         None => None,
     };
-    let pages = ErrorPages::load(&config.web, &crate::app::base_path(&issuer))
-        .map_err(StartupError::Tls)?;
+    let pages = ErrorPages::load(&config.web, &crate::app::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
     let state = AppState {
         issuer: Arc::from(issuer.as_str()),
         https: issuer.starts_with("https://"),
-        passwords: PasswordHasher::new(
-            config.passwords.policy(),
-            config.passwords.max_concurrent_hashes,
-        ),
+        passwords: PasswordHasher::new(config.passwords.policy(), config.passwords.max_concurrent_hashes),
         metrics: edge::metrics::handle(),
         metrics_token,
         pages: Arc::new(pages),
@@ -133,11 +96,8 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let mut background = background;
     let serving = match &config.server.tls {
         None => {
-            let listener =
-                tokio::net::TcpListener::from_std(listener).map_err(|e| StartupError::Bind {
-                    addr: addr.to_string(),
-                    reason: e.to_string(),
-                })?;
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| StartupError::Bind { addr: addr.to_string(), reason: e.to_string() })?;
             tokio::spawn(async move {
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
@@ -147,15 +107,9 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
             })
         }
         Some(tls) => {
-            let rustls = RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .map_err(|e| {
-                    StartupError::Tls(format!(
-                        "cannot load {} / {}: {e}",
-                        tls.cert.display(),
-                        tls.key.display()
-                    ))
-                })?;
+            let rustls = RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+                StartupError::Tls(format!("cannot load {} / {}: {e}", tls.cert.display(), tls.key.display()))
+            })?;
             background.push(spawn_certificate_reloader(rustls.clone(), tls.clone()));
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
@@ -163,24 +117,11 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
                 let _ = stopped.await;
                 stopper.graceful_shutdown(Some(shutdown_timeout));
             });
-            tokio::spawn(async move {
-                axum_server::from_tcp_rustls(listener, rustls)?
-                    .handle(handle)
-                    .serve(app)
-                    .await
-            })
+            tokio::spawn(async move { axum_server::from_tcp_rustls(listener, rustls)?.handle(handle).serve(app).await })
         }
     };
     tracing::info!(%addr, %issuer, "serving");
-    Ok(RunningServer {
-        addr,
-        issuer,
-        state,
-        stop: Some(stop),
-        serving,
-        background,
-        shutdown_timeout,
-    })
+    Ok(RunningServer { addr, issuer, state, stop: Some(stop), serving, background, shutdown_timeout })
 }
 
 impl RunningServer {
@@ -190,10 +131,7 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if tokio::time::timeout(self.shutdown_timeout, &mut self.serving)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(self.shutdown_timeout, &mut self.serving).await.is_err() {
             tracing::warn!("in-flight requests did not finish within server.shutdown_timeout");
             self.serving.abort();
         }

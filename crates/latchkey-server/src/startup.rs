@@ -24,6 +24,8 @@ pub enum StartupError {
     Bind { addr: String, reason: String },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("error pages: {0}")]
+    ErrorPages(String),
 }
 
 /// The store and secrets every part of Latchkey works with.
@@ -48,31 +50,16 @@ impl Foundation {
         if let DatabaseLocation::Sqlite(path) = &location {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Invalid(format!(
-                        "cannot create the database directory {}: {e}",
-                        dir.display()
-                    ))
+                    StoreError::Invalid(format!("cannot create the database directory {}: {e}", dir.display()))
                 })?;
             }
         }
-        let store = latchkey_store::open(
-            &location.store_url(),
-            config.database.max_connections,
-            clock.clone(),
-        )
-        .await?;
+        let store = latchkey_store::open(&location.store_url(), config.database.max_connections, clock.clone()).await?;
         store.migrate().await?;
         let (master_key, created) = load_master_key(&config, &location, store.as_ref()).await?;
         verify_master_key(store.as_ref(), &master_key).await?;
         let token_hasher = TokenHasher::new(&master_key.derive("latchkey token hashing v1"));
-        Ok(Self {
-            config: Arc::new(config),
-            store,
-            master_key,
-            token_hasher,
-            clock,
-            created_master_key_file: created,
-        })
+        Ok(Self { config: Arc::new(config), store, master_key, token_hasher, clock, created_master_key_file: created })
     }
 }
 
@@ -91,15 +78,14 @@ async fn load_master_key(
     }
     let DatabaseLocation::Sqlite(db_path) = location else {
         return Err(StartupError::MasterKey(
-            "secrets.master_key is required with PostgreSQL: every node must use the same key (e.g. master_key = \"env:LATCHKEY_MASTER_KEY\")".into(),
+            "secrets.master_key is required with PostgreSQL: every node must use the same key (e.g. master_key = \"env:LK_MASTER_KEY\"; LATCHKEY_* names are config overrides)".into(),
         ));
     };
     let path = default_master_key_path(db_path);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let key = MasterKey::parse(&text).map_err(|e| {
-                StartupError::MasterKey(format!("master key file {}: {e}", path.display()))
-            })?;
+            let key = MasterKey::parse(&text)
+                .map_err(|e| StartupError::MasterKey(format!("master key file {}: {e}", path.display())))?;
             Ok((key, None))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -112,26 +98,17 @@ async fn load_master_key(
             }
             let key = MasterKey::generate();
             write_private_file(&path, &key.to_hex()).map_err(|e| {
-                StartupError::MasterKey(format!(
-                    "cannot create master key file {}: {e}",
-                    path.display()
-                ))
+                StartupError::MasterKey(format!("cannot create master key file {}: {e}", path.display()))
             })?;
             Ok((key, Some(path)))
         }
-        Err(e) => Err(StartupError::MasterKey(format!(
-            "cannot read master key file {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(StartupError::MasterKey(format!("cannot read master key file {}: {e}", path.display()))),
     }
 }
 
 /// The zero-config master key file: beside the SQLite database.
 pub fn default_master_key_path(db_path: &Path) -> PathBuf {
-    db_path
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join("latchkey.master-key")
+    db_path.parent().unwrap_or_else(|| Path::new(".")).join("latchkey.master-key")
 }
 
 /// Creates `path` readable by its owner only (0600), failing if it exists.

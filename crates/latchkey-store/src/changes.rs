@@ -32,14 +32,8 @@ impl Change {
         match (parts.next(), parts.next(), parts.next()) {
             (Some("keys"), Some(t), None) => Change::SigningKeys { tenant: t.into() },
             (Some("scopes"), Some(t), None) => Change::Scopes { tenant: t.into() },
-            (Some("client"), Some(t), Some(id)) => Change::Client {
-                tenant: t.into(),
-                client_id: id.into(),
-            },
-            (Some("user"), Some(t), Some(sub)) => Change::User {
-                tenant: t.into(),
-                sub: sub.into(),
-            },
+            (Some("client"), Some(t), Some(id)) => Change::Client { tenant: t.into(), client_id: id.into() },
+            (Some("user"), Some(t), Some(sub)) => Change::User { tenant: t.into(), sub: sub.into() },
             _ => Change::Unknown,
         }
     }
@@ -66,17 +60,9 @@ mod tests {
     #[test]
     fn payloads_round_trip() {
         for c in [
-            Change::SigningKeys {
-                tenant: "default".into(),
-            },
-            Change::Client {
-                tenant: "default".into(),
-                client_id: "a:b".into(),
-            },
-            Change::User {
-                tenant: "t".into(),
-                sub: "abc".into(),
-            },
+            Change::SigningKeys { tenant: "default".into() },
+            Change::Client { tenant: "default".into(), client_id: "a:b".into() },
+            Change::User { tenant: "t".into(), sub: "abc".into() },
             Change::Scopes { tenant: "t".into() },
         ] {
             assert_eq!(Change::from_payload(&c.to_payload()), c);

@@ -36,18 +36,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait UserStore {
     /// Creates a user; a taken username or email is `StoreError::Conflict`.
-    async fn create_user(
-        &self,
-        tenant: &TenantId,
-        user: NewUser,
-        actor: &Actor,
-    ) -> StoreResult<User>;
+    async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User>;
     async fn user_by_sub(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<User>>;
-    async fn user_by_username(
-        &self,
-        tenant: &TenantId,
-        username: &Username,
-    ) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, tenant: &TenantId, username: &Username) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, tenant: &TenantId, email: &Email) -> StoreResult<Option<User>>;
     async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
     async fn update_user(
@@ -65,30 +56,15 @@ pub trait UserStore {
         hash: Option<String>,
         actor: &Actor,
     ) -> StoreResult<()>;
-    async fn set_user_locked(
-        &self,
-        tenant: &TenantId,
-        sub: &SubjectId,
-        locked: bool,
-        actor: &Actor,
-    ) -> StoreResult<()>;
-    async fn delete_user(
-        &self,
-        tenant: &TenantId,
-        sub: &SubjectId,
-        actor: &Actor,
-    ) -> StoreResult<()>;
+    async fn set_user_locked(&self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor)
+    -> StoreResult<()>;
+    async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait ClientStore {
     /// Creates a client; an id already in use is `StoreError::Conflict`.
-    async fn create_client(
-        &self,
-        tenant: &TenantId,
-        client: NewClient,
-        actor: &Actor,
-    ) -> StoreResult<Client>;
+    async fn create_client(&self, tenant: &TenantId, client: NewClient, actor: &Actor) -> StoreResult<Client>;
     async fn client(&self, tenant: &TenantId, id: &ClientId) -> StoreResult<Option<Client>>;
     async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<Client>>;
     async fn update_client(
@@ -107,32 +83,17 @@ pub trait ClientStore {
         previous_valid_until: UnixTime,
         actor: &Actor,
     ) -> StoreResult<()>;
-    async fn delete_client(
-        &self,
-        tenant: &TenantId,
-        id: &ClientId,
-        actor: &Actor,
-    ) -> StoreResult<()>;
+    async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait ScopeStore {
     async fn list_scopes(&self, tenant: &TenantId) -> StoreResult<Vec<ScopeDefinition>>;
     /// Creates a custom scope or changes its description.
-    async fn put_scope(
-        &self,
-        tenant: &TenantId,
-        name: &ScopeName,
-        description: &str,
-        actor: &Actor,
-    ) -> StoreResult<()>;
+    async fn put_scope(&self, tenant: &TenantId, name: &ScopeName, description: &str, actor: &Actor)
+    -> StoreResult<()>;
     /// Deletes a custom scope; built-in scopes cannot be deleted (`StoreError::Invalid`).
-    async fn delete_scope(
-        &self,
-        tenant: &TenantId,
-        name: &ScopeName,
-        actor: &Actor,
-    ) -> StoreResult<()>;
+    async fn delete_scope(&self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -160,21 +121,13 @@ pub trait SigningKeyStore {
         actor: &Actor,
     ) -> StoreResult<bool>;
     /// Deletes retired keys whose publication period ended before `now`.
-    async fn delete_expired_signing_keys(
-        &self,
-        tenant: &TenantId,
-        now: UnixTime,
-    ) -> StoreResult<u64>;
+    async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64>;
 }
 
 #[async_trait]
 pub trait AuditStore {
     /// The newest events first.
-    async fn recent_audit_events(
-        &self,
-        tenant: &TenantId,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditEvent>>;
+    async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// A scheduled job's claim to run on this node only. Dropping it releases the claim.
@@ -183,9 +136,7 @@ pub struct JobLock {
 }
 
 #[async_trait]
-pub trait Store:
-    UserStore + ClientStore + ScopeStore + SigningKeyStore + AuditStore + Send + Sync
-{
+pub trait Store: UserStore + ClientStore + ScopeStore + SigningKeyStore + AuditStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Where the data lives, for people (a file path, or the PostgreSQL URL without password).
@@ -213,14 +164,10 @@ pub trait Store:
 /// Does not migrate.
 pub async fn open(url: &str, max_connections: u32, clock: Clock) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            PostgresStore::connect(url, max_connections, clock).await?,
-        ))
+        Ok(Arc::new(PostgresStore::connect(url, max_connections, clock).await?))
     } else if let Some(path) = url.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
-        Ok(Arc::new(
-            SqliteStore::open(std::path::Path::new(path), max_connections, clock).await?,
-        ))
+        Ok(Arc::new(SqliteStore::open(std::path::Path::new(path), max_connections, clock).await?))
     } else {
         Err(StoreError::Invalid(format!(
             "database url must start with postgres://, postgresql:// or sqlite:, got `{}`",
@@ -253,10 +200,7 @@ impl JobLock {
 mod tests {
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            super::redact_url("postgres://u:secret@h/db"),
-            "postgres://u:****@h/db"
-        );
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:****@h/db");
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact_url("sqlite:x.db"), "sqlite:x.db");
     }

@@ -4,8 +4,8 @@
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{
-    ClientId, ClientKind, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName,
-    SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
+    ClientId, ClientKind, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName, SigningAlg, SubjectId,
+    TenantId, TokenEndpointAuthMethod, Username,
 };
 use serde::Serialize;
 
@@ -129,9 +129,7 @@ impl KeyState {
             "next" => Ok(KeyState::Next),
             "active" => Ok(KeyState::Active),
             "retired" => Ok(KeyState::Retired),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown signing key state `{other}`"
-            ))),
+            other => Err(StoreError::Corrupt(format!("unknown signing key state `{other}`"))),
         }
     }
 }
@@ -170,10 +168,7 @@ fn json_list<T, F: Fn(&str) -> Result<T, E>, E: std::fmt::Display>(
     f: F,
 ) -> Result<Vec<T>, StoreError> {
     let items: Vec<String> = serde_json::from_str(raw).map_err(|e| corrupt(what, e))?;
-    items
-        .iter()
-        .map(|s| f(s).map_err(|e| corrupt(what, e)))
-        .collect()
+    items.iter().map(|s| f(s).map_err(|e| corrupt(what, e))).collect()
 }
 
 pub(crate) fn to_json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
@@ -203,19 +198,9 @@ impl TryFrom<UserRow> for User {
             tenant: TenantId::parse(&r.tenant_id).map_err(|e| corrupt("user tenant", e))?,
             sub: SubjectId::parse(&r.sub).map_err(|e| corrupt("user sub", e))?,
             username: Username::parse(&r.username).map_err(|e| corrupt("username", e))?,
-            email: r
-                .email
-                .as_deref()
-                .map(Email::parse)
-                .transpose()
-                .map_err(|e| corrupt("email", e))?,
+            email: r.email.as_deref().map(Email::parse).transpose().map_err(|e| corrupt("email", e))?,
             email_verified: r.email_verified,
-            name: r
-                .name
-                .as_deref()
-                .map(DisplayName::parse)
-                .transpose()
-                .map_err(|e| corrupt("name", e))?,
+            name: r.name.as_deref().map(DisplayName::parse).transpose().map_err(|e| corrupt("name", e))?,
             profile: serde_json::from_str(&r.profile).map_err(|e| corrupt("profile", e))?,
             has_password: r.password_hash.is_some(),
             password_hash: r.password_hash,
@@ -259,17 +244,12 @@ impl TryFrom<ClientRow> for Client {
             previous_secret_hash: r.previous_secret_hash.map(TokenHash::from_stored),
             previous_secret_expires_at: r.previous_secret_expires_at,
             redirect_uris: json_list(&r.redirect_uris, "redirect uris", uri)?,
-            post_logout_redirect_uris: json_list(
-                &r.post_logout_redirect_uris,
-                "post-logout uris",
-                uri,
-            )?,
+            post_logout_redirect_uris: json_list(&r.post_logout_redirect_uris, "post-logout uris", uri)?,
             grant_types: json_list(&r.grant_types, "grant types", GrantType::parse)?,
             allowed_scopes: json_list(&r.allowed_scopes, "allowed scopes", ScopeName::parse)?,
             token_endpoint_auth_method: TokenEndpointAuthMethod::parse(&r.auth_method)
                 .map_err(|e| corrupt("auth method", e))?,
-            id_token_signed_response_alg: SigningAlg::parse(&r.id_token_alg)
-                .map_err(|e| corrupt("id token alg", e))?,
+            id_token_signed_response_alg: SigningAlg::parse(&r.id_token_alg).map_err(|e| corrupt("id token alg", e))?,
             first_party: r.first_party,
             created_at: r.created_at,
             updated_at: r.updated_at,

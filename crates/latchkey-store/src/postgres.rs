@@ -27,17 +27,8 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| {
-                StoreError::Invalid(format!(
-                    "cannot connect to PostgreSQL at {}: {e}",
-                    redact_url(url)
-                ))
-            })?;
-        Ok(Self {
-            pool,
-            url: url.to_owned(),
-            clock,
-        })
+            .map_err(|e| StoreError::Invalid(format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url))))?;
+        Ok(Self { pool, url: url.to_owned(), clock })
     }
 
     fn pool(&self) -> &PgPool {
@@ -50,11 +41,7 @@ impl PostgresStore {
 
     /// Delivered to every listening node when the surrounding transaction commits.
     async fn notify(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(change.to_payload())
-            .execute(conn)
-            .await?;
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(change.to_payload()).execute(conn).await?;
         Ok(())
     }
 }
@@ -73,9 +60,7 @@ impl Store for PostgresStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         // sqlx takes an advisory lock, so nodes starting together migrate once.
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
         Ok(())
     }
 
@@ -138,6 +123,6 @@ impl Store for PostgresStore {
 
 #[allow(unused_imports)]
 use {
-    ClientId as _, Email as _, ScopeName as _, SubjectId as _, TenantId as _, TokenHash as _,
-    UnixTime as _, Username as _,
+    ClientId as _, Email as _, ScopeName as _, SubjectId as _, TenantId as _, TokenHash as _, UnixTime as _,
+    Username as _,
 };

@@ -38,18 +38,8 @@ impl SqliteStore {
             .max_connections(max_connections.max(1))
             .connect_with(options.clone())
             .await
-            .map_err(|e| {
-                StoreError::Invalid(format!(
-                    "cannot open SQLite database {}: {e}",
-                    path.display()
-                ))
-            })?;
-        Ok(Self {
-            pool,
-            options,
-            path: path.to_owned(),
-            clock,
-        })
+            .map_err(|e| StoreError::Invalid(format!("cannot open SQLite database {}: {e}", path.display())))?;
+        Ok(Self { pool, options, path: path.to_owned(), clock })
     }
 
     fn pool(&self) -> &SqlitePool {
@@ -80,9 +70,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
         Ok(())
     }
 
@@ -106,19 +94,14 @@ impl Store for SqliteStore {
     async fn watch_changes(&self, poll_interval: Duration) -> StoreResult<mpsc::Receiver<Change>> {
         // `data_version` changes when another connection (any process) commits a change.
         let mut conn = SqliteConnection::connect_with(&self.options).await?;
-        let mut last: i64 = sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut conn)
-            .await?;
+        let mut last: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut conn).await?;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-                    .fetch_one(&mut conn)
-                    .await
-                {
+                match sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conn).await {
                     Ok(v) if v != last => {
                         last = v;
                         if tx.send(Change::Unknown).await.is_err() {
@@ -149,6 +132,6 @@ impl Store for SqliteStore {
 // Imports the shared SQL refers to through the macro.
 #[allow(unused_imports)]
 use {
-    ClientId as _, Email as _, ScopeName as _, SubjectId as _, TenantId as _, TokenHash as _,
-    UnixTime as _, Username as _,
+    ClientId as _, Email as _, ScopeName as _, SubjectId as _, TenantId as _, TokenHash as _, UnixTime as _,
+    Username as _,
 };

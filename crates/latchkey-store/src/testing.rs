@@ -22,36 +22,22 @@ impl TestDatabase {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
         let path: PathBuf = dir.path().join("latchkey.db");
-        Self {
-            backend: "sqlite",
-            url: format!("sqlite:{}", path.display()),
-            _dir: Some(dir),
-            pg_admin: None,
-        }
+        Self { backend: "sqlite", url: format!("sqlite:{}", path.display()), _dir: Some(dir), pg_admin: None }
     }
 
     /// A fresh PostgreSQL database, or `None` when the variable is unset.
     pub async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VAR)
-            .ok()
-            .filter(|u| !u.is_empty())?;
+        let admin_url = std::env::var(POSTGRES_URL_VAR).ok().filter(|u| !u.is_empty())?;
         let name = format!("lk_t_{}", hex_id());
         let mut conn = sqlx::PgConnection::connect(&admin_url)
             .await
-            .unwrap_or_else(|e| {
-                panic!("{POSTGRES_URL_VAR} is set but PostgreSQL does not answer: {e}")
-            });
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but PostgreSQL does not answer: {e}"));
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
         let url = replace_database(&admin_url, &name);
-        Some(Self {
-            backend: "postgres",
-            url,
-            _dir: None,
-            pg_admin: Some((admin_url, name)),
-        })
+        Some(Self { backend: "postgres", url, _dir: None, pg_admin: Some((admin_url, name)) })
     }
 
     /// SQLite always, and PostgreSQL when configured.
@@ -69,16 +55,12 @@ impl Drop for TestDatabase {
         };
         // Drop runs outside async code; use a small runtime on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .execute(&mut conn)
-                            .await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
                     }
                 });
             }
@@ -94,9 +76,7 @@ fn hex_id() -> String {
 
 /// `postgres://u@h:p/db?x` with `db` replaced by `name`.
 pub fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
     let mut out = match path_start {

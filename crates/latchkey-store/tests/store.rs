@@ -10,13 +10,8 @@ use latchkey_store::testing::TestDatabase;
 use latchkey_store::*;
 
 async fn open(db: &TestDatabase, clock: &Clock) -> Arc<dyn Store> {
-    let store = latchkey_store::open(&db.url, 4, clock.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", db.backend));
-    store
-        .migrate()
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+    let store = latchkey_store::open(&db.url, 4, clock.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+    store.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
     store
 }
 
@@ -45,12 +40,8 @@ fn new_client(id: &str, kind: ClientKind) -> NewClient {
         client_id: ok(ClientId::parse(id), "client id"),
         name: format!("{id} app"),
         kind,
-        secret_hash: (kind == ClientKind::Confidential)
-            .then(|| TokenHasher::new(b"k").hash("client_secret", "s1")),
-        redirect_uris: vec![ok(
-            RedirectUri::parse_for_registration("https://app.example.com/cb", kind),
-            "uri",
-        )],
+        secret_hash: (kind == ClientKind::Confidential).then(|| TokenHasher::new(b"k").hash("client_secret", "s1")),
+        redirect_uris: vec![ok(RedirectUri::parse_for_registration("https://app.example.com/cb", kind), "uri")],
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
@@ -75,52 +66,19 @@ async fn users_are_created_found_changed_locked_and_deleted() {
         let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
         let store = open(&db, &clock).await;
         let b = db.backend;
-        let created = ok(
-            store
-                .create_user(
-                    &tenant(),
-                    new_user("Ada", Some("ada@example.com")),
-                    &Actor::Cli,
-                )
-                .await,
-            b,
-        );
+        let created = ok(store.create_user(&tenant(), new_user("Ada", Some("ada@example.com")), &Actor::Cli).await, b);
         assert_eq!(created.username.as_str(), "ada");
         assert_eq!(created.created_at, 1_700_000_000);
 
         // Usernames are unique regardless of case; emails are unique too.
-        let dup = store
-            .create_user(&tenant(), new_user("ADA", None), &Actor::Cli)
-            .await;
-        assert!(
-            matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("username")),
-            "{b}: {dup:?}"
-        );
-        let dup_mail = store
-            .create_user(
-                &tenant(),
-                new_user("bob", Some("ada@example.com")),
-                &Actor::Cli,
-            )
-            .await;
-        assert!(
-            matches!(dup_mail, Err(StoreError::Conflict(ref m)) if m.contains("email")),
-            "{b}: {dup_mail:?}"
-        );
+        let dup = store.create_user(&tenant(), new_user("ADA", None), &Actor::Cli).await;
+        assert!(matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("username")), "{b}: {dup:?}");
+        let dup_mail = store.create_user(&tenant(), new_user("bob", Some("ada@example.com")), &Actor::Cli).await;
+        assert!(matches!(dup_mail, Err(StoreError::Conflict(ref m)) if m.contains("email")), "{b}: {dup_mail:?}");
 
-        let by_name = ok(
-            store
-                .user_by_username(&tenant(), &ok(Username::parse("ada"), b))
-                .await,
-            b,
-        );
+        let by_name = ok(store.user_by_username(&tenant(), &ok(Username::parse("ada"), b)).await, b);
         assert_eq!(by_name.as_ref().map(|u| &u.sub), Some(&created.sub), "{b}");
-        let by_mail = ok(
-            store
-                .user_by_email(&tenant(), &ok(Email::parse("ada@example.com"), b))
-                .await,
-            b,
-        );
+        let by_mail = ok(store.user_by_email(&tenant(), &ok(Email::parse("ada@example.com"), b)).await, b);
         assert_eq!(by_mail.map(|u| u.sub), Some(created.sub.clone()), "{b}");
 
         ok(
@@ -128,95 +86,39 @@ async fn users_are_created_found_changed_locked_and_deleted() {
                 .update_user(
                     &tenant(),
                     &created.sub,
-                    UserPatch {
-                        email_verified: Some(true),
-                        ..Default::default()
-                    },
+                    UserPatch { email_verified: Some(true), ..Default::default() },
                     &Actor::Cli,
                 )
                 .await,
             b,
         );
-        let patch = UserPatch {
-            email: Some(Some(ok(Email::parse("ada@new.example"), b))),
-            ..Default::default()
-        };
-        let updated = ok(
-            store
-                .update_user(&tenant(), &created.sub, patch, &Actor::Cli)
-                .await,
-            b,
-        );
-        assert!(
-            !updated.email_verified,
-            "{b}: a changed email address is unverified again"
-        );
+        let patch = UserPatch { email: Some(Some(ok(Email::parse("ada@new.example"), b))), ..Default::default() };
+        let updated = ok(store.update_user(&tenant(), &created.sub, patch, &Actor::Cli).await, b);
+        assert!(!updated.email_verified, "{b}: a changed email address is unverified again");
 
-        ok(
-            store
-                .set_password_hash(
-                    &tenant(),
-                    &created.sub,
-                    Some("$argon2id$x".into()),
-                    &Actor::Cli,
-                )
-                .await,
-            b,
-        );
-        ok(
-            store
-                .set_user_locked(&tenant(), &created.sub, true, &Actor::Cli)
-                .await,
-            b,
-        );
-        let user = ok(store.user_by_sub(&tenant(), &created.sub).await, b)
-            .unwrap_or_else(|| panic!("{b}: user gone"));
+        ok(store.set_password_hash(&tenant(), &created.sub, Some("$argon2id$x".into()), &Actor::Cli).await, b);
+        ok(store.set_user_locked(&tenant(), &created.sub, true, &Actor::Cli).await, b);
+        let user = ok(store.user_by_sub(&tenant(), &created.sub).await, b).unwrap_or_else(|| panic!("{b}: user gone"));
         assert!(user.locked && user.has_password, "{b}");
 
-        ok(
-            store
-                .delete_user(&tenant(), &created.sub, &Actor::Cli)
-                .await,
-            b,
-        );
+        ok(store.delete_user(&tenant(), &created.sub, &Actor::Cli).await, b);
+        assert!(ok(store.user_by_sub(&tenant(), &created.sub).await, b).is_none(), "{b}");
         assert!(
-            ok(store.user_by_sub(&tenant(), &created.sub).await, b).is_none(),
+            matches!(store.delete_user(&tenant(), &created.sub, &Actor::Cli).await, Err(StoreError::NotFound(_))),
             "{b}"
         );
         assert!(
             matches!(
-                store
-                    .delete_user(&tenant(), &created.sub, &Actor::Cli)
-                    .await,
-                Err(StoreError::NotFound(_))
-            ),
-            "{b}"
-        );
-        assert!(
-            matches!(
-                store
-                    .set_user_locked(&tenant(), &created.sub, false, &Actor::Cli)
-                    .await,
+                store.set_user_locked(&tenant(), &created.sub, false, &Actor::Cli).await,
                 Err(StoreError::NotFound(_))
             ),
             "{b}"
         );
 
-        let actions: Vec<String> = ok(store.recent_audit_events(&tenant(), 20).await, b)
-            .into_iter()
-            .map(|e| e.action)
-            .collect();
-        for expected in [
-            "user.created",
-            "user.updated",
-            "user.password_set",
-            "user.locked",
-            "user.deleted",
-        ] {
-            assert!(
-                actions.iter().any(|a| a == expected),
-                "{b}: no {expected} audit event in {actions:?}"
-            );
+        let actions: Vec<String> =
+            ok(store.recent_audit_events(&tenant(), 20).await, b).into_iter().map(|e| e.action).collect();
+        for expected in ["user.created", "user.updated", "user.password_set", "user.locked", "user.deleted"] {
+            assert!(actions.iter().any(|a| a == expected), "{b}: no {expected} audit event in {actions:?}");
         }
     }
 }
@@ -227,56 +129,19 @@ async fn a_failed_write_changes_nothing() {
         let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
         let store = open(&db, &clock).await;
         let b = db.backend;
-        let ada = ok(
-            store
-                .create_user(
-                    &tenant(),
-                    new_user("ada", Some("a@example.com")),
-                    &Actor::Cli,
-                )
-                .await,
-            b,
-        );
-        let bob = ok(
-            store
-                .create_user(
-                    &tenant(),
-                    new_user("bob", Some("b@example.com")),
-                    &Actor::Cli,
-                )
-                .await,
-            b,
-        );
+        let ada = ok(store.create_user(&tenant(), new_user("ada", Some("a@example.com")), &Actor::Cli).await, b);
+        let bob = ok(store.create_user(&tenant(), new_user("bob", Some("b@example.com")), &Actor::Cli).await, b);
         let events_before = ok(store.recent_audit_events(&tenant(), 100).await, b).len();
         // Renaming bob to ada conflicts: bob keeps his name and no audit event is written.
-        let patch = UserPatch {
-            username: Some(ok(Username::parse("ada"), b)),
-            ..Default::default()
-        };
+        let patch = UserPatch { username: Some(ok(Username::parse("ada"), b)), ..Default::default() };
         assert!(
-            matches!(
-                store
-                    .update_user(&tenant(), &bob.sub, patch, &Actor::Cli)
-                    .await,
-                Err(StoreError::Conflict(_))
-            ),
+            matches!(store.update_user(&tenant(), &bob.sub, patch, &Actor::Cli).await, Err(StoreError::Conflict(_))),
             "{b}"
         );
         let bob_after = ok(store.user_by_sub(&tenant(), &bob.sub).await, b);
-        assert_eq!(
-            bob_after.map(|u| u.username),
-            Some(bob.username.clone()),
-            "{b}"
-        );
-        assert_eq!(
-            ok(store.recent_audit_events(&tenant(), 100).await, b).len(),
-            events_before,
-            "{b}"
-        );
-        assert!(
-            ok(store.user_by_sub(&tenant(), &ada.sub).await, b).is_some(),
-            "{b}"
-        );
+        assert_eq!(bob_after.map(|u| u.username), Some(bob.username.clone()), "{b}");
+        assert_eq!(ok(store.recent_audit_events(&tenant(), 100).await, b).len(), events_before, "{b}");
+        assert!(ok(store.user_by_sub(&tenant(), &ada.sub).await, b).is_some(), "{b}");
     }
 }
 
@@ -286,104 +151,44 @@ async fn clients_keep_their_settings_and_rotate_secrets_with_a_grace_period() {
         let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
         let store = open(&db, &clock).await;
         let b = db.backend;
-        let c = ok(
-            store
-                .create_client(
-                    &tenant(),
-                    new_client("web", ClientKind::Confidential),
-                    &Actor::Cli,
-                )
-                .await,
-            b,
-        );
-        assert_eq!(
-            c.grant_types,
-            vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            "{b}"
-        );
-        assert_eq!(
-            c.redirect_uris[0].as_str(),
-            "https://app.example.com/cb",
-            "{b}"
-        );
-        let dup = store
-            .create_client(
-                &tenant(),
-                new_client("web", ClientKind::Public),
-                &Actor::Cli,
-            )
-            .await;
-        assert!(
-            matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("`web`")),
-            "{b}: {dup:?}"
-        );
+        let c = ok(store.create_client(&tenant(), new_client("web", ClientKind::Confidential), &Actor::Cli).await, b);
+        assert_eq!(c.grant_types, vec![GrantType::AuthorizationCode, GrantType::RefreshToken], "{b}");
+        assert_eq!(c.redirect_uris[0].as_str(), "https://app.example.com/cb", "{b}");
+        let dup = store.create_client(&tenant(), new_client("web", ClientKind::Public), &Actor::Cli).await;
+        assert!(matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("`web`")), "{b}: {dup:?}");
 
         let patch = ClientPatch {
             first_party: Some(true),
             id_token_signed_response_alg: Some(SigningAlg::Es256),
             ..Default::default()
         };
-        let c2 = ok(
-            store
-                .update_client(&tenant(), &c.client_id, patch, &Actor::Cli)
-                .await,
-            b,
-        );
-        assert!(
-            c2.first_party && c2.id_token_signed_response_alg == SigningAlg::Es256,
-            "{b}"
-        );
+        let c2 = ok(store.update_client(&tenant(), &c.client_id, patch, &Actor::Cli).await, b);
+        assert!(c2.first_party && c2.id_token_signed_response_alg == SigningAlg::Es256, "{b}");
         assert_eq!(c2.name, "web app", "{b}: untouched fields stay");
 
         let new_hash = TokenHasher::new(b"k").hash("client_secret", "s2");
         let until = UnixTime::from_secs(1_700_003_600);
-        ok(
-            store
-                .rotate_client_secret(&tenant(), &c.client_id, &new_hash, until, &Actor::Cli)
-                .await,
-            b,
-        );
-        let c3 =
-            ok(store.client(&tenant(), &c.client_id).await, b).unwrap_or_else(|| panic!("{b}"));
+        ok(store.rotate_client_secret(&tenant(), &c.client_id, &new_hash, until, &Actor::Cli).await, b);
+        let c3 = ok(store.client(&tenant(), &c.client_id).await, b).unwrap_or_else(|| panic!("{b}"));
         assert_eq!(c3.secret_hash.as_ref(), Some(&new_hash), "{b}");
         assert_eq!(c3.previous_secret_hash, c.secret_hash, "{b}");
         assert_eq!(c3.previous_secret_expires_at, Some(1_700_003_600), "{b}");
 
-        let public = ok(
-            store
-                .create_client(
-                    &tenant(),
-                    new_client("spa", ClientKind::Public),
-                    &Actor::Cli,
-                )
-                .await,
-            b,
-        );
-        let err = store
-            .rotate_client_secret(&tenant(), &public.client_id, &new_hash, until, &Actor::Cli)
-            .await;
+        let public = ok(store.create_client(&tenant(), new_client("spa", ClientKind::Public), &Actor::Cli).await, b);
+        let err = store.rotate_client_secret(&tenant(), &public.client_id, &new_hash, until, &Actor::Cli).await;
         assert!(matches!(err, Err(StoreError::Invalid(_))), "{b}: {err:?}");
         let missing = ok(ClientId::parse("nope"), b);
         assert!(
             matches!(
-                store
-                    .rotate_client_secret(&tenant(), &missing, &new_hash, until, &Actor::Cli)
-                    .await,
+                store.rotate_client_secret(&tenant(), &missing, &new_hash, until, &Actor::Cli).await,
                 Err(StoreError::NotFound(_))
             ),
             "{b}"
         );
 
-        ok(
-            store
-                .delete_client(&tenant(), &c.client_id, &Actor::Cli)
-                .await,
-            b,
-        );
-        let left: Vec<String> = ok(store.list_clients(&tenant()).await, b)
-            .into_iter()
-            .map(|c| c.client_id.to_string())
-            .collect();
+        ok(store.delete_client(&tenant(), &c.client_id, &Actor::Cli).await, b);
+        let left: Vec<String> =
+            ok(store.list_clients(&tenant()).await, b).into_iter().map(|c| c.client_id.to_string()).collect();
         assert_eq!(left, vec!["spa".to_string()], "{b}");
     }
 }
@@ -394,49 +199,25 @@ async fn built_in_scopes_exist_and_cannot_be_deleted() {
         let clock = Clock::system();
         let store = open(&db, &clock).await;
         let b = db.backend;
-        let names: Vec<String> = ok(store.list_scopes(&tenant()).await, b)
-            .into_iter()
-            .map(|s| s.name.to_string())
-            .collect();
+        let names: Vec<String> =
+            ok(store.list_scopes(&tenant()).await, b).into_iter().map(|s| s.name.to_string()).collect();
         for built_in in ScopeName::BUILT_IN {
-            assert!(
-                names.iter().any(|n| n == built_in),
-                "{b}: missing {built_in}"
-            );
+            assert!(names.iter().any(|n| n == built_in), "{b}: missing {built_in}");
         }
         let openid = ok(ScopeName::parse("openid"), b);
         assert!(
-            matches!(
-                store.delete_scope(&tenant(), &openid, &Actor::Cli).await,
-                Err(StoreError::Invalid(_))
-            ),
+            matches!(store.delete_scope(&tenant(), &openid, &Actor::Cli).await, Err(StoreError::Invalid(_))),
             "{b}"
         );
         let custom = ok(ScopeName::parse("invoices:read"), b);
-        ok(
-            store
-                .put_scope(&tenant(), &custom, "Read invoices", &Actor::Cli)
-                .await,
-            b,
-        );
-        ok(
-            store
-                .put_scope(&tenant(), &custom, "Read your invoices", &Actor::Cli)
-                .await,
-            b,
-        );
+        ok(store.put_scope(&tenant(), &custom, "Read invoices", &Actor::Cli).await, b);
+        ok(store.put_scope(&tenant(), &custom, "Read your invoices", &Actor::Cli).await, b);
         let scopes = ok(store.list_scopes(&tenant()).await, b);
-        let saved = scopes
-            .iter()
-            .find(|s| s.name == custom)
-            .unwrap_or_else(|| panic!("{b}: custom scope missing"));
+        let saved = scopes.iter().find(|s| s.name == custom).unwrap_or_else(|| panic!("{b}: custom scope missing"));
         assert_eq!(saved.description, "Read your invoices", "{b}");
         ok(store.delete_scope(&tenant(), &custom, &Actor::Cli).await, b);
         assert!(
-            matches!(
-                store.delete_scope(&tenant(), &custom, &Actor::Cli).await,
-                Err(StoreError::NotFound(_))
-            ),
+            matches!(store.delete_scope(&tenant(), &custom, &Actor::Cli).await, Err(StoreError::NotFound(_))),
             "{b}"
         );
     }
@@ -450,45 +231,21 @@ async fn signing_keys_bootstrap_once_and_rotate_only_from_the_expected_next_key(
         let b = db.backend;
         let alg = SigningAlg::Es256;
         assert!(ok(
-            store
-                .bootstrap_signing_keys(
-                    &tenant(),
-                    new_key(alg, "a1"),
-                    new_key(alg, "n1"),
-                    &Actor::System
-                )
-                .await,
+            store.bootstrap_signing_keys(&tenant(), new_key(alg, "a1"), new_key(alg, "n1"), &Actor::System).await,
             b
         ));
         assert!(
             !ok(
-                store
-                    .bootstrap_signing_keys(
-                        &tenant(),
-                        new_key(alg, "a2"),
-                        new_key(alg, "n2"),
-                        &Actor::System
-                    )
-                    .await,
+                store.bootstrap_signing_keys(&tenant(), new_key(alg, "a2"), new_key(alg, "n2"), &Actor::System).await,
                 b
             ),
             "{b}: a second bootstrap must keep the first keys"
         );
 
         let until = UnixTime::from_secs(1_700_007_200);
-        assert!(ok(
-            store
-                .rotate_signing_key(&tenant(), "n1", new_key(alg, "n3"), until, &Actor::Cli)
-                .await,
-            b
-        ));
+        assert!(ok(store.rotate_signing_key(&tenant(), "n1", new_key(alg, "n3"), until, &Actor::Cli).await, b));
         // A rotation that raced and lost (its expected next key is gone) changes nothing.
-        assert!(!ok(
-            store
-                .rotate_signing_key(&tenant(), "n1", new_key(alg, "n4"), until, &Actor::Cli)
-                .await,
-            b
-        ));
+        assert!(!ok(store.rotate_signing_key(&tenant(), "n1", new_key(alg, "n4"), until, &Actor::Cli).await, b));
 
         let keys = ok(store.signing_keys(&tenant()).await, b);
         let state = |kid: &str| keys.iter().find(|k| k.kid == kid).map(|k| k.state);
@@ -496,10 +253,7 @@ async fn signing_keys_bootstrap_once_and_rotate_only_from_the_expected_next_key(
         assert_eq!(state("n1"), Some(KeyState::Active), "{b}");
         assert_eq!(state("n3"), Some(KeyState::Next), "{b}");
         assert_eq!(state("n4"), None, "{b}");
-        let retired = keys
-            .iter()
-            .find(|k| k.kid == "a1")
-            .unwrap_or_else(|| panic!("{b}"));
+        let retired = keys.iter().find(|k| k.kid == "a1").unwrap_or_else(|| panic!("{b}"));
         assert_eq!(retired.publish_until, Some(until), "{b}");
         assert_eq!(retired.sealed_private_key, vec![1, 2, 3], "{b}");
 
@@ -509,12 +263,7 @@ async fn signing_keys_bootstrap_once_and_rotate_only_from_the_expected_next_key(
             "{b}: still published at the bound"
         );
         assert_eq!(
-            ok(
-                store
-                    .delete_expired_signing_keys(&tenant(), until.plus(Duration::from_secs(1)))
-                    .await,
-                b
-            ),
+            ok(store.delete_expired_signing_keys(&tenant(), until.plus(Duration::from_secs(1))).await, b),
             1,
             "{b}"
         );
@@ -528,15 +277,8 @@ async fn meta_values_are_written_once() {
         let store = open(&db, &Clock::system()).await;
         let b = db.backend;
         assert_eq!(ok(store.meta("check").await, b), None);
-        assert_eq!(
-            ok(store.put_meta_if_absent("check", "first").await, b),
-            "first"
-        );
-        assert_eq!(
-            ok(store.put_meta_if_absent("check", "second").await, b),
-            "first",
-            "{b}"
-        );
+        assert_eq!(ok(store.put_meta_if_absent("check", "first").await, b), "first");
+        assert_eq!(ok(store.put_meta_if_absent("check", "second").await, b), "first", "{b}");
         ok(store.ping().await, b);
         ok(store.migrate().await, b); // applying migrations again is a no-op
     }
@@ -550,33 +292,16 @@ async fn a_change_from_another_process_is_announced() {
         let writer = open(&db, &clock).await; // stands in for another node or the CLI
         let b = db.backend;
         let mut changes = ok(watcher.watch_changes(Duration::from_millis(50)).await, b);
-        let client = ok(
-            writer
-                .create_client(
-                    &tenant(),
-                    new_client("watched", ClientKind::Public),
-                    &Actor::Cli,
-                )
-                .await,
-            b,
-        );
+        let client =
+            ok(writer.create_client(&tenant(), new_client("watched", ClientKind::Public), &Actor::Cli).await, b);
         let change = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
-        let change = change
-            .unwrap_or_else(|_| panic!("{b}: no change announced"))
-            .unwrap_or_else(|| panic!("{b}: closed"));
+        let change =
+            change.unwrap_or_else(|_| panic!("{b}: no change announced")).unwrap_or_else(|| panic!("{b}: closed"));
         match b {
-            "postgres" => assert_eq!(
-                change,
-                Change::Client {
-                    tenant: "default".into(),
-                    client_id: client.client_id.to_string()
-                }
-            ),
-            _ => assert_eq!(
-                change,
-                Change::Unknown,
-                "SQLite can only say that something changed"
-            ),
+            "postgres" => {
+                assert_eq!(change, Change::Client { tenant: "default".into(), client_id: client.client_id.to_string() })
+            }
+            _ => assert_eq!(change, Change::Unknown, "SQLite can only say that something changed"),
         }
     }
 }
@@ -591,30 +316,17 @@ async fn a_scheduled_job_is_claimed_by_one_node_at_a_time() {
     let node_b = open(&db, &clock).await;
     let lock = ok(node_a.try_job_lock("key-rotation").await, "a");
     assert!(lock.is_some(), "the first node gets the job");
-    assert!(
-        ok(node_b.try_job_lock("key-rotation").await, "b").is_none(),
-        "the second node must not"
-    );
-    assert!(
-        ok(node_b.try_job_lock("cleanup").await, "b").is_some(),
-        "other jobs are independent"
-    );
+    assert!(ok(node_b.try_job_lock("key-rotation").await, "b").is_none(), "the second node must not");
+    assert!(ok(node_b.try_job_lock("cleanup").await, "b").is_some(), "other jobs are independent");
     drop(lock);
-    assert!(
-        ok(node_b.try_job_lock("key-rotation").await, "b").is_some(),
-        "released when dropped"
-    );
+    assert!(ok(node_b.try_job_lock("key-rotation").await, "b").is_some(), "released when dropped");
 }
 
 #[tokio::test]
 async fn a_failing_migration_leaves_the_database_as_it_was() {
     for db in TestDatabase::all().await {
         let dir = ok(tempfile::tempdir(), "tempdir");
-        std::fs::write(
-            dir.path().join("0001_good.sql"),
-            "CREATE TABLE good (id BIGINT);",
-        )
-        .unwrap_or_default();
+        std::fs::write(dir.path().join("0001_good.sql"), "CREATE TABLE good (id BIGINT);").unwrap_or_default();
         std::fs::write(
             dir.path().join("0002_bad.sql"),
             "CREATE TABLE half (id BIGINT); INSERT INTO good VALUES (1); SELECT * FROM no_such_table;",
@@ -626,45 +338,22 @@ async fn a_failing_migration_leaves_the_database_as_it_was() {
             "postgres" => {
                 let pool = ok(sqlx::PgPool::connect(&db.url).await, b);
                 let r = migrator.run(&pool).await;
-                let half: Option<String> = ok(
-                    sqlx::query_scalar("SELECT to_regclass('half')::text")
-                        .fetch_one(&pool)
-                        .await,
-                    b,
-                );
-                let rows: i64 = ok(
-                    sqlx::query_scalar("SELECT COUNT(*) FROM good")
-                        .fetch_one(&pool)
-                        .await,
-                    b,
-                );
+                let half: Option<String> =
+                    ok(sqlx::query_scalar("SELECT to_regclass('half')::text").fetch_one(&pool).await, b);
+                let rows: i64 = ok(sqlx::query_scalar("SELECT COUNT(*) FROM good").fetch_one(&pool).await, b);
                 (r.is_err(), half.is_none(), rows)
             }
             _ => {
-                let pool = ok(
-                    sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url)).await,
-                    b,
-                );
+                let pool = ok(sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url)).await, b);
                 let r = migrator.run(&pool).await;
                 let half: i64 = ok(
-                    sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'")
-                        .fetch_one(&pool)
-                        .await,
+                    sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'").fetch_one(&pool).await,
                     b,
                 );
-                let rows: i64 = ok(
-                    sqlx::query_scalar("SELECT COUNT(*) FROM good")
-                        .fetch_one(&pool)
-                        .await,
-                    b,
-                );
+                let rows: i64 = ok(sqlx::query_scalar("SELECT COUNT(*) FROM good").fetch_one(&pool).await, b);
                 (r.is_err(), half == 0, rows)
             }
         };
-        assert_eq!(
-            result,
-            (true, true, 0),
-            "{b}: the bad migration failed, and left no table and no row"
-        );
+        assert_eq!(result, (true, true, 0), "{b}: the bad migration failed, and left no table and no row");
     }
 }

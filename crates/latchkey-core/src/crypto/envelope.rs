@@ -20,13 +20,9 @@ const TAG_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
-    #[error(
-        "the master key must be 32 bytes, written as 64 hex characters or 44 base64 characters"
-    )]
+    #[error("the master key must be 32 bytes, written as 64 hex characters or 44 base64 characters")]
     BadMasterKey,
-    #[error(
-        "cannot decrypt: the master key differs from the one the data was sealed with, or the data was altered"
-    )]
+    #[error("cannot decrypt: the master key differs from the one the data was sealed with, or the data was altered")]
     Undecryptable,
 }
 
@@ -38,22 +34,14 @@ pub struct MasterKey {
 
 impl MasterKey {
     pub fn generate() -> Self {
-        Self {
-            bytes: random::bytes::<KEY_LEN>(),
-        }
+        Self { bytes: random::bytes::<KEY_LEN>() }
     }
 
     /// Reads a master key written as hex (64 characters) or base64 (44 characters).
     pub fn parse(text: &str) -> Result<Self, EnvelopeError> {
         let t = text.trim();
-        let decoded = if t.len() == 64 {
-            hex::decode(t).ok()
-        } else {
-            STANDARD.decode(t).ok()
-        };
-        let bytes: [u8; KEY_LEN] = decoded
-            .and_then(|v| v.try_into().ok())
-            .ok_or(EnvelopeError::BadMasterKey)?;
+        let decoded = if t.len() == 64 { hex::decode(t).ok() } else { STANDARD.decode(t).ok() };
+        let bytes: [u8; KEY_LEN] = decoded.and_then(|v| v.try_into().ok()).ok_or(EnvelopeError::BadMasterKey)?;
         Ok(Self { bytes })
     }
 
@@ -74,8 +62,7 @@ impl MasterKey {
 
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let data_key = random::bytes::<KEY_LEN>();
-        let mut out =
-            Vec::with_capacity(1 + 2 * NONCE_LEN + KEY_LEN + 2 * TAG_LEN + plaintext.len());
+        let mut out = Vec::with_capacity(1 + 2 * NONCE_LEN + KEY_LEN + 2 * TAG_LEN + plaintext.len());
         out.push(VERSION);
         seal_into(&self.bytes, &data_key, aad, &mut out);
         seal_into(&data_key, plaintext, aad, &mut out);
@@ -103,10 +90,7 @@ fn seal_into(key: &[u8], plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) {
     let nonce_bytes = random::bytes::<NONCE_LEN>();
     let mut buf = plaintext.to_vec();
     let nonce = Nonce::assume_unique_for_key(nonce_bytes);
-    if cipher(key)
-        .seal_in_place_append_tag(nonce, Aad::from(aad), &mut buf)
-        .is_err()
-    {
+    if cipher(key).seal_in_place_append_tag(nonce, Aad::from(aad), &mut buf).is_err() {
         std::process::abort();
     }
     out.extend_from_slice(&nonce_bytes);
@@ -115,12 +99,9 @@ fn seal_into(key: &[u8], plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) {
 
 fn open_from(key: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     let (nonce_bytes, ct) = sealed.split_at(NONCE_LEN);
-    let nonce =
-        Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| EnvelopeError::Undecryptable)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| EnvelopeError::Undecryptable)?;
     let mut buf = ct.to_vec();
-    let plain = cipher(key)
-        .open_in_place(nonce, Aad::from(aad), &mut buf)
-        .map_err(|_| EnvelopeError::Undecryptable)?;
+    let plain = cipher(key).open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| EnvelopeError::Undecryptable)?;
     Ok(plain.to_vec())
 }
 
@@ -138,29 +119,14 @@ mod tests {
     fn sealed_data_opens_with_the_same_key_and_aad_only() {
         let key = MasterKey::generate();
         let sealed = key.seal(b"private key", b"kid-1");
-        assert_eq!(
-            key.open(&sealed, b"kid-1").as_deref(),
-            Ok(&b"private key"[..])
-        );
-        assert_eq!(
-            key.open(&sealed, b"kid-2"),
-            Err(EnvelopeError::Undecryptable)
-        );
-        assert_eq!(
-            MasterKey::generate().open(&sealed, b"kid-1"),
-            Err(EnvelopeError::Undecryptable)
-        );
+        assert_eq!(key.open(&sealed, b"kid-1").as_deref(), Ok(&b"private key"[..]));
+        assert_eq!(key.open(&sealed, b"kid-2"), Err(EnvelopeError::Undecryptable));
+        assert_eq!(MasterKey::generate().open(&sealed, b"kid-1"), Err(EnvelopeError::Undecryptable));
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert_eq!(
-            key.open(&tampered, b"kid-1"),
-            Err(EnvelopeError::Undecryptable)
-        );
-        assert_eq!(
-            key.open(&sealed[..10], b"kid-1"),
-            Err(EnvelopeError::Undecryptable)
-        );
+        assert_eq!(key.open(&tampered, b"kid-1"), Err(EnvelopeError::Undecryptable));
+        assert_eq!(key.open(&sealed[..10], b"kid-1"), Err(EnvelopeError::Undecryptable));
     }
 
     #[test]
@@ -170,10 +136,7 @@ mod tests {
         assert_eq!(again.bytes, key.bytes);
         let b64 = STANDARD.encode(key.bytes);
         assert!(MasterKey::parse(&b64).is_ok());
-        assert_eq!(
-            MasterKey::parse("abcd").err(),
-            Some(EnvelopeError::BadMasterKey)
-        );
+        assert_eq!(MasterKey::parse("abcd").err(), Some(EnvelopeError::BadMasterKey));
         assert!(!format!("{key:?}").contains(&key.to_hex()));
     }
 

@@ -38,11 +38,7 @@ pub struct PasswordPolicy {
 impl Default for PasswordPolicy {
     fn default() -> Self {
         // OWASP Password Storage Cheat Sheet: m=19456 (19 MiB), t=2, p=1.
-        Self {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
+        Self { memory_kib: 19_456, iterations: 2, parallelism: 1 }
     }
 }
 
@@ -95,18 +91,12 @@ impl PasswordPolicy {
             return Ok(false);
         }
         let phc = Phc::new(&stored.0).map_err(|_| PasswordError::BadStoredHash)?;
-        Ok(self
-            .argon2()?
-            .verify_password(password.as_bytes(), &phc)
-            .is_ok())
+        Ok(self.argon2()?.verify_password(password.as_bytes(), &phc).is_ok())
     }
 
     /// Whether `stored` was made with other parameters than these (re-hash after login).
     pub fn needs_rehash(&self, stored: &PasswordHash) -> bool {
-        let wanted = format!(
-            "m={},t={},p={}",
-            self.memory_kib, self.iterations, self.parallelism
-        );
+        let wanted = format!("m={},t={},p={}", self.memory_kib, self.iterations, self.parallelism);
         !(stored.0.starts_with("$argon2id$") && stored.0.split('$').nth(3) == Some(wanted.as_str()))
     }
 }
@@ -124,11 +114,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> PasswordPolicy {
-        PasswordPolicy {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        }
+        PasswordPolicy { memory_kib: 64, iterations: 1, parallelism: 1 }
     }
 
     #[test]
@@ -146,10 +132,7 @@ mod tests {
     fn hashes_under_old_parameters_verify_and_ask_for_rehash() {
         let old = cheap();
         let h = old.hash("pw").unwrap_or_else(|e| panic!("{e}"));
-        let new = PasswordPolicy {
-            memory_kib: 128,
-            ..old
-        };
+        let new = PasswordPolicy { memory_kib: 128, ..old };
         assert_eq!(new.verify("pw", &h), Ok(true));
         assert!(new.needs_rehash(&h));
         assert!(!old.needs_rehash(&h));
@@ -159,15 +142,7 @@ mod tests {
     fn bad_input_is_refused() {
         assert_eq!(cheap().hash(""), Err(PasswordError::Empty));
         assert_eq!(cheap().hash(&"x".repeat(1025)), Err(PasswordError::TooLong));
-        assert!(
-            PasswordPolicy {
-                memory_kib: 1,
-                iterations: 0,
-                parallelism: 0
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(PasswordPolicy { memory_kib: 1, iterations: 0, parallelism: 0 }.validate().is_err());
         assert_eq!(
             cheap().verify("pw", &PasswordHash::from_stored("garbage".into())),
             Err(PasswordError::BadStoredHash)

@@ -28,9 +28,6 @@ mod tests {
         let b = super::token_string::<32>();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
 }

@@ -11,8 +11,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -85,19 +84,13 @@ impl SigningKeyPair {
                 der.as_ref().to_vec()
             }
             SigningAlg::Es256 => {
-                let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                    .map_err(|_| KeyError::Generate(alg))?;
-                kp.to_pkcs8v1()
-                    .map_err(|_| KeyError::Generate(alg))?
-                    .as_ref()
-                    .to_vec()
+                let kp =
+                    EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| KeyError::Generate(alg))?;
+                kp.to_pkcs8v1().map_err(|_| KeyError::Generate(alg))?.as_ref().to_vec()
             }
             SigningAlg::EdDsa => {
                 let kp = Ed25519KeyPair::generate().map_err(|_| KeyError::Generate(alg))?;
-                kp.to_pkcs8v1()
-                    .map_err(|_| KeyError::Generate(alg))?
-                    .as_ref()
-                    .to_vec()
+                kp.to_pkcs8v1().map_err(|_| KeyError::Generate(alg))?.as_ref().to_vec()
             }
         };
         let pair = Self::from_pkcs8(alg, &der)?;
@@ -125,8 +118,7 @@ impl SigningKeyPair {
                 (Inner::Rsa(kp), jwk)
             }
             SigningAlg::Es256 => {
-                let kp =
-                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(bad)?;
+                let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(bad)?;
                 // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
                 let point = kp.public_key().as_ref();
                 if point.len() != 65 {
@@ -183,14 +175,12 @@ impl SigningKeyPair {
         match &self.inner {
             Inner::Rsa(kp) => {
                 let mut sig = vec![0u8; kp.public_modulus_len()];
-                kp.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
-                    .map_err(|_| KeyError::Sign)?;
+                kp.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig).map_err(|_| KeyError::Sign)?;
                 Ok(sig)
             }
-            Inner::Ec(kp) => kp
-                .sign(&SystemRandom::new(), message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| KeyError::Sign),
+            Inner::Ec(kp) => {
+                kp.sign(&SystemRandom::new(), message).map(|s| s.as_ref().to_vec()).map_err(|_| KeyError::Sign)
+            }
             Inner::Ed(kp) => Ok(kp.sign(message).as_ref().to_vec()),
         }
     }
@@ -204,11 +194,7 @@ impl SigningKeyPair {
             kid: &'a str,
             typ: &'a str,
         }
-        let header = Header {
-            alg: self.alg.as_str(),
-            kid: self.kid(),
-            typ,
-        };
+        let header = Header { alg: self.alg.as_str(), kid: self.kid(), typ };
         let header_json = serde_json::to_vec(&header).map_err(|_| KeyError::Sign)?;
         let claims_json = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
         let mut out = String::with_capacity(64 + claims_json.len() * 4 / 3 + 360);
@@ -247,10 +233,7 @@ fn thumbprint(jwk: &PublicJwk) -> String {
 
 impl fmt::Debug for SigningKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKeyPair")
-            .field("alg", &self.alg)
-            .field("kid", &self.kid())
-            .finish()
+        f.debug_struct("SigningKeyPair").field("alg", &self.alg).field("kid", &self.kid()).finish()
     }
 }
 
@@ -260,9 +243,8 @@ mod tests {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
 
     fn verify_with_jsonwebtoken(pair: &SigningKeyPair, token: &str) -> serde_json::Value {
-        let jwk: Jwk =
-            serde_json::from_value(serde_json::to_value(pair.public_jwk()).unwrap_or_default())
-                .unwrap_or_else(|e| panic!("JWK does not parse: {e}"));
+        let jwk: Jwk = serde_json::from_value(serde_json::to_value(pair.public_jwk()).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("JWK does not parse: {e}"));
         let key = DecodingKey::from_jwk(&jwk).unwrap_or_else(|e| panic!("{e}"));
         let alg = match pair.alg() {
             SigningAlg::Rs256 => Algorithm::RS256,
@@ -280,36 +262,25 @@ mod tests {
     #[test]
     fn every_algorithm_signs_tokens_an_independent_library_verifies() {
         for alg in SigningAlg::ALL {
-            let (pair, der) =
-                SigningKeyPair::generate(*alg, 2048).unwrap_or_else(|e| panic!("{e}"));
-            let token = pair
-                .sign_jwt("JWT", &serde_json::json!({"sub": "abc"}))
-                .unwrap_or_default();
+            let (pair, der) = SigningKeyPair::generate(*alg, 2048).unwrap_or_else(|e| panic!("{e}"));
+            let token = pair.sign_jwt("JWT", &serde_json::json!({"sub": "abc"})).unwrap_or_default();
             assert_eq!(verify_with_jsonwebtoken(&pair, &token)["sub"], "abc");
             let header = jsonwebtoken::decode_header(&token).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(header.kid.as_deref(), Some(pair.kid()));
 
             let reloaded = SigningKeyPair::from_pkcs8(*alg, &der).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                reloaded.public_jwk(),
-                pair.public_jwk(),
-                "reloading keeps the key"
-            );
+            assert_eq!(reloaded.public_jwk(), pair.public_jwk(), "reloading keeps the key");
         }
     }
 
     #[test]
     fn a_key_of_one_algorithm_does_not_load_as_another() {
-        let (_, der) =
-            SigningKeyPair::generate(SigningAlg::Es256, 2048).unwrap_or_else(|e| panic!("{e}"));
+        let (_, der) = SigningKeyPair::generate(SigningAlg::Es256, 2048).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             SigningKeyPair::from_pkcs8(SigningAlg::EdDsa, &der).err(),
             Some(KeyError::BadPrivateKey(SigningAlg::EdDsa))
         );
-        assert_eq!(
-            SigningKeyPair::generate(SigningAlg::Rs256, 1024).err(),
-            Some(KeyError::RsaSize(1024))
-        );
+        assert_eq!(SigningKeyPair::generate(SigningAlg::Rs256, 1024).err(), Some(KeyError::RsaSize(1024)));
     }
 
     #[test]
@@ -326,9 +297,6 @@ mod tests {
             x: None,
             y: None,
         };
-        assert_eq!(
-            thumbprint(&jwk),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 }

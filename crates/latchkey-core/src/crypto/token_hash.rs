@@ -22,9 +22,7 @@ pub struct TokenHash(String);
 impl TokenHasher {
     /// A hasher keyed by `key_material` (derived from the master key).
     pub fn new(key_material: &[u8]) -> Self {
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, key_material),
-        }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key_material) }
     }
 
     pub fn hash(&self, purpose: &str, token: &str) -> TokenHash {
@@ -74,9 +72,6 @@ mod tests {
 
     #[test]
     fn a_different_key_gives_a_different_hash() {
-        assert_ne!(
-            TokenHasher::new(b"a").hash("p", "t"),
-            TokenHasher::new(b"b").hash("p", "t")
-        );
+        assert_ne!(TokenHasher::new(b"a").hash("p", "t"), TokenHasher::new(b"b").hash("p", "t"));
     }
 }

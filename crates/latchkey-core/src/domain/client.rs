@@ -92,11 +92,7 @@ wire_enum!(
 impl SigningAlg {
     /// Parses a JOSE algorithm name, accepting `Ed25519` (RFC 9864) for `EdDSA`.
     pub fn parse_jose(raw: &str) -> Result<Self, ParseError> {
-        if raw == "Ed25519" {
-            Ok(SigningAlg::EdDsa)
-        } else {
-            Self::parse(raw)
-        }
+        if raw == "Ed25519" { Ok(SigningAlg::EdDsa) } else { Self::parse(raw) }
     }
 }
 

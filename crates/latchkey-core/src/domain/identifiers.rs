@@ -52,11 +52,7 @@ string_newtype!(TenantId);
 
 impl TenantId {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        if raw.is_empty()
-            || raw.len() > 63
-            || !raw.chars().all(is_slug_char)
-            || raw.starts_with('-')
-        {
+        if raw.is_empty() || raw.len() > 63 || !raw.chars().all(is_slug_char) || raw.starts_with('-') {
             return Err(ParseError::new(
                 "tenant id",
                 "use 1-63 lowercase letters, digits or '-', not starting with '-'",
@@ -83,15 +79,8 @@ impl SubjectId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        if raw.len() != 32
-            || !raw
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        {
-            return Err(ParseError::new(
-                "subject id",
-                "expected 32 lowercase hex characters",
-            ));
+        if raw.len() != 32 || !raw.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+            return Err(ParseError::new("subject id", "expected 32 lowercase hex characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -108,10 +97,7 @@ impl ClientId {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
         if raw.is_empty() || raw.len() > 128 || !raw.chars().all(ok) {
-            return Err(ParseError::new(
-                "client id",
-                "use 1-128 characters from A-Z a-z 0-9 - _ . ~",
-            ));
+            return Err(ParseError::new("client id", "use 1-128 characters from A-Z a-z 0-9 - _ . ~"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -133,10 +119,7 @@ impl Username {
         let lower = raw.trim().to_lowercase();
         let ok = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
         if lower.is_empty() || lower.chars().count() > 64 || !lower.chars().all(ok) {
-            return Err(ParseError::new(
-                "username",
-                "use 1-64 letters, digits or . _ - @",
-            ));
+            return Err(ParseError::new("username", "use 1-64 letters, digits or . _ - @"));
         }
         Ok(Self(lower))
     }
@@ -156,15 +139,11 @@ impl Email {
         let (local, domain) = raw.rsplit_once('@').ok_or_else(err)?;
         let domain_ok = !domain.is_empty()
             && domain.len() <= 253
-            && domain
-                .split('.')
-                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+            && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
         let local_ok = !local.is_empty()
             && local.len() <= 64
             && !local.contains('@')
-            && local
-                .chars()
-                .all(|c| !c.is_whitespace() && !c.is_control() && c != '<' && c != '>');
+            && local.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '<' && c != '>');
         if !domain_ok || !local_ok {
             return Err(err());
         }
@@ -186,18 +165,8 @@ mod tests {
 
     #[test]
     fn emails_need_a_local_part_and_a_domain() {
-        assert_eq!(
-            Email::parse("Bob@Example.COM").map(|e| e.0),
-            Ok("Bob@example.com".into())
-        );
-        for bad in [
-            "bob",
-            "@example.com",
-            "bob@",
-            "bob@exa mple.com",
-            "bob@.com",
-            "a b@x.com",
-        ] {
+        assert_eq!(Email::parse("Bob@Example.COM").map(|e| e.0), Ok("Bob@example.com".into()));
+        for bad in ["bob", "@example.com", "bob@", "bob@exa mple.com", "bob@.com", "a b@x.com"] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

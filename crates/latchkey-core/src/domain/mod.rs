@@ -23,9 +23,6 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(kind: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            kind,
-            reason: reason.into(),
-        }
+        Self { kind, reason: reason.into() }
     }
 }

@@ -19,9 +19,7 @@ pub enum RedirectUriError {
     Fragment(String),
     #[error("`{0}` contains a wildcard; redirect URIs are matched exactly")]
     Wildcard(String),
-    #[error(
-        "`{0}` must use https; http is allowed only for loopback IP literals (127.0.0.1, [::1]) of native clients"
-    )]
+    #[error("`{0}` must use https; http is allowed only for loopback IP literals (127.0.0.1, [::1]) of native clients")]
     InsecureScheme(String),
     #[error(
         "`{0}` uses a custom scheme; only public (native) clients may, with a reverse-DNS private-use scheme such as com.example.app:/callback (RFC 8252 §7.1)"
@@ -53,13 +51,9 @@ impl RedirectUri {
                 }
             }
             "http" => match url.host() {
-                Some(Host::Ipv4(ip))
-                    if IpAddr::V4(ip).is_loopback() && kind == ClientKind::Public => {}
-                Some(Host::Ipv6(ip))
-                    if IpAddr::V6(ip).is_loopback() && kind == ClientKind::Public => {}
-                Some(Host::Domain(d))
-                    if d.eq_ignore_ascii_case("localhost") && kind == ClientKind::Public =>
-                {
+                Some(Host::Ipv4(ip)) if IpAddr::V4(ip).is_loopback() && kind == ClientKind::Public => {}
+                Some(Host::Ipv6(ip)) if IpAddr::V6(ip).is_loopback() && kind == ClientKind::Public => {}
+                Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") && kind == ClientKind::Public => {
                     return Err(RedirectUriError::Localhost(owned()));
                 }
                 _ => return Err(RedirectUriError::InsecureScheme(owned())),
@@ -120,9 +114,7 @@ mod tests {
     #[test]
     fn https_is_accepted_for_every_client() {
         for kind in [Confidential, Public] {
-            assert!(
-                RedirectUri::parse_for_registration("https://app.example.com/cb", kind).is_ok()
-            );
+            assert!(RedirectUri::parse_for_registration("https://app.example.com/cb", kind).is_ok());
         }
     }
 
@@ -132,9 +124,7 @@ mod tests {
         assert!(RedirectUri::parse_for_registration("http://[::1]/cb", Public).is_ok());
         assert_eq!(
             RedirectUri::parse_for_registration("http://127.0.0.1/cb", Confidential),
-            Err(RedirectUriError::InsecureScheme(
-                "http://127.0.0.1/cb".into()
-            ))
+            Err(RedirectUriError::InsecureScheme("http://127.0.0.1/cb".into()))
         );
         assert!(matches!(
             RedirectUri::parse_for_registration("http://localhost/cb", Public),
@@ -177,17 +167,11 @@ mod tests {
 
     #[test]
     fn web_origin_drops_path_and_keeps_port() {
-        let uri = RedirectUri::parse_for_registration(
-            "https://app.example.com:8443/a/b?c=d",
-            Confidential,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            uri.web_origin().as_deref(),
-            Some("https://app.example.com:8443")
-        );
-        let native = RedirectUri::parse_for_registration("com.example.app:/cb", Public)
+        let uri = RedirectUri::parse_for_registration("https://app.example.com:8443/a/b?c=d", Confidential)
             .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(uri.web_origin().as_deref(), Some("https://app.example.com:8443"));
+        let native =
+            RedirectUri::parse_for_registration("com.example.app:/cb", Public).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(native.web_origin(), None);
     }
 }

@@ -11,15 +11,11 @@ pub struct ScopeName(String);
 
 impl ScopeName {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let ok = |c: char| {
-            c == '\x21' || ('\x23'..='\x5b').contains(&c) || ('\x5d'..='\x7e').contains(&c)
-        };
+        let ok = |c: char| c == '\x21' || ('\x23'..='\x5b').contains(&c) || ('\x5d'..='\x7e').contains(&c);
         if raw.is_empty() || raw.len() > 128 || !raw.chars().all(ok) {
             return Err(ParseError::new(
                 "scope",
-                format!(
-                    "`{raw}` is not a scope token (printable ASCII without spaces, quotes or backslashes)"
-                ),
+                format!("`{raw}` is not a scope token (printable ASCII without spaces, quotes or backslashes)"),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -30,14 +26,7 @@ impl ScopeName {
     }
 
     /// The scopes defined by OpenID Connect Core §5.4 and §11 that every tenant has.
-    pub const BUILT_IN: [&'static str; 6] = [
-        "openid",
-        "profile",
-        "email",
-        "phone",
-        "address",
-        "offline_access",
-    ];
+    pub const BUILT_IN: [&'static str; 6] = ["openid", "profile", "email", "phone", "address", "offline_access"];
 }
 
 impl fmt::Display for ScopeName {
@@ -64,11 +53,7 @@ pub struct Scopes(BTreeSet<ScopeName>);
 
 impl Scopes {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        raw.split(' ')
-            .filter(|s| !s.is_empty())
-            .map(ScopeName::parse)
-            .collect::<Result<_, _>>()
-            .map(Self)
+        raw.split(' ').filter(|s| !s.is_empty()).map(ScopeName::parse).collect::<Result<_, _>>().map(Self)
     }
 
     pub fn contains(&self, scope: &str) -> bool {

@@ -11,10 +11,7 @@ impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let t = raw.trim();
         if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
-            return Err(ParseError::new(
-                "display name",
-                "use 1-200 characters without control characters",
-            ));
+            return Err(ParseError::new("display name", "use 1-200 characters without control characters"));
         }
         Ok(Self(t.to_owned()))
     }
@@ -93,11 +90,7 @@ pub struct ProfileClaims {
 impl ProfileClaims {
     /// Sets one claim by its OIDC name, as the CLI's `--claim name=value` does.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ParseError> {
-        let v = if value.is_empty() {
-            None
-        } else {
-            Some(value.to_owned())
-        };
+        let v = if value.is_empty() { None } else { Some(value.to_owned()) };
         let slot = match name {
             "given_name" => &mut self.given_name,
             "family_name" => &mut self.family_name,
@@ -116,10 +109,7 @@ impl ProfileClaims {
                     "true" => true,
                     "false" | "" => false,
                     _ => {
-                        return Err(ParseError::new(
-                            "claim",
-                            "phone_number_verified is true or false",
-                        ));
+                        return Err(ParseError::new("claim", "phone_number_verified is true or false"));
                     }
                 };
                 return Ok(());
@@ -128,10 +118,7 @@ impl ProfileClaims {
                 self.address = if value.is_empty() {
                     None
                 } else {
-                    Some(Address {
-                        formatted: Some(value.to_owned()),
-                        ..Address::default()
-                    })
+                    Some(Address { formatted: Some(value.to_owned()), ..Address::default() })
                 };
                 return Ok(());
             }
@@ -164,10 +151,7 @@ mod tests {
 
     #[test]
     fn display_names_are_trimmed_and_bounded() {
-        assert_eq!(
-            DisplayName::parse("  Ada Lovelace ").map(|d| d.0),
-            Ok("Ada Lovelace".into())
-        );
+        assert_eq!(DisplayName::parse("  Ada Lovelace ").map(|d| d.0), Ok("Ada Lovelace".into()));
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse("a\u{0}b").is_err());
     }

@@ -32,20 +32,12 @@ pub enum ConfigError {
     #[error("{path}: not valid TOML: {reason}")]
     Syntax { path: String, reason: String },
     #[error("{origin}: key `{key}`: {reason}")]
-    Invalid {
-        origin: String,
-        key: String,
-        reason: String,
-    },
+    Invalid { origin: String, key: String, reason: String },
 }
 
 impl ConfigError {
     pub(crate) fn invalid(source: &ConfigSource, key: &str, reason: impl fmt::Display) -> Self {
-        ConfigError::Invalid {
-            origin: source.to_string(),
-            key: key.to_owned(),
-            reason: reason.to_string(),
-        }
+        ConfigError::Invalid { origin: source.to_string(), key: key.to_owned(), reason: reason.to_string() }
     }
 }
 
@@ -60,18 +52,13 @@ pub fn find_config_file(
     env: &[(String, String)],
     cwd: &Path,
 ) -> Result<Option<PathBuf>, ConfigError> {
-    let named = explicit.map(Path::to_path_buf).or_else(|| {
-        env.iter()
-            .find(|(k, v)| k == "LATCHKEY_CONFIG" && !v.is_empty())
-            .map(|(_, v)| PathBuf::from(v))
-    });
+    let named = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| env.iter().find(|(k, v)| k == "LATCHKEY_CONFIG" && !v.is_empty()).map(|(_, v)| PathBuf::from(v)));
     if let Some(path) = named {
         let path = cwd.join(path);
         if !path.is_file() {
-            return Err(ConfigError::Read {
-                path: path.display().to_string(),
-                reason: "no such file".into(),
-            });
+            return Err(ConfigError::Read { path: path.display().to_string(), reason: "no such file".into() });
         }
         return Ok(Some(path));
     }
@@ -87,68 +74,30 @@ struct EnvOverride {
 impl Config {
     /// Loads the configuration: the file (if any), then `LATCHKEY_*` overrides from `env`,
     /// then checks it. `cwd` is the base for relative paths when there is no file.
-    pub fn load(
-        file: Option<&Path>,
-        env: &[(String, String)],
-        cwd: &Path,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(file: Option<&Path>, env: &[(String, String)], cwd: &Path) -> Result<Config, ConfigError> {
         let (mut table, source) = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-                let table: Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-                let base_dir = path
-                    .parent()
-                    .map_or_else(|| cwd.to_path_buf(), Path::to_path_buf);
-                (
-                    table,
-                    ConfigSource {
-                        file: Some(path.to_path_buf()),
-                        base_dir,
-                    },
-                )
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+                let table: Table = toml::from_str(&text)
+                    .map_err(|e| ConfigError::Syntax { path: path.display().to_string(), reason: e.to_string() })?;
+                let base_dir = path.parent().map_or_else(|| cwd.to_path_buf(), Path::to_path_buf);
+                (table, ConfigSource { file: Some(path.to_path_buf()), base_dir })
             }
-            None => (
-                Table::new(),
-                ConfigSource {
-                    file: None,
-                    base_dir: cwd.to_path_buf(),
-                },
-            ),
+            None => (Table::new(), ConfigSource { file: None, base_dir: cwd.to_path_buf() }),
         };
         let overrides = apply_env(&mut table, env)?;
-        let mut config: Config =
-            serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
-                let mut key = e.path().to_string();
-                let reason = e.inner().to_string();
-                if let Some(field) = reason
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split('`').next())
-                {
-                    key = if key == "." {
-                        field.to_owned()
-                    } else {
-                        format!("{key}.{field}")
-                    };
-                }
-                let origin = overrides
-                    .iter()
-                    .find(|o| o.path.join(".") == key)
-                    .map_or_else(
-                        || source.to_string(),
-                        |o| format!("environment variable {}", o.var),
-                    );
-                ConfigError::Invalid {
-                    origin,
-                    key,
-                    reason,
-                }
-            })?;
+        let mut config: Config = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+            // The path already ends with an unknown field's name; toml adds "in `section`"
+            // on a second line, which the key says better.
+            let key = e.path().to_string();
+            let reason = e.inner().to_string().lines().next().unwrap_or_default().trim().to_owned();
+            let origin = overrides
+                .iter()
+                .find(|o| o.path.join(".") == key)
+                .map_or_else(|| source.to_string(), |o| format!("environment variable {}", o.var));
+            ConfigError::Invalid { origin, key, reason }
+        })?;
         config.source = source;
         config.resolve_paths();
         config.check()?;
@@ -187,36 +136,20 @@ impl Config {
         if let Some(tls) = &self.server.tls {
             for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
                 if !path.is_file() {
-                    return Err(ConfigError::invalid(
-                        s,
-                        key,
-                        format!("file {} does not exist", path.display()),
-                    ));
+                    return Err(ConfigError::invalid(s, key, format!("file {} does not exist", path.display())));
                 }
             }
         }
         self.database()?;
         if self.database.max_connections == 0 {
-            return Err(ConfigError::invalid(
-                s,
-                "database.max_connections",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::invalid(s, "database.max_connections", "must be at least 1"));
         }
         let k = &self.keys;
         if k.algorithms.is_empty() {
-            return Err(ConfigError::invalid(
-                s,
-                "keys.algorithms",
-                "name at least one of RS256, ES256, EdDSA",
-            ));
+            return Err(ConfigError::invalid(s, "keys.algorithms", "name at least one of RS256, ES256, EdDSA"));
         }
         if ![2048, 3072, 4096].contains(&k.rsa_bits) {
-            return Err(ConfigError::invalid(
-                s,
-                "keys.rsa_bits",
-                "must be 2048, 3072 or 4096",
-            ));
+            return Err(ConfigError::invalid(s, "keys.rsa_bits", "must be 2048, 3072 or 4096"));
         }
         if k.rotation_interval <= k.jwks_cache_lifetime + k.clock_skew {
             return Err(ConfigError::invalid(
@@ -226,39 +159,20 @@ impl Config {
             ));
         }
         if k.check_interval.is_zero() {
-            return Err(ConfigError::invalid(
-                s,
-                "keys.check_interval",
-                "must be more than 0s",
-            ));
+            return Err(ConfigError::invalid(s, "keys.check_interval", "must be more than 0s"));
         }
-        self.passwords
-            .policy()
-            .validate()
-            .map_err(|e| ConfigError::invalid(s, "passwords", e))?;
+        self.passwords.policy().validate().map_err(|e| ConfigError::invalid(s, "passwords", e))?;
         if self.passwords.max_concurrent_hashes == 0 {
-            return Err(ConfigError::invalid(
-                s,
-                "passwords.max_concurrent_hashes",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::invalid(s, "passwords.max_concurrent_hashes", "must be at least 1"));
         }
         for (status, path) in &self.web.error_pages {
             let key = format!("web.error_pages.{status}");
             let code: u16 = status.parse().unwrap_or(0);
             if !(400..=599).contains(&code) {
-                return Err(ConfigError::invalid(
-                    s,
-                    &key,
-                    "only HTTP error statuses (400-599) have error pages",
-                ));
+                return Err(ConfigError::invalid(s, &key, "only HTTP error statuses (400-599) have error pages"));
             }
             if !path.is_file() {
-                return Err(ConfigError::invalid(
-                    s,
-                    &key,
-                    format!("file {} does not exist", path.display()),
-                ));
+                return Err(ConfigError::invalid(s, &key, format!("file {} does not exist", path.display())));
             }
         }
         Ok(())
@@ -273,9 +187,7 @@ fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<Vec<EnvOverr
         let Some(rest) = var.strip_prefix("LATCHKEY_") else {
             continue;
         };
-        if RESERVED_ENV.contains(&var.as_str())
-            || RESERVED_ENV_PREFIXES.iter().any(|p| var.starts_with(p))
-        {
+        if RESERVED_ENV.contains(&var.as_str()) || RESERVED_ENV_PREFIXES.iter().any(|p| var.starts_with(p)) {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
@@ -294,9 +206,7 @@ fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<Vec<EnvOverr
         let (last, parents) = path.split_last().unwrap_or((&path[0], &[]));
         let mut node = &mut *table;
         for (i, segment) in parents.iter().enumerate() {
-            let entry = node
-                .entry(segment.clone())
-                .or_insert_with(|| Value::Table(Table::new()));
+            let entry = node.entry(segment.clone()).or_insert_with(|| Value::Table(Table::new()));
             node = match entry {
                 Value::Table(t) => t,
                 _ => {
@@ -309,10 +219,7 @@ fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<Vec<EnvOverr
             };
         }
         node.insert(last.clone(), value);
-        applied.push(EnvOverride {
-            var: var.clone(),
-            path,
-        });
+        applied.push(EnvOverride { var: var.clone(), path });
     }
     Ok(applied)
 }

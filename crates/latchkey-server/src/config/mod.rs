@@ -204,10 +204,7 @@ impl Default for KeysConfig {
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        Self {
-            access_token_lifetime: Duration::from_secs(300),
-            id_token_lifetime: Duration::from_secs(3_600),
-        }
+        Self { access_token_lifetime: Duration::from_secs(300), id_token_lifetime: Duration::from_secs(3_600) }
     }
 }
 
@@ -218,42 +215,27 @@ impl Default for PasswordsConfig {
             memory_kib: p.memory_kib,
             iterations: p.iterations,
             parallelism: p.parallelism,
-            max_concurrent_hashes: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         }
     }
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        let loopback = ["127.0.0.0/8", "::1/128"]
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        Self {
-            allowed_networks: loopback,
-            token: None,
-        }
+        let loopback = ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect();
+        Self { allowed_networks: loopback, token: None }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".into(),
-        }
+        Self { format: LogFormat::Text, level: "info".into() }
     }
 }
 
 impl PasswordsConfig {
     pub fn policy(&self) -> PasswordPolicy {
-        PasswordPolicy {
-            memory_kib: self.memory_kib,
-            iterations: self.iterations,
-            parallelism: self.parallelism,
-        }
+        PasswordPolicy { memory_kib: self.memory_kib, iterations: self.iterations, parallelism: self.parallelism }
     }
 }
 
@@ -275,12 +257,16 @@ impl DatabaseLocation {
 }
 
 impl Config {
-    /// The issuer: `server.public_url` without a trailing slash, or `http://localhost:{port}`.
+    /// The issuer: `server.public_url` without a trailing slash, or `http(s)://localhost:{port}`
+    /// (https when `server.tls` is set).
     /// Never taken from a request's Host header.
     pub fn issuer(&self) -> String {
         match &self.server.public_url {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-            None => format!("http://localhost:{}", self.server.port),
+            None => {
+                let scheme = if self.server.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://localhost:{}", self.server.port)
+            }
         }
     }
 
@@ -303,11 +289,10 @@ impl Config {
                 let path = path.strip_prefix("//").unwrap_or(path);
                 Ok(DatabaseLocation::Sqlite(self.base_dir().join(path)))
             }
-            None => Err(ConfigError::invalid(
-                &self.source,
-                "database.url",
-                "expected `sqlite:PATH` or `postgres://…`",
-            )),
+            None => Err(ConfigError::invalid(&self.source, "database.url", "expected `sqlite:PATH` or `postgres://…`")),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -37,14 +37,9 @@ impl SecretRef {
             std::env::var(name).map_err(|_| SecretError::MissingEnv(name.to_owned()))?
         } else if let Some(path) = self.0.strip_prefix("file:") {
             let full = base_dir.join(path);
-            let text = std::fs::read_to_string(&full).map_err(|e| SecretError::File {
-                path: full.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            text.strip_suffix('\n')
-                .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                .unwrap_or(&text)
-                .to_owned()
+            let text = std::fs::read_to_string(&full)
+                .map_err(|e| SecretError::File { path: full.display().to_string(), reason: e.to_string() })?;
+            text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned()
         } else {
             self.0.clone()
         };
@@ -66,9 +61,12 @@ impl SecretRef {
 
 impl Serialize for SecretRef {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // A reference names where the secret lives, which is not secret; a literal is.
-        if self.is_reference() {
+        // A reference names where the secret lives, which is not secret; a literal is, except
+        // the parts of a database URL other than its password.
+        if self.is_reference() || self.0.starts_with("sqlite:") {
             s.serialize_str(&self.0)
+        } else if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            s.serialize_str(&latchkey_store::redact_url(&self.0))
         } else {
             s.serialize_str("<hidden>")
         }
@@ -77,11 +75,7 @@ impl Serialize for SecretRef {
 
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_reference() {
-            write!(f, "SecretRef({})", self.0)
-        } else {
-            f.write_str("SecretRef(<hidden>)")
-        }
+        if self.is_reference() { write!(f, "SecretRef({})", self.0) } else { f.write_str("SecretRef(<hidden>)") }
     }
 }
 
@@ -114,29 +108,17 @@ mod tests {
     #[test]
     fn missing_environment_variables_are_named() {
         let r = SecretRef::new("env:LATCHKEY_TEST_SURELY_UNSET_VAR").resolve(Path::new("."));
-        assert_eq!(
-            r,
-            Err(SecretError::MissingEnv(
-                "LATCHKEY_TEST_SURELY_UNSET_VAR".into()
-            ))
-        );
+        assert_eq!(r, Err(SecretError::MissingEnv("LATCHKEY_TEST_SURELY_UNSET_VAR".into())));
     }
 
     #[test]
     fn literals_never_print() {
         let literal = SecretRef::new("hunter2");
-        assert_eq!(
-            serde_json::to_string(&literal).unwrap_or_default(),
-            "\"<hidden>\""
-        );
+        assert_eq!(serde_json::to_string(&literal).unwrap_or_default(), "\"<hidden>\"");
         assert!(!format!("{literal:?}").contains("hunter2"));
-        assert_eq!(
-            serde_json::to_string(&SecretRef::new("env:X")).unwrap_or_default(),
-            "\"env:X\""
-        );
-        assert_eq!(
-            SecretRef::new("").resolve(Path::new(".")),
-            Err(SecretError::Empty)
-        );
+        assert_eq!(serde_json::to_string(&SecretRef::new("env:X")).unwrap_or_default(), "\"env:X\"");
+        let pg = SecretRef::new("postgres://lk:pw@db/lk");
+        assert_eq!(serde_json::to_string(&pg).unwrap_or_default(), "\"postgres://lk:****@db/lk\"");
+        assert_eq!(SecretRef::new("").resolve(Path::new(".")), Err(SecretError::Empty));
     }
 }

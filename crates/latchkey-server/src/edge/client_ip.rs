@@ -15,6 +15,8 @@ use crate::app::AppState;
 pub struct ClientIp(pub IpAddr);
 
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; compare them as IPv4.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -24,31 +26,18 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
         .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
+    forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
 }
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        Ok(ClientIp(resolve(
-            peer,
-            &parts.headers,
-            &state.config.server.trusted_proxies,
-        )))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        Ok(ClientIp(resolve(peer, &parts.headers, &state.config.server.trusted_proxies)))
     }
 }
 
@@ -58,10 +47,7 @@ mod tests {
 
     fn headers(xff: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            "x-forwarded-for",
-            xff.parse().unwrap_or_else(|_| panic!("header")),
-        );
+        h.insert("x-forwarded-for", xff.parse().unwrap_or_else(|_| panic!("header")));
         h
     }
 
@@ -71,15 +57,9 @@ mod tests {
 
     #[test]
     fn forwarded_headers_from_untrusted_peers_are_ignored() {
-        assert_eq!(
-            resolve(ip("203.0.113.9"), &headers("10.0.0.1"), &[]),
-            ip("203.0.113.9")
-        );
+        assert_eq!(resolve(ip("203.0.113.9"), &headers("10.0.0.1"), &[]), ip("203.0.113.9"));
         let trusted: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap_or_else(|_| panic!("net"))];
-        assert_eq!(
-            resolve(ip("203.0.113.9"), &headers("10.0.0.1"), &trusted),
-            ip("203.0.113.9")
-        );
+        assert_eq!(resolve(ip("203.0.113.9"), &headers("10.0.0.1"), &trusted), ip("203.0.113.9"));
     }
 
     #[test]
@@ -88,13 +68,7 @@ mod tests {
         // A client may prepend anything; only what our proxies appended counts.
         let h = headers("6.6.6.6, 198.51.100.7, 192.0.2.3");
         assert_eq!(resolve(ip("192.0.2.1"), &h, &trusted), ip("198.51.100.7"));
-        assert_eq!(
-            resolve(ip("192.0.2.1"), &HeaderMap::new(), &trusted),
-            ip("192.0.2.1")
-        );
-        assert_eq!(
-            resolve(ip("192.0.2.1"), &headers("garbage"), &trusted),
-            ip("192.0.2.1")
-        );
+        assert_eq!(resolve(ip("192.0.2.1"), &HeaderMap::new(), &trusted), ip("192.0.2.1"));
+        assert_eq!(resolve(ip("192.0.2.1"), &headers("garbage"), &trusted), ip("192.0.2.1"));
     }
 }

@@ -11,9 +11,7 @@ pub fn layer(state: &AppState) -> CorsLayer {
     let caches = state.caches.clone();
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            origin
-                .to_str()
-                .is_ok_and(|o| caches.web_origins().contains(o))
+            origin.to_str().is_ok_and(|o| caches.web_origins().contains(o))
         }))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])

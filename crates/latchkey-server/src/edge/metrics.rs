@@ -18,9 +18,7 @@ pub fn handle() -> Option<PrometheusHandle> {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full("latchkey_http_request_duration_seconds".into()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    ],
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
                 )
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
@@ -32,25 +30,15 @@ pub fn handle() -> Option<PrometheusHandle> {
                 "latchkey_http_request_duration_seconds",
                 "HTTP request latency by route template"
             );
-            metrics::describe_counter!(
-                "latchkey_tokens_issued_total",
-                "Tokens issued, by grant type"
-            );
-            metrics::describe_counter!("latchkey_logins_total", "Sign-in attempts, by outcome");
-            metrics::describe_counter!(
-                "latchkey_key_rotations_total",
-                "Signing key rotations, by algorithm"
-            );
+            metrics::describe_counter!("latchkey_key_rotations_total", "Signing key rotations, by algorithm");
             Some(handle)
         })
         .clone()
 }
 
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;

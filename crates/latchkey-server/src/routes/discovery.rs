@@ -21,18 +21,11 @@ pub struct ProviderMetadata {
 
 pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoResponse {
     let issuer = state.issuer.to_string();
-    let scopes = match state
-        .store
-        .list_scopes(&latchkey_core::domain::TenantId::default_tenant())
-        .await
-    {
+    let scopes = match state.store.list_scopes(&latchkey_core::domain::TenantId::default_tenant()).await {
         Ok(list) => list.into_iter().map(|s| s.name.to_string()).collect(),
         Err(e) => {
             tracing::error!(error = %e, "cannot list scopes for discovery");
-            latchkey_core::domain::ScopeName::BUILT_IN
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect()
+            latchkey_core::domain::ScopeName::BUILT_IN.iter().map(|s| (*s).to_owned()).collect()
         }
     };
     let doc = ProviderMetadata {
@@ -40,12 +33,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
         issuer,
         scopes_supported: scopes,
         subject_types_supported: vec!["public"],
-        id_token_signing_alg_values_supported: state
-            .keys
-            .algorithms()
-            .iter()
-            .map(|a| a.as_str())
-            .collect(),
+        id_token_signing_alg_values_supported: state.keys.algorithms().iter().map(|a| a.as_str()).collect(),
         claims_supported: vec![
             "sub",
             "iss",
@@ -74,8 +62,5 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
             "address",
         ],
     };
-    (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        axum::Json(doc),
-    )
+    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(doc))
 }

@@ -10,25 +10,14 @@ use crate::edge::ClientIp;
 
 /// Alive: the process answers.
 pub async fn healthz() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"status": "ok"})),
-    )
+    (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
 }
 
 /// Ready: the database answers and signing keys are loaded.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = state.store.ping().await.is_ok();
-    let keys = state
-        .keys
-        .algorithms()
-        .iter()
-        .all(|alg| state.keys.active(*alg).is_some());
-    let status = if database && keys {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let keys = state.keys.algorithms().iter().all(|alg| state.keys.active(*alg).is_some());
+    let status = if database && keys { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
         "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
         "database": if database { "ok" } else { "unreachable" },
@@ -38,17 +27,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format, for clients in `metrics.allowed_networks` or with the token.
-pub async fn metrics(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-) -> Response {
-    let from_allowed_network = state
-        .config
-        .metrics
-        .allowed_networks
-        .iter()
-        .any(|n| n.contains(&ip));
+pub async fn metrics(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap) -> Response {
+    let from_allowed_network = state.config.metrics.allowed_networks.iter().any(|n| n.contains(&ip));
     let with_token = match (&state.metrics_token, bearer(&headers)) {
         (Some(expected), Some(given)) => bool::from(expected.as_bytes().ct_eq(given.as_bytes())),
         _ => false,
@@ -61,23 +41,11 @@ pub async fn metrics(
             .into_response();
     }
     let Some(handle) = &state.metrics else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics recorder unavailable\n",
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable\n").into_response();
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }

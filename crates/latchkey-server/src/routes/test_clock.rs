@@ -13,16 +13,7 @@ pub struct Advance {
     seconds: u64,
 }
 
-pub async fn advance(
-    State(state): State<AppState>,
-    axum::Form(form): axum::Form<Advance>,
-) -> Response {
-    state
-        .clock
-        .advance(std::time::Duration::from_secs(form.seconds));
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"now": state.clock.now().secs()})),
-    )
-        .into_response()
+pub async fn advance(State(state): State<AppState>, axum::Form(form): axum::Form<Advance>) -> Response {
+    state.clock.advance(std::time::Duration::from_secs(form.seconds));
+    (StatusCode::OK, axum::Json(serde_json::json!({"now": state.clock.now().secs()}))).into_response()
 }

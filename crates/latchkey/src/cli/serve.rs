@@ -14,7 +14,7 @@ pub async fn serve(ctx: Context) -> Result<(), CliError> {
         tracing::warn!(
             path = %path.display(),
             "created a new master key file beside the database; back it up apart from the database, \
-             or set secrets.master_key (e.g. \"env:LATCHKEY_MASTER_KEY\") for production"
+             or set secrets.master_key (e.g. \"env:LK_MASTER_KEY\") for production"
         );
     }
     println!("Latchkey is running.");
@@ -22,7 +22,7 @@ pub async fn serve(ctx: Context) -> Result<(), CliError> {
     println!("  listening: {}", running.addr);
     println!("  data:      {location} ({backend})");
     println!("  discovery: {}/.well-known/openid-configuration", running.issuer);
-    println!("Create the first admin with:");
+    println!("Create the first user with:");
     println!("  latchkey user create --username admin --email admin@example.com");
     running.run_until_signal().await;
     Ok(())
@@ -47,6 +47,15 @@ pub fn check_config(ctx: Context) -> Result<(), CliError> {
         reference
             .resolve(c.base_dir())
             .map_err(|e| CliError::Usage(format!("{}: key `{key}`: {e}", c.source)))?;
+    }
+    tracing_subscriber::EnvFilter::try_new(&c.log.level)
+        .map_err(|e| CliError::Usage(format!("{}: key `log.level`: `{}` is not a valid filter: {e}", c.source, c.log.level)))?;
+    if let Some(reference) = &c.secrets.master_key {
+        let secret = reference
+            .resolve(c.base_dir())
+            .map_err(|e| CliError::Usage(format!("{}: key `secrets.master_key`: {e}", c.source)))?;
+        latchkey_core::crypto::MasterKey::parse(secret.expose())
+            .map_err(|e| CliError::Usage(format!("{}: key `secrets.master_key`: {e}", c.source)))?;
     }
     let toml = toml::to_string_pretty(c).map_err(|e| CliError::Failed(format!("cannot print the config: {e}")))?;
     let value = serde_json::json!({

@@ -1,0 +1,191 @@
+use std::path::Path;
+
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err_text(r: Result<Config, ConfigError>) -> String {
+    match r {
+        Ok(_) => panic!("expected a config error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn no_file_is_the_zero_config_path() {
+    let cwd = temp();
+    let config = Config::load(None, &[], cwd.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.issuer(), "http://localhost:8080");
+    assert_eq!(config.database().ok(), Some(DatabaseLocation::Sqlite(cwd.path().join("latchkey.db"))));
+    assert_eq!(config.keys.algorithms, SigningAlg::ALL.to_vec());
+}
+
+#[test]
+fn the_file_is_found_by_flag_then_variable_then_working_directory() {
+    let dir = temp();
+    let a = write(dir.path(), "a.toml", "");
+    let b = write(dir.path(), "b.toml", "");
+    assert_eq!(find_config_file(None, &[], dir.path()).ok().flatten(), None);
+    let default = write(dir.path(), "latchkey.toml", "");
+    assert_eq!(find_config_file(None, &[], dir.path()).ok().flatten(), Some(default));
+    let by_var = env(&[("LATCHKEY_CONFIG", "b.toml")]);
+    assert_eq!(find_config_file(None, &by_var, dir.path()).ok().flatten(), Some(b));
+    assert_eq!(find_config_file(Some(&a), &by_var, dir.path()).ok().flatten(), Some(a));
+    let missing = find_config_file(Some(Path::new("nope.toml")), &[], dir.path());
+    assert!(matches!(missing, Err(ConfigError::Read { ref path, .. }) if path.ends_with("nope.toml")));
+}
+
+#[test]
+fn unknown_keys_name_the_file_and_the_key() {
+    let dir = temp();
+    let file = write(dir.path(), "latchkey.toml", "[server]\nprot = 8080\n");
+    let text = err_text(Config::load(Some(&file), &[], dir.path()));
+    assert!(text.contains(&file.display().to_string()), "{text}");
+    assert!(text.contains("`server.prot`"), "{text}");
+    assert!(text.contains("expected one of"), "{text}");
+
+    let top = write(dir.path(), "top.toml", "[sever]\nport = 1\n");
+    assert!(err_text(Config::load(Some(&top), &[], dir.path())).contains("`sever`"));
+}
+
+#[test]
+fn mistyped_values_name_the_key_and_what_was_expected() {
+    let dir = temp();
+    let file = write(dir.path(), "latchkey.toml", "[server]\nport = \"eighty\"\n");
+    let text = err_text(Config::load(Some(&file), &[], dir.path()));
+    assert!(text.contains("`server.port`") && text.contains("u16"), "{text}");
+    let bad_duration = write(dir.path(), "d.toml", "[keys]\nrotation_interval = \"soon\"\n");
+    assert!(err_text(Config::load(Some(&bad_duration), &[], dir.path())).contains("is not a duration"));
+    let syntax = write(dir.path(), "s.toml", "[server\n");
+    assert!(matches!(Config::load(Some(&syntax), &[], dir.path()), Err(ConfigError::Syntax { .. })));
+}
+
+#[test]
+fn environment_overrides_set_keys_and_refuse_unknown_ones() {
+    let dir = temp();
+    let vars = env(&[
+        ("LATCHKEY_SERVER__PORT", "9090"),
+        ("LATCHKEY_KEYS__ALGORITHMS", "[\"ES256\"]"),
+        ("LATCHKEY_SERVER__PUBLIC_URL", "https://id.example.com"),
+        ("LATCHKEY_CONFIG", ""),
+        ("LATCHKEY_LOG_FORMAT", "json"),
+        ("LATCHKEY_TEST_POSTGRES_URL", "postgres://x"),
+        ("PATH", "/bin"),
+    ]);
+    let config = Config::load(None, &vars, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.server.port, 9090);
+    assert_eq!(config.keys.algorithms, vec![SigningAlg::Es256]);
+    assert_eq!(config.issuer(), "https://id.example.com");
+
+    let typo = Config::load(None, &env(&[("LATCHKEY_SERVER__PROT", "1")]), dir.path());
+    let text = err_text(typo);
+    assert!(text.contains("environment variable LATCHKEY_SERVER__PROT") && text.contains("`server.prot`"), "{text}");
+    let section = err_text(Config::load(None, &env(&[("LATCHKEY_NOPE", "1")]), dir.path()));
+    assert!(text_has(&section, "LATCHKEY_NOPE"), "{section}");
+    let empty_segment = err_text(Config::load(None, &env(&[("LATCHKEY_SERVER____PORT", "1")]), dir.path()));
+    assert!(empty_segment.contains("LATCHKEY_<SECTION>__<KEY>"), "{empty_segment}");
+}
+
+fn text_has(text: &str, needle: &str) -> bool {
+    text.contains(needle)
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_files_directory() {
+    let root = temp();
+    let conf_dir = root.path().join("etc/latchkey");
+    let elsewhere = root.path().join("somewhere/else");
+    std::fs::create_dir_all(&elsewhere).unwrap_or_else(|e| panic!("{e}"));
+    write(&conf_dir, "errors/404.html", "<h1>gone</h1>");
+    write(&conf_dir, "tls/cert.pem", "x");
+    write(&conf_dir, "tls/key.pem", "x");
+    let file = write(
+        &conf_dir,
+        "latchkey.toml",
+        "[database]\nurl = \"sqlite:data/lk.db\"\n[server.tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n[web.error_pages]\n404 = \"errors/404.html\"\n",
+    );
+    let config = Config::load(Some(&file), &[], &elsewhere).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.database().ok(), Some(DatabaseLocation::Sqlite(conf_dir.join("data/lk.db"))));
+    assert_eq!(config.web.error_pages.get("404"), Some(&conf_dir.join("errors/404.html")));
+    assert_eq!(config.server.tls.as_ref().map(|t| t.cert.clone()), Some(conf_dir.join("tls/cert.pem")));
+
+    // A path given through an override resolves against the file's directory too.
+    write(&conf_dir, "errors/500.html", "<h1>oops</h1>");
+    let vars =
+        env(&[("LATCHKEY_WEB__ERROR_PAGES__500", "errors/500.html"), ("LATCHKEY_DATABASE__URL", "sqlite:other.db")]);
+    let config = Config::load(Some(&file), &vars, &elsewhere).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.web.error_pages.get("500"), Some(&conf_dir.join("errors/500.html")));
+    assert_eq!(config.database().ok(), Some(DatabaseLocation::Sqlite(conf_dir.join("other.db"))));
+}
+
+#[test]
+fn files_that_do_not_exist_are_named() {
+    let dir = temp();
+    let file = write(dir.path(), "latchkey.toml", "[web.error_pages]\n404 = \"errors/404.html\"\n");
+    let text = err_text(Config::load(Some(&file), &[], dir.path()));
+    assert!(text.contains("`web.error_pages.404`") && text.contains("does not exist"), "{text}");
+    let not_error = write(dir.path(), "b.toml", "[web.error_pages]\n200 = \"b.toml\"\n");
+    assert!(err_text(Config::load(Some(&not_error), &[], dir.path())).contains("400-599"));
+    let tls = write(dir.path(), "t.toml", "[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n");
+    assert!(err_text(Config::load(Some(&tls), &[], dir.path())).contains("`server.tls.cert`"));
+}
+
+#[test]
+fn rules_between_keys_are_checked() {
+    let dir = temp();
+    let cases = [
+        ("[keys]\nrotation_interval = \"30m\"\n", "keys.rotation_interval"),
+        ("[keys]\nalgorithms = []\n", "keys.algorithms"),
+        ("[keys]\nrsa_bits = 1024\n", "keys.rsa_bits"),
+        ("[keys]\nalgorithms = [\"HS256\"]\n", "keys.algorithms"),
+        ("[server]\npublic_url = \"ftp://x.example\"\n", "server.public_url"),
+        ("[server]\npublic_url = \"https://x.example/?a=b\"\n", "server.public_url"),
+        ("[passwords]\nmemory_kib = 1\n", "passwords"),
+        ("[passwords]\nmax_concurrent_hashes = 0\n", "passwords.max_concurrent_hashes"),
+        ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+        ("[database]\nmax_connections = 0\n", "database.max_connections"),
+        ("[server]\ntrusted_proxies = [\"not-a-net\"]\n", "server.trusted_proxies"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("c{i}.toml"), text);
+        let message = err_text(Config::load(Some(&file), &[], dir.path()));
+        assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
+    }
+}
+
+#[test]
+fn public_url_is_the_issuer_without_a_trailing_slash() {
+    let dir = temp();
+    let file = write(dir.path(), "latchkey.toml", "[server]\npublic_url = \"https://id.example.com/auth/\"\n");
+    let config = Config::load(Some(&file), &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.issuer(), "https://id.example.com/auth");
+}
+
+#[test]
+fn the_printed_config_hides_literal_secrets() {
+    let dir = temp();
+    let file = write(
+        dir.path(),
+        "latchkey.toml",
+        "[metrics]\ntoken = \"hunter2\"\n[secrets]\nmaster_key = \"env:LK_MASTER\"\n",
+    );
+    let config = Config::load(Some(&file), &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let printed = toml::to_string(&config).unwrap_or_default();
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("<hidden>") && printed.contains("env:LK_MASTER"), "{printed}");
+}

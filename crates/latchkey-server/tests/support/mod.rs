@@ -1,0 +1,124 @@
+//! One way to start a real server for a test: its own database (SQLite file or fresh
+//! PostgreSQL database), port 0, a clock the test can move.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey_core::Clock;
+use latchkey_server::config::{Config, SecretRef};
+use latchkey_server::{Foundation, RunningServer, StartupError};
+use latchkey_store::testing::TestDatabase;
+
+/// Every node of one test database shares this master key.
+pub const MASTER_KEY: &str = "7ddae5519c751ebe83a87276bff1ea7c999545e7cf15ae0dd4e45aede8690bc3";
+
+pub struct TestServer {
+    pub server: RunningServer,
+    /// `http://127.0.0.1:PORT` (or https): where to send requests.
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Clock,
+    pub db: Arc<TestDatabase>,
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+pub fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// The config every test server starts from: cheap Argon2, fast change polling, the
+/// scheduled key job effectively off (tests run it themselves).
+pub fn test_config(db: &TestDatabase, dir: &std::path::Path) -> Config {
+    let mut config = ok(Config::load(None, &[], dir), "default config");
+    config.server.port = 0;
+    config.database.url = SecretRef::new(db.url.clone());
+    config.database.change_poll_interval = Duration::from_millis(100);
+    config.secrets.master_key = Some(SecretRef::new(MASTER_KEY));
+    config.passwords.memory_kib = 64;
+    config.passwords.iterations = 1;
+    config.keys.check_interval = Duration::from_secs(3_600);
+    config.server.shutdown_timeout = Duration::from_secs(5);
+    config
+}
+
+impl TestServer {
+    pub async fn start(db: Arc<TestDatabase>, tweak: impl FnOnce(&mut Config)) -> Self {
+        ok(Self::try_start(db, Clock::system(), tweak).await, "server start")
+    }
+
+    pub async fn try_start(db: Arc<TestDatabase>, clock: Clock, tweak: impl FnOnce(&mut Config)) -> Result<Self, StartupError> {
+        let dir = Arc::new(ok(tempfile::tempdir(), "temp dir"));
+        Self::start_in(db, dir, clock, tweak).await
+    }
+
+    /// Starts a node in `dir` (share it between nodes that share files).
+    pub async fn start_in(
+        db: Arc<TestDatabase>,
+        dir: Arc<tempfile::TempDir>,
+        clock: Clock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Self, StartupError> {
+        let mut config = test_config(&db, dir.path());
+        tweak(&mut config);
+        let foundation = Foundation::open(config, clock.clone()).await?;
+        let server = latchkey_server::start(foundation).await?;
+        let scheme = if server.state.config.server.tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://127.0.0.1:{}", server.addr.port());
+        let http = ok(reqwest::Client::builder().no_proxy().build(), "http client");
+        Ok(Self { server, base, http, clock, db, dir })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        ok(self.http.get(self.url(path)).send().await, path)
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).await;
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        ok(response.json().await, path)
+    }
+
+    pub async fn jwks_kids(&self) -> Vec<String> {
+        let jwks = self.get_json("/jwks.json").await;
+        let mut kids: Vec<String> =
+            jwks["keys"].as_array().into_iter().flatten().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect();
+        kids.sort();
+        kids
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// Polls `check` until it holds or `bound` passes; the bound is the documented one plus
+/// a margin, never a fixed sleep.
+pub async fn eventually<F, Fut>(bound: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + bound;
+    loop {
+        if check().await {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: not true within {bound:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn sqlite() -> Arc<TestDatabase> {
+    Arc::new(TestDatabase::sqlite().await)
+}
+
+pub async fn all_backends() -> Vec<Arc<TestDatabase>> {
+    TestDatabase::all().await.into_iter().map(Arc::new).collect()
+}
