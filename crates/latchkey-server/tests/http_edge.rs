@@ -47,9 +47,17 @@ async fn the_issuer_never_comes_from_the_host_header() {
     })
     .await;
     let doc: serde_json::Value = ok(
-        ok(server.http.get(server.url("/.well-known/openid-configuration")).header("host", "evil.example").send().await, "get")
-            .json()
-            .await,
+        ok(
+            server
+                .http
+                .get(server.url("/.well-known/openid-configuration"))
+                .header("host", "evil.example")
+                .send()
+                .await,
+            "get",
+        )
+        .json()
+        .await,
         "json",
     );
     assert_eq!(doc["issuer"], "https://id.example.com");
@@ -113,7 +121,8 @@ async fn unknown_paths_get_an_html_page_or_json_by_what_the_client_accepts() {
     assert!(body.contains("Not Found") && body.contains("Latchkey"), "{body}");
     assert!(!body.contains("<script"), "no inline script");
 
-    let json = ok(server.http.get(server.url("/no/such/page")).header("accept", "application/json").send().await, "get");
+    let json =
+        ok(server.http.get(server.url("/no/such/page")).header("accept", "application/json").send().await, "get");
     assert_eq!(json.status(), StatusCode::NOT_FOUND);
     let v: serde_json::Value = ok(json.json().await, "json");
     assert_eq!(v["error"], "not_found");
@@ -175,10 +184,13 @@ async fn metrics_count_requests_by_route_template_for_allowed_clients_only() {
         c.server.trusted_proxies = vec![ok("127.0.0.1/32".parse(), "net")];
     })
     .await;
-    let via_proxy = ok(proxied.http.get(proxied.url("/metrics")).header("x-forwarded-for", "10.1.2.3").send().await, "get");
+    let via_proxy =
+        ok(proxied.http.get(proxied.url("/metrics")).header("x-forwarded-for", "10.1.2.3").send().await, "get");
     assert_eq!(via_proxy.status(), StatusCode::OK, "the trusted proxy's client address counts");
-    let outsider =
-        ok(proxied.http.get(proxied.url("/metrics")).header("x-forwarded-for", "10.1.2.3, 203.0.113.5").send().await, "get");
+    let outsider = ok(
+        proxied.http.get(proxied.url("/metrics")).header("x-forwarded-for", "10.1.2.3, 203.0.113.5").send().await,
+        "get",
+    );
     assert_eq!(outsider.status(), StatusCode::FORBIDDEN, "the right-most untrusted address is the client");
     proxied.stop().await;
 }
@@ -202,7 +214,10 @@ async fn cors_allows_the_web_origins_of_registered_clients_only() {
         name: "SPA".into(),
         kind: ClientKind::Public,
         secret_hash: None,
-        redirect_uris: vec![ok(RedirectUri::parse_for_registration("https://app.example.com/cb", ClientKind::Public), "uri")],
+        redirect_uris: vec![ok(
+            RedirectUri::parse_for_registration("https://app.example.com/cb", ClientKind::Public),
+            "uri",
+        )],
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::AuthorizationCode],
         allowed_scopes: vec![],

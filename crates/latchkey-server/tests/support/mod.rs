@@ -47,7 +47,11 @@ impl TestServer {
         ok(Self::try_start(db, Clock::system(), tweak).await, "server start")
     }
 
-    pub async fn try_start(db: Arc<TestDatabase>, clock: Clock, tweak: impl FnOnce(&mut Config)) -> Result<Self, StartupError> {
+    pub async fn try_start(
+        db: Arc<TestDatabase>,
+        clock: Clock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Self, StartupError> {
         let dir = Arc::new(ok(tempfile::tempdir(), "temp dir"));
         Self::start_in(db, dir, clock, tweak).await
     }
@@ -85,8 +89,12 @@ impl TestServer {
 
     pub async fn jwks_kids(&self) -> Vec<String> {
         let jwks = self.get_json("/jwks.json").await;
-        let mut kids: Vec<String> =
-            jwks["keys"].as_array().into_iter().flatten().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect();
+        let mut kids: Vec<String> = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+            .collect();
         kids.sort();
         kids
     }

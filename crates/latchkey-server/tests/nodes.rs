@@ -1,0 +1,121 @@
+//! Several nodes on one database: the same keys, and a change made through one node (or
+//! the CLI) reaches every node's caches within the documented bound, without a restart.
+//! PostgreSQL: LISTEN/NOTIFY (bound 1 s); SQLite: polling every change_poll_interval.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::domain::*;
+use latchkey_core::{Clock, UnixTime};
+use latchkey_store::{Actor, ClientPatch, NewClient, NewUser};
+use support::{TestServer, all_backends, eventually, ok};
+
+/// The stated bound (1 s for PostgreSQL notifications; the tests' SQLite poll is 100 ms)
+/// plus a margin for a loaded CI machine.
+const BOUND: Duration = Duration::from_secs(3);
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+#[tokio::test]
+async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+        let a = ok(TestServer::try_start(db.clone(), clock.clone(), |_| {}).await, "node a");
+        let node_b = ok(TestServer::try_start(db.clone(), clock.clone(), |_| {}).await, "node b");
+        assert_eq!(a.jwks_kids().await, node_b.jwks_kids().await, "{b}: one set of keys");
+
+        // Key rotation on node A reaches node B.
+        clock.advance(Duration::from_secs(4_000));
+        let promoted = ok(a.server.state.keys.rotate(SigningAlg::Rs256, false, &Actor::Cli).await, "rotate");
+        let expected = a.jwks_kids().await;
+        eventually(BOUND, &format!("{b}: node b publishes the rotated keys"), || async {
+            node_b.jwks_kids().await == expected
+        })
+        .await;
+        assert_eq!(node_b.server.state.keys.active(SigningAlg::Rs256).map(|k| k.kid().to_owned()), Some(promoted));
+
+        // A client change on node A: node B's cached client is dropped and reloaded.
+        let id = ok(ClientId::parse("shared-app"), "id");
+        let new = NewClient {
+            client_id: id.clone(),
+            name: "Before".into(),
+            kind: ClientKind::Confidential,
+            secret_hash: None,
+            redirect_uris: vec![ok(
+                RedirectUri::parse_for_registration("https://a.example/cb", ClientKind::Confidential),
+                "uri",
+            )],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            allowed_scopes: vec![],
+            token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+            id_token_signed_response_alg: SigningAlg::Rs256,
+            first_party: false,
+        };
+        ok(a.server.state.store.create_client(&tenant(), new, &Actor::Cli).await, "create");
+        let cached = ok(node_b.server.state.caches.client(&id).await, "load").map(|c| c.name.clone());
+        assert_eq!(cached.as_deref(), Some("Before"));
+        let patch = ClientPatch { name: Some("After".into()), ..Default::default() };
+        ok(a.server.state.store.update_client(&tenant(), &id, patch, &Actor::Cli).await, "update");
+        eventually(BOUND, &format!("{b}: node b sees the renamed client"), || async {
+            node_b.server.state.caches.client(&id).await.ok().flatten().is_some_and(|c| c.name == "After")
+        })
+        .await;
+
+        // Locking a user on node A: node B's cached user follows.
+        let user = NewUser {
+            sub: SubjectId::generate(),
+            username: ok(Username::parse("grace"), "username"),
+            email: None,
+            email_verified: false,
+            name: None,
+            profile: ProfileClaims::default(),
+            password_hash: None,
+        };
+        let user = ok(a.server.state.store.create_user(&tenant(), user, &Actor::Cli).await, "user");
+        let before = ok(node_b.server.state.caches.user(&user.sub).await, "load");
+        assert_eq!(before.map(|u| u.locked), Some(false));
+        ok(a.server.state.store.set_user_locked(&tenant(), &user.sub, true, &Actor::Cli).await, "lock");
+        eventually(BOUND, &format!("{b}: node b sees the lock"), || async {
+            node_b.server.state.caches.user(&user.sub).await.ok().flatten().is_some_and(|u| u.locked)
+        })
+        .await;
+
+        a.stop().await;
+        node_b.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_scheduled_rotation_runs_once_across_nodes() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+        let tweak = |c: &mut latchkey_server::config::Config| {
+            c.keys.rotation_interval = Duration::from_secs(7_200);
+            c.keys.check_interval = Duration::from_millis(100);
+        };
+        let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
+        let a = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), tweak).await, "a");
+        let node_b = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), tweak).await, "b");
+        clock.advance(Duration::from_secs(7_200));
+        let store = a.server.state.store.clone();
+        eventually(BOUND, &format!("{b}: the schedule rotated every algorithm"), || async {
+            let events = store.recent_audit_events(&tenant(), 100).await.unwrap_or_default();
+            events.iter().filter(|e| e.action == "keys.rotated").count() >= 3
+        })
+        .await;
+        // Give a second node every chance to rotate again, then count.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let events = ok(store.recent_audit_events(&tenant(), 100).await, "audit");
+        let rotations = events.iter().filter(|e| e.action == "keys.rotated").count();
+        assert_eq!(rotations, 3, "{b}: one rotation per algorithm, not one per node");
+        a.stop().await;
+        node_b.stop().await;
+    }
+}

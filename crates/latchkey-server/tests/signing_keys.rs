@@ -1,0 +1,181 @@
+//! Signing keys: they survive restarts, the next key is published long enough before it
+//! signs, retired keys stay published until their tokens expire, and the master key guards
+//! them.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::domain::SigningAlg;
+use latchkey_core::{Clock, UnixTime};
+use latchkey_server::config::SecretRef;
+use latchkey_server::keys::KeyServiceError;
+use latchkey_server::{Foundation, StartupError};
+use latchkey_store::Actor;
+use support::{TestServer, all_backends, ok, sqlite, test_config};
+
+#[tokio::test]
+async fn keys_and_data_survive_a_restart() {
+    for db in all_backends().await {
+        let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
+        let first = ok(TestServer::start_in(db.clone(), dir.clone(), Clock::system(), |_| {}).await, "first start");
+        let kids = first.jwks_kids().await;
+        assert_eq!(kids.len(), 6, "{}", db.backend);
+        first.stop().await;
+        let second = ok(TestServer::start_in(db.clone(), dir.clone(), Clock::system(), |_| {}).await, "second start");
+        assert_eq!(second.jwks_kids().await, kids, "{}: the same keys after a restart", db.backend);
+        second.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_next_key_signs_only_after_the_jwks_cache_lifetime_plus_skew() {
+    for db in all_backends().await {
+        let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+        let server = ok(TestServer::try_start(db.clone(), clock.clone(), |_| {}).await, "start");
+        let keys = server.server.state.keys.clone();
+        let before = ok(keys.active(SigningAlg::Es256).ok_or("no active key"), "active").kid().to_owned();
+
+        let refused = keys.rotate(SigningAlg::Es256, false, &Actor::Cli).await;
+        assert!(
+            matches!(refused, Err(KeyServiceError::NextKeyTooYoung { needed: 3660, .. })),
+            "{}: {refused:?}",
+            db.backend
+        );
+        assert!(refused.err().is_some_and(|e| e.to_string().contains("--force")));
+
+        clock.advance(Duration::from_secs(3_660));
+        let promoted = ok(keys.rotate(SigningAlg::Es256, false, &Actor::Cli).await, "rotate");
+        let after = ok(keys.active(SigningAlg::Es256).ok_or("no active key"), "active").kid().to_owned();
+        assert_eq!(after, promoted);
+        assert_ne!(after, before);
+        // The retired key is still published: tokens it signed are still valid.
+        let published = server.jwks_kids().await;
+        assert!(published.contains(&before) && published.contains(&after), "{}", db.backend);
+        assert_eq!(published.len(), 7, "{}: 3 next + 3 active + 1 retired", db.backend);
+
+        // After the longest token lifetime plus skew, the schedule drops the retired key.
+        clock.advance(Duration::from_secs(3_600 + 60 + 1));
+        ok(keys.run_schedule().await, "schedule");
+        let published = server.jwks_kids().await;
+        assert!(!published.contains(&before), "{}: the retired key is gone", db.backend);
+        assert_eq!(published.len(), 6);
+
+        // A signature by the active key verifies with the published JWK.
+        let signer = ok(keys.active(SigningAlg::Es256).ok_or("no key"), "active");
+        let token = ok(signer.sign_jwt("JWT", &serde_json::json!({"iss": server.server.issuer})), "sign");
+        let header = ok(jsonwebtoken::decode_header(&token), "header");
+        assert!(published.contains(&header.kid.unwrap_or_default()));
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_schedule_rotates_keys_older_than_the_rotation_interval() {
+    let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+    let server = ok(
+        TestServer::try_start(sqlite().await, clock.clone(), |c| c.keys.rotation_interval = Duration::from_secs(7_200))
+            .await,
+        "start",
+    );
+    let keys = server.server.state.keys.clone();
+    let initial: Vec<String> =
+        SigningAlg::ALL.iter().filter_map(|a| keys.active(*a)).map(|k| k.kid().to_owned()).collect();
+    ok(keys.run_schedule().await, "schedule");
+    let same: Vec<String> =
+        SigningAlg::ALL.iter().filter_map(|a| keys.active(*a)).map(|k| k.kid().to_owned()).collect();
+    assert_eq!(same, initial, "nothing is due yet");
+    clock.advance(Duration::from_secs(7_200));
+    ok(keys.run_schedule().await, "schedule");
+    let rotated: Vec<String> =
+        SigningAlg::ALL.iter().filter_map(|a| keys.active(*a)).map(|k| k.kid().to_owned()).collect();
+    assert_eq!(rotated.len(), 3);
+    assert!(rotated.iter().all(|k| !initial.contains(k)), "every algorithm rotated");
+    let events = ok(
+        server.server.state.store.recent_audit_events(&latchkey_core::domain::TenantId::default_tenant(), 50).await,
+        "audit",
+    );
+    assert_eq!(events.iter().filter(|e| e.action == "keys.rotated").count(), 3, "each rotation is audited");
+    assert!(events.iter().filter(|e| e.action == "keys.rotated").all(|e| e.actor == "system"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn private_keys_are_stored_encrypted() {
+    let db = sqlite().await;
+    let server = TestServer::start(db.clone(), |_| {}).await;
+    let stored =
+        ok(server.server.state.store.signing_keys(&latchkey_core::domain::TenantId::default_tenant()).await, "keys");
+    for key in &stored {
+        // PKCS#8 DER starts with a SEQUENCE tag; a sealed blob starts with our version byte.
+        assert_eq!(key.sealed_private_key[0], 1, "{}: sealed", key.kid);
+        assert!(latchkey_core::crypto::SigningKeyPair::from_pkcs8(key.alg, &key.sealed_private_key).is_err());
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_and_never_replaces_the_old_one() {
+    for db in all_backends().await {
+        let dir = ok(tempfile::tempdir(), "dir");
+        let server = TestServer::start(db.clone(), |_| {}).await;
+        server.stop().await;
+        let mut config = test_config(&db, dir.path());
+        config.secrets.master_key = Some(SecretRef::new(latchkey_core::crypto::MasterKey::generate().to_hex()));
+        let refused = Foundation::open(config, Clock::system()).await;
+        match refused {
+            Err(StartupError::MasterKey(message)) => assert!(message.contains("does not match"), "{message}"),
+            Err(other) => panic!("{}: wrong error: {other}", db.backend),
+            Ok(_) => panic!("{}: a wrong master key was accepted", db.backend),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_zero_config_key_file_is_created_once_and_never_regenerated_over_data() {
+    let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
+    let db_path = dir.path().join("latchkey.db");
+    let zero_config = move |c: &mut latchkey_server::config::Config| {
+        c.secrets.master_key = None;
+        c.database.url = SecretRef::new(format!("sqlite:{}", db_path.display()));
+    };
+    let db = sqlite().await; // unused location; the tweak points at dir/latchkey.db
+    let first = ok(TestServer::start_in(db.clone(), dir.clone(), Clock::system(), zero_config.clone()).await, "first");
+    let key_file = dir.path().join("latchkey.master-key");
+    let mode = ok(std::fs::metadata(&key_file), "key file").permissions();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(mode.mode() & 0o777, 0o600, "owner-only");
+    }
+    let _ = mode;
+    let kids = first.jwks_kids().await;
+    first.stop().await;
+
+    let again = ok(TestServer::start_in(db.clone(), dir.clone(), Clock::system(), zero_config.clone()).await, "second");
+    assert_eq!(again.jwks_kids().await, kids);
+    again.stop().await;
+
+    ok(std::fs::remove_file(&key_file), "remove key");
+    let refused = TestServer::start_in(db, dir.clone(), Clock::system(), zero_config).await;
+    match refused {
+        Err(StartupError::MasterKey(message)) => assert!(message.contains("Refusing to create a new key"), "{message}"),
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a new master key was generated over encrypted data"),
+    }
+    assert!(!key_file.exists(), "no new key file was written");
+}
+
+#[tokio::test]
+async fn postgresql_needs_a_configured_master_key() {
+    let Some(db) = latchkey_store::testing::TestDatabase::postgres().await else { return };
+    let dir = ok(tempfile::tempdir(), "dir");
+    let mut config = test_config(&db, dir.path());
+    config.secrets.master_key = None;
+    match Foundation::open(config, Clock::system()).await {
+        Err(StartupError::MasterKey(message)) => assert!(message.contains("secrets.master_key"), "{message}"),
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("started without a shared master key"),
+    }
+}
