@@ -1,20 +1,27 @@
 //! Printing results for people (aligned text) or scripts (`--json`).
 
+use std::io::Write as _;
+
 use serde::Serialize;
 
 use super::{CliError, Context};
 
 pub fn print<T: Serialize>(ctx: &Context, value: &T, human: impl FnOnce() -> String) -> Result<(), CliError> {
-    if ctx.json {
-        let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?;
-        println!("{text}");
+    let text = if ctx.json {
+        serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(format!("cannot encode JSON: {e}")))?
     } else {
-        let text = human();
-        if !text.is_empty() {
-            println!("{}", text.trim_end());
-        }
+        human().trim_end().to_owned()
+    };
+    if text.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        // The reader went away (`latchkey user list | head`): nothing left to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::Failed(format!("cannot write to standard output: {e}"))),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Rows as columns padded to the widest cell.

@@ -1,5 +1,7 @@
 //! `serve`, `migrate`, `check-config`.
 
+use std::io::Write as _;
+
 use latchkey_server::config::SecretRef;
 
 use super::{CliError, Context, output};
@@ -17,13 +19,17 @@ pub async fn serve(ctx: Context) -> Result<(), CliError> {
              or set secrets.master_key (e.g. \"env:LK_MASTER_KEY\") for production"
         );
     }
-    println!("Latchkey is running.");
-    println!("  issuer:    {}", running.issuer);
-    println!("  listening: {}", running.addr);
-    println!("  data:      {location} ({backend})");
-    println!("  discovery: {}/.well-known/openid-configuration", running.issuer);
-    println!("Create the first user with:");
-    println!("  latchkey user create --username admin --email admin@example.com");
+    let banner = format!(
+        "Latchkey is running.\n  issuer:    {issuer}\n  listening: {addr}\n  data:      {location} ({backend})\n  \
+         discovery: {issuer}/.well-known/openid-configuration\nCreate the first user with:\n  \
+         latchkey user create --username admin --email admin@example.com\n",
+        issuer = running.issuer,
+        addr = running.addr,
+    );
+    // Written, not println!: a closed stdout must not take the server down.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     running.run_until_signal().await;
     Ok(())
 }
