@@ -47,12 +47,12 @@ impl Foundation {
     /// master key, refusing to continue with a key that does not open existing data.
     pub async fn open(config: Config, clock: Clock) -> Result<Self, StartupError> {
         let location = config.database()?;
-        if let DatabaseLocation::Sqlite(path) = &location {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Invalid(format!("cannot create the database directory {}: {e}", dir.display()))
-                })?;
-            }
+        if let DatabaseLocation::Sqlite(path) = &location
+            && let Some(dir) = path.parent()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Invalid(format!("cannot create the database directory {}: {e}", dir.display()))
+            })?;
         }
         let store = latchkey_store::open(&location.store_url(), config.database.max_connections, clock.clone()).await?;
         store.migrate().await?;

@@ -46,17 +46,25 @@ async fn serve_in_an_empty_directory_creates_its_data_announces_itself_and_keeps
     let mut server = ws.serve(&[PORT_ZERO]);
     let port = server.listening.rsplit(':').next().unwrap_or_default().to_owned();
     assert!(port.parse::<u16>().is_ok_and(|p| p != 0), "listening address {:?} has no real port", server.listening);
-    assert_eq!(server.issuer, format!("http://localhost:{port}"), "without public_url the issuer is http://localhost:PORT of the bound port");
+    assert_eq!(
+        server.issuer,
+        format!("http://localhost:{port}"),
+        "without public_url the issuer is http://localhost:PORT of the bound port"
+    );
 
     let db = ws.path("latchkey.db");
-    let data = server.wait_for_line(Duration::from_secs(10), "the data location", |l| l.trim_start().starts_with("data:"));
+    let data =
+        server.wait_for_line(Duration::from_secs(10), "the data location", |l| l.trim_start().starts_with("data:"));
     assert!(data.contains(&db.display().to_string()), "the data line names {}: {data:?}", db.display());
-    let admin = server.wait_for_line(Duration::from_secs(10), "the command that creates the first admin", |l| l.contains("latchkey user create"));
+    let admin = server.wait_for_line(Duration::from_secs(10), "the command that creates the first admin", |l| {
+        l.contains("latchkey user create")
+    });
     assert!(admin.contains("--username"), "the first-admin hint is a complete command: {admin:?}");
 
     assert!(db.is_file(), "latchkey.db exists; dir holds {:?}", ws.entries());
     let key_file = ws.path("latchkey.master-key");
-    let meta = std::fs::metadata(&key_file).unwrap_or_else(|e| panic!("latchkey.master-key exists ({e}); dir holds {:?}", ws.entries()));
+    let meta = std::fs::metadata(&key_file)
+        .unwrap_or_else(|e| panic!("latchkey.master-key exists ({e}); dir holds {:?}", ws.entries()));
     {
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "the master key file is readable by its owner only");
@@ -76,10 +84,8 @@ async fn serve_in_an_empty_directory_creates_its_data_announces_itself_and_keeps
     assert_eq!(keys.len(), 6, "nothing but the three algorithms' keys: {jwks:#}");
     // The published keys are exactly each algorithm's active and next key.
     let list = ws.run(&["keys", "list", "--json"]).success().json();
-    let mut expected: Vec<String> = ALGS
-        .iter()
-        .flat_map(|alg| [key_in_state(&list, alg, "active"), key_in_state(&list, alg, "next")])
-        .collect();
+    let mut expected: Vec<String> =
+        ALGS.iter().flat_map(|alg| [key_in_state(&list, alg, "active"), key_in_state(&list, alg, "next")]).collect();
     expected.sort();
     let first_kids = jwks_kids(&jwks);
     assert_eq!(first_kids, expected, "the JWKS publishes the active and next keys");
@@ -89,7 +95,11 @@ async fn serve_in_an_empty_directory_creates_its_data_announces_itself_and_keeps
 
     let again = ws.serve(&[PORT_ZERO]);
     let jwks = get_json(&client, &again.url("/jwks.json")).await;
-    assert_eq!(jwks_kids(&jwks), first_kids, "a restart reuses the keys it created (same master key file, same database)");
+    assert_eq!(
+        jwks_kids(&jwks),
+        first_kids,
+        "a restart reuses the keys it created (same master key file, same database)"
+    );
 }
 
 #[tokio::test]
@@ -119,9 +129,13 @@ fn check_config_prints_the_effective_config_with_literal_secrets_hidden() {
     ws.write("latchkey.toml", "[server]\nport = 9191\n\n[metrics]\ntoken = \"hunter2\"\n");
 
     let text = ws.run(&["check-config"]);
-    text.success()
-        .never_shows("hunter2")
-        .stdout_names(&["Configuration is valid", &ws.path("latchkey.toml").display().to_string(), "port = 9191", "<hidden>", "rsa_bits = 2048"]);
+    text.success().never_shows("hunter2").stdout_names(&[
+        "Configuration is valid",
+        &ws.path("latchkey.toml").display().to_string(),
+        "port = 9191",
+        "<hidden>",
+        "rsa_bits = 2048",
+    ]);
     assert!(text.stdout.contains("http://localhost:9191"), "the issuer follows the port:\n{}", text.transcript());
 
     let json = ws.run(&["check-config", "--json"]);
@@ -138,15 +152,21 @@ fn check_config_prints_the_effective_config_with_literal_secrets_hidden() {
 fn check_config_rejects_an_unknown_key_naming_the_file_and_the_key() {
     let ws = Workspace::new();
     let file = ws.write("latchkey.toml", "[server]\nprot = 1\n");
-    ws.run(&["check-config"]).expect_code(2).stderr_names(&["latchkey: error:", &file.display().to_string(), "server.prot"]);
+    ws.run(&["check-config"]).expect_code(2).stderr_names(&[
+        "latchkey: error:",
+        &file.display().to_string(),
+        "server.prot",
+    ]);
 }
 
 #[test]
 fn check_config_rejects_an_unknown_key_from_the_environment_naming_the_variable() {
     let ws = Workspace::new();
-    ws.run_env(&["check-config"], &[("LATCHKEY_SERVER__PROT", "1")])
-        .expect_code(2)
-        .stderr_names(&["latchkey: error:", "environment variable LATCHKEY_SERVER__PROT", "server.prot"]);
+    ws.run_env(&["check-config"], &[("LATCHKEY_SERVER__PROT", "1")]).expect_code(2).stderr_names(&[
+        "latchkey: error:",
+        "environment variable LATCHKEY_SERVER__PROT",
+        "server.prot",
+    ]);
 }
 
 #[test]
@@ -159,7 +179,9 @@ fn check_config_rejects_malformed_toml_naming_the_file() {
 #[test]
 fn a_config_file_named_with_dash_dash_config_must_exist() {
     let ws = Workspace::new();
-    ws.run(&["check-config", "--config", "missing.toml"]).expect_code(2).stderr_names(&["latchkey: error:", "missing.toml"]);
+    ws.run(&["check-config", "--config", "missing.toml"])
+        .expect_code(2)
+        .stderr_names(&["latchkey: error:", "missing.toml"]);
     assert!(ws.entries().is_empty(), "nothing is written: {:?}", ws.entries());
 }
 
@@ -187,9 +209,17 @@ fn a_relative_sqlite_url_resolves_against_the_config_files_directory() {
     let cwd = ws.subdir("b");
     let out = ws.run_in(&cwd, &["migrate", "--config", "../a/latchkey.toml", "--json"]);
     out.success();
-    assert!(ws.path("a/data/lk.db").is_file(), "the database is created beside the config file: a/data holds {:?}", support::entries(&ws.path("a/data")));
+    assert!(
+        ws.path("a/data/lk.db").is_file(),
+        "the database is created beside the config file: a/data holds {:?}",
+        support::entries(&ws.path("a/data"))
+    );
     assert!(ws.path("a/data/latchkey.master-key").is_file(), "the master key file sits beside the database");
-    assert!(!ws.path("b/data").exists(), "nothing is created under the working directory: b holds {:?}", support::entries(&cwd));
+    assert!(
+        !ws.path("b/data").exists(),
+        "nothing is created under the working directory: b holds {:?}",
+        support::entries(&cwd)
+    );
     assert_eq!(out.json()["migrated"], true);
 }
 
@@ -204,7 +234,17 @@ fn an_operator_manages_a_user_from_creation_to_deletion_without_the_password_eve
     let mut outputs = Vec::new();
 
     let created = ws.run_stdin(
-        &["user", "create", "--username", "Ada", "--email", "ada@example.com", "--name", "Ada Lovelace", "--password-stdin"],
+        &[
+            "user",
+            "create",
+            "--username",
+            "Ada",
+            "--email",
+            "ada@example.com",
+            "--name",
+            "Ada Lovelace",
+            "--password-stdin",
+        ],
         &format!("{password}\n"),
     );
     created.success();
@@ -212,7 +252,8 @@ fn an_operator_manages_a_user_from_creation_to_deletion_without_the_password_eve
 
     let list = ws.run(&["user", "list", "--json"]);
     let users = list.success().json();
-    let ada: Vec<&Value> = users.as_array().map(|a| a.iter().filter(|u| u["username"] == "ada").collect()).unwrap_or_default();
+    let ada: Vec<&Value> =
+        users.as_array().map(|a| a.iter().filter(|u| u["username"] == "ada").collect()).unwrap_or_default();
     assert_eq!(ada.len(), 1, "the username is stored lowercase: {users:#}");
     assert_eq!(ada[0]["has_password"], true, "{users:#}");
     assert_eq!(ada[0]["email"], "ada@example.com");
@@ -235,7 +276,11 @@ fn an_operator_manages_a_user_from_creation_to_deletion_without_the_password_eve
     update.success();
     outputs.push(update);
     let show = ws.run(&["user", "show", &sub, "--json"]);
-    assert_eq!(show.success().json()["email"], "new@example.com", "the user is found by subject id too, with the new email");
+    assert_eq!(
+        show.success().json()["email"],
+        "new@example.com",
+        "the user is found by subject id too, with the new email"
+    );
     outputs.push(show);
 
     let lock = ws.run(&["user", "lock", "ada"]);
@@ -273,7 +318,9 @@ fn a_user_create_with_bad_input_fails_with_usage_errors_and_writes_nothing() {
     assert!(ws.entries().is_empty(), "a failed command creates no database: {:?}", ws.entries());
 
     // stdin is not a terminal here, so there is nobody to prompt.
-    ws.run(&["user", "create", "--username", "x"]).expect_code(2).stderr_names(&["latchkey: error:", "--password-stdin"]);
+    ws.run(&["user", "create", "--username", "x"])
+        .expect_code(2)
+        .stderr_names(&["latchkey: error:", "--password-stdin"]);
     assert!(ws.entries().is_empty(), "a failed command creates no database: {:?}", ws.entries());
 }
 
@@ -288,23 +335,44 @@ fn an_operator_registers_rotates_updates_and_deletes_clients() {
     ws.run(&["client", "create", "--name", "My app", "--redirect-uri", "http://app.example.com/cb"])
         .expect_code(2)
         .stderr_names(&["latchkey: error:", "http://app.example.com/cb"]);
-    assert_eq!(ws.run(&["client", "list", "--json"]).success().json(), serde_json::json!([]), "the failed create stored nothing");
+    assert_eq!(
+        ws.run(&["client", "list", "--json"]).success().json(),
+        serde_json::json!([]),
+        "the failed create stored nothing"
+    );
 
-    let created = ws.run(&["client", "create", "--name", "My app", "--redirect-uri", "https://app.example.com/cb", "--json"]);
+    let created =
+        ws.run(&["client", "create", "--name", "My app", "--redirect-uri", "https://app.example.com/cb", "--json"]);
     let v = created.success().json();
-    let secret = v["client_secret"].as_str().unwrap_or_else(|| panic!("a confidential client gets a secret: {v:#}")).to_owned();
+    let secret =
+        v["client_secret"].as_str().unwrap_or_else(|| panic!("a confidential client gets a secret: {v:#}")).to_owned();
     assert_eq!(secret.len(), 43, "32 random bytes, base64url without padding: {secret:?}");
     assert!(secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{secret:?}");
     let id = v["client"]["client_id"].as_str().unwrap_or_else(|| panic!("no client_id in {v:#}")).to_owned();
     assert_eq!(v["client"]["kind"], "confidential");
     assert_eq!(v["client"]["first_party"], false);
 
-    for args in [vec!["client", "show", id.as_str()], vec!["client", "show", id.as_str(), "--json"], vec!["client", "list", "--json"], vec!["client", "list"]] {
+    for args in [
+        vec!["client", "show", id.as_str()],
+        vec!["client", "show", id.as_str(), "--json"],
+        vec!["client", "list", "--json"],
+        vec!["client", "list"],
+    ] {
         ws.run(&args).success().never_shows(&secret);
     }
     ws.run(&["client", "show", &id]).success().stdout_names(&["My app", "https://app.example.com/cb"]);
 
-    let public = ws.run(&["client", "create", "--name", "CLI tool", "--type", "public", "--redirect-uri", "http://127.0.0.1:8123/cb", "--json"]);
+    let public = ws.run(&[
+        "client",
+        "create",
+        "--name",
+        "CLI tool",
+        "--type",
+        "public",
+        "--redirect-uri",
+        "http://127.0.0.1:8123/cb",
+        "--json",
+    ]);
     let p = public.success().json();
     assert_eq!(p["client_secret"], Value::Null, "a public client has no secret: {p:#}");
     assert_eq!(p["client"]["kind"], "public");
@@ -317,7 +385,11 @@ fn an_operator_registers_rotates_updates_and_deletes_clients() {
     ws.run(&["client", "create", "--name", "Nope", "--redirect-uri", "https://nope.example.com/cb", "--scope", "nope"])
         .expect_code(2)
         .stderr_names(&["latchkey: error:", "nope"]);
-    assert_eq!(array_len(&ws.run(&["client", "list", "--json"]).success().json()), 2, "rejected clients are not stored");
+    assert_eq!(
+        array_len(&ws.run(&["client", "list", "--json"]).success().json()),
+        2,
+        "rejected clients are not stored"
+    );
 
     let rotated = ws.run(&["client", "rotate-secret", &id, "--json"]);
     let r = rotated.success().json();
@@ -329,7 +401,11 @@ fn an_operator_registers_rotates_updates_and_deletes_clients() {
 
     let updated = ws.run(&["client", "update", &id, "--first-party", "--json"]);
     assert_eq!(updated.success().json()["first_party"], true);
-    assert_eq!(ws.run(&["client", "show", &id, "--json"]).success().json()["first_party"], true, "the change is stored");
+    assert_eq!(
+        ws.run(&["client", "show", &id, "--json"]).success().json()["first_party"],
+        true,
+        "the change is stored"
+    );
 
     ws.run(&["client", "delete", &id]).success();
     ws.run(&["client", "show", &id]).expect_code(1).stderr_names(&["latchkey: error:", &id]);
@@ -396,11 +472,17 @@ fn custom_scopes_can_be_created_and_built_in_scopes_cannot_be_deleted() {
 
     ws.run(&["scope", "delete", "openid"]).expect_code(1).stderr_names(&["latchkey: error:", "openid"]);
     let list = ws.run(&["scope", "list", "--json"]).success().json();
-    assert!(list.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "openid" && s["built_in"] == true)), "openid stays: {list:#}");
+    assert!(
+        list.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "openid" && s["built_in"] == true)),
+        "openid stays: {list:#}"
+    );
 
     ws.run(&["scope", "delete", "invoices:read"]).success();
     let list = ws.run(&["scope", "list", "--json"]).success().json();
-    assert!(list.as_array().is_some_and(|a| !a.iter().any(|s| s["name"] == "invoices:read")), "a custom scope can be deleted: {list:#}");
+    assert!(
+        list.as_array().is_some_and(|a| !a.iter().any(|s| s["name"] == "invoices:read")),
+        "a custom scope can be deleted: {list:#}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -420,21 +502,26 @@ async fn a_server_on_sqlite_publishes_a_key_rotated_by_the_cli_without_a_restart
 
     let url = server.url("/jwks.json");
     let (client_ref, url, before_ref) = (&client, url.as_str(), &before);
-    let (jwks, new_kid) = eventually("a new EdDSA key in the running server's JWKS", deadline, "1 s poll interval + 2 s margin", move || {
-        let (client, before) = (client_ref, before_ref);
-        async move {
-            let jwks = try_get_json(client, url).await?;
-            let fresh: Vec<String> = jwks_keys(&jwks)
-                .into_iter()
-                .filter(|k| k.0 == "EdDSA" && !before.contains(k))
-                .map(|(_, kid)| kid)
-                .collect();
-            match fresh.as_slice() {
-                [kid] => Ok((jwks.clone(), kid.clone())),
-                _ => Err(format!("EdDSA keys not seen before: {fresh:?}; JWKS keys {:?}", jwks_keys(&jwks))),
+    let (jwks, new_kid) = eventually(
+        "a new EdDSA key in the running server's JWKS",
+        deadline,
+        "1 s poll interval + 2 s margin",
+        move || {
+            let (client, before) = (client_ref, before_ref);
+            async move {
+                let jwks = try_get_json(client, url).await?;
+                let fresh: Vec<String> = jwks_keys(&jwks)
+                    .into_iter()
+                    .filter(|k| k.0 == "EdDSA" && !before.contains(k))
+                    .map(|(_, kid)| kid)
+                    .collect();
+                match fresh.as_slice() {
+                    [kid] => Ok((jwks.clone(), kid.clone())),
+                    _ => Err(format!("EdDSA keys not seen before: {fresh:?}; JWKS keys {:?}", jwks_keys(&jwks))),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 
     let list = ws.run(&["keys", "list", "--json"]).success().json();

@@ -30,6 +30,13 @@ fn workspace_on(db: &TestDatabase) -> Workspace {
     ws
 }
 
+/// The password in `postgres://user:password@host/db`, if there is one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+}
+
 /// Starts two servers at the same time (they race to migrate and create the first keys).
 fn start_two_nodes(ws: &Workspace, env: &[(&str, &str)]) -> (Server, Server) {
     std::thread::scope(|s| {
@@ -47,7 +54,7 @@ async fn two_nodes_on_one_postgres_database_publish_the_same_keys_and_both_see_a
     let Some(db) = postgres().await else { return };
     let mut ws = workspace_on(&db);
     ws.set_env("LATCHKEY_SECRETS__MASTER_KEY", MASTER_KEY);
-    let (a, b) = start_two_nodes(&ws, &[("LATCHKEY_SERVER__PORT", "0")]);
+    let (mut a, mut b) = start_two_nodes(&ws, &[("LATCHKEY_SERVER__PORT", "0")]);
     assert_ne!(a.listening, b.listening, "the nodes listen on different ports");
 
     let client = http();
@@ -55,7 +62,24 @@ async fn two_nodes_on_one_postgres_database_publish_the_same_keys_and_both_see_a
     let jwks_b = jwks_keys(&get_json(&client, &b.url("/jwks.json")).await);
     assert_eq!(jwks_a.len(), 6, "an active and a next key for each of three algorithms: {jwks_a:?}");
     assert_eq!(jwks_a, jwks_b, "both nodes publish the same keys (one node's bootstrap won, the other kept its keys)");
-    assert!(ws.entries().is_empty(), "with PostgreSQL and secrets.master_key, nothing is written locally: {:?}", ws.entries());
+    assert!(
+        ws.entries().is_empty(),
+        "with PostgreSQL and secrets.master_key, nothing is written locally: {:?}",
+        ws.entries()
+    );
+    for node in [&mut a, &mut b] {
+        let data =
+            node.wait_for_line(Duration::from_secs(10), "the data location", |l| l.trim_start().starts_with("data:"));
+        assert!(data.contains("(postgres)"), "the data line names the backend: {:?}", node.stdout);
+        if let Some(password) = url_password(&db.url) {
+            let shown = format!(":{password}@");
+            assert!(
+                !node.stdout.iter().any(|l| l.contains(&shown)),
+                "the database password is not printed: {:?}",
+                node.stdout
+            );
+        }
+    }
 
     ws.run(&["keys", "rotate", "--alg", "RS256", "--force"]).success();
     // PostgreSQL notifies every node at commit; the bound is 1 s, plus a margin.
@@ -67,14 +91,19 @@ async fn two_nodes_on_one_postgres_database_publish_the_same_keys_and_both_see_a
     for (name, node) in [("node A", &a), ("node B", &b)] {
         let url = node.url("/jwks.json");
         let (client, url, kid) = (&client, url.as_str(), new_next.as_str());
-        eventually(&format!("{name} publishing the new RS256 next key {kid}"), deadline, "1 s + 2 s margin", move || async move {
-            let keys = jwks_keys(&try_get_json(client, url).await?);
-            if keys.iter().any(|(alg, k)| alg == "RS256" && k == kid) {
-                Ok(())
-            } else {
-                Err(format!("{name} publishes {keys:?}"))
-            }
-        })
+        eventually(
+            &format!("{name} publishing the new RS256 next key {kid}"),
+            deadline,
+            "1 s + 2 s margin",
+            move || async move {
+                let keys = jwks_keys(&try_get_json(client, url).await?);
+                if keys.iter().any(|(alg, k)| alg == "RS256" && k == kid) {
+                    Ok(())
+                } else {
+                    Err(format!("{name} publishes {keys:?}"))
+                }
+            },
+        )
         .await;
     }
     let after_a = jwks_keys(&get_json(&client, &a.url("/jwks.json")).await);
@@ -97,9 +126,13 @@ async fn serve_on_postgres_refuses_to_start_without_a_master_key_or_with_the_wro
     // The first start with a key binds the database to it.
     ws.run_env(&["migrate"], &[("LATCHKEY_SECRETS__MASTER_KEY", MASTER_KEY)]).success();
 
-    let wrong = ws.run_env(&["serve"], &[("LATCHKEY_SERVER__PORT", "0"), ("LATCHKEY_SECRETS__MASTER_KEY", OTHER_MASTER_KEY)]);
+    let wrong =
+        ws.run_env(&["serve"], &[("LATCHKEY_SERVER__PORT", "0"), ("LATCHKEY_SECRETS__MASTER_KEY", OTHER_MASTER_KEY)]);
     assert_ne!(wrong.code(), Some(0), "serve with another master key must fail\n{}", wrong.transcript());
-    wrong.stderr_names(&["latchkey: error:", "master key does not match"]).never_shows(OTHER_MASTER_KEY).never_shows(MASTER_KEY);
+    wrong
+        .stderr_names(&["latchkey: error:", "master key does not match"])
+        .never_shows(OTHER_MASTER_KEY)
+        .never_shows(MASTER_KEY);
     assert!(!wrong.stdout.contains("Latchkey is running"), "it never announced itself:\n{}", wrong.transcript());
 
     // The refusal changed nothing: the right key still opens the database.

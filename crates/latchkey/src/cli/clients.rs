@@ -29,7 +29,9 @@ pub enum ClientCommand {
         settings: Settings,
     },
     List,
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Change settings; a list option given replaces the whole list.
     Update {
         id: String,
@@ -44,7 +46,9 @@ pub enum ClientCommand {
         #[arg(long, default_value = "24h", value_parser = latchkey_core::duration::parse)]
         grace: Duration,
     },
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -88,18 +92,27 @@ fn uris(raw: &[String], kind: ClientKind) -> Result<Vec<RedirectUri>, CliError> 
 }
 
 /// The rules a client's settings must meet together, checked before anything is stored.
-fn check(kind: ClientKind, redirects: &[RedirectUri], grants: &[GrantType], auth: TokenEndpointAuthMethod) -> Result<(), CliError> {
+fn check(
+    kind: ClientKind,
+    redirects: &[RedirectUri],
+    grants: &[GrantType],
+    auth: TokenEndpointAuthMethod,
+) -> Result<(), CliError> {
     if !auth.fits(kind) {
         return Err(usage(format!("a {kind} client cannot use the `{auth}` authentication method")));
     }
     if auth == TokenEndpointAuthMethod::PrivateKeyJwt {
-        return Err(usage("private_key_jwt needs registered client keys (jwks), which this version cannot store yet; use client_secret_basic or client_secret_post"));
+        return Err(usage(
+            "private_key_jwt needs registered client keys (jwks), which this version cannot store yet; use client_secret_basic or client_secret_post",
+        ));
     }
     if grants.is_empty() {
         return Err(usage("a client needs at least one grant type"));
     }
     if grants.contains(&GrantType::ClientCredentials) && kind == ClientKind::Public {
-        return Err(usage("client_credentials is only for confidential clients (a public client cannot keep a secret)"));
+        return Err(usage(
+            "client_credentials is only for confidential clients (a public client cannot keep a secret)",
+        ));
     }
     if grants.contains(&GrantType::AuthorizationCode) && redirects.is_empty() {
         return Err(usage("the authorization_code grant needs at least one --redirect-uri"));
@@ -107,13 +120,19 @@ fn check(kind: ClientKind, redirects: &[RedirectUri], grants: &[GrantType], auth
     Ok(())
 }
 
-async fn known_scopes(ctx: &Context, store: &dyn latchkey_store::Store, raw: &[String]) -> Result<Vec<ScopeName>, CliError> {
+async fn known_scopes(
+    ctx: &Context,
+    store: &dyn latchkey_store::Store,
+    raw: &[String],
+) -> Result<Vec<ScopeName>, CliError> {
     let _ = ctx;
     let names: Vec<ScopeName> = raw.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
     let defined = store.list_scopes(&TenantId::default_tenant()).await?;
     for name in &names {
         if !defined.iter().any(|d| &d.name == name) {
-            return Err(usage(format!("scope `{name}` does not exist; create it with `latchkey scope create {name} --description ...`")));
+            return Err(usage(format!(
+                "scope `{name}` does not exist; create it with `latchkey scope create {name} --description ...`"
+            )));
         }
     }
     Ok(names)
@@ -123,7 +142,8 @@ fn describe(c: &Client) -> String {
     let join = |v: Vec<String>| if v.is_empty() { "-".to_owned() } else { v.join(" ") };
     let mut out = format!("client_id:      {}\nname:           {}\ntype:           {}\n", c.client_id, c.name, c.kind);
     out += &format!("redirect uris:  {}\n", join(c.redirect_uris.iter().map(ToString::to_string).collect()));
-    out += &format!("logout uris:    {}\n", join(c.post_logout_redirect_uris.iter().map(ToString::to_string).collect()));
+    out +=
+        &format!("logout uris:    {}\n", join(c.post_logout_redirect_uris.iter().map(ToString::to_string).collect()));
     out += &format!("grant types:    {}\n", join(c.grant_types.iter().map(ToString::to_string).collect()));
     out += &format!("scopes:         {}\n", join(c.allowed_scopes.iter().map(ToString::to_string).collect()));
     out += &format!("auth method:    {}\n", c.token_endpoint_auth_method);
@@ -196,7 +216,14 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             output::print(&ctx, &list, || {
                 let rows = list
                     .iter()
-                    .map(|c| vec![c.client_id.to_string(), c.kind.to_string(), c.name.clone(), c.redirect_uris.len().to_string()])
+                    .map(|c| {
+                        vec![
+                            c.client_id.to_string(),
+                            c.kind.to_string(),
+                            c.name.clone(),
+                            c.redirect_uris.len().to_string(),
+                        ]
+                    })
                     .collect();
                 output::table(&["CLIENT ID", "TYPE", "NAME", "REDIRECT URIS"], rows)
             })
@@ -216,9 +243,11 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             }
             let f = ctx.open().await?;
             let result = async {
-                let current = f.store.client(&tenant, &id).await?.ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
+                let current =
+                    f.store.client(&tenant, &id).await?.ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
                 let kind = current.kind;
-                let redirect = (!settings.redirect_uris.is_empty()).then(|| uris(&settings.redirect_uris, kind)).transpose()?;
+                let redirect =
+                    (!settings.redirect_uris.is_empty()).then(|| uris(&settings.redirect_uris, kind)).transpose()?;
                 let logout = (!settings.post_logout_redirect_uris.is_empty())
                     .then(|| uris(&settings.post_logout_redirect_uris, kind))
                     .transpose()?;
@@ -232,7 +261,11 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 if settings.auth_method.is_some_and(|m| m.uses_secret()) && current.secret_hash.is_none() {
                     return Err(usage("this client has no secret; create a confidential client instead"));
                 }
-                let scopes = if settings.scopes.is_empty() { None } else { Some(known_scopes(&ctx, f.store.as_ref(), &settings.scopes).await?) };
+                let scopes = if settings.scopes.is_empty() {
+                    None
+                } else {
+                    Some(known_scopes(&ctx, f.store.as_ref(), &settings.scopes).await?)
+                };
                 let patch = ClientPatch {
                     name: name.map(|n| n.trim().to_owned()),
                     redirect_uris: redirect,
@@ -261,7 +294,9 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             result?;
             let value = serde_json::json!({"client_id": id, "client_secret": secret, "previous_secret_valid_until": until.to_rfc3339()});
             output::print(&ctx, &value, || {
-                format!("New secret for {id}: {secret}\nThe old secret keeps working until {until}. The new one is shown only now.")
+                format!(
+                    "New secret for {id}: {secret}\nThe old secret keeps working until {until}. The new one is shown only now."
+                )
             })
         }
         ClientCommand::Delete { id } => {

@@ -29,7 +29,13 @@ fn parse_alg(raw: &str) -> Result<SigningAlg, String> {
 
 pub async fn run(ctx: Context, command: KeysCommand) -> Result<(), CliError> {
     let f = ctx.open().await?;
-    let keys = KeyService::new(f.store.clone(), f.master_key.clone(), f.clock.clone(), f.config.keys.clone(), f.config.tokens.clone());
+    let keys = KeyService::new(
+        f.store.clone(),
+        f.master_key.clone(),
+        f.clock.clone(),
+        f.config.keys.clone(),
+        f.config.tokens.clone(),
+    );
     keys.ensure_keys().await.map_err(|e| CliError::Failed(e.to_string()))?;
     let result = match command {
         KeysCommand::List => {
@@ -65,7 +71,16 @@ pub async fn run(ctx: Context, command: KeysCommand) -> Result<(), CliError> {
                 rotated.push(serde_json::json!({"alg": a, "active": kid}));
             }
             output::print(&ctx, &rotated, || {
-                rotated.iter().map(|r| format!("{}: now signing with {}\n", r["alg"].as_str().unwrap_or(""), r["active"].as_str().unwrap_or(""))).collect()
+                rotated
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}: now signing with {}\n",
+                            r["alg"].as_str().unwrap_or(""),
+                            r["active"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
             })
         }
     };

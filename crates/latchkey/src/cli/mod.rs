@@ -109,7 +109,8 @@ impl Context {
 
 fn load_config(explicit: Option<&std::path::Path>) -> Result<Config, CliError> {
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let cwd = std::env::current_dir().map_err(|e| CliError::Failed(format!("cannot read the working directory: {e}")))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| CliError::Failed(format!("cannot read the working directory: {e}")))?;
     let file = find_config_file(explicit, &env, &cwd)?;
     Ok(Config::load(file.as_deref(), &env, &cwd)?)
 }
@@ -124,7 +125,8 @@ fn init_logging(config: &Config, format: Option<LogFormatArg>, serving: bool) ->
         None => std::env::var("LATCHKEY_LOG_FORMAT").map_or(config.log.format == LogFormat::Json, |v| v == "json"),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = if json { builder.json().flatten_event(true).with_current_span(true).try_init() } else { builder.try_init() };
+    let result =
+        if json { builder.json().flatten_event(true).with_current_span(true).try_init() } else { builder.try_init() };
     result.map_err(|e| CliError::Failed(format!("cannot set up logging: {e}")))
 }
 

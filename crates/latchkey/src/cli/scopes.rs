@@ -16,7 +16,9 @@ pub enum ScopeCommand {
         description: String,
     },
     /// Delete a custom scope (built-in scopes stay).
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
 }
 
 pub async fn run(ctx: Context, command: ScopeCommand) -> Result<(), CliError> {
@@ -30,7 +32,13 @@ pub async fn run(ctx: Context, command: ScopeCommand) -> Result<(), CliError> {
             output::print(&ctx, &list, || {
                 let rows = list
                     .iter()
-                    .map(|s| vec![s.name.to_string(), if s.built_in { "built-in" } else { "custom" }.into(), s.description.clone()])
+                    .map(|s| {
+                        vec![
+                            s.name.to_string(),
+                            if s.built_in { "built-in" } else { "custom" }.into(),
+                            s.description.clone(),
+                        ]
+                    })
                     .collect();
                 output::table(&["SCOPE", "KIND", "DESCRIPTION"], rows)
             })
@@ -38,10 +46,14 @@ pub async fn run(ctx: Context, command: ScopeCommand) -> Result<(), CliError> {
         ScopeCommand::Create { name, description } => {
             let name = parse(&name)?;
             if description.trim().is_empty() {
-                return Err(CliError::Usage("--description must not be empty: people read it on the consent page".into()));
+                return Err(CliError::Usage(
+                    "--description must not be empty: people read it on the consent page".into(),
+                ));
             }
             store.put_scope(&tenant, &name, description.trim(), &Actor::Cli).await?;
-            output::print(&ctx, &serde_json::json!({"scope": name, "description": description.trim()}), || format!("Saved scope {name}."))
+            output::print(&ctx, &serde_json::json!({"scope": name, "description": description.trim()}), || {
+                format!("Saved scope {name}.")
+            })
         }
         ScopeCommand::Delete { name } => {
             let name = parse(&name)?;

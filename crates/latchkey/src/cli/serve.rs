@@ -50,12 +50,11 @@ pub fn check_config(ctx: Context) -> Result<(), CliError> {
     refs.extend(c.secrets.master_key.as_ref().map(|r| ("secrets.master_key", r)));
     refs.extend(c.metrics.token.as_ref().map(|r| ("metrics.token", r)));
     for (key, reference) in refs {
-        reference
-            .resolve(c.base_dir())
-            .map_err(|e| CliError::Usage(format!("{}: key `{key}`: {e}", c.source)))?;
+        reference.resolve(c.base_dir()).map_err(|e| CliError::Usage(format!("{}: key `{key}`: {e}", c.source)))?;
     }
-    tracing_subscriber::EnvFilter::try_new(&c.log.level)
-        .map_err(|e| CliError::Usage(format!("{}: key `log.level`: `{}` is not a valid filter: {e}", c.source, c.log.level)))?;
+    tracing_subscriber::EnvFilter::try_new(&c.log.level).map_err(|e| {
+        CliError::Usage(format!("{}: key `log.level`: `{}` is not a valid filter: {e}", c.source, c.log.level))
+    })?;
     if let Some(reference) = &c.secrets.master_key {
         let secret = reference
             .resolve(c.base_dir())

@@ -36,7 +36,9 @@ pub enum UserCommand {
     },
     List,
     /// Show one user (by username or subject id).
-    Show { user: String },
+    Show {
+        user: String,
+    },
     Update {
         user: String,
         #[arg(long)]
@@ -58,9 +60,15 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    Lock { user: String },
-    Unlock { user: String },
-    Delete { user: String },
+    Lock {
+        user: String,
+    },
+    Unlock {
+        user: String,
+    },
+    Delete {
+        user: String,
+    },
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -69,7 +77,8 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 
 fn apply_claims(profile: &mut ProfileClaims, claims: &[String]) -> Result<(), CliError> {
     for claim in claims {
-        let (name, value) = claim.split_once('=').ok_or_else(|| usage(format!("--claim `{claim}`: write NAME=VALUE")))?;
+        let (name, value) =
+            claim.split_once('=').ok_or_else(|| usage(format!("--claim `{claim}`: write NAME=VALUE")))?;
         profile.set(name.trim(), value).map_err(usage)?;
     }
     Ok(())
@@ -79,11 +88,16 @@ fn apply_claims(profile: &mut ProfileClaims, claims: &[String]) -> Result<(), Cl
 fn read_password(from_stdin: bool) -> Result<String, CliError> {
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Failed(format!("cannot read stdin: {e}")))?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Failed(format!("cannot read stdin: {e}")))?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ").map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
-        let again = rpassword::prompt_password("Repeat password: ").map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
+        let first = rpassword::prompt_password("Password: ")
+            .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
+        let again = rpassword::prompt_password("Repeat password: ")
+            .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
         if first != again {
             return Err(usage("the passwords do not match"));
         }
@@ -98,13 +112,16 @@ fn read_password(from_stdin: bool) -> Result<String, CliError> {
 }
 
 async fn find(store: &dyn Store, tenant: &TenantId, user: &str) -> Result<User, CliError> {
-    let found = match SubjectId::parse(user) {
-        Ok(sub) => store.user_by_sub(tenant, &sub).await?,
-        Err(_) => match Username::parse(user) {
-            Ok(name) => store.user_by_username(tenant, &name).await?,
-            Err(_) => None,
-        },
-    };
+    // A username may look like a subject id (32 hex characters): try both.
+    let mut found = None;
+    if let Ok(sub) = SubjectId::parse(user) {
+        found = store.user_by_sub(tenant, &sub).await?;
+    }
+    if found.is_none()
+        && let Ok(name) = Username::parse(user)
+    {
+        found = store.user_by_username(tenant, &name).await?;
+    }
     found.ok_or_else(|| CliError::Failed(format!("no user `{user}` (give a username or subject id)")))
 }
 
@@ -115,10 +132,10 @@ fn describe(u: &User) -> String {
     out += &format!("name:           {}\n", u.name.as_ref().map_or("-", |n| n.as_str()));
     out += &format!("password:       {}\n", if u.has_password { "set" } else { "none" });
     out += &format!("locked:         {}\n", u.locked);
-    if let Ok(claims) = serde_json::to_string(&u.profile) {
-        if claims != "{\"phone_number_verified\":false}" {
-            out += &format!("claims:         {claims}\n");
-        }
+    if let Ok(claims) = serde_json::to_string(&u.profile)
+        && claims != "{\"phone_number_verified\":false}"
+    {
+        out += &format!("claims:         {claims}\n");
     }
     out
 }
@@ -140,7 +157,8 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
                 Some(p) => Some(hasher.hash(p).await.map_err(usage)?.as_str().to_owned()),
                 None => None,
             };
-            let new = NewUser { sub: SubjectId::generate(), username, email, email_verified, name, profile, password_hash };
+            let new =
+                NewUser { sub: SubjectId::generate(), username, email, email_verified, name, profile, password_hash };
             let user = f.store.create_user(&tenant, new, &Actor::Cli).await;
             f.store.close().await;
             let user = user?;
@@ -176,7 +194,11 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         UserCommand::Update { user, username, email, no_email, email_verified, name, claims } => {
             let mut patch = UserPatch {
                 username: username.as_deref().map(Username::parse).transpose().map_err(usage)?,
-                email: if no_email { Some(None) } else { email.as_deref().map(|e| Email::parse(e).map(Some)).transpose().map_err(usage)? },
+                email: if no_email {
+                    Some(None)
+                } else {
+                    email.as_deref().map(|e| Email::parse(e).map(Some)).transpose().map_err(usage)?
+                },
                 email_verified,
                 name: name.as_deref().map(|n| DisplayName::parse(n).map(Some)).transpose().map_err(usage)?,
                 profile: None,
@@ -209,7 +231,9 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
             .await;
             f.store.close().await;
             let u = result?;
-            output::print(&ctx, &serde_json::json!({"sub": u.sub, "password": "set"}), || format!("Set the password of {}.", u.username))
+            output::print(&ctx, &serde_json::json!({"sub": u.sub, "password": "set"}), || {
+                format!("Set the password of {}.", u.username)
+            })
         }
         UserCommand::Lock { user } => change_state(&ctx, &tenant, &user, StateChange::Lock).await,
         UserCommand::Unlock { user } => change_state(&ctx, &tenant, &user, StateChange::Unlock).await,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -29,10 +29,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// Environment every command gets: Argon2 made cheap, so tests stay fast.
-const CHEAP_PASSWORDS: &[(&str, &str)] = &[
-    ("LATCHKEY_PASSWORDS__MEMORY_KIB", "64"),
-    ("LATCHKEY_PASSWORDS__ITERATIONS", "1"),
-];
+const CHEAP_PASSWORDS: &[(&str, &str)] =
+    &[("LATCHKEY_PASSWORDS__MEMORY_KIB", "64"), ("LATCHKEY_PASSWORDS__ITERATIONS", "1")];
 
 /// A temp directory a test works in; commands run there unless told otherwise.
 pub struct Workspace {
@@ -46,15 +44,8 @@ impl Workspace {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
         // The canonical path is what the binary sees as its working directory (and names
         // in its messages), even where the temp dir sits behind a symlink.
-        let root = dir
-            .path()
-            .canonicalize()
-            .unwrap_or_else(|e| panic!("cannot resolve {}: {e}", dir.path().display()));
-        Self {
-            _dir: dir,
-            root,
-            env: BTreeMap::new(),
-        }
+        let root = dir.path().canonicalize().unwrap_or_else(|e| panic!("cannot resolve {}: {e}", dir.path().display()));
+        Self { _dir: dir, root, env: BTreeMap::new() }
     }
 
     /// The directory commands run in by default.
@@ -69,8 +60,7 @@ impl Workspace {
     /// A subdirectory, created if missing.
     pub fn subdir(&self, relative: &str) -> PathBuf {
         let path = self.root.join(relative);
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         path
     }
 
@@ -78,11 +68,9 @@ impl Workspace {
     pub fn write(&self, relative: &str, contents: &str) -> PathBuf {
         let path = self.root.join(relative);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
         }
-        std::fs::write(&path, contents)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         path
     }
 
@@ -166,11 +154,7 @@ impl Default for Workspace {
 /// The names of the entries of `dir`, sorted (empty if it does not exist).
 pub fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     names.sort();
     names
@@ -294,21 +278,13 @@ fn run_with_deadline(cmd: &mut Command, input: Option<&str>, what: String) -> Ou
     };
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
-    Output {
-        what,
-        status,
-        stdout,
-        stderr,
-    }
+    Output { what, status, stdout, stderr }
 }
 
 /// Sends SIGTERM to `pid` (through kill(1), so no libc binding is needed).
 pub fn send_sigterm(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let status =
+        Command::new("kill").args(["-TERM", &pid.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     if let Err(e) = status {
         eprintln!("cannot run kill -TERM {pid}: {e}");
     }
@@ -507,10 +483,7 @@ pub fn jwks_keys(jwks: &Value) -> Vec<(String, String)> {
         .map(|keys| {
             keys.iter()
                 .map(|k| {
-                    (
-                        k["alg"].as_str().unwrap_or_default().to_owned(),
-                        k["kid"].as_str().unwrap_or_default().to_owned(),
-                    )
+                    (k["alg"].as_str().unwrap_or_default().to_owned(), k["kid"].as_str().unwrap_or_default().to_owned())
                 })
                 .collect()
         })
@@ -532,10 +505,7 @@ pub fn key_in_state(list: &Value, alg: &str, state: &str) -> String {
     let found: Vec<&str> = list
         .as_array()
         .map(|keys| {
-            keys.iter()
-                .filter(|k| k["alg"] == alg && k["state"] == state)
-                .filter_map(|k| k["kid"].as_str())
-                .collect()
+            keys.iter().filter(|k| k["alg"] == alg && k["state"] == state).filter_map(|k| k["kid"].as_str()).collect()
         })
         .unwrap_or_default();
     match found.as_slice() {
