@@ -20,10 +20,10 @@ pub enum StoreError {
 impl StoreError {
     /// Maps a unique-constraint violation to `Conflict` with a message for people.
     pub(crate) fn from_write(e: sqlx::Error, conflict: impl FnOnce(&str) -> String) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return StoreError::Conflict(conflict(db.message()));
-            }
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict(conflict(db.message()));
         }
         StoreError::Database(e)
     }

@@ -8,6 +8,7 @@ mod audit;
 mod changes;
 mod error;
 mod model;
+mod oauth_model;
 #[macro_use]
 mod shared;
 mod postgres;
@@ -28,6 +29,7 @@ pub use audit::{Actor, AuditEvent};
 pub use changes::Change;
 pub use error::StoreError;
 pub use model::*;
+pub use oauth_model::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -125,6 +127,123 @@ pub trait SigningKeyStore {
 }
 
 #[async_trait]
+pub trait OAuthStore {
+    async fn create_browser_session(
+        &self,
+        tenant: &TenantId,
+        session: &BrowserSession,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// A live session (not expired at `now`).
+    async fn browser_session(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        now: UnixTime,
+    ) -> StoreResult<Option<BrowserSession>>;
+    async fn delete_browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, actor: &Actor) -> StoreResult<()>;
+
+    async fn put_authorization_request(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        pending: &PendingAuthorization,
+    ) -> StoreResult<()>;
+    /// A pending request that has not expired at `now`.
+    async fn authorization_request(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        now: UnixTime,
+    ) -> StoreResult<Option<PendingAuthorization>>;
+    async fn delete_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash) -> StoreResult<()>;
+
+    async fn insert_code(&self, tenant: &TenantId, code: &NewCode) -> StoreResult<()>;
+    /// Spends a code atomically: of any number of concurrent redemptions, on any node,
+    /// exactly one gets `Redeemed`.
+    async fn redeem_code(&self, tenant: &TenantId, code_hash: &TokenHash, now: UnixTime)
+    -> StoreResult<CodeRedemption>;
+
+    async fn insert_refresh_token(&self, tenant: &TenantId, token: &NewRefreshToken) -> StoreResult<()>;
+    async fn refresh_token(&self, tenant: &TenantId, hash: &TokenHash) -> StoreResult<Option<StoredRefreshToken>>;
+    /// Rotates `old` to `new` atomically. A token rotated less than `grace` ago is reported as
+    /// a concurrent use; one rotated earlier revokes its whole family.
+    async fn rotate_refresh_token(
+        &self,
+        tenant: &TenantId,
+        old: &TokenHash,
+        new: NewRefreshToken,
+        now: UnixTime,
+        grace: std::time::Duration,
+    ) -> StoreResult<RefreshRotation>;
+    /// Revokes every refresh token of a family. Returns how many were live.
+    async fn revoke_refresh_family(
+        &self,
+        tenant: &TenantId,
+        family_id: &str,
+        now: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<u64>;
+    /// Revokes everything issued under a grant: its refresh tokens, and its access tokens
+    /// through the revocation set until `until`.
+    async fn revoke_grant(
+        &self,
+        tenant: &TenantId,
+        grant_id: &str,
+        until: UnixTime,
+        now: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Adds one access token id to the revocation set until it would have expired anyway.
+    async fn revoke_access_token(
+        &self,
+        tenant: &TenantId,
+        jti: &str,
+        until: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Revocations recorded after `seq`, oldest first, still in force at `now`.
+    async fn revocations_after(&self, seq: i64, now: UnixTime) -> StoreResult<Vec<Revocation>>;
+
+    async fn consented_scopes(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        client: &ClientId,
+    ) -> StoreResult<Option<Vec<String>>>;
+    async fn save_consent(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        client: &ClientId,
+        scopes: &[String],
+        actor: &Actor,
+    ) -> StoreResult<()>;
+
+    /// Counts a failed sign-in against `key` and returns the failures within the window
+    /// that started at most `window` ago.
+    async fn record_login_failure(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        now: UnixTime,
+        window: std::time::Duration,
+    ) -> StoreResult<i64>;
+    async fn login_failures(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        now: UnixTime,
+        window: std::time::Duration,
+    ) -> StoreResult<i64>;
+    async fn clear_login_failures(&self, tenant: &TenantId, key: &str) -> StoreResult<()>;
+
+    /// Deletes expired sessions, requests, codes, refresh tokens, revocations and old
+    /// failure counters. Returns how many rows went.
+    async fn delete_expired_oauth_state(&self, now: UnixTime) -> StoreResult<u64>;
+}
+
+#[async_trait]
 pub trait AuditStore {
     /// The newest events first.
     async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>>;
@@ -136,7 +255,9 @@ pub struct JobLock {
 }
 
 #[async_trait]
-pub trait Store: UserStore + ClientStore + ScopeStore + SigningKeyStore + AuditStore + Send + Sync {
+pub trait Store:
+    UserStore + ClientStore + ScopeStore + SigningKeyStore + OAuthStore + AuditStore + Send + Sync
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Where the data lives, for people (a file path, or the PostgreSQL URL without password).
@@ -178,16 +299,28 @@ pub async fn open(url: &str, max_connections: u32, clock: Clock) -> StoreResult<
 
 /// A database URL with any password replaced, safe for logs and messages.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => match base[scheme_end + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:****{}", &base[..scheme_end + 3], &base[at..]),
+            None => base.to_owned(),
+        },
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") => {
+                    format!("{k}=****")
+                }
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 impl JobLock {
@@ -203,5 +336,9 @@ mod tests {
         assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:****@h/db");
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact_url("sqlite:x.db"), "sqlite:x.db");
+        assert_eq!(
+            super::redact_url("postgres://u@h/db?sslmode=require&password=s3cret"),
+            "postgres://u@h/db?sslmode=require&password=****"
+        );
     }
 }

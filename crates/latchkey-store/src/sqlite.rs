@@ -12,6 +12,7 @@ use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 use tokio::sync::mpsc;
 
 use crate::model::*;
+use crate::oauth_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult};
 
 pub struct SqliteStore {

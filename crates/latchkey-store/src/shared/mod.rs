@@ -9,6 +9,8 @@ mod users;
 mod clients;
 #[macro_use]
 mod keys;
+#[macro_use]
+mod oauth;
 
 /// Records an audit event inside the caller's transaction (DESIGN: one call, same
 /// transaction as the change). `details` must never carry a secret.
@@ -33,6 +35,7 @@ macro_rules! impl_shared_store {
         impl_user_store!($store, $db);
         impl_client_store!($store, $db);
         impl_key_store!($store, $db);
+        impl_oauth_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::ScopeStore for $store {

@@ -1,0 +1,398 @@
+macro_rules! impl_oauth_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::OAuthStore for $store {
+            async fn create_browser_session(&self, tenant: &TenantId, s: &BrowserSession, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query(
+                    "INSERT INTO browser_sessions (tenant_id, id_hash, sid, sub, auth_time, amr, acr, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(tenant.as_str())
+                .bind(s.id_hash.as_str())
+                .bind(&s.sid)
+                .bind(s.sub.as_str())
+                .bind(s.auth_time.secs())
+                .bind(serde_json::Value::from(s.amr.clone()).to_string())
+                .bind(&s.acr)
+                .bind(s.created_at.secs())
+                .bind(s.expires_at.secs())
+                .execute(&mut *tx)
+                .await?;
+                audit!(self, tx, tenant, actor, "session.started", s.sub.as_str(),
+                    serde_json::json!({"sid": s.sid, "amr": s.amr, "acr": s.acr}));
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<BrowserSession>> {
+                let row: Option<$crate::oauth_model::SessionRow> = sqlx::query_as(
+                    "SELECT id_hash, sid, sub, auth_time, amr, acr, created_at, expires_at FROM browser_sessions
+                     WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3",
+                )
+                .bind(tenant.as_str())
+                .bind(id_hash.as_str())
+                .bind(now.secs())
+                .fetch_optional(self.pool())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn delete_browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let sid: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM browser_sessions WHERE tenant_id = $1 AND id_hash = $2 RETURNING sid",
+                )
+                .bind(tenant.as_str())
+                .bind(id_hash.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(sid) = sid {
+                    audit!(self, tx, tenant, actor, "session.ended", &sid, serde_json::json!({}));
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn put_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, p: &PendingAuthorization) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_requests (tenant_id, id_hash, binding_hash, request, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(tenant.as_str())
+                .bind(id_hash.as_str())
+                .bind(p.binding_hash.as_str())
+                .bind(&p.request)
+                .bind(self.now())
+                .bind(p.expires_at.secs())
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<PendingAuthorization>> {
+                let row: Option<(String, String, i64)> = sqlx::query_as(
+                    "SELECT binding_hash, request, expires_at FROM authorization_requests
+                     WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3",
+                )
+                .bind(tenant.as_str())
+                .bind(id_hash.as_str())
+                .bind(now.secs())
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(row.map(|(b, request, e)| PendingAuthorization {
+                    binding_hash: TokenHash::from_stored(b),
+                    request,
+                    expires_at: UnixTime::from_secs(e),
+                }))
+            }
+
+            async fn delete_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash) -> StoreResult<()> {
+                sqlx::query("DELETE FROM authorization_requests WHERE tenant_id = $1 AND id_hash = $2")
+                    .bind(tenant.as_str())
+                    .bind(id_hash.as_str())
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_code(&self, tenant: &TenantId, c: &NewCode) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(tenant.as_str())
+                .bind(c.code_hash.as_str())
+                .bind(&c.grant_id)
+                .bind(c.client_id.as_str())
+                .bind(&c.grant_data)
+                .bind(self.now())
+                .bind(c.expires_at.secs())
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn redeem_code(&self, tenant: &TenantId, code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeRedemption> {
+                // The conditional update is the whole guarantee: a second redemption, on any
+                // node, finds consumed_at set and updates nothing.
+                let spent: Option<(String, String, String, i64)> = sqlx::query_as(
+                    "UPDATE authorization_codes SET consumed_at = $3
+                     WHERE tenant_id = $1 AND code_hash = $2 AND consumed_at IS NULL
+                     RETURNING grant_id, client_id, grant_data, expires_at",
+                )
+                .bind(tenant.as_str())
+                .bind(code_hash.as_str())
+                .bind(now.secs())
+                .fetch_optional(self.pool())
+                .await?;
+                if let Some((grant_id, client_id, grant_data, expires_at)) = spent {
+                    return Ok(CodeRedemption::Redeemed { grant_id, client_id, grant_data, expires_at: UnixTime::from_secs(expires_at) });
+                }
+                let used: Option<(String, String)> = sqlx::query_as(
+                    "SELECT grant_id, client_id FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(code_hash.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(match used {
+                    Some((grant_id, client_id)) => CodeRedemption::Replayed { grant_id, client_id },
+                    None => CodeRedemption::Unknown,
+                })
+            }
+
+            async fn insert_refresh_token(&self, tenant: &TenantId, t: &NewRefreshToken) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                Self::insert_refresh(&mut tx, tenant, t, self.now()).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn refresh_token(&self, tenant: &TenantId, hash: &TokenHash) -> StoreResult<Option<StoredRefreshToken>> {
+                let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
+                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at
+                     FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(hash.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                tenant: &TenantId,
+                old: &TokenHash,
+                new: NewRefreshToken,
+                now: UnixTime,
+                grace: std::time::Duration,
+            ) -> StoreResult<RefreshRotation> {
+                let mut tx = self.pool().begin().await?;
+                let live: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET rotated_at = $3
+                     WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+                     RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at",
+                )
+                .bind(tenant.as_str())
+                .bind(old.as_str())
+                .bind(now.secs())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = live {
+                    let old_token: StoredRefreshToken = row.into();
+                    let new = NewRefreshToken { family_id: old_token.family_id.clone(), grant_id: old_token.grant_id.clone(), ..new };
+                    Self::insert_refresh(&mut tx, tenant, &new, now.secs()).await?;
+                    tx.commit().await?;
+                    return Ok(RefreshRotation::Rotated(old_token));
+                }
+                let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
+                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at
+                     FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(old.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(found) = row.map(StoredRefreshToken::from) else {
+                    return Ok(RefreshRotation::Unknown);
+                };
+                if found.revoked_at.is_some() {
+                    return Ok(RefreshRotation::Revoked);
+                }
+                match found.rotated_at {
+                    Some(at) if now.since(at) < grace => Ok(RefreshRotation::ConcurrentUse),
+                    Some(_) => {
+                        // RFC 9700 §4.14.2: a rotated token used again means one copy is stolen.
+                        sqlx::query(
+                            "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL",
+                        )
+                        .bind(tenant.as_str())
+                        .bind(&found.family_id)
+                        .bind(now.secs())
+                        .execute(&mut *tx)
+                        .await?;
+                        audit!(self, tx, tenant, Actor::System, "refresh_token.reuse_detected", &found.family_id,
+                            serde_json::json!({"client_id": found.client_id, "sub": found.sub}));
+                        tx.commit().await?;
+                        Ok(RefreshRotation::Reused { family_id: found.family_id, grant_id: found.grant_id })
+                    }
+                    None => Ok(RefreshRotation::Expired),
+                }
+            }
+
+            async fn revoke_refresh_family(&self, tenant: &TenantId, family_id: &str, now: UnixTime, actor: &Actor) -> StoreResult<u64> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(family_id)
+                .bind(now.secs())
+                .execute(&mut *tx)
+                .await?;
+                audit!(self, tx, tenant, actor, "refresh_token.revoked", family_id, serde_json::json!({"count": done.rows_affected()}));
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn revoke_grant(&self, tenant: &TenantId, grant_id: &str, until: UnixTime, now: UnixTime, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL")
+                    .bind(tenant.as_str())
+                    .bind(grant_id)
+                    .bind(now.secs())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'grant', $2, $3)")
+                    .bind(tenant.as_str())
+                    .bind(grant_id)
+                    .bind(until.secs())
+                    .execute(&mut *tx)
+                    .await?;
+                audit!(self, tx, tenant, actor, "grant.revoked", grant_id, serde_json::json!({}));
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn revoke_access_token(&self, tenant: &TenantId, jti: &str, until: UnixTime, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'jti', $2, $3)")
+                    .bind(tenant.as_str())
+                    .bind(jti)
+                    .bind(until.secs())
+                    .execute(&mut *tx)
+                    .await?;
+                audit!(self, tx, tenant, actor, "access_token.revoked", jti, serde_json::json!({}));
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn revocations_after(&self, seq: i64, now: UnixTime) -> StoreResult<Vec<Revocation>> {
+                let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+                    "SELECT seq, kind, value, expires_at FROM revocations WHERE seq > $1 AND expires_at > $2 ORDER BY seq",
+                )
+                .bind(seq)
+                .bind(now.secs())
+                .fetch_all(self.pool())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, kind, value, e)| Revocation { seq, kind, value, expires_at: UnixTime::from_secs(e) })
+                    .collect())
+            }
+
+            async fn consented_scopes(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId) -> StoreResult<Option<Vec<String>>> {
+                let raw: Option<String> =
+                    sqlx::query_scalar("SELECT scopes FROM consents WHERE tenant_id = $1 AND sub = $2 AND client_id = $3")
+                        .bind(tenant.as_str())
+                        .bind(sub.as_str())
+                        .bind(client.as_str())
+                        .fetch_optional(self.pool())
+                        .await?;
+                raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("consent scopes: {e}")))).transpose()
+            }
+
+            async fn save_consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId, scopes: &[String], actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                let list = to_json_list(scopes.iter());
+                sqlx::query(
+                    "INSERT INTO consents (tenant_id, sub, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (tenant_id, sub, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(client.as_str())
+                .bind(&list)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
+                audit!(self, tx, tenant, actor, "consent.given", sub.as_str(), serde_json::json!({"client_id": client.as_str(), "scopes": scopes}));
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record_login_failure(&self, tenant: &TenantId, key: &str, now: UnixTime, window: std::time::Duration) -> StoreResult<i64> {
+                let window_start_min = now.minus(window).secs();
+                // A counter whose window has passed starts again at 1.
+                let failures: i64 = sqlx::query_scalar(
+                    "INSERT INTO login_failures (tenant_id, throttle_key, failures, window_start) VALUES ($1, $2, 1, $3)
+                     ON CONFLICT (tenant_id, throttle_key) DO UPDATE SET
+                       failures = CASE WHEN login_failures.window_start < $4 THEN 1 ELSE login_failures.failures + 1 END,
+                       window_start = CASE WHEN login_failures.window_start < $4 THEN $3 ELSE login_failures.window_start END
+                     RETURNING failures",
+                )
+                .bind(tenant.as_str())
+                .bind(key)
+                .bind(now.secs())
+                .bind(window_start_min)
+                .fetch_one(self.pool())
+                .await?;
+                Ok(failures)
+            }
+
+            async fn login_failures(&self, tenant: &TenantId, key: &str, now: UnixTime, window: std::time::Duration) -> StoreResult<i64> {
+                let n: Option<i64> = sqlx::query_scalar(
+                    "SELECT failures FROM login_failures WHERE tenant_id = $1 AND throttle_key = $2 AND window_start >= $3",
+                )
+                .bind(tenant.as_str())
+                .bind(key)
+                .bind(now.minus(window).secs())
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(n.unwrap_or(0))
+            }
+
+            async fn clear_login_failures(&self, tenant: &TenantId, key: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND throttle_key = $2")
+                    .bind(tenant.as_str())
+                    .bind(key)
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_expired_oauth_state(&self, now: UnixTime) -> StoreResult<u64> {
+                let mut total = 0;
+                for sql in [
+                    "DELETE FROM browser_sessions WHERE expires_at <= $1",
+                    "DELETE FROM authorization_requests WHERE expires_at <= $1",
+                    "DELETE FROM authorization_codes WHERE expires_at <= $1",
+                    "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+                    "DELETE FROM revocations WHERE expires_at <= $1",
+                    "DELETE FROM login_failures WHERE window_start <= $1 - 86400",
+                ] {
+                    total += sqlx::query(sql).bind(now.secs()).execute(self.pool()).await?.rows_affected();
+                }
+                Ok(total)
+            }
+        }
+
+        impl $store {
+            async fn insert_refresh(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                t: &NewRefreshToken,
+                now: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(tenant.as_str())
+                .bind(t.token_hash.as_str())
+                .bind(&t.family_id)
+                .bind(&t.grant_id)
+                .bind(t.client_id.as_str())
+                .bind(&t.sub)
+                .bind(&t.grant_data)
+                .bind(now)
+                .bind(t.expires_at.secs())
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
