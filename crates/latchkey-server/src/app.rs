@@ -6,7 +6,7 @@ use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use latchkey_core::Clock;
 use latchkey_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -18,9 +18,14 @@ use crate::cache::Caches;
 use crate::config::Config;
 use crate::edge;
 use crate::keys::KeyService;
+use crate::login;
+use crate::oauth::{self, revocations::Revocations};
+use crate::oidc::{self, discovery};
 use crate::pages::{ErrorPages, STYLESHEET};
 use crate::passwords::PasswordHasher;
-use crate::routes::{discovery, health, jwks};
+use crate::routes::{health, jwks};
+use crate::templates::Templates;
+use latchkey_core::crypto::TokenHasher;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +41,17 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub metrics: Option<PrometheusHandle>,
     pub metrics_token: Option<Arc<String>>,
+    pub token_hasher: TokenHasher,
+    pub revocations: Arc<Revocations>,
+    pub templates: Arc<Templates>,
+}
+
+impl AppState {
+    /// `aud` of access tokens when no resource is named: `tokens.default_audience`, else
+    /// the issuer (whose UserInfo endpoint accepts them).
+    pub fn default_audience(&self) -> String {
+        self.config.tokens.default_audience.clone().unwrap_or_else(|| self.issuer.to_string())
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -51,13 +67,27 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
         .route("/jwks.json", get(jwks::jwks))
+        .route("/token", post(oauth::token::token))
+        .route("/revoke", post(oauth::revoke::revoke))
+        .route("/userinfo", get(oidc::userinfo::userinfo).post(oidc::userinfo::userinfo))
         .layer(cors);
+    let pages = Router::new()
+        .route("/authorize", get(oauth::authorize::authorize_get).post(oauth::authorize::authorize_post))
+        .route("/authorize/resume", get(oauth::authorize::resume))
+        .route("/login", get(login::login_page).post(login::login_submit))
+        .route("/login/done", get(login::signed_in))
+        .route("/consent", get(login::consent_page).post(login::consent_submit))
+        .route("/logout", get(oidc::end_session::end_session_get).post(oidc::end_session::end_session_post))
+        .route("/logout/confirm", post(oidc::end_session::confirm));
     #[allow(unused_mut)]
     let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/introspect", post(oauth::introspect::introspect))
         .route("/static/latchkey.css", get(stylesheet))
+        .route("/static/form_post.js", get(form_post_script))
+        .merge(pages)
         .merge(browser_facing);
     #[cfg(feature = "test-clock")]
     {
@@ -107,6 +137,13 @@ async fn drop_unsafe_request_id(
         request.headers_mut().remove(REQUEST_ID);
     }
     next.run(request).await
+}
+
+async fn form_post_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../static/form_post.js"),
+    )
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -37,3 +37,32 @@ pub fn spawn_key_schedule(
         }
     })
 }
+
+/// How often expired sessions, requests, codes, tokens and revocations are deleted.
+pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
+
+pub fn spawn_cleanup(
+    store: Arc<dyn Store>,
+    clock: latchkey_core::Clock,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.try_job_lock("cleanup").await {
+                Ok(Some(lock)) => {
+                    match store.delete_expired_oauth_state(clock.now()).await {
+                        Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired sessions and tokens"),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "cleanup failed"),
+                    }
+                    drop(lock);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot claim the cleanup job"),
+            }
+        }
+    })
+}

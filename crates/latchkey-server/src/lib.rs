@@ -10,11 +10,15 @@ pub mod config;
 pub mod edge;
 pub mod jobs;
 pub mod keys;
+pub mod login;
+pub mod oauth;
+pub mod oidc;
 pub mod pages;
 pub mod passwords;
 pub mod routes;
 pub mod serve;
 pub mod startup;
+pub mod templates;
 
 pub use serve::{RunningServer, start};
 pub use startup::{Foundation, StartupError};

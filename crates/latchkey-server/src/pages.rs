@@ -31,9 +31,14 @@ const LAYOUT: &str = r#"<!doctype html>
 
 pub const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0;\
 display:flex;min-height:100vh;align-items:center;justify-content:center}\
-.card{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem}\
+.card{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem;width:100%}\
 .brand{font-weight:700;letter-spacing:.04em;color:#3b5bdb;margin:0 0 1rem}h1{margin:.2rem 0 1rem;font-size:1.5rem}\
-.muted{color:#667085;font-size:.85rem}code{font-size:.85rem}";
+.muted{color:#667085;font-size:.85rem}code{font-size:.85rem}\
+label{display:block;margin:.8rem 0 .3rem;font-weight:600}\
+input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #c9ced6;border-radius:6px;font-size:1rem}\
+button{margin-top:1.2rem;padding:.6rem 1.2rem;border:0;border-radius:6px;background:#3b5bdb;color:#fff;font-size:1rem;cursor:pointer}\
+button.secondary{background:#e9ecf2;color:#1d2330}.actions button{margin-right:.6rem}\
+.error{background:#fdecec;color:#a61b1b;padding:.6rem .8rem;border-radius:6px}.scopes li{margin:.3rem 0}";
 
 pub struct ErrorPages {
     env: Environment<'static>,

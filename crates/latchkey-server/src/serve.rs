@@ -14,9 +14,11 @@ use crate::app::{AppState, router};
 use crate::cache::{Caches, spawn_change_listener};
 use crate::config::TlsConfig;
 use crate::keys::KeyService;
+use crate::oauth::revocations::Revocations;
 use crate::pages::ErrorPages;
 use crate::passwords::PasswordHasher;
 use crate::startup::{Foundation, StartupError};
+use crate::templates::Templates;
 use crate::{edge, jobs};
 
 pub struct RunningServer {
@@ -34,7 +36,7 @@ pub struct RunningServer {
 pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError> {
     // One crypto provider for the whole binary; a second install (tests) is harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Foundation { config, store, master_key, clock, .. } = foundation;
+    let Foundation { config, store, master_key, clock, token_hasher, .. } = foundation;
     let requested = SocketAddr::new(config.server.host, config.server.port);
     let listener = std::net::TcpListener::bind(requested)
         .map_err(|e| StartupError::Bind { addr: requested.to_string(), reason: e.to_string() })?;
@@ -60,9 +62,13 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     caches.rebuild_web_origins().await?;
 
     let changes = store.watch_changes(config.database.change_poll_interval).await?;
+    let revocations = Arc::new(Revocations::default());
+    revocations.refresh(store.as_ref(), clock.now()).await?;
     let background = vec![
         spawn_change_listener(caches.clone(), keys.clone(), changes),
         jobs::spawn_key_schedule(store.clone(), keys.clone(), config.keys.check_interval),
+        jobs::spawn_cleanup(store.clone(), clock.clone(), jobs::CLEANUP_INTERVAL),
+        crate::oauth::revocations::spawn_poller(revocations.clone(), store.clone(), clock.clone()),
     ];
 
     let metrics_token = match &config.metrics.token {
@@ -84,6 +90,9 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         metrics: edge::metrics::handle(),
         metrics_token,
         pages: Arc::new(pages),
+        templates: Arc::new(Templates::load().map_err(StartupError::ErrorPages)?),
+        token_hasher,
+        revocations,
         config: config.clone(),
         store,
         clock,

@@ -158,6 +158,16 @@ impl Config {
                 "must be longer than keys.jwks_cache_lifetime + keys.clock_skew, so a next key is published that long before it signs",
             ));
         }
+        if !k.algorithms.contains(&self.tokens.access_token_alg) {
+            return Err(ConfigError::invalid(s, "tokens.access_token_alg", "must be one of keys.algorithms"));
+        }
+        if self.tokens.authorization_code_lifetime.is_zero() || self.tokens.authorization_code_lifetime.as_secs() > 600
+        {
+            return Err(ConfigError::invalid(s, "tokens.authorization_code_lifetime", "must be between 1s and 10m"));
+        }
+        if self.login.max_failures_per_account == 0 || self.login.max_failures_per_ip == 0 {
+            return Err(ConfigError::invalid(s, "login", "failure limits must be at least 1"));
+        }
         if k.check_interval.is_zero() {
             return Err(ConfigError::invalid(s, "keys.check_interval", "must be more than 0s"));
         }

@@ -31,6 +31,8 @@ pub struct Config {
     pub keys: KeysConfig,
     pub tokens: TokensConfig,
     pub passwords: PasswordsConfig,
+    pub sessions: SessionsConfig,
+    pub login: LoginConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub web: WebConfig,
@@ -115,6 +117,54 @@ pub struct TokensConfig {
     pub access_token_lifetime: Duration,
     #[serde(with = "serde_human")]
     pub id_token_lifetime: Duration,
+    #[serde(with = "serde_human")]
+    pub refresh_token_lifetime: Duration,
+    /// Authorization codes are single use and short-lived (RFC 9700 §4.5).
+    #[serde(with = "serde_human")]
+    pub authorization_code_lifetime: Duration,
+    /// A rotated refresh token presented again within this time is taken for a concurrent
+    /// duplicate (refused, family kept); later, for a stolen copy (family revoked).
+    #[serde(with = "serde_human")]
+    pub refresh_reuse_grace: Duration,
+    /// Algorithm of access tokens (JWT, RFC 9068).
+    pub access_token_alg: SigningAlg,
+    /// `aud` of access tokens when no `resource` is requested. Default: the issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// How long a sign-in lasts before the browser must sign in again.
+    #[serde(with = "serde_human")]
+    pub lifetime: Duration,
+    /// How long an authorization request may wait for sign-in and consent.
+    #[serde(with = "serde_human")]
+    pub authorization_request_lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failed sign-ins per account within `failure_window` before it is throttled.
+    pub max_failures_per_account: u32,
+    /// Failed sign-ins per client IP within `failure_window` before it is throttled.
+    pub max_failures_per_ip: u32,
+    #[serde(with = "serde_human")]
+    pub failure_window: Duration,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self { lifetime: Duration::from_secs(12 * 3_600), authorization_request_lifetime: Duration::from_secs(600) }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self { max_failures_per_account: 5, max_failures_per_ip: 50, failure_window: Duration::from_secs(900) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -204,7 +254,15 @@ impl Default for KeysConfig {
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        Self { access_token_lifetime: Duration::from_secs(300), id_token_lifetime: Duration::from_secs(3_600) }
+        Self {
+            access_token_lifetime: Duration::from_secs(300),
+            id_token_lifetime: Duration::from_secs(3_600),
+            refresh_token_lifetime: Duration::from_secs(30 * 86_400),
+            authorization_code_lifetime: Duration::from_secs(60),
+            refresh_reuse_grace: Duration::from_secs(10),
+            access_token_alg: SigningAlg::Rs256,
+            default_audience: None,
+        }
     }
 }
 

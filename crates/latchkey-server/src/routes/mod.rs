@@ -1,6 +1,5 @@
 //! The HTTP routes, one module per area.
 
-pub mod discovery;
 pub mod health;
 pub mod jwks;
 #[cfg(feature = "test-clock")]

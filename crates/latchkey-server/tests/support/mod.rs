@@ -130,3 +130,86 @@ pub async fn sqlite() -> Arc<TestDatabase> {
 pub async fn all_backends() -> Vec<Arc<TestDatabase>> {
     TestDatabase::all().await.into_iter().map(Arc::new).collect()
 }
+
+pub mod browser;
+
+use latchkey_core::domain::{
+    ClientId, ClientKind, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName, SigningAlg, SubjectId,
+    TenantId, TokenEndpointAuthMethod, Username,
+};
+use latchkey_store::{Actor, NewClient, NewUser};
+
+pub struct ClientSpec<'a> {
+    pub id: &'a str,
+    pub kind: ClientKind,
+    pub auth: TokenEndpointAuthMethod,
+    pub redirect_uris: &'a [&'a str],
+    pub grants: &'a [GrantType],
+    pub scopes: &'a [&'a str],
+    pub first_party: bool,
+    pub id_token_alg: SigningAlg,
+    pub post_logout: &'a [&'a str],
+}
+
+impl Default for ClientSpec<'_> {
+    fn default() -> Self {
+        Self {
+            id: "webapp",
+            kind: ClientKind::Confidential,
+            auth: TokenEndpointAuthMethod::ClientSecretBasic,
+            redirect_uris: &["https://app.example.com/callback"],
+            grants: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scopes: &["openid", "profile", "email", "offline_access"],
+            first_party: false,
+            id_token_alg: SigningAlg::Rs256,
+            post_logout: &["https://app.example.com/signed-out"],
+        }
+    }
+}
+
+impl TestServer {
+    pub fn state(&self) -> &latchkey_server::app::AppState {
+        &self.server.state
+    }
+
+    /// A user with a password (hashed with the test server's cheap parameters).
+    pub async fn create_user(&self, username: &str, password: &str) -> SubjectId {
+        let hash = ok(self.state().passwords.hash(password.to_owned()).await, "hash");
+        let user = NewUser {
+            sub: SubjectId::generate(),
+            username: ok(Username::parse(username), "username"),
+            email: Some(ok(Email::parse(&format!("{username}@example.com")), "email")),
+            email_verified: true,
+            name: Some(ok(DisplayName::parse("Test User"), "name")),
+            profile: ProfileClaims { given_name: Some("Test".into()), ..ProfileClaims::default() },
+            password_hash: Some(hash.as_str().to_owned()),
+        };
+        ok(self.state().store.create_user(&TenantId::default_tenant(), user, &Actor::Cli).await, "create user").sub
+    }
+
+    /// A client; returns its secret when it has one.
+    pub async fn create_client(&self, spec: ClientSpec<'_>) -> Option<String> {
+        let secret = spec.auth.uses_secret().then(|| format!("secret-of-{}-0123456789abcdef", spec.id));
+        let uri = |u: &&str| ok(RedirectUri::parse_for_registration(u, spec.kind), "redirect uri");
+        let client = NewClient {
+            client_id: ok(ClientId::parse(spec.id), "client id"),
+            name: format!("{} app", spec.id),
+            kind: spec.kind,
+            secret_hash: secret.as_ref().map(|s| self.state().token_hasher.hash("client_secret", s)),
+            redirect_uris: spec.redirect_uris.iter().map(uri).collect(),
+            post_logout_redirect_uris: spec.post_logout.iter().map(uri).collect(),
+            grant_types: spec.grants.to_vec(),
+            allowed_scopes: spec.scopes.iter().map(|s| ok(ScopeName::parse(s), "scope")).collect(),
+            token_endpoint_auth_method: spec.auth,
+            id_token_signed_response_alg: spec.id_token_alg,
+            first_party: spec.first_party,
+        };
+        ok(self.state().store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create client");
+        secret
+    }
+
+    /// The issuer-based URL of `path` (what a browser or client library uses).
+    pub fn issuer_url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.issuer)
+    }
+}

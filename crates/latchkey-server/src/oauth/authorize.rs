@@ -1,0 +1,546 @@
+//! The authorization endpoint (RFC 6749 §3.1, OAuth 2.1, OIDC Core §3.1.2), GET and POST.
+//!
+//! `client_id` and `redirect_uri` are validated first: until both are known good, every
+//! error is a page, never a redirect (RFC 6749 §4.1.2.1; no open redirect). The request
+//! then waits server-side, bound to the browser, while the user signs in and consents.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::crypto::random;
+use latchkey_core::domain::{ClientId, ClientKind, GrantType, TenantId};
+use latchkey_store::{BrowserSession, Client, NewCode, PendingAuthorization};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::grant::GrantData;
+use super::params::Params;
+use super::token::authorization_code::CODE_PURPOSE;
+use crate::app::AppState;
+use crate::login::{self, ACR_PASSWORD, cookies};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// A validated authorization request, as it waits for sign-in and consent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub response_mode: ResponseMode,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub claims: Option<serde_json::Value>,
+    pub hint_sub: Option<String>,
+    pub audience: String,
+    pub created_at: i64,
+}
+
+/// Where errors and results go once client and redirect URI are trusted.
+pub struct Target {
+    redirect_uri: String,
+    state: Option<String>,
+    mode: ResponseMode,
+}
+
+pub enum Failure {
+    Page(StatusCode, String),
+    Redirect(Target, &'static str, String),
+}
+
+const BINDING_COOKIE: &str = "latchkey-authz";
+const REQUEST_PURPOSE: &str = "authorization_request";
+const BINDING_PURPOSE: &str = "authorization_binding";
+
+pub async fn authorize_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    run(&state, &headers, Params::from_query(query.as_deref())).await
+}
+
+pub async fn authorize_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    run(&state, &headers, Params::from_form(&headers, &body)).await
+}
+
+async fn run(state: &AppState, headers: &HeaderMap, params: Result<Params, super::params::ParamsError>) -> Response {
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return fail(state, Failure::Page(StatusCode::BAD_REQUEST, e.to_string())),
+    };
+    match parse(state, &params).await {
+        Ok((request, client)) => proceed(state, headers, request, &client, None).await,
+        Err(f) => fail(state, f),
+    }
+}
+
+/// RFC 8252 §7.3: for native (public) clients, a loopback IP redirect URI matches on any port.
+fn redirect_matches(client: &Client, requested: &str) -> bool {
+    if client.redirect_uris.iter().any(|r| r.as_str() == requested) {
+        return true;
+    }
+    if client.kind != ClientKind::Public {
+        return false;
+    }
+    let Ok(req) = Url::parse(requested) else { return false };
+    let loopback = |u: &Url| {
+        u.scheme() == "http"
+            && (matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+                || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback()))
+    };
+    loopback(&req)
+        && client.redirect_uris.iter().filter_map(|r| Url::parse(r.as_str()).ok()).any(|reg| {
+            loopback(&reg) && reg.host() == req.host() && reg.path() == req.path() && reg.query() == req.query()
+        })
+}
+
+async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Arc<Client>), Failure> {
+    let page = |m: &str| Failure::Page(StatusCode::BAD_REQUEST, m.to_owned());
+    let client_raw = p.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing)."))?;
+    let client_id = ClientId::parse(client_raw).map_err(|_| page("The request names an unknown client."))?;
+    let client = state
+        .caches
+        .client(&client_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot load client");
+            Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into())
+        })?
+        .ok_or_else(|| page("The request names an unknown client."))?;
+    let redirect_uri = p.get("redirect_uri").ok_or_else(|| page("The request has no redirect_uri."))?;
+    if !redirect_matches(&client, redirect_uri) {
+        return Err(page("The redirect_uri is not registered for this client."));
+    }
+    let mode = match p.get("response_mode") {
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(_) => Err(()),
+    };
+    let target = Target {
+        redirect_uri: redirect_uri.to_owned(),
+        state: p.get("state").map(str::to_owned),
+        mode: mode.unwrap_or(ResponseMode::Query),
+    };
+    let redirect = |e: &'static str, d: &str| Failure::Redirect(clone_target(&target), e, d.to_owned());
+    if mode.is_err() {
+        return Err(redirect("invalid_request", "response_mode must be query or form_post"));
+    }
+    if p.contains("request") {
+        return Err(redirect("request_not_supported", "request objects are not supported"));
+    }
+    if p.contains("request_uri") {
+        return Err(redirect("request_uri_not_supported", "request_uri is not supported"));
+    }
+    match p.get("response_type") {
+        None => return Err(redirect("invalid_request", "response_type is missing")),
+        Some("code") => {}
+        // OAuth 2.1: no implicit or hybrid flows.
+        Some(_) => return Err(redirect("unsupported_response_type", "only response_type=code is supported")),
+    }
+    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(redirect("unauthorized_client", "this client may not use the authorization code grant"));
+    }
+    let known = state.store.list_scopes(&TenantId::default_tenant()).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot list scopes");
+        Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into())
+    })?;
+    let mut scope = Vec::new();
+    for s in p.get("scope").unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        // OIDC Core §3.1.2.1: scope values the server does not understand are ignored.
+        if !known.iter().any(|k| k.name.as_str() == s) {
+            continue;
+        }
+        if !client.allowed_scopes.iter().any(|a| a.as_str() == s) {
+            return Err(redirect("invalid_scope", &format!("this client may not request the `{s}` scope")));
+        }
+        if !scope.iter().any(|x: &String| x == s) {
+            scope.push(s.to_owned());
+        }
+    }
+    // PKCE with S256 is required of every client (OAuth 2.1 §4.1.1; RFC 9700 §2.1.1).
+    let code_challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
+        (Some(c), Some("S256")) => {
+            if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(redirect("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"));
+            }
+            c.to_owned()
+        }
+        (Some(_), Some(_)) => return Err(redirect("invalid_request", "code_challenge_method must be S256")),
+        (Some(_), None) => return Err(redirect("invalid_request", "code_challenge_method is missing (use S256)")),
+        (None, _) => return Err(redirect("invalid_request", "PKCE is required: send code_challenge with method S256")),
+    };
+    let prompt: Vec<String> =
+        p.get("prompt").unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    if prompt.iter().any(|v| !["none", "login", "consent", "select_account"].contains(&v.as_str())) {
+        return Err(redirect("invalid_request", "unknown prompt value"));
+    }
+    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
+        return Err(redirect("invalid_request", "prompt=none cannot be combined with other values"));
+    }
+    let max_age = match p.get("max_age") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| redirect("invalid_request", "max_age must be a number of seconds"))?,
+        ),
+    };
+    let claims = match p.get("claims") {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_str::<serde_json::Value>(raw)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .ok_or_else(|| redirect("invalid_request", "claims must be a JSON object"))?,
+        ),
+    };
+    let hint_sub = match p.get("id_token_hint") {
+        None => None,
+        Some(hint) => {
+            // Signature and issuer are verified; an expired hint is still a valid hint.
+            let verified = super::tokens::verify_jwt(state, hint, "JWT", true)
+                .map_err(|_| redirect("invalid_request", "id_token_hint is not an ID token issued here"))?;
+            verified.get("sub").and_then(|v| v.as_str()).map(str::to_owned)
+        }
+    };
+    if p.contains("resource") {
+        return Err(redirect("invalid_target", "no resource servers are registered; omit resource"));
+    }
+    let request = AuthorizationRequest {
+        client_id: client.client_id.to_string(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope,
+        state: target.state.clone(),
+        nonce: p.get("nonce").map(str::to_owned),
+        code_challenge: Some(code_challenge),
+        response_mode: target.mode,
+        prompt,
+        max_age,
+        login_hint: p.get("login_hint").map(str::to_owned),
+        claims,
+        hint_sub,
+        audience: state.default_audience(),
+        created_at: state.clock.now().secs(),
+    };
+    Ok((request, client))
+}
+
+fn clone_target(t: &Target) -> Target {
+    Target { redirect_uri: t.redirect_uri.clone(), state: t.state.clone(), mode: t.mode }
+}
+
+fn target_of(r: &AuthorizationRequest) -> Target {
+    Target { redirect_uri: r.redirect_uri.clone(), state: r.state.clone(), mode: r.response_mode }
+}
+
+/// Continues a request: sign-in if needed, consent if needed, then the code.
+pub async fn proceed(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: AuthorizationRequest,
+    client: &Client,
+    pending_id: Option<String>,
+) -> Response {
+    let session = login::current_session(state, headers).await;
+    let now = state.clock.now().secs();
+    let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
+    // OIDC Core §5.5.1.1: an essential acr that cannot be met fails the request.
+    if let Some(acr) = request.claims.as_ref().and_then(|c| c.pointer("/id_token/acr")) {
+        let essential = acr.get("essential").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let values: Vec<&str> = acr
+            .get("values")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let wanted = acr.get("value").and_then(|v| v.as_str()).map(|v| vec![v]).unwrap_or(values);
+        if essential && !wanted.is_empty() && !wanted.contains(&ACR_PASSWORD) {
+            return fail(
+                state,
+                Failure::Redirect(
+                    target_of(&request),
+                    "access_denied",
+                    "the requested authentication level cannot be met".into(),
+                ),
+            );
+        }
+    }
+    let needs_login = match &session {
+        None => true,
+        Some(s) => {
+            let fresh = s.auth_time.secs() >= request.created_at;
+            ((prompt("login") || prompt("select_account")) && !fresh)
+                || request.max_age.is_some_and(|m| now - s.auth_time.secs() > m)
+                || request.hint_sub.as_ref().is_some_and(|h| h != s.sub.as_str())
+        }
+    };
+    if needs_login {
+        if prompt("none") {
+            return fail(
+                state,
+                Failure::Redirect(target_of(&request), "login_required", "the user is not signed in".into()),
+            );
+        }
+        return park(state, headers, &request, pending_id, "/login").await;
+    }
+    let Some(session) = session else {
+        return fail(
+            state,
+            Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
+        );
+    };
+    let needs_consent = match consent_needed(state, &session, client, &request).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    if needs_consent {
+        if prompt("none") {
+            return fail(
+                state,
+                Failure::Redirect(target_of(&request), "consent_required", "the user has not consented".into()),
+            );
+        }
+        return park(state, headers, &request, pending_id, "/consent").await;
+    }
+    issue_code(state, &session, &request, pending_id).await
+}
+
+async fn consent_needed(
+    state: &AppState,
+    session: &BrowserSession,
+    client: &Client,
+    request: &AuthorizationRequest,
+) -> Result<bool, Response> {
+    let forced = request.prompt.iter().any(|p| p == "consent");
+    // OIDC Core §11: offline access always needs the user's consent.
+    let offline = request.scope.iter().any(|s| s == "offline_access");
+    if client.first_party && !forced && !offline {
+        return Ok(false);
+    }
+    if forced {
+        return Ok(true);
+    }
+    let given = state
+        .store
+        .consented_scopes(&TenantId::default_tenant(), &session.sub, &client.client_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read consent");
+            fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()))
+        })?
+        .unwrap_or_default();
+    Ok(!request.scope.iter().all(|s| given.contains(s)))
+}
+
+/// Keeps the request server-side, bound to this browser, and sends the user to `page`.
+async fn park(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizationRequest,
+    pending_id: Option<String>,
+    page: &str,
+) -> Response {
+    let base = crate::app::base_path(&state.issuer);
+    if let Some(id) = pending_id {
+        return Redirect::to(&format!("{base}{page}?req={id}")).into_response();
+    }
+    let binding_name = cookies::name(state.https, BINDING_COOKIE);
+    let (binding, set_cookie) = match cookies::get(headers, &binding_name).filter(|v| v.len() >= 32) {
+        Some(b) => (b.to_owned(), None),
+        None => {
+            let b = random::token_string::<32>();
+            (b.clone(), Some(cookies::set(state.https, BINDING_COOKIE, &b, None)))
+        }
+    };
+    let id = random::token_string::<32>();
+    let json = match serde_json::to_string(request) {
+        Ok(j) => j,
+        Err(e) => {
+            return fail(
+                state,
+                Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot keep the request: {e}")),
+            );
+        }
+    };
+    let pending = PendingAuthorization {
+        binding_hash: state.token_hasher.hash(BINDING_PURPOSE, &binding),
+        request: json,
+        expires_at: state.clock.now().plus(state.config.sessions.authorization_request_lifetime),
+    };
+    if let Err(e) = state
+        .store
+        .put_authorization_request(
+            &TenantId::default_tenant(),
+            &state.token_hasher.hash(REQUEST_PURPOSE, &id),
+            &pending,
+        )
+        .await
+    {
+        tracing::error!(error = %e, "cannot store authorization request");
+        return fail(
+            state,
+            Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
+        );
+    }
+    let mut response = Redirect::to(&format!("{base}{page}?req={id}")).into_response();
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// Loads a parked request if it exists, has not expired, and belongs to this browser.
+pub async fn load_pending(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Option<(AuthorizationRequest, Arc<Client>)> {
+    let binding = cookies::get(headers, &cookies::name(state.https, BINDING_COOKIE))?;
+    let stored = state
+        .store
+        .authorization_request(
+            &TenantId::default_tenant(),
+            &state.token_hasher.hash(REQUEST_PURPOSE, id),
+            state.clock.now(),
+        )
+        .await
+        .ok()
+        .flatten()?;
+    if !state.token_hasher.verify(BINDING_PURPOSE, binding, &stored.binding_hash) {
+        return None;
+    }
+    let request: AuthorizationRequest = serde_json::from_str(&stored.request).ok()?;
+    let client = state.caches.client(&ClientId::parse(&request.client_id).ok()?).await.ok().flatten()?;
+    Some((request, client))
+}
+
+#[derive(Deserialize)]
+pub struct ResumeQuery {
+    req: String,
+}
+
+/// After sign-in: continue the parked request.
+pub async fn resume(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ResumeQuery>) -> Response {
+    match load_pending(&state, &headers, &q.req).await {
+        Some((request, client)) => proceed(&state, &headers, request, &client, Some(q.req)).await,
+        None => fail(&state, Failure::Page(StatusCode::BAD_REQUEST, "This sign-in request has expired or belongs to another browser. Please start again from the application.".into())),
+    }
+}
+
+pub async fn forget_pending(state: &AppState, id: &str) {
+    let _ = state
+        .store
+        .delete_authorization_request(&TenantId::default_tenant(), &state.token_hasher.hash(REQUEST_PURPOSE, id))
+        .await;
+}
+
+/// Issues the code and sends the browser back to the client.
+pub async fn issue_code(
+    state: &AppState,
+    session: &BrowserSession,
+    request: &AuthorizationRequest,
+    pending_id: Option<String>,
+) -> Response {
+    if let Some(id) = &pending_id {
+        forget_pending(state, id).await;
+    }
+    let code = random::token_string::<32>();
+    let grant_id = random::token_string::<16>();
+    let data = GrantData {
+        sub: session.sub.to_string(),
+        scope: request.scope.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        auth_time: session.auth_time.secs(),
+        amr: session.amr.clone(),
+        acr: session.acr.clone(),
+        sid: session.sid.clone(),
+        claims: request.claims.clone(),
+        audience: request.audience.clone(),
+    };
+    let new = match (serde_json::to_string(&data), ClientId::parse(&request.client_id)) {
+        (Ok(grant_data), Ok(client_id)) => NewCode {
+            code_hash: state.token_hasher.hash(CODE_PURPOSE, &code),
+            grant_id,
+            client_id,
+            grant_data,
+            expires_at: state.clock.now().plus(state.config.tokens.authorization_code_lifetime),
+        },
+        _ => {
+            return fail(
+                state,
+                Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
+            );
+        }
+    };
+    if let Err(e) = state.store.insert_code(&TenantId::default_tenant(), &new).await {
+        tracing::error!(error = %e, "cannot store code");
+        return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
+    }
+    respond(state, &target_of(request), vec![("code".into(), code)])
+}
+
+/// Sends a redirectable error to the client.
+pub fn deny(state: &AppState, request: &AuthorizationRequest, error: &'static str, description: &str) -> Response {
+    fail(state, Failure::Redirect(target_of(request), error, description.into()))
+}
+
+pub fn fail(state: &AppState, failure: Failure) -> Response {
+    match failure {
+        Failure::Page(status, message) => state.pages.render(status, &message, None),
+        Failure::Redirect(target, error, description) => {
+            respond(state, &target, vec![("error".into(), error.into()), ("error_description".into(), description)])
+        }
+    }
+}
+
+/// The authorization response, with `state` and `iss` (RFC 9207), by query or form post.
+fn respond(state: &AppState, target: &Target, mut fields: Vec<(String, String)>) -> Response {
+    if let Some(s) = &target.state {
+        fields.push(("state".into(), s.clone()));
+    }
+    fields.push(("iss".into(), state.issuer.to_string()));
+    match target.mode {
+        ResponseMode::Query => {
+            let Ok(mut url) = Url::parse(&target.redirect_uri) else {
+                return state.pages.render(StatusCode::BAD_REQUEST, "The redirect_uri is not a URL.", None);
+            };
+            url.query_pairs_mut().extend_pairs(fields.iter());
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(url.as_str()) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        ResponseMode::FormPost => {
+            let origin = Url::parse(&target.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+            let base = crate::app::base_path(&state.issuer);
+            let mut response = state.templates.render(
+                StatusCode::OK,
+                "form_post.html",
+                minijinja::context! { title => "Returning", base, action => target.redirect_uri, fields },
+            );
+            // The form posts to the client, so form-action must allow its origin.
+            let csp = format!(
+                "{}; form-action {origin}",
+                crate::edge::headers::DEFAULT_CSP.replace("; form-action 'self'", "")
+            );
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+    }
+}

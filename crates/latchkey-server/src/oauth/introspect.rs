@@ -1,0 +1,73 @@
+//! Token introspection (RFC 7662): client authenticated; a caller learns about a token only
+//! if it was issued to it, or it is the token's audience; anything else is
+//! `{"active": false}` and nothing more. Revoked tokens are inactive.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::domain::{ClientKind, SubjectId, TenantId};
+use serde_json::json;
+
+use super::OAuthError;
+use super::client_auth::authenticate;
+use super::params::Params;
+use super::token::refresh_token::REFRESH_PURPOSE;
+use super::tokens::verify_access_token;
+use crate::app::AppState;
+
+fn reply(value: serde_json::Value) -> Response {
+    let mut response = axum::Json(value).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn username(state: &AppState, sub: &str) -> Option<String> {
+    let sub = SubjectId::parse(sub).ok()?;
+    state.caches.user(&sub).await.ok().flatten().map(|u| u.username.to_string())
+}
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let params = Params::from_form(&headers, &body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    let client = authenticate(&state, &headers, &params).await?;
+    if client.kind == ClientKind::Public {
+        return Err(OAuthError::invalid_client("public clients cannot introspect", false));
+    }
+    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    if let Ok(c) = verify_access_token(&state, token) {
+        if c.client_id != client.client_id.as_str() && c.aud != client.client_id.as_str() {
+            return Ok(reply(json!({"active": false})));
+        }
+        let mut out = json!({
+            "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "token_type": "Bearer",
+            "exp": c.exp, "iat": c.iat, "nbf": c.iat, "aud": c.aud, "iss": c.iss, "jti": c.jti,
+        });
+        if let Some(name) = username(&state, &c.sub).await {
+            out["username"] = name.into();
+        }
+        return Ok(reply(out));
+    }
+    let hash = state.token_hasher.hash(REFRESH_PURPOSE, token);
+    if let Some(r) = state.store.refresh_token(&TenantId::default_tenant(), &hash).await? {
+        let now = state.clock.now();
+        let live = r.revoked_at.is_none() && r.rotated_at.is_none() && r.expires_at > now;
+        if live && r.client_id == client.client_id.as_str() {
+            let data: super::grant::GrantData = serde_json::from_str(&r.grant_data)
+                .map_err(|e| OAuthError::server_error("stored grant is damaged", e))?;
+            let mut out = json!({
+                "active": true, "scope": data.scope.join(" "), "client_id": r.client_id, "sub": r.sub,
+                "token_type": "refresh_token", "exp": r.expires_at.secs(), "iat": r.created_at.secs(),
+                "iss": state.issuer.as_ref(),
+            });
+            if let Some(name) = username(&state, &r.sub).await {
+                out["username"] = name.into();
+            }
+            return Ok(reply(out));
+        }
+    }
+    Ok(reply(json!({"active": false})))
+}

@@ -1,0 +1,61 @@
+//! The revocation set: ids of revoked access tokens (`jti`) and grants (`gid`), kept in the
+//! database and mirrored in memory on every node. Each node polls for new entries every
+//! `POLL` (the staleness bound, ≤ 1 s); revocations made on this node apply at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use latchkey_core::{Clock, UnixTime};
+use latchkey_store::Store;
+
+pub const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+pub struct Revocations {
+    /// `jti:<id>` or `grant:<id>` → until when the entry matters.
+    entries: RwLock<HashMap<String, i64>>,
+    last_seq: AtomicI64,
+}
+
+impl Revocations {
+    pub fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> bool {
+        let Ok(map) = self.entries.read() else { return true };
+        map.contains_key(&format!("jti:{jti}")) || grant_id.is_some_and(|g| map.contains_key(&format!("grant:{g}")))
+    }
+
+    /// Records a revocation made on this node, before the poll would see it.
+    pub fn add_local(&self, kind: &str, value: &str, until: UnixTime) {
+        if let Ok(mut map) = self.entries.write() {
+            map.insert(format!("{kind}:{value}"), until.secs());
+        }
+    }
+
+    pub async fn refresh(&self, store: &dyn Store, now: UnixTime) -> Result<(), latchkey_store::StoreError> {
+        let new = store.revocations_after(self.last_seq.load(Ordering::SeqCst), now).await?;
+        if let Ok(mut map) = self.entries.write() {
+            for r in &new {
+                map.insert(format!("{}:{}", r.kind, r.value), r.expires_at.secs());
+            }
+            map.retain(|_, until| *until > now.secs());
+        }
+        if let Some(last) = new.last() {
+            self.last_seq.store(last.seq, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+pub fn spawn_poller(revocations: Arc<Revocations>, store: Arc<dyn Store>, clock: Clock) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = revocations.refresh(store.as_ref(), clock.now()).await {
+                tracing::warn!(error = %e, "cannot refresh the revocation set");
+            }
+        }
+    })
+}

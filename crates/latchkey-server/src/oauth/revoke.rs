@@ -1,0 +1,48 @@
+//! Token revocation (RFC 7009): form POST, client authenticated, `token_type_hint` honoured
+//! as a hint only; 200 for unknown tokens; a token issued to another client is left alone;
+//! revoking a refresh token revokes its family.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::UnixTime;
+use latchkey_core::domain::TenantId;
+use latchkey_store::Actor;
+
+use super::OAuthError;
+use super::client_auth::authenticate;
+use super::params::Params;
+use super::token::refresh_token::REFRESH_PURPOSE;
+use super::tokens::verify_access_token;
+use crate::app::AppState;
+
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, OAuthError> {
+    let params = Params::from_form(&headers, &body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
+    let client = authenticate(&state, &headers, &params).await?;
+    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let tenant = TenantId::default_tenant();
+    let actor = Actor::User(format!("client:{}", client.client_id));
+    let now = state.clock.now();
+    // The hint only orders the lookups (RFC 7009 §2.1); a refresh token lookup is one
+    // indexed query, so it always comes first.
+    let hash = state.token_hasher.hash(REFRESH_PURPOSE, token);
+    match state.store.refresh_token(&tenant, &hash).await? {
+        Some(r) if r.client_id == client.client_id.as_str() => {
+            state.store.revoke_refresh_family(&tenant, &r.family_id, now, &actor).await?;
+        }
+        Some(_) => {} // another client's token is left alone
+        None => {
+            if let Ok(claims) = verify_access_token(&state, token)
+                && claims.client_id == client.client_id.as_str()
+            {
+                let until = UnixTime::from_secs(claims.exp);
+                state.store.revoke_access_token(&tenant, &claims.jti, until, &actor).await?;
+                state.revocations.add_local("jti", &claims.jti, until);
+            }
+        }
+    }
+    let mut response = StatusCode::OK.into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,115 @@
+//! OpenID Connect Discovery 1.0 and RFC 8414 metadata, as one typed document. The issuer
+//! comes from configuration, never from the Host header; only what Latchkey serves is
+//! advertised, and a test fetches every advertised URL.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use latchkey_core::domain::{ScopeName, TenantId};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::login::ACR_VALUES;
+
+#[derive(Serialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub jwks_uri: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub end_session_endpoint: String,
+    pub scopes_supported: Vec<String>,
+    pub response_types_supported: [&'static str; 1],
+    pub response_modes_supported: [&'static str; 2],
+    pub grant_types_supported: [&'static str; 3],
+    pub subject_types_supported: [&'static str; 1],
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: [&'static str; 3],
+    pub revocation_endpoint_auth_methods_supported: [&'static str; 3],
+    pub introspection_endpoint_auth_methods_supported: [&'static str; 2],
+    pub code_challenge_methods_supported: [&'static str; 1],
+    pub claims_supported: Vec<&'static str>,
+    pub claims_parameter_supported: bool,
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
+    pub authorization_response_iss_parameter_supported: bool,
+    pub acr_values_supported: Vec<&'static str>,
+    pub prompt_values_supported: [&'static str; 4],
+    pub claim_types_supported: [&'static str; 1],
+}
+
+pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoResponse {
+    let issuer = state.issuer.to_string();
+    let scopes = match state.store.list_scopes(&TenantId::default_tenant()).await {
+        Ok(list) => list.into_iter().map(|s| s.name.to_string()).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list scopes for discovery");
+            ScopeName::BUILT_IN.iter().map(|s| (*s).to_owned()).collect()
+        }
+    };
+    let url = |path: &str| format!("{issuer}{path}");
+    let doc = ProviderMetadata {
+        authorization_endpoint: url("/authorize"),
+        token_endpoint: url("/token"),
+        userinfo_endpoint: url("/userinfo"),
+        jwks_uri: url("/jwks.json"),
+        revocation_endpoint: url("/revoke"),
+        introspection_endpoint: url("/introspect"),
+        end_session_endpoint: url("/logout"),
+        scopes_supported: scopes,
+        response_types_supported: ["code"],
+        response_modes_supported: ["query", "form_post"],
+        grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+        subject_types_supported: ["public"],
+        id_token_signing_alg_values_supported: state.keys.algorithms().iter().map(|a| a.as_str()).collect(),
+        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+        revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+        introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+        code_challenge_methods_supported: ["S256"],
+        claims_supported: vec![
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "azp",
+            "sid",
+            "at_hash",
+            "name",
+            "given_name",
+            "family_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
+            "email",
+            "email_verified",
+            "phone_number",
+            "phone_number_verified",
+            "address",
+        ],
+        claims_parameter_supported: true,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
+        authorization_response_iss_parameter_supported: true,
+        acr_values_supported: ACR_VALUES.to_vec(),
+        prompt_values_supported: ["none", "login", "consent", "select_account"],
+        claim_types_supported: ["normal"],
+        issuer,
+    };
+    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(doc))
+}

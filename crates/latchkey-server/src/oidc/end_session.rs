@@ -1,0 +1,186 @@
+//! RP-Initiated Logout 1.0: GET and POST. The `id_token_hint` is verified (signature and
+//! issuer; expiry ignored). Without a hint naming this browser's session, the user is asked
+//! to confirm, so a bare `<img src=…/logout>` signs nobody out.
+
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::domain::ClientId;
+use latchkey_store::Actor;
+use url::Url;
+
+use crate::app::AppState;
+use crate::login::{self, csrf};
+use crate::oauth::params::Params;
+use crate::oauth::tokens::verify_jwt;
+
+struct Logout {
+    client_id: Option<String>,
+    client_name: Option<String>,
+    redirect: Option<String>,
+    state: Option<String>,
+    hint_sid: Option<String>,
+    hint_sub: Option<String>,
+}
+
+pub async fn end_session_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    run(&state, &headers, Params::from_query(query.as_deref())).await
+}
+
+pub async fn end_session_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    run(&state, &headers, Params::from_form(&headers, &body)).await
+}
+
+async fn parse(state: &AppState, p: &Params) -> Result<Logout, String> {
+    let mut hint_sid = None;
+    let mut hint_sub = None;
+    let mut hint_aud = None;
+    if let Some(hint) = p.get("id_token_hint") {
+        let claims =
+            verify_jwt(state, hint, "JWT", true).map_err(|_| "The id_token_hint was not issued here.".to_owned())?;
+        hint_sid = claims.get("sid").and_then(|v| v.as_str()).map(str::to_owned);
+        hint_sub = claims.get("sub").and_then(|v| v.as_str()).map(str::to_owned);
+        hint_aud = claims.get("aud").and_then(|v| v.as_str()).map(str::to_owned);
+    }
+    let client_id = match (p.get("client_id"), hint_aud) {
+        (Some(c), Some(aud)) if c != aud => return Err("client_id does not match the id_token_hint.".into()),
+        (Some(c), _) => Some(c.to_owned()),
+        (None, aud) => aud,
+    };
+    let client = match &client_id {
+        Some(id) => match ClientId::parse(id) {
+            Ok(id) => state.caches.client(&id).await.ok().flatten(),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let redirect = match p.get("post_logout_redirect_uri") {
+        None => None,
+        // Redirect only to a URI registered for the identified client (exact match).
+        Some(uri) => match &client {
+            Some(c) if c.post_logout_redirect_uris.iter().any(|r| r.as_str() == uri) => Some(uri.to_owned()),
+            _ => return Err("The post_logout_redirect_uri is not registered for this client.".into()),
+        },
+    };
+    Ok(Logout {
+        client_id,
+        client_name: client.map(|c| c.name.clone()),
+        redirect,
+        state: p.get("state").map(str::to_owned),
+        hint_sid,
+        hint_sub,
+    })
+}
+
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: Result<Params, crate::oauth::params::ParamsError>,
+) -> Response {
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return state.pages.render(StatusCode::BAD_REQUEST, &e.to_string(), None),
+    };
+    let logout = match parse(state, &params).await {
+        Ok(l) => l,
+        Err(message) => return state.pages.render(StatusCode::BAD_REQUEST, &message, None),
+    };
+    let session = login::current_session(state, headers).await;
+    let Some(session) = session else {
+        // Nobody is signed in here: nothing to end.
+        return finish(state, &logout, None);
+    };
+    let hint_names_this_session = logout.hint_sid.as_deref() == Some(session.sid.as_str())
+        || (logout.hint_sid.is_none() && logout.hint_sub.as_deref() == Some(session.sub.as_str()));
+    if hint_names_this_session {
+        let cleared = login::end_session(state, headers, &Actor::User(session.sub.to_string())).await;
+        return finish(state, &logout, Some(cleared));
+    }
+    // Ask first: the request cannot prove it comes from this user's relying party.
+    let username = state.caches.user(&session.sub).await.ok().flatten().map(|u| u.username.to_string());
+    let (csrf, set_cookie) = csrf::token(state, headers);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    if let Some(c) = &logout.client_id {
+        fields.push(("client_id".into(), c.clone()));
+    }
+    if let Some(r) = &logout.redirect {
+        fields.push(("post_logout_redirect_uri".into(), r.clone()));
+    }
+    if let Some(s) = &logout.state {
+        fields.push(("state".into(), s.clone()));
+    }
+    let mut response = state.templates.render(
+        StatusCode::OK,
+        "logout_confirm.html",
+        minijinja::context! { title => "Sign out", base => crate::app::base_path(&state.issuer), csrf, fields, client_name => logout.client_name, username },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+#[derive(serde::Deserialize)]
+pub struct ConfirmForm {
+    csrf: Option<String>,
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ConfirmForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return state.pages.render(
+            StatusCode::BAD_REQUEST,
+            "This form has expired. Go back, reload the page and try again.",
+            None,
+        );
+    }
+    let pairs = [
+        ("client_id", form.client_id),
+        ("post_logout_redirect_uri", form.post_logout_redirect_uri),
+        ("state", form.state),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)));
+    let params = match Params::from_pairs(pairs) {
+        Ok(p) => p,
+        Err(e) => return state.pages.render(StatusCode::BAD_REQUEST, &e.to_string(), None),
+    };
+    let logout = match parse(&state, &params).await {
+        Ok(l) => l,
+        Err(message) => return state.pages.render(StatusCode::BAD_REQUEST, &message, None),
+    };
+    let actor = match login::current_session(&state, &headers).await {
+        Some(s) => Actor::User(s.sub.to_string()),
+        None => Actor::System,
+    };
+    let cleared = login::end_session(&state, &headers, &actor).await;
+    finish(&state, &logout, Some(cleared))
+}
+
+fn finish(state: &AppState, logout: &Logout, clear_cookie: Option<axum::http::HeaderValue>) -> Response {
+    let mut response = match &logout.redirect {
+        Some(uri) => {
+            let mut url = match Url::parse(uri) {
+                Ok(u) => u,
+                Err(_) => return state.pages.render(StatusCode::BAD_REQUEST, "The post_logout_redirect_uri is not a URL.", None),
+            };
+            if let Some(s) = &logout.state {
+                url.query_pairs_mut().append_pair("state", s);
+            }
+            Redirect::to(url.as_str()).into_response()
+        }
+        None => state.templates.render(
+            StatusCode::OK,
+            "message.html",
+            minijinja::context! { title => "Signed out", message => "You are signed out.", base => crate::app::base_path(&state.issuer) },
+        ),
+    };
+    if let Some(c) = clear_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}

@@ -1,0 +1,82 @@
+//! UserInfo (OIDC Core §5.3): GET or POST, bearer token in the header or (POST) the form
+//! body (RFC 6750 §2); errors as `WWW-Authenticate: Bearer error=…` (RFC 6750 §3).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::domain::SubjectId;
+
+use super::claims::{all_claims, names_for_scopes};
+use crate::app::AppState;
+use crate::oauth::params::Params;
+use crate::oauth::tokens::verify_access_token;
+
+fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let challenge = format!("Bearer realm=\"latchkey\", error=\"{error}\", error_description=\"{description}\"");
+    let mut response =
+        (status, axum::Json(serde_json::json!({"error": error, "error_description": description}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+fn no_token() -> Response {
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"latchkey\""));
+    response
+}
+
+pub async fn userinfo(State(state): State<AppState>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+    let from_header =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let from_body = if method == Method::POST && !body.is_empty() {
+        match Params::from_form(&headers, &body) {
+            Ok(p) => p.get("access_token").map(str::to_owned),
+            Err(e) => return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        }
+    } else {
+        None
+    };
+    let token = match (from_header, from_body.as_deref()) {
+        (Some(_), Some(_)) => {
+            return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", "send the token one way only");
+        }
+        (Some(t), None) | (None, Some(t)) => t.trim().to_owned(),
+        (None, None) => return no_token(),
+    };
+    let claims = match verify_access_token(&state, &token) {
+        Ok(c) => c,
+        Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &format!("the access token is {e}")),
+    };
+    let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
+    if !scopes.iter().any(|s| s == "openid") {
+        return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the token lacks the openid scope");
+    }
+    let user = match SubjectId::parse(&claims.sub) {
+        Ok(sub) => state.caches.user(&sub).await,
+        Err(_) => Ok(None),
+    };
+    let user = match user {
+        Ok(Some(u)) if !u.locked => u,
+        Ok(_) => {
+            return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user no longer exists or is locked");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo: cannot load user");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let all = all_claims(&user);
+    let mut out = serde_json::Map::new();
+    out.insert("sub".into(), claims.sub.clone().into());
+    for n in names_for_scopes(&scopes) {
+        if let Some(v) = all.get(n) {
+            out.insert(n.to_owned(), v.clone());
+        }
+    }
+    let mut response = axum::Json(serde_json::Value::Object(out)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
