@@ -23,7 +23,7 @@ pub fn spawn_key_schedule(
                     if let Err(e) = keys.run_schedule().await {
                         tracing::error!(error = %e, "signing key schedule failed");
                     }
-                    drop(lock);
+                    lock.release().await;
                 }
                 Ok(None) => {
                     // Another node rotates; keep our published set current (retired keys
@@ -58,7 +58,7 @@ pub fn spawn_cleanup(
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "cleanup failed"),
                     }
-                    drop(lock);
+                    lock.release().await;
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot claim the cleanup job"),

@@ -249,9 +249,20 @@ pub trait AuditStore {
     async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>>;
 }
 
-/// A scheduled job's claim to run on this node only. Dropping it releases the claim.
+/// A scheduled job's claim to run on this node only. `release` gives it up at once;
+/// dropping it gives it up too, but only when the connection is next cleaned up.
 pub struct JobLock {
-    _held: Option<Box<dyn Send>>,
+    held: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
+
+impl JobLock {
+    pub async fn release(mut self) {
+        if let Some(tx) = self.held.take()
+            && let Err(e) = tx.rollback().await
+        {
+            tracing::warn!(error = %e, "releasing a job lock failed; it ends with its connection");
+        }
+    }
 }
 
 #[async_trait]
@@ -324,8 +335,8 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl JobLock {
-    pub(crate) fn held(inner: Option<Box<dyn Send>>) -> Self {
-        Self { _held: inner }
+    pub(crate) fn held(tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>) -> Self {
+        Self { held: tx }
     }
 }
 

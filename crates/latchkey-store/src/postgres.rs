@@ -36,6 +36,10 @@ impl PostgresStore {
         &self.pool
     }
 
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     fn now(&self) -> i64 {
         self.clock.now().secs()
     }
@@ -114,7 +118,7 @@ impl Store for PostgresStore {
             .bind(format!("latchkey-job:{name}"))
             .fetch_one(&mut *tx)
             .await?;
-        Ok(got.then(|| JobLock::held(Some(Box::new(tx)))))
+        Ok(got.then(|| JobLock::held(Some(tx))))
     }
 
     async fn close(&self) {

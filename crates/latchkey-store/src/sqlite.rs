@@ -28,23 +28,37 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             // WAL with synchronous=NORMAL is durable across application crashes; a power
             // loss may lose the last transactions but never corrupts the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             // The CLI and the server share the file: wait for each other's write locks.
             .busy_timeout(Duration::from_secs(10));
+        let cannot_open =
+            |e: sqlx::Error| StoreError::Invalid(format!("cannot open SQLite database {}: {e}", path.display()));
+        // WAL mode is a property of the file: set it once here rather than on every pooled
+        // connection, where the pragma can fail with SQLITE_BUSY while another writes.
+        let first = SqliteConnection::connect_with(&options.clone().journal_mode(SqliteJournalMode::Wal))
+            .await
+            .map_err(cannot_open)?;
+        first.close().await.map_err(cannot_open)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options.clone())
             .await
-            .map_err(|e| StoreError::Invalid(format!("cannot open SQLite database {}: {e}", path.display())))?;
+            .map_err(cannot_open)?;
         Ok(Self { pool, options, path: path.to_owned(), clock })
     }
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Write transactions take the write lock at BEGIN. A deferred transaction that reads
+    /// first and writes later fails at once with SQLITE_BUSY when another connection wrote
+    /// in between (the busy timeout cannot help); IMMEDIATE waits for the lock instead.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     fn now(&self) -> i64 {

@@ -318,8 +318,10 @@ async fn a_scheduled_job_is_claimed_by_one_node_at_a_time() {
     assert!(lock.is_some(), "the first node gets the job");
     assert!(ok(node_b.try_job_lock("key-rotation").await, "b").is_none(), "the second node must not");
     assert!(ok(node_b.try_job_lock("cleanup").await, "b").is_some(), "other jobs are independent");
-    drop(lock);
-    assert!(ok(node_b.try_job_lock("key-rotation").await, "b").is_some(), "released when dropped");
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    assert!(ok(node_b.try_job_lock("key-rotation").await, "b").is_some(), "released");
 }
 
 #[tokio::test]
@@ -356,4 +358,14 @@ async fn a_failing_migration_leaves_the_database_as_it_was() {
         };
         assert_eq!(result, (true, true, 0), "{b}: the bad migration failed, and left no table and no row");
     }
+}
+
+#[tokio::test]
+async fn the_sqlite_file_is_in_wal_mode_so_the_cli_and_server_share_it() {
+    let db = TestDatabase::sqlite().await;
+    let store = open(&db, &Clock::system()).await;
+    store.close().await;
+    let pool = ok(sqlx::SqlitePool::connect(&db.url).await, "connect");
+    let mode: String = ok(sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await, "pragma");
+    assert_eq!(mode, "wal");
 }

@@ -81,6 +81,7 @@ fn environment_overrides_set_keys_and_refuse_unknown_ones() {
     let vars = env(&[
         ("LATCHKEY_SERVER__PORT", "9090"),
         ("LATCHKEY_KEYS__ALGORITHMS", "[\"ES256\"]"),
+        ("LATCHKEY_TOKENS__ACCESS_TOKEN_ALG", "ES256"),
         ("LATCHKEY_SERVER__PUBLIC_URL", "https://id.example.com"),
         ("LATCHKEY_CONFIG", ""),
         ("LATCHKEY_LOG_FORMAT", "json"),
@@ -153,6 +154,7 @@ fn rules_between_keys_are_checked() {
         ("[keys]\nalgorithms = []\n", "keys.algorithms"),
         ("[keys]\nrsa_bits = 1024\n", "keys.rsa_bits"),
         ("[keys]\nalgorithms = [\"HS256\"]\n", "keys.algorithms"),
+        ("[keys]\nalgorithms = [\"ES256\"]\n", "tokens.access_token_alg"),
         ("[server]\npublic_url = \"ftp://x.example\"\n", "server.public_url"),
         ("[server]\npublic_url = \"https://x.example/?a=b\"\n", "server.public_url"),
         ("[passwords]\nmemory_kib = 1\n", "passwords"),

@@ -23,7 +23,7 @@ macro_rules! impl_client_store {
         #[async_trait::async_trait]
         impl $crate::ClientStore for $store {
             async fn create_client(&self, tenant: &TenantId, c: NewClient, actor: &Actor) -> StoreResult<Client> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
                         grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at)
@@ -72,7 +72,7 @@ macro_rules! impl_client_store {
             }
 
             async fn update_client(&self, tenant: &TenantId, id: &ClientId, p: ClientPatch, actor: &Actor) -> StoreResult<Client> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let mut c = Self::fetch_client(&mut tx, tenant, id).await?;
                 let mut changed = Vec::new();
                 if let Some(v) = p.name { c.name = v; changed.push("name"); }
@@ -116,7 +116,7 @@ macro_rules! impl_client_store {
                 previous_valid_until: UnixTime,
                 actor: &Actor,
             ) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = $3,
                         secret_hash = $4, updated_at = $5
@@ -142,7 +142,7 @@ macro_rules! impl_client_store {
             }
 
             async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2")
                     .bind(tenant.as_str())
                     .bind(id.as_str())

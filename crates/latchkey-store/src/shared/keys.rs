@@ -47,13 +47,13 @@ macro_rules! impl_key_store {
                 next: NewSigningKey,
                 actor: &Actor,
             ) -> StoreResult<bool> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 // The partial unique indexes allow one active and one next key per algorithm:
                 // a node that loses the race inserts nothing and keeps the winner's keys.
-                if !self.insert_key(&mut tx, tenant, &active, KeyState::Active).await? {
-                    return Ok(false);
-                }
-                if !self.insert_key(&mut tx, tenant, &next, KeyState::Next).await? {
+                if !self.insert_key(&mut tx, tenant, &active, KeyState::Active).await?
+                    || !self.insert_key(&mut tx, tenant, &next, KeyState::Next).await?
+                {
+                    tx.rollback().await?;
                     return Ok(false);
                 }
                 audit!(self, tx, tenant, actor, "keys.created", active.alg.as_str(),
@@ -71,7 +71,7 @@ macro_rules! impl_key_store {
                 retired_publish_until: UnixTime,
                 actor: &Actor,
             ) -> StoreResult<bool> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let alg = new_next.alg.as_str();
                 // Order matters for the one-active/one-next indexes: retire, promote, add.
                 let retired: Option<String> = sqlx::query_scalar(
@@ -112,7 +112,7 @@ macro_rules! impl_key_store {
             }
 
             async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "DELETE FROM signing_keys WHERE tenant_id = $1 AND state = 'retired' AND publish_until < $2",
                 )

@@ -50,7 +50,7 @@ macro_rules! impl_shared_store {
             }
 
             async fn put_scope(&self, tenant: &TenantId, name: &ScopeName, description: &str, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO scopes (tenant_id, name, description, built_in, created_at) VALUES ($1, $2, $3, FALSE, $4)
                      ON CONFLICT (tenant_id, name) DO UPDATE SET description = excluded.description",
@@ -68,7 +68,7 @@ macro_rules! impl_shared_store {
             }
 
             async fn delete_scope(&self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let built_in: Option<bool> =
                     sqlx::query_scalar("SELECT built_in FROM scopes WHERE tenant_id = $1 AND name = $2")
                         .bind(tenant.as_str())

@@ -3,7 +3,7 @@ macro_rules! impl_oauth_store {
         #[async_trait::async_trait]
         impl $crate::OAuthStore for $store {
             async fn create_browser_session(&self, tenant: &TenantId, s: &BrowserSession, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO browser_sessions (tenant_id, id_hash, sid, sub, auth_time, amr, acr, created_at, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -39,7 +39,7 @@ macro_rules! impl_oauth_store {
             }
 
             async fn delete_browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let sid: Option<String> = sqlx::query_scalar(
                     "DELETE FROM browser_sessions WHERE tenant_id = $1 AND id_hash = $2 RETURNING sid",
                 )
@@ -143,7 +143,7 @@ macro_rules! impl_oauth_store {
             }
 
             async fn insert_refresh_token(&self, tenant: &TenantId, t: &NewRefreshToken) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_refresh(&mut tx, tenant, t, self.now()).await?;
                 tx.commit().await?;
                 Ok(())
@@ -169,7 +169,7 @@ macro_rules! impl_oauth_store {
                 now: UnixTime,
                 grace: std::time::Duration,
             ) -> StoreResult<RefreshRotation> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let live: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
                     "UPDATE refresh_tokens SET rotated_at = $3
                      WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
@@ -223,7 +223,7 @@ macro_rules! impl_oauth_store {
             }
 
             async fn revoke_refresh_family(&self, tenant: &TenantId, family_id: &str, now: UnixTime, actor: &Actor) -> StoreResult<u64> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL",
                 )
@@ -238,7 +238,7 @@ macro_rules! impl_oauth_store {
             }
 
             async fn revoke_grant(&self, tenant: &TenantId, grant_id: &str, until: UnixTime, now: UnixTime, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL")
                     .bind(tenant.as_str())
                     .bind(grant_id)
@@ -257,7 +257,7 @@ macro_rules! impl_oauth_store {
             }
 
             async fn revoke_access_token(&self, tenant: &TenantId, jti: &str, until: UnixTime, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'jti', $2, $3)")
                     .bind(tenant.as_str())
                     .bind(jti)
@@ -295,7 +295,7 @@ macro_rules! impl_oauth_store {
             }
 
             async fn save_consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId, scopes: &[String], actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let list = to_json_list(scopes.iter());
                 sqlx::query(
                     "INSERT INTO consents (tenant_id, sub, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4, $5)

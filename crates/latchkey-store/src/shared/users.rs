@@ -27,7 +27,7 @@ macro_rules! impl_user_store {
         #[async_trait::async_trait]
         impl $crate::UserStore for $store {
             async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let now = self.now();
                 let profile = serde_json::to_string(&user.profile)
                     .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
@@ -94,7 +94,7 @@ macro_rules! impl_user_store {
             }
 
             async fn update_user(&self, tenant: &TenantId, sub: &SubjectId, patch: UserPatch, actor: &Actor) -> StoreResult<User> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let mut user = Self::fetch_user(&mut tx, tenant, sub).await?;
                 let mut changed = Vec::new();
                 if let Some(v) = patch.username { user.username = v; changed.push("username"); }
@@ -132,7 +132,7 @@ macro_rules! impl_user_store {
             }
 
             async fn set_password_hash(&self, tenant: &TenantId, sub: &SubjectId, hash: Option<String>, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
@@ -151,7 +151,7 @@ macro_rules! impl_user_store {
             }
 
             async fn set_user_locked(&self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("UPDATE users SET locked = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
@@ -170,7 +170,7 @@ macro_rules! impl_user_store {
             }
 
             async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND sub = $2")
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
