@@ -46,6 +46,13 @@ pub struct AuthorizationRequest {
     pub hint_sub: Option<String>,
     pub audience: String,
     pub created_at: i64,
+    /// Set when the request waits for a sign-in: the session that sign-in must replace
+    /// (none, an old one, or another user's). Seconds are too coarse to tell a fresh
+    /// sign-in from an old one, the session id is not.
+    #[serde(default)]
+    pub login_pending: bool,
+    #[serde(default)]
+    pub replaced_sid: Option<String>,
 }
 
 /// Where errors and results go once client and redirect URI are trusted.
@@ -231,6 +238,8 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         hint_sub,
         audience: state.default_audience(),
         created_at: state.clock.now().secs(),
+        login_pending: false,
+        replaced_sid: None,
     };
     Ok((request, client))
 }
@@ -274,13 +283,18 @@ pub async fn proceed(
             );
         }
     }
-    let needs_login = match &session {
-        None => true,
-        Some(s) => {
-            let fresh = s.auth_time.secs() >= request.created_at;
-            ((prompt("login") || prompt("select_account")) && !fresh)
-                || request.max_age.is_some_and(|m| now - s.auth_time.secs() > m)
-                || request.hint_sub.as_ref().is_some_and(|h| h != s.sub.as_str())
+    let needs_login = if request.login_pending {
+        // Waiting for a sign-in: only a new session satisfies it.
+        session.as_ref().is_none_or(|s| request.replaced_sid.as_deref() == Some(s.sid.as_str()))
+    } else {
+        match &session {
+            None => true,
+            Some(s) => {
+                prompt("login")
+                    || prompt("select_account")
+                    || request.max_age.is_some_and(|m| now - s.auth_time.secs() > m)
+                    || request.hint_sub.as_ref().is_some_and(|h| h != s.sub.as_str())
+            }
         }
     };
     if needs_login {
@@ -290,7 +304,12 @@ pub async fn proceed(
                 Failure::Redirect(target_of(&request), "login_required", "the user is not signed in".into()),
             );
         }
-        return park(state, headers, &request, pending_id, "/login").await;
+        let mut waiting = request;
+        if !waiting.login_pending {
+            waiting.login_pending = true;
+            waiting.replaced_sid = session.as_ref().map(|s| s.sid.clone());
+        }
+        return park(state, headers, &waiting, pending_id, "/login").await;
     }
     let Some(session) = session else {
         return fail(

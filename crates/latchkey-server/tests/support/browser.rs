@@ -18,7 +18,7 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&amp;", "&"))
+    Some(html[start..end].replace("&#x2f;", "/").replace("&amp;", "&"))
 }
 
 impl Browser {
