@@ -44,6 +44,7 @@ pub struct AppState {
     pub token_hasher: TokenHasher,
     pub revocations: Arc<Revocations>,
     pub templates: Arc<Templates>,
+    pub client_keys: Arc<crate::oauth::client_keys::ClientKeyCache>,
 }
 
 impl AppState {

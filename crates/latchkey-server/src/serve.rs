@@ -93,6 +93,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         templates: Arc::new(Templates::load().map_err(StartupError::ErrorPages)?),
         token_hasher,
         revocations,
+        client_keys: Arc::default(),
         config: config.clone(),
         store,
         clock,

@@ -224,6 +224,10 @@ async fn cors_allows_the_web_origins_of_registered_clients_only() {
         token_endpoint_auth_method: ClientKind::Public.default_auth_method(),
         id_token_signed_response_alg: SigningAlg::Rs256,
         first_party: false,
+        jwks: None,
+        jwks_uri: None,
+        allow_insecure_no_pkce: false,
+        access_token_lifetime: None,
     };
     ok(server.server.state.store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create");
     // The change reaches the cache through the change listener (SQLite: polling).

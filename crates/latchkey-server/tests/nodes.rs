@@ -56,6 +56,10 @@ async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
             token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
             id_token_signed_response_alg: SigningAlg::Rs256,
             first_party: false,
+            jwks: None,
+            jwks_uri: None,
+            allow_insecure_no_pkce: false,
+            access_token_lifetime: None,
         };
         ok(a.server.state.store.create_client(&tenant(), new, &Actor::Cli).await, "create");
         let cached = ok(node_b.server.state.caches.client(&id).await, "load").map(|c| c.name.clone());

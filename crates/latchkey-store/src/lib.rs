@@ -244,6 +244,22 @@ pub trait OAuthStore {
 }
 
 #[async_trait]
+pub trait ResourceStore {
+    async fn list_resource_servers(&self, tenant: &TenantId) -> StoreResult<Vec<ResourceServer>>;
+    /// Registers an API or changes its name and scopes.
+    async fn put_resource_server(&self, tenant: &TenantId, server: &ResourceServer, actor: &Actor) -> StoreResult<()>;
+    async fn delete_resource_server(&self, tenant: &TenantId, identifier: &str, actor: &Actor) -> StoreResult<()>;
+    /// Records a client assertion id; `false` when it was seen before (a replay).
+    async fn remember_assertion_jti(
+        &self,
+        tenant: &TenantId,
+        client: &ClientId,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
 pub trait AuditStore {
     /// The newest events first.
     async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>>;
@@ -267,7 +283,7 @@ impl JobLock {
 
 #[async_trait]
 pub trait Store:
-    UserStore + ClientStore + ScopeStore + SigningKeyStore + OAuthStore + AuditStore + Send + Sync
+    UserStore + ClientStore + ScopeStore + SigningKeyStore + OAuthStore + ResourceStore + AuditStore + Send + Sync
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

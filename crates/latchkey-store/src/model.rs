@@ -69,6 +69,14 @@ pub struct Client {
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     pub id_token_signed_response_alg: SigningAlg,
     pub first_party: bool,
+    /// Public keys for `private_key_jwt`, as a JWKS document.
+    pub jwks: Option<String>,
+    /// Where to fetch those keys instead (https).
+    pub jwks_uri: Option<String>,
+    /// Confidential clients only: PKCE may be omitted (named so nobody sets it by accident).
+    pub allow_insecure_no_pkce: bool,
+    /// Access token lifetime for this client in seconds, overriding the default.
+    pub access_token_lifetime: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -86,6 +94,10 @@ pub struct NewClient {
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     pub id_token_signed_response_alg: SigningAlg,
     pub first_party: bool,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub allow_insecure_no_pkce: bool,
+    pub access_token_lifetime: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -98,6 +110,18 @@ pub struct ClientPatch {
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     pub id_token_signed_response_alg: Option<SigningAlg>,
     pub first_party: Option<bool>,
+    pub jwks: Option<Option<String>>,
+    pub jwks_uri: Option<Option<String>>,
+    pub allow_insecure_no_pkce: Option<bool>,
+    pub access_token_lifetime: Option<Option<i64>>,
+}
+
+/// A protected API that access tokens can be issued for (RFC 8707 `resource`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceServer {
+    pub identifier: String,
+    pub name: String,
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -227,6 +251,10 @@ pub(crate) struct ClientRow {
     auth_method: String,
     id_token_alg: String,
     first_party: bool,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+    allow_insecure_no_pkce: bool,
+    access_token_lifetime: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -251,6 +279,10 @@ impl TryFrom<ClientRow> for Client {
                 .map_err(|e| corrupt("auth method", e))?,
             id_token_signed_response_alg: SigningAlg::parse(&r.id_token_alg).map_err(|e| corrupt("id token alg", e))?,
             first_party: r.first_party,
+            jwks: r.jwks,
+            jwks_uri: r.jwks_uri,
+            allow_insecure_no_pkce: r.allow_insecure_no_pkce,
+            access_token_lifetime: r.access_token_lifetime,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

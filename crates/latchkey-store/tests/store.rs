@@ -48,6 +48,10 @@ fn new_client(id: &str, kind: ClientKind) -> NewClient {
         token_endpoint_auth_method: kind.default_auth_method(),
         id_token_signed_response_alg: SigningAlg::Rs256,
         first_party: false,
+        jwks: None,
+        jwks_uri: None,
+        allow_insecure_no_pkce: false,
+        access_token_lifetime: None,
     }
 }
 

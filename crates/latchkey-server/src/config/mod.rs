@@ -33,6 +33,7 @@ pub struct Config {
     pub passwords: PasswordsConfig,
     pub sessions: SessionsConfig,
     pub login: LoginConfig,
+    pub clients: ClientsConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub web: WebConfig,
@@ -142,6 +143,14 @@ pub struct SessionsConfig {
     /// How long an authorization request may wait for sign-in and consent.
     #[serde(with = "serde_human")]
     pub authorization_request_lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsConfig {
+    /// Let `jwks_uri` use http and loopback or private addresses (development and tests
+    /// only: otherwise a client could make Latchkey probe its internal network).
+    pub allow_insecure_jwks_uri: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -183,6 +183,8 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         }
         (Some(_), Some(_)) => return Err(redirect("invalid_request", "code_challenge_method must be S256")),
         (Some(_), None) => return Err(redirect("invalid_request", "code_challenge_method is missing (use S256)")),
+        // Only a confidential client registered with allow_insecure_no_pkce may omit PKCE.
+        (None, _) if client.kind == ClientKind::Confidential && client.allow_insecure_no_pkce => String::new(),
         (None, _) => return Err(redirect("invalid_request", "PKCE is required: send code_challenge with method S256")),
     };
     let prompt: Vec<String> =
@@ -220,28 +222,49 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
             verified.get("sub").and_then(|v| v.as_str()).map(str::to_owned)
         }
     };
-    if p.contains("resource") {
-        return Err(redirect("invalid_target", "no resource servers are registered; omit resource"));
-    }
+    let audience = match p.get("resource") {
+        None => state.default_audience(),
+        Some(resource) => {
+            resource_audience(state, resource, &scope).await.map_err(|d| redirect("invalid_target", &d))?
+        }
+    };
     let request = AuthorizationRequest {
         client_id: client.client_id.to_string(),
         redirect_uri: redirect_uri.to_owned(),
         scope,
         state: target.state.clone(),
         nonce: p.get("nonce").map(str::to_owned),
-        code_challenge: Some(code_challenge),
+        code_challenge: (!code_challenge.is_empty()).then_some(code_challenge),
         response_mode: target.mode,
         prompt,
         max_age,
         login_hint: p.get("login_hint").map(str::to_owned),
         claims,
         hint_sub,
-        audience: state.default_audience(),
+        audience,
         created_at: state.clock.now().secs(),
         login_pending: false,
         replaced_sid: None,
     };
     Ok((request, client))
+}
+
+/// RFC 8707: the `resource` must be a registered resource server, and every requested
+/// scope that is not an OpenID scope must be one it accepts. Returns the audience.
+pub async fn resource_audience(state: &AppState, resource: &str, scopes: &[String]) -> Result<String, String> {
+    let servers = state.store.list_resource_servers(&TenantId::default_tenant()).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot list resource servers");
+        "resource servers are unavailable".to_owned()
+    })?;
+    let server = servers
+        .iter()
+        .find(|s| s.identifier == resource)
+        .ok_or_else(|| format!("`{resource}` is not a registered resource"))?;
+    const OIDC: [&str; 6] = ["openid", "profile", "email", "phone", "address", "offline_access"];
+    if let Some(s) = scopes.iter().find(|s| !OIDC.contains(&s.as_str()) && !server.scopes.contains(s)) {
+        return Err(format!("`{resource}` does not accept the `{s}` scope"));
+    }
+    Ok(server.identifier.clone())
 }
 
 fn clone_target(t: &Target) -> Target {

@@ -36,10 +36,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params
                 params.get("client_id").ok_or_else(|| OAuthError::invalid_client("client_id is missing", false))?;
             (id.to_owned(), Some(secret.to_owned()), TokenEndpointAuthMethod::ClientSecretPost)
         }
+        (None, None) if params.contains("client_assertion") || params.contains("client_assertion_type") => {
+            return authenticate_assertion(state, params).await;
+        }
         (None, None) => {
-            if params.contains("client_assertion") {
-                return Err(OAuthError::invalid_client("private_key_jwt is not supported", false));
-            }
             let id = params
                 .get("client_id")
                 .ok_or_else(|| OAuthError::invalid_client("client authentication is required", false))?;
@@ -58,6 +58,124 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params
         (ClientKind::Confidential, Some(secret)) if secret_matches(state, &client, &secret) => Ok(client),
         _ => Err(fail()),
     }
+}
+
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Algorithms a client may sign its assertion with: asymmetric only (no shared-secret HMAC,
+/// never `none`).
+const ASSERTION_ALGS: [jsonwebtoken::Algorithm; 9] = [
+    jsonwebtoken::Algorithm::RS256,
+    jsonwebtoken::Algorithm::RS384,
+    jsonwebtoken::Algorithm::RS512,
+    jsonwebtoken::Algorithm::PS256,
+    jsonwebtoken::Algorithm::PS384,
+    jsonwebtoken::Algorithm::PS512,
+    jsonwebtoken::Algorithm::ES256,
+    jsonwebtoken::Algorithm::ES384,
+    jsonwebtoken::Algorithm::EdDSA,
+];
+
+/// The longest an assertion may live (`exp` − now), plus clock skew.
+const ASSERTION_MAX_LIFETIME: i64 = 600;
+
+/// `private_key_jwt` (RFC 7523 §3, OIDC Core §9): a JWT signed with the client's key, with
+/// `iss` = `sub` = client id, `aud` the issuer (or the token endpoint URL), a bounded `exp`,
+/// and a `jti` that is accepted once.
+async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc<Client>, OAuthError> {
+    let fail = |why: &str| {
+        tracing::info!(reason = why, "client assertion refused");
+        OAuthError::invalid_client("client authentication failed", false)
+    };
+    if params.get("client_assertion_type") != Some(JWT_BEARER) {
+        return Err(OAuthError::invalid_client(
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            false,
+        ));
+    }
+    let assertion = params.get("client_assertion").ok_or_else(|| fail("no assertion"))?;
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| fail("malformed"))?;
+    if !ASSERTION_ALGS.contains(&header.alg) {
+        return Err(fail("algorithm not allowed"));
+    }
+    // The issuer names the client whose key must verify the signature.
+    let payload = assertion.split('.').nth(1).ok_or_else(|| fail("malformed"))?;
+    let unverified: serde_json::Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| fail("malformed payload"))?;
+    let iss = unverified["iss"].as_str().ok_or_else(|| fail("no iss"))?;
+    if params.get("client_id").is_some_and(|c| c != iss) {
+        return Err(fail("client_id differs from iss"));
+    }
+    let id = ClientId::parse(iss).map_err(|_| fail("bad iss"))?;
+    let client = state.caches.client(&id).await?.ok_or_else(|| fail("unknown client"))?;
+    if client.token_endpoint_auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
+        return Err(fail("client does not use private_key_jwt"));
+    }
+    let allow_insecure = state.config.clients.allow_insecure_jwks_uri;
+    let mut claims = None;
+    for refresh in [false, true] {
+        let jwks = state.client_keys.keys(&client, allow_insecure, refresh).await.map_err(|e| fail(&e.to_string()))?;
+        if let Some(c) = verify_with(state, assertion, &header, &jwks, iss) {
+            claims = Some(c);
+            break;
+        }
+        if client.jwks.is_some() {
+            break; // registered keys cannot change by refetching
+        }
+    }
+    let claims = claims.ok_or_else(|| fail("signature or claims invalid"))?;
+    let now = state.clock.now().secs();
+    let skew = i64::try_from(state.config.keys.clock_skew.as_secs()).unwrap_or(60);
+    let exp = claims["exp"].as_i64().ok_or_else(|| fail("no exp"))?;
+    if exp <= now - skew || exp > now + ASSERTION_MAX_LIFETIME + skew {
+        return Err(fail("exp out of bounds"));
+    }
+    if claims["nbf"].as_i64().is_some_and(|nbf| nbf > now + skew) {
+        return Err(fail("not yet valid"));
+    }
+    if claims["sub"].as_str() != Some(iss) {
+        return Err(fail("sub differs from iss"));
+    }
+    let jti = claims["jti"].as_str().filter(|j| !j.is_empty()).ok_or_else(|| fail("no jti"))?;
+    let until = latchkey_core::UnixTime::from_secs(exp + skew);
+    if !state
+        .store
+        .remember_assertion_jti(&latchkey_core::domain::TenantId::default_tenant(), &client.client_id, jti, until)
+        .await?
+    {
+        return Err(fail("jti replayed"));
+    }
+    Ok(client)
+}
+
+fn verify_with(
+    state: &AppState,
+    assertion: &str,
+    header: &jsonwebtoken::Header,
+    jwks: &serde_json::Value,
+    iss: &str,
+) -> Option<serde_json::Value> {
+    let keys = jwks["keys"].as_array()?;
+    let token_endpoint = format!("{}/token", state.issuer);
+    for key in keys {
+        if header.kid.as_deref().is_some_and(|kid| key["kid"].as_str() != Some(kid)) {
+            continue;
+        }
+        let Ok(jwk) = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone()) else { continue };
+        let Ok(decoding) = jsonwebtoken::DecodingKey::from_jwk(&jwk) else { continue };
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.validate_exp = false; // checked against Latchkey's clock by the caller
+        v.required_spec_claims.clear();
+        v.set_audience(&[state.issuer.as_ref(), token_endpoint.as_str()]);
+        v.set_issuer(&[iss]);
+        if let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &v) {
+            return Some(data.claims);
+        }
+    }
+    None
 }
 
 fn secret_matches(state: &AppState, client: &Client, secret: &str) -> bool {

@@ -53,6 +53,8 @@ pub struct AccessTokenRequest<'a> {
     pub auth_time: Option<i64>,
     pub grant_id: Option<&'a str>,
     pub sid: Option<&'a str>,
+    /// The client's own access token lifetime, if it has one.
+    pub lifetime: std::time::Duration,
 }
 
 pub fn mint_access_token(state: &AppState, req: AccessTokenRequest<'_>) -> Result<IssuedAccessToken, MintError> {
@@ -67,13 +69,21 @@ pub fn mint_access_token(state: &AppState, req: AccessTokenRequest<'_>) -> Resul
         scope: req.scope.join(" "),
         jti: random::token_string::<16>(),
         iat: now,
-        exp: now + i64::try_from(state.config.tokens.access_token_lifetime.as_secs()).unwrap_or(300),
+        exp: now + i64::try_from(req.lifetime.as_secs()).unwrap_or(300),
         auth_time: req.auth_time,
         gid: req.grant_id.map(str::to_owned),
         sid: req.sid.map(str::to_owned),
     };
     let token = key.sign_jwt("at+jwt", &claims).map_err(|e| MintError::Sign(e.to_string()))?;
     Ok(IssuedAccessToken { token, claims })
+}
+
+/// The access token lifetime for `client`: its own, or the configured default.
+pub fn access_token_lifetime(state: &AppState, client: &latchkey_store::Client) -> std::time::Duration {
+    client
+        .access_token_lifetime
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(state.config.tokens.access_token_lifetime, std::time::Duration::from_secs)
 }
 
 /// `at_hash` (OIDC Core §3.1.3.6): base64url of the left half of the hash of the ASCII

@@ -149,6 +149,9 @@ pub struct ClientSpec<'a> {
     pub first_party: bool,
     pub id_token_alg: SigningAlg,
     pub post_logout: &'a [&'a str],
+    pub jwks: Option<&'a str>,
+    pub jwks_uri: Option<&'a str>,
+    pub allow_insecure_no_pkce: bool,
 }
 
 impl Default for ClientSpec<'_> {
@@ -163,6 +166,9 @@ impl Default for ClientSpec<'_> {
             first_party: false,
             id_token_alg: SigningAlg::Rs256,
             post_logout: &["https://app.example.com/signed-out"],
+            jwks: None,
+            jwks_uri: None,
+            allow_insecure_no_pkce: false,
         }
     }
 }
@@ -203,6 +209,10 @@ impl TestServer {
             token_endpoint_auth_method: spec.auth,
             id_token_signed_response_alg: spec.id_token_alg,
             first_party: spec.first_party,
+            jwks: spec.jwks.map(str::to_owned),
+            jwks_uri: spec.jwks_uri.map(str::to_owned),
+            allow_insecure_no_pkce: spec.allow_insecure_no_pkce,
+            access_token_lifetime: None,
         };
         ok(self.state().store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create client");
         secret

@@ -26,8 +26,9 @@ macro_rules! impl_client_store {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
-                        grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                        grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at,
+                        jwks, jwks_uri, allow_insecure_no_pkce, access_token_lifetime)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17)",
                 )
                 .bind(tenant.as_str())
                 .bind(c.client_id.as_str())
@@ -42,6 +43,10 @@ macro_rules! impl_client_store {
                 .bind(c.id_token_signed_response_alg.as_str())
                 .bind(c.first_party)
                 .bind(self.now())
+                .bind(c.jwks.as_deref())
+                .bind(c.jwks_uri.as_deref())
+                .bind(c.allow_insecure_no_pkce)
+                .bind(c.access_token_lifetime)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, |_| format!("a client with id `{}` exists already", c.client_id)))?;
@@ -83,9 +88,14 @@ macro_rules! impl_client_store {
                 if let Some(v) = p.token_endpoint_auth_method { c.token_endpoint_auth_method = v; changed.push("token_endpoint_auth_method"); }
                 if let Some(v) = p.id_token_signed_response_alg { c.id_token_signed_response_alg = v; changed.push("id_token_signed_response_alg"); }
                 if let Some(v) = p.first_party { c.first_party = v; changed.push("first_party"); }
+                if let Some(v) = p.jwks { c.jwks = v; changed.push("jwks"); }
+                if let Some(v) = p.jwks_uri { c.jwks_uri = v; changed.push("jwks_uri"); }
+                if let Some(v) = p.allow_insecure_no_pkce { c.allow_insecure_no_pkce = v; changed.push("allow_insecure_no_pkce"); }
+                if let Some(v) = p.access_token_lifetime { c.access_token_lifetime = v; changed.push("access_token_lifetime"); }
                 sqlx::query(
                     "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6,
-                        allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11
+                        allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11,
+                        jwks = $12, jwks_uri = $13, allow_insecure_no_pkce = $14, access_token_lifetime = $15
                      WHERE tenant_id = $1 AND client_id = $2",
                 )
                 .bind(tenant.as_str())
@@ -99,6 +109,10 @@ macro_rules! impl_client_store {
                 .bind(c.id_token_signed_response_alg.as_str())
                 .bind(c.first_party)
                 .bind(self.now())
+                .bind(c.jwks.as_deref())
+                .bind(c.jwks_uri.as_deref())
+                .bind(c.allow_insecure_no_pkce)
+                .bind(c.access_token_lifetime)
                 .execute(&mut *tx)
                 .await?;
                 audit!(self, tx, tenant, actor, "client.updated", id.as_str(), serde_json::json!({"fields": changed}));

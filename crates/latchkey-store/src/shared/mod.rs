@@ -95,6 +95,71 @@ macro_rules! impl_shared_store {
         }
 
         #[async_trait::async_trait]
+        impl $crate::ResourceStore for $store {
+            async fn list_resource_servers(&self, tenant: &TenantId) -> StoreResult<Vec<ResourceServer>> {
+                let rows: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT identifier, name, scopes FROM resource_servers WHERE tenant_id = $1 ORDER BY identifier",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                rows.into_iter()
+                    .map(|(identifier, name, scopes)| {
+                        let scopes = serde_json::from_str(&scopes).map_err(|e| StoreError::Corrupt(format!("resource scopes: {e}")))?;
+                        Ok(ResourceServer { identifier, name, scopes })
+                    })
+                    .collect()
+            }
+
+            async fn put_resource_server(&self, tenant: &TenantId, server: &ResourceServer, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO resource_servers (tenant_id, identifier, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (tenant_id, identifier) DO UPDATE SET name = excluded.name, scopes = excluded.scopes",
+                )
+                .bind(tenant.as_str())
+                .bind(&server.identifier)
+                .bind(&server.name)
+                .bind(to_json_list(server.scopes.iter()))
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
+                audit!(self, tx, tenant, actor, "resource_server.saved", &server.identifier, serde_json::json!({"scopes": server.scopes}));
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_resource_server(&self, tenant: &TenantId, identifier: &str, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("DELETE FROM resource_servers WHERE tenant_id = $1 AND identifier = $2")
+                    .bind(tenant.as_str())
+                    .bind(identifier)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("resource server `{identifier}`")));
+                }
+                audit!(self, tx, tenant, actor, "resource_server.deleted", identifier, serde_json::json!({}));
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remember_assertion_jti(&self, tenant: &TenantId, client: &ClientId, jti: &str, expires_at: UnixTime) -> StoreResult<bool> {
+                // The primary key makes this atomic across nodes: one insert wins.
+                let done = sqlx::query(
+                    "INSERT INTO assertion_jtis (tenant_id, client_id, jti, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(tenant.as_str())
+                .bind(client.as_str())
+                .bind(jti)
+                .bind(expires_at.secs())
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::AuditStore for $store {
             async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>> {
                 let rows: Vec<$crate::model::AuditRow> = sqlx::query_as(

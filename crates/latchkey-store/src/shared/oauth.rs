@@ -362,6 +362,7 @@ macro_rules! impl_oauth_store {
                     "DELETE FROM refresh_tokens WHERE expires_at <= $1",
                     "DELETE FROM revocations WHERE expires_at <= $1",
                     "DELETE FROM login_failures WHERE window_start <= $1 - 86400",
+                    "DELETE FROM assertion_jtis WHERE expires_at <= $1",
                 ] {
                     total += sqlx::query(sql).bind(now.secs()).execute(self.pool()).await?.rows_affected();
                 }

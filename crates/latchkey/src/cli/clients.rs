@@ -68,6 +68,58 @@ pub struct Settings {
     /// Skip the consent page for this client (your own apps).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     first_party: Option<bool>,
+    /// private_key_jwt: a file holding the client's public keys (a JWK set).
+    #[arg(long, value_name = "PATH", conflicts_with = "jwks_uri")]
+    jwks_file: Option<std::path::PathBuf>,
+    /// private_key_jwt: where Latchkey fetches the client's public keys (https).
+    #[arg(long, value_name = "URI")]
+    jwks_uri: Option<String>,
+    /// Confidential clients only: allow authorization requests without PKCE.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    allow_insecure_no_pkce: Option<bool>,
+    /// This client's access token lifetime (e.g. 10m), instead of tokens.access_token_lifetime.
+    #[arg(long, value_parser = latchkey_core::duration::parse)]
+    access_token_lifetime: Option<Duration>,
+}
+
+/// Reads and checks the key settings: a JWK set whose keys are public and asymmetric, or
+/// an https URI.
+fn key_settings(settings: &Settings) -> Result<(Option<String>, Option<String>), CliError> {
+    let jwks = match &settings.jwks_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| usage(format!("--jwks-file {}: {e}", path.display())))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| usage(format!("--jwks-file {}: not JSON: {e}", path.display())))?;
+            let keys =
+                v["keys"].as_array().ok_or_else(|| usage("--jwks-file: expected a JWK set {\"keys\": [...]}"))?;
+            if keys.is_empty() {
+                return Err(usage("--jwks-file: the key set is empty"));
+            }
+            for k in keys {
+                if k.get("d").is_some() || k.get("k").is_some() {
+                    return Err(usage(
+                        "--jwks-file: register public keys only (found private or symmetric key material)",
+                    ));
+                }
+                serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone())
+                    .map_err(|e| usage(format!("--jwks-file: a key is not a valid JWK: {e}")))?;
+            }
+            Some(v.to_string())
+        }
+        None => None,
+    };
+    let uri = match &settings.jwks_uri {
+        Some(u) => {
+            let parsed = url::Url::parse(u).map_err(|_| usage(format!("--jwks-uri `{u}` is not a URL")))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                return Err(usage("--jwks-uri must be an https URL"));
+            }
+            Some(u.clone())
+        }
+        None => None,
+    };
+    Ok((jwks, uri))
 }
 
 fn parse_kind(raw: &str) -> Result<ClientKind, String> {
@@ -97,14 +149,13 @@ fn check(
     redirects: &[RedirectUri],
     grants: &[GrantType],
     auth: TokenEndpointAuthMethod,
+    has_keys: bool,
 ) -> Result<(), CliError> {
     if !auth.fits(kind) {
         return Err(usage(format!("a {kind} client cannot use the `{auth}` authentication method")));
     }
-    if auth == TokenEndpointAuthMethod::PrivateKeyJwt {
-        return Err(usage(
-            "private_key_jwt needs registered client keys (jwks), which this version cannot store yet; use client_secret_basic or client_secret_post",
-        ));
+    if auth == TokenEndpointAuthMethod::PrivateKeyJwt && !has_keys {
+        return Err(usage("private_key_jwt needs the client's public keys: give --jwks-file or --jwks-uri"));
     }
     if grants.is_empty() {
         return Err(usage("a client needs at least one grant type"));
@@ -149,6 +200,18 @@ fn describe(c: &Client) -> String {
     out += &format!("auth method:    {}\n", c.token_endpoint_auth_method);
     out += &format!("id token alg:   {}\n", c.id_token_signed_response_alg);
     out += &format!("first party:    {}\n", c.first_party);
+    if let Some(uri) = &c.jwks_uri {
+        out += &format!("jwks uri:       {uri}\n");
+    }
+    if c.jwks.is_some() {
+        out += "jwks:           registered\n";
+    }
+    if c.allow_insecure_no_pkce {
+        out += "pkce:           optional (allow_insecure_no_pkce)\n";
+    }
+    if let Some(s) = c.access_token_lifetime {
+        out += &format!("access tokens:  {s}s\n");
+    }
     out
 }
 
@@ -171,7 +234,13 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 settings.grant_types.clone()
             };
             let auth = settings.auth_method.unwrap_or_else(|| kind.default_auth_method());
-            check(kind, &redirect_uris, &grant_types, auth)?;
+            let (jwks, jwks_uri) = key_settings(&settings)?;
+            check(kind, &redirect_uris, &grant_types, auth, jwks.is_some() || jwks_uri.is_some())?;
+            if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
+                return Err(usage(
+                    "--allow-insecure-no-pkce is for confidential clients only: public clients always need PKCE",
+                ));
+            }
             let scope_names = if settings.scopes.is_empty() {
                 vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()]
             } else {
@@ -193,6 +262,10 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     token_endpoint_auth_method: auth,
                     id_token_signed_response_alg: settings.id_token_alg.unwrap_or(SigningAlg::Rs256),
                     first_party: settings.first_party.unwrap_or(false),
+                    jwks,
+                    jwks_uri,
+                    allow_insecure_no_pkce: settings.allow_insecure_no_pkce.unwrap_or(false),
+                    access_token_lifetime: settings.access_token_lifetime.and_then(|d| i64::try_from(d.as_secs()).ok()),
                 };
                 Ok::<_, CliError>((f.store.create_client(&tenant, new, &Actor::Cli).await?, secret))
             }
@@ -252,12 +325,19 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     .then(|| uris(&settings.post_logout_redirect_uris, kind))
                     .transpose()?;
                 let grants = (!settings.grant_types.is_empty()).then(|| settings.grant_types.clone());
+                let (jwks, jwks_uri) = key_settings(&settings)?;
+                let new_keys = jwks.is_some() || jwks_uri.is_some();
+                let has_keys = new_keys || current.jwks.is_some() || current.jwks_uri.is_some();
                 check(
                     kind,
                     redirect.as_deref().unwrap_or(&current.redirect_uris),
                     grants.as_deref().unwrap_or(&current.grant_types),
                     settings.auth_method.unwrap_or(current.token_endpoint_auth_method),
+                    has_keys,
                 )?;
+                if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
+                    return Err(usage("--allow-insecure-no-pkce is for confidential clients only"));
+                }
                 if settings.auth_method.is_some_and(|m| m.uses_secret()) && current.secret_hash.is_none() {
                     return Err(usage("this client has no secret; create a confidential client instead"));
                 }
@@ -275,6 +355,11 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     token_endpoint_auth_method: settings.auth_method,
                     id_token_signed_response_alg: settings.id_token_alg,
                     first_party: settings.first_party,
+                    // New keys replace the old ones (a file clears a URI and the other way round).
+                    jwks: new_keys.then(|| jwks.clone()),
+                    jwks_uri: new_keys.then(|| jwks_uri.clone()),
+                    allow_insecure_no_pkce: settings.allow_insecure_no_pkce,
+                    access_token_lifetime: settings.access_token_lifetime.map(|d| i64::try_from(d.as_secs()).ok()),
                 };
                 Ok::<_, CliError>(f.store.update_client(&tenant, &id, patch, &Actor::Cli).await?)
             }

@@ -4,6 +4,7 @@
 mod clients;
 mod keys;
 mod output;
+mod resources;
 mod scopes;
 mod serve;
 mod users;
@@ -58,6 +59,9 @@ enum Command {
     /// Scopes clients may request.
     #[command(subcommand)]
     Scope(scopes::ScopeCommand),
+    /// APIs (resource servers) access tokens can be issued for.
+    #[command(subcommand)]
+    Resource(resources::ResourceCommand),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,5 +146,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(c) => users::run(ctx, c).await,
         Command::Client(c) => clients::run(ctx, c).await,
         Command::Scope(c) => scopes::run(ctx, c).await,
+        Command::Resource(c) => resources::run(ctx, c).await,
     }
 }

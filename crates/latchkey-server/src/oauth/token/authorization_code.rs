@@ -13,7 +13,9 @@ use crate::app::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::grant::GrantData;
 use crate::oauth::params::Params;
-use crate::oauth::tokens::{AccessTokenRequest, IdTokenRequest, mint_access_token, mint_id_token};
+use crate::oauth::tokens::{
+    AccessTokenRequest, IdTokenRequest, access_token_lifetime, mint_access_token, mint_id_token,
+};
 
 pub const CODE_PURPOSE: &str = "authorization_code";
 
@@ -32,7 +34,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("the code is invalid")),
         CodeRedemption::Replayed { grant_id, client_id } => {
             if client_id == client.client_id.as_str() {
-                let until = now.plus(state.config.tokens.access_token_lifetime);
+                let until = now.plus(access_token_lifetime(state, client));
                 state.store.revoke_grant(&tenant, &grant_id, until, now, &Actor::System).await?;
                 state.revocations.add_local("grant", &grant_id, until);
                 tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
@@ -90,6 +92,7 @@ pub(crate) async fn issue_for_grant(
             auth_time: Some(data.auth_time),
             grant_id: Some(grant_id),
             sid: Some(&data.sid),
+            lifetime: access_token_lifetime(state, client),
         },
     )
     .map_err(|e| OAuthError::server_error("cannot mint an access token", e))?;
@@ -128,7 +131,7 @@ pub(crate) async fn issue_for_grant(
     Ok(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",
-        expires_in: state.config.tokens.access_token_lifetime.as_secs(),
+        expires_in: access_token_lifetime(state, client).as_secs(),
         scope: scope.join(" "),
         refresh_token,
         id_token,

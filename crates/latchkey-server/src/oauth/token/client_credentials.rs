@@ -8,12 +8,12 @@ use super::{TokenResponse, narrowed_scope};
 use crate::app::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::params::Params;
-use crate::oauth::tokens::{AccessTokenRequest, mint_access_token};
+use crate::oauth::tokens::{AccessTokenRequest, access_token_lifetime, mint_access_token};
 
 /// Scopes that only make sense with a user.
 const USER_SCOPES: [&str; 6] = ["openid", "profile", "email", "phone", "address", "offline_access"];
 
-pub fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
     let allowed: Vec<String> = client
         .allowed_scopes
         .iter()
@@ -21,7 +21,13 @@ pub fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<To
         .filter(|s| !USER_SCOPES.contains(&s.as_str()))
         .collect();
     let scope = narrowed_scope(params.get("scope"), &allowed)?;
-    let audience = state.default_audience();
+    let audience = match params.get("resource") {
+        None => state.default_audience(),
+        Some(resource) => crate::oauth::authorize::resource_audience(state, resource, &scope)
+            .await
+            .map_err(|d| OAuthError::new("invalid_target", d))?,
+    };
+    let lifetime = access_token_lifetime(state, client);
     let issued = mint_access_token(
         state,
         AccessTokenRequest {
@@ -32,13 +38,14 @@ pub fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<To
             auth_time: None,
             grant_id: None,
             sid: None,
+            lifetime,
         },
     )
     .map_err(|e| OAuthError::server_error("cannot mint an access token", e))?;
     Ok(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",
-        expires_in: state.config.tokens.access_token_lifetime.as_secs(),
+        expires_in: lifetime.as_secs(),
         scope: scope.join(" "),
         refresh_token: None,
         id_token: None,

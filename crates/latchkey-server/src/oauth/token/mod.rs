@@ -56,7 +56,7 @@ pub async fn token(
     let response = match grant {
         GrantType::AuthorizationCode => authorization_code::exchange(&state, &client, &params).await,
         GrantType::RefreshToken => refresh_token::exchange(&state, &client, &params).await,
-        GrantType::ClientCredentials => client_credentials::exchange(&state, &client, &params),
+        GrantType::ClientCredentials => client_credentials::exchange(&state, &client, &params).await,
     }?;
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
     Ok(response)

@@ -77,7 +77,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     {
         RefreshRotation::Rotated(_) => {}
         RefreshRotation::Reused { grant_id, .. } => {
-            let until = now.plus(state.config.tokens.access_token_lifetime);
+            let until = now.plus(crate::oauth::tokens::access_token_lifetime(state, client));
             state.store.revoke_grant(&tenant, &grant_id, until, now, &latchkey_store::Actor::System).await?;
             state.revocations.add_local("grant", &grant_id, until);
             return Err(OAuthError::invalid_grant("the refresh token was already used; its tokens are revoked"));

@@ -1,0 +1,88 @@
+//! `resource list|create|delete`: APIs access tokens can be issued for (RFC 8707).
+
+use clap::Subcommand;
+use latchkey_core::domain::{ScopeName, TenantId};
+use latchkey_store::{Actor, ResourceServer};
+
+use super::{CliError, Context, output};
+
+#[derive(Subcommand)]
+pub enum ResourceCommand {
+    List,
+    /// Register an API (or change it). Its identifier is the `aud` of tokens for it.
+    Create {
+        /// An absolute URI without fragment, e.g. https://api.example.com
+        identifier: String,
+        #[arg(long)]
+        name: String,
+        /// A scope this API accepts (repeatable); each must exist (`latchkey scope create`).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    Delete {
+        identifier: String,
+    },
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError> {
+    let tenant = TenantId::default_tenant();
+    match command {
+        ResourceCommand::List => {
+            let f = ctx.open().await?;
+            let list = f.store.list_resource_servers(&tenant).await;
+            f.store.close().await;
+            let list = list?;
+            output::print(&ctx, &list, || {
+                let rows =
+                    list.iter().map(|r| vec![r.identifier.clone(), r.name.clone(), r.scopes.join(" ")]).collect();
+                output::table(&["RESOURCE", "NAME", "SCOPES"], rows)
+            })
+        }
+        ResourceCommand::Create { identifier, name, scopes } => {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            let uri =
+                url::Url::parse(&identifier).map_err(|_| usage(format!("`{identifier}` is not an absolute URI")))?;
+            if uri.fragment().is_some() {
+                return Err(usage("a resource identifier must not have a fragment"));
+            }
+            if name.trim().is_empty() {
+                return Err(usage("--name must not be empty"));
+            }
+            let names: Vec<ScopeName> =
+                scopes.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
+            let f = ctx.open().await?;
+            let result = async {
+                let defined = f.store.list_scopes(&tenant).await?;
+                if let Some(missing) = names.iter().find(|n| !defined.iter().any(|d| &d.name == *n)) {
+                    return Err(usage(format!(
+                        "scope `{missing}` does not exist; create it with `latchkey scope create`"
+                    )));
+                }
+                let server = ResourceServer {
+                    identifier: identifier.clone(),
+                    name: name.trim().to_owned(),
+                    scopes: names.iter().map(ToString::to_string).collect(),
+                };
+                f.store.put_resource_server(&tenant, &server, &Actor::Cli).await?;
+                Ok::<_, CliError>(server)
+            }
+            .await;
+            f.store.close().await;
+            let server = result?;
+            output::print(&ctx, &server, || format!("Saved resource {}.", server.identifier))
+        }
+        ResourceCommand::Delete { identifier } => {
+            let f = ctx.open().await?;
+            let result = f.store.delete_resource_server(&tenant, &identifier, &Actor::Cli).await;
+            f.store.close().await;
+            result?;
+            output::print(&ctx, &serde_json::json!({"deleted": identifier}), || {
+                format!("Deleted resource {identifier}.")
+            })
+        }
+    }
+}
