@@ -140,10 +140,27 @@ async fn a_jwks_uri_is_fetched_only_where_it_is_safe() {
 async fn tokens_for_a_registered_resource_carry_it_as_audience() {
     let server = TestServer::start(sqlite().await, |_| {}).await;
     with_scope(&server).await;
+    server
+        .create_client(ClientSpec {
+            id: "invoices-api",
+            grants: &[GrantType::ClientCredentials],
+            scopes: &[],
+            ..ClientSpec::default()
+        })
+        .await;
+    server
+        .create_client(ClientSpec {
+            id: "bystander",
+            grants: &[GrantType::ClientCredentials],
+            scopes: &[],
+            ..ClientSpec::default()
+        })
+        .await;
     let api = ResourceServer {
         identifier: "https://api.example.com".into(),
         name: "Invoices API".into(),
         scopes: vec!["invoices:read".into()],
+        client_id: Some("invoices-api".into()),
     };
     ok(server.state().store.put_resource_server(&TenantId::default_tenant(), &api, &Actor::Cli).await, "resource");
     let (key, jwks) = client_key();
@@ -163,6 +180,17 @@ async fn tokens_for_a_registered_resource_carry_it_as_audience() {
     assert_eq!(claims["aud"], "https://api.example.com");
     let header = ok(jsonwebtoken::decode_header(access), "header");
     assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068");
+
+    // The API it was issued for may introspect it; another client learns nothing.
+    let introspect = |client: &'static str| {
+        let secret = format!("secret-of-{client}-0123456789abcdef");
+        server.http.post(server.url("/introspect")).basic_auth(client, Some(secret)).form(&[("token", access)]).send()
+    };
+    let by_api: serde_json::Value = ok(ok(introspect("invoices-api").await, "i").json().await, "j");
+    assert_eq!(by_api["active"], true, "{by_api}");
+    assert_eq!(by_api["aud"], "https://api.example.com");
+    let by_other: serde_json::Value = ok(ok(introspect("bystander").await, "i").json().await, "j");
+    assert_eq!(by_other, serde_json::json!({"active": false}));
 
     let b = assertion(&server, &key, "svc", &server.server.issuer, "r2", 120);
     let (status, body) = token_with_assertion(&server, "svc", &b, &[("resource", "https://unknown.example")]).await;

@@ -122,6 +122,8 @@ pub struct ResourceServer {
     pub identifier: String,
     pub name: String,
     pub scopes: Vec<String>,
+    /// The client this API authenticates as to introspect tokens issued for it.
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

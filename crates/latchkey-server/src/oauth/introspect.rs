@@ -27,6 +27,16 @@ async fn username(state: &AppState, sub: &str) -> Option<String> {
     state.caches.user(&sub).await.ok().flatten().map(|u| u.username.to_string())
 }
 
+/// Whether `caller` is the client of the resource server the token was issued for.
+async fn is_audience(
+    state: &AppState,
+    aud: &str,
+    caller: &latchkey_core::domain::ClientId,
+) -> Result<bool, OAuthError> {
+    let servers = state.store.list_resource_servers(&TenantId::default_tenant()).await?;
+    Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_deref() == Some(caller.as_str())))
+}
+
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -39,7 +49,7 @@ pub async fn introspect(
     }
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     if let Ok(c) = verify_access_token(&state, token) {
-        if c.client_id != client.client_id.as_str() && c.aud != client.client_id.as_str() {
+        if c.client_id != client.client_id.as_str() && !is_audience(&state, &c.aud, &client.client_id).await? {
             return Ok(reply(json!({"active": false})));
         }
         let mut out = json!({

@@ -11,6 +11,8 @@ CREATE TABLE resource_servers (
     identifier TEXT   NOT NULL,
     name       TEXT   NOT NULL,
     scopes     TEXT   NOT NULL,
+    -- The client the API authenticates as when it introspects tokens issued for it.
+    client_id  TEXT,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, identifier)
 );

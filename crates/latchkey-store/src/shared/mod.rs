@@ -97,16 +97,16 @@ macro_rules! impl_shared_store {
         #[async_trait::async_trait]
         impl $crate::ResourceStore for $store {
             async fn list_resource_servers(&self, tenant: &TenantId) -> StoreResult<Vec<ResourceServer>> {
-                let rows: Vec<(String, String, String)> = sqlx::query_as(
-                    "SELECT identifier, name, scopes FROM resource_servers WHERE tenant_id = $1 ORDER BY identifier",
+                let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+                    "SELECT identifier, name, scopes, client_id FROM resource_servers WHERE tenant_id = $1 ORDER BY identifier",
                 )
                 .bind(tenant.as_str())
                 .fetch_all(self.pool())
                 .await?;
                 rows.into_iter()
-                    .map(|(identifier, name, scopes)| {
+                    .map(|(identifier, name, scopes, client_id)| {
                         let scopes = serde_json::from_str(&scopes).map_err(|e| StoreError::Corrupt(format!("resource scopes: {e}")))?;
-                        Ok(ResourceServer { identifier, name, scopes })
+                        Ok(ResourceServer { identifier, name, scopes, client_id })
                     })
                     .collect()
             }
@@ -114,14 +114,15 @@ macro_rules! impl_shared_store {
             async fn put_resource_server(&self, tenant: &TenantId, server: &ResourceServer, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO resource_servers (tenant_id, identifier, name, scopes, created_at) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (tenant_id, identifier) DO UPDATE SET name = excluded.name, scopes = excluded.scopes",
+                    "INSERT INTO resource_servers (tenant_id, identifier, name, scopes, created_at, client_id) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (tenant_id, identifier) DO UPDATE SET name = excluded.name, scopes = excluded.scopes, client_id = excluded.client_id",
                 )
                 .bind(tenant.as_str())
                 .bind(&server.identifier)
                 .bind(&server.name)
                 .bind(to_json_list(server.scopes.iter()))
                 .bind(self.now())
+                .bind(server.client_id.as_deref())
                 .execute(&mut *tx)
                 .await?;
                 audit!(self, tx, tenant, actor, "resource_server.saved", &server.identifier, serde_json::json!({"scopes": server.scopes}));

@@ -18,6 +18,9 @@ pub enum ResourceCommand {
         /// A scope this API accepts (repeatable); each must exist (`latchkey scope create`).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// The client this API authenticates as to introspect tokens issued for it.
+        #[arg(long)]
+        introspection_client: Option<String>,
     },
     Delete {
         identifier: String,
@@ -42,7 +45,12 @@ pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError>
                 output::table(&["RESOURCE", "NAME", "SCOPES"], rows)
             })
         }
-        ResourceCommand::Create { identifier, name, scopes } => {
+        ResourceCommand::Create { identifier, name, scopes, introspection_client } => {
+            let introspection_client = introspection_client
+                .as_deref()
+                .map(latchkey_core::domain::ClientId::parse)
+                .transpose()
+                .map_err(usage)?;
             // RFC 8707 §2: an absolute URI without a fragment.
             let uri =
                 url::Url::parse(&identifier).map_err(|_| usage(format!("`{identifier}` is not an absolute URI")))?;
@@ -62,10 +70,14 @@ pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError>
                         "scope `{missing}` does not exist; create it with `latchkey scope create`"
                     )));
                 }
+                if let Some(c) = &introspection_client {
+                    f.store.client(&tenant, c).await?.ok_or_else(|| usage(format!("no client `{c}`")))?;
+                }
                 let server = ResourceServer {
                     identifier: identifier.clone(),
                     name: name.trim().to_owned(),
                     scopes: names.iter().map(ToString::to_string).collect(),
+                    client_id: introspection_client.map(|c| c.to_string()),
                 };
                 f.store.put_resource_server(&tenant, &server, &Actor::Cli).await?;
                 Ok::<_, CliError>(server)
