@@ -523,3 +523,66 @@ async fn every_endpoint_discovery_advertises_answers() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_claims_parameter_puts_individual_claims_in_the_id_token_and_essential_acr_is_enforced() {
+    let (server, browser) = setup().await;
+    let issuer = server.server.issuer.clone();
+    let claims = r#"{"id_token":{"email":null,"given_name":{"essential":true}}}"#;
+    let c = code(&server, &browser, &[("claims", claims)]).await;
+    let (_, tokens) = token(
+        &server,
+        &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)],
+    )
+    .await;
+    let id_token = tokens["id_token"].as_str().unwrap_or_default();
+    let payload = id_token.split('.').nth(1).unwrap_or_default();
+    let body: serde_json::Value = ok(serde_json::from_slice(&ok(URL_SAFE_NO_PAD.decode(payload), "b64")), "claims");
+    assert_eq!(body["email"], "ada@example.com");
+    assert_eq!(body["given_name"], "Test");
+    assert!(body.get("family_name").is_none(), "only what was asked for");
+    assert_eq!(body["acr"], "urn:latchkey:acr:password");
+    assert_eq!(body["amr"], serde_json::json!(["pwd"]));
+    assert!(body["sid"].as_str().is_some_and(|s| !s.is_empty()));
+
+    // OIDC Core §5.5.1.1: an essential acr that cannot be met fails the request.
+    let unmet = r#"{"id_token":{"acr":{"essential":true,"values":["urn:example:loa:4"]}}}"#;
+    let response = browser.get(&authorize_url(&server, &[("claims", unmet)])).await;
+    let params = callback_params(&Browser::location(&response, &issuer));
+    assert_eq!(get(&params, "error"), Some("access_denied"));
+    let malformed = browser.get(&authorize_url(&server, &[("claims", "[1,2]")])).await;
+    assert_eq!(get(&callback_params(&Browser::location(&malformed, &issuer)), "error"), Some("invalid_request"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_client_secret_keeps_working_for_its_grace_period_only() {
+    let (server, _) = setup().await;
+    let id = ok(latchkey_core::domain::ClientId::parse("webapp"), "id");
+    let new_hash = server.state().token_hasher.hash("client_secret", "the-new-secret");
+    let until = server.clock.now().plus(Duration::from_secs(3_600));
+    let tenant = latchkey_core::domain::TenantId::default_tenant();
+    ok(
+        server.state().store.rotate_client_secret(&tenant, &id, &new_hash, until, &latchkey_store::Actor::Cli).await,
+        "rotate",
+    );
+    let try_secret = |secret: &'static str| {
+        server
+            .http
+            .post(server.url("/token"))
+            .basic_auth("webapp", Some(secret))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", "unknown")])
+            .send()
+    };
+    // The client cache follows the change; then both secrets authenticate (invalid_grant,
+    // not invalid_client) until the grace period ends.
+    support::eventually(Duration::from_secs(3), "the new secret is accepted", || async {
+        try_secret("the-new-secret").await.is_ok_and(|r| r.status() == StatusCode::BAD_REQUEST)
+    })
+    .await;
+    assert_eq!(ok(try_secret(SECRET).await, "old").status(), StatusCode::BAD_REQUEST, "old secret in grace");
+    server.clock.advance(Duration::from_secs(3_601));
+    assert_eq!(ok(try_secret(SECRET).await, "old").status(), StatusCode::UNAUTHORIZED, "grace over");
+    assert_eq!(ok(try_secret("the-new-secret").await, "new").status(), StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
