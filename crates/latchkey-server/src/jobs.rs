@@ -1,6 +1,7 @@
 //! Scheduled work. Each job claims a lock first (a PostgreSQL advisory lock), so with many
-//! nodes one runs it; the others only refresh what they publish.
+//! nodes one runs it; the others do only what every node must (refresh what they publish).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,61 +9,92 @@ use latchkey_store::Store;
 
 use crate::keys::KeyService;
 
-pub fn spawn_key_schedule(
+/// How often expired sessions, requests, codes, tokens and revocations are deleted.
+pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Runs `job` every `every` on the node that holds the lock named `name`; `otherwise` runs
+/// on the nodes that do not.
+fn spawn_locked<J, JF, O, OF>(
     store: Arc<dyn Store>,
-    keys: Arc<KeyService>,
+    name: &'static str,
     every: Duration,
-) -> tokio::task::JoinHandle<()> {
+    job: J,
+    otherwise: O,
+) -> tokio::task::JoinHandle<()>
+where
+    J: Fn() -> JF + Send + 'static,
+    JF: Future<Output = ()> + Send,
+    O: Fn() -> OF + Send + 'static,
+    OF: Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match store.try_job_lock("signing-keys").await {
+            match store.try_job_lock(name).await {
                 Ok(Some(lock)) => {
-                    if let Err(e) = keys.run_schedule().await {
-                        tracing::error!(error = %e, "signing key schedule failed");
-                    }
+                    job().await;
                     lock.release().await;
                 }
-                Ok(None) => {
-                    // Another node rotates; keep our published set current (retired keys
-                    // leave the JWKS when their time is up).
-                    if let Err(e) = keys.reload().await {
-                        tracing::error!(error = %e, "reloading signing keys failed");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot claim the signing key job"),
+                Ok(None) => otherwise().await,
+                Err(e) => tracing::warn!(error = %e, job = name, "cannot claim the job"),
             }
         }
     })
 }
 
-/// How often expired sessions, requests, codes, tokens and revocations are deleted.
-pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
+pub fn spawn_key_schedule(
+    store: Arc<dyn Store>,
+    keys: Arc<KeyService>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let other = keys.clone();
+    spawn_locked(
+        store,
+        "signing-keys",
+        every,
+        move || {
+            let keys = keys.clone();
+            async move {
+                if let Err(e) = keys.run_schedule().await {
+                    tracing::error!(error = %e, "signing key schedule failed");
+                }
+            }
+        },
+        // Another node rotates; keep our published set current (retired keys leave the
+        // JWKS when their time is up).
+        move || {
+            let keys = other.clone();
+            async move {
+                if let Err(e) = keys.reload().await {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                }
+            }
+        },
+    )
+}
 
 pub fn spawn_cleanup(
     store: Arc<dyn Store>,
     clock: latchkey_core::Clock,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match store.try_job_lock("cleanup").await {
-                Ok(Some(lock)) => {
-                    match store.delete_expired_oauth_state(clock.now()).await {
-                        Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired sessions and tokens"),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "cleanup failed"),
-                    }
-                    lock.release().await;
+    let target = store.clone();
+    spawn_locked(
+        store,
+        "cleanup",
+        every,
+        move || {
+            let (store, now) = (target.clone(), clock.now());
+            async move {
+                match store.delete_expired_oauth_state(now).await {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired sessions and tokens"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "cleanup failed"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot claim the cleanup job"),
             }
-        }
-    })
+        },
+        || async {},
+    )
 }

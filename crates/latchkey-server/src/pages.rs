@@ -10,25 +10,6 @@ use minijinja::Environment;
 
 use crate::config::WebConfig;
 
-const LAYOUT: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }} · Latchkey</title>
-<link rel="stylesheet" href="{{ base }}/static/latchkey.css">
-</head>
-<body>
-<main class="card">
-<p class="brand">Latchkey</p>
-<h1>{{ title }}</h1>
-<p>{{ message }}</p>
-{% if request_id %}<p class="muted">Request id: <code>{{ request_id }}</code></p>{% endif %}
-</main>
-</body>
-</html>
-"#;
-
 pub const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0;\
 display:flex;min-height:100vh;align-items:center;justify-content:center}\
 .card{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem;width:100%}\
@@ -50,7 +31,8 @@ impl ErrorPages {
     /// Reads every configured page now, so a missing file fails at start, not at the first error.
     pub fn load(web: &WebConfig, base_path: &str) -> Result<Self, String> {
         let mut env = Environment::new();
-        env.add_template("error.html", LAYOUT).map_err(|e| e.to_string())?;
+        env.add_template("layout.html", include_str!("../templates/layout.html")).map_err(|e| e.to_string())?;
+        env.add_template("error.html", include_str!("../templates/error.html")).map_err(|e| e.to_string())?;
         let mut custom = HashMap::new();
         for (status, path) in &web.error_pages {
             let code: u16 = status.parse().map_err(|_| format!("web.error_pages.{status}: not a status"))?;

@@ -9,6 +9,41 @@ use crate::app::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::grant::GrantData;
 
+/// Every claim Latchkey can put in an ID token or UserInfo response (discovery lists them).
+pub const SUPPORTED: [&str; 31] = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "sid",
+    "at_hash",
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+];
+
 const PROFILE: [&str; 14] = [
     "name",
     "family_name",
