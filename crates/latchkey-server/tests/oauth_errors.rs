@@ -67,6 +67,9 @@ async fn code(server: &TestServer, browser: &Browser, extra: &[(&str, &str)]) ->
         let resumed = browser.get(&Browser::location(&after, &issuer)).await;
         location = Browser::location(&resumed, &issuer);
     }
+    if location.contains("/consent?") {
+        location = Browser::location(&browser.consent(&location, &issuer, "allow").await, &issuer);
+    }
     get(&callback_params(&location), "code").unwrap_or_default().to_owned()
 }
 
@@ -444,7 +447,7 @@ async fn form_post_responses_submit_with_an_external_script_to_the_clients_origi
     let page = browser.get(&Browser::location(&after, &issuer)).await;
     assert_eq!(page.status(), StatusCode::OK);
     let csp = page.headers()["content-security-policy"].to_str().unwrap_or("").to_owned();
-    assert!(csp.contains("form-action https://app.example.com"), "{csp}");
+    assert!(csp.contains("form-action 'self' https://app.example.com;"), "{csp}");
     assert!(!csp.contains("unsafe-inline"));
     // minijinja escapes `/` in attributes as &#x2f;, which browsers read back as `/`.
     let html = ok(page.text().await, "html").replace("&#x2f;", "/");
@@ -528,8 +531,8 @@ async fn every_endpoint_discovery_advertises_answers() {
 async fn the_claims_parameter_puts_individual_claims_in_the_id_token_and_essential_acr_is_enforced() {
     let (server, browser) = setup().await;
     let issuer = server.server.issuer.clone();
-    let claims = r#"{"id_token":{"email":null,"given_name":{"essential":true}}}"#;
-    let c = code(&server, &browser, &[("claims", claims)]).await;
+    let claims = r#"{"id_token":{"email":null,"given_name":{"essential":true},"phone_number":null}}"#;
+    let c = code(&server, &browser, &[("claims", claims), ("scope", "openid email profile")]).await;
     let (_, tokens) = token(
         &server,
         &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)],
@@ -541,6 +544,7 @@ async fn the_claims_parameter_puts_individual_claims_in_the_id_token_and_essenti
     assert_eq!(body["email"], "ada@example.com");
     assert_eq!(body["given_name"], "Test");
     assert!(body.get("family_name").is_none(), "only what was asked for");
+    assert!(body.get("phone_number").is_none(), "nothing beyond the granted scopes");
     assert_eq!(body["acr"], "urn:latchkey:acr:password");
     assert_eq!(body["amr"], serde_json::json!(["pwd"]));
     assert!(body["sid"].as_str().is_some_and(|s| !s.is_empty()));
@@ -584,5 +588,95 @@ async fn a_rotated_client_secret_keeps_working_for_its_grace_period_only() {
     server.clock.advance(Duration::from_secs(3_601));
     assert_eq!(ok(try_secret(SECRET).await, "old").status(), StatusCode::UNAUTHORIZED, "grace over");
     assert_eq!(ok(try_secret("the-new-secret").await, "new").status(), StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_and_consent_pages_let_their_form_end_at_the_client() {
+    // Browsers check form-action against every redirect after a form POST, so the pages
+    // whose form ends (after 303s) at the client must allow the client's origin.
+    let server = TestServer::start(sqlite().await, |_| {}).await;
+    server.create_user("ada", "correct horse battery").await;
+    server.create_client(ClientSpec::default()).await;
+    let browser = Browser::new(server.server.addr);
+    let issuer = server.server.issuer.clone();
+    let first = browser.get(&authorize_url(&server, &[])).await;
+    let login_url = Browser::location(&first, &issuer);
+    let login_page = browser.get(&login_url).await;
+    let csp = login_page.headers()["content-security-policy"].to_str().unwrap_or("").to_owned();
+    assert!(csp.contains("form-action 'self' https://app.example.com"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    let after = browser.sign_in(&login_url, &issuer, "ada", "correct horse battery").await;
+    let consent_url = Browser::location(&browser.get(&Browser::location(&after, &issuer)).await, &issuer);
+    let consent_page = browser.get(&consent_url).await;
+    let csp = consent_page.headers()["content-security-policy"].to_str().unwrap_or("").to_owned();
+    assert!(csp.contains("form-action 'self' https://app.example.com"), "{csp}");
+    // A plain sign-in page (no client) allows only itself.
+    let plain = browser.get(&format!("{issuer}/login")).await;
+    assert!(plain.headers()["content-security-policy"].to_str().unwrap_or("").contains("form-action 'self';"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_the_grants_access_tokens_too() {
+    let (server, browser) = setup().await;
+    let c = code(&server, &browser, &[("scope", "openid offline_access")]).await;
+    let (_, tokens) = token(
+        &server,
+        &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)],
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap_or_default().to_owned();
+    assert!(!refresh.is_empty(), "{tokens}");
+    assert_eq!(
+        ok(server.http.get(server.url("/userinfo")).bearer_auth(&access).send().await, "u").status(),
+        StatusCode::OK
+    );
+    let revoked = ok(
+        server
+            .http
+            .post(server.url("/revoke"))
+            .basic_auth("webapp", Some(SECRET))
+            .form(&[("token", refresh.as_str()), ("token_type_hint", "refresh_token")])
+            .send()
+            .await,
+        "revoke",
+    );
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        ok(server.http.get(server.url("/userinfo")).bearer_auth(&access).send().await, "u").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, body) = token(&server, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!(body["error"], "invalid_grant");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn offline_access_without_the_refresh_grant_is_not_reported_as_granted() {
+    let server = TestServer::start(sqlite().await, |_| {}).await;
+    server.create_user("ada", "correct horse battery").await;
+    server
+        .create_client(ClientSpec {
+            first_party: true,
+            grants: &[GrantType::AuthorizationCode],
+            ..ClientSpec::default()
+        })
+        .await;
+    let browser = Browser::new(server.server.addr);
+    let issuer = server.server.issuer.clone();
+    let first = browser.get(&authorize_url(&server, &[("scope", "openid offline_access")])).await;
+    let after = browser.sign_in(&Browser::location(&first, &issuer), &issuer, "ada", "correct horse battery").await;
+    let consent = Browser::location(&browser.get(&Browser::location(&after, &issuer)).await, &issuer);
+    let done = browser.consent(&consent, &issuer, "allow").await;
+    let c = get(&callback_params(&Browser::location(&done, &issuer)), "code").unwrap_or_default().to_owned();
+    let (_, tokens) = token(
+        &server,
+        &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)],
+    )
+    .await;
+    assert!(tokens.get("refresh_token").is_none());
+    assert_eq!(tokens["scope"], "openid");
     server.stop().await;
 }

@@ -12,6 +12,30 @@ use crate::app::AppState;
 pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// Where a form on our page may end up after redirects: browsers apply `form-action` to the
+/// whole redirect chain, so a sign-in that ends at the client's redirect URI must allow it.
+pub fn redirect_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => Some(url.origin().ascii_serialization()),
+        // A native app's private-use scheme (RFC 8252 §7.1) has no origin: allow the scheme.
+        scheme => Some(format!("{scheme}:")),
+    }
+}
+
+/// The default policy with `form-action` widened to `'self'` plus `extra` sources.
+pub fn csp_allowing_forms_to(extra: &[String]) -> String {
+    let sources: Vec<&str> = extra.iter().map(String::as_str).collect();
+    DEFAULT_CSP
+        .replace("form-action 'self'", &format!("form-action 'self' {}", sources.join(" ")).trim_end().to_owned())
+}
+
+pub fn set_csp(response: &mut Response, csp: &str) {
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
 pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();

@@ -59,6 +59,8 @@ struct LoginView<'a> {
     client_name: Option<String>,
     username: String,
     error: Option<&'a str>,
+    /// The client's redirect URI the sign-in ends at, if it is for a client.
+    redirect_uri: Option<String>,
 }
 
 fn render_login(state: &AppState, headers: &HeaderMap, status: StatusCode, view: LoginView<'_>) -> Response {
@@ -75,7 +77,16 @@ fn render_login(state: &AppState, headers: &HeaderMap, status: StatusCode, view:
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    allow_form_redirect(&mut response, view.redirect_uri.as_deref());
     response
+}
+
+/// The form's POST ends (after 303s) at the client's redirect URI; Chrome checks the whole
+/// chain against `form-action`, so the page must allow that origin too.
+fn allow_form_redirect(response: &mut Response, redirect_uri: Option<&str>) {
+    if let Some(source) = redirect_uri.and_then(crate::edge::headers::redirect_source) {
+        crate::edge::headers::set_csp(response, &crate::edge::headers::csp_allowing_forms_to(&[source]));
+    }
 }
 
 pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
@@ -94,7 +105,13 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query
         &state,
         &headers,
         StatusCode::OK,
-        LoginView { req: q.req.as_deref(), client_name, username, error: None },
+        LoginView {
+            req: q.req.as_deref(),
+            client_name,
+            username,
+            error: None,
+            redirect_uri: pending.as_ref().map(|(r, _)| r.redirect_uri.clone()),
+        },
     )
 }
 
@@ -170,6 +187,7 @@ pub async fn login_submit(
         client_name: pending.as_ref().map(|(_, c)| c.name.clone()),
         username: login.clone(),
         error,
+        redirect_uri: pending.as_ref().map(|(r, _)| r.redirect_uri.clone()),
     };
     let tenant = TenantId::default_tenant();
     let now = state.clock.now();
@@ -293,6 +311,7 @@ pub async fn consent_page(
     if let Some(c) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
+    allow_form_redirect(&mut response, Some(&request.redirect_uri));
     response
 }
 
@@ -322,11 +341,21 @@ pub async fn consent_submit(
     match form.decision.as_deref() {
         Some("allow") => {
             let actor = Actor::User(session.sub.to_string());
-            if let Err(e) = state
+            // Consent accumulates: allowing fewer scopes now does not withdraw earlier ones.
+            let tenant = TenantId::default_tenant();
+            let mut scopes = state
                 .store
-                .save_consent(&TenantId::default_tenant(), &session.sub, &client.client_id, &request.scope, &actor)
+                .consented_scopes(&tenant, &session.sub, &client.client_id)
                 .await
-            {
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            for s in &request.scope {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+            if let Err(e) = state.store.save_consent(&tenant, &session.sub, &client.client_id, &scopes, &actor).await {
                 tracing::error!(error = %e, "cannot save consent");
                 return state.pages.render(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -574,13 +574,7 @@ fn respond(state: &AppState, target: &Target, mut fields: Vec<(String, String)>)
                 minijinja::context! { title => "Returning", base, action => target.redirect_uri, fields },
             );
             // The form posts to the client, so form-action must allow its origin.
-            let csp = format!(
-                "{}; form-action {origin}",
-                crate::edge::headers::DEFAULT_CSP.replace("; form-action 'self'", "")
-            );
-            if let Ok(v) = HeaderValue::from_str(&csp) {
-                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-            }
+            crate::edge::headers::set_csp(&mut response, &crate::edge::headers::csp_allowing_forms_to(&[origin]));
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }

@@ -29,7 +29,11 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let hash = state.token_hasher.hash(REFRESH_PURPOSE, token);
     match state.store.refresh_token(&tenant, &hash).await? {
         Some(r) if r.client_id == client.client_id.as_str() => {
-            state.store.revoke_refresh_family(&tenant, &r.family_id, now, &actor).await?;
+            // RFC 7009 §2.1: revoking a refresh token should also invalidate the access
+            // tokens of the same grant.
+            let until = now.plus(crate::oauth::tokens::access_token_lifetime(&state, &client));
+            state.store.revoke_grant(&tenant, &r.grant_id, until, now, &actor).await?;
+            state.revocations.add_local("grant", &r.grant_id, until);
         }
         Some(_) => {} // another client's token is left alone
         None => {

@@ -127,7 +127,10 @@ async fn load_user(state: &AppState, sub: &str) -> Result<Option<std::sync::Arc<
 /// Claims for the ID token beyond the standard ones: only those named in
 /// `claims.id_token` (scope claims are served by UserInfo, as an access token is issued).
 pub async fn id_token_claims(state: &AppState, grant: &GrantData) -> Result<Map<String, Value>, OAuthError> {
-    let names = requested(grant.claims.as_ref(), "id_token");
+    // Only claims the user consented to through the granted scopes may be released.
+    let allowed = names_for_scopes(&grant.scope);
+    let names: Vec<String> =
+        requested(grant.claims.as_ref(), "id_token").into_iter().filter(|n| allowed.contains(&n.as_str())).collect();
     if names.is_empty() {
         return Ok(Map::new());
     }

@@ -119,6 +119,9 @@ async fn run(
     if let Some(c) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
+    if let Some(source) = logout.redirect.as_deref().and_then(crate::edge::headers::redirect_source) {
+        crate::edge::headers::set_csp(&mut response, &crate::edge::headers::csp_allowing_forms_to(&[source]));
+    }
     response
 }
 

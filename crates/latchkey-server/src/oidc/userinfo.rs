@@ -50,6 +50,10 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &format!("the access token is {e}")),
     };
+    // A token issued for another API (RFC 8707 resource) is not for UserInfo.
+    if claims.aud != state.default_audience() {
+        return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is for another audience");
+    }
     let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
     if !scopes.iter().any(|s| s == "openid") {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the token lacks the openid scope");

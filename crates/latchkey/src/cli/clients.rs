@@ -84,7 +84,7 @@ pub struct Settings {
 
 /// Reads and checks the key settings: a JWK set whose keys are public and asymmetric, or
 /// an https URI.
-fn key_settings(settings: &Settings) -> Result<(Option<String>, Option<String>), CliError> {
+fn key_settings(settings: &Settings, allow_insecure: bool) -> Result<(Option<String>, Option<String>), CliError> {
     let jwks = match &settings.jwks_file {
         Some(path) => {
             let text =
@@ -112,8 +112,8 @@ fn key_settings(settings: &Settings) -> Result<(Option<String>, Option<String>),
     let uri = match &settings.jwks_uri {
         Some(u) => {
             let parsed = url::Url::parse(u).map_err(|_| usage(format!("--jwks-uri `{u}` is not a URL")))?;
-            if !matches!(parsed.scheme(), "https" | "http") {
-                return Err(usage("--jwks-uri must be an https URL"));
+            if parsed.scheme() != "https" && !(allow_insecure && parsed.scheme() == "http") {
+                return Err(usage("--jwks-uri must be an https URL (http only with clients.allow_insecure_jwks_uri)"));
             }
             Some(u.clone())
         }
@@ -234,7 +234,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 settings.grant_types.clone()
             };
             let auth = settings.auth_method.unwrap_or_else(|| kind.default_auth_method());
-            let (jwks, jwks_uri) = key_settings(&settings)?;
+            let (jwks, jwks_uri) = key_settings(&settings, ctx.config.clients.allow_insecure_jwks_uri)?;
             check(kind, &redirect_uris, &grant_types, auth, jwks.is_some() || jwks_uri.is_some())?;
             if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
                 return Err(usage(
@@ -325,7 +325,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     .then(|| uris(&settings.post_logout_redirect_uris, kind))
                     .transpose()?;
                 let grants = (!settings.grant_types.is_empty()).then(|| settings.grant_types.clone());
-                let (jwks, jwks_uri) = key_settings(&settings)?;
+                let (jwks, jwks_uri) = key_settings(&settings, ctx.config.clients.allow_insecure_jwks_uri)?;
                 let new_keys = jwks.is_some() || jwks_uri.is_some();
                 let has_keys = new_keys || current.jwks.is_some() || current.jwks_uri.is_some();
                 check(

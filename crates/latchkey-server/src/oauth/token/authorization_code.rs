@@ -132,7 +132,12 @@ pub(crate) async fn issue_for_grant(
         access_token: issued.token,
         token_type: "Bearer",
         expires_in: access_token_lifetime(state, client).as_secs(),
-        scope: scope.join(" "),
+        // offline_access is granted only in the form of a refresh token.
+        scope: if with_nonce && refresh_token.is_none() {
+            scope.iter().filter(|s| *s != "offline_access").cloned().collect::<Vec<_>>().join(" ")
+        } else {
+            scope.join(" ")
+        },
         refresh_token,
         id_token,
     })
