@@ -26,8 +26,7 @@ pub fn redirect_source(uri: &str) -> Option<String> {
 /// The default policy with `form-action` widened to `'self'` plus `extra` sources.
 pub fn csp_allowing_forms_to(extra: &[String]) -> String {
     let sources: Vec<&str> = extra.iter().map(String::as_str).collect();
-    DEFAULT_CSP
-        .replace("form-action 'self'", &format!("form-action 'self' {}", sources.join(" ")).trim_end().to_owned())
+    DEFAULT_CSP.replace("form-action 'self'", format!("form-action 'self' {}", sources.join(" ")).trim_end())
 }
 
 pub fn set_csp(response: &mut Response, csp: &str) {
