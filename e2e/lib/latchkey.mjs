@@ -1,0 +1,477 @@
+// Shared helpers for the end-to-end tests: a fresh Latchkey server per test file (own temp
+// directory, own SQLite database, own port), seeded through the real CLI; a headless
+// Chromium that signs in through the real login and consent pages; and a tiny relying
+// party on 127.0.0.1 (another site than the issuer on localhost).
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = resolve(here, '..', '..');
+export const LATCHKEY_BIN = process.env.LATCHKEY_BIN || join(REPO_ROOT, 'target', 'debug', 'latchkey');
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/** The relying party host for confidential clients: never resolved, always intercepted. */
+export const RP_ORIGIN = 'https://rp.example.test';
+
+export const ADA = {
+  username: 'ada',
+  email: 'ada@example.com',
+  name: 'Ada Lovelace',
+  password: 'correct horse battery',
+};
+
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/** The environment for the server and the CLI: ours, minus inherited LATCHKEY_* overrides. */
+function serverEnv(port) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    // LATCHKEY_TEST_* names are reserved (not config keys); every other LATCHKEY_* would
+    // change the server's configuration under the tests.
+    if (k.startsWith('LATCHKEY_') && !k.startsWith('LATCHKEY_TEST_')) continue;
+    env[k] = v;
+  }
+  env.LATCHKEY_SERVER__PORT = String(port);
+  // Cheap Argon2 so sign-ins are fast in a debug build.
+  env.LATCHKEY_PASSWORDS__MEMORY_KIB = '64';
+  env.LATCHKEY_PASSWORDS__ITERATIONS = '1';
+  env.NO_COLOR = '1';
+  return env;
+}
+
+/**
+ * Starts `latchkey serve` in a new temp directory. `seed(cli)` runs first, against the same
+ * directory (and so the same database), before the server is up.
+ */
+export async function startLatchkey({ seed } = {}) {
+  if (!existsSync(LATCHKEY_BIN)) {
+    throw new Error(`${LATCHKEY_BIN} is missing: run \`cargo build -p latchkey\` (bash e2e/run does)`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-e2e-'));
+  let lastError;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const env = serverEnv(port);
+    const cli = makeCli(dir, env);
+    if (attempt === 0 && seed) await seed(cli);
+    try {
+      const server = await spawnServer(dir, env);
+      const issuer = `http://localhost:${port}`;
+      if (server.issuer !== issuer) {
+        await server.stop();
+        throw new Error(`server printed issuer ${server.issuer}, expected ${issuer}`);
+      }
+      return {
+        dir,
+        port,
+        issuer,
+        cli,
+        logs: server.logs,
+        async stop() {
+          await server.stop();
+          if (!process.env.E2E_KEEP_DIRS) rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (e) {
+      lastError = e;
+      // Most likely the port was taken between freePort() and bind: try another.
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  throw lastError;
+}
+
+function makeCli(dir, env) {
+  /** Runs `latchkey --json ARGS` in the server's directory; returns parsed JSON output. */
+  const cli = (args, { input } = {}) => {
+    const r = spawnSync(LATCHKEY_BIN, ['--json', ...args], { cwd: dir, env, input, encoding: 'utf8' });
+    if (r.status !== 0) {
+      throw new Error(`latchkey ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+    }
+    const out = r.stdout.trim();
+    return out ? JSON.parse(out) : null;
+  };
+  cli.createUser = ({ username, email, name, password }) =>
+    cli(['user', 'create', '--username', username, '--email', email, '--name', name, '--password-stdin'], {
+      input: `${password}\n`,
+    });
+  /**
+   * Registers a client. Options: id, name, type ('confidential'|'public'), redirectUris,
+   * postLogoutRedirectUris, grantTypes, scopes, authMethod, idTokenAlg, firstParty.
+   * Returns { client, client_secret }.
+   */
+  cli.createClient = (o) => {
+    const args = ['client', 'create', '--name', o.name ?? o.id, '--id', o.id];
+    if (o.type) args.push('--type', o.type);
+    for (const u of o.redirectUris ?? []) args.push('--redirect-uri', u);
+    for (const u of o.postLogoutRedirectUris ?? []) args.push('--post-logout-redirect-uri', u);
+    for (const g of o.grantTypes ?? ['authorization_code']) args.push('--grant-type', g);
+    for (const s of o.scopes ?? ['openid']) args.push('--scope', s);
+    if (o.authMethod) args.push('--auth-method', o.authMethod);
+    if (o.idTokenAlg) args.push('--id-token-alg', o.idTokenAlg);
+    if (o.firstParty) args.push('--first-party');
+    return cli(args);
+  };
+  cli.createScope = (name, description) => cli(['scope', 'create', name, '--description', description]);
+  return cli;
+}
+
+function spawnServer(dir, env) {
+  return new Promise((ok, fail) => {
+    const child = spawn(LATCHKEY_BIN, ['serve'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const logs = { stdout: '', stderr: '' };
+    let issuer = null;
+    let listening = null;
+    let settled = false;
+    const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+    };
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      stop().then(() =>
+        fail(new Error(`latchkey serve did not become ready\n--- stdout ---\n${logs.stdout}\n--- stderr ---\n${logs.stderr}`)),
+      );
+    }, START_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      logs.stderr += d;
+    });
+    child.stdout.on('data', (d) => {
+      logs.stdout += d;
+      for (const line of logs.stdout.split('\n')) {
+        const t = line.trim();
+        if (t.startsWith('issuer:')) issuer = t.slice('issuer:'.length).trim();
+        if (t.startsWith('listening:')) listening = t.slice('listening:'.length).trim();
+      }
+      if (!settled && issuer && listening) {
+        settled = true;
+        clearTimeout(timer);
+        ok({ issuer, listening, logs, stop });
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fail(
+        new Error(
+          `latchkey serve exited (${code ?? signal}) before it was ready\n--- stdout ---\n${logs.stdout}\n--- stderr ---\n${logs.stderr}`,
+        ),
+      );
+    });
+  });
+}
+
+/** Seeds the standard user; returns its record (with `sub`). */
+export function seedAda(cli) {
+  return cli.createUser(ADA);
+}
+
+// ---------------------------------------------------------------------------------------
+// Browser
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * A headless Chromium with a new, empty profile (its own user data dir), and one page.
+ * Everything this browser does is recorded in `navigations` (main-frame requests).
+ */
+export async function openBrowser() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'latchkey-e2e-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    // Diagnostics only: E2E_BYPASS_CSP=1 makes Chromium ignore Latchkey's Content-Security-Policy,
+    // to tell a CSP problem from anything else. Never set in `e2e/run`.
+    bypassCSP: process.env.E2E_BYPASS_CSP === '1',
+  });
+  context.setDefaultTimeout(15_000);
+  context.setDefaultNavigationTimeout(15_000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const navigations = [];
+  page.on('request', (req) => {
+    if (req.isNavigationRequest() && req.frame() === page.mainFrame()) {
+      navigations.push({ method: req.method(), url: req.url() });
+    }
+  });
+  const console = [];
+  page.on('console', (m) => console.push(`${m.type()}: ${m.text()}`));
+  return {
+    context,
+    page,
+    navigations,
+    console,
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `fn(browser)` with a fresh browser, always closing it. */
+export async function withBrowser(fn) {
+  const browser = await openBrowser();
+  try {
+    return await fn(browser);
+  } catch (e) {
+    e.message += `\n(browser at ${browser.page.url()}; navigations: ${browser.navigations
+      .map((n) => `${n.method} ${n.url}`)
+      .join(' -> ')}; console: ${browser.console.join(' | ')})`;
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+const rpInterceptors = new WeakMap();
+
+/**
+ * Intercepts every request to the (unresolvable) https relying party: GETs and POSTs are
+ * recorded and answered with a tiny page, so the browser stops there. Idempotent per page.
+ *
+ * This uses the DevTools protocol's Fetch domain directly: Playwright's own `page.route`
+ * does not take effect on the Chromium that Debian ships (older than the one this
+ * playwright-core release targets), so the navigation would go to the network instead.
+ */
+export async function interceptRp(page) {
+  if (rpInterceptors.has(page)) return rpInterceptors.get(page);
+  const hits = [];
+  let waiters = [];
+  const cdp = await page.context().newCDPSession(page);
+  cdp.on('Fetch.requestPaused', async (e) => {
+    const url = new URL(e.request.url);
+    if (url.pathname !== '/favicon.ico') {
+      let body = e.request.postData ?? '';
+      if (!body && e.request.postDataEntries) {
+        body = e.request.postDataEntries.map((x) => Buffer.from(x.bytes ?? '', 'base64').toString('utf8')).join('');
+      }
+      const hit = { method: e.request.method, url: e.request.url, body, headers: e.request.headers };
+      hits.push(hit);
+      for (const w of waiters) w(hit);
+      waiters = [];
+    }
+    await cdp
+      .send('Fetch.fulfillRequest', {
+        requestId: e.requestId,
+        responseCode: 200,
+        responseHeaders: [{ name: 'content-type', value: 'text/html; charset=utf-8' }],
+        body: Buffer.from('<!doctype html><title>Relying party</title><h1>Relying party</h1>').toString('base64'),
+      })
+      .catch(() => {});
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${RP_ORIGIN}/*`, requestStage: 'Request' }] });
+  const interceptor = {
+    hits,
+    /** The next request that reaches the relying party. */
+    next() {
+      return new Promise((r) => waiters.push(r));
+    },
+  };
+  rpInterceptors.set(page, interceptor);
+  return interceptor;
+}
+
+/** Whether the page shows Latchkey's login form. */
+export async function onLoginPage(page, issuer) {
+  const url = new URL(page.url());
+  return url.origin === new URL(issuer).origin && url.pathname === '/login';
+}
+
+/** Fills and submits the login form (the page must show it). */
+export async function signIn(page, { username = ADA.username, password = ADA.password } = {}) {
+  await page.getByLabel('Username or email').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/**
+ * Watches the page for navigations that Chromium blocks under Latchkey's
+ * Content-Security-Policy (it logs them to the console). `guard(p)` rejects as soon as one
+ * happens, with the console message, instead of waiting for a timeout.
+ */
+export function watchCsp(page) {
+  let reject;
+  const violation = new Promise((_, r) => {
+    reject = r;
+  });
+  violation.catch(() => {});
+  const listener = (m) => {
+    const text = m.text();
+    if (text.includes('violates the following Content Security Policy directive')) {
+      reject(new Error(`Chromium blocked a navigation under Latchkey's Content-Security-Policy (page ${page.url()}): ${text}`));
+    }
+  };
+  page.on('console', listener);
+  return {
+    guard: (p) => Promise.race([p, violation]),
+    dispose: () => page.off('console', listener),
+  };
+}
+
+/**
+ * Drives the browser from `authorizationUrl` to the client's redirect URI: signs in when the
+ * login page shows, answers the consent page with `consent` ('Allow' or 'Deny') when it
+ * shows. `arrived()` resolves with what the relying party received. Returns
+ * { hit, sawLogin, sawConsent }.
+ */
+export async function authorizeInBrowser(page, issuer, authorizationUrl, arrived, { consent = 'Allow', user } = {}) {
+  const issuerOrigin = new URL(issuer).origin;
+  const onIssuerPage = (u, path) => u.origin === issuerOrigin && u.pathname === path;
+  const csp = watchCsp(page);
+  let sawLogin = false;
+  let sawConsent = false;
+  let done = false;
+  const result = arrived().then((hit) => {
+    done = true;
+    return hit;
+  });
+  try {
+    await csp.guard(page.goto(authorizationUrl.toString()));
+    // Each step either lands on a Latchkey page or on the relying party.
+    for (let step = 0; step < 4 && !done; step++) {
+      const where = await csp.guard(
+        Promise.race([
+          result.then(() => 'rp'),
+          page
+            .waitForURL((u) => onIssuerPage(u, '/login') || onIssuerPage(u, '/consent'))
+            .then(() => new URL(page.url()).pathname),
+        ]),
+      );
+      if (where === 'rp') break;
+      if (where === '/login') {
+        if (sawLogin) throw new Error(`the login page showed again after signing in: ${await page.content()}`);
+        sawLogin = true;
+        await page.getByRole('button', { name: 'Sign in' }).waitFor();
+        await signIn(page, user);
+        await csp.guard(
+          page.waitForURL((u) => !onIssuerPage(u, '/login')).catch(async () => {
+            throw new Error(`still on the login page after signing in: ${await page.locator('body').innerText()}`);
+          }),
+        );
+      } else if (where === '/consent') {
+        if (sawConsent) throw new Error('the consent page showed twice');
+        sawConsent = true;
+        await page.getByRole('button', { name: consent }).click();
+        await csp.guard(page.waitForURL((u) => !onIssuerPage(u, '/consent')));
+      }
+    }
+    const hit = await csp.guard(
+      withTimeout(result, 15_000, async () => `the relying party was not reached; page ${page.url()}: ${await page.content()}`),
+    );
+    return { hit, sawLogin, sawConsent };
+  } finally {
+    csp.dispose();
+  }
+}
+
+async function withTimeout(promise, ms, describe) {
+  let timer;
+  const timeout = new Promise((_, fail) => {
+    timer = setTimeout(async () => fail(new Error(await describe())), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// A relying party on 127.0.0.1 (public clients, RFC 8252 loopback redirect)
+
+/**
+ * A tiny HTTP server on 127.0.0.1: `GET /start` redirects to whatever `goTo(url)` set (so
+ * authorization requests start from another site, like a real app's "Sign in" link), and
+ * `/callback` records what arrives.
+ */
+export async function startLoopbackRp() {
+  const hits = [];
+  let waiters = [];
+  let next = null;
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, `http://${req.headers.host}`);
+    if (url.pathname === '/start' && next) {
+      res.writeHead(302, { location: next });
+      res.end();
+      return;
+    }
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => {
+      body += d;
+    });
+    req.on('end', () => {
+      const hit = { method: req.method, url: url.href, body, headers: req.headers };
+      if (url.pathname !== '/favicon.ico') {
+        hits.push(hit);
+        for (const w of waiters) w(hit);
+        waiters = [];
+      }
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><title>Loopback app</title><h1>Loopback app</h1>');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  return {
+    origin,
+    redirectUri: `${origin}/callback`,
+    hits,
+    /** Sets where `/start` sends the browser; returns the `/start` URL. */
+    goTo(url) {
+      next = url.toString();
+      return `${origin}/start`;
+    },
+    next() {
+      return new Promise((r) => waiters.push(r));
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** Decodes a JWT's header and payload without verifying it (for assertions only). */
+export function decodeJwt(jwt) {
+  const [h, p] = jwt.split('.');
+  const dec = (s) => JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+  return { header: dec(h), payload: dec(p) };
+}
