@@ -4,7 +4,8 @@
 // party on 127.0.0.1 (another site than the issuer on localhost).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { createHash, createPublicKey, webcrypto } from 'node:crypto';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -43,7 +44,7 @@ export function freePort() {
 }
 
 /** The environment for the server and the CLI: ours, minus inherited LATCHKEY_* overrides. */
-function serverEnv(port) {
+function serverEnv(port, tls) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
     // LATCHKEY_TEST_* names are reserved (not config keys); every other LATCHKEY_* would
@@ -56,14 +57,20 @@ function serverEnv(port) {
   env.LATCHKEY_PASSWORDS__MEMORY_KIB = '64';
   env.LATCHKEY_PASSWORDS__ITERATIONS = '1';
   env.NO_COLOR = '1';
+  if (tls) {
+    // Serve HTTPS directly: the issuer becomes https://localhost:PORT.
+    env.LATCHKEY_SERVER__TLS__CERT = tls.cert;
+    env.LATCHKEY_SERVER__TLS__KEY = tls.key;
+  }
   return env;
 }
 
 /**
  * Starts `latchkey serve` in a new temp directory. `seed(cli)` runs first, against the same
- * directory (and so the same database), before the server is up.
+ * directory (and so the same database), before the server is up. With `tls: { cert, key }`
+ * (PEM paths) the server serves HTTPS itself and the issuer is `https://localhost:PORT`.
  */
-export async function startLatchkey({ seed } = {}) {
+export async function startLatchkey({ seed, tls } = {}) {
   if (!existsSync(LATCHKEY_BIN)) {
     throw new Error(`${LATCHKEY_BIN} is missing: run \`cargo build -p latchkey\` (bash e2e/run does)`);
   }
@@ -71,12 +78,12 @@ export async function startLatchkey({ seed } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const env = serverEnv(port);
+    const env = serverEnv(port, tls);
     const cli = makeCli(dir, env);
     if (attempt === 0 && seed) await seed(cli);
     try {
       const server = await spawnServer(dir, env);
-      const issuer = `http://localhost:${port}`;
+      const issuer = `${tls ? 'https' : 'http'}://localhost:${port}`;
       if (server.issuer !== issuer) {
         await server.stop();
         throw new Error(`server printed issuer ${server.issuer}, expected ${issuer}`);
@@ -111,13 +118,16 @@ function makeCli(dir, env) {
     const out = r.stdout.trim();
     return out ? JSON.parse(out) : null;
   };
+  /** The server's directory (the CLI's working directory). */
+  cli.dir = dir;
   cli.createUser = ({ username, email, name, password }) =>
     cli(['user', 'create', '--username', username, '--email', email, '--name', name, '--password-stdin'], {
       input: `${password}\n`,
     });
   /**
    * Registers a client. Options: id, name, type ('confidential'|'public'), redirectUris,
-   * postLogoutRedirectUris, grantTypes, scopes, authMethod, idTokenAlg, firstParty.
+   * postLogoutRedirectUris, grantTypes, scopes, authMethod, idTokenAlg, firstParty, jwks (a
+   * JWK set, written to a file for --jwks-file).
    * Returns { client, client_secret }.
    */
   cli.createClient = (o) => {
@@ -130,6 +140,11 @@ function makeCli(dir, env) {
     if (o.authMethod) args.push('--auth-method', o.authMethod);
     if (o.idTokenAlg) args.push('--id-token-alg', o.idTokenAlg);
     if (o.firstParty) args.push('--first-party');
+    if (o.jwks) {
+      const file = join(dir, `${o.id}.jwks.json`);
+      writeFileSync(file, JSON.stringify(o.jwks));
+      args.push('--jwks-file', file);
+    }
     return cli(args);
   };
   cli.createScope = (name, description) => cli(['scope', 'create', name, '--description', description]);
@@ -212,12 +227,12 @@ const CHROMIUM_ARGS = [
  * A headless Chromium with a new, empty profile (its own user data dir), and one page.
  * Everything this browser does is recorded in `navigations` (main-frame requests).
  */
-export async function openBrowser() {
+export async function openBrowser({ args = [] } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'latchkey-e2e-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
     // Diagnostics only: E2E_BYPASS_CSP=1 makes Chromium ignore Latchkey's Content-Security-Policy,
     // to tell a CSP problem from anything else. Never set in `e2e/run`.
     bypassCSP: process.env.E2E_BYPASS_CSP === '1',
@@ -245,9 +260,9 @@ export async function openBrowser() {
   };
 }
 
-/** Runs `fn(browser)` with a fresh browser, always closing it. */
-export async function withBrowser(fn) {
-  const browser = await openBrowser();
+/** Runs `fn(browser)` with a fresh browser (`openBrowser(options)`), always closing it. */
+export async function withBrowser(fn, options) {
+  const browser = await openBrowser(options);
   try {
     return await fn(browser);
   } catch (e) {
@@ -474,4 +489,45 @@ export function decodeJwt(jwt) {
   const [h, p] = jwt.split('.');
   const dec = (s) => JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
   return { header: dec(h), payload: dec(p) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Client keys (private_key_jwt) and TLS material
+
+/**
+ * A new signing key pair for a client (WebCrypto). Returns { privateKey, publicJwk, kid }:
+ * the public JWK carries `kid`, `alg` and `use`, ready for a JWK set; the private CryptoKey
+ * is not extractable.
+ */
+export async function generateClientKey({ kid, alg = 'ES256' } = {}) {
+  const params = alg === 'ES256' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'Ed25519' };
+  const { privateKey, publicKey } = await webcrypto.subtle.generateKey(params, false, ['sign', 'verify']);
+  const jwk = await webcrypto.subtle.exportKey('jwk', publicKey);
+  delete jwk.key_ops;
+  delete jwk.ext;
+  const publicJwk = { ...jwk, kid, alg, use: 'sig' };
+  return { privateKey, publicJwk, kid };
+}
+
+/**
+ * The TLS material `e2e/run` generated for the HTTPS lane: a throwaway CA (which Node trusts
+ * through NODE_EXTRA_CA_CERTS) and a certificate for localhost. Returns { cert, key, ca,
+ * spki } where `spki` is the base64 SHA-256 of the server key's SubjectPublicKeyInfo (for
+ * Chromium's --ignore-certificate-errors-spki-list).
+ */
+export function tlsMaterial() {
+  const dir = process.env.E2E_TLS_DIR;
+  if (!dir || !process.env.NODE_EXTRA_CA_CERTS) {
+    throw new Error('E2E_TLS_DIR and NODE_EXTRA_CA_CERTS are not set: run this file through `bash e2e/run`');
+  }
+  const cert = join(dir, 'server.pem');
+  const key = join(dir, 'server.key');
+  const ca = join(dir, 'ca.pem');
+  for (const f of [cert, key, ca]) if (!existsSync(f)) throw new Error(`${f} is missing`);
+  if (resolve(process.env.NODE_EXTRA_CA_CERTS) !== resolve(ca)) {
+    throw new Error(`NODE_EXTRA_CA_CERTS is ${process.env.NODE_EXTRA_CA_CERTS}, not the test CA ${ca}`);
+  }
+  const spkiDer = createPublicKey(readFileSync(key)).export({ type: 'spki', format: 'der' });
+  const spki = createHash('sha256').update(spkiDer).digest('base64');
+  return { cert, key, ca, spki };
 }
