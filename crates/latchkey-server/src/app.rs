@@ -45,6 +45,7 @@ pub struct AppState {
     pub revocations: Arc<Revocations>,
     pub templates: Arc<Templates>,
     pub client_keys: Arc<crate::oauth::client_keys::ClientKeyCache>,
+    pub client_auth_throttle: Arc<crate::oauth::client_auth::ClientAuthThrottle>,
 }
 
 impl AppState {

@@ -94,6 +94,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         token_hasher,
         revocations,
         client_keys: Arc::default(),
+        client_auth_throttle: Arc::default(),
         config: config.clone(),
         store,
         clock,

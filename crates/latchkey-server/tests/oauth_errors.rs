@@ -680,3 +680,42 @@ async fn offline_access_without_the_refresh_grant_is_not_reported_as_granted() {
     assert_eq!(tokens["scope"], "openid");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn failed_client_authentication_is_throttled_per_address() {
+    let server = TestServer::start(sqlite().await, |c| c.login.max_failures_per_ip = 3).await;
+    server
+        .create_client(ClientSpec { grants: &[GrantType::ClientCredentials], scopes: &[], ..ClientSpec::default() })
+        .await;
+    let attempt = |secret: &'static str| {
+        server
+            .http
+            .post(server.url("/token"))
+            .basic_auth("webapp", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(ok(attempt(SECRET).await, "ok").status(), StatusCode::OK, "successes are never counted");
+    for _ in 0..3 {
+        assert_eq!(ok(attempt("wrong").await, "wrong").status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = ok(attempt(SECRET).await, "blocked");
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS, "even the right secret waits");
+    assert!(blocked.headers().get("retry-after").is_some());
+    assert_eq!(ok(blocked.json::<serde_json::Value>().await, "json")["error"], "invalid_client");
+    server.clock.advance(Duration::from_secs(901));
+    assert_eq!(ok(attempt(SECRET).await, "after").status(), StatusCode::OK, "the window passes");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_consent_post_without_its_request_gets_a_page() {
+    let (server, browser) = setup().await;
+    let issuer = server.server.issuer.clone();
+    let page = ok(browser.get(&format!("{issuer}/login")).await.text().await, "login");
+    let csrf = hidden_field(&page, "csrf").unwrap_or_default();
+    let response = browser.post_form(&format!("{issuer}/consent"), &[("csrf", &csrf), ("decision", "allow")]).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+    server.stop().await;
+}

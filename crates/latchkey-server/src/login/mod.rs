@@ -318,7 +318,7 @@ pub async fn consent_page(
 #[derive(Deserialize)]
 pub struct ConsentForm {
     csrf: Option<String>,
-    req: String,
+    req: Option<String>,
     decision: Option<String>,
 }
 
@@ -334,9 +334,10 @@ pub async fn consent_submit(
             None,
         );
     }
-    let Some((request, client)) = load_pending(&state, &headers, &form.req).await else { return expired(&state) };
+    let Some(req) = form.req.clone() else { return expired(&state) };
+    let Some((request, client)) = load_pending(&state, &headers, &req).await else { return expired(&state) };
     let Some(session) = current_session(&state, &headers).await else {
-        return Redirect::to(&format!("{}/login?req={}", base(&state), form.req)).into_response();
+        return Redirect::to(&format!("{}/login?req={req}", base(&state))).into_response();
     };
     match form.decision.as_deref() {
         Some("allow") => {
@@ -363,10 +364,10 @@ pub async fn consent_submit(
                     None,
                 );
             }
-            authorize::issue_code(&state, &session, &request, Some(form.req)).await
+            authorize::issue_code(&state, &session, &request, Some(req)).await
         }
         Some("deny") => {
-            authorize::forget_pending(&state, &form.req).await;
+            authorize::forget_pending(&state, &req).await;
             authorize::deny(&state, &request, "access_denied", "the user denied the request")
         }
         _ => state.pages.render(StatusCode::BAD_REQUEST, "Choose Allow or Deny.", None),

@@ -2,12 +2,14 @@
 //! `client_secret_basic`, `client_secret_post`, and `none` for public clients. A request
 //! that uses two methods is refused (RFC 6749 §2.3).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use latchkey_core::domain::{ClientId, ClientKind, TokenEndpointAuthMethod};
+use latchkey_core::domain::{ClientId, ClientKind, TenantId, TokenEndpointAuthMethod};
 use latchkey_store::Client;
 
 use super::OAuthError;
@@ -17,8 +19,61 @@ use crate::app::AppState;
 /// The purpose client secret hashes are bound to.
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 
-/// Authenticates the calling client, or fails with `invalid_client` (401).
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Arc<Client>, OAuthError> {
+/// Addresses that failed client authentication too often, blocked on this node until a
+/// time. Failures are counted in the database (every node sees them); the block itself is
+/// kept in memory so that successful requests cost no database round trip.
+#[derive(Default)]
+pub struct ClientAuthThrottle {
+    blocked: RwLock<HashMap<IpAddr, i64>>,
+}
+
+impl ClientAuthThrottle {
+    fn blocked_for(&self, ip: IpAddr, now: i64) -> Option<u64> {
+        let until = *self.blocked.read().ok()?.get(&ip)?;
+        (until > now).then(|| u64::try_from(until - now).unwrap_or(1))
+    }
+
+    fn block(&self, ip: IpAddr, until: i64) {
+        if let Ok(mut m) = self.blocked.write() {
+            m.retain(|_, u| *u > until - 86_400);
+            m.insert(ip, until);
+        }
+    }
+}
+
+/// Authenticates the calling client, or fails with `invalid_client` (401). Failed attempts
+/// are counted per client address; past `login.max_failures_per_ip` within
+/// `login.failure_window` the address gets 429 until the window passes.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    ip: IpAddr,
+) -> Result<Arc<Client>, OAuthError> {
+    let now = state.clock.now();
+    if let Some(wait) = state.client_auth_throttle.blocked_for(ip, now.secs()) {
+        return Err(OAuthError::throttled(wait));
+    }
+    let result = authenticate_client(state, headers, params).await;
+    if let Err(e) = &result {
+        if e.error == "invalid_client" {
+            let window = state.config.login.failure_window;
+            let key = format!("client-ip:{ip}");
+            let failures =
+                state.store.record_login_failure(&TenantId::default_tenant(), &key, now, window).await.unwrap_or(0);
+            if failures >= i64::from(state.config.login.max_failures_per_ip) {
+                state.client_auth_throttle.block(ip, now.plus(window).secs());
+            }
+        }
+    }
+    result
+}
+
+async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Arc<Client>, OAuthError> {
     let basic = basic_credentials(headers)?;
     let posted_secret = params.get("client_secret");
     let (id_raw, secret, method) = match (&basic, posted_secret) {
@@ -141,11 +196,7 @@ async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc
     }
     let jti = claims["jti"].as_str().filter(|j| !j.is_empty()).ok_or_else(|| fail("no jti"))?;
     let until = latchkey_core::UnixTime::from_secs(exp + skew);
-    if !state
-        .store
-        .remember_assertion_jti(&latchkey_core::domain::TenantId::default_tenant(), &client.client_id, jti, until)
-        .await?
-    {
+    if !state.store.remember_assertion_jti(&TenantId::default_tenant(), &client.client_id, jti, until).await? {
         return Err(fail("jti replayed"));
     }
     Ok(client)

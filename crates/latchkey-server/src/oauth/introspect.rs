@@ -39,11 +39,12 @@ async fn is_audience(
 
 pub async fn introspect(
     State(state): State<AppState>,
+    crate::edge::ClientIp(ip): crate::edge::ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let params = Params::from_form(&headers, &body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = authenticate(&state, &headers, &params).await?;
+    let client = authenticate(&state, &headers, &params, ip).await?;
     if client.kind == ClientKind::Public {
         return Err(OAuthError::invalid_client("public clients cannot introspect", false));
     }

@@ -23,11 +23,19 @@ pub struct OAuthError {
     pub description: String,
     /// `WWW-Authenticate` for failed HTTP Basic client authentication (RFC 6749 §5.2).
     pub basic_challenge: bool,
+    /// `Retry-After` seconds, for a throttled caller.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(error: &'static str, description: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error, description: description.into(), basic_challenge: false }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+            retry_after: None,
+        }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -44,6 +52,17 @@ impl OAuthError {
             error: "invalid_client",
             description: description.into(),
             basic_challenge: basic,
+            retry_after: None,
+        }
+    }
+
+    pub fn throttled(retry_after: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "invalid_client",
+            description: "too many failed client authentications from this address; try again later".into(),
+            basic_challenge: false,
+            retry_after: Some(retry_after),
         }
     }
 
@@ -55,6 +74,7 @@ impl OAuthError {
             error: "server_error",
             description: "internal error".into(),
             basic_challenge: false,
+            retry_after: None,
         }
     }
 }
@@ -65,6 +85,9 @@ impl IntoResponse for OAuthError {
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(v) = self.retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            headers.insert(header::RETRY_AFTER, v);
+        }
         if self.basic_challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -17,9 +17,14 @@ use super::token::refresh_token::REFRESH_PURPOSE;
 use super::tokens::verify_access_token;
 use crate::app::AppState;
 
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, OAuthError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    crate::edge::ClientIp(ip): crate::edge::ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
     let params = Params::from_form(&headers, &body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = authenticate(&state, &headers, &params).await?;
+    let client = authenticate(&state, &headers, &params, ip).await?;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let tenant = TenantId::default_tenant();
     let actor = Actor::User(format!("client:{}", client.client_id));

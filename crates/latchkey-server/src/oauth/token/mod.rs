@@ -41,6 +41,7 @@ impl IntoResponse for TokenResponse {
 
 pub async fn token(
     State(state): State<AppState>,
+    crate::edge::ClientIp(ip): crate::edge::ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<TokenResponse, OAuthError> {
@@ -49,7 +50,7 @@ pub async fn token(
     // OAuth 2.1 has no implicit or password grant.
     let grant = GrantType::parse(grant_raw)
         .map_err(|_| OAuthError::new("unsupported_grant_type", format!("grant type `{grant_raw}` is not supported")))?;
-    let client = authenticate(&state, &headers, &params).await?;
+    let client = authenticate(&state, &headers, &params, ip).await?;
     if !client.grant_types.contains(&grant) {
         return Err(OAuthError::new("unauthorized_client", format!("this client may not use the {grant} grant")));
     }
