@@ -55,15 +55,15 @@ pub async fn authenticate(
         return Err(OAuthError::throttled(wait));
     }
     let result = authenticate_client(state, headers, params).await;
-    if let Err(e) = &result {
-        if e.error == "invalid_client" {
-            let window = state.config.login.failure_window;
-            let key = format!("client-ip:{ip}");
-            let failures =
-                state.store.record_login_failure(&TenantId::default_tenant(), &key, now, window).await.unwrap_or(0);
-            if failures >= i64::from(state.config.login.max_failures_per_ip) {
-                state.client_auth_throttle.block(ip, now.plus(window).secs());
-            }
+    if let Err(e) = &result
+        && e.error == "invalid_client"
+    {
+        let window = state.config.login.failure_window;
+        let key = format!("client-ip:{ip}");
+        let failures =
+            state.store.record_login_failure(&TenantId::default_tenant(), &key, now, window).await.unwrap_or(0);
+        if failures >= i64::from(state.config.login.max_failures_per_ip) {
+            state.client_auth_throttle.block(ip, now.plus(window).secs());
         }
     }
     result
