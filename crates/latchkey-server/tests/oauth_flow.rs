@@ -8,8 +8,9 @@ use std::time::Duration;
 use latchkey_core::domain::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, RevocationUrl, Scope,
+    TokenIntrospectionResponse, TokenResponse,
 };
 use reqwest::StatusCode;
 use support::browser::Browser;
@@ -347,4 +348,80 @@ async fn public_clients_use_pkce_and_no_secret() {
         "verifies",
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn the_library_gets_client_credentials_introspects_and_revokes_on_every_backend() {
+    for db in all_backends().await {
+        let b = db.backend;
+        // The oauth2 crate revokes only over https: serve TLS with a throwaway certificate.
+        let certs = ok(tempfile::tempdir(), "certs");
+        let ck = ok(rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]), "cert");
+        let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+        ok(std::fs::write(&cert, ck.cert.pem()), "write cert");
+        ok(std::fs::write(&key, ck.signing_key.serialize_pem()), "write key");
+        let tls = latchkey_server::config::TlsConfig { cert, key, reload_interval: std::time::Duration::from_secs(60) };
+        let server = TestServer::start(db.clone(), move |c| c.server.tls = Some(tls)).await;
+        assert!(server.server.issuer.starts_with("https://"), "{b}");
+        let scope = ok(latchkey_core::domain::ScopeName::parse("invoices:read"), "scope");
+        ok(
+            server
+                .state()
+                .store
+                .put_scope(
+                    &latchkey_core::domain::TenantId::default_tenant(),
+                    &scope,
+                    "Read invoices",
+                    &latchkey_store::Actor::Cli,
+                )
+                .await,
+            "scope",
+        );
+        let secret = server
+            .create_client(ClientSpec {
+                id: "svc",
+                grants: &[GrantType::ClientCredentials],
+                scopes: &["invoices:read"],
+                ..ClientSpec::default()
+            })
+            .await
+            .unwrap_or_default();
+        let trusted = ok(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()), "cert");
+        let http = ok(
+            reqwest::Client::builder()
+                .tls_certs_only([trusted])
+                .redirect(reqwest::redirect::Policy::none())
+                .resolve("localhost", server.server.addr)
+                .no_proxy()
+                .build(),
+            "https client",
+        );
+        let fetch = |r| send(http.clone(), r);
+        let issuer = ok(IssuerUrl::new(server.server.issuer.clone()), "issuer");
+        let metadata = ok(CoreProviderMetadata::discover_async(issuer, &fetch).await, "discovery");
+        let client =
+            CoreClient::from_provider_metadata(metadata, ClientId::new("svc".into()), Some(ClientSecret::new(secret)))
+                .set_introspection_url(ok(IntrospectionUrl::new(server.issuer_url("/introspect")), "url"))
+                .set_revocation_url(ok(RevocationUrl::new(server.issuer_url("/revoke")), "url"));
+
+        let tokens = ok(
+            ok(client.exchange_client_credentials(), "cc request")
+                .add_scope(Scope::new("invoices:read".into()))
+                .request_async(&fetch)
+                .await,
+            "client credentials",
+        );
+        let scopes: Vec<String> = tokens.scopes().into_iter().flatten().map(|s| s.to_string()).collect();
+        assert_eq!(scopes, vec!["invoices:read".to_owned()], "{b}");
+        let active = ok(client.introspect(tokens.access_token()).request_async(&fetch).await, "introspect");
+        assert!(active.active(), "{b}");
+        assert_eq!(active.client_id().map(|c| c.as_str()), Some("svc"), "{b}");
+        assert_eq!(active.sub(), Some("svc"), "{b}: sub is the client for client credentials");
+
+        let revocable: openidconnect::core::CoreRevocableToken = tokens.access_token().clone().into();
+        ok(ok(client.revoke_token(revocable), "revoke").request_async(&fetch).await, "revoke");
+        let after = ok(client.introspect(tokens.access_token()).request_async(&fetch).await, "introspect");
+        assert!(!after.active(), "{b}: revoked is inactive");
+        server.stop().await;
+    }
 }
