@@ -33,6 +33,8 @@ pub enum KeyServiceError {
 /// What the server signs and publishes right now.
 pub struct KeyRing {
     active: HashMap<SigningAlg, Arc<SigningKeyPair>>,
+    /// Verification keys of every published key, by kid, parsed once per reload.
+    verifying: HashMap<String, Arc<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>>,
     /// The JWKS document, serialized once per change.
     jwks: Arc<String>,
     kids: Vec<String>,
@@ -68,7 +70,12 @@ impl KeyService {
         keys: KeysConfig,
         tokens: TokensConfig,
     ) -> Self {
-        let empty = KeyRing { active: HashMap::new(), jwks: Arc::new(r#"{"keys":[]}"#.into()), kids: Vec::new() };
+        let empty = KeyRing {
+            active: HashMap::new(),
+            verifying: HashMap::new(),
+            jwks: Arc::new(r#"{"keys":[]}"#.into()),
+            kids: Vec::new(),
+        };
         Self {
             store,
             master_key,
@@ -121,6 +128,7 @@ impl KeyService {
         let mut active = HashMap::new();
         let mut published = Vec::new();
         let mut kids = Vec::new();
+        let mut verifying = HashMap::new();
         for key in &stored {
             if key.state == KeyState::Active {
                 let der = self
@@ -134,18 +142,26 @@ impl KeyService {
             if is_published(key, now) {
                 let jwk: serde_json::Value = serde_json::from_str(&key.public_jwk)
                     .map_err(|e| KeyServiceError::Crypto(format!("stored JWK of {}: {e}", key.kid)))?;
+                if let Some(v) = verification_key(&jwk, key.alg) {
+                    verifying.insert(key.kid.clone(), Arc::new(v));
+                }
                 published.push(jwk);
                 kids.push(key.kid.clone());
             }
         }
         let jwks = serde_json::json!({ "keys": published }).to_string();
-        self.ring.store(Arc::new(KeyRing { active, jwks: Arc::new(jwks), kids }));
+        self.ring.store(Arc::new(KeyRing { active, verifying, jwks: Arc::new(jwks), kids }));
         Ok(())
     }
 
     /// The key that signs new tokens of `alg`.
     pub fn active(&self, alg: SigningAlg) -> Option<Arc<SigningKeyPair>> {
         self.ring.load().active.get(&alg).cloned()
+    }
+
+    /// The verification key for a published `kid`, with its algorithm.
+    pub fn verification_key(&self, kid: &str) -> Option<Arc<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>> {
+        self.ring.load().verifying.get(kid).cloned()
     }
 
     pub fn jwks_json(&self) -> Arc<String> {
@@ -241,6 +257,19 @@ impl KeyService {
         self.store.delete_expired_signing_keys(&self.tenant, now).await?;
         self.reload().await
     }
+}
+
+fn verification_key(
+    jwk: &serde_json::Value,
+    alg: SigningAlg,
+) -> Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)> {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).ok()?;
+    let alg = match alg {
+        SigningAlg::Rs256 => jsonwebtoken::Algorithm::RS256,
+        SigningAlg::Es256 => jsonwebtoken::Algorithm::ES256,
+        SigningAlg::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+    };
+    Some((jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?, alg))
 }
 
 fn is_published(key: &StoredSigningKey, now: UnixTime) -> bool {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::Validation;
 use latchkey_core::crypto::random;
 use latchkey_core::domain::SigningAlg;
 use serde::{Deserialize, Serialize};
@@ -154,19 +154,6 @@ pub enum VerifyError {
     Revoked,
 }
 
-fn decoding_key(state: &AppState, kid: &str) -> Option<(DecodingKey, jsonwebtoken::Algorithm)> {
-    let jwks: serde_json::Value = serde_json::from_str(&state.keys.jwks_json()).ok()?;
-    let jwk_value = jwks["keys"].as_array()?.iter().find(|k| k["kid"] == kid)?.clone();
-    let alg = match jwk_value["alg"].as_str()? {
-        "RS256" => jsonwebtoken::Algorithm::RS256,
-        "ES256" => jsonwebtoken::Algorithm::ES256,
-        "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
-        _ => return None,
-    };
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk_value).ok()?;
-    Some((DecodingKey::from_jwk(&jwk).ok()?, alg))
-}
-
 /// Verifies a JWT signed by one of Latchkey's published keys: signature, `typ`, issuer;
 /// `exp` against the server clock unless `allow_expired`. Returns the claims.
 pub fn verify_jwt(
@@ -180,7 +167,8 @@ pub fn verify_jwt(
         return Err(VerifyError::Invalid);
     }
     let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-    let (key, alg) = decoding_key(state, &kid).ok_or(VerifyError::UnknownKey)?;
+    let verifying = state.keys.verification_key(&kid).ok_or(VerifyError::UnknownKey)?;
+    let (key, alg) = (&verifying.0, verifying.1);
     if alg != header.alg {
         return Err(VerifyError::Invalid);
     }
@@ -190,7 +178,7 @@ pub fn verify_jwt(
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     validation.set_issuer(&[state.issuer.as_ref()]);
-    let data = jsonwebtoken::decode::<HashMap<String, serde_json::Value>>(token, &key, &validation)
+    let data = jsonwebtoken::decode::<HashMap<String, serde_json::Value>>(token, key, &validation)
         .map_err(|_| VerifyError::Invalid)?;
     let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64).ok_or(VerifyError::Invalid)?;
     if !allow_expired && exp <= state.clock.now().secs() {
