@@ -254,6 +254,18 @@ impl KeyService {
                 }
             }
         }
+        // An algorithm no longer configured stops signing; its tokens stay verifiable.
+        let dropped: Vec<SigningAlg> = stored
+            .iter()
+            .filter(|k| k.state == KeyState::Active && !self.keys.algorithms.contains(&k.alg))
+            .map(|k| k.alg)
+            .collect();
+        for alg in dropped {
+            let until = now.plus(self.retired_publication());
+            if self.store.retire_algorithm(&self.tenant, alg, until, &Actor::System).await? {
+                tracing::info!(alg = %alg, "retired the keys of an algorithm no longer in keys.algorithms");
+            }
+        }
         self.store.delete_expired_signing_keys(&self.tenant, now).await?;
         self.reload().await
     }

@@ -179,3 +179,32 @@ async fn postgresql_needs_a_configured_master_key() {
         Ok(_) => panic!("started without a shared master key"),
     }
 }
+
+#[tokio::test]
+async fn an_algorithm_removed_from_the_config_retires_and_its_keys_leave_after_their_tokens() {
+    for db in all_backends().await {
+        let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
+        let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+        let first = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), |_| {}).await, "all algorithms");
+        let eddsa_active =
+            ok(first.server.state.keys.active(SigningAlg::EdDsa).ok_or("no key"), "active").kid().to_owned();
+        first.stop().await;
+        let second = ok(
+            TestServer::start_in(db.clone(), dir.clone(), clock.clone(), |c| {
+                c.keys.algorithms = vec![SigningAlg::Rs256, SigningAlg::Es256];
+            })
+            .await,
+            "without EdDSA",
+        );
+        let keys = second.server.state.keys.clone();
+        ok(keys.run_schedule().await, "schedule");
+        assert!(keys.active(SigningAlg::EdDsa).is_none(), "{}: EdDSA no longer signs", db.backend);
+        let published = second.jwks_kids().await;
+        assert!(published.contains(&eddsa_active), "{}: its tokens still verify", db.backend);
+        assert_eq!(published.len(), 5, "{}: 2 algorithms x 2 + the retired EdDSA key", db.backend);
+        clock.advance(Duration::from_secs(3_600 + 60 + 1));
+        ok(keys.run_schedule().await, "schedule");
+        assert!(!second.jwks_kids().await.contains(&eddsa_active), "{}: gone after its tokens expired", db.backend);
+        second.stop().await;
+    }
+}

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use latchkey_core::crypto::TokenHash;
-use latchkey_core::domain::{ClientId, Email, ScopeName, SubjectId, TenantId, Username};
+use latchkey_core::domain::{ClientId, Email, ScopeName, SigningAlg, SubjectId, TenantId, Username};
 use latchkey_core::{Clock, UnixTime};
 use tokio::sync::mpsc;
 
@@ -120,6 +120,16 @@ pub trait SigningKeyStore {
         expected_next_kid: &str,
         new_next: NewSigningKey,
         retired_publish_until: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<bool>;
+    /// Stops using `alg`: its active key becomes retired (published until
+    /// `publish_until`), and its next key, which never signed anything, is deleted.
+    /// Returns whether anything changed.
+    async fn retire_algorithm(
+        &self,
+        tenant: &TenantId,
+        alg: SigningAlg,
+        publish_until: UnixTime,
         actor: &Actor,
     ) -> StoreResult<bool>;
     /// Deletes retired keys whose publication period ended before `now`.

@@ -111,6 +111,32 @@ macro_rules! impl_key_store {
                 Ok(true)
             }
 
+            async fn retire_algorithm(&self, tenant: &TenantId, alg: latchkey_core::domain::SigningAlg, publish_until: UnixTime, actor: &Actor) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let retired = sqlx::query(
+                    "UPDATE signing_keys SET state = 'retired', retired_at = $3, publish_until = $4
+                     WHERE tenant_id = $1 AND alg = $2 AND state = 'active'",
+                )
+                .bind(tenant.as_str())
+                .bind(alg.as_str())
+                .bind(self.now())
+                .bind(publish_until.secs())
+                .execute(&mut *tx)
+                .await?;
+                let dropped = sqlx::query("DELETE FROM signing_keys WHERE tenant_id = $1 AND alg = $2 AND state = 'next'")
+                    .bind(tenant.as_str())
+                    .bind(alg.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let changed = retired.rows_affected() + dropped.rows_affected() > 0;
+                if changed {
+                    audit!(self, tx, tenant, actor, "keys.algorithm_retired", alg.as_str(), serde_json::json!({"publish_until": publish_until.secs()}));
+                    Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
+                }
+                tx.commit().await?;
+                Ok(changed)
+            }
+
             async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
