@@ -529,3 +529,15 @@ async fn a_server_on_sqlite_publishes_a_key_rotated_by_the_cli_without_a_restart
     assert_eq!(key_in_state(&list, "EdDSA", "retired"), old_active);
     assert!(jwks_kids(&jwks).contains(&old_active), "the retired key stays published until its tokens expire");
 }
+
+#[test]
+fn a_client_cannot_ask_for_id_tokens_signed_with_an_algorithm_latchkey_has_no_key_for() {
+    let ws = Workspace::new();
+    ws.run_env(
+        &["client", "create", "--name", "x", "--redirect-uri", "https://a.example/cb", "--id-token-alg", "ES256"],
+        &[("LATCHKEY_KEYS__ALGORITHMS", "[\"RS256\"]")],
+    )
+    .expect_code(2)
+    .stderr_names(&["--id-token-alg ES256", "keys.algorithms"]);
+    assert!(ws.entries().is_empty(), "nothing written: {:?}", ws.entries());
+}

@@ -139,6 +139,16 @@ fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
+/// A client's ID token algorithm must be one Latchkey keeps keys for.
+fn check_alg(ctx: &Context, alg: Option<SigningAlg>) -> Result<(), CliError> {
+    match alg {
+        Some(a) if !ctx.config.keys.algorithms.contains(&a) => {
+            Err(usage(format!("--id-token-alg {a} is not in keys.algorithms, so no key could sign its ID tokens")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn uris(raw: &[String], kind: ClientKind) -> Result<Vec<RedirectUri>, CliError> {
     raw.iter().map(|u| RedirectUri::parse_for_registration(u, kind).map_err(usage)).collect()
 }
@@ -234,6 +244,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 settings.grant_types.clone()
             };
             let auth = settings.auth_method.unwrap_or_else(|| kind.default_auth_method());
+            check_alg(&ctx, settings.id_token_alg)?;
             let (jwks, jwks_uri) = key_settings(&settings, ctx.config.clients.allow_insecure_jwks_uri)?;
             check(kind, &redirect_uris, &grant_types, auth, jwks.is_some() || jwks_uri.is_some())?;
             if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
@@ -314,6 +325,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
                 return Err(usage("--name must not be empty"));
             }
+            check_alg(&ctx, settings.id_token_alg)?;
             let f = ctx.open().await?;
             let result = async {
                 let current =
