@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as oidc from 'openid-client';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -127,7 +128,9 @@ function makeCli(dir, env) {
   /**
    * Registers a client. Options: id, name, type ('confidential'|'public'), redirectUris,
    * postLogoutRedirectUris, grantTypes, scopes, authMethod, idTokenAlg, firstParty, jwks (a
-   * JWK set, written to a file for --jwks-file).
+   * JWK set, written to a file for --jwks-file); logout and sessions: frontchannelLogoutUri,
+   * frontchannelLogoutSessionRequired, backchannelLogoutUri, backchannelLogoutSessionRequired,
+   * logoutRevokesOfflineTokens, defaultMaxAge (seconds), sessionRefreshTokens.
    * Returns { client, client_secret }.
    */
   cli.createClient = (o) => {
@@ -140,6 +143,13 @@ function makeCli(dir, env) {
     if (o.authMethod) args.push('--auth-method', o.authMethod);
     if (o.idTokenAlg) args.push('--id-token-alg', o.idTokenAlg);
     if (o.firstParty) args.push('--first-party');
+    if (o.frontchannelLogoutUri) args.push('--frontchannel-logout-uri', o.frontchannelLogoutUri);
+    if (o.frontchannelLogoutSessionRequired) args.push('--frontchannel-logout-session-required');
+    if (o.backchannelLogoutUri) args.push('--backchannel-logout-uri', o.backchannelLogoutUri);
+    if (o.backchannelLogoutSessionRequired) args.push('--backchannel-logout-session-required');
+    if (o.logoutRevokesOfflineTokens) args.push('--logout-revokes-offline-tokens');
+    if (o.defaultMaxAge !== undefined) args.push('--default-max-age', String(o.defaultMaxAge));
+    if (o.sessionRefreshTokens) args.push('--session-refresh-tokens');
     if (o.jwks) {
       const file = join(dir, `${o.id}.jwks.json`);
       writeFileSync(file, JSON.stringify(o.jwks));
@@ -416,6 +426,54 @@ export async function authorizeInBrowser(page, issuer, authorizationUrl, arrived
   }
 }
 
+/** openid-client's configuration for `clientId` at `issuer`, by discovery (plain http allowed). */
+export function discoverClient(issuer, clientId, auth, metadata) {
+  return oidc.discovery(new URL(issuer), clientId, metadata, auth, { execute: [oidc.allowInsecureRequests] });
+}
+
+/**
+ * An authorization code + PKCE + nonce flow for openid-client's `config` in the browser, then
+ * the token request (ID token validated by openid-client). With `app` (a startLoopbackRp())
+ * the request starts at the app on 127.0.0.1 and returns to its `/callback`; without, the
+ * redirect URI is `${RP_ORIGIN}/callback` (intercepted in Chromium). `options` go to
+ * authorizeInBrowser. Returns { tokens, callback (URL), hit, sawLogin, sawConsent }.
+ */
+export async function codeFlow(page, issuer, config, { app, scope = 'openid', options } = {}) {
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: app ? app.redirectUri : `${RP_ORIGIN}/callback`,
+    scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  });
+  let start = url;
+  let arrived;
+  if (app) {
+    start = app.goTo(url);
+    const response = app.waitFor((h) => h.path === '/callback' && new URL(h.url).searchParams.get('state') === state, {
+      timeoutMs: 30_000,
+      what: 'the authorization response',
+    });
+    response.catch(() => {});
+    arrived = () => response;
+  } else {
+    arrived = (await interceptRp(page)).next;
+  }
+  const flow = await authorizeInBrowser(page, issuer, start, arrived, options);
+  const callback = new URL(flow.hit.url);
+  const tokens = await oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: codeVerifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  });
+  return { ...flow, callback, tokens };
+}
+
 async function withTimeout(promise, ms, describe) {
   let timer;
   const timeout = new Promise((_, fail) => {
@@ -434,9 +492,12 @@ async function withTimeout(promise, ms, describe) {
 /**
  * A tiny HTTP server on 127.0.0.1: `GET /start` redirects to whatever `goTo(url)` set (so
  * authorization requests start from another site, like a real app's "Sign in" link), and
- * `/callback` records what arrives.
+ * every other request is recorded (method, URL, body, headers, arrival time `at`) and
+ * answered with a small page, or with what `respond(hit)` returns when it returns something:
+ * `{ status, headers, body }` (each optional). That is how a test serves its own pages and
+ * its back-channel logout endpoints.
  */
-export async function startLoopbackRp() {
+export async function startLoopbackRp({ respond } = {}) {
   const hits = [];
   let waiters = [];
   let next = null;
@@ -453,11 +514,17 @@ export async function startLoopbackRp() {
       body += d;
     });
     req.on('end', () => {
-      const hit = { method: req.method, url: url.href, body, headers: req.headers };
+      const hit = { method: req.method, url: url.href, path: url.pathname, body, headers: req.headers, at: Date.now() };
       if (url.pathname !== '/favicon.ico') {
         hits.push(hit);
         for (const w of waiters) w(hit);
-        waiters = [];
+        waiters = waiters.filter((w) => !w.once);
+      }
+      const custom = respond?.(hit);
+      if (custom) {
+        res.writeHead(custom.status ?? 200, custom.headers ?? { 'content-type': 'text/html; charset=utf-8' });
+        res.end(custom.body ?? '');
+        return;
       }
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end('<!doctype html><title>Loopback app</title><h1>Loopback app</h1>');
@@ -474,8 +541,35 @@ export async function startLoopbackRp() {
       next = url.toString();
       return `${origin}/start`;
     },
+    /** The next request that reaches the app. */
     next() {
-      return new Promise((r) => waiters.push(r));
+      return new Promise((r) => {
+        r.once = true;
+        waiters.push(r);
+      });
+    },
+    /**
+     * The `count`-th request (1-based, counting those already recorded) for which `match(hit)`
+     * holds; fails after `timeoutMs` with `what` and every request received so far.
+     */
+    waitFor(match, { count = 1, timeoutMs = 10_000, what = 'a request' } = {}) {
+      return new Promise((ok, fail) => {
+        const matching = () => hits.filter(match);
+        const check = () => {
+          const m = matching();
+          if (m.length < count) return false;
+          clearTimeout(timer);
+          waiters = waiters.filter((w) => w !== check);
+          ok(m[count - 1]);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== check);
+          const seen = hits.map((h) => `${h.method} ${h.url}`).join('\n  ');
+          fail(new Error(`${what} did not reach the app within ${timeoutMs} ms (${matching().length} of ${count}); it received:\n  ${seen || '(nothing)'}`));
+        }, timeoutMs);
+        if (!check()) waiters.push(check);
+      });
     },
     close() {
       server.closeAllConnections?.();
