@@ -4,7 +4,7 @@
 // party on 127.0.0.1 (another site than the issuer on localhost).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { createHash, createPublicKey, webcrypto } from 'node:crypto';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -236,9 +236,16 @@ const CHROMIUM_ARGS = [
 /**
  * A headless Chromium with a new, empty profile (its own user data dir), and one page.
  * Everything this browser does is recorded in `navigations` (main-frame requests).
+ * `thirdPartyCookies: true` sets the profile's cookie setting to "Allow third-party cookies"
+ * (Chromium here blocks them by default, so a frame from another site cannot read its own
+ * cookies).
  */
-export async function openBrowser({ args = [] } = {}) {
+export async function openBrowser({ args = [], thirdPartyCookies = false } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'latchkey-e2e-chromium-'));
+  if (thirdPartyCookies) {
+    mkdirSync(join(userDataDir, 'Default'));
+    writeFileSync(join(userDataDir, 'Default', 'Preferences'), JSON.stringify({ profile: { cookie_controls_mode: 0 } }));
+  }
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,

@@ -82,8 +82,8 @@ before(async () => {
   lk = await startLatchkey({
     seed(cli) {
       ada = seedAda(cli);
-      // Public (PKCE) app on the loopback, both logout channels. Its redirect and
-      // post-logout URIs are registered without a port (RFC 8252 §7.3: any port).
+      // Public (PKCE) app on the loopback, both logout channels. Its redirect URI and one
+      // post-logout URI are registered without a port (RFC 8252 §7.3: any port).
       cli.createClient({
         id: 'spa-app',
         name: 'Single-page app',
@@ -91,7 +91,7 @@ before(async () => {
         authMethod: 'none',
         firstParty: true,
         redirectUris: ['http://127.0.0.1/callback'],
-        postLogoutRedirectUris: ['http://127.0.0.1/signed-out'],
+        postLogoutRedirectUris: [loopback('/signed-out'), 'http://127.0.0.1/any-port/signed-out'],
         frontchannelLogoutUri: loopback('/fc/spa-app'),
         frontchannelLogoutSessionRequired: true,
         backchannelLogoutUri: loopback('/bc/spa-app'),
@@ -182,6 +182,15 @@ async function logoutTokenFor(clientId, { sid, sub }, { count = 1, timeoutMs = D
   return { hit, payload, header };
 }
 
+/** The visible text of an HTML page (for failure messages). */
+function textOf(html) {
+  return html
+    .replace(/<(script|style|head)\b[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 /** Navigates to an authorization request of `config` (from the app) and expects the login page. */
 async function expectLoginPage(page, config) {
   const url = client.buildAuthorizationUrl(config, {
@@ -232,8 +241,7 @@ describe('SSO sessions and OIDC logout', () => {
       }
       const sid = spaClaims.sid;
 
-      // RP-initiated logout from the single-page app, back to it (on another port than the
-      // portless registered URI: loopback rule).
+      // RP-initiated logout from the single-page app, back to it.
       const state = client.randomState();
       const signedOut = `${app.origin}/signed-out`;
       const endSession = client.buildEndSessionUrl(spaConfig, {
@@ -244,10 +252,15 @@ describe('SSO sessions and OIDC logout', () => {
       assert.equal(endSession.origin + endSession.pathname, `${lk.issuer}/logout`);
       const mark = Date.now();
       await page.goto(endSession.href);
-      const back = await app.waitFor((h) => h.path === '/signed-out' && h.at >= mark, {
-        timeoutMs: SIGNED_OUT_BOUND_MS,
-        what: 'the redirect to the post_logout_redirect_uri',
-      });
+      const back = await app
+        .waitFor((h) => h.path === '/signed-out' && h.at >= mark, {
+          timeoutMs: SIGNED_OUT_BOUND_MS,
+          what: 'the redirect to the post_logout_redirect_uri',
+        })
+        .catch(async (e) => {
+          e.message += `\nthe page says: ${await page.locator('body').innerText().catch(() => '?')}`;
+          throw e;
+        });
       assert.equal(back.method, 'GET');
       const backUrl = new URL(back.url);
       assert.equal(backUrl.origin + backUrl.pathname, signedOut);
@@ -300,6 +313,17 @@ describe('SSO sessions and OIDC logout', () => {
 
       await expectLoginPage(page, config);
     });
+  });
+
+  test("a public client's loopback post-logout URI matches on any port (RFC 8252 §7.3)", async () => {
+    // Registered as http://127.0.0.1/any-port/signed-out; asked for on some port. No
+    // session in this request, so the answer is the redirect itself.
+    const uri = `http://127.0.0.1:${Number(new URL(app.origin).port) + 1}/any-port/signed-out`;
+    const url = new URL(`${lk.issuer}/logout`);
+    url.search = new URLSearchParams({ client_id: 'spa-app', post_logout_redirect_uri: uri, state: 'st-1' }).toString();
+    const res = await fetch(url, { redirect: 'manual' });
+    assert.ok([302, 303].includes(res.status), `a redirect, got ${res.status}: ${textOf(await res.text())}`);
+    assert.equal(res.headers.get('location'), `${uri}?state=st-1`);
   });
 
   test('logout refuses an id_token_hint that is not ours: HTML error page, 400', async () => {
