@@ -24,6 +24,7 @@ use crate::oidc::{self, discovery};
 use crate::pages::{ErrorPages, STYLESHEET};
 use crate::passwords::PasswordHasher;
 use crate::routes::{health, jwks};
+use crate::sessions;
 use crate::templates::Templates;
 use latchkey_core::crypto::TokenHasher;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub templates: Arc<Templates>,
     pub client_keys: Arc<crate::oauth::client_keys::ClientKeyCache>,
     pub client_auth_throttle: Arc<crate::oauth::client_auth::ClientAuthThrottle>,
+    /// Wakes the back-channel logout sender when a session ends on this node.
+    pub backchannel: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -80,7 +83,11 @@ pub fn router(state: AppState) -> Router {
         .route("/login/done", get(login::signed_in))
         .route("/consent", get(login::consent_page).post(login::consent_submit))
         .route("/logout", get(oidc::end_session::end_session_get).post(oidc::end_session::end_session_post))
-        .route("/logout/confirm", post(oidc::end_session::confirm));
+        .route("/logout/confirm", post(oidc::end_session::confirm))
+        .route("/select-account", get(login::select_account::page).post(login::select_account::choose))
+        .route("/session/check", get(sessions::check::check_session_iframe))
+        .route("/account/sessions", get(sessions::account::sessions_page))
+        .route("/account/sessions/end", post(sessions::account::end_session));
     #[allow(unused_mut)]
     let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -88,7 +95,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/introspect", post(oauth::introspect::introspect))
         .route("/static/latchkey.css", get(stylesheet))
-        .route("/static/form_post.js", get(form_post_script))
+        .route("/static/form_post.js", get(|| script(include_str!("../static/form_post.js"))))
+        .route("/static/check_session.js", get(|| script(include_str!("../static/check_session.js"))))
+        .route("/static/signed_out.js", get(|| script(include_str!("../static/signed_out.js"))))
         .merge(pages)
         .merge(browser_facing);
     #[cfg(feature = "test-clock")]
@@ -141,11 +150,8 @@ async fn drop_unsafe_request_id(
     next.run(request).await
 }
 
-async fn form_post_script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=3600")],
-        include_str!("../static/form_post.js"),
-    )
+async fn script(source: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "public, max-age=3600")], source)
 }
 
 async fn stylesheet() -> impl IntoResponse {

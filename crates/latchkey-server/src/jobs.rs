@@ -75,10 +75,14 @@ pub fn spawn_key_schedule(
     )
 }
 
+/// How long finished back-channel deliveries stay visible (`latchkey session deliveries`).
+const KEEP_FINISHED_DELIVERIES: Duration = Duration::from_secs(7 * 86_400);
+
 pub fn spawn_cleanup(
     store: Arc<dyn Store>,
     clock: latchkey_core::Clock,
     every: Duration,
+    session_idle: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let target = store.clone();
     spawn_locked(
@@ -89,9 +93,16 @@ pub fn spawn_cleanup(
             let (store, now) = (target.clone(), clock.now());
             async move {
                 match store.delete_expired_oauth_state(now).await {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired sessions and tokens"),
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired requests and tokens"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "cleanup failed"),
+                }
+                match store.delete_idle_sessions(now, session_idle, now.minus(KEEP_FINISHED_DELIVERIES)).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(rows = n, "deleted expired sessions and finished logout deliveries")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "session cleanup failed"),
                 }
             }
         },

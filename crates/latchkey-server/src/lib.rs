@@ -17,6 +17,7 @@ pub mod pages;
 pub mod passwords;
 pub mod routes;
 pub mod serve;
+pub mod sessions;
 pub mod startup;
 pub mod templates;
 

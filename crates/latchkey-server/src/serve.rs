@@ -64,10 +64,10 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let changes = store.watch_changes(config.database.change_poll_interval).await?;
     let revocations = Arc::new(Revocations::default());
     revocations.refresh(store.as_ref(), clock.now()).await?;
-    let background = vec![
+    let mut background = vec![
         spawn_change_listener(caches.clone(), keys.clone(), changes),
         jobs::spawn_key_schedule(store.clone(), keys.clone(), config.keys.check_interval),
-        jobs::spawn_cleanup(store.clone(), clock.clone(), jobs::CLEANUP_INTERVAL),
+        jobs::spawn_cleanup(store.clone(), clock.clone(), jobs::CLEANUP_INTERVAL, config.sessions.idle_timeout),
         crate::oauth::revocations::spawn_poller(revocations.clone(), store.clone(), clock.clone()),
     ];
 
@@ -95,16 +95,17 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         revocations,
         client_keys: Arc::default(),
         client_auth_throttle: Arc::default(),
+        backchannel: Arc::default(),
         config: config.clone(),
         store,
         clock,
         keys,
         caches,
     };
+    background.push(crate::sessions::backchannel::spawn(state.clone()));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown_timeout = config.server.shutdown_timeout;
-    let mut background = background;
     let serving = match &config.server.tls {
         None => {
             let listener = tokio::net::TcpListener::from_std(listener)

@@ -19,6 +19,10 @@ impl Templates {
             ("form_post.html", include_str!("../templates/form_post.html")),
             ("message.html", include_str!("../templates/message.html")),
             ("logout_confirm.html", include_str!("../templates/logout_confirm.html")),
+            ("signed_out.html", include_str!("../templates/signed_out.html")),
+            ("check_session.html", include_str!("../templates/check_session.html")),
+            ("account_sessions.html", include_str!("../templates/account_sessions.html")),
+            ("select_account.html", include_str!("../templates/select_account.html")),
         ] {
             env.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
         }

@@ -228,6 +228,7 @@ async fn cors_allows_the_web_origins_of_registered_clients_only() {
         jwks_uri: None,
         allow_insecure_no_pkce: false,
         access_token_lifetime: None,
+        session_policy: Default::default(),
     };
     ok(server.server.state.store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create");
     // The change reaches the cache through the change listener (SQLite: polling).

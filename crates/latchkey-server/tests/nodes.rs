@@ -60,6 +60,7 @@ async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
             jwks_uri: None,
             allow_insecure_no_pkce: false,
             access_token_lifetime: None,
+            session_policy: Default::default(),
         };
         ok(a.server.state.store.create_client(&tenant(), new, &Actor::Cli).await, "create");
         let cached = ok(node_b.server.state.caches.client(&id).await, "load").map(|c| c.name.clone());

@@ -9,6 +9,7 @@ mod changes;
 mod error;
 mod model;
 mod oauth_model;
+mod session_model;
 #[macro_use]
 mod shared;
 mod postgres;
@@ -31,6 +32,7 @@ pub use error::StoreError;
 pub use model::*;
 pub use oauth_model::*;
 pub use postgres::PostgresStore;
+pub use session_model::*;
 pub use sqlite::SqliteStore;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -138,21 +140,6 @@ pub trait SigningKeyStore {
 
 #[async_trait]
 pub trait OAuthStore {
-    async fn create_browser_session(
-        &self,
-        tenant: &TenantId,
-        session: &BrowserSession,
-        actor: &Actor,
-    ) -> StoreResult<()>;
-    /// A live session (not expired at `now`).
-    async fn browser_session(
-        &self,
-        tenant: &TenantId,
-        id_hash: &TokenHash,
-        now: UnixTime,
-    ) -> StoreResult<Option<BrowserSession>>;
-    async fn delete_browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, actor: &Actor) -> StoreResult<()>;
-
     async fn put_authorization_request(
         &self,
         tenant: &TenantId,
@@ -167,6 +154,13 @@ pub trait OAuthStore {
         now: UnixTime,
     ) -> StoreResult<Option<PendingAuthorization>>;
     async fn delete_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash) -> StoreResult<()>;
+    /// Replaces the request a pending authorization keeps; false if it is gone.
+    async fn update_authorization_request(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        request: &str,
+    ) -> StoreResult<bool>;
 
     async fn insert_code(&self, tenant: &TenantId, code: &NewCode) -> StoreResult<()>;
     /// Spends a code atomically: of any number of concurrent redemptions, on any node,
@@ -253,6 +247,88 @@ pub trait OAuthStore {
     async fn delete_expired_oauth_state(&self, now: UnixTime) -> StoreResult<u64>;
 }
 
+/// Single sign-on sessions and the back-channel logout queue.
+#[async_trait]
+pub trait SessionStore {
+    async fn create_browser_session(
+        &self,
+        tenant: &TenantId,
+        session: &BrowserSession,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// The session whose cookie hashes to `id_hash`, if it is live at `now`: neither past
+    /// its absolute end nor idle for `idle` or longer.
+    async fn browser_session(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        now: UnixTime,
+        idle: Duration,
+    ) -> StoreResult<Option<BrowserSession>>;
+    /// The live session with the public id `sid`.
+    async fn browser_session_by_sid(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+        now: UnixTime,
+        idle: Duration,
+    ) -> StoreResult<Option<BrowserSession>>;
+    /// Marks the session as used at `now`.
+    async fn touch_browser_session(&self, tenant: &TenantId, sid: &str, now: UnixTime) -> StoreResult<()>;
+    /// Records that the session signed into `client` (`backchannel`: the client wants
+    /// back-channel logout).
+    async fn record_session_client(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+        client: &ClientId,
+        backchannel: bool,
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    /// A user's live sessions with their clients, newest first.
+    async fn user_sessions(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        now: UnixTime,
+        idle: Duration,
+    ) -> StoreResult<Vec<SessionInfo>>;
+    /// Ends sessions in one transaction: deletes them, queues a back-channel logout for
+    /// each client that wants one, and revokes the refresh tokens that end with them.
+    async fn end_browser_sessions(
+        &self,
+        tenant: &TenantId,
+        which: &SessionSelector,
+        how: &SessionEnd,
+        actor: &Actor,
+    ) -> StoreResult<SessionsEnded>;
+    /// Claims up to `limit` deliveries that are due: they are not due again for `lease`,
+    /// so another node does not send them meanwhile.
+    async fn claim_logout_deliveries(
+        &self,
+        now: UnixTime,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<LogoutDelivery>>;
+    async fn finish_logout_delivery(
+        &self,
+        tenant: &TenantId,
+        jti: &str,
+        outcome: &DeliveryOutcome,
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    /// The deliveries queued for the sessions of a user, newest first.
+    async fn logout_deliveries(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Deletes sessions idle for `idle`, the client lists of sessions that are gone, and
+    /// deliveries finished before `keep_finished_until`.
+    async fn delete_idle_sessions(
+        &self,
+        now: UnixTime,
+        idle: Duration,
+        keep_finished_until: UnixTime,
+    ) -> StoreResult<u64>;
+}
+
 #[async_trait]
 pub trait ResourceStore {
     async fn list_resource_servers(&self, tenant: &TenantId) -> StoreResult<Vec<ResourceServer>>;
@@ -293,7 +369,16 @@ impl JobLock {
 
 #[async_trait]
 pub trait Store:
-    UserStore + ClientStore + ScopeStore + SigningKeyStore + OAuthStore + ResourceStore + AuditStore + Send + Sync
+    UserStore
+    + ClientStore
+    + ScopeStore
+    + SigningKeyStore
+    + OAuthStore
+    + SessionStore
+    + ResourceStore
+    + AuditStore
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

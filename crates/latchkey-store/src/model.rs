@@ -4,8 +4,8 @@
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{
-    ClientId, ClientKind, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName, SigningAlg, SubjectId,
-    TenantId, TokenEndpointAuthMethod, Username,
+    ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName,
+    SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
 };
 use serde::Serialize;
 
@@ -77,6 +77,8 @@ pub struct Client {
     pub allow_insecure_no_pkce: bool,
     /// Access token lifetime for this client in seconds, overriding the default.
     pub access_token_lifetime: Option<i64>,
+    /// Session and logout settings.
+    pub session_policy: ClientSessionPolicy,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -98,6 +100,7 @@ pub struct NewClient {
     pub jwks_uri: Option<String>,
     pub allow_insecure_no_pkce: bool,
     pub access_token_lifetime: Option<i64>,
+    pub session_policy: ClientSessionPolicy,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -114,6 +117,7 @@ pub struct ClientPatch {
     pub jwks_uri: Option<Option<String>>,
     pub allow_insecure_no_pkce: Option<bool>,
     pub access_token_lifetime: Option<Option<i64>>,
+    pub session_policy: Option<ClientSessionPolicy>,
 }
 
 /// A protected API that access tokens can be issued for (RFC 8707 `resource`).
@@ -257,6 +261,7 @@ pub(crate) struct ClientRow {
     jwks_uri: Option<String>,
     allow_insecure_no_pkce: bool,
     access_token_lifetime: Option<i64>,
+    session_policy: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -285,6 +290,7 @@ impl TryFrom<ClientRow> for Client {
             jwks_uri: r.jwks_uri,
             allow_insecure_no_pkce: r.allow_insecure_no_pkce,
             access_token_lifetime: r.access_token_lifetime,
+            session_policy: serde_json::from_str(&r.session_policy).map_err(|e| corrupt("client session policy", e))?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

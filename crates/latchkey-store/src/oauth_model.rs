@@ -3,23 +3,7 @@
 
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::TokenHash;
-use latchkey_core::domain::{ClientId, SubjectId};
-
-use crate::StoreError;
-
-/// A signed-in browser. `sid` is public (it goes into ID tokens); the cookie value is not
-/// stored, only its hash.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BrowserSession {
-    pub id_hash: TokenHash,
-    pub sid: String,
-    pub sub: SubjectId,
-    pub auth_time: UnixTime,
-    pub amr: Vec<String>,
-    pub acr: String,
-    pub created_at: UnixTime,
-    pub expires_at: UnixTime,
-}
+use latchkey_core::domain::ClientId;
 
 /// An authorization request waiting for sign-in or consent.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +49,10 @@ pub struct NewRefreshToken {
     pub sub: String,
     pub grant_data: String,
     pub expires_at: UnixTime,
+    /// The session the grant came from.
+    pub sid: Option<String>,
+    /// Revoked when that session ends (not an `offline_access` token, or the client asks).
+    pub ends_with_session: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +66,8 @@ pub struct StoredRefreshToken {
     pub expires_at: UnixTime,
     pub rotated_at: Option<UnixTime>,
     pub revoked_at: Option<UnixTime>,
+    pub sid: Option<String>,
+    pub ends_with_session: bool,
 }
 
 /// What presenting a refresh token found.
@@ -106,34 +96,6 @@ pub struct Revocation {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct SessionRow {
-    id_hash: String,
-    sid: String,
-    sub: String,
-    auth_time: i64,
-    amr: String,
-    acr: String,
-    created_at: i64,
-    expires_at: i64,
-}
-
-impl TryFrom<SessionRow> for BrowserSession {
-    type Error = StoreError;
-    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
-        Ok(BrowserSession {
-            id_hash: TokenHash::from_stored(r.id_hash),
-            sid: r.sid,
-            sub: SubjectId::parse(&r.sub).map_err(|e| StoreError::Corrupt(format!("session sub: {e}")))?,
-            auth_time: UnixTime::from_secs(r.auth_time),
-            amr: serde_json::from_str(&r.amr).map_err(|e| StoreError::Corrupt(format!("session amr: {e}")))?,
-            acr: r.acr,
-            created_at: UnixTime::from_secs(r.created_at),
-            expires_at: UnixTime::from_secs(r.expires_at),
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
 pub(crate) struct RefreshRow {
     family_id: String,
     grant_id: String,
@@ -144,6 +106,8 @@ pub(crate) struct RefreshRow {
     expires_at: i64,
     rotated_at: Option<i64>,
     revoked_at: Option<i64>,
+    sid: Option<String>,
+    ends_with_session: bool,
 }
 
 impl From<RefreshRow> for StoredRefreshToken {
@@ -158,6 +122,8 @@ impl From<RefreshRow> for StoredRefreshToken {
             expires_at: UnixTime::from_secs(r.expires_at),
             rotated_at: r.rotated_at.map(UnixTime::from_secs),
             revoked_at: r.revoked_at.map(UnixTime::from_secs),
+            sid: r.sid,
+            ends_with_session: r.ends_with_session,
         }
     }
 }

@@ -52,6 +52,7 @@ fn new_client(id: &str, kind: ClientKind) -> NewClient {
         jwks_uri: None,
         allow_insecure_no_pkce: false,
         access_token_lifetime: None,
+        session_policy: Default::default(),
     }
 }
 

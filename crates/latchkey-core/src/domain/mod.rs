@@ -4,12 +4,14 @@ mod client;
 mod identifiers;
 mod redirect_uri;
 mod scope;
+mod session_policy;
 mod user;
 
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
 pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
 pub use redirect_uri::{RedirectUri, RedirectUriError};
 pub use scope::{ScopeName, Scopes};
+pub use session_policy::{ClientSessionPolicy, LogoutUri, LogoutUriError};
 pub use user::{Address, DisplayName, ProfileClaims};
 
 /// Why a raw value could not become a domain value. The message names the value's kind and

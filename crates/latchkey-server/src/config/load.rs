@@ -168,6 +168,27 @@ impl Config {
         if self.login.max_failures_per_account == 0 || self.login.max_failures_per_ip == 0 {
             return Err(ConfigError::invalid(s, "login", "failure limits must be at least 1"));
         }
+        let sessions = &self.sessions;
+        if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
+            return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));
+        }
+        if !sessions.remember_me_lifetime.is_zero() && sessions.remember_me_lifetime < sessions.lifetime {
+            return Err(ConfigError::invalid(
+                s,
+                "sessions.remember_me_lifetime",
+                "must be 0s (no \"keep me signed in\") or at least sessions.lifetime",
+            ));
+        }
+        let logout = &self.logout;
+        if logout.backchannel_max_attempts == 0 {
+            return Err(ConfigError::invalid(s, "logout.backchannel_max_attempts", "must be at least 1"));
+        }
+        if logout.backchannel_timeout.is_zero()
+            || logout.backchannel_poll_interval.is_zero()
+            || logout.frontchannel_timeout.is_zero()
+        {
+            return Err(ConfigError::invalid(s, "logout", "timeouts and the poll interval must be more than 0s"));
+        }
         if k.check_interval.is_zero() {
             return Err(ConfigError::invalid(s, "keys.check_interval", "must be more than 0s"));
         }

@@ -32,6 +32,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub passwords: PasswordsConfig,
     pub sessions: SessionsConfig,
+    pub logout: LogoutConfig,
     pub login: LoginConfig,
     pub clients: ClientsConfig,
     pub metrics: MetricsConfig,
@@ -137,12 +138,56 @@ pub struct TokensConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsConfig {
-    /// How long a sign-in lasts before the browser must sign in again.
+    /// How long a sign-in lasts before the browser must sign in again (absolute).
     #[serde(with = "serde_human")]
     pub lifetime: Duration,
+    /// A session unused this long ends.
+    #[serde(with = "serde_human")]
+    pub idle_timeout: Duration,
+    /// The absolute lifetime when the user ticks "keep me signed in"; `0s` hides the choice.
+    #[serde(with = "serde_human")]
+    pub remember_me_lifetime: Duration,
+    /// Record the client IP of each session (shown on the account page).
+    pub record_ip: bool,
+    /// A password change or reset ends the user's other sessions.
+    pub end_other_sessions_on_password_change: bool,
     /// How long an authorization request may wait for sign-in and consent.
     #[serde(with = "serde_human")]
     pub authorization_request_lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogoutConfig {
+    /// How long the signed-out page waits for the front-channel logout iframes.
+    #[serde(with = "serde_human")]
+    pub frontchannel_timeout: Duration,
+    /// How long one back-channel logout POST may take.
+    #[serde(with = "serde_human")]
+    pub backchannel_timeout: Duration,
+    /// Attempts per back-channel logout token before it is given up.
+    pub backchannel_max_attempts: u32,
+    /// The wait before the first retry; each later one doubles it, up to `backchannel_retry_max`.
+    #[serde(with = "serde_human")]
+    pub backchannel_retry_base: Duration,
+    #[serde(with = "serde_human")]
+    pub backchannel_retry_max: Duration,
+    /// How often each node looks for deliveries queued by others (the CLI, other nodes).
+    #[serde(with = "serde_human")]
+    pub backchannel_poll_interval: Duration,
+}
+
+impl Default for LogoutConfig {
+    fn default() -> Self {
+        Self {
+            frontchannel_timeout: Duration::from_secs(5),
+            backchannel_timeout: Duration::from_secs(5),
+            backchannel_max_attempts: 8,
+            backchannel_retry_base: Duration::from_secs(2),
+            backchannel_retry_max: Duration::from_secs(3_600),
+            backchannel_poll_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -166,7 +211,14 @@ pub struct LoginConfig {
 
 impl Default for SessionsConfig {
     fn default() -> Self {
-        Self { lifetime: Duration::from_secs(12 * 3_600), authorization_request_lifetime: Duration::from_secs(600) }
+        Self {
+            lifetime: Duration::from_secs(12 * 3_600),
+            idle_timeout: Duration::from_secs(2 * 3_600),
+            remember_me_lifetime: Duration::ZERO,
+            record_ip: false,
+            end_other_sessions_on_password_change: true,
+            authorization_request_lifetime: Duration::from_secs(600),
+        }
     }
 }
 

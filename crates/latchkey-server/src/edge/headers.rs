@@ -38,6 +38,12 @@ pub fn set_csp(response: &mut Response, csp: &str) {
 pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    // A page whose own policy lets some origins frame it (the check-session iframe) must
+    // not be denied by the older header.
+    let framable = h
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|csp| csp.contains("frame-ancestors") && !csp.contains("frame-ancestors 'none'"));
     let mut set = |name: header::HeaderName, value: &'static str| {
         if !h.contains_key(&name) {
             h.insert(name, HeaderValue::from_static(value));
@@ -46,7 +52,9 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
     set(header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::REFERRER_POLICY, "no-referrer");
-    set(header::X_FRAME_OPTIONS, "DENY");
+    if !framable {
+        set(header::X_FRAME_OPTIONS, "DENY");
+    }
     if state.https {
         set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
     }

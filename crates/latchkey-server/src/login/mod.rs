@@ -6,6 +6,7 @@
 
 pub mod cookies;
 pub mod csrf;
+pub mod select_account;
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -13,49 +14,33 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::crypto::{PasswordHash, random};
 use latchkey_core::domain::{Email, TenantId, Username};
-use latchkey_store::{Actor, BrowserSession, User};
+use latchkey_store::{Actor, User};
 use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::edge::ClientIp;
 use crate::oauth::authorize::{self, load_pending};
+use crate::sessions;
 
 /// The authentication context class of a password sign-in (published in discovery).
 pub const ACR_PASSWORD: &str = "urn:latchkey:acr:password";
 pub const ACR_VALUES: [&str; 1] = [ACR_PASSWORD];
 
-pub const SESSION_COOKIE: &str = "latchkey-session";
-const SESSION_PURPOSE: &str = "browser_session";
-
-/// The live session of this browser, if any.
-pub async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<BrowserSession> {
-    let value = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE))?;
-    let hash = state.token_hasher.hash(SESSION_PURPOSE, value);
-    state.store.browser_session(&TenantId::default_tenant(), &hash, state.clock.now()).await.ok().flatten()
-}
-
-/// Ends this browser's session (if any) and returns the header that clears the cookie.
-pub async fn end_session(state: &AppState, headers: &HeaderMap, actor: &Actor) -> HeaderValue {
-    if let Some(value) = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE)) {
-        let hash = state.token_hasher.hash(SESSION_PURPOSE, value);
-        if let Err(e) = state.store.delete_browser_session(&TenantId::default_tenant(), &hash, actor).await {
-            tracing::error!(error = %e, "cannot end session");
-        }
-    }
-    cookies::clear(state.https, SESSION_COOKIE)
-}
-
 #[derive(Deserialize)]
 pub struct LoginQuery {
     req: Option<String>,
+    /// `account`: go to the account page after signing in (the only place besides a
+    /// client that a sign-in leads to; never a URL, so never an open redirect).
+    return_to: Option<String>,
 }
 
-fn base(state: &AppState) -> String {
+pub(crate) fn base(state: &AppState) -> String {
     crate::app::base_path(&state.issuer)
 }
 
 struct LoginView<'a> {
     req: Option<&'a str>,
+    return_to: Option<&'a str>,
     client_name: Option<String>,
     username: String,
     error: Option<&'a str>,
@@ -70,7 +55,8 @@ fn render_login(state: &AppState, headers: &HeaderMap, status: StatusCode, view:
         "login.html",
         minijinja::context! {
             title => "Sign in", base => base(state), csrf, req => view.req, client_name => view.client_name,
-            username => view.username, error => view.error,
+            username => view.username, error => view.error, return_to => view.return_to,
+            remember_me => !state.config.sessions.remember_me_lifetime.is_zero(),
         },
     );
     if let Some(c) = set_cookie {
@@ -107,6 +93,7 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query
         StatusCode::OK,
         LoginView {
             req: q.req.as_deref(),
+            return_to: account_return(q.return_to.as_deref()),
             client_name,
             username,
             error: None,
@@ -115,7 +102,7 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query
     )
 }
 
-fn expired(state: &AppState) -> Response {
+pub(crate) fn expired(state: &AppState) -> Response {
     state.pages.render(
         StatusCode::BAD_REQUEST,
         "This sign-in request has expired or belongs to another browser. Please start again from the application.",
@@ -127,8 +114,15 @@ fn expired(state: &AppState) -> Response {
 pub struct LoginForm {
     csrf: Option<String>,
     req: Option<String>,
+    return_to: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    /// "Keep me signed in" (a checkbox: present when ticked).
+    remember: Option<String>,
+}
+
+fn account_return(raw: Option<&str>) -> Option<&'static str> {
+    (raw == Some("account")).then_some("account")
 }
 
 /// A PHC string for a password nobody has, verified when the account does not exist so the
@@ -184,6 +178,7 @@ pub async fn login_submit(
     let password = form.password.clone().unwrap_or_default();
     let view = |error| LoginView {
         req: form.req.as_deref(),
+        return_to: account_return(form.return_to.as_deref()),
         client_name: pending.as_ref().map(|(_, c)| c.name.clone()),
         username: login.clone(),
         error,
@@ -237,39 +232,34 @@ pub async fn login_submit(
     let _ = state.store.clear_login_failures(&tenant, &account_key).await;
     metrics::counter!("latchkey_logins_total", "outcome" => "success").increment(1);
     // The session id is rotated at sign-in: whatever session this browser had ends.
-    let cleared = end_session(&state, &headers, &Actor::User(user.sub.to_string())).await;
-    let cookie_value = random::token_string::<32>();
-    let session = BrowserSession {
-        id_hash: state.token_hasher.hash(SESSION_PURPOSE, &cookie_value),
-        sid: random::token_string::<16>(),
+    let sign_in = sessions::SignIn {
         sub: user.sub.clone(),
-        auth_time: now,
         amr: vec!["pwd".into()],
         acr: ACR_PASSWORD.into(),
-        created_at: now,
-        expires_at: now.plus(state.config.sessions.lifetime),
+        remember: form.remember.is_some(),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ip: Some(ip.to_string()),
     };
-    if let Err(e) = state.store.create_browser_session(&tenant, &session, &Actor::User(user.sub.to_string())).await {
-        tracing::error!(error = %e, "cannot create session");
-        return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
-    }
-    let next = match &form.req {
-        Some(id) => format!("{}/authorize/resume?req={id}", base(&state)),
-        None => format!("{}/login/done", base(&state)),
+    let cookies = match sessions::start(&state, &headers, sign_in).await {
+        Ok((_, cookies)) => cookies,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create session");
+            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+        }
+    };
+    let next = match (&form.req, account_return(form.return_to.as_deref())) {
+        (Some(id), _) => format!("{}/authorize/resume?req={id}", base(&state)),
+        (None, Some(_)) => format!("{}/account/sessions", base(&state)),
+        (None, None) => format!("{}/login/done", base(&state)),
     };
     // RFC 9700 §4.12: after a POST with credentials, redirect with 303, never 307.
     let mut response = Redirect::to(&next).into_response();
-    let h = response.headers_mut();
-    h.append(header::SET_COOKIE, cleared);
-    h.append(
-        header::SET_COOKIE,
-        cookies::set(state.https, SESSION_COOKIE, &cookie_value, Some(state.config.sessions.lifetime.as_secs())),
-    );
+    sessions::set_cookies(&mut response, cookies);
     response
 }
 
 pub async fn signed_in(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (title, message) = match current_session(&state, &headers).await {
+    let (title, message) = match sessions::current(&state, &headers).await {
         Some(_) => ("Signed in", "You are signed in. You can close this page or return to your application."),
         None => ("Not signed in", "You are not signed in."),
     };
@@ -278,7 +268,7 @@ pub async fn signed_in(State(state): State<AppState>, headers: HeaderMap) -> Res
 
 #[derive(Deserialize)]
 pub struct ConsentQuery {
-    req: String,
+    pub(crate) req: String,
 }
 
 pub async fn consent_page(
@@ -287,7 +277,7 @@ pub async fn consent_page(
     Query(q): Query<ConsentQuery>,
 ) -> Response {
     let Some((request, client)) = load_pending(&state, &headers, &q.req).await else { return expired(&state) };
-    let Some(session) = current_session(&state, &headers).await else {
+    let Some(session) = sessions::current(&state, &headers).await else {
         return Redirect::to(&format!("{}/login?req={}", base(&state), q.req)).into_response();
     };
     let described = state.store.list_scopes(&TenantId::default_tenant()).await.unwrap_or_default();
@@ -336,7 +326,7 @@ pub async fn consent_submit(
     }
     let Some(req) = form.req.clone() else { return expired(&state) };
     let Some((request, client)) = load_pending(&state, &headers, &req).await else { return expired(&state) };
-    let Some(session) = current_session(&state, &headers).await else {
+    let Some(session) = sessions::current(&state, &headers).await else {
         return Redirect::to(&format!("{}/login?req={req}", base(&state))).into_response();
     };
     match form.decision.as_deref() {
@@ -364,7 +354,7 @@ pub async fn consent_submit(
                     None,
                 );
             }
-            authorize::issue_code(&state, &session, &request, Some(req)).await
+            authorize::issue_code(&state, &session, &request, &client, Some(req)).await
         }
         Some("deny") => {
             authorize::forget_pending(&state, &req).await;

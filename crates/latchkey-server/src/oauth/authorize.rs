@@ -20,7 +20,8 @@ use super::grant::GrantData;
 use super::params::Params;
 use super::token::authorization_code::CODE_PURPOSE;
 use crate::app::AppState;
-use crate::login::{self, ACR_PASSWORD, cookies};
+use crate::login::{ACR_PASSWORD, cookies};
+use crate::sessions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +54,9 @@ pub struct AuthorizationRequest {
     pub login_pending: bool,
     #[serde(default)]
     pub replaced_sid: Option<String>,
+    /// `prompt=select_account` was answered: the user chose to continue (or switched).
+    #[serde(default)]
+    pub account_chosen: bool,
 }
 
 /// Where errors and results go once client and redirect URI are trusted.
@@ -245,6 +249,7 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         created_at: state.clock.now().secs(),
         login_pending: false,
         replaced_sid: None,
+        account_chosen: false,
     };
     Ok((request, client))
 }
@@ -283,7 +288,7 @@ pub async fn proceed(
     client: &Client,
     pending_id: Option<String>,
 ) -> Response {
-    let session = login::current_session(state, headers).await;
+    let session = sessions::current(state, headers).await;
     let now = state.clock.now().secs();
     let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
     // OIDC Core §5.5.1.1: an essential acr that cannot be met fails the request.
@@ -314,8 +319,8 @@ pub async fn proceed(
             None => true,
             Some(s) => {
                 prompt("login")
-                    || prompt("select_account")
-                    || request.max_age.is_some_and(|m| now - s.auth_time.secs() > m)
+                    || sessions::max_age(request.max_age, &client.session_policy)
+                        .is_some_and(|m| now - s.auth_time.secs() > m)
                     || request.hint_sub.as_ref().is_some_and(|h| h != s.sub.as_str())
             }
         }
@@ -340,6 +345,10 @@ pub async fn proceed(
             Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
         );
     };
+    // One session per browser: show who is signed in, and let the user continue or switch.
+    if prompt("select_account") && !request.account_chosen && !request.login_pending {
+        return park(state, headers, &request, pending_id, "/select-account").await;
+    }
     let needs_consent = match consent_needed(state, &session, client, &request).await {
         Ok(n) => n,
         Err(r) => return r,
@@ -353,7 +362,7 @@ pub async fn proceed(
         }
         return park(state, headers, &request, pending_id, "/consent").await;
     }
-    issue_code(state, &session, &request, pending_id).await
+    issue_code(state, &session, &request, client, pending_id).await
 }
 
 async fn consent_needed(
@@ -485,11 +494,19 @@ pub async fn forget_pending(state: &AppState, id: &str) {
         .await;
 }
 
+/// Replaces what a parked request waits with (after the user answered a question about it).
+pub async fn replace_pending(state: &AppState, id: &str, request: &AuthorizationRequest) -> bool {
+    let Ok(json) = serde_json::to_string(request) else { return false };
+    let hash = state.token_hasher.hash(REQUEST_PURPOSE, id);
+    state.store.update_authorization_request(&TenantId::default_tenant(), &hash, &json).await.unwrap_or(false)
+}
+
 /// Issues the code and sends the browser back to the client.
 pub async fn issue_code(
     state: &AppState,
     session: &BrowserSession,
     request: &AuthorizationRequest,
+    client: &Client,
     pending_id: Option<String>,
 ) -> Response {
     if let Some(id) = &pending_id {
@@ -529,7 +546,10 @@ pub async fn issue_code(
         tracing::error!(error = %e, "cannot store code");
         return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
     }
-    respond(state, &target_of(request), vec![("code".into(), code)])
+    sessions::record_client(state, session, client).await;
+    let browser_state = sessions::browser_state(state, &session.sid);
+    let session_state = sessions::session_state(&request.client_id, &request.redirect_uri, &browser_state);
+    respond(state, &target_of(request), vec![("code".into(), code), ("session_state".into(), session_state)])
 }
 
 /// Sends a redirectable error to the client.

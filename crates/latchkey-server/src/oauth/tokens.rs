@@ -86,6 +86,53 @@ pub fn access_token_lifetime(state: &AppState, client: &latchkey_store::Client) 
         .map_or(state.config.tokens.access_token_lifetime, std::time::Duration::from_secs)
 }
 
+/// The longest lifetime any access token may have now: how long a revocation must be kept.
+pub async fn longest_access_token_lifetime(
+    store: &dyn latchkey_store::Store,
+    config: &crate::config::Config,
+) -> std::time::Duration {
+    let default = config.tokens.access_token_lifetime;
+    match store.list_clients(&latchkey_core::domain::TenantId::default_tenant()).await {
+        Ok(clients) => clients
+            .iter()
+            .filter_map(|c| c.access_token_lifetime.and_then(|s| u64::try_from(s).ok()))
+            .map(std::time::Duration::from_secs)
+            .fold(default, std::cmp::max),
+        // Unknown: keep the revocation for a day, longer than any sensible access token.
+        Err(_) => default.max(std::time::Duration::from_secs(86_400)),
+    }
+}
+
+/// Back-Channel Logout 1.0 §2.4: the event a logout token carries.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// How long a logout token is valid: long enough for clock skew, short against replay.
+const LOGOUT_TOKEN_LIFETIME: i64 = 120;
+
+/// A logout token (Back-Channel Logout 1.0 §2.4): `typ: logout+jwt`, signed like the
+/// client's ID tokens, with `sub` and `sid` and never a `nonce`.
+pub fn mint_logout_token(
+    state: &AppState,
+    client: &latchkey_store::Client,
+    jti: &str,
+    sub: &str,
+    sid: &str,
+) -> Result<String, MintError> {
+    let alg = client.id_token_signed_response_alg;
+    let key = state.keys.active(alg).ok_or(MintError::NoKey(alg))?;
+    let now = state.clock.now().secs();
+    let claims = serde_json::json!({
+        "iss": state.issuer.as_ref(),
+        "aud": client.client_id.as_str(),
+        "iat": now,
+        "exp": now + LOGOUT_TOKEN_LIFETIME,
+        "jti": jti,
+        "sub": sub,
+        "sid": sid,
+        "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+    });
+    key.sign_jwt("logout+jwt", &claims).map_err(|e| MintError::Sign(e.to_string()))
+}
+
 /// `at_hash` (OIDC Core §3.1.3.6): base64url of the left half of the hash of the ASCII
 /// access token, with the hash of the ID token's algorithm (SHA-256 for RS256/ES256;
 /// SHA-512 for EdDSA with Ed25519, per the OpenID Foundation's errata).

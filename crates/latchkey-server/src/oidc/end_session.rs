@@ -6,15 +6,16 @@ use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use latchkey_core::domain::ClientId;
-use latchkey_store::Actor;
+use latchkey_store::{Actor, SessionsEnded};
 use url::Url;
 
 use crate::app::AppState;
-use crate::login::{self, csrf};
+use crate::login::csrf;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::verify_jwt;
+use crate::sessions;
 
 struct Logout {
     client_id: Option<String>,
@@ -87,16 +88,18 @@ async fn run(
         Ok(l) => l,
         Err(message) => return state.pages.render(StatusCode::BAD_REQUEST, &message, None),
     };
-    let session = login::current_session(state, headers).await;
+    let session = sessions::current(state, headers).await;
     let Some(session) = session else {
-        // Nobody is signed in here: nothing to end.
-        return finish(state, &logout, None);
+        // Nobody is signed in here: nothing to end (but clear whatever cookie is left).
+        let (ended, cookies) = sessions::end_this_browser(state, headers, "logout", &Actor::System).await;
+        return finish(state, &logout, &ended, cookies).await;
     };
     let hint_names_this_session = logout.hint_sid.as_deref() == Some(session.sid.as_str())
         || (logout.hint_sid.is_none() && logout.hint_sub.as_deref() == Some(session.sub.as_str()));
     if hint_names_this_session {
-        let cleared = login::end_session(state, headers, &Actor::User(session.sub.to_string())).await;
-        return finish(state, &logout, Some(cleared));
+        let actor = Actor::User(session.sub.to_string());
+        let (ended, cookies) = sessions::end_this_browser(state, headers, "logout", &actor).await;
+        return finish(state, &logout, &ended, cookies).await;
     }
     // Ask first: the request cannot prove it comes from this user's relying party.
     let username = state.caches.user(&session.sub).await.ok().flatten().map(|u| u.username.to_string());
@@ -156,34 +159,35 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(for
         Ok(l) => l,
         Err(message) => return state.pages.render(StatusCode::BAD_REQUEST, &message, None),
     };
-    let actor = match login::current_session(&state, &headers).await {
+    let actor = match sessions::current(&state, &headers).await {
         Some(s) => Actor::User(s.sub.to_string()),
         None => Actor::System,
     };
-    let cleared = login::end_session(&state, &headers, &actor).await;
-    finish(&state, &logout, Some(cleared))
+    let (ended, cookies) = sessions::end_this_browser(&state, &headers, "logout", &actor).await;
+    finish(&state, &logout, &ended, cookies).await
 }
 
-fn finish(state: &AppState, logout: &Logout, clear_cookie: Option<axum::http::HeaderValue>) -> Response {
-    let mut response = match &logout.redirect {
-        Some(uri) => {
-            let mut url = match Url::parse(uri) {
-                Ok(u) => u,
-                Err(_) => return state.pages.render(StatusCode::BAD_REQUEST, "The post_logout_redirect_uri is not a URL.", None),
-            };
-            if let Some(s) = &logout.state {
-                url.query_pairs_mut().append_pair("state", s);
+/// After the session ended: the front-channel notices, then the client's
+/// `post_logout_redirect_uri` (with `state`) or the signed-out page.
+async fn finish(
+    state: &AppState,
+    logout: &Logout,
+    ended: &SessionsEnded,
+    cookies: Vec<axum::http::HeaderValue>,
+) -> Response {
+    let next = match &logout.redirect {
+        Some(uri) => match Url::parse(uri) {
+            Ok(mut url) => {
+                if let Some(s) = &logout.state {
+                    url.query_pairs_mut().append_pair("state", s);
+                }
+                Some(url)
             }
-            Redirect::to(url.as_str()).into_response()
-        }
-        None => state.templates.render(
-            StatusCode::OK,
-            "message.html",
-            minijinja::context! { title => "Signed out", message => "You are signed out.", base => crate::app::base_path(&state.issuer) },
-        ),
+            Err(_) => {
+                return state.pages.render(StatusCode::BAD_REQUEST, "The post_logout_redirect_uri is not a URL.", None);
+            }
+        },
+        None => None,
     };
-    if let Some(c) = clear_cookie {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
-    response
+    sessions::signed_out::respond(state, ended, next, cookies).await
 }

@@ -134,8 +134,8 @@ pub async fn all_backends() -> Vec<Arc<TestDatabase>> {
 pub mod browser;
 
 use latchkey_core::domain::{
-    ClientId, ClientKind, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName, SigningAlg, SubjectId,
-    TenantId, TokenEndpointAuthMethod, Username,
+    ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName,
+    SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
 };
 use latchkey_store::{Actor, NewClient, NewUser};
 
@@ -152,6 +152,7 @@ pub struct ClientSpec<'a> {
     pub jwks: Option<&'a str>,
     pub jwks_uri: Option<&'a str>,
     pub allow_insecure_no_pkce: bool,
+    pub session_policy: ClientSessionPolicy,
 }
 
 impl Default for ClientSpec<'_> {
@@ -169,6 +170,7 @@ impl Default for ClientSpec<'_> {
             jwks: None,
             jwks_uri: None,
             allow_insecure_no_pkce: false,
+            session_policy: ClientSessionPolicy::default(),
         }
     }
 }
@@ -213,6 +215,7 @@ impl TestServer {
             jwks_uri: spec.jwks_uri.map(str::to_owned),
             allow_insecure_no_pkce: spec.allow_insecure_no_pkce,
             access_token_lifetime: None,
+            session_policy: spec.session_policy,
         };
         ok(self.state().store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create client");
         secret

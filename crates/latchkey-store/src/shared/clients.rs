@@ -1,5 +1,9 @@
 macro_rules! impl_client_store {
     ($store:ty, $db:ty) => {
+        fn policy_json(p: &latchkey_core::domain::ClientSessionPolicy) -> StoreResult<String> {
+            serde_json::to_string(p).map_err(|e| StoreError::Invalid(format!("client session policy: {e}")))
+        }
+
         impl $store {
             async fn fetch_client(
                 conn: &mut <$db as sqlx::Database>::Connection,
@@ -27,8 +31,8 @@ macro_rules! impl_client_store {
                 sqlx::query(
                     "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
                         grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at,
-                        jwks, jwks_uri, allow_insecure_no_pkce, access_token_lifetime)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17)",
+                        jwks, jwks_uri, allow_insecure_no_pkce, access_token_lifetime, session_policy)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18)",
                 )
                 .bind(tenant.as_str())
                 .bind(c.client_id.as_str())
@@ -47,6 +51,7 @@ macro_rules! impl_client_store {
                 .bind(c.jwks_uri.as_deref())
                 .bind(c.allow_insecure_no_pkce)
                 .bind(c.access_token_lifetime)
+                .bind(policy_json(&c.session_policy)?)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, |_| format!("a client with id `{}` exists already", c.client_id)))?;
@@ -92,10 +97,12 @@ macro_rules! impl_client_store {
                 if let Some(v) = p.jwks_uri { c.jwks_uri = v; changed.push("jwks_uri"); }
                 if let Some(v) = p.allow_insecure_no_pkce { c.allow_insecure_no_pkce = v; changed.push("allow_insecure_no_pkce"); }
                 if let Some(v) = p.access_token_lifetime { c.access_token_lifetime = v; changed.push("access_token_lifetime"); }
+                if let Some(v) = p.session_policy { c.session_policy = v; changed.push("session_policy"); }
                 sqlx::query(
                     "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6,
                         allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11,
-                        jwks = $12, jwks_uri = $13, allow_insecure_no_pkce = $14, access_token_lifetime = $15
+                        jwks = $12, jwks_uri = $13, allow_insecure_no_pkce = $14, access_token_lifetime = $15,
+                        session_policy = $16
                      WHERE tenant_id = $1 AND client_id = $2",
                 )
                 .bind(tenant.as_str())
@@ -113,6 +120,7 @@ macro_rules! impl_client_store {
                 .bind(c.jwks_uri.as_deref())
                 .bind(c.allow_insecure_no_pkce)
                 .bind(c.access_token_lifetime)
+                .bind(policy_json(&c.session_policy)?)
                 .execute(&mut *tx)
                 .await?;
                 audit!(self, tx, tenant, actor, "client.updated", id.as_str(), serde_json::json!({"fields": changed}));
@@ -164,6 +172,18 @@ macro_rules! impl_client_store {
                     .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound(format!("client `{id}`")));
+                }
+                // Its grants go with it: refresh tokens, pending codes, consents, session
+                // memberships and queued logout tokens. Access tokens die at introspection
+                // because the client no longer exists.
+                for sql in [
+                    "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_id = $2",
+                    "DELETE FROM authorization_codes WHERE tenant_id = $1 AND client_id = $2",
+                    "DELETE FROM consents WHERE tenant_id = $1 AND client_id = $2",
+                    "DELETE FROM session_clients WHERE tenant_id = $1 AND client_id = $2",
+                    "DELETE FROM logout_deliveries WHERE tenant_id = $1 AND client_id = $2",
+                ] {
+                    sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()).execute(&mut *tx).await?;
                 }
                 audit!(self, tx, tenant, actor, "client.deleted", id.as_str(), serde_json::json!({}));
                 Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;

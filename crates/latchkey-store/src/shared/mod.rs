@@ -11,6 +11,8 @@ mod clients;
 mod keys;
 #[macro_use]
 mod oauth;
+#[macro_use]
+mod sessions;
 
 /// Records an audit event inside the caller's transaction (DESIGN: one call, same
 /// transaction as the change). `details` must never carry a secret.
@@ -36,6 +38,7 @@ macro_rules! impl_shared_store {
         impl_client_store!($store, $db);
         impl_key_store!($store, $db);
         impl_oauth_store!($store, $db);
+        impl_session_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::ScopeStore for $store {

@@ -2,58 +2,6 @@ macro_rules! impl_oauth_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::OAuthStore for $store {
-            async fn create_browser_session(&self, tenant: &TenantId, s: &BrowserSession, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "INSERT INTO browser_sessions (tenant_id, id_hash, sid, sub, auth_time, amr, acr, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(tenant.as_str())
-                .bind(s.id_hash.as_str())
-                .bind(&s.sid)
-                .bind(s.sub.as_str())
-                .bind(s.auth_time.secs())
-                .bind(serde_json::Value::from(s.amr.clone()).to_string())
-                .bind(&s.acr)
-                .bind(s.created_at.secs())
-                .bind(s.expires_at.secs())
-                .execute(&mut *tx)
-                .await?;
-                audit!(self, tx, tenant, actor, "session.started", s.sub.as_str(),
-                    serde_json::json!({"sid": s.sid, "amr": s.amr, "acr": s.acr}));
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<BrowserSession>> {
-                let row: Option<$crate::oauth_model::SessionRow> = sqlx::query_as(
-                    "SELECT id_hash, sid, sub, auth_time, amr, acr, created_at, expires_at FROM browser_sessions
-                     WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3",
-                )
-                .bind(tenant.as_str())
-                .bind(id_hash.as_str())
-                .bind(now.secs())
-                .fetch_optional(self.pool())
-                .await?;
-                row.map(TryInto::try_into).transpose()
-            }
-
-            async fn delete_browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let sid: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM browser_sessions WHERE tenant_id = $1 AND id_hash = $2 RETURNING sid",
-                )
-                .bind(tenant.as_str())
-                .bind(id_hash.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(sid) = sid {
-                    audit!(self, tx, tenant, actor, "session.ended", &sid, serde_json::json!({}));
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
             async fn put_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, p: &PendingAuthorization) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO authorization_requests (tenant_id, id_hash, binding_hash, request, created_at, expires_at)
@@ -94,6 +42,16 @@ macro_rules! impl_oauth_store {
                     .execute(self.pool())
                     .await?;
                 Ok(())
+            }
+
+            async fn update_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, request: &str) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE authorization_requests SET request = $3 WHERE tenant_id = $1 AND id_hash = $2")
+                    .bind(tenant.as_str())
+                    .bind(id_hash.as_str())
+                    .bind(request)
+                    .execute(self.pool())
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn insert_code(&self, tenant: &TenantId, c: &NewCode) -> StoreResult<()> {
@@ -151,7 +109,7 @@ macro_rules! impl_oauth_store {
 
             async fn refresh_token(&self, tenant: &TenantId, hash: &TokenHash) -> StoreResult<Option<StoredRefreshToken>> {
                 let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
-                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at
+                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session
                      FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
                 )
                 .bind(tenant.as_str())
@@ -173,7 +131,7 @@ macro_rules! impl_oauth_store {
                 let live: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
                     "UPDATE refresh_tokens SET rotated_at = $3
                      WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
-                     RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at",
+                     RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session",
                 )
                 .bind(tenant.as_str())
                 .bind(old.as_str())
@@ -182,13 +140,20 @@ macro_rules! impl_oauth_store {
                 .await?;
                 if let Some(row) = live {
                     let old_token: StoredRefreshToken = row.into();
-                    let new = NewRefreshToken { family_id: old_token.family_id.clone(), grant_id: old_token.grant_id.clone(), ..new };
+                    // The new token keeps the family, the grant and the session binding.
+                    let new = NewRefreshToken {
+                        family_id: old_token.family_id.clone(),
+                        grant_id: old_token.grant_id.clone(),
+                        sid: old_token.sid.clone(),
+                        ends_with_session: old_token.ends_with_session,
+                        ..new
+                    };
                     Self::insert_refresh(&mut tx, tenant, &new, now.secs()).await?;
                     tx.commit().await?;
                     return Ok(RefreshRotation::Rotated(old_token));
                 }
                 let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
-                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at
+                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session
                      FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
                 )
                 .bind(tenant.as_str())
@@ -356,7 +321,6 @@ macro_rules! impl_oauth_store {
             async fn delete_expired_oauth_state(&self, now: UnixTime) -> StoreResult<u64> {
                 let mut total = 0;
                 for sql in [
-                    "DELETE FROM browser_sessions WHERE expires_at <= $1",
                     "DELETE FROM authorization_requests WHERE expires_at <= $1",
                     "DELETE FROM authorization_codes WHERE expires_at <= $1",
                     "DELETE FROM refresh_tokens WHERE expires_at <= $1",
@@ -378,8 +342,9 @@ macro_rules! impl_oauth_store {
                 now: i64,
             ) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
+                        expires_at, sid, ends_with_session)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(tenant.as_str())
                 .bind(t.token_hash.as_str())
@@ -390,6 +355,8 @@ macro_rules! impl_oauth_store {
                 .bind(&t.grant_data)
                 .bind(now)
                 .bind(t.expires_at.secs())
+                .bind(t.sid.as_deref())
+                .bind(t.ends_with_session)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())

@@ -5,10 +5,12 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use latchkey_core::crypto::random;
 use latchkey_core::domain::{
-    ClientId, ClientKind, GrantType, RedirectUri, ScopeName, SigningAlg, TenantId, TokenEndpointAuthMethod,
+    ClientId, ClientKind, ClientSessionPolicy, GrantType, RedirectUri, ScopeName, SigningAlg, TenantId,
+    TokenEndpointAuthMethod,
 };
 use latchkey_store::{Actor, Client, ClientPatch, NewClient};
 
+use super::client_sessions::SessionSettings;
 use super::{CliError, Context, output};
 
 /// The purpose every client secret hash is bound to.
@@ -80,6 +82,8 @@ pub struct Settings {
     /// This client's access token lifetime (e.g. 10m), instead of tokens.access_token_lifetime.
     #[arg(long, value_parser = latchkey_core::duration::parse)]
     access_token_lifetime: Option<Duration>,
+    #[command(flatten)]
+    sessions: SessionSettings,
 }
 
 /// Reads and checks the key settings: a JWK set whose keys are public and asymmetric, or
@@ -222,7 +226,7 @@ fn describe(c: &Client) -> String {
     if let Some(s) = c.access_token_lifetime {
         out += &format!("access tokens:  {s}s\n");
     }
-    out
+    out + &super::client_sessions::describe(&c.session_policy)
 }
 
 pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
@@ -252,6 +256,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     "--allow-insecure-no-pkce is for confidential clients only: public clients always need PKCE",
                 ));
             }
+            let session_policy = settings.sessions.apply(&ClientSessionPolicy::default(), &redirect_uris, kind)?;
             let scope_names = if settings.scopes.is_empty() {
                 vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()]
             } else {
@@ -277,6 +282,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     jwks_uri,
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce.unwrap_or(false),
                     access_token_lifetime: settings.access_token_lifetime.and_then(|d| i64::try_from(d.as_secs()).ok()),
+                    session_policy,
                 };
                 Ok::<_, CliError>((f.store.create_client(&tenant, new, &Actor::Cli).await?, secret))
             }
@@ -353,6 +359,11 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 if settings.auth_method.is_some_and(|m| m.uses_secret()) && current.secret_hash.is_none() {
                     return Err(usage("this client has no secret; create a confidential client instead"));
                 }
+                let policy = settings.sessions.apply(
+                    &current.session_policy,
+                    redirect.as_deref().unwrap_or(&current.redirect_uris),
+                    kind,
+                )?;
                 let scopes = if settings.scopes.is_empty() {
                     None
                 } else {
@@ -372,6 +383,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     jwks_uri: new_keys.then(|| jwks_uri.clone()),
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce,
                     access_token_lifetime: settings.access_token_lifetime.map(|d| i64::try_from(d.as_secs()).ok()),
+                    session_policy: (policy != current.session_policy).then_some(policy),
                 };
                 Ok::<_, CliError>(f.store.update_client(&tenant, &id, patch, &Actor::Cli).await?)
             }

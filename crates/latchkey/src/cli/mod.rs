@@ -1,12 +1,14 @@
 //! Command-line interface. Non-interactive, `--json` for scripts, safe to use while the
 //! server runs (it talks to the same database; servers pick changes up by themselves).
 
+mod client_sessions;
 mod clients;
 mod keys;
 mod output;
 mod resources;
 mod scopes;
 mod serve;
+mod sessions;
 mod users;
 
 use std::path::PathBuf;
@@ -62,6 +64,9 @@ enum Command {
     /// APIs (resource servers) access tokens can be issued for.
     #[command(subcommand)]
     Resource(resources::ResourceCommand),
+    /// Single sign-on sessions of a user: list, end, and their back-channel logouts.
+    #[command(subcommand)]
+    Session(sessions::SessionCommand),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,5 +152,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Client(c) => clients::run(ctx, c).await,
         Command::Scope(c) => scopes::run(ctx, c).await,
         Command::Resource(c) => resources::run(ctx, c).await,
+        Command::Session(c) => sessions::run(ctx, c).await,
     }
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use clap::Subcommand;
 use latchkey_core::domain::{DisplayName, Email, ProfileClaims, SubjectId, TenantId, Username};
 use latchkey_server::passwords::PasswordHasher;
-use latchkey_store::{Actor, NewUser, Store, User, UserPatch};
+use latchkey_store::{Actor, NewUser, SessionSelector, Store, User, UserPatch};
 
 use super::{CliError, Context, output};
 
@@ -111,7 +111,7 @@ fn read_password(from_stdin: bool) -> Result<String, CliError> {
     Ok(password)
 }
 
-async fn find(store: &dyn Store, tenant: &TenantId, user: &str) -> Result<User, CliError> {
+pub(super) async fn find(store: &dyn Store, tenant: &TenantId, user: &str) -> Result<User, CliError> {
     // A username may look like a subject id (32 hex characters): try both.
     let mut found = None;
     if let Ok(sub) = SubjectId::parse(user) {
@@ -226,13 +226,19 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
                 let u = find(f.store.as_ref(), &tenant, &user).await?;
                 let hash = hasher.hash(password).await.map_err(usage)?;
                 f.store.set_password_hash(&tenant, &u.sub, Some(hash.as_str().to_owned()), &Actor::Cli).await?;
-                Ok::<_, CliError>(u)
+                // A reset from the CLI has no "current" session to keep: every one ends.
+                let ended = if f.config.sessions.end_other_sessions_on_password_change {
+                    end_sessions(&f, &u, "password_changed").await?
+                } else {
+                    0
+                };
+                Ok::<_, CliError>((u, ended))
             }
             .await;
             f.store.close().await;
-            let u = result?;
-            output::print(&ctx, &serde_json::json!({"sub": u.sub, "password": "set"}), || {
-                format!("Set the password of {}.", u.username)
+            let (u, ended) = result?;
+            output::print(&ctx, &serde_json::json!({"sub": u.sub, "password": "set", "sessions_ended": ended}), || {
+                format!("Set the password of {}; {ended} session(s) ended.", u.username)
             })
         }
         UserCommand::Lock { user } => change_state(&ctx, &tenant, &user, StateChange::Lock).await,
@@ -252,22 +258,49 @@ async fn change_state(ctx: &Context, tenant: &TenantId, user: &str, change: Stat
     let f = ctx.open().await?;
     let result = async {
         let u = find(f.store.as_ref(), tenant, user).await?;
-        match change {
-            StateChange::Lock => f.store.set_user_locked(tenant, &u.sub, true, &Actor::Cli).await?,
-            StateChange::Unlock => f.store.set_user_locked(tenant, &u.sub, false, &Actor::Cli).await?,
-            StateChange::Delete => f.store.delete_user(tenant, &u.sub, &Actor::Cli).await?,
-        }
-        Ok::<_, CliError>(u)
+        // A locked or deleted user is signed out everywhere, with every refresh token.
+        let ended = match change {
+            StateChange::Lock => {
+                f.store.set_user_locked(tenant, &u.sub, true, &Actor::Cli).await?;
+                end_sessions(&f, &u, "user_locked").await?
+            }
+            StateChange::Unlock => {
+                f.store.set_user_locked(tenant, &u.sub, false, &Actor::Cli).await?;
+                0
+            }
+            StateChange::Delete => {
+                let ended = end_sessions(&f, &u, "user_deleted").await?;
+                f.store.delete_user(tenant, &u.sub, &Actor::Cli).await?;
+                ended
+            }
+        };
+        Ok::<_, CliError>((u, ended))
     }
     .await;
     f.store.close().await;
-    let u = result?;
+    let (u, ended) = result?;
     let (word, status) = match change {
         StateChange::Lock => ("Locked", "locked"),
         StateChange::Unlock => ("Unlocked", "active"),
         StateChange::Delete => ("Deleted", "deleted"),
     };
-    output::print(ctx, &serde_json::json!({"sub": u.sub, "username": u.username, "status": status}), || {
-        format!("{word} user {}.", u.username)
-    })
+    let value = serde_json::json!({"sub": u.sub, "username": u.username, "status": status, "sessions_ended": ended});
+    output::print(ctx, &value, || format!("{word} user {}; {ended} session(s) ended.", u.username))
+}
+
+/// Ends every session of `u` and revokes all their refresh tokens; the running server
+/// sends the back-channel logout tokens this queues. Returns how many sessions ended.
+async fn end_sessions(f: &latchkey_server::Foundation, u: &User, reason: &'static str) -> Result<usize, CliError> {
+    let which = SessionSelector::User { sub: u.sub.clone(), except_sid: None };
+    let (ended, _) = latchkey_server::sessions::end_in_store(
+        f.store.as_ref(),
+        &f.config,
+        f.clock.now(),
+        &which,
+        reason,
+        true,
+        &Actor::Cli,
+    )
+    .await?;
+    Ok(ended.sessions.len())
 }

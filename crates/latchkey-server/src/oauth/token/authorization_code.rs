@@ -120,11 +120,16 @@ pub(crate) async fn issue_for_grant(
     } else {
         None
     };
-    let refresh_token = if with_nonce
-        && scope.iter().any(|s| s == "offline_access")
-        && client.grant_types.contains(&GrantType::RefreshToken)
-    {
-        Some(super::refresh_token::store_new(state, client, grant_id, None, data).await?)
+    // A refresh token for offline_access, or bound to the session for a client that asks
+    // for session refresh tokens (and only while the session lives).
+    let wants_refresh = scope.iter().any(|s| s == "offline_access") || client.session_policy.session_refresh_tokens;
+    let refresh_token = if with_nonce && wants_refresh && client.grant_types.contains(&GrantType::RefreshToken) {
+        match super::refresh_token::SessionBinding::of(state, client, data).await? {
+            Some(binding) => {
+                Some(super::refresh_token::store_new(state, client, grant_id, None, data, &binding).await?)
+            }
+            None => None,
+        }
     } else {
         None
     };

@@ -3,6 +3,7 @@
 //! the first wins, a duplicate within `tokens.refresh_reuse_grace` gets `invalid_grant`
 //! without harm, and a later reuse revokes the whole family (RFC 9700 §4.14.2).
 
+use latchkey_core::UnixTime;
 use latchkey_core::crypto::random;
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_store::{Client, NewRefreshToken, RefreshRotation};
@@ -15,14 +16,42 @@ use crate::oauth::params::Params;
 
 pub const REFRESH_PURPOSE: &str = "refresh_token";
 
+/// How a grant's refresh tokens relate to the session it came from.
+pub(crate) struct SessionBinding {
+    /// Revoked when the session ends.
+    pub ends_with_session: bool,
+    /// A session-bound token (no `offline_access`) lives no longer than its session.
+    pub not_after: Option<UnixTime>,
+}
+
+impl SessionBinding {
+    /// `offline_access` tokens outlive the session unless the client asks otherwise
+    /// (Back-Channel Logout 1.0 §2.7); the others are the session's.
+    pub async fn of(state: &AppState, client: &Client, data: &GrantData) -> Result<Option<Self>, OAuthError> {
+        if data.has_scope("offline_access") {
+            let ends_with_session = client.session_policy.logout_revokes_offline_tokens;
+            return Ok(Some(Self { ends_with_session, not_after: None }));
+        }
+        let idle = state.config.sessions.idle_timeout;
+        let session =
+            state.store.browser_session_by_sid(&TenantId::default_tenant(), &data.sid, state.clock.now(), idle).await?;
+        Ok(session.map(|s| Self { ends_with_session: true, not_after: Some(s.expires_at) }))
+    }
+}
+
 fn new_token(
     state: &AppState,
     client: &Client,
     grant_id: &str,
     family: Option<&str>,
     data: &GrantData,
+    binding: &SessionBinding,
 ) -> Result<(String, NewRefreshToken), OAuthError> {
     let token = random::token_string::<32>();
+    let mut expires_at = state.clock.now().plus(state.config.tokens.refresh_token_lifetime);
+    if let Some(end) = binding.not_after {
+        expires_at = expires_at.min(end);
+    }
     let grant_data = serde_json::to_string(data).map_err(|e| OAuthError::server_error("cannot encode grant", e))?;
     let record = NewRefreshToken {
         token_hash: state.token_hasher.hash(REFRESH_PURPOSE, &token),
@@ -31,7 +60,9 @@ fn new_token(
         client_id: client.client_id.clone(),
         sub: data.sub.clone(),
         grant_data,
-        expires_at: state.clock.now().plus(state.config.tokens.refresh_token_lifetime),
+        expires_at,
+        sid: Some(data.sid.clone()),
+        ends_with_session: binding.ends_with_session,
     };
     Ok((token, record))
 }
@@ -43,8 +74,9 @@ pub(crate) async fn store_new(
     grant_id: &str,
     family: Option<&str>,
     data: &GrantData,
+    binding: &SessionBinding,
 ) -> Result<String, OAuthError> {
-    let (token, record) = new_token(state, client, grant_id, family, data)?;
+    let (token, record) = new_token(state, client, grant_id, family, data, binding)?;
     state.store.insert_refresh_token(&TenantId::default_tenant(), &record).await?;
     Ok(token)
 }
@@ -71,7 +103,11 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     if user.is_none_or(|u| u.locked) {
         return Err(OAuthError::invalid_grant("the user can no longer sign in"));
     }
-    let (token, record) = new_token(state, client, &current.grant_id, Some(&current.family_id), &data)?;
+    // A session-bound token dies with its session (logout, idle or absolute expiry).
+    let Some(binding) = SessionBinding::of(state, client, &data).await? else {
+        return Err(OAuthError::invalid_grant("the session this refresh token belongs to has ended"));
+    };
+    let (token, record) = new_token(state, client, &current.grant_id, Some(&current.family_id), &data, &binding)?;
     let now = state.clock.now();
     match state.store.rotate_refresh_token(&tenant, &hash, record, now, state.config.tokens.refresh_reuse_grace).await?
     {

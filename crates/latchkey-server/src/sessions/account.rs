@@ -1,0 +1,162 @@
+//! The account page's session list: where the user is signed in (device and browser, IP
+//! when collected, sign-in time, last activity, applications), and a way to end any of
+//! those sessions. Ending this browser's own session is a sign-out, with the front-channel
+//! page; ending another only reaches the back channel (that browser is elsewhere).
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::domain::{ClientId, TenantId};
+use latchkey_store::{Actor, BrowserSession, SessionSelector};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::login::csrf;
+use crate::sessions;
+
+fn base(state: &AppState) -> String {
+    crate::app::base_path(&state.issuer)
+}
+
+fn login_first(state: &AppState) -> Response {
+    Redirect::to(&format!("{}/login?return_to=account", base(state))).into_response()
+}
+
+fn form_expired(state: &AppState) -> Response {
+    state.pages.render(StatusCode::BAD_REQUEST, "This form has expired. Go back, reload the page and try again.", None)
+}
+
+/// "Firefox on Linux" from a User-Agent header: a description for people, not a parser.
+pub fn describe_user_agent(ua: Option<&str>) -> String {
+    let Some(ua) = ua else { return "Unknown device".into() };
+    let browser =
+        [("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+            .iter()
+            .find(|(needle, _)| ua.contains(needle))
+            .map_or("Unknown browser", |(_, name)| name);
+    let system = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(needle, _)| ua.contains(needle))
+    .map_or("an unknown system", |(_, name)| name);
+    format!("{browser} on {system}")
+}
+
+async fn client_names(state: &AppState, ids: &[String]) -> Vec<String> {
+    let mut names = Vec::new();
+    for id in ids {
+        let name = match ClientId::parse(id) {
+            Ok(cid) => state.caches.client(&cid).await.ok().flatten().map_or_else(|| id.clone(), |c| c.name.clone()),
+            Err(_) => id.clone(),
+        };
+        names.push(name);
+    }
+    names
+}
+
+pub async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(current) = sessions::current(&state, &headers).await else { return login_first(&state) };
+    let tenant = TenantId::default_tenant();
+    let now = state.clock.now();
+    let list = match state.store.user_sessions(&tenant, &current.sub, now, state.config.sessions.idle_timeout).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list sessions");
+            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+        }
+    };
+    let mut rows = Vec::new();
+    for info in &list {
+        let s = &info.session;
+        rows.push(minijinja::context! {
+            sid => s.sid, this_browser => s.sid == current.sid,
+            device => describe_user_agent(s.user_agent.as_deref()), ip => s.ip,
+            signed_in => s.created_at.to_rfc3339(), last_active => s.last_active_at.to_rfc3339(),
+            expires => s.expires_at.to_rfc3339(), clients => client_names(&state, &info.clients).await,
+        });
+    }
+    let username = state.caches.user(&current.sub).await.ok().flatten().map(|u| u.username.to_string());
+    let (csrf, set_cookie) = csrf::token(&state, &headers);
+    let mut response = state.templates.render(
+        StatusCode::OK,
+        "account_sessions.html",
+        minijinja::context! { title => "Your sessions", base => base(&state), csrf, sessions => rows, username },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub struct EndForm {
+    csrf: Option<String>,
+    /// A session's `sid`, or `others` for every session but this one.
+    sid: Option<String>,
+}
+
+pub async fn end_session(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<EndForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return form_expired(&state);
+    }
+    let Some(current) = sessions::current(&state, &headers).await else { return login_first(&state) };
+    let actor = Actor::User(current.sub.to_string());
+    let back = Redirect::to(&format!("{}/account/sessions", base(&state))).into_response();
+    match form.sid.as_deref() {
+        Some("others") => {
+            let which = SessionSelector::User { sub: current.sub.clone(), except_sid: Some(current.sid.clone()) };
+            ended_or_error(&state, sessions::end(&state, &which, "ended_by_user", false, &actor).await.map(|_| back))
+        }
+        Some(sid) if sid == current.sid => {
+            let (ended, cookies) = sessions::end_this_browser(&state, &headers, "logout", &actor).await;
+            sessions::signed_out::respond(&state, &ended, None, cookies).await
+        }
+        Some(sid) => {
+            if !owns(&state, &current, sid).await {
+                return state.pages.render(StatusCode::NOT_FOUND, "That session does not exist or has ended.", None);
+            }
+            let which = SessionSelector::Sid(sid.to_owned());
+            ended_or_error(&state, sessions::end(&state, &which, "ended_by_user", false, &actor).await.map(|_| back))
+        }
+        None => state.pages.render(StatusCode::BAD_REQUEST, "Choose a session to end.", None),
+    }
+}
+
+/// Whether `sid` is a live session of the signed-in user (a user ends only their own).
+async fn owns(state: &AppState, current: &BrowserSession, sid: &str) -> bool {
+    let tenant = TenantId::default_tenant();
+    let idle = state.config.sessions.idle_timeout;
+    matches!(
+        state.store.browser_session_by_sid(&tenant, sid, state.clock.now(), idle).await,
+        Ok(Some(s)) if s.sub == current.sub
+    )
+}
+
+fn ended_or_error(state: &AppState, result: Result<Response, latchkey_store::StoreError>) -> Response {
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot end session");
+        state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_agents_are_described_for_people() {
+        let chrome =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        assert_eq!(super::describe_user_agent(Some(chrome)), "Chrome on Linux");
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Version/18.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(super::describe_user_agent(Some(safari)), "Safari on iOS");
+        assert_eq!(super::describe_user_agent(Some("curl/8")), "Unknown browser on an unknown system");
+        assert_eq!(super::describe_user_agent(None), "Unknown device");
+    }
+}

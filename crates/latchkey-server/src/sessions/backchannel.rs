@@ -1,0 +1,169 @@
+//! Back-Channel Logout 1.0 delivery: logout tokens queued in the database (in the same
+//! transaction that ended the session) are POSTed as `logout_token` by every node's sender.
+//! A delivery is claimed for a lease before it is sent, so two nodes do not send it at
+//! once; a node that dies mid-send leaves it to be retried when the lease runs out. Failed
+//! attempts are retried with exponential backoff up to `logout.backchannel_max_attempts`.
+
+use std::time::Duration;
+
+use latchkey_core::domain::ClientId;
+use latchkey_store::{DeliveryOutcome, LogoutDelivery};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::app::AppState;
+use crate::config::LogoutConfig;
+use crate::oauth::tokens::mint_logout_token;
+
+/// Deliveries claimed per round.
+const BATCH: u32 = 32;
+
+/// Runs the sender: on a wake-up (a session ended on this node) or every poll interval.
+pub fn spawn(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let config = &state.config.logout;
+        let http = match reqwest::Client::builder()
+            .timeout(config.backchannel_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the back-channel logout HTTP client; no logout tokens will be sent");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                () = state.backchannel.notified() => {}
+                () = tokio::time::sleep(config.backchannel_poll_interval) => {}
+            }
+            deliver_due(&state, &http).await;
+        }
+    })
+}
+
+/// Sends every delivery that is due, a batch at a time, the batch in parallel.
+pub async fn deliver_due(state: &AppState, http: &reqwest::Client) {
+    let config = &state.config.logout;
+    let lease = config.backchannel_timeout * 2 + Duration::from_secs(5);
+    loop {
+        let batch = match state.store.claim_logout_deliveries(state.clock.now(), lease, BATCH).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the back-channel logout queue");
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let mut sends = JoinSet::new();
+        for delivery in batch {
+            let (state, http) = (state.clone(), http.clone());
+            sends.spawn(async move { deliver(&state, &http, delivery).await });
+        }
+        while sends.join_next().await.is_some() {}
+    }
+}
+
+async fn deliver(state: &AppState, http: &reqwest::Client, d: LogoutDelivery) {
+    let outcome = match send(state, http, &d).await {
+        Ok(()) => DeliveryOutcome::Delivered,
+        Err(Failure::Permanent(error)) => DeliveryOutcome::Failed { error },
+        Err(Failure::Transient(error)) => next_step(&state.config.logout, d.attempts, state.clock.now(), error),
+    };
+    let label = match &outcome {
+        DeliveryOutcome::Delivered => "delivered",
+        DeliveryOutcome::Retry { .. } => "retried",
+        DeliveryOutcome::Failed { .. } => "failed",
+    };
+    metrics::counter!("latchkey_backchannel_logout_total", "outcome" => label).increment(1);
+    match &outcome {
+        DeliveryOutcome::Failed { error } => {
+            tracing::warn!(client_id = %d.client_id, jti = %d.jti, %error, "back-channel logout given up");
+        }
+        DeliveryOutcome::Retry { error, .. } => {
+            tracing::info!(client_id = %d.client_id, jti = %d.jti, %error, "back-channel logout will be retried");
+        }
+        DeliveryOutcome::Delivered => {}
+    }
+    if let Err(e) = state.store.finish_logout_delivery(&d.tenant, &d.jti, &outcome, state.clock.now()).await {
+        tracing::error!(error = %e, jti = %d.jti, "cannot record a back-channel logout delivery");
+    }
+}
+
+enum Failure {
+    /// Worth another attempt (the relying party was down or said no).
+    Transient(String),
+    /// Never going to work (the client is gone or no longer wants logout tokens).
+    Permanent(String),
+}
+
+async fn send(state: &AppState, http: &reqwest::Client, d: &LogoutDelivery) -> Result<(), Failure> {
+    let client_id = ClientId::parse(&d.client_id).map_err(|e| Failure::Permanent(e.to_string()))?;
+    let client = match state.caches.client(&client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(Failure::Permanent("the client no longer exists".into())),
+        Err(e) => return Err(Failure::Transient(format!("cannot load the client: {e}"))),
+    };
+    let Some(uri) = client.session_policy.backchannel_logout_uri.clone() else {
+        return Err(Failure::Permanent("the client no longer has a backchannel_logout_uri".into()));
+    };
+    let token = mint_logout_token(state, &client, &d.jti, &d.sub, &d.sid)
+        .map_err(|e| Failure::Transient(format!("cannot sign the logout token: {e}")))?;
+    let response = http
+        .post(uri.as_str())
+        .header(reqwest::header::CACHE_CONTROL, "no-store")
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .map_err(|e| Failure::Transient(format!("POST failed: {e}")))?;
+    // §2.8: 200 on success; some frameworks answer an empty 200 with 204.
+    match response.status().as_u16() {
+        200 | 204 => Ok(()),
+        status => Err(Failure::Transient(format!("the relying party answered {status}"))),
+    }
+}
+
+/// Retry after `base * 2^attempts` (capped), or give up after the last attempt.
+fn next_step(
+    config: &LogoutConfig,
+    attempts_before: i64,
+    now: latchkey_core::UnixTime,
+    error: String,
+) -> DeliveryOutcome {
+    let attempts = attempts_before.saturating_add(1);
+    if attempts >= i64::from(config.backchannel_max_attempts) {
+        return DeliveryOutcome::Failed { error };
+    }
+    let factor = 2u32.saturating_pow(u32::try_from(attempts_before).unwrap_or(u32::MAX).min(31));
+    let wait = config.backchannel_retry_base.saturating_mul(factor).min(config.backchannel_retry_max);
+    DeliveryOutcome::Retry { at: now.plus(wait), error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::UnixTime;
+
+    #[test]
+    fn retries_back_off_exponentially_and_give_up_at_the_limit() {
+        let config = LogoutConfig {
+            backchannel_retry_base: Duration::from_secs(2),
+            backchannel_retry_max: Duration::from_secs(10),
+            backchannel_max_attempts: 5,
+            ..LogoutConfig::default()
+        };
+        let now = UnixTime::from_secs(1_000);
+        let at = |attempts| match next_step(&config, attempts, now, "x".into()) {
+            DeliveryOutcome::Retry { at, .. } => Some(at.secs() - 1_000),
+            _ => None,
+        };
+        assert_eq!([at(0), at(1), at(2), at(3)], [Some(2), Some(4), Some(8), Some(10)]);
+        assert_eq!(at(4), None, "the fifth failed attempt is the last");
+        assert!(
+            matches!(next_step(&config, 4, now, "boom".into()), DeliveryOutcome::Failed { error } if error == "boom")
+        );
+    }
+}

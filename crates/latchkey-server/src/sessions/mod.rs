@@ -1,0 +1,242 @@
+//! Single sign-on sessions: one server-side session per browser, shared by every client.
+//!
+//! The browser holds a random secret in an `HttpOnly` cookie; the store keeps its keyed
+//! hash. `sid` is the session's public id (ID and logout tokens carry it). Ending a session
+//! (sign-out, the account page, the CLI, a locked user) goes through [`end`], which queues
+//! the back-channel logout tokens and revokes the refresh tokens that end with the session
+//! in the same transaction; the signed-out page does the front-channel part.
+
+pub mod account;
+pub mod backchannel;
+pub mod check;
+pub mod signed_out;
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use latchkey_core::UnixTime;
+use latchkey_core::crypto::random;
+use latchkey_core::domain::{ClientSessionPolicy, SubjectId, TenantId};
+use latchkey_store::{Actor, BrowserSession, SessionEnd, SessionSelector, SessionsEnded, Store, StoreError};
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::login::cookies;
+
+pub const SESSION_COOKIE: &str = "latchkey-session";
+/// Script-readable and not secret: what the check-session iframe compares (OIDC Session
+/// Management 1.0 §3). It changes with every sign-in and is cleared at sign-out.
+pub const BROWSER_STATE_COOKIE: &str = "latchkey-browser-state";
+const SESSION_PURPOSE: &str = "browser_session";
+const BROWSER_STATE_PURPOSE: &str = "browser_state";
+/// `last_active_at` is written at most this often per session, not on every request.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+/// The live session of this browser, if any: not expired, not idle, and its user still
+/// exists and is not locked.
+pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<BrowserSession> {
+    let value = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE))?;
+    let hash = state.token_hasher.hash(SESSION_PURPOSE, value);
+    let now = state.clock.now();
+    let session = match state.store.browser_session(&tenant(), &hash, now, state.config.sessions.idle_timeout).await {
+        Ok(s) => s?,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read session");
+            return None;
+        }
+    };
+    match state.caches.user(&session.sub).await {
+        Ok(Some(user)) if !user.locked => {}
+        _ => return None,
+    }
+    if now.since(session.last_active_at) >= TOUCH_EVERY
+        && let Err(e) = state.store.touch_browser_session(&tenant(), &session.sid, now).await
+    {
+        tracing::warn!(error = %e, "cannot record session activity");
+    }
+    Some(session)
+}
+
+/// What a successful sign-in establishes.
+pub struct SignIn {
+    pub sub: SubjectId,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub remember: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Starts a new session for this browser (a new secret and a new `sid`: the id is rotated
+/// at every sign-in) and ends the one it had. Returns the session and the cookies to set.
+pub async fn start(
+    state: &AppState,
+    headers: &HeaderMap,
+    sign_in: SignIn,
+) -> Result<(BrowserSession, Vec<HeaderValue>), StoreError> {
+    let actor = Actor::User(sign_in.sub.to_string());
+    end_this_browser(state, headers, "replaced", &actor).await;
+    let now = state.clock.now();
+    let config = &state.config.sessions;
+    let remember = sign_in.remember && !config.remember_me_lifetime.is_zero();
+    let lifetime = if remember { config.remember_me_lifetime } else { config.lifetime };
+    let secret = random::token_string::<32>();
+    let session = BrowserSession {
+        id_hash: state.token_hasher.hash(SESSION_PURPOSE, &secret),
+        sid: random::token_string::<16>(),
+        sub: sign_in.sub,
+        auth_time: now,
+        amr: sign_in.amr,
+        acr: sign_in.acr,
+        created_at: now,
+        expires_at: now.plus(lifetime),
+        last_active_at: now,
+        remember,
+        user_agent: sign_in.user_agent.map(|ua| ua.chars().take(256).collect()),
+        ip: if config.record_ip { sign_in.ip } else { None },
+    };
+    state.store.create_browser_session(&tenant(), &session, &actor).await?;
+    let cookies = vec![
+        cookies::set(state.https, SESSION_COOKIE, &secret, Some(lifetime.as_secs())),
+        browser_state_cookie(state, Some(&browser_state(state, &session.sid)), lifetime.as_secs()),
+    ];
+    Ok((session, cookies))
+}
+
+/// Ends sessions in the store: the sessions go, their clients' back-channel logout tokens
+/// are queued (any node's sender delivers them) and their refresh tokens are revoked
+/// (every one of the user's with `revoke_all_refresh_tokens`). For the CLI as for the server.
+pub async fn end_in_store(
+    store: &dyn Store,
+    config: &Config,
+    now: UnixTime,
+    which: &SessionSelector,
+    reason: &'static str,
+    revoke_all_refresh_tokens: bool,
+    actor: &Actor,
+) -> Result<(SessionsEnded, UnixTime), StoreError> {
+    let how = SessionEnd {
+        now,
+        revoke_until: now.plus(crate::oauth::tokens::longest_access_token_lifetime(store, config).await),
+        revoke_all_refresh_tokens,
+        reason,
+    };
+    Ok((store.end_browser_sessions(&tenant(), which, &how, actor).await?, how.revoke_until))
+}
+
+/// Ends sessions and everything that goes with them; wakes the back-channel sender.
+pub async fn end(
+    state: &AppState,
+    which: &SessionSelector,
+    reason: &'static str,
+    revoke_all_refresh_tokens: bool,
+    actor: &Actor,
+) -> Result<SessionsEnded, StoreError> {
+    let now = state.clock.now();
+    let (ended, until) =
+        end_in_store(state.store.as_ref(), &state.config, now, which, reason, revoke_all_refresh_tokens, actor).await?;
+    for grant in &ended.revoked_grants {
+        state.revocations.add_local("grant", grant, until);
+    }
+    if !ended.sessions.is_empty() {
+        metrics::counter!("latchkey_sessions_ended_total", "reason" => reason).increment(ended.sessions.len() as u64);
+        state.backchannel.notify_one();
+    }
+    Ok(ended)
+}
+
+/// Ends this browser's session, if it has one. Returns what ended and the cookies that
+/// clear the session and the browser state.
+pub async fn end_this_browser(
+    state: &AppState,
+    headers: &HeaderMap,
+    reason: &'static str,
+    actor: &Actor,
+) -> (SessionsEnded, Vec<HeaderValue>) {
+    let clear = vec![cookies::clear(state.https, SESSION_COOKIE), browser_state_cookie(state, None, 0)];
+    let Some(value) = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE)) else {
+        return (SessionsEnded::default(), clear);
+    };
+    let which = SessionSelector::IdHash(state.token_hasher.hash(SESSION_PURPOSE, value));
+    match end(state, &which, reason, false, actor).await {
+        Ok(ended) => (ended, clear),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot end session");
+            (SessionsEnded::default(), clear)
+        }
+    }
+}
+
+/// Records that `session` signed into `client` (after the code is issued).
+pub async fn record_client(state: &AppState, session: &BrowserSession, client: &latchkey_store::Client) {
+    let backchannel = client.session_policy.backchannel_logout_uri.is_some();
+    if let Err(e) = state
+        .store
+        .record_session_client(&tenant(), &session.sid, &client.client_id, backchannel, state.clock.now())
+        .await
+    {
+        tracing::error!(error = %e, "cannot record the session's client");
+    }
+}
+
+/// The browser state of a session: derived from its `sid` with a server key, so it changes
+/// with the session and reveals nothing.
+pub fn browser_state(state: &AppState, sid: &str) -> String {
+    state.token_hasher.hash(BROWSER_STATE_PURPOSE, sid).as_str().chars().take(32).collect()
+}
+
+/// The browser-state cookie: readable by the check-session iframe when it is framed by a
+/// relying party on another site, hence `SameSite=None; Secure` wherever the browser can
+/// keep a `Secure` cookie (https, or `localhost`, which browsers treat as secure).
+fn browser_state_cookie(state: &AppState, value: Option<&str>, max_age: u64) -> HeaderValue {
+    let name = cookies::name(state.https, BROWSER_STATE_COOKIE);
+    let secure_context = state.https || url::Url::parse(&state.issuer).is_ok_and(|u| u.host_str() == Some("localhost"));
+    let same_site = if secure_context { "SameSite=None; Secure" } else { "SameSite=Lax" };
+    let cookie = format!("{name}={}; Path=/; {same_site}; Max-Age={max_age}", value.unwrap_or(""));
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
+}
+
+/// OIDC Session Management 1.0 §3: `session_state` for an authorization response.
+pub fn session_state(client_id: &str, redirect_uri: &str, browser_state: &str) -> String {
+    let origin = url::Url::parse(redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let salt = random::token_string::<8>();
+    format!("{}.{salt}", session_state_hash(client_id, &origin, browser_state, &salt))
+}
+
+pub fn session_state_hash(client_id: &str, origin: &str, browser_state: &str, salt: &str) -> String {
+    let input = format!("{client_id} {origin} {browser_state} {salt}");
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input.as_bytes()))
+}
+
+/// The effective `max_age` of a request: its own, else the client's default.
+pub fn max_age(requested: Option<i64>, policy: &ClientSessionPolicy) -> Option<i64> {
+    requested.or_else(|| policy.default_max_age.and_then(|s| i64::try_from(s).ok()))
+}
+
+/// Appends `Set-Cookie` headers.
+pub fn set_cookies(response: &mut axum::response::Response, cookies: Vec<HeaderValue>) {
+    for c in cookies {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_state_follows_the_specification_example_shape() {
+        // SHA-256 over "client_id origin browser_state salt", hex, then "." and the salt.
+        let h = super::session_state_hash("client", "https://rp.example", "state", "salt");
+        assert_eq!(h.len(), 64);
+        assert_eq!(
+            h,
+            hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"client https://rp.example state salt"))
+        );
+        let full = super::session_state("client", "https://rp.example/cb?x=1", "state");
+        let (hash, salt) = full.split_once('.').unwrap_or_default();
+        assert_eq!(hash, super::session_state_hash("client", "https://rp.example", "state", salt));
+    }
+}
