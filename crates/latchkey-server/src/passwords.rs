@@ -1,9 +1,14 @@
 //! Password hashing off the async runtime: Argon2id runs on the blocking pool, at most
 //! `passwords.max_concurrent_hashes` at once, so a burst of logins never stalls other
 //! requests or exhausts memory.
+//!
+//! The hashes reuse their working memory (`memory_kib` each): at most one workspace per
+//! permit ever exists, so the memory password hashing holds is bounded by
+//! `max_concurrent_hashes × memory_kib`, and no sign-in pays for a fresh allocation.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use latchkey_core::crypto::password::Workspace;
 use latchkey_core::crypto::{PasswordError, PasswordHash, PasswordPolicy};
 use tokio::sync::Semaphore;
 
@@ -11,6 +16,8 @@ use tokio::sync::Semaphore;
 pub struct PasswordHasher {
     policy: PasswordPolicy,
     permits: Arc<Semaphore>,
+    /// Idle workspaces; a hash takes one (or makes one) and puts it back.
+    workspaces: Arc<Mutex<Vec<Workspace>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +30,30 @@ pub enum HashingError {
 
 impl PasswordHasher {
     pub fn new(policy: PasswordPolicy, max_concurrent: usize) -> Self {
-        Self { policy, permits: Arc::new(Semaphore::new(max_concurrent.max(1))) }
+        Self {
+            policy,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            workspaces: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Runs `f` on the blocking pool with an idle workspace, under a permit.
+    async fn with_workspace<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Workspace) -> T + Send + 'static,
+    ) -> Result<T, HashingError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashingError::Unavailable)?;
+        let pool = self.workspaces.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut workspace = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
+            let result = f(&mut workspace);
+            if let Ok(mut p) = pool.lock() {
+                p.push(workspace);
+            }
+            result
+        })
+        .await
+        .map_err(|_| HashingError::Unavailable)
     }
 
     pub fn policy(&self) -> PasswordPolicy {
@@ -31,21 +61,13 @@ impl PasswordHasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<PasswordHash, HashingError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashingError::Unavailable)?;
         let policy = self.policy;
-        tokio::task::spawn_blocking(move || policy.hash(&password))
-            .await
-            .map_err(|_| HashingError::Unavailable)?
-            .map_err(HashingError::from)
+        self.with_workspace(move |ws| policy.hash_in(&password, ws)).await?.map_err(HashingError::from)
     }
 
     pub async fn verify(&self, password: String, stored: PasswordHash) -> Result<bool, HashingError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashingError::Unavailable)?;
         let policy = self.policy;
-        tokio::task::spawn_blocking(move || policy.verify(&password, &stored))
-            .await
-            .map_err(|_| HashingError::Unavailable)?
-            .map_err(HashingError::from)
+        self.with_workspace(move |ws| policy.verify_in(&password, &stored, ws)).await?.map_err(HashingError::from)
     }
 
     /// Hashes in flight or waiting right now cannot exceed the bound; exposed for tests.
@@ -76,6 +98,7 @@ mod tests {
         assert!(hasher.verify("pw".into(), hash.clone()).await.unwrap_or(false));
         assert!(!hasher.verify("nope".into(), hash).await.unwrap_or(true));
         assert_eq!(hasher.available_permits(), 1, "permits are returned");
+        assert_eq!(hasher.workspaces.lock().map(|p| p.len()).unwrap_or(0), 1, "one workspace, reused");
         assert!(matches!(hasher.hash(String::new()).await, Err(HashingError::Password(PasswordError::Empty))));
     }
 }
