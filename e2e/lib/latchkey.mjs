@@ -157,6 +157,13 @@ function makeCli(dir, env) {
     }
     return cli(args);
   };
+  /**
+   * Registers a public (native) client on the loopback: `none` authentication, redirect URI
+   * `http://127.0.0.1/callback` (RFC 8252 §7.3: any port), the name its id; `o` as for
+   * createClient, and wins.
+   */
+  cli.createLoopbackClient = (o) =>
+    cli.createClient({ name: o.id, type: 'public', authMethod: 'none', redirectUris: ['http://127.0.0.1/callback'], ...o });
   cli.createScope = (name, description) => cli(['scope', 'create', name, '--description', description]);
   return cli;
 }

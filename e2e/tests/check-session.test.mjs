@@ -27,15 +27,7 @@ before(async () => {
   lk = await startLatchkey({
     seed(cli) {
       seedAda(cli);
-      cli.createClient({
-        id: 'spa-app',
-        name: 'Single-page app',
-        type: 'public',
-        authMethod: 'none',
-        firstParty: true,
-        redirectUris: ['http://127.0.0.1/callback'],
-        postLogoutRedirectUris: ['http://127.0.0.1/signed-out'],
-      });
+      cli.createLoopbackClient({ id: 'spa-app', firstParty: true });
     },
   });
   md = await (await fetch(`${lk.issuer}/.well-known/openid-configuration`)).json();

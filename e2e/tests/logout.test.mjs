@@ -1,7 +1,8 @@
 // Single sign-on across two clients, then every OIDC logout channel, against a real Latchkey
 // and Chromium: RP-Initiated Logout 1.0, Front-Channel Logout 1.0 (hidden iframes on the
 // signed-out page) and Back-Channel Logout 1.0 (logout tokens POSTed by the server, verified
-// here with jose against the issuer's JWKS), including the retry of a failing endpoint.
+// here with jose against the issuer's JWKS), including the retry of a failing endpoint;
+// refresh tokens at logout; ending another browser's session from the account page.
 //
 // The relying party runs on 127.0.0.1, Latchkey on localhost: another site, so the browser
 // applies its cross-site cookie and framing rules as in a real deployment.
@@ -84,13 +85,10 @@ before(async () => {
       ada = seedAda(cli);
       // Public (PKCE) app on the loopback, both logout channels. Its redirect URI and one
       // post-logout URI are registered without a port (RFC 8252 §7.3: any port).
-      cli.createClient({
+      cli.createLoopbackClient({
         id: 'spa-app',
         name: 'Single-page app',
-        type: 'public',
-        authMethod: 'none',
         firstParty: true,
-        redirectUris: ['http://127.0.0.1/callback'],
         postLogoutRedirectUris: [loopback('/signed-out'), 'http://127.0.0.1/any-port/signed-out'],
         frontchannelLogoutUri: loopback('/fc/spa-app'),
         frontchannelLogoutSessionRequired: true,
@@ -109,24 +107,28 @@ before(async () => {
         backchannelLogoutSessionRequired: true,
       }).client_secret;
       // Registered for both channels but never signed into: must get nothing.
-      cli.createClient({
+      cli.createLoopbackClient({
         id: 'other-app',
-        name: 'Other app',
-        type: 'public',
-        authMethod: 'none',
         firstParty: true,
-        redirectUris: ['http://127.0.0.1/callback'],
         frontchannelLogoutUri: loopback('/fc/other-app'),
         backchannelLogoutUri: loopback('/bc/other-app'),
       });
+      // Refresh tokens and logout: bound to the session without offline_access; with
+      // offline_access they survive logout, unless the client asks for their revocation.
+      for (const [id, revokesOffline] of [['session-rt-app', false], ['strict-rt-app', true]]) {
+        cli.createLoopbackClient({
+          id,
+          firstParty: true,
+          grantTypes: ['authorization_code', 'refresh_token'],
+          scopes: ['openid', 'offline_access'],
+          sessionRefreshTokens: true,
+          logoutRevokesOfflineTokens: revokesOffline,
+        });
+      }
       // Its back-channel endpoint fails the first delivery.
-      cli.createClient({
+      cli.createLoopbackClient({
         id: 'flaky-app',
-        name: 'Flaky app',
-        type: 'public',
-        authMethod: 'none',
         firstParty: true,
-        redirectUris: ['http://127.0.0.1/callback'],
         backchannelLogoutUri: loopback('/bc/flaky-app'),
         backchannelLogoutSessionRequired: true,
       });
@@ -312,6 +314,90 @@ describe('SSO sessions and OIDC logout', () => {
       assert.ok(gap >= 1_000, `the retry waited (backoff, first retry after ~2 s), not ${gap} ms`);
 
       await expectLoginPage(page, config);
+    });
+  });
+
+  test('logout revokes the refresh tokens of the session; offline_access ones survive unless the client says so', async () => {
+    const sessionRt = await discoverClient(lk.issuer, 'session-rt-app', client.None());
+    const strictRt = await discoverClient(lk.issuer, 'strict-rt-app', client.None());
+    await withBrowser(async ({ page }) => {
+      const bound = await codeFlow(page, lk.issuer, sessionRt, { app, scope: 'openid' });
+      const offline = await codeFlow(page, lk.issuer, sessionRt, { app, scope: 'openid offline_access' });
+      const strict = await codeFlow(page, lk.issuer, strictRt, { app, scope: 'openid offline_access' });
+      for (const [name, flow] of [['session-bound', bound], ['offline', offline], ['strict offline', strict]]) {
+        assert.equal(typeof flow.tokens.refresh_token, 'string', `${name}: a refresh token was issued`);
+      }
+      // Each works before logout (and rotates: keep the newest).
+      const live = {};
+      for (const [name, config, flow] of [
+        ['bound', sessionRt, bound],
+        ['offline', sessionRt, offline],
+        ['strict', strictRt, strict],
+      ]) {
+        live[name] = { config, token: (await client.refreshTokenGrant(config, flow.tokens.refresh_token)).refresh_token };
+      }
+
+      await page.goto(client.buildEndSessionUrl(sessionRt, { id_token_hint: bound.tokens.id_token }).href);
+      await page.getByRole('heading', { name: /signed out/i }).waitFor();
+
+      const refresh = ({ config, token }) =>
+        client.refreshTokenGrant(config, token).then(
+          (t) => ({ ok: true, rotated: typeof t.refresh_token === 'string' }),
+          (e) => ({ ok: false, error: e.error ?? e.message }),
+        );
+      assert.deepEqual(await refresh(live.bound), { ok: false, error: 'invalid_grant' }, 'a session-bound refresh token ends with the session');
+      assert.deepEqual(await refresh(live.offline), { ok: true, rotated: true }, 'an offline_access refresh token survives logout by default');
+      assert.deepEqual(
+        await refresh(live.strict),
+        { ok: false, error: 'invalid_grant' },
+        'with --logout-revokes-offline-tokens, offline_access refresh tokens end too',
+      );
+    });
+  });
+
+  test('the account page lists the sessions and ends another browser\'s: back-channel logout for it only', async () => {
+    const config = await discoverClient(lk.issuer, 'spa-app', client.None());
+    await withBrowser(async (here) => {
+      await withBrowser(async (elsewhere) => {
+        const mine = (await codeFlow(here.page, lk.issuer, config, { app })).tokens.claims();
+        const other = (await codeFlow(elsewhere.page, lk.issuer, config, { app })).tokens.claims();
+        assert.notEqual(mine.sid, other.sid, 'two browsers, two sessions');
+
+        const { page } = here;
+        await page.goto(`${lk.issuer}/account/sessions`);
+        const rows = page.locator('li.session');
+        const sids = await rows.evaluateAll((lis) => lis.map((li) => li.dataset.sid));
+        assert.deepEqual(sids.toSorted(), [mine.sid, other.sid].toSorted(), "the page lists both of Ada's sessions");
+        const otherRow = page.locator(`li.session[data-sid="${other.sid}"]`);
+        assert.match(await otherRow.innerText(), /Single-page app/, 'the session lists the application it signed into');
+        assert.match(await page.locator(`li.session[data-sid="${mine.sid}"]`).innerText(), /this browser/);
+
+        const mark = Date.now();
+        const reloaded = page.waitForResponse(
+          (r) => new URL(r.url()).pathname === '/account/sessions' && r.request().method() === 'GET',
+        );
+        await otherRow.getByRole('button', { name: 'End this session' }).click();
+        assert.equal((await reloaded).status(), 200, 'back to the list after ending the session');
+        await page.locator(`li.session[data-sid="${mine.sid}"]`).waitFor();
+        assert.deepEqual(
+          await page.locator('li.session').evaluateAll((lis) => lis.map((li) => li.dataset.sid)),
+          [mine.sid],
+          'only this browser\'s session is left',
+        );
+
+        // The ended session's client hears about it on the back channel; this browser's
+        // session goes on; the front channel is not used (that browser is elsewhere).
+        await logoutTokenFor('spa-app', other);
+        assert.equal(
+          app.hits.filter((h) => h.path.startsWith('/fc/') && h.at >= mark).length,
+          0,
+          'no front-channel request for a session ended from another browser',
+        );
+        const again = await codeFlow(page, lk.issuer, config, { app });
+        assert.equal(again.sawLogin, false, 'this browser is still signed in');
+        assert.equal(again.tokens.claims().sid, mine.sid);
+        await expectLoginPage(elsewhere.page, config);
+      });
     });
   });
 
