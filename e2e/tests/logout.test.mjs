@@ -184,6 +184,25 @@ async function logoutTokenFor(clientId, { sid, sub }, { count = 1, timeoutMs = D
   return { hit, payload, header };
 }
 
+/** `latchkey_backchannel_logout_total{outcome="OUTCOME"}` from /metrics (0 before the first). */
+async function backchannelCounter(outcome) {
+  const text = await (await fetch(`${lk.issuer}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('latchkey_backchannel_logout_total{') && l.includes(`outcome="${outcome}"`));
+  return line ? Number(line.trim().split(/\s+/).pop()) : 0;
+}
+
+/** Polls `probe()` every 100 ms until `done(value)`, at most `timeoutMs`; returns the last value. */
+async function pollUntil(probe, done, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() >= until) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** The visible text of an HTML page (for failure messages). */
 function textOf(html) {
   return html
@@ -304,6 +323,7 @@ describe('SSO sessions and OIDC logout', () => {
       const flow = await codeFlow(page, lk.issuer, config, { app });
       assert.equal(flow.sawLogin, true);
       const claims = flow.tokens.claims();
+      const retriedBefore = await backchannelCounter('retried');
       await page.goto(client.buildEndSessionUrl(config, { id_token_hint: flow.tokens.id_token }).href);
 
       const first = await logoutTokenFor('flaky-app', claims);
@@ -312,6 +332,9 @@ describe('SSO sessions and OIDC logout', () => {
       assert.equal(second.payload.jti, first.payload.jti, 'the retry carries the same logout (same jti)');
       const gap = second.hit.at - first.hit.at;
       assert.ok(gap >= 1_000, `the retry waited (backoff, first retry after ~2 s), not ${gap} ms`);
+      // Visible in the metrics: the failed attempt counted as retried (within 5 s).
+      const retried = await pollUntil(() => backchannelCounter('retried'), (n) => n > retriedBefore, 5_000);
+      assert.equal(retried, retriedBefore + 1, 'latchkey_backchannel_logout_total{outcome="retried"} counts the failed attempt');
 
       await expectLoginPage(page, config);
     });
