@@ -132,6 +132,8 @@ pub async fn all_backends() -> Vec<Arc<TestDatabase>> {
 }
 
 pub mod browser;
+pub mod flow;
+pub mod rp;
 
 use latchkey_core::domain::{
     ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName,
