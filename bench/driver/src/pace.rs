@@ -95,7 +95,7 @@ fn percentile(values: &[u64], q: f64) -> Option<u64> {
 }
 
 /// utime + stime of a process from `/proc/PID/stat` (Linux), in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the command name's closing parenthesis, utime and stime are fields 12 and 13.
     let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);

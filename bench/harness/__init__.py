@@ -1,0 +1,1 @@
+"""Helpers of bench/run: the server process, and the report."""
