@@ -303,3 +303,24 @@ async fn locking_or_deleting_a_user_ends_sessions_and_every_refresh_token() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_deleted_clients_access_tokens_stop_working_at_userinfo() {
+    let rp = RelyingParty::start(0).await;
+    let server = start_in(support::sqlite().await, Arc::new(ok(tempfile::tempdir(), "dir")), Clock::system()).await;
+    setup(&server, &rp).await;
+    let secret = secret_of("notes");
+    let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
+    let browser = Browser::new(server.server.addr);
+    let tokens = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
+    let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+    let userinfo = || async {
+        ok(server.http.get(server.url("/userinfo")).bearer_auth(&access).send().await, "userinfo").status()
+    };
+    assert_eq!(userinfo().await, StatusCode::OK);
+    let id = ok(latchkey_core::domain::ClientId::parse("notes"), "id");
+    ok(server.state().store.delete_client(&TenantId::default_tenant(), &id, &Actor::Cli).await, "delete");
+    eventually(DELIVERY, "the deletion reaches the cache", || async { userinfo().await == StatusCode::UNAUTHORIZED })
+        .await;
+    server.stop().await;
+}

@@ -13,7 +13,7 @@ use super::OAuthError;
 use super::client_auth::authenticate;
 use super::params::Params;
 use super::token::refresh_token::REFRESH_PURPOSE;
-use super::tokens::verify_access_token;
+use super::tokens::live_access_token;
 use crate::app::AppState;
 
 fn reply(value: serde_json::Value) -> Response {
@@ -49,7 +49,7 @@ pub async fn introspect(
         return Err(OAuthError::invalid_client("public clients cannot introspect", false));
     }
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    if let Ok(c) = verify_access_token(&state, token) {
+    if let Ok(c) = live_access_token(&state, token).await {
         if c.client_id != client.client_id.as_str() && !is_audience(&state, &c.aud, &client.client_id).await? {
             return Ok(reply(json!({"active": false})));
         }

@@ -235,6 +235,17 @@ pub fn verify_jwt(
 }
 
 /// Verifies an access token, including the revocation set.
+/// [`verify_access_token`], and the client it was issued to still exists: deleting a
+/// client ends its access tokens along with its refresh tokens and consents.
+pub async fn live_access_token(state: &AppState, token: &str) -> Result<AccessClaims, VerifyError> {
+    let claims = verify_access_token(state, token)?;
+    let client = latchkey_core::domain::ClientId::parse(&claims.client_id).map_err(|_| VerifyError::Invalid)?;
+    match state.caches.client(&client).await {
+        Ok(Some(_)) => Ok(claims),
+        _ => Err(VerifyError::Revoked),
+    }
+}
+
 pub fn verify_access_token(state: &AppState, token: &str) -> Result<AccessClaims, VerifyError> {
     let claims = verify_jwt(state, token, "at+jwt", false)?;
     let claims: AccessClaims = serde_json::from_value(serde_json::Value::Object(claims.into_iter().collect()))

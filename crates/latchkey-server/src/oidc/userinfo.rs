@@ -10,7 +10,7 @@ use latchkey_core::domain::SubjectId;
 use super::claims::{all_claims, names_for_scopes};
 use crate::app::AppState;
 use crate::oauth::params::Params;
-use crate::oauth::tokens::verify_access_token;
+use crate::oauth::tokens::live_access_token;
 
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response {
     let challenge = format!("Bearer realm=\"latchkey\", error=\"{error}\", error_description=\"{description}\"");
@@ -46,7 +46,7 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
         (Some(t), None) | (None, Some(t)) => t.trim().to_owned(),
         (None, None) => return no_token(),
     };
-    let claims = match verify_access_token(&state, &token) {
+    let claims = match live_access_token(&state, &token).await {
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &format!("the access token is {e}")),
     };

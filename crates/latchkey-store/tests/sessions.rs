@@ -1,0 +1,251 @@
+//! Session store behaviour, on SQLite and (when LATCHKEY_TEST_POSTGRES_URL is set)
+//! PostgreSQL: expiry, ending sessions with everything that goes with them, and the
+//! back-channel logout queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::crypto::TokenHash;
+use latchkey_core::domain::*;
+use latchkey_core::{Clock, UnixTime};
+use latchkey_store::testing::TestDatabase;
+use latchkey_store::*;
+
+const HOUR: Duration = Duration::from_secs(3_600);
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    ada: SubjectId,
+    backend: &'static str,
+}
+
+async fn fixture(db: &TestDatabase) -> Fixture {
+    let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+    let store = ok(latchkey_store::open(&db.url, 4, clock.clone()).await, db.backend);
+    ok(store.migrate().await, db.backend);
+    let user = NewUser {
+        sub: SubjectId::generate(),
+        username: ok(Username::parse("ada"), "username"),
+        email: None,
+        email_verified: false,
+        name: None,
+        profile: ProfileClaims::default(),
+        password_hash: None,
+    };
+    let ada = ok(store.create_user(&tenant(), user, &Actor::Cli).await, "user").sub;
+    Fixture { store, clock, ada, backend: db.backend }
+}
+
+impl Fixture {
+    async fn session(&self, sid: &str, clients: &[(&str, bool)]) {
+        let now = self.clock.now();
+        let s = BrowserSession {
+            id_hash: TokenHash::from_stored(format!("hash-{sid}")),
+            sid: sid.to_owned(),
+            sub: self.ada.clone(),
+            auth_time: now,
+            amr: vec!["pwd".into()],
+            acr: "urn:latchkey:acr:password".into(),
+            created_at: now,
+            expires_at: now.plus(2 * HOUR),
+            last_active_at: now,
+            remember: false,
+            user_agent: None,
+            ip: Some("192.0.2.1".into()),
+        };
+        ok(self.store.create_browser_session(&tenant(), &s, &Actor::Cli).await, "session");
+        for (client, backchannel) in clients {
+            let id = ok(ClientId::parse(client), "client");
+            ok(self.store.record_session_client(&tenant(), sid, &id, *backchannel, now).await, "client");
+        }
+    }
+
+    async fn refresh(&self, token: &str, sid: &str, ends_with_session: bool) {
+        let t = NewRefreshToken {
+            token_hash: TokenHash::from_stored(token.to_owned()),
+            family_id: format!("family-{token}"),
+            grant_id: format!("grant-{token}"),
+            client_id: ok(ClientId::parse("notes"), "client"),
+            sub: self.ada.to_string(),
+            grant_data: "{}".into(),
+            expires_at: self.clock.now().plus(24 * HOUR),
+            sid: Some(sid.to_owned()),
+            ends_with_session,
+        };
+        ok(self.store.insert_refresh_token(&tenant(), &t).await, "refresh");
+    }
+
+    async fn revoked(&self, token: &str) -> bool {
+        let found = ok(self.store.refresh_token(&tenant(), &TokenHash::from_stored(token.to_owned())).await, "read");
+        found.is_some_and(|t| t.revoked_at.is_some())
+    }
+
+    fn end(&self, revoke_all: bool) -> SessionEnd {
+        let now = self.clock.now();
+        SessionEnd { now, revoke_until: now.plus(HOUR), revoke_all_refresh_tokens: revoke_all, reason: "test" }
+    }
+
+    async fn live(&self, sid: &str) -> bool {
+        let found = self.store.browser_session_by_sid(&tenant(), sid, self.clock.now(), HOUR).await;
+        ok(found, "read").is_some()
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_or_past_their_end_and_touching_keeps_them() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        f.session("s1", &[]).await;
+        f.clock.advance(HOUR - Duration::from_secs(1));
+        assert!(f.live("s1").await, "{b}");
+        ok(f.store.touch_browser_session(&tenant(), "s1", f.clock.now()).await, "touch");
+        f.clock.advance(HOUR - Duration::from_secs(1));
+        assert!(f.live("s1").await, "{b}: touched, so not idle");
+        let hash = TokenHash::from_stored("hash-s1".into());
+        let by_cookie = f.store.browser_session(&tenant(), &hash, f.clock.now(), HOUR).await;
+        assert_eq!(ok(by_cookie, "read").map(|s| s.ip), Some(Some("192.0.2.1".into())), "{b}");
+        f.clock.advance(Duration::from_secs(2));
+        assert!(!f.live("s1").await, "{b}: two hours after sign-in it is over, however active");
+        let removed = ok(f.store.delete_idle_sessions(f.clock.now(), HOUR, f.clock.now()).await, "cleanup");
+        assert_eq!(removed, 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn ending_sessions_queues_backchannel_logouts_and_revokes_session_tokens_in_one_go() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        f.session("keep", &[("notes", true)]).await;
+        f.session("gone-1", &[("notes", true), ("webapp", false)]).await;
+        f.session("gone-2", &[("webapp", false)]).await;
+        f.refresh("session-token", "gone-1", true).await;
+        f.refresh("offline-token", "gone-1", false).await;
+
+        let which = SessionSelector::User { sub: f.ada.clone(), except_sid: Some("keep".into()) };
+        let ended = ok(f.store.end_browser_sessions(&tenant(), &which, &f.end(false), &Actor::Cli).await, "end");
+        let mut sids: Vec<&str> = ended.sessions.iter().map(|s| s.sid.as_str()).collect();
+        sids.sort();
+        assert_eq!(sids, ["gone-1", "gone-2"], "{b}");
+        let gone_1 = ended.sessions.iter().find(|s| s.sid == "gone-1").map(|s| {
+            let mut c = s.clients.clone();
+            c.sort();
+            c
+        });
+        assert_eq!(gone_1, Some(vec!["notes".to_owned(), "webapp".to_owned()]), "{b}");
+        assert_eq!(ended.revoked_grants, ["grant-session-token"], "{b}");
+        assert!(f.live("keep").await && !f.live("gone-1").await, "{b}");
+        assert!(f.revoked("session-token").await && !f.revoked("offline-token").await, "{b}");
+        let queued = ok(f.store.logout_deliveries(&tenant(), &f.ada).await, "queue");
+        assert_eq!(queued.len(), 1, "{b}: only notes wants back-channel logout: {queued:?}");
+        assert_eq!((queued[0].client_id.as_str(), queued[0].sid.as_str()), ("notes", "gone-1"), "{b}");
+        let revocations = ok(f.store.revocations_after(0, f.clock.now()).await, "revocations");
+        assert!(revocations.iter().any(|r| r.kind == "grant" && r.value == "grant-session-token"), "{b}");
+
+        // A user locked: every session and every refresh token, offline ones too.
+        let which = SessionSelector::User { sub: f.ada.clone(), except_sid: None };
+        let ended = ok(f.store.end_browser_sessions(&tenant(), &which, &f.end(true), &Actor::Cli).await, "end all");
+        assert_eq!(ended.sessions.len(), 1, "{b}");
+        assert!(f.revoked("offline-token").await, "{b}");
+        // Ending what is already over ends nothing and queues nothing.
+        let again = ok(f.store.end_browser_sessions(&tenant(), &which, &f.end(true), &Actor::Cli).await, "again");
+        assert_eq!(again, SessionsEnded::default(), "{b}");
+        assert_eq!(ok(f.store.logout_deliveries(&tenant(), &f.ada).await, "queue").len(), 2, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn queued_deliveries_are_claimed_for_a_lease_and_finished_once() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        f.session("s1", &[("notes", true), ("webapp", true)]).await;
+        let which = SessionSelector::Sid("s1".into());
+        ok(f.store.end_browser_sessions(&tenant(), &which, &f.end(false), &Actor::Cli).await, "end");
+        let lease = Duration::from_secs(30);
+        let claimed = ok(f.store.claim_logout_deliveries(f.clock.now(), lease, 10).await, "claim");
+        assert_eq!(claimed.len(), 2, "{b}");
+        assert!(claimed.iter().all(|d| d.sid == "s1" && d.sub == f.ada.as_str() && d.attempts == 0), "{b}");
+        // Claimed: nobody else gets them until the lease runs out.
+        assert!(ok(f.store.claim_logout_deliveries(f.clock.now(), lease, 10).await, "again").is_empty(), "{b}");
+
+        let (first, second) = (&claimed[0], &claimed[1]);
+        ok(
+            f.store.finish_logout_delivery(&first.tenant, &first.jti, &DeliveryOutcome::Delivered, f.clock.now()).await,
+            "done",
+        );
+        let retry = DeliveryOutcome::Retry { at: f.clock.now().plus(Duration::from_secs(2)), error: "503".into() };
+        ok(f.store.finish_logout_delivery(&second.tenant, &second.jti, &retry, f.clock.now()).await, "retry");
+        assert!(ok(f.store.claim_logout_deliveries(f.clock.now(), lease, 10).await, "early").is_empty(), "{b}");
+        f.clock.advance(Duration::from_secs(2));
+        let due = ok(f.store.claim_logout_deliveries(f.clock.now(), lease, 10).await, "due");
+        assert_eq!(
+            due.iter().map(|d| (d.jti.as_str(), d.attempts)).collect::<Vec<_>>(),
+            [(second.jti.as_str(), 1)],
+            "{b}"
+        );
+        // A finished delivery is not finished again (a late duplicate changes nothing).
+        ok(f.store.finish_logout_delivery(&first.tenant, &first.jti, &retry, f.clock.now()).await, "late");
+        let records = ok(f.store.logout_deliveries(&tenant(), &f.ada).await, "records");
+        let done = records.iter().find(|r| r.jti == first.jti).map(|r| (r.status.clone(), r.attempts));
+        assert_eq!(done, Some(("delivered".to_owned(), 1)), "{b}");
+        let failed = DeliveryOutcome::Failed { error: "gone".into() };
+        ok(f.store.finish_logout_delivery(&second.tenant, &second.jti, &failed, f.clock.now()).await, "fail");
+        // Finished deliveries are kept until `keep_finished_until`, then cleaned up.
+        let kept = ok(f.store.delete_idle_sessions(f.clock.now(), HOUR, f.clock.now().minus(HOUR)).await, "keep");
+        assert_eq!(kept, 0, "{b}");
+        f.clock.advance(Duration::from_secs(1));
+        let removed = ok(f.store.delete_idle_sessions(f.clock.now(), HOUR, f.clock.now()).await, "clean");
+        assert_eq!(removed, 2, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_clients_tokens_consents_and_session_memberships_go_with_it() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        let notes = ok(ClientId::parse("notes"), "id");
+        let client = NewClient {
+            client_id: notes.clone(),
+            name: "Notes".into(),
+            kind: ClientKind::Confidential,
+            secret_hash: Some(TokenHash::from_stored("secret-hash".into())),
+            redirect_uris: vec![ok(
+                RedirectUri::parse_for_registration("https://n.example/cb", ClientKind::Confidential),
+                "uri",
+            )],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
+            token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+            id_token_signed_response_alg: SigningAlg::Rs256,
+            first_party: false,
+            jwks: None,
+            jwks_uri: None,
+            allow_insecure_no_pkce: false,
+            access_token_lifetime: None,
+            session_policy: ClientSessionPolicy::default(),
+        };
+        ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
+        ok(f.store.save_consent(&tenant(), &f.ada, &notes, &["openid".into()], &Actor::Cli).await, "consent");
+        f.session("s1", &[("notes", true)]).await;
+        f.refresh("notes-token", "s1", false).await;
+        ok(f.store.delete_client(&tenant(), &notes, &Actor::Cli).await, "delete");
+        let token = ok(f.store.refresh_token(&tenant(), &TokenHash::from_stored("notes-token".into())).await, "read");
+        assert_eq!(token, None, "{b}");
+        assert_eq!(ok(f.store.consented_scopes(&tenant(), &f.ada, &notes).await, "consent"), None, "{b}");
+        let sessions = ok(f.store.user_sessions(&tenant(), &f.ada, f.clock.now(), HOUR).await, "sessions");
+        assert_eq!(sessions.iter().map(|s| s.clients.len()).sum::<usize>(), 0, "{b}: {sessions:?}");
+    }
+}

@@ -1,0 +1,179 @@
+//! `latchkey session …`, the session and logout settings of `latchkey client …`, and the
+//! user commands that end sessions (lock, delete, set-password).
+
+mod support;
+
+use latchkey_core::Clock;
+use latchkey_core::crypto::TokenHash;
+use latchkey_core::domain::{ClientId, SubjectId, TenantId};
+use latchkey_store::{Actor, BrowserSession, Store};
+use serde_json::Value;
+use support::Workspace;
+
+const PASSWORD: &str = "correct horse battery staple 4711";
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+/// A workspace with ada and a client that wants back-channel logout.
+fn setup() -> (Workspace, String) {
+    let ws = Workspace::new();
+    let ada =
+        ws.run_stdin(&["user", "create", "--username", "ada", "--password-stdin", "--json"], &format!("{PASSWORD}\n"));
+    let sub = ada.success().json()["sub"].as_str().unwrap_or_default().to_owned();
+    ws.run(&[
+        "client",
+        "create",
+        "--name",
+        "Notes",
+        "--id",
+        "notes",
+        "--redirect-uri",
+        "https://notes.example.com/cb",
+        "--frontchannel-logout-uri",
+        "https://notes.example.com/front-logout",
+        "--backchannel-logout-uri",
+        "http://127.0.0.1:9/back-logout",
+        "--session-refresh-tokens",
+        "--default-max-age",
+        "1h",
+    ])
+    .success();
+    (ws, sub)
+}
+
+async fn store(ws: &Workspace) -> std::sync::Arc<dyn Store> {
+    let url = format!("sqlite:{}", ws.path("latchkey.db").display());
+    latchkey_store::open(&url, 1, Clock::system()).await.unwrap_or_else(|e| panic!("open store: {e}"))
+}
+
+/// A signed-in browser session of `sub` that signed into `notes`.
+async fn sign_in(store: &dyn Store, sub: &str, sid: &str) {
+    let now = Clock::system().now();
+    let session = BrowserSession {
+        id_hash: TokenHash::from_stored(format!("hash-of-{sid}")),
+        sid: sid.to_owned(),
+        sub: SubjectId::parse(sub).unwrap_or_else(|e| panic!("{e}")),
+        auth_time: now,
+        amr: vec!["pwd".into()],
+        acr: "urn:latchkey:acr:password".into(),
+        created_at: now,
+        expires_at: now.plus(std::time::Duration::from_secs(3_600)),
+        last_active_at: now,
+        remember: false,
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into()),
+        ip: None,
+    };
+    let notes = ClientId::parse("notes").unwrap_or_else(|e| panic!("{e}"));
+    store.create_browser_session(&tenant(), &session, &Actor::Cli).await.unwrap_or_else(|e| panic!("{e}"));
+    store.record_session_client(&tenant(), sid, &notes, true, now).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn sids(list: &Value) -> Vec<String> {
+    let mut v: Vec<String> =
+        list.as_array().into_iter().flatten().filter_map(|s| s["sid"].as_str().map(str::to_owned)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn client_logout_settings_are_stored_shown_and_checked() {
+    let (ws, _) = setup();
+    let shown = ws.run(&["client", "show", "notes", "--json"]).success().json();
+    let policy = &shown["session_policy"];
+    assert_eq!(policy["frontchannel_logout_uri"], "https://notes.example.com/front-logout", "{shown:#}");
+    assert_eq!(policy["backchannel_logout_uri"], "http://127.0.0.1:9/back-logout");
+    assert_eq!(policy["default_max_age"], 3_600);
+    assert_eq!(policy["session_refresh_tokens"], true);
+    ws.run(&["client", "show", "notes"]).success().stdout_names(&[
+        "front-channel:",
+        "back-channel:",
+        "default max_age: 3600s",
+    ]);
+
+    // Bad input: named, exit status 2, nothing changed.
+    let other_host = ws.run(&["client", "update", "notes", "--frontchannel-logout-uri", "https://evil.example/fc"]);
+    other_host.expect_code(2).stderr_names(&["https://evil.example/fc", "redirect URIs"]);
+    let plain_http = ws.run(&["client", "update", "notes", "--backchannel-logout-uri", "http://rp.example/bc"]);
+    plain_http.expect_code(2).stderr_names(&["http://rp.example/bc", "https"]);
+    let fragment = ws.run(&["client", "update", "notes", "--backchannel-logout-uri", "https://rp.example/bc#x"]);
+    fragment.expect_code(2).stderr_names(&["fragment"]);
+    ws.run(&["client", "update", "notes", "--default-max-age", "soon"]).expect_code(2);
+    let unchanged = ws.run(&["client", "show", "notes", "--json"]).success().json();
+    assert_eq!(unchanged["session_policy"], shown["session_policy"]);
+
+    // "" removes a URI; 0s removes the default max_age.
+    ws.run(&["client", "update", "notes", "--backchannel-logout-uri", "", "--default-max-age", "0s"]).success();
+    let updated = ws.run(&["client", "show", "notes", "--json"]).success().json();
+    assert!(updated["session_policy"].get("backchannel_logout_uri").is_none(), "{updated:#}");
+    assert!(updated["session_policy"].get("default_max_age").is_none(), "{updated:#}");
+    assert_eq!(updated["session_policy"]["frontchannel_logout_uri"], "https://notes.example.com/front-logout");
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_revoked_with_their_logouts_queued() {
+    let (ws, sub) = setup();
+    let store = store(&ws).await;
+    sign_in(store.as_ref(), &sub, "sid-laptop-0000000001").await;
+    sign_in(store.as_ref(), &sub, "sid-phone-00000000002").await;
+
+    let list = ws.run(&["session", "list", "--user", "ada", "--json"]).success().json();
+    assert_eq!(sids(&list), ["sid-laptop-0000000001", "sid-phone-00000000002"], "{list:#}");
+    assert_eq!(list[0]["clients"], serde_json::json!(["notes"]));
+    ws.run(&["session", "list", "--user", "ada"]).success().stdout_names(&["Firefox on Linux", "notes"]);
+
+    // Bad input: no such user, someone else's or no session, neither --sid nor --all.
+    ws.run(&["session", "list", "--user", "nobody"]).expect_code(1).stderr_names(&["nobody"]);
+    ws.run(&["session", "revoke", "--user", "ada", "--sid", "not-a-session"])
+        .expect_code(1)
+        .stderr_names(&["not-a-session"]);
+    ws.run(&["session", "revoke", "--user", "ada"]).expect_code(2);
+
+    let revoked = ws.run(&["session", "revoke", "--user", "ada", "--sid", "sid-phone-00000000002", "--json"]);
+    assert_eq!(revoked.success().json()["ended"], serde_json::json!(["sid-phone-00000000002"]));
+    let list = ws.run(&["session", "list", "--user", "ada", "--json"]).success().json();
+    assert_eq!(sids(&list), ["sid-laptop-0000000001"]);
+    let queued = ws.run(&["session", "deliveries", "--user", "ada", "--json"]).success().json();
+    assert_eq!(queued.as_array().map(Vec::len), Some(1), "{queued:#}");
+    assert_eq!(queued[0]["client_id"], "notes");
+    assert_eq!(queued[0]["sid"], "sid-phone-00000000002");
+    assert_eq!(queued[0]["status"], "pending", "the running server sends it");
+
+    // Locking the user ends what is left.
+    let locked = ws.run(&["user", "lock", "ada", "--json"]).success().json();
+    assert_eq!(locked["sessions_ended"], 1, "{locked:#}");
+    let list = ws.run(&["session", "list", "--user", "ada", "--json"]).success().json();
+    assert_eq!(sids(&list), Vec::<String>::new());
+    let queued = ws.run(&["session", "deliveries", "--user", "ada", "--json"]).success().json();
+    assert_eq!(queued.as_array().map(Vec::len), Some(2));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_password_reset_and_a_deletion_end_the_users_sessions() {
+    let (ws, sub) = setup();
+    let store = store(&ws).await;
+    sign_in(store.as_ref(), &sub, "sid-before-reset-00001").await;
+    let reset =
+        ws.run_stdin(&["user", "set-password", "ada", "--password-stdin", "--json"], "a new long passphrase 42\n");
+    assert_eq!(reset.success().json()["sessions_ended"], 1);
+    let sub_id = SubjectId::parse(&sub).unwrap_or_else(|e| panic!("{e}"));
+    let live =
+        store.user_sessions(&tenant(), &sub_id, Clock::system().now(), std::time::Duration::from_secs(3_600)).await;
+    assert_eq!(live.map(|l| l.len()).ok(), Some(0));
+
+    sign_in(store.as_ref(), &sub, "sid-before-delete-0001").await;
+    let deleted = ws.run(&["user", "delete", "ada", "--json"]).success().json();
+    assert_eq!(deleted["sessions_ended"], 1, "{deleted:#}");
+    let sid = store
+        .browser_session_by_sid(
+            &tenant(),
+            "sid-before-delete-0001",
+            Clock::system().now(),
+            std::time::Duration::from_secs(3_600),
+        )
+        .await;
+    assert_eq!(sid.ok().flatten(), None);
+    store.close().await;
+}
