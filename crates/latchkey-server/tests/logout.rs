@@ -66,6 +66,15 @@ async fn setup(server: &TestServer, rp: &RelyingParty) {
     }
 }
 
+/// Signs ada in to notes in `browser`: the token response and the ID token's claims.
+async fn notes_tokens(server: &TestServer, browser: &Browser, scope: &str) -> (serde_json::Value, serde_json::Value) {
+    let secret = secret_of("notes");
+    let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
+    let tokens = notes.tokens(server, &notes.sign_in(server, browser, "ada", scope).await).await;
+    let id = claims(tokens["id_token"].as_str().unwrap_or_default());
+    (tokens, id)
+}
+
 async fn jwks(server: &TestServer) -> JwkSet {
     ok(serde_json::from_value(server.get_json("/jwks.json").await), "jwks")
 }
@@ -152,11 +161,7 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         let secret = secret_of("notes");
         let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
         let browser = Browser::new(server.server.addr);
-        let id = claims(
-            notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await["id_token"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        let (_, id) = notes_tokens(&server, &browser, "openid").await;
         let sub = ok(SubjectId::parse(id["sub"].as_str().unwrap_or_default()), "sub");
         let ended = ok(
             latchkey_server::sessions::end(
@@ -230,14 +235,8 @@ async fn logout_tokens_queued_while_no_server_runs_are_delivered_after_the_start
         let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
         let server = start_in(db.clone(), dir.clone(), Clock::system()).await;
         setup(&server, &rp).await;
-        let secret = secret_of("notes");
-        let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
         let browser = Browser::new(server.server.addr);
-        let id = claims(
-            notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await["id_token"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        let (_, id) = notes_tokens(&server, &browser, "openid").await;
         let config = server.state().config.clone();
         server.stop().await;
 
@@ -283,15 +282,9 @@ async fn locking_or_deleting_a_user_ends_sessions_and_every_refresh_token() {
         let secret = secret_of("notes");
         let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
         let browser = Browser::new(server.server.addr);
-        let tokens =
-            notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid offline_access").await).await;
+        let (tokens, id) = notes_tokens(&server, &browser, "openid offline_access").await;
         let offline = tokens["refresh_token"].as_str().unwrap_or_default().to_owned();
-        let sub = ok(
-            SubjectId::parse(
-                claims(tokens["id_token"].as_str().unwrap_or_default())["sub"].as_str().unwrap_or_default(),
-            ),
-            "sub",
-        );
+        let sub = ok(SubjectId::parse(id["sub"].as_str().unwrap_or_default()), "sub");
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
         let ended =
             ok(latchkey_server::sessions::end(server.state(), &which, "user_locked", true, &Actor::Cli).await, "end");
@@ -309,10 +302,8 @@ async fn a_deleted_clients_access_tokens_stop_working_at_userinfo() {
     let rp = RelyingParty::start(0).await;
     let server = start_in(support::sqlite().await, Arc::new(ok(tempfile::tempdir(), "dir")), Clock::system()).await;
     setup(&server, &rp).await;
-    let secret = secret_of("notes");
-    let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
     let browser = Browser::new(server.server.addr);
-    let tokens = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
+    let (tokens, _) = notes_tokens(&server, &browser, "openid").await;
     let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
     let userinfo = || async {
         ok(server.http.get(server.url("/userinfo")).bearer_auth(&access).send().await, "userinfo").status()

@@ -33,3 +33,12 @@ pub fn verify(state: &AppState, headers: &HeaderMap, submitted: Option<&str>) ->
     let expected = state.token_hasher.hash("csrf", secret);
     expected.as_str().as_bytes().ct_eq(submitted.as_bytes()).into()
 }
+
+/// The page for a form whose CSRF token does not belong to this browser.
+pub fn expired_form(state: &AppState) -> axum::response::Response {
+    state.pages.render(
+        axum::http::StatusCode::BAD_REQUEST,
+        "This form has expired. Go back, reload the page and try again.",
+        None,
+    )
+}

@@ -161,11 +161,7 @@ pub async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return state.pages.render(
-            StatusCode::BAD_REQUEST,
-            "This form has expired. Go back, reload the page and try again.",
-            None,
-        );
+        return csrf::expired_form(&state);
     }
     let pending = match &form.req {
         Some(id) => match load_pending(&state, &headers, id).await {
@@ -318,11 +314,7 @@ pub async fn consent_submit(
     Form(form): Form<ConsentForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return state.pages.render(
-            StatusCode::BAD_REQUEST,
-            "This form has expired. Go back, reload the page and try again.",
-            None,
-        );
+        return csrf::expired_form(&state);
     }
     let Some(req) = form.req.clone() else { return expired(&state) };
     let Some((request, client)) = load_pending(&state, &headers, &req).await else { return expired(&state) };

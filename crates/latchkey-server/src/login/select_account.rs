@@ -44,11 +44,7 @@ pub struct ChoiceForm {
 
 pub async fn choose(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ChoiceForm>) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return state.pages.render(
-            StatusCode::BAD_REQUEST,
-            "This form has expired. Go back, reload the page and try again.",
-            None,
-        );
+        return csrf::expired_form(&state);
     }
     let Some(req) = form.req else { return expired(&state) };
     let Some((mut request, _)) = load_pending(&state, &headers, &req).await else { return expired(&state) };

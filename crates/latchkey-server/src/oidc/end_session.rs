@@ -138,11 +138,7 @@ pub struct ConfirmForm {
 
 pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ConfirmForm>) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return state.pages.render(
-            StatusCode::BAD_REQUEST,
-            "This form has expired. Go back, reload the page and try again.",
-            None,
-        );
+        return csrf::expired_form(&state);
     }
     let pairs = [
         ("client_id", form.client_id),

@@ -23,10 +23,6 @@ fn login_first(state: &AppState) -> Response {
     Redirect::to(&format!("{}/login?return_to=account", base(state))).into_response()
 }
 
-fn form_expired(state: &AppState) -> Response {
-    state.pages.render(StatusCode::BAD_REQUEST, "This form has expired. Go back, reload the page and try again.", None)
-}
-
 /// "Firefox on Linux" from a User-Agent header: a description for people, not a parser.
 pub fn describe_user_agent(ua: Option<&str>) -> String {
     let Some(ua) = ua else { return "Unknown device".into() };
@@ -105,7 +101,7 @@ pub struct EndForm {
 
 pub async fn end_session(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<EndForm>) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return form_expired(&state);
+        return csrf::expired_form(&state);
     }
     let Some(current) = sessions::current(&state, &headers).await else { return login_first(&state) };
     let actor = Actor::User(current.sub.to_string());
