@@ -342,3 +342,92 @@ async fn a_locked_users_session_is_not_honoured() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn signing_in_again_rotates_the_cookie_and_keeps_the_sid_while_another_user_replaces_the_session() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = start(db, frozen()).await;
+        let (secret, _) = two_clients(&server).await;
+        let grace = server.create_user("grace", support::flow::PASSWORD).await;
+        let webapp = Rp { id: "webapp", secret: &secret, callback: WEBAPP };
+        let browser = Browser::new(server.server.addr);
+        let issuer = server.server.issuer.clone();
+        let first = claims(
+            webapp.tokens(&server, &webapp.sign_in(&server, &browser, "ada", "openid").await).await["id_token"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+        let ada = ok(latchkey_core::domain::SubjectId::parse(first["sub"].as_str().unwrap_or_default()), "sub");
+        let sessions_of = |sub: latchkey_core::domain::SubjectId| {
+            let server = &server;
+            async move {
+                let (now, idle) = (server.clock.now(), Duration::from_secs(1_800));
+                ok(server.state().store.user_sessions(&TenantId::default_tenant(), &sub, now, idle).await, "list")
+            }
+        };
+
+        // prompt=login: the same user again. New cookie, new auth_time, same sid and clients.
+        server.clock.advance(Duration::from_secs(60));
+        let login = webapp.start(&server, &browser, "openid", &[("prompt", "login")]).await;
+        assert!(login.contains("/login?req="), "{b}: {login}");
+        let after = browser.sign_in(&login, &issuer, "ada", support::flow::PASSWORD).await;
+        let rotated = after
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|c| c.starts_with("latchkey-session=") && !c.contains("Max-Age=0"));
+        assert!(rotated, "{b}: a new session cookie at every sign-in");
+        let resumed = browser.get(&Browser::location(&after, &issuer)).await;
+        let callback = ok(url::Url::parse(&Browser::location(&resumed, &issuer)), "callback");
+        let again = claims(webapp.tokens(&server, &callback).await["id_token"].as_str().unwrap_or_default());
+        assert_eq!(again["sid"], first["sid"], "{b}: the sid survives the rotation");
+        assert_eq!(again["auth_time"].as_i64(), first["auth_time"].as_i64().map(|t| t + 60), "{b}");
+        let listed = sessions_of(ada.clone()).await;
+        assert_eq!((listed.len(), listed[0].clients.len()), (1, 1), "{b}: still one session with its client");
+
+        // Another user signing in here ends ada's session.
+        let login = webapp.start(&server, &browser, "openid", &[("prompt", "login")]).await;
+        let after = browser.sign_in(&login, &issuer, "grace", support::flow::PASSWORD).await;
+        let resumed = browser.get(&Browser::location(&after, &issuer)).await;
+        let callback = ok(url::Url::parse(&Browser::location(&resumed, &issuer)), "callback");
+        let other = claims(webapp.tokens(&server, &callback).await["id_token"].as_str().unwrap_or_default());
+        assert_ne!(other["sid"], first["sid"], "{b}");
+        assert!(sessions_of(ada).await.is_empty(), "{b}: ada's session ended");
+        assert_eq!(sessions_of(grace).await.len(), 1, "{b}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn session_refresh_tokens_keep_the_session_active_and_die_with_it() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = start(db, frozen()).await;
+        server.create_user("ada", support::flow::PASSWORD).await;
+        let session_policy =
+            latchkey_core::domain::ClientSessionPolicy { session_refresh_tokens: true, ..Default::default() };
+        let spec = ClientSpec { redirect_uris: &[WEBAPP], first_party: true, session_policy, ..ClientSpec::default() };
+        server.create_client(spec).await;
+        let secret = secret_of("webapp");
+        let webapp = Rp { id: "webapp", secret: &secret, callback: WEBAPP };
+        let browser = Browser::new(server.server.addr);
+        let tokens = webapp.tokens(&server, &webapp.sign_in(&server, &browser, "ada", "openid").await).await;
+        let mut refresh = tokens["refresh_token"].as_str().unwrap_or_else(|| panic!("{b}: {tokens}")).to_owned();
+        assert!(!tokens["scope"].as_str().unwrap_or_default().contains("offline_access"), "{b}");
+        // The app refreshing every 25 minutes keeps the 30-minute idle timeout away.
+        for _ in 0..3 {
+            server.clock.advance(Duration::from_secs(1_500));
+            let (status, body) = webapp.refresh(&server, &refresh).await;
+            assert_eq!(status, StatusCode::OK, "{b}: {body}");
+            refresh = body["refresh_token"].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(webapp.start(&server, &browser, "openid", &[]).await.starts_with(WEBAPP), "{b}: still signed in");
+        // Idle past the timeout, the session is over, and so is its refresh token.
+        server.clock.advance(Duration::from_secs(1_860));
+        let (status, body) = webapp.refresh(&server, &refresh).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{b}");
+        server.stop().await;
+    }
+}

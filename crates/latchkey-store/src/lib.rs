@@ -256,6 +256,16 @@ pub trait SessionStore {
         session: &BrowserSession,
         actor: &Actor,
     ) -> StoreResult<()>;
+    /// The same user signed in again in this browser: the session takes the new cookie
+    /// hash and authentication (`auth_time`, `amr`, `acr`, lifetime) and keeps its `sid`
+    /// and clients. False if the session under `old_id_hash` is gone or not `session.sub`'s.
+    async fn reauthenticate_browser_session(
+        &self,
+        tenant: &TenantId,
+        old_id_hash: &TokenHash,
+        session: &BrowserSession,
+        actor: &Actor,
+    ) -> StoreResult<bool>;
     /// The session whose cookie hashes to `id_hash`, if it is live at `now`: neither past
     /// its absolute end nor idle for `idle` or longer.
     async fn browser_session(

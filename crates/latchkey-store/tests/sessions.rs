@@ -249,3 +249,45 @@ async fn a_deleted_clients_tokens_consents_and_session_memberships_go_with_it() 
         assert_eq!(sessions.iter().map(|s| s.clients.len()).sum::<usize>(), 0, "{b}: {sessions:?}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_gains_a_backchannel_uri_hears_of_sessions_it_signed_into_before() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        let notes = ok(ClientId::parse("notes"), "id");
+        let client = NewClient {
+            client_id: notes.clone(),
+            name: "Notes".into(),
+            kind: ClientKind::Public,
+            secret_hash: None,
+            redirect_uris: vec![ok(
+                RedirectUri::parse_for_registration("http://127.0.0.1/cb", ClientKind::Public),
+                "uri",
+            )],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
+            token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+            id_token_signed_response_alg: SigningAlg::Rs256,
+            first_party: true,
+            jwks: None,
+            jwks_uri: None,
+            allow_insecure_no_pkce: false,
+            access_token_lifetime: None,
+            session_policy: ClientSessionPolicy::default(),
+        };
+        ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
+        f.session("s1", &[("notes", false)]).await;
+        let policy = ClientSessionPolicy {
+            backchannel_logout_uri: Some(ok(LogoutUri::parse("http://127.0.0.1:9/bc"), "uri")),
+            ..ClientSessionPolicy::default()
+        };
+        let patch = ClientPatch { session_policy: Some(policy), ..ClientPatch::default() };
+        ok(f.store.update_client(&tenant(), &notes, patch, &Actor::Cli).await, "update");
+        let which = SessionSelector::Sid("s1".into());
+        ok(f.store.end_browser_sessions(&tenant(), &which, &f.end(false), &Actor::Cli).await, "end");
+        let queued = ok(f.store.logout_deliveries(&tenant(), &f.ada).await, "queue");
+        assert_eq!(queued.iter().map(|d| d.client_id.as_str()).collect::<Vec<_>>(), ["notes"], "{b}");
+    }
+}

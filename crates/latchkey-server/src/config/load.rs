@@ -183,6 +183,13 @@ impl Config {
         if logout.backchannel_max_attempts == 0 {
             return Err(ConfigError::invalid(s, "logout.backchannel_max_attempts", "must be at least 1"));
         }
+        if logout.backchannel_retry_base.is_zero() || logout.backchannel_retry_max < logout.backchannel_retry_base {
+            return Err(ConfigError::invalid(
+                s,
+                "logout.backchannel_retry_base",
+                "must be more than 0s and at most logout.backchannel_retry_max",
+            ));
+        }
         if logout.backchannel_timeout.is_zero()
             || logout.backchannel_poll_interval.is_zero()
             || logout.frontchannel_timeout.is_zero()

@@ -162,6 +162,12 @@ fn rules_between_keys_are_checked() {
         ("[database]\nurl = \"mysql://x\"\n", "database.url"),
         ("[database]\nmax_connections = 0\n", "database.max_connections"),
         ("[server]\ntrusted_proxies = [\"not-a-net\"]\n", "server.trusted_proxies"),
+        ("[sessions]\nidle_timeout = \"0s\"\n", "sessions"),
+        ("[sessions]\nremember_me_lifetime = \"1h\"\n", "sessions.remember_me_lifetime"),
+        ("[logout]\nbackchannel_max_attempts = 0\n", "logout.backchannel_max_attempts"),
+        ("[logout]\nbackchannel_retry_base = \"0s\"\n", "logout.backchannel_retry_base"),
+        ("[logout]\nbackchannel_retry_max = \"1s\"\n", "logout.backchannel_retry_base"),
+        ("[logout]\nfrontchannel_timeout = \"0s\"\n", "logout"),
     ];
     for (i, (text, key)) in cases.iter().enumerate() {
         let file = write(dir.path(), &format!("c{i}.toml"), text);

@@ -60,7 +60,7 @@ pub async fn choose(State(state): State<AppState>, headers: HeaderMap, Form(form
             let actor = Actor::User(session.sub.to_string());
             let (_, cookies) = sessions::end_this_browser(&state, &headers, "switched_account", &actor).await;
             request.login_pending = true;
-            request.replaced_sid = Some(session.sid.clone());
+            request.replaced_login = Some(session.id_hash.as_str().to_owned());
             (format!("{}/login?req={req}", base(&state)), cookies)
         }
         _ => return state.pages.render(StatusCode::BAD_REQUEST, "Choose to continue or to use another account.", None),

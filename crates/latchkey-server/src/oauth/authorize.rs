@@ -47,13 +47,14 @@ pub struct AuthorizationRequest {
     pub hint_sub: Option<String>,
     pub audience: String,
     pub created_at: i64,
-    /// Set when the request waits for a sign-in: the session that sign-in must replace
-    /// (none, an old one, or another user's). Seconds are too coarse to tell a fresh
-    /// sign-in from an old one, the session id is not.
+    /// Set when the request waits for a sign-in: the sign-in it must replace (none, an
+    /// old one, or another user's), as the hash of that sign-in's cookie, which every
+    /// sign-in rotates (the `sid` stays when the same user signs in again). Seconds are
+    /// too coarse to tell a fresh sign-in from an old one; the cookie is not.
     #[serde(default)]
     pub login_pending: bool,
     #[serde(default)]
-    pub replaced_sid: Option<String>,
+    pub replaced_login: Option<String>,
     /// `prompt=select_account` was answered: the user chose to continue (or switched).
     #[serde(default)]
     pub account_chosen: bool,
@@ -248,7 +249,7 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         audience,
         created_at: state.clock.now().secs(),
         login_pending: false,
-        replaced_sid: None,
+        replaced_login: None,
         account_chosen: false,
     };
     Ok((request, client))
@@ -313,7 +314,7 @@ pub async fn proceed(
     }
     let needs_login = if request.login_pending {
         // Waiting for a sign-in: only a new session satisfies it.
-        session.as_ref().is_none_or(|s| request.replaced_sid.as_deref() == Some(s.sid.as_str()))
+        session.as_ref().is_none_or(|s| request.replaced_login.as_deref() == Some(s.id_hash.as_str()))
     } else {
         match &session {
             None => true,
@@ -335,7 +336,7 @@ pub async fn proceed(
         let mut waiting = request;
         if !waiting.login_pending {
             waiting.login_pending = true;
-            waiting.replaced_sid = session.as_ref().map(|s| s.sid.clone());
+            waiting.replaced_login = session.as_ref().map(|s| s.id_hash.as_str().to_owned());
         }
         return park(state, headers, &waiting, pending_id, "/login").await;
     }

@@ -12,6 +12,21 @@ use crate::app::AppState;
 use crate::login::cookies;
 use crate::sessions::BROWSER_STATE_COOKIE;
 
+/// The CSP source that lets a client at `redirect` frame the page: its web origin, and for
+/// a native client's loopback redirect URI any port (RFC 8252 §7.3 lets it pick one).
+fn frame_source(redirect: &latchkey_core::domain::RedirectUri) -> Option<String> {
+    let origin = redirect.web_origin()?;
+    let url = url::Url::parse(redirect.as_str()).ok()?;
+    let loopback = url.scheme() == "http"
+        && (matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback()));
+    if loopback {
+        let host = url.host_str()?;
+        return Some(format!("http://{host}:*"));
+    }
+    Some(origin)
+}
+
 pub async fn check_session_iframe(State(state): State<AppState>) -> Response {
     let clients = match state.store.list_clients(&TenantId::default_tenant()).await {
         Ok(c) => c,
@@ -21,7 +36,7 @@ pub async fn check_session_iframe(State(state): State<AppState>) -> Response {
         }
     };
     let mut origins: Vec<String> =
-        clients.iter().flat_map(|c| c.redirect_uris.iter().filter_map(|r| r.web_origin())).collect();
+        clients.iter().flat_map(|c| c.redirect_uris.iter().filter_map(frame_source)).collect();
     origins.sort();
     origins.dedup();
     let ancestors = if origins.is_empty() { "'none'".to_owned() } else { origins.join(" ") };
@@ -38,4 +53,21 @@ pub async fn check_session_iframe(State(state): State<AppState>) -> Response {
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_core::domain::{ClientKind, RedirectUri};
+
+    #[test]
+    fn loopback_clients_may_frame_from_any_port_others_from_their_origin() {
+        let source = |raw: &str, kind| {
+            super::frame_source(&RedirectUri::parse_for_registration(raw, kind).unwrap_or_else(|e| panic!("{e}")))
+        };
+        assert_eq!(source("http://127.0.0.1/cb", ClientKind::Public).as_deref(), Some("http://127.0.0.1:*"));
+        assert_eq!(source("http://[::1]:8000/cb", ClientKind::Public).as_deref(), Some("http://[::1]:*"));
+        let web = source("https://app.example.com:8443/cb", ClientKind::Confidential);
+        assert_eq!(web.as_deref(), Some("https://app.example.com:8443"));
+        assert_eq!(source("com.example.app:/cb", ClientKind::Public), None);
+    }
 }

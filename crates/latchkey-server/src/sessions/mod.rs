@@ -30,7 +30,7 @@ pub const BROWSER_STATE_COOKIE: &str = "latchkey-browser-state";
 const SESSION_PURPOSE: &str = "browser_session";
 const BROWSER_STATE_PURPOSE: &str = "browser_state";
 /// `last_active_at` is written at most this often per session, not on every request.
-const TOUCH_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -71,21 +71,23 @@ pub struct SignIn {
     pub ip: Option<String>,
 }
 
-/// Starts a new session for this browser (a new secret and a new `sid`: the id is rotated
-/// at every sign-in) and ends the one it had. Returns the session and the cookies to set.
+/// Establishes a sign-in in this browser and returns the session and the cookies to set.
+/// The cookie secret is new at every sign-in. The same user signing in again (a forced
+/// re-authentication, a step-up) keeps the session's `sid` and clients; anyone else's
+/// sign-in ends the session the browser had (its clients hear of it) and starts a new one.
 pub async fn start(
     state: &AppState,
     headers: &HeaderMap,
     sign_in: SignIn,
 ) -> Result<(BrowserSession, Vec<HeaderValue>), StoreError> {
     let actor = Actor::User(sign_in.sub.to_string());
-    end_this_browser(state, headers, "replaced", &actor).await;
+    let previous = current(state, headers).await;
     let now = state.clock.now();
     let config = &state.config.sessions;
     let remember = sign_in.remember && !config.remember_me_lifetime.is_zero();
     let lifetime = if remember { config.remember_me_lifetime } else { config.lifetime };
     let secret = random::token_string::<32>();
-    let session = BrowserSession {
+    let mut session = BrowserSession {
         id_hash: state.token_hasher.hash(SESSION_PURPOSE, &secret),
         sid: random::token_string::<16>(),
         sub: sign_in.sub,
@@ -99,7 +101,20 @@ pub async fn start(
         user_agent: sign_in.user_agent.map(|ua| ua.chars().take(256).collect()),
         ip: if config.record_ip { sign_in.ip } else { None },
     };
-    state.store.create_browser_session(&tenant(), &session, &actor).await?;
+    let reauthenticated = match previous.filter(|p| p.sub == session.sub) {
+        Some(p) => {
+            session.sid = p.sid.clone();
+            session.created_at = p.created_at;
+            state.store.reauthenticate_browser_session(&tenant(), &p.id_hash, &session, &actor).await?
+        }
+        None => false,
+    };
+    if !reauthenticated {
+        session.sid = random::token_string::<16>();
+        session.created_at = now;
+        end_this_browser(state, headers, "replaced", &actor).await;
+        state.store.create_browser_session(&tenant(), &session, &actor).await?;
+    }
     let cookies = vec![
         cookies::set(state.https, SESSION_COOKIE, &secret, Some(lifetime.as_secs())),
         browser_state_cookie(state, Some(&browser_state(state, &session.sid)), lifetime.as_secs()),

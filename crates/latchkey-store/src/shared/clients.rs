@@ -123,6 +123,13 @@ macro_rules! impl_client_store {
                 .bind(policy_json(&c.session_policy)?)
                 .execute(&mut *tx)
                 .await?;
+                // Sessions already signed into this client follow its back-channel setting.
+                sqlx::query("UPDATE session_clients SET backchannel = $3 WHERE tenant_id = $1 AND client_id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(c.session_policy.backchannel_logout_uri.is_some())
+                    .execute(&mut *tx)
+                    .await?;
                 audit!(self, tx, tenant, actor, "client.updated", id.as_str(), serde_json::json!({"fields": changed}));
                 Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;
                 let updated = Self::fetch_client(&mut tx, tenant, id).await?;

@@ -102,6 +102,38 @@ macro_rules! impl_session_store {
                 Ok(())
             }
 
+            async fn reauthenticate_browser_session(&self, tenant: &TenantId, old_id_hash: &TokenHash, s: &BrowserSession, actor: &Actor)
+                -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "UPDATE browser_sessions SET id_hash = $3, auth_time = $4, amr = $5, acr = $6, expires_at = $7,
+                        last_active_at = $8, remember = $9, user_agent = $10, ip = $11
+                     WHERE tenant_id = $1 AND id_hash = $2 AND sub = $12 AND sid = $13",
+                )
+                .bind(tenant.as_str())
+                .bind(old_id_hash.as_str())
+                .bind(s.id_hash.as_str())
+                .bind(s.auth_time.secs())
+                .bind(serde_json::Value::from(s.amr.clone()).to_string())
+                .bind(&s.acr)
+                .bind(s.expires_at.secs())
+                .bind(s.last_active_at.secs())
+                .bind(s.remember)
+                .bind(s.user_agent.as_deref())
+                .bind(s.ip.as_deref())
+                .bind(s.sub.as_str())
+                .bind(&s.sid)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                audit!(self, tx, tenant, actor, "session.reauthenticated", s.sub.as_str(),
+                    serde_json::json!({"sid": s.sid, "amr": s.amr, "acr": s.acr}));
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn browser_session(&self, tenant: &TenantId, id_hash: &TokenHash, now: UnixTime, idle: std::time::Duration)
                 -> StoreResult<Option<BrowserSession>> {
                 self.fetch_session(tenant, false, id_hash.as_str(), now, idle).await

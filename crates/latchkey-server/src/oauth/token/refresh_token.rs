@@ -32,10 +32,15 @@ impl SessionBinding {
             let ends_with_session = client.session_policy.logout_revokes_offline_tokens;
             return Ok(Some(Self { ends_with_session, not_after: None }));
         }
-        let idle = state.config.sessions.idle_timeout;
-        let session =
-            state.store.browser_session_by_sid(&TenantId::default_tenant(), &data.sid, state.clock.now(), idle).await?;
-        Ok(session.map(|s| Self { ends_with_session: true, not_after: Some(s.expires_at) }))
+        let (tenant, now, idle) = (TenantId::default_tenant(), state.clock.now(), state.config.sessions.idle_timeout);
+        let Some(session) = state.store.browser_session_by_sid(&tenant, &data.sid, now, idle).await? else {
+            return Ok(None);
+        };
+        // The application using the session's tokens is activity in the session.
+        if now.since(session.last_active_at) >= crate::sessions::TOUCH_EVERY {
+            state.store.touch_browser_session(&tenant, &session.sid, now).await?;
+        }
+        Ok(Some(Self { ends_with_session: true, not_after: Some(session.expires_at) }))
     }
 }
 
