@@ -25,6 +25,24 @@ def proc_cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def processes_cpu_ticks(name):
+    """utime + stime of every process whose command is `name` (e.g. the PostgreSQL backends)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1:stat.rfind(")")]
+        if comm == name:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def proc_status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use latchkey_core::crypto::PasswordPolicy;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::oauth::Setup;
@@ -167,7 +167,7 @@ async fn run(command: Command, threads: usize) -> Result<Value, String> {
                 url: setup_base(&load.base, &path)?,
                 headers: headers.iter().map(|h| replay::header(h)).collect::<Result<_, _>>()?,
                 body,
-                expect_status: StatusCode::from_u16(expect_status).map_err(|e| format!("--expect-status: {e}"))?,
+                expect_status,
                 expect_body,
             };
             let workers = (0..load.connections).map(|_| replay::Replay::new(&shape)).collect::<Result<Vec<_>, _>>()?;

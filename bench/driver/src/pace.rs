@@ -2,12 +2,13 @@
 //! saturation rate) or at a fixed total rate (open loop, for latency).
 //!
 //! At a fixed rate each of the `n` workers owns a schedule of `rate / n` operations per
-//! second, like wrk2's per-connection schedule. An operation's latency is measured from the
-//! time it was *meant* to start, not from when the worker got round to it: when the server
-//! falls behind, the wait shows in the latency instead of silently lowering the rate
-//! (coordinated omission). Tokio's timer ticks in milliseconds, so a latency includes up to
-//! about 1 ms of the driver's own scheduling lag; the service time (from the actual start)
-//! is reported beside it.
+//! second, like wrk2's per-connection schedule. When a worker is still busy with an earlier
+//! operation at the time the next one was *meant* to start, that operation's latency is
+//! measured from the intended time, not from when the worker got round to it: when the
+//! server falls behind, the wait shows in the latency instead of silently lowering the rate
+//! (coordinated omission). When the worker was idle and waiting, the latency runs from the
+//! actual start: tokio's timer wakes up to a millisecond late, and that lag is the driver's,
+//! not the server's. The service time (from the actual start) is reported beside it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -138,6 +139,8 @@ pub async fn drive<W: Worker>(workers: Vec<W>, plan: Plan) -> Outcome {
                 None => start,
             };
             loop {
+                // Whether the worker waits for its slot (else it is behind schedule).
+                let idle = Instant::now() < intended;
                 match interval {
                     Some(_) => tokio::time::sleep_until(intended).await,
                     None => {
@@ -151,10 +154,11 @@ pub async fn drive<W: Worker>(workers: Vec<W>, plan: Plan) -> Outcome {
                 let began = Instant::now();
                 let result = worker.run().await;
                 let done = Instant::now();
+                let origin = if idle { began } else { intended };
                 if intended >= measure_from {
                     match result {
                         Ok(()) => {
-                            tally.latencies.push(micros(done - intended));
+                            tally.latencies.push(micros(done - origin));
                             tally.service.push(micros(done - began));
                         }
                         Err(e) => {
