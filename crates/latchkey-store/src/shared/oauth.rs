@@ -140,12 +140,12 @@ macro_rules! impl_oauth_store {
                 .await?;
                 if let Some(row) = live {
                     let old_token: StoredRefreshToken = row.into();
-                    // The new token keeps the family, the grant and the session binding.
+                    // The new token keeps the family, the grant and the session; whether it
+                    // ends with the session is the caller's (the client's setting now).
                     let new = NewRefreshToken {
                         family_id: old_token.family_id.clone(),
                         grant_id: old_token.grant_id.clone(),
                         sid: old_token.sid.clone(),
-                        ends_with_session: old_token.ends_with_session,
                         ..new
                     };
                     Self::insert_refresh(&mut tx, tenant, &new, now.secs()).await?;
