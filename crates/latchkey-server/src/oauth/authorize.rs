@@ -95,12 +95,19 @@ async fn run(state: &AppState, headers: &HeaderMap, params: Result<Params, super
     }
 }
 
-/// RFC 8252 §7.3: for native (public) clients, a loopback IP redirect URI matches on any port.
-fn redirect_matches(client: &Client, requested: &str) -> bool {
-    if client.redirect_uris.iter().any(|r| r.as_str() == requested) {
+/// Exact match against `registered`, except RFC 8252 §7.3: for native (public) clients a
+/// loopback IP redirect URI matches on any port (path and query still exact). Used for
+/// redirect URIs and post-logout redirect URIs alike: a native app's loopback listener
+/// gets whatever port the system gives it, at sign-in as at sign-out.
+pub(crate) fn uri_matches(
+    registered: &[latchkey_core::domain::RedirectUri],
+    kind: ClientKind,
+    requested: &str,
+) -> bool {
+    if registered.iter().any(|r| r.as_str() == requested) {
         return true;
     }
-    if client.kind != ClientKind::Public {
+    if kind != ClientKind::Public {
         return false;
     }
     let Ok(req) = Url::parse(requested) else { return false };
@@ -110,9 +117,13 @@ fn redirect_matches(client: &Client, requested: &str) -> bool {
                 || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback()))
     };
     loopback(&req)
-        && client.redirect_uris.iter().filter_map(|r| Url::parse(r.as_str()).ok()).any(|reg| {
+        && registered.iter().filter_map(|r| Url::parse(r.as_str()).ok()).any(|reg| {
             loopback(&reg) && reg.host() == req.host() && reg.path() == req.path() && reg.query() == req.query()
         })
+}
+
+fn redirect_matches(client: &Client, requested: &str) -> bool {
+    uri_matches(&client.redirect_uris, client.kind, requested)
 }
 
 async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Arc<Client>), Failure> {

@@ -59,9 +59,12 @@ async fn parse(state: &AppState, p: &Params) -> Result<Logout, String> {
     };
     let redirect = match p.get("post_logout_redirect_uri") {
         None => None,
-        // Redirect only to a URI registered for the identified client (exact match).
+        // Redirect only to a URI registered for the identified client: exact match, or a
+        // native client's loopback URI on any port (RFC 8252 §7.3, as for redirect URIs).
         Some(uri) => match &client {
-            Some(c) if c.post_logout_redirect_uris.iter().any(|r| r.as_str() == uri) => Some(uri.to_owned()),
+            Some(c) if crate::oauth::authorize::uri_matches(&c.post_logout_redirect_uris, c.kind, uri) => {
+                Some(uri.to_owned())
+            }
             _ => return Err("The post_logout_redirect_uri is not registered for this client.".into()),
         },
     };
