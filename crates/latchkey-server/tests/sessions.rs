@@ -431,3 +431,36 @@ async fn session_refresh_tokens_keep_the_session_active_and_die_with_it() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn session_pages_answer_bad_input_with_an_error_page() {
+    let server = start(sqlite().await, Clock::system()).await;
+    let (secret, _) = two_clients(&server).await;
+    let webapp = Rp { id: "webapp", secret: &secret, callback: WEBAPP };
+    let browser = Browser::new(server.server.addr);
+    let issuer = server.server.issuer.clone();
+    webapp.sign_in(&server, &browser, "ada", "openid").await;
+    let page = ok(browser.get(&format!("{issuer}/account/sessions")).await.text().await, "account");
+    let csrf = hidden_field(&page, "csrf").unwrap_or_default();
+
+    // The account page: no session named.
+    let none = browser.post_form(&format!("{issuer}/account/sessions/end"), &[("csrf", &csrf)]).await;
+    assert_eq!(none.status(), StatusCode::BAD_REQUEST);
+    // Select-account: an unknown request, a forged form, a request of another browser.
+    let unknown = browser.get(&format!("{issuer}/select-account?req=no-such-request")).await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(ok(unknown.text().await, "page").contains("expired"));
+    let page_url = webapp.start(&server, &browser, "openid", &[("prompt", "select_account")]).await;
+    let req = page_url.split("req=").nth(1).unwrap_or_default().to_owned();
+    let post = format!("{issuer}/select-account");
+    let forged = browser.post_form(&post, &[("csrf", "forged"), ("req", &req), ("choice", "continue")]).await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    let stranger = Browser::new(server.server.addr);
+    let theirs = stranger.get(&page_url).await;
+    assert_eq!(theirs.status(), StatusCode::BAD_REQUEST, "a pending request belongs to the browser that made it");
+    // The request still waits and works for its own browser.
+    let resumed = browser.post_form(&post, &[("csrf", &csrf), ("req", &req), ("choice", "continue")]).await;
+    let next = browser.get(&Browser::location(&resumed, &issuer)).await;
+    assert!(Browser::location(&next, &issuer).starts_with(WEBAPP));
+    server.stop().await;
+}
