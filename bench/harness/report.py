@@ -79,8 +79,8 @@ def table(results, extras, argon2, info, settings, durable):
         f"{settings['seconds']:g} s per run after {settings['warmup']:g} s warm-up; load generator on the "
         "same machine; build profile " + settings["profile"],
         f"requests/s: closed loop at saturation (wrk, or latchkey-bench for flows). p50/p99: open loop at the "
-        f"fixed rate shown, {pct} % of saturation, measured from each request's intended send time "
-        "(latchkey-bench). CPU and errors: the saturation run; errors add both runs. Peak RSS: the server "
+        f"fixed rate shown, {pct} % of saturation (latchkey-bench; a request whose connection was behind "
+        "schedule is timed from its intended send time, so queueing is not hidden). CPU and errors: the saturation run; errors add both runs. Peak RSS: the server "
         "process's high-water mark since it started.",
         "",
         "| scenario | backend | requests/s | p50 ms | p99 ms | at fixed rate/s | errors | server CPU µs/req "
