@@ -9,9 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use latchkey_core::domain::{ClientId, SubjectId, TenantId};
-use latchkey_store::{Change, Client, Store, StoreError, User};
+use latchkey_store::{Change, Client, ScopeDefinition, Store, StoreError, User};
 
 use crate::keys::KeyService;
 
@@ -23,6 +23,8 @@ pub struct Caches {
     clients: RwLock<HashMap<ClientId, Option<Arc<Client>>>>,
     users: RwLock<HashMap<SubjectId, Option<Arc<User>>>>,
     web_origins: ArcSwap<BTreeSet<String>>,
+    /// The scope definitions (discovery, every authorization request, the consent page).
+    scopes: ArcSwapOption<Vec<ScopeDefinition>>,
 }
 
 impl Caches {
@@ -33,6 +35,7 @@ impl Caches {
             clients: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             web_origins: ArcSwap::from_pointee(BTreeSet::new()),
+            scopes: ArcSwapOption::empty(),
         }
     }
 
@@ -60,6 +63,16 @@ impl Caches {
         Ok(loaded)
     }
 
+    /// Every scope definition, from the cache when present.
+    pub async fn scopes(&self) -> Result<Arc<Vec<ScopeDefinition>>, StoreError> {
+        if let Some(hit) = self.scopes.load_full() {
+            return Ok(hit);
+        }
+        let loaded = Arc::new(self.store.list_scopes(&self.tenant).await?);
+        self.scopes.store(Some(loaded.clone()));
+        Ok(loaded)
+    }
+
     /// The web origins of every registered client's redirect URIs: the browser apps that
     /// may call Latchkey's CORS endpoints.
     pub fn web_origins(&self) -> Arc<BTreeSet<String>> {
@@ -80,6 +93,7 @@ impl Caches {
         if let Ok(mut m) = self.users.write() {
             m.clear();
         }
+        self.scopes.store(None);
     }
 
     /// Applies one change: drops what it invalidates and rebuilds what is derived from it.
@@ -97,7 +111,7 @@ impl Caches {
                 }
             }
             Change::SigningKeys { .. } => keys.reload().await.map_err(|e| e.to_string())?,
-            Change::Scopes { .. } => {}
+            Change::Scopes { .. } => self.scopes.store(None),
             Change::Unknown => {
                 self.forget_all();
                 self.rebuild_web_origins().await.map_err(|e| e.to_string())?;

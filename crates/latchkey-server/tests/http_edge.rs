@@ -246,3 +246,30 @@ async fn cors_allows_the_web_origins_of_registered_clients_only() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_scope_created_or_deleted_while_serving_shows_in_discovery() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        let scopes = || async {
+            let doc = server.get_json("/.well-known/openid-configuration").await;
+            doc["scopes_supported"].as_array().cloned().unwrap_or_default()
+        };
+        let name = ok(latchkey_core::domain::ScopeName::parse("reports:read"), "scope");
+        assert!(!scopes().await.contains(&"reports:read".into()), "{b}");
+        let store = &server.server.state.store;
+        ok(store.put_scope(&TenantId::default_tenant(), &name, "Read reports", &Actor::Cli).await, "put");
+        // Discovery reads scopes from a cache that the change listener clears.
+        eventually(Duration::from_secs(5), "the new scope is advertised", || async {
+            scopes().await.contains(&"reports:read".into())
+        })
+        .await;
+        ok(store.delete_scope(&TenantId::default_tenant(), &name, &Actor::Cli).await, "delete");
+        eventually(Duration::from_secs(5), "the deleted scope is gone", || async {
+            !scopes().await.contains(&"reports:read".into())
+        })
+        .await;
+        server.stop().await;
+    }
+}

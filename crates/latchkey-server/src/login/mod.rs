@@ -276,7 +276,7 @@ pub async fn consent_page(
     let Some(session) = sessions::current(&state, &headers).await else {
         return Redirect::to(&format!("{}/login?req={}", base(&state), q.req)).into_response();
     };
-    let described = state.store.list_scopes(&TenantId::default_tenant()).await.unwrap_or_default();
+    let described = state.caches.scopes().await.unwrap_or_default();
     let scopes: Vec<minijinja::Value> = request
         .scope
         .iter()

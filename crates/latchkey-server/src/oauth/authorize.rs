@@ -172,7 +172,7 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
     if !client.grant_types.contains(&GrantType::AuthorizationCode) {
         return Err(redirect("unauthorized_client", "this client may not use the authorization code grant"));
     }
-    let known = state.store.list_scopes(&TenantId::default_tenant()).await.map_err(|e| {
+    let known = state.caches.scopes().await.map_err(|e| {
         tracing::error!(error = %e, "cannot list scopes");
         Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into())
     })?;

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use latchkey_core::domain::{ScopeName, TenantId};
+use latchkey_core::domain::ScopeName;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -49,8 +49,8 @@ pub struct ProviderMetadata {
 
 pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoResponse {
     let issuer = state.issuer.to_string();
-    let scopes = match state.store.list_scopes(&TenantId::default_tenant()).await {
-        Ok(list) => list.into_iter().map(|s| s.name.to_string()).collect(),
+    let scopes = match state.caches.scopes().await {
+        Ok(list) => list.iter().map(|s| s.name.to_string()).collect(),
         Err(e) => {
             tracing::error!(error = %e, "cannot list scopes for discovery");
             ScopeName::BUILT_IN.iter().map(|s| (*s).to_owned()).collect()
