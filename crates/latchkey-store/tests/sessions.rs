@@ -100,6 +100,28 @@ impl Fixture {
     }
 }
 
+/// The client `notes`, with one redirect URI and no session settings.
+fn notes_client(kind: ClientKind, redirect_uri: &str) -> NewClient {
+    NewClient {
+        client_id: ok(ClientId::parse("notes"), "id"),
+        name: "Notes".into(),
+        kind,
+        secret_hash: (kind == ClientKind::Confidential).then(|| TokenHash::from_stored("secret-hash".into())),
+        redirect_uris: vec![ok(RedirectUri::parse_for_registration(redirect_uri, kind), "uri")],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
+        token_endpoint_auth_method: kind.default_auth_method(),
+        id_token_signed_response_alg: SigningAlg::Rs256,
+        first_party: false,
+        jwks: None,
+        jwks_uri: None,
+        allow_insecure_no_pkce: false,
+        access_token_lifetime: None,
+        session_policy: ClientSessionPolicy::default(),
+    }
+}
+
 #[tokio::test]
 async fn sessions_expire_when_idle_or_past_their_end_and_touching_keeps_them() {
     for db in TestDatabase::all().await {
@@ -216,27 +238,7 @@ async fn a_deleted_clients_tokens_consents_and_session_memberships_go_with_it() 
         let f = fixture(&db).await;
         let b = f.backend;
         let notes = ok(ClientId::parse("notes"), "id");
-        let client = NewClient {
-            client_id: notes.clone(),
-            name: "Notes".into(),
-            kind: ClientKind::Confidential,
-            secret_hash: Some(TokenHash::from_stored("secret-hash".into())),
-            redirect_uris: vec![ok(
-                RedirectUri::parse_for_registration("https://n.example/cb", ClientKind::Confidential),
-                "uri",
-            )],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
-            token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
-            id_token_signed_response_alg: SigningAlg::Rs256,
-            first_party: false,
-            jwks: None,
-            jwks_uri: None,
-            allow_insecure_no_pkce: false,
-            access_token_lifetime: None,
-            session_policy: ClientSessionPolicy::default(),
-        };
+        let client = notes_client(ClientKind::Confidential, "https://n.example/cb");
         ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
         ok(f.store.save_consent(&tenant(), &f.ada, &notes, &["openid".into()], &Actor::Cli).await, "consent");
         f.session("s1", &[("notes", true)]).await;
@@ -256,27 +258,7 @@ async fn a_client_that_gains_a_backchannel_uri_hears_of_sessions_it_signed_into_
         let f = fixture(&db).await;
         let b = f.backend;
         let notes = ok(ClientId::parse("notes"), "id");
-        let client = NewClient {
-            client_id: notes.clone(),
-            name: "Notes".into(),
-            kind: ClientKind::Public,
-            secret_hash: None,
-            redirect_uris: vec![ok(
-                RedirectUri::parse_for_registration("http://127.0.0.1/cb", ClientKind::Public),
-                "uri",
-            )],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
-            token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-            id_token_signed_response_alg: SigningAlg::Rs256,
-            first_party: true,
-            jwks: None,
-            jwks_uri: None,
-            allow_insecure_no_pkce: false,
-            access_token_lifetime: None,
-            session_policy: ClientSessionPolicy::default(),
-        };
+        let client = notes_client(ClientKind::Public, "http://127.0.0.1/cb");
         ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
         f.session("s1", &[("notes", false)]).await;
         let policy = ClientSessionPolicy {
