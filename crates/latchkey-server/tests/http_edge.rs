@@ -5,7 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey_core::domain::{ClientId, ClientKind, GrantType, RedirectUri, SigningAlg, TenantId};
+use latchkey_core::domain::{ClientKind, GrantType, TenantId};
+use latchkey_store::testing::sample_client;
 use latchkey_store::{Actor, NewClient};
 use reqwest::StatusCode;
 use support::{TestServer, all_backends, eventually, ok, sqlite};
@@ -210,25 +211,9 @@ async fn cors_allows_the_web_origins_of_registered_clients_only() {
     assert!(before.headers().get("access-control-allow-origin").is_none(), "no client yet");
 
     let client = NewClient {
-        client_id: ok(ClientId::parse("spa"), "id"),
-        name: "SPA".into(),
-        kind: ClientKind::Public,
-        secret_hash: None,
-        redirect_uris: vec![ok(
-            RedirectUri::parse_for_registration("https://app.example.com/cb", ClientKind::Public),
-            "uri",
-        )],
-        post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::AuthorizationCode],
         allowed_scopes: vec![],
-        token_endpoint_auth_method: ClientKind::Public.default_auth_method(),
-        id_token_signed_response_alg: SigningAlg::Rs256,
-        first_party: false,
-        jwks: None,
-        jwks_uri: None,
-        allow_insecure_no_pkce: false,
-        access_token_lifetime: None,
-        session_policy: Default::default(),
+        ..sample_client("spa", ClientKind::Public, "https://app.example.com/cb")
     };
     ok(server.server.state.store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create");
     // The change reaches the cache through the change listener (SQLite: polling).
@@ -258,8 +243,8 @@ async fn a_scope_created_or_deleted_while_serving_shows_in_discovery() {
         };
         let name = ok(latchkey_core::domain::ScopeName::parse("reports:read"), "scope");
         assert!(!scopes().await.contains(&"reports:read".into()), "{b}");
+        server.create_scope("reports:read", "Read reports").await;
         let store = &server.server.state.store;
-        ok(store.put_scope(&TenantId::default_tenant(), &name, "Read reports", &Actor::Cli).await, "put");
         // Discovery reads scopes from a cache that the change listener clears.
         eventually(Duration::from_secs(5), "the new scope is advertised", || async {
             scopes().await.contains(&"reports:read".into())

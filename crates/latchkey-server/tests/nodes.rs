@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use latchkey_core::domain::*;
 use latchkey_core::{Clock, UnixTime};
+use latchkey_store::testing::sample_client;
 use latchkey_store::{Actor, ClientPatch, NewClient, NewUser};
 use support::{TestServer, all_backends, eventually, ok};
 
@@ -42,25 +43,9 @@ async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
         // A client change on node A: node B's cached client is dropped and reloaded.
         let id = ok(ClientId::parse("shared-app"), "id");
         let new = NewClient {
-            client_id: id.clone(),
             name: "Before".into(),
-            kind: ClientKind::Confidential,
-            secret_hash: None,
-            redirect_uris: vec![ok(
-                RedirectUri::parse_for_registration("https://a.example/cb", ClientKind::Confidential),
-                "uri",
-            )],
-            post_logout_redirect_uris: vec![],
             grant_types: vec![GrantType::AuthorizationCode],
-            allowed_scopes: vec![],
-            token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
-            id_token_signed_response_alg: SigningAlg::Rs256,
-            first_party: false,
-            jwks: None,
-            jwks_uri: None,
-            allow_insecure_no_pkce: false,
-            access_token_lifetime: None,
-            session_policy: Default::default(),
+            ..sample_client("shared-app", ClientKind::Confidential, "https://a.example/cb")
         };
         ok(a.server.state.store.create_client(&tenant(), new, &Actor::Cli).await, "create");
         let cached = ok(node_b.server.state.caches.client(&id).await, "load").map(|c| c.name.clone());

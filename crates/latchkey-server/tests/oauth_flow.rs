@@ -268,20 +268,7 @@ async fn client_credentials_needs_no_user_and_respects_the_clients_grants() {
         .await;
     let _ = secret;
     // invoices:read must exist as a scope first.
-    let scope = ok(latchkey_core::domain::ScopeName::parse("invoices:read"), "scope");
-    ok(
-        server
-            .state()
-            .store
-            .put_scope(
-                &latchkey_core::domain::TenantId::default_tenant(),
-                &scope,
-                "Read invoices",
-                &latchkey_store::Actor::Cli,
-            )
-            .await,
-        "scope",
-    );
+    server.create_scope("invoices:read", "Read invoices").await;
     let http = reqwest::Client::new();
     let token = |form: Vec<(&'static str, &'static str)>| {
         http.post(server.url("/token")).basic_auth("svc", Some("secret-of-svc-0123456789abcdef")).form(&form).send()
@@ -363,20 +350,7 @@ async fn the_library_gets_client_credentials_introspects_and_revokes_on_every_ba
         let tls = latchkey_server::config::TlsConfig { cert, key, reload_interval: std::time::Duration::from_secs(60) };
         let server = TestServer::start(db.clone(), move |c| c.server.tls = Some(tls)).await;
         assert!(server.server.issuer.starts_with("https://"), "{b}");
-        let scope = ok(latchkey_core::domain::ScopeName::parse("invoices:read"), "scope");
-        ok(
-            server
-                .state()
-                .store
-                .put_scope(
-                    &latchkey_core::domain::TenantId::default_tenant(),
-                    &scope,
-                    "Read invoices",
-                    &latchkey_store::Actor::Cli,
-                )
-                .await,
-            "scope",
-        );
+        server.create_scope("invoices:read", "Read invoices").await;
         let secret = server
             .create_client(ClientSpec {
                 id: "svc",

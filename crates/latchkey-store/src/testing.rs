@@ -89,3 +89,35 @@ pub fn replace_database(url: &str, name: &str) -> String {
     }
     out
 }
+
+/// A client for tests: `{id} app`, one redirect URI, the code and refresh grants, the
+/// `openid` scope, the kind's default authentication (with a fixed secret hash when
+/// confidential), no session settings. Change fields with struct update syntax.
+///
+/// # Panics
+/// On an invalid id or redirect URI: a test's own constant is wrong.
+pub fn sample_client(id: &str, kind: latchkey_core::domain::ClientKind, redirect_uri: &str) -> crate::NewClient {
+    use latchkey_core::domain::{ClientId, ClientKind, GrantType, RedirectUri, ScopeName, SigningAlg};
+    let valid = |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("sample client {what}: {e}") };
+    crate::NewClient {
+        client_id: ClientId::parse(id).unwrap_or_else(|e| valid("id", &e)),
+        name: format!("{id} app"),
+        kind,
+        secret_hash: (kind == ClientKind::Confidential)
+            .then(|| latchkey_core::crypto::TokenHasher::new(b"k").hash("client_secret", "s1")),
+        redirect_uris: vec![
+            RedirectUri::parse_for_registration(redirect_uri, kind).unwrap_or_else(|e| valid("redirect uri", &e)),
+        ],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        allowed_scopes: vec![ScopeName::parse("openid").unwrap_or_else(|e| valid("scope", &e))],
+        token_endpoint_auth_method: kind.default_auth_method(),
+        id_token_signed_response_alg: SigningAlg::Rs256,
+        first_party: false,
+        jwks: None,
+        jwks_uri: None,
+        allow_insecure_no_pkce: false,
+        access_token_lifetime: None,
+        session_policy: Default::default(),
+    }
+}

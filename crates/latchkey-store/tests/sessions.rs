@@ -8,7 +8,7 @@ use std::time::Duration;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::*;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::testing::TestDatabase;
+use latchkey_store::testing::{TestDatabase, sample_client};
 use latchkey_store::*;
 
 const HOUR: Duration = Duration::from_secs(3_600);
@@ -97,28 +97,6 @@ impl Fixture {
     async fn live(&self, sid: &str) -> bool {
         let found = self.store.browser_session_by_sid(&tenant(), sid, self.clock.now(), HOUR).await;
         ok(found, "read").is_some()
-    }
-}
-
-/// The client `notes`, with one redirect URI and no session settings.
-fn notes_client(kind: ClientKind, redirect_uri: &str) -> NewClient {
-    NewClient {
-        client_id: ok(ClientId::parse("notes"), "id"),
-        name: "Notes".into(),
-        kind,
-        secret_hash: (kind == ClientKind::Confidential).then(|| TokenHash::from_stored("secret-hash".into())),
-        redirect_uris: vec![ok(RedirectUri::parse_for_registration(redirect_uri, kind), "uri")],
-        post_logout_redirect_uris: vec![],
-        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
-        token_endpoint_auth_method: kind.default_auth_method(),
-        id_token_signed_response_alg: SigningAlg::Rs256,
-        first_party: false,
-        jwks: None,
-        jwks_uri: None,
-        allow_insecure_no_pkce: false,
-        access_token_lifetime: None,
-        session_policy: ClientSessionPolicy::default(),
     }
 }
 
@@ -238,7 +216,7 @@ async fn a_deleted_clients_tokens_consents_and_session_memberships_go_with_it() 
         let f = fixture(&db).await;
         let b = f.backend;
         let notes = ok(ClientId::parse("notes"), "id");
-        let client = notes_client(ClientKind::Confidential, "https://n.example/cb");
+        let client = sample_client("notes", ClientKind::Confidential, "https://n.example/cb");
         ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
         ok(f.store.save_consent(&tenant(), &f.ada, &notes, &["openid".into()], &Actor::Cli).await, "consent");
         f.session("s1", &[("notes", true)]).await;
@@ -258,7 +236,7 @@ async fn a_client_that_gains_a_backchannel_uri_hears_of_sessions_it_signed_into_
         let f = fixture(&db).await;
         let b = f.backend;
         let notes = ok(ClientId::parse("notes"), "id");
-        let client = notes_client(ClientKind::Public, "http://127.0.0.1/cb");
+        let client = sample_client("notes", ClientKind::Public, "http://127.0.0.1/cb");
         ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
         f.session("s1", &[("notes", false)]).await;
         let policy = ClientSessionPolicy {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use latchkey_core::crypto::TokenHasher;
 use latchkey_core::domain::*;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::testing::TestDatabase;
+use latchkey_store::testing::{TestDatabase, sample_client};
+
+const APP: &str = "https://app.example.com/cb";
 use latchkey_store::*;
 
 async fn open(db: &TestDatabase, clock: &Clock) -> Arc<dyn Store> {
@@ -32,27 +34,6 @@ fn new_user(username: &str, email: Option<&str>) -> NewUser {
         name: Some(ok(DisplayName::parse("Ada Lovelace"), "name")),
         profile: ProfileClaims::default(),
         password_hash: None,
-    }
-}
-
-fn new_client(id: &str, kind: ClientKind) -> NewClient {
-    NewClient {
-        client_id: ok(ClientId::parse(id), "client id"),
-        name: format!("{id} app"),
-        kind,
-        secret_hash: (kind == ClientKind::Confidential).then(|| TokenHasher::new(b"k").hash("client_secret", "s1")),
-        redirect_uris: vec![ok(RedirectUri::parse_for_registration("https://app.example.com/cb", kind), "uri")],
-        post_logout_redirect_uris: vec![],
-        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        allowed_scopes: vec![ok(ScopeName::parse("openid"), "scope")],
-        token_endpoint_auth_method: kind.default_auth_method(),
-        id_token_signed_response_alg: SigningAlg::Rs256,
-        first_party: false,
-        jwks: None,
-        jwks_uri: None,
-        allow_insecure_no_pkce: false,
-        access_token_lifetime: None,
-        session_policy: Default::default(),
     }
 }
 
@@ -156,10 +137,13 @@ async fn clients_keep_their_settings_and_rotate_secrets_with_a_grace_period() {
         let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
         let store = open(&db, &clock).await;
         let b = db.backend;
-        let c = ok(store.create_client(&tenant(), new_client("web", ClientKind::Confidential), &Actor::Cli).await, b);
+        let c = ok(
+            store.create_client(&tenant(), sample_client("web", ClientKind::Confidential, APP), &Actor::Cli).await,
+            b,
+        );
         assert_eq!(c.grant_types, vec![GrantType::AuthorizationCode, GrantType::RefreshToken], "{b}");
         assert_eq!(c.redirect_uris[0].as_str(), "https://app.example.com/cb", "{b}");
-        let dup = store.create_client(&tenant(), new_client("web", ClientKind::Public), &Actor::Cli).await;
+        let dup = store.create_client(&tenant(), sample_client("web", ClientKind::Public, APP), &Actor::Cli).await;
         assert!(matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("`web`")), "{b}: {dup:?}");
 
         let patch = ClientPatch {
@@ -179,7 +163,8 @@ async fn clients_keep_their_settings_and_rotate_secrets_with_a_grace_period() {
         assert_eq!(c3.previous_secret_hash, c.secret_hash, "{b}");
         assert_eq!(c3.previous_secret_expires_at, Some(1_700_003_600), "{b}");
 
-        let public = ok(store.create_client(&tenant(), new_client("spa", ClientKind::Public), &Actor::Cli).await, b);
+        let public =
+            ok(store.create_client(&tenant(), sample_client("spa", ClientKind::Public, APP), &Actor::Cli).await, b);
         let err = store.rotate_client_secret(&tenant(), &public.client_id, &new_hash, until, &Actor::Cli).await;
         assert!(matches!(err, Err(StoreError::Invalid(_))), "{b}: {err:?}");
         let missing = ok(ClientId::parse("nope"), b);
@@ -297,8 +282,10 @@ async fn a_change_from_another_process_is_announced() {
         let writer = open(&db, &clock).await; // stands in for another node or the CLI
         let b = db.backend;
         let mut changes = ok(watcher.watch_changes(Duration::from_millis(50)).await, b);
-        let client =
-            ok(writer.create_client(&tenant(), new_client("watched", ClientKind::Public), &Actor::Cli).await, b);
+        let client = ok(
+            writer.create_client(&tenant(), sample_client("watched", ClientKind::Public, APP), &Actor::Cli).await,
+            b,
+        );
         let change = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
         let change =
             change.unwrap_or_else(|_| panic!("{b}: no change announced")).unwrap_or_else(|| panic!("{b}: closed"));

@@ -223,6 +223,13 @@ impl TestServer {
         secret
     }
 
+    /// A scope clients may then be allowed.
+    pub async fn create_scope(&self, name: &str, description: &str) {
+        let scope = ok(ScopeName::parse(name), "scope");
+        let put = self.state().store.put_scope(&TenantId::default_tenant(), &scope, description, &Actor::Cli).await;
+        ok(put, "put scope");
+    }
+
     /// The issuer-based URL of `path` (what a browser or client library uses).
     pub fn issuer_url(&self, path: &str) -> String {
         format!("{}{path}", self.server.issuer)

@@ -1,4 +1,4 @@
-//! The SQL both backends share. sqlx binds `$N` placeholders by number on SQLite as on
+//! The SQL both backends share. sqlx binds `$N` parameters by number on SQLite as on
 //! PostgreSQL, and the schema uses types both read the same way (TEXT, BIGINT, BOOLEAN,
 //! bytes), so each statement is written once here and instantiated for each backend by
 //! `impl_shared_store!`. A backend supplies `pool()`, `now()` and `notify()`.
