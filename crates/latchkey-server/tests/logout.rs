@@ -188,6 +188,7 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         assert_eq!(rp.received().len(), 1, "{b}: no retry before its time");
         server.clock.advance(Duration::from_secs(2));
         eventually(DELIVERY, "second attempt", || async { rp.received().len() == 2 }).await;
+        eventually(DELIVERY, "its failure is recorded", || async { status().await[0].attempts == 2 }).await;
         server.clock.advance(Duration::from_secs(4));
         eventually(DELIVERY, "third attempt, delivered", || async { status().await[0].status == "delivered" }).await;
         let received = rp.received();
@@ -218,11 +219,18 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         notes.sign_in(&server, &browser, "ada", "openid").await;
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
         ok(latchkey_server::sessions::end(server.state(), &which, "test", false, &Actor::Cli).await, "end");
-        for n in 1..=3 {
-            eventually(DELIVERY, "an attempt", || async { dead.received().len() == n }).await;
+        // Move the clock only once the failed attempt is recorded: its retry time is
+        // taken from the clock when the sender records it.
+        let recorded = |n: i64| {
+            let status = &status;
+            async move { status().await.iter().any(|d| d.status == "pending" && d.attempts == n) }
+        };
+        for n in 1..=2 {
+            eventually(DELIVERY, "a failed attempt recorded", || recorded(n)).await;
             server.clock.advance(Duration::from_secs(8));
         }
         eventually(DELIVERY, "given up", || async { status().await.iter().any(|d| d.status == "failed") }).await;
+        assert_eq!(dead.received().len(), 3, "{b}: backchannel_max_attempts is 3");
         server.stop().await;
     }
 }
