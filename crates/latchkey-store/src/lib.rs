@@ -7,6 +7,7 @@
 mod audit;
 mod changes;
 mod error;
+mod factor_model;
 mod model;
 mod oauth_model;
 mod session_model;
@@ -29,6 +30,7 @@ use tokio::sync::mpsc;
 pub use audit::{Actor, AuditEvent};
 pub use changes::Change;
 pub use error::StoreError;
+pub use factor_model::*;
 pub use model::*;
 pub use oauth_model::*;
 pub use postgres::PostgresStore;
@@ -340,6 +342,83 @@ pub trait SessionStore {
 }
 
 #[async_trait]
+pub trait FactorStore {
+    /// Creates a user with their first passkey and recovery codes, using up `invitation`
+    /// if given; all or nothing.
+    async fn create_account(&self, tenant: &TenantId, account: NewAccount, actor: &Actor) -> StoreResult<User>;
+    /// The user's WebAuthn user handle, set to `candidate` if they have none yet.
+    async fn webauthn_user_id(&self, tenant: &TenantId, sub: &SubjectId, candidate: &str) -> StoreResult<String>;
+    async fn user_by_webauthn_id(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<User>>;
+    async fn passkeys(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<StoredPasskey>>;
+    async fn passkey(&self, tenant: &TenantId, credential_id: &str) -> StoreResult<Option<StoredPasskey>>;
+    async fn add_passkey(&self, tenant: &TenantId, sub: &SubjectId, passkey: NewPasskey, actor: &Actor)
+    -> StoreResult<()>;
+    /// Records a sign-in with a passkey. `false` when the counter did not grow (a possible
+    /// cloned authenticator, or a concurrent use of the same value): nothing is changed.
+    async fn record_passkey_use(&self, tenant: &TenantId, used: PasskeyUse) -> StoreResult<bool>;
+    async fn rename_passkey(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        credential_id: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Removes a passkey, unless it is the user's last way to sign in (`Invalid`).
+    async fn remove_passkey(&self, tenant: &TenantId, sub: &SubjectId, credential_id: &str, actor: &Actor)
+    -> StoreResult<()>;
+    /// Removes the password, unless the user has no passkey (`Invalid`).
+    async fn remove_password(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
+    /// Starts (or restarts) an unconfirmed TOTP enrolment; `Conflict` if one is confirmed.
+    async fn start_totp(&self, tenant: &TenantId, sub: &SubjectId, secret_sealed: &str) -> StoreResult<()>;
+    async fn totp(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<TotpFactor>>;
+    /// Confirms the enrolment with the step of a correct code; `false` if there is nothing
+    /// to confirm or the step was used.
+    async fn confirm_totp(&self, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> StoreResult<bool>;
+    /// Uses a step of a confirmed factor; `false` if it (or a later one) was used already.
+    async fn use_totp_step(&self, tenant: &TenantId, sub: &SubjectId, step: u64) -> StoreResult<bool>;
+    async fn remove_totp(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
+    /// Replaces every recovery code of the user (the old ones stop working).
+    async fn replace_recovery_codes(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        hashes: &[TokenHash],
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Uses up one recovery code; `false` if it is not an unused code of this user.
+    async fn use_recovery_code(&self, tenant: &TenantId, sub: &SubjectId, hash: &TokenHash, actor: &Actor)
+    -> StoreResult<bool>;
+    async fn recovery_codes_left(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<u32>;
+    /// Keeps the state of a ceremony (a WebAuthn challenge, a half-finished sign-in).
+    async fn put_ceremony(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        purpose: &str,
+        state: &str,
+        expires_at: UnixTime,
+    ) -> StoreResult<()>;
+    /// Takes a ceremony's state out (single use); `None` if absent or expired.
+    async fn take_ceremony(&self, tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime)
+    -> StoreResult<Option<String>>;
+    async fn delete_expired_ceremonies(&self, now: UnixTime) -> StoreResult<u64>;
+    async fn create_invitation(
+        &self,
+        tenant: &TenantId,
+        token_hash: &TokenHash,
+        id: &str,
+        note: Option<&str>,
+        expires_at: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    async fn invitations(&self, tenant: &TenantId) -> StoreResult<Vec<Invitation>>;
+    async fn invitation_usable(&self, tenant: &TenantId, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool>;
+    /// Deletes an unused invitation.
+    async fn revoke_invitation(&self, tenant: &TenantId, id: &str, actor: &Actor) -> StoreResult<()>;
+}
+
+#[async_trait]
 pub trait ResourceStore {
     async fn list_resource_servers(&self, tenant: &TenantId) -> StoreResult<Vec<ResourceServer>>;
     /// Registers an API or changes its name and scopes.
@@ -385,6 +464,7 @@ pub trait Store:
     + SigningKeyStore
     + OAuthStore
     + SessionStore
+    + FactorStore
     + ResourceStore
     + AuditStore
     + Send

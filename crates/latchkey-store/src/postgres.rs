@@ -14,6 +14,7 @@ use crate::changes::CHANNEL;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
+use crate::factor_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult, redact_url};
 
 pub struct PostgresStore {

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
+use crate::factor_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult};
 
 pub struct SqliteStore {

@@ -4,10 +4,13 @@
 pub mod envelope;
 pub mod password;
 pub mod random;
+pub mod recovery_code;
 pub mod signing;
 pub mod token_hash;
+pub mod totp;
 
 pub use envelope::{EnvelopeError, MasterKey};
 pub use password::{PasswordError, PasswordHash, PasswordPolicy};
 pub use signing::{KeyError, PublicJwk, SigningKeyPair};
 pub use token_hash::{TokenHash, TokenHasher};
+pub use totp::{TotpError, TotpSecret};

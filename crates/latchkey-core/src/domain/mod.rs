@@ -1,5 +1,6 @@
 //! Domain types. Each has one way in, `parse`, so a value that exists is a valid value.
 
+mod authentication;
 mod client;
 mod identifiers;
 mod redirect_uri;
@@ -7,6 +8,7 @@ mod scope;
 mod session_policy;
 mod user;
 
+pub use authentication::{AuthLevel, Factor, Factors};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
 pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
 pub use redirect_uri::{RedirectUri, RedirectUriError};

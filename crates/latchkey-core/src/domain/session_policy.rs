@@ -92,9 +92,24 @@ pub struct ClientSessionPolicy {
     pub default_max_age: Option<u64>,
     /// Issue refresh tokens without `offline_access`, bound to the session: they end with it.
     pub session_refresh_tokens: bool,
+    /// Sign-ins for this client need two factors (or a user-verified passkey).
+    pub require_mfa: bool,
+    /// Sign-ins for this client need a passkey (phishing-resistant); for admin consoles.
+    pub require_passkey: bool,
 }
 
 impl ClientSessionPolicy {
+    /// The weakest sign-in this client accepts.
+    pub fn required_level(&self) -> Option<super::AuthLevel> {
+        if self.require_passkey {
+            Some(super::AuthLevel::PhishingResistant)
+        } else if self.require_mfa {
+            Some(super::AuthLevel::MultiFactor)
+        } else {
+            None
+        }
+    }
+
     /// Front-Channel Logout 1.0 §2: the URI's scheme, host and port are those of a
     /// registered redirect URI (any port for a native client's loopback redirect URI).
     pub fn check_against(&self, redirect_uris: &[RedirectUri], kind: ClientKind) -> Result<(), LogoutUriError> {

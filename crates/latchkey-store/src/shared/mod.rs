@@ -13,6 +13,8 @@ mod keys;
 mod oauth;
 #[macro_use]
 mod sessions;
+#[macro_use]
+mod factors;
 
 /// Records an audit event inside the caller's transaction (DESIGN: one call, same
 /// transaction as the change). `details` must never carry a secret.
@@ -39,6 +41,7 @@ macro_rules! impl_shared_store {
         impl_key_store!($store, $db);
         impl_oauth_store!($store, $db);
         impl_session_store!($store, $db);
+        impl_factor_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::ScopeStore for $store {

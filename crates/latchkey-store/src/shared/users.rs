@@ -76,7 +76,9 @@ macro_rules! impl_user_store {
 
             async fn user_by_email(&self, tenant: &TenantId, email: &Email) -> StoreResult<Option<User>> {
                 let row: Option<$crate::model::UserRow> =
-                    sqlx::query_as("SELECT * FROM users WHERE tenant_id = $1 AND email = $2")
+                    sqlx::query_as(
+                        "SELECT * FROM users WHERE tenant_id = $1 AND email = $2 ORDER BY email_verified DESC, created_at, sub",
+                    )
                         .bind(tenant.as_str())
                         .bind(email.as_str())
                         .fetch_optional(self.pool())
@@ -171,6 +173,17 @@ macro_rules! impl_user_store {
 
             async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                for sql in [
+                    "DELETE FROM passkeys WHERE tenant_id = $1 AND sub = $2",
+                    "DELETE FROM totp_factors WHERE tenant_id = $1 AND sub = $2",
+                    "DELETE FROM recovery_codes WHERE tenant_id = $1 AND sub = $2",
+                ] {
+                    sqlx::query(sql)
+                        .bind(tenant.as_str())
+                        .bind(sub.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND sub = $2")
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
