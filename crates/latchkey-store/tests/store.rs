@@ -56,10 +56,13 @@ async fn users_are_created_found_changed_locked_and_deleted() {
         assert_eq!(created.username.as_str(), "ada");
         assert_eq!(created.created_at, 1_700_000_000);
 
-        // Usernames are unique regardless of case; emails are unique too.
+        // Usernames are unique regardless of case; verified email addresses are unique too
+        // (an unverified one claims nothing: tests/factors.rs).
         let dup = store.create_user(&tenant(), new_user("ADA", None), &Actor::Cli).await;
         assert!(matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("username")), "{b}: {dup:?}");
-        let dup_mail = store.create_user(&tenant(), new_user("bob", Some("ada@example.com")), &Actor::Cli).await;
+        let verified = |username, email| NewUser { email_verified: true, ..new_user(username, Some(email)) };
+        ok(store.create_user(&tenant(), verified("vera", "vera@example.com"), &Actor::Cli).await, b);
+        let dup_mail = store.create_user(&tenant(), verified("bob", "vera@example.com"), &Actor::Cli).await;
         assert!(matches!(dup_mail, Err(StoreError::Conflict(ref m)) if m.contains("email")), "{b}: {dup_mail:?}");
 
         let by_name = ok(store.user_by_username(&tenant(), &ok(Username::parse("ada"), b)).await, b);
