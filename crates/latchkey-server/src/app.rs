@@ -18,6 +18,7 @@ use crate::cache::Caches;
 use crate::config::Config;
 use crate::edge;
 use crate::keys::KeyService;
+use crate::account;
 use crate::login;
 use crate::oauth::{self, revocations::Revocations};
 use crate::oidc::{self, discovery};
@@ -49,6 +50,10 @@ pub struct AppState {
     pub client_auth_throttle: Arc<crate::oauth::client_auth::ClientAuthThrottle>,
     /// Wakes the back-channel logout sender when a session ends on this node.
     pub backchannel: Arc<tokio::sync::Notify>,
+    /// The WebAuthn relying party.
+    pub passkeys: Arc<crate::passkeys::Passkeys>,
+    /// Seals secrets kept at rest (TOTP secrets).
+    pub master_key: latchkey_core::crypto::MasterKey,
 }
 
 impl AppState {
@@ -87,7 +92,25 @@ pub fn router(state: AppState) -> Router {
         .route("/select-account", get(login::select_account::page).post(login::select_account::choose))
         .route("/session/check", get(sessions::check::check_session_iframe))
         .route("/account/sessions", get(sessions::account::sessions_page))
-        .route("/account/sessions/end", post(sessions::account::end_session));
+        .route("/account/sessions/end", post(sessions::account::end_session))
+        .route("/login/passkey/options", post(crate::passkeys::sign_in::options))
+        .route("/login/passkey", post(crate::passkeys::sign_in::finish))
+        .route("/login/second-factor", get(login::second_factor::page).post(login::second_factor::submit))
+        .route("/login/recovery", get(login::recovery::page).post(login::recovery::submit))
+        .route("/signup", get(crate::signup::page).post(crate::signup::finish))
+        .route("/signup/options", post(crate::signup::options))
+        .route("/account/security", get(account::security_page))
+        .route("/account/passkeys/options", post(account::passkeys::options))
+        .route("/account/passkeys", post(account::passkeys::add))
+        .route("/account/passkeys/rename", post(account::passkeys::rename))
+        .route("/account/passkeys/remove", post(account::passkeys::remove))
+        .route("/account/password", post(account::password::set))
+        .route("/account/password/remove", post(account::password::remove))
+        .route("/account/totp", get(account::totp::page))
+        .route("/account/totp/start", post(account::totp::start))
+        .route("/account/totp/confirm", post(account::totp::confirm))
+        .route("/account/totp/remove", post(account::totp::remove))
+        .route("/account/recovery-codes", post(account::recovery_codes::regenerate));
     #[allow(unused_mut)]
     let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -98,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/form_post.js", get(|| script(include_str!("../static/form_post.js"))))
         .route("/static/check_session.js", get(|| script(include_str!("../static/check_session.js"))))
         .route("/static/signed_out.js", get(|| script(include_str!("../static/signed_out.js"))))
+        .route("/static/passkeys.js", get(|| script(include_str!("../static/passkeys.js"))))
         .merge(pages)
         .merge(browser_facing);
     #[cfg(feature = "test-clock")]

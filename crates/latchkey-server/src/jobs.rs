@@ -104,6 +104,11 @@ pub fn spawn_cleanup(
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "session cleanup failed"),
                 }
+                match store.delete_expired_ceremonies(now).await {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired passkey challenges and sign-in steps"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "ceremony cleanup failed"),
+                }
             }
         },
         || async {},

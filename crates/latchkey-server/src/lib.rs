@@ -4,6 +4,7 @@
 #[cfg(all(feature = "test-clock", not(debug_assertions)))]
 compile_error!("the test-clock feature lets anyone move the server clock; it must never be in a release build");
 
+pub mod account;
 pub mod app;
 pub mod cache;
 pub mod config;
@@ -14,10 +15,12 @@ pub mod login;
 pub mod oauth;
 pub mod oidc;
 pub mod pages;
+pub mod passkeys;
 pub mod passwords;
 pub mod routes;
 pub mod serve;
 pub mod sessions;
+pub mod signup;
 pub mod startup;
 pub mod templates;
 

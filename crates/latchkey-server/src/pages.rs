@@ -13,6 +13,9 @@ use crate::config::WebConfig;
 pub const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0;\
 display:flex;min-height:100vh;align-items:center;justify-content:center}\
 .card{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem;width:100%}\
+.notice{background:#eef4ff;border-radius:6px;padding:.5rem .8rem}.tag{font-size:.75rem;background:#eef;border-radius:4px;padding:0 .3rem}\
+.passkeys{list-style:none;padding:0}.passkey{margin:.8rem 0}form.inline{display:inline}.qr svg{width:200px;height:200px}\
+.codes code{font-size:1rem;letter-spacing:.05em}h2{font-size:1.1rem;margin:1.4rem 0 .4rem}\
 .brand{font-weight:700;letter-spacing:.04em;color:#3b5bdb;margin:0 0 1rem}h1{margin:.2rem 0 1rem;font-size:1.5rem}\
 .muted{color:#667085;font-size:.85rem}code{font-size:.85rem}\
 label{display:block;margin:.8rem 0 .3rem;font-weight:600}\

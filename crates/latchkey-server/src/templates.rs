@@ -23,6 +23,12 @@ impl Templates {
             ("check_session.html", include_str!("../templates/check_session.html")),
             ("account_sessions.html", include_str!("../templates/account_sessions.html")),
             ("select_account.html", include_str!("../templates/select_account.html")),
+            ("second_factor.html", include_str!("../templates/second_factor.html")),
+            ("recovery_login.html", include_str!("../templates/recovery_login.html")),
+            ("signup.html", include_str!("../templates/signup.html")),
+            ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),
+            ("totp_setup.html", include_str!("../templates/totp_setup.html")),
+            ("security.html", include_str!("../templates/security.html")),
         ] {
             env.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
         }

@@ -168,6 +168,7 @@ impl Config {
         if self.login.max_failures_per_account == 0 || self.login.max_failures_per_ip == 0 {
             return Err(ConfigError::invalid(s, "login", "failure limits must be at least 1"));
         }
+        self.check_sign_in(s)?;
         let sessions = &self.sessions;
         if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
             return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));
@@ -260,4 +261,45 @@ fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<Vec<EnvOverr
         applied.push(EnvOverride { var: var.clone(), path });
     }
     Ok(applied)
+}
+
+impl super::Config {
+    /// `[passkeys]` and `[login]` rules: the RP id covers every origin that uses it.
+    fn check_sign_in(&self, s: &ConfigSource) -> Result<(), ConfigError> {
+        let on_rp_id = |host: &str, rp_id: &str| host == rp_id || host.ends_with(&format!(".{rp_id}"));
+        if let Some(rp_id) = &self.passkeys.rp_id {
+            let issuer_host = url::Url::parse(&self.issuer()).ok().and_then(|u| u.host_str().map(str::to_owned));
+            if rp_id.is_empty() || rp_id.contains(['/', ':']) {
+                return Err(ConfigError::invalid(s, "passkeys.rp_id", "must be a domain name, without scheme or port"));
+            }
+            if !issuer_host.is_some_and(|h| on_rp_id(&h, rp_id)) {
+                return Err(ConfigError::invalid(
+                    s,
+                    "passkeys.rp_id",
+                    "must be the host of server.public_url or a parent domain of it",
+                ));
+            }
+        }
+        let rp_id = self.passkeys.rp_id.clone().or_else(|| {
+            url::Url::parse(&self.issuer()).ok().and_then(|u| u.host_str().map(str::to_owned))
+        });
+        for origin in &self.passkeys.extra_origins {
+            let fits = origin.host_str().zip(rp_id.as_deref()).is_some_and(|(h, r)| on_rp_id(h, r));
+            if !fits || !matches!(origin.scheme(), "https" | "http") {
+                return Err(ConfigError::invalid(
+                    s,
+                    "passkeys.extra_origins",
+                    format!("`{origin}` must be an http(s) origin on the RP id or a subdomain of it"),
+                ));
+            }
+        }
+        if self.passkeys.challenge_lifetime.is_zero() || self.login.recent_authentication.is_zero() {
+            return Err(ConfigError::invalid(
+                s,
+                "passkeys.challenge_lifetime",
+                "passkeys.challenge_lifetime and login.recent_authentication must be more than 0s",
+            ));
+        }
+        Ok(())
+    }
 }

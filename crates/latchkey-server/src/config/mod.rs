@@ -6,6 +6,7 @@
 
 mod load;
 mod secret;
+mod signin;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use url::Url;
 
 pub use load::{ConfigError, ConfigSource, find_config_file};
 pub use secret::{Secret, SecretError, SecretRef};
+pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub logout: LogoutConfig,
     pub login: LoginConfig,
+    pub passkeys: PasskeysConfig,
+    pub registration: RegistrationConfig,
     pub clients: ClientsConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -207,6 +211,17 @@ pub struct LoginConfig {
     pub max_failures_per_ip: u32,
     #[serde(with = "serde_human")]
     pub failure_window: Duration,
+    /// Let people sign in with a password (and set one). Off: passkeys only.
+    pub passwords: bool,
+    /// Every sign-in needs two factors or a user-verified passkey (clients may ask for it
+    /// alone with `require_mfa`).
+    pub require_mfa: bool,
+    /// Every sign-in needs a passkey.
+    pub require_passkey: bool,
+    /// Changing a sign-in method (passkeys, password, authenticator app, recovery codes)
+    /// or ending other sessions needs a sign-in at most this old.
+    #[serde(with = "serde_human")]
+    pub recent_authentication: Duration,
 }
 
 impl Default for SessionsConfig {
@@ -224,7 +239,15 @@ impl Default for SessionsConfig {
 
 impl Default for LoginConfig {
     fn default() -> Self {
-        Self { max_failures_per_account: 5, max_failures_per_ip: 50, failure_window: Duration::from_secs(900) }
+        Self {
+            max_failures_per_account: 5,
+            max_failures_per_ip: 50,
+            failure_window: Duration::from_secs(900),
+            passwords: true,
+            require_mfa: false,
+            require_passkey: false,
+            recent_authentication: Duration::from_secs(300),
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_store::Actor;
 use serde::Deserialize;
 
-use super::{ConsentQuery, base, csrf, expired};
+use super::consent::ConsentQuery;
+use super::{base, csrf, expired};
 use crate::app::AppState;
 use crate::oauth::authorize::{load_pending, replace_pending};
 use crate::sessions;

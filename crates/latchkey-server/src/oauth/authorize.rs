@@ -20,7 +20,8 @@ use super::grant::GrantData;
 use super::params::Params;
 use super::token::authorization_code::CODE_PURPOSE;
 use crate::app::AppState;
-use crate::login::{ACR_PASSWORD, cookies};
+use crate::login::cookies;
+use latchkey_core::domain::AuthLevel;
 use crate::sessions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +59,61 @@ pub struct AuthorizationRequest {
     /// `prompt=select_account` was answered: the user chose to continue (or switched).
     #[serde(default)]
     pub account_chosen: bool,
+    /// The sign-in to ask for: the strongest of the client's and the server's policy,
+    /// `acr_values` and an `acr` claim request.
+    #[serde(default)]
+    pub required_level: Option<AuthLevel>,
+    /// What must be met, or the request fails: policy and an essential `acr` claim
+    /// (`acr_values` are voluntary, OIDC Core §3.1.2.1).
+    #[serde(default)]
+    pub minimum_level: Option<AuthLevel>,
+}
+
+/// The level a session reached (its `acr`).
+pub fn session_level(session: &BrowserSession) -> AuthLevel {
+    AuthLevel::from_acr(&session.acr).unwrap_or(AuthLevel::SingleFactor)
+}
+
+/// The levels a request asks for and insists on (see [`AuthorizationRequest`]).
+fn requested_levels(
+    state: &AppState,
+    client: &Client,
+    acr_values: Option<&str>,
+    claims: Option<&serde_json::Value>,
+) -> Result<(Option<AuthLevel>, Option<AuthLevel>), &'static str> {
+    let login = &state.config.login;
+    let global = if login.require_passkey {
+        Some(AuthLevel::PhishingResistant)
+    } else if login.require_mfa {
+        Some(AuthLevel::MultiFactor)
+    } else {
+        None
+    };
+    let policy = global.max(client.session_policy.required_level());
+    let mut voluntary = acr_values.and_then(|v| AuthLevel::weakest_of(v.split(' ').filter(|s| !s.is_empty())));
+    let mut essential = None;
+    if let Some(acr) = claims.and_then(|c| c.pointer("/id_token/acr")) {
+        let mut values: Vec<&str> = acr
+            .get("values")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if let Some(v) = acr.get("value").and_then(|v| v.as_str()) {
+            values = vec![v];
+        }
+        let level = AuthLevel::weakest_of(values.iter().copied());
+        // OIDC Core §5.5.1.1: an essential acr that cannot be met fails the request.
+        if acr.get("essential").and_then(serde_json::Value::as_bool).unwrap_or(false) {
+            if !values.is_empty() && level.is_none() {
+                return Err("the requested authentication level cannot be met");
+            }
+            essential = level;
+        } else {
+            voluntary = voluntary.max(level);
+        }
+    }
+    let minimum = policy.max(essential);
+    Ok((minimum.max(voluntary), minimum))
 }
 
 /// Where errors and results go once client and redirect URI are trusted.
@@ -238,6 +294,8 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
             verified.get("sub").and_then(|v| v.as_str()).map(str::to_owned)
         }
     };
+    let (required_level, minimum_level) = requested_levels(state, &client, p.get("acr_values"), claims.as_ref())
+        .map_err(|d| redirect("access_denied", d))?;
     let audience = match p.get("resource") {
         None => state.default_audience(),
         Some(resource) => {
@@ -262,6 +320,8 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         login_pending: false,
         replaced_login: None,
         account_chosen: false,
+        required_level,
+        minimum_level,
     };
     Ok((request, client))
 }
@@ -303,26 +363,6 @@ pub async fn proceed(
     let session = sessions::current(state, headers).await;
     let now = state.clock.now().secs();
     let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
-    // OIDC Core §5.5.1.1: an essential acr that cannot be met fails the request.
-    if let Some(acr) = request.claims.as_ref().and_then(|c| c.pointer("/id_token/acr")) {
-        let essential = acr.get("essential").and_then(serde_json::Value::as_bool).unwrap_or(false);
-        let values: Vec<&str> = acr
-            .get("values")
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        let wanted = acr.get("value").and_then(|v| v.as_str()).map(|v| vec![v]).unwrap_or(values);
-        if essential && !wanted.is_empty() && !wanted.contains(&ACR_PASSWORD) {
-            return fail(
-                state,
-                Failure::Redirect(
-                    target_of(&request),
-                    "access_denied",
-                    "the requested authentication level cannot be met".into(),
-                ),
-            );
-        }
-    }
     let needs_login = if request.login_pending {
         // Waiting for a sign-in: only a new session satisfies it.
         session.as_ref().is_none_or(|s| request.replaced_login.as_deref() == Some(s.id_hash.as_str()))
@@ -334,6 +374,8 @@ pub async fn proceed(
                     || sessions::max_age(request.max_age, &client.session_policy)
                         .is_some_and(|m| now - s.auth_time.secs() > m)
                     || request.hint_sub.as_ref().is_some_and(|h| h != s.sub.as_str())
+                    // Step-up: the session is weaker than the request asks for.
+                    || request.required_level.is_some_and(|l| !session_level(s).satisfies(l))
             }
         }
     };
@@ -357,6 +399,9 @@ pub async fn proceed(
             Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
         );
     };
+    if let Some(minimum) = request.minimum_level.filter(|l| !session_level(&session).satisfies(*l)) {
+        return insufficient_sign_in(state, client, minimum);
+    }
     // One session per browser: show who is signed in, and let the user continue or switch.
     if prompt("select_account") && !request.account_chosen && !request.login_pending {
         return park(state, headers, &request, pending_id, "/select-account").await;
@@ -375,6 +420,21 @@ pub async fn proceed(
         return park(state, headers, &request, pending_id, "/consent").await;
     }
     issue_code(state, &session, &request, client, pending_id).await
+}
+
+/// The user signed in, but not as strongly as the client (or the server) requires: say
+/// what is needed and where to set it up. Nothing goes back to the client.
+fn insufficient_sign_in(state: &AppState, client: &Client, minimum: AuthLevel) -> Response {
+    let what = match minimum {
+        AuthLevel::PhishingResistant => "a sign-in with a passkey",
+        _ => "a sign-in with two factors (a passkey, or a password and an authenticator app)",
+    };
+    let base = crate::app::base_path(&state.issuer);
+    let message = format!(
+        "{} requires {what}. Add a passkey or an authenticator app on your security page ({base}/account/security), then start again from the application.",
+        client.name
+    );
+    state.pages.render(StatusCode::FORBIDDEN, &message, None)
 }
 
 async fn consent_needed(

@@ -9,7 +9,7 @@ use latchkey_core::domain::ScopeName;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::login::ACR_VALUES;
+use latchkey_core::domain::AuthLevel;
 
 #[derive(Serialize)]
 pub struct ProviderMetadata {
@@ -93,7 +93,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
         request_parameter_supported: false,
         request_uri_parameter_supported: false,
         authorization_response_iss_parameter_supported: true,
-        acr_values_supported: ACR_VALUES.to_vec(),
+        acr_values_supported: AuthLevel::ALL.iter().map(|l| l.acr()).collect(),
         prompt_values_supported: ["none", "login", "consent", "select_account"],
         claim_types_supported: ["normal"],
         issuer,

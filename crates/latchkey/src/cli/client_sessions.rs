@@ -35,6 +35,12 @@ pub struct SessionSettings {
     /// Issue refresh tokens without offline_access, bound to the session (they end with it).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     session_refresh_tokens: Option<bool>,
+    /// Sign-ins for this client need two factors or a user-verified passkey (step-up if not).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    require_mfa: Option<bool>,
+    /// Sign-ins for this client need a passkey (phishing-resistant), e.g. for admin tools.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    require_passkey: Option<bool>,
 }
 
 fn logout_uri(flag: &str, raw: &Option<String>, current: &Option<LogoutUri>) -> Result<Option<LogoutUri>, CliError> {
@@ -79,6 +85,8 @@ impl SessionSettings {
                 Some(d) => Some(d.as_secs()),
             },
             session_refresh_tokens: self.session_refresh_tokens.unwrap_or(current.session_refresh_tokens),
+            require_mfa: self.require_mfa.unwrap_or(current.require_mfa),
+            require_passkey: self.require_passkey.unwrap_or(current.require_passkey),
         };
         policy.check_against(redirect_uris, kind).map_err(|e| CliError::Usage(e.to_string()))?;
         Ok(policy)
@@ -99,6 +107,11 @@ pub fn describe(p: &ClientSessionPolicy) -> String {
     }
     if let Some(s) = p.default_max_age {
         out += &format!("default max_age: {s}s\n");
+    }
+    if p.require_passkey {
+        out += "sign-in:        requires a passkey\n";
+    } else if p.require_mfa {
+        out += "sign-in:        requires two factors\n";
     }
     if p.session_refresh_tokens {
         out += "refresh tokens: also without offline_access, bound to the session\n";

@@ -3,6 +3,7 @@
 
 mod client_sessions;
 mod clients;
+mod invites;
 mod keys;
 mod output;
 mod resources;
@@ -67,6 +68,9 @@ enum Command {
     /// Single sign-on sessions of a user: list, end, and their back-channel logouts.
     #[command(subcommand)]
     Session(sessions::SessionCommand),
+    /// Sign-up invitations (registration.mode = "invite").
+    #[command(subcommand)]
+    Invite(invites::InviteCommand),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,5 +157,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Scope(c) => scopes::run(ctx, c).await,
         Command::Resource(c) => resources::run(ctx, c).await,
         Command::Session(c) => sessions::run(ctx, c).await,
+        Command::Invite(c) => invites::run(ctx, c).await,
     }
 }

@@ -1,0 +1,164 @@
+//! The account security page: passkeys, password, authenticator app (TOTP) and recovery
+//! codes. Every change to a way of signing in needs a recent sign-in
+//! (`login.recent_authentication`); otherwise the user is asked to confirm it's them first.
+//! Removing a factor or changing the password ends the user's other sessions.
+
+pub mod passkeys;
+pub mod password;
+pub mod recovery_codes;
+pub mod totp;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::domain::{SubjectId, TenantId};
+use latchkey_store::{Actor, BrowserSession, SessionSelector, User};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::login::csrf;
+use crate::sessions;
+
+pub(crate) fn base(state: &AppState) -> String {
+    crate::app::base_path(&state.issuer)
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+/// Sign in first, then come back to the security page.
+pub(crate) fn sign_in_first(state: &AppState) -> Response {
+    Redirect::to(&format!("{}/login?return_to=security", base(state))).into_response()
+}
+
+/// Whether the session's sign-in is recent enough to change how the user signs in.
+pub(crate) fn recent(state: &AppState, session: &BrowserSession) -> bool {
+    state.clock.now().since(session.auth_time) <= state.config.login.recent_authentication
+}
+
+/// The signed-in session and its user, if the sign-in is recent; otherwise the response
+/// that asks the user to sign in (again).
+pub(crate) async fn recent_session(state: &AppState, headers: &HeaderMap) -> Result<(BrowserSession, User), Response> {
+    let Some(session) = sessions::current(state, headers).await else { return Err(sign_in_first(state)) };
+    if !recent(state, &session) {
+        return Err(sign_in_first(state));
+    }
+    match state.store.user_by_sub(&tenant(), &session.sub).await {
+        Ok(Some(user)) => Ok((session, user)),
+        _ => Err(sign_in_first(state)),
+    }
+}
+
+pub(crate) fn failure(state: &AppState, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "account change failed");
+    state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)
+}
+
+/// Back to the security page with a message chosen by key (never text from the request).
+pub(crate) fn back(state: &AppState, done: &str) -> Response {
+    Redirect::to(&format!("{}/account/security?done={done}", base(state))).into_response()
+}
+
+/// A factor went away or the password changed: whoever signed in elsewhere with it is out.
+pub(crate) async fn end_other_sessions(state: &AppState, session: &BrowserSession) {
+    let which = SessionSelector::User { sub: session.sub.clone(), except_sid: Some(session.sid.clone()) };
+    if let Err(e) = sessions::end(state, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await {
+        tracing::error!(error = %e, "cannot end the user's other sessions");
+    }
+}
+
+fn message(done: Option<&str>) -> Option<&'static str> {
+    Some(match done? {
+        "passkey_added" => "Passkey added.",
+        "passkey_renamed" => "Passkey renamed.",
+        "passkey_removed" => "Passkey removed. Your other sessions were signed out.",
+        "password_set" => "Password saved. Your other sessions were signed out.",
+        "password_removed" => "Password removed. Your other sessions were signed out.",
+        "totp_enabled" => "Authenticator app turned on.",
+        "totp_removed" => "Authenticator app removed. Your other sessions were signed out.",
+        _ => return None,
+    })
+}
+
+fn error_message(error: Option<&str>) -> Option<&'static str> {
+    Some(match error? {
+        "last_method" => "That is your last way to sign in. Add another passkey or a password first.",
+        "no_password" => "There is no password to remove.",
+        "not_found" => "That passkey does not exist.",
+        "bad_name" => "A passkey name must have 1 to 64 characters.",
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SecurityQuery {
+    done: Option<String>,
+    error: Option<String>,
+    /// Set after signing in with a recovery code: invite to add a passkey.
+    recovered: Option<String>,
+    /// A waiting authorization request to continue to.
+    req: Option<String>,
+}
+
+pub async fn security_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<SecurityQuery>) -> Response {
+    let Some(session) = sessions::current(&state, &headers).await else { return sign_in_first(&state) };
+    let user = match state.store.user_by_sub(&tenant(), &session.sub).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return sign_in_first(&state),
+        Err(e) => return failure(&state, e),
+    };
+    match render(&state, &headers, &session, &user, &q).await {
+        Ok(r) => r,
+        Err(e) => failure(&state, e),
+    }
+}
+
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &BrowserSession,
+    user: &User,
+    q: &SecurityQuery,
+) -> Result<Response, latchkey_store::StoreError> {
+    let sub: &SubjectId = &user.sub;
+    let passkeys = state.store.passkeys(&tenant(), sub).await?;
+    let totp = state.store.totp(&tenant(), sub).await?;
+    let recovery_left = state.store.recovery_codes_left(&tenant(), sub).await?;
+    let removable = passkeys.len() > 1 || user.has_password;
+    let rows: Vec<minijinja::Value> = passkeys
+        .iter()
+        .map(|p| {
+            minijinja::context! {
+                id => p.credential_id, name => p.name, created => p.created_at.to_rfc3339(),
+                last_used => p.last_used_at.map(|t| t.to_rfc3339()), synced => p.backup_eligible,
+                backed_up => p.backup_state, removable,
+            }
+        })
+        .collect();
+    let (csrf, set_cookie) = csrf::token(state, headers);
+    let mut response = state.templates.render(
+        StatusCode::OK,
+        "security.html",
+        minijinja::context! {
+            title => "Security", base => base(state), csrf, username => user.username.as_str(),
+            passkeys => rows, passkeys_available => state.passkeys.available(),
+            has_password => user.has_password, passwords => state.config.login.passwords,
+            password_removable => user.has_password && !passkeys.is_empty(),
+            totp => totp.as_ref().map(|t| if t.confirmed { "on" } else { "pending" }).unwrap_or("off"),
+            recovery_left, recent => recent(state, session),
+            done => message(q.done.as_deref()), error => error_message(q.error.as_deref()),
+            recovered => q.recovered.is_some(), req => q.req.as_deref().filter(|r| r.len() <= 64),
+        },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Back to the security page with an error chosen by key.
+pub(crate) fn redirect_error(state: &AppState, error: &str) -> Response {
+    Redirect::to(&format!("{}/account/security?error={error}", base(state))).into_response()
+}

@@ -1,0 +1,148 @@
+//! Adding, naming and removing passkeys on the security page.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use latchkey_store::{Actor, StoreError};
+use serde::Deserialize;
+use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
+
+use super::{back, base, end_other_sessions, failure, recent_session, tenant};
+use crate::app::AppState;
+use crate::login::ceremony::{self, Purpose};
+use crate::login::csrf;
+use crate::passkeys::new_user_handle;
+use crate::passkeys::sign_in::json_error;
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// A passkey's name: what the user typed, trimmed, 1 to 64 characters.
+pub(crate) fn passkey_name(raw: Option<&str>, fallback: &str) -> Option<String> {
+    let name = raw.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(fallback);
+    let ok = (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control);
+    ok.then(|| name.to_owned())
+}
+
+/// Options for `navigator.credentials.create`: JSON for the page's script.
+pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfOnly>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
+    }
+    let (_, user) = match recent_session(&state, &headers).await {
+        Ok(found) => found,
+        Err(_) => {
+            let url = format!("{}/login?return_to=security", base(&state));
+            return (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": "Please confirm it's you first.", "reauthenticate": url })))
+                .into_response();
+        }
+    };
+    let candidate = new_user_handle().to_string();
+    let handle = match state.store.webauthn_user_id(&tenant(), &user.sub, &candidate).await {
+        Ok(h) => h,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let Ok(handle) = Uuid::parse_str(&handle) else {
+        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged");
+    };
+    let existing = state.store.passkeys(&tenant(), &user.sub).await.unwrap_or_default();
+    let display = user.name.as_ref().map_or_else(|| user.username.to_string(), |n| n.as_str().to_owned());
+    let (options, registration) =
+        match state.passkeys.start_registration(handle, user.username.as_str(), &display, &existing) {
+            Ok(o) => o,
+            Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+    match ceremony::put(&state, &headers, Purpose::PasskeyRegistration, &registration).await {
+        Ok(cookie) => {
+            let mut response = Json(options).into_response();
+            if let Some(c) = cookie {
+                response.headers_mut().append(header::SET_COOKIE, c);
+            }
+            response
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddForm {
+    csrf: Option<String>,
+    credential: Option<String>,
+    name: Option<String>,
+}
+
+pub async fn add(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<AddForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let (session, user) = match recent_session(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let Some(name) = passkey_name(form.name.as_deref(), "Passkey") else {
+        return super::redirect_error(&state, "bad_name");
+    };
+    let Some(registration) =
+        ceremony::take::<PasskeyRegistration>(&state, &headers, Purpose::PasskeyRegistration).await
+    else {
+        return state.pages.render(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.", None);
+    };
+    let passkey = match state.passkeys.finish_registration(form.credential.as_deref().unwrap_or(""), &registration, &name) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(error = %e, "passkey registration refused");
+            return state.pages.render(StatusCode::BAD_REQUEST, "That passkey could not be added. Please try again.", None);
+        }
+    };
+    match state.store.add_passkey(&tenant(), &user.sub, passkey, &Actor::User(session.sub.to_string())).await {
+        Ok(()) => back(&state, "passkey_added"),
+        Err(StoreError::Conflict(_)) => {
+            state.pages.render(StatusCode::CONFLICT, "That passkey is already registered.", None)
+        }
+        Err(e) => failure(&state, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    csrf: Option<String>,
+    id: Option<String>,
+    name: Option<String>,
+}
+
+pub async fn rename(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PasskeyForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let Some(session) = crate::sessions::current(&state, &headers).await else { return super::sign_in_first(&state) };
+    let Some(name) = passkey_name(form.name.as_deref(), "") else { return super::redirect_error(&state, "bad_name") };
+    let id = form.id.unwrap_or_default();
+    match state.store.rename_passkey(&tenant(), &session.sub, &id, &name, &Actor::User(session.sub.to_string())).await {
+        Ok(()) => back(&state, "passkey_renamed"),
+        Err(StoreError::NotFound(_)) => super::redirect_error(&state, "not_found"),
+        Err(e) => failure(&state, e),
+    }
+}
+
+pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PasskeyForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let (session, user) = match recent_session(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let id = form.id.unwrap_or_default();
+    match state.store.remove_passkey(&tenant(), &user.sub, &id, &Actor::User(session.sub.to_string())).await {
+        Ok(()) => {
+            end_other_sessions(&state, &session).await;
+            back(&state, "passkey_removed")
+        }
+        Err(StoreError::Invalid(_)) => super::redirect_error(&state, "last_method"),
+        Err(StoreError::NotFound(_)) => super::redirect_error(&state, "not_found"),
+        Err(e) => failure(&state, e),
+    }
+}

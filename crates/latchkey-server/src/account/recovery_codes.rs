@@ -1,0 +1,69 @@
+//! Recovery codes: ten single-use codes, shown once (with a download of the same text),
+//! stored only as keyed hashes; regenerating makes the old ones useless.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use latchkey_core::crypto::{TokenHash, recovery_code};
+use latchkey_core::domain::SubjectId;
+use latchkey_store::Actor;
+use serde::Deserialize;
+
+use super::{base, failure, recent_session, tenant};
+use crate::app::AppState;
+use crate::login::csrf;
+
+/// Fresh codes and their hashes.
+pub fn generate(state: &AppState) -> (Vec<String>, Vec<TokenHash>) {
+    let codes = recovery_code::generate();
+    let hashes = codes.iter().map(|c| state.token_hasher.hash(recovery_code::PURPOSE, c)).collect();
+    (codes, hashes)
+}
+
+/// Uses up one of the user's codes; `false` if it is not an unused code of theirs.
+pub async fn use_code(state: &AppState, sub: &SubjectId, typed: &str) -> bool {
+    let Some(code) = recovery_code::normalize(typed) else { return false };
+    let hash = state.token_hasher.hash(recovery_code::PURPOSE, &code);
+    state.store.use_recovery_code(&tenant(), sub, &hash, &Actor::User(sub.to_string())).await.unwrap_or(false)
+}
+
+/// The page that shows new codes once, with the same text as a download.
+pub fn show(state: &AppState, codes: &[String], next: &str, first_time: bool) -> Response {
+    let text = format!(
+        "Latchkey recovery codes for {}\nEach code works once. Keep them somewhere safe.\n\n{}\n",
+        state.issuer,
+        codes.join("\n")
+    );
+    let download = format!("data:text/plain;charset=utf-8,{}", url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20"));
+    let mut response = state.templates.render(
+        StatusCode::OK,
+        "recovery_codes.html",
+        minijinja::context! { title => "Your recovery codes", base => base(state), codes, download, next, first_time },
+    );
+    // Shown once: never cached, never stored.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let (session, user) = match recent_session(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let (codes, hashes) = generate(&state);
+    if let Err(e) =
+        state.store.replace_recovery_codes(&tenant(), &user.sub, &hashes, &Actor::User(session.sub.to_string())).await
+    {
+        return failure(&state, e);
+    }
+    show(&state, &codes, &format!("{}/account/security", base(&state)), false)
+}

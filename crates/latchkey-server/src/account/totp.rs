@@ -1,0 +1,163 @@
+//! The authenticator app (TOTP, RFC 6238): enrol with a QR code drawn here as SVG or the
+//! secret typed in, confirm with a code before it counts, remove. The secret is sealed
+//! under the master key; each code's time step is accepted once.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::crypto::TotpSecret;
+use latchkey_core::domain::SubjectId;
+use latchkey_store::{Actor, StoreError};
+use serde::Deserialize;
+
+use super::{back, base, end_other_sessions, failure, recent_session, tenant};
+use crate::app::AppState;
+use crate::login::csrf;
+
+fn aad(sub: &SubjectId) -> Vec<u8> {
+    format!("totp:{sub}").into_bytes()
+}
+
+fn seal(state: &AppState, sub: &SubjectId, secret: &TotpSecret) -> String {
+    hex::encode(state.master_key.seal(secret.as_bytes(), &aad(sub)))
+}
+
+fn open(state: &AppState, sub: &SubjectId, sealed: &str) -> Option<TotpSecret> {
+    let bytes = hex::decode(sealed).ok()?;
+    state.master_key.open(&bytes, &aad(sub)).ok().map(TotpSecret::from_bytes)
+}
+
+/// The step of a correct code for the user's confirmed authenticator app, used up here.
+pub async fn verify_code(state: &AppState, sub: &SubjectId, code: &str) -> bool {
+    let Ok(Some(factor)) = state.store.totp(&tenant(), sub).await else { return false };
+    if !factor.confirmed {
+        return false;
+    }
+    let Some(secret) = open(state, sub, &factor.secret_sealed) else {
+        tracing::error!(%sub, "cannot open a TOTP secret (wrong master key?)");
+        return false;
+    };
+    let now = u64::try_from(state.clock.now().secs()).unwrap_or(0);
+    match secret.check(code, now) {
+        Some(step) => state.store.use_totp_step(&tenant(), sub, step).await.unwrap_or(false),
+        None => false,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// Starts (or restarts) enrolment with a fresh secret, then shows it.
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let (_, user) = match recent_session(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let secret = TotpSecret::generate();
+    match state.store.start_totp(&tenant(), &user.sub, &seal(&state, &user.sub, &secret)).await {
+        Ok(()) => Redirect::to(&format!("{}/account/totp", base(&state))).into_response(),
+        Err(StoreError::Conflict(m)) => state.pages.render(StatusCode::CONFLICT, &m, None),
+        Err(e) => failure(&state, e),
+    }
+}
+
+/// The enrolment page: the QR code, the secret as text, and the confirmation form.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    render(&state, &headers, StatusCode::OK, None).await
+}
+
+async fn render(state: &AppState, headers: &HeaderMap, status: StatusCode, error: Option<&str>) -> Response {
+    let (_, user) = match recent_session(state, headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let factor = match state.store.totp(&tenant(), &user.sub).await {
+        Ok(Some(f)) if !f.confirmed => f,
+        Ok(_) => return Redirect::to(&format!("{}/account/security", base(state))).into_response(),
+        Err(e) => return failure(state, e),
+    };
+    let Some(secret) = open(state, &user.sub, &factor.secret_sealed) else {
+        return failure(state, "cannot open the TOTP secret");
+    };
+    let issuer = state.config.passkeys.rp_name.clone();
+    let qr = match secret.qr_svg(&issuer, user.username.as_str()) {
+        Ok(svg) => svg.find("<svg").map_or(svg.clone(), |at| svg[at..].to_owned()),
+        Err(e) => return failure(state, e),
+    };
+    let (csrf, set_cookie) = csrf::token(state, headers);
+    let mut response = state.templates.render(
+        status,
+        "totp_setup.html",
+        minijinja::context! {
+            title => "Set up an authenticator app", base => base(state), csrf, error,
+            qr => minijinja::Value::from_safe_string(qr), secret => secret.to_base32(),
+            account => user.username.as_str(), issuer,
+        },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf: Option<String>,
+    code: Option<String>,
+}
+
+pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ConfirmForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let (session, user) = match recent_session(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let factor = match state.store.totp(&tenant(), &user.sub).await {
+        Ok(Some(f)) if !f.confirmed => f,
+        Ok(_) => return Redirect::to(&format!("{}/account/security", base(&state))).into_response(),
+        Err(e) => return failure(&state, e),
+    };
+    let Some(secret) = open(&state, &user.sub, &factor.secret_sealed) else {
+        return failure(&state, "cannot open the TOTP secret");
+    };
+    let now = u64::try_from(state.clock.now().secs()).unwrap_or(0);
+    let step = secret.check(form.code.as_deref().unwrap_or_default(), now);
+    let confirmed = match step {
+        Some(step) => state.store.confirm_totp(&tenant(), &user.sub, step, &Actor::User(session.sub.to_string())).await,
+        None => Ok(false),
+    };
+    match confirmed {
+        Ok(true) => back(&state, "totp_enabled"),
+        Ok(false) => {
+            render(&state, &headers, StatusCode::BAD_REQUEST, Some("That code is not right. Check the time on your device and try the next code.")).await
+        }
+        Err(e) => failure(&state, e),
+    }
+}
+
+pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let (session, user) = match recent_session(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    match state.store.remove_totp(&tenant(), &user.sub, &Actor::User(session.sub.to_string())).await {
+        Ok(()) => {
+            end_other_sessions(&state, &session).await;
+            back(&state, "totp_removed")
+        }
+        Err(StoreError::NotFound(_)) => back(&state, "totp_removed"),
+        Err(e) => failure(&state, e),
+    }
+}

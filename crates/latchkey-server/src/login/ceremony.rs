@@ -1,0 +1,83 @@
+//! Short-lived state between two requests of one browser — a WebAuthn challenge, a sign-in
+//! waiting for its second factor, a sign-up waiting for its passkey. Kept in the database
+//! (any node can finish what another started), bound to the browser by a random HttpOnly
+//! cookie whose keyed hash is the key, and taken out once.
+
+use axum::http::{HeaderMap, HeaderValue};
+use latchkey_core::crypto::{TokenHash, random};
+use latchkey_core::domain::TenantId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::cookies;
+use crate::app::AppState;
+
+pub const COOKIE: &str = "latchkey-ceremony";
+const PURPOSE: &str = "ceremony";
+
+/// What a ceremony is for; a state kept for one purpose is never read for another.
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    PasskeySignIn,
+    PasskeyRegistration,
+    SignUp,
+    SecondFactor,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::PasskeySignIn => "passkey_sign_in",
+            Purpose::PasskeyRegistration => "passkey_registration",
+            Purpose::SignUp => "sign_up",
+            Purpose::SecondFactor => "second_factor",
+        }
+    }
+}
+
+fn key(state: &AppState, secret: &str) -> TokenHash {
+    state.token_hasher.hash(PURPOSE, secret)
+}
+
+/// Keeps `value` for this browser. Returns the cookie to set when the browser had none.
+pub async fn put<T: Serialize>(
+    state: &AppState,
+    headers: &HeaderMap,
+    purpose: Purpose,
+    value: &T,
+) -> Result<Option<HeaderValue>, String> {
+    let existing = cookies::get(headers, &cookies::name(state.https, COOKIE)).filter(|v| v.len() >= 32);
+    let (secret, set) = match existing {
+        Some(v) => (v.to_owned(), None),
+        None => {
+            let v = random::token_string::<32>();
+            (v.clone(), Some(cookies::set(state.https, COOKIE, &v, None)))
+        }
+    };
+    let json = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    let expires_at = state.clock.now().plus(state.config.passkeys.challenge_lifetime);
+    state
+        .store
+        .put_ceremony(&TenantId::default_tenant(), &key(state, &secret), purpose.as_str(), &json, expires_at)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(set)
+}
+
+/// Takes this browser's state for `purpose` out: `None` when there is none, it expired,
+/// was taken already, or belongs to another browser.
+pub async fn take<T: DeserializeOwned>(state: &AppState, headers: &HeaderMap, purpose: Purpose) -> Option<T> {
+    let secret = cookies::get(headers, &cookies::name(state.https, COOKIE))?;
+    let json = match state
+        .store
+        .take_ceremony(&TenantId::default_tenant(), &key(state, secret), purpose.as_str(), state.clock.now())
+        .await
+    {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read ceremony state");
+            return None;
+        }
+    };
+    serde_json::from_str(&json).ok()
+}

@@ -1,0 +1,148 @@
+//! The end of every sign-in, whatever proved it: ask for the second factor a user has set
+//! up, or establish the session and send the browser on.
+//!
+//! A user with a password and a second factor (a passkey or an authenticator app) must use
+//! both: a correct password alone only leads to the second-factor page, whose state waits
+//! in a ceremony bound to this browser.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::domain::{Factor, Factors, SubjectId, TenantId};
+use latchkey_store::User;
+use serde::{Deserialize, Serialize};
+
+use super::ceremony::{self, Purpose};
+use crate::app::AppState;
+use crate::sessions;
+
+/// Where a sign-in that is not for a client leads: an account page, never a URL (so never
+/// an open redirect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReturnTo {
+    Sessions,
+    Security,
+}
+
+impl ReturnTo {
+    pub fn parse(raw: Option<&str>) -> Option<Self> {
+        match raw {
+            Some("account" | "sessions") => Some(ReturnTo::Sessions),
+            Some("security") => Some(ReturnTo::Security),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReturnTo::Sessions => "account",
+            ReturnTo::Security => "security",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            ReturnTo::Sessions => "/account/sessions",
+            ReturnTo::Security => "/account/security",
+        }
+    }
+}
+
+/// A sign-in that has proved its first factor and waits for the second.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub sub: String,
+    pub factors: Factors,
+    pub remember: bool,
+    pub req: Option<String>,
+    pub return_to: Option<ReturnTo>,
+}
+
+impl Pending {
+    pub fn subject(&self) -> Option<SubjectId> {
+        SubjectId::parse(&self.sub).ok()
+    }
+}
+
+/// What the user has set up as a second factor: (passkeys, a confirmed authenticator app).
+pub async fn second_factors(state: &AppState, sub: &SubjectId) -> (usize, bool) {
+    let tenant = TenantId::default_tenant();
+    let passkeys = state.store.passkeys(&tenant, sub).await.map(|p| p.len()).unwrap_or(0);
+    let totp = matches!(state.store.totp(&tenant, sub).await, Ok(Some(t)) if t.confirmed);
+    (passkeys, totp)
+}
+
+pub struct SignedIn<'a> {
+    pub user: &'a User,
+    pub factors: Factors,
+    pub remember: bool,
+    pub req: Option<String>,
+    pub return_to: Option<ReturnTo>,
+    pub ip: IpAddr,
+}
+
+fn base(state: &AppState) -> String {
+    crate::app::base_path(&state.issuer)
+}
+
+pub async fn complete(state: &AppState, headers: &HeaderMap, done: SignedIn<'_>) -> Response {
+    let password_only = done.factors.as_slice() == [Factor::Password];
+    if password_only {
+        let (passkeys, totp) = second_factors(state, &done.user.sub).await;
+        if passkeys > 0 || totp {
+            let pending = Pending {
+                sub: done.user.sub.to_string(),
+                factors: done.factors,
+                remember: done.remember,
+                req: done.req,
+                return_to: done.return_to,
+            };
+            return match ceremony::put(state, headers, Purpose::SecondFactor, &pending).await {
+                Ok(cookie) => {
+                    let mut response = Redirect::to(&format!("{}/login/second-factor", base(state))).into_response();
+                    if let Some(c) = cookie {
+                        response.headers_mut().append(header::SET_COOKIE, c);
+                    }
+                    response
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot keep the pending sign-in");
+                    state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)
+                }
+            };
+        }
+    }
+    let recovered = done.factors.as_slice() == [Factor::RecoveryCode];
+    let sign_in = sessions::SignIn {
+        sub: done.user.sub.clone(),
+        amr: done.factors.amr(),
+        acr: done.factors.level().acr().into(),
+        remember: done.remember,
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ip: Some(done.ip.to_string()),
+    };
+    let cookies = match sessions::start(state, headers, sign_in).await {
+        Ok((_, cookies)) => cookies,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create session");
+            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+        }
+    };
+    metrics::counter!("latchkey_logins_total", "outcome" => "success").increment(1);
+    let next = if recovered {
+        // A recovery code is spent: the next thing to do is to add a passkey.
+        let continue_to = done.req.as_ref().map(|r| format!("&req={r}")).unwrap_or_default();
+        format!("{}/account/security?recovered=1{continue_to}", base(state))
+    } else {
+        match (&done.req, done.return_to) {
+            (Some(id), _) => format!("{}/authorize/resume?req={id}", base(state)),
+            (None, Some(r)) => format!("{}{}", base(state), r.path()),
+            (None, None) => format!("{}/login/done", base(state)),
+        }
+    };
+    // RFC 9700 §4.12: after a POST with credentials, redirect with 303, never 307.
+    let mut response = Redirect::to(&next).into_response();
+    sessions::set_cookies(&mut response, cookies);
+    response
+}

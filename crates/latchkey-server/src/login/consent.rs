@@ -1,0 +1,108 @@
+//! The consent page: what a client asks for, and the user's answer.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::domain::TenantId;
+use latchkey_store::Actor;
+use serde::Deserialize;
+
+use super::{allow_form_redirect, base, csrf, expired};
+use crate::app::AppState;
+use crate::oauth::authorize::{self, load_pending};
+use crate::sessions;
+
+#[derive(Deserialize)]
+pub struct ConsentQuery {
+    pub(crate) req: String,
+}
+
+pub async fn consent_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ConsentQuery>,
+) -> Response {
+    let Some((request, client)) = load_pending(&state, &headers, &q.req).await else { return expired(&state) };
+    let Some(session) = sessions::current(&state, &headers).await else {
+        return Redirect::to(&format!("{}/login?req={}", base(&state), q.req)).into_response();
+    };
+    let described = state.caches.scopes().await.unwrap_or_default();
+    let scopes: Vec<minijinja::Value> = request
+        .scope
+        .iter()
+        .map(|s| {
+            let description =
+                described.iter().find(|d| d.name.as_str() == s).map_or(s.clone(), |d| d.description.clone());
+            minijinja::context! { name => s, description }
+        })
+        .collect();
+    let username =
+        state.caches.user(&session.sub).await.ok().flatten().map(|u| u.username.to_string()).unwrap_or_default();
+    let (csrf, set_cookie) = csrf::token(&state, &headers);
+    let mut response = state.templates.render(
+        StatusCode::OK,
+        "consent.html",
+        minijinja::context! { title => "Allow access", base => base(&state), csrf, req => q.req, client_name => client.name, scopes, username },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    allow_form_redirect(&mut response, Some(&request.redirect_uri));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    decision: Option<String>,
+}
+
+pub async fn consent_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let Some(req) = form.req.clone() else { return expired(&state) };
+    let Some((request, client)) = load_pending(&state, &headers, &req).await else { return expired(&state) };
+    let Some(session) = sessions::current(&state, &headers).await else {
+        return Redirect::to(&format!("{}/login?req={req}", base(&state))).into_response();
+    };
+    match form.decision.as_deref() {
+        Some("allow") => {
+            let actor = Actor::User(session.sub.to_string());
+            // Consent accumulates: allowing fewer scopes now does not withdraw earlier ones.
+            let tenant = TenantId::default_tenant();
+            let mut scopes = state
+                .store
+                .consented_scopes(&tenant, &session.sub, &client.client_id)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            for s in &request.scope {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+            if let Err(e) = state.store.save_consent(&tenant, &session.sub, &client.client_id, &scopes, &actor).await {
+                tracing::error!(error = %e, "cannot save consent");
+                return state.pages.render(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side.",
+                    None,
+                );
+            }
+            authorize::issue_code(&state, &session, &request, &client, Some(req)).await
+        }
+        Some("deny") => {
+            authorize::forget_pending(&state, &req).await;
+            authorize::deny(&state, &request, "access_denied", "the user denied the request")
+        }
+        _ => state.pages.render(StatusCode::BAD_REQUEST, "Choose Allow or Deny.", None),
+    }
+}

@@ -1,0 +1,96 @@
+//! Signing in with a recovery code, for someone who lost their passkeys (and password or
+//! authenticator app). The code is used up; the user is sent to add a new passkey.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use latchkey_core::domain::{Factor, Factors};
+use serde::Deserialize;
+
+use super::complete::{self, ReturnTo};
+use super::throttle::{self, Throttle};
+use super::{base, csrf, find_user, identifier_label};
+use crate::account::recovery_codes;
+use crate::app::AppState;
+use crate::edge::ClientIp;
+use crate::oauth::authorize::load_pending;
+
+#[derive(Deserialize)]
+pub struct RecoveryQuery {
+    req: Option<String>,
+}
+
+fn render(state: &AppState, headers: &HeaderMap, status: StatusCode, req: Option<&str>, username: &str, error: Option<&str>) -> Response {
+    let (csrf, set_cookie) = csrf::token(state, headers);
+    let mut response = state.templates.render(
+        status,
+        "recovery_login.html",
+        minijinja::context! {
+            title => "Use a recovery code", base => base(state), csrf, req, username, error,
+            identifier_label => identifier_label(state),
+        },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<RecoveryQuery>) -> Response {
+    render(&state, &headers, StatusCode::OK, q.req.as_deref(), "", None)
+}
+
+#[derive(Deserialize)]
+pub struct RecoveryForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    username: Option<String>,
+    code: Option<String>,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<RecoveryForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    if let Some(id) = &form.req
+        && load_pending(&state, &headers, id).await.is_none()
+    {
+        return super::expired(&state);
+    }
+    let login = form.username.clone().unwrap_or_default().trim().to_lowercase();
+    let req = form.req.as_deref();
+    let throttle = Throttle::new(format!("recovery:{login}"), ip);
+    if throttle.exceeded(&state).await {
+        let message = "Too many failed attempts. Please wait a few minutes and try again.";
+        let mut response = render(&state, &headers, StatusCode::TOO_MANY_REQUESTS, req, &login, Some(message));
+        throttle::retry_after(&state, &mut response);
+        return response;
+    }
+    let user = find_user(&state, &login).await.filter(|u| !u.locked);
+    let used = match &user {
+        Some(u) => recovery_codes::use_code(&state, &u.sub, form.code.as_deref().unwrap_or_default()).await,
+        None => false,
+    };
+    let Some(user) = user.filter(|_| used) else {
+        throttle.failed(&state).await;
+        metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
+        let message = "The username or recovery code is wrong.";
+        return render(&state, &headers, StatusCode::UNAUTHORIZED, req, &login, Some(message));
+    };
+    throttle.succeeded(&state).await;
+    let done = complete::SignedIn {
+        user: &user,
+        factors: Factors::new(Factor::RecoveryCode),
+        remember: false,
+        req: form.req.clone(),
+        return_to: Some(ReturnTo::Security),
+        ip,
+    };
+    complete::complete(&state, &headers, done).await
+}

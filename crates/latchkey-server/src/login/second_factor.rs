@@ -1,0 +1,123 @@
+//! The second step of a password sign-in for a user who has a second factor: a passkey, a
+//! code from their authenticator app, or a recovery code.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use latchkey_core::domain::Factor;
+use serde::Deserialize;
+
+use super::ceremony::{self, Purpose};
+use super::complete::{self, Pending};
+use super::throttle::{self, Throttle};
+use super::{base, csrf};
+use crate::account::{recovery_codes, totp};
+use crate::app::AppState;
+use crate::edge::ClientIp;
+
+fn expired(state: &AppState) -> Response {
+    state.pages.render(
+        StatusCode::BAD_REQUEST,
+        "This sign-in has expired or belongs to another browser. Please sign in again.",
+        None,
+    )
+}
+
+async fn render(state: &AppState, headers: &HeaderMap, pending: &Pending, status: StatusCode, error: Option<&str>) -> Response {
+    let Some(sub) = pending.subject() else { return expired(state) };
+    let (passkeys, has_totp) = complete::second_factors(state, &sub).await;
+    let (csrf, set_cookie) = csrf::token(state, headers);
+    let mut response = state.templates.render(
+        status,
+        "second_factor.html",
+        minijinja::context! {
+            title => "Second step", base => base(state), csrf, error,
+            passkeys => passkeys > 0 && state.passkeys.available(), totp => has_totp,
+        },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// Puts the pending sign-in back (it was taken to be read) and shows the page.
+async fn keep_and_render(
+    state: &AppState,
+    headers: &HeaderMap,
+    pending: &Pending,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    if let Err(e) = ceremony::put(state, headers, Purpose::SecondFactor, pending).await {
+        tracing::error!(error = %e, "cannot keep the pending sign-in");
+        return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+    }
+    render(state, headers, pending, status, error).await
+}
+
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await {
+        Some(pending) => keep_and_render(&state, &headers, &pending, StatusCode::OK, None).await,
+        None => expired(&state),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: Option<String>,
+    /// `totp` or `recovery`.
+    method: Option<String>,
+    code: Option<String>,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let Some(pending) = ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await else {
+        return expired(&state);
+    };
+    let Some(sub) = pending.subject() else { return expired(&state) };
+    let throttle = Throttle::new(format!("second_factor:{sub}"), ip);
+    if throttle.exceeded(&state).await {
+        let message = "Too many wrong codes. Please wait a few minutes and try again.";
+        let mut response = keep_and_render(&state, &headers, &pending, StatusCode::TOO_MANY_REQUESTS, Some(message)).await;
+        throttle::retry_after(&state, &mut response);
+        return response;
+    }
+    let code = form.code.unwrap_or_default();
+    let factor = match form.method.as_deref() {
+        Some("totp") if totp::verify_code(&state, &sub, &code).await => Some(Factor::Totp),
+        Some("recovery") if recovery_codes::use_code(&state, &sub, &code).await => Some(Factor::RecoveryCode),
+        Some("totp" | "recovery") => None,
+        _ => {
+            return keep_and_render(&state, &headers, &pending, StatusCode::BAD_REQUEST, Some("Choose how to confirm.")).await;
+        }
+    };
+    let Some(factor) = factor else {
+        throttle.failed(&state).await;
+        metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
+        return keep_and_render(&state, &headers, &pending, StatusCode::UNAUTHORIZED, Some("That code is not right.")).await;
+    };
+    throttle.succeeded(&state).await;
+    let tenant = latchkey_core::domain::TenantId::default_tenant();
+    let Some(user) = state.store.user_by_sub(&tenant, &sub).await.ok().flatten().filter(|u| !u.locked) else {
+        return expired(&state);
+    };
+    let done = complete::SignedIn {
+        user: &user,
+        factors: pending.factors.with(factor),
+        remember: pending.remember,
+        req: pending.req,
+        return_to: pending.return_to,
+        ip,
+    };
+    complete::complete(&state, &headers, done).await
+}

@@ -1,0 +1,231 @@
+//! Signing in with a passkey: usernameless (the browser offers every passkey it holds for
+//! this site, also as autofill), username-first (the named account's passkeys, or for an
+//! unknown name a plausible made-up list), and as the second factor after a password.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use latchkey_core::domain::{Factor, Factors, TenantId};
+use latchkey_store::PasskeyUse;
+use serde::Deserialize;
+use webauthn_rs::prelude::DiscoverableAuthentication;
+
+use super::{PasskeyError, Passkeys};
+use crate::app::AppState;
+use crate::edge::ClientIp;
+use crate::login::ceremony::{self, Purpose};
+use crate::login::complete::{self, Pending, ReturnTo};
+use crate::login::{LoginView, csrf, find_user, render_login};
+use crate::oauth::authorize::load_pending;
+
+#[derive(Deserialize)]
+pub struct OptionsForm {
+    csrf: Option<String>,
+    /// Username-first: the name typed before asking for the passkey.
+    username: Option<String>,
+    /// `1` for autofill (conditional mediation).
+    conditional: Option<String>,
+    /// `1` when the passkey is the second factor after a password.
+    second_factor: Option<String>,
+}
+
+/// A JSON error for the script that asked for options.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<OptionsForm>) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
+    }
+    let tenant = TenantId::default_tenant();
+    let allow: Vec<String> = if form.second_factor.is_some() {
+        // The second factor is for the account the password named; the pending sign-in
+        // stays where it is (it is taken when the passkey's answer arrives).
+        let Some(pending) = ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await else {
+            return json_error(StatusCode::BAD_REQUEST, "This sign-in has expired. Please start again.");
+        };
+        let ids = match pending.subject() {
+            Some(sub) => state.store.passkeys(&tenant, &sub).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if let Err(e) = ceremony::put(&state, &headers, Purpose::SecondFactor, &pending).await {
+            tracing::error!(error = %e, "cannot keep the pending sign-in");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.");
+        }
+        ids.into_iter().map(|p| p.credential_id).collect()
+    } else {
+        match form.username.as_deref().map(|u| u.trim().to_lowercase()).filter(|u| !u.is_empty()) {
+            None => Vec::new(),
+            Some(name) => {
+                let known = match find_user(&state, &name).await {
+                    Some(u) => state.store.passkeys(&tenant, &u.sub).await.unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                if known.is_empty() {
+                    state.passkeys.fake_credentials(&name)
+                } else {
+                    known.into_iter().map(|p| p.credential_id).collect()
+                }
+            }
+        }
+    };
+    let (options, challenge) = match state.passkeys.start_sign_in(&allow, form.conditional.as_deref() == Some("1")) {
+        Ok(o) => o,
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    match ceremony::put(&state, &headers, Purpose::PasskeySignIn, &challenge).await {
+        Ok(cookie) => {
+            let mut response = Json(options).into_response();
+            if let Some(c) = cookie {
+                response.headers_mut().append(header::SET_COOKIE, c);
+            }
+            response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot keep the passkey challenge");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    return_to: Option<String>,
+    /// The `PublicKeyCredential` from `navigator.credentials.get`, as JSON.
+    credential: Option<String>,
+    remember: Option<String>,
+    second_factor: Option<String>,
+}
+
+pub async fn finish(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let pending_request = match &form.req {
+        Some(id) => match load_pending(&state, &headers, id).await {
+            Some(p) => Some(p),
+            None => return crate::login::expired(&state),
+        },
+        None => None,
+    };
+    let return_to = ReturnTo::parse(form.return_to.as_deref());
+    let failed = |status: StatusCode, error: &str| {
+        let view = LoginView {
+            req: form.req.as_deref(),
+            return_to,
+            client_name: pending_request.as_ref().map(|(_, c)| c.name.clone()),
+            username: String::new(),
+            error: Some(error),
+            redirect_uri: pending_request.as_ref().map(|(r, _)| r.redirect_uri.clone()),
+            notice: None,
+        };
+        render_login(&state, &headers, status, view)
+    };
+    let second = if form.second_factor.is_some() {
+        match ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await {
+            Some(p) => Some(p),
+            None => return failed(StatusCode::BAD_REQUEST, "This sign-in has expired. Please sign in again."),
+        }
+    } else {
+        None
+    };
+    let Some(challenge) = ceremony::take::<DiscoverableAuthentication>(&state, &headers, Purpose::PasskeySignIn).await
+    else {
+        return failed(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.");
+    };
+    let Some(response) = form.credential.as_deref().filter(|c| !c.is_empty()) else {
+        return failed(StatusCode::BAD_REQUEST, "No passkey was given. Please try again.");
+    };
+    let (user, factor) = match verify(&state, response, challenge).await {
+        Ok(found) => found,
+        Err(e) => {
+            metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
+            tracing::info!(error = %e, "passkey sign-in refused");
+            return failed(StatusCode::UNAUTHORIZED, "That passkey could not sign you in.");
+        }
+    };
+    let (factors, remember, req, return_to) = match second {
+        Some(p) if p.subject().as_ref() == Some(&user.sub) => (p.factors.with(factor), p.remember, p.req, p.return_to),
+        Some(_) => return failed(StatusCode::UNAUTHORIZED, "That passkey belongs to another account."),
+        None => (Factors::new(factor), form.remember.is_some(), form.req.clone(), return_to),
+    };
+    let done = complete::SignedIn { user: &user, factors, remember, req, return_to, ip };
+    complete::complete(&state, &headers, done).await
+}
+
+/// Checks the browser's answer and records the use. Returns the user and the factor.
+async fn verify(
+    state: &AppState,
+    response: &str,
+    challenge: DiscoverableAuthentication,
+) -> Result<(latchkey_store::User, Factor), PasskeyError> {
+    let tenant = TenantId::default_tenant();
+    let (credential, id, handle) = Passkeys::identify(response)?;
+    let stored = state
+        .store
+        .passkey(&tenant, &id)
+        .await
+        .map_err(|e| PasskeyError::Stored(e.to_string()))?
+        .ok_or_else(|| PasskeyError::Rejected("unknown credential".into()))?;
+    let user = state
+        .store
+        .user_by_sub(&tenant, &stored.sub)
+        .await
+        .map_err(|e| PasskeyError::Stored(e.to_string()))?
+        .filter(|u| !u.locked)
+        .ok_or_else(|| PasskeyError::Rejected("no such user, or locked".into()))?;
+    if let Some(handle) = handle {
+        // The user handle the authenticator holds must be this user's.
+        let given = webauthn_rs::prelude::Uuid::from_slice(&handle).map(|u| u.to_string()).unwrap_or_default();
+        let owner = state.store.user_by_webauthn_id(&tenant, &given).await.ok().flatten().map(|u| u.sub);
+        if owner.as_ref() != Some(&user.sub) {
+            return Err(PasskeyError::Rejected("user handle does not match the credential".into()));
+        }
+    }
+    let (updated, result) = match state.passkeys.finish_sign_in(&credential, challenge, &stored) {
+        Err(PasskeyError::PossibleClone) => {
+            possible_clone(&stored).await;
+            return Err(PasskeyError::PossibleClone);
+        }
+        other => other?,
+    };
+    let counter = result.counter();
+    let recorded = state
+        .store
+        .record_passkey_use(
+            &tenant,
+            PasskeyUse {
+                credential_id: id,
+                credential: updated,
+                sign_count: counter,
+                backup_state: result.backup_state(),
+                at: state.clock.now(),
+            },
+        )
+        .await
+        .map_err(|e| PasskeyError::Stored(e.to_string()))?;
+    if !recorded {
+        possible_clone(&stored).await;
+        return Err(PasskeyError::PossibleClone);
+    }
+    Ok((user, Factor::Passkey { synced: result.backup_eligible(), user_verified: result.user_verified() }))
+}
+
+/// A signature counter that did not grow: two authenticators may hold this key.
+async fn possible_clone(stored: &latchkey_store::StoredPasskey) {
+    tracing::warn!(
+        sub = %stored.sub, credential_id = %stored.credential_id, stored_count = stored.sign_count,
+        "passkey sign-in refused: the signature counter did not grow (possible cloned authenticator)"
+    );
+    metrics::counter!("latchkey_passkey_counter_regressions_total").increment(1);
+}

@@ -1,0 +1,287 @@
+//! Creating an account with a passkey and no password (`registration.mode` = `open`, or
+//! `invite` with a link from `latchkey invite create`).
+//!
+//! What sign-up may reveal: a taken username is reported (usernames are public). An email
+//! address is never reported as taken — an unverified address claims nothing, and stays
+//! `email_verified: false` until verified by link. The account, its first passkey, its
+//! recovery codes and the use of the invitation are stored in one transaction; the ten
+//! recovery codes are shown once, on the page that answers the final POST.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use latchkey_core::crypto::TokenHash;
+use latchkey_core::domain::{DisplayName, Email, Factor, Factors, ProfileClaims, SubjectId, TenantId, Username};
+use latchkey_store::{Actor, NewAccount, NewUser, StoreError};
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::PasskeyRegistration;
+
+use crate::account::recovery_codes;
+use crate::app::AppState;
+use crate::config::{EmailAtSignUp, Identifier, RegistrationMode};
+use crate::edge::ClientIp;
+use crate::login::ceremony::{self, Purpose};
+use crate::login::csrf;
+use crate::passkeys::new_user_handle;
+use crate::passkeys::sign_in::json_error;
+use crate::sessions;
+
+const INVITE_PURPOSE: &str = "invitation";
+
+fn base(state: &AppState) -> String {
+    crate::app::base_path(&state.issuer)
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+pub fn invitation_hash(state: &AppState, token: &str) -> TokenHash {
+    state.token_hasher.hash(INVITE_PURPOSE, token)
+}
+
+/// Whether sign-up is open to this request; the reason for a page when not.
+async fn allowed(state: &AppState, invite: Option<&str>) -> Result<Option<TokenHash>, (StatusCode, &'static str)> {
+    match state.config.registration.mode {
+        RegistrationMode::Closed => Err((StatusCode::NOT_FOUND, "Sign-up is closed here. Ask an administrator for an account.")),
+        RegistrationMode::Open => Ok(None),
+        RegistrationMode::Invite => {
+            let Some(token) = invite.filter(|t| !t.is_empty() && t.len() <= 64) else {
+                return Err((StatusCode::FORBIDDEN, "Sign-up needs an invitation link."));
+            };
+            let hash = invitation_hash(state, token);
+            match state.store.invitation_usable(&tenant(), &hash, state.clock.now()).await {
+                Ok(true) => Ok(Some(hash)),
+                _ => Err((StatusCode::FORBIDDEN, "This invitation link has been used, has expired or is not valid.")),
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignUpQuery {
+    invite: Option<String>,
+    req: Option<String>,
+}
+
+pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<SignUpQuery>) -> Response {
+    if let Err((status, message)) = allowed(&state, q.invite.as_deref()).await {
+        return state.pages.render(status, message, None);
+    }
+    if !state.passkeys.available() {
+        return state.pages.render(StatusCode::SERVICE_UNAVAILABLE, "Passkeys are not available on this server, so sign-up is too.", None);
+    }
+    let identifier = state.config.registration.identifier;
+    let (csrf, set_cookie) = csrf::token(&state, &headers);
+    let mut response = state.templates.render(
+        StatusCode::OK,
+        "signup.html",
+        minijinja::context! {
+            title => "Create an account", base => base(&state), csrf, invite => q.invite, req => q.req,
+            ask_username => identifier != Identifier::Email,
+            email_required => identifier == Identifier::Email || state.config.registration.email == EmailAtSignUp::Required,
+        },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// A sign-up waiting for its passkey.
+#[derive(Serialize, Deserialize)]
+struct PendingSignUp {
+    registration: PasskeyRegistration,
+    sub: String,
+    handle: String,
+    username: String,
+    email: Option<String>,
+    name: String,
+    invitation: Option<String>,
+    req: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct OptionsForm {
+    csrf: Option<String>,
+    username: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    invite: Option<String>,
+    req: Option<String>,
+}
+
+fn signup_ip_key(ip: std::net::IpAddr) -> String {
+    format!("signup-ip:{ip}")
+}
+
+pub async fn options(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<OptionsForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
+    }
+    let invitation = match allowed(&state, form.invite.as_deref()).await {
+        Ok(i) => i,
+        Err((status, message)) => return json_error(status, message),
+    };
+    let now = state.clock.now();
+    let window = state.config.login.failure_window;
+    let recent = state.store.login_failures(&tenant(), &signup_ip_key(ip), now, window).await.unwrap_or(0);
+    if recent >= i64::from(state.config.login.max_failures_per_ip) {
+        return json_error(StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.");
+    }
+    let identifier = state.config.registration.identifier;
+    let name = match DisplayName::parse(form.name.as_deref().unwrap_or_default()) {
+        Ok(n) => n,
+        Err(_) => return json_error(StatusCode::BAD_REQUEST, "Enter your name (up to 200 characters)."),
+    };
+    let email_raw = form.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    let email_required = identifier == Identifier::Email || state.config.registration.email == EmailAtSignUp::Required;
+    let email = match email_raw {
+        None if email_required => return json_error(StatusCode::BAD_REQUEST, "Enter your email address."),
+        None => None,
+        Some(raw) => match Email::parse(raw) {
+            Ok(e) => Some(e),
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "That email address does not look right."),
+        },
+    };
+    let username = if identifier == Identifier::Email {
+        // Never shown and never typed: the address is how this user is known.
+        match Username::parse(&format!("user-{}", &SubjectId::generate().as_str()[..16])) {
+            Ok(u) => u,
+            Err(_) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot make a username"),
+        }
+    } else {
+        let raw = form.username.as_deref().unwrap_or_default();
+        match Username::parse(raw) {
+            Ok(u) if !u.as_str().contains('@') => u,
+            _ => return json_error(StatusCode::BAD_REQUEST, "Choose a username of 1-64 letters, digits, dots, dashes or underscores."),
+        }
+    };
+    // Usernames are public identifiers, so a taken one is said (documented).
+    if matches!(state.store.user_by_username(&tenant(), &username).await, Ok(Some(_))) {
+        return json_error(StatusCode::CONFLICT, "That username is taken. Choose another.");
+    }
+    let handle = new_user_handle();
+    let shown_name = email.as_ref().filter(|_| identifier == Identifier::Email).map_or(username.as_str(), |e| e.as_str());
+    let (options, registration) = match state.passkeys.start_registration(handle, shown_name, name.as_str(), &[]) {
+        Ok(o) => o,
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let pending = PendingSignUp {
+        registration,
+        sub: SubjectId::generate().to_string(),
+        handle: handle.to_string(),
+        username: username.to_string(),
+        email: email.map(|e| e.to_string()),
+        name: name.as_str().to_owned(),
+        invitation: invitation.map(|h| h.as_str().to_owned()),
+        req: form.req.filter(|r| r.len() <= 64),
+    };
+    match ceremony::put(&state, &headers, Purpose::SignUp, &pending).await {
+        Ok(cookie) => {
+            let mut response = Json(options).into_response();
+            if let Some(c) = cookie {
+                response.headers_mut().append(header::SET_COOKIE, c);
+            }
+            response
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FinishForm {
+    csrf: Option<String>,
+    credential: Option<String>,
+}
+
+pub async fn finish(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<FinishForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form(&state);
+    }
+    let Some(pending) = ceremony::take::<PendingSignUp>(&state, &headers, Purpose::SignUp).await else {
+        return state.pages.render(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.", None);
+    };
+    let passkey = match state.passkeys.finish_registration(form.credential.as_deref().unwrap_or(""), &pending.registration, "Passkey") {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(error = %e, "sign-up passkey refused");
+            return state.pages.render(StatusCode::BAD_REQUEST, "The passkey could not be created. Please start again.", None);
+        }
+    };
+    let synced = passkey.backup_eligible;
+    let parsed = (|| {
+        Some(NewUser {
+            sub: SubjectId::parse(&pending.sub).ok()?,
+            username: Username::parse(&pending.username).ok()?,
+            email: match &pending.email {
+                Some(e) => Some(Email::parse(e).ok()?),
+                None => None,
+            },
+            email_verified: false,
+            name: Some(DisplayName::parse(&pending.name).ok()?),
+            profile: ProfileClaims::default(),
+            password_hash: None,
+        })
+    })();
+    let Some(user) = parsed else {
+        return state.pages.render(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.", None);
+    };
+    let (codes, hashes) = recovery_codes::generate(&state);
+    let account = NewAccount {
+        user,
+        webauthn_user_id: pending.handle.clone(),
+        passkey,
+        recovery_code_hashes: hashes,
+        invitation: pending.invitation.map(TokenHash::from_stored),
+    };
+    let actor = Actor::System;
+    let created = match state.store.create_account(&tenant(), account, &actor).await {
+        Ok(u) => u,
+        Err(StoreError::Conflict(m)) if m.contains("username") => {
+            return state.pages.render(StatusCode::CONFLICT, "That username was taken a moment ago. Please start again with another.", None);
+        }
+        Err(StoreError::Invalid(m)) => return state.pages.render(StatusCode::FORBIDDEN, &format!("Sign-up failed: {m}."), None),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create account");
+            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+        }
+    };
+    let now = state.clock.now();
+    let _ = state.store.record_login_failure(&tenant(), &signup_ip_key(ip), now, state.config.login.failure_window).await;
+    metrics::counter!("latchkey_signups_total").increment(1);
+    let factors = Factors::new(Factor::Passkey { synced, user_verified: true });
+    let sign_in = sessions::SignIn {
+        sub: created.sub.clone(),
+        amr: factors.amr(),
+        acr: factors.level().acr().into(),
+        remember: false,
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ip: Some(ip.to_string()),
+    };
+    let cookies = match sessions::start(&state, &headers, sign_in).await {
+        Ok((_, c)) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create session");
+            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Your account was created, but signing in failed. Please sign in.", None);
+        }
+    };
+    let next = match &pending.req {
+        Some(req) => format!("{}/authorize/resume?req={req}", base(&state)),
+        None => format!("{}/account/security", base(&state)),
+    };
+    let mut response = recovery_codes::show(&state, &codes, &next, true);
+    sessions::set_cookies(&mut response, cookies);
+    response
+}
