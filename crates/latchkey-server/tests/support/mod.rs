@@ -131,8 +131,10 @@ pub async fn all_backends() -> Vec<Arc<TestDatabase>> {
     TestDatabase::all().await.into_iter().map(Arc::new).collect()
 }
 
+pub mod authenticator;
 pub mod browser;
 pub mod flow;
+pub mod passkey;
 pub mod rp;
 
 use latchkey_core::domain::{
