@@ -14,11 +14,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::account;
 use crate::cache::Caches;
 use crate::config::Config;
 use crate::edge;
 use crate::keys::KeyService;
-use crate::account;
 use crate::login;
 use crate::oauth::{self, revocations::Revocations};
 use crate::oidc::{self, discovery};

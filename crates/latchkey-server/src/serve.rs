@@ -54,8 +54,13 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let config = Arc::new(config);
     let issuer = config.issuer();
 
-    let keys =
-        Arc::new(KeyService::new(store.clone(), master_key.clone(), clock.clone(), config.keys.clone(), config.tokens.clone()));
+    let keys = Arc::new(KeyService::new(
+        store.clone(),
+        master_key.clone(),
+        clock.clone(),
+        config.keys.clone(),
+        config.tokens.clone(),
+    ));
     keys.ensure_keys().await.map_err(|e| StartupError::Keys(e.to_string()))?;
     keys.reload().await.map_err(|e| StartupError::Keys(e.to_string()))?;
     let caches = Arc::new(Caches::new(store.clone()));
@@ -96,7 +101,11 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         client_keys: Arc::default(),
         client_auth_throttle: Arc::default(),
         backchannel: Arc::default(),
-        passkeys: Arc::new(crate::passkeys::Passkeys::new(&config, &issuer, &master_key.derive("latchkey webauthn fake credentials v1"))),
+        passkeys: Arc::new(crate::passkeys::Passkeys::new(
+            &config,
+            &issuer,
+            &master_key.derive("latchkey webauthn fake credentials v1"),
+        )),
         master_key: master_key.clone(),
         config: config.clone(),
         store,

@@ -44,7 +44,9 @@ pub fn invitation_hash(state: &AppState, token: &str) -> TokenHash {
 /// Whether sign-up is open to this request; the reason for a page when not.
 async fn allowed(state: &AppState, invite: Option<&str>) -> Result<Option<TokenHash>, (StatusCode, &'static str)> {
     match state.config.registration.mode {
-        RegistrationMode::Closed => Err((StatusCode::NOT_FOUND, "Sign-up is closed here. Ask an administrator for an account.")),
+        RegistrationMode::Closed => {
+            Err((StatusCode::NOT_FOUND, "Sign-up is closed here. Ask an administrator for an account."))
+        }
         RegistrationMode::Open => Ok(None),
         RegistrationMode::Invite => {
             let Some(token) = invite.filter(|t| !t.is_empty() && t.len() <= 64) else {
@@ -70,7 +72,11 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
         return state.pages.render(status, message, None);
     }
     if !state.passkeys.available() {
-        return state.pages.render(StatusCode::SERVICE_UNAVAILABLE, "Passkeys are not available on this server, so sign-up is too.", None);
+        return state.pages.render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Passkeys are not available on this server, so sign-up is too.",
+            None,
+        );
     }
     let identifier = state.config.registration.identifier;
     let (csrf, set_cookie) = csrf::token(&state, &headers);
@@ -160,7 +166,12 @@ pub async fn options(
         let raw = form.username.as_deref().unwrap_or_default();
         match Username::parse(raw) {
             Ok(u) if !u.as_str().contains('@') => u,
-            _ => return json_error(StatusCode::BAD_REQUEST, "Choose a username of 1-64 letters, digits, dots, dashes or underscores."),
+            _ => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "Choose a username of 1-64 letters, digits, dots, dashes or underscores.",
+                );
+            }
         }
     };
     // Usernames are public identifiers, so a taken one is said (documented).
@@ -168,7 +179,8 @@ pub async fn options(
         return json_error(StatusCode::CONFLICT, "That username is taken. Choose another.");
     }
     let handle = new_user_handle();
-    let shown_name = email.as_ref().filter(|_| identifier == Identifier::Email).map_or(username.as_str(), |e| e.as_str());
+    let shown_name =
+        email.as_ref().filter(|_| identifier == Identifier::Email).map_or(username.as_str(), |e| e.as_str());
     let (options, registration) = match state.passkeys.start_registration(handle, shown_name, name.as_str(), &[]) {
         Ok(o) => o,
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -213,11 +225,19 @@ pub async fn finish(
     let Some(pending) = ceremony::take::<PendingSignUp>(&state, &headers, Purpose::SignUp).await else {
         return state.pages.render(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.", None);
     };
-    let passkey = match state.passkeys.finish_registration(form.credential.as_deref().unwrap_or(""), &pending.registration, "Passkey") {
+    let passkey = match state.passkeys.finish_registration(
+        form.credential.as_deref().unwrap_or(""),
+        &pending.registration,
+        "Passkey",
+    ) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(error = %e, "sign-up passkey refused");
-            return state.pages.render(StatusCode::BAD_REQUEST, "The passkey could not be created. Please start again.", None);
+            return state.pages.render(
+                StatusCode::BAD_REQUEST,
+                "The passkey could not be created. Please start again.",
+                None,
+            );
         }
     };
     let synced = passkey.backup_eligible;
@@ -250,16 +270,23 @@ pub async fn finish(
     let created = match state.store.create_account(&tenant(), account, &actor).await {
         Ok(u) => u,
         Err(StoreError::Conflict(m)) if m.contains("username") => {
-            return state.pages.render(StatusCode::CONFLICT, "That username was taken a moment ago. Please start again with another.", None);
+            return state.pages.render(
+                StatusCode::CONFLICT,
+                "That username was taken a moment ago. Please start again with another.",
+                None,
+            );
         }
-        Err(StoreError::Invalid(m)) => return state.pages.render(StatusCode::FORBIDDEN, &format!("Sign-up failed: {m}."), None),
+        Err(StoreError::Invalid(m)) => {
+            return state.pages.render(StatusCode::FORBIDDEN, &format!("Sign-up failed: {m}."), None);
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot create account");
             return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
         }
     };
     let now = state.clock.now();
-    let _ = state.store.record_login_failure(&tenant(), &signup_ip_key(ip), now, state.config.login.failure_window).await;
+    let _ =
+        state.store.record_login_failure(&tenant(), &signup_ip_key(ip), now, state.config.login.failure_window).await;
     metrics::counter!("latchkey_signups_total").increment(1);
     let factors = Factors::new(Factor::Passkey { synced, user_verified: true });
     let sign_in = sessions::SignIn {
@@ -274,7 +301,11 @@ pub async fn finish(
         Ok((_, c)) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot create session");
-            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Your account was created, but signing in failed. Please sign in.", None);
+            return state.pages.render(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Your account was created, but signing in failed. Please sign in.",
+                None,
+            );
         }
     };
     let next = match &pending.req {

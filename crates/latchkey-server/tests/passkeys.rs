@@ -62,7 +62,14 @@ async fn sign_up_with_a_passkey_then_sign_in_without_a_username() {
         assert!(security.contains(&format!("data-credential-id=\"{}\"", ids[0])), "{backend}");
         assert!(security.contains("your last way to sign in"), "{backend}: the only passkey is not removable");
         let tenant = TenantId::default_tenant();
-        let user = ok(server.state().store.user_by_username(&tenant, &ok(latchkey_core::domain::Username::parse("ada"), "u")).await, "user");
+        let user = ok(
+            server
+                .state()
+                .store
+                .user_by_username(&tenant, &ok(latchkey_core::domain::Username::parse("ada"), "u"))
+                .await,
+            "user",
+        );
         let user = user.unwrap_or_else(|| panic!("{backend}: user"));
         assert!(!user.has_password && !user.email_verified, "{backend}: passkey only, email unverified");
         assert_eq!(ok(server.state().store.recovery_codes_left(&tenant, &user.sub).await, "codes"), 10);
@@ -191,7 +198,10 @@ async fn a_challenge_works_once_and_only_in_the_browser_that_asked() {
     // Another browser cannot finish it (no ceremony cookie; its own CSRF token).
     let thief = PasskeyBrowser::new(&server);
     let (_, _, thief_csrf) = thief.page("/login").await;
-    let stolen = thief.browser.post_form(&thief.url("/login/passkey"), &[("csrf", &thief_csrf), ("credential", &credential)]).await;
+    let stolen = thief
+        .browser
+        .post_form(&thief.url("/login/passkey"), &[("csrf", &thief_csrf), ("credential", &credential)])
+        .await;
     assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
     let first = b.browser.post_form(&b.url("/login/passkey"), &[("csrf", &csrf), ("credential", &credential)]).await;
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
@@ -211,7 +221,9 @@ async fn sign_up_reports_a_taken_username_but_never_a_taken_email_and_obeys_the_
     server.create_user("taken", support::flow::PASSWORD).await;
     let b = PasskeyBrowser::new(&server);
     let (_, _, csrf) = b.page("/signup").await;
-    let form = |u: &'static str, e: &'static str| [("csrf", csrf.clone()), ("name", "X".into()), ("username", u.into()), ("email", e.into())];
+    let form = |u: &'static str, e: &'static str| {
+        [("csrf", csrf.clone()), ("name", "X".into()), ("username", u.into()), ("email", e.into())]
+    };
     let post = |f: [(&'static str, String); 4]| {
         let b = &b;
         async move {
@@ -240,7 +252,10 @@ async fn sign_up_reports_a_taken_username_but_never_a_taken_email_and_obeys_the_
 
     // Closed (the default): no sign-up page.
     let closed = TestServer::start(sqlite().await, |_| {}).await;
-    assert_eq!(Browser::new(closed.server.addr).get(&closed.issuer_url("/signup")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        Browser::new(closed.server.addr).get(&closed.issuer_url("/signup")).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

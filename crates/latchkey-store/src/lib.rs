@@ -351,8 +351,13 @@ pub trait FactorStore {
     async fn user_by_webauthn_id(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<User>>;
     async fn passkeys(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<StoredPasskey>>;
     async fn passkey(&self, tenant: &TenantId, credential_id: &str) -> StoreResult<Option<StoredPasskey>>;
-    async fn add_passkey(&self, tenant: &TenantId, sub: &SubjectId, passkey: NewPasskey, actor: &Actor)
-    -> StoreResult<()>;
+    async fn add_passkey(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        passkey: NewPasskey,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Records a sign-in with a passkey. `false` when the counter did not grow (a possible
     /// cloned authenticator, or a concurrent use of the same value): nothing is changed.
     async fn record_passkey_use(&self, tenant: &TenantId, used: PasskeyUse) -> StoreResult<bool>;
@@ -365,8 +370,13 @@ pub trait FactorStore {
         actor: &Actor,
     ) -> StoreResult<()>;
     /// Removes a passkey, unless it is the user's last way to sign in (`Invalid`).
-    async fn remove_passkey(&self, tenant: &TenantId, sub: &SubjectId, credential_id: &str, actor: &Actor)
-    -> StoreResult<()>;
+    async fn remove_passkey(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        credential_id: &str,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Removes the password, unless the user has no passkey (`Invalid`).
     async fn remove_password(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
     /// Starts (or restarts) an unconfirmed TOTP enrolment; `Conflict` if one is confirmed.
@@ -387,8 +397,13 @@ pub trait FactorStore {
         actor: &Actor,
     ) -> StoreResult<()>;
     /// Uses up one recovery code; `false` if it is not an unused code of this user.
-    async fn use_recovery_code(&self, tenant: &TenantId, sub: &SubjectId, hash: &TokenHash, actor: &Actor)
-    -> StoreResult<bool>;
+    async fn use_recovery_code(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        hash: &TokenHash,
+        actor: &Actor,
+    ) -> StoreResult<bool>;
     async fn recovery_codes_left(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<u32>;
     /// Keeps the state of a ceremony (a WebAuthn challenge, a half-finished sign-in).
     async fn put_ceremony(
@@ -400,8 +415,13 @@ pub trait FactorStore {
         expires_at: UnixTime,
     ) -> StoreResult<()>;
     /// Takes a ceremony's state out (single use); `None` if absent or expired.
-    async fn take_ceremony(&self, tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime)
-    -> StoreResult<Option<String>>;
+    async fn take_ceremony(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<String>>;
     async fn delete_expired_ceremonies(&self, now: UnixTime) -> StoreResult<u64>;
     async fn create_invitation(
         &self,

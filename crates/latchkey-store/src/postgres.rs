@@ -11,10 +11,10 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 
 use crate::changes::CHANNEL;
+use crate::factor_model::*;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
-use crate::factor_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult, redact_url};
 
 pub struct PostgresStore {

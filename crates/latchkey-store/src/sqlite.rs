@@ -11,10 +11,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 use tokio::sync::mpsc;
 
+use crate::factor_model::*;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
-use crate::factor_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult};
 
 pub struct SqliteStore {

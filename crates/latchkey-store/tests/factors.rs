@@ -71,7 +71,8 @@ async fn sign_up_creates_user_passkey_and_codes_together_and_uses_up_the_invitat
         let later = clock.now().plus(Duration::from_secs(3600));
         ok(store.create_invitation(&tenant(), &invite, "inv1", Some("for ada"), later, &Actor::Cli).await, b);
         assert!(ok(store.invitation_usable(&tenant(), &invite, clock.now()).await, b), "{b}");
-        let ada = ok(store.create_account(&tenant(), account("ada", None, "k1", Some(invite.clone())), &Actor::Cli).await, b);
+        let ada =
+            ok(store.create_account(&tenant(), account("ada", None, "k1", Some(invite.clone())), &Actor::Cli).await, b);
         assert!(!ok(store.invitation_usable(&tenant(), &invite, clock.now()).await, b), "{b}: used");
         let listed = ok(store.invitations(&tenant()).await, b);
         assert_eq!(listed[0].used_by.as_ref(), Some(&ada.sub), "{b}");
@@ -81,7 +82,8 @@ async fn sign_up_creates_user_passkey_and_codes_together_and_uses_up_the_invitat
         assert_eq!(found.map(|u| u.sub), Some(ada.sub.clone()), "{b}");
 
         // A used invitation makes the whole sign-up fail, and nothing of it is stored.
-        let again = store.create_account(&tenant(), account("bob", None, "k2", Some(invite.clone())), &Actor::Cli).await;
+        let again =
+            store.create_account(&tenant(), account("bob", None, "k2", Some(invite.clone())), &Actor::Cli).await;
         assert!(matches!(again, Err(StoreError::Invalid(_))), "{b}: {again:?}");
         assert!(ok(store.user_by_username(&tenant(), &ok(Username::parse("bob"), "u")).await, b).is_none(), "{b}");
         assert!(ok(store.passkey(&tenant(), "k2").await, b).is_none(), "{b}");
@@ -105,8 +107,14 @@ async fn an_unverified_email_claims_nothing() {
     for db in TestDatabase::all().await {
         let (store, _) = open(&db).await;
         let b = db.backend;
-        let first = ok(store.create_account(&tenant(), account("ada", Some("x@example.com"), "k1", None), &Actor::Cli).await, b);
-        let second = ok(store.create_account(&tenant(), account("eve", Some("x@example.com"), "k2", None), &Actor::Cli).await, b);
+        let first = ok(
+            store.create_account(&tenant(), account("ada", Some("x@example.com"), "k1", None), &Actor::Cli).await,
+            b,
+        );
+        let second = ok(
+            store.create_account(&tenant(), account("eve", Some("x@example.com"), "k2", None), &Actor::Cli).await,
+            b,
+        );
         assert_ne!(first.sub, second.sub, "{b}");
         // Once verified, the address is unique.
         let patch = UserPatch { email_verified: Some(true), ..Default::default() };
@@ -147,7 +155,13 @@ async fn passkeys_are_renamed_used_and_removed_but_never_the_last_way_in() {
         let k2 = ok(store.passkey(&tenant(), "k2").await, b).unwrap_or_else(|| panic!("{b}: k2"));
         assert_eq!((k2.sign_count, k2.backup_state, k2.last_used_at), (6, true, Some(clock.now())), "{b}");
         // A credential that keeps no counter (0) may be used again and again.
-        let zero = PasskeyUse { credential_id: "k1".into(), credential: "{}".into(), sign_count: 0, backup_state: false, at: clock.now() };
+        let zero = PasskeyUse {
+            credential_id: "k1".into(),
+            credential: "{}".into(),
+            sign_count: 0,
+            backup_state: false,
+            at: clock.now(),
+        };
         assert!(ok(store.record_passkey_use(&tenant(), zero.clone()).await, b), "{b}");
         assert!(ok(store.record_passkey_use(&tenant(), zero).await, b), "{b}");
 
@@ -156,7 +170,10 @@ async fn passkeys_are_renamed_used_and_removed_but_never_the_last_way_in() {
         // Another user's passkey is not found, not removed.
         let bob = ok(store.create_account(&tenant(), account("bob", None, "kb", None), &Actor::Cli).await, b).sub;
         ok(store.add_passkey(&tenant(), &bob, passkey("kb2", 0), &Actor::Cli).await, b);
-        assert!(matches!(store.remove_passkey(&tenant(), &ada, "kb2", &Actor::Cli).await, Err(StoreError::NotFound(_))), "{b}");
+        assert!(
+            matches!(store.remove_passkey(&tenant(), &ada, "kb2", &Actor::Cli).await, Err(StoreError::NotFound(_))),
+            "{b}"
+        );
 
         // A password is removable only while a passkey remains; then the last passkey is not.
         ok(store.set_password_hash(&tenant(), &ada, Some("$argon2id$x".into()), &Actor::Cli).await, b);
@@ -167,7 +184,8 @@ async fn passkeys_are_renamed_used_and_removed_but_never_the_last_way_in() {
         assert!(matches!(no_passkey, Err(StoreError::Invalid(_))), "{b}: {no_passkey:?}");
 
         // The WebAuthn user handle is given once and kept.
-        let carol = ok(store.create_user(&tenant(), new_user("carol", None, Some("$argon2id$x")), &Actor::Cli).await, b).sub;
+        let carol =
+            ok(store.create_user(&tenant(), new_user("carol", None, Some("$argon2id$x")), &Actor::Cli).await, b).sub;
         let first = ok(store.webauthn_user_id(&tenant(), &carol, "h1").await, b);
         let again = ok(store.webauthn_user_id(&tenant(), &carol, "h2").await, b);
         assert_eq!((first.as_str(), again.as_str()), ("h1", "h1"), "{b}");
@@ -183,7 +201,8 @@ async fn totp_is_confirmed_once_and_each_step_works_once() {
     for db in TestDatabase::all().await {
         let (store, _) = open(&db).await;
         let b = db.backend;
-        let ada = ok(store.create_user(&tenant(), new_user("ada", None, Some("$argon2id$x")), &Actor::Cli).await, b).sub;
+        let ada =
+            ok(store.create_user(&tenant(), new_user("ada", None, Some("$argon2id$x")), &Actor::Cli).await, b).sub;
         assert!(!ok(store.use_totp_step(&tenant(), &ada, 10).await, b), "{b}: nothing enrolled");
         ok(store.start_totp(&tenant(), &ada, "sealed-1").await, b);
         ok(store.start_totp(&tenant(), &ada, "sealed-2").await, b);
@@ -229,13 +248,22 @@ async fn ceremonies_are_taken_once_and_expire() {
         let b = db.backend;
         let soon = clock.now().plus(Duration::from_secs(60));
         ok(store.put_ceremony(&tenant(), &hash("c1"), "passkey_sign_in", "{\"a\":1}", soon).await, b);
-        assert!(ok(store.take_ceremony(&tenant(), &hash("c1"), "passkey_registration", clock.now()).await, b).is_none(), "{b}: other purpose");
+        assert!(
+            ok(store.take_ceremony(&tenant(), &hash("c1"), "passkey_registration", clock.now()).await, b).is_none(),
+            "{b}: other purpose"
+        );
         let taken = ok(store.take_ceremony(&tenant(), &hash("c1"), "passkey_sign_in", clock.now()).await, b);
         assert_eq!(taken.as_deref(), Some("{\"a\":1}"), "{b}");
-        assert!(ok(store.take_ceremony(&tenant(), &hash("c1"), "passkey_sign_in", clock.now()).await, b).is_none(), "{b}: once");
+        assert!(
+            ok(store.take_ceremony(&tenant(), &hash("c1"), "passkey_sign_in", clock.now()).await, b).is_none(),
+            "{b}: once"
+        );
         ok(store.put_ceremony(&tenant(), &hash("c2"), "passkey_sign_in", "{}", soon).await, b);
         let late = soon.plus(Duration::from_secs(1));
-        assert!(ok(store.take_ceremony(&tenant(), &hash("c2"), "passkey_sign_in", late).await, b).is_none(), "{b}: expired");
+        assert!(
+            ok(store.take_ceremony(&tenant(), &hash("c2"), "passkey_sign_in", late).await, b).is_none(),
+            "{b}: expired"
+        );
         ok(store.put_ceremony(&tenant(), &hash("c3"), "passkey_sign_in", "{}", soon).await, b);
         assert_eq!(ok(store.delete_expired_ceremonies(late).await, b), 1, "{b}");
     }

@@ -42,6 +42,11 @@ impl TotpSecret {
         Self(bytes)
     }
 
+    /// A secret typed in as base32 (as authenticator apps show it).
+    pub fn from_base32(text: &str) -> Option<Self> {
+        Secret::try_from_base32(text.trim()).ok().map(|s| Self(s.as_bytes().to_vec()))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -115,5 +120,7 @@ mod tests {
         let svg = secret.qr_svg("Latchkey", "alice").unwrap_or_default();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
         assert!(!format!("{secret:?}").contains(&secret.to_base32()));
+        let typed = TotpSecret::from_base32(&secret.to_base32()).map(|s| s.as_bytes().to_vec());
+        assert_eq!(typed.as_deref(), Some(secret.as_bytes()));
     }
 }

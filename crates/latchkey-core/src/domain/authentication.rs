@@ -17,7 +17,10 @@ pub enum Factor {
     /// A single-use recovery code.
     RecoveryCode,
     /// A passkey; `synced` is its backup-eligible flag, `user_verified` its UV flag.
-    Passkey { synced: bool, user_verified: bool },
+    Passkey {
+        synced: bool,
+        user_verified: bool,
+    },
 }
 
 /// The authentication context classes Latchkey issues, weakest first.

@@ -63,7 +63,9 @@ pub(crate) fn back(state: &AppState, done: &str) -> Response {
 /// A factor went away or the password changed: whoever signed in elsewhere with it is out.
 pub(crate) async fn end_other_sessions(state: &AppState, session: &BrowserSession) {
     let which = SessionSelector::User { sub: session.sub.clone(), except_sid: Some(session.sid.clone()) };
-    if let Err(e) = sessions::end(state, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await {
+    if let Err(e) =
+        sessions::end(state, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await
+    {
         tracing::error!(error = %e, "cannot end the user's other sessions");
     }
 }
@@ -101,7 +103,11 @@ pub struct SecurityQuery {
     req: Option<String>,
 }
 
-pub async fn security_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<SecurityQuery>) -> Response {
+pub async fn security_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SecurityQuery>,
+) -> Response {
     let Some(session) = sessions::current(&state, &headers).await else { return sign_in_first(&state) };
     let user = match state.store.user_by_sub(&tenant(), &session.sub).await {
         Ok(Some(u)) => u,

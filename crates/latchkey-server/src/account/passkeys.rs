@@ -36,7 +36,10 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         Ok(found) => found,
         Err(_) => {
             let url = format!("{}/login?return_to=security", base(&state));
-            return (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": "Please confirm it's you first.", "reauthenticate": url })))
+            return (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({ "error": "Please confirm it's you first.", "reauthenticate": url })),
+            )
                 .into_response();
         }
     };
@@ -90,13 +93,18 @@ pub async fn add(State(state): State<AppState>, headers: HeaderMap, Form(form): 
     else {
         return state.pages.render(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.", None);
     };
-    let passkey = match state.passkeys.finish_registration(form.credential.as_deref().unwrap_or(""), &registration, &name) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::info!(error = %e, "passkey registration refused");
-            return state.pages.render(StatusCode::BAD_REQUEST, "That passkey could not be added. Please try again.", None);
-        }
-    };
+    let passkey =
+        match state.passkeys.finish_registration(form.credential.as_deref().unwrap_or(""), &registration, &name) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(error = %e, "passkey registration refused");
+                return state.pages.render(
+                    StatusCode::BAD_REQUEST,
+                    "That passkey could not be added. Please try again.",
+                    None,
+                );
+            }
+        };
     match state.store.add_passkey(&tenant(), &user.sub, passkey, &Actor::User(session.sub.to_string())).await {
         Ok(()) => back(&state, "passkey_added"),
         Err(StoreError::Conflict(_)) => {

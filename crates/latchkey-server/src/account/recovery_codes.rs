@@ -35,7 +35,10 @@ pub fn show(state: &AppState, codes: &[String], next: &str, first_time: bool) ->
         state.issuer,
         codes.join("\n")
     );
-    let download = format!("data:text/plain;charset=utf-8,{}", url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20"));
+    let download = format!(
+        "data:text/plain;charset=utf-8,{}",
+        url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
+    );
     let mut response = state.templates.render(
         StatusCode::OK,
         "recovery_codes.html",

@@ -138,7 +138,13 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(for
     match confirmed {
         Ok(true) => back(&state, "totp_enabled"),
         Ok(false) => {
-            render(&state, &headers, StatusCode::BAD_REQUEST, Some("That code is not right. Check the time on your device and try the next code.")).await
+            render(
+                &state,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                Some("That code is not right. Check the time on your device and try the next code."),
+            )
+            .await
         }
         Err(e) => failure(&state, e),
     }

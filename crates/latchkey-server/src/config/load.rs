@@ -280,9 +280,11 @@ impl super::Config {
                 ));
             }
         }
-        let rp_id = self.passkeys.rp_id.clone().or_else(|| {
-            url::Url::parse(&self.issuer()).ok().and_then(|u| u.host_str().map(str::to_owned))
-        });
+        let rp_id = self
+            .passkeys
+            .rp_id
+            .clone()
+            .or_else(|| url::Url::parse(&self.issuer()).ok().and_then(|u| u.host_str().map(str::to_owned)));
         for origin in &self.passkeys.extra_origins {
             let fits = origin.host_str().zip(rp_id.as_deref()).is_some_and(|(h, r)| on_rp_id(h, r));
             if !fits || !matches!(origin.scheme(), "https" | "http") {

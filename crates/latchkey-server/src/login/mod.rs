@@ -96,11 +96,17 @@ pub(crate) fn allow_form_redirect(response: &mut Response, redirect_uri: Option<
 }
 
 /// Why this sign-in is asked for, when it is not the first.
-async fn notice_for(state: &AppState, headers: &HeaderMap, pending: Option<&crate::oauth::authorize::AuthorizationRequest>) -> Option<&'static str> {
+async fn notice_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    pending: Option<&crate::oauth::authorize::AuthorizationRequest>,
+) -> Option<&'static str> {
     let session = sessions::current(state, headers).await?;
     match pending.and_then(|r| r.required_level) {
         Some(level) if !crate::oauth::authorize::session_level(&session).satisfies(level) => Some(match level {
-            latchkey_core::domain::AuthLevel::PhishingResistant => "This application asks you to sign in with a passkey.",
+            latchkey_core::domain::AuthLevel::PhishingResistant => {
+                "This application asks you to sign in with a passkey."
+            }
             _ => "This application asks for a second factor: sign in with a passkey, or with your password and a code.",
         }),
         _ => Some("Please confirm it's you to continue."),
@@ -281,4 +287,3 @@ pub async fn signed_in(State(state): State<AppState>, headers: HeaderMap) -> Res
     };
     state.templates.render(StatusCode::OK, "message.html", minijinja::context! { title, message, base => base(&state) })
 }
-

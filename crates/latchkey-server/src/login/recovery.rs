@@ -21,7 +21,14 @@ pub struct RecoveryQuery {
     req: Option<String>,
 }
 
-fn render(state: &AppState, headers: &HeaderMap, status: StatusCode, req: Option<&str>, username: &str, error: Option<&str>) -> Response {
+fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    req: Option<&str>,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
     let (csrf, set_cookie) = csrf::token(state, headers);
     let mut response = state.templates.render(
         status,

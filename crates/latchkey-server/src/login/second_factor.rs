@@ -24,7 +24,13 @@ fn expired(state: &AppState) -> Response {
     )
 }
 
-async fn render(state: &AppState, headers: &HeaderMap, pending: &Pending, status: StatusCode, error: Option<&str>) -> Response {
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    pending: &Pending,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
     let Some(sub) = pending.subject() else { return expired(state) };
     let (passkeys, has_totp) = complete::second_factors(state, &sub).await;
     let (csrf, set_cookie) = csrf::token(state, headers);
@@ -88,7 +94,8 @@ pub async fn submit(
     let throttle = Throttle::new(format!("second_factor:{sub}"), ip);
     if throttle.exceeded(&state).await {
         let message = "Too many wrong codes. Please wait a few minutes and try again.";
-        let mut response = keep_and_render(&state, &headers, &pending, StatusCode::TOO_MANY_REQUESTS, Some(message)).await;
+        let mut response =
+            keep_and_render(&state, &headers, &pending, StatusCode::TOO_MANY_REQUESTS, Some(message)).await;
         throttle::retry_after(&state, &mut response);
         return response;
     }
@@ -98,13 +105,21 @@ pub async fn submit(
         Some("recovery") if recovery_codes::use_code(&state, &sub, &code).await => Some(Factor::RecoveryCode),
         Some("totp" | "recovery") => None,
         _ => {
-            return keep_and_render(&state, &headers, &pending, StatusCode::BAD_REQUEST, Some("Choose how to confirm.")).await;
+            return keep_and_render(
+                &state,
+                &headers,
+                &pending,
+                StatusCode::BAD_REQUEST,
+                Some("Choose how to confirm."),
+            )
+            .await;
         }
     };
     let Some(factor) = factor else {
         throttle.failed(&state).await;
         metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
-        return keep_and_render(&state, &headers, &pending, StatusCode::UNAUTHORIZED, Some("That code is not right.")).await;
+        return keep_and_render(&state, &headers, &pending, StatusCode::UNAUTHORIZED, Some("That code is not right."))
+            .await;
     };
     throttle.succeeded(&state).await;
     let tenant = latchkey_core::domain::TenantId::default_tenant();

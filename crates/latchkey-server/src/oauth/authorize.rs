@@ -21,8 +21,8 @@ use super::params::Params;
 use super::token::authorization_code::CODE_PURPOSE;
 use crate::app::AppState;
 use crate::login::cookies;
-use latchkey_core::domain::AuthLevel;
 use crate::sessions;
+use latchkey_core::domain::AuthLevel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

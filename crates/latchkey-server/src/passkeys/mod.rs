@@ -113,8 +113,10 @@ impl Passkeys {
     ) -> Result<NewPasskey, PasskeyError> {
         let response: RegisterPublicKeyCredential =
             serde_json::from_str(response).map_err(|e| PasskeyError::Malformed(e.to_string()))?;
-        let passkey =
-            self.rp()?.finish_passkey_registration(&response, state).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        let passkey = self
+            .rp()?
+            .finish_passkey_registration(&response, state)
+            .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         let credential = serde_json::to_value(&passkey).map_err(|e| PasskeyError::Stored(e.to_string()))?;
         let flag = |name: &str| credential.pointer(&format!("/cred/{name}")).and_then(Value::as_bool).unwrap_or(false);
         let counter = credential.pointer("/cred/counter").and_then(Value::as_u64).unwrap_or(0);
@@ -174,10 +176,11 @@ impl Passkeys {
     ) -> Result<(String, AuthenticationResult), PasskeyError> {
         let mut passkey: Passkey =
             serde_json::from_str(&stored.credential).map_err(|e| PasskeyError::Stored(e.to_string()))?;
-        let result = self.rp()?.finish_discoverable_authentication_v2(response, state, &passkey).map_err(|e| match e {
-            WebauthnError::CredentialPossibleCompromise => PasskeyError::PossibleClone,
-            other => PasskeyError::Rejected(other.to_string()),
-        })?;
+        let result =
+            self.rp()?.finish_discoverable_authentication_v2(response, state, &passkey).map_err(|e| match e {
+                WebauthnError::CredentialPossibleCompromise => PasskeyError::PossibleClone,
+                other => PasskeyError::Rejected(other.to_string()),
+            })?;
         passkey.update_credential(&result);
         let updated = serde_json::to_string(&passkey).map_err(|e| PasskeyError::Stored(e.to_string()))?;
         Ok((updated, result))

@@ -56,7 +56,9 @@ impl Browser {
         let page = self.get(login_url).await;
         assert_eq!(page.status(), StatusCode::OK, "login page");
         let html = ok(page.text().await, "login html");
-        assert!(html.contains("autocomplete=\"username webauthn\"") && html.contains("autocomplete=\"current-password\""));
+        assert!(
+            html.contains("autocomplete=\"username webauthn\"") && html.contains("autocomplete=\"current-password\"")
+        );
         let csrf = hidden_field(&html, "csrf").unwrap_or_default();
         let req = hidden_field(&html, "req");
         let mut form = vec![("csrf", csrf.as_str()), ("username", username), ("password", password)];

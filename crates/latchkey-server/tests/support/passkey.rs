@@ -49,14 +49,21 @@ impl PasskeyBrowser {
         let (status, options) = self.options("/signup/options", &form).await;
         assert_eq!(status, StatusCode::OK, "sign-up options: {options}");
         let credential = ok(auth.register(&options, &self.issuer), "register");
-        let response =
-            self.browser.post_form(&self.url("/signup"), &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
+        let response = self
+            .browser
+            .post_form(&self.url("/signup"), &[("csrf", &csrf), ("credential", &credential.to_string())])
+            .await;
         (response.status(), ok(response.text().await, "sign-up page"))
     }
 
     /// Signs in with a passkey from the login page at `login_path`; `username` for the
     /// username-first way. Returns the answer to the final POST.
-    pub async fn sign_in(&self, auth: &mut SoftAuthenticator, login_path: &str, username: Option<&str>) -> reqwest::Response {
+    pub async fn sign_in(
+        &self,
+        auth: &mut SoftAuthenticator,
+        login_path: &str,
+        username: Option<&str>,
+    ) -> reqwest::Response {
         let (status, html, csrf) = self.page(login_path).await;
         assert_eq!(status, StatusCode::OK, "login page");
         let mut form = vec![("csrf", csrf.clone())];
