@@ -53,7 +53,10 @@ async fn sign_up_with_a_passkey_then_sign_in_without_a_username() {
         let codes = recovery_codes(&page);
         assert_eq!(codes.len(), 10, "{backend}: ten recovery codes shown");
         assert!(page.contains("download=\"latchkey-recovery-codes.txt\""), "{backend}");
-        assert!(page.contains(&codes[0].replace('-', "-")), "{backend}");
+        let unescaped = page.replace("&#x2f;", "/");
+        let download =
+            unescaped.split("href=\"data:text/plain").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default();
+        assert!(codes.iter().all(|c| download.contains(c.as_str())), "{backend}: the download holds the same codes");
 
         // Signed in by the sign-up; the account holds the passkey and no password.
         let (status, security, _) = b.page("/account/security").await;

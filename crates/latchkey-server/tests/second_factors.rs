@@ -205,7 +205,7 @@ async fn passwords_are_set_changed_and_removed_on_the_security_page() {
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{password} / {confirm}");
     }
     let set = b.security_post("/account/password", &[("password", PASSWORD), ("confirm", PASSWORD)]).await;
-    assert_eq!(b.location(&set), b.url("/account/security?done=password_set"));
+    assert_eq!(b.location(&set), b.url("/account/security?done=password_set_signed_out"));
     // Now the password works, followed by the passkey as second factor.
     let other = PasskeyBrowser::new(&server);
     let first = password_sign_in(&other, "/login", "ada", PASSWORD).await;

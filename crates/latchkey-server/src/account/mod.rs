@@ -75,7 +75,8 @@ fn message(done: Option<&str>) -> Option<&'static str> {
         "passkey_added" => "Passkey added.",
         "passkey_renamed" => "Passkey renamed.",
         "passkey_removed" => "Passkey removed. Your other sessions were signed out.",
-        "password_set" => "Password saved. Your other sessions were signed out.",
+        "password_set" => "Password saved.",
+        "password_set_signed_out" => "Password saved. Your other sessions were signed out.",
         "password_removed" => "Password removed. Your other sessions were signed out.",
         "totp_enabled" => "Authenticator app turned on.",
         "totp_removed" => "Authenticator app removed. Your other sessions were signed out.",
@@ -131,7 +132,7 @@ async fn render(
     let passkeys = state.store.passkeys(&tenant(), sub).await?;
     let totp = state.store.totp(&tenant(), sub).await?;
     let recovery_left = state.store.recovery_codes_left(&tenant(), sub).await?;
-    let removable = passkeys.len() > 1 || user.has_password;
+    let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
     let rows: Vec<minijinja::Value> = passkeys
         .iter()
         .map(|p| {

@@ -144,6 +144,10 @@ pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form
         Err(r) => return r,
     };
     let id = form.id.unwrap_or_default();
+    // With passwords turned off, a password is no way in: the last passkey stays.
+    if !state.config.login.passwords && state.store.passkeys(&tenant(), &user.sub).await.map_or(0, |p| p.len()) <= 1 {
+        return super::redirect_error(&state, "last_method");
+    }
     match state.store.remove_passkey(&tenant(), &user.sub, &id, &Actor::User(session.sub.to_string())).await {
         Ok(()) => {
             end_other_sessions(&state, &session).await;

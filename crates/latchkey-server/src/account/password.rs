@@ -56,6 +56,7 @@ pub async fn set(State(state): State<AppState>, headers: HeaderMap, Form(form): 
     }
     if state.config.sessions.end_other_sessions_on_password_change {
         end_other_sessions(&state, &session).await;
+        return back(&state, "password_set_signed_out");
     }
     back(&state, "password_set")
 }

@@ -178,23 +178,31 @@ fn dummy_hash(state: &AppState) -> PasswordHash {
     PasswordHash::from_stored(phc.clone().unwrap_or_default())
 }
 
+/// Whether an email address must be verified for it to name an account.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EmailMatch {
+    /// For secrets typed in (password, recovery code): an unverified address claims
+    /// nothing, so whoever signed up first with someone else's address gains nothing.
+    VerifiedOnly,
+    /// For the passkey list of username-first sign-in: the passkey proves who it is.
+    Any,
+}
+
 /// The account a typed identifier names (username or email address, as configured).
-pub(crate) async fn find_user(state: &AppState, login: &str) -> Option<User> {
+pub(crate) async fn find_user(state: &AppState, typed: &str, emails: EmailMatch) -> Option<User> {
     let tenant = TenantId::default_tenant();
-    let identifier = state.config.registration.identifier;
-    if login.contains('@') && identifier != Identifier::Username {
-        let email = Email::parse(login).ok()?;
-        return state.store.user_by_email(&tenant, &email).await.ok().flatten();
+    let typed = typed.trim();
+    if typed.contains('@')
+        && let Ok(email) = Email::parse(typed)
+        && let Ok(Some(u)) = state.store.user_by_email(&tenant, &email).await
+        && (u.email_verified || emails == EmailMatch::Any)
+    {
+        return Some(u);
     }
-    if login.contains('@') {
-        // Username-only: an address still finds the account, as before sign-up existed.
-        if let Ok(e) = Email::parse(login)
-            && let Ok(Some(u)) = state.store.user_by_email(&tenant, &e).await
-        {
-            return Some(u);
-        }
+    if state.config.registration.identifier == Identifier::Email {
+        return None;
     }
-    match Username::parse(login) {
+    match Username::parse(typed) {
         Ok(u) => state.store.user_by_username(&tenant, &u).await.ok().flatten(),
         Err(_) => None,
     }
@@ -216,7 +224,8 @@ pub async fn login_submit(
         },
         None => None,
     };
-    let login = form.username.clone().unwrap_or_default().trim().to_lowercase();
+    let typed = form.username.clone().unwrap_or_default();
+    let login = typed.trim().to_lowercase();
     let password = form.password.clone().unwrap_or_default();
     let return_to = ReturnTo::parse(form.return_to.as_deref());
     let view = |error| LoginView {
@@ -248,7 +257,7 @@ pub async fn login_submit(
         throttle::retry_after(&state, &mut response);
         return response;
     }
-    let user = find_user(&state, &login).await;
+    let user = find_user(&state, &typed, EmailMatch::VerifiedOnly).await;
     let stored = user
         .as_ref()
         .and_then(|u| u.password_hash.clone())

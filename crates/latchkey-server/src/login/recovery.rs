@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::complete::{self, ReturnTo};
 use super::throttle::{self, Throttle};
-use super::{base, csrf, find_user, identifier_label};
+use super::{EmailMatch, base, csrf, find_user, identifier_label};
 use crate::account::recovery_codes;
 use crate::app::AppState;
 use crate::edge::ClientIp;
@@ -79,7 +79,8 @@ pub async fn submit(
         throttle::retry_after(&state, &mut response);
         return response;
     }
-    let user = find_user(&state, &login).await.filter(|u| !u.locked);
+    let typed = form.username.as_deref().unwrap_or_default();
+    let user = find_user(&state, typed, EmailMatch::VerifiedOnly).await.filter(|u| !u.locked);
     let used = match &user {
         Some(u) => recovery_codes::use_code(&state, &u.sub, form.code.as_deref().unwrap_or_default()).await,
         None => false,

@@ -90,7 +90,7 @@ impl Passkeys {
         exclude: &[StoredPasskey],
     ) -> Result<(Value, PasskeyRegistration), PasskeyError> {
         let exclude: Vec<CredentialID> =
-            exclude.iter().filter_map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).ok()).map(Into::into).collect();
+            exclude.iter().filter_map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).ok()).collect();
         let (options, state) = self
             .rp()?
             .start_passkey_registration(user_handle, username, display_name, Some(exclude))

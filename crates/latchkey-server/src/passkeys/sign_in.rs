@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::edge::ClientIp;
 use crate::login::ceremony::{self, Purpose};
 use crate::login::complete::{self, Pending, ReturnTo};
-use crate::login::{LoginView, csrf, find_user, render_login};
+use crate::login::{EmailMatch, LoginView, csrf, find_user, render_login};
 use crate::oauth::authorize::load_pending;
 
 #[derive(Deserialize)]
@@ -56,10 +56,11 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         }
         ids.into_iter().map(|p| p.credential_id).collect()
     } else {
-        match form.username.as_deref().map(|u| u.trim().to_lowercase()).filter(|u| !u.is_empty()) {
+        match form.username.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
             None => Vec::new(),
-            Some(name) => {
-                let known = match find_user(&state, &name).await {
+            Some(typed) => {
+                let name = typed.to_lowercase();
+                let known = match find_user(&state, typed, EmailMatch::Any).await {
                     Some(u) => state.store.passkeys(&tenant, &u.sub).await.unwrap_or_default(),
                     None => Vec::new(),
                 };

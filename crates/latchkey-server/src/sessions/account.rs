@@ -104,6 +104,10 @@ pub async fn end_session(State(state): State<AppState>, headers: HeaderMap, Form
         return csrf::expired_form(&state);
     }
     let Some(current) = sessions::current(&state, &headers).await else { return login_first(&state) };
+    // Ending other sessions is a security change: it needs a recent sign-in.
+    if form.sid.as_deref() != Some(current.sid.as_str()) && !crate::account::recent(&state, &current) {
+        return login_first(&state);
+    }
     let actor = Actor::User(current.sub.to_string());
     let back = Redirect::to(&format!("{}/account/sessions", base(&state))).into_response();
     match form.sid.as_deref() {
