@@ -286,3 +286,63 @@ async fn invitations_open_sign_up_once() {
     assert_eq!(done.status(), StatusCode::OK);
     assert_eq!(b.page("/signup?invite=the-invitation-token").await.0, StatusCode::FORBIDDEN, "used up");
 }
+
+#[tokio::test]
+async fn a_ceremony_started_on_one_node_finishes_on_another() {
+    for db in all_backends().await {
+        let backend = db.backend;
+        let a = TestServer::start(db.clone(), open_registration).await;
+        let issuer = a.server.issuer.clone();
+        let public = ok(url::Url::parse(&issuer), "issuer");
+        let b = TestServer::start(db, |c| {
+            open_registration(c);
+            c.server.public_url = Some(public);
+        })
+        .await;
+        assert_eq!(b.server.issuer, issuer, "{backend}: one public URL, two nodes");
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let via = |node: &TestServer| {
+            ok(
+                reqwest::Client::builder()
+                    .cookie_provider(jar.clone())
+                    .redirect(reqwest::redirect::Policy::none())
+                    .resolve("localhost", node.server.addr)
+                    .no_proxy()
+                    .build(),
+                "client",
+            )
+        };
+        let (to_a, to_b) = (via(&a), via(&b));
+        let mut device = SoftAuthenticator::new(Flags::default());
+        // Sign up: options from node A, the passkey's answer to node B.
+        let page = ok(ok(to_a.get(format!("{issuer}/signup")).send().await, "page").text().await, "html");
+        let csrf = support::browser::hidden_field(&page, "csrf").unwrap_or_default();
+        let form = [("csrf", csrf.as_str()), ("name", "Ada"), ("username", "ada")];
+        let options: serde_json::Value = ok(
+            ok(to_a.post(format!("{issuer}/signup/options")).form(&form).send().await, "options").json().await,
+            "json",
+        );
+        let credential = ok(device.register(&options, &issuer), "register").to_string();
+        let done = ok(
+            to_b.post(format!("{issuer}/signup")).form(&[("csrf", &csrf), ("credential", &credential)]).send().await,
+            "finish",
+        );
+        assert_eq!(done.status(), StatusCode::OK, "{backend}: node B finished node A's sign-up");
+        // Sign in the same way.
+        let options: serde_json::Value = ok(
+            ok(to_b.post(format!("{issuer}/login/passkey/options")).form(&[("csrf", &csrf)]).send().await, "options")
+                .json()
+                .await,
+            "json",
+        );
+        let assertion = ok(device.authenticate(&options, &issuer), "assert").to_string();
+        let signed_in = ok(
+            to_a.post(format!("{issuer}/login/passkey"))
+                .form(&[("csrf", &csrf), ("credential", &assertion)])
+                .send()
+                .await,
+            "post",
+        );
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "{backend}: node A finished node B's sign-in");
+    }
+}

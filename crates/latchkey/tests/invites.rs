@@ -36,7 +36,8 @@ fn an_invitation_in_another_mode_says_it_will_not_work_yet_and_bad_input_is_name
 #[test]
 fn clients_may_require_two_factors_or_a_passkey() {
     let ws = Workspace::new();
-    let args = ["client", "create", "--name", "Admin", "--id", "admin", "--redirect-uri", "https://admin.example.com/cb"];
+    let args =
+        ["client", "create", "--name", "Admin", "--id", "admin", "--redirect-uri", "https://admin.example.com/cb"];
     let mut with_flag = args.to_vec();
     with_flag.push("--require-passkey");
     ws.run(&with_flag).success();
