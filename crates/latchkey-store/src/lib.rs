@@ -434,6 +434,9 @@ pub trait FactorStore {
     ) -> StoreResult<()>;
     async fn invitations(&self, tenant: &TenantId) -> StoreResult<Vec<Invitation>>;
     async fn invitation_usable(&self, tenant: &TenantId, token_hash: &TokenHash, now: UnixTime) -> StoreResult<bool>;
+    /// Removes every passkey, the authenticator app and the recovery codes of a user (an
+    /// operator's last resort for someone who lost them all). Returns how many passkeys went.
+    async fn reset_sign_in_factors(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<u64>;
     /// Deletes an unused invitation.
     async fn revoke_invitation(&self, tenant: &TenantId, id: &str, actor: &Actor) -> StoreResult<()>;
 }

@@ -235,6 +235,12 @@ async fn recovery_codes_are_single_use_and_regenerating_kills_the_old_ones() {
         assert_eq!(ok(store.recovery_codes_left(&tenant(), &ada).await, b), 9, "{b}");
         let fresh: Vec<TokenHash> = (0..10).map(|i| hash(&format!("new-{i}"))).collect();
         ok(store.replace_recovery_codes(&tenant(), &ada, &fresh, &Actor::Cli).await, b);
+        // An operator's reset removes passkeys, TOTP and codes together.
+        ok(store.start_totp(&tenant(), &bob, "sealed").await, b);
+        assert_eq!(ok(store.reset_sign_in_factors(&tenant(), &bob, &Actor::Cli).await, b), 1, "{b}");
+        assert!(ok(store.passkeys(&tenant(), &bob).await, b).is_empty(), "{b}");
+        assert!(ok(store.totp(&tenant(), &bob).await, b).is_none(), "{b}");
+        assert_eq!(ok(store.recovery_codes_left(&tenant(), &bob).await, b), 0, "{b}");
         assert_eq!(ok(store.recovery_codes_left(&tenant(), &ada).await, b), 10, "{b}");
         assert!(!ok(store.use_recovery_code(&tenant(), &ada, &hash("ada-1"), &Actor::Cli).await, b), "{b}: old code");
         assert!(ok(store.use_recovery_code(&tenant(), &ada, &hash("new-1"), &Actor::Cli).await, b), "{b}");

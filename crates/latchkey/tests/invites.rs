@@ -45,3 +45,33 @@ fn clients_may_require_two_factors_or_a_passkey() {
     ws.run(&["client", "update", "admin", "--require-passkey=false", "--require-mfa"]).success();
     ws.run(&["client", "show", "admin"]).success().stdout_names(&["requires two factors"]);
 }
+
+#[tokio::test]
+async fn an_operator_resets_the_sign_in_factors_of_a_user_who_lost_them() {
+    let ws = Workspace::new();
+    let ada =
+        ws.run_stdin(&["user", "create", "--username", "ada", "--password-stdin", "--json"], "a long password 123\n");
+    let sub = ada.success().json()["sub"].as_str().unwrap_or_default().to_owned();
+    let url = format!("sqlite:{}", ws.path("latchkey.db").display());
+    let store = latchkey_store::open(&url, 1, latchkey_core::Clock::system()).await.unwrap_or_else(|e| panic!("{e}"));
+    let tenant = latchkey_core::domain::TenantId::default_tenant();
+    let sub = latchkey_core::domain::SubjectId::parse(&sub).unwrap_or_else(|e| panic!("{e}"));
+    let passkey = latchkey_store::NewPasskey {
+        credential_id: "lost-key".into(),
+        name: "Lost phone".into(),
+        credential: "{}".into(),
+        sign_count: 0,
+        backup_eligible: true,
+        backup_state: true,
+    };
+    store.add_passkey(&tenant, &sub, passkey, &latchkey_store::Actor::Cli).await.unwrap_or_else(|e| panic!("{e}"));
+    store.start_totp(&tenant, &sub, "sealed").await.unwrap_or_else(|e| panic!("{e}"));
+    store.close().await;
+    let reset = ws.run(&["user", "reset-factors", "ada"]);
+    reset.success().stdout_names(&["Removed 1 passkey(s)", "password"]);
+    let store = latchkey_store::open(&url, 1, latchkey_core::Clock::system()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(store.passkeys(&tenant, &sub).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    assert!(store.totp(&tenant, &sub).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    store.close().await;
+    ws.run(&["user", "reset-factors", "nobody"]).expect_code(1).stderr_names(&["nobody"]);
+}

@@ -518,6 +518,27 @@ macro_rules! impl_factor_store {
                 Ok(found.is_some())
             }
 
+            async fn reset_sign_in_factors(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                Self::sign_in_methods(&mut tx, tenant, sub).await?;
+                let passkeys = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                for sql in [
+                    "DELETE FROM totp_factors WHERE tenant_id = $1 AND sub = $2",
+                    "DELETE FROM recovery_codes WHERE tenant_id = $1 AND sub = $2",
+                ] {
+                    sqlx::query(sql).bind(tenant.as_str()).bind(sub.as_str()).execute(&mut *tx).await?;
+                }
+                audit!(self, tx, tenant, actor, "user.sign_in_factors_reset", sub.as_str(), serde_json::json!({"passkeys": passkeys}));
+                Self::user_changed(&mut tx, tenant, sub).await?;
+                tx.commit().await?;
+                Ok(passkeys)
+            }
+
             async fn revoke_invitation(&self, tenant: &TenantId, id: &str, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM invitations WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL")

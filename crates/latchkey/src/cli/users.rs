@@ -60,6 +60,12 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Remove every passkey, the authenticator app and the recovery codes of a user who lost
+    /// them all, and end their sessions; then give them a way in (`set-password`).
+    ResetFactors {
+        /// Username, email or subject id.
+        user: String,
+    },
     Lock {
         user: String,
     },
@@ -239,6 +245,30 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
             let (u, ended) = result?;
             output::print(&ctx, &serde_json::json!({"sub": u.sub, "password": "set", "sessions_ended": ended}), || {
                 format!("Set the password of {}; {ended} session(s) ended.", u.username)
+            })
+        }
+        UserCommand::ResetFactors { user } => {
+            let f = ctx.open().await?;
+            let result = async {
+                let u = find(f.store.as_ref(), &tenant, &user).await?;
+                let passkeys = f.store.reset_sign_in_factors(&tenant, &u.sub, &Actor::Cli).await?;
+                let ended = end_sessions(&f, &u, "credentials_changed").await?;
+                Ok::<_, CliError>((u, passkeys, ended))
+            }
+            .await;
+            f.store.close().await;
+            let (u, passkeys, ended) = result?;
+            let value = serde_json::json!({"sub": u.sub, "passkeys_removed": passkeys, "sessions_ended": ended});
+            output::print(&ctx, &value, || {
+                let next = if u.has_password {
+                    "They can sign in with their password and add a passkey on their security page."
+                } else {
+                    "They have no way to sign in now: give them one with `latchkey user set-password`."
+                };
+                format!(
+                    "Removed {passkeys} passkey(s), the authenticator app and the recovery codes of {}; {ended} session(s) ended.\n{next}",
+                    u.username
+                )
             })
         }
         UserCommand::Lock { user } => change_state(&ctx, &tenant, &user, StateChange::Lock).await,
