@@ -70,8 +70,10 @@ function serverEnv(port, tls) {
  * Starts `latchkey serve` in a new temp directory. `seed(cli)` runs first, against the same
  * directory (and so the same database), before the server is up. With `tls: { cert, key }`
  * (PEM paths) the server serves HTTPS itself and the issuer is `https://localhost:PORT`.
+ * `env` adds configuration overrides for the server and the CLI (`LATCHKEY_*` names, nested
+ * keys joined by `__`, e.g. `{ LATCHKEY_REGISTRATION__MODE: 'open' }`).
  */
-export async function startLatchkey({ seed, tls } = {}) {
+export async function startLatchkey({ seed, tls, env: overrides = {} } = {}) {
   if (!existsSync(LATCHKEY_BIN)) {
     throw new Error(`${LATCHKEY_BIN} is missing: run \`cargo build -p latchkey\` (bash e2e/run does)`);
   }
@@ -79,7 +81,7 @@ export async function startLatchkey({ seed, tls } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const env = serverEnv(port, tls);
+    const env = { ...serverEnv(port, tls), ...overrides };
     const cli = makeCli(dir, env);
     if (attempt === 0 && seed) await seed(cli);
     try {
@@ -130,7 +132,8 @@ function makeCli(dir, env) {
    * postLogoutRedirectUris, grantTypes, scopes, authMethod, idTokenAlg, firstParty, jwks (a
    * JWK set, written to a file for --jwks-file); logout and sessions: frontchannelLogoutUri,
    * frontchannelLogoutSessionRequired, backchannelLogoutUri, backchannelLogoutSessionRequired,
-   * logoutRevokesOfflineTokens, defaultMaxAge (seconds), sessionRefreshTokens.
+   * logoutRevokesOfflineTokens, defaultMaxAge (seconds), sessionRefreshTokens; step-up:
+   * requireMfa, requirePasskey.
    * Returns { client, client_secret }.
    */
   cli.createClient = (o) => {
@@ -150,6 +153,8 @@ function makeCli(dir, env) {
     if (o.logoutRevokesOfflineTokens) args.push('--logout-revokes-offline-tokens');
     if (o.defaultMaxAge !== undefined) args.push('--default-max-age', String(o.defaultMaxAge));
     if (o.sessionRefreshTokens) args.push('--session-refresh-tokens');
+    if (o.requireMfa) args.push('--require-mfa');
+    if (o.requirePasskey) args.push('--require-passkey');
     if (o.jwks) {
       const file = join(dir, `${o.id}.jwks.json`);
       writeFileSync(file, JSON.stringify(o.jwks));

@@ -27,6 +27,15 @@ fn tenant() -> TenantId {
     TenantId::default_tenant()
 }
 
+/// What the user knows themselves by: their username, or with `identifier = "email"` (where
+/// the username is generated and never shown) their email address.
+pub(crate) fn known_as(state: &AppState, user: &User) -> String {
+    match (&user.email, state.config.registration.identifier) {
+        (Some(email), crate::config::Identifier::Email) => email.to_string(),
+        _ => user.username.to_string(),
+    }
+}
+
 /// Sign in first, then come back to the security page.
 pub(crate) fn sign_in_first(state: &AppState) -> Response {
     Redirect::to(&format!("{}/login?return_to=security", base(state))).into_response()
@@ -148,7 +157,7 @@ async fn render(
         StatusCode::OK,
         "security.html",
         minijinja::context! {
-            title => "Security", base => base(state), csrf, username => user.username.as_str(),
+            title => "Security", base => base(state), csrf, username => known_as(state, user),
             passkeys => rows, passkeys_available => state.passkeys.available(),
             has_password => user.has_password, passwords => state.config.login.passwords,
             password_removable => user.has_password && !passkeys.is_empty(),

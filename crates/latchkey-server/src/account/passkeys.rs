@@ -52,9 +52,10 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged");
     };
     let existing = state.store.passkeys(&tenant(), &user.sub).await.unwrap_or_default();
-    let display = user.name.as_ref().map_or_else(|| user.username.to_string(), |n| n.as_str().to_owned());
+    let shown = super::known_as(&state, &user);
+    let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
     let (options, registration) =
-        match state.passkeys.start_registration(handle, user.username.as_str(), &display, &existing) {
+        match state.passkeys.start_registration(handle, &shown, &display, &existing) {
             Ok(o) => o,
             Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         };

@@ -86,7 +86,8 @@ async fn render(state: &AppState, headers: &HeaderMap, status: StatusCode, error
         return failure(state, "cannot open the TOTP secret");
     };
     let issuer = state.config.passkeys.rp_name.clone();
-    let qr = match secret.qr_svg(&issuer, user.username.as_str()) {
+    let account = super::known_as(state, &user);
+    let qr = match secret.qr_svg(&issuer, &account) {
         Ok(svg) => svg.find("<svg").map_or(svg.clone(), |at| svg[at..].to_owned()),
         Err(e) => return failure(state, e),
     };
@@ -97,7 +98,7 @@ async fn render(state: &AppState, headers: &HeaderMap, status: StatusCode, error
         minijinja::context! {
             title => "Set up an authenticator app", base => base(state), csrf, error,
             qr => minijinja::Value::from_safe_string(qr), secret => secret.to_base32(),
-            account => user.username.as_str(), issuer,
+            account, issuer,
         },
     );
     if let Some(c) = set_cookie {

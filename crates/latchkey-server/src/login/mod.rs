@@ -131,7 +131,7 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query
         && let Some(s) = sessions::current(&state, &headers).await
         && let Ok(Some(u)) = state.caches.user(&s.sub).await
     {
-        username = u.username.to_string();
+        username = crate::account::known_as(&state, &u);
     }
     render_login(
         &state,
