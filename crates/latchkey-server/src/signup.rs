@@ -193,7 +193,10 @@ pub async fn options(
         email: email.map(|e| e.to_string()),
         name: name.as_str().to_owned(),
         invitation: invitation.map(|h| h.as_str().to_owned()),
-        req: form.req.filter(|r| r.len() <= 64),
+        // A parked authorization request's id (URL-safe base64); anything else is dropped.
+        req: form.req.filter(|r| {
+            !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }),
     };
     match ceremony::put(&state, &headers, Purpose::SignUp, &pending).await {
         Ok(cookie) => {

@@ -164,7 +164,8 @@ async fn render(
             totp => totp.as_ref().map(|t| if t.confirmed { "on" } else { "pending" }).unwrap_or("off"),
             recovery_left, recent => recent(state, session),
             done => message(q.done.as_deref()), error => error_message(q.error.as_deref()),
-            recovered => q.recovered.is_some(), req => q.req.as_deref().filter(|r| r.len() <= 64),
+            recovered => q.recovered.is_some(),
+            req => q.req.as_deref().filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
         },
     );
     if let Some(c) = set_cookie {

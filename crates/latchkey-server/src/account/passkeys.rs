@@ -54,11 +54,10 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
     let existing = state.store.passkeys(&tenant(), &user.sub).await.unwrap_or_default();
     let shown = super::known_as(&state, &user);
     let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
-    let (options, registration) =
-        match state.passkeys.start_registration(handle, &shown, &display, &existing) {
-            Ok(o) => o,
-            Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        };
+    let (options, registration) = match state.passkeys.start_registration(handle, &shown, &display, &existing) {
+        Ok(o) => o,
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     match ceremony::put(&state, &headers, Purpose::PasskeyRegistration, &registration).await {
         Ok(cookie) => {
             let mut response = Json(options).into_response();
