@@ -360,9 +360,9 @@ export async function onLoginPage(page, issuer) {
 
 /** Fills and submits the login form (the page must show it). */
 export async function signIn(page, { username = ADA.username, password = ADA.password } = {}) {
-  await page.getByLabel('Username or email').fill(username);
+  await page.getByLabel('Username', { exact: true }).fill(username);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 /**
@@ -422,7 +422,7 @@ export async function authorizeInBrowser(page, issuer, authorizationUrl, arrived
       if (where === '/login') {
         if (sawLogin) throw new Error(`the login page showed again after signing in: ${await page.content()}`);
         sawLogin = true;
-        await page.getByRole('button', { name: 'Sign in' }).waitFor();
+        await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
         await signIn(page, user);
         await csp.guard(
           page.waitForURL((u) => !onIssuerPage(u, '/login')).catch(async () => {

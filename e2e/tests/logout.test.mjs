@@ -224,7 +224,7 @@ async function expectLoginPage(page, config) {
   await page.goto(app.goTo(url));
   await page.waitForURL((u) => u.pathname === '/login' || u.origin === app.origin);
   assert.equal(await onLoginPage(page, lk.issuer), true, `expected the login page, at ${page.url()}`);
-  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
 }
 
 describe('SSO sessions and OIDC logout', () => {

@@ -341,7 +341,7 @@ describe('openid-client v6', () => {
       await page.goto(req.url.toString());
       await page.waitForURL((u) => u.pathname === '/login');
       assert.equal(await onLoginPage(page, lk.issuer), true);
-      await page.getByRole('button', { name: 'Sign in' }).waitFor();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
     });
   });
 
@@ -386,12 +386,12 @@ describe('openid-client v6', () => {
       assert.equal((await alert.innerText()).trim(), 'The username or password is wrong.');
       assert.equal(await onLoginPage(page, lk.issuer), true);
       assert.equal(rp.hits.length, 0, 'nothing reached the client');
-      assert.equal(await page.getByLabel('Username or email').inputValue(), ADA.username, 'the username is kept');
+      assert.equal(await page.getByLabel('Username', { exact: true }).inputValue(), ADA.username, 'the username is kept');
 
       const csp = watchCsp(page);
       const arrived = rp.next();
       await page.getByLabel('Password').fill(ADA.password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       const callback = new URL((await csp.guard(arrived)).url);
       csp.dispose();
       const tokens = await client.authorizationCodeGrant(config, callback, {

@@ -83,6 +83,10 @@ async fn totp_is_enrolled_then_required_after_the_password_and_each_code_works_o
         let login = rp.start(&server, &other.browser, "openid", &[]).await;
         let after_password = password_sign_in(&other, login.trim_start_matches(&other.issuer), "ada", PASSWORD).await;
         assert_eq!(other.location(&after_password), other.url("/login/second-factor"), "{backend}");
+        // Its forms end at the client (no consent for a first-party client): CSP allows it.
+        let page = other.browser.get(&other.url("/login/second-factor")).await;
+        let csp = page.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("form-action 'self' https://app.example.com"), "{backend}: {csp}");
         let wrong = second_factor(&other, "totp", "123456").await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{backend}");
         let code = totp_now(&server, &secret);

@@ -45,6 +45,13 @@ async fn render(
     if let Some(c) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
+    // Both forms end (after 303s) at the client's redirect URI when no consent page comes
+    // between: the page must allow that origin as a form target, as the login page does.
+    if let Some(req) = &pending.req
+        && let Some((request, _)) = crate::oauth::authorize::load_pending(state, headers, req).await
+    {
+        super::allow_form_redirect(&mut response, Some(&request.redirect_uri));
+    }
     response
 }
 
