@@ -7,10 +7,10 @@
 //! recovery codes and the use of the invitation are stored in one transaction; the ten
 //! recovery codes are shown once, on the page that answers the final POST.
 
+use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::response::Response;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{DisplayName, Email, Factor, Factors, ProfileClaims, SubjectId, TenantId, Username};
 use latchkey_store::{Actor, NewAccount, NewUser, StoreError};
@@ -199,13 +199,7 @@ pub async fn options(
         }),
     };
     match ceremony::put(&state, &headers, Purpose::SignUp, &pending).await {
-        Ok(cookie) => {
-            let mut response = Json(options).into_response();
-            if let Some(c) = cookie {
-                response.headers_mut().append(header::SET_COOKIE, c);
-            }
-            response
-        }
+        Ok(cookie) => crate::passkeys::sign_in::options_response(options, cookie),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }

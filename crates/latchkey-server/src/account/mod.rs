@@ -59,6 +59,18 @@ pub(crate) async fn recent_session(state: &AppState, headers: &HeaderMap) -> Res
     }
 }
 
+/// A security-page form: its CSRF token checked, then a recent sign-in required.
+pub(crate) async fn recent_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf_token: Option<&str>,
+) -> Result<(BrowserSession, User), Response> {
+    if !csrf::verify(state, headers, csrf_token) {
+        return Err(csrf::expired_form(state));
+    }
+    recent_session(state, headers).await
+}
+
 pub(crate) fn failure(state: &AppState, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "account change failed");
     state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)

@@ -1,7 +1,7 @@
 //! Adding, naming and removing passkeys on the security page.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use latchkey_store::{Actor, StoreError};
@@ -59,13 +59,7 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     match ceremony::put(&state, &headers, Purpose::PasskeyRegistration, &registration).await {
-        Ok(cookie) => {
-            let mut response = Json(options).into_response();
-            if let Some(c) = cookie {
-                response.headers_mut().append(header::SET_COOKIE, c);
-            }
-            response
-        }
+        Ok(cookie) => crate::passkeys::sign_in::options_response(options, cookie),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
@@ -78,10 +72,7 @@ pub struct AddForm {
 }
 
 pub async fn add(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<AddForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
-    let (session, user) = match recent_session(&state, &headers).await {
+    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -136,10 +127,7 @@ pub async fn rename(State(state): State<AppState>, headers: HeaderMap, Form(form
 }
 
 pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PasskeyForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
-    let (session, user) = match recent_session(&state, &headers).await {
+    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };

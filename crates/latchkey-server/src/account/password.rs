@@ -7,9 +7,8 @@ use axum::response::Response;
 use latchkey_store::{Actor, StoreError};
 use serde::Deserialize;
 
-use super::{back, end_other_sessions, failure, recent_session, redirect_error, tenant};
+use super::{back, end_other_sessions, failure, redirect_error, tenant};
 use crate::app::AppState;
-use crate::login::csrf;
 
 pub const MIN_LENGTH: usize = 8;
 pub const MAX_LENGTH: usize = 1024;
@@ -22,13 +21,10 @@ pub struct PasswordForm {
 }
 
 pub async fn set(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PasswordForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
     if !state.config.login.passwords {
         return state.pages.render(StatusCode::BAD_REQUEST, "Passwords are turned off here.", None);
     }
-    let (session, user) = match recent_session(&state, &headers).await {
+    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -67,10 +63,7 @@ pub struct CsrfForm {
 }
 
 pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
-    let (session, user) = match recent_session(&state, &headers).await {
+    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };

@@ -10,9 +10,8 @@ use latchkey_core::domain::SubjectId;
 use latchkey_store::Actor;
 use serde::Deserialize;
 
-use super::{base, failure, recent_session, tenant};
+use super::{base, failure, tenant};
 use crate::app::AppState;
-use crate::login::csrf;
 
 /// Fresh codes and their hashes.
 pub fn generate(state: &AppState) -> (Vec<String>, Vec<TokenHash>) {
@@ -55,10 +54,7 @@ pub struct CsrfForm {
 }
 
 pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
-    let (session, user) = match recent_session(&state, &headers).await {
+    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };

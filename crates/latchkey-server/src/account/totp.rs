@@ -52,10 +52,7 @@ pub struct CsrfForm {
 
 /// Starts (or restarts) enrolment with a fresh secret, then shows it.
 pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
-    let (_, user) = match recent_session(&state, &headers).await {
+    let (_, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -115,10 +112,7 @@ pub struct ConfirmForm {
 }
 
 pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ConfirmForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
-    let (session, user) = match recent_session(&state, &headers).await {
+    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -152,10 +146,7 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(for
 }
 
 pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
-    }
-    let (session, user) = match recent_session(&state, &headers).await {
+    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };

@@ -35,6 +35,16 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
+/// Options for the page's script, with the ceremony cookie when the browser had none.
+pub fn options_response(options: serde_json::Value, cookie: Option<axum::http::HeaderValue>) -> Response {
+    let mut response = Json(options).into_response();
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
+}
+
 pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<OptionsForm>) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
         return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
@@ -77,14 +87,7 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     match ceremony::put(&state, &headers, Purpose::PasskeySignIn, &challenge).await {
-        Ok(cookie) => {
-            let mut response = Json(options).into_response();
-            if let Some(c) = cookie {
-                response.headers_mut().append(header::SET_COOKIE, c);
-            }
-            response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-            response
-        }
+        Ok(cookie) => options_response(options, cookie),
         Err(e) => {
             tracing::error!(error = %e, "cannot keep the passkey challenge");
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
