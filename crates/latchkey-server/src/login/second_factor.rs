@@ -24,13 +24,18 @@ fn expired(state: &AppState) -> Response {
     )
 }
 
-async fn render(
+/// Puts the pending sign-in back (it was taken to be read) and shows the page.
+async fn keep_and_render(
     state: &AppState,
     headers: &HeaderMap,
     pending: &Pending,
     status: StatusCode,
     error: Option<&str>,
 ) -> Response {
+    if let Err(e) = ceremony::put(state, headers, Purpose::SecondFactor, pending).await {
+        tracing::error!(error = %e, "cannot keep the pending sign-in");
+        return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+    }
     let Some(sub) = pending.subject() else { return expired(state) };
     let (passkeys, has_totp) = complete::second_factors(state, &sub).await;
     let (csrf, set_cookie) = csrf::token(state, headers);
@@ -53,21 +58,6 @@ async fn render(
         super::allow_form_redirect(&mut response, Some(&request.redirect_uri));
     }
     response
-}
-
-/// Puts the pending sign-in back (it was taken to be read) and shows the page.
-async fn keep_and_render(
-    state: &AppState,
-    headers: &HeaderMap,
-    pending: &Pending,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Response {
-    if let Err(e) = ceremony::put(state, headers, Purpose::SecondFactor, pending).await {
-        tracing::error!(error = %e, "cannot keep the pending sign-in");
-        return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
-    }
-    render(state, headers, pending, status, error).await
 }
 
 pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -110,25 +110,7 @@ macro_rules! impl_factor_store {
                     }
                 }
                 let user = &account.user;
-                let profile = serde_json::to_string(&user.profile)
-                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
-                sqlx::query(
-                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10)",
-                )
-                .bind(tenant.as_str())
-                .bind(user.sub.as_str())
-                .bind(user.username.as_str())
-                .bind(user.email.as_ref().map(|e| e.as_str()))
-                .bind(user.email_verified)
-                .bind(user.name.as_ref().map(|n| n.as_str()))
-                .bind(profile)
-                .bind(user.password_hash.as_deref())
-                .bind(now)
-                .bind(&account.webauthn_user_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
+                self.insert_user(&mut tx, tenant, user, Some(&account.webauthn_user_id)).await?;
                 self.insert_passkey(&mut tx, tenant, &user.sub, &account.passkey).await?;
                 self.insert_recovery_codes(&mut tx, tenant, &user.sub, &account.recovery_code_hashes).await?;
                 audit!(self, tx, tenant, actor, "user.signed_up", user.sub.as_str(),

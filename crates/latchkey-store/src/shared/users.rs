@@ -9,6 +9,36 @@ macro_rules! impl_user_store {
                 }
             }
 
+            /// Inserts a user row (a taken username or verified email is a `Conflict`).
+            async fn insert_user(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                user: &NewUser,
+                webauthn_user_id: Option<&str>,
+            ) -> StoreResult<()> {
+                let profile = serde_json::to_string(&user.profile)
+                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                sqlx::query(
+                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10)",
+                )
+                .bind(tenant.as_str())
+                .bind(user.sub.as_str())
+                .bind(user.username.as_str())
+                .bind(user.email.as_ref().map(|e| e.as_str()))
+                .bind(user.email_verified)
+                .bind(user.name.as_ref().map(|n| n.as_str()))
+                .bind(profile)
+                .bind(user.password_hash.as_deref())
+                .bind(self.now())
+                .bind(webauthn_user_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
+                Ok(())
+            }
+
             async fn fetch_user(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,
@@ -28,25 +58,7 @@ macro_rules! impl_user_store {
         impl $crate::UserStore for $store {
             async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User> {
                 let mut tx = self.begin_write().await?;
-                let now = self.now();
-                let profile = serde_json::to_string(&user.profile)
-                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
-                sqlx::query(
-                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9)",
-                )
-                .bind(tenant.as_str())
-                .bind(user.sub.as_str())
-                .bind(user.username.as_str())
-                .bind(user.email.as_ref().map(|e| e.as_str()))
-                .bind(user.email_verified)
-                .bind(user.name.as_ref().map(|n| n.as_str()))
-                .bind(profile)
-                .bind(user.password_hash.as_deref())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
+                self.insert_user(&mut tx, tenant, &user, None).await?;
                 audit!(self, tx, tenant, actor, "user.created", user.sub.as_str(),
                     serde_json::json!({"username": user.username.as_str()}));
                 let created = Self::fetch_user(&mut tx, tenant, &user.sub).await?;
