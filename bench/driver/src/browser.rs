@@ -105,6 +105,9 @@ pub struct Form {
     pub fields: Vec<Field>,
     /// Submit buttons that carry a value: (name, value).
     pub buttons: Vec<(String, String)>,
+    /// It has a submit control, so a browser without script can send it (a passkey form,
+    /// whose button only runs the page's script, has none).
+    pub submittable: bool,
 }
 
 impl Form {
@@ -141,7 +144,7 @@ impl Form {
     }
 }
 
-/// The first `<form method="post">` of a page.
+/// The first `<form method="post">` of a page that a browser without script can submit.
 pub fn post_form(html: &str) -> Option<Form> {
     let mut rest = html;
     while let Some(at) = find_tag(rest, "form") {
@@ -149,15 +152,16 @@ pub fn post_form(html: &str) -> Option<Form> {
         let end = after.find("</form").unwrap_or(after.len());
         let inner = &after[..end];
         rest = &after[end..];
-        if attr(&attrs, "method").is_some_and(|m| m.eq_ignore_ascii_case("post")) {
-            return Some(Form { action: attr(&attrs, "action").unwrap_or_default(), ..controls(inner) });
+        let form = Form { action: attr(&attrs, "action").unwrap_or_default(), ..controls(inner) };
+        if attr(&attrs, "method").is_some_and(|m| m.eq_ignore_ascii_case("post")) && form.submittable {
+            return Some(form);
         }
     }
     None
 }
 
 fn controls(html: &str) -> Form {
-    let mut form = Form { action: String::new(), fields: Vec::new(), buttons: Vec::new() };
+    let mut form = Form { action: String::new(), fields: Vec::new(), buttons: Vec::new(), submittable: false };
     let mut rest = html;
     loop {
         let input = find_tag(rest, "input");
@@ -170,6 +174,9 @@ fn controls(html: &str) -> Form {
         };
         let Some((attrs, after)) = tag_attributes(&rest[at..]) else { break };
         rest = after;
+        let default_kind = if is_input { "text" } else { "submit" };
+        let submits = attr(&attrs, "type").unwrap_or_else(|| default_kind.into()).to_ascii_lowercase();
+        form.submittable |= matches!(submits.as_str(), "submit" | "image");
         let Some(name) = attr(&attrs, "name") else { continue };
         let value = attr(&attrs, "value").unwrap_or_default();
         let kind = attr(&attrs, "type").unwrap_or_else(|| if is_input { "text".into() } else { "submit".into() });
@@ -298,6 +305,8 @@ mod tests {
     use super::*;
 
     const LOGIN: &str = r#"<html><body><form method="get" action="/search"><input name="q"></form>
+<form method="post" action="/login/passkey"><input type="hidden" name="credential" value="">
+  <button type="button" id="passkey-button">Sign in with a passkey</button></form>
 <form method="post" action="/login">
   <input type="hidden" name="csrf" value="a&amp;b&#x2f;c">
   <input type="hidden" name="req" value='r1'>
