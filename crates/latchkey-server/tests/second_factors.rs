@@ -287,3 +287,65 @@ async fn password_sign_in_can_be_turned_off() {
     let refused = password_sign_in(&b, "/login", "ada", PASSWORD).await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn security_and_second_step_endpoints_answer_bad_input_with_an_error() {
+    for db in all_backends().await {
+        let backend = db.backend;
+        let server = ok(TestServer::try_start(db, frozen(), |_| {}).await, "start");
+        server.create_user("ada", PASSWORD).await;
+        let b = PasskeyBrowser::new(&server);
+        // Nobody signed in: the security page and its JSON endpoint ask for a sign-in.
+        assert_eq!(b.page("/account/security").await.0, StatusCode::SEE_OTHER, "{backend}");
+        let (_, _, csrf) = b.page("/login").await;
+        let (status, body) = b.options("/account/passkeys/options", &[("csrf", &csrf)]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{backend}: {body}");
+        assert!(body["reauthenticate"].as_str().is_some_and(|u| u.ends_with("/login?return_to=security")), "{backend}");
+        // No pending sign-in: the second step is an error page, whatever is posted.
+        assert_eq!(b.page("/login/second-factor").await.0, StatusCode::BAD_REQUEST, "{backend}");
+        let orphan = b
+            .browser
+            .post_form(&b.url("/login/second-factor"), &[("csrf", &csrf), ("method", "totp"), ("code", "123456")])
+            .await;
+        assert_eq!(orphan.status(), StatusCode::BAD_REQUEST, "{backend}");
+        let forged = b.browser.post_form(&b.url("/login/recovery"), &[("username", "ada"), ("code", "x")]).await;
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{backend}: no CSRF token");
+
+        password_sign_in(&b, "/login", "ada", PASSWORD).await;
+        let secret = enrol_totp(&server, &b).await;
+        // A second enrolment while one is on is refused; confirming with nothing pending
+        // just goes back to the page.
+        assert_eq!(b.security_post("/account/totp/start", &[]).await.status(), StatusCode::CONFLICT, "{backend}");
+        let (_, _, csrf) = b.page("/account/security").await;
+        let nothing = b.browser.post_form(&b.url("/account/totp/confirm"), &[("csrf", &csrf), ("code", "1")]).await;
+        assert_eq!(b.location(&nothing), b.url("/account/security"), "{backend}");
+        // Passkey names and ids are checked; a registration needs its options first.
+        let long = "x".repeat(65);
+        for (id, name, error) in
+            [("k", "", "bad_name"), ("k", long.as_str(), "bad_name"), ("unknown", "Phone", "not_found")]
+        {
+            let renamed = b.security_post("/account/passkeys/rename", &[("id", id), ("name", name)]).await;
+            assert_eq!(b.location(&renamed), b.url(&format!("/account/security?error={error}")), "{backend}: {name:?}");
+        }
+        let unasked = b.security_post("/account/passkeys", &[("credential", "{}"), ("name", "Phone")]).await;
+        assert_eq!(unasked.status(), StatusCode::BAD_REQUEST, "{backend}: no registration was started");
+        let (_, _, csrf) = b.page("/account/security").await;
+        let (status, _) = b.options("/account/passkeys/options", &[("csrf", &csrf)]).await;
+        assert_eq!(status, StatusCode::OK, "{backend}");
+        let junk = b
+            .browser
+            .post_form(&b.url("/account/passkeys"), &[("csrf", &csrf), ("credential", "{junk"), ("name", "Phone")])
+            .await;
+        assert_eq!(junk.status(), StatusCode::BAD_REQUEST, "{backend}: a malformed credential");
+        let forged = b.browser.post_form(&b.url("/account/recovery-codes"), &[("csrf", "forged")]).await;
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{backend}: forged CSRF token");
+
+        // The second step refuses an unknown method and keeps the pending sign-in.
+        server.clock.advance(Duration::from_secs(30));
+        let other = PasskeyBrowser::new(&server);
+        password_sign_in(&other, "/login", "ada", PASSWORD).await;
+        assert_eq!(second_factor(&other, "sms", "1").await.status(), StatusCode::BAD_REQUEST, "{backend}");
+        let done = second_factor(&other, "totp", &totp_now(&server, &secret)).await;
+        assert_eq!(other.location(&done), other.url("/login/done"), "{backend}: still pending after bad input");
+    }
+}
