@@ -20,6 +20,16 @@ pub struct NewCode {
     pub client_id: ClientId,
     pub grant_data: String,
     pub expires_at: UnixTime,
+    /// The browser session the code was issued in: stored with the code, in the same
+    /// commit, is that this session signed into the client (what logout notifies).
+    pub session: Option<CodeSession>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeSession {
+    pub sid: String,
+    /// The client has a back-channel logout URI.
+    pub backchannel: bool,
 }
 
 /// What redeeming a code found.
@@ -97,8 +107,8 @@ pub struct Revocation {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct RefreshRow {
-    family_id: String,
-    grant_id: String,
+    pub(crate) family_id: String,
+    pub(crate) grant_id: String,
     client_id: String,
     sub: String,
     grant_data: String,
@@ -106,7 +116,7 @@ pub(crate) struct RefreshRow {
     expires_at: i64,
     rotated_at: Option<i64>,
     revoked_at: Option<i64>,
-    sid: Option<String>,
+    pub(crate) sid: Option<String>,
     ends_with_session: bool,
 }
 

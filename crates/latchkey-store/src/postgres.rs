@@ -17,6 +17,9 @@ use crate::oauth_model::*;
 use crate::session_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult, redact_url};
 
+/// A pooled connection idle this long is pinged before use (see `connect`).
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 pub struct PostgresStore {
     pool: PgPool,
     url: String,
@@ -28,6 +31,18 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
+            // A round trip before every statement cost as much PostgreSQL CPU as the
+            // statement itself under load; a connection back from work a moment ago is
+            // alive, one that sat idle (the server may have restarted) is still checked.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await
             .map_err(|e| StoreError::Invalid(format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url))))?;
@@ -44,6 +59,70 @@ impl PostgresStore {
 
     fn now(&self) -> i64 {
         self.clock.now().secs()
+    }
+
+    /// A live refresh token marked rotated and its successor (same family, grant and
+    /// session) stored, in one statement: one round trip and one commit, where a transaction
+    /// takes four. Nothing happens when the token is not live.
+    async fn rotate_live(
+        &self,
+        tenant: &TenantId,
+        old: &TokenHash,
+        new: &NewRefreshToken,
+        now: UnixTime,
+    ) -> StoreResult<Option<RefreshRow>> {
+        let row = sqlx::query_as(
+            "WITH old AS (
+                 UPDATE refresh_tokens SET rotated_at = $3
+                 WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+                 RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session
+             ), successor AS (
+                 INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
+                     expires_at, sid, ends_with_session)
+                 SELECT $1, $4, family_id, grant_id, $5, $6, $7, $3, $8, sid, $9 FROM old
+             )
+             SELECT * FROM old",
+        )
+        .bind(tenant.as_str())
+        .bind(old.as_str())
+        .bind(now.secs())
+        .bind(new.token_hash.as_str())
+        .bind(new.client_id.as_str())
+        .bind(&new.sub)
+        .bind(&new.grant_data)
+        .bind(new.expires_at.secs())
+        .bind(new.ends_with_session)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    /// A code and, with a session, the session's record of the client: one statement, so
+    /// one round trip and one commit.
+    async fn insert_code_and_session_client(&self, tenant: &TenantId, c: &NewCode, now: UnixTime) -> StoreResult<()> {
+        let Some(session) = &c.session else {
+            let mut conn = self.pool.acquire().await?;
+            return Self::insert_code_row(&mut conn, tenant, c, now.secs()).await;
+        };
+        sqlx::query(concat!(
+            "WITH code AS (
+                 INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at)
+                 VALUES ($1, $6, $7, $3, $8, $5, $9)
+             ) ",
+            record_session_client_sql!()
+        ))
+        .bind(tenant.as_str())
+        .bind(&session.sid)
+        .bind(c.client_id.as_str())
+        .bind(session.backchannel)
+        .bind(now.secs())
+        .bind(c.code_hash.as_str())
+        .bind(&c.grant_id)
+        .bind(&c.grant_data)
+        .bind(c.expires_at.secs())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Delivered to every listening node when the surrounding transaction commits.

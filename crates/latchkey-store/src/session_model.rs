@@ -166,3 +166,17 @@ impl TryFrom<DeliveryRow> for LogoutDelivery {
         })
     }
 }
+
+/// Records that a session signed into a client ($1 tenant, $2 sid, $3 client id,
+/// $4 back-channel, $5 now); again later, only the time and the back-channel flag change.
+/// A macro so that a backend can put it in a larger statement with `concat!`.
+macro_rules! record_session_client_sql {
+    () => {
+        "INSERT INTO session_clients (tenant_id, sid, client_id, backchannel, first_at, last_at)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (tenant_id, sid, client_id) DO UPDATE SET backchannel = excluded.backchannel, last_at = excluded.last_at"
+    };
+}
+pub(crate) use record_session_client_sql;
+
+pub(crate) const RECORD_SESSION_CLIENT: &str = record_session_client_sql!();

@@ -251,3 +251,152 @@ async fn a_client_that_gains_a_backchannel_uri_hears_of_sessions_it_signed_into_
         assert_eq!(queued.iter().map(|d| d.client_id.as_str()).collect::<Vec<_>>(), ["notes"], "{b}");
     }
 }
+
+#[tokio::test]
+async fn a_code_issued_in_a_session_is_stored_with_the_clients_membership_and_redeems_once() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        f.session("s1", &[]).await;
+        let code = |hash: &str, session: Option<CodeSession>| NewCode {
+            code_hash: TokenHash::from_stored(hash.to_owned()),
+            grant_id: format!("grant-{hash}"),
+            client_id: ok(ClientId::parse("notes"), "client"),
+            grant_data: "{}".into(),
+            expires_at: f.clock.now().plus(Duration::from_secs(60)),
+            session,
+        };
+        let in_session = code("in-session", Some(CodeSession { sid: "s1".into(), backchannel: true }));
+        ok(f.store.insert_code(&tenant(), &in_session).await, "code");
+        // Issued again in the same session: the membership is updated, not duplicated.
+        ok(
+            f.store
+                .insert_code(&tenant(), &code("again", Some(CodeSession { sid: "s1".into(), backchannel: true })))
+                .await,
+            "code",
+        );
+        ok(f.store.insert_code(&tenant(), &code("no-session", None)).await, "code");
+
+        let now = f.clock.now();
+        let hash = TokenHash::from_stored("in-session".into());
+        let first = ok(f.store.redeem_code(&tenant(), &hash, now).await, "redeem");
+        assert!(
+            matches!(&first, CodeRedemption::Redeemed { grant_id, client_id, .. } if grant_id == "grant-in-session" && client_id == "notes"),
+            "{b}: {first:?}"
+        );
+        let second = ok(f.store.redeem_code(&tenant(), &hash, now).await, "redeem again");
+        assert!(matches!(&second, CodeRedemption::Replayed { grant_id, .. } if grant_id == "grant-in-session"), "{b}");
+        let plain =
+            ok(f.store.redeem_code(&tenant(), &TokenHash::from_stored("no-session".into()), now).await, "plain");
+        assert!(matches!(plain, CodeRedemption::Redeemed { .. }), "{b}: a code without a session redeems too");
+
+        let ended = ok(
+            f.store
+                .end_browser_sessions(&tenant(), &SessionSelector::Sid("s1".into()), &f.end(false), &Actor::Cli)
+                .await,
+            "end",
+        );
+        let clients: Vec<&Vec<String>> = ended.sessions.iter().map(|s| &s.clients).collect();
+        assert_eq!(clients, [&vec!["notes".to_owned()]], "{b}: the session signed into notes, once");
+        assert_eq!(ok(f.store.logout_deliveries(&tenant(), &f.ada).await, "queue").len(), 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn rotating_a_refresh_token_keeps_its_family_and_a_reused_one_revokes_the_family() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        let grace = Duration::from_secs(10);
+        f.refresh("first", "s1", false).await;
+        let successor = |hash: &str| NewRefreshToken {
+            token_hash: TokenHash::from_stored(hash.to_owned()),
+            family_id: "not-this-family".into(),
+            grant_id: "not-this-grant".into(),
+            client_id: ok(ClientId::parse("notes"), "client"),
+            sub: f.ada.to_string(),
+            grant_data: r#"{"scope":"openid"}"#.into(),
+            expires_at: f.clock.now().plus(24 * HOUR),
+            sid: None,
+            ends_with_session: true,
+        };
+        let first = TokenHash::from_stored("first".into());
+        let rotated = ok(
+            f.store.rotate_refresh_token(&tenant(), &first, successor("second"), f.clock.now(), grace).await,
+            "rotate",
+        );
+        let RefreshRotation::Rotated(old) = rotated else { panic!("{b}: {rotated:?}") };
+        assert_eq!((old.family_id.as_str(), old.grant_id.as_str()), ("family-first", "grant-first"), "{b}");
+        let second = ok(f.store.refresh_token(&tenant(), &TokenHash::from_stored("second".into())).await, "read");
+        let second = second.unwrap_or_else(|| panic!("{b}: the successor is stored"));
+        assert_eq!(
+            (second.family_id.as_str(), second.grant_id.as_str(), second.sid.as_deref(), second.grant_data.as_str()),
+            ("family-first", "grant-first", Some("s1"), r#"{"scope":"openid"}"#),
+            "{b}: family, grant and session carried over; the rest is the new token's"
+        );
+        assert!(second.ends_with_session && second.rotated_at.is_none(), "{b}");
+
+        let again = ok(
+            f.store.rotate_refresh_token(&tenant(), &first, successor("third"), f.clock.now(), grace).await,
+            "again",
+        );
+        assert_eq!(again, RefreshRotation::ConcurrentUse, "{b}: a duplicate within the grace");
+        f.clock.advance(grace + Duration::from_secs(1));
+        let reused = ok(
+            f.store.rotate_refresh_token(&tenant(), &first, successor("fourth"), f.clock.now(), grace).await,
+            "reuse",
+        );
+        assert_eq!(
+            reused,
+            RefreshRotation::Reused { family_id: "family-first".into(), grant_id: "grant-first".into() },
+            "{b}"
+        );
+        assert!(f.revoked("second").await, "{b}: the whole family is revoked");
+        for hash in ["third", "fourth"] {
+            let stored = ok(f.store.refresh_token(&tenant(), &TokenHash::from_stored(hash.into())).await, "read");
+            assert!(stored.is_none(), "{b}: no successor was stored for a refused use ({hash})");
+        }
+        let revoked = ok(
+            f.store
+                .rotate_refresh_token(
+                    &tenant(),
+                    &TokenHash::from_stored("second".into()),
+                    successor("fifth"),
+                    f.clock.now(),
+                    grace,
+                )
+                .await,
+            "revoked",
+        );
+        assert_eq!(revoked, RefreshRotation::Revoked, "{b}");
+        let unknown = ok(
+            f.store
+                .rotate_refresh_token(
+                    &tenant(),
+                    &TokenHash::from_stored("nobody".into()),
+                    successor("sixth"),
+                    f.clock.now(),
+                    grace,
+                )
+                .await,
+            "unknown",
+        );
+        assert_eq!(unknown, RefreshRotation::Unknown, "{b}");
+
+        f.refresh("short", "s1", false).await;
+        f.clock.advance(25 * HOUR);
+        let expired = ok(
+            f.store
+                .rotate_refresh_token(
+                    &tenant(),
+                    &TokenHash::from_stored("short".into()),
+                    successor("seventh"),
+                    f.clock.now(),
+                    grace,
+                )
+                .await,
+            "expired",
+        );
+        assert_eq!(expired, RefreshRotation::Expired, "{b}");
+    }
+}

@@ -606,6 +606,7 @@ pub async fn issue_code(
             client_id,
             grant_data,
             expires_at: state.clock.now().plus(state.config.tokens.authorization_code_lifetime),
+            session: Some(sessions::signed_into(session, client)),
         },
         _ => {
             return fail(
@@ -618,7 +619,6 @@ pub async fn issue_code(
         tracing::error!(error = %e, "cannot store code");
         return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
     }
-    sessions::record_client(state, session, client).await;
     let browser_state = sessions::browser_state(state, &session.sid);
     let session_state = sessions::session_state(&request.client_id, &request.redirect_uri, &browser_state);
     respond(state, &target_of(request), vec![("code".into(), code), ("session_state".into(), session_state)])

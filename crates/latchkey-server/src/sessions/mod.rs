@@ -186,15 +186,11 @@ pub async fn end_this_browser(
     }
 }
 
-/// Records that `session` signed into `client` (after the code is issued).
-pub async fn record_client(state: &AppState, session: &BrowserSession, client: &latchkey_store::Client) {
-    let backchannel = client.session_policy.backchannel_logout_uri.is_some();
-    if let Err(e) = state
-        .store
-        .record_session_client(&tenant(), &session.sid, &client.client_id, backchannel, state.clock.now())
-        .await
-    {
-        tracing::error!(error = %e, "cannot record the session's client");
+/// What the store records with a code: that `session` signed into `client`.
+pub fn signed_into(session: &BrowserSession, client: &latchkey_store::Client) -> latchkey_store::CodeSession {
+    latchkey_store::CodeSession {
+        sid: session.sid.clone(),
+        backchannel: client.session_policy.backchannel_logout_uri.is_some(),
     }
 }
 

@@ -55,20 +55,9 @@ macro_rules! impl_oauth_store {
             }
 
             async fn insert_code(&self, tenant: &TenantId, c: &NewCode) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(tenant.as_str())
-                .bind(c.code_hash.as_str())
-                .bind(&c.grant_id)
-                .bind(c.client_id.as_str())
-                .bind(&c.grant_data)
-                .bind(self.now())
-                .bind(c.expires_at.secs())
-                .execute(self.pool())
-                .await?;
-                Ok(())
+                // The backend's one atomic step: the code and, with a session, the session's
+                // record of the client.
+                self.insert_code_and_session_client(tenant, c, UnixTime::from_secs(self.now())).await
             }
 
             async fn redeem_code(&self, tenant: &TenantId, code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeRedemption> {
@@ -127,31 +116,12 @@ macro_rules! impl_oauth_store {
                 now: UnixTime,
                 grace: std::time::Duration,
             ) -> StoreResult<RefreshRotation> {
-                let mut tx = self.begin_write().await?;
-                let live: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
-                    "UPDATE refresh_tokens SET rotated_at = $3
-                     WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
-                     RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session",
-                )
-                .bind(tenant.as_str())
-                .bind(old.as_str())
-                .bind(now.secs())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = live {
-                    let old_token: StoredRefreshToken = row.into();
-                    // The new token keeps the family, the grant and the session; whether it
-                    // ends with the session is the caller's (the client's setting now).
-                    let new = NewRefreshToken {
-                        family_id: old_token.family_id.clone(),
-                        grant_id: old_token.grant_id.clone(),
-                        sid: old_token.sid.clone(),
-                        ..new
-                    };
-                    Self::insert_refresh(&mut tx, tenant, &new, now.secs()).await?;
-                    tx.commit().await?;
-                    return Ok(RefreshRotation::Rotated(old_token));
+                // The usual case, a live token, is the backend's one atomic step (`rotate_live`):
+                // marked rotated and its successor stored, or nothing.
+                if let Some(row) = self.rotate_live(tenant, old, &new, now).await? {
+                    return Ok(RefreshRotation::Rotated(row.into()));
                 }
+                let mut tx = self.begin_write().await?;
                 let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
                     "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session
                      FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
@@ -335,6 +305,24 @@ macro_rules! impl_oauth_store {
         }
 
         impl $store {
+            async fn insert_code_row(conn: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, c: &NewCode, now: i64)
+                -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(tenant.as_str())
+                .bind(c.code_hash.as_str())
+                .bind(&c.grant_id)
+                .bind(c.client_id.as_str())
+                .bind(&c.grant_data)
+                .bind(now)
+                .bind(c.expires_at.secs())
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
             async fn insert_refresh(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,

@@ -156,10 +156,7 @@ macro_rules! impl_session_store {
 
             async fn record_session_client(&self, tenant: &TenantId, sid: &str, client: &ClientId, backchannel: bool, now: UnixTime)
                 -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO session_clients (tenant_id, sid, client_id, backchannel, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $5)
-                     ON CONFLICT (tenant_id, sid, client_id) DO UPDATE SET backchannel = excluded.backchannel, last_at = excluded.last_at",
-                )
+                sqlx::query($crate::session_model::RECORD_SESSION_CLIENT)
                 .bind(tenant.as_str())
                 .bind(sid)
                 .bind(client.as_str())
