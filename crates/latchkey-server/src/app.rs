@@ -29,8 +29,26 @@ use crate::sessions;
 use crate::templates::Templates;
 use latchkey_core::crypto::TokenHasher;
 
+/// What every request handler shares. Cloned for every request and every middleware that
+/// takes state, so it is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
     /// `server.public_url` without trailing slash: the issuer, byte for byte.
     pub issuer: Arc<str>,
@@ -56,7 +74,7 @@ pub struct AppState {
     pub master_key: latchkey_core::crypto::MasterKey,
 }
 
-impl AppState {
+impl Shared {
     /// `aud` of access tokens when no resource is named: `tokens.default_audience`, else
     /// the issuer (whose UserInfo endpoint accepts them).
     pub fn default_audience(&self) -> String {

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::body::Bytes;
 use latchkey_core::domain::{ClientId, SubjectId, TenantId};
 use latchkey_store::{Change, Client, ScopeDefinition, Store, StoreError, User};
 
@@ -25,6 +26,9 @@ pub struct Caches {
     web_origins: ArcSwap<BTreeSet<String>>,
     /// The scope definitions (discovery, every authorization request, the consent page).
     scopes: ArcSwapOption<Vec<ScopeDefinition>>,
+    /// The serialised discovery document and the scope list it was built from (the rest of
+    /// it is configuration): rebuilt only when the scope list is.
+    discovery: ArcSwapOption<(Arc<Vec<ScopeDefinition>>, Bytes)>,
 }
 
 impl Caches {
@@ -36,6 +40,7 @@ impl Caches {
             users: RwLock::new(HashMap::new()),
             web_origins: ArcSwap::from_pointee(BTreeSet::new()),
             scopes: ArcSwapOption::empty(),
+            discovery: ArcSwapOption::empty(),
         }
     }
 
@@ -71,6 +76,22 @@ impl Caches {
         let loaded = Arc::new(self.store.list_scopes(&self.tenant).await?);
         self.scopes.store(Some(loaded.clone()));
         Ok(loaded)
+    }
+
+    /// The discovery document for this scope list: the one already built from the same list
+    /// (the same `Arc`, held here, so it cannot be freed and its address reused), else
+    /// `render`'s, kept for the next request.
+    pub fn discovery_document<E>(
+        &self,
+        scopes: &Arc<Vec<ScopeDefinition>>,
+        render: impl FnOnce(&[ScopeDefinition]) -> Result<Bytes, E>,
+    ) -> Result<Bytes, E> {
+        if let Some(hit) = self.discovery.load().as_ref().filter(|hit| Arc::ptr_eq(&hit.0, scopes)) {
+            return Ok(hit.1.clone());
+        }
+        let body = render(scopes)?;
+        self.discovery.store(Some(Arc::new((scopes.clone(), body.clone()))));
+        Ok(body)
     }
 
     /// The web origins of every registered client's redirect URIs: the browser apps that

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use axum::body::Bytes;
 use latchkey_core::crypto::{MasterKey, SigningKeyPair};
 use latchkey_core::domain::{SigningAlg, TenantId};
 use latchkey_core::{Clock, UnixTime};
@@ -36,7 +37,7 @@ pub struct KeyRing {
     /// Verification keys of every published key, by kid, parsed once per reload.
     verifying: HashMap<String, Arc<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>>,
     /// The JWKS document, serialized once per change.
-    jwks: Arc<String>,
+    jwks: Bytes,
     kids: Vec<String>,
 }
 
@@ -73,7 +74,7 @@ impl KeyService {
         let empty = KeyRing {
             active: HashMap::new(),
             verifying: HashMap::new(),
-            jwks: Arc::new(r#"{"keys":[]}"#.into()),
+            jwks: Bytes::from_static(br#"{"keys":[]}"#),
             kids: Vec::new(),
         };
         Self {
@@ -150,7 +151,7 @@ impl KeyService {
             }
         }
         let jwks = serde_json::json!({ "keys": published }).to_string();
-        self.ring.store(Arc::new(KeyRing { active, verifying, jwks: Arc::new(jwks), kids }));
+        self.ring.store(Arc::new(KeyRing { active, verifying, jwks: Bytes::from(jwks), kids }));
         Ok(())
     }
 
@@ -164,7 +165,8 @@ impl KeyService {
         self.ring.load().verifying.get(kid).cloned()
     }
 
-    pub fn jwks_json(&self) -> Arc<String> {
+    /// The published key set, serialised once per reload (a clone is a reference count).
+    pub fn jwks_json(&self) -> Bytes {
         self.ring.load().jwks.clone()
     }
 

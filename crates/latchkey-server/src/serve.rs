@@ -61,14 +61,19 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         config.keys.clone(),
         config.tokens.clone(),
     ));
-    keys.ensure_keys().await.map_err(|e| StartupError::Keys(e.to_string()))?;
-    keys.reload().await.map_err(|e| StartupError::Keys(e.to_string()))?;
     let caches = Arc::new(Caches::new(store.clone()));
-    caches.rebuild_web_origins().await?;
-
-    let changes = store.watch_changes(config.database.change_poll_interval).await?;
     let revocations = Arc::new(Revocations::default());
-    revocations.refresh(store.as_ref(), clock.now()).await?;
+    // The change listener's own connection (PostgreSQL) opens while the keys, origins and
+    // revocations load over the pool's: each new connection costs tens of milliseconds.
+    let (changes, loaded) = tokio::join!(store.watch_changes(config.database.change_poll_interval), async {
+        keys.ensure_keys().await.map_err(|e| StartupError::Keys(e.to_string()))?;
+        keys.reload().await.map_err(|e| StartupError::Keys(e.to_string()))?;
+        caches.rebuild_web_origins().await?;
+        revocations.refresh(store.as_ref(), clock.now()).await?;
+        Ok::<_, StartupError>(())
+    });
+    loaded?;
+    let changes = changes?;
     let mut background = vec![
         spawn_change_listener(caches.clone(), keys.clone(), changes),
         jobs::spawn_key_schedule(store.clone(), keys.clone(), config.keys.check_interval),
@@ -88,7 +93,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         None => None,
     };
     let pages = ErrorPages::load(&config.web, &crate::app::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
-    let state = AppState {
+    let state = AppState::new(crate::app::Shared {
         issuer: Arc::from(issuer.as_str()),
         https: issuer.starts_with("https://"),
         passwords: PasswordHasher::new(config.passwords.policy(), config.passwords.max_concurrent_hashes),
@@ -112,7 +117,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         clock,
         keys,
         caches,
-    };
+    });
     background.push(crate::sessions::backchannel::spawn(state.clone()));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -2,9 +2,10 @@
 //! comes from configuration, never from the Host header; only what Latchkey serves is
 //! advertised, and a test fetches every advertised URL.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::ScopeName;
 use serde::Serialize;
 
@@ -47,15 +48,32 @@ pub struct ProviderMetadata {
     pub claim_types_supported: [&'static str; 1],
 }
 
-pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoResponse {
-    let issuer = state.issuer.to_string();
-    let scopes = match state.caches.scopes().await {
-        Ok(list) => list.iter().map(|s| s.name.to_string()).collect(),
+/// Served from the serialised document the caches keep; built again only when the scope
+/// list changes.
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    let body = match state.caches.scopes().await {
+        Ok(scopes) => state
+            .caches
+            .discovery_document(&scopes, |list| render(&state, list.iter().map(|s| s.name.to_string()).collect())),
         Err(e) => {
             tracing::error!(error = %e, "cannot list scopes for discovery");
-            ScopeName::BUILT_IN.iter().map(|s| (*s).to_owned()).collect()
+            render(&state, ScopeName::BUILT_IN.iter().map(|s| (*s).to_owned()).collect())
         }
     };
+    match body {
+        Ok(body) => {
+            ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")], body)
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise the discovery document");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn render(state: &AppState, scopes: Vec<String>) -> Result<Bytes, serde_json::Error> {
+    let issuer = state.issuer.to_string();
     let url = |path: &str| format!("{issuer}{path}");
     let doc = ProviderMetadata {
         authorization_endpoint: url("/authorize"),
@@ -98,5 +116,5 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
         claim_types_supported: ["normal"],
         issuer,
     };
-    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(doc))
+    serde_json::to_vec(&doc).map(Bytes::from)
 }

@@ -10,7 +10,7 @@ use crate::app::AppState;
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let body = state.keys.jwks_json();
     let max_age = format!("public, max-age={}", state.config.keys.jwks_cache_lifetime.as_secs());
-    let mut response = (*body).clone().into_response();
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
     if let Ok(v) = HeaderValue::from_str(&max_age) {
