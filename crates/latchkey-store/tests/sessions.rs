@@ -302,29 +302,33 @@ async fn a_code_issued_in_a_session_is_stored_with_the_clients_membership_and_re
     }
 }
 
+/// What presenting refresh token `old` finds, offering a successor stored under `new` (with
+/// a family, grant and session of its own, which a rotation must not take).
+async fn rotate(f: &Fixture, old: &str, new: &str) -> RefreshRotation {
+    let successor = NewRefreshToken {
+        token_hash: TokenHash::from_stored(new.to_owned()),
+        family_id: "not-this-family".into(),
+        grant_id: "not-this-grant".into(),
+        client_id: ok(ClientId::parse("notes"), "client"),
+        sub: f.ada.to_string(),
+        grant_data: r#"{"scope":"openid"}"#.into(),
+        expires_at: f.clock.now().plus(24 * HOUR),
+        sid: None,
+        ends_with_session: true,
+    };
+    let old = TokenHash::from_stored(old.to_owned());
+    ok(f.store.rotate_refresh_token(&tenant(), &old, successor, f.clock.now(), REUSE_GRACE).await, "rotate")
+}
+
+const REUSE_GRACE: Duration = Duration::from_secs(10);
+
 #[tokio::test]
 async fn rotating_a_refresh_token_keeps_its_family_and_a_reused_one_revokes_the_family() {
     for db in TestDatabase::all().await {
         let f = fixture(&db).await;
         let b = f.backend;
-        let grace = Duration::from_secs(10);
         f.refresh("first", "s1", false).await;
-        let successor = |hash: &str| NewRefreshToken {
-            token_hash: TokenHash::from_stored(hash.to_owned()),
-            family_id: "not-this-family".into(),
-            grant_id: "not-this-grant".into(),
-            client_id: ok(ClientId::parse("notes"), "client"),
-            sub: f.ada.to_string(),
-            grant_data: r#"{"scope":"openid"}"#.into(),
-            expires_at: f.clock.now().plus(24 * HOUR),
-            sid: None,
-            ends_with_session: true,
-        };
-        let first = TokenHash::from_stored("first".into());
-        let rotated = ok(
-            f.store.rotate_refresh_token(&tenant(), &first, successor("second"), f.clock.now(), grace).await,
-            "rotate",
-        );
+        let rotated = rotate(&f, "first", "second").await;
         let RefreshRotation::Rotated(old) = rotated else { panic!("{b}: {rotated:?}") };
         assert_eq!((old.family_id.as_str(), old.grant_id.as_str()), ("family-first", "grant-first"), "{b}");
         let second = ok(f.store.refresh_token(&tenant(), &TokenHash::from_stored("second".into())).await, "read");
@@ -336,67 +340,21 @@ async fn rotating_a_refresh_token_keeps_its_family_and_a_reused_one_revokes_the_
         );
         assert!(second.ends_with_session && second.rotated_at.is_none(), "{b}");
 
-        let again = ok(
-            f.store.rotate_refresh_token(&tenant(), &first, successor("third"), f.clock.now(), grace).await,
-            "again",
-        );
-        assert_eq!(again, RefreshRotation::ConcurrentUse, "{b}: a duplicate within the grace");
-        f.clock.advance(grace + Duration::from_secs(1));
-        let reused = ok(
-            f.store.rotate_refresh_token(&tenant(), &first, successor("fourth"), f.clock.now(), grace).await,
-            "reuse",
-        );
-        assert_eq!(
-            reused,
-            RefreshRotation::Reused { family_id: "family-first".into(), grant_id: "grant-first".into() },
-            "{b}"
-        );
+        assert_eq!(rotate(&f, "first", "third").await, RefreshRotation::ConcurrentUse, "{b}: within the grace");
+        f.clock.advance(REUSE_GRACE + Duration::from_secs(1));
+        let reused = rotate(&f, "first", "fourth").await;
+        let family = RefreshRotation::Reused { family_id: "family-first".into(), grant_id: "grant-first".into() };
+        assert_eq!(reused, family, "{b}");
         assert!(f.revoked("second").await, "{b}: the whole family is revoked");
         for hash in ["third", "fourth"] {
             let stored = ok(f.store.refresh_token(&tenant(), &TokenHash::from_stored(hash.into())).await, "read");
             assert!(stored.is_none(), "{b}: no successor was stored for a refused use ({hash})");
         }
-        let revoked = ok(
-            f.store
-                .rotate_refresh_token(
-                    &tenant(),
-                    &TokenHash::from_stored("second".into()),
-                    successor("fifth"),
-                    f.clock.now(),
-                    grace,
-                )
-                .await,
-            "revoked",
-        );
-        assert_eq!(revoked, RefreshRotation::Revoked, "{b}");
-        let unknown = ok(
-            f.store
-                .rotate_refresh_token(
-                    &tenant(),
-                    &TokenHash::from_stored("nobody".into()),
-                    successor("sixth"),
-                    f.clock.now(),
-                    grace,
-                )
-                .await,
-            "unknown",
-        );
-        assert_eq!(unknown, RefreshRotation::Unknown, "{b}");
+        assert_eq!(rotate(&f, "second", "fifth").await, RefreshRotation::Revoked, "{b}");
+        assert_eq!(rotate(&f, "nobody", "sixth").await, RefreshRotation::Unknown, "{b}");
 
         f.refresh("short", "s1", false).await;
         f.clock.advance(25 * HOUR);
-        let expired = ok(
-            f.store
-                .rotate_refresh_token(
-                    &tenant(),
-                    &TokenHash::from_stored("short".into()),
-                    successor("seventh"),
-                    f.clock.now(),
-                    grace,
-                )
-                .await,
-            "expired",
-        );
-        assert_eq!(expired, RefreshRotation::Expired, "{b}");
+        assert_eq!(rotate(&f, "short", "seventh").await, RefreshRotation::Expired, "{b}");
     }
 }
