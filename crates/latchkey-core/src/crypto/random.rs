@@ -20,8 +20,24 @@ pub fn token_string<const N: usize>() -> String {
     URL_SAFE_NO_PAD.encode(bytes::<N>())
 }
 
+/// A random identifier that people read, copy and type into commands: `N` random bytes as
+/// lowercase hex. Unlike [`token_string`], it never begins with `-`, which a command line
+/// would take for an option (an invitation id `-bCfdklQ` made `latchkey invite revoke` fail).
+pub fn identifier<const N: usize>() -> String {
+    hex::encode(bytes::<N>())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn identifiers_are_lowercase_hex_of_the_asked_size() {
+        for _ in 0..2_000 {
+            let id = super::identifier::<6>();
+            assert_eq!(id.len(), 12);
+            assert!(id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{id}");
+        }
+    }
+
     #[test]
     fn tokens_are_distinct_and_url_safe() {
         let a = super::token_string::<32>();

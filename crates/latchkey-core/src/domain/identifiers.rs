@@ -102,9 +102,10 @@ impl ClientId {
         Ok(Self(raw.to_owned()))
     }
 
-    /// A fresh random client id (22 URL-safe characters, 128 bits).
+    /// A fresh random client id (32 hex characters, 128 bits): it is typed into commands
+    /// (`latchkey client show <id>`), so it never begins with `-`.
     pub fn generate() -> Self {
-        Self(random::token_string::<16>())
+        Self(random::identifier::<16>())
     }
 }
 
@@ -178,6 +179,16 @@ mod tests {
         assert_ne!(sub, SubjectId::generate());
         let client = ClientId::generate();
         assert_eq!(ClientId::parse(client.as_str()), Ok(client));
+    }
+
+    #[test]
+    fn generated_client_ids_never_look_like_a_command_line_option() {
+        // One in 64 URL-safe base64 ids began with `-`; 2,000 draws would all but surely hit one.
+        for _ in 0..2_000 {
+            let id = ClientId::generate();
+            assert!(!id.as_str().starts_with('-'), "{id:?}");
+            assert_eq!(id.as_str().len(), 32);
+        }
     }
 
     #[test]

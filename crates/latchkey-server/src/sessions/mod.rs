@@ -89,7 +89,7 @@ pub async fn start(
     let secret = random::token_string::<32>();
     let mut session = BrowserSession {
         id_hash: state.token_hasher.hash(SESSION_PURPOSE, &secret),
-        sid: random::token_string::<16>(),
+        sid: random::identifier::<16>(),
         sub: sign_in.sub,
         auth_time: now,
         amr: sign_in.amr,
@@ -110,7 +110,7 @@ pub async fn start(
         None => false,
     };
     if !reauthenticated {
-        session.sid = random::token_string::<16>();
+        session.sid = random::identifier::<16>();
         session.created_at = now;
         end_this_browser(state, headers, "replaced", &actor).await;
         state.store.create_browser_session(&tenant(), &session, &actor).await?;

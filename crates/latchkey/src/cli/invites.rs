@@ -39,7 +39,7 @@ pub async fn run(ctx: Context, command: InviteCommand) -> Result<(), CliError> {
             }
             let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
             let token = random::token_string::<32>();
-            let id = random::token_string::<6>();
+            let id = random::identifier::<6>();
             let hash = f.token_hasher.hash("invitation", &token);
             let expires_at = now.plus(lifetime);
             store.create_invitation(&tenant, &hash, &id, note.as_deref(), expires_at, &Actor::Cli).await?;
