@@ -137,7 +137,9 @@ pub async fn options(
     };
     let now = state.clock.now();
     let window = state.config.login.failure_window;
-    let recent = state.store.login_failures(&tenant(), &signup_ip_key(ip), now, window).await.unwrap_or(0);
+    let key = signup_ip_key(ip);
+    let recent = state.store.login_failures(&tenant(), &[key.as_str()], now, window).await.ok();
+    let recent = recent.and_then(|counts| counts.first().copied()).unwrap_or(0);
     if recent >= i64::from(state.config.login.max_failures_per_ip) {
         return json_error(StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.");
     }

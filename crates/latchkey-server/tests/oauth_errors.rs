@@ -405,6 +405,34 @@ async fn sign_in_does_not_tell_unknown_accounts_apart_and_is_throttled() {
 }
 
 #[tokio::test]
+async fn a_correct_password_clears_the_accounts_failures() {
+    let (server, _) = setup().await;
+    let login = format!("{}/login", server.server.issuer);
+    // Each attempt from a new browser, so a session from the last one changes nothing.
+    let attempt = |password: &'static str| {
+        let (browser, login) = (Browser::new(server.server.addr), login.clone());
+        async move {
+            let page = ok(ok(browser.http.get(&login).send().await, "page").text().await, "html");
+            let csrf = hidden_field(&page, "csrf").unwrap_or_default();
+            browser.post_form(&login, &[("csrf", &csrf), ("username", "ada"), ("password", password)]).await.status()
+        }
+    };
+    for round in 0..3 {
+        for _ in 0..4 {
+            assert_eq!(attempt("wrong").await, StatusCode::UNAUTHORIZED, "round {round}");
+        }
+        // Four failures, not five: the right password still gets in, and starts the count
+        // again (without that, the second round would reach 8 and be throttled).
+        assert_eq!(attempt("correct horse battery").await, StatusCode::SEE_OTHER, "round {round}");
+    }
+    for _ in 0..5 {
+        attempt("wrong").await;
+    }
+    assert_eq!(attempt("correct horse battery").await, StatusCode::TOO_MANY_REQUESTS, "five in a row still throttle");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn consent_is_asked_remembered_and_can_be_denied() {
     let server = TestServer::start(sqlite().await, |_| {}).await;
     server.create_user("ada", "correct horse battery").await;

@@ -235,13 +235,15 @@ pub trait OAuthStore {
         now: UnixTime,
         window: std::time::Duration,
     ) -> StoreResult<i64>;
+    /// The failures counted against each of `keys` within the window, in the order of
+    /// `keys` (0 for a key without failures), read in one statement.
     async fn login_failures(
         &self,
         tenant: &TenantId,
-        key: &str,
+        keys: &[&str],
         now: UnixTime,
         window: std::time::Duration,
-    ) -> StoreResult<i64>;
+    ) -> StoreResult<Vec<i64>>;
     async fn clear_login_failures(&self, tenant: &TenantId, key: &str) -> StoreResult<()>;
 
     /// Deletes expired sessions, requests, codes, refresh tokens, revocations and old

@@ -364,3 +364,37 @@ async fn the_sqlite_file_is_in_wal_mode_so_the_cli_and_server_share_it() {
     let mode: String = ok(sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await, "pragma");
     assert_eq!(mode, "wal");
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_counted_per_key_within_their_window_and_cleared() {
+    for db in TestDatabase::all().await {
+        let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
+        let store = open(&db, &clock).await;
+        let b = db.backend;
+        let window = Duration::from_secs(600);
+        let counts = |keys: &'static [&'static str]| {
+            let (store, now) = (store.clone(), clock.now());
+            async move { ok(store.login_failures(&tenant(), keys, now, window).await, b) }
+        };
+        assert_eq!(counts(&["account:ada", "ip:192.0.2.1"]).await, vec![0, 0]);
+        assert_eq!(counts(&[]).await, Vec::<i64>::new());
+        for expected in 1..=3 {
+            let n = ok(store.record_login_failure(&tenant(), "account:ada", clock.now(), window).await, b);
+            assert_eq!(n, expected, "{b}");
+        }
+        ok(store.record_login_failure(&tenant(), "ip:192.0.2.1", clock.now(), window).await, b);
+        // In the order asked, whatever the order of the rows; a key never seen counts 0.
+        assert_eq!(counts(&["ip:192.0.2.1", "account:bob", "account:ada"]).await, vec![1, 0, 3], "{b}");
+
+        // A window that has passed no longer counts, and the next failure starts again at 1.
+        clock.advance(Duration::from_secs(601));
+        assert_eq!(counts(&["account:ada"]).await, vec![0], "{b}");
+        assert_eq!(ok(store.record_login_failure(&tenant(), "account:ada", clock.now(), window).await, b), 1);
+
+        ok(store.clear_login_failures(&tenant(), "account:ada").await, b);
+        assert_eq!(counts(&["account:ada", "ip:192.0.2.1"]).await, vec![0, 0], "{b}");
+        // Clearing one key leaves the others (the IP's failure, read at its own time).
+        let then = UnixTime::from_secs(1_700_000_000);
+        assert_eq!(ok(store.login_failures(&tenant(), &["ip:192.0.2.1"], then, window).await, b), vec![1], "{b}");
+    }
+}

@@ -245,7 +245,7 @@ pub async fn login_submit(
             view(Some("Signing in with a password is turned off here. Use a passkey.")),
         );
     }
-    let throttle = Throttle::new(format!("account:{login}"), ip);
+    let mut throttle = Throttle::new(format!("account:{login}"), ip);
     if throttle.exceeded(&state).await {
         metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
         let mut response = render_login(

@@ -72,7 +72,7 @@ pub async fn submit(
     }
     let login = form.username.clone().unwrap_or_default().trim().to_lowercase();
     let req = form.req.as_deref();
-    let throttle = Throttle::new(format!("recovery:{login}"), ip);
+    let mut throttle = Throttle::new(format!("recovery:{login}"), ip);
     if throttle.exceeded(&state).await {
         let message = "Too many failed attempts. Please wait a few minutes and try again.";
         let mut response = render(&state, &headers, StatusCode::TOO_MANY_REQUESTS, req, &login, Some(message));

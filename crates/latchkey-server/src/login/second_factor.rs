@@ -88,7 +88,7 @@ pub async fn submit(
         return expired(&state);
     };
     let Some(sub) = pending.subject() else { return expired(&state) };
-    let throttle = Throttle::new(format!("second_factor:{sub}"), ip);
+    let mut throttle = Throttle::new(format!("second_factor:{sub}"), ip);
     if throttle.exceeded(&state).await {
         let message = "Too many wrong codes. Please wait a few minutes and try again.";
         let mut response =

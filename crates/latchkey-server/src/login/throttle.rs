@@ -13,21 +13,33 @@ use crate::app::AppState;
 pub struct Throttle {
     account: String,
     ip: String,
+    /// The account's failures when [`Self::exceeded`] read them; `None` before.
+    account_failures: Option<i64>,
 }
 
 impl Throttle {
     /// `account` names what is guessed at, e.g. `account:ada` or `totp:<sub>`.
     pub fn new(account: String, ip: IpAddr) -> Self {
-        Self { account, ip: format!("ip:{ip}") }
+        Self { account, ip: format!("ip:{ip}"), account_failures: None }
     }
 
     /// Whether this account or IP has failed too often within the window.
-    pub async fn exceeded(&self, state: &AppState) -> bool {
+    pub async fn exceeded(&mut self, state: &AppState) -> bool {
         let tenant = TenantId::default_tenant();
         let now = state.clock.now();
         let login = &state.config.login;
-        let account = state.store.login_failures(&tenant, &self.account, now, login.failure_window).await.unwrap_or(0);
-        let ip = state.store.login_failures(&tenant, &self.ip, now, login.failure_window).await.unwrap_or(0);
+        let keys = [self.account.as_str(), self.ip.as_str()];
+        let counts = match state.store.login_failures(&tenant, &keys, now, login.failure_window).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                // A counter that cannot be read locks no one out; `succeeded` then clears the
+                // account's counter as it would have without the read.
+                tracing::warn!(error = %e, "cannot read the failed-attempt counters");
+                Vec::new()
+            }
+        };
+        self.account_failures = counts.first().copied();
+        let (account, ip) = (counts.first().copied().unwrap_or(0), counts.get(1).copied().unwrap_or(0));
         account >= i64::from(login.max_failures_per_account) || ip >= i64::from(login.max_failures_per_ip)
     }
 
@@ -42,7 +54,12 @@ impl Throttle {
         }
     }
 
+    /// A correct answer clears the account's failures; when there were none at the check,
+    /// there is nothing to clear and no write is made.
     pub async fn succeeded(&self, state: &AppState) {
+        if self.account_failures == Some(0) {
+            return;
+        }
         let _ = state.store.clear_login_failures(&TenantId::default_tenant(), &self.account).await;
     }
 }

@@ -267,16 +267,27 @@ macro_rules! impl_oauth_store {
                 Ok(failures)
             }
 
-            async fn login_failures(&self, tenant: &TenantId, key: &str, now: UnixTime, window: std::time::Duration) -> StoreResult<i64> {
-                let n: Option<i64> = sqlx::query_scalar(
-                    "SELECT failures FROM login_failures WHERE tenant_id = $1 AND throttle_key = $2 AND window_start >= $3",
-                )
-                .bind(tenant.as_str())
-                .bind(key)
-                .bind(now.minus(window).secs())
-                .fetch_optional(self.pool())
-                .await?;
-                Ok(n.unwrap_or(0))
+            async fn login_failures(&self, tenant: &TenantId, keys: &[&str], now: UnixTime, window: std::time::Duration)
+                -> StoreResult<Vec<i64>> {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Only placeholder numbers go into the text; the keys are bound.
+                let placeholders: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "SELECT throttle_key, failures FROM login_failures
+                     WHERE tenant_id = $1 AND window_start >= $2 AND throttle_key IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(now.minus(window).secs());
+                for key in keys {
+                    query = query.bind(*key);
+                }
+                let rows: Vec<(String, i64)> = query.fetch_all(self.pool()).await?;
+                Ok(keys
+                    .iter()
+                    .map(|k| rows.iter().find(|(key, _)| key == k).map_or(0, |(_, n)| *n))
+                    .collect())
             }
 
             async fn clear_login_failures(&self, tenant: &TenantId, key: &str) -> StoreResult<()> {
