@@ -157,7 +157,11 @@ async fn metrics_count_requests_by_route_template_for_allowed_clients_only() {
     let server = TestServer::start(sqlite().await, |_| {}).await;
     server.get("/jwks.json").await;
     server.get("/no-such-path-4711").await;
+    let odd_method = ok(reqwest::Method::from_bytes(b"FOO4711"), "method");
+    ok(server.http.request(odd_method, server.url("/jwks.json")).send().await, "odd method");
     let metrics = ok(server.get("/metrics").await.text().await, "metrics");
+    assert!(!metrics.contains("FOO4711"), "a client's made-up method never becomes a label");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
     assert!(metrics.contains("latchkey_http_requests_total{"), "{metrics}");
     assert!(metrics.contains("route=\"/jwks.json\""), "{metrics}");
     assert!(metrics.contains("route=\"unmatched\""), "unknown paths are one label");
