@@ -71,7 +71,16 @@ impl SqliteStore {
     }
 
     /// A live refresh token marked rotated and its successor (same family, grant and
-    /// session) stored, in one transaction; nothing happens when the token is not live.
+    /// session) stored, in one statement; nothing happens when the token is not live.
+    ///
+    /// SQLite has no data-modifying `WITH`, so the one statement is an upsert: the SELECT
+    /// yields the live token itself (which conflicts on its key, and the conflict marks it
+    /// rotated) and its successor (which is inserted), or no rows. A statement that writes
+    /// takes the write lock before it reads, and SQLite evaluates a SELECT that reads the
+    /// table it inserts into before the first row is written, so both rows come from the
+    /// same live token and two rotations of it cannot both succeed. One statement holds the
+    /// single write lock for one hand-off to the connection's thread, where a transaction
+    /// (BEGIN IMMEDIATE, UPDATE, INSERT, COMMIT) held it for four.
     async fn rotate_live(
         &self,
         tenant: &TenantId,
@@ -79,27 +88,50 @@ impl SqliteStore {
         new: &NewRefreshToken,
         now: UnixTime,
     ) -> StoreResult<Option<RefreshRow>> {
-        let mut tx = self.begin_write().await?;
-        let live: Option<RefreshRow> = sqlx::query_as(
-            "UPDATE refresh_tokens SET rotated_at = $3
+        use sqlx::Row as _;
+        let rows = sqlx::query(
+            "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
+                 expires_at, rotated_at, revoked_at, sid, ends_with_session)
+             SELECT tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
+                 expires_at, $3, NULL, sid, ends_with_session
+             FROM refresh_tokens
              WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
-             RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session",
+             UNION ALL
+             SELECT $1, $4, family_id, grant_id, $5, $6, $7, $3, $8, NULL, NULL, sid, $9
+             FROM refresh_tokens
+             WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+             ON CONFLICT (tenant_id, token_hash) DO UPDATE SET rotated_at = excluded.rotated_at
+                 WHERE refresh_tokens.token_hash = $2
+             RETURNING token_hash, family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at,
+                 revoked_at, sid, ends_with_session",
         )
         .bind(tenant.as_str())
         .bind(old.as_str())
         .bind(now.secs())
-        .fetch_optional(&mut *tx)
+        .bind(new.token_hash.as_str())
+        .bind(new.client_id.as_str())
+        .bind(&new.sub)
+        .bind(&new.grant_data)
+        .bind(new.expires_at.secs())
+        .bind(new.ends_with_session)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = live else { return Ok(None) };
-        let successor = NewRefreshToken {
-            family_id: row.family_id.clone(),
-            grant_id: row.grant_id.clone(),
-            sid: row.sid.clone(),
-            ..new.clone()
-        };
-        Self::insert_refresh(&mut tx, tenant, &successor, now.secs()).await?;
-        tx.commit().await?;
-        Ok(Some(row))
+        let mut rotated = None;
+        let mut successor_stored = false;
+        for row in &rows {
+            let hash: &str = row.try_get("token_hash")?;
+            if hash == old.as_str() {
+                rotated = Some(<RefreshRow as sqlx::FromRow<_>>::from_row(row)?);
+            } else {
+                successor_stored = hash == new.token_hash.as_str();
+            }
+        }
+        match (rotated, successor_stored) {
+            (Some(row), true) => Ok(Some(row)),
+            (None, false) => Ok(None),
+            // Only a successor hash that is already stored gets here (256 random bits).
+            _ => Err(StoreError::Conflict("the new refresh token's hash is already stored".into())),
+        }
     }
 
     /// A code and, with a session, the session's record of the client. Two statements, not

@@ -358,3 +358,44 @@ async fn rotating_a_refresh_token_keeps_its_family_and_a_reused_one_revokes_the_
         assert_eq!(rotate(&f, "short", "seventh").await, RefreshRotation::Expired, "{b}");
     }
 }
+
+/// Many presentations of one live refresh token at once (a client retrying, or a stolen
+/// copy racing the real one): exactly one rotates it and stores a successor, every other
+/// finds it just rotated, on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_of_one_token_rotate_it_once() {
+    const RACERS: usize = 12;
+    for db in TestDatabase::all().await {
+        let f = Arc::new(fixture(&db).await);
+        let b = f.backend;
+        f.refresh("contended", "s1", false).await;
+        let racers: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let f = Arc::clone(&f);
+                tokio::spawn(async move { rotate(&f, "contended", &format!("successor-{i}")).await })
+            })
+            .collect();
+        let mut rotated = 0;
+        for racer in racers {
+            match ok(racer.await, "racer") {
+                RefreshRotation::Rotated(old) => {
+                    assert_eq!(old.family_id, "family-contended", "{b}");
+                    rotated += 1;
+                }
+                RefreshRotation::ConcurrentUse => {}
+                other => panic!("{b}: a racer found {other:?}"),
+            }
+        }
+        assert_eq!(rotated, 1, "{b}: exactly one presentation rotates the token");
+        let mut successors = Vec::new();
+        for i in 0..RACERS {
+            let hash = TokenHash::from_stored(format!("successor-{i}"));
+            if let Some(t) = ok(f.store.refresh_token(&tenant(), &hash).await, "read") {
+                successors.push(t);
+            }
+        }
+        assert_eq!(successors.len(), 1, "{b}: exactly one successor is stored");
+        assert_eq!(successors[0].family_id, "family-contended", "{b}: in the token's family");
+        assert!(successors[0].rotated_at.is_none() && successors[0].revoked_at.is_none(), "{b}: and live");
+    }
+}

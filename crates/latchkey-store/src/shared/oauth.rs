@@ -90,10 +90,10 @@ macro_rules! impl_oauth_store {
             }
 
             async fn insert_refresh_token(&self, tenant: &TenantId, t: &NewRefreshToken) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                Self::insert_refresh(&mut tx, tenant, t, self.now()).await?;
-                tx.commit().await?;
-                Ok(())
+                // One statement is atomic by itself; a transaction around it would hold
+                // SQLite's write lock across three hand-offs instead of one.
+                let mut conn = self.pool().acquire().await?;
+                Self::insert_refresh(&mut conn, tenant, t, self.now()).await
             }
 
             async fn refresh_token(&self, tenant: &TenantId, hash: &TokenHash) -> StoreResult<Option<StoredRefreshToken>> {
