@@ -63,6 +63,8 @@ pub struct Shared {
     pub metrics_token: Option<Arc<String>>,
     pub token_hasher: TokenHasher,
     pub revocations: Arc<Revocations>,
+    /// Access tokens whose signature this node already checked.
+    pub verified_tokens: crate::oauth::verified_tokens::VerifiedTokens,
     pub templates: Arc<Templates>,
     pub client_keys: Arc<crate::oauth::client_keys::ClientKeyCache>,
     pub client_auth_throttle: Arc<crate::oauth::client_auth::ClientAuthThrottle>,

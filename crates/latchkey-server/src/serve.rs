@@ -105,6 +105,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         revocations,
         client_keys: Arc::default(),
         client_auth_throttle: Arc::default(),
+        verified_tokens: Default::default(),
         backchannel: Arc::default(),
         passkeys: Arc::new(crate::passkeys::Passkeys::new(
             &config,

@@ -7,13 +7,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_core::domain::SigningAlg;
+use latchkey_core::domain::{GrantType, SigningAlg};
 use latchkey_core::{Clock, UnixTime};
 use latchkey_server::config::SecretRef;
 use latchkey_server::keys::KeyServiceError;
 use latchkey_server::{Foundation, StartupError};
 use latchkey_store::Actor;
-use support::{TestServer, all_backends, ok, sqlite, test_config};
+use support::{ClientSpec, TestServer, all_backends, ok, sqlite, test_config};
 
 #[tokio::test]
 async fn keys_and_data_survive_a_restart() {
@@ -206,5 +206,53 @@ async fn an_algorithm_removed_from_the_config_retires_and_its_keys_leave_after_t
         ok(keys.run_schedule().await, "schedule");
         assert!(!second.jwks_kids().await.contains(&eddsa_active), "{}: gone after its tokens expired", db.backend);
         second.stop().await;
+    }
+}
+
+/// Introspection skips the signature check for a token it has checked before; what can
+/// change afterwards still counts: its expiry, and its key leaving the published set.
+#[tokio::test]
+async fn a_token_checked_before_is_inactive_once_expired_or_once_its_key_has_left() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+        let server = ok(TestServer::try_start(db.clone(), clock.clone(), |_| {}).await, "start");
+        let spec = ClientSpec { id: "svc", grants: &[GrantType::ClientCredentials], scopes: &[], ..Default::default() };
+        let secret = server.create_client(spec).await.unwrap_or_default();
+        let keys = server.server.state.keys.clone();
+        let signer = ok(keys.active(SigningAlg::Es256).ok_or("no key"), "active");
+        let now = clock.now().secs();
+        let token = |jti: &str, exp: i64| {
+            let claims = serde_json::json!({
+                "iss": server.server.issuer, "sub": "svc", "aud": "svc", "client_id": "svc", "scope": "",
+                "jti": jti, "iat": now, "exp": exp,
+            });
+            ok(signer.sign_jwt("at+jwt", &claims), "sign")
+        };
+        let (short, long) = (token("short", now + 100), token("long", now + 30 * 86_400));
+        let active = |token: String| {
+            let request = server.http.post(server.url("/introspect")).basic_auth("svc", Some(&secret));
+            async move {
+                let response = ok(request.form(&[("token", token)]).send().await, "introspect");
+                assert_eq!(response.status(), reqwest::StatusCode::OK);
+                let body: serde_json::Value = ok(response.json().await, "body");
+                body["active"] == serde_json::Value::Bool(true)
+            }
+        };
+        assert!(active(short.clone()).await && active(long.clone()).await, "{b}: both valid");
+        assert_eq!(server.server.state.verified_tokens.len(), 2, "{b}: both kept after their first check");
+        assert!(active(short.clone()).await, "{b}: still active when presented again");
+
+        clock.advance(Duration::from_secs(101));
+        assert!(!active(short).await, "{b}: expired, though its signature was checked before");
+        assert!(active(long.clone()).await, "{b}");
+
+        // The key that signed `long` retires, and leaves once no token of its own lifetime remains.
+        ok(keys.rotate(SigningAlg::Es256, true, &Actor::Cli).await, "rotate");
+        clock.advance(Duration::from_secs(3_600 + 60 + 1));
+        ok(keys.run_schedule().await, "schedule");
+        assert!(!server.jwks_kids().await.contains(&signer.kid().to_owned()), "{b}: the key has left");
+        assert!(!active(long).await, "{b}: a token checked before is inactive once its key has left");
+        server.stop().await;
     }
 }

@@ -10,6 +10,7 @@ pub mod revocations;
 pub mod revoke;
 pub mod token;
 pub mod tokens;
+pub mod verified_tokens;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

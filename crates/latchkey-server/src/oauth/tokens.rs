@@ -2,6 +2,7 @@
 //! UserInfo, introspection and revocation.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,6 +11,7 @@ use latchkey_core::crypto::random;
 use latchkey_core::domain::SigningAlg;
 use serde::{Deserialize, Serialize};
 
+use super::verified_tokens::Presented;
 use crate::app::AppState;
 
 /// RFC 9068 §2.2 claims, plus `gid` (the grant, so one revocation covers every token
@@ -209,6 +211,21 @@ pub fn verify_jwt(
     typ: &str,
     allow_expired: bool,
 ) -> Result<HashMap<String, serde_json::Value>, VerifyError> {
+    let (_, claims) = verify_signature::<HashMap<String, serde_json::Value>>(state, token, typ)?;
+    let exp = claims.get("exp").and_then(serde_json::Value::as_i64).ok_or(VerifyError::Invalid)?;
+    if !allow_expired && exp <= state.clock.now().secs() {
+        return Err(VerifyError::Expired);
+    }
+    Ok(claims)
+}
+
+/// Checks a JWT's signature under one of Latchkey's published keys, its `typ` and issuer,
+/// and decodes its claims; returns the key id with them. Expiry is the caller's.
+fn verify_signature<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    token: &str,
+    typ: &str,
+) -> Result<(String, T), VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
     if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
         return Err(VerifyError::Invalid);
@@ -220,18 +237,13 @@ pub fn verify_jwt(
         return Err(VerifyError::Invalid);
     }
     let mut validation = Validation::new(alg);
-    // Expiry is checked against Latchkey's own clock below, so tests can move it.
+    // Expiry is checked against Latchkey's own clock, so tests can move it.
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     validation.set_issuer(&[state.issuer.as_ref()]);
-    let data = jsonwebtoken::decode::<HashMap<String, serde_json::Value>>(token, key, &validation)
-        .map_err(|_| VerifyError::Invalid)?;
-    let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64).ok_or(VerifyError::Invalid)?;
-    if !allow_expired && exp <= state.clock.now().secs() {
-        return Err(VerifyError::Expired);
-    }
-    Ok(data.claims)
+    let data = jsonwebtoken::decode::<T>(token, key, &validation).map_err(|_| VerifyError::Invalid)?;
+    Ok((kid, data.claims))
 }
 
 /// Verifies an access token, including the revocation set.
@@ -246,14 +258,29 @@ pub async fn live_access_token(state: &AppState, token: &str) -> Result<AccessCl
     }
 }
 
+///
+/// The signature of a token presented before is not checked again while its key is still
+/// published ([`VerifiedTokens`](super::verified_tokens::VerifiedTokens)); expiry and the
+/// revocation set are checked on every presentation.
 pub fn verify_access_token(state: &AppState, token: &str) -> Result<AccessClaims, VerifyError> {
-    let claims = verify_jwt(state, token, "at+jwt", false)?;
-    let claims: AccessClaims = serde_json::from_value(serde_json::Value::Object(claims.into_iter().collect()))
-        .map_err(|_| VerifyError::Invalid)?;
+    let presented = Presented::of(token);
+    let published = |kid: &str| state.keys.verification_key(kid).is_some();
+    let claims = match state.verified_tokens.get(&presented, published) {
+        Some(claims) => claims,
+        None => {
+            let (kid, claims) = verify_signature::<AccessClaims>(state, token, "at+jwt")?;
+            let claims = Arc::new(claims);
+            state.verified_tokens.insert(presented, kid, claims.clone(), state.clock.now().secs());
+            claims
+        }
+    };
+    if claims.exp <= state.clock.now().secs() {
+        return Err(VerifyError::Expired);
+    }
     if state.revocations.is_revoked(&claims.jti, claims.gid.as_deref()) {
         return Err(VerifyError::Revoked);
     }
-    Ok(claims)
+    Ok(AccessClaims::clone(&claims))
 }
 
 #[cfg(test)]
