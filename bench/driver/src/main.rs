@@ -88,6 +88,10 @@ enum Command {
         headers: Vec<String>,
         #[arg(long)]
         body: Option<String>,
+        /// A file of request bodies, one per line, sent in turn instead of `--body`; each
+        /// connection takes its own share of them.
+        #[arg(long, conflicts_with = "body")]
+        bodies: Option<std::path::PathBuf>,
         #[arg(long, default_value_t = 200)]
         expect_status: u16,
         /// Text the response body must contain.
@@ -123,6 +127,17 @@ enum Command {
         client: Client,
         #[arg(long, default_value = "openid profile email")]
         scope: String,
+    },
+    /// Client-credentials access tokens, printed as a JSON array (distinct tokens for
+    /// introspection).
+    Mint {
+        #[arg(long)]
+        base: url::Url,
+        /// `client_id:client_secret` of a client-credentials client, base64 (Basic auth).
+        #[arg(long, env = "BENCH_AUTH")]
+        auth: String,
+        #[arg(long)]
+        count: usize,
     },
     /// The raw Argon2id verification rate at the server's parameters, no HTTP.
     Argon2 {
@@ -161,7 +176,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, threads: usize) -> Result<Value, String> {
     match command {
-        Command::Replay { load, method, path, headers, body, expect_status, expect_body } => {
+        Command::Replay { load, method, path, headers, body, bodies, expect_status, expect_body } => {
             let shape = replay::Shape {
                 method,
                 url: setup_base(&load.base, &path)?,
@@ -170,7 +185,19 @@ async fn run(command: Command, threads: usize) -> Result<Value, String> {
                 expect_status,
                 expect_body,
             };
-            let workers = (0..load.connections).map(|_| replay::Replay::new(&shape)).collect::<Result<Vec<_>, _>>()?;
+            let bodies = match bodies {
+                Some(file) => std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let requests = replay::Requests::new(&shape, &bodies);
+            let workers = (0..load.connections)
+                .map(|i| replay::Replay::new(&shape, &requests, i, load.connections))
+                .collect::<Result<Vec<_>, _>>()?;
             measure(&load, workers, "requests").await
         }
         Command::Flow { load, client } => {
@@ -193,6 +220,7 @@ async fn run(command: Command, threads: usize) -> Result<Value, String> {
             let mut browser = browser::Browser::new()?;
             oauth::sign_in_and_get_tokens(&setup, &mut browser, &scope).await
         }
+        Command::Mint { base, auth, count } => oauth::mint_client_credentials(&base, &auth, count).await,
         Command::Argon2 { memory_kib, iterations, parallelism, seconds } => {
             let policy = PasswordPolicy { memory_kib, iterations, parallelism };
             tokio::task::spawn_blocking(move || argon::rate(policy, threads, seconds))

@@ -8,6 +8,8 @@
 //! server is measured with.
 
 use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
 
 use reqwest::Method;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -57,26 +59,63 @@ pub fn header(raw: &str) -> Result<(String, String), String> {
     Ok((name.trim().to_owned(), value.trim().to_owned()))
 }
 
+/// The serialised requests one run sends: one, or one per body of `--bodies`.
+pub struct Requests(Vec<Vec<u8>>);
+
+impl Requests {
+    /// `bodies` empty: the shape's own request; else the shape with each body in turn.
+    pub fn new(shape: &Shape, bodies: &[String]) -> Arc<Self> {
+        if bodies.is_empty() {
+            return Arc::new(Self(vec![shape.request_bytes()]));
+        }
+        let with = |body: &String| Shape { body: Some(body.clone()), ..shape.clone() }.request_bytes();
+        Arc::new(Self(bodies.iter().map(with).collect()))
+    }
+}
+
 pub struct Replay {
     address: SocketAddr,
-    request: Vec<u8>,
+    requests: Arc<Requests>,
+    /// This connection's own share of the requests, sent in turn.
+    share: Range<usize>,
+    next: usize,
     shape: Shape,
     stream: Option<TcpStream>,
     buffer: Vec<u8>,
 }
 
 impl Replay {
-    pub fn new(shape: &Shape) -> Result<Self, String> {
+    /// Connection `index` of `connections`: with several requests, each connection cycles
+    /// through its own slice of them, so a request comes back only after every other one
+    /// has been sent (introspection of tokens the server has not seen recently).
+    pub fn new(shape: &Shape, requests: &Arc<Requests>, index: usize, connections: usize) -> Result<Self, String> {
+        let n = requests.0.len();
+        let share = if n < connections {
+            0..n
+        } else {
+            let connections = connections.max(1);
+            index * n / connections..(index + 1) * n / connections
+        };
         Ok(Self {
             address: shape.address()?,
-            request: shape.request_bytes(),
+            requests: requests.clone(),
+            next: share.start,
+            share,
             shape: shape.clone(),
             stream: None,
             buffer: Vec::with_capacity(16 * 1024),
         })
     }
 
+    /// The request to send now; moves on to the next in this connection's share.
+    fn take_next(&mut self) -> usize {
+        let index = self.next;
+        self.next = if index + 1 >= self.share.end { self.share.start } else { index + 1 };
+        index
+    }
+
     async fn exchange(&mut self) -> Result<Response, String> {
+        let index = self.take_next();
         let stream = match &mut self.stream {
             Some(s) => s,
             None => {
@@ -85,7 +124,7 @@ impl Replay {
                 self.stream.insert(s)
             }
         };
-        stream.write_all(&self.request).await.map_err(|e| format!("write: {e}"))?;
+        stream.write_all(&self.requests.0[index]).await.map_err(|e| format!("write: {e}"))?;
         self.buffer.clear();
         read_response(stream, &mut self.buffer).await
     }
@@ -214,5 +253,31 @@ mod tests {
              Content-Length: 29\r\n\r\ngrant_type=client_credentials"
         );
         assert_eq!(shape.address().ok(), "127.0.0.1:8080".parse().ok());
+    }
+
+    #[test]
+    fn with_several_bodies_each_connection_cycles_through_its_own_share() {
+        let shape = Shape {
+            method: Method::POST,
+            url: url::Url::parse("http://127.0.0.1:8080/introspect").unwrap_or_else(|e| panic!("{e}")),
+            headers: vec![],
+            body: None,
+            expect_status: 200,
+            expect_body: None,
+        };
+        let bodies: Vec<String> = (0..10).map(|i| format!("token={i}")).collect();
+        let requests = Requests::new(&shape, &bodies);
+        let sent = |index| {
+            let mut replay = Replay::new(&shape, &requests, index, 3).unwrap_or_else(|e| panic!("{e}"));
+            (0..5)
+                .map(|_| {
+                    let index = replay.take_next();
+                    let text = String::from_utf8_lossy(&replay.requests.0[index]).into_owned();
+                    text.rsplit("\r\n\r\n").next().unwrap_or_default().to_owned()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sent(0), ["token=0", "token=1", "token=2", "token=0", "token=1"]);
+        assert_eq!(sent(2), ["token=6", "token=7", "token=8", "token=9", "token=6"]);
     }
 }
