@@ -41,10 +41,12 @@ async fn marking_a_refresh_token_rotated_on_full_pages_touches_no_index() {
     let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
     let mut tx = ok(conn.begin().await, "begin");
     let updated = ok(
-        sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE tenant_id = 'default' AND token_hash = 'hash-000'")
-            .bind(clock.now().secs())
-            .execute(&mut *tx)
-            .await,
+        sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1 WHERE tenant_id = 'default' AND token_hash = 'hash-000'",
+        )
+        .bind(clock.now().secs())
+        .execute(&mut *tx)
+        .await,
         "update",
     );
     assert_eq!(updated.rows_affected(), 1);
@@ -59,7 +61,10 @@ async fn marking_a_refresh_token_rotated_on_full_pages_touches_no_index() {
 
     for table in ["refresh_tokens", "authorization_codes", "browser_sessions"] {
         let options: Option<Vec<String>> = ok(
-            sqlx::query_scalar("SELECT reloptions FROM pg_class WHERE relname = $1").bind(table).fetch_one(&mut conn).await,
+            sqlx::query_scalar("SELECT reloptions FROM pg_class WHERE relname = $1")
+                .bind(table)
+                .fetch_one(&mut conn)
+                .await,
             "reloptions",
         );
         assert_eq!(options, Some(vec!["fillfactor=70".to_owned()]), "{table}");
