@@ -80,6 +80,10 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         jobs::spawn_cleanup(store.clone(), clock.clone(), jobs::CLEANUP_INTERVAL, config.sessions.idle_timeout),
         crate::oauth::revocations::spawn_poller(revocations.clone(), store.clone(), clock.clone()),
     ];
+    let metrics = edge::metrics::handle();
+    if let Some(handle) = &metrics {
+        background.push(edge::metrics::spawn_upkeep(handle.clone()));
+    }
 
     let metrics_token = match &config.metrics.token {
         Some(r) => Some(Arc::new(
@@ -97,7 +101,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         issuer: Arc::from(issuer.as_str()),
         https: issuer.starts_with("https://"),
         passwords: PasswordHasher::new(config.passwords.policy(), config.passwords.max_concurrent_hashes),
-        metrics: edge::metrics::handle(),
+        metrics,
         metrics_token,
         pages: Arc::new(pages),
         templates: Arc::new(Templates::load().map_err(StartupError::ErrorPages)?),

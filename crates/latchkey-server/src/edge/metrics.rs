@@ -2,7 +2,7 @@
 //! anyone create unbounded label values) and status, and latency histograms.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
@@ -35,6 +35,24 @@ pub fn handle() -> Option<PrometheusHandle> {
             Some(handle)
         })
         .clone()
+}
+
+/// How often the histograms take in the samples recorded since the last time.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder holds every histogram sample (one per request) until upkeep folds it into
+/// the buckets; it runs upkeep only when `/metrics` is scraped. Without this task a server
+/// that nobody scraped grew with every request it served (about 25 MiB in ten seconds of
+/// the JWKS benchmark).
+pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
 }
 
 pub async fn track(request: Request, next: Next) -> Response {
