@@ -258,8 +258,8 @@ pub async fn live_access_token(state: &AppState, token: &str) -> Result<AccessCl
     }
 }
 
-///
-/// The signature of a token presented before is not checked again while its key is still
+/// Verifies an access token: signature, `typ` and issuer, expiry, the revocation set. The
+/// signature of a token presented before is not checked again while its key is still
 /// published ([`VerifiedTokens`](super::verified_tokens::VerifiedTokens)); expiry and the
 /// revocation set are checked on every presentation.
 pub fn verify_access_token(state: &AppState, token: &str) -> Result<AccessClaims, VerifyError> {
