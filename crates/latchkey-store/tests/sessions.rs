@@ -399,3 +399,43 @@ async fn concurrent_rotations_of_one_token_rotate_it_once() {
         assert!(successors[0].rotated_at.is_none() && successors[0].revoked_at.is_none(), "{b}: and live");
     }
 }
+
+#[tokio::test]
+async fn a_session_starts_with_its_audit_event_or_not_at_all() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        let started = |events: Vec<AuditEvent>| -> Vec<AuditEvent> {
+            events.into_iter().filter(|e| e.action == "session.started").collect()
+        };
+        f.session("s1", &[]).await;
+        let events = started(ok(f.store.recent_audit_events(&tenant(), 100).await, b));
+        assert_eq!(events.len(), 1, "{b}: one session.started event");
+        assert_eq!(events[0].target, f.ada.as_str(), "{b}");
+        assert_eq!(events[0].actor, Actor::Cli.as_string(), "{b}");
+        assert_eq!(events[0].details["sid"], "s1", "{b}");
+        assert_eq!(events[0].details["amr"], serde_json::json!(["pwd"]), "{b}");
+        assert_eq!(events[0].at, f.clock.now(), "{b}");
+        assert!(f.live("s1").await, "{b}");
+
+        // The same session again conflicts on its key: neither row nor event is written.
+        let now = f.clock.now();
+        let again = BrowserSession {
+            id_hash: TokenHash::from_stored("hash-s1".into()),
+            sid: "s1".into(),
+            sub: f.ada.clone(),
+            auth_time: now,
+            amr: vec!["pwd".into()],
+            acr: "urn:latchkey:acr:password".into(),
+            created_at: now,
+            expires_at: now.plus(2 * HOUR),
+            last_active_at: now,
+            remember: false,
+            user_agent: None,
+            ip: None,
+        };
+        assert!(f.store.create_browser_session(&tenant(), &again, &Actor::Cli).await.is_err(), "{b}");
+        let events = started(ok(f.store.recent_audit_events(&tenant(), 100).await, b));
+        assert_eq!(events.len(), 1, "{b}: no event for a session that was not stored");
+    }
+}
