@@ -48,6 +48,43 @@ def machine():
             "wrk": version[0] if version else ""}
 
 
+# `openssl speed -mr` result lines: +F2 RSA, +F4 ECDSA, +F6 EdDSA, each ending in sign/s:verify/s.
+SIGNATURE_LINES = {"+F2:": "rsa2048", "+F4:": "ecdsa_p256", "+F6:": "ed25519"}
+
+
+def signature_speed(seconds=2):
+    """Signatures and verifications per second on all cores (`openssl speed`, one process per
+    core), so runs on different hosts can be compared with what their cores can sign. None
+    when openssl is missing or says nothing usable."""
+    cores = os.cpu_count() or 1
+    try:
+        out = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "-multi", str(cores), "-mr",
+                              "rsa2048", "ecdsap256", "ed25519"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    rates = {}
+    for line in out.stdout.splitlines():
+        for prefix, name in SIGNATURE_LINES.items():
+            if line.startswith(prefix):
+                fields = line.split(":")
+                try:
+                    rates[name] = {"sign": float(fields[-2]), "verify": float(fields[-1])}
+                except (ValueError, IndexError):
+                    pass
+    if len(rates) != len(SIGNATURE_LINES):
+        return None
+    return {"tool": "openssl speed", "cores": cores, "seconds": seconds, **rates}
+
+
+def signature_line(speed):
+    if not speed:
+        return "Signature speed of this machine: not measured (openssl speed unavailable)."
+    return (f"Signature speed of this machine, all {speed['cores']} cores ({speed['tool']}, before the run): "
+            f"RSA-2048 sign {speed['rsa2048']['sign']:,.0f}/s; P-256 sign {speed['ecdsa_p256']['sign']:,.0f}/s, "
+            f"verify {speed['ecdsa_p256']['verify']:,.0f}/s; Ed25519 sign {speed['ed25519']['sign']:,.0f}/s, "
+            f"verify {speed['ed25519']['verify']:,.0f}/s.")
+
+
 def durability(backends, pg_url):
     found = {}
     if "sqlite" in backends:
@@ -82,6 +119,7 @@ def table(results, extras, argon2, info, settings, durable):
         f"fixed rate shown, {pct} % of saturation (latchkey-bench; a request whose connection was behind "
         "schedule is timed from its intended send time, so queueing is not hidden). CPU and errors: the saturation run; errors add both runs. Peak RSS: the server "
         "process's high-water mark since it started.",
+        signature_line(info.get("signatures_per_second")),
         "",
         "| scenario | backend | requests/s | p50 ms | p99 ms | at fixed rate/s | errors | server CPU µs/req "
         "| server peak RSS MiB |",
