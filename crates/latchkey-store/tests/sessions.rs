@@ -46,9 +46,10 @@ async fn fixture(db: &TestDatabase) -> Fixture {
 }
 
 impl Fixture {
-    async fn session(&self, sid: &str, clients: &[(&str, bool)]) {
+    /// A password session of ada's, signed in now; its cookie hash is `hash-<sid>`.
+    fn browser_session(&self, sid: &str) -> BrowserSession {
         let now = self.clock.now();
-        let s = BrowserSession {
+        BrowserSession {
             id_hash: TokenHash::from_stored(format!("hash-{sid}")),
             sid: sid.to_owned(),
             sub: self.ada.clone(),
@@ -61,7 +62,12 @@ impl Fixture {
             remember: false,
             user_agent: None,
             ip: Some("192.0.2.1".into()),
-        };
+        }
+    }
+
+    async fn session(&self, sid: &str, clients: &[(&str, bool)]) {
+        let now = self.clock.now();
+        let s = self.browser_session(sid);
         ok(self.store.create_browser_session(&tenant(), &s, &Actor::Cli).await, "session");
         for (client, backchannel) in clients {
             let id = ok(ClientId::parse(client), "client");
@@ -419,21 +425,7 @@ async fn a_session_starts_with_its_audit_event_or_not_at_all() {
         assert!(f.live("s1").await, "{b}");
 
         // The same session again conflicts on its key: neither row nor event is written.
-        let now = f.clock.now();
-        let again = BrowserSession {
-            id_hash: TokenHash::from_stored("hash-s1".into()),
-            sid: "s1".into(),
-            sub: f.ada.clone(),
-            auth_time: now,
-            amr: vec!["pwd".into()],
-            acr: "urn:latchkey:acr:password".into(),
-            created_at: now,
-            expires_at: now.plus(2 * HOUR),
-            last_active_at: now,
-            remember: false,
-            user_agent: None,
-            ip: None,
-        };
+        let again = f.browser_session("s1");
         assert!(f.store.create_browser_session(&tenant(), &again, &Actor::Cli).await.is_err(), "{b}");
         let events = started(ok(f.store.recent_audit_events(&tenant(), 100).await, b));
         assert_eq!(events.len(), 1, "{b}: no event for a session that was not stored");
