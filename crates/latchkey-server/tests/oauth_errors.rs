@@ -678,6 +678,13 @@ async fn revoking_a_refresh_token_ends_the_grants_access_tokens_too() {
     );
     let (_, body) = token(&server, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
     assert_eq!(body["error"], "invalid_grant");
+    // The audit log names the client that revoked, as a client, not as a user.
+    let events = ok(
+        server.server.state.store.recent_audit_events(&latchkey_core::domain::TenantId::default_tenant(), 50).await,
+        "audit",
+    );
+    let revoked_by: Vec<_> = events.iter().filter(|e| e.action == "grant.revoked").map(|e| e.actor.as_str()).collect();
+    assert_eq!(revoked_by, ["client:webapp"], "{events:?}");
     server.stop().await;
 }
 

@@ -9,6 +9,8 @@ pub enum Actor {
     System,
     /// A signed-in user, by subject id.
     User(String),
+    /// An OAuth client acting for itself (revoking a token it holds), by client id.
+    Client(String),
 }
 
 impl Actor {
@@ -17,6 +19,7 @@ impl Actor {
             Actor::Cli => "cli".into(),
             Actor::System => "system".into(),
             Actor::User(sub) => format!("user:{sub}"),
+            Actor::Client(id) => format!("client:{id}"),
         }
     }
 }

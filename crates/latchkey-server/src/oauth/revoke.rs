@@ -27,7 +27,7 @@ pub async fn revoke(
     let client = authenticate(&state, &headers, &params, ip).await?;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let tenant = TenantId::default_tenant();
-    let actor = Actor::User(format!("client:{}", client.client_id));
+    let actor = Actor::Client(client.client_id.to_string());
     let now = state.clock.now();
     // The hint only orders the lookups (RFC 7009 §2.1); a refresh token lookup is one
     // indexed query, so it always comes first.
