@@ -1,5 +1,7 @@
 //! The software authenticator the passkey tests sign in with, checked against webauthn-rs
 //! itself: if these pass, a failure in a server test is the server's, not the authenticator's.
+// Clippy counts only `#[test]` functions of an integration test as tests, not their helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 #[path = "support/authenticator.rs"]
 mod authenticator;
