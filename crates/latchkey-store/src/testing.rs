@@ -40,6 +40,15 @@ impl TestDatabase {
         Some(Self { backend: "postgres", url, _dir: None, pg_admin: Some((admin_url, name)) })
     }
 
+    /// A fresh PostgreSQL database for a PostgreSQL-only test. Such a test is marked
+    /// `#[cfg_attr(not(postgres_tests), ignore = "…")]` (see `crates/postgres_tests_cfg.rs`),
+    /// so it runs only in builds made with the variable set; run without it, it fails.
+    pub async fn postgres_only() -> Self {
+        Self::postgres()
+            .await
+            .unwrap_or_else(|| panic!("this PostgreSQL-only test needs {POSTGRES_URL_VAR} at run time too"))
+    }
+
     /// SQLite always, and PostgreSQL when configured.
     pub async fn all() -> Vec<Self> {
         let mut dbs = vec![Self::sqlite().await];

@@ -17,8 +17,9 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set LATCHKEY_TEST_POSTGRES_URL")]
 async fn marking_a_refresh_token_rotated_on_full_pages_touches_no_index() {
-    let Some(db) = TestDatabase::postgres().await else { return };
+    let db = TestDatabase::postgres_only().await;
     let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
     let store = ok(latchkey_store::open(&db.url, 2, clock.clone()).await, "open");
     ok(store.migrate().await, "migrate");

@@ -302,10 +302,9 @@ async fn a_change_from_another_process_is_announced() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set LATCHKEY_TEST_POSTGRES_URL")]
 async fn a_scheduled_job_is_claimed_by_one_node_at_a_time() {
-    let Some(db) = TestDatabase::postgres().await else {
-        return;
-    };
+    let db = TestDatabase::postgres_only().await;
     let clock = Clock::system();
     let node_a = open(&db, &clock).await;
     let node_b = open(&db, &clock).await;

@@ -1,6 +1,6 @@
-//! Several `latchkey serve` processes on one PostgreSQL database. These run only when
-//! `LATCHKEY_TEST_POSTGRES_URL` names a database whose role may create databases (CI sets
-//! it); without it each test returns at once.
+//! Several `latchkey serve` processes on one PostgreSQL database. These run only in builds
+//! made with `LATCHKEY_TEST_POSTGRES_URL` set to a database whose role may create databases
+//! (CI sets it); without it they are reported as ignored.
 
 mod support;
 
@@ -13,15 +13,6 @@ use support::{Server, Workspace, eventually, get_json, http, jwks_keys, key_in_s
 /// environment override reads them as strings, never as TOML numbers.
 const MASTER_KEY: &str = "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc";
 const OTHER_MASTER_KEY: &str = "deadbeef00112233445566778899aabbccddeeff00112233445566778899aabb";
-
-/// A fresh PostgreSQL database, or `None` (and a note on stderr) when none is configured.
-async fn postgres() -> Option<TestDatabase> {
-    let db = TestDatabase::postgres().await;
-    if db.is_none() {
-        eprintln!("skipped: {} is not set", latchkey_store::testing::POSTGRES_URL_VAR);
-    }
-    db
-}
 
 /// A workspace whose commands all use `db`.
 fn workspace_on(db: &TestDatabase) -> Workspace {
@@ -50,8 +41,9 @@ fn start_two_nodes(ws: &Workspace, env: &[(&str, &str)]) -> (Server, Server) {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set LATCHKEY_TEST_POSTGRES_URL")]
 async fn two_nodes_on_one_postgres_database_publish_the_same_keys_and_both_see_a_cli_rotation() {
-    let Some(db) = postgres().await else { return };
+    let db = TestDatabase::postgres_only().await;
     let mut ws = workspace_on(&db);
     ws.set_env("LATCHKEY_SECRETS__MASTER_KEY", MASTER_KEY);
     let (mut a, mut b) = start_two_nodes(&ws, &[("LATCHKEY_SERVER__PORT", "0")]);
@@ -114,8 +106,9 @@ async fn two_nodes_on_one_postgres_database_publish_the_same_keys_and_both_see_a
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set LATCHKEY_TEST_POSTGRES_URL")]
 async fn serve_on_postgres_refuses_to_start_without_a_master_key_or_with_the_wrong_one() {
-    let Some(db) = postgres().await else { return };
+    let db = TestDatabase::postgres_only().await;
     let ws = workspace_on(&db);
 
     let without = ws.run_env(&["serve"], &[("LATCHKEY_SERVER__PORT", "0")]);
