@@ -1,4 +1,4 @@
-//! The end-to-end suites move the server clock over HTTP; only a `test-clock` build can.
+//! A `test-clock` build lets a test move the server clock over HTTP; no other build can.
 #![cfg(feature = "test-clock")]
 
 mod support;

@@ -1,4 +1,4 @@
-//! Cookies: parsing the request's, and writing ours with the flags DESIGN.md requires
+//! Cookies: parsing the request's, and writing ours with the flags every cookie of ours carries
 //! (`HttpOnly`, `SameSite`, and `Secure` with a `__Host-` name under HTTPS).
 
 use axum::http::{HeaderMap, HeaderValue, header};

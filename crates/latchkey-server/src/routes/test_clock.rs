@@ -1,4 +1,4 @@
-//! Test-only: lets the end-to-end suite move the server clock. Compiled only with the
+//! Test-only: lets a test that drives a running server move its clock. Compiled only with the
 //! `test-clock` feature, which a release build refuses (see lib.rs).
 
 use axum::extract::State;

@@ -16,8 +16,9 @@ mod sessions;
 #[macro_use]
 mod factors;
 
-/// Records an audit event inside the caller's transaction (DESIGN: one call, same
-/// transaction as the change). `details` must never carry a secret.
+/// Records an audit event inside the caller's transaction: every recorded change goes
+/// through this one call, and is recorded exactly when the change commits. `details` must
+/// never carry a secret.
 macro_rules! audit {
     ($self:ident, $tx:ident, $tenant:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {
         sqlx::query(
