@@ -123,6 +123,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         keys,
         caches,
     });
+    crate::opt_ins::warn_at_start(&state).await?;
     background.push(crate::sessions::backchannel::spawn(state.clone()));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();

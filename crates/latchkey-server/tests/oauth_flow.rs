@@ -163,8 +163,9 @@ async fn a_certified_style_client_completes_code_pkce_refresh_and_userinfo() {
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
     let server = TestServer::start(sqlite().await, |_| {}).await;
     server.create_user("ada", "correct horse battery").await;
-    let secret =
-        server.create_client(ClientSpec { first_party: true, ..ClientSpec::default() }).await.unwrap_or_default();
+    // A client with its own 10 s reuse grace (the server's default is none: tests/refresh_reuse.rs).
+    let spec = ClientSpec { first_party: true, refresh_reuse_grace: Some(10), ..ClientSpec::default() };
+    let secret = server.create_client(spec).await.unwrap_or_default();
     let http = library_http(&server);
     let fetch = |r| send(http.clone(), r);
     let issuer = ok(IssuerUrl::new(server.server.issuer.clone()), "issuer");

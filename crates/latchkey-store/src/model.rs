@@ -79,6 +79,11 @@ pub struct Client {
     pub access_token_lifetime: Option<i64>,
     /// Session and logout settings.
     pub session_policy: ClientSessionPolicy,
+    /// Development only: plain-http redirect URIs on this machine (localhost, 127.0.0.1, [::1]).
+    pub allow_insecure_redirect_uris: bool,
+    /// Seconds a rotated refresh token may come back without revoking its family,
+    /// overriding `tokens.refresh_reuse_grace`.
+    pub refresh_reuse_grace: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -101,6 +106,8 @@ pub struct NewClient {
     pub allow_insecure_no_pkce: bool,
     pub access_token_lifetime: Option<i64>,
     pub session_policy: ClientSessionPolicy,
+    pub allow_insecure_redirect_uris: bool,
+    pub refresh_reuse_grace: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,6 +125,8 @@ pub struct ClientPatch {
     pub allow_insecure_no_pkce: Option<bool>,
     pub access_token_lifetime: Option<Option<i64>>,
     pub session_policy: Option<ClientSessionPolicy>,
+    pub allow_insecure_redirect_uris: Option<bool>,
+    pub refresh_reuse_grace: Option<Option<i64>>,
 }
 
 /// A protected API that access tokens can be issued for (RFC 8707 `resource`).
@@ -262,6 +271,8 @@ pub(crate) struct ClientRow {
     allow_insecure_no_pkce: bool,
     access_token_lifetime: Option<i64>,
     session_policy: String,
+    allow_insecure_redirect_uris: bool,
+    refresh_reuse_grace: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -291,6 +302,8 @@ impl TryFrom<ClientRow> for Client {
             allow_insecure_no_pkce: r.allow_insecure_no_pkce,
             access_token_lifetime: r.access_token_lifetime,
             session_policy: serde_json::from_str(&r.session_policy).map_err(|e| corrupt("client session policy", e))?,
+            allow_insecure_redirect_uris: r.allow_insecure_redirect_uris,
+            refresh_reuse_grace: r.refresh_reuse_grace,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

@@ -128,5 +128,7 @@ pub fn sample_client(id: &str, kind: latchkey_core::domain::ClientKind, redirect
         allow_insecure_no_pkce: false,
         access_token_lifetime: None,
         session_policy: Default::default(),
+        allow_insecure_redirect_uris: false,
+        refresh_reuse_grace: None,
     }
 }

@@ -311,6 +311,10 @@ async fn a_code_issued_in_a_session_is_stored_with_the_clients_membership_and_re
 /// What presenting refresh token `old` finds, offering a successor stored under `new` (with
 /// a family, grant and session of its own, which a rotation must not take).
 async fn rotate(f: &Fixture, old: &str, new: &str) -> RefreshRotation {
+    rotate_with_grace(f, old, new, REUSE_GRACE).await
+}
+
+async fn rotate_with_grace(f: &Fixture, old: &str, new: &str, grace: Duration) -> RefreshRotation {
     let successor = NewRefreshToken {
         token_hash: TokenHash::from_stored(new.to_owned()),
         family_id: "not-this-family".into(),
@@ -323,7 +327,7 @@ async fn rotate(f: &Fixture, old: &str, new: &str) -> RefreshRotation {
         ends_with_session: true,
     };
     let old = TokenHash::from_stored(old.to_owned());
-    ok(f.store.rotate_refresh_token(&tenant(), &old, successor, f.clock.now(), REUSE_GRACE).await, "rotate")
+    ok(f.store.rotate_refresh_token(&tenant(), &old, successor, f.clock.now(), grace).await, "rotate")
 }
 
 const REUSE_GRACE: Duration = Duration::from_secs(10);
@@ -362,6 +366,22 @@ async fn rotating_a_refresh_token_keeps_its_family_and_a_reused_one_revokes_the_
         f.refresh("short", "s1", false).await;
         f.clock.advance(25 * HOUR);
         assert_eq!(rotate(&f, "short", "seventh").await, RefreshRotation::Expired, "{b}");
+    }
+}
+
+/// The default grace is none (RFC 9700 §4.14.2): a replay in the very second of the
+/// rotation is reuse, and the family goes, on both backends.
+#[tokio::test]
+async fn without_a_reuse_grace_a_replay_in_the_same_second_revokes_the_family() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        f.refresh("first", "s1", false).await;
+        assert!(matches!(rotate_with_grace(&f, "first", "second", Duration::ZERO).await, RefreshRotation::Rotated(_)));
+        let replay = rotate_with_grace(&f, "first", "third", Duration::ZERO).await;
+        let family = RefreshRotation::Reused { family_id: "family-first".into(), grant_id: "grant-first".into() };
+        assert_eq!(replay, family, "{b}");
+        assert!(f.revoked("second").await, "{b}: the live successor is revoked");
     }
 }
 

@@ -157,6 +157,28 @@ async fn clients_keep_their_settings_and_rotate_secrets_with_a_grace_period() {
         let c2 = ok(store.update_client(&tenant(), &c.client_id, patch, &Actor::Cli).await, b);
         assert!(c2.first_party && c2.id_token_signed_response_alg == SigningAlg::Es256, "{b}");
         assert_eq!(c2.name, "web app", "{b}: untouched fields stay");
+        assert!(
+            !c2.allow_insecure_redirect_uris && c2.refresh_reuse_grace.is_none(),
+            "{b}: opt-ins are off by default"
+        );
+        let opt_in = ClientPatch {
+            allow_insecure_redirect_uris: Some(true),
+            refresh_reuse_grace: Some(Some(30)),
+            ..Default::default()
+        };
+        let c2 = ok(store.update_client(&tenant(), &c.client_id, opt_in, &Actor::Cli).await, b);
+        assert!(c2.allow_insecure_redirect_uris && c2.refresh_reuse_grace == Some(30), "{b}: {c2:?}");
+        let back = ClientPatch { refresh_reuse_grace: Some(None), ..Default::default() };
+        let c2 = ok(store.update_client(&tenant(), &c.client_id, back, &Actor::Cli).await, b);
+        assert!(c2.allow_insecure_redirect_uris && c2.refresh_reuse_grace.is_none(), "{b}: {c2:?}");
+        let created = NewClient {
+            allow_insecure_redirect_uris: true,
+            refresh_reuse_grace: Some(5),
+            ..sample_client("dev", ClientKind::Confidential, APP)
+        };
+        let dev = ok(store.create_client(&tenant(), created, &Actor::Cli).await, b);
+        assert!(dev.allow_insecure_redirect_uris && dev.refresh_reuse_grace == Some(5), "{b}: {dev:?}");
+        ok(store.delete_client(&tenant(), &dev.client_id, &Actor::Cli).await, b);
 
         let new_hash = TokenHasher::new(b"k").hash("client_secret", "s2");
         let until = UnixTime::from_secs(1_700_003_600);

@@ -165,6 +165,9 @@ impl Config {
         {
             return Err(ConfigError::invalid(s, "tokens.authorization_code_lifetime", "must be between 1s and 10m"));
         }
+        if self.tokens.refresh_reuse_grace > super::MAX_REFRESH_REUSE_GRACE {
+            return Err(ConfigError::invalid(s, "tokens.refresh_reuse_grace", "must be at most 5m"));
+        }
         if self.login.max_failures_per_account == 0 || self.login.max_failures_per_ip == 0 {
             return Err(ConfigError::invalid(s, "login", "failure limits must be at least 1"));
         }

@@ -129,7 +129,9 @@ pub struct TokensConfig {
     #[serde(with = "serde_human")]
     pub authorization_code_lifetime: Duration,
     /// A rotated refresh token presented again within this time is taken for a concurrent
-    /// duplicate (refused, family kept); later, for a stolen copy (family revoked).
+    /// duplicate (refused, family kept); later, for a stolen copy (family revoked). Default
+    /// 0: every reuse revokes (RFC 9700 §4.14.2, as Ory Hydra and Auth0 do), since a window
+    /// lets a thief who rotated first keep the live token. A client may have its own.
     #[serde(with = "serde_human")]
     pub refresh_reuse_grace: Duration,
     /// Algorithm of access tokens (JWT, RFC 9068).
@@ -336,6 +338,10 @@ impl Default for KeysConfig {
     }
 }
 
+/// The longest refresh-token reuse grace, server-wide or per client: enough for tabs that
+/// refresh at once, short of a window a thief could live in.
+pub const MAX_REFRESH_REUSE_GRACE: Duration = Duration::from_secs(300);
+
 impl Default for TokensConfig {
     fn default() -> Self {
         Self {
@@ -343,7 +349,7 @@ impl Default for TokensConfig {
             id_token_lifetime: Duration::from_secs(3_600),
             refresh_token_lifetime: Duration::from_secs(30 * 86_400),
             authorization_code_lifetime: Duration::from_secs(60),
-            refresh_reuse_grace: Duration::from_secs(10),
+            refresh_reuse_grace: Duration::ZERO,
             access_token_alg: SigningAlg::Rs256,
             default_audience: None,
         }

@@ -152,30 +152,16 @@ async fn run(state: &AppState, headers: &HeaderMap, params: Result<Params, super
 }
 
 /// Exact match against `registered`, except RFC 8252 §7.3: for native (public) clients a
-/// loopback IP redirect URI matches on any port (path and query still exact). Used for
-/// redirect URIs and post-logout redirect URIs alike: a native app's loopback listener
+/// loopback IP redirect URI matches on any port (path and query still exact); never with a
+/// fragment or user-info, never after normalising the path (`RedirectUri::matches`). Used
+/// for redirect URIs and post-logout redirect URIs alike: a native app's loopback listener
 /// gets whatever port the system gives it, at sign-in as at sign-out.
 pub(crate) fn uri_matches(
     registered: &[latchkey_core::domain::RedirectUri],
     kind: ClientKind,
     requested: &str,
 ) -> bool {
-    if registered.iter().any(|r| r.as_str() == requested) {
-        return true;
-    }
-    if kind != ClientKind::Public {
-        return false;
-    }
-    let Ok(req) = Url::parse(requested) else { return false };
-    let loopback = |u: &Url| {
-        u.scheme() == "http"
-            && (matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-                || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback()))
-    };
-    loopback(&req)
-        && registered.iter().filter_map(|r| Url::parse(r.as_str()).ok()).any(|reg| {
-            loopback(&reg) && reg.host() == req.host() && reg.path() == req.path() && reg.query() == req.query()
-        })
+    latchkey_core::domain::RedirectUri::is_registered(registered, kind, requested)
 }
 
 fn redirect_matches(client: &Client, requested: &str) -> bool {

@@ -157,6 +157,8 @@ pub struct ClientSpec<'a> {
     pub jwks_uri: Option<&'a str>,
     pub allow_insecure_no_pkce: bool,
     pub session_policy: ClientSessionPolicy,
+    pub allow_insecure_redirect_uris: bool,
+    pub refresh_reuse_grace: Option<i64>,
 }
 
 impl Default for ClientSpec<'_> {
@@ -175,6 +177,8 @@ impl Default for ClientSpec<'_> {
             jwks_uri: None,
             allow_insecure_no_pkce: false,
             session_policy: ClientSessionPolicy::default(),
+            allow_insecure_redirect_uris: false,
+            refresh_reuse_grace: None,
         }
     }
 }
@@ -202,7 +206,8 @@ impl TestServer {
     /// A client; returns its secret when it has one.
     pub async fn create_client(&self, spec: ClientSpec<'_>) -> Option<String> {
         let secret = spec.auth.uses_secret().then(|| format!("secret-of-{}-0123456789abcdef", spec.id));
-        let uri = |u: &&str| ok(RedirectUri::parse_for_registration(u, spec.kind), "redirect uri");
+        let insecure = spec.allow_insecure_redirect_uris;
+        let uri = |u: &&str| ok(RedirectUri::parse_for_client(u, spec.kind, insecure), "redirect uri");
         let client = NewClient {
             client_id: ok(ClientId::parse(spec.id), "client id"),
             name: format!("{} app", spec.id),
@@ -220,6 +225,8 @@ impl TestServer {
             allow_insecure_no_pkce: spec.allow_insecure_no_pkce,
             access_token_lifetime: None,
             session_policy: spec.session_policy,
+            allow_insecure_redirect_uris: spec.allow_insecure_redirect_uris,
+            refresh_reuse_grace: spec.refresh_reuse_grace,
         };
         ok(self.state().store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create client");
         secret

@@ -10,6 +10,7 @@ use latchkey_core::domain::{
 };
 use latchkey_store::{Actor, Client, ClientPatch, NewClient};
 
+use super::client_opt_ins::OptIns;
 use super::client_sessions::SessionSettings;
 use super::{CliError, Context, output};
 
@@ -84,6 +85,8 @@ pub struct Settings {
     access_token_lifetime: Option<Duration>,
     #[command(flatten)]
     sessions: SessionSettings,
+    #[command(flatten)]
+    opt_ins: OptIns,
 }
 
 /// Reads and checks the key settings: a JWK set whose keys are public and asymmetric, or
@@ -153,8 +156,8 @@ fn check_alg(ctx: &Context, alg: Option<SigningAlg>) -> Result<(), CliError> {
     }
 }
 
-fn uris(raw: &[String], kind: ClientKind) -> Result<Vec<RedirectUri>, CliError> {
-    raw.iter().map(|u| RedirectUri::parse_for_registration(u, kind).map_err(usage)).collect()
+fn uris(raw: &[String], kind: ClientKind, insecure: bool) -> Result<Vec<RedirectUri>, CliError> {
+    super::client_opt_ins::redirect_uris(raw.iter().map(String::as_str), kind, insecure)
 }
 
 /// The rules a client's settings must meet together, checked before anything is stored.
@@ -226,6 +229,7 @@ fn describe(c: &Client) -> String {
     if let Some(s) = c.access_token_lifetime {
         out += &format!("access tokens:  {s}s\n");
     }
+    out += &super::client_opt_ins::describe(c);
     out + &super::client_sessions::describe(&c.session_policy)
 }
 
@@ -240,8 +244,9 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             if name.trim().is_empty() {
                 return Err(usage("--name must not be empty: people see it on the consent page"));
             }
-            let redirect_uris = uris(&settings.redirect_uris, kind)?;
-            let post_logout_redirect_uris = uris(&settings.post_logout_redirect_uris, kind)?;
+            let insecure = settings.opt_ins.insecure_redirects(false);
+            let redirect_uris = uris(&settings.redirect_uris, kind, insecure)?;
+            let post_logout_redirect_uris = uris(&settings.post_logout_redirect_uris, kind, insecure)?;
             let grant_types = if settings.grant_types.is_empty() {
                 vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
             } else {
@@ -283,6 +288,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce.unwrap_or(false),
                     access_token_lifetime: settings.access_token_lifetime.and_then(|d| i64::try_from(d.as_secs()).ok()),
                     session_policy,
+                    allow_insecure_redirect_uris: insecure,
+                    refresh_reuse_grace: settings.opt_ins.grace(),
                 };
                 Ok::<_, CliError>((f.store.create_client(&tenant, new, &Actor::Cli).await?, secret))
             }
@@ -312,10 +319,11 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                             c.kind.to_string(),
                             c.name.clone(),
                             c.redirect_uris.len().to_string(),
+                            super::client_opt_ins::summary(c),
                         ]
                     })
                     .collect();
-                output::table(&["CLIENT ID", "TYPE", "NAME", "REDIRECT URIS"], rows)
+                output::table(&["CLIENT ID", "TYPE", "NAME", "REDIRECT URIS", "OPT-INS"], rows)
             })
         }
         ClientCommand::Show { id } => {
@@ -337,11 +345,16 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 let current =
                     f.store.client(&tenant, &id).await?.ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
                 let kind = current.kind;
-                let redirect =
-                    (!settings.redirect_uris.is_empty()).then(|| uris(&settings.redirect_uris, kind)).transpose()?;
-                let logout = (!settings.post_logout_redirect_uris.is_empty())
-                    .then(|| uris(&settings.post_logout_redirect_uris, kind))
+                let insecure = settings.opt_ins.insecure_redirects(current.allow_insecure_redirect_uris);
+                let redirect = (!settings.redirect_uris.is_empty())
+                    .then(|| uris(&settings.redirect_uris, kind, insecure))
                     .transpose()?;
+                let logout = (!settings.post_logout_redirect_uris.is_empty())
+                    .then(|| uris(&settings.post_logout_redirect_uris, kind, insecure))
+                    .transpose()?;
+                for kept in [(&redirect, &current.redirect_uris), (&logout, &current.post_logout_redirect_uris)] {
+                    super::client_opt_ins::check_kept(kept.0.as_deref().unwrap_or(kept.1), kind, insecure)?;
+                }
                 let grants = (!settings.grant_types.is_empty()).then(|| settings.grant_types.clone());
                 let (jwks, jwks_uri) = key_settings(&settings, ctx.config.clients.allow_insecure_jwks_uri)?;
                 let new_keys = jwks.is_some() || jwks_uri.is_some();
@@ -384,6 +397,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce,
                     access_token_lifetime: settings.access_token_lifetime.map(|d| i64::try_from(d.as_secs()).ok()),
                     session_policy: (policy != current.session_policy).then_some(policy),
+                    allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects_change(),
+                    refresh_reuse_grace: settings.opt_ins.grace_change(),
                 };
                 Ok::<_, CliError>(f.store.update_client(&tenant, &id, patch, &Actor::Cli).await?)
             }

@@ -1,6 +1,7 @@
 //! Command-line interface. Non-interactive, `--json` for scripts, safe to use while the
 //! server runs (it talks to the same database; servers pick changes up by themselves).
 
+mod client_opt_ins;
 mod client_sessions;
 mod clients;
 mod invites;

@@ -1,7 +1,8 @@
 //! The refresh token grant (RFC 6749 §6): opaque tokens, stored hashed, bound to the
 //! client, rotated on every use; scope may narrow, never widen. Concurrent use of one token:
-//! the first wins, a duplicate within `tokens.refresh_reuse_grace` gets `invalid_grant`
-//! without harm, and a later reuse revokes the whole family (RFC 9700 §4.14.2).
+//! the first wins; any reuse of a rotated token revokes the whole family (RFC 9700
+//! §4.14.2), unless it comes within the reuse grace (`tokens.refresh_reuse_grace`, 0 by
+//! default, or the client's own), which gets `invalid_grant` without harm.
 
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::random;
@@ -114,8 +115,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     };
     let (token, record) = new_token(state, client, &current.grant_id, Some(&current.family_id), &data, &binding)?;
     let now = state.clock.now();
-    match state.store.rotate_refresh_token(&tenant, &hash, record, now, state.config.tokens.refresh_reuse_grace).await?
-    {
+    match state.store.rotate_refresh_token(&tenant, &hash, record, now, reuse_grace(state, client)).await? {
         RefreshRotation::Rotated(_) => {}
         RefreshRotation::Reused { grant_id, .. } => {
             let until = now.plus(crate::oauth::tokens::access_token_lifetime(state, client));
@@ -134,4 +134,13 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         super::authorization_code::issue_for_grant(state, client, &current.grant_id, &data, &scope, false).await?;
     response.refresh_token = Some(token);
     Ok(response)
+}
+
+/// How long a rotated token of this client may come back without revoking its family: the
+/// client's own grace (for a browser app refreshing from several tabs), else the server's.
+fn reuse_grace(state: &AppState, client: &Client) -> std::time::Duration {
+    client
+        .refresh_reuse_grace
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(state.config.tokens.refresh_reuse_grace, std::time::Duration::from_secs)
 }
