@@ -156,6 +156,35 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A cleanup batch: at most `$2` rows matching `condition` (which compares with `$1`),
+    /// the first in the order of the indexed column `by`, deleted by rowid. SQLite has no
+    /// `DELETE … LIMIT` unless built with it.
+    fn batch_delete_sql(table: &str, condition: &str, by: &str) -> String {
+        format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} ORDER BY {by} LIMIT $2)")
+    }
+
+    /// A cleanup batch of sessions and their lists of clients, in one transaction. The write
+    /// lock, taken at BEGIN, keeps the sessions still while both statements choose them.
+    async fn delete_session_batch(&self, condition: &str, by: &str, cutoff: i64, limit: u32) -> StoreResult<u64> {
+        let chosen = format!("SELECT rowid FROM browser_sessions WHERE {condition} ORDER BY {by} LIMIT $2");
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM session_clients WHERE (tenant_id, sid) IN
+                 (SELECT tenant_id, sid FROM browser_sessions WHERE rowid IN ({chosen}))"
+        )))
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM browser_sessions WHERE rowid IN ({chosen})")))
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// SQLite has no notifications: other processes see changes by polling
     /// `PRAGMA data_version` (see `watch_changes`).
     async fn notify(_conn: &mut SqliteConnection, _change: &Change) -> Result<(), sqlx::Error> {

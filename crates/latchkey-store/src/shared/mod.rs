@@ -15,6 +15,8 @@ mod oauth;
 mod sessions;
 #[macro_use]
 mod factors;
+#[macro_use]
+mod cleanup;
 
 /// Records an audit event inside the caller's transaction (DESIGN: one call, same
 /// transaction as the change). `details` must never carry a secret.
@@ -42,6 +44,7 @@ macro_rules! impl_shared_store {
         impl_oauth_store!($store, $db);
         impl_session_store!($store, $db);
         impl_factor_store!($store, $db);
+        impl_cleanup_store!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::ScopeStore for $store {
