@@ -44,6 +44,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait UserStore {
     /// Creates a user; a taken username or email is `StoreError::Conflict`.
     async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User>;
+    /// Creates many users (`user import`) in one transaction: all of them, or none when one
+    /// would collide with a stored user (same sub, username, or verified email) or a client
+    /// (a sub equal to a client id: RFC 9068 §5, a token's `sub` must tell a person from a
+    /// client). Collisions within `users` are the caller's to find; the database refuses
+    /// them as `Conflict`.
+    async fn import_users(&self, tenant: &TenantId, users: &[NewUser], actor: &Actor) -> StoreResult<ImportOutcome>;
     async fn user_by_sub(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, tenant: &TenantId, username: &Username) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, tenant: &TenantId, email: &Email) -> StoreResult<Option<User>>;

@@ -17,6 +17,8 @@ mod sessions;
 mod factors;
 #[macro_use]
 mod cleanup;
+#[macro_use]
+pub(crate) mod import;
 
 /// Records an audit event inside the caller's transaction (DESIGN: one call, same
 /// transaction as the change). `details` must never carry a secret.
@@ -45,6 +47,7 @@ macro_rules! impl_shared_store {
         impl_session_store!($store, $db);
         impl_factor_store!($store, $db);
         impl_cleanup_store!($store, $db);
+        impl_user_import!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::ScopeStore for $store {
