@@ -21,15 +21,50 @@ const FIELDS: [&str; 7] = ["username", "email", "email_verified", "name", "claim
 /// OIDC Back-Channel Logout §2.4), or that have a field of their own on the line: an import
 /// cannot set them.
 const REGISTERED_CLAIMS: [&str; 26] = [
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash",
-    "s_hash", "sid", "events", "client_id", "scope", "cnf", "act", "name", "email", "email_verified",
-    "preferred_username", "updated_at",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "sid",
+    "events",
+    "client_id",
+    "scope",
+    "cnf",
+    "act",
+    "name",
+    "email",
+    "email_verified",
+    "preferred_username",
+    "updated_at",
 ];
 
 /// The profile claims a user may have (`ProfileClaims`).
 const PROFILE_CLAIMS: [&str; 14] = [
-    "given_name", "family_name", "middle_name", "nickname", "profile", "picture", "website", "gender", "birthdate",
-    "zoneinfo", "locale", "phone_number", "phone_number_verified", "address",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
+    "address",
 ];
 
 /// A problem with one line (numbered from 1).
@@ -135,7 +170,10 @@ fn parse_line(raw: &str) -> Result<NewUser, String> {
         Some(_) => return Err("`username` must be a string".into()),
         None => return Err("`username` is missing".into()),
     };
-    let email = text(&mut fields, "email")?.map(|s| Email::parse(&s)).transpose().map_err(|e| format!("email: {}", e.reason))?;
+    let email = text(&mut fields, "email")?
+        .map(|s| Email::parse(&s))
+        .transpose()
+        .map_err(|e| format!("email: {}", e.reason))?;
     let email_verified = match fields.remove("email_verified") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
@@ -144,8 +182,10 @@ fn parse_line(raw: &str) -> Result<NewUser, String> {
     if email_verified && email.is_none() {
         return Err("`email_verified` is true but there is no `email`".into());
     }
-    let name =
-        text(&mut fields, "name")?.map(|s| DisplayName::parse(&s)).transpose().map_err(|e| format!("name: {}", e.reason))?;
+    let name = text(&mut fields, "name")?
+        .map(|s| DisplayName::parse(&s))
+        .transpose()
+        .map_err(|e| format!("name: {}", e.reason))?;
     let profile = match fields.remove("claims") {
         None | Some(Value::Null) => ProfileClaims::default(),
         Some(Value::Object(claims)) => profile_claims(claims)?,

@@ -459,8 +459,12 @@ pub trait CleanupStore {
     /// Deletes at most `limit` rows of `kind` that have expired at `cutoffs`, found through
     /// an index on their expiry, in one short transaction; sessions go with their lists of
     /// clients. Returns how many rows of `kind` went (PostgreSQL skips rows locked by others).
-    async fn delete_expired_batch(&self, kind: cleanup::Expired, cutoffs: &cleanup::Cutoffs, limit: u32)
-    -> StoreResult<u64>;
+    async fn delete_expired_batch(
+        &self,
+        kind: cleanup::Expired,
+        cutoffs: &cleanup::Cutoffs,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -160,7 +160,9 @@ impl SqliteStore {
     /// the first in the order of the indexed column `by`, deleted by rowid. SQLite has no
     /// `DELETE … LIMIT` unless built with it.
     fn batch_delete_sql(table: &str, condition: &str, by: &str) -> String {
-        format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} ORDER BY {by} LIMIT $2)")
+        format!(
+            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} ORDER BY {by} LIMIT $2)"
+        )
     }
 
     /// A cleanup batch of sessions and their lists of clients, in one transaction. The write

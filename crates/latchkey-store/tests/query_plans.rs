@@ -118,8 +118,10 @@ async fn every_cleanup_batch_finds_its_rows_by_an_index_range_scan() {
                 _ => {
                     let mut conn = ok(sqlx::SqliteConnection::connect(&db.url).await, "connect");
                     let explain = format!("EXPLAIN QUERY PLAN {sql}");
-                    let rows =
-                        ok(sqlx::query(sqlx::AssertSqlSafe(explain)).bind(0).bind(1000).fetch_all(&mut conn).await, "x");
+                    let rows = ok(
+                        sqlx::query(sqlx::AssertSqlSafe(explain)).bind(0).bind(1000).fetch_all(&mut conn).await,
+                        "x",
+                    );
                     rows.iter().map(|r| r.get::<String, _>("detail")).collect::<Vec<_>>().join("\n")
                 }
             };

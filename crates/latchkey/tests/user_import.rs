@@ -16,7 +16,10 @@ const ARGON2ID: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$XwRlQ
 fn usernames(ws: &Workspace) -> Vec<String> {
     let list = ws.run(&["user", "list", "--json"]);
     let users: Value = list.success().json();
-    users.as_array().map(|a| a.iter().map(|u| u["username"].as_str().unwrap_or_default().to_owned()).collect()).unwrap_or_default()
+    users
+        .as_array()
+        .map(|a| a.iter().map(|u| u["username"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
 }
 
 #[test]

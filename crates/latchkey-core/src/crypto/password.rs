@@ -81,9 +81,8 @@ pub fn inspect(stored: &PasswordHash) -> Result<HashScheme, PasswordError> {
     };
     let params = Params::try_from(&phc).map_err(|_| PasswordError::BadStoredHash)?;
     let (memory_kib, iterations, lanes) = (params.m_cost(), params.t_cost(), params.p_cost());
-    let too_high = |what: &str, got: u32, max: u32| {
-        PasswordError::CostTooHigh(format!("Argon2id {what} {got} is above {max}"))
-    };
+    let too_high =
+        |what: &str, got: u32, max: u32| PasswordError::CostTooHigh(format!("Argon2id {what} {got} is above {max}"));
     if memory_kib > ARGON2_MAX_MEMORY_KIB {
         return Err(too_high("memory (KiB)", memory_kib, ARGON2_MAX_MEMORY_KIB));
     }

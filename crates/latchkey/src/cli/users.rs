@@ -345,8 +345,8 @@ async fn end_sessions(f: &latchkey_server::Foundation, u: &User, reason: &'stati
 
 /// `user import FILE`: the problems go to standard error, one line each, as `FILE:LINE: …`.
 async fn import(ctx: &Context, tenant: &TenantId, file: &std::path::Path) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;
     let f = ctx.open().await?;
     let result = latchkey_server::user_import::import(f.store.as_ref(), tenant, &text, &Actor::Cli).await;
     f.store.close().await;
