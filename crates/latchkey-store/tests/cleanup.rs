@@ -164,7 +164,7 @@ async fn keep_writing(mut conn: Conn, stop: Arc<AtomicBool>) -> (u64, Vec<String
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
         i += 1;
-        let write = if i % 2 == 0 {
+        let write = if i.is_multiple_of(2) {
             format!(
                 "INSERT INTO authorization_requests (tenant_id, id_hash, binding_hash, request, created_at, expires_at)
                  VALUES ('default', 'during-{i}', 'b', '{{}}', {NOW}, {NOW} + 600)"
