@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_store::Store;
+use latchkey_store::cleanup::{self, Cutoffs, Expired, Pace};
 
 use crate::keys::KeyService;
 
-/// How often expired sessions, requests, codes, tokens and revocations are deleted.
+/// How often expired sessions, requests, codes, tokens and revocations are deleted (in
+/// bounded batches: `latchkey_store::cleanup`).
 pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Runs `job` every `every` on the node that holds the lock named `name`; `otherwise` runs
@@ -92,22 +94,27 @@ pub fn spawn_cleanup(
         move || {
             let (store, now) = (target.clone(), clock.now());
             async move {
-                match store.delete_expired_oauth_state(now).await {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired requests and tokens"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "cleanup failed"),
-                }
-                match store.delete_idle_sessions(now, session_idle, now.minus(KEEP_FINISHED_DELIVERIES)).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(rows = n, "deleted expired sessions and finished logout deliveries")
+                let cutoffs =
+                    Cutoffs { now, session_idle, keep_finished_deliveries_until: now.minus(KEEP_FINISHED_DELIVERIES) };
+                let pace = Pace::for_backend(store.backend());
+                match cleanup::delete_expired(store.as_ref(), &cutoffs, &Expired::ALL, pace).await {
+                    Ok(report) if report.rows() > 0 => {
+                        let by_kind: Vec<String> = Expired::ALL
+                            .iter()
+                            .filter(|k| report.rows_of(**k) > 0)
+                            .map(|k| format!("{}={}", k.as_str(), report.rows_of(*k)))
+                            .collect();
+                        tracing::info!(
+                            rows = report.rows(),
+                            batches = report.batches.len(),
+                            batch_p99_ms = report.batch_quantile(0.99).as_secs_f64() * 1000.0,
+                            longest_batch_ms = report.longest_batch().as_secs_f64() * 1000.0,
+                            deleted = %by_kind.join(" "),
+                            "deleted expired rows"
+                        );
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "session cleanup failed"),
-                }
-                match store.delete_expired_ceremonies(now).await {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "deleted expired passkey challenges and sign-in steps"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "ceremony cleanup failed"),
+                    Err(e) => tracing::error!(error = %e, "cleanup failed"),
                 }
             }
         },

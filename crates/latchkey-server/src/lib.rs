@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod signup;
 pub mod startup;
 pub mod templates;
+pub mod user_import;
 
 pub use serve::{RunningServer, start};
 pub use startup::{Foundation, StartupError};

@@ -6,6 +6,7 @@
 
 mod audit;
 mod changes;
+pub mod cleanup;
 mod error;
 mod factor_model;
 mod model;
@@ -43,6 +44,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait UserStore {
     /// Creates a user; a taken username or email is `StoreError::Conflict`.
     async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User>;
+    /// Creates many users (`user import`) in one transaction: all of them, or none when one
+    /// would collide with a stored user (same sub, username, or verified email) or a client
+    /// (a sub equal to a client id: RFC 9068 §5, a token's `sub` must tell a person from a
+    /// client). Collisions within `users` are the caller's to find; the database refuses
+    /// them as `Conflict`.
+    async fn import_users(&self, tenant: &TenantId, users: &[NewUser], actor: &Actor) -> StoreResult<ImportOutcome>;
     async fn user_by_sub(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, tenant: &TenantId, username: &Username) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, tenant: &TenantId, email: &Email) -> StoreResult<Option<User>>;
@@ -245,10 +252,6 @@ pub trait OAuthStore {
         window: std::time::Duration,
     ) -> StoreResult<Vec<i64>>;
     async fn clear_login_failures(&self, tenant: &TenantId, key: &str) -> StoreResult<()>;
-
-    /// Deletes expired sessions, requests, codes, refresh tokens, revocations and old
-    /// failure counters. Returns how many rows went.
-    async fn delete_expired_oauth_state(&self, now: UnixTime) -> StoreResult<u64>;
 }
 
 /// Single sign-on sessions and the back-channel logout queue.
@@ -333,14 +336,6 @@ pub trait SessionStore {
     ) -> StoreResult<()>;
     /// The deliveries queued for the sessions of a user, newest first.
     async fn logout_deliveries(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<DeliveryRecord>>;
-    /// Deletes sessions idle for `idle`, the client lists of sessions that are gone, and
-    /// deliveries finished before `keep_finished_until`.
-    async fn delete_idle_sessions(
-        &self,
-        now: UnixTime,
-        idle: Duration,
-        keep_finished_until: UnixTime,
-    ) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -424,7 +419,6 @@ pub trait FactorStore {
         purpose: &str,
         now: UnixTime,
     ) -> StoreResult<Option<String>>;
-    async fn delete_expired_ceremonies(&self, now: UnixTime) -> StoreResult<u64>;
     async fn create_invitation(
         &self,
         tenant: &TenantId,
@@ -457,6 +451,20 @@ pub trait ResourceStore {
         jti: &str,
         expires_at: UnixTime,
     ) -> StoreResult<bool>;
+}
+
+/// Removal of expired rows; `cleanup::delete_expired` drives it batch by batch.
+#[async_trait]
+pub trait CleanupStore {
+    /// Deletes at most `limit` rows of `kind` that have expired at `cutoffs`, found through
+    /// an index on their expiry, in one short transaction; sessions go with their lists of
+    /// clients. Returns how many rows of `kind` went (PostgreSQL skips rows locked by others).
+    async fn delete_expired_batch(
+        &self,
+        kind: cleanup::Expired,
+        cutoffs: &cleanup::Cutoffs,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -492,6 +500,7 @@ pub trait Store:
     + FactorStore
     + ResourceStore
     + AuditStore
+    + CleanupStore
     + Send
     + Sync
 {

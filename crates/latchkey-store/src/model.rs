@@ -40,6 +40,25 @@ pub struct NewUser {
     pub password_hash: Option<String>,
 }
 
+/// What a bulk import did: every user stored, or none and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported(u64),
+    /// Users that collide with stored users or clients; nothing was stored.
+    Conflicts(Vec<ImportConflict>),
+}
+
+/// A user of an import that collides with what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportConflict {
+    /// The user's position in the import.
+    pub index: usize,
+    /// `sub`, `username` or `email` (a verified address another user has verified).
+    pub field: &'static str,
+    /// `user` or `client` (a `sub` equal to a client id).
+    pub taken_by: &'static str,
+}
+
 /// Changes to a user; `None` leaves a field as it is. `Some(None)` clears an optional one.
 #[derive(Debug, Clone, Default)]
 pub struct UserPatch {

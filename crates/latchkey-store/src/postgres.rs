@@ -125,6 +125,33 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// A cleanup batch: at most `$2` rows matching `condition` (which compares with `$1`),
+    /// the first in the order of the indexed column `by`, deleted by their row address (a
+    /// TID scan). The order makes the index the cheap plan even for a generic plan that
+    /// cannot know how many rows match; `SKIP LOCKED` leaves rows a request holds to the next
+    /// batch, so neither waits for the other.
+    fn batch_delete_sql(table: &str, condition: &str, by: &str) -> String {
+        format!(
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM {table} WHERE {condition} ORDER BY {by} LIMIT $2 FOR UPDATE SKIP LOCKED))"
+        )
+    }
+
+    /// A cleanup batch of sessions and their lists of clients, in one statement.
+    async fn delete_session_batch(&self, condition: &str, by: &str, cutoff: i64, limit: u32) -> StoreResult<u64> {
+        let deleted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "WITH gone AS ({} RETURNING tenant_id, sid),
+             clients AS (DELETE FROM session_clients c USING gone WHERE c.tenant_id = gone.tenant_id AND c.sid = gone.sid)
+             SELECT COUNT(*) FROM gone",
+            Self::batch_delete_sql("browser_sessions", condition, by)
+        )))
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+
     /// Delivered to every listening node when the surrounding transaction commits.
     async fn notify(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(change.to_payload()).execute(conn).await?;

@@ -27,6 +27,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`.
     pub async fn open(path: &Path, max_connections: u32, clock: Clock) -> StoreResult<Self> {
+        owner_only::prepare(path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -155,6 +156,37 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A cleanup batch: at most `$2` rows matching `condition` (which compares with `$1`),
+    /// the first in the order of the indexed column `by`, deleted by rowid. SQLite has no
+    /// `DELETE … LIMIT` unless built with it.
+    fn batch_delete_sql(table: &str, condition: &str, by: &str) -> String {
+        format!(
+            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} ORDER BY {by} LIMIT $2)"
+        )
+    }
+
+    /// A cleanup batch of sessions and their lists of clients, in one transaction. The write
+    /// lock, taken at BEGIN, keeps the sessions still while both statements choose them.
+    async fn delete_session_batch(&self, condition: &str, by: &str, cutoff: i64, limit: u32) -> StoreResult<u64> {
+        let chosen = format!("SELECT rowid FROM browser_sessions WHERE {condition} ORDER BY {by} LIMIT $2");
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM session_clients WHERE (tenant_id, sid) IN
+                 (SELECT tenant_id, sid FROM browser_sessions WHERE rowid IN ({chosen}))"
+        )))
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM browser_sessions WHERE rowid IN ({chosen})")))
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// SQLite has no notifications: other processes see changes by polling
     /// `PRAGMA data_version` (see `watch_changes`).
     async fn notify(_conn: &mut SqliteConnection, _change: &Change) -> Result<(), sqlx::Error> {
@@ -231,6 +263,62 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The database holds password hashes, sealed keys and personal data: like the master key,
+/// its files are readable by their owner only.
+mod owner_only {
+    use std::path::{Path, PathBuf};
+
+    use crate::StoreError;
+
+    /// The files SQLite keeps for the database at `path`.
+    #[cfg(unix)]
+    fn files(path: &Path) -> [PathBuf; 3] {
+        let with = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        [path.to_owned(), with("-wal"), with("-shm")]
+    }
+
+    /// Creates the database file owner-only when it is missing (SQLite then gives its `-wal`
+    /// and `-shm` files the same mode), and takes every other permission away from files that
+    /// exist (made by an older version, or by hand).
+    #[cfg(unix)]
+    pub fn prepare(path: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let failed = |what: &str, p: &Path, e: std::io::Error| {
+            StoreError::Invalid(format!("cannot {what} SQLite database file {}: {e}", p.display()))
+        };
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // A missing directory and the like: SQLite's own open reports it.
+            Err(_) => return Ok(()),
+        }
+        for file in files(path) {
+            let meta = match std::fs::metadata(&file) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(failed("inspect", &file, e)),
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(|e| failed("restrict", &file, e))?;
+                tracing::warn!(file = %file.display(), was = format!("{mode:o}"), now = format!("{:o}", mode & 0o700),
+                    "the database file was readable by others; it is now readable by its owner only");
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    pub fn prepare(_path: &Path) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -132,3 +132,23 @@ pub fn sample_client(id: &str, kind: latchkey_core::domain::ClientKind, redirect
         refresh_reuse_grace: None,
     }
 }
+
+/// Deletes every expired row of `kinds` as the cleanup job does, with the backend's pace;
+/// returns how many rows of those kinds went.
+///
+/// # Panics
+/// When the store fails.
+pub async fn clean(
+    store: &dyn crate::Store,
+    kinds: &[crate::cleanup::Expired],
+    now: latchkey_core::UnixTime,
+    session_idle: std::time::Duration,
+    keep_finished_deliveries_until: latchkey_core::UnixTime,
+) -> u64 {
+    use crate::cleanup::{Cutoffs, Pace, delete_expired};
+    let cutoffs = Cutoffs { now, session_idle, keep_finished_deliveries_until };
+    delete_expired(store, &cutoffs, kinds, Pace::for_backend(store.backend()))
+        .await
+        .unwrap_or_else(|e| panic!("cleanup on {}: {e}", store.backend()))
+        .rows()
+}

@@ -7,7 +7,8 @@ use std::time::Duration;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::*;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::testing::TestDatabase;
+use latchkey_store::cleanup::Expired;
+use latchkey_store::testing::{TestDatabase, clean};
 use latchkey_store::*;
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
@@ -271,6 +272,6 @@ async fn ceremonies_are_taken_once_and_expire() {
             "{b}: expired"
         );
         ok(store.put_ceremony(&tenant(), &hash("c3"), "passkey_sign_in", "{}", soon).await, b);
-        assert_eq!(ok(store.delete_expired_ceremonies(late).await, b), 1, "{b}");
+        assert_eq!(clean(store.as_ref(), &[Expired::Ceremonies], late, Duration::ZERO, late).await, 1, "{b}");
     }
 }

@@ -86,3 +86,62 @@ async fn lookups_by_token_hash_use_the_primary_key_before_any_statistics() {
         }
     }
 }
+
+/// The row choice of a cleanup batch (`Expired::expiry`, as `batch_delete_sql` builds it).
+fn cleanup_choice(kind: latchkey_store::cleanup::Expired, backend: &str) -> String {
+    let (table, column, also) = kind.expiry();
+    match backend {
+        "postgres" => format!(
+            "SELECT ctid FROM {table} WHERE {column} <= $1{also} ORDER BY {column} LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ),
+        _ => format!("SELECT rowid FROM {table} WHERE {column} <= $1{also} ORDER BY {column} LIMIT $2"),
+    }
+}
+
+#[tokio::test]
+async fn every_cleanup_batch_finds_its_rows_by_an_index_range_scan() {
+    use latchkey_store::cleanup::Expired;
+    for db in TestDatabase::all().await {
+        seed(&db).await;
+        for kind in Expired::ALL {
+            let (table, column, _) = kind.expiry();
+            let sql = cleanup_choice(kind, db.backend);
+            let plan = match db.backend {
+                "postgres" => {
+                    let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
+                    ok(sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut conn).await, "set");
+                    let prepare = format!("PREPARE batch(bigint, bigint) AS {sql}");
+                    ok(sqlx::query(sqlx::AssertSqlSafe(prepare)).execute(&mut conn).await, "prepare");
+                    let rows = ok(sqlx::query("EXPLAIN EXECUTE batch(0, 1000)").fetch_all(&mut conn).await, "explain");
+                    rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n")
+                }
+                _ => {
+                    let mut conn = ok(sqlx::SqliteConnection::connect(&db.url).await, "connect");
+                    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                    let rows = ok(
+                        sqlx::query(sqlx::AssertSqlSafe(explain)).bind(0).bind(1000).fetch_all(&mut conn).await,
+                        "x",
+                    );
+                    rows.iter().map(|r| r.get::<String, _>("detail")).collect::<Vec<_>>().join("\n")
+                }
+            };
+            let b = db.backend;
+            let what = kind.as_str();
+            match b {
+                "postgres" => {
+                    assert!(plan.contains("Index"), "{b}: {what} batch does not use an index:\n{plan}");
+                    assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{b}: {what} batch scans:\n{plan}");
+                }
+                _ => {
+                    let range = format!("INDEX {table}_by_");
+                    assert!(
+                        plan.contains(&format!("SEARCH {table}")) && plan.contains(&format!("({column}<?)")),
+                        "{b}: {what} batch is no index range scan:\n{plan}"
+                    );
+                    assert!(plan.contains(&range) || plan.contains("_expiry"), "{b}: {what}:\n{plan}");
+                    assert!(!plan.contains("TEMP B-TREE"), "{b}: {what} batch sorts:\n{plan}");
+                }
+            }
+        }
+    }
+}

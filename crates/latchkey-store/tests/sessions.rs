@@ -8,7 +8,8 @@ use std::time::Duration;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::*;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::testing::{TestDatabase, sample_client};
+use latchkey_store::cleanup::Expired;
+use latchkey_store::testing::{TestDatabase, clean, sample_client};
 use latchkey_store::*;
 
 const HOUR: Duration = Duration::from_secs(3_600);
@@ -106,6 +107,9 @@ impl Fixture {
     }
 }
 
+/// What the session cleanup deletes.
+const SESSIONS: [Expired; 3] = [Expired::EndedSessions, Expired::IdleSessions, Expired::FinishedDeliveries];
+
 #[tokio::test]
 async fn sessions_expire_when_idle_or_past_their_end_and_touching_keeps_them() {
     for db in TestDatabase::all().await {
@@ -122,7 +126,7 @@ async fn sessions_expire_when_idle_or_past_their_end_and_touching_keeps_them() {
         assert_eq!(ok(by_cookie, "read").map(|s| s.ip), Some(Some("192.0.2.1".into())), "{b}");
         f.clock.advance(Duration::from_secs(2));
         assert!(!f.live("s1").await, "{b}: two hours after sign-in it is over, however active");
-        let removed = ok(f.store.delete_idle_sessions(f.clock.now(), HOUR, f.clock.now()).await, "cleanup");
+        let removed = clean(f.store.as_ref(), &SESSIONS, f.clock.now(), HOUR, f.clock.now()).await;
         assert_eq!(removed, 1, "{b}");
     }
 }
@@ -208,10 +212,10 @@ async fn queued_deliveries_are_claimed_for_a_lease_and_finished_once() {
         let failed = DeliveryOutcome::Failed { error: "gone".into() };
         ok(f.store.finish_logout_delivery(&second.tenant, &second.jti, &failed, f.clock.now()).await, "fail");
         // Finished deliveries are kept until `keep_finished_until`, then cleaned up.
-        let kept = ok(f.store.delete_idle_sessions(f.clock.now(), HOUR, f.clock.now().minus(HOUR)).await, "keep");
+        let kept = clean(f.store.as_ref(), &SESSIONS, f.clock.now(), HOUR, f.clock.now().minus(HOUR)).await;
         assert_eq!(kept, 0, "{b}");
         f.clock.advance(Duration::from_secs(1));
-        let removed = ok(f.store.delete_idle_sessions(f.clock.now(), HOUR, f.clock.now()).await, "clean");
+        let removed = clean(f.store.as_ref(), &SESSIONS, f.clock.now(), HOUR, f.clock.now()).await;
         assert_eq!(removed, 2, "{b}");
     }
 }

@@ -1,5 +1,5 @@
 //! Cryptography, all through aws-lc-rs (the binary's one crypto provider) except Argon2id,
-//! which aws-lc-rs does not offer.
+//! which aws-lc-rs does not offer, and bcrypt, verified for imported hashes only.
 
 pub mod envelope;
 pub mod password;
@@ -10,7 +10,7 @@ pub mod token_hash;
 pub mod totp;
 
 pub use envelope::{EnvelopeError, MasterKey};
-pub use password::{PasswordError, PasswordHash, PasswordPolicy};
+pub use password::{HashScheme, PasswordError, PasswordHash, PasswordPolicy};
 pub use signing::{KeyError, PublicJwk, SigningKeyPair};
 pub use token_hash::{TokenHash, TokenHasher};
 pub use totp::{TotpError, TotpSecret};

@@ -67,8 +67,11 @@ impl TenantId {
     }
 }
 
-/// The opaque, never-reused subject identifier (`sub`) of a user: 128 random bits, hex.
-/// It carries no personal data and never changes when a username or email does.
+/// The opaque, never-reused subject identifier (`sub`) of a user: 128 random bits, hex, for
+/// users made here; users imported from another system keep theirs (`user import`), so any
+/// 1–255 characters from A-Z a-z 0-9 and `- _ . ~ | : +` (a UUID, `auth0|…`) parse too
+/// (OIDC Core §2: at most 255 ASCII characters). It carries no personal data and never
+/// changes when a username or email does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubjectId(String);
 string_newtype!(SubjectId);
@@ -79,8 +82,9 @@ impl SubjectId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        if raw.len() != 32 || !raw.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
-            return Err(ParseError::new("subject id", "expected 32 lowercase hex characters"));
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '|' | ':' | '+');
+        if raw.is_empty() || raw.len() > 255 || !raw.chars().all(ok) {
+            return Err(ParseError::new("subject id", "use 1-255 characters from A-Z a-z 0-9 - _ . ~ | : +"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -177,6 +181,13 @@ mod tests {
         let sub = SubjectId::generate();
         assert_eq!(SubjectId::parse(sub.as_str()), Ok(sub.clone()));
         assert_ne!(sub, SubjectId::generate());
+        // Imported users keep the subject ids their apps know.
+        for kept in ["550e8400-e29b-41d4-a716-446655440000", "auth0|5f7c8ec7c33c6c004bbafe82", "12345"] {
+            assert!(SubjectId::parse(kept).is_ok(), "{kept}");
+        }
+        for bad in ["", "a b", "x/y", "é", &"a".repeat(256)] {
+            assert!(SubjectId::parse(bad).is_err(), "{bad}");
+        }
         let client = ClientId::generate();
         assert_eq!(ClientId::parse(client.as_str()), Ok(client));
     }

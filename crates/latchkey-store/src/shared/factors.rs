@@ -439,16 +439,6 @@ macro_rules! impl_factor_store {
                 Ok(row.filter(|(_, expires_at)| *expires_at > now.secs()).map(|(state, _)| state))
             }
 
-            async fn delete_expired_ceremonies(&self, now: UnixTime) -> StoreResult<u64> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query("DELETE FROM auth_ceremonies WHERE expires_at <= $1")
-                    .bind(now.secs())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(done.rows_affected())
-            }
-
             async fn create_invitation(&self, tenant: &TenantId, token_hash: &TokenHash, id: &str, note: Option<&str>,
                 expires_at: UnixTime, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;

@@ -138,21 +138,35 @@ macro_rules! impl_key_store {
             }
 
             async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query(
-                    "DELETE FROM signing_keys WHERE tenant_id = $1 AND state = 'retired' AND publish_until < $2",
-                )
-                .bind(tenant.as_str())
-                .bind(now.secs())
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() > 0 {
-                    audit!(self, tx, tenant, Actor::System, "keys.expired_deleted", "signing_keys",
-                        serde_json::json!({"count": done.rows_affected()}));
-                    Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
+                // In batches like every cleanup (`cleanup`), though a tenant has few keys.
+                const BATCH: u32 = 100;
+                let mut total = 0;
+                loop {
+                    let mut tx = self.begin_write().await?;
+                    let sql = Self::batch_delete_sql(
+                        "signing_keys",
+                        "publish_until < $1 AND tenant_id = $3 AND state = 'retired'",
+                        "publish_until",
+                    );
+                    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(now.secs())
+                        .bind(i64::from(BATCH))
+                        .bind(tenant.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    let n = done.rows_affected();
+                    if n > 0 {
+                        audit!(self, tx, tenant, Actor::System, "keys.expired_deleted", "signing_keys",
+                            serde_json::json!({"count": n}));
+                        Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
+                    }
+                    tx.commit().await?;
+                    total += n;
+                    if n < u64::from(BATCH) {
+                        return Ok(total);
+                    }
+                    tokio::task::yield_now().await;
                 }
-                tx.commit().await?;
-                Ok(done.rows_affected())
             }
         }
     };

@@ -15,6 +15,10 @@ mod oauth;
 mod sessions;
 #[macro_use]
 mod factors;
+#[macro_use]
+mod cleanup;
+#[macro_use]
+pub(crate) mod import;
 
 /// Records an audit event inside the caller's transaction: every recorded change goes
 /// through this one call, and is recorded exactly when the change commits. `details` must
@@ -43,6 +47,8 @@ macro_rules! impl_shared_store {
         impl_oauth_store!($store, $db);
         impl_session_store!($store, $db);
         impl_factor_store!($store, $db);
+        impl_cleanup_store!($store, $db);
+        impl_user_import!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::ScopeStore for $store {

@@ -298,21 +298,6 @@ macro_rules! impl_oauth_store {
                     .await?;
                 Ok(())
             }
-
-            async fn delete_expired_oauth_state(&self, now: UnixTime) -> StoreResult<u64> {
-                let mut total = 0;
-                for sql in [
-                    "DELETE FROM authorization_requests WHERE expires_at <= $1",
-                    "DELETE FROM authorization_codes WHERE expires_at <= $1",
-                    "DELETE FROM refresh_tokens WHERE expires_at <= $1",
-                    "DELETE FROM revocations WHERE expires_at <= $1",
-                    "DELETE FROM login_failures WHERE window_start <= $1 - 86400",
-                    "DELETE FROM assertion_jtis WHERE expires_at <= $1",
-                ] {
-                    total += sqlx::query(sql).bind(now.secs()).execute(self.pool()).await?.rows_affected();
-                }
-                Ok(total)
-            }
         }
 
         impl $store {

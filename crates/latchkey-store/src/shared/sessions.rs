@@ -322,29 +322,6 @@ macro_rules! impl_session_store {
                     })
                     .collect())
             }
-
-            async fn delete_idle_sessions(&self, now: UnixTime, idle: std::time::Duration, keep_finished_until: UnixTime)
-                -> StoreResult<u64> {
-                let mut total = sqlx::query("DELETE FROM browser_sessions WHERE last_active_at <= $1 OR expires_at <= $2")
-                    .bind(now.minus(idle).secs())
-                    .bind(now.secs())
-                    .execute(self.pool())
-                    .await?
-                    .rows_affected();
-                total += sqlx::query(
-                    "DELETE FROM session_clients WHERE NOT EXISTS (
-                         SELECT 1 FROM browser_sessions s WHERE s.tenant_id = session_clients.tenant_id AND s.sid = session_clients.sid)",
-                )
-                .execute(self.pool())
-                .await?
-                .rows_affected();
-                total += sqlx::query("DELETE FROM logout_deliveries WHERE status <> 'pending' AND finished_at <= $1")
-                    .bind(keep_finished_until.secs())
-                    .execute(self.pool())
-                    .await?
-                    .rows_affected();
-                Ok(total)
-            }
         }
     };
 }

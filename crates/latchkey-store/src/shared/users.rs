@@ -66,6 +66,10 @@ macro_rules! impl_user_store {
                 Ok(created)
             }
 
+            async fn import_users(&self, tenant: &TenantId, users: &[NewUser], actor: &Actor) -> StoreResult<ImportOutcome> {
+                self.import_users_at_once(tenant, users, actor).await
+            }
+
             async fn user_by_sub(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<User>> {
                 let row: Option<$crate::model::UserRow> =
                     sqlx::query_as("SELECT * FROM users WHERE tenant_id = $1 AND sub = $2")

@@ -1,10 +1,11 @@
-//! `user create|list|show|update|set-password|lock|unlock|delete`.
+//! `user create|import|list|show|update|set-password|lock|unlock|delete`.
 
 use std::io::{BufRead as _, IsTerminal as _};
 
 use clap::Subcommand;
 use latchkey_core::domain::{DisplayName, Email, ProfileClaims, SubjectId, TenantId, Username};
 use latchkey_server::passwords::PasswordHasher;
+use latchkey_server::user_import::ImportError;
 use latchkey_store::{Actor, NewUser, SessionSelector, Store, User, UserPatch};
 
 use super::{CliError, Context, output};
@@ -33,6 +34,12 @@ pub enum UserCommand {
         /// Create the user without a password.
         #[arg(long)]
         no_password: bool,
+    },
+    /// Import users from another system: a JSON Lines file, one user per line with
+    /// `username`, `email`, `email_verified`, `name`, `claims`, `password_hash` (Argon2id or
+    /// bcrypt) and optionally `sub`. All or nothing; every bad or duplicate line is reported.
+    Import {
+        file: std::path::PathBuf,
     },
     List,
     /// Show one user (by username or subject id).
@@ -170,6 +177,7 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
             let user = user?;
             output::print(&ctx, &user, || format!("Created user {} (sub {}).", user.username, user.sub))
         }
+        UserCommand::Import { file } => import(&ctx, &tenant, &file).await,
         UserCommand::List => {
             let f = ctx.open().await?;
             let users = f.store.list_users(&tenant).await;
@@ -333,4 +341,29 @@ async fn end_sessions(f: &latchkey_server::Foundation, u: &User, reason: &'stati
     )
     .await?;
     Ok(ended.sessions.len())
+}
+
+/// `user import FILE`: the problems go to standard error, one line each, as `FILE:LINE: …`.
+async fn import(ctx: &Context, tenant: &TenantId, file: &std::path::Path) -> Result<(), CliError> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;
+    let f = ctx.open().await?;
+    let result = latchkey_server::user_import::import(f.store.as_ref(), tenant, &text, &Actor::Cli).await;
+    f.store.close().await;
+    match result {
+        Ok(n) => output::print(ctx, &serde_json::json!({"imported": n}), || {
+            format!("Imported {n} user(s) from {}.", file.display())
+        }),
+        Err(ImportError::Lines(problems)) => {
+            for p in &problems {
+                eprintln!("{}:{}: {}", file.display(), p.line, p.message);
+            }
+            Err(CliError::Failed(format!(
+                "{} line(s) of {} have problems; no user was imported",
+                problems.len(),
+                file.display()
+            )))
+        }
+        Err(e) => Err(CliError::Failed(format!("{}: {e}; no user was imported", file.display()))),
+    }
 }
