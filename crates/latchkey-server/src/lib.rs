@@ -14,6 +14,7 @@ pub mod keys;
 pub mod login;
 pub mod oauth;
 pub mod oidc;
+pub mod outbound;
 pub mod pages;
 pub mod passkeys;
 pub mod passwords;

@@ -200,6 +200,7 @@ impl Config {
         if k.check_interval.is_zero() {
             return Err(ConfigError::invalid(s, "keys.check_interval", "must be more than 0s"));
         }
+        self.outbound.check(s)?;
         self.passwords.policy().validate().map_err(|e| ConfigError::invalid(s, "passwords", e))?;
         if self.passwords.max_concurrent_hashes == 0 {
             return Err(ConfigError::invalid(s, "passwords.max_concurrent_hashes", "must be at least 1"));

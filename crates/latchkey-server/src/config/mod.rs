@@ -5,6 +5,7 @@
 //! environment variable `LATCHKEY_<SECTION>__<KEY>`.
 
 mod load;
+mod outbound;
 mod secret;
 mod signin;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use load::{ConfigError, ConfigSource, find_config_file};
+pub use outbound::{AllowEntry, OutboundConfig, Purpose};
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
 
@@ -39,6 +41,7 @@ pub struct Config {
     pub passkeys: PasskeysConfig,
     pub registration: RegistrationConfig,
     pub clients: ClientsConfig,
+    pub outbound: OutboundConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub web: WebConfig,
