@@ -200,9 +200,10 @@ impl Default for LogoutConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientsConfig {
-    /// Let `jwks_uri` use http and loopback or private addresses (development and tests
-    /// only: otherwise a client could make Latchkey probe its internal network).
-    pub allow_insecure_jwks_uri: bool,
+    /// Removed: `outbound.allow` opens destinations now, per purpose and port. Kept only so
+    /// that a config still setting it gets an error that says so.
+    #[serde(skip_serializing)]
+    pub allow_insecure_jwks_uri: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

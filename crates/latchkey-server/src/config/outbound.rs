@@ -173,4 +173,12 @@ mod tests {
             assert!(text.contains(expected), "{toml}: {text}");
         }
     }
+
+    #[test]
+    fn the_removed_insecure_jwks_switch_is_an_error_that_names_outbound_allow() {
+        let text = load("[clients]\nallow_insecure_jwks_uri = true\n", &[]).err().unwrap_or_default();
+        assert!(text.contains("clients.allow_insecure_jwks_uri") && text.contains("outbound.allow"), "{text}");
+        let text = load("", &[("LATCHKEY_CLIENTS__ALLOW_INSECURE_JWKS_URI", "false")]).err().unwrap_or_default();
+        assert!(text.contains("outbound.allow"), "even set to false: {text}");
+    }
 }
