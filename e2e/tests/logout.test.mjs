@@ -80,7 +80,13 @@ before(async () => {
   // The app first: its port goes into the logout URIs registered below.
   app = await startLoopbackRp({ respond });
   const loopback = (path) => `${app.origin}${path}`;
+  // Latchkey's outbound guard sends logout tokens over https to public addresses only: the
+  // app's port on 127.0.0.1 is opened for back-channel logout, over http, as an operator
+  // opens an internal destination (the CLI checks the registered URIs against it too).
+  const port = new URL(app.origin).port;
+  const allow = `[{ cidr = "127.0.0.1/32", for = ["backchannel_logout"], ports = [${port}], allow_insecure_http = true }]`;
   lk = await startLatchkey({
+    env: { LATCHKEY_OUTBOUND__ALLOW: allow },
     seed(cli) {
       ada = seedAda(cli);
       // Public (PKCE) app on the loopback, both logout channels. Its redirect URI and one

@@ -67,6 +67,8 @@ pub struct Shared {
     pub verified_tokens: crate::oauth::verified_tokens::VerifiedTokens,
     pub templates: Arc<Templates>,
     pub client_keys: Arc<crate::oauth::client_keys::ClientKeyCache>,
+    /// Every request Latchkey sends goes through this guard.
+    pub outbound: Arc<crate::outbound::Outbound>,
     pub client_auth_throttle: Arc<crate::oauth::client_auth::ClientAuthThrottle>,
     /// Wakes the back-channel logout sender when a session ends on this node.
     pub backchannel: Arc<tokio::sync::Notify>,

@@ -15,6 +15,7 @@ pub mod login;
 pub mod oauth;
 pub mod oidc;
 pub mod opt_ins;
+pub mod outbound;
 pub mod pages;
 pub mod passkeys;
 pub mod passwords;

@@ -96,6 +96,8 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         )),
         None => None,
     };
+    let outbound = Arc::new(crate::outbound::Outbound::new(&config.outbound).map_err(StartupError::Tls)?);
+    crate::outbound::warn_about_refused_destinations(store.as_ref(), outbound.policy(), &config.outbound).await;
     let pages = ErrorPages::load(&config.web, &crate::app::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
     let state = AppState::new(crate::app::Shared {
         issuer: Arc::from(issuer.as_str()),
@@ -107,7 +109,8 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         templates: Arc::new(Templates::load().map_err(StartupError::ErrorPages)?),
         token_hasher,
         revocations,
-        client_keys: Arc::default(),
+        client_keys: Arc::new(crate::oauth::client_keys::ClientKeyCache::new(outbound.clone())),
+        outbound,
         client_auth_throttle: Arc::default(),
         verified_tokens: Default::default(),
         backchannel: Arc::default(),

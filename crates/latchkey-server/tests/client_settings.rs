@@ -5,9 +5,10 @@ mod support;
 
 use latchkey_core::crypto::SigningKeyPair;
 use latchkey_core::domain::{GrantType, ScopeName, SigningAlg, TenantId, TokenEndpointAuthMethod};
+use latchkey_server::config::Purpose;
 use latchkey_store::{Actor, ResourceServer};
 use reqwest::StatusCode;
-use support::{ClientSpec, TestServer, ok, sqlite};
+use support::{ClientSpec, TestServer, allow_loopback, ok, sqlite};
 
 fn client_key() -> (SigningKeyPair, String) {
     let (pair, _) = ok(SigningKeyPair::generate(SigningAlg::Es256, 2048), "key");
@@ -117,16 +118,21 @@ async fn a_jwks_uri_is_fetched_only_where_it_is_safe() {
     let (key, jwks) = client_key();
     let (addr, task) = serve_jwks(jwks).await;
     let uri = format!("http://{addr}/jwks");
+    let port = addr.port();
 
-    // By default: http and loopback are refused, so the client cannot authenticate.
-    let strict = TestServer::start(sqlite().await, |_| {}).await;
-    with_scope(&strict).await;
-    strict.create_client(ClientSpec { jwks_uri: Some(&uri), ..machine("fetcher") }).await;
-    let a = assertion(&strict, &key, "fetcher", &strict.server.issuer, "j1", 120);
-    assert_eq!(token_with_assertion(&strict, "fetcher", &a, &[]).await.0, StatusCode::UNAUTHORIZED);
-    strict.stop().await;
+    // By default, and where 127.0.0.1 is opened for logout deliveries only: http and
+    // loopback are refused, so the client cannot authenticate.
+    for allow in [vec![], vec![allow_loopback(Purpose::BackchannelLogout, &[port])]] {
+        let strict = TestServer::start(sqlite().await, |c| c.outbound.allow = allow).await;
+        with_scope(&strict).await;
+        strict.create_client(ClientSpec { jwks_uri: Some(&uri), ..machine("fetcher") }).await;
+        let a = assertion(&strict, &key, "fetcher", &strict.server.issuer, "j1", 120);
+        assert_eq!(token_with_assertion(&strict, "fetcher", &a, &[]).await.0, StatusCode::UNAUTHORIZED);
+        strict.stop().await;
+    }
 
-    let lenient = TestServer::start(sqlite().await, |c| c.clients.allow_insecure_jwks_uri = true).await;
+    let lenient =
+        TestServer::start(sqlite().await, |c| c.outbound.allow = vec![allow_loopback(Purpose::JwksUri, &[port])]).await;
     with_scope(&lenient).await;
     lenient.create_client(ClientSpec { jwks_uri: Some(&uri), ..machine("fetcher") }).await;
     let a = assertion(&lenient, &key, "fetcher", &lenient.server.issuer, "j1", 120);

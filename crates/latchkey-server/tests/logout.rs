@@ -10,6 +10,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use latchkey_core::domain::{ClientSessionPolicy, LogoutUri, SubjectId, TenantId};
 use latchkey_core::{Clock, UnixTime};
+use latchkey_server::config::Purpose;
 use latchkey_store::testing::TestDatabase;
 use latchkey_store::{Actor, SessionSelector};
 use reqwest::StatusCode;
@@ -35,11 +36,20 @@ fn uri(raw: &str) -> Option<LogoutUri> {
     Some(ok(LogoutUri::parse(raw), "logout uri"))
 }
 
-async fn start_in(db: Arc<TestDatabase>, dir: Arc<tempfile::TempDir>, clock: Clock) -> TestServer {
+/// A server whose outbound guard lets logout tokens reach the relying parties `rps` (on
+/// 127.0.0.1, over http): the way an operator opens an internal destination.
+async fn start_in(
+    db: Arc<TestDatabase>,
+    dir: Arc<tempfile::TempDir>,
+    clock: Clock,
+    rps: &[&RelyingParty],
+) -> TestServer {
+    let ports: Vec<u16> = rps.iter().map(|rp| rp.addr.port()).collect();
     ok(
         TestServer::start_in(db, dir, clock, |c| {
             c.logout.backchannel_poll_interval = Duration::from_millis(100);
             c.logout.backchannel_max_attempts = 3;
+            c.outbound.allow = vec![support::allow_loopback(Purpose::BackchannelLogout, &ports)];
         })
         .await,
         "start",
@@ -85,7 +95,7 @@ async fn rp_initiated_logout_reaches_every_client_by_both_channels_and_ends_sess
         let b = db.backend;
         let rp = RelyingParty::start(0).await;
         let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
-        let server = start_in(db, dir, Clock::system()).await;
+        let server = start_in(db, dir, Clock::system(), &[&rp]).await;
         setup(&server, &rp).await;
         let (webapp_secret, notes_secret) = (secret_of("webapp"), secret_of("notes"));
         let webapp = Rp { id: "webapp", secret: &webapp_secret, callback: WEBAPP };
@@ -155,8 +165,10 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         let b = db.backend;
         // Fails twice, then answers 200.
         let rp = RelyingParty::start(2).await;
+        // And one that never answers well.
+        let dead = RelyingParty::start(usize::MAX).await;
         let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
-        let server = start_in(db, Arc::new(ok(tempfile::tempdir(), "dir")), clock).await;
+        let server = start_in(db, Arc::new(ok(tempfile::tempdir(), "dir")), clock, &[&rp, &dead]).await;
         setup(&server, &rp).await;
         let secret = secret_of("notes");
         let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
@@ -199,7 +211,6 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         assert_eq!(status().await[0].attempts, 3, "{b}");
 
         // An endpoint that never answers well is given up after backchannel_max_attempts.
-        let dead = RelyingParty::start(usize::MAX).await;
         let p = policy(|p| p.backchannel_logout_uri = uri(&dead.backchannel_uri("notes")));
         let patch = latchkey_store::ClientPatch { session_policy: Some(p), ..Default::default() };
         let notes_id = ok(latchkey_core::domain::ClientId::parse("notes"), "id");
@@ -241,7 +252,7 @@ async fn logout_tokens_queued_while_no_server_runs_are_delivered_after_the_start
         let b = db.backend;
         let rp = RelyingParty::start(0).await;
         let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
-        let server = start_in(db.clone(), dir.clone(), Clock::system()).await;
+        let server = start_in(db.clone(), dir.clone(), Clock::system(), &[&rp]).await;
         setup(&server, &rp).await;
         let browser = Browser::new(server.server.addr);
         let (_, id) = notes_tokens(&server, &browser, "openid").await;
@@ -271,7 +282,7 @@ async fn logout_tokens_queued_while_no_server_runs_are_delivered_after_the_start
         store.close().await;
         assert!(rp.received().is_empty(), "{b}: nobody sent anything yet");
 
-        let server = start_in(db, dir, Clock::system()).await;
+        let server = start_in(db, dir, Clock::system(), &[&rp]).await;
         eventually(DELIVERY, "delivery after the start", || async { rp.received().len() == 1 }).await;
         let (client, token) = rp.received().remove(0);
         let c = verify_logout_token(&token, &jwks(&server).await, &server.server.issuer, &client);
@@ -285,7 +296,7 @@ async fn locking_or_deleting_a_user_ends_sessions_and_every_refresh_token() {
     for db in all_backends().await {
         let b = db.backend;
         let rp = RelyingParty::start(0).await;
-        let server = start_in(db, Arc::new(ok(tempfile::tempdir(), "dir")), Clock::system()).await;
+        let server = start_in(db, Arc::new(ok(tempfile::tempdir(), "dir")), Clock::system(), &[&rp]).await;
         setup(&server, &rp).await;
         let secret = secret_of("notes");
         let notes = Rp { id: "notes", secret: &secret, callback: NOTES };
@@ -308,7 +319,8 @@ async fn locking_or_deleting_a_user_ends_sessions_and_every_refresh_token() {
 #[tokio::test]
 async fn a_deleted_clients_access_tokens_stop_working_at_userinfo() {
     let rp = RelyingParty::start(0).await;
-    let server = start_in(support::sqlite().await, Arc::new(ok(tempfile::tempdir(), "dir")), Clock::system()).await;
+    let server =
+        start_in(support::sqlite().await, Arc::new(ok(tempfile::tempdir(), "dir")), Clock::system(), &[&rp]).await;
     setup(&server, &rp).await;
     let browser = Browser::new(server.server.addr);
     let (tokens, _) = notes_tokens(&server, &browser, "openid").await;

@@ -16,9 +16,15 @@ fn tenant() -> TenantId {
     TenantId::default_tenant()
 }
 
+/// Opens the relying party's back-channel endpoint on 127.0.0.1:9 (http), as an operator
+/// opens an internal destination for the outbound guard.
+const ALLOW_RP: &str =
+    r#"[{ cidr = "127.0.0.1/32", for = ["backchannel_logout"], ports = [9], allow_insecure_http = true }]"#;
+
 /// A workspace with ada and a client that wants back-channel logout.
 fn setup() -> (Workspace, String) {
-    let ws = Workspace::new();
+    let mut ws = Workspace::new();
+    ws.set_env("LATCHKEY_OUTBOUND__ALLOW", ALLOW_RP);
     let ada =
         ws.run_stdin(&["user", "create", "--username", "ada", "--password-stdin", "--json"], &format!("{PASSWORD}\n"));
     let sub = ada.success().json()["sub"].as_str().unwrap_or_default().to_owned();
@@ -176,4 +182,43 @@ async fn a_password_reset_and_a_deletion_end_the_users_sessions() {
         .await;
     assert_eq!(sid.ok().flatten(), None);
     store.close().await;
+}
+
+#[test]
+fn client_urls_the_outbound_guard_would_refuse_are_refused_and_named_at_start() {
+    let (ws, _) = setup();
+    let shown = ws.run(&["client", "show", "notes", "--json"]).success().json();
+    // A JWKS URI over http, or on an address that stands for loopback or a private network.
+    let machine = ["client", "create", "--name", "Svc", "--id", "svc", "--grant-type", "client_credentials"];
+    let machine = [&machine[..], &["--auth-method", "private_key_jwt", "--jwks-uri"]].concat();
+    for (uri, names) in [
+        ("http://keys.example/jwks", &["--jwks-uri", "https", "outbound.allow"][..]),
+        ("https://[64:ff9b::7f00:1]/jwks", &["embeds 127.0.0.1", "outbound.allow"][..]),
+        ("https://169.254.169.254/latest/meta-data", &["169.254.0.0/16", "jwks_uri"][..]),
+    ] {
+        ws.run(&[&machine[..], &[uri]].concat()).expect_code(2).stderr_names(names);
+    }
+    // 127.0.0.1:9 is open for logout deliveries, not for fetching keys.
+    ws.run(&[&machine[..], &["http://127.0.0.1:9/jwks"]].concat()).expect_code(2).stderr_names(&["jwks_uri"]);
+    ws.run(&["client", "show", "svc"]).expect_code(1);
+    let private = ws.run(&["client", "update", "notes", "--backchannel-logout-uri", "https://10.0.0.1/bc"]);
+    private.expect_code(2).stderr_names(&["--backchannel-logout-uri", "10.0.0.0/8", "outbound.allow"]);
+    assert_eq!(ws.run(&["client", "show", "notes", "--json"]).success().json(), shown, "nothing changed");
+
+    // Opened in outbound.allow: accepted.
+    let intranet = r#"[{ cidr = "10.0.0.0/8", for = ["backchannel_logout"], ports = [443] }]"#;
+    ws.run_env(
+        &["client", "update", "notes", "--backchannel-logout-uri", "https://10.0.0.1/bc"],
+        &[("LATCHKEY_OUTBOUND__ALLOW", intranet)],
+    )
+    .success();
+
+    // A server started without that entry names the stored URI it will refuse.
+    let mut server = ws.serve(&[("LATCHKEY_SERVER__PORT", "0"), ("LATCHKEY_OUTBOUND__ALLOW", "[]")]);
+    server.terminate();
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("outbound guard") && stderr.contains("notes") && stderr.contains("https://10.0.0.1/bc"),
+        "{stderr}"
+    );
 }

@@ -203,6 +203,15 @@ impl Config {
         if k.check_interval.is_zero() {
             return Err(ConfigError::invalid(s, "keys.check_interval", "must be more than 0s"));
         }
+        if self.clients.allow_insecure_jwks_uri.is_some() {
+            return Err(ConfigError::invalid(
+                s,
+                "clients.allow_insecure_jwks_uri",
+                "was removed: list the jwks_uri destinations in outbound.allow instead, e.g. \
+                 allow = [{ cidr = \"127.0.0.1/32\", for = [\"jwks_uri\"], ports = [8443] }]",
+            ));
+        }
+        self.outbound.check(s)?;
         self.passwords.policy().validate().map_err(|e| ConfigError::invalid(s, "passwords", e))?;
         if self.passwords.max_concurrent_hashes == 0 {
             return Err(ConfigError::invalid(s, "passwords.max_concurrent_hashes", "must be at least 1"));

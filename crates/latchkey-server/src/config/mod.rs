@@ -5,6 +5,7 @@
 //! environment variable `LATCHKEY_<SECTION>__<KEY>`.
 
 mod load;
+mod outbound;
 mod secret;
 mod signin;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use load::{ConfigError, ConfigSource, find_config_file};
+pub use outbound::{AllowEntry, OutboundConfig, Purpose};
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
 
@@ -39,6 +41,7 @@ pub struct Config {
     pub passkeys: PasskeysConfig,
     pub registration: RegistrationConfig,
     pub clients: ClientsConfig,
+    pub outbound: OutboundConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub web: WebConfig,
@@ -199,9 +202,10 @@ impl Default for LogoutConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientsConfig {
-    /// Let `jwks_uri` use http and loopback or private addresses (development and tests
-    /// only: otherwise a client could make Latchkey probe its internal network).
-    pub allow_insecure_jwks_uri: bool,
+    /// Removed: `outbound.allow` opens destinations now, per purpose and port. Kept only so
+    /// that a config still setting it gets an error that says so.
+    #[serde(skip_serializing)]
+    pub allow_insecure_jwks_uri: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

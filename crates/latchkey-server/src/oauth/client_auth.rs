@@ -169,10 +169,9 @@ async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc
     if client.token_endpoint_auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
         return Err(fail("client does not use private_key_jwt"));
     }
-    let allow_insecure = state.config.clients.allow_insecure_jwks_uri;
     let mut claims = None;
     for refresh in [false, true] {
-        let jwks = state.client_keys.keys(&client, allow_insecure, refresh).await.map_err(|e| fail(&e.to_string()))?;
+        let jwks = state.client_keys.keys(&client, refresh).await.map_err(|e| fail(&e.to_string()))?;
         if let Some(c) = verify_with(state, assertion, &header, &jwks, iss) {
             claims = Some(c);
             break;

@@ -3,6 +3,9 @@
 //! A delivery is claimed for a lease before it is sent, so two nodes do not send it at
 //! once; a node that dies mid-send leaves it to be retried when the lease runs out. Failed
 //! attempts are retried with exponential backoff up to `logout.backchannel_max_attempts`.
+//! Every POST goes through the outbound guard (`crate::outbound`): a URI it refuses (a
+//! private address, plain http not opened in `outbound.allow`) is never sent and never
+//! retried; one whose destination's circuit is open waits for the cool-down.
 
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::app::AppState;
 use crate::config::LogoutConfig;
 use crate::oauth::tokens::mint_logout_token;
+use crate::outbound::{OutboundError, Purpose, Request};
 
 /// Deliveries claimed per round.
 const BATCH: u32 = 32;
@@ -21,30 +25,18 @@ const BATCH: u32 = 32;
 pub fn spawn(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let config = &state.config.logout;
-        let http = match reqwest::Client::builder()
-            .timeout(config.backchannel_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-        {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the back-channel logout HTTP client; no logout tokens will be sent");
-                return;
-            }
-        };
         loop {
             tokio::select! {
                 () = state.backchannel.notified() => {}
                 () = tokio::time::sleep(config.backchannel_poll_interval) => {}
             }
-            deliver_due(&state, &http).await;
+            deliver_due(&state).await;
         }
     })
 }
 
 /// Sends every delivery that is due, a batch at a time, the batch in parallel.
-pub async fn deliver_due(state: &AppState, http: &reqwest::Client) {
+pub async fn deliver_due(state: &AppState) {
     let config = &state.config.logout;
     let lease = config.backchannel_timeout * 2 + Duration::from_secs(5);
     loop {
@@ -60,18 +52,20 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client) {
         }
         let mut sends = JoinSet::new();
         for delivery in batch {
-            let (state, http) = (state.clone(), http.clone());
-            sends.spawn(async move { deliver(&state, &http, delivery).await });
+            let state = state.clone();
+            sends.spawn(async move { deliver(&state, delivery).await });
         }
         while sends.join_next().await.is_some() {}
     }
 }
 
-async fn deliver(state: &AppState, http: &reqwest::Client, d: LogoutDelivery) {
-    let outcome = match send(state, http, &d).await {
+async fn deliver(state: &AppState, d: LogoutDelivery) {
+    let now = state.clock.now();
+    let outcome = match send(state, &d).await {
         Ok(()) => DeliveryOutcome::Delivered,
         Err(Failure::Permanent(error)) => DeliveryOutcome::Failed { error },
-        Err(Failure::Transient(error)) => next_step(&state.config.logout, d.attempts, state.clock.now(), error),
+        Err(Failure::Transient(error)) => next_step(&state.config.logout, d.attempts, now, error, Duration::ZERO),
+        Err(Failure::Later(error, wait)) => next_step(&state.config.logout, d.attempts, now, error, wait),
     };
     let label = match &outcome {
         DeliveryOutcome::Delivered => "delivered",
@@ -96,11 +90,14 @@ async fn deliver(state: &AppState, http: &reqwest::Client, d: LogoutDelivery) {
 enum Failure {
     /// Worth another attempt (the relying party was down or said no).
     Transient(String),
-    /// Never going to work (the client is gone or no longer wants logout tokens).
+    /// Worth another attempt, but not before this long (the destination's circuit is open).
+    Later(String, Duration),
+    /// Never going to work (the client is gone or no longer wants logout tokens, or the
+    /// outbound guard refuses its URI).
     Permanent(String),
 }
 
-async fn send(state: &AppState, http: &reqwest::Client, d: &LogoutDelivery) -> Result<(), Failure> {
+async fn send(state: &AppState, d: &LogoutDelivery) -> Result<(), Failure> {
     let client_id = ClientId::parse(&d.client_id).map_err(|e| Failure::Permanent(e.to_string()))?;
     let client = match state.caches.client(&client_id).await {
         Ok(Some(c)) => c,
@@ -112,33 +109,37 @@ async fn send(state: &AppState, http: &reqwest::Client, d: &LogoutDelivery) -> R
     };
     let token = mint_logout_token(state, &client, &d.jti, &d.sub, &d.sid)
         .map_err(|e| Failure::Transient(format!("cannot sign the logout token: {e}")))?;
-    let response = http
-        .post(uri.as_str())
-        .header(reqwest::header::CACHE_CONTROL, "no-store")
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .map_err(|e| Failure::Transient(format!("POST failed: {e}")))?;
-    // §2.8: 200 on success; some frameworks answer an empty 200 with 204.
-    match response.status().as_u16() {
+    let request = Request::post_form(uri.as_str(), &[("logout_token", &token)])
+        .header("cache-control", "no-store")
+        .timeout(state.config.logout.backchannel_timeout);
+    let response = state.outbound.send(Purpose::BackchannelLogout, request).await.map_err(|e| match e {
+        OutboundError::Refused(refusal) => Failure::Permanent(format!("not sent: {refusal}")),
+        OutboundError::CircuitOpen { retry_after, .. } => Failure::Later(e.to_string(), retry_after),
+        e => Failure::Transient(format!("POST failed: {e}")),
+    })?;
+    // §2.8: 200 on success; some frameworks answer an empty 200 with 204. A redirect is
+    // not followed (the guard never does), so it is a failure like any other status.
+    match response.status() {
         200 | 204 => Ok(()),
         status => Err(Failure::Transient(format!("the relying party answered {status}"))),
     }
 }
 
-/// Retry after `base * 2^attempts` (capped), or give up after the last attempt.
+/// Retry after `base * 2^attempts` (capped, and at least `at_least`), or give up after the
+/// last attempt.
 fn next_step(
     config: &LogoutConfig,
     attempts_before: i64,
     now: latchkey_core::UnixTime,
     error: String,
+    at_least: Duration,
 ) -> DeliveryOutcome {
     let attempts = attempts_before.saturating_add(1);
     if attempts >= i64::from(config.backchannel_max_attempts) {
         return DeliveryOutcome::Failed { error };
     }
     let factor = 2u32.saturating_pow(u32::try_from(attempts_before).unwrap_or(u32::MAX).min(31));
-    let wait = config.backchannel_retry_base.saturating_mul(factor).min(config.backchannel_retry_max);
+    let wait = config.backchannel_retry_base.saturating_mul(factor).min(config.backchannel_retry_max).max(at_least);
     DeliveryOutcome::Retry { at: now.plus(wait), error }
 }
 
@@ -156,14 +157,17 @@ mod tests {
             ..LogoutConfig::default()
         };
         let now = UnixTime::from_secs(1_000);
-        let at = |attempts| match next_step(&config, attempts, now, "x".into()) {
+        let at = |attempts| match next_step(&config, attempts, now, "x".into(), Duration::ZERO) {
             DeliveryOutcome::Retry { at, .. } => Some(at.secs() - 1_000),
             _ => None,
         };
         assert_eq!([at(0), at(1), at(2), at(3)], [Some(2), Some(4), Some(8), Some(10)]);
         assert_eq!(at(4), None, "the fifth failed attempt is the last");
         assert!(
-            matches!(next_step(&config, 4, now, "boom".into()), DeliveryOutcome::Failed { error } if error == "boom")
+            matches!(next_step(&config, 4, now, "boom".into(), Duration::ZERO), DeliveryOutcome::Failed { error } if error == "boom")
         );
+        // An open circuit pushes the retry past its cool-down.
+        let later = next_step(&config, 0, now, "open".into(), Duration::from_secs(30));
+        assert!(matches!(later, DeliveryOutcome::Retry { at, .. } if at.secs() - 1_000 == 30));
     }
 }

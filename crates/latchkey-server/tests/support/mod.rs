@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey_core::Clock;
-use latchkey_server::config::{Config, SecretRef};
+use latchkey_server::config::{AllowEntry, Config, Purpose, SecretRef};
 use latchkey_server::{Foundation, RunningServer, StartupError};
 use latchkey_store::testing::TestDatabase;
 
@@ -40,6 +40,18 @@ pub fn test_config(db: &TestDatabase, dir: &std::path::Path) -> Config {
     config.keys.check_interval = Duration::from_secs(3_600);
     config.server.shutdown_timeout = Duration::from_secs(5);
     config
+}
+
+/// An `outbound.allow` entry that lets the server reach a test's stand-in on 127.0.0.1 over
+/// plain http, for one purpose and these ports: how tests open loopback, as an operator
+/// would, never by a blanket switch.
+pub fn allow_loopback(purpose: Purpose, ports: &[u16]) -> AllowEntry {
+    AllowEntry {
+        cidr: ok("127.0.0.1/32".parse(), "cidr"),
+        purposes: vec![purpose],
+        ports: ports.to_vec(),
+        allow_insecure_http: true,
+    }
 }
 
 impl TestServer {

@@ -8,6 +8,7 @@ use latchkey_core::domain::{
     ClientId, ClientKind, ClientSessionPolicy, GrantType, RedirectUri, ScopeName, SigningAlg, TenantId,
     TokenEndpointAuthMethod,
 };
+use latchkey_server::outbound::{Policy, Purpose};
 use latchkey_store::{Actor, Client, ClientPatch, NewClient};
 
 use super::client_opt_ins::OptIns;
@@ -74,7 +75,8 @@ pub struct Settings {
     /// private_key_jwt: a file holding the client's public keys (a JWK set).
     #[arg(long, value_name = "PATH", conflicts_with = "jwks_uri")]
     jwks_file: Option<std::path::PathBuf>,
-    /// private_key_jwt: where Latchkey fetches the client's public keys (https).
+    /// private_key_jwt: where Latchkey fetches the client's public keys (https; a private
+    /// address only where outbound.allow opens it for jwks_uri).
     #[arg(long, value_name = "URI")]
     jwks_uri: Option<String>,
     /// Confidential clients only: allow authorization requests without PKCE.
@@ -90,8 +92,8 @@ pub struct Settings {
 }
 
 /// Reads and checks the key settings: a JWK set whose keys are public and asymmetric, or
-/// an https URI.
-fn key_settings(settings: &Settings, allow_insecure: bool) -> Result<(Option<String>, Option<String>), CliError> {
+/// a URI the outbound guard would fetch.
+fn key_settings(settings: &Settings, outbound: &Policy) -> Result<(Option<String>, Option<String>), CliError> {
     let jwks = match &settings.jwks_file {
         Some(path) => {
             let text =
@@ -118,10 +120,7 @@ fn key_settings(settings: &Settings, allow_insecure: bool) -> Result<(Option<Str
     };
     let uri = match &settings.jwks_uri {
         Some(u) => {
-            let parsed = url::Url::parse(u).map_err(|_| usage(format!("--jwks-uri `{u}` is not a URL")))?;
-            if parsed.scheme() != "https" && !(allow_insecure && parsed.scheme() == "http") {
-                return Err(usage("--jwks-uri must be an https URL (http only with clients.allow_insecure_jwks_uri)"));
-            }
+            outbound.check_url(Purpose::JwksUri, u).map_err(|e| usage(format!("--jwks-uri: {e}")))?;
             Some(u.clone())
         }
         None => None,
@@ -152,6 +151,22 @@ fn check_alg(ctx: &Context, alg: Option<SigningAlg>) -> Result<(), CliError> {
         Some(a) if !ctx.config.keys.algorithms.contains(&a) => {
             Err(usage(format!("--id-token-alg {a} is not in keys.algorithms, so no key could sign its ID tokens")))
         }
+        _ => Ok(()),
+    }
+}
+
+/// Latchkey POSTs logout tokens to a back-channel logout URI: one the outbound guard would
+/// refuse is refused here, when it is set. (A host name is judged again when it is used.)
+fn check_backchannel_uri(
+    outbound: &Policy,
+    new: &ClientSessionPolicy,
+    current: &ClientSessionPolicy,
+) -> Result<(), CliError> {
+    match &new.backchannel_logout_uri {
+        Some(uri) if current.backchannel_logout_uri.as_ref() != Some(uri) => outbound
+            .check_url(Purpose::BackchannelLogout, uri.as_str())
+            .map(|_| ())
+            .map_err(|e| usage(format!("--backchannel-logout-uri: {e}"))),
         _ => Ok(()),
     }
 }
@@ -254,7 +269,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             };
             let auth = settings.auth_method.unwrap_or_else(|| kind.default_auth_method());
             check_alg(&ctx, settings.id_token_alg)?;
-            let (jwks, jwks_uri) = key_settings(&settings, ctx.config.clients.allow_insecure_jwks_uri)?;
+            let outbound = Policy::new(&ctx.config.outbound.allow);
+            let (jwks, jwks_uri) = key_settings(&settings, &outbound)?;
             check(kind, &redirect_uris, &grant_types, auth, jwks.is_some() || jwks_uri.is_some())?;
             if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
                 return Err(usage(
@@ -262,6 +278,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 ));
             }
             let session_policy = settings.sessions.apply(&ClientSessionPolicy::default(), &redirect_uris, kind)?;
+            check_backchannel_uri(&outbound, &session_policy, &ClientSessionPolicy::default())?;
             let scope_names = if settings.scopes.is_empty() {
                 vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()]
             } else {
@@ -356,7 +373,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     super::client_opt_ins::check_kept(kept.0.as_deref().unwrap_or(kept.1), kind, insecure)?;
                 }
                 let grants = (!settings.grant_types.is_empty()).then(|| settings.grant_types.clone());
-                let (jwks, jwks_uri) = key_settings(&settings, ctx.config.clients.allow_insecure_jwks_uri)?;
+                let outbound = Policy::new(&ctx.config.outbound.allow);
+                let (jwks, jwks_uri) = key_settings(&settings, &outbound)?;
                 let new_keys = jwks.is_some() || jwks_uri.is_some();
                 let has_keys = new_keys || current.jwks.is_some() || current.jwks_uri.is_some();
                 check(
@@ -377,6 +395,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     redirect.as_deref().unwrap_or(&current.redirect_uris),
                     kind,
                 )?;
+                check_backchannel_uri(&outbound, &policy, &current.session_policy)?;
                 let scopes = if settings.scopes.is_empty() {
                     None
                 } else {
