@@ -357,6 +357,9 @@ mod tests {
         ] {
             assert!(ClaimsRequest::parse(raw).is_err(), "{raw} was accepted");
         }
+        // Nesting deeper than serde_json's recursion limit is refused, not a stack overflow.
+        let deep = format!(r#"{{"userinfo":{{"name":{{"values":[{}1{}]}}}}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        assert!(ClaimsRequest::parse(&deep).is_err());
     }
 
     #[test]
