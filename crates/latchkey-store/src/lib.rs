@@ -218,18 +218,15 @@ pub trait OAuthStore {
     /// Revocations recorded after `seq`, oldest first, still in force at `now`.
     async fn revocations_after(&self, seq: i64, now: UnixTime) -> StoreResult<Vec<Revocation>>;
 
-    async fn consented_scopes(
-        &self,
-        tenant: &TenantId,
-        sub: &SubjectId,
-        client: &ClientId,
-    ) -> StoreResult<Option<Vec<String>>>;
+    /// What `sub` allowed `client`, if anything.
+    async fn consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId) -> StoreResult<Option<Consent>>;
+    /// Replaces what `sub` allowed `client` (the caller merges with the earlier consent).
     async fn save_consent(
         &self,
         tenant: &TenantId,
         sub: &SubjectId,
         client: &ClientId,
-        scopes: &[String],
+        consent: &Consent,
         actor: &Actor,
     ) -> StoreResult<()>;
 

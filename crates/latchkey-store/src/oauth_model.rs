@@ -5,6 +5,13 @@ use latchkey_core::UnixTime;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::ClientId;
 
+/// What a user allowed a client: scopes, and individual claims beyond them (OIDC Core §5.5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consent {
+    pub scopes: Vec<String>,
+    pub claims: Vec<String>,
+}
+
 /// An authorization request waiting for sign-in or consent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingAuthorization {

@@ -228,13 +228,14 @@ async fn a_deleted_clients_tokens_consents_and_session_memberships_go_with_it() 
         let notes = ok(ClientId::parse("notes"), "id");
         let client = sample_client("notes", ClientKind::Confidential, "https://n.example/cb");
         ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
-        ok(f.store.save_consent(&tenant(), &f.ada, &notes, &["openid".into()], &Actor::Cli).await, "consent");
+        let consent = Consent { scopes: vec!["openid".into()], claims: vec!["name".into()] };
+        ok(f.store.save_consent(&tenant(), &f.ada, &notes, &consent, &Actor::Cli).await, "consent");
         f.session("s1", &[("notes", true)]).await;
         f.refresh("notes-token", "s1", false).await;
         ok(f.store.delete_client(&tenant(), &notes, &Actor::Cli).await, "delete");
         let token = ok(f.store.refresh_token(&tenant(), &TokenHash::from_stored("notes-token".into())).await, "read");
         assert_eq!(token, None, "{b}");
-        assert_eq!(ok(f.store.consented_scopes(&tenant(), &f.ada, &notes).await, "consent"), None, "{b}");
+        assert_eq!(ok(f.store.consent(&tenant(), &f.ada, &notes).await, "consent"), None, "{b}");
         let sessions = ok(f.store.user_sessions(&tenant(), &f.ada, f.clock.now(), HOUR).await, "sessions");
         assert_eq!(sessions.iter().map(|s| s.clients.len()).sum::<usize>(), 0, "{b}: {sessions:?}");
     }

@@ -1,6 +1,7 @@
 //! Domain types. Each has one way in, `parse`, so a value that exists is a valid value.
 
 mod authentication;
+mod claims;
 mod client;
 mod identifiers;
 mod redirect_uri;
@@ -9,6 +10,7 @@ mod session_policy;
 mod user;
 
 pub use authentication::{AuthLevel, Factor, Factors};
+pub use claims::{ClaimRequest, ClaimsRequest, claims_of_scope, scope_of_claim};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
 pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
 pub use redirect_uri::{RedirectUri, RedirectUriError};

@@ -37,13 +37,22 @@ pub async fn consent_page(
             minijinja::context! { name => s, description }
         })
         .collect();
+    // Claims asked for one by one that no requested scope releases (OIDC Core §5.5); the
+    // client marks some essential, which the user should know (§5.5.1).
+    let claims: Vec<minijinja::Value> = crate::oidc::claims::beyond_scopes(request.claims.as_ref(), &request.scope)
+        .into_iter()
+        .map(|name| {
+            let essential = request.claims.as_ref().is_some_and(|c| c.is_essential(name));
+            minijinja::context! { name, description => crate::oidc::claims::describe(name), essential }
+        })
+        .collect();
     let username =
         state.caches.user(&session.sub).await.ok().flatten().map(|u| u.username.to_string()).unwrap_or_default();
     let (csrf, set_cookie) = csrf::token(&state, &headers);
     let mut response = state.templates.render(
         StatusCode::OK,
         "consent.html",
-        minijinja::context! { title => "Allow access", base => base(&state), csrf, req => q.req, client_name => client.name, scopes, username },
+        minijinja::context! { title => "Allow access", base => base(&state), csrf, req => q.req, client_name => client.name, scopes, claims, username },
     );
     if let Some(c) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
@@ -75,21 +84,23 @@ pub async fn consent_submit(
     match form.decision.as_deref() {
         Some("allow") => {
             let actor = Actor::User(session.sub.to_string());
-            // Consent accumulates: allowing fewer scopes now does not withdraw earlier ones.
+            // Consent accumulates: allowing fewer scopes or claims now does not withdraw
+            // earlier ones.
             let tenant = TenantId::default_tenant();
-            let mut scopes = state
-                .store
-                .consented_scopes(&tenant, &session.sub, &client.client_id)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            for s in &request.scope {
-                if !scopes.contains(s) {
-                    scopes.push(s.clone());
+            let mut consent =
+                state.store.consent(&tenant, &session.sub, &client.client_id).await.ok().flatten().unwrap_or_default();
+            let claims = crate::oidc::claims::beyond_scopes(request.claims.as_ref(), &request.scope);
+            for (given, asked) in [
+                (&mut consent.scopes, request.scope.iter().map(String::as_str).collect::<Vec<_>>()),
+                (&mut consent.claims, claims),
+            ] {
+                for a in asked {
+                    if !given.iter().any(|g| g == a) {
+                        given.push(a.to_owned());
+                    }
                 }
             }
-            if let Err(e) = state.store.save_consent(&tenant, &session.sub, &client.client_id, &scopes, &actor).await {
+            if let Err(e) = state.store.save_consent(&tenant, &session.sub, &client.client_id, &consent, &actor).await {
                 tracing::error!(error = %e, "cannot save consent");
                 return state.pages.render(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,7 +11,7 @@ use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::crypto::random;
-use latchkey_core::domain::{ClientId, ClientKind, GrantType, TenantId};
+use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, TenantId, scope_of_claim};
 use latchkey_store::{BrowserSession, Client, NewCode, PendingAuthorization};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -44,7 +44,8 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
-    pub claims: Option<serde_json::Value>,
+    /// The `claims` parameter (OIDC Core §5.5), kept to the claims this client may have.
+    pub claims: Option<ClaimsRequest>,
     pub hint_sub: Option<String>,
     pub audience: String,
     pub created_at: i64,
@@ -79,7 +80,7 @@ fn requested_levels(
     state: &AppState,
     client: &Client,
     acr_values: Option<&str>,
-    claims: Option<&serde_json::Value>,
+    claims: Option<&ClaimsRequest>,
 ) -> Result<(Option<AuthLevel>, Option<AuthLevel>), &'static str> {
     let login = &state.config.login;
     let global = if login.require_passkey {
@@ -92,18 +93,11 @@ fn requested_levels(
     let policy = global.max(client.session_policy.required_level());
     let mut voluntary = acr_values.and_then(|v| AuthLevel::weakest_of(v.split(' ').filter(|s| !s.is_empty())));
     let mut essential = None;
-    if let Some(acr) = claims.and_then(|c| c.pointer("/id_token/acr")) {
-        let mut values: Vec<&str> = acr
-            .get("values")
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        if let Some(v) = acr.get("value").and_then(|v| v.as_str()) {
-            values = vec![v];
-        }
+    if let Some(acr) = claims.and_then(ClaimsRequest::acr) {
+        let values: Vec<&str> = acr.string_values().collect();
         let level = AuthLevel::weakest_of(values.iter().copied());
         // OIDC Core §5.5.1.1: an essential acr that cannot be met fails the request.
-        if acr.get("essential").and_then(serde_json::Value::as_bool).unwrap_or(false) {
+        if acr.essential {
             if !values.is_empty() && level.is_none() {
                 return Err("the requested authentication level cannot be met");
             }
@@ -264,12 +258,15 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
     };
     let claims = match p.get("claims") {
         None => None,
-        Some(raw) => Some(
-            serde_json::from_str::<serde_json::Value>(raw)
-                .ok()
-                .filter(serde_json::Value::is_object)
-                .ok_or_else(|| redirect("invalid_request", "claims must be a JSON object"))?,
-        ),
+        Some(raw) => {
+            let mut claims = ClaimsRequest::parse(raw).map_err(|e| redirect("invalid_request", &e.to_string()))?;
+            // User claims are OpenID Connect's (§5.5), and a client gets only those of the
+            // scopes it may have: the parameter is a finer way to ask, not a way around them.
+            let openid = scope.iter().any(|s| s == "openid");
+            let allowed = |s: &str| client.allowed_scopes.iter().any(|a| a.as_str() == s);
+            claims.retain_user_claims(|n| openid && scope_of_claim(n).is_some_and(allowed));
+            Some(claims).filter(|c| !c.is_empty())
+        }
     };
     let hint_sub = match p.get("id_token_hint") {
         None => None,
@@ -359,7 +356,7 @@ pub async fn proceed(
                 prompt("login")
                     || sessions::max_age(request.max_age, &client.session_policy)
                         .is_some_and(|m| now - s.auth_time.secs() > m)
-                    || request.hint_sub.as_ref().is_some_and(|h| h != s.sub.as_str())
+                    || names_another_user(&request, s.sub.as_str())
                     // Step-up: the session is weaker than the request asks for.
                     || request.required_level.is_some_and(|l| !session_level(s).satisfies(l))
             }
@@ -385,6 +382,12 @@ pub async fn proceed(
             Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
         );
     };
+    // OIDC Core §3.1.2.2: no code for another user than the request names, even one who
+    // just signed in.
+    if names_another_user(&request, session.sub.as_str()) {
+        let description = "the user who signed in is not the one the request names".into();
+        return fail(state, Failure::Redirect(target_of(&request), "login_required", description));
+    }
     if let Some(minimum) = request.minimum_level.filter(|l| !session_level(&session).satisfies(*l)) {
         return insufficient_sign_in(state, client, minimum);
     }
@@ -406,6 +409,13 @@ pub async fn proceed(
         return park(state, headers, &request, pending_id, "/consent").await;
     }
     issue_code(state, &session, &request, client, pending_id).await
+}
+
+/// Whether the request names a user (`id_token_hint`, or a `sub` claim with a value, OIDC
+/// Core §3.1.2.2) other than `sub`.
+fn names_another_user(request: &AuthorizationRequest, sub: &str) -> bool {
+    request.hint_sub.as_ref().is_some_and(|h| h != sub)
+        || request.claims.as_ref().and_then(ClaimsRequest::subjects).is_some_and(|named| !named.contains(&sub))
 }
 
 /// The user signed in, but not as strongly as the client (or the server) requires: say
@@ -440,14 +450,21 @@ async fn consent_needed(
     }
     let given = state
         .store
-        .consented_scopes(&TenantId::default_tenant(), &session.sub, &client.client_id)
+        .consent(&TenantId::default_tenant(), &session.sub, &client.client_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read consent");
             fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()))
         })?
         .unwrap_or_default();
-    Ok(!request.scope.iter().all(|s| given.contains(s)))
+    if !request.scope.iter().all(|s| given.scopes.contains(s)) {
+        return Ok(true);
+    }
+    // Claims asked for one by one need consent too, unless a scope allowed now or before
+    // releases them (OIDC Core §5.5).
+    let scopes: Vec<String> = given.scopes.iter().chain(&request.scope).cloned().collect();
+    let beyond = crate::oidc::claims::beyond_scopes(request.claims.as_ref(), &scopes);
+    Ok(!beyond.iter().all(|c| given.claims.iter().any(|g| g == c)))
 }
 
 /// Keeps the request server-side, bound to this browser, and sends the user to `page`.
@@ -582,7 +599,8 @@ pub async fn issue_code(
         amr: session.amr.clone(),
         acr: session.acr.clone(),
         sid: session.sid.clone(),
-        claims: request.claims.clone(),
+        requested_claims: request.claims.clone(),
+        legacy_claims: None,
         audience: request.audience.clone(),
     };
     let new = match (serde_json::to_string(&data), ClientId::parse(&request.client_id)) {

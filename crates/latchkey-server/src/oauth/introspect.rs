@@ -67,7 +67,7 @@ pub async fn introspect(
         let now = state.clock.now();
         let live = r.revoked_at.is_none() && r.rotated_at.is_none() && r.expires_at > now;
         if live && r.client_id == client.client_id.as_str() {
-            let data: super::grant::GrantData = serde_json::from_str(&r.grant_data)
+            let data = super::grant::GrantData::from_stored(&r.grant_data)
                 .map_err(|e| OAuthError::server_error("stored grant is damaged", e))?;
             let mut out = json!({
                 "active": true, "scope": data.scope.join(" "), "client_id": r.client_id, "sub": r.sub,

@@ -1,14 +1,14 @@
 //! Minting access tokens (JWT, RFC 9068) and ID tokens, and verifying access tokens for
 //! UserInfo, introspection and revocation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Validation;
 use latchkey_core::crypto::random;
-use latchkey_core::domain::SigningAlg;
+use latchkey_core::domain::{ClaimRequest, SigningAlg};
 use serde::{Deserialize, Serialize};
 
 use super::verified_tokens::Presented;
@@ -32,6 +32,10 @@ pub struct AccessClaims {
     pub gid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Claims UserInfo releases beyond the scope's (OIDC Core §5.5, the `claims`
+    /// parameter's `userinfo` member, as the user allowed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,7 @@ pub struct AccessTokenRequest<'a> {
     pub auth_time: Option<i64>,
     pub grant_id: Option<&'a str>,
     pub sid: Option<&'a str>,
+    pub userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
     /// The client's own access token lifetime, if it has one.
     pub lifetime: std::time::Duration,
 }
@@ -75,6 +80,7 @@ pub fn mint_access_token(state: &AppState, req: AccessTokenRequest<'_>) -> Resul
         auth_time: req.auth_time,
         gid: req.grant_id.map(str::to_owned),
         sid: req.sid.map(str::to_owned),
+        userinfo_claims: req.userinfo_claims,
     };
     let token = key.sign_jwt("at+jwt", &claims).map_err(|e| MintError::Sign(e.to_string()))?;
     Ok(IssuedAccessToken { token, claims })

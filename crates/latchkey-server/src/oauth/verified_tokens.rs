@@ -93,6 +93,7 @@ mod tests {
             auth_time: None,
             gid: None,
             sid: None,
+            userinfo_claims: None,
         })
     }
 

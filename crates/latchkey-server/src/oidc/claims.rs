@@ -1,7 +1,9 @@
 //! Which user claims a client gets: by scope (OIDC Core §5.4) from UserInfo, and
 //! individually through the `claims` request parameter (§5.5).
 
-use latchkey_core::domain::SubjectId;
+use std::collections::BTreeMap;
+
+use latchkey_core::domain::{ClaimRequest, ClaimsRequest, SubjectId, claims_of_scope, scope_of_claim};
 use latchkey_store::User;
 use serde_json::{Map, Value};
 
@@ -44,26 +46,6 @@ pub const SUPPORTED: [&str; 31] = [
     "address",
 ];
 
-const PROFILE: [&str; 14] = [
-    "name",
-    "family_name",
-    "given_name",
-    "middle_name",
-    "nickname",
-    "preferred_username",
-    "profile",
-    "picture",
-    "website",
-    "gender",
-    "birthdate",
-    "zoneinfo",
-    "locale",
-    "updated_at",
-];
-const EMAIL: [&str; 2] = ["email", "email_verified"];
-const PHONE: [&str; 2] = ["phone_number", "phone_number_verified"];
-const ADDRESS: [&str; 1] = ["address"];
-
 /// Every claim Latchkey can release about a user, by name.
 pub fn all_claims(user: &User) -> Map<String, Value> {
     let mut m = Map::new();
@@ -97,26 +79,57 @@ pub fn all_claims(user: &User) -> Map<String, Value> {
 
 /// Claim names a scope releases.
 pub fn names_for_scopes(scopes: &[String]) -> Vec<&'static str> {
-    let mut names = Vec::new();
-    for s in scopes {
-        match s.as_str() {
-            "profile" => names.extend(PROFILE),
-            "email" => names.extend(EMAIL),
-            "phone" => names.extend(PHONE),
-            "address" => names.extend(ADDRESS),
-            _ => {}
-        }
-    }
-    names
+    scopes.iter().flat_map(|s| claims_of_scope(s)).collect()
 }
 
-/// Names requested for `target` ("userinfo" or "id_token") in the `claims` parameter.
-pub fn requested(claims: Option<&Value>, target: &str) -> Vec<String> {
-    claims
-        .and_then(|c| c.get(target))
-        .and_then(Value::as_object)
-        .map(|o| o.keys().cloned().collect())
+/// What the consent page says a user claim is.
+pub fn describe(name: &str) -> &'static str {
+    match name {
+        "name" => "Your full name",
+        "family_name" => "Your family name",
+        "given_name" => "Your given name",
+        "middle_name" => "Your middle name",
+        "nickname" => "Your nickname",
+        "preferred_username" => "Your username",
+        "profile" => "The address of your profile page",
+        "picture" => "Your picture",
+        "website" => "Your website",
+        "gender" => "Your gender",
+        "birthdate" => "Your date of birth",
+        "zoneinfo" => "Your time zone",
+        "locale" => "Your language and region",
+        "updated_at" => "When your profile last changed",
+        "email" => "Your email address",
+        "email_verified" => "Whether your email address is verified",
+        "phone_number" => "Your phone number",
+        "phone_number_verified" => "Whether your phone number is verified",
+        "address" => "Your postal address",
+        _ => "Information about you",
+    }
+}
+
+/// The user claims a request asks for one by one that `scopes` do not already release:
+/// what consent must be asked for beyond the scopes.
+pub fn beyond_scopes<'a>(requested: Option<&'a ClaimsRequest>, scopes: &[String]) -> Vec<&'a str> {
+    requested
+        .map(|c| {
+            c.user_claims()
+                .into_iter()
+                .filter(|n| scope_of_claim(n).is_none_or(|s| !scopes.iter().any(|g| g == s)))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// The claims of `all` that `requests` ask for, each only with a value the request accepts
+/// (OIDC Core §5.5.1: `value`/`values`; a claim the user lacks, or whose value is not
+/// accepted, is left out, never an error).
+pub fn release(all: &Map<String, Value>, requests: &BTreeMap<String, ClaimRequest>) -> Map<String, Value> {
+    requests
+        .iter()
+        .filter(|(name, _)| scope_of_claim(name).is_some())
+        .filter_map(|(name, request)| all.get(name).filter(|v| request.admits(v)).map(|v| (name.clone(), v.clone())))
+        .collect()
 }
 
 async fn load_user(state: &AppState, sub: &str) -> Result<Option<std::sync::Arc<User>>, OAuthError> {
@@ -126,15 +139,24 @@ async fn load_user(state: &AppState, sub: &str) -> Result<Option<std::sync::Arc<
 
 /// Claims for the ID token beyond the standard ones: only those named in
 /// `claims.id_token` (scope claims are served by UserInfo, as an access token is issued).
+/// The grant holds only claims the user allowed (consent, or a first-party client).
 pub async fn id_token_claims(state: &AppState, grant: &GrantData) -> Result<Map<String, Value>, OAuthError> {
-    // Only claims the user consented to through the granted scopes may be released.
-    let allowed = names_for_scopes(&grant.scope);
-    let names: Vec<String> =
-        requested(grant.claims.as_ref(), "id_token").into_iter().filter(|n| allowed.contains(&n.as_str())).collect();
-    if names.is_empty() {
+    let Some(requests) = grant.requested_claims.as_ref().map(|c| &c.id_token).filter(|r| !r.is_empty()) else {
         return Ok(Map::new());
-    }
+    };
     let Some(user) = load_user(state, &grant.sub).await? else { return Ok(Map::new()) };
-    let all = all_claims(&user);
-    Ok(names.iter().filter_map(|n| all.get(n).map(|v| (n.clone(), v.clone()))).collect())
+    Ok(release(&all_claims(&user), requests))
+}
+
+/// What an access token minted with `scope` carries for UserInfo: the grant's UserInfo
+/// requests that `scope` does not already release. Kept in the token, so they hold for
+/// every access token of the grant, after a refresh too, with no lookup at UserInfo.
+pub fn userinfo_requests(grant: &GrantData, scope: &[String]) -> Option<BTreeMap<String, ClaimRequest>> {
+    let requests = &grant.requested_claims.as_ref()?.userinfo;
+    let beyond: BTreeMap<String, ClaimRequest> = requests
+        .iter()
+        .filter(|(n, _)| scope_of_claim(n).is_some_and(|s| !scope.iter().any(|g| g == s)))
+        .map(|(n, r)| (n.clone(), r.clone()))
+        .collect();
+    (!beyond.is_empty()).then_some(beyond)
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::SubjectId;
 
-use super::claims::{all_claims, names_for_scopes};
+use super::claims::{all_claims, names_for_scopes, release};
 use crate::app::AppState;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::live_access_token;
@@ -79,6 +79,10 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
         if let Some(v) = all.get(n) {
             out.insert(n.to_owned(), v.clone());
         }
+    }
+    // OIDC Core §5.5: claims asked for one by one, as the user allowed them with the grant.
+    if let Some(requests) = &claims.userinfo_claims {
+        out.extend(release(&all, requests));
     }
     let mut response = axum::Json(serde_json::Value::Object(out)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

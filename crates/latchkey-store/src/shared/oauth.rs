@@ -218,32 +218,37 @@ macro_rules! impl_oauth_store {
                     .collect())
             }
 
-            async fn consented_scopes(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId) -> StoreResult<Option<Vec<String>>> {
-                let raw: Option<String> =
-                    sqlx::query_scalar("SELECT scopes FROM consents WHERE tenant_id = $1 AND sub = $2 AND client_id = $3")
-                        .bind(tenant.as_str())
-                        .bind(sub.as_str())
-                        .bind(client.as_str())
-                        .fetch_optional(self.pool())
-                        .await?;
-                raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("consent scopes: {e}")))).transpose()
-            }
-
-            async fn save_consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId, scopes: &[String], actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let list = to_json_list(scopes.iter());
-                sqlx::query(
-                    "INSERT INTO consents (tenant_id, sub, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (tenant_id, sub, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            async fn consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId) -> StoreResult<Option<Consent>> {
+                let row: Option<(String, String)> = sqlx::query_as(
+                    "SELECT scopes, claims FROM consents WHERE tenant_id = $1 AND sub = $2 AND client_id = $3",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .bind(client.as_str())
-                .bind(&list)
+                .fetch_optional(self.pool())
+                .await?;
+                let list = |raw: &str, what: &str| {
+                    serde_json::from_str::<Vec<String>>(raw).map_err(|e| StoreError::Corrupt(format!("consent {what}: {e}")))
+                };
+                row.map(|(scopes, claims)| Ok(Consent { scopes: list(&scopes, "scopes")?, claims: list(&claims, "claims")? }))
+                    .transpose()
+            }
+
+            async fn save_consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId, consent: &Consent, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO consents (tenant_id, sub, client_id, scopes, claims, granted_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (tenant_id, sub, client_id) DO UPDATE SET scopes = excluded.scopes, claims = excluded.claims, granted_at = excluded.granted_at",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(client.as_str())
+                .bind(to_json_list(consent.scopes.iter()))
+                .bind(to_json_list(consent.claims.iter()))
                 .bind(self.now())
                 .execute(&mut *tx)
                 .await?;
-                audit!(self, tx, tenant, actor, "consent.given", sub.as_str(), serde_json::json!({"client_id": client.as_str(), "scopes": scopes}));
+                audit!(self, tx, tenant, actor, "consent.given", sub.as_str(), serde_json::json!({"client_id": client.as_str(), "scopes": consent.scopes, "claims": consent.claims}));
                 tx.commit().await?;
                 Ok(())
             }

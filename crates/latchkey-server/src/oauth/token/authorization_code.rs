@@ -48,7 +48,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
             if expires_at <= now {
                 return Err(OAuthError::invalid_grant("the code has expired"));
             }
-            let data: GrantData = serde_json::from_str(&grant_data)
+            let data = GrantData::from_stored(&grant_data)
                 .map_err(|e| OAuthError::server_error("stored grant is damaged", e))?;
             (grant_id, data)
         }
@@ -92,6 +92,10 @@ pub(crate) async fn issue_for_grant(
             auth_time: Some(data.auth_time),
             grant_id: Some(grant_id),
             sid: Some(&data.sid),
+            // Only a token UserInfo accepts carries them (not one for another API).
+            userinfo_claims: (data.audience == state.default_audience())
+                .then(|| crate::oidc::claims::userinfo_requests(data, scope))
+                .flatten(),
             lifetime: access_token_lifetime(state, client),
         },
     )

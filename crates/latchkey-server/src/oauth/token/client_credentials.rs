@@ -38,6 +38,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
             auth_time: None,
             grant_id: None,
             sid: None,
+            userinfo_claims: None,
             lifetime,
         },
     )

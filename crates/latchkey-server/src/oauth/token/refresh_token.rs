@@ -100,7 +100,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     if current.client_id != client.client_id.as_str() {
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
-    let data: GrantData = serde_json::from_str(&current.grant_data)
+    let data = GrantData::from_stored(&current.grant_data)
         .map_err(|e| OAuthError::server_error("stored grant is damaged", e))?;
     let scope = narrowed_scope(params.get("scope"), &data.scope)?;
     // The user must still exist and be allowed in.
