@@ -140,6 +140,7 @@ impl Config {
                 }
             }
         }
+        self.server.limits.check(s)?;
         self.database()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::invalid(s, "database.max_connections", "must be at least 1"));

@@ -4,6 +4,7 @@
 //! resolved against the directory of the config file, and any key can be overridden by an
 //! environment variable `LATCHKEY_<SECTION>__<KEY>`.
 
+mod limits;
 mod load;
 mod secret;
 mod signin;
@@ -20,6 +21,7 @@ use latchkey_core::duration::serde_human;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
@@ -64,6 +66,8 @@ pub struct ServerConfig {
     /// How long a shutdown waits for in-flight requests.
     #[serde(with = "serde_human")]
     pub shutdown_timeout: Duration,
+    /// Timeouts and connection caps of the listener (HTTP and HTTPS alike).
+    pub limits: ServerLimits,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -303,6 +307,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             tls: None,
             shutdown_timeout: Duration::from_secs(30),
+            limits: ServerLimits::default(),
         }
     }
 }
