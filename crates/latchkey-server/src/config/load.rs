@@ -174,6 +174,9 @@ impl Config {
         if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
             return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));
         }
+        if sessions.max_authorization_requests_per_ip == 0 {
+            return Err(ConfigError::invalid(s, "sessions.max_authorization_requests_per_ip", "must be at least 1"));
+        }
         if !sessions.remember_me_lifetime.is_zero() && sessions.remember_me_lifetime < sessions.lifetime {
             return Err(ConfigError::invalid(
                 s,

@@ -162,6 +162,9 @@ pub struct SessionsConfig {
     /// How long an authorization request may wait for sign-in and consent.
     #[serde(with = "serde_human")]
     pub authorization_request_lifetime: Duration,
+    /// Authorization requests waiting for sign-in and consent at once per client IP (per
+    /// IPv4 address, per IPv6 /64), counted in the database, so across every node.
+    pub max_authorization_requests_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -237,6 +240,7 @@ impl Default for SessionsConfig {
             record_ip: false,
             end_other_sessions_on_password_change: true,
             authorization_request_lifetime: Duration::from_secs(600),
+            max_authorization_requests_per_ip: 100,
         }
     }
 }

@@ -222,6 +222,7 @@ fn server_limits_default_to_the_documented_values_and_refuse_unusable_ones() {
         // hyper cannot read HTTP/1.1 with a smaller buffer.
         ("[server.limits]\nmax_header_size = 4096\n", "server.limits.max_header_size"),
         ("[server.limits]\nheaders_timeout = \"1s\"\n", "server.limits.headers_timeout"),
+        ("[sessions]\nmax_authorization_requests_per_ip = 0\n", "sessions.max_authorization_requests_per_ip"),
     ];
     for (i, (text, key)) in cases.iter().enumerate() {
         let file = write(dir.path(), &format!("l{i}.toml"), text);
