@@ -7,13 +7,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub struct Activity {
     state: Mutex<State>,
-    /// Signalled when the last request in progress ends: the timer then starts over.
-    ended: Notify,
 }
 
 struct State {
@@ -39,10 +36,7 @@ pub struct Busy(Arc<Activity>);
 
 impl Activity {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(State { in_flight: 0, idle_since: Instant::now(), served_any: false }),
-            ended: Notify::new(),
-        })
+        Arc::new(Self { state: Mutex::new(State { in_flight: 0, idle_since: Instant::now(), served_any: false }) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -57,25 +51,22 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// Resolves when the last request in progress has ended (at once if that happened since
-    /// the last call).
-    pub async fn requests_ended(&self) {
-        self.ended.notified().await;
-    }
-
     /// A connection must start its first request within `header_timeout`, and is idle
     /// once no request has been in progress for `idle_timeout`.
+    ///
+    /// Checks are at most `idle_timeout` apart: a connection that becomes idle at `t` is
+    /// looked at again by `t + idle_timeout`, exactly when it is due, without a wake-up for
+    /// every request that ends.
     pub fn due(&self, now: Instant, header_timeout: Duration, idle_timeout: Duration) -> Due {
         let s = self.state();
+        let next = now + idle_timeout;
         if s.in_flight > 0 {
-            // Requests are bounded by the request timeout; look again once this one could
-            // have become idle.
-            return Due::CheckAt(now + idle_timeout);
+            return Due::CheckAt(next);
         }
         let (limit, due) =
             if s.served_any { (idle_timeout, Due::Idle) } else { (header_timeout, Due::FirstRequestLate) };
         let at = s.idle_since + limit;
-        if at <= now { due } else { Due::CheckAt(at) }
+        if at <= now { due } else { Due::CheckAt(at.min(next)) }
     }
 }
 
@@ -85,7 +76,6 @@ impl Drop for Busy {
         s.in_flight = s.in_flight.saturating_sub(1);
         if s.in_flight == 0 {
             s.idle_since = Instant::now();
-            self.0.ended.notify_one();
         }
     }
 }
@@ -96,6 +86,18 @@ mod tests {
 
     const HEADERS: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_request_that_ends_early_is_looked_at_again_when_it_becomes_idle() {
+        let a = Activity::new();
+        let opened = Instant::now();
+        // A header timeout longer than the idle timeout: the first check comes at the idle one.
+        let short_idle = Duration::from_secs(1);
+        assert!(matches!(a.due(opened, IDLE, short_idle), Due::CheckAt(at) if at <= opened + short_idle));
+        drop(a.begin());
+        let ended = Instant::now();
+        assert_eq!(a.due(ended + short_idle, IDLE, short_idle), Due::Idle);
+    }
 
     #[test]
     fn a_connection_without_a_request_is_late_after_the_header_timeout() {

@@ -214,7 +214,6 @@ impl Listener {
                     break connection.as_mut().await;
                 }
                 () = tokio::time::sleep_until(next_check) => {}
-                () = activity.requests_ended() => {}
             }
         };
         if let Err(e) = closed {
