@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
-use support::{ClientSpec, TestServer, all_backends, ok};
+use support::{ClientSpec, TestServer, all_backends, ok, sqlite};
 
 const CALLBACK: &str = "https://app.example.com/callback";
 
@@ -63,6 +63,72 @@ fn query(location: &str) -> Vec<(String, String)> {
 
 fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+async fn start(tweak: impl FnOnce(&mut latchkey_server::config::Config)) -> TestServer {
+    let server = TestServer::start(sqlite().await, tweak).await;
+    server.create_client(ClientSpec::default()).await;
+    server
+}
+
+#[tokio::test]
+async fn an_oversized_parameter_goes_back_to_the_client_as_invalid_request_and_is_not_kept() {
+    let server = start(|_| {}).await;
+    let client = browser(&server, [127, 0, 0, 1]);
+    let claims = format!("{{\"userinfo\":{{\"name\":null}},\"x\":\"{}\"}}", "a".repeat(4_096));
+    let oversized = [
+        ("state", "s".repeat(4_097)),
+        ("nonce", "n".repeat(513)),
+        ("login_hint", "h".repeat(513)),
+        ("claims", claims),
+        ("acr_values", "a".repeat(513)),
+        ("ui_locales", "u".repeat(257)),
+        ("prompt", "login ".repeat(22)),
+        ("max_age", "1".repeat(21)),
+        ("id_token_hint", "t".repeat(8_193)),
+        ("scope", "openid ".repeat(300)),
+        ("resource", format!("https://api.example.com/{}", "r".repeat(2_048))),
+    ];
+    for (name, value) in &oversized {
+        let (status, location) = authorize(&client, &authorize_url(&server, &[(name, value)])).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{name}");
+        assert!(location.starts_with(CALLBACK), "{name}: back to the client, nothing parked: {location}");
+        let q = query(&location);
+        assert_eq!(param(&q, "error"), Some("invalid_request"), "{name}");
+        assert!(param(&q, "error_description").is_some_and(|d| d.starts_with(name)), "{name}: {q:?}");
+        let state = param(&q, "state");
+        if *name == "state" {
+            assert_eq!(state, None, "an oversized state is not sent back");
+        } else {
+            assert_eq!(state, Some("st-123"), "{name}");
+        }
+    }
+    // Sizes count bytes: 2,049 "é" are 4,098 bytes.
+    let (_, location) = authorize(&client, &authorize_url(&server, &[("state", &"é".repeat(2_049))])).await;
+    assert_eq!(param(&query(&location), "error"), Some("invalid_request"));
+
+    // At the limit, the request waits for sign-in as usual.
+    let (status, location) = authorize(&client, &authorize_url(&server, &[("state", &"s".repeat(4_096))])).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.contains("/login?req="), "{location}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_client_id_or_redirect_uri_gets_an_error_page() {
+    // Until both are known good, nothing is sent to the redirect URI (RFC 6749 §4.1.2.1).
+    let server = start(|_| {}).await;
+    let client = browser(&server, [127, 0, 0, 1]);
+    for (name, value) in
+        [("client_id", "c".repeat(5_000)), ("redirect_uri", format!("{CALLBACK}?{}", "x".repeat(5_000)))]
+    {
+        let response = ok(client.get(authorize_url(&server, &[(name, &value)])).send().await, "authorize");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+        assert!(response.headers().get(LOCATION).is_none(), "{name}: no redirect");
+        let page = ok(response.text().await, "page");
+        assert!(page.contains("<html") || page.contains("<!doctype"), "{name}: an HTML page");
+    }
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::grant::GrantData;
-use super::params::Params;
+use super::params::{AUTHORIZATION_PARAMETER_LIMITS, Params};
 use super::token::authorization_code::CODE_PURPOSE;
 use crate::app::AppState;
 use crate::edge::ClientIp;
@@ -215,12 +215,19 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         Some("form_post") => Ok(ResponseMode::FormPost),
         Some(_) => Err(()),
     };
+    let oversized = p.first_oversized(AUTHORIZATION_PARAMETER_LIMITS);
     let target = Target {
         redirect_uri: redirect_uri.to_owned(),
-        state: p.get("state").map(str::to_owned),
+        // An oversized state is what is wrong: it is not sent back.
+        state: p.get("state").filter(|_| !matches!(oversized, Some(("state", _)))).map(str::to_owned),
         mode: mode.unwrap_or(ResponseMode::Query),
     };
     let redirect = |e: &'static str, d: &str| Failure::Redirect(clone_target(&target), e, d.to_owned());
+    // Client and redirect URI are trusted now, so the error goes back to the client
+    // (RFC 6749 §4.1.2.1), before anything is parsed or kept.
+    if let Some((name, max)) = oversized {
+        return Err(redirect("invalid_request", &format!("{name} is longer than {max} bytes")));
+    }
     if mode.is_err() {
         return Err(redirect("invalid_request", "response_mode must be query or form_post"));
     }
