@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey_core::domain::ClientId;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use support::{ClientSpec, TestServer, all_backends, ok, sqlite};
@@ -164,4 +165,18 @@ async fn one_network_cannot_park_more_than_its_limit_even_in_parallel() {
         assert!(location.contains("/login?req="), "{}: {location}", db.backend);
         server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn random_client_ids_are_remembered_only_up_to_a_bound() {
+    let server = start(|_| {}).await;
+    let caches = &server.state().caches;
+    for i in 0..latchkey_server::cache::MAX_UNKNOWN_CLIENTS + 200 {
+        let id = ok(ClientId::parse(&format!("random-{i}")), "id");
+        assert!(ok(caches.client(&id).await, "lookup").is_none());
+        assert!(caches.unknown_clients_cached() <= latchkey_server::cache::MAX_UNKNOWN_CLIENTS);
+    }
+    let known = ok(ClientId::parse("webapp"), "id");
+    assert!(ok(caches.client(&known).await, "lookup").is_some(), "registered clients are still found");
+    server.stop().await;
 }
