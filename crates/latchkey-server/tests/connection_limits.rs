@@ -73,6 +73,21 @@ async fn a_connection_with_half_sent_headers_is_closed_after_the_header_timeout(
     let mut slow = connect_from(&server, [127, 0, 0, 1]).await;
     ok(slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\n").await, "write");
     assert_closed_within(&mut slow, SHORT, "half-sent headers").await;
+    let metrics =
+        ok(ok(client_from([127, 0, 0, 1]).get(server.url("/metrics")).send().await, "metrics").text().await, "text");
+    assert!(metrics.contains("latchkey_connections_timed_out_total{phase="), "timeouts are counted: {metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_head_larger_than_the_limit_gets_431() {
+    let server = server(|_| {}).await;
+    let mut big = connect_from(&server, [127, 0, 0, 1]).await;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Padding: {}\r\n\r\n", "p".repeat(17 * 1024));
+    // The server may stop reading before all of it arrived.
+    let _ = big.write_all(request.as_bytes()).await;
+    let answer = assert_closed_within(&mut big, Duration::ZERO, "an oversized head").await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     server.stop().await;
 }
 
