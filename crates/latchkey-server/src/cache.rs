@@ -5,7 +5,7 @@
 //! is polled every `database.change_poll_interval` (1 s by default). Every cache is also
 //! rebuilt from scratch every `FULL_REFRESH` in case a notification was lost.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -18,10 +18,18 @@ use crate::keys::KeyService;
 
 pub const FULL_REFRESH: Duration = Duration::from_secs(60);
 
+/// Client ids remembered as unknown. Anyone can send a random `client_id`; remembering each
+/// spares the database a lookup for one that is tried again, but without a bound every
+/// random id stayed in memory until the next full refresh. Known clients are bounded by
+/// the registered ones.
+pub const MAX_UNKNOWN_CLIENTS: usize = 1_024;
+
 pub struct Caches {
     store: Arc<dyn Store>,
     tenant: TenantId,
-    clients: RwLock<HashMap<ClientId, Option<Arc<Client>>>>,
+    clients: RwLock<HashMap<ClientId, Arc<Client>>>,
+    /// At most `MAX_UNKNOWN_CLIENTS`; emptied when full, so the newest are kept.
+    unknown_clients: RwLock<HashSet<ClientId>>,
     users: RwLock<HashMap<SubjectId, Option<Arc<User>>>>,
     web_origins: ArcSwap<BTreeSet<String>>,
     /// The scope definitions (discovery, every authorization request, the consent page).
@@ -37,6 +45,7 @@ impl Caches {
             store,
             tenant: TenantId::default_tenant(),
             clients: RwLock::new(HashMap::new()),
+            unknown_clients: RwLock::new(HashSet::new()),
             users: RwLock::new(HashMap::new()),
             web_origins: ArcSwap::from_pointee(BTreeSet::new()),
             scopes: ArcSwapOption::empty(),
@@ -44,16 +53,37 @@ impl Caches {
         }
     }
 
-    /// A client by id, from the cache when present (unknown ids are cached too).
+    /// A client by id, from the cache when present (unknown ids are cached too, up to
+    /// `MAX_UNKNOWN_CLIENTS`).
     pub async fn client(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
         if let Some(hit) = self.clients.read().ok().and_then(|m| m.get(id).cloned()) {
-            return Ok(hit);
+            return Ok(Some(hit));
+        }
+        if self.unknown_clients.read().is_ok_and(|s| s.contains(id)) {
+            return Ok(None);
         }
         let loaded = self.store.client(&self.tenant, id).await?.map(Arc::new);
-        if let Ok(mut m) = self.clients.write() {
-            m.insert(id.clone(), loaded.clone());
+        match &loaded {
+            Some(client) => {
+                if let Ok(mut m) = self.clients.write() {
+                    m.insert(id.clone(), client.clone());
+                }
+            }
+            None => {
+                if let Ok(mut s) = self.unknown_clients.write() {
+                    if s.len() >= MAX_UNKNOWN_CLIENTS {
+                        s.clear();
+                    }
+                    s.insert(id.clone());
+                }
+            }
         }
         Ok(loaded)
+    }
+
+    /// How many client ids are remembered as unknown.
+    pub fn unknown_clients_cached(&self) -> usize {
+        self.unknown_clients.read().map_or(0, |s| s.len())
     }
 
     /// A user by subject id, from the cache when present.
@@ -111,6 +141,9 @@ impl Caches {
         if let Ok(mut m) = self.clients.write() {
             m.clear();
         }
+        if let Ok(mut s) = self.unknown_clients.write() {
+            s.clear();
+        }
         if let Ok(mut m) = self.users.write() {
             m.clear();
         }
@@ -121,8 +154,13 @@ impl Caches {
     pub async fn apply(&self, change: &Change, keys: &KeyService) -> Result<(), String> {
         match change {
             Change::Client { client_id, .. } => {
-                if let (Ok(id), Ok(mut m)) = (ClientId::parse(client_id), self.clients.write()) {
-                    m.remove(&id);
+                if let Ok(id) = ClientId::parse(client_id) {
+                    if let Ok(mut m) = self.clients.write() {
+                        m.remove(&id);
+                    }
+                    if let Ok(mut s) = self.unknown_clients.write() {
+                        s.remove(&id);
+                    }
                 }
                 self.rebuild_web_origins().await.map_err(|e| e.to_string())?;
             }

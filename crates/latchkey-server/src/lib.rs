@@ -8,6 +8,7 @@ pub mod account;
 pub mod app;
 pub mod cache;
 pub mod config;
+mod connections;
 pub mod edge;
 pub mod jobs;
 pub mod keys;

@@ -19,7 +19,7 @@ use crate::pages::ErrorPages;
 use crate::passwords::PasswordHasher;
 use crate::startup::{Foundation, StartupError};
 use crate::templates::Templates;
-use crate::{edge, jobs};
+use crate::{connections, edge, jobs};
 
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -128,35 +128,31 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     });
     crate::opt_ins::warn_at_start(&state).await?;
     background.push(crate::sessions::backchannel::spawn(state.clone()));
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown_timeout = config.server.shutdown_timeout;
-    let serving = match &config.server.tls {
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| StartupError::Bind { addr: addr.to_string(), reason: e.to_string() })?;
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-            })
-        }
+    let rustls = match &config.server.tls {
+        None => None,
         Some(tls) => {
             let rustls = RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
                 StartupError::Tls(format!("cannot load {} / {}: {e}", tls.cert.display(), tls.key.display()))
             })?;
             background.push(spawn_certificate_reloader(rustls.clone(), tls.clone()));
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                let _ = stopped.await;
-                stopper.graceful_shutdown(Some(shutdown_timeout));
-            });
-            tokio::spawn(async move { axum_server::from_tcp_rustls(listener, rustls)?.handle(handle).serve(app).await })
+            Some(rustls)
         }
     };
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|e| StartupError::Bind { addr: addr.to_string(), reason: e.to_string() })?;
+    let serving = tokio::spawn(connections::serve(
+        listener,
+        rustls,
+        app,
+        config.server.limits.clone(),
+        config.server.trusted_proxies.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     tracing::info!(%addr, %issuer, "serving");
     Ok(RunningServer { addr, issuer, state, stop: Some(stop), serving, background, shutdown_timeout })
 }

@@ -149,12 +149,16 @@ pub trait SigningKeyStore {
 
 #[async_trait]
 pub trait OAuthStore {
+    /// Parks a request, unless its `ip_key` already has `max_per_ip` unexpired requests
+    /// parked: counting and storing are one atomic step, across nodes, so parallel requests
+    /// cannot overshoot. Returns whether it was stored.
     async fn put_authorization_request(
         &self,
         tenant: &TenantId,
         id_hash: &TokenHash,
         pending: &PendingAuthorization,
-    ) -> StoreResult<()>;
+        max_per_ip: u32,
+    ) -> StoreResult<bool>;
     /// A pending request that has not expired at `now`.
     async fn authorization_request(
         &self,

@@ -18,6 +18,9 @@ pub struct PendingAuthorization {
     pub binding_hash: TokenHash,
     pub request: String,
     pub expires_at: UnixTime,
+    /// The network the request came from (per IPv4 address, per IPv6 /64), as the server
+    /// writes it: what the per-IP limit counts. Empty for requests parked before it existed.
+    pub ip_key: String,
 }
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,33 @@ impl PostgresStore {
         Ok(row)
     }
 
+    /// Parks a request unless its network has `max_per_ip` live ones. One statement of a
+    /// READ COMMITTED transaction cannot both wait for a concurrent park and see its row
+    /// (its snapshot is taken first), so the count runs in `park_authorization_request`
+    /// (migration 0012): it takes a transaction-scoped advisory lock on the network, then
+    /// counts with a fresh snapshot and inserts. One round trip, atomic across nodes.
+    async fn park_authorization_request(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        p: &PendingAuthorization,
+        max_per_ip: u32,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let stored: bool = sqlx::query_scalar("SELECT park_authorization_request($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(tenant.as_str())
+            .bind(id_hash.as_str())
+            .bind(p.binding_hash.as_str())
+            .bind(&p.request)
+            .bind(now)
+            .bind(p.expires_at.secs())
+            .bind(&p.ip_key)
+            .bind(i64::from(max_per_ip))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(stored)
+    }
+
     /// A code and, with a session, the session's record of the client: one statement, so
     /// one round trip and one commit.
     async fn insert_code_and_session_client(&self, tenant: &TenantId, c: &NewCode, now: UnixTime) -> StoreResult<()> {

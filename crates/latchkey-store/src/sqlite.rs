@@ -187,6 +187,37 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 
+    /// Parks a request unless its network has `max_per_ip` live ones, in one statement: a
+    /// statement that writes takes SQLite's single write lock before it reads, so the count
+    /// and the insert cannot interleave with another park (on this or another process).
+    async fn park_authorization_request(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        p: &PendingAuthorization,
+        max_per_ip: u32,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO authorization_requests (tenant_id, id_hash, binding_hash, request, created_at, expires_at, ip_key)
+             SELECT $1, $2, $3, $4, $5, $6, $7
+             WHERE (SELECT count(*) FROM (
+                 SELECT 1 FROM authorization_requests WHERE ip_key = $7 AND tenant_id = $1 AND expires_at > $5 LIMIT $8
+             )) < $8",
+        )
+        .bind(tenant.as_str())
+        .bind(id_hash.as_str())
+        .bind(p.binding_hash.as_str())
+        .bind(&p.request)
+        .bind(now)
+        .bind(p.expires_at.secs())
+        .bind(&p.ip_key)
+        .bind(i64::from(max_per_ip))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// SQLite has no notifications: other processes see changes by polling
     /// `PRAGMA data_version` (see `watch_changes`).
     async fn notify(_conn: &mut SqliteConnection, _change: &Change) -> Result<(), sqlx::Error> {

@@ -140,6 +140,7 @@ impl Config {
                 }
             }
         }
+        self.server.limits.check(s)?;
         self.database()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::invalid(s, "database.max_connections", "must be at least 1"));
@@ -175,6 +176,9 @@ impl Config {
         let sessions = &self.sessions;
         if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
             return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));
+        }
+        if sessions.max_authorization_requests_per_ip == 0 {
+            return Err(ConfigError::invalid(s, "sessions.max_authorization_requests_per_ip", "must be at least 1"));
         }
         if !sessions.remember_me_lifetime.is_zero() && sessions.remember_me_lifetime < sessions.lifetime {
             return Err(ConfigError::invalid(

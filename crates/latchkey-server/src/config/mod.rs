@@ -4,6 +4,7 @@
 //! resolved against the directory of the config file, and any key can be overridden by an
 //! environment variable `LATCHKEY_<SECTION>__<KEY>`.
 
+mod limits;
 mod load;
 mod outbound;
 mod secret;
@@ -21,6 +22,7 @@ use latchkey_core::duration::serde_human;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
 pub use secret::{Secret, SecretError, SecretRef};
@@ -67,6 +69,8 @@ pub struct ServerConfig {
     /// How long a shutdown waits for in-flight requests.
     #[serde(with = "serde_human")]
     pub shutdown_timeout: Duration,
+    /// Timeouts and connection caps of the listener (HTTP and HTTPS alike).
+    pub limits: ServerLimits,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -163,6 +167,9 @@ pub struct SessionsConfig {
     /// How long an authorization request may wait for sign-in and consent.
     #[serde(with = "serde_human")]
     pub authorization_request_lifetime: Duration,
+    /// Authorization requests waiting for sign-in and consent at once per client IP (per
+    /// IPv4 address, per IPv6 /64), counted in the database, so across every node.
+    pub max_authorization_requests_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -239,6 +246,7 @@ impl Default for SessionsConfig {
             record_ip: false,
             end_other_sessions_on_password_change: true,
             authorization_request_lifetime: Duration::from_secs(600),
+            max_authorization_requests_per_ip: 100,
         }
     }
 }
@@ -309,6 +317,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             tls: None,
             shutdown_timeout: Duration::from_secs(30),
+            limits: ServerLimits::default(),
         }
     }
 }

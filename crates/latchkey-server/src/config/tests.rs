@@ -197,3 +197,36 @@ fn the_printed_config_hides_literal_secrets() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("<hidden>") && printed.contains("env:LK_MASTER"), "{printed}");
 }
+
+#[test]
+fn server_limits_default_to_the_documented_values_and_refuse_unusable_ones() {
+    let dir = temp();
+    let limits = Config::load(None, &[], dir.path()).unwrap_or_else(|e| panic!("{e}")).server.limits;
+    assert_eq!(limits.header_timeout, Duration::from_secs(10));
+    assert_eq!(limits.body_timeout, Duration::from_secs(30));
+    assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(limits.request_timeout, Duration::from_secs(60));
+    assert_eq!((limits.max_connections, limits.max_connections_per_ip), (1_024, 64));
+    assert_eq!((limits.http2_max_concurrent_streams, limits.max_header_size), (100, 16_384));
+
+    let by_env = env(&[("LATCHKEY_SERVER__LIMITS__MAX_CONNECTIONS_PER_IP", "8")]);
+    let config = Config::load(None, &by_env, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.server.limits.max_connections_per_ip, 8);
+
+    let cases = [
+        ("[server.limits]\nheader_timeout = \"0s\"\n", "server.limits.header_timeout"),
+        ("[server.limits]\nidle_timeout = \"0s\"\n", "server.limits.idle_timeout"),
+        ("[server.limits]\nmax_connections = 0\n", "server.limits.max_connections"),
+        ("[server.limits]\nmax_connections_per_ip = 0\n", "server.limits.max_connections_per_ip"),
+        ("[server.limits]\nhttp2_max_concurrent_streams = 0\n", "server.limits.http2_max_concurrent_streams"),
+        // hyper cannot read HTTP/1.1 with a smaller buffer.
+        ("[server.limits]\nmax_header_size = 4096\n", "server.limits.max_header_size"),
+        ("[server.limits]\nheaders_timeout = \"1s\"\n", "server.limits.headers_timeout"),
+        ("[sessions]\nmax_authorization_requests_per_ip = 0\n", "sessions.max_authorization_requests_per_ip"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("l{i}.toml"), text);
+        let message = err_text(Config::load(Some(&file), &[], dir.path()));
+        assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
+    }
+}

@@ -32,6 +32,18 @@ pub fn handle() -> Option<PrometheusHandle> {
                 "HTTP request latency by route template"
             );
             metrics::describe_counter!("latchkey_key_rotations_total", "Signing key rotations, by algorithm");
+            metrics::describe_counter!(
+                "latchkey_connections_refused_total",
+                "Connections closed as soon as accepted because a cap (total or per IP) was reached"
+            );
+            metrics::describe_counter!(
+                "latchkey_connections_timed_out_total",
+                "Connections closed by a timeout, by phase (headers, first_request, tls_handshake, idle)"
+            );
+            metrics::describe_counter!(
+                "latchkey_authorization_requests_refused_total",
+                "Authorization requests refused because their network has too many waiting"
+            );
             Some(handle)
         })
         .clone()

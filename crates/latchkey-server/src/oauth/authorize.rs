@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::grant::GrantData;
-use super::params::Params;
+use super::params::{AUTHORIZATION_PARAMETER_LIMITS, Params};
 use super::token::authorization_code::CODE_PURPOSE;
 use crate::app::AppState;
+use crate::edge::ClientIp;
 use crate::login::cookies;
 use crate::sessions;
 use latchkey_core::domain::AuthLevel;
@@ -126,21 +127,31 @@ const BINDING_COOKIE: &str = "latchkey-authz";
 const REQUEST_PURPOSE: &str = "authorization_request";
 const BINDING_PURPOSE: &str = "authorization_binding";
 
-pub async fn authorize_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    run(&state, &headers, Params::from_query(query.as_deref())).await
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    run(&state, ip, &headers, Params::from_query(query.as_deref())).await
 }
 
-pub async fn authorize_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    run(&state, &headers, Params::from_form(&headers, &body)).await
+pub async fn authorize_post(State(state): State<AppState>, ip: ClientIp, headers: HeaderMap, body: Bytes) -> Response {
+    run(&state, ip, &headers, Params::from_form(&headers, &body)).await
 }
 
-async fn run(state: &AppState, headers: &HeaderMap, params: Result<Params, super::params::ParamsError>) -> Response {
+async fn run(
+    state: &AppState,
+    ip: ClientIp,
+    headers: &HeaderMap,
+    params: Result<Params, super::params::ParamsError>,
+) -> Response {
     let params = match params {
         Ok(p) => p,
         Err(e) => return fail(state, Failure::Page(StatusCode::BAD_REQUEST, e.to_string())),
     };
     match parse(state, &params).await {
-        Ok((request, client)) => proceed(state, headers, request, &client, None).await,
+        Ok((request, client)) => proceed(state, headers, request, &client, Waiting::New(ip)).await,
         Err(f) => fail(state, f),
     }
 }
@@ -184,12 +195,19 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         Some("form_post") => Ok(ResponseMode::FormPost),
         Some(_) => Err(()),
     };
+    let oversized = p.first_oversized(AUTHORIZATION_PARAMETER_LIMITS);
     let target = Target {
         redirect_uri: redirect_uri.to_owned(),
-        state: p.get("state").map(str::to_owned),
+        // An oversized state is what is wrong: it is not sent back.
+        state: p.get("state").filter(|_| !matches!(oversized, Some(("state", _)))).map(str::to_owned),
         mode: mode.unwrap_or(ResponseMode::Query),
     };
     let redirect = |e: &'static str, d: &str| Failure::Redirect(clone_target(&target), e, d.to_owned());
+    // Client and redirect URI are trusted now, so the error goes back to the client
+    // (RFC 6749 §4.1.2.1), before anything is parsed or kept.
+    if let Some((name, max)) = oversized {
+        return Err(redirect("invalid_request", &format!("{name} is longer than {max} bytes")));
+    }
     if mode.is_err() {
         return Err(redirect("invalid_request", "response_mode must be query or form_post"));
     }
@@ -335,14 +353,24 @@ fn target_of(r: &AuthorizationRequest) -> Target {
     Target { redirect_uri: r.redirect_uri.clone(), state: r.state.clone(), mode: r.response_mode }
 }
 
+/// Whether a request is new (from this client IP) or already parked (under this id).
+pub enum Waiting {
+    New(ClientIp),
+    Parked(String),
+}
+
 /// Continues a request: sign-in if needed, consent if needed, then the code.
 pub async fn proceed(
     state: &AppState,
     headers: &HeaderMap,
     request: AuthorizationRequest,
     client: &Client,
-    pending_id: Option<String>,
+    waiting: Waiting,
 ) -> Response {
+    let (pending_id, ip) = match waiting {
+        Waiting::New(ip) => (None, Some(ip)),
+        Waiting::Parked(id) => (Some(id), None),
+    };
     let session = sessions::current(state, headers).await;
     let now = state.clock.now().secs();
     let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
@@ -374,7 +402,7 @@ pub async fn proceed(
             waiting.login_pending = true;
             waiting.replaced_login = session.as_ref().map(|s| s.id_hash.as_str().to_owned());
         }
-        return park(state, headers, &waiting, pending_id, "/login").await;
+        return park(state, headers, &waiting, pending_id, ip, "/login").await;
     }
     let Some(session) = session else {
         return fail(
@@ -393,7 +421,7 @@ pub async fn proceed(
     }
     // One session per browser: show who is signed in, and let the user continue or switch.
     if prompt("select_account") && !request.account_chosen && !request.login_pending {
-        return park(state, headers, &request, pending_id, "/select-account").await;
+        return park(state, headers, &request, pending_id, ip, "/select-account").await;
     }
     let needs_consent = match consent_needed(state, &session, client, &request).await {
         Ok(n) => n,
@@ -406,7 +434,7 @@ pub async fn proceed(
                 Failure::Redirect(target_of(&request), "consent_required", "the user has not consented".into()),
             );
         }
-        return park(state, headers, &request, pending_id, "/consent").await;
+        return park(state, headers, &request, pending_id, ip, "/consent").await;
     }
     issue_code(state, &session, &request, client, pending_id).await
 }
@@ -467,12 +495,15 @@ async fn consent_needed(
     Ok(!beyond.iter().all(|c| given.claims.iter().any(|g| g == c)))
 }
 
-/// Keeps the request server-side, bound to this browser, and sends the user to `page`.
+/// Keeps the request server-side, bound to this browser, and sends the user to `page`. A
+/// new request (`pending_id` is `None`) is parked under its client IP, which may have only
+/// `sessions.max_authorization_requests_per_ip` waiting at once.
 async fn park(
     state: &AppState,
     headers: &HeaderMap,
     request: &AuthorizationRequest,
     pending_id: Option<String>,
+    ip: Option<ClientIp>,
     page: &str,
 ) -> Response {
     let base = crate::app::base_path(&state.issuer);
@@ -501,21 +532,29 @@ async fn park(
         binding_hash: state.token_hasher.hash(BINDING_PURPOSE, &binding),
         request: json,
         expires_at: state.clock.now().plus(state.config.sessions.authorization_request_lifetime),
+        ip_key: ip.map(|ip| ip.limit_key().to_string()).unwrap_or_default(),
     };
-    if let Err(e) = state
-        .store
-        .put_authorization_request(
-            &TenantId::default_tenant(),
-            &state.token_hasher.hash(REQUEST_PURPOSE, &id),
-            &pending,
-        )
-        .await
-    {
-        tracing::error!(error = %e, "cannot store authorization request");
-        return fail(
-            state,
-            Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
-        );
+    let limit = state.config.sessions.max_authorization_requests_per_ip;
+    let hash = state.token_hasher.hash(REQUEST_PURPOSE, &id);
+    match state.store.put_authorization_request(&TenantId::default_tenant(), &hash, &pending, limit).await {
+        Ok(true) => {}
+        Ok(false) => {
+            metrics::counter!("latchkey_authorization_requests_refused_total", "limit" => "per_ip").increment(1);
+            // RFC 6749 §4.1.2.1: the server is temporarily unable to take the request.
+            return deny(
+                state,
+                request,
+                "temporarily_unavailable",
+                "too many sign-in requests from this network are waiting; try again in a few minutes",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store authorization request");
+            return fail(
+                state,
+                Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
+            );
+        }
     }
     let mut response = Redirect::to(&format!("{base}{page}?req={id}")).into_response();
     if let Some(c) = set_cookie {
@@ -557,7 +596,7 @@ pub struct ResumeQuery {
 /// After sign-in: continue the parked request.
 pub async fn resume(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ResumeQuery>) -> Response {
     match load_pending(&state, &headers, &q.req).await {
-        Some((request, client)) => proceed(&state, &headers, request, &client, Some(q.req)).await,
+        Some((request, client)) => proceed(&state, &headers, request, &client, Waiting::Parked(q.req)).await,
         None => fail(&state, Failure::Page(StatusCode::BAD_REQUEST, "This sign-in request has expired or belongs to another browser. Please start again from the application.".into())),
     }
 }

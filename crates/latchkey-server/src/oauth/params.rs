@@ -61,7 +61,34 @@ impl Params {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }
+
+    /// The first parameter of `limits` whose value is longer than its limit (bytes).
+    pub fn first_oversized(&self, limits: &[(&'static str, usize)]) -> Option<(&'static str, usize)> {
+        limits.iter().copied().find(|(name, max)| self.get(name).is_some_and(|v| v.len() > *max))
+    }
 }
+
+/// The longest value (in bytes, after URL decoding) of each authorization request parameter
+/// that is kept while the request waits for sign-in and consent, or read before it is
+/// parked. An unauthenticated request must not make the database keep kilobytes at will
+/// (each parked request is kept for `sessions.authorization_request_lifetime`). The other
+/// kept values are bounded already: `client_id` by its format (128 bytes), `redirect_uri`
+/// by the registered ones it must equal, `code_challenge` by its 43 characters (RFC 7636
+/// §4.2, S256), `response_mode` by its two values. docs/configuration.md lists these.
+pub const AUTHORIZATION_PARAMETER_LIMITS: &[(&str, usize)] = &[
+    ("state", 4_096),
+    ("nonce", 512),
+    ("scope", 2_048),
+    ("prompt", 128),
+    ("max_age", 20),
+    ("login_hint", 512),
+    ("id_token_hint", 8_192),
+    ("acr_values", 512),
+    ("ui_locales", 256),
+    ("claims", 4_096),
+    ("resource", 2_048),
+    ("code_challenge", 128),
+];
 
 #[cfg(test)]
 mod tests {
@@ -74,6 +101,16 @@ mod tests {
         assert_eq!(p.get("a"), Some("1"));
         assert_eq!(p.get("b"), None);
         assert_eq!(p.get("c"), Some("x y"));
+    }
+
+    #[test]
+    fn oversized_values_are_named_with_their_limit() {
+        let p = Params::from_query(Some("state=abcd&nonce=ab")).unwrap_or_default();
+        assert_eq!(p.first_oversized(&[("nonce", 2), ("state", 4)]), None);
+        assert_eq!(p.first_oversized(&[("nonce", 2), ("state", 3)]), Some(("state", 3)));
+        // Bytes, not characters: "é" is two.
+        let p = Params::from_query(Some("state=%C3%A9")).unwrap_or_default();
+        assert_eq!(p.first_oversized(&[("state", 1)]), Some(("state", 1)));
     }
 
     #[test]

@@ -2,25 +2,19 @@ macro_rules! impl_oauth_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::OAuthStore for $store {
-            async fn put_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, p: &PendingAuthorization) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO authorization_requests (tenant_id, id_hash, binding_hash, request, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(tenant.as_str())
-                .bind(id_hash.as_str())
-                .bind(p.binding_hash.as_str())
-                .bind(&p.request)
-                .bind(self.now())
-                .bind(p.expires_at.secs())
-                .execute(self.pool())
-                .await?;
-                Ok(())
+            async fn put_authorization_request(
+                &self,
+                tenant: &TenantId,
+                id_hash: &TokenHash,
+                p: &PendingAuthorization,
+                max_per_ip: u32,
+            ) -> StoreResult<bool> {
+                self.park_authorization_request(tenant, id_hash, p, max_per_ip, self.now()).await
             }
 
             async fn authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<PendingAuthorization>> {
-                let row: Option<(String, String, i64)> = sqlx::query_as(
-                    "SELECT binding_hash, request, expires_at FROM authorization_requests
+                let row: Option<(String, String, i64, String)> = sqlx::query_as(
+                    "SELECT binding_hash, request, expires_at, COALESCE(ip_key, '') FROM authorization_requests
                      WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3",
                 )
                 .bind(tenant.as_str())
@@ -28,10 +22,11 @@ macro_rules! impl_oauth_store {
                 .bind(now.secs())
                 .fetch_optional(self.pool())
                 .await?;
-                Ok(row.map(|(b, request, e)| PendingAuthorization {
+                Ok(row.map(|(b, request, e, ip_key)| PendingAuthorization {
                     binding_hash: TokenHash::from_stored(b),
                     request,
                     expires_at: UnixTime::from_secs(e),
+                    ip_key,
                 }))
             }
 
