@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use latchkey_core::crypto::password::Workspace;
 use latchkey_core::crypto::{PasswordError, PasswordHash, PasswordPolicy};
+use latchkey_core::domain::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordRuleError};
 use tokio::sync::{Semaphore, oneshot};
 
 /// Work for a hashing thread; it answers through the job's own channel.
@@ -99,6 +100,18 @@ impl PasswordHasher {
     /// How many working memories exist: never more than the threads. Exposed for tests.
     pub fn workspaces(&self) -> usize {
         self.workspaces.load(Ordering::Relaxed)
+    }
+}
+
+/// What a person is told when a password they typed breaks the rule
+/// ([`latchkey_core::domain::NewPassword`]): one sentence, the same on every page.
+pub fn explain(problem: PasswordRuleError) -> String {
+    match problem {
+        PasswordRuleError::Empty => "Enter your password.".to_owned(),
+        PasswordRuleError::TooShort => format!("A password needs at least {MIN_PASSWORD_CHARS} characters."),
+        PasswordRuleError::TooLong => format!(
+            "A password may have at most {MAX_PASSWORD_BYTES} bytes; letters with accents and other scripts take 2 to 4 bytes each, so this one is too long."
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 mod authentication;
 mod client;
 mod identifiers;
+mod password;
 mod redirect_uri;
 mod scope;
 mod session_policy;
@@ -11,6 +12,7 @@ mod user;
 pub use authentication::{AuthLevel, Factor, Factors};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
 pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
+pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword, PasswordRuleError, TypedPassword};
 pub use redirect_uri::{RedirectUri, RedirectUriError};
 pub use scope::{ScopeName, Scopes};
 pub use session_policy::{ClientSessionPolicy, LogoutUri, LogoutUriError};
