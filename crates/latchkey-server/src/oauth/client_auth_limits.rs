@@ -9,7 +9,8 @@
 //!
 //! - **`private_key_jwt`** (a signature, perhaps a JWKS fetch): the attempt is reserved
 //!   before the check and given back when it succeeds, so no more than the limit reach the
-//!   check, as for passwords ([`crate::attempt_limits`]).
+//!   check, as for passwords ([`crate::attempt_limits`]). Attempts being checked count
+//!   too: more than the limit at once from one address get `429` for the excess.
 //! - **a client secret** (a keyed SHA-256 of a 256-bit random secret, microseconds, and not
 //!   guessable): checked first and only a failure is counted, so a request with the right
 //!   secret costs no database write and the token endpoint keeps needing none. Of parallel
@@ -100,9 +101,8 @@ fn block(state: &AppState, bucket: &str) {
     state.client_auth_throttle.block(bucket, state.clock.now().plus(window).secs());
 }
 
-/// The address is over the limit: refused now, and here until the window ends.
-fn refuse(state: &AppState, bucket: &str) -> OAuthError {
-    block(state, bucket);
+/// The address is over the limit: this request is refused.
+fn refused(state: &AppState) -> OAuthError {
     let window = state.config.login.failure_window;
     metrics::counter!("latchkey_attempts_refused_total", "limit" => LIMIT).increment(1);
     tracing::info!(limit = LIMIT, "client authentication refused: too many failures from this address");
@@ -143,8 +143,10 @@ where
         }
     };
     if reserved.count > max {
+        // Attempts still being checked count too, so this may be a burst of good requests:
+        // refused, but the address is not blocked for that.
         give_back().await;
-        return Err(refuse(state, bucket));
+        return Err(refused(state));
     }
     let result = check().await;
     if is_failure(&result) {
@@ -170,7 +172,10 @@ where
     let (tenant, window) = (TenantId::default_tenant(), state.config.login.failure_window);
     let max = i64::from(state.config.login.max_failures_per_ip);
     match state.store.record_login_failure(&tenant, &key(bucket), state.clock.now(), window).await {
-        Ok(failures) if failures > max => Err(refuse(state, bucket)),
+        Ok(failures) if failures > max => {
+            block(state, bucket);
+            Err(refused(state))
+        }
         Ok(failures) => {
             if failures == max {
                 block(state, bucket);
