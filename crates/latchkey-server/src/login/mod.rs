@@ -168,24 +168,16 @@ pub struct LoginForm {
     remember: Option<String>,
 }
 
-/// Whether an email address must be verified for it to name an account.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EmailMatch {
-    /// For secrets typed in (password, recovery code): an unverified address claims
-    /// nothing, so whoever signed up first with someone else's address gains nothing.
-    VerifiedOnly,
-    /// For the passkey list of username-first sign-in: the passkey proves who it is.
-    Any,
-}
-
-/// The account a typed identifier names (username or email address, as configured).
-pub(crate) async fn find_user(state: &AppState, typed: &str, emails: EmailMatch) -> Option<User> {
+/// The account a typed identifier names (username or email address, as configured). An
+/// email address names an account only when verified: whoever signed up first with someone
+/// else's address gains nothing by it.
+pub(crate) async fn find_user(state: &AppState, typed: &str) -> Option<User> {
     let tenant = TenantId::default_tenant();
     let typed = typed.trim();
     if typed.contains('@')
         && let Ok(email) = Email::parse(typed)
         && let Ok(Some(u)) = state.store.user_by_email(&tenant, &email).await
-        && (u.email_verified || emails == EmailMatch::Any)
+        && u.email_verified
     {
         return Some(u);
     }
@@ -237,32 +229,17 @@ pub async fn login_submit(
         Ok(p) => p,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &crate::passwords::explain(e)),
     };
-    let user = find_user(&state, &typed, EmailMatch::VerifiedOnly).await;
-    let account = user.as_ref().map_or(Account::Unknown(&typed), |u| Account::Known(&u.sub));
-    let attempt = match attempt_limits::reserve(&state, Guess::Password, account, ip).await {
-        Admission::Allowed(attempt) => attempt,
-        Admission::Refused => {
-            metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
-            let mut response = refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed attempts. Please wait a few minutes and try again.",
-            );
+    let (user, stored) = match check_password(&state, &typed, &password, ip).await {
+        Ok(found) => found,
+        Err(Refusal::Wrong) => return refuse(StatusCode::UNAUTHORIZED, "The username or password is wrong."),
+        Err(Refusal::Throttled) => {
+            let message = "Too many failed attempts. Please wait a few minutes and try again.";
+            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message);
             attempt_limits::retry_after(&state, &mut response);
             return response;
         }
-        Admission::Unavailable => return refuse(StatusCode::SERVICE_UNAVAILABLE, attempt_limits::UNAVAILABLE),
+        Err(Refusal::Unavailable) => return refuse(StatusCode::SERVICE_UNAVAILABLE, attempt_limits::UNAVAILABLE),
     };
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone()).map(PasswordHash::from_stored);
-    let matches = state.passwords.verify_or_pretend(password.clone().into_string(), stored.clone()).await;
-    let (user, stored) = match (user, stored) {
-        (Some(u), Some(stored)) if matches.unwrap_or(false) && !u.locked => (u, stored),
-        _ => {
-            attempt.failed();
-            metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
-            return refuse(StatusCode::UNAUTHORIZED, "The username or password is wrong.");
-        }
-    };
-    attempt.succeeded(&state).await;
     upgrade_hash(&state, &user, &stored, password).await;
     let done = complete::SignedIn {
         user: &user,
@@ -273,6 +250,49 @@ pub async fn login_submit(
         ip,
     };
     complete::complete(&state, &headers, done).await
+}
+
+/// Why a password sign-in is refused.
+enum Refusal {
+    /// No such account, no password, a wrong one, or a locked account: one answer for all.
+    Wrong,
+    /// The account's or the address's limit is reached.
+    Throttled,
+    /// The attempt counters cannot be reached.
+    Unavailable,
+}
+
+/// Checks a typed name and password within the attempt limits: the attempt is reserved
+/// before the hash is verified. Returns the user and their stored hash when right.
+async fn check_password(
+    state: &AppState,
+    typed: &str,
+    password: &TypedPassword,
+    ip: std::net::IpAddr,
+) -> Result<(User, PasswordHash), Refusal> {
+    let user = find_user(state, typed).await;
+    let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
+    let attempt = match attempt_limits::reserve(state, Guess::Password, account, ip).await {
+        Admission::Allowed(attempt) => attempt,
+        Admission::Refused => {
+            metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
+            return Err(Refusal::Throttled);
+        }
+        Admission::Unavailable => return Err(Refusal::Unavailable),
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone()).map(PasswordHash::from_stored);
+    let matches = state.passwords.verify_or_pretend(password.clone().into_string(), stored.clone()).await;
+    match (user, stored) {
+        (Some(u), Some(stored)) if matches.unwrap_or(false) && !u.locked => {
+            attempt.succeeded(state).await;
+            Ok((u, stored))
+        }
+        _ => {
+            attempt.failed();
+            metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
+            Err(Refusal::Wrong)
+        }
+    }
 }
 
 /// After a right password: a hash made with other parameters than today's (weaker ones

@@ -9,7 +9,7 @@ use latchkey_core::domain::{Factor, Factors};
 use serde::Deserialize;
 
 use super::complete::{self, ReturnTo};
-use super::{EmailMatch, base, csrf, find_user, identifier_label};
+use super::{base, csrf, find_user, identifier_label};
 use crate::account::recovery_codes;
 use crate::app::AppState;
 use crate::attempt_limits::{self, Account, Admission, Guess};
@@ -73,7 +73,7 @@ pub async fn submit(
     let typed = form.username.as_deref().unwrap_or_default();
     let login = typed.trim().to_lowercase();
     let req = form.req.as_deref();
-    let user = find_user(&state, typed, EmailMatch::VerifiedOnly).await;
+    let user = find_user(&state, typed).await;
     let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
     let attempt = match attempt_limits::reserve(&state, Guess::RecoveryCode, account, ip).await {
         Admission::Allowed(attempt) => attempt,

@@ -23,10 +23,6 @@ use crate::oauth::authorize::load_pending;
 #[derive(Deserialize)]
 pub struct OptionsForm {
     csrf: Option<String>,
-    /// Username-first: the name typed before asking for the passkey. Accepted from the
-    /// page and deliberately not used (see [`options`]).
-    #[allow(dead_code)]
-    username: Option<String>,
     /// `1` for autofill (conditional mediation).
     conditional: Option<String>,
     /// `1` when the passkey is the second factor after a password.
@@ -69,9 +65,9 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         }
         ids.into_iter().map(|p| p.credential_id).collect()
     } else {
-        // Username-first or not, before anyone has proved anything the options name no
-        // credential: every Latchkey passkey is discoverable, so the browser finds the
-        // site's passkeys itself. A list for the typed name would show which username and
+        // Username-first or not (the page also posts the typed `username`, which is not
+        // read), before anyone has proved anything the options name no credential: every
+        // Latchkey passkey is discoverable, so the browser finds the site's passkeys itself. A list for the typed name would show which username and
         // which email address share an account (the same list for both), and whether it
         // has passkeys at all (WebAuthn Level 3 §14.6.3, privacy leak via credential IDs);
         // made-up lists for unknown names hide only the second. The same answer for every
