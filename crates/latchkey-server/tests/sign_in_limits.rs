@@ -282,7 +282,10 @@ async fn parallel_bad_client_assertions_reach_the_check_no_more_than_the_limit()
 
 fn break_the_counters(db: &TestDatabase) {
     let path = db.url.trim_start_matches("sqlite:");
-    let out = std::process::Command::new("sqlite3").arg(path).arg("DROP TABLE login_failures").output();
+    // The server may be writing at that moment (its start-up jobs): wait for the lock.
+    let out = std::process::Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000", path, "DROP TABLE login_failures"])
+        .output();
     let out = ok(out, "sqlite3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -17,8 +17,8 @@
 //!   wrong secrets, at most the limit get a `401`; the rest are answered `429` without
 //!   telling whether the secret was right.
 //!
-//! Once a node has seen the limit reached it refuses the address itself, in memory, until
-//! the window ends, without asking the database.
+//! Once a node has seen the limit of failed secrets reached it refuses the address itself,
+//! in memory, until the window ends, without asking the database.
 //!
 //! If the counter cannot be reached, the request is **let through** (fail open): a client
 //! secret cannot be guessed, and the token endpoint must not stop with a counter. Every such
@@ -149,11 +149,9 @@ where
         return Err(refused(state));
     }
     let result = check().await;
-    if is_failure(&result) {
-        if reserved.count == max {
-            block(state, bucket);
-        }
-    } else {
+    // A failure stays counted. (The node does not block the address from here: the count
+    // includes attempts still being checked, and every assertion asks the database anyway.)
+    if !is_failure(&result) {
         // Success, or a request refused for another reason than its credentials.
         give_back().await;
     }
