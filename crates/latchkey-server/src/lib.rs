@@ -6,6 +6,7 @@ compile_error!("the test-clock feature lets anyone move the server clock; it mus
 
 pub mod account;
 pub mod app;
+pub mod attempt_limits;
 pub mod cache;
 pub mod config;
 mod connections;

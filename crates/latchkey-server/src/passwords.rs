@@ -13,12 +13,13 @@
 //! waiter: under a queue of sign-ins the two cores of the benchmark machine sat idle 6–8 %
 //! of the time between hashes.)
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use latchkey_core::crypto::password::Workspace;
-use latchkey_core::crypto::{PasswordError, PasswordHash, PasswordPolicy};
-use tokio::sync::{Semaphore, oneshot};
+use latchkey_core::crypto::{PasswordError, PasswordHash, PasswordPolicy, random};
+use latchkey_core::domain::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordRuleError};
+use tokio::sync::{OnceCell, Semaphore, oneshot};
 
 /// Work for a hashing thread; it answers through the job's own channel.
 type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
@@ -32,6 +33,12 @@ pub struct PasswordHasher {
     queue: mpsc::Sender<Job>,
     /// Working memories allocated so far (one per thread that has hashed).
     workspaces: Arc<AtomicUsize>,
+    /// Verifications and hashes run so far (counted on the hashing thread, as each starts).
+    verifications: Arc<AtomicU64>,
+    hashes: Arc<AtomicU64>,
+    /// The hash of a password nobody has, made once on a hashing thread: checked against
+    /// when an account does not exist or has no password, so the answer costs the same.
+    dummy: Arc<OnceCell<PasswordHash>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +68,15 @@ impl PasswordHasher {
                 tracing::error!(error = %e, "could not start a password hashing thread");
             }
         }
-        Self { policy, slots: Arc::new(Semaphore::new(threads * 2)), queue, workspaces }
+        Self {
+            policy,
+            slots: Arc::new(Semaphore::new(threads * 2)),
+            queue,
+            workspaces,
+            verifications: Arc::default(),
+            hashes: Arc::default(),
+            dummy: Arc::default(),
+        }
     }
 
     /// Runs `f` on a hashing thread, with that thread's working memory.
@@ -87,18 +102,64 @@ impl PasswordHasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<PasswordHash, HashingError> {
-        let policy = self.policy;
-        self.on_hashing_thread(move |ws| policy.hash_in(&password, ws)).await?.map_err(HashingError::from)
+        let (policy, hashes) = (self.policy, self.hashes.clone());
+        self.on_hashing_thread(move |ws| {
+            hashes.fetch_add(1, Ordering::Relaxed);
+            policy.hash_in(&password, ws)
+        })
+        .await?
+        .map_err(HashingError::from)
     }
 
     pub async fn verify(&self, password: String, stored: PasswordHash) -> Result<bool, HashingError> {
-        let policy = self.policy;
-        self.on_hashing_thread(move |ws| policy.verify_in(&password, &stored, ws)).await?.map_err(HashingError::from)
+        let (policy, verifications) = (self.policy, self.verifications.clone());
+        self.on_hashing_thread(move |ws| {
+            verifications.fetch_add(1, Ordering::Relaxed);
+            policy.verify_in(&password, &stored, ws)
+        })
+        .await?
+        .map_err(HashingError::from)
+    }
+
+    /// Verifies `password` against `stored`, or, when there is nothing to verify against
+    /// (no such account, no password), against a dummy hash and answers `false`: both take
+    /// one verification on a hashing thread, so the answer does not tell them apart (no
+    /// user enumeration by timing).
+    pub async fn verify_or_pretend(
+        &self,
+        password: String,
+        stored: Option<PasswordHash>,
+    ) -> Result<bool, HashingError> {
+        match stored {
+            Some(stored) => self.verify(password, stored).await,
+            None => {
+                let dummy = self.dummy.get_or_try_init(|| self.hash(random::token_string::<16>())).await?;
+                self.verify(password, dummy.clone()).await.map(|_| false)
+            }
+        }
     }
 
     /// How many working memories exist: never more than the threads. Exposed for tests.
     pub fn workspaces(&self) -> usize {
         self.workspaces.load(Ordering::Relaxed)
+    }
+
+    /// How many verifications have run (real and dummy). Exposed for tests, which count
+    /// what reached the hash rather than the answers.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+}
+
+/// What a person is told when a password they typed breaks the rule
+/// ([`latchkey_core::domain::NewPassword`]): one sentence, the same on every page.
+pub fn explain(problem: PasswordRuleError) -> String {
+    match problem {
+        PasswordRuleError::Empty => "Enter your password.".to_owned(),
+        PasswordRuleError::TooShort => format!("A password needs at least {MIN_PASSWORD_CHARS} characters."),
+        PasswordRuleError::TooLong => format!(
+            "A password may have at most {MAX_PASSWORD_BYTES} bytes; letters with accents and other scripts take 2 to 4 bytes each, so this one is too long."
+        ),
     }
 }
 
@@ -171,6 +232,21 @@ mod tests {
         let made = hasher.workspaces();
         assert!((1..=2).contains(&made), "at most one working memory per thread, {made} made");
         assert_eq!(hasher.slots.available_permits(), 4, "every queue slot is returned");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_dummy_hash_for_unknown_accounts_is_made_on_a_hashing_thread_once() {
+        let hasher = PasswordHasher::new(CHEAP, 1);
+        assert_eq!(hasher.verify_or_pretend("guess".into(), None).await.ok(), Some(false), "never a match");
+        // Counted inside the jobs the hashing threads run: a hash made anywhere else (on a
+        // runtime worker, blocking it) is not counted.
+        assert_eq!(hasher.hashes.load(Ordering::Relaxed), 1, "the dummy hash was made on a hashing thread");
+        assert_eq!(hasher.verifications(), 1, "and checked once, as a real account's hash is");
+        assert_eq!(hasher.verify_or_pretend("guess".into(), None).await.ok(), Some(false));
+        assert_eq!(hasher.hashes.load(Ordering::Relaxed), 1, "made once, then kept");
+        assert_eq!(hasher.verifications(), 2);
+        let real = hasher.hash("pw".into()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(hasher.verify_or_pretend("pw".into(), Some(real)).await.ok(), Some(true));
     }
 
     #[tokio::test(flavor = "current_thread")]

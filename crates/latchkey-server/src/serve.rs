@@ -114,11 +114,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         client_auth_throttle: Arc::default(),
         verified_tokens: Default::default(),
         backchannel: Arc::default(),
-        passkeys: Arc::new(crate::passkeys::Passkeys::new(
-            &config,
-            &issuer,
-            &master_key.derive("latchkey webauthn fake credentials v1"),
-        )),
+        passkeys: Arc::new(crate::passkeys::Passkeys::new(&config, &issuer)),
         master_key: master_key.clone(),
         config: config.clone(),
         store,

@@ -118,8 +118,9 @@ pub struct OptionsForm {
     req: Option<String>,
 }
 
+/// Per IP: an IPv4 address or an IPv6 /64.
 fn signup_ip_key(ip: std::net::IpAddr) -> String {
-    format!("signup-ip:{ip}")
+    format!("signup-ip:{}", crate::attempt_limits::ip_bucket(ip))
 }
 
 pub async fn options(

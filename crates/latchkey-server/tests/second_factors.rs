@@ -349,3 +349,148 @@ async fn security_and_second_step_endpoints_answer_bad_input_with_an_error() {
         assert_eq!(other.location(&done), other.url("/login/done"), "{backend}: still pending after bad input");
     }
 }
+
+/// Statuses of `attempts` posted at once: each a browser and the form it sends to `path`.
+async fn all_at_once(attempts: Vec<(PasskeyBrowser, Vec<(String, String)>)>, path: &str) -> Vec<StatusCode> {
+    let mut running = tokio::task::JoinSet::new();
+    for (b, form) in attempts {
+        let url = b.url(path);
+        running.spawn(async move {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            b.browser.post_form(&url, &pairs).await.status()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(done) = running.join_next().await {
+        statuses.push(ok(done, "join"));
+    }
+    statuses
+}
+
+fn tally(statuses: &[StatusCode]) -> (usize, usize) {
+    let count = |s| statuses.iter().filter(|x| **x == s).count();
+    (count(StatusCode::UNAUTHORIZED), count(StatusCode::TOO_MANY_REQUESTS))
+}
+
+#[tokio::test]
+async fn parallel_wrong_totp_codes_reach_the_check_no_more_than_the_limit() {
+    for db in all_backends().await {
+        let backend = db.backend;
+        let server = ok(TestServer::try_start(db, frozen(), |_| {}).await, "start");
+        server.create_user("ada", PASSWORD).await;
+        let b = PasskeyBrowser::new(&server);
+        password_sign_in(&b, "/login?return_to=security", "ada", PASSWORD).await;
+        let secret = enrol_totp(&server, &b).await;
+        server.clock.advance(Duration::from_secs(30));
+        // 25 browsers, each past the password and at the second step.
+        let mut attempts = Vec::new();
+        for i in 0..25 {
+            let other = PasskeyBrowser::new(&server);
+            let after_password = password_sign_in(&other, "/login", "ada", PASSWORD).await;
+            assert_eq!(other.location(&after_password), other.url("/login/second-factor"), "{backend}");
+            let (_, _, csrf) = other.page("/login/second-factor").await;
+            let code = format!("{:06}", (i * 7919) % 1_000_000);
+            let form = vec![("csrf".into(), csrf), ("method".into(), "totp".into()), ("code".into(), code)];
+            attempts.push((other, form));
+        }
+        let right = totp_now(&server, &secret);
+        attempts.retain(|(_, form)| form[2].1 != right);
+        let sent = attempts.len();
+        let statuses = all_at_once(attempts, "/login/second-factor").await;
+        // A 401 comes only after a code was checked.
+        assert_eq!(tally(&statuses), (5, sent - 5), "{backend}: {statuses:?}");
+        let late = PasskeyBrowser::new(&server);
+        password_sign_in(&late, "/login", "ada", PASSWORD).await;
+        let refused = second_factor(&late, "totp", &right).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{backend}: even the right code waits");
+    }
+}
+
+#[tokio::test]
+async fn parallel_wrong_recovery_codes_reach_the_check_no_more_than_the_limit() {
+    for db in all_backends().await {
+        let backend = db.backend;
+        let server =
+            TestServer::start(db, |c| c.registration.mode = latchkey_server::config::RegistrationMode::Open).await;
+        let mut device = SoftAuthenticator::new(Flags::default());
+        let (_, page) = PasskeyBrowser::new(&server).sign_up(&mut device, "ada", "").await;
+        let codes = recovery_codes(&page);
+        let mut attempts = Vec::new();
+        for i in 0..25 {
+            let other = PasskeyBrowser::new(&server);
+            let (_, _, csrf) = other.page("/login/recovery").await;
+            let code = format!("wrong-{i:05}");
+            attempts
+                .push((other, vec![("csrf".into(), csrf), ("username".into(), "ada".into()), ("code".into(), code)]));
+        }
+        let statuses = all_at_once(attempts, "/login/recovery").await;
+        assert_eq!(tally(&statuses), (5, 20), "{backend}: {statuses:?}");
+        let late = PasskeyBrowser::new(&server);
+        let (_, _, csrf) = late.page("/login/recovery").await;
+        let form = [("csrf", csrf.as_str()), ("username", "ada"), ("code", codes[0].as_str())];
+        let refused = late.browser.post_form(&late.url("/login/recovery"), &form).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{backend}: even a right code waits");
+    }
+}
+
+#[tokio::test]
+async fn a_password_too_long_in_bytes_gets_a_clear_400_wherever_it_is_typed() {
+    let server =
+        TestServer::start(sqlite().await, |c| c.registration.mode = latchkey_server::config::RegistrationMode::Open)
+            .await;
+    let mut device = SoftAuthenticator::new(Flags::default());
+    let b = PasskeyBrowser::new(&server);
+    b.sign_up(&mut device, "ada", "").await;
+    // 600 characters, 1,200 bytes: under a limit counted in characters, over the hasher's.
+    let accents = "é".repeat(600);
+    let refused = b.security_post("/account/password", &[("password", &accents), ("confirm", &accents)]).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(ok(refused.text().await, "page").contains("at most 1024 bytes"));
+    let other = PasskeyBrowser::new(&server);
+    let before = server.state().passwords.verifications();
+    let sign_in = password_sign_in(&other, "/login", "ada", &accents).await;
+    assert_eq!(sign_in.status(), StatusCode::BAD_REQUEST);
+    assert!(ok(sign_in.text().await, "page").contains("at most 1024 bytes"));
+    assert_eq!(server.state().passwords.verifications(), before, "refused before any hashing");
+    // At the limit, it is a password like any other.
+    let at_limit = "é".repeat(512);
+    let set = b.security_post("/account/password", &[("password", &at_limit), ("confirm", &at_limit)]).await;
+    assert_eq!(b.location(&set), b.url("/account/security?done=password_set_signed_out"));
+    let first = password_sign_in(&other, "/login", "ada", &at_limit).await;
+    assert_eq!(other.location(&first), other.url("/login/second-factor"));
+}
+
+#[tokio::test]
+async fn a_hash_made_with_weaker_parameters_is_replaced_at_sign_in() {
+    for db in all_backends().await {
+        let backend = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        let sub = server.create_user("ada", "placeholder").await;
+        let tenant = latchkey_core::domain::TenantId::default_tenant();
+        let weaker = latchkey_core::crypto::PasswordPolicy { memory_kib: 32, iterations: 1, parallelism: 1 };
+        let old = ok(weaker.hash(PASSWORD), "weaker hash");
+        let store = &server.state().store;
+        ok(
+            store.set_password_hash(&tenant, &sub, Some(old.as_str().to_owned()), &latchkey_store::Actor::Cli).await,
+            "set",
+        );
+        let stored = || async { ok(store.user_by_sub(&tenant, &sub).await, "user").and_then(|u| u.password_hash) };
+
+        // A wrong password changes nothing.
+        let b = PasskeyBrowser::new(&server);
+        assert_eq!(password_sign_in(&b, "/login", "ada", "wrong").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(stored().await.as_deref(), Some(old.as_str()), "{backend}");
+        // The right one signs in and leaves a hash at today's parameters (the test config's).
+        let signed_in = password_sign_in(&b, "/login", "ada", PASSWORD).await;
+        assert_eq!(b.location(&signed_in), b.url("/login/done"), "{backend}");
+        let new = stored().await.unwrap_or_default();
+        assert!(new.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{backend}: {new}");
+        let policy = server.state().passwords.policy();
+        assert!(!policy.needs_rehash(&latchkey_core::crypto::PasswordHash::from_stored(new.clone())));
+        // It is the same password, and it is not hashed again.
+        let again = PasskeyBrowser::new(&server);
+        let signed_in = password_sign_in(&again, "/login", "ada", PASSWORD).await;
+        assert_eq!(again.location(&signed_in), again.url("/login/done"), "{backend}");
+        assert_eq!(stored().await, Some(new), "{backend}");
+    }
+}

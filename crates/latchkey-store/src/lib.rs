@@ -69,6 +69,16 @@ pub trait UserStore {
         hash: Option<String>,
         actor: &Actor,
     ) -> StoreResult<()>;
+    /// Replaces the password hash `old` by `new` (the same password, hashed at today's
+    /// parameters) if `old` is still the stored one: a password changed meanwhile is kept.
+    /// Returns whether it was replaced.
+    async fn upgrade_password_hash(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool>;
     async fn set_user_locked(&self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor)
     -> StoreResult<()>;
     async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
@@ -233,6 +243,23 @@ pub trait OAuthStore {
         consent: &Consent,
         actor: &Actor,
     ) -> StoreResult<()>;
+
+    /// Reserves one attempt against each of `keys` before the answer is checked, in one
+    /// statement that increments every counter and returns its new count: of any number of
+    /// concurrent attempts, on any node, each sees a different count, so no more than the
+    /// limit get past the caller's comparison. A counter whose window (`window` long) has
+    /// passed starts again at 1. The reservations come back in the order of `keys`;
+    /// duplicate keys are counted once.
+    async fn reserve_attempts(
+        &self,
+        tenant: &TenantId,
+        keys: &[&str],
+        now: UnixTime,
+        window: std::time::Duration,
+    ) -> StoreResult<Vec<ReservedAttempt>>;
+    /// Gives back attempts reserved by [`Self::reserve_attempts`] (the answer was right):
+    /// each counter goes down by one, unless its window has started again since.
+    async fn release_attempts(&self, tenant: &TenantId, reserved: &[(&str, ReservedAttempt)]) -> StoreResult<()>;
 
     /// Counts a failed sign-in against `key` and returns the failures within the window
     /// that started at most `window` ago.

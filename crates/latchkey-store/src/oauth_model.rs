@@ -147,3 +147,12 @@ impl From<RefreshRow> for StoredRefreshToken {
         }
     }
 }
+
+/// One attempt reserved against a failure counter ([`crate::OAuthStore::reserve_attempts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedAttempt {
+    /// The attempts the counter holds within its window, this one included.
+    pub count: i64,
+    /// When the counter's window began; a release applies only within it.
+    pub window_start: UnixTime,
+}

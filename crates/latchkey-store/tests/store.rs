@@ -387,6 +387,75 @@ async fn the_sqlite_file_is_in_wal_mode_so_the_cli_and_server_share_it() {
 }
 
 #[tokio::test]
+async fn concurrent_attempts_each_reserve_a_count_of_their_own_and_releases_give_them_back() {
+    for db in TestDatabase::all().await {
+        let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
+        let store = open(&db, &clock).await;
+        let b = db.backend;
+        let window = Duration::from_secs(600);
+        let keys = ["password:ada", "ip:192.0.2.1"];
+        // 30 attempts at once, each reserving against both keys in one statement: every
+        // attempt sees a count of its own, 1 to 30, for each key.
+        let mut attempts = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            let (store, now) = (store.clone(), clock.now());
+            attempts.spawn(async move { store.reserve_attempts(&tenant(), &keys, now, window).await });
+        }
+        let (mut accounts, mut ips) = (Vec::new(), Vec::new());
+        while let Some(done) = attempts.join_next().await {
+            let reserved = ok(ok(done, "join"), b);
+            assert_eq!(reserved.len(), 2, "{b}: one reservation per key, in the order asked");
+            accounts.push(reserved[0].count);
+            ips.push(reserved[1].count);
+        }
+        accounts.sort_unstable();
+        ips.sort_unstable();
+        assert_eq!(accounts, (1..=30).collect::<Vec<i64>>(), "{b}: no two attempts saw the same count");
+        assert_eq!(ips, (1..=30).collect::<Vec<i64>>(), "{b}");
+        let counts = ok(store.login_failures(&tenant(), &keys, clock.now(), window).await, b);
+        assert_eq!(counts, vec![30, 30], "{b}");
+
+        // A release gives one attempt back, only within the window it was reserved in.
+        let reserved = ok(store.reserve_attempts(&tenant(), &["ip:192.0.2.1"], clock.now(), window).await, b);
+        assert_eq!(reserved[0].count, 31, "{b}");
+        assert_eq!(reserved[0].window_start, clock.now(), "{b}: the window began with the first attempt");
+        ok(store.release_attempts(&tenant(), &[("ip:192.0.2.1", reserved[0])]).await, b);
+        assert_eq!(ok(store.login_failures(&tenant(), &["ip:192.0.2.1"], clock.now(), window).await, b), vec![30]);
+        clock.advance(Duration::from_secs(601));
+        let fresh = ok(store.reserve_attempts(&tenant(), &["ip:192.0.2.1"], clock.now(), window).await, b);
+        assert_eq!(fresh[0].count, 1, "{b}: a new window starts at 1");
+        ok(store.release_attempts(&tenant(), &[("ip:192.0.2.1", reserved[0])]).await, b);
+        let now = clock.now();
+        assert_eq!(ok(store.login_failures(&tenant(), &["ip:192.0.2.1"], now, window).await, b), vec![1], "{b}");
+        ok(store.release_attempts(&tenant(), &[("ip:192.0.2.1", fresh[0])]).await, b);
+        ok(store.release_attempts(&tenant(), &[("ip:192.0.2.1", fresh[0])]).await, b);
+        let after = ok(store.reserve_attempts(&tenant(), &["ip:192.0.2.1", "ip:192.0.2.1"], now, window).await, b);
+        assert_eq!(after.iter().map(|r| r.count).collect::<Vec<_>>(), vec![1, 1], "{b}: never below 0; once per key");
+        assert!(ok(store.reserve_attempts(&tenant(), &[], now, window).await, b).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_password_hash_is_upgraded_only_while_it_is_still_the_stored_one() {
+    for db in TestDatabase::all().await {
+        let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
+        let store = open(&db, &clock).await;
+        let b = db.backend;
+        let user = ok(store.create_user(&tenant(), new_user("ada", None), &Actor::Cli).await, b);
+        ok(store.set_password_hash(&tenant(), &user.sub, Some("$old".into()), &Actor::Cli).await, b);
+        assert!(!ok(store.upgrade_password_hash(&tenant(), &user.sub, "$other", "$new").await, b), "{b}");
+        assert!(ok(store.upgrade_password_hash(&tenant(), &user.sub, "$old", "$new").await, b), "{b}");
+        let stored = ok(store.user_by_sub(&tenant(), &user.sub).await, b).and_then(|u| u.password_hash);
+        assert_eq!(stored.as_deref(), Some("$new"), "{b}");
+        let events = ok(store.recent_audit_events(&tenant(), 10).await, b);
+        let rehashed = events.iter().find(|e| e.action == "user.password_rehashed");
+        assert_eq!(rehashed.map(|e| e.actor.clone()), Some(format!("user:{}", user.sub)), "{b}");
+        // A password changed meanwhile is never overwritten by the old one's upgrade.
+        assert!(!ok(store.upgrade_password_hash(&tenant(), &user.sub, "$old", "$newer").await, b), "{b}");
+    }
+}
+
+#[tokio::test]
 async fn failed_sign_ins_are_counted_per_key_within_their_window_and_cleared() {
     for db in TestDatabase::all().await {
         let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));

@@ -324,6 +324,24 @@ fn a_user_create_with_bad_input_fails_with_usage_errors_and_writes_nothing() {
     assert!(ws.entries().is_empty(), "a failed command creates no database: {:?}", ws.entries());
 }
 
+#[test]
+fn passwords_follow_the_pages_rule_at_the_command_line() {
+    let ws = Workspace::new();
+    // 600 characters but 1,200 bytes: the rule counts bytes at the top, as the hasher does.
+    let accents = "é".repeat(600);
+    for (args, password, rule) in [
+        (&["user", "create", "--username", "ada", "--password-stdin"][..], accents.as_str(), "1024 bytes"),
+        (&["user", "create", "--username", "ada", "--password-stdin"][..], "short", "at least 8 characters"),
+        (&["user", "set-password", "ada", "--password-stdin"][..], accents.as_str(), "1024 bytes"),
+    ] {
+        let out = ws.run_stdin(args, &format!("{password}\n"));
+        out.expect_code(2).stderr_names(&["latchkey: error:", rule]).never_shows(password);
+        assert!(ws.entries().is_empty(), "refused before the database is opened: {:?}", ws.entries());
+    }
+    ws.run_stdin(&["user", "create", "--username", "ada", "--password-stdin"], &format!("{}\n", "é".repeat(512)))
+        .success();
+}
+
 // ---------------------------------------------------------------------------------------
 // 5: clients
 

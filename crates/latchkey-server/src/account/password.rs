@@ -4,14 +4,12 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use latchkey_core::domain::NewPassword;
 use latchkey_store::{Actor, StoreError};
 use serde::Deserialize;
 
 use super::{back, end_other_sessions, failure, redirect_error, tenant};
 use crate::app::AppState;
-
-pub const MIN_LENGTH: usize = 8;
-pub const MAX_LENGTH: usize = 1024;
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
@@ -28,21 +26,15 @@ pub async fn set(State(state): State<AppState>, headers: HeaderMap, Form(form): 
         Ok(found) => found,
         Err(r) => return r,
     };
-    let password = form.password.unwrap_or_default();
-    let length = password.chars().count();
-    let problem = if length < MIN_LENGTH {
-        Some(format!("A password needs at least {MIN_LENGTH} characters."))
-    } else if length > MAX_LENGTH {
-        Some(format!("A password may have at most {MAX_LENGTH} characters."))
-    } else if form.confirm.as_deref() != Some(password.as_str()) {
-        Some("The two passwords are not the same.".to_owned())
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        return state.pages.render(StatusCode::BAD_REQUEST, &problem, None);
+    let typed = form.password.unwrap_or_default();
+    if form.confirm.as_deref() != Some(typed.as_str()) {
+        return state.pages.render(StatusCode::BAD_REQUEST, "The two passwords are not the same.", None);
     }
-    let hash = match state.passwords.hash(password).await {
+    let password = match NewPassword::parse(typed) {
+        Ok(p) => p,
+        Err(e) => return state.pages.render(StatusCode::BAD_REQUEST, &crate::passwords::explain(e), None),
+    };
+    let hash = match state.passwords.hash(password.into_string()).await {
         Ok(h) => h,
         Err(e) => return failure(&state, e),
     };

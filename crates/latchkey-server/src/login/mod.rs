@@ -3,8 +3,9 @@
 //! [`crate::passkeys`].
 //!
 //! No user enumeration: unknown accounts get the same answer, the same status and the same
-//! timing (a dummy Argon2 verification) as a wrong password. Failures are throttled per
-//! account and per client IP with counters in the database, so every node sees them.
+//! timing (a dummy Argon2 verification) as a wrong password. Attempts are limited per
+//! account and per client IP, reserved before the password is checked
+//! ([`crate::attempt_limits`]).
 
 pub mod ceremony;
 pub mod complete;
@@ -14,25 +15,24 @@ pub mod csrf;
 pub mod recovery;
 pub mod second_factor;
 pub mod select_account;
-pub mod throttle;
 
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use latchkey_core::crypto::{PasswordHash, random};
-use latchkey_core::domain::{Email, Factor, Factors, TenantId, Username};
+use latchkey_core::crypto::PasswordHash;
+use latchkey_core::domain::{Email, Factor, Factors, TenantId, TypedPassword, Username};
 use latchkey_store::User;
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::attempt_limits::{self, Account, Admission, Guess};
 use crate::config::{Identifier, RegistrationMode};
 use crate::edge::ClientIp;
 use crate::oauth::authorize::load_pending;
 use crate::sessions;
 pub use complete::ReturnTo;
 pub use consent::{consent_page, consent_submit};
-use throttle::Throttle;
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -168,34 +168,16 @@ pub struct LoginForm {
     remember: Option<String>,
 }
 
-/// A PHC string for a password nobody has, verified when the account does not exist so the
-/// answer takes as long as for a real account.
-fn dummy_hash(state: &AppState) -> PasswordHash {
-    static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let phc = DUMMY.get_or_init(|| {
-        state.passwords.policy().hash(&random::token_string::<16>()).ok().map(|h| h.as_str().to_owned())
-    });
-    PasswordHash::from_stored(phc.clone().unwrap_or_default())
-}
-
-/// Whether an email address must be verified for it to name an account.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EmailMatch {
-    /// For secrets typed in (password, recovery code): an unverified address claims
-    /// nothing, so whoever signed up first with someone else's address gains nothing.
-    VerifiedOnly,
-    /// For the passkey list of username-first sign-in: the passkey proves who it is.
-    Any,
-}
-
-/// The account a typed identifier names (username or email address, as configured).
-pub(crate) async fn find_user(state: &AppState, typed: &str, emails: EmailMatch) -> Option<User> {
+/// The account a typed identifier names (username or email address, as configured). An
+/// email address names an account only when verified: whoever signed up first with someone
+/// else's address gains nothing by it.
+pub(crate) async fn find_user(state: &AppState, typed: &str) -> Option<User> {
     let tenant = TenantId::default_tenant();
     let typed = typed.trim();
     if typed.contains('@')
         && let Ok(email) = Email::parse(typed)
         && let Ok(Some(u)) = state.store.user_by_email(&tenant, &email).await
-        && (u.email_verified || emails == EmailMatch::Any)
+        && u.email_verified
     {
         return Some(u);
     }
@@ -226,58 +208,39 @@ pub async fn login_submit(
     };
     let typed = form.username.clone().unwrap_or_default();
     let login = typed.trim().to_lowercase();
-    let password = form.password.clone().unwrap_or_default();
     let return_to = ReturnTo::parse(form.return_to.as_deref());
-    let view = |error| LoginView {
-        req: form.req.as_deref(),
-        return_to,
-        client_name: pending.as_ref().map(|(_, c)| c.name.clone()),
-        username: login.clone(),
-        error,
-        redirect_uri: pending.as_ref().map(|(r, _)| r.redirect_uri.clone()),
-        notice: None,
+    let refuse = |status, message: &str| {
+        let view = LoginView {
+            req: form.req.as_deref(),
+            return_to,
+            client_name: pending.as_ref().map(|(_, c)| c.name.clone()),
+            username: login.clone(),
+            error: Some(message),
+            redirect_uri: pending.as_ref().map(|(r, _)| r.redirect_uri.clone()),
+            notice: None,
+        };
+        render_login(&state, &headers, status, view)
     };
     if !state.config.login.passwords {
-        return render_login(
-            &state,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            view(Some("Signing in with a password is turned off here. Use a passkey.")),
-        );
+        return refuse(StatusCode::BAD_REQUEST, "Signing in with a password is turned off here. Use a passkey.");
     }
-    let mut throttle = Throttle::new(format!("account:{login}"), ip);
-    if throttle.exceeded(&state).await {
-        metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
-        let mut response = render_login(
-            &state,
-            &headers,
-            StatusCode::TOO_MANY_REQUESTS,
-            view(Some("Too many failed attempts. Please wait a few minutes and try again.")),
-        );
-        throttle::retry_after(&state, &mut response);
-        return response;
-    }
-    let user = find_user(&state, &typed, EmailMatch::VerifiedOnly).await;
-    let stored = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .map(PasswordHash::from_stored)
-        .unwrap_or_else(|| dummy_hash(&state));
-    let matches = !password.is_empty() && state.passwords.verify(password, stored).await.unwrap_or(false);
-    let user = match user {
-        Some(u) if matches && !u.locked => u,
-        _ => {
-            throttle.failed(&state).await;
-            metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
-            return render_login(
-                &state,
-                &headers,
-                StatusCode::UNAUTHORIZED,
-                view(Some("The username or password is wrong.")),
-            );
-        }
+    // Checked before anything is counted or hashed; the same answer for every account.
+    let password = match TypedPassword::parse(form.password.clone().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &crate::passwords::explain(e)),
     };
-    throttle.succeeded(&state).await;
+    let (user, stored) = match check_password(&state, &typed, &password, ip).await {
+        Ok(found) => found,
+        Err(Refusal::Wrong) => return refuse(StatusCode::UNAUTHORIZED, "The username or password is wrong."),
+        Err(Refusal::Throttled) => {
+            let message = "Too many failed attempts. Please wait a few minutes and try again.";
+            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message);
+            attempt_limits::retry_after(&state, &mut response);
+            return response;
+        }
+        Err(Refusal::Unavailable) => return refuse(StatusCode::SERVICE_UNAVAILABLE, attempt_limits::UNAVAILABLE),
+    };
+    upgrade_hash(&state, &user, &stored, password).await;
     let done = complete::SignedIn {
         user: &user,
         factors: Factors::new(Factor::Password),
@@ -287,6 +250,76 @@ pub async fn login_submit(
         ip,
     };
     complete::complete(&state, &headers, done).await
+}
+
+/// Why a password sign-in is refused.
+enum Refusal {
+    /// No such account, no password, a wrong one, or a locked account: one answer for all.
+    Wrong,
+    /// The account's or the address's limit is reached.
+    Throttled,
+    /// The attempt counters cannot be reached.
+    Unavailable,
+}
+
+/// Checks a typed name and password within the attempt limits: the attempt is reserved
+/// before the hash is verified. Returns the user and their stored hash when right.
+async fn check_password(
+    state: &AppState,
+    typed: &str,
+    password: &TypedPassword,
+    ip: std::net::IpAddr,
+) -> Result<(User, PasswordHash), Refusal> {
+    let user = find_user(state, typed).await;
+    let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
+    let attempt = match attempt_limits::reserve(state, Guess::Password, account, ip).await {
+        Admission::Allowed(attempt) => attempt,
+        Admission::Refused => {
+            metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
+            return Err(Refusal::Throttled);
+        }
+        Admission::Unavailable => return Err(Refusal::Unavailable),
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone()).map(PasswordHash::from_stored);
+    let matches = state.passwords.verify_or_pretend(password.clone().into_string(), stored.clone()).await;
+    match (user, stored) {
+        (Some(u), Some(stored)) if matches.unwrap_or(false) && !u.locked => {
+            attempt.succeeded(state).await;
+            Ok((u, stored))
+        }
+        _ => {
+            attempt.failed();
+            metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
+            Err(Refusal::Wrong)
+        }
+    }
+}
+
+/// After a right password: a hash made with other parameters than today's (weaker ones
+/// from an older configuration, or another system's) is replaced by one at today's, in
+/// this request, the only time the password is at hand. A failure here is logged and the
+/// sign-in goes on: the old hash still works.
+async fn upgrade_hash(state: &AppState, user: &User, stored: &PasswordHash, password: TypedPassword) {
+    if !state.passwords.policy().needs_rehash(stored) {
+        return;
+    }
+    let tenant = TenantId::default_tenant();
+    let upgraded = match state.passwords.hash(password.into_string()).await {
+        Ok(new) => state.store.upgrade_password_hash(&tenant, &user.sub, stored.as_str(), new.as_str()).await,
+        Err(e) => {
+            tracing::warn!(error = %e, sub = %user.sub, "cannot rehash a password at today's parameters");
+            return;
+        }
+    };
+    match upgraded {
+        Ok(true) => {
+            tracing::info!(sub = %user.sub, "password rehashed at today's parameters");
+            metrics::counter!("latchkey_password_rehashes_total").increment(1);
+        }
+        // The password was changed meanwhile: the new one stands.
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, sub = %user.sub, "cannot store a rehashed password"),
+    }
 }
 
 pub async fn signed_in(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -9,10 +9,10 @@ use latchkey_core::domain::{Factor, Factors};
 use serde::Deserialize;
 
 use super::complete::{self, ReturnTo};
-use super::throttle::{self, Throttle};
-use super::{EmailMatch, base, csrf, find_user, identifier_label};
+use super::{base, csrf, find_user, identifier_label};
 use crate::account::recovery_codes;
 use crate::app::AppState;
+use crate::attempt_limits::{self, Account, Admission, Guess};
 use crate::edge::ClientIp;
 use crate::oauth::authorize::load_pending;
 
@@ -70,28 +70,36 @@ pub async fn submit(
     {
         return super::expired(&state);
     }
-    let login = form.username.clone().unwrap_or_default().trim().to_lowercase();
-    let req = form.req.as_deref();
-    let mut throttle = Throttle::new(format!("recovery:{login}"), ip);
-    if throttle.exceeded(&state).await {
-        let message = "Too many failed attempts. Please wait a few minutes and try again.";
-        let mut response = render(&state, &headers, StatusCode::TOO_MANY_REQUESTS, req, &login, Some(message));
-        throttle::retry_after(&state, &mut response);
-        return response;
-    }
     let typed = form.username.as_deref().unwrap_or_default();
-    let user = find_user(&state, typed, EmailMatch::VerifiedOnly).await.filter(|u| !u.locked);
-    let used = match &user {
+    let login = typed.trim().to_lowercase();
+    let req = form.req.as_deref();
+    let user = find_user(&state, typed).await;
+    let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
+    let attempt = match attempt_limits::reserve(&state, Guess::RecoveryCode, account, ip).await {
+        Admission::Allowed(attempt) => attempt,
+        Admission::Refused => {
+            metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
+            let message = "Too many failed attempts. Please wait a few minutes and try again.";
+            let mut response = render(&state, &headers, StatusCode::TOO_MANY_REQUESTS, req, &login, Some(message));
+            attempt_limits::retry_after(&state, &mut response);
+            return response;
+        }
+        Admission::Unavailable => {
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            return render(&state, &headers, status, req, &login, Some(attempt_limits::UNAVAILABLE));
+        }
+    };
+    let used = match user.as_ref().filter(|u| !u.locked) {
         Some(u) => recovery_codes::use_code(&state, &u.sub, form.code.as_deref().unwrap_or_default()).await,
         None => false,
     };
     let Some(user) = user.filter(|_| used) else {
-        throttle.failed(&state).await;
+        attempt.failed();
         metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
         let message = "The username or recovery code is wrong.";
         return render(&state, &headers, StatusCode::UNAUTHORIZED, req, &login, Some(message));
     };
-    throttle.succeeded(&state).await;
+    attempt.succeeded(&state).await;
     let done = complete::SignedIn {
         user: &user,
         factors: Factors::new(Factor::RecoveryCode),

@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::ceremony::{self, Purpose};
 use super::complete::{self, Pending};
-use super::throttle::{self, Throttle};
 use super::{base, csrf};
 use crate::account::{recovery_codes, totp};
 use crate::app::AppState;
+use crate::attempt_limits::{self, Account, Admission, Guess};
 use crate::edge::ClientIp;
 
 fn expired(state: &AppState) -> Response {
@@ -88,37 +88,42 @@ pub async fn submit(
         return expired(&state);
     };
     let Some(sub) = pending.subject() else { return expired(&state) };
-    let mut throttle = Throttle::new(format!("second_factor:{sub}"), ip);
-    if throttle.exceeded(&state).await {
-        let message = "Too many wrong codes. Please wait a few minutes and try again.";
-        let mut response =
-            keep_and_render(&state, &headers, &pending, StatusCode::TOO_MANY_REQUESTS, Some(message)).await;
-        throttle::retry_after(&state, &mut response);
-        return response;
-    }
-    let code = form.code.unwrap_or_default();
-    let factor = match form.method.as_deref() {
-        Some("totp") if totp::verify_code(&state, &sub, &code).await => Some(Factor::Totp),
-        Some("recovery") if recovery_codes::use_code(&state, &sub, &code).await => Some(Factor::RecoveryCode),
-        Some("totp" | "recovery") => None,
+    let method = match form.method.as_deref() {
+        Some("totp") => Factor::Totp,
+        Some("recovery") => Factor::RecoveryCode,
         _ => {
-            return keep_and_render(
-                &state,
-                &headers,
-                &pending,
-                StatusCode::BAD_REQUEST,
-                Some("Choose how to confirm."),
-            )
-            .await;
+            let choose = Some("Choose how to confirm.");
+            return keep_and_render(&state, &headers, &pending, StatusCode::BAD_REQUEST, choose).await;
         }
     };
+    let attempt = match attempt_limits::reserve(&state, Guess::SecondFactor, Account::Known(&sub), ip).await {
+        Admission::Allowed(attempt) => attempt,
+        Admission::Refused => {
+            metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
+            let message = "Too many wrong codes. Please wait a few minutes and try again.";
+            let mut response =
+                keep_and_render(&state, &headers, &pending, StatusCode::TOO_MANY_REQUESTS, Some(message)).await;
+            attempt_limits::retry_after(&state, &mut response);
+            return response;
+        }
+        Admission::Unavailable => {
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            return keep_and_render(&state, &headers, &pending, status, Some(attempt_limits::UNAVAILABLE)).await;
+        }
+    };
+    let code = form.code.unwrap_or_default();
+    let right = match method {
+        Factor::Totp => totp::verify_code(&state, &sub, &code).await,
+        _ => recovery_codes::use_code(&state, &sub, &code).await,
+    };
+    let factor = right.then_some(method);
     let Some(factor) = factor else {
-        throttle.failed(&state).await;
+        attempt.failed();
         metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
         return keep_and_render(&state, &headers, &pending, StatusCode::UNAUTHORIZED, Some("That code is not right."))
             .await;
     };
-    throttle.succeeded(&state).await;
+    attempt.succeeded(&state).await;
     let tenant = latchkey_core::domain::TenantId::default_tenant();
     let Some(user) = state.store.user_by_sub(&tenant, &sub).await.ok().flatten().filter(|u| !u.locked) else {
         return expired(&state);

@@ -2,9 +2,8 @@
 //! `client_secret_basic`, `client_secret_post`, and `none` for public clients. A request
 //! that uses two methods is refused (RFC 6749 §2.3).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -12,61 +11,30 @@ use base64::engine::general_purpose::STANDARD;
 use latchkey_core::domain::{ClientId, ClientKind, TenantId, TokenEndpointAuthMethod};
 use latchkey_store::Client;
 
-use super::OAuthError;
 use super::params::Params;
+use super::{OAuthError, client_auth_limits};
 use crate::app::AppState;
 
 /// The purpose client secret hashes are bound to.
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 
-/// Addresses that failed client authentication too often, blocked on this node until a
-/// time. Failures are counted in the database (every node sees them); the block itself is
-/// kept in memory so that successful requests cost no database round trip.
-#[derive(Default)]
-pub struct ClientAuthThrottle {
-    blocked: RwLock<HashMap<IpAddr, i64>>,
-}
-
-impl ClientAuthThrottle {
-    fn blocked_for(&self, ip: IpAddr, now: i64) -> Option<u64> {
-        let until = *self.blocked.read().ok()?.get(&ip)?;
-        (until > now).then(|| u64::try_from(until - now).unwrap_or(1))
-    }
-
-    fn block(&self, ip: IpAddr, until: i64) {
-        if let Ok(mut m) = self.blocked.write() {
-            m.retain(|_, u| *u > until - 86_400);
-            m.insert(ip, until);
-        }
-    }
-}
+pub use super::client_auth_limits::ClientAuthThrottle;
 
 /// Authenticates the calling client, or fails with `invalid_client` (401). Failed attempts
-/// are counted per client address; past `login.max_failures_per_ip` within
-/// `login.failure_window` the address gets 429 until the window passes.
+/// are limited per client address ([`super::client_auth_limits`]): past
+/// `login.max_failures_per_ip` within `login.failure_window` the address gets 429.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
     ip: IpAddr,
 ) -> Result<Arc<Client>, OAuthError> {
-    let now = state.clock.now();
-    if let Some(wait) = state.client_auth_throttle.blocked_for(ip, now.secs()) {
-        return Err(OAuthError::throttled(wait));
-    }
-    let result = authenticate_client(state, headers, params).await;
-    if let Err(e) = &result
-        && e.error == "invalid_client"
-    {
-        let window = state.config.login.failure_window;
-        let key = format!("client-ip:{ip}");
-        let failures =
-            state.store.record_login_failure(&TenantId::default_tenant(), &key, now, window).await.unwrap_or(0);
-        if failures >= i64::from(state.config.login.max_failures_per_ip) {
-            state.client_auth_throttle.block(ip, now.plus(window).secs());
-        }
-    }
-    result
+    let check = if params.contains("client_assertion") || params.contains("client_assertion_type") {
+        client_auth_limits::Check::Assertion
+    } else {
+        client_auth_limits::Check::Secret
+    };
+    client_auth_limits::limited(state, ip, check, || authenticate_client(state, headers, params)).await
 }
 
 async fn authenticate_client(

@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod client_auth_limits;
 pub mod client_keys;
 pub mod grant;
 pub mod introspect;

@@ -12,7 +12,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_store::{NewPasskey, StoredPasskey};
 use serde_json::Value;
-use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
 use webauthn_rs::prelude::*;
 
 use crate::config::Config;
@@ -37,12 +36,11 @@ pub enum PasskeyError {
 /// IP address): the server runs, and passkey pages say why they cannot work.
 pub struct Passkeys {
     webauthn: Result<Webauthn, String>,
-    fake: Option<WebauthnFakeCredentialGenerator<FakePasskeyDistribution>>,
     pub rp_id: String,
 }
 
 impl Passkeys {
-    pub fn new(config: &Config, issuer: &str, fake_key: &[u8; 32]) -> Self {
+    pub fn new(config: &Config, issuer: &str) -> Self {
         let origin = Url::parse(issuer).ok();
         let rp_id = config
             .passkeys
@@ -69,7 +67,7 @@ impl Passkeys {
         if let Err(reason) = &webauthn {
             tracing::warn!(%reason, "passkeys are unavailable");
         }
-        Self { webauthn, fake: WebauthnFakeCredentialGenerator::new(fake_key).ok(), rp_id }
+        Self { webauthn, rp_id }
     }
 
     fn rp(&self) -> Result<&Webauthn, PasskeyError> {
@@ -184,16 +182,6 @@ impl Passkeys {
         passkey.update_credential(&result);
         let updated = serde_json::to_string(&passkey).map_err(|e| PasskeyError::Stored(e.to_string()))?;
         Ok((updated, result))
-    }
-
-    /// Credential ids for a username nobody has: derived from it with a server key, so the
-    /// same name always gets the same plausible list and reveals nothing.
-    pub fn fake_credentials(&self, username: &str) -> Vec<String> {
-        self.fake
-            .as_ref()
-            .and_then(|f| f.generate(username.as_bytes()).ok())
-            .map(|ids| ids.iter().map(|id| URL_SAFE_NO_PAD.encode(id)).collect())
-            .unwrap_or_default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Signing in with a passkey: usernameless (the browser offers every passkey it holds for
-//! this site, also as autofill), username-first (the named account's passkeys, or for an
-//! unknown name a plausible made-up list), and as the second factor after a password.
+//! this site, also as autofill), username-first (the same options, whatever name was typed:
+//! they tell nothing about accounts), and as the second factor after a password (the
+//! account's passkeys, once the password has proved who is asking).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,14 +17,12 @@ use crate::app::AppState;
 use crate::edge::ClientIp;
 use crate::login::ceremony::{self, Purpose};
 use crate::login::complete::{self, Pending, ReturnTo};
-use crate::login::{EmailMatch, LoginView, csrf, find_user, render_login};
+use crate::login::{LoginView, csrf, render_login};
 use crate::oauth::authorize::load_pending;
 
 #[derive(Deserialize)]
 pub struct OptionsForm {
     csrf: Option<String>,
-    /// Username-first: the name typed before asking for the passkey.
-    username: Option<String>,
     /// `1` for autofill (conditional mediation).
     conditional: Option<String>,
     /// `1` when the passkey is the second factor after a password.
@@ -66,21 +65,14 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         }
         ids.into_iter().map(|p| p.credential_id).collect()
     } else {
-        match form.username.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-            None => Vec::new(),
-            Some(typed) => {
-                let name = typed.to_lowercase();
-                let known = match find_user(&state, typed, EmailMatch::Any).await {
-                    Some(u) => state.store.passkeys(&tenant, &u.sub).await.unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                if known.is_empty() {
-                    state.passkeys.fake_credentials(&name)
-                } else {
-                    known.into_iter().map(|p| p.credential_id).collect()
-                }
-            }
-        }
+        // Username-first or not (the page also posts the typed `username`, which is not
+        // read), before anyone has proved anything the options name no credential: every
+        // Latchkey passkey is discoverable, so the browser finds the site's passkeys itself. A list for the typed name would show which username and
+        // which email address share an account (the same list for both), and whether it
+        // has passkeys at all (WebAuthn Level 3 §14.6.3, privacy leak via credential IDs);
+        // made-up lists for unknown names hide only the second. The same answer for every
+        // name hides both. Which account signs in is decided by the passkey.
+        Vec::new()
     };
     let (options, challenge) = match state.passkeys.start_sign_in(&allow, form.conditional.as_deref() == Some("1")) {
         Ok(o) => o,

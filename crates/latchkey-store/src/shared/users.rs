@@ -168,6 +168,29 @@ macro_rules! impl_user_store {
                 Ok(())
             }
 
+            async fn upgrade_password_hash(&self, tenant: &TenantId, sub: &SubjectId, old: &str, new: &str) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "UPDATE users SET password_hash = $4 WHERE tenant_id = $1 AND sub = $2 AND password_hash = $3",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(old)
+                .bind(new)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                // The password is the same: no session ends, and `updated_at` (a profile
+                // change, for clients) stays. The audit log says the hash was renewed.
+                let actor = Actor::User(sub.to_string());
+                audit!(self, tx, tenant, actor, "user.password_rehashed", sub.as_str(), serde_json::json!({}));
+                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn set_user_locked(&self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query("UPDATE users SET locked = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")

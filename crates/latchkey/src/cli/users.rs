@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use clap::Subcommand;
-use latchkey_core::domain::{DisplayName, Email, ProfileClaims, SubjectId, TenantId, Username};
+use latchkey_core::domain::{DisplayName, Email, NewPassword, ProfileClaims, SubjectId, TenantId, Username};
 use latchkey_server::passwords::PasswordHasher;
 use latchkey_server::user_import::ImportError;
 use latchkey_store::{Actor, NewUser, SessionSelector, Store, User, UserPatch};
@@ -98,7 +98,7 @@ fn apply_claims(profile: &mut ProfileClaims, claims: &[String]) -> Result<(), Cl
 }
 
 /// Reads a password from stdin (`--password-stdin`) or a no-echo prompt on a terminal.
-fn read_password(from_stdin: bool) -> Result<String, CliError> {
+fn read_password(from_stdin: bool) -> Result<NewPassword, CliError> {
     let password = if from_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -118,10 +118,8 @@ fn read_password(from_stdin: bool) -> Result<String, CliError> {
     } else {
         return Err(usage("no terminal to ask for a password: pass --password-stdin (or --no-password)"));
     };
-    if password.is_empty() {
-        return Err(usage("the password is empty"));
-    }
-    Ok(password)
+    // The same rule as the security page's (at least 8 characters, at most 1024 bytes).
+    NewPassword::parse(password).map_err(usage)
 }
 
 pub(super) async fn find(store: &dyn Store, tenant: &TenantId, user: &str) -> Result<User, CliError> {
@@ -167,7 +165,7 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
             let f = ctx.open().await?;
             let hasher = PasswordHasher::new(f.config.passwords.policy(), f.config.passwords.max_concurrent_hashes);
             let password_hash = match password {
-                Some(p) => Some(hasher.hash(p).await.map_err(usage)?.as_str().to_owned()),
+                Some(p) => Some(hasher.hash(p.into_string()).await.map_err(usage)?.as_str().to_owned()),
                 None => None,
             };
             let new =
@@ -238,7 +236,7 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
             let hasher = PasswordHasher::new(f.config.passwords.policy(), f.config.passwords.max_concurrent_hashes);
             let result = async {
                 let u = find(f.store.as_ref(), &tenant, &user).await?;
-                let hash = hasher.hash(password).await.map_err(usage)?;
+                let hash = hasher.hash(password.into_string()).await.map_err(usage)?;
                 f.store.set_password_hash(&tenant, &u.sub, Some(hash.as_str().to_owned()), &Actor::Cli).await?;
                 // A reset from the CLI has no "current" session to keep: every one ends.
                 let ended = if f.config.sessions.end_other_sessions_on_password_change {
