@@ -465,7 +465,7 @@ async fn a_hash_made_with_weaker_parameters_is_replaced_at_sign_in() {
     for db in all_backends().await {
         let backend = db.backend;
         let server = TestServer::start(db, |_| {}).await;
-        let sub = server.create_user("ada", "placeholder").await;
+        let sub = server.create_user("ada", "a password replaced below").await;
         let tenant = latchkey_core::domain::TenantId::default_tenant();
         let weaker = latchkey_core::crypto::PasswordPolicy { memory_kib: 32, iterations: 1, parallelism: 1 };
         let old = ok(weaker.hash(PASSWORD), "weaker hash");
@@ -492,5 +492,32 @@ async fn a_hash_made_with_weaker_parameters_is_replaced_at_sign_in() {
         let signed_in = password_sign_in(&again, "/login", "ada", PASSWORD).await;
         assert_eq!(again.location(&signed_in), again.url("/login/done"), "{backend}");
         assert_eq!(stored().await, Some(new), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn an_imported_bcrypt_hash_signs_in_and_is_replaced_by_argon2id() {
+    for db in all_backends().await {
+        let backend = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        let tenant = latchkey_core::domain::TenantId::default_tenant();
+        let bcrypt = ok(bcrypt::hash(PASSWORD, 4), "bcrypt");
+        let line = serde_json::json!({"username": "ada", "password_hash": bcrypt, "sub": "legacy|42"}).to_string();
+        let store = &server.state().store;
+        let imported =
+            latchkey_server::user_import::import(store.as_ref(), &tenant, &line, &latchkey_store::Actor::Cli).await;
+        assert_eq!(imported.ok(), Some(1), "{backend}");
+        let sub = ok(latchkey_core::domain::SubjectId::parse("legacy|42"), "sub");
+        let stored = || async { ok(store.user_by_sub(&tenant, &sub).await, "user").and_then(|u| u.password_hash) };
+        assert_eq!(stored().await.as_deref(), Some(bcrypt.as_str()), "{backend}");
+
+        let b = PasskeyBrowser::new(&server);
+        let signed_in = password_sign_in(&b, "/login", "ada", PASSWORD).await;
+        assert_eq!(b.location(&signed_in), b.url("/login/done"), "{backend}");
+        let new = stored().await.unwrap_or_default();
+        assert!(new.starts_with("$argon2id$"), "{backend}: the bcrypt hash was kept: {new}");
+        let again = PasskeyBrowser::new(&server);
+        let signed_in = password_sign_in(&again, "/login", "ada", PASSWORD).await;
+        assert_eq!(again.location(&signed_in), again.url("/login/done"), "{backend}");
     }
 }
