@@ -165,10 +165,16 @@ pub trait OAuthStore {
     ) -> StoreResult<bool>;
 
     async fn insert_code(&self, tenant: &TenantId, code: &NewCode) -> StoreResult<()>;
-    /// Spends a code atomically: of any number of concurrent redemptions, on any node,
-    /// exactly one gets `Redeemed`.
-    async fn redeem_code(&self, tenant: &TenantId, code_hash: &TokenHash, now: UnixTime)
-    -> StoreResult<CodeRedemption>;
+    /// Spends a code issued to `client` atomically: of any number of concurrent
+    /// redemptions, on any node, exactly one gets `Redeemed`. A code issued to another
+    /// client is not spent (`IssuedToAnotherClient`).
+    async fn redeem_code(
+        &self,
+        tenant: &TenantId,
+        code_hash: &TokenHash,
+        client: &ClientId,
+        now: UnixTime,
+    ) -> StoreResult<CodeRedemption>;
 
     async fn insert_refresh_token(&self, tenant: &TenantId, token: &NewRefreshToken) -> StoreResult<()>;
     async fn refresh_token(&self, tenant: &TenantId, hash: &TokenHash) -> StoreResult<Option<StoredRefreshToken>>;
