@@ -41,7 +41,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait UserStore {
-    /// Creates a user; a taken username or email is `StoreError::Conflict`.
+    /// Creates a user; a taken username or email, or a `sub` that is a client's id, is
+    /// `StoreError::Conflict`.
     async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User>;
     async fn user_by_sub(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, tenant: &TenantId, username: &Username) -> StoreResult<Option<User>>;
@@ -69,7 +70,8 @@ pub trait UserStore {
 
 #[async_trait]
 pub trait ClientStore {
-    /// Creates a client; an id already in use is `StoreError::Conflict`.
+    /// Creates a client; an id already in use, by a client or as a user's `sub`, is
+    /// `StoreError::Conflict`.
     async fn create_client(&self, tenant: &TenantId, client: NewClient, actor: &Actor) -> StoreResult<Client>;
     async fn client(&self, tenant: &TenantId, id: &ClientId) -> StoreResult<Option<Client>>;
     async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<Client>>;
@@ -90,6 +92,9 @@ pub trait ClientStore {
         actor: &Actor,
     ) -> StoreResult<()>;
     async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()>;
+    /// Client ids that are also a user's `sub`: data stored before creation refused such
+    /// collisions (RFC 9068 §5).
+    async fn client_ids_shared_with_users(&self, tenant: &TenantId) -> StoreResult<Vec<ClientId>>;
 }
 
 #[async_trait]

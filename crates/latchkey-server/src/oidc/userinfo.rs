@@ -58,7 +58,12 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
     if !scopes.iter().any(|s| s == "openid") {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the token lacks the openid scope");
     }
-    let user = match SubjectId::parse(&claims.sub) {
+    // Only a token from a user's grant names a user; a client-credentials token's sub is a
+    // client id, never looked up as a person's (RFC 9068 §5).
+    let Some(user_sub) = claims.user_sub() else {
+        return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token was not issued for a user");
+    };
+    let user = match SubjectId::parse(user_sub) {
         Ok(sub) => state.caches.user(&sub).await,
         Err(_) => Ok(None),
     };

@@ -19,6 +19,30 @@ macro_rules! impl_client_store {
                 row.ok_or_else(|| StoreError::NotFound(format!("client `{id}`")))?.try_into()
             }
 
+            /// RFC 9068 §5: a client-credentials token's `sub` is the client id, so a client
+            /// id that equals a user's `sub` would let a resource server take the client for
+            /// that person. Checked inside the creating transaction, under the id's lock
+            /// (`lock_principal_id`), like its mirror image in `insert_user`.
+            async fn ensure_no_user_has_sub(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                id: &ClientId,
+            ) -> StoreResult<()> {
+                Self::lock_principal_id(&mut *conn, tenant, id.as_str()).await?;
+                let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match taken {
+                    Some(_) => Err(StoreError::Conflict(format!(
+                        "client id `{id}` is the subject id (sub) of a user; a token's sub must name one party \
+                         (RFC 9068 §5), so choose another client id"
+                    ))),
+                    None => Ok(()),
+                }
+            }
+
             fn client_change(tenant: &TenantId, id: &ClientId) -> Change {
                 Change::Client { tenant: tenant.to_string(), client_id: id.to_string() }
             }
@@ -28,6 +52,7 @@ macro_rules! impl_client_store {
         impl $crate::ClientStore for $store {
             async fn create_client(&self, tenant: &TenantId, c: NewClient, actor: &Actor) -> StoreResult<Client> {
                 let mut tx = self.begin_write().await?;
+                Self::ensure_no_user_has_sub(&mut tx, tenant, &c.client_id).await?;
                 sqlx::query(
                     "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
                         grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at,
@@ -168,6 +193,17 @@ macro_rules! impl_client_store {
                 Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn client_ids_shared_with_users(&self, tenant: &TenantId) -> StoreResult<Vec<ClientId>> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT c.client_id FROM clients c JOIN users u ON u.tenant_id = c.tenant_id AND u.sub = c.client_id
+                     WHERE c.tenant_id = $1 ORDER BY c.client_id",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                ids.iter().map(|id| ClientId::parse(id).map_err(|e| StoreError::Corrupt(format!("client id: {e}")))).collect()
             }
 
             async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()> {
