@@ -124,6 +124,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         caches,
     });
     background.push(crate::sessions::backchannel::spawn(state.clone()));
+    crate::oauth::client_warnings::warn_at_start(state.store.as_ref()).await;
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown_timeout = config.server.shutdown_timeout;

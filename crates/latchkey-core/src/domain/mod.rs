@@ -2,6 +2,7 @@
 
 mod authentication;
 mod client;
+pub mod client_assertion;
 mod identifiers;
 mod redirect_uri;
 mod scope;

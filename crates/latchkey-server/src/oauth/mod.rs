@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod client_keys;
+pub mod client_warnings;
 pub mod grant;
 pub mod introspect;
 pub mod params;

@@ -156,6 +156,7 @@ pub struct ClientSpec<'a> {
     pub jwks: Option<&'a str>,
     pub jwks_uri: Option<&'a str>,
     pub allow_insecure_no_pkce: bool,
+    pub allow_legacy_assertion_audience: bool,
     pub session_policy: ClientSessionPolicy,
 }
 
@@ -174,6 +175,7 @@ impl Default for ClientSpec<'_> {
             jwks: None,
             jwks_uri: None,
             allow_insecure_no_pkce: false,
+            allow_legacy_assertion_audience: false,
             session_policy: ClientSessionPolicy::default(),
         }
     }
@@ -218,6 +220,7 @@ impl TestServer {
             jwks: spec.jwks.map(str::to_owned),
             jwks_uri: spec.jwks_uri.map(str::to_owned),
             allow_insecure_no_pkce: spec.allow_insecure_no_pkce,
+            allow_legacy_assertion_audience: spec.allow_legacy_assertion_audience,
             access_token_lifetime: None,
             session_policy: spec.session_policy,
         };

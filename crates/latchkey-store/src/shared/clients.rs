@@ -56,8 +56,9 @@ macro_rules! impl_client_store {
                 sqlx::query(
                     "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
                         grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at,
-                        jwks, jwks_uri, allow_insecure_no_pkce, access_token_lifetime, session_policy)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18)",
+                        jwks, jwks_uri, allow_insecure_no_pkce, access_token_lifetime, session_policy,
+                        allow_legacy_assertion_audience)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18, $19)",
                 )
                 .bind(tenant.as_str())
                 .bind(c.client_id.as_str())
@@ -77,6 +78,7 @@ macro_rules! impl_client_store {
                 .bind(c.allow_insecure_no_pkce)
                 .bind(c.access_token_lifetime)
                 .bind(policy_json(&c.session_policy)?)
+                .bind(c.allow_legacy_assertion_audience)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, |_| format!("a client with id `{}` exists already", c.client_id)))?;
@@ -121,13 +123,14 @@ macro_rules! impl_client_store {
                 if let Some(v) = p.jwks { c.jwks = v; changed.push("jwks"); }
                 if let Some(v) = p.jwks_uri { c.jwks_uri = v; changed.push("jwks_uri"); }
                 if let Some(v) = p.allow_insecure_no_pkce { c.allow_insecure_no_pkce = v; changed.push("allow_insecure_no_pkce"); }
+                if let Some(v) = p.allow_legacy_assertion_audience { c.allow_legacy_assertion_audience = v; changed.push("allow_legacy_assertion_audience"); }
                 if let Some(v) = p.access_token_lifetime { c.access_token_lifetime = v; changed.push("access_token_lifetime"); }
                 if let Some(v) = p.session_policy { c.session_policy = v; changed.push("session_policy"); }
                 sqlx::query(
                     "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6,
                         allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11,
                         jwks = $12, jwks_uri = $13, allow_insecure_no_pkce = $14, access_token_lifetime = $15,
-                        session_policy = $16
+                        session_policy = $16, allow_legacy_assertion_audience = $17
                      WHERE tenant_id = $1 AND client_id = $2",
                 )
                 .bind(tenant.as_str())
@@ -146,6 +149,7 @@ macro_rules! impl_client_store {
                 .bind(c.allow_insecure_no_pkce)
                 .bind(c.access_token_lifetime)
                 .bind(policy_json(&c.session_policy)?)
+                .bind(c.allow_legacy_assertion_audience)
                 .execute(&mut *tx)
                 .await?;
                 // Sessions already signed into this client follow its back-channel setting.
