@@ -463,9 +463,21 @@ fn the_legacy_assertion_audience_is_opt_in_shown_and_can_be_turned_off() {
     ws.run(&["client", "list"]).success().stdout_names(&["RELAXED", "legacy-assertion-audience"]);
     assert!(!ws.run(&["client", "show", "plain"]).success().stdout.contains("allow_legacy_assertion_audience"));
 
+    // While a client has it, every start says so.
+    let mut server = ws.serve(&[PORT_ZERO]);
+    assert!(server.terminate().success());
+    let logs = server.stderr();
+    assert!(logs.contains("allow_legacy_assertion_audience") && logs.contains("old-lib"), "start-up warning:\n{logs}");
+    let warned: Vec<&str> = logs.lines().filter(|l| l.contains("allow_legacy_assertion_audience")).collect();
+    assert!(warned.len() == 1 && !warned[0].contains("plain"), "only the client that has it:\n{logs}");
+
     let off = ws.run(&["client", "update", "old-lib", "--allow-legacy-assertion-audience=false", "--json"]);
     assert_eq!(off.success().json()["allow_legacy_assertion_audience"], false);
     assert!(!ws.run(&["client", "list"]).success().stdout.contains("legacy-assertion-audience"), "turned off");
+    let mut server = ws.serve(&[PORT_ZERO]);
+    assert!(server.terminate().success());
+    let logs = server.stderr();
+    assert!(!logs.contains("allow_legacy_assertion_audience"), "no warning once it is off:\n{logs}");
 
     // Only a client that signs assertions can have it.
     ws.run(&[
