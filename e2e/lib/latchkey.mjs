@@ -155,6 +155,7 @@ function makeCli(dir, env) {
     if (o.sessionRefreshTokens) args.push('--session-refresh-tokens');
     if (o.requireMfa) args.push('--require-mfa');
     if (o.requirePasskey) args.push('--require-passkey');
+    if (o.allowLegacyAssertionAudience) args.push('--allow-legacy-assertion-audience');
     if (o.jwks) {
       const file = join(dir, `${o.id}.jwks.json`);
       writeFileSync(file, JSON.stringify(o.jwks));

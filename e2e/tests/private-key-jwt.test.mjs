@@ -1,6 +1,8 @@
 // private_key_jwt client authentication (RFC 7523 §2.2, OIDC Core §9) with openid-client v6
 // and oauth4webapi v3: the client registers a public JWK set (--jwks-file) and signs an
-// assertion with its private key at the token endpoint.
+// assertion with its private key at the token endpoint. Both libraries address it to the
+// issuer, the only audience Latchkey accepts (draft-ietf-oauth-rfc7523bis); the token
+// endpoint URL only for a client registered with --allow-legacy-assertion-audience.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +22,7 @@ import {
 
 const CALLBACK = `${RP_ORIGIN}/callback`;
 const CLIENT_ID = 'jwt-app';
+const LEGACY_ID = 'jwt-legacy';
 const insecure = { [oauth.allowInsecureRequests]: true };
 
 let lk;
@@ -47,6 +50,15 @@ before(async () => {
         firstParty: true,
       });
       assert.equal(created.client_secret ?? null, null, 'a private_key_jwt client has no secret');
+      cli.createClient({
+        id: LEGACY_ID,
+        name: 'JWT app on an old library',
+        grantTypes: ['client_credentials'],
+        scopes: ['api:read'],
+        authMethod: 'private_key_jwt',
+        jwks: { keys: [key.publicJwk] },
+        allowLegacyAssertionAudience: true,
+      });
     },
   });
   const issuer = new URL(lk.issuer);
@@ -177,31 +189,26 @@ describe('private_key_jwt', () => {
     assert.notEqual(refreshed.refresh_token, tokens.refresh_token);
   });
 
-  test('oauth4webapi: client credentials, assertion audience the token endpoint URL', async () => {
+  test('oauth4webapi: client credentials, the assertion addressed to the issuer', async () => {
     const c = { client_id: CLIENT_ID };
-    const auth = oauth.PrivateKeyJwt(
-      { key: key.privateKey, kid: key.kid },
-      {
-        [oauth.modifyAssertion](_header, payload) {
-          payload.aud = as.token_endpoint;
-        },
-      },
-    );
+    const sent = [];
     const response = await oauth.clientCredentialsGrantRequest(
       as,
       c,
-      auth,
+      oauth.PrivateKeyJwt({ key: key.privateKey, kid: key.kid }),
       new URLSearchParams({ scope: 'api:read' }),
-      insecure,
+      { ...insecure, [oauth.customFetch]: recordingFetch(sent) },
     );
     const tokens = await oauth.processClientCredentialsResponse(as, c, response);
     assert.ok(tokens.access_token);
     assert.equal(tokens.scope, 'api:read');
+    assert.equal(sent.length, 1);
+    assert.equal(decodeJwt(sent[0].body.get('client_assertion')).payload.aud, lk.issuer, 'the issuer, as a string');
   });
 
   /** A client credentials request with `auth`; returns the OAuth error code, or null. */
-  async function clientCredentialsError(auth) {
-    const c = { client_id: CLIENT_ID };
+  async function clientCredentialsError(auth, clientId = CLIENT_ID) {
+    const c = { client_id: clientId };
     const response = await oauth.clientCredentialsGrantRequest(
       as,
       c,
@@ -239,16 +246,45 @@ describe('private_key_jwt', () => {
     assert.equal(await clientCredentialsError(fixedJti), 'invalid_client', 'the same jti again is refused');
   });
 
-  test('an assertion with another audience or a far exp is invalid_client', async () => {
-    const modified = (fn) => oauth.PrivateKeyJwt({ key: key.privateKey, kid: key.kid }, { [oauth.modifyAssertion]: fn });
-    assert.equal(
-      await clientCredentialsError(
-        modified((_h, p) => {
-          p.aud = 'https://elsewhere.example/';
-        }),
-      ),
-      'invalid_client',
+  const withAud = (aud) =>
+    oauth.PrivateKeyJwt(
+      { key: key.privateKey, kid: key.kid },
+      {
+        [oauth.modifyAssertion](_header, payload) {
+          if (aud === undefined) delete payload.aud;
+          else payload.aud = aud;
+        },
+      },
     );
+
+  test('the audience is the issuer as its only value', async () => {
+    assert.equal(await clientCredentialsError(withAud([lk.issuer])), null, 'a one-element array');
+    for (const aud of [
+      as.token_endpoint,
+      [lk.issuer, as.token_endpoint],
+      'https://elsewhere.example/',
+      undefined,
+      42,
+      { iss: lk.issuer },
+    ]) {
+      assert.equal(await clientCredentialsError(withAud(aud)), 'invalid_client', `aud ${JSON.stringify(aud)}`);
+    }
+  });
+
+  test('--allow-legacy-assertion-audience admits the token endpoint URL and nothing else', async () => {
+    assert.equal(await clientCredentialsError(withAud(as.token_endpoint), LEGACY_ID), null, 'the token endpoint URL');
+    assert.equal(await clientCredentialsError(withAud(lk.issuer), LEGACY_ID), null, 'the issuer');
+    for (const aud of [[lk.issuer, as.token_endpoint], as.introspection_endpoint, as.revocation_endpoint, undefined]) {
+      assert.equal(
+        await clientCredentialsError(withAud(aud), LEGACY_ID),
+        'invalid_client',
+        `aud ${JSON.stringify(aud)}`,
+      );
+    }
+  });
+
+  test('an assertion with a far exp, or sub other than iss, is invalid_client', async () => {
+    const modified = (fn) => oauth.PrivateKeyJwt({ key: key.privateKey, kid: key.kid }, { [oauth.modifyAssertion]: fn });
     assert.equal(
       await clientCredentialsError(
         modified((_h, p) => {

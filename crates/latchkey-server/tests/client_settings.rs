@@ -73,9 +73,10 @@ async fn private_key_jwt_accepts_a_fresh_assertion_once() {
     let (status, body) = token_with_assertion(&server, "signer", &a, &[]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "a replayed jti");
 
-    // The token endpoint URL is accepted as audience too; anything else is not.
+    // The issuer is the only audience (draft-ietf-oauth-rfc7523bis): not even the token
+    // endpoint URL, unless the client is registered for it (tests/client_authentication.rs).
     let to_endpoint = assertion(&server, &key, "signer", &format!("{issuer}/token"), "jti-2", 120);
-    assert_eq!(token_with_assertion(&server, "signer", &to_endpoint, &[]).await.0, StatusCode::OK);
+    assert_eq!(token_with_assertion(&server, "signer", &to_endpoint, &[]).await.0, StatusCode::UNAUTHORIZED);
     let elsewhere = assertion(&server, &key, "signer", "https://other.example", "jti-3", 120);
     assert_eq!(token_with_assertion(&server, "signer", &elsewhere, &[]).await.0, StatusCode::UNAUTHORIZED);
     let long_lived = assertion(&server, &key, "signer", &issuer, "jti-4", 86_400);

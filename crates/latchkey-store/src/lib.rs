@@ -42,7 +42,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait UserStore {
-    /// Creates a user; a taken username or email is `StoreError::Conflict`.
+    /// Creates a user; a taken username or email, or a `sub` that is a client's id, is
+    /// `StoreError::Conflict`.
     async fn create_user(&self, tenant: &TenantId, user: NewUser, actor: &Actor) -> StoreResult<User>;
     /// Creates many users (`user import`) in one transaction: all of them, or none when one
     /// would collide with a stored user (same sub, username, or verified email) or a client
@@ -86,7 +87,8 @@ pub trait UserStore {
 
 #[async_trait]
 pub trait ClientStore {
-    /// Creates a client; an id already in use is `StoreError::Conflict`.
+    /// Creates a client; an id already in use, by a client or as a user's `sub`, is
+    /// `StoreError::Conflict`.
     async fn create_client(&self, tenant: &TenantId, client: NewClient, actor: &Actor) -> StoreResult<Client>;
     async fn client(&self, tenant: &TenantId, id: &ClientId) -> StoreResult<Option<Client>>;
     async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<Client>>;
@@ -107,6 +109,9 @@ pub trait ClientStore {
         actor: &Actor,
     ) -> StoreResult<()>;
     async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()>;
+    /// Client ids that are also a user's `sub`: data stored before creation refused such
+    /// collisions (RFC 9068 §5).
+    async fn client_ids_shared_with_users(&self, tenant: &TenantId) -> StoreResult<Vec<ClientId>>;
 }
 
 #[async_trait]
@@ -186,10 +191,16 @@ pub trait OAuthStore {
     ) -> StoreResult<bool>;
 
     async fn insert_code(&self, tenant: &TenantId, code: &NewCode) -> StoreResult<()>;
-    /// Spends a code atomically: of any number of concurrent redemptions, on any node,
-    /// exactly one gets `Redeemed`.
-    async fn redeem_code(&self, tenant: &TenantId, code_hash: &TokenHash, now: UnixTime)
-    -> StoreResult<CodeRedemption>;
+    /// Spends a code issued to `client` atomically: of any number of concurrent
+    /// redemptions, on any node, exactly one gets `Redeemed`. A code issued to another
+    /// client is not spent (`IssuedToAnotherClient`).
+    async fn redeem_code(
+        &self,
+        tenant: &TenantId,
+        code_hash: &TokenHash,
+        client: &ClientId,
+        now: UnixTime,
+    ) -> StoreResult<CodeRedemption>;
 
     async fn insert_refresh_token(&self, tenant: &TenantId, token: &NewRefreshToken) -> StoreResult<()>;
     async fn refresh_token(&self, tenant: &TenantId, hash: &TokenHash) -> StoreResult<Option<StoredRefreshToken>>;

@@ -94,6 +94,9 @@ pub struct Client {
     pub jwks_uri: Option<String>,
     /// Confidential clients only: PKCE may be omitted (named so nobody sets it by accident).
     pub allow_insecure_no_pkce: bool,
+    /// private_key_jwt only: an assertion may name the token endpoint URL as its audience,
+    /// not just the issuer (older client libraries; draft-ietf-oauth-rfc7523bis).
+    pub allow_legacy_assertion_audience: bool,
     /// Access token lifetime for this client in seconds, overriding the default.
     pub access_token_lifetime: Option<i64>,
     /// Session and logout settings.
@@ -123,6 +126,7 @@ pub struct NewClient {
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
     pub allow_insecure_no_pkce: bool,
+    pub allow_legacy_assertion_audience: bool,
     pub access_token_lifetime: Option<i64>,
     pub session_policy: ClientSessionPolicy,
     pub allow_insecure_redirect_uris: bool,
@@ -142,6 +146,7 @@ pub struct ClientPatch {
     pub jwks: Option<Option<String>>,
     pub jwks_uri: Option<Option<String>>,
     pub allow_insecure_no_pkce: Option<bool>,
+    pub allow_legacy_assertion_audience: Option<bool>,
     pub access_token_lifetime: Option<Option<i64>>,
     pub session_policy: Option<ClientSessionPolicy>,
     pub allow_insecure_redirect_uris: Option<bool>,
@@ -288,6 +293,7 @@ pub(crate) struct ClientRow {
     jwks: Option<String>,
     jwks_uri: Option<String>,
     allow_insecure_no_pkce: bool,
+    allow_legacy_assertion_audience: bool,
     access_token_lifetime: Option<i64>,
     session_policy: String,
     allow_insecure_redirect_uris: bool,
@@ -319,6 +325,7 @@ impl TryFrom<ClientRow> for Client {
             jwks: r.jwks,
             jwks_uri: r.jwks_uri,
             allow_insecure_no_pkce: r.allow_insecure_no_pkce,
+            allow_legacy_assertion_audience: r.allow_legacy_assertion_audience,
             access_token_lifetime: r.access_token_lifetime,
             session_policy: serde_json::from_str(&r.session_policy).map_err(|e| corrupt("client session policy", e))?,
             allow_insecure_redirect_uris: r.allow_insecure_redirect_uris,

@@ -57,6 +57,9 @@ pub enum CodeRedemption {
         grant_id: String,
         client_id: String,
     },
+    /// Issued to another client than the one presenting it: refused, and left as it was
+    /// (still redeemable by its own client, if it was).
+    IssuedToAnotherClient,
     Unknown,
 }
 

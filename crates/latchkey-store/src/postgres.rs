@@ -179,6 +179,18 @@ impl PostgresStore {
         Ok(u64::try_from(deleted).unwrap_or(0))
     }
 
+    /// Serialises, until the surrounding transaction ends, every creation of a user or
+    /// client with this id: each checks that the other kind does not hold it, and two such
+    /// checks must not both pass under READ COMMITTED. (A key space of its own: two 32-bit
+    /// keys never meet the job locks' single 64-bit ones.)
+    async fn lock_principal_id(conn: &mut PgConnection, tenant: &TenantId, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(9068, hashtext($1))")
+            .bind(format!("{tenant}:{id}"))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Delivered to every listening node when the surrounding transaction commits.
     async fn notify(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(change.to_payload()).execute(conn).await?;

@@ -223,6 +223,12 @@ impl SqliteStore {
     async fn notify(_conn: &mut SqliteConnection, _change: &Change) -> Result<(), sqlx::Error> {
         Ok(())
     }
+
+    /// Nothing to take: a write transaction holds SQLite's one write lock from `BEGIN
+    /// IMMEDIATE`, so the check that follows cannot race another creation.
+    async fn lock_principal_id(_conn: &mut SqliteConnection, _tenant: &TenantId, _id: &str) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }
 
 impl_shared_store!(SqliteStore, sqlx::Sqlite);

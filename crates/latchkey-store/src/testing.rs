@@ -126,6 +126,7 @@ pub fn sample_client(id: &str, kind: latchkey_core::domain::ClientKind, redirect
         jwks: None,
         jwks_uri: None,
         allow_insecure_no_pkce: false,
+        allow_legacy_assertion_audience: false,
         access_token_lifetime: None,
         session_policy: Default::default(),
         allow_insecure_redirect_uris: false,
@@ -151,4 +152,23 @@ pub async fn clean(
         .await
         .unwrap_or_else(|e| panic!("cleanup on {}: {e}", store.backend()))
         .rows()
+}
+
+/// Writes a user row straight into the database, past every check the store makes: how a
+/// test builds data an older version may have left behind (a user whose `sub` equals a
+/// client id, which creation now refuses).
+///
+/// # Panics
+/// When the database cannot be reached or the row cannot be written.
+pub async fn insert_user_row_unchecked(db: &TestDatabase, sub: &str, username: &str) {
+    const SQL: &str =
+        "INSERT INTO users (tenant_id, sub, username, created_at, updated_at) VALUES ('default', $1, $2, 0, 0)";
+    let fail = |e: sqlx::Error| -> ! { panic!("cannot write the user row to {}: {e}", db.backend) };
+    if db.backend == "postgres" {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap_or_else(|e| fail(e));
+        sqlx::query(SQL).bind(sub).bind(username).execute(&mut conn).await.unwrap_or_else(|e| fail(e));
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap_or_else(|e| fail(e));
+        sqlx::query(SQL).bind(sub).bind(username).execute(&mut conn).await.unwrap_or_else(|e| fail(e));
+    }
 }

@@ -289,16 +289,19 @@ async fn a_code_issued_in_a_session_is_stored_with_the_clients_membership_and_re
         ok(f.store.insert_code(&tenant(), &code("no-session", None)).await, "code");
 
         let now = f.clock.now();
+        let notes = ok(ClientId::parse("notes"), "client");
         let hash = TokenHash::from_stored("in-session".into());
-        let first = ok(f.store.redeem_code(&tenant(), &hash, now).await, "redeem");
+        let first = ok(f.store.redeem_code(&tenant(), &hash, &notes, now).await, "redeem");
         assert!(
             matches!(&first, CodeRedemption::Redeemed { grant_id, client_id, .. } if grant_id == "grant-in-session" && client_id == "notes"),
             "{b}: {first:?}"
         );
-        let second = ok(f.store.redeem_code(&tenant(), &hash, now).await, "redeem again");
+        let second = ok(f.store.redeem_code(&tenant(), &hash, &notes, now).await, "redeem again");
         assert!(matches!(&second, CodeRedemption::Replayed { grant_id, .. } if grant_id == "grant-in-session"), "{b}");
-        let plain =
-            ok(f.store.redeem_code(&tenant(), &TokenHash::from_stored("no-session".into()), now).await, "plain");
+        let plain = ok(
+            f.store.redeem_code(&tenant(), &TokenHash::from_stored("no-session".into()), &notes, now).await,
+            "plain",
+        );
         assert!(matches!(plain, CodeRedemption::Redeemed { .. }), "{b}: a code without a session redeems too");
 
         let ended = ok(
@@ -315,6 +318,40 @@ async fn a_code_issued_in_a_session_is_stored_with_the_clients_membership_and_re
 
 /// What presenting refresh token `old` finds, offering a successor stored under `new` (with
 /// a family, grant and session of its own, which a rotation must not take).
+#[tokio::test]
+async fn a_code_presented_by_another_client_is_not_burned() {
+    for db in TestDatabase::all().await {
+        let f = fixture(&db).await;
+        let b = f.backend;
+        let (notes, intruder) = (ok(ClientId::parse("notes"), "id"), ok(ClientId::parse("intruder"), "id"));
+        let code = NewCode {
+            code_hash: TokenHash::from_stored("stolen".into()),
+            grant_id: "grant-stolen".into(),
+            client_id: notes.clone(),
+            grant_data: "{}".into(),
+            expires_at: f.clock.now().plus(Duration::from_secs(60)),
+            session: None,
+        };
+        ok(f.store.insert_code(&tenant(), &code).await, "code");
+        let now = f.clock.now();
+        // RFC 6749 §4.1.3: the code is checked against the client before it is spent.
+        for _ in 0..2 {
+            let other = ok(f.store.redeem_code(&tenant(), &code.code_hash, &intruder, now).await, "other client");
+            assert_eq!(other, CodeRedemption::IssuedToAnotherClient, "{b}");
+        }
+        let real = ok(f.store.redeem_code(&tenant(), &code.code_hash, &notes, now).await, "real client");
+        assert!(
+            matches!(&real, CodeRedemption::Redeemed { grant_id, .. } if grant_id == "grant-stolen"),
+            "{b}: {real:?}"
+        );
+        // Once spent, another client still learns only that it is not its code.
+        let after = ok(f.store.redeem_code(&tenant(), &code.code_hash, &intruder, now).await, "after");
+        assert_eq!(after, CodeRedemption::IssuedToAnotherClient, "{b}");
+        let replay = ok(f.store.redeem_code(&tenant(), &code.code_hash, &notes, now).await, "replay");
+        assert!(matches!(replay, CodeRedemption::Replayed { .. }), "{b}: {replay:?}");
+    }
+}
+
 async fn rotate(f: &Fixture, old: &str, new: &str) -> RefreshRotation {
     rotate_with_grace(f, old, new, REUSE_GRACE).await
 }

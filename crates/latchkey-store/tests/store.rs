@@ -209,6 +209,53 @@ async fn clients_keep_their_settings_and_rotate_secrets_with_a_grace_period() {
 }
 
 #[tokio::test]
+async fn a_client_id_and_a_user_sub_never_name_the_same_party() {
+    for db in TestDatabase::all().await {
+        let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
+        let store = open(&db, &clock).await;
+        let b = db.backend;
+        let bob = ok(store.create_user(&tenant(), new_user("bob", None), &Actor::Cli).await, b);
+        // RFC 9068 §5: a client-credentials token's sub is the client id.
+        let client = sample_client(bob.sub.as_str(), ClientKind::Confidential, APP);
+        let refused = store.create_client(&tenant(), client, &Actor::Cli).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(ref m)) if m.contains(bob.sub.as_str()) && m.contains("user")),
+            "{b}: {refused:?}"
+        );
+        // Generated client ids have the shape of a sub.
+        let svc = ClientId::generate();
+        ok(
+            store
+                .create_client(&tenant(), sample_client(svc.as_str(), ClientKind::Confidential, APP), &Actor::Cli)
+                .await,
+            b,
+        );
+        let user = NewUser { sub: ok(SubjectId::parse(svc.as_str()), b), ..new_user("carol", None) };
+        let refused = store.create_user(&tenant(), user, &Actor::Cli).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(ref m)) if m.contains(svc.as_str()) && m.contains("client")),
+            "{b}: {refused:?}"
+        );
+        let ids: Vec<ClientId> = ok(store.list_clients(&tenant()).await, b).into_iter().map(|c| c.client_id).collect();
+        assert_eq!(ids, [svc], "{b}: the refused client was not stored");
+        assert!(ok(store.user_by_username(&tenant(), &ok(Username::parse("carol"), b)).await, b).is_none(), "{b}");
+        assert!(ok(store.client_ids_shared_with_users(&tenant()).await, b).is_empty(), "{b}");
+
+        // A user and a client created with one id at the same moment: one of them wins.
+        for round in 0..5 {
+            let id = SubjectId::generate();
+            let user = NewUser { sub: id.clone(), ..new_user(&format!("racer{round}"), None) };
+            let client = sample_client(id.as_str(), ClientKind::Confidential, APP);
+            let t = tenant();
+            let (u, c) =
+                tokio::join!(store.create_user(&t, user, &Actor::Cli), store.create_client(&t, client, &Actor::Cli));
+            assert!(u.is_ok() != c.is_ok(), "{b}: exactly one of user {u:?} and client {c:?}");
+        }
+        assert!(ok(store.client_ids_shared_with_users(&tenant()).await, b).is_empty(), "{b}");
+    }
+}
+
+#[tokio::test]
 async fn built_in_scopes_exist_and_cannot_be_deleted() {
     for db in TestDatabase::all().await {
         let clock = Clock::system();

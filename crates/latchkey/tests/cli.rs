@@ -430,6 +430,92 @@ fn an_operator_registers_rotates_updates_and_deletes_clients() {
     assert_eq!(array_len(&ws.run(&["client", "list", "--json"]).success().json()), 1, "only the public client is left");
 }
 
+#[test]
+fn a_client_created_with_a_users_subject_id_is_refused_with_a_clear_message() {
+    let ws = Workspace::new();
+    ws.run(&["user", "create", "--username", "bob", "--no-password"]).success();
+    let sub =
+        ws.run(&["user", "show", "bob", "--json"]).success().json()["sub"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(sub.len(), 32);
+    // RFC 9068 §5: a client-credentials token's sub is the client id; it must not name bob.
+    ws.run(&["client", "create", "--name", "Impostor", "--id", &sub, "--grant-type", "client_credentials"])
+        .expect_code(1)
+        .stderr_names(&["latchkey: error:", &sub, "sub", "choose another client id"]);
+    assert_eq!(ws.run(&["client", "list", "--json"]).success().json(), serde_json::json!([]), "nothing stored");
+}
+
+#[test]
+fn the_legacy_assertion_audience_is_opt_in_shown_and_can_be_turned_off() {
+    let ws = Workspace::new();
+    // RFC 7517 Appendix A.1's public EC key.
+    let jwks = ws.write(
+        "keys.json",
+        r#"{"keys":[{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","use":"sig","kid":"1"}]}"#,
+    );
+    let jwks = jwks.to_string_lossy().into_owned();
+    let machine = ["--grant-type", "client_credentials", "--auth-method", "private_key_jwt", "--jwks-file", &jwks];
+    let plain =
+        ws.run(&[&["client", "create", "--name", "Plain", "--id", "plain", "--json"][..], &machine[..]].concat());
+    assert_eq!(plain.success().json()["client"]["allow_legacy_assertion_audience"], false, "off by default");
+
+    let old = ws.run(
+        &[
+            &[
+                "client",
+                "create",
+                "--name",
+                "Old lib",
+                "--id",
+                "old-lib",
+                "--allow-legacy-assertion-audience",
+                "--json",
+            ][..],
+            &machine[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(old.success().json()["client"]["allow_legacy_assertion_audience"], true);
+    ws.run(&["client", "show", "old-lib"])
+        .success()
+        .stdout_names(&["allow_legacy_assertion_audience", "token endpoint"]);
+    ws.run(&["client", "list"]).success().stdout_names(&["OPT-INS", "legacy-assertion-audience"]);
+    assert!(!ws.run(&["client", "show", "plain"]).success().stdout.contains("allow_legacy_assertion_audience"));
+
+    // While a client has it, every start says so.
+    let mut server = ws.serve(&[PORT_ZERO]);
+    assert!(server.terminate().success());
+    let logs = server.stderr();
+    assert!(logs.contains("allow_legacy_assertion_audience") && logs.contains("old-lib"), "start-up warning:\n{logs}");
+    let warned: Vec<&str> = logs.lines().filter(|l| l.contains("allow_legacy_assertion_audience")).collect();
+    assert!(warned.len() == 1 && !warned[0].contains("plain"), "only the client that has it:\n{logs}");
+
+    let off = ws.run(&["client", "update", "old-lib", "--allow-legacy-assertion-audience=false", "--json"]);
+    assert_eq!(off.success().json()["allow_legacy_assertion_audience"], false);
+    assert!(!ws.run(&["client", "list"]).success().stdout.contains("legacy-assertion-audience"), "turned off");
+    let mut server = ws.serve(&[PORT_ZERO]);
+    assert!(server.terminate().success());
+    let logs = server.stderr();
+    assert!(!logs.contains("allow_legacy_assertion_audience"), "no warning once it is off:\n{logs}");
+
+    // Only a client that signs assertions can have it.
+    ws.run(&[
+        "client",
+        "create",
+        "--name",
+        "Web",
+        "--redirect-uri",
+        "https://app.example.com/cb",
+        "--allow-legacy-assertion-audience",
+    ])
+    .expect_code(2)
+    .stderr_names(&["latchkey: error:", "--allow-legacy-assertion-audience", "private_key_jwt"]);
+    assert_eq!(
+        array_len(&ws.run(&["client", "list", "--json"]).success().json()),
+        2,
+        "the refused client is not stored"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 6: keys
 

@@ -3,6 +3,7 @@
 mod authentication;
 mod claims;
 mod client;
+pub mod client_assertion;
 mod identifiers;
 mod password;
 mod redirect_uri;

@@ -1,6 +1,7 @@
 //! What every request passes through: client IP, request id, security headers, metrics,
-//! CORS for browser apps.
+//! CORS for browser apps; and the one parser of the `Authorization` header.
 
+pub mod authorization;
 pub mod client_ip;
 pub mod cors;
 pub mod headers;

@@ -1,19 +1,20 @@
 //! Client authentication at the token, revocation and introspection endpoints:
-//! `client_secret_basic`, `client_secret_post`, and `none` for public clients. A request
-//! that uses two methods is refused (RFC 6749 §2.3).
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt`, and `none` for public
+//! clients. A request that uses two methods is refused (RFC 6749 §2.3).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use latchkey_core::domain::client_assertion::{AssertionExpectations, ClientAssertionClaims};
 use latchkey_core::domain::{ClientId, ClientKind, TenantId, TokenEndpointAuthMethod};
 use latchkey_store::Client;
 
 use super::params::Params;
 use super::{OAuthError, client_auth_limits};
 use crate::app::AppState;
+use crate::edge::authorization::{AuthorizationError, BasicCredentials};
 
 /// The purpose client secret hashes are bound to.
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
@@ -44,22 +45,26 @@ async fn authenticate_client(
 ) -> Result<Arc<Client>, OAuthError> {
     let basic = basic_credentials(headers)?;
     let posted_secret = params.get("client_secret");
-    let (id_raw, secret, method) = match (&basic, posted_secret) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
-        }
-        (Some((id, secret)), None) => {
-            if params.get("client_id").is_some_and(|p| p != id) {
+    let assertion = params.contains("client_assertion") || params.contains("client_assertion_type");
+    // RFC 6749 §2.3: "MUST NOT use more than one authentication method in each request";
+    // §5.2 names that case `invalid_request` ("utilizes more than one mechanism for
+    // authenticating the client"), not `invalid_client`: nothing was authenticated yet.
+    if usize::from(basic.is_some()) + usize::from(posted_secret.is_some()) + usize::from(assertion) > 1 {
+        return Err(OAuthError::invalid_request("use one client authentication method, not several"));
+    }
+    let (id_raw, secret, method) = match (basic, posted_secret) {
+        (Some(basic), _) => {
+            if params.get("client_id").is_some_and(|p| p != basic.id) {
                 return Err(OAuthError::invalid_request("client_id differs from the authenticated client"));
             }
-            (id.clone(), Some(secret.clone()), TokenEndpointAuthMethod::ClientSecretBasic)
+            (basic.id, Some(basic.secret), TokenEndpointAuthMethod::ClientSecretBasic)
         }
         (None, Some(secret)) => {
             let id =
                 params.get("client_id").ok_or_else(|| OAuthError::invalid_client("client_id is missing", false))?;
             (id.to_owned(), Some(secret.to_owned()), TokenEndpointAuthMethod::ClientSecretPost)
         }
-        (None, None) if params.contains("client_assertion") || params.contains("client_assertion_type") => {
+        (None, None) if assertion => {
             return authenticate_assertion(state, params).await;
         }
         (None, None) => {
@@ -99,12 +104,10 @@ const ASSERTION_ALGS: [jsonwebtoken::Algorithm; 9] = [
     jsonwebtoken::Algorithm::EdDSA,
 ];
 
-/// The longest an assertion may live (`exp` − now), plus clock skew.
-const ASSERTION_MAX_LIFETIME: i64 = 600;
-
 /// `private_key_jwt` (RFC 7523 §3, OIDC Core §9): a JWT signed with the client's key, with
-/// `iss` = `sub` = client id, `aud` the issuer (or the token endpoint URL), a bounded `exp`,
-/// and a `jti` that is accepted once.
+/// `iss` = `sub` = client id, `aud` the issuer as its only value (the token endpoint URL
+/// only for a client allowed the legacy audience), a bounded `exp`, and a `jti` that is
+/// accepted once. The claim rules are `ClientAssertionClaims::parse`.
 async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc<Client>, OAuthError> {
     let fail = |why: &str| {
         tracing::info!(reason = why, "client assertion refused");
@@ -140,7 +143,7 @@ async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc
     let mut claims = None;
     for refresh in [false, true] {
         let jwks = state.client_keys.keys(&client, refresh).await.map_err(|e| fail(&e.to_string()))?;
-        if let Some(c) = verify_with(state, assertion, &header, &jwks, iss) {
+        if let Some(c) = verify_with(assertion, &header, &jwks, iss) {
             claims = Some(c);
             break;
         }
@@ -148,46 +151,66 @@ async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc
             break; // registered keys cannot change by refetching
         }
     }
-    let claims = claims.ok_or_else(|| fail("signature or claims invalid"))?;
-    let now = state.clock.now().secs();
+    let claims = claims.ok_or_else(|| fail("no registered key verifies the signature"))?;
     let skew = i64::try_from(state.config.keys.clock_skew.as_secs()).unwrap_or(60);
-    let exp = claims["exp"].as_i64().ok_or_else(|| fail("no exp"))?;
-    if exp <= now - skew || exp > now + ASSERTION_MAX_LIFETIME + skew {
-        return Err(fail("exp out of bounds"));
-    }
-    if claims["nbf"].as_i64().is_some_and(|nbf| nbf > now + skew) {
-        return Err(fail("not yet valid"));
-    }
-    if claims["sub"].as_str() != Some(iss) {
-        return Err(fail("sub differs from iss"));
-    }
-    let jti = claims["jti"].as_str().filter(|j| !j.is_empty()).ok_or_else(|| fail("no jti"))?;
-    let until = latchkey_core::UnixTime::from_secs(exp + skew);
-    if !state.store.remember_assertion_jti(&TenantId::default_tenant(), &client.client_id, jti, until).await? {
+    let token_endpoint = format!("{}/token", state.issuer);
+    let expect = AssertionExpectations {
+        client_id: iss,
+        issuer: &state.issuer,
+        legacy_audience: client.allow_legacy_assertion_audience.then_some(token_endpoint.as_str()),
+        now: state.clock.now().secs(),
+        skew,
+    };
+    let checked = ClientAssertionClaims::parse(&claims, &expect).map_err(|e| fail(&e.to_string()))?;
+    let until = latchkey_core::UnixTime::from_secs(checked.exp + skew);
+    if !state.store.remember_assertion_jti(&TenantId::default_tenant(), &client.client_id, &checked.jti, until).await? {
         return Err(fail("jti replayed"));
     }
     Ok(client)
 }
 
+/// Whether a registered JWK may verify the signature `header` describes.
+fn key_fits(key: &serde_json::Value, header: &jsonwebtoken::Header) -> bool {
+    if header.kid.as_deref().is_some_and(|kid| key["kid"].as_str() != Some(kid)) {
+        return false;
+    }
+    // RFC 7517 §4.4: a key that names its algorithm is for that algorithm only. Without
+    // this an RSA key marked RS256 also verified PS256 signatures (RFC 7518 §3.5 uses the
+    // same key type for both).
+    if let Some(alg) = key.get("alg")
+        && alg.as_str().and_then(|a| a.parse::<jsonwebtoken::Algorithm>().ok()) != Some(header.alg)
+    {
+        return false;
+    }
+    // RFC 7517 §4.2, §4.3: a key meant for encryption, or not for verifying, signs nothing.
+    if key.get("use").is_some_and(|u| u != "sig") {
+        return false;
+    }
+    if let Some(ops) = key.get("key_ops") {
+        return ops.as_array().is_some_and(|ops| ops.iter().any(|op| op == "verify"));
+    }
+    true
+}
+
+/// The claims of `assertion` if one of the keys in `jwks` verifies its signature.
 fn verify_with(
-    state: &AppState,
     assertion: &str,
     header: &jsonwebtoken::Header,
     jwks: &serde_json::Value,
     iss: &str,
 ) -> Option<serde_json::Value> {
     let keys = jwks["keys"].as_array()?;
-    let token_endpoint = format!("{}/token", state.issuer);
-    for key in keys {
-        if header.kid.as_deref().is_some_and(|kid| key["kid"].as_str() != Some(kid)) {
-            continue;
-        }
+    for key in keys.iter().filter(|k| key_fits(k, header)) {
         let Ok(jwk) = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone()) else { continue };
         let Ok(decoding) = jsonwebtoken::DecodingKey::from_jwk(&jwk) else { continue };
         let mut v = jsonwebtoken::Validation::new(header.alg);
-        v.validate_exp = false; // checked against Latchkey's clock by the caller
+        // The signature only: every claim is checked by `ClientAssertionClaims::parse`,
+        // against Latchkey's clock. (jsonwebtoken checked `aud` only when it was a string
+        // and accepted any one matching value of an array.)
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.validate_aud = false;
         v.required_spec_claims.clear();
-        v.set_audience(&[state.issuer.as_ref(), token_endpoint.as_str()]);
         v.set_issuer(&[iss]);
         if let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &v) {
             return Some(data.claims);
@@ -207,38 +230,11 @@ fn secret_matches(state: &AppState, client: &Client, secret: &str) -> bool {
     current | previous
 }
 
-/// RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| OAuthError::invalid_client("malformed Authorization header", true))?;
-    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
-        return Err(OAuthError::invalid_client("use HTTP Basic client authentication", true));
-    };
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials", true))?;
-    let (id, secret) =
-        decoded.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials", true))?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let mut h = HeaderMap::new();
-        let encoded = STANDARD.encode("my%20app:p%3Ass+word");
-        h.insert(header::AUTHORIZATION, format!("Basic {encoded}").parse().unwrap_or_else(|_| panic!()));
-        let creds = basic_credentials(&h).ok().flatten();
-        assert_eq!(creds, Some(("my app".into(), "p:ss word".into())));
-        h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap_or_else(|_| panic!()));
-        assert!(basic_credentials(&h).is_err());
-    }
+/// HTTP Basic client credentials (`edge::authorization`), failing as `invalid_client` with
+/// a Basic challenge (RFC 6749 §5.2).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
+    crate::edge::authorization::basic(headers).map_err(|e| match e {
+        AuthorizationError::OtherScheme => OAuthError::invalid_client("use HTTP Basic client authentication", true),
+        other => OAuthError::invalid_client(other.to_string(), true),
+    })
 }

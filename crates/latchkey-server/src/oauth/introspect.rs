@@ -57,7 +57,10 @@ pub async fn introspect(
             "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "token_type": "Bearer",
             "exp": c.exp, "iat": c.iat, "nbf": c.iat, "aud": c.aud, "iss": c.iss, "jti": c.jti,
         });
-        if let Some(name) = username(&state, &c.sub).await {
+        // A client-credentials token has no user, whatever its sub (RFC 9068 §5).
+        if let Some(sub) = c.user_sub()
+            && let Some(name) = username(&state, sub).await
+        {
             out["username"] = name.into();
         }
         return Ok(reply(out));
@@ -74,6 +77,7 @@ pub async fn introspect(
                 "token_type": "refresh_token", "exp": r.expires_at.secs(), "iat": r.created_at.secs(),
                 "iss": state.issuer.as_ref(),
             });
+            // Refresh tokens are issued for a user's grant only.
             if let Some(name) = username(&state, &r.sub).await {
                 out["username"] = name.into();
             }

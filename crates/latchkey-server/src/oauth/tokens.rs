@@ -38,6 +38,16 @@ pub struct AccessClaims {
     pub userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
 }
 
+impl AccessClaims {
+    /// The user the token was issued for, if any. Only a user's grant (authorization code,
+    /// then refresh) carries `gid`; a client-credentials token has none, and its `sub` is
+    /// the client id (RFC 9068 §2.2). That `sub` must never be looked up as a person's,
+    /// even where an old client id equals a user's `sub` (RFC 9068 §5).
+    pub fn user_sub(&self) -> Option<&str> {
+        self.gid.as_ref().map(|_| self.sub.as_str())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
     #[error("no active {0} signing key")]

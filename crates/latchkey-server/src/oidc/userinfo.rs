@@ -9,6 +9,7 @@ use latchkey_core::domain::SubjectId;
 
 use super::claims::{all_claims, names_for_scopes, release};
 use crate::app::AppState;
+use crate::edge::authorization::AuthorizationError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::live_access_token;
 
@@ -29,8 +30,12 @@ fn no_token() -> Response {
 }
 
 pub async fn userinfo(State(state): State<AppState>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    let from_header =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Another scheme (Basic, say) carries no bearer token: the request lacks one (RFC 6750 §3.1).
+    let from_header = match crate::edge::authorization::bearer(&headers) {
+        Ok(token) => token,
+        Err(AuthorizationError::OtherScheme) => None,
+        Err(e) => return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+    };
     let from_body = if method == Method::POST && !body.is_empty() {
         match Params::from_form(&headers, &body) {
             Ok(p) => p.get("access_token").map(str::to_owned),
@@ -58,7 +63,12 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
     if !scopes.iter().any(|s| s == "openid") {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the token lacks the openid scope");
     }
-    let user = match SubjectId::parse(&claims.sub) {
+    // Only a token from a user's grant names a user; a client-credentials token's sub is a
+    // client id, never looked up as a person's (RFC 9068 §5).
+    let Some(user_sub) = claims.user_sub() else {
+        return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token was not issued for a user");
+    };
+    let user = match SubjectId::parse(user_sub) {
         Ok(sub) => state.caches.user(&sub).await,
         Err(_) => Ok(None),
     };

@@ -47,5 +47,5 @@ pub async fn metrics(State(state): State<AppState>, ClientIp(ip): ClientIp, head
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+    crate::edge::authorization::bearer(headers).ok().flatten()
 }

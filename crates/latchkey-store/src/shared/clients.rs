@@ -19,6 +19,30 @@ macro_rules! impl_client_store {
                 row.ok_or_else(|| StoreError::NotFound(format!("client `{id}`")))?.try_into()
             }
 
+            /// RFC 9068 §5: a client-credentials token's `sub` is the client id, so a client
+            /// id that equals a user's `sub` would let a resource server take the client for
+            /// that person. Checked inside the creating transaction, under the id's lock
+            /// (`lock_principal_id`), like its mirror image in `insert_user`.
+            async fn ensure_no_user_has_sub(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                id: &ClientId,
+            ) -> StoreResult<()> {
+                Self::lock_principal_id(&mut *conn, tenant, id.as_str()).await?;
+                let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match taken {
+                    Some(_) => Err(StoreError::Conflict(format!(
+                        "client id `{id}` is the subject id (sub) of a user; a token's sub must name one party \
+                         (RFC 9068 §5), so choose another client id"
+                    ))),
+                    None => Ok(()),
+                }
+            }
+
             fn client_change(tenant: &TenantId, id: &ClientId) -> Change {
                 Change::Client { tenant: tenant.to_string(), client_id: id.to_string() }
             }
@@ -28,12 +52,13 @@ macro_rules! impl_client_store {
         impl $crate::ClientStore for $store {
             async fn create_client(&self, tenant: &TenantId, c: NewClient, actor: &Actor) -> StoreResult<Client> {
                 let mut tx = self.begin_write().await?;
+                Self::ensure_no_user_has_sub(&mut tx, tenant, &c.client_id).await?;
                 sqlx::query(
                     "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
                         grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at,
                         jwks, jwks_uri, allow_insecure_no_pkce, access_token_lifetime, session_policy,
-                        allow_insecure_redirect_uris, refresh_reuse_grace)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18, $19, $20)",
+                        allow_insecure_redirect_uris, refresh_reuse_grace, allow_legacy_assertion_audience)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
                 )
                 .bind(tenant.as_str())
                 .bind(c.client_id.as_str())
@@ -55,6 +80,7 @@ macro_rules! impl_client_store {
                 .bind(policy_json(&c.session_policy)?)
                 .bind(c.allow_insecure_redirect_uris)
                 .bind(c.refresh_reuse_grace)
+                .bind(c.allow_legacy_assertion_audience)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, |_| format!("a client with id `{}` exists already", c.client_id)))?;
@@ -99,6 +125,7 @@ macro_rules! impl_client_store {
                 if let Some(v) = p.jwks { c.jwks = v; changed.push("jwks"); }
                 if let Some(v) = p.jwks_uri { c.jwks_uri = v; changed.push("jwks_uri"); }
                 if let Some(v) = p.allow_insecure_no_pkce { c.allow_insecure_no_pkce = v; changed.push("allow_insecure_no_pkce"); }
+                if let Some(v) = p.allow_legacy_assertion_audience { c.allow_legacy_assertion_audience = v; changed.push("allow_legacy_assertion_audience"); }
                 if let Some(v) = p.access_token_lifetime { c.access_token_lifetime = v; changed.push("access_token_lifetime"); }
                 if let Some(v) = p.session_policy { c.session_policy = v; changed.push("session_policy"); }
                 if let Some(v) = p.allow_insecure_redirect_uris { c.allow_insecure_redirect_uris = v; changed.push("allow_insecure_redirect_uris"); }
@@ -107,7 +134,8 @@ macro_rules! impl_client_store {
                     "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6,
                         allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11,
                         jwks = $12, jwks_uri = $13, allow_insecure_no_pkce = $14, access_token_lifetime = $15,
-                        session_policy = $16, allow_insecure_redirect_uris = $17, refresh_reuse_grace = $18
+                        session_policy = $16, allow_insecure_redirect_uris = $17, refresh_reuse_grace = $18,
+                        allow_legacy_assertion_audience = $19
                      WHERE tenant_id = $1 AND client_id = $2",
                 )
                 .bind(tenant.as_str())
@@ -128,6 +156,7 @@ macro_rules! impl_client_store {
                 .bind(policy_json(&c.session_policy)?)
                 .bind(c.allow_insecure_redirect_uris)
                 .bind(c.refresh_reuse_grace)
+                .bind(c.allow_legacy_assertion_audience)
                 .execute(&mut *tx)
                 .await?;
                 // Sessions already signed into this client follow its back-channel setting.
@@ -175,6 +204,17 @@ macro_rules! impl_client_store {
                 Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn client_ids_shared_with_users(&self, tenant: &TenantId) -> StoreResult<Vec<ClientId>> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT c.client_id FROM clients c JOIN users u ON u.tenant_id = c.tenant_id AND u.sub = c.client_id
+                     WHERE c.tenant_id = $1 ORDER BY c.client_id",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                ids.iter().map(|id| ClientId::parse(id).map_err(|e| StoreError::Corrupt(format!("client id: {e}")))).collect()
             }
 
             async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()> {

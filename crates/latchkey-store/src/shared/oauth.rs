@@ -55,30 +55,40 @@ macro_rules! impl_oauth_store {
                 self.insert_code_and_session_client(tenant, c, UnixTime::from_secs(self.now())).await
             }
 
-            async fn redeem_code(&self, tenant: &TenantId, code_hash: &TokenHash, now: UnixTime) -> StoreResult<CodeRedemption> {
+            async fn redeem_code(
+                &self,
+                tenant: &TenantId,
+                code_hash: &TokenHash,
+                client: &ClientId,
+                now: UnixTime,
+            ) -> StoreResult<CodeRedemption> {
                 // The conditional update is the whole guarantee: a second redemption, on any
-                // node, finds consumed_at set and updates nothing.
+                // node, finds consumed_at set and updates nothing. It spends the code only for
+                // the client it was issued to (RFC 6749 §4.1.3): another client that presents
+                // it cannot burn it before the real exchange.
                 let spent: Option<(String, String, String, i64)> = sqlx::query_as(
                     "UPDATE authorization_codes SET consumed_at = $3
-                     WHERE tenant_id = $1 AND code_hash = $2 AND consumed_at IS NULL
+                     WHERE tenant_id = $1 AND code_hash = $2 AND consumed_at IS NULL AND client_id = $4
                      RETURNING grant_id, client_id, grant_data, expires_at",
                 )
                 .bind(tenant.as_str())
                 .bind(code_hash.as_str())
                 .bind(now.secs())
+                .bind(client.as_str())
                 .fetch_optional(self.pool())
                 .await?;
                 if let Some((grant_id, client_id, grant_data, expires_at)) = spent {
                     return Ok(CodeRedemption::Redeemed { grant_id, client_id, grant_data, expires_at: UnixTime::from_secs(expires_at) });
                 }
-                let used: Option<(String, String)> = sqlx::query_as(
+                let found: Option<(String, String)> = sqlx::query_as(
                     "SELECT grant_id, client_id FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(code_hash.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-                Ok(match used {
+                Ok(match found {
+                    Some((_, client_id)) if client_id != client.as_str() => CodeRedemption::IssuedToAnotherClient,
                     Some((grant_id, client_id)) => CodeRedemption::Replayed { grant_id, client_id },
                     None => CodeRedemption::Unknown,
                 })

@@ -17,6 +17,21 @@ macro_rules! impl_user_store {
                 user: &NewUser,
                 webauthn_user_id: Option<&str>,
             ) -> StoreResult<()> {
+                // RFC 9068 §5: the mirror image of `ensure_no_user_has_sub` for clients.
+                Self::lock_principal_id(&mut *conn, tenant, user.sub.as_str()).await?;
+                let client: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM clients WHERE tenant_id = $1 AND client_id = $2")
+                        .bind(tenant.as_str())
+                        .bind(user.sub.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if client.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "subject id `{}` is the id of a client; a token's sub must name one party (RFC 9068 §5), \
+                         so choose another subject id",
+                        user.sub
+                    )));
+                }
                 let profile = serde_json::to_string(&user.profile)
                     .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
                 sqlx::query(

@@ -99,8 +99,15 @@ pub fn describe(c: &Client) -> String {
 }
 
 /// The `client list` column: which of these a client has turned on.
+/// Every setting that weakens a default for this client, for `client list`.
 pub fn summary(c: &Client) -> String {
     let mut on = Vec::new();
+    if c.allow_insecure_no_pkce {
+        on.push("no-pkce".to_owned());
+    }
+    if c.allow_legacy_assertion_audience {
+        on.push("legacy-assertion-audience".to_owned());
+    }
     if c.allow_insecure_redirect_uris {
         on.push("insecure-redirect-uris".to_owned());
     }

@@ -82,6 +82,10 @@ pub struct Settings {
     /// Confidential clients only: allow authorization requests without PKCE.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     allow_insecure_no_pkce: Option<bool>,
+    /// private_key_jwt only: also accept assertions addressed to the token endpoint URL, not
+    /// only to the issuer (older client libraries; weaker). `=false` turns it off again.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    allow_legacy_assertion_audience: Option<bool>,
     /// This client's access token lifetime (e.g. 10m), instead of tokens.access_token_lifetime.
     #[arg(long, value_parser = latchkey_core::duration::parse)]
     access_token_lifetime: Option<Duration>,
@@ -203,6 +207,17 @@ fn check(
     Ok(())
 }
 
+/// The legacy assertion audience only means something for a client that signs assertions.
+fn check_legacy_audience(allow: Option<bool>, auth: TokenEndpointAuthMethod) -> Result<(), CliError> {
+    if allow == Some(true) && auth != TokenEndpointAuthMethod::PrivateKeyJwt {
+        return Err(usage(format!(
+            "--allow-legacy-assertion-audience is for private_key_jwt clients only; this one uses `{auth}`"
+        )));
+    }
+    Ok(())
+}
+
+/// The protections this client has relaxed, by name, for `client list`.
 async fn known_scopes(
     ctx: &Context,
     store: &dyn latchkey_store::Store,
@@ -241,6 +256,9 @@ fn describe(c: &Client) -> String {
     if c.allow_insecure_no_pkce {
         out += "pkce:           optional (allow_insecure_no_pkce)\n";
     }
+    if c.allow_legacy_assertion_audience {
+        out += "assertion aud:  issuer or token endpoint URL (allow_legacy_assertion_audience)\n";
+    }
     if let Some(s) = c.access_token_lifetime {
         out += &format!("access tokens:  {s}s\n");
     }
@@ -272,6 +290,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             let outbound = Policy::new(&ctx.config.outbound.allow);
             let (jwks, jwks_uri) = key_settings(&settings, &outbound)?;
             check(kind, &redirect_uris, &grant_types, auth, jwks.is_some() || jwks_uri.is_some())?;
+            check_legacy_audience(settings.allow_legacy_assertion_audience, auth)?;
             if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
                 return Err(usage(
                     "--allow-insecure-no-pkce is for confidential clients only: public clients always need PKCE",
@@ -303,6 +322,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     jwks,
                     jwks_uri,
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce.unwrap_or(false),
+                    allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience.unwrap_or(false),
                     access_token_lifetime: settings.access_token_lifetime.and_then(|d| i64::try_from(d.as_secs()).ok()),
                     session_policy,
                     allow_insecure_redirect_uris: insecure,
@@ -387,6 +407,10 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
                     return Err(usage("--allow-insecure-no-pkce is for confidential clients only"));
                 }
+                check_legacy_audience(
+                    settings.allow_legacy_assertion_audience,
+                    settings.auth_method.unwrap_or(current.token_endpoint_auth_method),
+                )?;
                 if settings.auth_method.is_some_and(|m| m.uses_secret()) && current.secret_hash.is_none() {
                     return Err(usage("this client has no secret; create a confidential client instead"));
                 }
@@ -414,6 +438,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     jwks: new_keys.then(|| jwks.clone()),
                     jwks_uri: new_keys.then(|| jwks_uri.clone()),
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce,
+                    allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience,
                     access_token_lifetime: settings.access_token_lifetime.map(|d| i64::try_from(d.as_secs()).ok()),
                     session_policy: (policy != current.session_policy).then_some(policy),
                     allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects_change(),

@@ -30,8 +30,14 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     let tenant = TenantId::default_tenant();
     let now = state.clock.now();
     let hash = state.token_hasher.hash(CODE_PURPOSE, code);
-    let (grant_id, data) = match state.store.redeem_code(&tenant, &hash, now).await? {
+    let (grant_id, data) = match state.store.redeem_code(&tenant, &hash, &client.client_id, now).await? {
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("the code is invalid")),
+        // RFC 6749 §4.1.3: the code must have been issued to the authenticated client. The
+        // store checked that before spending it, so a client that saw another's code (a
+        // leaked redirect, a log line) cannot burn it before the real exchange.
+        CodeRedemption::IssuedToAnotherClient => {
+            return Err(OAuthError::invalid_grant("the code was issued to another client"));
+        }
         CodeRedemption::Replayed { grant_id, client_id } => {
             if client_id == client.client_id.as_str() {
                 let until = now.plus(access_token_lifetime(state, client));
@@ -41,10 +47,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
             }
             return Err(OAuthError::invalid_grant("the code was already used"));
         }
-        CodeRedemption::Redeemed { grant_id, client_id, grant_data, expires_at } => {
-            if client_id != client.client_id.as_str() {
-                return Err(OAuthError::invalid_grant("the code was issued to another client"));
-            }
+        CodeRedemption::Redeemed { grant_id, grant_data, expires_at, .. } => {
             if expires_at <= now {
                 return Err(OAuthError::invalid_grant("the code has expired"));
             }
