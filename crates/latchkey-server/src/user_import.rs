@@ -49,24 +49,6 @@ const REGISTERED_CLAIMS: [&str; 26] = [
     "updated_at",
 ];
 
-/// The profile claims a user may have (`ProfileClaims`).
-const PROFILE_CLAIMS: [&str; 14] = [
-    "given_name",
-    "family_name",
-    "middle_name",
-    "nickname",
-    "profile",
-    "picture",
-    "website",
-    "gender",
-    "birthdate",
-    "zoneinfo",
-    "locale",
-    "phone_number",
-    "phone_number_verified",
-    "address",
-];
-
 /// A problem with one line (numbered from 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineProblem {
@@ -222,7 +204,7 @@ fn profile_claims(claims: Map<String, Value>) -> Result<ProfileClaims, String> {
         if REGISTERED_CLAIMS.contains(&key.as_str()) {
             return Err(format!("`claims` cannot set `{key}`: the server sets that claim itself"));
         }
-        if !PROFILE_CLAIMS.contains(&key.as_str()) {
+        if !ProfileClaims::NAMES.contains(&key.as_str()) {
             return Err(format!("`claims` has {}, which is not a standard profile claim", quoted_name(key)));
         }
     }

@@ -88,6 +88,24 @@ pub struct ProfileClaims {
 }
 
 impl ProfileClaims {
+    /// The OIDC names of these claims (OIDC Core §5.1), as [`Self::set`] and JSON know them.
+    pub const NAMES: [&str; 14] = [
+        "given_name",
+        "family_name",
+        "middle_name",
+        "nickname",
+        "profile",
+        "picture",
+        "website",
+        "gender",
+        "birthdate",
+        "zoneinfo",
+        "locale",
+        "phone_number",
+        "phone_number_verified",
+        "address",
+    ];
+
     /// Sets one claim by its OIDC name, as the CLI's `--claim name=value` does.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ParseError> {
         let v = if value.is_empty() { None } else { Some(value.to_owned()) };
