@@ -98,7 +98,6 @@ pub fn describe(c: &Client) -> String {
     out
 }
 
-/// The `client list` column: which of these a client has turned on.
 /// Every setting that weakens a default for this client, for `client list`.
 pub fn summary(c: &Client) -> String {
     let mut on = Vec::new();

@@ -217,7 +217,6 @@ fn check_legacy_audience(allow: Option<bool>, auth: TokenEndpointAuthMethod) -> 
     Ok(())
 }
 
-/// The protections this client has relaxed, by name, for `client list`.
 async fn known_scopes(
     ctx: &Context,
     store: &dyn latchkey_store::Store,

@@ -70,7 +70,7 @@ pub enum UserCommand {
     /// Remove every passkey, the authenticator app and the recovery codes of a user who lost
     /// them all, and end their sessions; then give them a way in (`set-password`).
     ResetFactors {
-        /// Username, email or subject id.
+        /// Username or subject id.
         user: String,
     },
     Lock {
