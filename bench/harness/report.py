@@ -8,9 +8,13 @@ import urllib.parse
 # Every way the benchmark configuration differs from Latchkey's defaults.
 CONFIG_DIFFERENCES = [
     "log.level = \"warn\" (default \"info\"): no per-request info logs",
-    "login.max_failures_per_ip = 1000000 (default 50): all load comes from one address; the driver "
-    "only sends valid credentials, so this only keeps a failure cascade from ending the run "
-    "(login.max_failures_per_account keeps its default, 5)",
+    "login.max_failures_per_ip and login.max_failures_per_account = 1000000 (defaults 50 and 5): "
+    "all load comes from one address and one bench user, and a sign-in attempt counts against both "
+    "limits while it is in flight (it is given back when it succeeds); the driver only sends valid "
+    "credentials",
+    "server.limits.max_connections and max_connections_per_ip = 100000 (defaults 1024 and 64), "
+    "sessions.max_authorization_requests_per_ip = 1000000 (default 100): all load comes from one "
+    "address",
     "secrets.master_key set by environment (SQLite default: a latchkey.master-key file; "
     "PostgreSQL requires it anyway)",
     "server.port = a free port (default 8080); server.public_url unset (http://localhost:PORT)",
