@@ -6,19 +6,13 @@ mod support;
 
 use std::net::IpAddr;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::domain::ClientId;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
+use support::flow::authorize_url;
 use support::{ClientSpec, TestServer, all_backends, ok, sqlite};
 
 const CALLBACK: &str = "https://app.example.com/callback";
-
-fn challenge() -> String {
-    URL_SAFE_NO_PAD
-        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"a verifier of enough length 0123456789"))
-}
 
 /// A browser without cookies or redirects, on `from` (any address of 127/8 is local).
 fn browser(server: &TestServer, from: [u8; 4]) -> reqwest::Client {
@@ -31,24 +25,6 @@ fn browser(server: &TestServer, from: [u8; 4]) -> reqwest::Client {
             .build(),
         "browser",
     )
-}
-
-fn authorize_url(server: &TestServer, extra: &[(&str, &str)]) -> String {
-    let mut url = ok(url::Url::parse(&server.issuer_url("/authorize")), "url");
-    let challenge = challenge();
-    let base = [
-        ("response_type", "code"),
-        ("client_id", "webapp"),
-        ("redirect_uri", CALLBACK),
-        ("scope", "openid email"),
-        ("state", "st-123"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let overridden: Vec<&str> = extra.iter().map(|(k, _)| *k).collect();
-    url.query_pairs_mut().extend_pairs(base.iter().filter(|(k, _)| !overridden.contains(k)));
-    url.query_pairs_mut().extend_pairs(extra);
-    url.to_string()
 }
 
 async fn authorize(client: &reqwest::Client, url: &str) -> (StatusCode, String) {

@@ -11,13 +11,8 @@ use latchkey_core::domain::GrantType;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
 use support::browser::{Browser, hidden_field};
+use support::flow::{VERIFIER, authorize_url};
 use support::{ClientSpec, TestServer, ok, sqlite};
-
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-fn challenge() -> String {
-    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()))
-}
 
 const SECRET: &str = "secret-of-webapp-0123456789abcdef";
 const CALLBACK: &str = "https://app.example.com/callback";
@@ -28,25 +23,6 @@ async fn setup() -> (TestServer, Browser) {
     server.create_client(ClientSpec { first_party: true, ..ClientSpec::default() }).await;
     let browser = Browser::new(server.server.addr);
     (server, browser)
-}
-
-fn authorize_url(server: &TestServer, extra: &[(&str, &str)]) -> String {
-    let mut url = ok(url::Url::parse(&server.issuer_url("/authorize")), "url");
-    let challenge = challenge();
-    let base = [
-        ("response_type", "code"),
-        ("client_id", "webapp"),
-        ("redirect_uri", CALLBACK),
-        ("scope", "openid email"),
-        ("state", "st-123"),
-        ("nonce", "n-456"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let overridden: Vec<&str> = extra.iter().map(|(k, _)| *k).collect();
-    url.query_pairs_mut().extend_pairs(base.iter().filter(|(k, _)| !overridden.contains(k)));
-    url.query_pairs_mut().extend_pairs(extra.iter().filter(|(_, v)| !v.is_empty()));
-    url.to_string()
 }
 
 fn callback_params(location: &str) -> Vec<(String, String)> {

@@ -11,6 +11,33 @@ use super::{TestServer, ok};
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The S256 challenge of [`VERIFIER`] (RFC 7636 §4.2).
+pub fn challenge() -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()))
+}
+
+/// An authorization request of the default test client (`webapp`, redirecting to
+/// `https://app.example.com/callback`, PKCE with [`VERIFIER`]): `extra` replaces or adds
+/// parameters, and an empty value leaves that parameter out.
+pub fn authorize_url(server: &TestServer, extra: &[(&str, &str)]) -> String {
+    let mut url = ok(url::Url::parse(&server.issuer_url("/authorize")), "url");
+    let challenge = challenge();
+    let base = [
+        ("response_type", "code"),
+        ("client_id", "webapp"),
+        ("redirect_uri", "https://app.example.com/callback"),
+        ("scope", "openid email"),
+        ("state", "st-123"),
+        ("nonce", "n-456"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let overridden: Vec<&str> = extra.iter().map(|(k, _)| *k).collect();
+    url.query_pairs_mut().extend_pairs(base.iter().filter(|(k, _)| !overridden.contains(k)));
+    url.query_pairs_mut().extend_pairs(extra.iter().filter(|(_, v)| !v.is_empty()));
+    url.to_string()
+}
+
 /// A registered client as a test drives it.
 pub struct Rp<'a> {
     pub id: &'a str,
@@ -25,8 +52,7 @@ pub fn secret_of(id: &str) -> String {
 impl Rp<'_> {
     pub fn authorize_url(&self, server: &TestServer, scope: &str, extra: &[(&str, &str)]) -> String {
         let mut url = ok(url::Url::parse(&server.issuer_url("/authorize")), "url");
-        let challenge =
-            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()));
+        let challenge = challenge();
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", self.id)
