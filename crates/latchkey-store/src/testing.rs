@@ -99,6 +99,23 @@ pub fn replace_database(url: &str, name: &str) -> String {
     out
 }
 
+/// A user with only a username (no email, name or password), for tests that need someone.
+///
+/// # Panics
+/// When `username` is not a valid username.
+pub fn sample_user(username: &str) -> crate::NewUser {
+    crate::NewUser {
+        sub: latchkey_core::domain::SubjectId::generate(),
+        username: latchkey_core::domain::Username::parse(username)
+            .unwrap_or_else(|e| panic!("username `{username}`: {e}")),
+        email: None,
+        email_verified: false,
+        name: None,
+        profile: latchkey_core::domain::ProfileClaims::default(),
+        password_hash: None,
+    }
+}
+
 /// A client for tests: `{id} app`, one redirect URI, the code and refresh grants, the
 /// `openid` scope, the kind's default authentication (with a fixed secret hash when
 /// confidential), no session settings. Change fields with struct update syntax.

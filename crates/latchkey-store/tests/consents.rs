@@ -17,15 +17,7 @@ async fn a_consent_keeps_its_claims_beside_its_scopes_and_is_replaced_whole() {
         let b = db.backend;
         let store = ok(latchkey_store::open(&db.url, 4, Clock::frozen(UnixTime::from_secs(1_800_000_000))).await, b);
         ok(store.migrate().await, b);
-        let user = NewUser {
-            sub: SubjectId::generate(),
-            username: ok(Username::parse("ada"), "username"),
-            email: None,
-            email_verified: false,
-            name: None,
-            profile: ProfileClaims::default(),
-            password_hash: None,
-        };
+        let user = latchkey_store::testing::sample_user("ada");
         let ada = ok(store.create_user(&tenant, user, &Actor::Cli).await, "user").sub;
         let notes = ok(ClientId::parse("notes"), "id");
         let client = sample_client("notes", ClientKind::Confidential, "https://n.example/cb");

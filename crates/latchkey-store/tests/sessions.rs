@@ -33,15 +33,7 @@ async fn fixture(db: &TestDatabase) -> Fixture {
     let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
     let store = ok(latchkey_store::open(&db.url, 4, clock.clone()).await, db.backend);
     ok(store.migrate().await, db.backend);
-    let user = NewUser {
-        sub: SubjectId::generate(),
-        username: ok(Username::parse("ada"), "username"),
-        email: None,
-        email_verified: false,
-        name: None,
-        profile: ProfileClaims::default(),
-        password_hash: None,
-    };
+    let user = latchkey_store::testing::sample_user("ada");
     let ada = ok(store.create_user(&tenant(), user, &Actor::Cli).await, "user").sub;
     Fixture { store, clock, ada, backend: db.backend }
 }
