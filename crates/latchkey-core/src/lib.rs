@@ -7,5 +7,8 @@ pub mod clock;
 pub mod crypto;
 pub mod domain;
 pub mod duration;
+pub mod records;
+mod redact;
 
 pub use clock::{Clock, UnixTime};
+pub use redact::redact_url;

@@ -8,26 +8,27 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use latchkey_core::Clock;
-use latchkey_store::Store;
+use latchkey_service::Latchkey;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::account;
-use crate::cache::Caches;
-use crate::config::Config;
 use crate::edge;
-use crate::keys::KeyService;
 use crate::login;
-use crate::oauth::{self, revocations::Revocations};
+use crate::oauth;
 use crate::oidc::{self, discovery};
 use crate::pages::{ErrorPages, STYLESHEET};
-use crate::passwords::PasswordHasher;
 use crate::routes::{health, jwks};
 use crate::sessions;
 use crate::templates::Templates;
+use latchkey_config::Config;
 use latchkey_core::crypto::TokenHasher;
+use latchkey_service::cache::Caches;
+use latchkey_service::keys::KeyService;
+use latchkey_service::passwords::PasswordHasher;
+use latchkey_service::revocations::Revocations;
 
 /// What every request handler shares. Cloned for every request and every middleware that
 /// takes state, so it is one reference count, not one per field.
@@ -49,11 +50,14 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct Shared {
+    /// Every use case and rule; the only way to the store.
+    pub services: Arc<Latchkey>,
+    /// The services' own configuration, clock, keys, caches and hashers, at hand for the
+    /// edge (the same objects, not copies).
     pub config: Arc<Config>,
     /// `server.public_url` without trailing slash: the issuer, byte for byte.
     pub issuer: Arc<str>,
     pub https: bool,
-    pub store: Arc<dyn Store>,
     pub clock: Clock,
     pub keys: Arc<KeyService>,
     pub caches: Arc<Caches>,
@@ -68,7 +72,7 @@ pub struct Shared {
     pub templates: Arc<Templates>,
     pub client_keys: Arc<crate::oauth::client_keys::ClientKeyCache>,
     /// Every request Latchkey sends goes through this guard.
-    pub outbound: Arc<crate::outbound::Outbound>,
+    pub outbound: Arc<latchkey_service::outbound::Outbound>,
     pub client_auth_throttle: Arc<crate::oauth::client_auth::ClientAuthThrottle>,
     /// Wakes the back-channel logout sender when a session ends on this node.
     pub backchannel: Arc<tokio::sync::Notify>,

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use latchkey_core::domain::{SubjectId, TenantId};
-use latchkey_store::ReservedAttempt;
+use latchkey_core::records::ReservedAttempt;
 
 use crate::app::AppState;
 
@@ -112,7 +112,8 @@ pub async fn reserve(state: &AppState, guess: Guess, account: Account<'_>, ip: I
     let login = &state.config.login;
     let now = state.clock.now();
     let reserved = state
-        .store
+        .services
+        .sign_in()
         .reserve_attempts(&tenant(), &[account_key.as_str(), ip_key.as_str()], now, login.failure_window)
         .await;
     let (account, ip) = match reserved.as_deref() {
@@ -152,11 +153,11 @@ impl Attempt {
 
     async fn give_back(&self, state: &AppState, clear_account: bool) {
         let account = if clear_account {
-            state.store.clear_login_failures(&tenant(), &self.account.0).await
+            state.services.sign_in().clear_failures(&tenant(), &self.account.0).await
         } else {
-            state.store.release_attempts(&tenant(), &[(self.account.0.as_str(), self.account.1)]).await
+            state.services.sign_in().release_attempts(&tenant(), &[(self.account.0.as_str(), self.account.1)]).await
         };
-        let ip = state.store.release_attempts(&tenant(), &[(self.ip.0.as_str(), self.ip.1)]).await;
+        let ip = state.services.sign_in().release_attempts(&tenant(), &[(self.ip.0.as_str(), self.ip.1)]).await;
         if let Err(e) = account.and(ip) {
             // The counter stays one higher until its window ends: fewer attempts for a
             // while, never more.

@@ -4,14 +4,15 @@
 //! existed is named here too, so it can be fixed.
 
 use latchkey_core::domain::TenantId;
-use latchkey_store::{Client, StoreError};
+use latchkey_core::records::Client;
+use latchkey_service::ServiceError;
 
 use crate::app::AppState;
 
 /// Logs one warning per weakened default: the server-wide refresh-token reuse grace, and
 /// the clients that have a per-client convenience; then the client ids that are also a
 /// user's `sub`.
-pub async fn warn_at_start(state: &AppState) -> Result<(), StoreError> {
+pub async fn warn_at_start(state: &AppState) -> Result<(), ServiceError> {
     let grace = state.config.tokens.refresh_reuse_grace;
     if !grace.is_zero() {
         tracing::warn!(
@@ -21,7 +22,7 @@ pub async fn warn_at_start(state: &AppState) -> Result<(), StoreError> {
         );
     }
     let tenant = TenantId::default_tenant();
-    let clients = state.store.list_clients(&tenant).await?;
+    let clients = state.services.clients().list(&tenant).await?;
     warn_for(
         &clients,
         |c| c.allow_insecure_redirect_uris.then(String::new),
@@ -67,7 +68,7 @@ pub async fn warn_at_start(state: &AppState) -> Result<(), StoreError> {
             );
         },
     );
-    for id in state.store.client_ids_shared_with_users(&tenant).await? {
+    for id in state.services.clients().ids_shared_with_users(&tenant).await? {
         tracing::warn!(
             client_id = %id,
             "client id is also a user's sub (stored before such ids were refused); tokens tell the two apart by \

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 
-use crate::config::WebConfig;
+use latchkey_config::WebConfig;
 
 pub const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0;\
 display:flex;min-height:100vh;align-items:center;justify-content:center}\

@@ -11,15 +11,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppState, router};
-use crate::cache::{Caches, spawn_change_listener};
-use crate::config::TlsConfig;
-use crate::keys::KeyService;
-use crate::oauth::revocations::Revocations;
 use crate::pages::ErrorPages;
-use crate::passwords::PasswordHasher;
-use crate::startup::{Foundation, StartupError};
 use crate::templates::Templates;
-use crate::{connections, edge, jobs};
+use crate::{connections, edge};
+use latchkey_config::TlsConfig;
+use latchkey_service::Latchkey;
+use latchkey_service::foundation::{Foundation, StartupError};
 
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -36,7 +33,7 @@ pub struct RunningServer {
 pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError> {
     // One crypto provider for the whole binary; a second install (tests) is harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Foundation { config, store, master_key, clock, token_hasher, .. } = foundation;
+    let config = foundation.config.clone();
     let requested = SocketAddr::new(config.server.host, config.server.port);
     let listener = std::net::TcpListener::bind(requested)
         .map_err(|e| StartupError::Bind { addr: requested.to_string(), reason: e.to_string() })?;
@@ -54,32 +51,11 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let config = Arc::new(config);
     let issuer = config.issuer();
 
-    let keys = Arc::new(KeyService::new(
-        store.clone(),
-        master_key.clone(),
-        clock.clone(),
-        config.keys.clone(),
-        config.tokens.clone(),
-    ));
-    let caches = Arc::new(Caches::new(store.clone()));
-    let revocations = Arc::new(Revocations::default());
+    let services = Arc::new(Latchkey::new(foundation, config.clone()));
     // The change listener's own connection (PostgreSQL) opens while the keys, origins and
     // revocations load over the pool's: each new connection costs tens of milliseconds.
-    let (changes, loaded) = tokio::join!(store.watch_changes(config.database.change_poll_interval), async {
-        keys.ensure_keys().await.map_err(|e| StartupError::Keys(e.to_string()))?;
-        keys.reload().await.map_err(|e| StartupError::Keys(e.to_string()))?;
-        caches.rebuild_web_origins().await?;
-        revocations.refresh(store.as_ref(), clock.now()).await?;
-        Ok::<_, StartupError>(())
-    });
-    loaded?;
-    let changes = changes?;
-    let mut background = vec![
-        spawn_change_listener(caches.clone(), keys.clone(), changes),
-        jobs::spawn_key_schedule(store.clone(), keys.clone(), config.keys.check_interval),
-        jobs::spawn_cleanup(store.clone(), clock.clone(), jobs::CLEANUP_INTERVAL, config.sessions.idle_timeout),
-        crate::oauth::revocations::spawn_poller(revocations.clone(), store.clone(), clock.clone()),
-    ];
+    let changes = services.prepare_node().await?;
+    let mut background = services.spawn_background(changes);
     let metrics = edge::metrics::handle();
     if let Some(handle) = &metrics {
         background.push(edge::metrics::spawn_upkeep(handle.clone()));
@@ -89,38 +65,38 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         Some(r) => Some(Arc::new(
             r.resolve(config.base_dir())
                 .map_err(|e| {
-                    StartupError::Config(crate::config::ConfigError::invalid(&config.source, "metrics.token", e))
+                    StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "metrics.token", e))
                 })?
                 .expose()
                 .to_owned(),
         )),
         None => None,
     };
-    let outbound = Arc::new(crate::outbound::Outbound::new(&config.outbound).map_err(StartupError::Tls)?);
-    crate::outbound::warn_about_refused_destinations(store.as_ref(), outbound.policy(), &config.outbound).await;
+    let outbound = Arc::new(latchkey_service::outbound::Outbound::new(&config.outbound).map_err(StartupError::Tls)?);
+    latchkey_service::outbound::warn_about_refused_destinations(&services, outbound.policy()).await;
     let pages = ErrorPages::load(&config.web, &crate::app::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
     let state = AppState::new(crate::app::Shared {
         issuer: Arc::from(issuer.as_str()),
         https: issuer.starts_with("https://"),
-        passwords: PasswordHasher::new(config.passwords.policy(), config.passwords.max_concurrent_hashes),
+        passwords: services.passwords.clone(),
         metrics,
         metrics_token,
         pages: Arc::new(pages),
         templates: Arc::new(Templates::load().map_err(StartupError::ErrorPages)?),
-        token_hasher,
-        revocations,
+        token_hasher: services.token_hasher.clone(),
+        revocations: services.revocations.clone(),
         client_keys: Arc::new(crate::oauth::client_keys::ClientKeyCache::new(outbound.clone())),
         outbound,
         client_auth_throttle: Arc::default(),
         verified_tokens: Default::default(),
-        backchannel: Arc::default(),
+        backchannel: services.backchannel.clone(),
         passkeys: Arc::new(crate::passkeys::Passkeys::new(&config, &issuer)),
-        master_key: master_key.clone(),
+        master_key: services.master_key.clone(),
         config: config.clone(),
-        store,
-        clock,
-        keys,
-        caches,
+        clock: services.clock.clone(),
+        keys: services.keys.clone(),
+        caches: services.caches.clone(),
+        services,
     });
     crate::opt_ins::warn_at_start(&state).await?;
     background.push(crate::sessions::backchannel::spawn(state.clone()));
@@ -167,7 +143,7 @@ impl RunningServer {
         for task in &self.background {
             task.abort();
         }
-        self.state.store.close().await;
+        self.state.services.system().close().await;
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

@@ -13,21 +13,20 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{DisplayName, Email, Factor, Factors, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_store::{Actor, NewAccount, NewUser, StoreError};
+use latchkey_core::records::{Actor, NewAccount, NewUser};
+use latchkey_service::ServiceError;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::PasskeyRegistration;
 
 use crate::account::recovery_codes;
 use crate::app::AppState;
-use crate::config::{EmailAtSignUp, Identifier, RegistrationMode};
 use crate::edge::ClientIp;
 use crate::login::ceremony::{self, Purpose};
 use crate::login::csrf;
 use crate::passkeys::new_user_handle;
 use crate::passkeys::sign_in::json_error;
 use crate::sessions;
-
-const INVITE_PURPOSE: &str = "invitation";
+use latchkey_config::{EmailAtSignUp, Identifier, RegistrationMode};
 
 fn base(state: &AppState) -> String {
     crate::app::base_path(&state.issuer)
@@ -38,7 +37,7 @@ fn tenant() -> TenantId {
 }
 
 pub fn invitation_hash(state: &AppState, token: &str) -> TokenHash {
-    state.token_hasher.hash(INVITE_PURPOSE, token)
+    state.services.invitations().hash(token)
 }
 
 /// Whether sign-up is open to this request; the reason for a page when not.
@@ -53,7 +52,7 @@ async fn allowed(state: &AppState, invite: Option<&str>) -> Result<Option<TokenH
                 return Err((StatusCode::FORBIDDEN, "Sign-up needs an invitation link."));
             };
             let hash = invitation_hash(state, token);
-            match state.store.invitation_usable(&tenant(), &hash, state.clock.now()).await {
+            match state.services.invitations().usable(&tenant(), &hash, state.clock.now()).await {
                 Ok(true) => Ok(Some(hash)),
                 _ => Err((StatusCode::FORBIDDEN, "This invitation link has been used, has expired or is not valid.")),
             }
@@ -139,7 +138,7 @@ pub async fn options(
     let now = state.clock.now();
     let window = state.config.login.failure_window;
     let key = signup_ip_key(ip);
-    let recent = state.store.login_failures(&tenant(), &[key.as_str()], now, window).await.ok();
+    let recent = state.services.sign_in().failures(&tenant(), &[key.as_str()], now, window).await.ok();
     let recent = recent.and_then(|counts| counts.first().copied()).unwrap_or(0);
     if recent >= i64::from(state.config.login.max_failures_per_ip) {
         return json_error(StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.");
@@ -178,7 +177,7 @@ pub async fn options(
         }
     };
     // Usernames are public identifiers, so a taken one is said (documented).
-    if matches!(state.store.user_by_username(&tenant(), &username).await, Ok(Some(_))) {
+    if matches!(state.services.users().by_username(&tenant(), &username).await, Ok(Some(_))) {
         return json_error(StatusCode::CONFLICT, "That username is taken. Choose another.");
     }
     let handle = new_user_handle();
@@ -267,16 +266,16 @@ pub async fn finish(
         invitation: pending.invitation.map(TokenHash::from_stored),
     };
     let actor = Actor::System;
-    let created = match state.store.create_account(&tenant(), account, &actor).await {
+    let created = match state.services.factors().create_account(&tenant(), account, &actor).await {
         Ok(u) => u,
-        Err(StoreError::Conflict(m)) if m.contains("username") => {
+        Err(ServiceError::Conflict(m)) if m.contains("username") => {
             return state.pages.render(
                 StatusCode::CONFLICT,
                 "That username was taken a moment ago. Please start again with another.",
                 None,
             );
         }
-        Err(StoreError::Invalid(m)) => {
+        Err(ServiceError::Invalid(m)) => {
             return state.pages.render(StatusCode::FORBIDDEN, &format!("Sign-up failed: {m}."), None);
         }
         Err(e) => {
@@ -285,8 +284,11 @@ pub async fn finish(
         }
     };
     let now = state.clock.now();
-    let _ =
-        state.store.record_login_failure(&tenant(), &signup_ip_key(ip), now, state.config.login.failure_window).await;
+    let _ = state
+        .services
+        .sign_in()
+        .record_failure(&tenant(), &signup_ip_key(ip), now, state.config.login.failure_window)
+        .await;
     metrics::counter!("latchkey_signups_total").increment(1);
     let factors = Factors::new(Factor::Passkey { synced, user_verified: true });
     let sign_in = sessions::SignIn {

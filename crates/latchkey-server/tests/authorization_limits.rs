@@ -42,7 +42,7 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn start(tweak: impl FnOnce(&mut latchkey_server::config::Config)) -> TestServer {
+async fn start(tweak: impl FnOnce(&mut latchkey_config::Config)) -> TestServer {
     let server = TestServer::start(sqlite().await, tweak).await;
     server.create_client(ClientSpec::default()).await;
     server
@@ -147,10 +147,10 @@ async fn one_network_cannot_park_more_than_its_limit_even_in_parallel() {
 async fn random_client_ids_are_remembered_only_up_to_a_bound() {
     let server = start(|_| {}).await;
     let caches = &server.state().caches;
-    for i in 0..latchkey_server::cache::MAX_UNKNOWN_CLIENTS + 200 {
+    for i in 0..latchkey_service::cache::MAX_UNKNOWN_CLIENTS + 200 {
         let id = ok(ClientId::parse(&format!("random-{i}")), "id");
         assert!(ok(caches.client(&id).await, "lookup").is_none());
-        assert!(caches.unknown_clients_cached() <= latchkey_server::cache::MAX_UNKNOWN_CLIENTS);
+        assert!(caches.unknown_clients_cached() <= latchkey_service::cache::MAX_UNKNOWN_CLIENTS);
     }
     let known = ok(ClientId::parse("webapp"), "id");
     assert!(ok(caches.client(&known).await, "lookup").is_some(), "registered clients are still found");

@@ -3,10 +3,10 @@
 
 mod support;
 
+use latchkey_config::Purpose;
 use latchkey_core::crypto::SigningKeyPair;
 use latchkey_core::domain::{GrantType, ScopeName, SigningAlg, TenantId, TokenEndpointAuthMethod};
-use latchkey_server::config::Purpose;
-use latchkey_store::{Actor, ResourceServer};
+use latchkey_core::records::{Actor, ResourceServer};
 use reqwest::StatusCode;
 use support::{ClientSpec, TestServer, allow_loopback, ok, sqlite};
 
@@ -53,7 +53,7 @@ fn machine(id: &str) -> ClientSpec<'_> {
 async fn with_scope(server: &TestServer) {
     let scope = ok(ScopeName::parse("invoices:read"), "scope");
     ok(
-        server.state().store.put_scope(&TenantId::default_tenant(), &scope, "Read invoices", &Actor::Cli).await,
+        server.state().services.scopes().put(&TenantId::default_tenant(), &scope, "Read invoices", &Actor::Cli).await,
         "scope",
     );
 }
@@ -169,7 +169,7 @@ async fn tokens_for_a_registered_resource_carry_it_as_audience() {
         scopes: vec!["invoices:read".into()],
         client_id: Some("invoices-api".into()),
     };
-    ok(server.state().store.put_resource_server(&TenantId::default_tenant(), &api, &Actor::Cli).await, "resource");
+    ok(server.state().services.resources().put(&TenantId::default_tenant(), &api, &Actor::Cli).await, "resource");
     let (key, jwks) = client_key();
     server.create_client(ClientSpec { jwks: Some(&jwks), ..machine("svc") }).await;
     let a = assertion(&server, &key, "svc", &server.server.issuer, "r1", 120);

@@ -17,7 +17,7 @@ const SHORT: Duration = Duration::from_secs(1);
 const LONG: Duration = Duration::from_secs(60);
 
 /// A server whose timeouts are long except those `tweak` shortens.
-async fn server(tweak: impl FnOnce(&mut latchkey_server::config::ServerLimits)) -> TestServer {
+async fn server(tweak: impl FnOnce(&mut latchkey_config::ServerLimits)) -> TestServer {
     TestServer::start(sqlite().await, |c| {
         let limits = &mut c.server.limits;
         limits.header_timeout = LONG;

@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use latchkey_core::domain::{ClientKind, GrantType, TenantId};
+use latchkey_core::records::{Actor, NewClient};
 use latchkey_store::testing::sample_client;
-use latchkey_store::{Actor, NewClient};
 use reqwest::StatusCode;
 use support::{TestServer, all_backends, eventually, ok, sqlite};
 
@@ -144,7 +144,7 @@ async fn readiness_follows_the_database() {
     let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(server.get("/healthz").await.status(), StatusCode::OK);
-    server.server.state.store.close().await;
+    server.server.state.services.system().close().await;
     let not_ready = server.get("/readyz").await;
     assert_eq!(not_ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = ok(not_ready.json().await, "json");
@@ -171,7 +171,7 @@ async fn metrics_count_requests_by_route_template_for_allowed_clients_only() {
 
     let closed = TestServer::start(sqlite().await, |c| {
         c.metrics.allowed_networks = vec![ok("10.0.0.0/8".parse(), "net")];
-        c.metrics.token = Some(latchkey_server::config::SecretRef::new("metrics-token-123"));
+        c.metrics.token = Some(latchkey_config::SecretRef::new("metrics-token-123"));
     })
     .await;
     assert_eq!(closed.get("/metrics").await.status(), StatusCode::FORBIDDEN);
@@ -219,7 +219,7 @@ async fn cors_allows_the_web_origins_of_registered_clients_only() {
         allowed_scopes: vec![],
         ..sample_client("spa", ClientKind::Public, "https://app.example.com/cb")
     };
-    ok(server.server.state.store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create");
+    ok(server.server.state.services.clients().create(&TenantId::default_tenant(), client, &Actor::Cli).await, "create");
     // The change reaches the cache through the change listener (SQLite: polling).
     eventually(Duration::from_secs(3), "the new client's origin is allowed", || async {
         preflight("https://app.example.com")
@@ -248,7 +248,7 @@ async fn a_scope_created_or_deleted_while_serving_shows_in_discovery() {
         let name = ok(latchkey_core::domain::ScopeName::parse("reports:read"), "scope");
         assert!(!scopes().await.contains(&"reports:read".into()), "{b}");
         server.create_scope("reports:read", "Read reports").await;
-        let store = &server.server.state.store;
+        let store = &latchkey_service::testing::store_of(&server.server.state.services);
         // Discovery reads scopes from a cache that the change listener clears.
         eventually(Duration::from_secs(5), "the new scope is advertised", || async {
             scopes().await.contains(&"reports:read".into())

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
+use latchkey_config::Purpose;
 use latchkey_core::domain::{ClientSessionPolicy, LogoutUri, SubjectId, TenantId};
+use latchkey_core::records::{Actor, SessionSelector};
 use latchkey_core::{Clock, UnixTime};
-use latchkey_server::config::Purpose;
 use latchkey_store::testing::TestDatabase;
-use latchkey_store::{Actor, SessionSelector};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_SECURITY_POLICY;
 use support::browser::Browser;
@@ -144,7 +144,8 @@ async fn rp_initiated_logout_reaches_every_client_by_both_channels_and_ends_sess
         got.sort();
         assert_eq!(got, ["notes", "webapp"], "{b}");
         let sub = ok(SubjectId::parse(id["sub"].as_str().unwrap_or_default()), "sub");
-        let deliveries = ok(server.state().store.logout_deliveries(&TenantId::default_tenant(), &sub).await, "list");
+        let deliveries =
+            ok(server.state().services.sessions().logout_deliveries(&TenantId::default_tenant(), &sub).await, "list");
         assert!(deliveries.iter().all(|d| d.status == "delivered" && d.attempts == 1), "{b}: {deliveries:?}");
 
         // The session's refresh tokens are gone; notes' offline one survives (by default),
@@ -189,7 +190,10 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         assert_eq!(ended.sessions.len(), 1, "{b}");
         eventually(DELIVERY, "first attempt", || async { rp.received().len() == 1 }).await;
         let status = || async {
-            ok(server.state().store.logout_deliveries(&TenantId::default_tenant(), &sub).await, "deliveries")
+            ok(
+                server.state().services.sessions().logout_deliveries(&TenantId::default_tenant(), &sub).await,
+                "deliveries",
+            )
         };
         eventually(DELIVERY, "the failure is recorded", || async { status().await[0].attempts == 1 }).await;
         let first = status().await;
@@ -212,10 +216,10 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
 
         // An endpoint that never answers well is given up after backchannel_max_attempts.
         let p = policy(|p| p.backchannel_logout_uri = uri(&dead.backchannel_uri("notes")));
-        let patch = latchkey_store::ClientPatch { session_policy: Some(p), ..Default::default() };
+        let patch = latchkey_core::records::ClientPatch { session_policy: Some(p), ..Default::default() };
         let notes_id = ok(latchkey_core::domain::ClientId::parse("notes"), "id");
         ok(
-            server.state().store.update_client(&TenantId::default_tenant(), &notes_id, patch, &Actor::Cli).await,
+            server.state().services.clients().update(&TenantId::default_tenant(), &notes_id, patch, &Actor::Cli).await,
             "update",
         );
         eventually(DELIVERY, "cache sees the new URI", || async {
@@ -260,26 +264,14 @@ async fn logout_tokens_queued_while_no_server_runs_are_delivered_after_the_start
         server.stop().await;
 
         // What `latchkey user lock` does, with the server down: lock, end every session.
-        let store = ok(latchkey_store::open(&db.url, 2, Clock::system()).await, "store");
+        let foundation = ok(latchkey_service::Foundation::open((*config).clone(), Clock::system()).await, "open");
+        let services = latchkey_service::Latchkey::new(foundation, config.clone());
         let sub = ok(SubjectId::parse(id["sub"].as_str().unwrap_or_default()), "sub");
         let tenant = TenantId::default_tenant();
-        ok(store.set_user_locked(&tenant, &sub, true, &Actor::Cli).await, "lock");
-        let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
-        let (ended, _) = ok(
-            latchkey_server::sessions::end_in_store(
-                store.as_ref(),
-                &config,
-                Clock::system().now(),
-                &which,
-                "user_locked",
-                true,
-                &Actor::Cli,
-            )
-            .await,
-            "end",
-        );
-        assert_eq!(ended.sessions.len(), 1, "{b}");
-        store.close().await;
+        let lock = latchkey_service::users::StateChange::Lock;
+        let ended = ok(services.users().change_state(&tenant, &sub, lock, &Actor::Cli).await, "lock");
+        assert_eq!(ended, 1, "{b}");
+        services.system().close().await;
         assert!(rp.received().is_empty(), "{b}: nobody sent anything yet");
 
         let server = start_in(db, dir, Clock::system(), &[&rp]).await;
@@ -330,7 +322,7 @@ async fn a_deleted_clients_access_tokens_stop_working_at_userinfo() {
     };
     assert_eq!(userinfo().await, StatusCode::OK);
     let id = ok(latchkey_core::domain::ClientId::parse("notes"), "id");
-    ok(server.state().store.delete_client(&TenantId::default_tenant(), &id, &Actor::Cli).await, "delete");
+    ok(server.state().services.clients().delete(&TenantId::default_tenant(), &id, &Actor::Cli).await, "delete");
     eventually(DELIVERY, "the deletion reaches the cache", || async { userinfo().await == StatusCode::UNAUTHORIZED })
         .await;
     server.stop().await;

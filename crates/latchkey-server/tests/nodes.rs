@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::domain::*;
+use latchkey_core::records::{Actor, ClientPatch, NewClient, NewUser};
 use latchkey_core::{Clock, UnixTime};
 use latchkey_store::testing::sample_client;
-use latchkey_store::{Actor, ClientPatch, NewClient, NewUser};
 use support::{TestServer, all_backends, eventually, ok};
 
 /// The stated bound (1 s for PostgreSQL notifications; the tests' SQLite poll is 100 ms)
@@ -47,11 +47,11 @@ async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
             grant_types: vec![GrantType::AuthorizationCode],
             ..sample_client("shared-app", ClientKind::Confidential, "https://a.example/cb")
         };
-        ok(a.server.state.store.create_client(&tenant(), new, &Actor::Cli).await, "create");
+        ok(a.server.state.services.clients().create(&tenant(), new, &Actor::Cli).await, "create");
         let cached = ok(node_b.server.state.caches.client(&id).await, "load").map(|c| c.name.clone());
         assert_eq!(cached.as_deref(), Some("Before"));
         let patch = ClientPatch { name: Some("After".into()), ..Default::default() };
-        ok(a.server.state.store.update_client(&tenant(), &id, patch, &Actor::Cli).await, "update");
+        ok(a.server.state.services.clients().update(&tenant(), &id, patch, &Actor::Cli).await, "update");
         eventually(BOUND, &format!("{b}: node b sees the renamed client"), || async {
             node_b.server.state.caches.client(&id).await.ok().flatten().is_some_and(|c| c.name == "After")
         })
@@ -67,10 +67,15 @@ async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
             profile: ProfileClaims::default(),
             password_hash: None,
         };
-        let user = ok(a.server.state.store.create_user(&tenant(), user, &Actor::Cli).await, "user");
+        let user = ok(a.server.state.services.users().create(&tenant(), user, &Actor::Cli).await, "user");
         let before = ok(node_b.server.state.caches.user(&user.sub).await, "load");
         assert_eq!(before.map(|u| u.locked), Some(false));
-        ok(a.server.state.store.set_user_locked(&tenant(), &user.sub, true, &Actor::Cli).await, "lock");
+        ok(
+            latchkey_service::testing::store_of(&a.server.state.services)
+                .set_user_locked(&tenant(), &user.sub, true, &Actor::Cli)
+                .await,
+            "lock",
+        );
         eventually(BOUND, &format!("{b}: node b sees the lock"), || async {
             node_b.server.state.caches.user(&user.sub).await.ok().flatten().is_some_and(|u| u.locked)
         })
@@ -86,7 +91,7 @@ async fn the_scheduled_rotation_runs_once_across_nodes() {
     for db in all_backends().await {
         let b = db.backend;
         let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
-        let tweak = |c: &mut latchkey_server::config::Config| {
+        let tweak = |c: &mut latchkey_config::Config| {
             c.keys.rotation_interval = Duration::from_secs(7_200);
             c.keys.check_interval = Duration::from_millis(100);
         };
@@ -94,7 +99,7 @@ async fn the_scheduled_rotation_runs_once_across_nodes() {
         let a = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), tweak).await, "a");
         let node_b = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), tweak).await, "b");
         clock.advance(Duration::from_secs(7_200));
-        let store = a.server.state.store.clone();
+        let store = latchkey_service::testing::store_of(&a.server.state.services);
         eventually(BOUND, &format!("{b}: the schedule rotated every algorithm"), || async {
             let events = store.recent_audit_events(&tenant(), 100).await.unwrap_or_default();
             events.iter().filter(|e| e.action == "keys.rotated").count() >= 3

@@ -571,7 +571,9 @@ async fn a_rotated_client_secret_keeps_working_for_its_grace_period_only() {
     let until = server.clock.now().plus(Duration::from_secs(3_600));
     let tenant = latchkey_core::domain::TenantId::default_tenant();
     ok(
-        server.state().store.rotate_client_secret(&tenant, &id, &new_hash, until, &latchkey_store::Actor::Cli).await,
+        latchkey_service::testing::store_of(&server.state().services)
+            .rotate_client_secret(&tenant, &id, &new_hash, until, &latchkey_core::records::Actor::Cli)
+            .await,
         "rotate",
     );
     let try_secret = |secret: &'static str| {
@@ -656,7 +658,7 @@ async fn revoking_a_refresh_token_ends_the_grants_access_tokens_too() {
     assert_eq!(body["error"], "invalid_grant");
     // The audit log names the client that revoked, as a client, not as a user.
     let events = ok(
-        server.server.state.store.recent_audit_events(&latchkey_core::domain::TenantId::default_tenant(), 50).await,
+        server.server.state.services.audit().recent(&latchkey_core::domain::TenantId::default_tenant(), 50).await,
         "audit",
     );
     let revoked_by: Vec<_> = events.iter().filter(|e| e.action == "grant.revoked").map(|e| e.actor.as_str()).collect();

@@ -348,7 +348,7 @@ async fn the_library_gets_client_credentials_introspects_and_revokes_on_every_ba
         let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
         ok(std::fs::write(&cert, ck.cert.pem()), "write cert");
         ok(std::fs::write(&key, ck.signing_key.serialize_pem()), "write key");
-        let tls = latchkey_server::config::TlsConfig { cert, key, reload_interval: std::time::Duration::from_secs(60) };
+        let tls = latchkey_config::TlsConfig { cert, key, reload_interval: std::time::Duration::from_secs(60) };
         let server = TestServer::start(db.clone(), move |c| c.server.tls = Some(tls)).await;
         assert!(server.server.issuer.starts_with("https://"), "{b}");
         server.create_scope("invoices:read", "Read invoices").await;

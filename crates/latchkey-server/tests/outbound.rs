@@ -13,11 +13,11 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
+use latchkey_config::{AllowEntry, OutboundConfig, Purpose};
 use latchkey_core::domain::{ClientId, ClientSessionPolicy, LogoutUri, TenantId};
-use latchkey_server::config::{AllowEntry, OutboundConfig, Purpose};
+use latchkey_core::records::{Actor, SessionSelector};
 use latchkey_server::oauth::client_keys::ClientKeyError;
-use latchkey_server::outbound::{Outbound, OutboundError, Refusal, Request};
-use latchkey_store::{Actor, SessionSelector};
+use latchkey_service::outbound::{Outbound, OutboundError, Refusal, Request};
 use support::browser::Browser;
 use support::flow::{PASSWORD, Rp, secret_of};
 use support::{ClientSpec, TestServer, all_backends, allow_loopback, eventually, ok, sqlite};
@@ -72,7 +72,7 @@ fn guard(allow: Vec<AllowEntry>) -> Outbound {
     ok(Outbound::new(&OutboundConfig { allow, ..OutboundConfig::default() }), "outbound")
 }
 
-fn refusal(result: Result<latchkey_server::outbound::Response, OutboundError>) -> Refusal {
+fn refusal(result: Result<latchkey_service::outbound::Response, OutboundError>) -> Refusal {
     match result {
         Err(OutboundError::Refused(r)) => r,
         other => panic!("expected a refusal, got {other:?}"),
@@ -130,7 +130,8 @@ async fn a_back_channel_logout_to_a_refused_address_is_never_attempted() {
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
         ok(latchkey_server::sessions::end(server.state(), &which, "test", false, &Actor::Cli).await, "end");
 
-        let deliveries = || async { ok(server.state().store.logout_deliveries(&tenant, &sub).await, "deliveries") };
+        let deliveries =
+            || async { ok(server.state().services.sessions().logout_deliveries(&tenant, &sub).await, "deliveries") };
         eventually(SETTLE, "both deliveries given up", || async {
             let d = deliveries().await;
             d.len() == 2 && d.iter().all(|d| d.status == "failed")
@@ -270,7 +271,7 @@ async fn redirects_are_not_followed() {
     server.stop().await;
 }
 
-async fn fetch(outbound: &Outbound, url: String) -> Result<latchkey_server::outbound::Response, OutboundError> {
+async fn fetch(outbound: &Outbound, url: String) -> Result<latchkey_service::outbound::Response, OutboundError> {
     outbound.send(Purpose::JwksUri, Request::get(url)).await
 }
 

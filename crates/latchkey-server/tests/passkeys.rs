@@ -15,8 +15,8 @@ use support::{ClientSpec, TestServer, all_backends, ok, sqlite};
 
 const CALLBACK: &str = "https://app.example.com/callback";
 
-fn open_registration(c: &mut latchkey_server::config::Config) {
-    c.registration.mode = latchkey_server::config::RegistrationMode::Open;
+fn open_registration(c: &mut latchkey_config::Config) {
+    c.registration.mode = latchkey_config::RegistrationMode::Open;
 }
 
 async fn webapp(server: &TestServer) {
@@ -68,14 +68,15 @@ async fn sign_up_with_a_passkey_then_sign_in_without_a_username() {
         let user = ok(
             server
                 .state()
-                .store
-                .user_by_username(&tenant, &ok(latchkey_core::domain::Username::parse("ada"), "u"))
+                .services
+                .users()
+                .by_username(&tenant, &ok(latchkey_core::domain::Username::parse("ada"), "u"))
                 .await,
             "user",
         );
         let user = user.unwrap_or_else(|| panic!("{backend}: user"));
         assert!(!user.has_password && !user.email_verified, "{backend}: passkey only, email unverified");
-        assert_eq!(ok(server.state().store.recovery_codes_left(&tenant, &user.sub).await, "codes"), 10);
+        assert_eq!(ok(server.state().services.factors().recovery_codes_left(&tenant, &user.sub).await, "codes"), 10);
 
         // A new browser signs in usernameless; the ID token says how.
         let id_token = passkey_flow(&server, &mut device, &[]).await;
@@ -265,14 +266,19 @@ async fn sign_up_reports_a_taken_username_but_never_a_taken_email_and_obeys_the_
 #[tokio::test]
 async fn invitations_open_sign_up_once() {
     let server = TestServer::start(sqlite().await, |c| {
-        c.registration.mode = latchkey_server::config::RegistrationMode::Invite;
+        c.registration.mode = latchkey_config::RegistrationMode::Invite;
     })
     .await;
     let state = server.state();
     let hash = latchkey_server::signup::invitation_hash(state, "the-invitation-token");
     let later = state.clock.now().plus(std::time::Duration::from_secs(3_600));
     let tenant = TenantId::default_tenant();
-    ok(state.store.create_invitation(&tenant, &hash, "i1", None, later, &latchkey_store::Actor::Cli).await, "invite");
+    ok(
+        latchkey_service::testing::store_of(&state.services)
+            .create_invitation(&tenant, &hash, "i1", None, later, &latchkey_core::records::Actor::Cli)
+            .await,
+        "invite",
+    );
     let b = PasskeyBrowser::new(&server);
     assert_eq!(b.page("/signup").await.0, StatusCode::FORBIDDEN, "no invitation");
     assert_eq!(b.page("/signup?invite=wrong").await.0, StatusCode::FORBIDDEN);

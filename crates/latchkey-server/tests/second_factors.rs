@@ -145,8 +145,7 @@ async fn changes_need_a_recent_sign_in_and_removing_a_factor_ends_other_sessions
 async fn recovery_codes_sign_in_once_and_lead_to_adding_a_passkey() {
     for db in all_backends().await {
         let backend = db.backend;
-        let server =
-            TestServer::start(db, |c| c.registration.mode = latchkey_server::config::RegistrationMode::Open).await;
+        let server = TestServer::start(db, |c| c.registration.mode = latchkey_config::RegistrationMode::Open).await;
         let mut device = SoftAuthenticator::new(Flags::default());
         let (_, page) = PasskeyBrowser::new(&server).sign_up(&mut device, "ada", "").await;
         let codes = recovery_codes(&page);
@@ -199,8 +198,7 @@ async fn recovery_codes_sign_in_once_and_lead_to_adding_a_passkey() {
 #[tokio::test]
 async fn passwords_are_set_changed_and_removed_on_the_security_page() {
     let server =
-        TestServer::start(sqlite().await, |c| c.registration.mode = latchkey_server::config::RegistrationMode::Open)
-            .await;
+        TestServer::start(sqlite().await, |c| c.registration.mode = latchkey_config::RegistrationMode::Open).await;
     let mut device = SoftAuthenticator::new(Flags::default());
     let b = PasskeyBrowser::new(&server);
     b.sign_up(&mut device, "ada", "").await;
@@ -410,8 +408,7 @@ async fn parallel_wrong_totp_codes_reach_the_check_no_more_than_the_limit() {
 async fn parallel_wrong_recovery_codes_reach_the_check_no_more_than_the_limit() {
     for db in all_backends().await {
         let backend = db.backend;
-        let server =
-            TestServer::start(db, |c| c.registration.mode = latchkey_server::config::RegistrationMode::Open).await;
+        let server = TestServer::start(db, |c| c.registration.mode = latchkey_config::RegistrationMode::Open).await;
         let mut device = SoftAuthenticator::new(Flags::default());
         let (_, page) = PasskeyBrowser::new(&server).sign_up(&mut device, "ada", "").await;
         let codes = recovery_codes(&page);
@@ -436,8 +433,7 @@ async fn parallel_wrong_recovery_codes_reach_the_check_no_more_than_the_limit() 
 #[tokio::test]
 async fn a_password_too_long_in_bytes_gets_a_clear_400_wherever_it_is_typed() {
     let server =
-        TestServer::start(sqlite().await, |c| c.registration.mode = latchkey_server::config::RegistrationMode::Open)
-            .await;
+        TestServer::start(sqlite().await, |c| c.registration.mode = latchkey_config::RegistrationMode::Open).await;
     let mut device = SoftAuthenticator::new(Flags::default());
     let b = PasskeyBrowser::new(&server);
     b.sign_up(&mut device, "ada", "").await;
@@ -469,9 +465,11 @@ async fn a_hash_made_with_weaker_parameters_is_replaced_at_sign_in() {
         let tenant = latchkey_core::domain::TenantId::default_tenant();
         let weaker = latchkey_core::crypto::PasswordPolicy { memory_kib: 32, iterations: 1, parallelism: 1 };
         let old = ok(weaker.hash(PASSWORD), "weaker hash");
-        let store = &server.state().store;
+        let store = latchkey_service::testing::store_of(&server.state().services);
         ok(
-            store.set_password_hash(&tenant, &sub, Some(old.as_str().to_owned()), &latchkey_store::Actor::Cli).await,
+            store
+                .set_password_hash(&tenant, &sub, Some(old.as_str().to_owned()), &latchkey_core::records::Actor::Cli)
+                .await,
             "set",
         );
         let stored = || async { ok(store.user_by_sub(&tenant, &sub).await, "user").and_then(|u| u.password_hash) };
@@ -503,9 +501,14 @@ async fn an_imported_bcrypt_hash_signs_in_and_is_replaced_by_argon2id() {
         let tenant = latchkey_core::domain::TenantId::default_tenant();
         let bcrypt = ok(bcrypt::hash(PASSWORD, 4), "bcrypt");
         let line = serde_json::json!({"username": "ada", "password_hash": bcrypt, "sub": "legacy|42"}).to_string();
-        let store = &server.state().store;
-        let imported =
-            latchkey_server::user_import::import(store.as_ref(), &tenant, &line, &latchkey_store::Actor::Cli).await;
+        let store = latchkey_service::testing::store_of(&server.state().services);
+        let imported = latchkey_service::user_import::import(
+            &server.state().services,
+            &tenant,
+            &line,
+            &latchkey_core::records::Actor::Cli,
+        )
+        .await;
         assert_eq!(imported.ok(), Some(1), "{backend}");
         let sub = ok(latchkey_core::domain::SubjectId::parse("legacy|42"), "sub");
         let stored = || async { ok(store.user_by_sub(&tenant, &sub).await, "user").and_then(|u| u.password_hash) };

@@ -69,7 +69,12 @@ async fn one_sign_in_serves_every_client_with_one_sid() {
         let sub = ok(latchkey_core::domain::SubjectId::parse(id_a["sub"].as_str().unwrap_or_default()), "sub");
         let idle = server.state().config.sessions.idle_timeout;
         let list = ok(
-            server.state().store.user_sessions(&TenantId::default_tenant(), &sub, server.clock.now(), idle).await,
+            server
+                .state()
+                .services
+                .sessions()
+                .of_user(&TenantId::default_tenant(), &sub, server.clock.now(), idle)
+                .await,
             "sessions",
         );
         assert_eq!(list.len(), 1, "{b}");
@@ -113,7 +118,7 @@ async fn sessions_end_when_idle_and_at_their_absolute_lifetime() {
         assert!(next.contains("/login?"), "{b}: 2 h after sign-in the session is over, went to {next}");
 
         // The cleanup removes what expired.
-        let (store, now) = (server.state().store.clone(), server.clock.now());
+        let (store, now) = (latchkey_service::testing::store_of(&server.state().services), server.clock.now());
         let sessions = [Expired::EndedSessions, Expired::IdleSessions];
         let removed = clean(store.as_ref(), &sessions, now, Duration::from_secs(1_800), now).await;
         // The idle session ended when ada signed in again; the one past its lifetime stays
@@ -126,7 +131,7 @@ async fn sessions_end_when_idle_and_at_their_absolute_lifetime() {
 #[tokio::test]
 async fn keep_me_signed_in_extends_the_lifetime_only_when_configured() {
     let remembered = |days: u64| {
-        move |c: &mut latchkey_server::config::Config| {
+        move |c: &mut latchkey_config::Config| {
             c.sessions.remember_me_lifetime = Duration::from_secs(days * 86_400);
         }
     };
@@ -333,8 +338,9 @@ async fn a_locked_users_session_is_not_honoured() {
     let callback = webapp.sign_in(&server, &browser, "ada", "openid").await;
     let id = claims(webapp.tokens(&server, &callback).await["id_token"].as_str().unwrap_or_default());
     let sub = ok(latchkey_core::domain::SubjectId::parse(id["sub"].as_str().unwrap_or_default()), "sub");
-    let store = &server.state().store;
-    ok(store.set_user_locked(&TenantId::default_tenant(), &sub, true, &latchkey_store::Actor::Cli).await, "lock");
+    let users = server.state().services.users();
+    let lock = latchkey_service::users::StateChange::Lock;
+    ok(users.change_state(&TenantId::default_tenant(), &sub, lock, &latchkey_core::records::Actor::Cli).await, "lock");
     support::eventually(Duration::from_secs(5), "the cache drops the user", || async {
         webapp.start(&server, &browser, "openid", &[]).await.contains("/login?")
     })
@@ -362,7 +368,10 @@ async fn signing_in_again_rotates_the_cookie_and_keeps_the_sid_while_another_use
             let server = &server;
             async move {
                 let (now, idle) = (server.clock.now(), Duration::from_secs(1_800));
-                ok(server.state().store.user_sessions(&TenantId::default_tenant(), &sub, now, idle).await, "list")
+                ok(
+                    server.state().services.sessions().of_user(&TenantId::default_tenant(), &sub, now, idle).await,
+                    "list",
+                )
             }
         };
 

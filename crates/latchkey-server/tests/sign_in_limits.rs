@@ -163,7 +163,7 @@ async fn an_unknown_identifier_is_limited_alike_and_gets_the_same_429() {
 #[tokio::test]
 async fn passkey_sign_in_works_while_the_password_is_locked_out() {
     let server = TestServer::start(sqlite().await, |c| {
-        c.registration.mode = latchkey_server::config::RegistrationMode::Open;
+        c.registration.mode = latchkey_config::RegistrationMode::Open;
         c.login.max_failures_per_ip = LIMIT + 1;
     })
     .await;

@@ -7,12 +7,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use latchkey_config::SecretRef;
 use latchkey_core::domain::{GrantType, SigningAlg};
+use latchkey_core::records::Actor;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_server::config::SecretRef;
-use latchkey_server::keys::KeyServiceError;
 use latchkey_server::{Foundation, StartupError};
-use latchkey_store::Actor;
+use latchkey_service::keys::KeyServiceError;
 use support::{ClientSpec, TestServer, all_backends, ok, sqlite, test_config};
 
 #[tokio::test]
@@ -93,7 +93,7 @@ async fn the_schedule_rotates_keys_older_than_the_rotation_interval() {
     assert_eq!(rotated.len(), 3);
     assert!(rotated.iter().all(|k| !initial.contains(k)), "every algorithm rotated");
     let events = ok(
-        server.server.state.store.recent_audit_events(&latchkey_core::domain::TenantId::default_tenant(), 50).await,
+        server.server.state.services.audit().recent(&latchkey_core::domain::TenantId::default_tenant(), 50).await,
         "audit",
     );
     assert_eq!(events.iter().filter(|e| e.action == "keys.rotated").count(), 3, "each rotation is audited");
@@ -105,8 +105,12 @@ async fn the_schedule_rotates_keys_older_than_the_rotation_interval() {
 async fn private_keys_are_stored_encrypted() {
     let db = sqlite().await;
     let server = TestServer::start(db.clone(), |_| {}).await;
-    let stored =
-        ok(server.server.state.store.signing_keys(&latchkey_core::domain::TenantId::default_tenant()).await, "keys");
+    let stored = ok(
+        latchkey_service::testing::store_of(&server.server.state.services)
+            .signing_keys(&latchkey_core::domain::TenantId::default_tenant())
+            .await,
+        "keys",
+    );
     for key in &stored {
         // PKCS#8 DER starts with a SEQUENCE tag; a sealed blob starts with our version byte.
         assert_eq!(key.sealed_private_key[0], 1, "{}: sealed", key.kid);
@@ -136,7 +140,7 @@ async fn a_wrong_master_key_is_refused_and_never_replaces_the_old_one() {
 async fn the_zero_config_key_file_is_created_once_and_never_regenerated_over_data() {
     let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
     let db_path = dir.path().join("latchkey.db");
-    let zero_config = move |c: &mut latchkey_server::config::Config| {
+    let zero_config = move |c: &mut latchkey_config::Config| {
         c.secrets.master_key = None;
         c.database.url = SecretRef::new(format!("sqlite:{}", db_path.display()));
     };

@@ -29,8 +29,7 @@ async fn https_is_served_and_a_renewed_certificate_is_picked_up() {
     std::fs::copy(certs.path().join("first.key"), certs.path().join("tls.key")).unwrap_or_default();
     let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
     let server = TestServer::start(sqlite().await, move |c| {
-        c.server.tls =
-            Some(latchkey_server::config::TlsConfig { cert, key, reload_interval: Duration::from_millis(100) });
+        c.server.tls = Some(latchkey_config::TlsConfig { cert, key, reload_interval: Duration::from_millis(100) });
     })
     .await;
     let port = server.server.addr.port();
@@ -58,7 +57,7 @@ async fn https_is_served_and_a_renewed_certificate_is_picked_up() {
 /// A server on HTTPS with a fresh self-signed certificate for `localhost`, its limits set
 /// by `tweak`; with the certificate as reqwest and as rustls take it.
 async fn https_server(
-    tweak: impl FnOnce(&mut latchkey_server::config::ServerLimits),
+    tweak: impl FnOnce(&mut latchkey_config::ServerLimits),
 ) -> (TestServer, reqwest::Certificate, rustls::pki_types::CertificateDer<'static>, tempfile::TempDir) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let certs = ok(tempfile::tempdir(), "dir");
@@ -67,7 +66,7 @@ async fn https_server(
     ok(std::fs::write(&cert, ck.cert.pem()), "write cert");
     ok(std::fs::write(&key, ck.signing_key.serialize_pem()), "write key");
     let server = TestServer::start(sqlite().await, move |c| {
-        c.server.tls = Some(latchkey_server::config::TlsConfig { cert, key, reload_interval: Duration::from_secs(60) });
+        c.server.tls = Some(latchkey_config::TlsConfig { cert, key, reload_interval: Duration::from_secs(60) });
         tweak(&mut c.server.limits);
     })
     .await;

@@ -4,8 +4,6 @@
 //! Every method that changes state does so in one transaction, together with its audit
 //! event and, on PostgreSQL, the change notification that tells other nodes to drop caches.
 
-mod audit;
-mod changes;
 pub mod cleanup;
 mod error;
 mod factor_model;
@@ -28,17 +26,19 @@ use latchkey_core::domain::{ClientId, Email, ScopeName, SigningAlg, SubjectId, T
 use latchkey_core::{Clock, UnixTime};
 use tokio::sync::mpsc;
 
-pub use audit::{Actor, AuditEvent};
-pub use changes::Change;
+// The records the store takes and returns live in `latchkey_core::records`.
+use latchkey_core::records::*;
+
+/// The PostgreSQL channel that carries `Change` notifications.
+pub(crate) const CHANGES_CHANNEL: &str = "latchkey_changes";
+
 pub use error::StoreError;
-pub use factor_model::*;
-pub use model::*;
-pub use oauth_model::*;
 pub use postgres::PostgresStore;
-pub use session_model::*;
 pub use sqlite::SqliteStore;
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+use latchkey_core::redact_url;
 
 #[async_trait]
 pub trait UserStore {
@@ -528,6 +528,36 @@ impl JobLock {
     }
 }
 
+/// A write transaction the service composes from several changes: they commit together, or
+/// (dropped without `commit`) none of them does. Each method records its audit event and
+/// change notification inside the transaction, as the single-change methods do.
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn set_password_hash(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        hash: Option<String>,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    async fn set_user_locked(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        locked: bool,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    async fn delete_user(&mut self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
+    async fn end_browser_sessions(
+        &mut self,
+        tenant: &TenantId,
+        which: &SessionSelector,
+        how: &SessionEnd,
+        actor: &Actor,
+    ) -> StoreResult<SessionsEnded>;
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait Store:
     UserStore
@@ -564,6 +594,8 @@ pub trait Store:
     async fn try_job_lock(&self, name: &str) -> StoreResult<Option<JobLock>>;
     /// Closes the connection pool.
     async fn close(&self);
+    /// Starts a write transaction (on SQLite it takes the write lock at once).
+    async fn transaction(&self) -> StoreResult<Box<dyn StoreTx>>;
 }
 
 /// Opens the store a database URL names: `postgres://…` / `postgresql://…` or `sqlite:PATH`.
@@ -582,48 +614,8 @@ pub async fn open(url: &str, max_connections: u32, clock: Clock) -> StoreResult<
     }
 }
 
-/// A database URL with any password replaced, safe for logs and messages.
-pub fn redact_url(url: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let mut out = match (base.find("://"), base.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => match base[scheme_end + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:****{}", &base[..scheme_end + 3], &base[at..]),
-            None => base.to_owned(),
-        },
-        _ => base.to_owned(),
-    };
-    if let Some(query) = query {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") => {
-                    format!("{k}=****")
-                }
-                _ => p.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
-}
-
 impl JobLock {
     pub(crate) fn held(tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>) -> Self {
         Self { held: tx }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:****@h/db");
-        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact_url("sqlite:x.db"), "sqlite:x.db");
-        assert_eq!(
-            super::redact_url("postgres://u@h/db?sslmode=require&password=s3cret"),
-            "postgres://u@h/db?sslmode=require&password=****"
-        );
     }
 }

@@ -10,16 +10,17 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 
-use crate::changes::CHANNEL;
-use crate::factor_model::*;
+use crate::CHANGES_CHANNEL as CHANNEL;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult, redact_url};
+use latchkey_core::records::*;
 
 /// A pooled connection idle this long is pinged before use (see `connect`).
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
+#[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     url: String,
@@ -270,6 +271,10 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn transaction(&self) -> StoreResult<Box<dyn crate::StoreTx>> {
+        Ok(Box::new(crate::shared::WriteTx { store: self.clone(), tx: self.begin_write().await? }))
     }
 }
 

@@ -11,12 +11,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 use tokio::sync::mpsc;
 
-use crate::factor_model::*;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult};
+use latchkey_core::records::*;
 
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     options: SqliteConnectOptions,
@@ -300,6 +301,10 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn transaction(&self) -> StoreResult<Box<dyn crate::StoreTx>> {
+        Ok(Box::new(crate::shared::WriteTx { store: self.clone(), tx: self.begin_write().await? }))
     }
 }
 

@@ -103,8 +103,8 @@ pub fn replace_database(url: &str, name: &str) -> String {
 ///
 /// # Panics
 /// When `username` is not a valid username.
-pub fn sample_user(username: &str) -> crate::NewUser {
-    crate::NewUser {
+pub fn sample_user(username: &str) -> latchkey_core::records::NewUser {
+    latchkey_core::records::NewUser {
         sub: latchkey_core::domain::SubjectId::generate(),
         username: latchkey_core::domain::Username::parse(username)
             .unwrap_or_else(|e| panic!("username `{username}`: {e}")),
@@ -122,10 +122,14 @@ pub fn sample_user(username: &str) -> crate::NewUser {
 ///
 /// # Panics
 /// On an invalid id or redirect URI: a test's own constant is wrong.
-pub fn sample_client(id: &str, kind: latchkey_core::domain::ClientKind, redirect_uri: &str) -> crate::NewClient {
+pub fn sample_client(
+    id: &str,
+    kind: latchkey_core::domain::ClientKind,
+    redirect_uri: &str,
+) -> latchkey_core::records::NewClient {
     use latchkey_core::domain::{ClientId, ClientKind, GrantType, RedirectUri, ScopeName, SigningAlg};
     let valid = |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("sample client {what}: {e}") };
-    crate::NewClient {
+    latchkey_core::records::NewClient {
         client_id: ClientId::parse(id).unwrap_or_else(|e| valid("id", &e)),
         name: format!("{id} app"),
         kind,

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use latchkey_core::crypto::TokenHasher;
 use latchkey_core::domain::TenantId;
+use latchkey_core::records::PendingAuthorization;
 use latchkey_core::{Clock, UnixTime};
+use latchkey_store::Store;
 use latchkey_store::testing::TestDatabase;
-use latchkey_store::{PendingAuthorization, Store};
 
 const NOW: i64 = 1_700_000_000;
 const LIFETIME: Duration = Duration::from_secs(600);

@@ -2,9 +2,9 @@
 //! and the individual claims a user allowed a client.
 
 use latchkey_core::domain::*;
+use latchkey_core::records::*;
 use latchkey_core::{Clock, UnixTime};
 use latchkey_store::testing::{TestDatabase, sample_client};
-use latchkey_store::*;
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))

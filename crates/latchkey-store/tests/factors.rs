@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::*;
+use latchkey_core::records::*;
 use latchkey_core::{Clock, UnixTime};
 use latchkey_store::cleanup::Expired;
 use latchkey_store::testing::{TestDatabase, clean};

@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use latchkey_core::domain::{ScopeName, TenantId};
+use latchkey_core::records::Actor;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::Actor;
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{ClientId, TenantId};
+use latchkey_core::records::NewRefreshToken;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::NewRefreshToken;
 use latchkey_store::testing::TestDatabase;
 use sqlx::{Connection as _, Row as _};
 

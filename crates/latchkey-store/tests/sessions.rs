@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::*;
+use latchkey_core::records::*;
 use latchkey_core::{Clock, UnixTime};
 use latchkey_store::cleanup::Expired;
 use latchkey_store::testing::{TestDatabase, clean, sample_client};
@@ -177,7 +178,7 @@ async fn queued_deliveries_are_claimed_for_a_lease_and_finished_once() {
         let lease = Duration::from_secs(30);
         let claimed = ok(f.store.claim_logout_deliveries(f.clock.now(), lease, 10).await, "claim");
         assert_eq!(claimed.len(), 2, "{b}");
-        assert!(claimed.iter().all(|d| d.sid == "s1" && d.sub == f.ada.as_str() && d.attempts == 0), "{b}");
+        assert!(claimed.iter().all(|d| d.sid == "s1" && d.sub.as_str() == f.ada.as_str() && d.attempts == 0), "{b}");
         // Claimed: nobody else gets them until the lease runs out.
         assert!(ok(f.store.claim_logout_deliveries(f.clock.now(), lease, 10).await, "again").is_empty(), "{b}");
 

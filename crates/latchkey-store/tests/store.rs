@@ -9,6 +9,7 @@ use latchkey_core::{Clock, UnixTime};
 use latchkey_store::testing::{TestDatabase, sample_client};
 
 const APP: &str = "https://app.example.com/cb";
+use latchkey_core::records::*;
 use latchkey_store::*;
 
 async fn open(db: &TestDatabase, clock: &Clock) -> Arc<dyn Store> {

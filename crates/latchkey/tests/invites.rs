@@ -56,7 +56,7 @@ async fn an_operator_resets_the_sign_in_factors_of_a_user_who_lost_them() {
     let store = latchkey_store::open(&url, 1, latchkey_core::Clock::system()).await.unwrap_or_else(|e| panic!("{e}"));
     let tenant = latchkey_core::domain::TenantId::default_tenant();
     let sub = latchkey_core::domain::SubjectId::parse(&sub).unwrap_or_else(|e| panic!("{e}"));
-    let passkey = latchkey_store::NewPasskey {
+    let passkey = latchkey_core::records::NewPasskey {
         credential_id: "lost-key".into(),
         name: "Lost phone".into(),
         credential: "{}".into(),
@@ -64,7 +64,10 @@ async fn an_operator_resets_the_sign_in_factors_of_a_user_who_lost_them() {
         backup_eligible: true,
         backup_state: true,
     };
-    store.add_passkey(&tenant, &sub, passkey, &latchkey_store::Actor::Cli).await.unwrap_or_else(|e| panic!("{e}"));
+    store
+        .add_passkey(&tenant, &sub, passkey, &latchkey_core::records::Actor::Cli)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     store.start_totp(&tenant, &sub, "sealed").await.unwrap_or_else(|e| panic!("{e}"));
     store.close().await;
     let reset = ws.run(&["user", "reset-factors", "ada"]);

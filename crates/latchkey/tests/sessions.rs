@@ -6,7 +6,8 @@ mod support;
 use latchkey_core::Clock;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{ClientId, SubjectId, TenantId};
-use latchkey_store::{Actor, BrowserSession, Store};
+use latchkey_core::records::{Actor, BrowserSession};
+use latchkey_store::Store;
 use serde_json::Value;
 use support::Workspace;
 

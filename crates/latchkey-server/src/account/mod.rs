@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::domain::{SubjectId, TenantId};
-use latchkey_store::{Actor, BrowserSession, SessionSelector, User};
+use latchkey_core::records::{Actor, BrowserSession, SessionSelector, User};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -31,7 +31,7 @@ fn tenant() -> TenantId {
 /// the username is generated and never shown) their email address.
 pub(crate) fn known_as(state: &AppState, user: &User) -> String {
     match (&user.email, state.config.registration.identifier) {
-        (Some(email), crate::config::Identifier::Email) => email.to_string(),
+        (Some(email), latchkey_config::Identifier::Email) => email.to_string(),
         _ => user.username.to_string(),
     }
 }
@@ -53,7 +53,7 @@ pub(crate) async fn recent_session(state: &AppState, headers: &HeaderMap) -> Res
     if !recent(state, &session) {
         return Err(sign_in_first(state));
     }
-    match state.store.user_by_sub(&tenant(), &session.sub).await {
+    match state.services.users().by_sub(&tenant(), &session.sub).await {
         Ok(Some(user)) => Ok((session, user)),
         _ => Err(sign_in_first(state)),
     }
@@ -131,7 +131,7 @@ pub async fn security_page(
     Query(q): Query<SecurityQuery>,
 ) -> Response {
     let Some(session) = sessions::current(&state, &headers).await else { return sign_in_first(&state) };
-    let user = match state.store.user_by_sub(&tenant(), &session.sub).await {
+    let user = match state.services.users().by_sub(&tenant(), &session.sub).await {
         Ok(Some(u)) => u,
         Ok(None) => return sign_in_first(&state),
         Err(e) => return failure(&state, e),
@@ -148,11 +148,11 @@ async fn render(
     session: &BrowserSession,
     user: &User,
     q: &SecurityQuery,
-) -> Result<Response, latchkey_store::StoreError> {
+) -> Result<Response, latchkey_service::ServiceError> {
     let sub: &SubjectId = &user.sub;
-    let passkeys = state.store.passkeys(&tenant(), sub).await?;
-    let totp = state.store.totp(&tenant(), sub).await?;
-    let recovery_left = state.store.recovery_codes_left(&tenant(), sub).await?;
+    let passkeys = state.services.factors().passkeys(&tenant(), sub).await?;
+    let totp = state.services.factors().totp(&tenant(), sub).await?;
+    let recovery_left = state.services.factors().recovery_codes_left(&tenant(), sub).await?;
     let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
     let rows: Vec<minijinja::Value> = passkeys
         .iter()

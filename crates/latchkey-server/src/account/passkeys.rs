@@ -4,11 +4,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use latchkey_store::{Actor, StoreError};
+use latchkey_core::records::Actor;
+use latchkey_service::ServiceError;
 use serde::Deserialize;
 use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
 
-use super::{back, base, end_other_sessions, failure, recent_session, tenant};
+use super::{back, base, failure, recent_session, tenant};
 use crate::app::AppState;
 use crate::login::ceremony::{self, Purpose};
 use crate::login::csrf;
@@ -44,14 +45,14 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         }
     };
     let candidate = new_user_handle().to_string();
-    let handle = match state.store.webauthn_user_id(&tenant(), &user.sub, &candidate).await {
+    let handle = match state.services.factors().webauthn_user_id(&tenant(), &user.sub, &candidate).await {
         Ok(h) => h,
         Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let Ok(handle) = Uuid::parse_str(&handle) else {
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged");
     };
-    let existing = state.store.passkeys(&tenant(), &user.sub).await.unwrap_or_default();
+    let existing = state.services.factors().passkeys(&tenant(), &user.sub).await.unwrap_or_default();
     let shown = super::known_as(&state, &user);
     let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
     let (options, registration) = match state.passkeys.start_registration(handle, &shown, &display, &existing) {
@@ -96,9 +97,14 @@ pub async fn add(State(state): State<AppState>, headers: HeaderMap, Form(form): 
                 );
             }
         };
-    match state.store.add_passkey(&tenant(), &user.sub, passkey, &Actor::User(session.sub.to_string())).await {
+    match state
+        .services
+        .factors()
+        .add_passkey(&tenant(), &user.sub, passkey, &Actor::User(session.sub.to_string()))
+        .await
+    {
         Ok(()) => back(&state, "passkey_added"),
-        Err(StoreError::Conflict(_)) => {
+        Err(ServiceError::Conflict(_)) => {
             state.pages.render(StatusCode::CONFLICT, "That passkey is already registered.", None)
         }
         Err(e) => failure(&state, e),
@@ -119,9 +125,14 @@ pub async fn rename(State(state): State<AppState>, headers: HeaderMap, Form(form
     let Some(session) = crate::sessions::current(&state, &headers).await else { return super::sign_in_first(&state) };
     let Some(name) = passkey_name(form.name.as_deref(), "") else { return super::redirect_error(&state, "bad_name") };
     let id = form.id.unwrap_or_default();
-    match state.store.rename_passkey(&tenant(), &session.sub, &id, &name, &Actor::User(session.sub.to_string())).await {
+    match state
+        .services
+        .factors()
+        .rename_passkey(&tenant(), &session.sub, &id, &name, &Actor::User(session.sub.to_string()))
+        .await
+    {
         Ok(()) => back(&state, "passkey_renamed"),
-        Err(StoreError::NotFound(_)) => super::redirect_error(&state, "not_found"),
+        Err(ServiceError::NotFound(_)) => super::redirect_error(&state, "not_found"),
         Err(e) => failure(&state, e),
     }
 }
@@ -132,17 +143,11 @@ pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form
         Err(r) => return r,
     };
     let id = form.id.unwrap_or_default();
-    // With passwords turned off, a password is no way in: the last passkey stays.
-    if !state.config.login.passwords && state.store.passkeys(&tenant(), &user.sub).await.map_or(0, |p| p.len()) <= 1 {
-        return super::redirect_error(&state, "last_method");
-    }
-    match state.store.remove_passkey(&tenant(), &user.sub, &id, &Actor::User(session.sub.to_string())).await {
-        Ok(()) => {
-            end_other_sessions(&state, &session).await;
-            back(&state, "passkey_removed")
-        }
-        Err(StoreError::Invalid(_)) => super::redirect_error(&state, "last_method"),
-        Err(StoreError::NotFound(_)) => super::redirect_error(&state, "not_found"),
+    let actor = Actor::User(session.sub.to_string());
+    match state.services.factors().remove_passkey(&tenant(), &user.sub, &id, &session.sid, &actor).await {
+        Ok(()) => back(&state, "passkey_removed"),
+        Err(ServiceError::Invalid(_)) => super::redirect_error(&state, "last_method"),
+        Err(ServiceError::NotFound(_)) => super::redirect_error(&state, "not_found"),
         Err(e) => failure(&state, e),
     }
 }

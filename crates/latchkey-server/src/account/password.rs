@@ -5,10 +5,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use latchkey_core::domain::NewPassword;
-use latchkey_store::{Actor, StoreError};
+use latchkey_core::records::Actor;
+use latchkey_service::ServiceError;
+use latchkey_service::users::PasswordChange;
 use serde::Deserialize;
 
-use super::{back, end_other_sessions, failure, redirect_error, tenant};
+use super::{back, failure, redirect_error, tenant};
 use crate::app::AppState;
 
 #[derive(Deserialize)]
@@ -32,18 +34,14 @@ pub async fn set(State(state): State<AppState>, headers: HeaderMap, Form(form): 
     }
     let password = match NewPassword::parse(typed) {
         Ok(p) => p,
-        Err(e) => return state.pages.render(StatusCode::BAD_REQUEST, &crate::passwords::explain(e), None),
-    };
-    let hash = match state.passwords.hash(password.into_string()).await {
-        Ok(h) => h,
-        Err(e) => return failure(&state, e),
+        Err(e) => return state.pages.render(StatusCode::BAD_REQUEST, &latchkey_service::passwords::explain(e), None),
     };
     let actor = Actor::User(session.sub.to_string());
-    if let Err(e) = state.store.set_password_hash(&tenant(), &user.sub, Some(hash.as_str().to_owned()), &actor).await {
+    let change = PasswordChange::BySelf { current_sid: session.sid.clone() };
+    if let Err(e) = state.services.users().set_password(&tenant(), &user.sub, password, change, &actor).await {
         return failure(&state, e);
     }
     if state.config.sessions.end_other_sessions_on_password_change {
-        end_other_sessions(&state, &session).await;
         return back(&state, "password_set_signed_out");
     }
     back(&state, "password_set")
@@ -59,13 +57,11 @@ pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form
         Ok(found) => found,
         Err(r) => return r,
     };
-    match state.store.remove_password(&tenant(), &user.sub, &Actor::User(session.sub.to_string())).await {
-        Ok(()) => {
-            end_other_sessions(&state, &session).await;
-            back(&state, "password_removed")
-        }
-        Err(StoreError::Invalid(m)) if m.contains("no password") => redirect_error(&state, "no_password"),
-        Err(StoreError::Invalid(_)) => redirect_error(&state, "last_method"),
+    let actor = Actor::User(session.sub.to_string());
+    match state.services.users().remove_password(&tenant(), &user.sub, &session.sid, &actor).await {
+        Ok(()) => back(&state, "password_removed"),
+        Err(ServiceError::Invalid(m)) if m.contains("no password") => redirect_error(&state, "no_password"),
+        Err(ServiceError::Invalid(_)) => redirect_error(&state, "last_method"),
         Err(e) => failure(&state, e),
     }
 }

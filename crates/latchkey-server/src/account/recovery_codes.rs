@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use latchkey_core::crypto::{TokenHash, recovery_code};
 use latchkey_core::domain::SubjectId;
-use latchkey_store::Actor;
+use latchkey_core::records::Actor;
 use serde::Deserialize;
 
 use super::{base, failure, tenant};
@@ -24,7 +24,12 @@ pub fn generate(state: &AppState) -> (Vec<String>, Vec<TokenHash>) {
 pub async fn use_code(state: &AppState, sub: &SubjectId, typed: &str) -> bool {
     let Some(code) = recovery_code::normalize(typed) else { return false };
     let hash = state.token_hasher.hash(recovery_code::PURPOSE, &code);
-    state.store.use_recovery_code(&tenant(), sub, &hash, &Actor::User(sub.to_string())).await.unwrap_or(false)
+    state
+        .services
+        .factors()
+        .use_recovery_code(&tenant(), sub, &hash, &Actor::User(sub.to_string()))
+        .await
+        .unwrap_or(false)
 }
 
 /// The page that shows new codes once, with the same text as a download.
@@ -59,8 +64,11 @@ pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, Form(
         Err(r) => return r,
     };
     let (codes, hashes) = generate(&state);
-    if let Err(e) =
-        state.store.replace_recovery_codes(&tenant(), &user.sub, &hashes, &Actor::User(session.sub.to_string())).await
+    if let Err(e) = state
+        .services
+        .factors()
+        .replace_recovery_codes(&tenant(), &user.sub, &hashes, &Actor::User(session.sub.to_string()))
+        .await
     {
         return failure(&state, e);
     }

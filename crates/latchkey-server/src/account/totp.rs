@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::crypto::TotpSecret;
 use latchkey_core::domain::SubjectId;
-use latchkey_store::{Actor, StoreError};
+use latchkey_core::records::Actor;
+use latchkey_service::ServiceError;
 use serde::Deserialize;
 
 use super::{back, base, end_other_sessions, failure, recent_session, tenant};
@@ -30,7 +31,7 @@ fn open(state: &AppState, sub: &SubjectId, sealed: &str) -> Option<TotpSecret> {
 
 /// The step of a correct code for the user's confirmed authenticator app, used up here.
 pub async fn verify_code(state: &AppState, sub: &SubjectId, code: &str) -> bool {
-    let Ok(Some(factor)) = state.store.totp(&tenant(), sub).await else { return false };
+    let Ok(Some(factor)) = state.services.factors().totp(&tenant(), sub).await else { return false };
     if !factor.confirmed {
         return false;
     }
@@ -40,7 +41,7 @@ pub async fn verify_code(state: &AppState, sub: &SubjectId, code: &str) -> bool 
     };
     let now = u64::try_from(state.clock.now().secs()).unwrap_or(0);
     match secret.check(code, now) {
-        Some(step) => state.store.use_totp_step(&tenant(), sub, step).await.unwrap_or(false),
+        Some(step) => state.services.factors().use_totp_step(&tenant(), sub, step).await.unwrap_or(false),
         None => false,
     }
 }
@@ -57,9 +58,9 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form)
         Err(r) => return r,
     };
     let secret = TotpSecret::generate();
-    match state.store.start_totp(&tenant(), &user.sub, &seal(&state, &user.sub, &secret)).await {
+    match state.services.factors().start_totp(&tenant(), &user.sub, &seal(&state, &user.sub, &secret)).await {
         Ok(()) => Redirect::to(&format!("{}/account/totp", base(&state))).into_response(),
-        Err(StoreError::Conflict(m)) => state.pages.render(StatusCode::CONFLICT, &m, None),
+        Err(ServiceError::Conflict(m)) => state.pages.render(StatusCode::CONFLICT, &m, None),
         Err(e) => failure(&state, e),
     }
 }
@@ -74,7 +75,7 @@ async fn render(state: &AppState, headers: &HeaderMap, status: StatusCode, error
         Ok(found) => found,
         Err(r) => return r,
     };
-    let factor = match state.store.totp(&tenant(), &user.sub).await {
+    let factor = match state.services.factors().totp(&tenant(), &user.sub).await {
         Ok(Some(f)) if !f.confirmed => f,
         Ok(_) => return Redirect::to(&format!("{}/account/security", base(state))).into_response(),
         Err(e) => return failure(state, e),
@@ -116,7 +117,7 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(for
         Ok(found) => found,
         Err(r) => return r,
     };
-    let factor = match state.store.totp(&tenant(), &user.sub).await {
+    let factor = match state.services.factors().totp(&tenant(), &user.sub).await {
         Ok(Some(f)) if !f.confirmed => f,
         Ok(_) => return Redirect::to(&format!("{}/account/security", base(&state))).into_response(),
         Err(e) => return failure(&state, e),
@@ -127,7 +128,13 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(for
     let now = u64::try_from(state.clock.now().secs()).unwrap_or(0);
     let step = secret.check(form.code.as_deref().unwrap_or_default(), now);
     let confirmed = match step {
-        Some(step) => state.store.confirm_totp(&tenant(), &user.sub, step, &Actor::User(session.sub.to_string())).await,
+        Some(step) => {
+            state
+                .services
+                .factors()
+                .confirm_totp(&tenant(), &user.sub, step, &Actor::User(session.sub.to_string()))
+                .await
+        }
         None => Ok(false),
     };
     match confirmed {
@@ -150,12 +157,12 @@ pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form
         Ok(found) => found,
         Err(r) => return r,
     };
-    match state.store.remove_totp(&tenant(), &user.sub, &Actor::User(session.sub.to_string())).await {
+    match state.services.factors().remove_totp(&tenant(), &user.sub, &Actor::User(session.sub.to_string())).await {
         Ok(()) => {
             end_other_sessions(&state, &session).await;
             back(&state, "totp_removed")
         }
-        Err(StoreError::NotFound(_)) => back(&state, "totp_removed"),
+        Err(ServiceError::NotFound(_)) => back(&state, "totp_removed"),
         Err(e) => failure(&state, e),
     }
 }

@@ -39,9 +39,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower_http::timeout::{RequestBodyDeadline, Timeout};
 
-use crate::config::ServerLimits;
 use activity::{Activity, Due};
 use caps::{Caps, Slot};
+use latchkey_config::ServerLimits;
 
 /// Everything a connection needs, shared by all of them.
 struct Listener {

@@ -57,7 +57,8 @@ pub async fn put<T: Serialize>(
     let json = serde_json::to_string(value).map_err(|e| e.to_string())?;
     let expires_at = state.clock.now().plus(state.config.passkeys.challenge_lifetime);
     state
-        .store
+        .services
+        .factors()
         .put_ceremony(&TenantId::default_tenant(), &key(state, &secret), purpose.as_str(), &json, expires_at)
         .await
         .map_err(|e| e.to_string())?;
@@ -69,7 +70,8 @@ pub async fn put<T: Serialize>(
 pub async fn take<T: DeserializeOwned>(state: &AppState, headers: &HeaderMap, purpose: Purpose) -> Option<T> {
     let secret = cookies::get(headers, &cookies::name(state.https, COOKIE))?;
     let json = match state
-        .store
+        .services
+        .factors()
         .take_ceremony(&TenantId::default_tenant(), &key(state, secret), purpose.as_str(), state.clock.now())
         .await
     {

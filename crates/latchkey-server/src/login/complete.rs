@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::domain::{Factor, Factors, SubjectId, TenantId};
-use latchkey_store::User;
+use latchkey_core::records::User;
 use serde::{Deserialize, Serialize};
 
 use super::ceremony::{self, Purpose};
@@ -68,8 +68,8 @@ impl Pending {
 /// What the user has set up as a second factor: (passkeys, a confirmed authenticator app).
 pub async fn second_factors(state: &AppState, sub: &SubjectId) -> (usize, bool) {
     let tenant = TenantId::default_tenant();
-    let passkeys = state.store.passkeys(&tenant, sub).await.map(|p| p.len()).unwrap_or(0);
-    let totp = matches!(state.store.totp(&tenant, sub).await, Ok(Some(t)) if t.confirmed);
+    let passkeys = state.services.factors().passkeys(&tenant, sub).await.map(|p| p.len()).unwrap_or(0);
+    let totp = matches!(state.services.factors().totp(&tenant, sub).await, Ok(Some(t)) if t.confirmed);
     (passkeys, totp)
 }
 

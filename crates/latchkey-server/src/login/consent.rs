@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::domain::TenantId;
-use latchkey_store::Actor;
+use latchkey_core::records::Actor;
 use serde::Deserialize;
 
 use super::{allow_form_redirect, base, csrf, expired};
@@ -87,8 +87,14 @@ pub async fn consent_submit(
             // Consent accumulates: allowing fewer scopes or claims now does not withdraw
             // earlier ones.
             let tenant = TenantId::default_tenant();
-            let mut consent =
-                state.store.consent(&tenant, &session.sub, &client.client_id).await.ok().flatten().unwrap_or_default();
+            let mut consent = state
+                .services
+                .consents()
+                .get(&tenant, &session.sub, &client.client_id)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             let claims = crate::oidc::claims::beyond_scopes(request.claims.as_ref(), &request.scope);
             for (given, asked) in [
                 (&mut consent.scopes, request.scope.iter().map(String::as_str).collect::<Vec<_>>()),
@@ -100,7 +106,9 @@ pub async fn consent_submit(
                     }
                 }
             }
-            if let Err(e) = state.store.save_consent(&tenant, &session.sub, &client.client_id, &consent, &actor).await {
+            if let Err(e) =
+                state.services.consents().save(&tenant, &session.sub, &client.client_id, &consent, &actor).await
+            {
                 tracing::error!(error = %e, "cannot save consent");
                 return state.pages.render(
                     StatusCode::INTERNAL_SERVER_ERROR,

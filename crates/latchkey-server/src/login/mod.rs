@@ -22,17 +22,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use latchkey_core::crypto::PasswordHash;
 use latchkey_core::domain::{Email, Factor, Factors, TenantId, TypedPassword, Username};
-use latchkey_store::User;
+use latchkey_core::records::User;
 use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::attempt_limits::{self, Account, Admission, Guess};
-use crate::config::{Identifier, RegistrationMode};
 use crate::edge::ClientIp;
 use crate::oauth::authorize::load_pending;
 use crate::sessions;
 pub use complete::ReturnTo;
 pub use consent::{consent_page, consent_submit};
+use latchkey_config::{Identifier, RegistrationMode};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -176,7 +176,7 @@ pub(crate) async fn find_user(state: &AppState, typed: &str) -> Option<User> {
     let typed = typed.trim();
     if typed.contains('@')
         && let Ok(email) = Email::parse(typed)
-        && let Ok(Some(u)) = state.store.user_by_email(&tenant, &email).await
+        && let Ok(Some(u)) = state.services.users().by_email(&tenant, &email).await
         && u.email_verified
     {
         return Some(u);
@@ -185,7 +185,7 @@ pub(crate) async fn find_user(state: &AppState, typed: &str) -> Option<User> {
         return None;
     }
     match Username::parse(typed) {
-        Ok(u) => state.store.user_by_username(&tenant, &u).await.ok().flatten(),
+        Ok(u) => state.services.users().by_username(&tenant, &u).await.ok().flatten(),
         Err(_) => None,
     }
 }
@@ -227,7 +227,7 @@ pub async fn login_submit(
     // Checked before anything is counted or hashed; the same answer for every account.
     let password = match TypedPassword::parse(form.password.clone().unwrap_or_default()) {
         Ok(p) => p,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, &crate::passwords::explain(e)),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &latchkey_service::passwords::explain(e)),
     };
     let (user, stored) = match check_password(&state, &typed, &password, ip).await {
         Ok(found) => found,
@@ -305,7 +305,9 @@ async fn upgrade_hash(state: &AppState, user: &User, stored: &PasswordHash, pass
     }
     let tenant = TenantId::default_tenant();
     let upgraded = match state.passwords.hash(password.into_string()).await {
-        Ok(new) => state.store.upgrade_password_hash(&tenant, &user.sub, stored.as_str(), new.as_str()).await,
+        Ok(new) => {
+            state.services.users().upgrade_password_hash(&tenant, &user.sub, stored.as_str(), new.as_str()).await
+        }
         Err(e) => {
             tracing::warn!(error = %e, sub = %user.sub, "cannot rehash a password at today's parameters");
             return;

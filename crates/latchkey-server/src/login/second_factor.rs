@@ -125,7 +125,7 @@ pub async fn submit(
     };
     attempt.succeeded(&state).await;
     let tenant = latchkey_core::domain::TenantId::default_tenant();
-    let Some(user) = state.store.user_by_sub(&tenant, &sub).await.ok().flatten().filter(|u| !u.locked) else {
+    let Some(user) = state.services.users().by_sub(&tenant, &sub).await.ok().flatten().filter(|u| !u.locked) else {
         return expired(&state);
     };
     let done = complete::SignedIn {

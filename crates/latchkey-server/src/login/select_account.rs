@@ -5,7 +5,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_store::Actor;
+use latchkey_core::records::Actor;
 use serde::Deserialize;
 
 use super::consent::ConsentQuery;

@@ -11,8 +11,8 @@ use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::crypto::random;
-use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, TenantId, scope_of_claim};
-use latchkey_store::{BrowserSession, Client, NewCode, PendingAuthorization};
+use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, ScopeName, TenantId, scope_of_claim};
+use latchkey_core::records::{BrowserSession, Client, NewCode, PendingAuthorization};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -330,7 +330,7 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
 /// RFC 8707: the `resource` must be a registered resource server, and every requested
 /// scope that is not an OpenID scope must be one it accepts. Returns the audience.
 pub async fn resource_audience(state: &AppState, resource: &str, scopes: &[String]) -> Result<String, String> {
-    let servers = state.store.list_resource_servers(&TenantId::default_tenant()).await.map_err(|e| {
+    let servers = state.services.resources().list(&TenantId::default_tenant()).await.map_err(|e| {
         tracing::error!(error = %e, "cannot list resource servers");
         "resource servers are unavailable".to_owned()
     })?;
@@ -338,8 +338,7 @@ pub async fn resource_audience(state: &AppState, resource: &str, scopes: &[Strin
         .iter()
         .find(|s| s.identifier == resource)
         .ok_or_else(|| format!("`{resource}` is not a registered resource"))?;
-    const OIDC: [&str; 6] = ["openid", "profile", "email", "phone", "address", "offline_access"];
-    if let Some(s) = scopes.iter().find(|s| !OIDC.contains(&s.as_str()) && !server.scopes.contains(s)) {
+    if let Some(s) = scopes.iter().find(|s| !ScopeName::BUILT_IN.contains(&s.as_str()) && !server.scopes.contains(s)) {
         return Err(format!("`{resource}` does not accept the `{s}` scope"));
     }
     Ok(server.identifier.clone())
@@ -477,8 +476,9 @@ async fn consent_needed(
         return Ok(true);
     }
     let given = state
-        .store
-        .consent(&TenantId::default_tenant(), &session.sub, &client.client_id)
+        .services
+        .consents()
+        .get(&TenantId::default_tenant(), &session.sub, &client.client_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read consent");
@@ -536,7 +536,7 @@ async fn park(
     };
     let limit = state.config.sessions.max_authorization_requests_per_ip;
     let hash = state.token_hasher.hash(REQUEST_PURPOSE, &id);
-    match state.store.put_authorization_request(&TenantId::default_tenant(), &hash, &pending, limit).await {
+    match state.services.tokens().park_request(&TenantId::default_tenant(), &hash, &pending, limit).await {
         Ok(true) => {}
         Ok(false) => {
             metrics::counter!("latchkey_authorization_requests_refused_total", "limit" => "per_ip").increment(1);
@@ -571,12 +571,9 @@ pub async fn load_pending(
 ) -> Option<(AuthorizationRequest, Arc<Client>)> {
     let binding = cookies::get(headers, &cookies::name(state.https, BINDING_COOKIE))?;
     let stored = state
-        .store
-        .authorization_request(
-            &TenantId::default_tenant(),
-            &state.token_hasher.hash(REQUEST_PURPOSE, id),
-            state.clock.now(),
-        )
+        .services
+        .tokens()
+        .parked_request(&TenantId::default_tenant(), &state.token_hasher.hash(REQUEST_PURPOSE, id), state.clock.now())
         .await
         .ok()
         .flatten()?;
@@ -603,8 +600,9 @@ pub async fn resume(State(state): State<AppState>, headers: HeaderMap, Query(q):
 
 pub async fn forget_pending(state: &AppState, id: &str) {
     let _ = state
-        .store
-        .delete_authorization_request(&TenantId::default_tenant(), &state.token_hasher.hash(REQUEST_PURPOSE, id))
+        .services
+        .tokens()
+        .drop_parked_request(&TenantId::default_tenant(), &state.token_hasher.hash(REQUEST_PURPOSE, id))
         .await;
 }
 
@@ -612,7 +610,7 @@ pub async fn forget_pending(state: &AppState, id: &str) {
 pub async fn replace_pending(state: &AppState, id: &str, request: &AuthorizationRequest) -> bool {
     let Ok(json) = serde_json::to_string(request) else { return false };
     let hash = state.token_hasher.hash(REQUEST_PURPOSE, id);
-    state.store.update_authorization_request(&TenantId::default_tenant(), &hash, &json).await.unwrap_or(false)
+    state.services.tokens().update_parked_request(&TenantId::default_tenant(), &hash, &json).await.unwrap_or(false)
 }
 
 /// Issues the code and sends the browser back to the client.
@@ -658,7 +656,7 @@ pub async fn issue_code(
             );
         }
     };
-    if let Err(e) = state.store.insert_code(&TenantId::default_tenant(), &new).await {
+    if let Err(e) = state.services.tokens().insert_code(&TenantId::default_tenant(), &new).await {
         tracing::error!(error = %e, "cannot store code");
         return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
     }

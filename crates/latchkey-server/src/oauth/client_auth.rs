@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use latchkey_core::domain::client_assertion::{AssertionExpectations, ClientAssertionClaims};
 use latchkey_core::domain::{ClientId, ClientKind, TenantId, TokenEndpointAuthMethod};
-use latchkey_store::Client;
+use latchkey_core::records::Client;
 
 use super::params::Params;
 use super::{OAuthError, client_auth_limits};
@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::edge::authorization::{AuthorizationError, BasicCredentials};
 
 /// The purpose client secret hashes are bound to.
-pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
+use latchkey_service::clients::CLIENT_SECRET_PURPOSE;
 
 pub use super::client_auth_limits::ClientAuthThrottle;
 
@@ -163,7 +163,12 @@ async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc
     };
     let checked = ClientAssertionClaims::parse(&claims, &expect).map_err(|e| fail(&e.to_string()))?;
     let until = latchkey_core::UnixTime::from_secs(checked.exp + skew);
-    if !state.store.remember_assertion_jti(&TenantId::default_tenant(), &client.client_id, &checked.jti, until).await? {
+    if !state
+        .services
+        .clients()
+        .remember_assertion_jti(&TenantId::default_tenant(), &client.client_id, &checked.jti, until)
+        .await?
+    {
         return Err(fail("jti replayed"));
     }
     Ok(client)

@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use latchkey_core::domain::TenantId;
-use latchkey_store::Client;
+use latchkey_core::records::Client;
 
 use super::OAuthError;
 use crate::app::AppState;
@@ -122,7 +122,8 @@ where
     let (tenant, key) = (TenantId::default_tenant(), key(bucket));
     let max = i64::from(state.config.login.max_failures_per_ip);
     let reserved = state
-        .store
+        .services
+        .sign_in()
         .reserve_attempts(&tenant, &[key.as_str()], state.clock.now(), state.config.login.failure_window)
         .await;
     let reserved = match reserved.as_deref() {
@@ -137,7 +138,7 @@ where
         }
     };
     let give_back = || async {
-        if let Err(e) = state.store.release_attempts(&tenant, &[(key.as_str(), reserved)]).await {
+        if let Err(e) = state.services.sign_in().release_attempts(&tenant, &[(key.as_str(), reserved)]).await {
             tracing::warn!(error = %e, limit = LIMIT, "cannot give a client authentication attempt back");
             metrics::counter!("latchkey_attempt_counter_errors_total", "limit" => LIMIT).increment(1);
         }
@@ -169,7 +170,7 @@ where
     }
     let (tenant, window) = (TenantId::default_tenant(), state.config.login.failure_window);
     let max = i64::from(state.config.login.max_failures_per_ip);
-    match state.store.record_login_failure(&tenant, &key(bucket), state.clock.now(), window).await {
+    match state.services.sign_in().record_failure(&tenant, &key(bucket), state.clock.now(), window).await {
         Ok(failures) if failures > max => {
             block(state, bucket);
             Err(refused(state))

@@ -33,7 +33,7 @@ async fn is_audience(
     aud: &str,
     caller: &latchkey_core::domain::ClientId,
 ) -> Result<bool, OAuthError> {
-    let servers = state.store.list_resource_servers(&TenantId::default_tenant()).await?;
+    let servers = state.services.resources().list(&TenantId::default_tenant()).await?;
     Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_deref() == Some(caller.as_str())))
 }
 
@@ -66,10 +66,10 @@ pub async fn introspect(
         return Ok(reply(out));
     }
     let hash = state.token_hasher.hash(REFRESH_PURPOSE, token);
-    if let Some(r) = state.store.refresh_token(&TenantId::default_tenant(), &hash).await? {
+    if let Some(r) = state.services.tokens().refresh_token(&TenantId::default_tenant(), &hash).await? {
         let now = state.clock.now();
         let live = r.revoked_at.is_none() && r.rotated_at.is_none() && r.expires_at > now;
-        if live && r.client_id == client.client_id.as_str() {
+        if live && r.client_id == client.client_id {
             let data = super::grant::GrantData::from_stored(&r.grant_data)
                 .map_err(|e| OAuthError::server_error("stored grant is damaged", e))?;
             let mut out = json!({
@@ -78,7 +78,7 @@ pub async fn introspect(
                 "iss": state.issuer.as_ref(),
             });
             // Refresh tokens are issued for a user's grant only.
-            if let Some(name) = username(&state, &r.sub).await {
+            if let Some(name) = username(&state, r.sub.as_str()).await {
                 out["username"] = name.into();
             }
             return Ok(reply(out));

@@ -7,7 +7,6 @@ pub mod client_keys;
 pub mod grant;
 pub mod introspect;
 pub mod params;
-pub mod revocations;
 pub mod revoke;
 pub mod token;
 pub mod tokens;
@@ -100,8 +99,8 @@ impl IntoResponse for OAuthError {
     }
 }
 
-impl From<latchkey_store::StoreError> for OAuthError {
-    fn from(e: latchkey_store::StoreError) -> Self {
+impl From<latchkey_service::ServiceError> for OAuthError {
+    fn from(e: latchkey_service::ServiceError) -> Self {
         OAuthError::server_error("store error", e)
     }
 }

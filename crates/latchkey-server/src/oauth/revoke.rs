@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::UnixTime;
 use latchkey_core::domain::TenantId;
-use latchkey_store::Actor;
+use latchkey_core::records::Actor;
 
 use super::OAuthError;
 use super::client_auth::authenticate;
@@ -32,12 +32,12 @@ pub async fn revoke(
     // The hint only orders the lookups (RFC 7009 §2.1); a refresh token lookup is one
     // indexed query, so it always comes first.
     let hash = state.token_hasher.hash(REFRESH_PURPOSE, token);
-    match state.store.refresh_token(&tenant, &hash).await? {
-        Some(r) if r.client_id == client.client_id.as_str() => {
+    match state.services.tokens().refresh_token(&tenant, &hash).await? {
+        Some(r) if r.client_id == client.client_id => {
             // RFC 7009 §2.1: revoking a refresh token should also invalidate the access
             // tokens of the same grant.
             let until = now.plus(crate::oauth::tokens::access_token_lifetime(&state, &client));
-            state.store.revoke_grant(&tenant, &r.grant_id, until, now, &actor).await?;
+            state.services.tokens().revoke_grant(&tenant, &r.grant_id, until, now, &actor).await?;
             state.revocations.add_local("grant", &r.grant_id, until);
         }
         Some(_) => {} // another client's token is left alone
@@ -46,7 +46,7 @@ pub async fn revoke(
                 && claims.client_id == client.client_id.as_str()
             {
                 let until = UnixTime::from_secs(claims.exp);
-                state.store.revoke_access_token(&tenant, &claims.jti, until, &actor).await?;
+                state.services.tokens().revoke_access_token(&tenant, &claims.jti, until, &actor).await?;
                 state.revocations.add_local("jti", &claims.jti, until);
             }
         }

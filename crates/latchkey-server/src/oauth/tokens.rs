@@ -97,28 +97,8 @@ pub fn mint_access_token(state: &AppState, req: AccessTokenRequest<'_>) -> Resul
 }
 
 /// The access token lifetime for `client`: its own, or the configured default.
-pub fn access_token_lifetime(state: &AppState, client: &latchkey_store::Client) -> std::time::Duration {
-    client
-        .access_token_lifetime
-        .and_then(|s| u64::try_from(s).ok())
-        .map_or(state.config.tokens.access_token_lifetime, std::time::Duration::from_secs)
-}
-
-/// The longest lifetime any access token may have now: how long a revocation must be kept.
-pub async fn longest_access_token_lifetime(
-    store: &dyn latchkey_store::Store,
-    config: &crate::config::Config,
-) -> std::time::Duration {
-    let default = config.tokens.access_token_lifetime;
-    match store.list_clients(&latchkey_core::domain::TenantId::default_tenant()).await {
-        Ok(clients) => clients
-            .iter()
-            .filter_map(|c| c.access_token_lifetime.and_then(|s| u64::try_from(s).ok()))
-            .map(std::time::Duration::from_secs)
-            .fold(default, std::cmp::max),
-        // Unknown: keep the revocation for a day, longer than any sensible access token.
-        Err(_) => default.max(std::time::Duration::from_secs(86_400)),
-    }
+pub fn access_token_lifetime(state: &AppState, client: &latchkey_core::records::Client) -> std::time::Duration {
+    latchkey_service::tokens::access_token_lifetime(&state.config, client)
 }
 
 /// Back-Channel Logout 1.0 §2.4: the event a logout token carries.
@@ -130,7 +110,7 @@ const LOGOUT_TOKEN_LIFETIME: i64 = 120;
 /// client's ID tokens, with `sub` and `sid` and never a `nonce`.
 pub fn mint_logout_token(
     state: &AppState,
-    client: &latchkey_store::Client,
+    client: &latchkey_core::records::Client,
     jti: &str,
     sub: &str,
     sid: &str,

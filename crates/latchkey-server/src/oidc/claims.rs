@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use latchkey_core::domain::{ClaimRequest, ClaimsRequest, SubjectId, claims_of_scope, scope_of_claim};
-use latchkey_store::User;
+use latchkey_core::records::User;
 use serde_json::{Map, Value};
 
 use crate::app::AppState;

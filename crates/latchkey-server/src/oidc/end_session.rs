@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use latchkey_core::domain::ClientId;
-use latchkey_store::{Actor, SessionsEnded};
+use latchkey_core::records::{Actor, SessionsEnded};
 use url::Url;
 
 use crate::app::AppState;

@@ -10,11 +10,11 @@ pub mod sign_in;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey_store::{NewPasskey, StoredPasskey};
+use latchkey_core::records::{NewPasskey, StoredPasskey};
 use serde_json::Value;
 use webauthn_rs::prelude::*;
 
-use crate::config::Config;
+use latchkey_config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {

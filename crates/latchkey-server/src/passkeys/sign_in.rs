@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use latchkey_core::domain::{Factor, Factors, TenantId};
-use latchkey_store::PasskeyUse;
+use latchkey_core::records::PasskeyUse;
 use serde::Deserialize;
 use webauthn_rs::prelude::DiscoverableAuthentication;
 
@@ -56,7 +56,7 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
             return json_error(StatusCode::BAD_REQUEST, "This sign-in has expired. Please start again.");
         };
         let ids = match pending.subject() {
-            Some(sub) => state.store.passkeys(&tenant, &sub).await.unwrap_or_default(),
+            Some(sub) => state.services.factors().passkeys(&tenant, &sub).await.unwrap_or_default(),
             None => Vec::new(),
         };
         if let Err(e) = ceremony::put(&state, &headers, Purpose::SecondFactor, &pending).await {
@@ -164,18 +164,20 @@ async fn verify(
     state: &AppState,
     response: &str,
     challenge: DiscoverableAuthentication,
-) -> Result<(latchkey_store::User, Factor), PasskeyError> {
+) -> Result<(latchkey_core::records::User, Factor), PasskeyError> {
     let tenant = TenantId::default_tenant();
     let (credential, id, handle) = Passkeys::identify(response)?;
     let stored = state
-        .store
+        .services
+        .factors()
         .passkey(&tenant, &id)
         .await
         .map_err(|e| PasskeyError::Stored(e.to_string()))?
         .ok_or_else(|| PasskeyError::Rejected("unknown credential".into()))?;
     let user = state
-        .store
-        .user_by_sub(&tenant, &stored.sub)
+        .services
+        .users()
+        .by_sub(&tenant, &stored.sub)
         .await
         .map_err(|e| PasskeyError::Stored(e.to_string()))?
         .filter(|u| !u.locked)
@@ -183,7 +185,7 @@ async fn verify(
     if let Some(handle) = handle {
         // The user handle the authenticator holds must be this user's.
         let given = webauthn_rs::prelude::Uuid::from_slice(&handle).map(|u| u.to_string()).unwrap_or_default();
-        let owner = state.store.user_by_webauthn_id(&tenant, &given).await.ok().flatten().map(|u| u.sub);
+        let owner = state.services.users().by_webauthn_id(&tenant, &given).await.ok().flatten().map(|u| u.sub);
         if owner.as_ref() != Some(&user.sub) {
             return Err(PasskeyError::Rejected("user handle does not match the credential".into()));
         }
@@ -197,7 +199,8 @@ async fn verify(
     };
     let counter = result.counter();
     let recorded = state
-        .store
+        .services
+        .factors()
         .record_passkey_use(
             &tenant,
             PasskeyUse {
@@ -218,7 +221,7 @@ async fn verify(
 }
 
 /// A signature counter that did not grow: two authenticators may hold this key.
-async fn possible_clone(stored: &latchkey_store::StoredPasskey) {
+async fn possible_clone(stored: &latchkey_core::records::StoredPasskey) {
     tracing::warn!(
         sub = %stored.sub, credential_id = %stored.credential_id, stored_count = stored.sign_count,
         "passkey sign-in refused: the signature counter did not grow (possible cloned authenticator)"

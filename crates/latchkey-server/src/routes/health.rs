@@ -15,7 +15,7 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// Ready: the database answers and signing keys are loaded.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let database = state.store.ping().await.is_ok();
+    let database = state.services.system().ping().await.is_ok();
     let keys = state.keys.algorithms().iter().all(|alg| state.keys.active(*alg).is_some());
     let status = if database && keys { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::domain::{ClientId, TenantId};
-use latchkey_store::{Actor, BrowserSession, SessionSelector};
+use latchkey_core::records::{Actor, BrowserSession, SessionSelector};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -62,7 +62,12 @@ pub async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) ->
     let Some(current) = sessions::current(&state, &headers).await else { return login_first(&state) };
     let tenant = TenantId::default_tenant();
     let now = state.clock.now();
-    let list = match state.store.user_sessions(&tenant, &current.sub, now, state.config.sessions.idle_timeout).await {
+    let list = match state
+        .services
+        .sessions()
+        .of_user(&tenant, &current.sub, now, state.config.sessions.idle_timeout)
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "cannot list sessions");
@@ -135,12 +140,12 @@ async fn owns(state: &AppState, current: &BrowserSession, sid: &str) -> bool {
     let tenant = TenantId::default_tenant();
     let idle = state.config.sessions.idle_timeout;
     matches!(
-        state.store.browser_session_by_sid(&tenant, sid, state.clock.now(), idle).await,
+        state.services.sessions().by_sid(&tenant, sid, state.clock.now(), idle).await,
         Ok(Some(s)) if s.sub == current.sub
     )
 }
 
-fn ended_or_error(state: &AppState, result: Result<Response, latchkey_store::StoreError>) -> Response {
+fn ended_or_error(state: &AppState, result: Result<Response, latchkey_service::ServiceError>) -> Response {
     result.unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot end session");
         state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)

@@ -9,14 +9,13 @@
 
 use std::time::Duration;
 
-use latchkey_core::domain::ClientId;
-use latchkey_store::{DeliveryOutcome, LogoutDelivery};
+use latchkey_core::records::{DeliveryOutcome, LogoutDelivery};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::app::AppState;
-use crate::config::LogoutConfig;
 use crate::oauth::tokens::mint_logout_token;
-use crate::outbound::{OutboundError, Purpose, Request};
+use latchkey_config::LogoutConfig;
+use latchkey_service::outbound::{OutboundError, Purpose, Request};
 
 /// Deliveries claimed per round.
 const BATCH: u32 = 32;
@@ -40,7 +39,7 @@ pub async fn deliver_due(state: &AppState) {
     let config = &state.config.logout;
     let lease = config.backchannel_timeout * 2 + Duration::from_secs(5);
     loop {
-        let batch = match state.store.claim_logout_deliveries(state.clock.now(), lease, BATCH).await {
+        let batch = match state.services.sessions().claim_logout_deliveries(state.clock.now(), lease, BATCH).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the back-channel logout queue");
@@ -82,7 +81,9 @@ async fn deliver(state: &AppState, d: LogoutDelivery) {
         }
         DeliveryOutcome::Delivered => {}
     }
-    if let Err(e) = state.store.finish_logout_delivery(&d.tenant, &d.jti, &outcome, state.clock.now()).await {
+    if let Err(e) =
+        state.services.sessions().finish_logout_delivery(&d.tenant, &d.jti, &outcome, state.clock.now()).await
+    {
         tracing::error!(error = %e, jti = %d.jti, "cannot record a back-channel logout delivery");
     }
 }
@@ -98,8 +99,7 @@ enum Failure {
 }
 
 async fn send(state: &AppState, d: &LogoutDelivery) -> Result<(), Failure> {
-    let client_id = ClientId::parse(&d.client_id).map_err(|e| Failure::Permanent(e.to_string()))?;
-    let client = match state.caches.client(&client_id).await {
+    let client = match state.caches.client(&d.client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(Failure::Permanent("the client no longer exists".into())),
         Err(e) => return Err(Failure::Transient(format!("cannot load the client: {e}"))),
@@ -107,7 +107,7 @@ async fn send(state: &AppState, d: &LogoutDelivery) -> Result<(), Failure> {
     let Some(uri) = client.session_policy.backchannel_logout_uri.clone() else {
         return Err(Failure::Permanent("the client no longer has a backchannel_logout_uri".into()));
     };
-    let token = mint_logout_token(state, &client, &d.jti, &d.sub, &d.sid)
+    let token = mint_logout_token(state, &client, &d.jti, d.sub.as_str(), &d.sid)
         .map_err(|e| Failure::Transient(format!("cannot sign the logout token: {e}")))?;
     let request = Request::post_form(uri.as_str(), &[("logout_token", &token)])
         .header("cache-control", "no-store")

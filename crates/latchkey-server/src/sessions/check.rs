@@ -28,7 +28,7 @@ fn frame_source(redirect: &latchkey_core::domain::RedirectUri) -> Option<String>
 }
 
 pub async fn check_session_iframe(State(state): State<AppState>) -> Response {
-    let clients = match state.store.list_clients(&TenantId::default_tenant()).await {
+    let clients = match state.services.clients().list(&TenantId::default_tenant()).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot list clients");

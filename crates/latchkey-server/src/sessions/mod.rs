@@ -14,13 +14,12 @@ pub mod signed_out;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use latchkey_core::UnixTime;
 use latchkey_core::crypto::random;
 use latchkey_core::domain::{ClientSessionPolicy, SubjectId, TenantId};
-use latchkey_store::{Actor, BrowserSession, SessionEnd, SessionSelector, SessionsEnded, Store, StoreError};
+use latchkey_core::records::{Actor, BrowserSession, SessionSelector, SessionsEnded};
+use latchkey_service::ServiceError;
 
 use crate::app::AppState;
-use crate::config::Config;
 use crate::login::cookies;
 
 pub const SESSION_COOKIE: &str = "latchkey-session";
@@ -42,19 +41,20 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<BrowserSes
     let value = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE))?;
     let hash = state.token_hasher.hash(SESSION_PURPOSE, value);
     let now = state.clock.now();
-    let session = match state.store.browser_session(&tenant(), &hash, now, state.config.sessions.idle_timeout).await {
-        Ok(s) => s?,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read session");
-            return None;
-        }
-    };
+    let session =
+        match state.services.sessions().by_cookie(&tenant(), &hash, now, state.config.sessions.idle_timeout).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read session");
+                return None;
+            }
+        };
     match state.caches.user(&session.sub).await {
         Ok(Some(user)) if !user.locked => {}
         _ => return None,
     }
     if now.since(session.last_active_at) >= TOUCH_EVERY
-        && let Err(e) = state.store.touch_browser_session(&tenant(), &session.sid, now).await
+        && let Err(e) = state.services.sessions().touch(&tenant(), &session.sid, now).await
     {
         tracing::warn!(error = %e, "cannot record session activity");
     }
@@ -79,7 +79,7 @@ pub async fn start(
     state: &AppState,
     headers: &HeaderMap,
     sign_in: SignIn,
-) -> Result<(BrowserSession, Vec<HeaderValue>), StoreError> {
+) -> Result<(BrowserSession, Vec<HeaderValue>), ServiceError> {
     let actor = Actor::User(sign_in.sub.to_string());
     let previous = current(state, headers).await;
     let now = state.clock.now();
@@ -105,7 +105,7 @@ pub async fn start(
         Some(p) => {
             session.sid = p.sid.clone();
             session.created_at = p.created_at;
-            state.store.reauthenticate_browser_session(&tenant(), &p.id_hash, &session, &actor).await?
+            state.services.sessions().reauthenticate(&tenant(), &p.id_hash, &session, &actor).await?
         }
         None => false,
     };
@@ -113,7 +113,7 @@ pub async fn start(
         session.sid = random::identifier::<16>();
         session.created_at = now;
         end_this_browser(state, headers, "replaced", &actor).await;
-        state.store.create_browser_session(&tenant(), &session, &actor).await?;
+        state.services.sessions().create(&tenant(), &session, &actor).await?;
     }
     let cookies = vec![
         cookies::set(state.https, SESSION_COOKIE, &secret, Some(lifetime.as_secs())),
@@ -122,46 +122,15 @@ pub async fn start(
     Ok((session, cookies))
 }
 
-/// Ends sessions in the store: the sessions go, their clients' back-channel logout tokens
-/// are queued (any node's sender delivers them) and their refresh tokens are revoked
-/// (every one of the user's with `revoke_all_refresh_tokens`). For the CLI as for the server.
-pub async fn end_in_store(
-    store: &dyn Store,
-    config: &Config,
-    now: UnixTime,
-    which: &SessionSelector,
-    reason: &'static str,
-    revoke_all_refresh_tokens: bool,
-    actor: &Actor,
-) -> Result<(SessionsEnded, UnixTime), StoreError> {
-    let how = SessionEnd {
-        now,
-        revoke_until: now.plus(crate::oauth::tokens::longest_access_token_lifetime(store, config).await),
-        revoke_all_refresh_tokens,
-        reason,
-    };
-    Ok((store.end_browser_sessions(&tenant(), which, &how, actor).await?, how.revoke_until))
-}
-
-/// Ends sessions and everything that goes with them; wakes the back-channel sender.
+/// Ends sessions and everything that goes with them (`Sessions::end` in the service).
 pub async fn end(
     state: &AppState,
     which: &SessionSelector,
     reason: &'static str,
     revoke_all_refresh_tokens: bool,
     actor: &Actor,
-) -> Result<SessionsEnded, StoreError> {
-    let now = state.clock.now();
-    let (ended, until) =
-        end_in_store(state.store.as_ref(), &state.config, now, which, reason, revoke_all_refresh_tokens, actor).await?;
-    for grant in &ended.revoked_grants {
-        state.revocations.add_local("grant", grant, until);
-    }
-    if !ended.sessions.is_empty() {
-        metrics::counter!("latchkey_sessions_ended_total", "reason" => reason).increment(ended.sessions.len() as u64);
-        state.backchannel.notify_one();
-    }
-    Ok(ended)
+) -> Result<SessionsEnded, ServiceError> {
+    state.services.sessions().end(&tenant(), which, reason, revoke_all_refresh_tokens, actor).await
 }
 
 /// Ends this browser's session, if it has one. Returns what ended and the cookies that
@@ -187,8 +156,11 @@ pub async fn end_this_browser(
 }
 
 /// What the store records with a code: that `session` signed into `client`.
-pub fn signed_into(session: &BrowserSession, client: &latchkey_store::Client) -> latchkey_store::CodeSession {
-    latchkey_store::CodeSession {
+pub fn signed_into(
+    session: &BrowserSession,
+    client: &latchkey_core::records::Client,
+) -> latchkey_core::records::CodeSession {
+    latchkey_core::records::CodeSession {
         sid: session.sid.clone(),
         backchannel: client.session_policy.backchannel_logout_uri.is_some(),
     }

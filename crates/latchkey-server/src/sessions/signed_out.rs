@@ -6,7 +6,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::domain::ClientId;
-use latchkey_store::SessionsEnded;
+use latchkey_core::records::SessionsEnded;
 use url::Url;
 
 use crate::app::AppState;

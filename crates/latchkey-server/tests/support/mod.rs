@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use latchkey_config::{AllowEntry, Config, Purpose, SecretRef};
 use latchkey_core::Clock;
-use latchkey_server::config::{AllowEntry, Config, Purpose, SecretRef};
 use latchkey_server::{Foundation, RunningServer, StartupError};
 use latchkey_store::testing::TestDatabase;
 
@@ -153,7 +153,7 @@ use latchkey_core::domain::{
     ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName,
     SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
 };
-use latchkey_store::{Actor, NewClient, NewUser};
+use latchkey_core::records::{Actor, NewClient, NewUser};
 
 pub struct ClientSpec<'a> {
     pub id: &'a str,
@@ -214,7 +214,8 @@ impl TestServer {
             profile: ProfileClaims { given_name: Some("Test".into()), ..ProfileClaims::default() },
             password_hash: Some(hash.as_str().to_owned()),
         };
-        ok(self.state().store.create_user(&TenantId::default_tenant(), user, &Actor::Cli).await, "create user").sub
+        ok(self.state().services.users().create(&TenantId::default_tenant(), user, &Actor::Cli).await, "create user")
+            .sub
     }
 
     /// A client; returns its secret when it has one.
@@ -243,14 +244,18 @@ impl TestServer {
             allow_insecure_redirect_uris: spec.allow_insecure_redirect_uris,
             refresh_reuse_grace: spec.refresh_reuse_grace,
         };
-        ok(self.state().store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create client");
+        ok(
+            self.state().services.clients().create(&TenantId::default_tenant(), client, &Actor::Cli).await,
+            "create client",
+        );
         secret
     }
 
     /// A scope clients may then be allowed.
     pub async fn create_scope(&self, name: &str, description: &str) {
         let scope = ok(ScopeName::parse(name), "scope");
-        let put = self.state().store.put_scope(&TenantId::default_tenant(), &scope, description, &Actor::Cli).await;
+        let put =
+            self.state().services.scopes().put(&TenantId::default_tenant(), &scope, description, &Actor::Cli).await;
         ok(put, "put scope");
     }
 

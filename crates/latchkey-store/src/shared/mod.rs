@@ -39,8 +39,35 @@ macro_rules! audit {
     };
 }
 
+/// A write transaction of one backend with the store that opened it.
+pub(crate) struct WriteTx<S, DB: sqlx::Database> {
+    pub(crate) store: S,
+    pub(crate) tx: sqlx::Transaction<'static, DB>,
+}
+
 macro_rules! impl_shared_store {
     ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::StoreTx for $crate::shared::WriteTx<$store, $db> {
+            async fn set_password_hash(&mut self, tenant: &TenantId, sub: &SubjectId, hash: Option<String>, actor: &Actor) -> StoreResult<()> {
+                self.store.set_password_hash_in(&mut self.tx, tenant, sub, hash, actor).await
+            }
+            async fn set_user_locked(&mut self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
+                self.store.set_user_locked_in(&mut self.tx, tenant, sub, locked, actor).await
+            }
+            async fn delete_user(&mut self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
+                self.store.delete_user_in(&mut self.tx, tenant, sub, actor).await
+            }
+            async fn end_browser_sessions(&mut self, tenant: &TenantId, which: &SessionSelector, how: &SessionEnd, actor: &Actor)
+                -> StoreResult<SessionsEnded> {
+                self.store.end_browser_sessions_in(&mut self.tx, tenant, which, how, actor).await
+            }
+            async fn commit(self: Box<Self>) -> StoreResult<()> {
+                self.tx.commit().await?;
+                Ok(())
+            }
+        }
+
         impl_user_store!($store, $db);
         impl_client_store!($store, $db);
         impl_key_store!($store, $db);

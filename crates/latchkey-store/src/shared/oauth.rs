@@ -110,7 +110,7 @@ macro_rules! impl_oauth_store {
                 .bind(hash.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-                Ok(row.map(Into::into))
+                row.map(TryInto::try_into).transpose()
             }
 
             async fn rotate_refresh_token(
@@ -124,7 +124,7 @@ macro_rules! impl_oauth_store {
                 // The usual case, a live token, is the backend's one atomic step (`rotate_live`):
                 // marked rotated and its successor stored, or nothing.
                 if let Some(row) = self.rotate_live(tenant, old, &new, now).await? {
-                    return Ok(RefreshRotation::Rotated(row.into()));
+                    return Ok(RefreshRotation::Rotated(row.try_into()?));
                 }
                 let mut tx = self.begin_write().await?;
                 let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
@@ -135,7 +135,7 @@ macro_rules! impl_oauth_store {
                 .bind(old.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(found) = row.map(StoredRefreshToken::from) else {
+                let Some(found) = row.map(StoredRefreshToken::try_from).transpose()? else {
                     return Ok(RefreshRotation::Unknown);
                 };
                 if found.revoked_at.is_some() {
@@ -154,7 +154,7 @@ macro_rules! impl_oauth_store {
                         .execute(&mut *tx)
                         .await?;
                         audit!(self, tx, tenant, Actor::System, "refresh_token.reuse_detected", &found.family_id,
-                            serde_json::json!({"client_id": found.client_id, "sub": found.sub}));
+                            serde_json::json!({"client_id": found.client_id.as_str(), "sub": found.sub.as_str()}));
                         tx.commit().await?;
                         Ok(RefreshRotation::Reused { family_id: found.family_id, grant_id: found.grant_id })
                     }

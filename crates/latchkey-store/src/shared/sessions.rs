@@ -198,70 +198,11 @@ macro_rules! impl_session_store {
                     .collect()
             }
 
-            async fn end_browser_sessions(&self, tenant: &TenantId, which: &SessionSelector, how: &SessionEnd, actor: &Actor)
-                -> StoreResult<SessionsEnded> {
+            async fn end_browser_sessions(&self, tenant: &TenantId, which: &SessionSelector, how: &SessionEnd, actor: &Actor) -> StoreResult<SessionsEnded> {
                 let mut tx = self.begin_write().await?;
-                let ended: Vec<(String, String)> = match which {
-                    SessionSelector::IdHash(hash) => {
-                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND id_hash = $2 RETURNING sid, sub")
-                            .bind(tenant.as_str())
-                            .bind(hash.as_str())
-                            .fetch_all(&mut *tx)
-                            .await?
-                    }
-                    SessionSelector::Sid(sid) => {
-                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sid = $2 RETURNING sid, sub")
-                            .bind(tenant.as_str())
-                            .bind(sid)
-                            .fetch_all(&mut *tx)
-                            .await?
-                    }
-                    // A sid is never empty, so "" excludes nothing.
-                    SessionSelector::User { sub, except_sid } => {
-                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sub = $2 AND sid <> $3 RETURNING sid, sub")
-                            .bind(tenant.as_str())
-                            .bind(sub.as_str())
-                            .bind(except_sid.as_deref().unwrap_or(""))
-                            .fetch_all(&mut *tx)
-                            .await?
-                    }
-                };
-                let mut result = SessionsEnded::default();
-                for (sid, sub) in ended {
-                    let (clients, grants) = self.end_one_session(&mut *tx, tenant, &sid, &sub, how).await?;
-                    audit!(self, tx, tenant, actor, "session.ended", &sub,
-                        serde_json::json!({"sid": sid, "reason": how.reason, "clients": clients}));
-                    result.revoked_grants.extend(grants);
-                    let sub = SubjectId::parse(&sub).map_err(|e| StoreError::Corrupt(format!("session sub: {e}")))?;
-                    result.sessions.push(EndedSession { sid, sub, clients });
-                }
-                if let (true, SessionSelector::User { sub, .. }) = (how.revoke_all_refresh_tokens, which) {
-                    let grants: Vec<String> = sqlx::query_scalar(
-                        "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND sub = $2 AND revoked_at IS NULL RETURNING grant_id",
-                    )
-                    .bind(tenant.as_str())
-                    .bind(sub.as_str())
-                    .bind(how.now.secs())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    result.revoked_grants.extend(grants);
-                }
-                result.revoked_grants.sort();
-                result.revoked_grants.dedup();
-                for grant in &result.revoked_grants {
-                    sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'grant', $2, $3)")
-                        .bind(tenant.as_str())
-                        .bind(grant)
-                        .bind(how.revoke_until.secs())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if !result.revoked_grants.is_empty() {
-                    audit!(self, tx, tenant, actor, "grant.revoked", "sessions",
-                        serde_json::json!({"grants": result.revoked_grants.len(), "reason": how.reason}));
-                }
+                let out = self.end_browser_sessions_in(&mut tx, tenant, which, how, actor).await?;
                 tx.commit().await?;
-                Ok(result)
+                Ok(out)
             }
 
             async fn claim_logout_deliveries(&self, now: UnixTime, lease: std::time::Duration, limit: u32)
@@ -321,6 +262,71 @@ macro_rules! impl_session_store {
                         jti, client_id, sid, status, attempts, last_error,
                     })
                     .collect())
+            }
+        }
+
+        impl $store {
+            pub(crate) async fn end_browser_sessions_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, which: &SessionSelector, how: &SessionEnd, actor: &Actor) -> StoreResult<SessionsEnded> {
+                let ended: Vec<(String, String)> = match which {
+                    SessionSelector::IdHash(hash) => {
+                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND id_hash = $2 RETURNING sid, sub")
+                            .bind(tenant.as_str())
+                            .bind(hash.as_str())
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    SessionSelector::Sid(sid) => {
+                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sid = $2 RETURNING sid, sub")
+                            .bind(tenant.as_str())
+                            .bind(sid)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    // A sid is never empty, so "" excludes nothing.
+                    SessionSelector::User { sub, except_sid } => {
+                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sub = $2 AND sid <> $3 RETURNING sid, sub")
+                            .bind(tenant.as_str())
+                            .bind(sub.as_str())
+                            .bind(except_sid.as_deref().unwrap_or(""))
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                };
+                let mut result = SessionsEnded::default();
+                for (sid, sub) in ended {
+                    let (clients, grants) = self.end_one_session(&mut *tx, tenant, &sid, &sub, how).await?;
+                    audit!(self, tx, tenant, actor, "session.ended", &sub,
+                        serde_json::json!({"sid": sid, "reason": how.reason, "clients": clients}));
+                    result.revoked_grants.extend(grants);
+                    let sub = SubjectId::parse(&sub).map_err(|e| StoreError::Corrupt(format!("session sub: {e}")))?;
+                    result.sessions.push(EndedSession { sid, sub, clients });
+                }
+                if let (true, SessionSelector::User { sub, .. }) = (how.revoke_all_refresh_tokens, which) {
+                    let grants: Vec<String> = sqlx::query_scalar(
+                        "UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND sub = $2 AND revoked_at IS NULL RETURNING grant_id",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(how.now.secs())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    result.revoked_grants.extend(grants);
+                }
+                result.revoked_grants.sort();
+                result.revoked_grants.dedup();
+                for grant in &result.revoked_grants {
+                    sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'grant', $2, $3)")
+                        .bind(tenant.as_str())
+                        .bind(grant)
+                        .bind(how.revoke_until.secs())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if !result.revoked_grants.is_empty() {
+                    audit!(self, tx, tenant, actor, "grant.revoked", "sessions",
+                        serde_json::json!({"grants": result.revoked_grants.len(), "reason": how.reason}));
+                }
+                Ok(result)
             }
         }
     };

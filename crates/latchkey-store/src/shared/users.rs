@@ -166,21 +166,9 @@ macro_rules! impl_user_store {
 
             async fn set_password_hash(&self, tenant: &TenantId, sub: &SubjectId, hash: Option<String>, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
-                let done = sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
-                    .bind(tenant.as_str())
-                    .bind(sub.as_str())
-                    .bind(hash.as_deref())
-                    .bind(self.now())
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("user {sub}")));
-                }
-                let action = if hash.is_some() { "user.password_set" } else { "user.password_removed" };
-                audit!(self, tx, tenant, actor, action, sub.as_str(), serde_json::json!({}));
-                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
+                let out = self.set_password_hash_in(&mut tx, tenant, sub, hash, actor).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(out)
             }
 
             async fn upgrade_password_hash(&self, tenant: &TenantId, sub: &SubjectId, old: &str, new: &str) -> StoreResult<bool> {
@@ -208,6 +196,38 @@ macro_rules! impl_user_store {
 
             async fn set_user_locked(&self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                let out = self.set_user_locked_in(&mut tx, tenant, sub, locked, actor).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let out = self.delete_user_in(&mut tx, tenant, sub, actor).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+        }
+
+        impl $store {
+            pub(crate) async fn set_password_hash_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, hash: Option<String>, actor: &Actor) -> StoreResult<()> {
+                let done = sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(hash.as_deref())
+                    .bind(self.now())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {sub}")));
+                }
+                let action = if hash.is_some() { "user.password_set" } else { "user.password_removed" };
+                audit!(self, tx, tenant, actor, action, sub.as_str(), serde_json::json!({}));
+                Self::notify(tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
+                Ok(())
+            }
+
+            pub(crate) async fn set_user_locked_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
                 let done = sqlx::query("UPDATE users SET locked = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
@@ -220,13 +240,11 @@ macro_rules! impl_user_store {
                 }
                 let action = if locked { "user.locked" } else { "user.unlocked" };
                 audit!(self, tx, tenant, actor, action, sub.as_str(), serde_json::json!({}));
-                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
-                tx.commit().await?;
+                Self::notify(tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
                 Ok(())
             }
 
-            async fn delete_user(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
+            pub(crate) async fn delete_user_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
                 for sql in [
                     "DELETE FROM passkeys WHERE tenant_id = $1 AND sub = $2",
                     "DELETE FROM totp_factors WHERE tenant_id = $1 AND sub = $2",
@@ -247,8 +265,7 @@ macro_rules! impl_user_store {
                     return Err(StoreError::NotFound(format!("user {sub}")));
                 }
                 audit!(self, tx, tenant, actor, "user.deleted", sub.as_str(), serde_json::json!({}));
-                Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
-                tx.commit().await?;
+                Self::notify(tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
                 Ok(())
             }
         }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use clap::Args;
+use latchkey_config::MAX_REFRESH_REUSE_GRACE;
 use latchkey_core::domain::{ClientKind, RedirectUri, RedirectUriError};
-use latchkey_server::config::MAX_REFRESH_REUSE_GRACE;
-use latchkey_store::Client;
+use latchkey_core::records::Client;
 
 use super::CliError;
 

@@ -8,15 +8,14 @@ use latchkey_core::domain::{
     ClientId, ClientKind, ClientSessionPolicy, GrantType, RedirectUri, ScopeName, SigningAlg, TenantId,
     TokenEndpointAuthMethod,
 };
-use latchkey_server::outbound::{Policy, Purpose};
-use latchkey_store::{Actor, Client, ClientPatch, NewClient};
+use latchkey_core::records::{Actor, Client, ClientPatch, NewClient};
+use latchkey_service::outbound::{Policy, Purpose};
 
 use super::client_opt_ins::OptIns;
 use super::client_sessions::SessionSettings;
 use super::{CliError, Context, output};
 
 /// The purpose every client secret hash is bound to.
-pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
@@ -219,12 +218,12 @@ fn check_legacy_audience(allow: Option<bool>, auth: TokenEndpointAuthMethod) -> 
 
 async fn known_scopes(
     ctx: &Context,
-    store: &dyn latchkey_store::Store,
+    f: &latchkey_service::Latchkey,
     raw: &[String],
 ) -> Result<Vec<ScopeName>, CliError> {
     let _ = ctx;
     let names: Vec<ScopeName> = raw.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
-    let defined = store.list_scopes(&TenantId::default_tenant()).await?;
+    let defined = f.scopes().list(&TenantId::default_tenant()).await?;
     for name in &names {
         if !defined.iter().any(|d| &d.name == name) {
             return Err(usage(format!(
@@ -304,13 +303,13 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             };
             let f = ctx.open().await?;
             let result = async {
-                let allowed_scopes = known_scopes(&ctx, f.store.as_ref(), &scope_names).await?;
+                let allowed_scopes = known_scopes(&ctx, &f, &scope_names).await?;
                 let secret = auth.uses_secret().then(random::token_string::<32>);
                 let new = NewClient {
                     client_id,
                     name: name.trim().to_owned(),
                     kind,
-                    secret_hash: secret.as_ref().map(|s| f.token_hasher.hash(CLIENT_SECRET_PURPOSE, s)),
+                    secret_hash: secret.as_ref().map(|s| latchkey_service::clients::secret_hash(&f.token_hasher, s)),
                     redirect_uris,
                     post_logout_redirect_uris,
                     grant_types,
@@ -327,10 +326,10 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     allow_insecure_redirect_uris: insecure,
                     refresh_reuse_grace: settings.opt_ins.grace(),
                 };
-                Ok::<_, CliError>((f.store.create_client(&tenant, new, &Actor::Cli).await?, secret))
+                Ok::<_, CliError>((f.clients().create(&tenant, new, &Actor::Cli).await?, secret))
             }
             .await;
-            f.store.close().await;
+            f.system().close().await;
             let (client, secret) = result?;
             let value = serde_json::json!({"client": client, "client_secret": secret});
             output::print(&ctx, &value, || {
@@ -343,8 +342,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
         }
         ClientCommand::List => {
             let f = ctx.open().await?;
-            let list = f.store.list_clients(&tenant).await;
-            f.store.close().await;
+            let list = f.clients().list(&tenant).await;
+            f.system().close().await;
             let list = list?;
             output::print(&ctx, &list, || {
                 let rows = list
@@ -365,8 +364,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Show { id } => {
             let id = ClientId::parse(&id).map_err(usage)?;
             let f = ctx.open().await?;
-            let found = f.store.client(&tenant, &id).await;
-            f.store.close().await;
+            let found = f.clients().get(&tenant, &id).await;
+            f.system().close().await;
             let client = found?.ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
             output::print(&ctx, &client, || describe(&client))
         }
@@ -378,8 +377,11 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             check_alg(&ctx, settings.id_token_alg)?;
             let f = ctx.open().await?;
             let result = async {
-                let current =
-                    f.store.client(&tenant, &id).await?.ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
+                let current = f
+                    .clients()
+                    .get(&tenant, &id)
+                    .await?
+                    .ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
                 let kind = current.kind;
                 let insecure = settings.opt_ins.insecure_redirects(current.allow_insecure_redirect_uris);
                 let redirect = (!settings.redirect_uris.is_empty())
@@ -422,7 +424,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 let scopes = if settings.scopes.is_empty() {
                     None
                 } else {
-                    Some(known_scopes(&ctx, f.store.as_ref(), &settings.scopes).await?)
+                    Some(known_scopes(&ctx, &f, &settings.scopes).await?)
                 };
                 let patch = ClientPatch {
                     name: name.map(|n| n.trim().to_owned()),
@@ -443,10 +445,10 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects_change(),
                     refresh_reuse_grace: settings.opt_ins.grace_change(),
                 };
-                Ok::<_, CliError>(f.store.update_client(&tenant, &id, patch, &Actor::Cli).await?)
+                Ok::<_, CliError>(f.clients().update(&tenant, &id, patch, &Actor::Cli).await?)
             }
             .await;
-            f.store.close().await;
+            f.system().close().await;
             let client = result?;
             output::print(&ctx, &client, || format!("Updated client {}.\n{}", client.client_id, describe(&client)))
         }
@@ -455,9 +457,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             let f = ctx.open().await?;
             let secret = random::token_string::<32>();
             let until = f.clock.now().plus(grace);
-            let hash = f.token_hasher.hash(CLIENT_SECRET_PURPOSE, &secret);
-            let result = f.store.rotate_client_secret(&tenant, &id, &hash, until, &Actor::Cli).await;
-            f.store.close().await;
+            let result = f.clients().rotate_secret(&tenant, &id, &secret, until, &Actor::Cli).await;
+            f.system().close().await;
             result?;
             let value = serde_json::json!({"client_id": id, "client_secret": secret, "previous_secret_valid_until": until.to_rfc3339()});
             output::print(&ctx, &value, || {
@@ -469,8 +470,8 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Delete { id } => {
             let id = ClientId::parse(&id).map_err(usage)?;
             let f = ctx.open().await?;
-            let result = f.store.delete_client(&tenant, &id, &Actor::Cli).await;
-            f.store.close().await;
+            let result = f.clients().delete(&tenant, &id, &Actor::Cli).await;
+            f.system().close().await;
             result?;
             output::print(&ctx, &serde_json::json!({"deleted": id}), || format!("Deleted client {id}."))
         }

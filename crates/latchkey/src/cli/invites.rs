@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use clap::Subcommand;
-use latchkey_core::crypto::random;
 use latchkey_core::domain::TenantId;
-use latchkey_store::Actor;
+use latchkey_core::records::Actor;
 
 use super::{CliError, Context, output};
 
@@ -29,23 +28,17 @@ pub enum InviteCommand {
 pub async fn run(ctx: Context, command: InviteCommand) -> Result<(), CliError> {
     let tenant = TenantId::default_tenant();
     let f = ctx.open().await?;
-    let store = f.store.clone();
     let now = f.clock.now();
     let result = match command {
         InviteCommand::Create { note, expires_in } => {
-            let lifetime = expires_in.unwrap_or(ctx.config.registration.invitation_lifetime);
-            if lifetime.is_zero() {
+            if expires_in.is_some_and(|d| d.is_zero()) {
                 return Err(CliError::Usage("--expires-in must be more than 0s".into()));
             }
-            let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-            let token = random::token_string::<32>();
-            let id = random::identifier::<6>();
-            let hash = f.token_hasher.hash("invitation", &token);
-            let expires_at = now.plus(lifetime);
-            store.create_invitation(&tenant, &hash, &id, note.as_deref(), expires_at, &Actor::Cli).await?;
+            let created = f.invitations().create(&tenant, note.as_deref(), expires_in, &Actor::Cli).await?;
+            let (id, token, expires_at) = (created.id, created.token, created.expires_at);
             let link = format!("{}/signup?invite={token}", ctx.config.issuer());
             let warning = match ctx.config.registration.mode {
-                latchkey_server::config::RegistrationMode::Invite => "",
+                latchkey_config::RegistrationMode::Invite => "",
                 _ => "\nNote: registration.mode is not \"invite\"; the link works only once it is.",
             };
             output::print(
@@ -55,7 +48,7 @@ pub async fn run(ctx: Context, command: InviteCommand) -> Result<(), CliError> {
             )
         }
         InviteCommand::List => {
-            let list = store.invitations(&tenant).await?;
+            let list = f.invitations().list(&tenant).await?;
             let json: Vec<serde_json::Value> = list
                 .iter()
                 .map(|i| {
@@ -82,10 +75,10 @@ pub async fn run(ctx: Context, command: InviteCommand) -> Result<(), CliError> {
             })
         }
         InviteCommand::Revoke { id } => {
-            store.revoke_invitation(&tenant, &id, &Actor::Cli).await?;
+            f.invitations().revoke(&tenant, &id, &Actor::Cli).await?;
             output::print(&ctx, &serde_json::json!({"revoked": id}), || format!("Revoked invitation {id}."))
         }
     };
-    store.close().await;
+    f.system().close().await;
     result
 }

@@ -2,8 +2,7 @@
 
 use clap::Subcommand;
 use latchkey_core::domain::SigningAlg;
-use latchkey_server::keys::KeyService;
-use latchkey_store::Actor;
+use latchkey_core::records::Actor;
 
 use super::{CliError, Context, output};
 
@@ -29,13 +28,7 @@ fn parse_alg(raw: &str) -> Result<SigningAlg, String> {
 
 pub async fn run(ctx: Context, command: KeysCommand) -> Result<(), CliError> {
     let f = ctx.open().await?;
-    let keys = KeyService::new(
-        f.store.clone(),
-        f.master_key.clone(),
-        f.clock.clone(),
-        f.config.keys.clone(),
-        f.config.tokens.clone(),
-    );
+    let keys = f.keys.clone();
     keys.ensure_keys().await.map_err(|e| CliError::Failed(e.to_string()))?;
     let result = match command {
         KeysCommand::List => {
@@ -84,6 +77,6 @@ pub async fn run(ctx: Context, command: KeysCommand) -> Result<(), CliError> {
             })
         }
     };
-    f.store.close().await;
+    f.system().close().await;
     result
 }

@@ -16,10 +16,10 @@ mod users;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use latchkey_config::{Config, ConfigError, LogFormat, find_config_file};
 use latchkey_core::Clock;
-use latchkey_server::config::{Config, ConfigError, LogFormat, find_config_file};
-use latchkey_server::{Foundation, StartupError};
-use latchkey_store::StoreError;
+use latchkey_service::ServiceError;
+use latchkey_service::{Foundation, Latchkey, StartupError};
 
 #[derive(Parser)]
 #[command(name = "latchkey", version, about = "Latchkey identity and access server")]
@@ -93,8 +93,8 @@ impl CliError {
     }
 }
 
-impl From<StoreError> for CliError {
-    fn from(e: StoreError) -> Self {
+impl From<ServiceError> for CliError {
+    fn from(e: ServiceError) -> Self {
         CliError::Failed(e.to_string())
     }
 }
@@ -115,8 +115,16 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens the database (migrating it) and the master key.
-    pub async fn open(&self) -> Result<Foundation, CliError> {
+    /// Opens the database (migrating it) and the master key, and the services over them:
+    /// a command goes through the same rules as a page.
+    pub async fn open(&self) -> Result<Latchkey, CliError> {
+        let foundation = self.foundation().await?;
+        let config = foundation.config.clone();
+        Ok(Latchkey::new(foundation, config))
+    }
+
+    /// Opens the database (migrating it) and the master key, for `serve`.
+    pub async fn foundation(&self) -> Result<Foundation, CliError> {
         Ok(Foundation::open(self.config.clone(), Clock::system()).await?)
     }
 }

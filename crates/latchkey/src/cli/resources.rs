@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use latchkey_core::domain::{ScopeName, TenantId};
-use latchkey_store::{Actor, ResourceServer};
+use latchkey_core::records::{Actor, ResourceServer};
 
 use super::{CliError, Context, output};
 
@@ -36,8 +36,8 @@ pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError>
     match command {
         ResourceCommand::List => {
             let f = ctx.open().await?;
-            let list = f.store.list_resource_servers(&tenant).await;
-            f.store.close().await;
+            let list = f.resources().list(&tenant).await;
+            f.system().close().await;
             let list = list?;
             output::print(&ctx, &list, || {
                 let rows =
@@ -64,14 +64,14 @@ pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError>
                 scopes.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
             let f = ctx.open().await?;
             let result = async {
-                let defined = f.store.list_scopes(&tenant).await?;
+                let defined = f.scopes().list(&tenant).await?;
                 if let Some(missing) = names.iter().find(|n| !defined.iter().any(|d| &d.name == *n)) {
                     return Err(usage(format!(
                         "scope `{missing}` does not exist; create it with `latchkey scope create`"
                     )));
                 }
                 if let Some(c) = &introspection_client {
-                    f.store.client(&tenant, c).await?.ok_or_else(|| usage(format!("no client `{c}`")))?;
+                    f.clients().get(&tenant, c).await?.ok_or_else(|| usage(format!("no client `{c}`")))?;
                 }
                 let server = ResourceServer {
                     identifier: identifier.clone(),
@@ -79,18 +79,18 @@ pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError>
                     scopes: names.iter().map(ToString::to_string).collect(),
                     client_id: introspection_client.map(|c| c.to_string()),
                 };
-                f.store.put_resource_server(&tenant, &server, &Actor::Cli).await?;
+                f.resources().put(&tenant, &server, &Actor::Cli).await?;
                 Ok::<_, CliError>(server)
             }
             .await;
-            f.store.close().await;
+            f.system().close().await;
             let server = result?;
             output::print(&ctx, &server, || format!("Saved resource {}.", server.identifier))
         }
         ResourceCommand::Delete { identifier } => {
             let f = ctx.open().await?;
-            let result = f.store.delete_resource_server(&tenant, &identifier, &Actor::Cli).await;
-            f.store.close().await;
+            let result = f.resources().delete(&tenant, &identifier, &Actor::Cli).await;
+            f.system().close().await;
             result?;
             output::print(&ctx, &serde_json::json!({"deleted": identifier}), || {
                 format!("Deleted resource {identifier}.")

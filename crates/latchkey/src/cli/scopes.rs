@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use latchkey_core::domain::{ScopeName, TenantId};
-use latchkey_store::Actor;
+use latchkey_core::records::Actor;
 
 use super::{CliError, Context, output};
 
@@ -25,10 +25,9 @@ pub async fn run(ctx: Context, command: ScopeCommand) -> Result<(), CliError> {
     let tenant = TenantId::default_tenant();
     let parse = |raw: &str| ScopeName::parse(raw).map_err(|e| CliError::Usage(e.to_string()));
     let f = ctx.open().await?;
-    let store = f.store.clone();
     let result = match command {
         ScopeCommand::List => {
-            let list = store.list_scopes(&tenant).await?;
+            let list = f.scopes().list(&tenant).await?;
             output::print(&ctx, &list, || {
                 let rows = list
                     .iter()
@@ -50,17 +49,17 @@ pub async fn run(ctx: Context, command: ScopeCommand) -> Result<(), CliError> {
                     "--description must not be empty: people read it on the consent page".into(),
                 ));
             }
-            store.put_scope(&tenant, &name, description.trim(), &Actor::Cli).await?;
+            f.scopes().put(&tenant, &name, description.trim(), &Actor::Cli).await?;
             output::print(&ctx, &serde_json::json!({"scope": name, "description": description.trim()}), || {
                 format!("Saved scope {name}.")
             })
         }
         ScopeCommand::Delete { name } => {
             let name = parse(&name)?;
-            store.delete_scope(&tenant, &name, &Actor::Cli).await?;
+            f.scopes().delete(&tenant, &name, &Actor::Cli).await?;
             output::print(&ctx, &serde_json::json!({"deleted": name}), || format!("Deleted scope {name}."))
         }
     };
-    store.close().await;
+    f.system().close().await;
     result
 }

@@ -2,16 +2,16 @@
 
 use std::io::Write as _;
 
-use latchkey_server::config::SecretRef;
+use latchkey_config::SecretRef;
 
 use super::{CliError, Context, output};
 
 pub async fn serve(ctx: Context) -> Result<(), CliError> {
-    let foundation = ctx.open().await?;
+    let foundation = ctx.foundation().await?;
     let created_key = foundation.created_master_key_file.clone();
-    let location = foundation.store.location();
-    let backend = foundation.store.backend();
     let running = latchkey_server::start(foundation).await?;
+    let location = running.state.services.system().location();
+    let backend = running.state.services.system().backend();
     if let Some(path) = created_key {
         tracing::warn!(
             path = %path.display(),
@@ -35,9 +35,9 @@ pub async fn serve(ctx: Context) -> Result<(), CliError> {
 }
 
 pub async fn migrate(ctx: Context) -> Result<(), CliError> {
-    let foundation = ctx.open().await?;
-    let location = foundation.store.location();
-    foundation.store.close().await;
+    let services = ctx.open().await?;
+    let location = services.system().location();
+    services.system().close().await;
     output::print(&ctx, &serde_json::json!({"migrated": true, "database": location}), || {
         format!("Database {location} is up to date.")
     })

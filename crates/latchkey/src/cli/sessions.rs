@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 use latchkey_core::domain::TenantId;
-use latchkey_store::{Actor, SessionSelector};
+use latchkey_core::records::{Actor, SessionSelector};
 
 use super::users::find;
 use super::{CliError, Context, output};
@@ -40,9 +40,9 @@ pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> 
     let result = async {
         match command {
             SessionCommand::List { user } => {
-                let u = find(f.store.as_ref(), &tenant, &user).await?;
+                let u = find(&f, &tenant, &user).await?;
                 let idle = f.config.sessions.idle_timeout;
-                let list = f.store.user_sessions(&tenant, &u.sub, f.clock.now(), idle).await?;
+                let list = f.sessions().of_user(&tenant, &u.sub, f.clock.now(), idle).await?;
                 let value: Vec<serde_json::Value> = list
                     .iter()
                     .map(|i| {
@@ -73,11 +73,11 @@ pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> 
                 })
             }
             SessionCommand::Revoke { user, sid, all } => {
-                let u = find(f.store.as_ref(), &tenant, &user).await?;
+                let u = find(&f, &tenant, &user).await?;
                 let which = match (sid, all) {
                     (Some(sid), false) => {
                         let idle = f.config.sessions.idle_timeout;
-                        let owned = f.store.browser_session_by_sid(&tenant, &sid, f.clock.now(), idle).await?;
+                        let owned = f.sessions().by_sid(&tenant, &sid, f.clock.now(), idle).await?;
                         if owned.is_none_or(|s| s.sub != u.sub) {
                             return Err(CliError::Failed(format!("{} has no live session `{sid}`", u.username)));
                         }
@@ -85,23 +85,14 @@ pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> 
                     }
                     _ => SessionSelector::User { sub: u.sub.clone(), except_sid: None },
                 };
-                let (ended, _) = latchkey_server::sessions::end_in_store(
-                    f.store.as_ref(),
-                    &f.config,
-                    f.clock.now(),
-                    &which,
-                    "revoked_by_admin",
-                    false,
-                    &Actor::Cli,
-                )
-                .await?;
+                let ended = f.sessions().end(&tenant, &which, "revoked_by_admin", false, &Actor::Cli).await?;
                 let sids: Vec<&str> = ended.sessions.iter().map(|s| s.sid.as_str()).collect();
                 let value = serde_json::json!({"ended": sids, "revoked_grants": ended.revoked_grants.len()});
                 output::print(&ctx, &value, || format!("Ended {} session(s) of {}.", sids.len(), u.username))
             }
             SessionCommand::Deliveries { user } => {
-                let u = find(f.store.as_ref(), &tenant, &user).await?;
-                let list = f.store.logout_deliveries(&tenant, &u.sub).await?;
+                let u = find(&f, &tenant, &user).await?;
+                let list = f.sessions().logout_deliveries(&tenant, &u.sub).await?;
                 let value: Vec<serde_json::Value> = list
                     .iter()
                     .map(|d| {
@@ -128,6 +119,6 @@ pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> 
         }
     }
     .await;
-    f.store.close().await;
+    f.system().close().await;
     result
 }

@@ -4,9 +4,10 @@ use std::io::{BufRead as _, IsTerminal as _};
 
 use clap::Subcommand;
 use latchkey_core::domain::{DisplayName, Email, NewPassword, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_server::passwords::PasswordHasher;
-use latchkey_server::user_import::ImportError;
-use latchkey_store::{Actor, NewUser, SessionSelector, Store, User, UserPatch};
+use latchkey_core::records::{Actor, NewUser, User, UserPatch};
+use latchkey_service::user_import::ImportError;
+use latchkey_service::users::{PasswordChange, StateChange};
+use latchkey_service::{Latchkey, ServiceError};
 
 use super::{CliError, Context, output};
 
@@ -122,18 +123,11 @@ fn read_password(from_stdin: bool) -> Result<NewPassword, CliError> {
     NewPassword::parse(password).map_err(usage)
 }
 
-pub(super) async fn find(store: &dyn Store, tenant: &TenantId, user: &str) -> Result<User, CliError> {
-    // A username may look like a subject id (32 hex characters): try both.
-    let mut found = None;
-    if let Ok(sub) = SubjectId::parse(user) {
-        found = store.user_by_sub(tenant, &sub).await?;
-    }
-    if found.is_none()
-        && let Ok(name) = Username::parse(user)
-    {
-        found = store.user_by_username(tenant, &name).await?;
-    }
-    found.ok_or_else(|| CliError::Failed(format!("no user `{user}` (give a username or subject id)")))
+pub(super) async fn find(f: &Latchkey, tenant: &TenantId, user: &str) -> Result<User, CliError> {
+    f.users().find(tenant, user).await.map_err(|e| match e {
+        ServiceError::NotFound(_) => CliError::Failed(format!("no user `{user}` (give a username or subject id)")),
+        other => other.into(),
+    })
 }
 
 fn describe(u: &User) -> String {
@@ -163,23 +157,22 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
             apply_claims(&mut profile, &claims)?;
             let password = if no_password { None } else { Some(read_password(password_stdin)?) };
             let f = ctx.open().await?;
-            let hasher = PasswordHasher::new(f.config.passwords.policy(), f.config.passwords.max_concurrent_hashes);
             let password_hash = match password {
-                Some(p) => Some(hasher.hash(p.into_string()).await.map_err(usage)?.as_str().to_owned()),
+                Some(p) => Some(f.passwords.hash(p.into_string()).await.map_err(usage)?.as_str().to_owned()),
                 None => None,
             };
             let new =
                 NewUser { sub: SubjectId::generate(), username, email, email_verified, name, profile, password_hash };
-            let user = f.store.create_user(&tenant, new, &Actor::Cli).await;
-            f.store.close().await;
+            let user = f.users().create(&tenant, new, &Actor::Cli).await;
+            f.system().close().await;
             let user = user?;
             output::print(&ctx, &user, || format!("Created user {} (sub {}).", user.username, user.sub))
         }
         UserCommand::Import { file } => import(&ctx, &tenant, &file).await,
         UserCommand::List => {
             let f = ctx.open().await?;
-            let users = f.store.list_users(&tenant).await;
-            f.store.close().await;
+            let users = f.users().list(&tenant).await;
+            f.system().close().await;
             let users = users?;
             output::print(&ctx, &users, || {
                 let rows = users
@@ -198,8 +191,8 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         }
         UserCommand::Show { user } => {
             let f = ctx.open().await?;
-            let found = find(f.store.as_ref(), &tenant, &user).await;
-            f.store.close().await;
+            let found = find(&f, &tenant, &user).await;
+            f.system().close().await;
             let u = found?;
             output::print(&ctx, &u, || describe(&u))
         }
@@ -217,37 +210,31 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
             };
             let f = ctx.open().await?;
             let result = async {
-                let existing = find(f.store.as_ref(), &tenant, &user).await?;
+                let existing = find(&f, &tenant, &user).await?;
                 if !claims.is_empty() {
                     let mut profile = existing.profile.clone();
                     apply_claims(&mut profile, &claims)?;
                     patch.profile = Some(profile);
                 }
-                Ok::<_, CliError>(f.store.update_user(&tenant, &existing.sub, patch, &Actor::Cli).await?)
+                Ok::<_, CliError>(f.users().update(&tenant, &existing.sub, patch, &Actor::Cli).await?)
             }
             .await;
-            f.store.close().await;
+            f.system().close().await;
             let u = result?;
             output::print(&ctx, &u, || format!("Updated user {}.\n{}", u.username, describe(&u)))
         }
         UserCommand::SetPassword { user, password_stdin } => {
             let password = read_password(password_stdin)?;
             let f = ctx.open().await?;
-            let hasher = PasswordHasher::new(f.config.passwords.policy(), f.config.passwords.max_concurrent_hashes);
             let result = async {
-                let u = find(f.store.as_ref(), &tenant, &user).await?;
-                let hash = hasher.hash(password.into_string()).await.map_err(usage)?;
-                f.store.set_password_hash(&tenant, &u.sub, Some(hash.as_str().to_owned()), &Actor::Cli).await?;
+                let u = find(&f, &tenant, &user).await?;
                 // A reset from the CLI has no "current" session to keep: every one ends.
-                let ended = if f.config.sessions.end_other_sessions_on_password_change {
-                    end_sessions(&f, &u, "password_changed").await?
-                } else {
-                    0
-                };
+                let ended =
+                    f.users().set_password(&tenant, &u.sub, password, PasswordChange::ByOperator, &Actor::Cli).await?;
                 Ok::<_, CliError>((u, ended))
             }
             .await;
-            f.store.close().await;
+            f.system().close().await;
             let (u, ended) = result?;
             output::print(&ctx, &serde_json::json!({"sub": u.sub, "password": "set", "sessions_ended": ended}), || {
                 format!("Set the password of {}; {ended} session(s) ended.", u.username)
@@ -256,13 +243,12 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         UserCommand::ResetFactors { user } => {
             let f = ctx.open().await?;
             let result = async {
-                let u = find(f.store.as_ref(), &tenant, &user).await?;
-                let passkeys = f.store.reset_sign_in_factors(&tenant, &u.sub, &Actor::Cli).await?;
-                let ended = end_sessions(&f, &u, "credentials_changed").await?;
+                let u = find(&f, &tenant, &user).await?;
+                let (passkeys, ended) = f.users().reset_sign_in_factors(&tenant, &u.sub, &Actor::Cli).await?;
                 Ok::<_, CliError>((u, passkeys, ended))
             }
             .await;
-            f.store.close().await;
+            f.system().close().await;
             let (u, passkeys, ended) = result?;
             let value = serde_json::json!({"sub": u.sub, "passkeys_removed": passkeys, "sessions_ended": ended});
             output::print(&ctx, &value, || {
@@ -283,37 +269,16 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
     }
 }
 
-#[derive(Clone, Copy)]
-enum StateChange {
-    Lock,
-    Unlock,
-    Delete,
-}
-
 async fn change_state(ctx: &Context, tenant: &TenantId, user: &str, change: StateChange) -> Result<(), CliError> {
     let f = ctx.open().await?;
     let result = async {
-        let u = find(f.store.as_ref(), tenant, user).await?;
+        let u = find(&f, tenant, user).await?;
         // A locked or deleted user is signed out everywhere, with every refresh token.
-        let ended = match change {
-            StateChange::Lock => {
-                f.store.set_user_locked(tenant, &u.sub, true, &Actor::Cli).await?;
-                end_sessions(&f, &u, "user_locked").await?
-            }
-            StateChange::Unlock => {
-                f.store.set_user_locked(tenant, &u.sub, false, &Actor::Cli).await?;
-                0
-            }
-            StateChange::Delete => {
-                let ended = end_sessions(&f, &u, "user_deleted").await?;
-                f.store.delete_user(tenant, &u.sub, &Actor::Cli).await?;
-                ended
-            }
-        };
+        let ended = f.users().change_state(tenant, &u.sub, change, &Actor::Cli).await?;
         Ok::<_, CliError>((u, ended))
     }
     .await;
-    f.store.close().await;
+    f.system().close().await;
     let (u, ended) = result?;
     let (word, status) = match change {
         StateChange::Lock => ("Locked", "locked"),
@@ -324,30 +289,13 @@ async fn change_state(ctx: &Context, tenant: &TenantId, user: &str, change: Stat
     output::print(ctx, &value, || format!("{word} user {}; {ended} session(s) ended.", u.username))
 }
 
-/// Ends every session of `u` and revokes all their refresh tokens; the running server
-/// sends the back-channel logout tokens this queues. Returns how many sessions ended.
-async fn end_sessions(f: &latchkey_server::Foundation, u: &User, reason: &'static str) -> Result<usize, CliError> {
-    let which = SessionSelector::User { sub: u.sub.clone(), except_sid: None };
-    let (ended, _) = latchkey_server::sessions::end_in_store(
-        f.store.as_ref(),
-        &f.config,
-        f.clock.now(),
-        &which,
-        reason,
-        true,
-        &Actor::Cli,
-    )
-    .await?;
-    Ok(ended.sessions.len())
-}
-
 /// `user import FILE`: the problems go to standard error, one line each, as `FILE:LINE: …`.
 async fn import(ctx: &Context, tenant: &TenantId, file: &std::path::Path) -> Result<(), CliError> {
     let text =
         std::fs::read_to_string(file).map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;
     let f = ctx.open().await?;
-    let result = latchkey_server::user_import::import(f.store.as_ref(), tenant, &text, &Actor::Cli).await;
-    f.store.close().await;
+    let result = latchkey_service::user_import::import(&f, tenant, &text, &Actor::Cli).await;
+    f.system().close().await;
     match result {
         Ok(n) => output::print(ctx, &serde_json::json!({"imported": n}), || {
             format!("Imported {n} user(s) from {}.", file.display())

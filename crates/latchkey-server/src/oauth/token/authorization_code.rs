@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::domain::{GrantType, TenantId};
-use latchkey_store::{Actor, Client, CodeRedemption};
+use latchkey_core::records::{Actor, Client, CodeRedemption};
 use subtle::ConstantTimeEq as _;
 
 use super::TokenResponse;
@@ -30,7 +30,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     let tenant = TenantId::default_tenant();
     let now = state.clock.now();
     let hash = state.token_hasher.hash(CODE_PURPOSE, code);
-    let (grant_id, data) = match state.store.redeem_code(&tenant, &hash, &client.client_id, now).await? {
+    let (grant_id, data) = match state.services.tokens().redeem_code(&tenant, &hash, &client.client_id, now).await? {
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("the code is invalid")),
         // RFC 6749 §4.1.3: the code must have been issued to the authenticated client. The
         // store checked that before spending it, so a client that saw another's code (a
@@ -41,7 +41,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         CodeRedemption::Replayed { grant_id, client_id } => {
             if client_id == client.client_id.as_str() {
                 let until = now.plus(access_token_lifetime(state, client));
-                state.store.revoke_grant(&tenant, &grant_id, until, now, &Actor::System).await?;
+                state.services.tokens().revoke_grant(&tenant, &grant_id, until, now, &Actor::System).await?;
                 state.revocations.add_local("grant", &grant_id, until);
                 tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             }

@@ -2,7 +2,7 @@
 //! token for itself. No database write: the client comes from the cache and the secret is
 //! checked with a keyed hash.
 
-use latchkey_store::Client;
+use latchkey_core::records::Client;
 
 use super::{TokenResponse, narrowed_scope};
 use crate::app::AppState;
@@ -11,7 +11,7 @@ use crate::oauth::params::Params;
 use crate::oauth::tokens::{AccessTokenRequest, access_token_lifetime, mint_access_token};
 
 /// Scopes that only make sense with a user.
-const USER_SCOPES: [&str; 6] = ["openid", "profile", "email", "phone", "address", "offline_access"];
+const USER_SCOPES: [&str; 6] = latchkey_core::domain::ScopeName::BUILT_IN;
 
 pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
     let allowed: Vec<String> = client

@@ -7,7 +7,7 @@
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::random;
 use latchkey_core::domain::{SubjectId, TenantId};
-use latchkey_store::{Client, NewRefreshToken, RefreshRotation};
+use latchkey_core::records::{Client, NewRefreshToken, RefreshRotation};
 
 use super::{TokenResponse, narrowed_scope};
 use crate::app::AppState;
@@ -34,12 +34,12 @@ impl SessionBinding {
             return Ok(Some(Self { ends_with_session, not_after: None }));
         }
         let (tenant, now, idle) = (TenantId::default_tenant(), state.clock.now(), state.config.sessions.idle_timeout);
-        let Some(session) = state.store.browser_session_by_sid(&tenant, &data.sid, now, idle).await? else {
+        let Some(session) = state.services.sessions().by_sid(&tenant, &data.sid, now, idle).await? else {
             return Ok(None);
         };
         // The application using the session's tokens is activity in the session.
         if now.since(session.last_active_at) >= crate::sessions::TOUCH_EVERY {
-            state.store.touch_browser_session(&tenant, &session.sid, now).await?;
+            state.services.sessions().touch(&tenant, &session.sid, now).await?;
         }
         Ok(Some(Self { ends_with_session: true, not_after: Some(session.expires_at) }))
     }
@@ -83,7 +83,7 @@ pub(crate) async fn store_new(
     binding: &SessionBinding,
 ) -> Result<String, OAuthError> {
     let (token, record) = new_token(state, client, grant_id, family, data, binding)?;
-    state.store.insert_refresh_token(&TenantId::default_tenant(), &record).await?;
+    state.services.tokens().insert_refresh_token(&TenantId::default_tenant(), &record).await?;
     Ok(token)
 }
 
@@ -93,11 +93,12 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     let tenant = TenantId::default_tenant();
     let hash = state.token_hasher.hash(REFRESH_PURPOSE, presented);
     let current = state
-        .store
+        .services
+        .tokens()
         .refresh_token(&tenant, &hash)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid"))?;
-    if current.client_id != client.client_id.as_str() {
+    if current.client_id != client.client_id {
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
     let data = GrantData::from_stored(&current.grant_data)
@@ -115,11 +116,15 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     };
     let (token, record) = new_token(state, client, &current.grant_id, Some(&current.family_id), &data, &binding)?;
     let now = state.clock.now();
-    match state.store.rotate_refresh_token(&tenant, &hash, record, now, reuse_grace(state, client)).await? {
+    match state.services.tokens().rotate_refresh_token(&tenant, &hash, record, now, reuse_grace(state, client)).await? {
         RefreshRotation::Rotated(_) => {}
         RefreshRotation::Reused { grant_id, .. } => {
             let until = now.plus(crate::oauth::tokens::access_token_lifetime(state, client));
-            state.store.revoke_grant(&tenant, &grant_id, until, now, &latchkey_store::Actor::System).await?;
+            state
+                .services
+                .tokens()
+                .revoke_grant(&tenant, &grant_id, until, now, &latchkey_core::records::Actor::System)
+                .await?;
             state.revocations.add_local("grant", &grant_id, until);
             return Err(OAuthError::invalid_grant("the refresh token was already used; its tokens are revoked"));
         }

@@ -66,7 +66,7 @@ impl Serialize for SecretRef {
         if self.is_reference() || self.0.starts_with("sqlite:") {
             s.serialize_str(&self.0)
         } else if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
-            s.serialize_str(&latchkey_store::redact_url(&self.0))
+            s.serialize_str(&latchkey_core::redact_url(&self.0))
         } else {
             s.serialize_str("<hidden>")
         }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use url::{Host, Url};
 
 use super::addresses::{SpecialRange, embedded_ipv4, special_range};
-use crate::config::{AllowEntry, Purpose};
+use latchkey_config::{AllowEntry, Purpose};
 
 /// Why the guard will not send a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,15 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey_core::domain::TenantId;
-use latchkey_store::Store;
 use url::Host;
 
 pub use addresses::{SpecialRange, embedded_ipv4, special_range};
 pub use breaker::{Breakers, Transition};
 pub use policy::{Policy, Refusal, Scheme, Target};
 
-use crate::config::OutboundConfig;
-pub use crate::config::Purpose;
+use latchkey_config::OutboundConfig;
+pub use latchkey_config::Purpose;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -301,7 +300,8 @@ fn describe_metrics() {
 /// Logs a warning at start-up for every stored client URL the guard would refuse (they were
 /// registered under older rules, or `outbound.allow` changed since), and for every entry
 /// that allows plain http (a weakened default is named at start-up).
-pub async fn warn_about_refused_destinations(store: &dyn Store, policy: &Policy, config: &OutboundConfig) {
+pub async fn warn_about_refused_destinations(services: &crate::Latchkey, policy: &Policy) {
+    let config = &services.config.outbound;
     for entry in config.allow.iter().filter(|e| e.allow_insecure_http) {
         tracing::warn!(
             cidr = %entry.cidr,
@@ -309,7 +309,7 @@ pub async fn warn_about_refused_destinations(store: &dyn Store, policy: &Policy,
             "outbound.allow lets requests to this network go over plain http (allow_insecure_http)"
         );
     }
-    let clients = match store.list_clients(&TenantId::default_tenant()).await {
+    let clients = match services.clients().list(&TenantId::default_tenant()).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot list clients to check their outbound URLs");

@@ -36,7 +36,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(source: &ConfigSource, key: &str, reason: impl fmt::Display) -> Self {
+    pub fn invalid(source: &ConfigSource, key: &str, reason: impl fmt::Display) -> Self {
         ConfigError::Invalid { origin: source.to_string(), key: key.to_owned(), reason: reason.to_string() }
     }
 }

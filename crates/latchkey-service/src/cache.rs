@@ -9,10 +9,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::ServiceError;
 use arc_swap::{ArcSwap, ArcSwapOption};
-use axum::body::Bytes;
+use bytes::Bytes;
 use latchkey_core::domain::{ClientId, SubjectId, TenantId};
-use latchkey_store::{Change, Client, ScopeDefinition, Store, StoreError, User};
+use latchkey_core::records::{Change, Client, ScopeDefinition, User};
+use latchkey_store::Store;
 
 use crate::keys::KeyService;
 
@@ -55,7 +57,7 @@ impl Caches {
 
     /// A client by id, from the cache when present (unknown ids are cached too, up to
     /// `MAX_UNKNOWN_CLIENTS`).
-    pub async fn client(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    pub async fn client(&self, id: &ClientId) -> Result<Option<Arc<Client>>, ServiceError> {
         if let Some(hit) = self.clients.read().ok().and_then(|m| m.get(id).cloned()) {
             return Ok(Some(hit));
         }
@@ -87,7 +89,7 @@ impl Caches {
     }
 
     /// A user by subject id, from the cache when present.
-    pub async fn user(&self, sub: &SubjectId) -> Result<Option<Arc<User>>, StoreError> {
+    pub async fn user(&self, sub: &SubjectId) -> Result<Option<Arc<User>>, ServiceError> {
         if let Some(hit) = self.users.read().ok().and_then(|m| m.get(sub).cloned()) {
             return Ok(hit);
         }
@@ -99,7 +101,7 @@ impl Caches {
     }
 
     /// Every scope definition, from the cache when present.
-    pub async fn scopes(&self) -> Result<Arc<Vec<ScopeDefinition>>, StoreError> {
+    pub async fn scopes(&self) -> Result<Arc<Vec<ScopeDefinition>>, ServiceError> {
         if let Some(hit) = self.scopes.load_full() {
             return Ok(hit);
         }
@@ -130,7 +132,7 @@ impl Caches {
         self.web_origins.load_full()
     }
 
-    pub async fn rebuild_web_origins(&self) -> Result<(), StoreError> {
+    pub async fn rebuild_web_origins(&self) -> Result<(), ServiceError> {
         let clients = self.store.list_clients(&self.tenant).await?;
         let origins = clients.iter().flat_map(|c| c.redirect_uris.iter().filter_map(|u| u.web_origin())).collect();
         self.web_origins.store(Arc::new(origins));

@@ -51,8 +51,6 @@ impl fmt::Display for Change {
     }
 }
 
-pub(crate) const CHANNEL: &str = "latchkey_changes";
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 
+use crate::ServiceError;
 use latchkey_core::crypto::{PasswordHash, password};
 use latchkey_core::domain::{DisplayName, Email, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_store::{Actor, ImportOutcome, NewUser, Store, StoreError};
+use latchkey_core::records::{Actor, ImportOutcome, NewUser};
 use serde_json::{Map, Value};
 
 /// Fields a line may have.
@@ -63,7 +64,7 @@ pub enum ImportError {
     #[error("the file has no users")]
     Empty,
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Service(#[from] ServiceError),
 }
 
 /// The users of a file, each with its line number.
@@ -73,12 +74,17 @@ struct Parsed {
 }
 
 /// Checks every line of `text` and stores all its users, or none. Returns how many.
-pub async fn import(store: &dyn Store, tenant: &TenantId, text: &str, actor: &Actor) -> Result<u64, ImportError> {
+pub async fn import(
+    services: &crate::Latchkey,
+    tenant: &TenantId,
+    text: &str,
+    actor: &Actor,
+) -> Result<u64, ImportError> {
     let parsed = parse(text)?;
     if parsed.users.is_empty() {
         return Err(ImportError::Empty);
     }
-    match store.import_users(tenant, &parsed.users, actor).await? {
+    match services.users().import(tenant, &parsed.users, actor).await? {
         ImportOutcome::Imported(n) => Ok(n),
         ImportOutcome::Conflicts(conflicts) => Err(ImportError::Lines(
             conflicts

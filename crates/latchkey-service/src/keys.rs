@@ -5,20 +5,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ServiceError;
 use arc_swap::ArcSwap;
-use axum::body::Bytes;
+use bytes::Bytes;
 use latchkey_core::crypto::{MasterKey, SigningKeyPair};
 use latchkey_core::domain::{SigningAlg, TenantId};
+use latchkey_core::records::{Actor, KeyState, NewSigningKey, StoredSigningKey};
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::{Actor, KeyState, NewSigningKey, Store, StoreError, StoredSigningKey};
+use latchkey_store::Store;
+use latchkey_store::StoreError;
 use serde::Serialize;
 
-use crate::config::{KeysConfig, TokensConfig};
+use latchkey_config::{KeysConfig, TokensConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyServiceError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] ServiceError),
     #[error("{0}")]
     Crypto(String),
     #[error(
@@ -290,5 +293,11 @@ fn is_published(key: &StoredSigningKey, now: UnixTime) -> bool {
     match key.state {
         KeyState::Next | KeyState::Active => true,
         KeyState::Retired => key.publish_until.is_some_and(|until| until >= now),
+    }
+}
+
+impl From<StoreError> for KeyServiceError {
+    fn from(e: StoreError) -> Self {
+        KeyServiceError::Store(e.into())
     }
 }

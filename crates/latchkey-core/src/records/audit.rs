@@ -27,7 +27,7 @@ impl Actor {
 /// One recorded state change. `details` never holds a secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
-    pub at: latchkey_core::UnixTime,
+    pub at: crate::UnixTime,
     pub actor: String,
     pub action: String,
     pub target: String,

@@ -8,14 +8,14 @@ use latchkey_core::Clock;
 use latchkey_core::crypto::{MasterKey, TokenHasher};
 use latchkey_store::{Store, StoreError};
 
-use crate::config::{Config, ConfigError, DatabaseLocation};
+use latchkey_config::{Config, ConfigError, DatabaseLocation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Service(#[from] crate::ServiceError),
     #[error("{0}")]
     MasterKey(String),
     #[error("signing keys: {0}")]
@@ -28,10 +28,16 @@ pub enum StartupError {
     ErrorPages(String),
 }
 
+impl From<StoreError> for StartupError {
+    fn from(e: StoreError) -> Self {
+        StartupError::Service(e.into())
+    }
+}
+
 /// The store and secrets every part of Latchkey works with.
 pub struct Foundation {
     pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub master_key: MasterKey,
     pub token_hasher: TokenHasher,
     pub clock: Clock,

@@ -1,0 +1,17 @@
+//! What Latchkey keeps, as the store hands it over and takes it: users, clients, keys,
+//! grants, sessions, factors, audit events. Plain data in domain types; the rules about
+//! them live in the service crate, the SQL in the store.
+
+mod audit;
+mod changes;
+mod factors;
+mod identity;
+mod oauth;
+mod sessions;
+
+pub use audit::{Actor, AuditEvent};
+pub use changes::Change;
+pub use factors::*;
+pub use identity::*;
+pub use oauth::*;
+pub use sessions::*;

@@ -1,0 +1,48 @@
+//! OAuth clients (relying parties).
+
+use latchkey_core::UnixTime;
+use latchkey_core::crypto::{TokenHash, TokenHasher};
+use latchkey_core::domain::{ClientId, TenantId};
+use latchkey_core::records::{Actor, Client, ClientPatch, NewClient};
+
+use crate::{Latchkey, pass_through};
+
+/// The purpose client secrets are hashed under, where they are stored and where they are
+/// checked.
+pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
+
+/// The stored form of a client secret.
+pub fn secret_hash(hasher: &TokenHasher, secret: &str) -> TokenHash {
+    hasher.hash(CLIENT_SECRET_PURPOSE, secret)
+}
+
+pub struct Clients<'a>(pub(crate) &'a Latchkey);
+
+impl Clients<'_> {
+    pass_through! {
+        /// Creates a client; an id already in use, by a client or as a user's `sub`, is `Conflict`.
+        fn create(tenant: &TenantId, client: NewClient, actor: &Actor) -> Client => create_client;
+        fn get(tenant: &TenantId, id: &ClientId) -> Option<Client> => client;
+        fn list(tenant: &TenantId) -> Vec<Client> => list_clients;
+        fn update(tenant: &TenantId, id: &ClientId, patch: ClientPatch, actor: &Actor) -> Client => update_client;
+        fn delete(tenant: &TenantId, id: &ClientId, actor: &Actor) -> () => delete_client;
+        /// Client ids that are also a user's `sub` (stored before such collisions were refused).
+        fn ids_shared_with_users(tenant: &TenantId) -> Vec<ClientId> => client_ids_shared_with_users;
+        /// Records a client assertion id; `false` when it was seen before (a replay).
+        fn remember_assertion_jti(tenant: &TenantId, client: &ClientId, jti: &str, expires_at: UnixTime) -> bool
+            => remember_assertion_jti;
+    }
+
+    /// Replaces the secret with `new_secret`; the old one stays valid until `previous_valid_until`.
+    pub async fn rotate_secret(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+        new_secret: &str,
+        previous_valid_until: UnixTime,
+        actor: &Actor,
+    ) -> crate::ServiceResult<()> {
+        let hash = secret_hash(&self.0.token_hasher, new_secret);
+        Ok(self.0.store().rotate_client_secret(tenant, id, &hash, previous_valid_until, actor).await?)
+    }
+}

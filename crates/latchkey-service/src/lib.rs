@@ -1,0 +1,187 @@
+//! Every use case of Latchkey and every rule about it, once: the HTTP edge
+//! (`latchkey-server`) and the command line (`latchkey`) call these services and never
+//! the store.
+//!
+//! A service takes domain types, the tenant the caller resolved, and an explicit [`Actor`];
+//! it enforces the rules, writes each change together with its audit event in one
+//! transaction, and sets off what follows (back-channel logout deliveries, revocations on
+//! this node, cache invalidation on every node through the store's change feed). It knows
+//! nothing of HTTP.
+
+use std::sync::Arc;
+
+use latchkey_config::Config;
+use latchkey_core::Clock;
+use latchkey_core::crypto::{MasterKey, TokenHasher};
+use latchkey_store::Store;
+
+mod error;
+
+pub mod audit;
+pub mod cache;
+pub mod clients;
+pub mod consents;
+pub mod factors;
+pub mod foundation;
+pub mod invitations;
+pub mod jobs;
+pub mod keys;
+pub mod outbound;
+pub mod passwords;
+pub mod resources;
+pub mod revocations;
+pub mod scopes;
+pub mod sessions;
+pub mod sign_in;
+pub mod system;
+pub mod tokens;
+pub mod user_import;
+pub mod users;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{ServiceError, ServiceResult};
+pub use foundation::{Foundation, StartupError};
+/// What the services take and return.
+pub use latchkey_core::records;
+pub use latchkey_core::records::Actor;
+
+use crate::cache::Caches;
+use crate::keys::KeyService;
+use crate::passwords::PasswordHasher;
+use crate::revocations::Revocations;
+
+/// The services of one Latchkey process (a server node, or one CLI command), over one store.
+pub struct Latchkey {
+    store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+    pub master_key: MasterKey,
+    pub token_hasher: TokenHasher,
+    pub keys: Arc<KeyService>,
+    pub caches: Arc<Caches>,
+    pub revocations: Arc<Revocations>,
+    pub passwords: PasswordHasher,
+    /// Wakes the back-channel logout sender when a session ends on this node.
+    pub backchannel: Arc<tokio::sync::Notify>,
+}
+
+impl Latchkey {
+    /// The services over an opened foundation, with `config` (the foundation's, possibly
+    /// completed by the server with the address it bound).
+    pub fn new(foundation: Foundation, config: Arc<Config>) -> Self {
+        let Foundation { store, master_key, token_hasher, clock, .. } = foundation;
+        let keys = Arc::new(KeyService::new(
+            store.clone(),
+            master_key.clone(),
+            clock.clone(),
+            config.keys.clone(),
+            config.tokens.clone(),
+        ));
+        Self {
+            caches: Arc::new(Caches::new(store.clone())),
+            revocations: Arc::new(Revocations::default()),
+            passwords: PasswordHasher::new(config.passwords.policy(), config.passwords.max_concurrent_hashes),
+            backchannel: Arc::default(),
+            store,
+            config,
+            clock,
+            master_key,
+            token_hasher,
+            keys,
+        }
+    }
+
+    pub fn users(&self) -> users::Users<'_> {
+        users::Users(self)
+    }
+    pub fn clients(&self) -> clients::Clients<'_> {
+        clients::Clients(self)
+    }
+    pub fn scopes(&self) -> scopes::Scopes<'_> {
+        scopes::Scopes(self)
+    }
+    pub fn resources(&self) -> resources::Resources<'_> {
+        resources::Resources(self)
+    }
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions(self)
+    }
+    pub fn tokens(&self) -> tokens::Tokens<'_> {
+        tokens::Tokens(self)
+    }
+    pub fn factors(&self) -> factors::Factors<'_> {
+        factors::Factors(self)
+    }
+    pub fn invitations(&self) -> invitations::Invitations<'_> {
+        invitations::Invitations(self)
+    }
+    pub fn sign_in(&self) -> sign_in::SignIn<'_> {
+        sign_in::SignIn(self)
+    }
+    pub fn consents(&self) -> consents::Consents<'_> {
+        consents::Consents(self)
+    }
+    pub fn audit(&self) -> audit::Audit<'_> {
+        audit::Audit(self)
+    }
+    pub fn system(&self) -> system::System<'_> {
+        system::System(self)
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
+
+/// Service methods that only hand a call to the store, where the use case has no rule of
+/// its own beyond what the store's types and transaction already guarantee.
+macro_rules! pass_through {
+    ($( $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty => $store_fn:ident; )*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self, $($arg: $ty),*) -> $crate::ServiceResult<$ret> {
+                Ok(self.0.store().$store_fn($($arg),*).await?)
+            }
+        )*
+    };
+}
+pub(crate) use pass_through;
+
+impl Latchkey {
+    /// Readies this process to serve: signing keys exist and are loaded, the web-origin
+    /// cache and the revocation set are filled. Returns the change feed that keeps them
+    /// current (opened meanwhile: on PostgreSQL its connection costs tens of milliseconds).
+    pub async fn prepare_node(&self) -> Result<tokio::sync::mpsc::Receiver<records::Change>, StartupError> {
+        let system = self.system();
+        let (changes, loaded) = tokio::join!(system.watch_changes(), async {
+            self.keys.ensure_keys().await.map_err(|e| StartupError::Keys(e.to_string()))?;
+            self.keys.reload().await.map_err(|e| StartupError::Keys(e.to_string()))?;
+            self.caches.rebuild_web_origins().await?;
+            self.revocations.refresh(self.store(), self.clock.now()).await?;
+            Ok::<_, StartupError>(())
+        });
+        loaded?;
+        Ok(changes?)
+    }
+
+    /// The work a server node does in the background: cache invalidation from `changes`,
+    /// key rotation and cleanup (one node at a time), and polling the revocation set.
+    pub fn spawn_background(
+        &self,
+        changes: tokio::sync::mpsc::Receiver<records::Change>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            cache::spawn_change_listener(self.caches.clone(), self.keys.clone(), changes),
+            jobs::spawn_key_schedule(self.store.clone(), self.keys.clone(), self.config.keys.check_interval),
+            jobs::spawn_cleanup(
+                self.store.clone(),
+                self.clock.clone(),
+                jobs::CLEANUP_INTERVAL,
+                self.config.sessions.idle_timeout,
+            ),
+            revocations::spawn_poller(self.revocations.clone(), self.store.clone(), self.clock.clone()),
+        ]
+    }
+}

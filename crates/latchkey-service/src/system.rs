@@ -1,0 +1,31 @@
+//! The database as a whole: which backend, whether it answers, its change feed and the
+//! locks that keep a scheduled job on one node.
+
+use latchkey_core::records::Change;
+use tokio::sync::mpsc;
+
+use crate::{Latchkey, ServiceResult};
+
+pub struct System<'a>(pub(crate) &'a Latchkey);
+
+impl System<'_> {
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.0.store().backend()
+    }
+    /// Where the data lives, for people (never a password).
+    pub fn location(&self) -> String {
+        self.0.store().location()
+    }
+    pub async fn ping(&self) -> ServiceResult<()> {
+        Ok(self.0.store().ping().await?)
+    }
+    /// Changes made by anyone (other nodes, the CLI), for cache invalidation.
+    pub async fn watch_changes(&self) -> ServiceResult<mpsc::Receiver<Change>> {
+        Ok(self.0.store().watch_changes(self.0.config.database.change_poll_interval).await?)
+    }
+    /// Closes the connection pool.
+    pub async fn close(&self) {
+        self.0.store().close().await;
+    }
+}

@@ -1,0 +1,167 @@
+//! Users: accounts, their passwords and their state. Locking, deleting and a password
+//! change end sessions and revoke tokens in the same transaction as the change itself, so
+//! no crash can leave a locked user signed in.
+
+use latchkey_core::domain::{Email, NewPassword, SubjectId, TenantId, Username};
+use latchkey_core::records::{Actor, ImportOutcome, NewUser, User, UserPatch};
+
+use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
+
+pub struct Users<'a>(pub(crate) &'a Latchkey);
+
+/// Who changes a password, which decides what else ends with the old one.
+#[derive(Debug, Clone)]
+pub enum PasswordChange {
+    /// The user, from their signed-in session `current_sid`: that session stays, the
+    /// others end (`sessions.end_other_sessions_on_password_change`).
+    BySelf { current_sid: String },
+    /// An operator: every session ends and every refresh token is revoked
+    /// (`sessions.end_other_sessions_on_password_change`).
+    ByOperator,
+}
+
+/// A change to a user's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    Lock,
+    Unlock,
+    Delete,
+}
+
+impl Users<'_> {
+    pass_through! {
+        fn by_sub(tenant: &TenantId, sub: &SubjectId) -> Option<User> => user_by_sub;
+        fn by_username(tenant: &TenantId, username: &Username) -> Option<User> => user_by_username;
+        fn by_email(tenant: &TenantId, email: &Email) -> Option<User> => user_by_email;
+        fn by_webauthn_id(tenant: &TenantId, id: &str) -> Option<User> => user_by_webauthn_id;
+        fn list(tenant: &TenantId) -> Vec<User> => list_users;
+        /// Creates a user; a taken username or email, or a `sub` that is a client's id, is `Conflict`.
+        fn create(tenant: &TenantId, user: NewUser, actor: &Actor) -> User => create_user;
+        fn update(tenant: &TenantId, sub: &SubjectId, patch: UserPatch, actor: &Actor) -> User => update_user;
+        /// Replaces the hash `old` by `new` (the same password at today's parameters) unless
+        /// the password changed meanwhile. Returns whether it was replaced.
+        fn upgrade_password_hash(tenant: &TenantId, sub: &SubjectId, old: &str, new: &str) -> bool => upgrade_password_hash;
+        /// Many users in one transaction, all or none (`user import`).
+        fn import(tenant: &TenantId, users: &[NewUser], actor: &Actor) -> ImportOutcome => import_users;
+    }
+
+    /// A user named by subject id or by username (a username may look like a subject id:
+    /// both are tried).
+    pub async fn find(&self, tenant: &TenantId, given: &str) -> ServiceResult<User> {
+        if let Ok(sub) = SubjectId::parse(given)
+            && let Some(user) = self.by_sub(tenant, &sub).await?
+        {
+            return Ok(user);
+        }
+        if let Ok(name) = Username::parse(given)
+            && let Some(user) = self.by_username(tenant, &name).await?
+        {
+            return Ok(user);
+        }
+        Err(ServiceError::NotFound(format!("user `{given}` (give a username or subject id)")))
+    }
+
+    /// Sets a password (hashed with Argon2id at today's parameters). Returns how many
+    /// sessions ended with the old one.
+    pub async fn set_password(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        password: NewPassword,
+        change: PasswordChange,
+        actor: &Actor,
+    ) -> ServiceResult<usize> {
+        let hash = self.0.passwords.hash(password.into_string()).await.map_err(|e| match e {
+            crate::passwords::HashingError::Password(e) => ServiceError::Invalid(e.to_string()),
+            other => ServiceError::Unavailable(other.to_string()),
+        })?;
+        let end_sessions = self.0.config.sessions.end_other_sessions_on_password_change;
+        let (except_sid, reason, revoke_all) = match change {
+            PasswordChange::BySelf { current_sid } => (Some(current_sid), "credentials_changed", false),
+            PasswordChange::ByOperator => (None, "password_changed", true),
+        };
+        let sessions = self.0.sessions();
+        let how = sessions.ending(reason, revoke_all).await;
+        let mut tx = self.0.store().transaction().await?;
+        tx.set_password_hash(tenant, sub, Some(hash.as_str().to_owned()), actor).await?;
+        let ended = if end_sessions {
+            Some(sessions.end_in(tx.as_mut(), tenant, sub, except_sid, &how, actor).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(ended.map_or(0, |ended| {
+            sessions.ended(&ended, &how);
+            ended.sessions.len()
+        }))
+    }
+
+    /// Removes the password, unless the user has no passkey (`Invalid`); the user's other
+    /// sessions end.
+    pub async fn remove_password(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        current_sid: &str,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        self.0.store().remove_password(tenant, sub, actor).await?;
+        self.0.sessions().end_others(tenant, sub, current_sid, actor).await;
+        Ok(())
+    }
+
+    /// Locks, unlocks or deletes a user. Locking and deleting sign the user out everywhere
+    /// and revoke every refresh token, in the same transaction (back-channel logouts are
+    /// queued with it). Returns the user as it was and how many sessions ended.
+    pub async fn change_state(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        change: StateChange,
+        actor: &Actor,
+    ) -> ServiceResult<usize> {
+        let sessions = self.0.sessions();
+        let reason = match change {
+            StateChange::Lock => "user_locked",
+            StateChange::Unlock => "user_unlocked",
+            StateChange::Delete => "user_deleted",
+        };
+        let how = sessions.ending(reason, true).await;
+        let mut tx = self.0.store().transaction().await?;
+        let ended = match change {
+            StateChange::Lock => {
+                tx.set_user_locked(tenant, sub, true, actor).await?;
+                Some(sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?)
+            }
+            StateChange::Unlock => {
+                tx.set_user_locked(tenant, sub, false, actor).await?;
+                None
+            }
+            StateChange::Delete => {
+                let ended = sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?;
+                tx.delete_user(tenant, sub, actor).await?;
+                Some(ended)
+            }
+        };
+        tx.commit().await?;
+        Ok(ended.map_or(0, |ended| {
+            sessions.ended(&ended, &how);
+            ended.sessions.len()
+        }))
+    }
+
+    /// An operator's last resort for someone who lost every factor: removes their passkeys,
+    /// authenticator app and recovery codes, and ends their sessions. Returns how many
+    /// passkeys went and how many sessions ended.
+    pub async fn reset_sign_in_factors(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        actor: &Actor,
+    ) -> ServiceResult<(u64, usize)> {
+        let passkeys = self.0.store().reset_sign_in_factors(tenant, sub, actor).await?;
+        let which = latchkey_core::records::SessionSelector::User { sub: sub.clone(), except_sid: None };
+        let ended = self.0.sessions().end(tenant, &which, "credentials_changed", true, actor).await?;
+        Ok((passkeys, ended.sessions.len()))
+    }
+}
