@@ -1,15 +1,11 @@
-//! The application: shared state and the router with its middleware.
-
-use std::sync::Arc;
+//! The router: every route and the middleware around them. The state handlers share is
+//! in [`crate::state`].
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use latchkey_core::Clock;
-use latchkey_service::Latchkey;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -19,83 +15,12 @@ use crate::edge;
 use crate::login;
 use crate::oauth;
 use crate::oidc::{self, discovery};
-use crate::pages::{ErrorPages, STYLESHEET};
+use crate::pages::{PageError, STYLESHEET};
 use crate::routes::{health, jwks};
 use crate::sessions;
-use crate::templates::Templates;
-use latchkey_config::Config;
-use latchkey_core::crypto::TokenHasher;
-use latchkey_service::cache::Caches;
-use latchkey_service::keys::KeyService;
-use latchkey_service::passwords::PasswordHasher;
-use latchkey_service::revocations::Revocations;
-
-/// What every request handler shares. Cloned for every request and every middleware that
-/// takes state, so it is one reference count, not one per field.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-pub struct Shared {
-    /// Every use case and rule; the only way to the store.
-    pub services: Arc<Latchkey>,
-    /// The services' own configuration, clock, keys, caches and hashers, at hand for the
-    /// edge (the same objects, not copies).
-    pub config: Arc<Config>,
-    /// `server.public_url` without trailing slash: the issuer, byte for byte.
-    pub issuer: Arc<str>,
-    pub https: bool,
-    pub clock: Clock,
-    pub keys: Arc<KeyService>,
-    pub caches: Arc<Caches>,
-    pub pages: Arc<ErrorPages>,
-    pub passwords: PasswordHasher,
-    pub metrics: Option<PrometheusHandle>,
-    pub metrics_token: Option<Arc<String>>,
-    pub token_hasher: TokenHasher,
-    pub revocations: Arc<Revocations>,
-    /// Access tokens whose signature this node already checked.
-    pub verified_tokens: crate::oauth::verified_tokens::VerifiedTokens,
-    pub templates: Arc<Templates>,
-    pub client_keys: Arc<crate::oauth::client_keys::ClientKeyCache>,
-    /// Every request Latchkey sends goes through this guard.
-    pub outbound: Arc<latchkey_service::outbound::Outbound>,
-    pub client_auth_throttle: Arc<crate::oauth::client_auth::ClientAuthThrottle>,
-    /// Wakes the back-channel logout sender when a session ends on this node.
-    pub backchannel: Arc<tokio::sync::Notify>,
-    /// The WebAuthn relying party.
-    pub passkeys: Arc<crate::passkeys::Passkeys>,
-    /// Seals secrets kept at rest (TOTP secrets).
-    pub master_key: latchkey_core::crypto::MasterKey,
-}
-
-impl Shared {
-    /// `aud` of access tokens when no resource is named: `tokens.default_audience`, else
-    /// the issuer (whose UserInfo endpoint accepts them).
-    pub fn default_audience(&self) -> String {
-        self.config.tokens.default_audience.clone().unwrap_or_else(|| self.issuer.to_string())
-    }
-}
+use crate::state::{AppState, base_path};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The path under which everything is served: the path of `server.public_url`.
-pub fn base_path(issuer: &str) -> String {
-    url::Url::parse(issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default()
-}
 
 pub fn router(state: AppState) -> Router {
     let cors = edge::cors::layer(&state);
@@ -117,10 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/logout/confirm", post(oidc::end_session::confirm))
         .route("/select-account", get(login::select_account::page).post(login::select_account::choose))
         .route("/session/check", get(sessions::check::check_session_iframe))
-        .route("/account/sessions", get(sessions::account::sessions_page))
-        .route("/account/sessions/end", post(sessions::account::end_session))
-        .route("/login/passkey/options", post(crate::passkeys::sign_in::options))
-        .route("/login/passkey", post(crate::passkeys::sign_in::finish))
+        .route("/account/sessions", get(account::sessions_page::sessions_page))
+        .route("/account/sessions/end", post(account::sessions_page::end_session))
+        .route("/login/passkey/options", post(crate::login::passkey::options))
+        .route("/login/passkey", post(crate::login::passkey::finish))
         .route("/login/second-factor", get(login::second_factor::page).post(login::second_factor::submit))
         .route("/login/recovery", get(login::recovery::page).post(login::recovery::submit))
         .route("/signup", get(crate::signup::page).post(crate::signup::finish))
@@ -163,10 +88,12 @@ pub fn router(state: AppState) -> Router {
             app.route(&format!("/.well-known/oauth-authorization-server{base}"), get(discovery::openid_configuration));
     }
     let pages = state.pages.clone();
-    app.fallback(crate::pages::not_found)
+    app.fallback(crate::routes::not_found::not_found)
+        .layer(from_fn_with_state(state.clone(), render_error_pages))
+        .layer(from_fn_with_state(state.clone(), edge::tenant::resolve))
         .layer(CatchPanicLayer::custom(move |_panic: Box<dyn std::any::Any + Send>| {
             tracing::error!("request handler panicked");
-            pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.", None)
+            pages.render(StatusCode::INTERNAL_SERVER_ERROR, &format!("{} Please try again.", PageError::INTERNAL), None)
         }))
         .layer(from_fn_with_state(state.clone(), edge::headers::security_headers))
         .layer(from_fn(edge::metrics::track))
@@ -183,6 +110,26 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(from_fn(drop_unsafe_request_id))
         .with_state(state)
+}
+
+/// Renders a handler's [`PageError`] with the operator's error pages, keeping the headers
+/// the handler set (cookies it clears, for one).
+async fn render_error_pages(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let Some(error) = response.extensions_mut().remove::<PageError>() else {
+        return response;
+    };
+    let mut page = state.pages.render(error.status, &error.message, None);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            page.headers_mut().append(name, value.clone());
+        }
+    }
+    page
 }
 
 /// A request id from outside (a proxy's) is kept for correlation only when it is short and

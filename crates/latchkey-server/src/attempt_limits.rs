@@ -27,7 +27,7 @@ use axum::response::Response;
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_core::records::ReservedAttempt;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// What is guessed at. Each has a budget of its own per account (the `limit` label of the
 /// metrics); all share one budget per client IP.
@@ -91,10 +91,6 @@ pub struct Attempt {
     ip: (String, ReservedAttempt),
 }
 
-fn tenant() -> TenantId {
-    TenantId::default_tenant()
-}
-
 fn account_key(state: &AppState, guess: Guess, account: Account<'_>) -> String {
     match account {
         Account::Known(sub) => format!("{}:sub:{sub}", guess.label()),
@@ -106,7 +102,7 @@ fn account_key(state: &AppState, guess: Guess, account: Account<'_>) -> String {
 }
 
 /// Reserves an attempt at `guess` for `account` from `ip` before anything is checked.
-pub async fn reserve(state: &AppState, guess: Guess, account: Account<'_>, ip: IpAddr) -> Admission {
+pub async fn reserve(state: &AppState, tenant: &TenantId, guess: Guess, account: Account<'_>, ip: IpAddr) -> Admission {
     let account_key = account_key(state, guess, account);
     let ip_key = format!("ip:{}", ip_bucket(ip));
     let login = &state.config.login;
@@ -114,7 +110,7 @@ pub async fn reserve(state: &AppState, guess: Guess, account: Account<'_>, ip: I
     let reserved = state
         .services
         .sign_in()
-        .reserve_attempts(&tenant(), &[account_key.as_str(), ip_key.as_str()], now, login.failure_window)
+        .reserve_attempts(&tenant, &[account_key.as_str(), ip_key.as_str()], now, login.failure_window)
         .await;
     let (account, ip) = match reserved.as_deref() {
         Ok([account, ip]) => (*account, *ip),
@@ -125,7 +121,7 @@ pub async fn reserve(state: &AppState, guess: Guess, account: Account<'_>, ip: I
     if account.count > i64::from(login.max_failures_per_account) || ip.count > i64::from(login.max_failures_per_ip) {
         // A refused attempt is checked nowhere, so it counts nowhere: an address that is
         // refused cannot go on using up accounts' budgets.
-        attempt.give_back(state, false).await;
+        attempt.give_back(state, &tenant, false).await;
         metrics::counter!("latchkey_attempts_refused_total", "limit" => guess.label()).increment(1);
         tracing::info!(limit = guess.label(), "attempt refused: too many failures");
         return Admission::Refused;
@@ -142,8 +138,8 @@ fn unavailable(guess: Guess, e: impl std::fmt::Display) -> Admission {
 impl Attempt {
     /// The answer was right: the account's failures are cleared and the IP's reservation
     /// is given back (a right answer never counts against anyone).
-    pub async fn succeeded(self, state: &AppState) {
-        self.give_back(state, true).await;
+    pub async fn succeeded(self, state: &AppState, tenant: &TenantId) {
+        self.give_back(state, &tenant, true).await;
     }
 
     /// The answer was wrong: the reservation stays, as a failure.
@@ -151,13 +147,13 @@ impl Attempt {
         tracing::debug!(limit = self.guess.label(), "wrong answer counted");
     }
 
-    async fn give_back(&self, state: &AppState, clear_account: bool) {
+    async fn give_back(&self, state: &AppState, tenant: &TenantId, clear_account: bool) {
         let account = if clear_account {
-            state.services.sign_in().clear_failures(&tenant(), &self.account.0).await
+            state.services.sign_in().clear_failures(&tenant, &self.account.0).await
         } else {
-            state.services.sign_in().release_attempts(&tenant(), &[(self.account.0.as_str(), self.account.1)]).await
+            state.services.sign_in().release_attempts(&tenant, &[(self.account.0.as_str(), self.account.1)]).await
         };
-        let ip = state.services.sign_in().release_attempts(&tenant(), &[(self.ip.0.as_str(), self.ip.1)]).await;
+        let ip = state.services.sign_in().release_attempts(&tenant, &[(self.ip.0.as_str(), self.ip.1)]).await;
         if let Err(e) = account.and(ip) {
             // The counter stays one higher until its window ends: fewer attempts for a
             // while, never more.

@@ -8,6 +8,7 @@ compile_error!("the test-clock feature lets anyone move the server clock; it mus
 pub mod account;
 pub mod app;
 pub mod attempt_limits;
+pub mod browser;
 mod connections;
 pub mod edge;
 pub mod login;
@@ -15,11 +16,11 @@ pub mod oauth;
 pub mod oidc;
 pub mod opt_ins;
 pub mod pages;
-pub mod passkeys;
 pub mod routes;
 pub mod serve;
 pub mod sessions;
 pub mod signup;
+pub mod state;
 pub mod templates;
 
 pub use latchkey_service::{Foundation, StartupError};

@@ -7,12 +7,14 @@ use latchkey_core::domain::TenantId;
 use latchkey_core::records::Client;
 use latchkey_service::ServiceError;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Logs one warning per weakened default: the server-wide refresh-token reuse grace, and
 /// the clients that have a per-client convenience; then the client ids that are also a
 /// user's `sub`.
 pub async fn warn_at_start(state: &AppState) -> Result<(), ServiceError> {
+    // At start-up, before any request: the one tenant there is.
+    let tenant = TenantId::default_tenant();
     let grace = state.config.tokens.refresh_reuse_grace;
     if !grace.is_zero() {
         tracing::warn!(
@@ -21,7 +23,6 @@ pub async fn warn_at_start(state: &AppState) -> Result<(), ServiceError> {
              (RFC 9700 §4.14.2 revokes on any reuse)"
         );
     }
-    let tenant = TenantId::default_tenant();
     let clients = state.services.clients().list(&tenant).await?;
     warn_for(
         &clients,

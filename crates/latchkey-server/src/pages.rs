@@ -1,14 +1,16 @@
 //! HTML error pages in Latchkey's own look, each replaceable by a file named in
 //! `[web.error_pages]`. JSON endpoints keep JSON errors.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 
 use latchkey_config::WebConfig;
+use latchkey_service::ServiceError;
 
 pub const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0;\
 display:flex;min-height:100vh;align-items:center;justify-content:center}\
@@ -60,6 +62,51 @@ impl ErrorPages {
     }
 }
 
+/// An error page as a handler's answer: a status and a message for people (never text
+/// from the request, never a cause). Handlers return it, or `?` a [`ServiceError`] into
+/// it; `app::render_error_pages` renders it with the operator's pages, so a handler needs
+/// no access to them. The OAuth endpoints answer with `OAuthError` instead.
+#[derive(Debug, Clone)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: Cow<'static, str>,
+}
+
+impl PageError {
+    /// What a person is told when the failure is ours; the cause goes to the log.
+    pub const INTERNAL: &'static str = "Something went wrong on our side.";
+
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    /// A failure on our side (the caller logs the cause).
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, Self::INTERNAL)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl From<ServiceError> for PageError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "There is nothing at this address."),
+            ServiceError::Conflict(m) | ServiceError::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, m),
+            ServiceError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "a service failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
 /// Whether the caller wants JSON rather than a page (API clients, fetch()).
 pub fn wants_json(headers: &HeaderMap) -> bool {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -68,18 +115,4 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
 
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
     headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
-/// The 404 for every path no route claims.
-pub async fn not_found(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if wants_json(&headers) {
-        let body =
-            serde_json::json!({"error": "not_found", "error_description": format!("no resource at {}", uri.path())});
-        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
-    }
-    state.pages.render(StatusCode::NOT_FOUND, "There is nothing at this address.", request_id(&headers).as_deref())
 }

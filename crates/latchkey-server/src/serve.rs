@@ -10,8 +10,9 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppState, router};
+use crate::app::router;
 use crate::pages::ErrorPages;
+use crate::state::AppState;
 use crate::templates::Templates;
 use crate::{connections, edge};
 use latchkey_config::TlsConfig;
@@ -74,8 +75,8 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     };
     let outbound = Arc::new(latchkey_service::outbound::Outbound::new(&config.outbound).map_err(StartupError::Tls)?);
     latchkey_service::outbound::warn_about_refused_destinations(&services, outbound.policy()).await;
-    let pages = ErrorPages::load(&config.web, &crate::app::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
-    let state = AppState::new(crate::app::Shared {
+    let pages = ErrorPages::load(&config.web, &crate::state::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
+    let state = AppState::new(crate::state::Shared {
         issuer: Arc::from(issuer.as_str()),
         https: issuer.starts_with("https://"),
         passwords: services.passwords.clone(),
@@ -85,12 +86,12 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         templates: Arc::new(Templates::load().map_err(StartupError::ErrorPages)?),
         token_hasher: services.token_hasher.clone(),
         revocations: services.revocations.clone(),
-        client_keys: Arc::new(crate::oauth::client_keys::ClientKeyCache::new(outbound.clone())),
+        client_keys: Arc::new(latchkey_service::client_keys::ClientKeyCache::new(outbound.clone())),
         outbound,
         client_auth_throttle: Arc::default(),
         verified_tokens: Default::default(),
         backchannel: services.backchannel.clone(),
-        passkeys: Arc::new(crate::passkeys::Passkeys::new(&config, &issuer)),
+        passkeys: Arc::new(latchkey_service::passkeys::Passkeys::new(&config, &issuer)),
         master_key: services.master_key.clone(),
         config: config.clone(),
         clock: services.clock.clone(),

@@ -10,38 +10,37 @@
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{DisplayName, Email, Factor, Factors, ProfileClaims, SubjectId, TenantId, Username};
 use latchkey_core::records::{Actor, NewAccount, NewUser};
 use latchkey_service::ServiceError;
+use latchkey_service::passkeys::PasskeyRegistration;
 use serde::{Deserialize, Serialize};
-use webauthn_rs::prelude::PasskeyRegistration;
 
 use crate::account::recovery_codes;
-use crate::app::AppState;
+use crate::browser::ceremony::{self, Purpose};
+use crate::browser::csrf;
+use crate::browser::json::json_error;
 use crate::edge::ClientIp;
-use crate::login::ceremony::{self, Purpose};
-use crate::login::csrf;
-use crate::passkeys::new_user_handle;
-use crate::passkeys::sign_in::json_error;
+use crate::edge::Tenant;
+use crate::pages::PageError;
 use crate::sessions;
+use crate::state::AppState;
 use latchkey_config::{EmailAtSignUp, Identifier, RegistrationMode};
-
-fn base(state: &AppState) -> String {
-    crate::app::base_path(&state.issuer)
-}
-
-fn tenant() -> TenantId {
-    TenantId::default_tenant()
-}
+use latchkey_service::passkeys::new_user_handle;
 
 pub fn invitation_hash(state: &AppState, token: &str) -> TokenHash {
     state.services.invitations().hash(token)
 }
 
 /// Whether sign-up is open to this request; the reason for a page when not.
-async fn allowed(state: &AppState, invite: Option<&str>) -> Result<Option<TokenHash>, (StatusCode, &'static str)> {
+async fn allowed(
+    state: &AppState,
+    tenant: &TenantId,
+    invite: Option<&str>,
+) -> Result<Option<TokenHash>, (StatusCode, &'static str)> {
     match state.config.registration.mode {
         RegistrationMode::Closed => {
             Err((StatusCode::NOT_FOUND, "Sign-up is closed here. Ask an administrator for an account."))
@@ -52,7 +51,7 @@ async fn allowed(state: &AppState, invite: Option<&str>) -> Result<Option<TokenH
                 return Err((StatusCode::FORBIDDEN, "Sign-up needs an invitation link."));
             };
             let hash = invitation_hash(state, token);
-            match state.services.invitations().usable(&tenant(), &hash, state.clock.now()).await {
+            match state.services.invitations().usable(&tenant, &hash, state.clock.now()).await {
                 Ok(true) => Ok(Some(hash)),
                 _ => Err((StatusCode::FORBIDDEN, "This invitation link has been used, has expired or is not valid.")),
             }
@@ -66,16 +65,21 @@ pub struct SignUpQuery {
     req: Option<String>,
 }
 
-pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<SignUpQuery>) -> Response {
-    if let Err((status, message)) = allowed(&state, q.invite.as_deref()).await {
-        return state.pages.render(status, message, None);
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Tenant(tenant): Tenant,
+    Query(q): Query<SignUpQuery>,
+) -> Response {
+    if let Err((status, message)) = allowed(&state, &tenant, q.invite.as_deref()).await {
+        return PageError::new(status, message.to_owned()).into_response();
     }
     if !state.passkeys.available() {
-        return state.pages.render(
+        return PageError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Passkeys are not available on this server, so sign-up is too.",
-            None,
-        );
+        )
+        .into_response();
     }
     let identifier = state.config.registration.identifier;
     let (csrf, set_cookie) = csrf::token(&state, &headers);
@@ -83,7 +87,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
         StatusCode::OK,
         "signup.html",
         minijinja::context! {
-            title => "Create an account", base => base(&state), csrf, invite => q.invite, req => q.req,
+            title => "Create an account", base => state.base(), csrf, invite => q.invite, req => q.req,
             ask_username => identifier != Identifier::Email,
             email_required => identifier == Identifier::Email || state.config.registration.email == EmailAtSignUp::Required,
         },
@@ -124,6 +128,7 @@ fn signup_ip_key(ip: std::net::IpAddr) -> String {
 
 pub async fn options(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<OptionsForm>,
@@ -131,14 +136,14 @@ pub async fn options(
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
         return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
     }
-    let invitation = match allowed(&state, form.invite.as_deref()).await {
+    let invitation = match allowed(&state, &tenant, form.invite.as_deref()).await {
         Ok(i) => i,
         Err((status, message)) => return json_error(status, message),
     };
     let now = state.clock.now();
     let window = state.config.login.failure_window;
     let key = signup_ip_key(ip);
-    let recent = state.services.sign_in().failures(&tenant(), &[key.as_str()], now, window).await.ok();
+    let recent = state.services.sign_in().failures(&tenant, &[key.as_str()], now, window).await.ok();
     let recent = recent.and_then(|counts| counts.first().copied()).unwrap_or(0);
     if recent >= i64::from(state.config.login.max_failures_per_ip) {
         return json_error(StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.");
@@ -177,7 +182,7 @@ pub async fn options(
         }
     };
     // Usernames are public identifiers, so a taken one is said (documented).
-    if matches!(state.services.users().by_username(&tenant(), &username).await, Ok(Some(_))) {
+    if matches!(state.services.users().by_username(&tenant, &username).await, Ok(Some(_))) {
         return json_error(StatusCode::CONFLICT, "That username is taken. Choose another.");
     }
     let handle = new_user_handle();
@@ -200,8 +205,8 @@ pub async fn options(
             !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         }),
     };
-    match ceremony::put(&state, &headers, Purpose::SignUp, &pending).await {
-        Ok(cookie) => crate::passkeys::sign_in::options_response(options, cookie),
+    match ceremony::put(&state, &tenant, &headers, Purpose::SignUp, &pending).await {
+        Ok(cookie) => crate::browser::json::options_response(options, cookie),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
@@ -214,15 +219,17 @@ pub struct FinishForm {
 
 pub async fn finish(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<FinishForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
-    let Some(pending) = ceremony::take::<PendingSignUp>(&state, &headers, Purpose::SignUp).await else {
-        return state.pages.render(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.", None);
+    let Some(pending) = ceremony::take::<PendingSignUp>(&state, &tenant, &headers, Purpose::SignUp).await else {
+        return PageError::new(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.")
+            .into_response();
     };
     let passkey = match state.passkeys.finish_registration(
         form.credential.as_deref().unwrap_or(""),
@@ -232,11 +239,8 @@ pub async fn finish(
         Ok(p) => p,
         Err(e) => {
             tracing::info!(error = %e, "sign-up passkey refused");
-            return state.pages.render(
-                StatusCode::BAD_REQUEST,
-                "The passkey could not be created. Please start again.",
-                None,
-            );
+            return PageError::new(StatusCode::BAD_REQUEST, "The passkey could not be created. Please start again.")
+                .into_response();
         }
     };
     let synced = passkey.backup_eligible;
@@ -255,7 +259,8 @@ pub async fn finish(
         })
     })();
     let Some(user) = parsed else {
-        return state.pages.render(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.", None);
+        return PageError::new(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.")
+            .into_response();
     };
     let (codes, hashes) = recovery_codes::generate(&state);
     let account = NewAccount {
@@ -266,28 +271,28 @@ pub async fn finish(
         invitation: pending.invitation.map(TokenHash::from_stored),
     };
     let actor = Actor::System;
-    let created = match state.services.factors().create_account(&tenant(), account, &actor).await {
+    let created = match state.services.factors().create_account(&tenant, account, &actor).await {
         Ok(u) => u,
         Err(ServiceError::Conflict(m)) if m.contains("username") => {
-            return state.pages.render(
+            return PageError::new(
                 StatusCode::CONFLICT,
                 "That username was taken a moment ago. Please start again with another.",
-                None,
-            );
+            )
+            .into_response();
         }
         Err(ServiceError::Invalid(m)) => {
-            return state.pages.render(StatusCode::FORBIDDEN, &format!("Sign-up failed: {m}."), None);
+            return PageError::new(StatusCode::FORBIDDEN, format!("Sign-up failed: {m}.")).into_response();
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot create account");
-            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+            return PageError::internal().into_response();
         }
     };
     let now = state.clock.now();
     let _ = state
         .services
         .sign_in()
-        .record_failure(&tenant(), &signup_ip_key(ip), now, state.config.login.failure_window)
+        .record_failure(&tenant, &signup_ip_key(ip), now, state.config.login.failure_window)
         .await;
     metrics::counter!("latchkey_signups_total").increment(1);
     let factors = Factors::new(Factor::Passkey { synced, user_verified: true });
@@ -299,20 +304,20 @@ pub async fn finish(
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
         ip: Some(ip.to_string()),
     };
-    let cookies = match sessions::start(&state, &headers, sign_in).await {
+    let cookies = match sessions::start(&state, &tenant, &headers, sign_in).await {
         Ok((_, c)) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot create session");
-            return state.pages.render(
+            return PageError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Your account was created, but signing in failed. Please sign in.",
-                None,
-            );
+            )
+            .into_response();
         }
     };
     let next = match &pending.req {
-        Some(req) => format!("{}/authorize/resume?req={req}", base(&state)),
-        None => format!("{}/account/security", base(&state)),
+        Some(req) => format!("{}/authorize/resume?req={req}", state.base()),
+        None => format!("{}/account/security", state.base()),
     };
     let mut response = recovery_codes::show(&state, &codes, &next, true);
     sessions::set_cookies(&mut response, cookies);

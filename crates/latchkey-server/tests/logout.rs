@@ -177,14 +177,18 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         let (_, id) = notes_tokens(&server, &browser, "openid").await;
         let sub = ok(SubjectId::parse(id["sub"].as_str().unwrap_or_default()), "sub");
         let ended = ok(
-            latchkey_server::sessions::end(
-                server.state(),
-                &SessionSelector::Sid(id["sid"].as_str().unwrap_or_default().into()),
-                "test",
-                false,
-                &Actor::Cli,
-            )
-            .await,
+            server
+                .state()
+                .services
+                .sessions()
+                .end(
+                    &TenantId::default_tenant(),
+                    &SessionSelector::Sid(id["sid"].as_str().unwrap_or_default().into()),
+                    "test",
+                    false,
+                    &Actor::Cli,
+                )
+                .await,
             "end",
         );
         assert_eq!(ended.sessions.len(), 1, "{b}");
@@ -233,7 +237,15 @@ async fn a_failing_backchannel_endpoint_is_retried_with_backoff_then_given_up() 
         .await;
         notes.sign_in(&server, &browser, "ada", "openid").await;
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
-        ok(latchkey_server::sessions::end(server.state(), &which, "test", false, &Actor::Cli).await, "end");
+        ok(
+            server
+                .state()
+                .services
+                .sessions()
+                .end(&TenantId::default_tenant(), &which, "test", false, &Actor::Cli)
+                .await,
+            "end",
+        );
         // Move the clock only once the failed attempt is recorded: its retry time is
         // taken from the clock when the sender records it.
         let recorded = |n: i64| {
@@ -297,8 +309,15 @@ async fn locking_or_deleting_a_user_ends_sessions_and_every_refresh_token() {
         let offline = tokens["refresh_token"].as_str().unwrap_or_default().to_owned();
         let sub = ok(SubjectId::parse(id["sub"].as_str().unwrap_or_default()), "sub");
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
-        let ended =
-            ok(latchkey_server::sessions::end(server.state(), &which, "user_locked", true, &Actor::Cli).await, "end");
+        let ended = ok(
+            server
+                .state()
+                .services
+                .sessions()
+                .end(&TenantId::default_tenant(), &which, "user_locked", true, &Actor::Cli)
+                .await,
+            "end",
+        );
         assert_eq!(ended.sessions.len(), 1, "{b}");
         assert!(!ended.revoked_grants.is_empty(), "{b}: the offline grant is revoked too");
         let (status, body) = notes.refresh(&server, &offline).await;

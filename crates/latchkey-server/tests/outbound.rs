@@ -16,7 +16,7 @@ use axum::serve::ListenerExt as _;
 use latchkey_config::{AllowEntry, OutboundConfig, Purpose};
 use latchkey_core::domain::{ClientId, ClientSessionPolicy, LogoutUri, TenantId};
 use latchkey_core::records::{Actor, SessionSelector};
-use latchkey_server::oauth::client_keys::ClientKeyError;
+use latchkey_service::client_keys::ClientKeyError;
 use latchkey_service::outbound::{Outbound, OutboundError, Refusal, Request};
 use support::browser::Browser;
 use support::flow::{PASSWORD, Rp, secret_of};
@@ -128,7 +128,7 @@ async fn a_back_channel_logout_to_a_refused_address_is_never_attempted() {
         }
         let tenant = TenantId::default_tenant();
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
-        ok(latchkey_server::sessions::end(server.state(), &which, "test", false, &Actor::Cli).await, "end");
+        ok(server.state().services.sessions().end(&tenant, &which, "test", false, &Actor::Cli).await, "end");
 
         let deliveries =
             || async { ok(server.state().services.sessions().logout_deliveries(&tenant, &sub).await, "deliveries") };

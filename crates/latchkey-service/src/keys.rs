@@ -301,3 +301,12 @@ impl From<StoreError> for KeyServiceError {
         KeyServiceError::Store(e.into())
     }
 }
+
+/// Why a token could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("no active {0} signing key")]
+    NoKey(SigningAlg),
+    #[error("signing failed: {0}")]
+    Sign(String),
+}

@@ -13,12 +13,15 @@ use std::sync::Arc;
 use latchkey_config::Config;
 use latchkey_core::Clock;
 use latchkey_core::crypto::{MasterKey, TokenHasher};
+use latchkey_core::domain::TenantId;
 use latchkey_store::Store;
 
 mod error;
 
+pub mod access_claims;
 pub mod audit;
 pub mod cache;
+pub mod client_keys;
 pub mod clients;
 pub mod consents;
 pub mod factors;
@@ -27,6 +30,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod keys;
 pub mod outbound;
+pub mod passkeys;
 pub mod passwords;
 pub mod resources;
 pub mod revocations;
@@ -37,6 +41,7 @@ pub mod system;
 pub mod tokens;
 pub mod user_import;
 pub mod users;
+pub mod verified_tokens;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -128,6 +133,13 @@ impl Latchkey {
     }
     pub fn system(&self) -> system::System<'_> {
         system::System(self)
+    }
+
+    /// The tenant an HTTP request belongs to. There is one tenant, `default`, whose issuer
+    /// is the public URL; when tenants get their own issuers, this is the one place that
+    /// tells them apart.
+    pub fn request_tenant(&self) -> TenantId {
+        TenantId::default_tenant()
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

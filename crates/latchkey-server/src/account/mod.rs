@@ -6,6 +6,7 @@
 pub mod passkeys;
 pub mod password;
 pub mod recovery_codes;
+pub mod sessions_page;
 pub mod totp;
 
 use axum::extract::{Query, State};
@@ -15,17 +16,11 @@ use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_core::records::{Actor, BrowserSession, SessionSelector, User};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::login::csrf;
+use crate::browser::csrf;
+use crate::edge::Tenant;
+use crate::pages::PageError;
 use crate::sessions;
-
-pub(crate) fn base(state: &AppState) -> String {
-    crate::app::base_path(&state.issuer)
-}
-
-fn tenant() -> TenantId {
-    TenantId::default_tenant()
-}
+use crate::state::AppState;
 
 /// What the user knows themselves by: their username, or with `identifier = "email"` (where
 /// the username is generated and never shown) their email address.
@@ -38,7 +33,7 @@ pub(crate) fn known_as(state: &AppState, user: &User) -> String {
 
 /// Sign in first, then come back to the security page.
 pub(crate) fn sign_in_first(state: &AppState) -> Response {
-    Redirect::to(&format!("{}/login?return_to=security", base(state))).into_response()
+    Redirect::to(&format!("{}/login?return_to=security", state.base())).into_response()
 }
 
 /// Whether the session's sign-in is recent enough to change how the user signs in.
@@ -48,12 +43,16 @@ pub(crate) fn recent(state: &AppState, session: &BrowserSession) -> bool {
 
 /// The signed-in session and its user, if the sign-in is recent; otherwise the response
 /// that asks the user to sign in (again).
-pub(crate) async fn recent_session(state: &AppState, headers: &HeaderMap) -> Result<(BrowserSession, User), Response> {
-    let Some(session) = sessions::current(state, headers).await else { return Err(sign_in_first(state)) };
+pub(crate) async fn recent_session(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+) -> Result<(BrowserSession, User), Response> {
+    let Some(session) = sessions::current(state, &tenant, headers).await else { return Err(sign_in_first(state)) };
     if !recent(state, &session) {
         return Err(sign_in_first(state));
     }
-    match state.services.users().by_sub(&tenant(), &session.sub).await {
+    match state.services.users().by_sub(&tenant, &session.sub).await {
         Ok(Some(user)) => Ok((session, user)),
         _ => Err(sign_in_first(state)),
     }
@@ -62,30 +61,31 @@ pub(crate) async fn recent_session(state: &AppState, headers: &HeaderMap) -> Res
 /// A security-page form: its CSRF token checked, then a recent sign-in required.
 pub(crate) async fn recent_form(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     csrf_token: Option<&str>,
 ) -> Result<(BrowserSession, User), Response> {
     if !csrf::verify(state, headers, csrf_token) {
-        return Err(csrf::expired_form(state));
+        return Err(csrf::expired_form());
     }
-    recent_session(state, headers).await
+    recent_session(state, &tenant, headers).await
 }
 
-pub(crate) fn failure(state: &AppState, e: impl std::fmt::Display) -> Response {
+pub(crate) fn failure(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "account change failed");
-    state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)
+    PageError::internal().into_response()
 }
 
 /// Back to the security page with a message chosen by key (never text from the request).
 pub(crate) fn back(state: &AppState, done: &str) -> Response {
-    Redirect::to(&format!("{}/account/security?done={done}", base(state))).into_response()
+    Redirect::to(&format!("{}/account/security?done={done}", state.base())).into_response()
 }
 
 /// A factor went away or the password changed: whoever signed in elsewhere with it is out.
-pub(crate) async fn end_other_sessions(state: &AppState, session: &BrowserSession) {
+pub(crate) async fn end_other_sessions(state: &AppState, tenant: &TenantId, session: &BrowserSession) {
     let which = SessionSelector::User { sub: session.sub.clone(), except_sid: Some(session.sid.clone()) };
     if let Err(e) =
-        sessions::end(state, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await
+        sessions::end(state, &tenant, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await
     {
         tracing::error!(error = %e, "cannot end the user's other sessions");
     }
@@ -127,32 +127,34 @@ pub struct SecurityQuery {
 
 pub async fn security_page(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     headers: HeaderMap,
     Query(q): Query<SecurityQuery>,
 ) -> Response {
-    let Some(session) = sessions::current(&state, &headers).await else { return sign_in_first(&state) };
-    let user = match state.services.users().by_sub(&tenant(), &session.sub).await {
+    let Some(session) = sessions::current(&state, &tenant, &headers).await else { return sign_in_first(&state) };
+    let user = match state.services.users().by_sub(&tenant, &session.sub).await {
         Ok(Some(u)) => u,
         Ok(None) => return sign_in_first(&state),
-        Err(e) => return failure(&state, e),
+        Err(e) => return failure(e),
     };
-    match render(&state, &headers, &session, &user, &q).await {
+    match render(&state, &tenant, &headers, &session, &user, &q).await {
         Ok(r) => r,
-        Err(e) => failure(&state, e),
+        Err(e) => failure(e),
     }
 }
 
 async fn render(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     session: &BrowserSession,
     user: &User,
     q: &SecurityQuery,
 ) -> Result<Response, latchkey_service::ServiceError> {
     let sub: &SubjectId = &user.sub;
-    let passkeys = state.services.factors().passkeys(&tenant(), sub).await?;
-    let totp = state.services.factors().totp(&tenant(), sub).await?;
-    let recovery_left = state.services.factors().recovery_codes_left(&tenant(), sub).await?;
+    let passkeys = state.services.factors().passkeys(&tenant, sub).await?;
+    let totp = state.services.factors().totp(&tenant, sub).await?;
+    let recovery_left = state.services.factors().recovery_codes_left(&tenant, sub).await?;
     let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
     let rows: Vec<minijinja::Value> = passkeys
         .iter()
@@ -169,7 +171,7 @@ async fn render(
         StatusCode::OK,
         "security.html",
         minijinja::context! {
-            title => "Security", base => base(state), csrf, username => known_as(state, user),
+            title => "Security", base => state.base(), csrf, username => known_as(state, user),
             passkeys => rows, passkeys_available => state.passkeys.available(),
             has_password => user.has_password, passwords => state.config.login.passwords,
             password_removable => user.has_password && !passkeys.is_empty(),
@@ -189,5 +191,5 @@ async fn render(
 
 /// Back to the security page with an error chosen by key.
 pub(crate) fn redirect_error(state: &AppState, error: &str) -> Response {
-    Redirect::to(&format!("{}/account/security?error={error}", base(state))).into_response()
+    Redirect::to(&format!("{}/account/security?error={error}", state.base())).into_response()
 }

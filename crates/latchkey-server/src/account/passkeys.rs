@@ -6,15 +6,17 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use latchkey_core::records::Actor;
 use latchkey_service::ServiceError;
+use latchkey_service::passkeys::{PasskeyRegistration, Uuid};
 use serde::Deserialize;
-use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
 
-use super::{back, base, failure, recent_session, tenant};
-use crate::app::AppState;
-use crate::login::ceremony::{self, Purpose};
-use crate::login::csrf;
-use crate::passkeys::new_user_handle;
-use crate::passkeys::sign_in::json_error;
+use super::{back, failure, recent_session};
+use crate::browser::ceremony::{self, Purpose};
+use crate::browser::csrf;
+use crate::browser::json::json_error;
+use crate::edge::Tenant;
+use crate::pages::PageError;
+use crate::state::AppState;
+use latchkey_service::passkeys::new_user_handle;
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
@@ -29,14 +31,19 @@ pub(crate) fn passkey_name(raw: Option<&str>, fallback: &str) -> Option<String> 
 }
 
 /// Options for `navigator.credentials.create`: JSON for the page's script.
-pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfOnly>) -> Response {
+pub async fn options(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
         return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
     }
-    let (_, user) = match recent_session(&state, &headers).await {
+    let (_, user) = match recent_session(&state, &tenant, &headers).await {
         Ok(found) => found,
         Err(_) => {
-            let url = format!("{}/login?return_to=security", base(&state));
+            let url = format!("{}/login?return_to=security", state.base());
             return (
                 StatusCode::FORBIDDEN,
                 Json(serde_json::json!({ "error": "Please confirm it's you first.", "reauthenticate": url })),
@@ -45,22 +52,22 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         }
     };
     let candidate = new_user_handle().to_string();
-    let handle = match state.services.factors().webauthn_user_id(&tenant(), &user.sub, &candidate).await {
+    let handle = match state.services.factors().webauthn_user_id(&tenant, &user.sub, &candidate).await {
         Ok(h) => h,
         Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let Ok(handle) = Uuid::parse_str(&handle) else {
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged");
     };
-    let existing = state.services.factors().passkeys(&tenant(), &user.sub).await.unwrap_or_default();
+    let existing = state.services.factors().passkeys(&tenant, &user.sub).await.unwrap_or_default();
     let shown = super::known_as(&state, &user);
     let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
     let (options, registration) = match state.passkeys.start_registration(handle, &shown, &display, &existing) {
         Ok(o) => o,
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match ceremony::put(&state, &headers, Purpose::PasskeyRegistration, &registration).await {
-        Ok(cookie) => crate::passkeys::sign_in::options_response(options, cookie),
+    match ceremony::put(&state, &tenant, &headers, Purpose::PasskeyRegistration, &registration).await {
+        Ok(cookie) => crate::browser::json::options_response(options, cookie),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
@@ -72,8 +79,13 @@ pub struct AddForm {
     name: Option<String>,
 }
 
-pub async fn add(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<AddForm>) -> Response {
-    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
+pub async fn add(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<AddForm>,
+) -> Response {
+    let (session, user) = match super::recent_form(&state, &tenant, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -81,33 +93,27 @@ pub async fn add(State(state): State<AppState>, headers: HeaderMap, Form(form): 
         return super::redirect_error(&state, "bad_name");
     };
     let Some(registration) =
-        ceremony::take::<PasskeyRegistration>(&state, &headers, Purpose::PasskeyRegistration).await
+        ceremony::take::<PasskeyRegistration>(&state, &tenant, &headers, Purpose::PasskeyRegistration).await
     else {
-        return state.pages.render(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.", None);
+        return PageError::new(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.")
+            .into_response();
     };
     let passkey =
         match state.passkeys.finish_registration(form.credential.as_deref().unwrap_or(""), &registration, &name) {
             Ok(p) => p,
             Err(e) => {
                 tracing::info!(error = %e, "passkey registration refused");
-                return state.pages.render(
-                    StatusCode::BAD_REQUEST,
-                    "That passkey could not be added. Please try again.",
-                    None,
-                );
+                return PageError::new(StatusCode::BAD_REQUEST, "That passkey could not be added. Please try again.")
+                    .into_response();
             }
         };
-    match state
-        .services
-        .factors()
-        .add_passkey(&tenant(), &user.sub, passkey, &Actor::User(session.sub.to_string()))
-        .await
+    match state.services.factors().add_passkey(&tenant, &user.sub, passkey, &Actor::User(session.sub.to_string())).await
     {
         Ok(()) => back(&state, "passkey_added"),
         Err(ServiceError::Conflict(_)) => {
-            state.pages.render(StatusCode::CONFLICT, "That passkey is already registered.", None)
+            PageError::new(StatusCode::CONFLICT, "That passkey is already registered.").into_response()
         }
-        Err(e) => failure(&state, e),
+        Err(e) => failure(e),
     }
 }
 
@@ -118,36 +124,48 @@ pub struct PasskeyForm {
     name: Option<String>,
 }
 
-pub async fn rename(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PasskeyForm>) -> Response {
+pub async fn rename(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyForm>,
+) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
-    let Some(session) = crate::sessions::current(&state, &headers).await else { return super::sign_in_first(&state) };
+    let Some(session) = crate::sessions::current(&state, &tenant, &headers).await else {
+        return super::sign_in_first(&state);
+    };
     let Some(name) = passkey_name(form.name.as_deref(), "") else { return super::redirect_error(&state, "bad_name") };
     let id = form.id.unwrap_or_default();
     match state
         .services
         .factors()
-        .rename_passkey(&tenant(), &session.sub, &id, &name, &Actor::User(session.sub.to_string()))
+        .rename_passkey(&tenant, &session.sub, &id, &name, &Actor::User(session.sub.to_string()))
         .await
     {
         Ok(()) => back(&state, "passkey_renamed"),
         Err(ServiceError::NotFound(_)) => super::redirect_error(&state, "not_found"),
-        Err(e) => failure(&state, e),
+        Err(e) => failure(e),
     }
 }
 
-pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<PasskeyForm>) -> Response {
-    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
+pub async fn remove(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyForm>,
+) -> Response {
+    let (session, user) = match super::recent_form(&state, &tenant, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
     let id = form.id.unwrap_or_default();
     let actor = Actor::User(session.sub.to_string());
-    match state.services.factors().remove_passkey(&tenant(), &user.sub, &id, &session.sid, &actor).await {
+    match state.services.factors().remove_passkey(&tenant, &user.sub, &id, &session.sid, &actor).await {
         Ok(()) => back(&state, "passkey_removed"),
         Err(ServiceError::Invalid(_)) => super::redirect_error(&state, "last_method"),
         Err(ServiceError::NotFound(_)) => super::redirect_error(&state, "not_found"),
-        Err(e) => failure(&state, e),
+        Err(e) => failure(e),
     }
 }

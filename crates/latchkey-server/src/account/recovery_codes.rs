@@ -10,8 +10,10 @@ use latchkey_core::domain::SubjectId;
 use latchkey_core::records::Actor;
 use serde::Deserialize;
 
-use super::{base, failure, tenant};
-use crate::app::AppState;
+use super::failure;
+use crate::edge::Tenant;
+use crate::state::AppState;
+use latchkey_core::domain::TenantId;
 
 /// Fresh codes and their hashes.
 pub fn generate(state: &AppState) -> (Vec<String>, Vec<TokenHash>) {
@@ -21,13 +23,13 @@ pub fn generate(state: &AppState) -> (Vec<String>, Vec<TokenHash>) {
 }
 
 /// Uses up one of the user's codes; `false` if it is not an unused code of theirs.
-pub async fn use_code(state: &AppState, sub: &SubjectId, typed: &str) -> bool {
+pub async fn use_code(state: &AppState, tenant: &TenantId, sub: &SubjectId, typed: &str) -> bool {
     let Some(code) = recovery_code::normalize(typed) else { return false };
     let hash = state.token_hasher.hash(recovery_code::PURPOSE, &code);
     state
         .services
         .factors()
-        .use_recovery_code(&tenant(), sub, &hash, &Actor::User(sub.to_string()))
+        .use_recovery_code(&tenant, sub, &hash, &Actor::User(sub.to_string()))
         .await
         .unwrap_or(false)
 }
@@ -46,7 +48,7 @@ pub fn show(state: &AppState, codes: &[String], next: &str, first_time: bool) ->
     let mut response = state.templates.render(
         StatusCode::OK,
         "recovery_codes.html",
-        minijinja::context! { title => "Your recovery codes", base => base(state), codes, download, next, first_time },
+        minijinja::context! { title => "Your recovery codes", base => state.base(), codes, download, next, first_time },
     );
     // Shown once: never cached, never stored.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -58,8 +60,13 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
-pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    let (session, user) = match super::recent_form(&state, &headers, form.csrf.as_deref()).await {
+pub async fn regenerate(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (session, user) = match super::recent_form(&state, &tenant, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -67,10 +74,10 @@ pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, Form(
     if let Err(e) = state
         .services
         .factors()
-        .replace_recovery_codes(&tenant(), &user.sub, &hashes, &Actor::User(session.sub.to_string()))
+        .replace_recovery_codes(&tenant, &user.sub, &hashes, &Actor::User(session.sub.to_string()))
         .await
     {
-        return failure(&state, e);
+        return failure(e);
     }
-    show(&state, &codes, &format!("{}/account/security", base(&state)), false)
+    show(&state, &codes, &format!("{}/account/security", state.base()), false)
 }

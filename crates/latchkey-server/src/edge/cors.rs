@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn layer(state: &AppState) -> CorsLayer {
     let caches = state.caches.clone();

@@ -7,15 +7,16 @@
 
 use std::net::IpAddr;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::domain::{Factor, Factors, SubjectId, TenantId};
 use latchkey_core::records::User;
 use serde::{Deserialize, Serialize};
 
-use super::ceremony::{self, Purpose};
-use crate::app::AppState;
+use crate::browser::ceremony::{self, Purpose};
+use crate::pages::PageError;
 use crate::sessions;
+use crate::state::AppState;
 
 /// Where a sign-in that is not for a client leads: an account page, never a URL (so never
 /// an open redirect).
@@ -66,8 +67,7 @@ impl Pending {
 }
 
 /// What the user has set up as a second factor: (passkeys, a confirmed authenticator app).
-pub async fn second_factors(state: &AppState, sub: &SubjectId) -> (usize, bool) {
-    let tenant = TenantId::default_tenant();
+pub async fn second_factors(state: &AppState, tenant: &TenantId, sub: &SubjectId) -> (usize, bool) {
     let passkeys = state.services.factors().passkeys(&tenant, sub).await.map(|p| p.len()).unwrap_or(0);
     let totp = matches!(state.services.factors().totp(&tenant, sub).await, Ok(Some(t)) if t.confirmed);
     (passkeys, totp)
@@ -82,14 +82,10 @@ pub struct SignedIn<'a> {
     pub ip: IpAddr,
 }
 
-fn base(state: &AppState) -> String {
-    crate::app::base_path(&state.issuer)
-}
-
-pub async fn complete(state: &AppState, headers: &HeaderMap, done: SignedIn<'_>) -> Response {
+pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, done: SignedIn<'_>) -> Response {
     let password_only = done.factors.as_slice() == [Factor::Password];
     if password_only {
-        let (passkeys, totp) = second_factors(state, &done.user.sub).await;
+        let (passkeys, totp) = second_factors(state, &tenant, &done.user.sub).await;
         if passkeys > 0 || totp {
             let pending = Pending {
                 sub: done.user.sub.to_string(),
@@ -98,9 +94,9 @@ pub async fn complete(state: &AppState, headers: &HeaderMap, done: SignedIn<'_>)
                 req: done.req,
                 return_to: done.return_to,
             };
-            return match ceremony::put(state, headers, Purpose::SecondFactor, &pending).await {
+            return match ceremony::put(state, &tenant, headers, Purpose::SecondFactor, &pending).await {
                 Ok(cookie) => {
-                    let mut response = Redirect::to(&format!("{}/login/second-factor", base(state))).into_response();
+                    let mut response = Redirect::to(&format!("{}/login/second-factor", state.base())).into_response();
                     if let Some(c) = cookie {
                         response.headers_mut().append(header::SET_COOKIE, c);
                     }
@@ -108,7 +104,7 @@ pub async fn complete(state: &AppState, headers: &HeaderMap, done: SignedIn<'_>)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot keep the pending sign-in");
-                    state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)
+                    PageError::internal().into_response()
                 }
             };
         }
@@ -122,23 +118,23 @@ pub async fn complete(state: &AppState, headers: &HeaderMap, done: SignedIn<'_>)
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
         ip: Some(done.ip.to_string()),
     };
-    let cookies = match sessions::start(state, headers, sign_in).await {
+    let cookies = match sessions::start(state, &tenant, headers, sign_in).await {
         Ok((_, cookies)) => cookies,
         Err(e) => {
             tracing::error!(error = %e, "cannot create session");
-            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+            return PageError::internal().into_response();
         }
     };
     metrics::counter!("latchkey_logins_total", "outcome" => "success").increment(1);
     let next = if recovered {
         // A recovery code is spent: the next thing to do is to add a passkey.
         let continue_to = done.req.as_ref().map(|r| format!("&req={r}")).unwrap_or_default();
-        format!("{}/account/security?recovered=1{continue_to}", base(state))
+        format!("{}/account/security?recovered=1{continue_to}", state.base())
     } else {
         match (&done.req, done.return_to) {
-            (Some(id), _) => format!("{}/authorize/resume?req={id}", base(state)),
-            (None, Some(r)) => format!("{}{}", base(state), r.path()),
-            (None, None) => format!("{}/login/done", base(state)),
+            (Some(id), _) => format!("{}/authorize/resume?req={id}", state.base()),
+            (None, Some(r)) => format!("{}{}", state.base(), r.path()),
+            (None, None) => format!("{}/login/done", state.base()),
         }
     };
     // RFC 9700 §4.12: after a POST with credentials, redirect with 303, never 307.

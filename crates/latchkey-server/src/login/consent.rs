@@ -4,14 +4,17 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::domain::TenantId;
 use latchkey_core::records::Actor;
 use serde::Deserialize;
 
-use super::{allow_form_redirect, base, csrf, expired};
-use crate::app::AppState;
-use crate::oauth::authorize::{self, load_pending};
+use super::{allow_form_redirect, expired};
+use crate::browser::csrf;
+use crate::edge::Tenant;
+use crate::oauth::authorization_response;
+use crate::oauth::parked::{self, load_pending};
+use crate::pages::PageError;
 use crate::sessions;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct ConsentQuery {
@@ -20,12 +23,13 @@ pub struct ConsentQuery {
 
 pub async fn consent_page(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     headers: HeaderMap,
     Query(q): Query<ConsentQuery>,
 ) -> Response {
-    let Some((request, client)) = load_pending(&state, &headers, &q.req).await else { return expired(&state) };
-    let Some(session) = sessions::current(&state, &headers).await else {
-        return Redirect::to(&format!("{}/login?req={}", base(&state), q.req)).into_response();
+    let Some((request, client)) = load_pending(&state, &tenant, &headers, &q.req).await else { return expired() };
+    let Some(session) = sessions::current(&state, &tenant, &headers).await else {
+        return Redirect::to(&format!("{}/login?req={}", state.base(), q.req)).into_response();
     };
     let described = state.caches.scopes().await.unwrap_or_default();
     let scopes: Vec<minijinja::Value> = request
@@ -39,11 +43,11 @@ pub async fn consent_page(
         .collect();
     // Claims asked for one by one that no requested scope releases (OIDC Core §5.5); the
     // client marks some essential, which the user should know (§5.5.1).
-    let claims: Vec<minijinja::Value> = crate::oidc::claims::beyond_scopes(request.claims.as_ref(), &request.scope)
+    let claims: Vec<minijinja::Value> = crate::oauth::claims::beyond_scopes(request.claims.as_ref(), &request.scope)
         .into_iter()
         .map(|name| {
             let essential = request.claims.as_ref().is_some_and(|c| c.is_essential(name));
-            minijinja::context! { name, description => crate::oidc::claims::describe(name), essential }
+            minijinja::context! { name, description => crate::oauth::claims::describe(name), essential }
         })
         .collect();
     let username =
@@ -52,7 +56,7 @@ pub async fn consent_page(
     let mut response = state.templates.render(
         StatusCode::OK,
         "consent.html",
-        minijinja::context! { title => "Allow access", base => base(&state), csrf, req => q.req, client_name => client.name, scopes, claims, username },
+        minijinja::context! { title => "Allow access", base => state.base(), csrf, req => q.req, client_name => client.name, scopes, claims, username },
     );
     if let Some(c) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
@@ -70,23 +74,23 @@ pub struct ConsentForm {
 
 pub async fn consent_submit(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
-    let Some(req) = form.req.clone() else { return expired(&state) };
-    let Some((request, client)) = load_pending(&state, &headers, &req).await else { return expired(&state) };
-    let Some(session) = sessions::current(&state, &headers).await else {
-        return Redirect::to(&format!("{}/login?req={req}", base(&state))).into_response();
+    let Some(req) = form.req.clone() else { return expired() };
+    let Some((request, client)) = load_pending(&state, &tenant, &headers, &req).await else { return expired() };
+    let Some(session) = sessions::current(&state, &tenant, &headers).await else {
+        return Redirect::to(&format!("{}/login?req={req}", state.base())).into_response();
     };
     match form.decision.as_deref() {
         Some("allow") => {
             let actor = Actor::User(session.sub.to_string());
             // Consent accumulates: allowing fewer scopes or claims now does not withdraw
             // earlier ones.
-            let tenant = TenantId::default_tenant();
             let mut consent = state
                 .services
                 .consents()
@@ -95,7 +99,7 @@ pub async fn consent_submit(
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let claims = crate::oidc::claims::beyond_scopes(request.claims.as_ref(), &request.scope);
+            let claims = crate::oauth::claims::beyond_scopes(request.claims.as_ref(), &request.scope);
             for (given, asked) in [
                 (&mut consent.scopes, request.scope.iter().map(String::as_str).collect::<Vec<_>>()),
                 (&mut consent.claims, claims),
@@ -110,18 +114,14 @@ pub async fn consent_submit(
                 state.services.consents().save(&tenant, &session.sub, &client.client_id, &consent, &actor).await
             {
                 tracing::error!(error = %e, "cannot save consent");
-                return state.pages.render(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side.",
-                    None,
-                );
+                return PageError::internal().into_response();
             }
-            authorize::issue_code(&state, &session, &request, &client, Some(req)).await
+            authorization_response::issue_code(&state, &tenant, &session, &request, &client, Some(req)).await
         }
         Some("deny") => {
-            authorize::forget_pending(&state, &req).await;
-            authorize::deny(&state, &request, "access_denied", "the user denied the request")
+            parked::forget_pending(&state, &tenant, &req).await;
+            authorization_response::deny(&state, &request, "access_denied", "the user denied the request")
         }
-        _ => state.pages.render(StatusCode::BAD_REQUEST, "Choose Allow or Deny.", None),
+        _ => PageError::new(StatusCode::BAD_REQUEST, "Choose Allow or Deny.").into_response(),
     }
 }

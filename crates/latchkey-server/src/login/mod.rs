@@ -1,17 +1,15 @@
 //! Signing in: the sign-in page, passwords, and what every way of signing in shares
 //! (ceremony state, throttling, the second factor, completion). Passkeys are in
-//! [`crate::passkeys`].
+//! [`passkey`].
 //!
 //! No user enumeration: unknown accounts get the same answer, the same status and the same
 //! timing (a dummy Argon2 verification) as a wrong password. Attempts are limited per
 //! account and per client IP, reserved before the password is checked
 //! ([`crate::attempt_limits`]).
 
-pub mod ceremony;
 pub mod complete;
 pub mod consent;
-pub mod cookies;
-pub mod csrf;
+pub mod passkey;
 pub mod recovery;
 pub mod second_factor;
 pub mod select_account;
@@ -19,17 +17,21 @@ pub mod select_account;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use latchkey_core::crypto::PasswordHash;
 use latchkey_core::domain::{Email, Factor, Factors, TenantId, TypedPassword, Username};
 use latchkey_core::records::User;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::attempt_limits::{self, Account, Admission, Guess};
+use crate::browser::csrf;
 use crate::edge::ClientIp;
-use crate::oauth::authorize::load_pending;
+use crate::edge::Tenant;
+use crate::oauth::parked::load_pending;
+use crate::pages::PageError;
 use crate::sessions;
+use crate::state::AppState;
 pub use complete::ReturnTo;
 pub use consent::{consent_page, consent_submit};
 use latchkey_config::{Identifier, RegistrationMode};
@@ -39,10 +41,6 @@ pub struct LoginQuery {
     req: Option<String>,
     /// `account` or `security`: the account page to go to after signing in.
     return_to: Option<String>,
-}
-
-pub(crate) fn base(state: &AppState) -> String {
-    crate::app::base_path(&state.issuer)
 }
 
 pub(crate) struct LoginView<'a> {
@@ -71,7 +69,7 @@ pub(crate) fn render_login(state: &AppState, headers: &HeaderMap, status: Status
         status,
         "login.html",
         minijinja::context! {
-            title => "Sign in", base => base(state), csrf, req => view.req, client_name => view.client_name,
+            title => "Sign in", base => state.base(), csrf, req => view.req, client_name => view.client_name,
             username => view.username, error => view.error, return_to => view.return_to.map(ReturnTo::as_str),
             remember_me => !state.config.sessions.remember_me_lifetime.is_zero(),
             passwords => state.config.login.passwords, passkeys => state.passkeys.available(),
@@ -98,12 +96,13 @@ pub(crate) fn allow_form_redirect(response: &mut Response, redirect_uri: Option<
 /// Why this sign-in is asked for, when it is not the first.
 async fn notice_for(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
-    pending: Option<&crate::oauth::authorize::AuthorizationRequest>,
+    pending: Option<&crate::oauth::parked::AuthorizationRequest>,
 ) -> Option<&'static str> {
-    let session = sessions::current(state, headers).await?;
+    let session = sessions::current(state, &tenant, headers).await?;
     match pending.and_then(|r| r.required_level) {
-        Some(level) if !crate::oauth::authorize::session_level(&session).satisfies(level) => Some(match level {
+        Some(level) if !crate::oauth::parked::session_level(&session).satisfies(level) => Some(match level {
             latchkey_core::domain::AuthLevel::PhishingResistant => {
                 "This application asks you to sign in with a passkey."
             }
@@ -113,11 +112,16 @@ async fn notice_for(
     }
 }
 
-pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_page(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let pending = match &q.req {
-        Some(id) => match load_pending(&state, &headers, id).await {
+        Some(id) => match load_pending(&state, &tenant, &headers, id).await {
             Some(p) => Some(p),
-            None => return expired(&state),
+            None => return expired(),
         },
         None => None,
     };
@@ -125,10 +129,10 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query
         Some((r, c)) => (Some(c.name.clone()), r.login_hint.clone().unwrap_or_default()),
         None => (None, String::new()),
     };
-    let notice = notice_for(&state, &headers, pending.as_ref().map(|(r, _)| r)).await;
+    let notice = notice_for(&state, &tenant, &headers, pending.as_ref().map(|(r, _)| r)).await;
     if notice.is_some()
         && username.is_empty()
-        && let Some(s) = sessions::current(&state, &headers).await
+        && let Some(s) = sessions::current(&state, &tenant, &headers).await
         && let Ok(Some(u)) = state.caches.user(&s.sub).await
     {
         username = crate::account::known_as(&state, &u);
@@ -149,12 +153,12 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query
     )
 }
 
-pub(crate) fn expired(state: &AppState) -> Response {
-    state.pages.render(
+pub(crate) fn expired() -> Response {
+    PageError::new(
         StatusCode::BAD_REQUEST,
         "This sign-in request has expired or belongs to another browser. Please start again from the application.",
-        None,
     )
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -171,8 +175,7 @@ pub struct LoginForm {
 /// The account a typed identifier names (username or email address, as configured). An
 /// email address names an account only when verified: whoever signed up first with someone
 /// else's address gains nothing by it.
-pub(crate) async fn find_user(state: &AppState, typed: &str) -> Option<User> {
-    let tenant = TenantId::default_tenant();
+pub(crate) async fn find_user(state: &AppState, tenant: &TenantId, typed: &str) -> Option<User> {
     let typed = typed.trim();
     if typed.contains('@')
         && let Ok(email) = Email::parse(typed)
@@ -192,17 +195,18 @@ pub(crate) async fn find_user(state: &AppState, typed: &str) -> Option<User> {
 
 pub async fn login_submit(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
     let pending = match &form.req {
-        Some(id) => match load_pending(&state, &headers, id).await {
+        Some(id) => match load_pending(&state, &tenant, &headers, id).await {
             Some(p) => Some(p),
-            None => return expired(&state),
+            None => return expired(),
         },
         None => None,
     };
@@ -229,7 +233,7 @@ pub async fn login_submit(
         Ok(p) => p,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &latchkey_service::passwords::explain(e)),
     };
-    let (user, stored) = match check_password(&state, &typed, &password, ip).await {
+    let (user, stored) = match check_password(&state, &tenant, &typed, &password, ip).await {
         Ok(found) => found,
         Err(Refusal::Wrong) => return refuse(StatusCode::UNAUTHORIZED, "The username or password is wrong."),
         Err(Refusal::Throttled) => {
@@ -240,7 +244,7 @@ pub async fn login_submit(
         }
         Err(Refusal::Unavailable) => return refuse(StatusCode::SERVICE_UNAVAILABLE, attempt_limits::UNAVAILABLE),
     };
-    upgrade_hash(&state, &user, &stored, password).await;
+    upgrade_hash(&state, &tenant, &user, &stored, password).await;
     let done = complete::SignedIn {
         user: &user,
         factors: Factors::new(Factor::Password),
@@ -249,7 +253,7 @@ pub async fn login_submit(
         return_to,
         ip,
     };
-    complete::complete(&state, &headers, done).await
+    complete::complete(&state, &tenant, &headers, done).await
 }
 
 /// Why a password sign-in is refused.
@@ -266,13 +270,14 @@ enum Refusal {
 /// before the hash is verified. Returns the user and their stored hash when right.
 async fn check_password(
     state: &AppState,
+    tenant: &TenantId,
     typed: &str,
     password: &TypedPassword,
     ip: std::net::IpAddr,
 ) -> Result<(User, PasswordHash), Refusal> {
-    let user = find_user(state, typed).await;
+    let user = find_user(state, &tenant, typed).await;
     let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
-    let attempt = match attempt_limits::reserve(state, Guess::Password, account, ip).await {
+    let attempt = match attempt_limits::reserve(state, &tenant, Guess::Password, account, ip).await {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused => {
             metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
@@ -284,7 +289,7 @@ async fn check_password(
     let matches = state.passwords.verify_or_pretend(password.clone().into_string(), stored.clone()).await;
     match (user, stored) {
         (Some(u), Some(stored)) if matches.unwrap_or(false) && !u.locked => {
-            attempt.succeeded(state).await;
+            attempt.succeeded(state, &tenant).await;
             Ok((u, stored))
         }
         _ => {
@@ -299,11 +304,16 @@ async fn check_password(
 /// from an older configuration, or another system's) is replaced by one at today's, in
 /// this request, the only time the password is at hand. A failure here is logged and the
 /// sign-in goes on: the old hash still works.
-async fn upgrade_hash(state: &AppState, user: &User, stored: &PasswordHash, password: TypedPassword) {
+async fn upgrade_hash(
+    state: &AppState,
+    tenant: &TenantId,
+    user: &User,
+    stored: &PasswordHash,
+    password: TypedPassword,
+) {
     if !state.passwords.policy().needs_rehash(stored) {
         return;
     }
-    let tenant = TenantId::default_tenant();
     let upgraded = match state.passwords.hash(password.into_string()).await {
         Ok(new) => {
             state.services.users().upgrade_password_hash(&tenant, &user.sub, stored.as_str(), new.as_str()).await
@@ -324,10 +334,10 @@ async fn upgrade_hash(state: &AppState, user: &User, stored: &PasswordHash, pass
     }
 }
 
-pub async fn signed_in(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (title, message) = match sessions::current(&state, &headers).await {
+pub async fn signed_in(State(state): State<AppState>, Tenant(tenant): Tenant, headers: HeaderMap) -> Response {
+    let (title, message) = match sessions::current(&state, &tenant, &headers).await {
         Some(_) => ("Signed in", "You are signed in. You can close this page or return to your application."),
         None => ("Not signed in", "You are not signed in."),
     };
-    state.templates.render(StatusCode::OK, "message.html", minijinja::context! { title, message, base => base(&state) })
+    state.templates.render(StatusCode::OK, "message.html", minijinja::context! { title, message, base => state.base() })
 }

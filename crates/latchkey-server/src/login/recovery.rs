@@ -9,12 +9,14 @@ use latchkey_core::domain::{Factor, Factors};
 use serde::Deserialize;
 
 use super::complete::{self, ReturnTo};
-use super::{base, csrf, find_user, identifier_label};
+use super::{find_user, identifier_label};
 use crate::account::recovery_codes;
-use crate::app::AppState;
 use crate::attempt_limits::{self, Account, Admission, Guess};
+use crate::browser::csrf;
 use crate::edge::ClientIp;
-use crate::oauth::authorize::load_pending;
+use crate::edge::Tenant;
+use crate::oauth::parked::load_pending;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct RecoveryQuery {
@@ -34,7 +36,7 @@ fn render(
         status,
         "recovery_login.html",
         minijinja::context! {
-            title => "Use a recovery code", base => base(state), csrf, req, username, error,
+            title => "Use a recovery code", base => state.base(), csrf, req, username, error,
             identifier_label => identifier_label(state),
         },
     );
@@ -58,24 +60,25 @@ pub struct RecoveryForm {
 
 pub async fn submit(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<RecoveryForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
     if let Some(id) = &form.req
-        && load_pending(&state, &headers, id).await.is_none()
+        && load_pending(&state, &tenant, &headers, id).await.is_none()
     {
-        return super::expired(&state);
+        return super::expired();
     }
     let typed = form.username.as_deref().unwrap_or_default();
     let login = typed.trim().to_lowercase();
     let req = form.req.as_deref();
-    let user = find_user(&state, typed).await;
+    let user = find_user(&state, &tenant, typed).await;
     let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
-    let attempt = match attempt_limits::reserve(&state, Guess::RecoveryCode, account, ip).await {
+    let attempt = match attempt_limits::reserve(&state, &tenant, Guess::RecoveryCode, account, ip).await {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused => {
             metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
@@ -90,7 +93,7 @@ pub async fn submit(
         }
     };
     let used = match user.as_ref().filter(|u| !u.locked) {
-        Some(u) => recovery_codes::use_code(&state, &u.sub, form.code.as_deref().unwrap_or_default()).await,
+        Some(u) => recovery_codes::use_code(&state, &tenant, &u.sub, form.code.as_deref().unwrap_or_default()).await,
         None => false,
     };
     let Some(user) = user.filter(|_| used) else {
@@ -99,7 +102,7 @@ pub async fn submit(
         let message = "The username or recovery code is wrong.";
         return render(&state, &headers, StatusCode::UNAUTHORIZED, req, &login, Some(message));
     };
-    attempt.succeeded(&state).await;
+    attempt.succeeded(&state, &tenant).await;
     let done = complete::SignedIn {
         user: &user,
         factors: Factors::new(Factor::RecoveryCode),
@@ -108,5 +111,5 @@ pub async fn submit(
         return_to: Some(ReturnTo::Security),
         ip,
     };
-    complete::complete(&state, &headers, done).await
+    complete::complete(&state, &tenant, &headers, done).await
 }

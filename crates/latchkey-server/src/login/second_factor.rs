@@ -4,46 +4,51 @@
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use latchkey_core::domain::Factor;
 use serde::Deserialize;
 
-use super::ceremony::{self, Purpose};
 use super::complete::{self, Pending};
-use super::{base, csrf};
 use crate::account::{recovery_codes, totp};
-use crate::app::AppState;
 use crate::attempt_limits::{self, Account, Admission, Guess};
+use crate::browser::ceremony::{self, Purpose};
+use crate::browser::csrf;
 use crate::edge::ClientIp;
+use crate::edge::Tenant;
+use crate::pages::PageError;
+use crate::state::AppState;
+use latchkey_core::domain::TenantId;
 
-fn expired(state: &AppState) -> Response {
-    state.pages.render(
+fn expired() -> Response {
+    PageError::new(
         StatusCode::BAD_REQUEST,
         "This sign-in has expired or belongs to another browser. Please sign in again.",
-        None,
     )
+    .into_response()
 }
 
 /// Puts the pending sign-in back (it was taken to be read) and shows the page.
 async fn keep_and_render(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     pending: &Pending,
     status: StatusCode,
     error: Option<&str>,
 ) -> Response {
-    if let Err(e) = ceremony::put(state, headers, Purpose::SecondFactor, pending).await {
+    if let Err(e) = ceremony::put(state, &tenant, headers, Purpose::SecondFactor, pending).await {
         tracing::error!(error = %e, "cannot keep the pending sign-in");
-        return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
+        return PageError::internal().into_response();
     }
-    let Some(sub) = pending.subject() else { return expired(state) };
-    let (passkeys, has_totp) = complete::second_factors(state, &sub).await;
+    let Some(sub) = pending.subject() else { return expired() };
+    let (passkeys, has_totp) = complete::second_factors(state, &tenant, &sub).await;
     let (csrf, set_cookie) = csrf::token(state, headers);
     let mut response = state.templates.render(
         status,
         "second_factor.html",
         minijinja::context! {
-            title => "Second step", base => base(state), csrf, error,
+            title => "Second step", base => state.base(), csrf, error,
             passkeys => passkeys > 0 && state.passkeys.available(), totp => has_totp,
         },
     );
@@ -53,17 +58,17 @@ async fn keep_and_render(
     // Both forms end (after 303s) at the client's redirect URI when no consent page comes
     // between: the page must allow that origin as a form target, as the login page does.
     if let Some(req) = &pending.req
-        && let Some((request, _)) = crate::oauth::authorize::load_pending(state, headers, req).await
+        && let Some((request, _)) = crate::oauth::parked::load_pending(state, &tenant, headers, req).await
     {
         super::allow_form_redirect(&mut response, Some(&request.redirect_uri));
     }
     response
 }
 
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await {
-        Some(pending) => keep_and_render(&state, &headers, &pending, StatusCode::OK, None).await,
-        None => expired(&state),
+pub async fn page(State(state): State<AppState>, Tenant(tenant): Tenant, headers: HeaderMap) -> Response {
+    match ceremony::take::<Pending>(&state, &tenant, &headers, Purpose::SecondFactor).await {
+        Some(pending) => keep_and_render(&state, &tenant, &headers, &pending, StatusCode::OK, None).await,
+        None => expired(),
     }
 }
 
@@ -77,56 +82,65 @@ pub struct CodeForm {
 
 pub async fn submit(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
-    let Some(pending) = ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await else {
-        return expired(&state);
+    let Some(pending) = ceremony::take::<Pending>(&state, &tenant, &headers, Purpose::SecondFactor).await else {
+        return expired();
     };
-    let Some(sub) = pending.subject() else { return expired(&state) };
+    let Some(sub) = pending.subject() else { return expired() };
     let method = match form.method.as_deref() {
         Some("totp") => Factor::Totp,
         Some("recovery") => Factor::RecoveryCode,
         _ => {
             let choose = Some("Choose how to confirm.");
-            return keep_and_render(&state, &headers, &pending, StatusCode::BAD_REQUEST, choose).await;
+            return keep_and_render(&state, &tenant, &headers, &pending, StatusCode::BAD_REQUEST, choose).await;
         }
     };
-    let attempt = match attempt_limits::reserve(&state, Guess::SecondFactor, Account::Known(&sub), ip).await {
+    let attempt = match attempt_limits::reserve(&state, &tenant, Guess::SecondFactor, Account::Known(&sub), ip).await {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused => {
             metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
             let message = "Too many wrong codes. Please wait a few minutes and try again.";
             let mut response =
-                keep_and_render(&state, &headers, &pending, StatusCode::TOO_MANY_REQUESTS, Some(message)).await;
+                keep_and_render(&state, &tenant, &headers, &pending, StatusCode::TOO_MANY_REQUESTS, Some(message))
+                    .await;
             attempt_limits::retry_after(&state, &mut response);
             return response;
         }
         Admission::Unavailable => {
             let status = StatusCode::SERVICE_UNAVAILABLE;
-            return keep_and_render(&state, &headers, &pending, status, Some(attempt_limits::UNAVAILABLE)).await;
+            return keep_and_render(&state, &tenant, &headers, &pending, status, Some(attempt_limits::UNAVAILABLE))
+                .await;
         }
     };
     let code = form.code.unwrap_or_default();
     let right = match method {
-        Factor::Totp => totp::verify_code(&state, &sub, &code).await,
-        _ => recovery_codes::use_code(&state, &sub, &code).await,
+        Factor::Totp => totp::verify_code(&state, &tenant, &sub, &code).await,
+        _ => recovery_codes::use_code(&state, &tenant, &sub, &code).await,
     };
     let factor = right.then_some(method);
     let Some(factor) = factor else {
         attempt.failed();
         metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
-        return keep_and_render(&state, &headers, &pending, StatusCode::UNAUTHORIZED, Some("That code is not right."))
-            .await;
+        return keep_and_render(
+            &state,
+            &tenant,
+            &headers,
+            &pending,
+            StatusCode::UNAUTHORIZED,
+            Some("That code is not right."),
+        )
+        .await;
     };
-    attempt.succeeded(&state).await;
-    let tenant = latchkey_core::domain::TenantId::default_tenant();
+    attempt.succeeded(&state, &tenant).await;
     let Some(user) = state.services.users().by_sub(&tenant, &sub).await.ok().flatten().filter(|u| !u.locked) else {
-        return expired(&state);
+        return expired();
     };
     let done = complete::SignedIn {
         user: &user,
@@ -136,5 +150,5 @@ pub async fn submit(
         return_to: pending.return_to,
         ip,
     };
-    complete::complete(&state, &headers, done).await
+    complete::complete(&state, &tenant, &headers, done).await
 }

@@ -8,73 +8,21 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::crypto::random;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, ScopeName, TenantId, scope_of_claim};
-use latchkey_core::records::{BrowserSession, Client, NewCode, PendingAuthorization};
-use serde::{Deserialize, Serialize};
-use url::Url;
+use latchkey_core::records::{BrowserSession, Client};
+use serde::Deserialize;
 
-use super::grant::GrantData;
+use super::authorization_response::{Failure, Target, clone_target, fail, issue_code, target_of};
 use super::params::{AUTHORIZATION_PARAMETER_LIMITS, Params};
-use super::token::authorization_code::CODE_PURPOSE;
-use crate::app::AppState;
+use super::parked::{AuthorizationRequest, ResponseMode, load_pending, park, session_level};
 use crate::edge::ClientIp;
-use crate::login::cookies;
+use crate::edge::Tenant;
+use crate::pages::PageError;
 use crate::sessions;
+use crate::state::AppState;
 use latchkey_core::domain::AuthLevel;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseMode {
-    Query,
-    FormPost,
-}
-
-/// A validated authorization request, as it waits for sign-in and consent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthorizationRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scope: Vec<String>,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub response_mode: ResponseMode,
-    pub prompt: Vec<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    /// The `claims` parameter (OIDC Core §5.5), kept to the claims this client may have.
-    pub claims: Option<ClaimsRequest>,
-    pub hint_sub: Option<String>,
-    pub audience: String,
-    pub created_at: i64,
-    /// Set when the request waits for a sign-in: the sign-in it must replace (none, an
-    /// old one, or another user's), as the hash of that sign-in's cookie, which every
-    /// sign-in rotates (the `sid` stays when the same user signs in again). Seconds are
-    /// too coarse to tell a fresh sign-in from an old one; the cookie is not.
-    #[serde(default)]
-    pub login_pending: bool,
-    #[serde(default)]
-    pub replaced_login: Option<String>,
-    /// `prompt=select_account` was answered: the user chose to continue (or switched).
-    #[serde(default)]
-    pub account_chosen: bool,
-    /// The sign-in to ask for: the strongest of the client's and the server's policy,
-    /// `acr_values` and an `acr` claim request.
-    #[serde(default)]
-    pub required_level: Option<AuthLevel>,
-    /// What must be met, or the request fails: policy and an essential `acr` claim
-    /// (`acr_values` are voluntary, OIDC Core §3.1.2.1).
-    #[serde(default)]
-    pub minimum_level: Option<AuthLevel>,
-}
-
-/// The level a session reached (its `acr`).
-pub fn session_level(session: &BrowserSession) -> AuthLevel {
-    AuthLevel::from_acr(&session.acr).unwrap_or(AuthLevel::SingleFactor)
-}
 
 /// The levels a request asks for and insists on (see [`AuthorizationRequest`]).
 fn requested_levels(
@@ -111,37 +59,29 @@ fn requested_levels(
     Ok((minimum.max(voluntary), minimum))
 }
 
-/// Where errors and results go once client and redirect URI are trusted.
-pub struct Target {
-    redirect_uri: String,
-    state: Option<String>,
-    mode: ResponseMode,
-}
-
-pub enum Failure {
-    Page(StatusCode, String),
-    Redirect(Target, &'static str, String),
-}
-
-const BINDING_COOKIE: &str = "latchkey-authz";
-const REQUEST_PURPOSE: &str = "authorization_request";
-const BINDING_PURPOSE: &str = "authorization_binding";
-
 pub async fn authorize_get(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     ip: ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    run(&state, ip, &headers, Params::from_query(query.as_deref())).await
+    run(&state, &tenant, ip, &headers, Params::from_query(query.as_deref())).await
 }
 
-pub async fn authorize_post(State(state): State<AppState>, ip: ClientIp, headers: HeaderMap, body: Bytes) -> Response {
-    run(&state, ip, &headers, Params::from_form(&headers, &body)).await
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ip: ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    run(&state, &tenant, ip, &headers, Params::from_form(&headers, &body)).await
 }
 
 async fn run(
     state: &AppState,
+    tenant: &TenantId,
     ip: ClientIp,
     headers: &HeaderMap,
     params: Result<Params, super::params::ParamsError>,
@@ -150,8 +90,8 @@ async fn run(
         Ok(p) => p,
         Err(e) => return fail(state, Failure::Page(StatusCode::BAD_REQUEST, e.to_string())),
     };
-    match parse(state, &params).await {
-        Ok((request, client)) => proceed(state, headers, request, &client, Waiting::New(ip)).await,
+    match parse(state, &tenant, &params).await {
+        Ok((request, client)) => proceed(state, &tenant, headers, request, &client, Waiting::New(ip)).await,
         Err(f) => fail(state, f),
     }
 }
@@ -173,7 +113,11 @@ fn redirect_matches(client: &Client, requested: &str) -> bool {
     uri_matches(&client.redirect_uris, client.kind, requested)
 }
 
-async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Arc<Client>), Failure> {
+async fn parse(
+    state: &AppState,
+    tenant: &TenantId,
+    p: &Params,
+) -> Result<(AuthorizationRequest, Arc<Client>), Failure> {
     let page = |m: &str| Failure::Page(StatusCode::BAD_REQUEST, m.to_owned());
     let client_raw = p.get("client_id").ok_or_else(|| page("The request names no client (client_id is missing)."))?;
     let client_id = ClientId::parse(client_raw).map_err(|_| page("The request names an unknown client."))?;
@@ -183,7 +127,7 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot load client");
-            Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into())
+            Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into())
         })?
         .ok_or_else(|| page("The request names an unknown client."))?;
     let redirect_uri = p.get("redirect_uri").ok_or_else(|| page("The request has no redirect_uri."))?;
@@ -228,7 +172,7 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
     }
     let known = state.caches.scopes().await.map_err(|e| {
         tracing::error!(error = %e, "cannot list scopes");
-        Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into())
+        Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into())
     })?;
     let mut scope = Vec::new();
     for s in p.get("scope").unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
@@ -300,7 +244,7 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
     let audience = match p.get("resource") {
         None => state.default_audience(),
         Some(resource) => {
-            resource_audience(state, resource, &scope).await.map_err(|d| redirect("invalid_target", &d))?
+            resource_audience(state, &tenant, resource, &scope).await.map_err(|d| redirect("invalid_target", &d))?
         }
     };
     let request = AuthorizationRequest {
@@ -329,8 +273,13 @@ async fn parse(state: &AppState, p: &Params) -> Result<(AuthorizationRequest, Ar
 
 /// RFC 8707: the `resource` must be a registered resource server, and every requested
 /// scope that is not an OpenID scope must be one it accepts. Returns the audience.
-pub async fn resource_audience(state: &AppState, resource: &str, scopes: &[String]) -> Result<String, String> {
-    let servers = state.services.resources().list(&TenantId::default_tenant()).await.map_err(|e| {
+pub async fn resource_audience(
+    state: &AppState,
+    tenant: &TenantId,
+    resource: &str,
+    scopes: &[String],
+) -> Result<String, String> {
+    let servers = state.services.resources().list(&tenant).await.map_err(|e| {
         tracing::error!(error = %e, "cannot list resource servers");
         "resource servers are unavailable".to_owned()
     })?;
@@ -344,14 +293,6 @@ pub async fn resource_audience(state: &AppState, resource: &str, scopes: &[Strin
     Ok(server.identifier.clone())
 }
 
-fn clone_target(t: &Target) -> Target {
-    Target { redirect_uri: t.redirect_uri.clone(), state: t.state.clone(), mode: t.mode }
-}
-
-fn target_of(r: &AuthorizationRequest) -> Target {
-    Target { redirect_uri: r.redirect_uri.clone(), state: r.state.clone(), mode: r.response_mode }
-}
-
 /// Whether a request is new (from this client IP) or already parked (under this id).
 pub enum Waiting {
     New(ClientIp),
@@ -361,6 +302,7 @@ pub enum Waiting {
 /// Continues a request: sign-in if needed, consent if needed, then the code.
 pub async fn proceed(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     request: AuthorizationRequest,
     client: &Client,
@@ -370,7 +312,7 @@ pub async fn proceed(
         Waiting::New(ip) => (None, Some(ip)),
         Waiting::Parked(id) => (Some(id), None),
     };
-    let session = sessions::current(state, headers).await;
+    let session = sessions::current(state, &tenant, headers).await;
     let now = state.clock.now().secs();
     let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
     let needs_login = if request.login_pending {
@@ -401,13 +343,10 @@ pub async fn proceed(
             waiting.login_pending = true;
             waiting.replaced_login = session.as_ref().map(|s| s.id_hash.as_str().to_owned());
         }
-        return park(state, headers, &waiting, pending_id, ip, "/login").await;
+        return park(state, &tenant, headers, &waiting, pending_id, ip, "/login").await;
     }
     let Some(session) = session else {
-        return fail(
-            state,
-            Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
-        );
+        return fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()));
     };
     // OIDC Core §3.1.2.2: no code for another user than the request names, even one who
     // just signed in.
@@ -420,9 +359,9 @@ pub async fn proceed(
     }
     // One session per browser: show who is signed in, and let the user continue or switch.
     if prompt("select_account") && !request.account_chosen && !request.login_pending {
-        return park(state, headers, &request, pending_id, ip, "/select-account").await;
+        return park(state, &tenant, headers, &request, pending_id, ip, "/select-account").await;
     }
-    let needs_consent = match consent_needed(state, &session, client, &request).await {
+    let needs_consent = match consent_needed(state, &tenant, &session, client, &request).await {
         Ok(n) => n,
         Err(r) => return r,
     };
@@ -433,9 +372,9 @@ pub async fn proceed(
                 Failure::Redirect(target_of(&request), "consent_required", "the user has not consented".into()),
             );
         }
-        return park(state, headers, &request, pending_id, ip, "/consent").await;
+        return park(state, &tenant, headers, &request, pending_id, ip, "/consent").await;
     }
-    issue_code(state, &session, &request, client, pending_id).await
+    issue_code(state, &tenant, &session, &request, client, pending_id).await
 }
 
 /// Whether the request names a user (`id_token_hint`, or a `sub` claim with a value, OIDC
@@ -452,16 +391,17 @@ fn insufficient_sign_in(state: &AppState, client: &Client, minimum: AuthLevel) -
         AuthLevel::PhishingResistant => "a sign-in with a passkey",
         _ => "a sign-in with two factors (a passkey, or a password and an authenticator app)",
     };
-    let base = crate::app::base_path(&state.issuer);
+    let base = crate::state::base_path(&state.issuer);
     let message = format!(
         "{} requires {what}. Add a passkey or an authenticator app on your security page ({base}/account/security), then start again from the application.",
         client.name
     );
-    state.pages.render(StatusCode::FORBIDDEN, &message, None)
+    PageError::new(StatusCode::FORBIDDEN, message.to_string()).into_response()
 }
 
 async fn consent_needed(
     state: &AppState,
+    tenant: &TenantId,
     session: &BrowserSession,
     client: &Client,
     request: &AuthorizationRequest,
@@ -478,11 +418,11 @@ async fn consent_needed(
     let given = state
         .services
         .consents()
-        .get(&TenantId::default_tenant(), &session.sub, &client.client_id)
+        .get(&tenant, &session.sub, &client.client_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read consent");
-            fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()))
+            fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()))
         })?
         .unwrap_or_default();
     if !request.scope.iter().all(|s| given.scopes.contains(s)) {
@@ -491,98 +431,8 @@ async fn consent_needed(
     // Claims asked for one by one need consent too, unless a scope allowed now or before
     // releases them (OIDC Core §5.5).
     let scopes: Vec<String> = given.scopes.iter().chain(&request.scope).cloned().collect();
-    let beyond = crate::oidc::claims::beyond_scopes(request.claims.as_ref(), &scopes);
+    let beyond = super::claims::beyond_scopes(request.claims.as_ref(), &scopes);
     Ok(!beyond.iter().all(|c| given.claims.iter().any(|g| g == c)))
-}
-
-/// Keeps the request server-side, bound to this browser, and sends the user to `page`. A
-/// new request (`pending_id` is `None`) is parked under its client IP, which may have only
-/// `sessions.max_authorization_requests_per_ip` waiting at once.
-async fn park(
-    state: &AppState,
-    headers: &HeaderMap,
-    request: &AuthorizationRequest,
-    pending_id: Option<String>,
-    ip: Option<ClientIp>,
-    page: &str,
-) -> Response {
-    let base = crate::app::base_path(&state.issuer);
-    if let Some(id) = pending_id {
-        return Redirect::to(&format!("{base}{page}?req={id}")).into_response();
-    }
-    let binding_name = cookies::name(state.https, BINDING_COOKIE);
-    let (binding, set_cookie) = match cookies::get(headers, &binding_name).filter(|v| v.len() >= 32) {
-        Some(b) => (b.to_owned(), None),
-        None => {
-            let b = random::token_string::<32>();
-            (b.clone(), Some(cookies::set(state.https, BINDING_COOKIE, &b, None)))
-        }
-    };
-    let id = random::token_string::<32>();
-    let json = match serde_json::to_string(request) {
-        Ok(j) => j,
-        Err(e) => {
-            return fail(
-                state,
-                Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot keep the request: {e}")),
-            );
-        }
-    };
-    let pending = PendingAuthorization {
-        binding_hash: state.token_hasher.hash(BINDING_PURPOSE, &binding),
-        request: json,
-        expires_at: state.clock.now().plus(state.config.sessions.authorization_request_lifetime),
-        ip_key: ip.map(|ip| ip.limit_key().to_string()).unwrap_or_default(),
-    };
-    let limit = state.config.sessions.max_authorization_requests_per_ip;
-    let hash = state.token_hasher.hash(REQUEST_PURPOSE, &id);
-    match state.services.tokens().park_request(&TenantId::default_tenant(), &hash, &pending, limit).await {
-        Ok(true) => {}
-        Ok(false) => {
-            metrics::counter!("latchkey_authorization_requests_refused_total", "limit" => "per_ip").increment(1);
-            // RFC 6749 §4.1.2.1: the server is temporarily unable to take the request.
-            return deny(
-                state,
-                request,
-                "temporarily_unavailable",
-                "too many sign-in requests from this network are waiting; try again in a few minutes",
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot store authorization request");
-            return fail(
-                state,
-                Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
-            );
-        }
-    }
-    let mut response = Redirect::to(&format!("{base}{page}?req={id}")).into_response();
-    if let Some(c) = set_cookie {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
-    response
-}
-
-/// Loads a parked request if it exists, has not expired, and belongs to this browser.
-pub async fn load_pending(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> Option<(AuthorizationRequest, Arc<Client>)> {
-    let binding = cookies::get(headers, &cookies::name(state.https, BINDING_COOKIE))?;
-    let stored = state
-        .services
-        .tokens()
-        .parked_request(&TenantId::default_tenant(), &state.token_hasher.hash(REQUEST_PURPOSE, id), state.clock.now())
-        .await
-        .ok()
-        .flatten()?;
-    if !state.token_hasher.verify(BINDING_PURPOSE, binding, &stored.binding_hash) {
-        return None;
-    }
-    let request: AuthorizationRequest = serde_json::from_str(&stored.request).ok()?;
-    let client = state.caches.client(&ClientId::parse(&request.client_id).ok()?).await.ok().flatten()?;
-    Some((request, client))
 }
 
 #[derive(Deserialize)]
@@ -591,125 +441,14 @@ pub struct ResumeQuery {
 }
 
 /// After sign-in: continue the parked request.
-pub async fn resume(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ResumeQuery>) -> Response {
-    match load_pending(&state, &headers, &q.req).await {
-        Some((request, client)) => proceed(&state, &headers, request, &client, Waiting::Parked(q.req)).await,
-        None => fail(&state, Failure::Page(StatusCode::BAD_REQUEST, "This sign-in request has expired or belongs to another browser. Please start again from the application.".into())),
-    }
-}
-
-pub async fn forget_pending(state: &AppState, id: &str) {
-    let _ = state
-        .services
-        .tokens()
-        .drop_parked_request(&TenantId::default_tenant(), &state.token_hasher.hash(REQUEST_PURPOSE, id))
-        .await;
-}
-
-/// Replaces what a parked request waits with (after the user answered a question about it).
-pub async fn replace_pending(state: &AppState, id: &str, request: &AuthorizationRequest) -> bool {
-    let Ok(json) = serde_json::to_string(request) else { return false };
-    let hash = state.token_hasher.hash(REQUEST_PURPOSE, id);
-    state.services.tokens().update_parked_request(&TenantId::default_tenant(), &hash, &json).await.unwrap_or(false)
-}
-
-/// Issues the code and sends the browser back to the client.
-pub async fn issue_code(
-    state: &AppState,
-    session: &BrowserSession,
-    request: &AuthorizationRequest,
-    client: &Client,
-    pending_id: Option<String>,
+pub async fn resume(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<ResumeQuery>,
 ) -> Response {
-    if let Some(id) = &pending_id {
-        forget_pending(state, id).await;
-    }
-    let code = random::token_string::<32>();
-    let grant_id = random::token_string::<16>();
-    let data = GrantData {
-        sub: session.sub.to_string(),
-        scope: request.scope.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        code_challenge: request.code_challenge.clone(),
-        nonce: request.nonce.clone(),
-        auth_time: session.auth_time.secs(),
-        amr: session.amr.clone(),
-        acr: session.acr.clone(),
-        sid: session.sid.clone(),
-        requested_claims: request.claims.clone(),
-        legacy_claims: None,
-        audience: request.audience.clone(),
-    };
-    let new = match (serde_json::to_string(&data), ClientId::parse(&request.client_id)) {
-        (Ok(grant_data), Ok(client_id)) => NewCode {
-            code_hash: state.token_hasher.hash(CODE_PURPOSE, &code),
-            grant_id,
-            client_id,
-            grant_data,
-            expires_at: state.clock.now().plus(state.config.tokens.authorization_code_lifetime),
-            session: Some(sessions::signed_into(session, client)),
-        },
-        _ => {
-            return fail(
-                state,
-                Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.".into()),
-            );
-        }
-    };
-    if let Err(e) = state.services.tokens().insert_code(&TenantId::default_tenant(), &new).await {
-        tracing::error!(error = %e, "cannot store code");
-        return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
-    }
-    let browser_state = sessions::browser_state(state, &session.sid);
-    let session_state = sessions::session_state(&request.client_id, &request.redirect_uri, &browser_state);
-    respond(state, &target_of(request), vec![("code".into(), code), ("session_state".into(), session_state)])
-}
-
-/// Sends a redirectable error to the client.
-pub fn deny(state: &AppState, request: &AuthorizationRequest, error: &'static str, description: &str) -> Response {
-    fail(state, Failure::Redirect(target_of(request), error, description.into()))
-}
-
-pub fn fail(state: &AppState, failure: Failure) -> Response {
-    match failure {
-        Failure::Page(status, message) => state.pages.render(status, &message, None),
-        Failure::Redirect(target, error, description) => {
-            respond(state, &target, vec![("error".into(), error.into()), ("error_description".into(), description)])
-        }
-    }
-}
-
-/// The authorization response, with `state` and `iss` (RFC 9207), by query or form post.
-fn respond(state: &AppState, target: &Target, mut fields: Vec<(String, String)>) -> Response {
-    if let Some(s) = &target.state {
-        fields.push(("state".into(), s.clone()));
-    }
-    fields.push(("iss".into(), state.issuer.to_string()));
-    match target.mode {
-        ResponseMode::Query => {
-            let Ok(mut url) = Url::parse(&target.redirect_uri) else {
-                return state.pages.render(StatusCode::BAD_REQUEST, "The redirect_uri is not a URL.", None);
-            };
-            url.query_pairs_mut().extend_pairs(fields.iter());
-            let mut response = StatusCode::SEE_OTHER.into_response();
-            if let Ok(v) = HeaderValue::from_str(url.as_str()) {
-                response.headers_mut().insert(header::LOCATION, v);
-            }
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        ResponseMode::FormPost => {
-            let origin = Url::parse(&target.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-            let base = crate::app::base_path(&state.issuer);
-            let mut response = state.templates.render(
-                StatusCode::OK,
-                "form_post.html",
-                minijinja::context! { title => "Returning", base, action => target.redirect_uri, fields },
-            );
-            // The form posts to the client, so form-action must allow its origin.
-            crate::edge::headers::set_csp(&mut response, &crate::edge::headers::csp_allowing_forms_to(&[origin]));
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+    match load_pending(&state, &tenant, &headers, &q.req).await {
+        Some((request, client)) => proceed(&state, &tenant, &headers, request, &client, Waiting::Parked(q.req)).await,
+        None => fail(&state, Failure::Page(StatusCode::BAD_REQUEST, "This sign-in request has expired or belongs to another browser. Please start again from the application.".into())),
     }
 }

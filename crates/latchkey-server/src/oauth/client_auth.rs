@@ -13,8 +13,8 @@ use latchkey_core::records::Client;
 
 use super::params::Params;
 use super::{OAuthError, client_auth_limits};
-use crate::app::AppState;
 use crate::edge::authorization::{AuthorizationError, BasicCredentials};
+use crate::state::AppState;
 
 /// The purpose client secret hashes are bound to.
 use latchkey_service::clients::CLIENT_SECRET_PURPOSE;
@@ -26,6 +26,7 @@ pub use super::client_auth_limits::ClientAuthThrottle;
 /// `login.max_failures_per_ip` within `login.failure_window` the address gets 429.
 pub async fn authenticate(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     params: &Params,
     ip: IpAddr,
@@ -35,11 +36,13 @@ pub async fn authenticate(
     } else {
         client_auth_limits::Check::Secret
     };
-    client_auth_limits::limited(state, ip, check, || authenticate_client(state, headers, params)).await
+    client_auth_limits::limited(state, &tenant, ip, check, || authenticate_client(state, &tenant, headers, params))
+        .await
 }
 
 async fn authenticate_client(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Arc<Client>, OAuthError> {
@@ -65,7 +68,7 @@ async fn authenticate_client(
             (id.to_owned(), Some(secret.to_owned()), TokenEndpointAuthMethod::ClientSecretPost)
         }
         (None, None) if assertion => {
-            return authenticate_assertion(state, params).await;
+            return authenticate_assertion(state, &tenant, params).await;
         }
         (None, None) => {
             let id = params
@@ -108,7 +111,11 @@ const ASSERTION_ALGS: [jsonwebtoken::Algorithm; 9] = [
 /// `iss` = `sub` = client id, `aud` the issuer as its only value (the token endpoint URL
 /// only for a client allowed the legacy audience), a bounded `exp`, and a `jti` that is
 /// accepted once. The claim rules are `ClientAssertionClaims::parse`.
-async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc<Client>, OAuthError> {
+async fn authenticate_assertion(
+    state: &AppState,
+    tenant: &TenantId,
+    params: &Params,
+) -> Result<Arc<Client>, OAuthError> {
     let fail = |why: &str| {
         tracing::info!(reason = why, "client assertion refused");
         OAuthError::invalid_client("client authentication failed", false)
@@ -163,12 +170,7 @@ async fn authenticate_assertion(state: &AppState, params: &Params) -> Result<Arc
     };
     let checked = ClientAssertionClaims::parse(&claims, &expect).map_err(|e| fail(&e.to_string()))?;
     let until = latchkey_core::UnixTime::from_secs(checked.exp + skew);
-    if !state
-        .services
-        .clients()
-        .remember_assertion_jti(&TenantId::default_tenant(), &client.client_id, &checked.jti, until)
-        .await?
-    {
+    if !state.services.clients().remember_assertion_jti(&tenant, &client.client_id, &checked.jti, until).await? {
         return Err(fail("jti replayed"));
     }
     Ok(client)

@@ -24,41 +24,19 @@
 //! secret cannot be guessed, and the token endpoint must not stop with a counter. Every such
 //! request is logged and counted in `latchkey_attempt_counter_errors_total{limit="client_auth"}`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use latchkey_core::domain::TenantId;
 use latchkey_core::records::Client;
 
 use super::OAuthError;
-use crate::app::AppState;
 use crate::attempt_limits::ip_bucket;
+use crate::state::AppState;
+pub use latchkey_service::sign_in::ClientAuthThrottle;
 
 const LIMIT: &str = "client_auth";
-
-/// Addresses (IP buckets) that failed client authentication too often, refused on this
-/// node until a time. Kept in memory so that a successful request costs no database round
-/// trip.
-#[derive(Default)]
-pub struct ClientAuthThrottle {
-    blocked: RwLock<HashMap<String, i64>>,
-}
-
-impl ClientAuthThrottle {
-    fn blocked_for(&self, bucket: &str, now: i64) -> Option<u64> {
-        let until = *self.blocked.read().ok()?.get(bucket)?;
-        (until > now).then(|| u64::try_from(until - now).unwrap_or(1))
-    }
-
-    fn block(&self, bucket: &str, until: i64) {
-        if let Ok(mut m) = self.blocked.write() {
-            m.retain(|_, u| *u > until - 86_400);
-            m.insert(bucket.to_owned(), until);
-        }
-    }
-}
 
 /// How the client authenticates, as far as the limit is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +48,13 @@ pub enum Check {
 }
 
 /// Runs `check` under the limit for the address `ip`.
-pub async fn limited<F, Fut>(state: &AppState, ip: IpAddr, kind: Check, check: F) -> Result<Arc<Client>, OAuthError>
+pub async fn limited<F, Fut>(
+    state: &AppState,
+    tenant: &TenantId,
+    ip: IpAddr,
+    kind: Check,
+    check: F,
+) -> Result<Arc<Client>, OAuthError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Arc<Client>, OAuthError>>,
@@ -82,8 +66,8 @@ where
         return Err(OAuthError::throttled(wait));
     }
     match kind {
-        Check::Assertion => reserved_check(state, &bucket, check).await,
-        Check::Secret => counted_check(state, &bucket, check).await,
+        Check::Assertion => reserved_check(state, &tenant, &bucket, check).await,
+        Check::Secret => counted_check(state, &tenant, &bucket, check).await,
     }
 }
 
@@ -114,12 +98,17 @@ fn fail_open(e: impl std::fmt::Display) {
     metrics::counter!("latchkey_attempt_counter_errors_total", "limit" => LIMIT).increment(1);
 }
 
-async fn reserved_check<F, Fut>(state: &AppState, bucket: &str, check: F) -> Result<Arc<Client>, OAuthError>
+async fn reserved_check<F, Fut>(
+    state: &AppState,
+    tenant: &TenantId,
+    bucket: &str,
+    check: F,
+) -> Result<Arc<Client>, OAuthError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Arc<Client>, OAuthError>>,
 {
-    let (tenant, key) = (TenantId::default_tenant(), key(bucket));
+    let key = key(bucket);
     let max = i64::from(state.config.login.max_failures_per_ip);
     let reserved = state
         .services
@@ -159,7 +148,12 @@ where
     result
 }
 
-async fn counted_check<F, Fut>(state: &AppState, bucket: &str, check: F) -> Result<Arc<Client>, OAuthError>
+async fn counted_check<F, Fut>(
+    state: &AppState,
+    tenant: &TenantId,
+    bucket: &str,
+    check: F,
+) -> Result<Arc<Client>, OAuthError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Arc<Client>, OAuthError>>,
@@ -168,7 +162,7 @@ where
     if !is_failure(&result) {
         return result;
     }
-    let (tenant, window) = (TenantId::default_tenant(), state.config.login.failure_window);
+    let window = state.config.login.failure_window;
     let max = i64::from(state.config.login.max_failures_per_ip);
     match state.services.sign_in().record_failure(&tenant, &key(bucket), state.clock.now(), window).await {
         Ok(failures) if failures > max => {

@@ -14,7 +14,8 @@ use super::client_auth::authenticate;
 use super::params::Params;
 use super::token::refresh_token::REFRESH_PURPOSE;
 use super::tokens::live_access_token;
-use crate::app::AppState;
+use crate::edge::Tenant;
+use crate::state::AppState;
 
 fn reply(value: serde_json::Value) -> Response {
     let mut response = axum::Json(value).into_response();
@@ -30,27 +31,29 @@ async fn username(state: &AppState, sub: &str) -> Option<String> {
 /// Whether `caller` is the client of the resource server the token was issued for.
 async fn is_audience(
     state: &AppState,
+    tenant: &TenantId,
     aud: &str,
     caller: &latchkey_core::domain::ClientId,
 ) -> Result<bool, OAuthError> {
-    let servers = state.services.resources().list(&TenantId::default_tenant()).await?;
+    let servers = state.services.resources().list(&tenant).await?;
     Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_deref() == Some(caller.as_str())))
 }
 
 pub async fn introspect(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     crate::edge::ClientIp(ip): crate::edge::ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let params = Params::from_form(&headers, &body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = authenticate(&state, &headers, &params, ip).await?;
+    let client = authenticate(&state, &tenant, &headers, &params, ip).await?;
     if client.kind == ClientKind::Public {
         return Err(OAuthError::invalid_client("public clients cannot introspect", false));
     }
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     if let Ok(c) = live_access_token(&state, token).await {
-        if c.client_id != client.client_id.as_str() && !is_audience(&state, &c.aud, &client.client_id).await? {
+        if c.client_id != client.client_id.as_str() && !is_audience(&state, &tenant, &c.aud, &client.client_id).await? {
             return Ok(reply(json!({"active": false})));
         }
         let mut out = json!({
@@ -66,7 +69,7 @@ pub async fn introspect(
         return Ok(reply(out));
     }
     let hash = state.token_hasher.hash(REFRESH_PURPOSE, token);
-    if let Some(r) = state.services.tokens().refresh_token(&TenantId::default_tenant(), &hash).await? {
+    if let Some(r) = state.services.tokens().refresh_token(&tenant, &hash).await? {
         let now = state.clock.now();
         let live = r.revoked_at.is_none() && r.rotated_at.is_none() && r.expires_at > now;
         if live && r.client_id == client.client_id {

@@ -1,16 +1,17 @@
 //! OAuth 2.1 authorization server: one file per protocol operation.
 
+pub mod authorization_response;
 pub mod authorize;
+pub mod claims;
 pub mod client_auth;
 pub mod client_auth_limits;
-pub mod client_keys;
 pub mod grant;
 pub mod introspect;
 pub mod params;
+pub mod parked;
 pub mod revoke;
 pub mod token;
 pub mod tokens;
-pub mod verified_tokens;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::UnixTime;
-use latchkey_core::domain::TenantId;
 use latchkey_core::records::Actor;
 
 use super::OAuthError;
@@ -15,18 +14,19 @@ use super::client_auth::authenticate;
 use super::params::Params;
 use super::token::refresh_token::REFRESH_PURPOSE;
 use super::tokens::verify_access_token;
-use crate::app::AppState;
+use crate::edge::Tenant;
+use crate::state::AppState;
 
 pub async fn revoke(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     crate::edge::ClientIp(ip): crate::edge::ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let params = Params::from_form(&headers, &body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = authenticate(&state, &headers, &params, ip).await?;
+    let client = authenticate(&state, &tenant, &headers, &params, ip).await?;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    let tenant = TenantId::default_tenant();
     let actor = Actor::Client(client.client_id.to_string());
     let now = state.clock.now();
     // The hint only orders the lookups (RFC 7009 §2.1); a refresh token lookup is one

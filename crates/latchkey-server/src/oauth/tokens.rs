@@ -9,52 +9,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Validation;
 use latchkey_core::crypto::random;
 use latchkey_core::domain::{ClaimRequest, SigningAlg};
-use serde::{Deserialize, Serialize};
 
-use super::verified_tokens::Presented;
-use crate::app::AppState;
+use crate::state::AppState;
+use latchkey_service::verified_tokens::Presented;
 
-/// RFC 9068 §2.2 claims, plus `gid` (the grant, so one revocation covers every token
-/// of a grant) and `sid`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub client_id: String,
-    pub scope: String,
-    pub jti: String,
-    pub iat: i64,
-    pub exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_time: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// Claims UserInfo releases beyond the scope's (OIDC Core §5.5, the `claims`
-    /// parameter's `userinfo` member, as the user allowed it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
-}
+pub use latchkey_service::access_claims::AccessClaims;
 
-impl AccessClaims {
-    /// The user the token was issued for, if any. Only a user's grant (authorization code,
-    /// then refresh) carries `gid`; a client-credentials token has none, and its `sub` is
-    /// the client id (RFC 9068 §2.2). That `sub` must never be looked up as a person's,
-    /// even where an old client id equals a user's `sub` (RFC 9068 §5).
-    pub fn user_sub(&self) -> Option<&str> {
-        self.gid.as_ref().map(|_| self.sub.as_str())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MintError {
-    #[error("no active {0} signing key")]
-    NoKey(SigningAlg),
-    #[error("signing failed: {0}")]
-    Sign(String),
-}
+pub use latchkey_service::keys::MintError;
 
 pub struct IssuedAccessToken {
     pub token: String,
@@ -99,36 +60,6 @@ pub fn mint_access_token(state: &AppState, req: AccessTokenRequest<'_>) -> Resul
 /// The access token lifetime for `client`: its own, or the configured default.
 pub fn access_token_lifetime(state: &AppState, client: &latchkey_core::records::Client) -> std::time::Duration {
     latchkey_service::tokens::access_token_lifetime(&state.config, client)
-}
-
-/// Back-Channel Logout 1.0 §2.4: the event a logout token carries.
-pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-/// How long a logout token is valid: long enough for clock skew, short against replay.
-const LOGOUT_TOKEN_LIFETIME: i64 = 120;
-
-/// A logout token (Back-Channel Logout 1.0 §2.4): `typ: logout+jwt`, signed like the
-/// client's ID tokens, with `sub` and `sid` and never a `nonce`.
-pub fn mint_logout_token(
-    state: &AppState,
-    client: &latchkey_core::records::Client,
-    jti: &str,
-    sub: &str,
-    sid: &str,
-) -> Result<String, MintError> {
-    let alg = client.id_token_signed_response_alg;
-    let key = state.keys.active(alg).ok_or(MintError::NoKey(alg))?;
-    let now = state.clock.now().secs();
-    let claims = serde_json::json!({
-        "iss": state.issuer.as_ref(),
-        "aud": client.client_id.as_str(),
-        "iat": now,
-        "exp": now + LOGOUT_TOKEN_LIFETIME,
-        "jti": jti,
-        "sub": sub,
-        "sid": sid,
-        "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
-    });
-    key.sign_jwt("logout+jwt", &claims).map_err(|e| MintError::Sign(e.to_string()))
 }
 
 /// `at_hash` (OIDC Core §3.1.3.6): base64url of the left half of the hash of the ASCII
@@ -256,7 +187,7 @@ pub async fn live_access_token(state: &AppState, token: &str) -> Result<AccessCl
 
 /// Verifies an access token: signature, `typ` and issuer, expiry, the revocation set. The
 /// signature of a token presented before is not checked again while its key is still
-/// published ([`VerifiedTokens`](super::verified_tokens::VerifiedTokens)); expiry and the
+/// published ([`VerifiedTokens`](latchkey_service::verified_tokens::VerifiedTokens)); expiry and the
 /// revocation set are checked on every presentation.
 pub fn verify_access_token(state: &AppState, token: &str) -> Result<AccessClaims, VerifyError> {
     let presented = Presented::of(token);

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::ScopeName;
 use serde::Serialize;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use latchkey_core::domain::AuthLevel;
 
 #[derive(Serialize)]
@@ -106,7 +106,7 @@ fn render(state: &AppState, scopes: Vec<String>) -> Result<Bytes, serde_json::Er
         ],
         introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         code_challenge_methods_supported: ["S256"],
-        claims_supported: super::claims::SUPPORTED.to_vec(),
+        claims_supported: crate::oauth::claims::SUPPORTED.to_vec(),
         claims_parameter_supported: true,
         request_parameter_supported: false,
         request_uri_parameter_supported: false,

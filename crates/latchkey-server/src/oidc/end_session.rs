@@ -6,16 +6,20 @@ use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use latchkey_core::domain::ClientId;
 use latchkey_core::records::{Actor, SessionsEnded};
 use url::Url;
 
-use crate::app::AppState;
-use crate::login::csrf;
+use crate::browser::csrf;
+use crate::edge::Tenant;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::verify_jwt;
+use crate::pages::PageError;
 use crate::sessions;
+use crate::state::AppState;
+use latchkey_core::domain::TenantId;
 
 struct Logout {
     client_id: Option<String>,
@@ -26,12 +30,22 @@ struct Logout {
     hint_sub: Option<String>,
 }
 
-pub async fn end_session_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    run(&state, &headers, Params::from_query(query.as_deref())).await
+pub async fn end_session_get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    run(&state, &tenant, &headers, Params::from_query(query.as_deref())).await
 }
 
-pub async fn end_session_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    run(&state, &headers, Params::from_form(&headers, &body)).await
+pub async fn end_session_post(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    run(&state, &tenant, &headers, Params::from_form(&headers, &body)).await
 }
 
 async fn parse(state: &AppState, p: &Params) -> Result<Logout, String> {
@@ -80,28 +94,29 @@ async fn parse(state: &AppState, p: &Params) -> Result<Logout, String> {
 
 async fn run(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     params: Result<Params, crate::oauth::params::ParamsError>,
 ) -> Response {
     let params = match params {
         Ok(p) => p,
-        Err(e) => return state.pages.render(StatusCode::BAD_REQUEST, &e.to_string(), None),
+        Err(e) => return PageError::new(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let logout = match parse(state, &params).await {
         Ok(l) => l,
-        Err(message) => return state.pages.render(StatusCode::BAD_REQUEST, &message, None),
+        Err(message) => return PageError::new(StatusCode::BAD_REQUEST, message.to_string()).into_response(),
     };
-    let session = sessions::current(state, headers).await;
+    let session = sessions::current(state, &tenant, headers).await;
     let Some(session) = session else {
         // Nobody is signed in here: nothing to end (but clear whatever cookie is left).
-        let (ended, cookies) = sessions::end_this_browser(state, headers, "logout", &Actor::System).await;
+        let (ended, cookies) = sessions::end_this_browser(state, &tenant, headers, "logout", &Actor::System).await;
         return finish(state, &logout, &ended, cookies).await;
     };
     let hint_names_this_session = logout.hint_sid.as_deref() == Some(session.sid.as_str())
         || (logout.hint_sid.is_none() && logout.hint_sub.as_deref() == Some(session.sub.as_str()));
     if hint_names_this_session {
         let actor = Actor::User(session.sub.to_string());
-        let (ended, cookies) = sessions::end_this_browser(state, headers, "logout", &actor).await;
+        let (ended, cookies) = sessions::end_this_browser(state, &tenant, headers, "logout", &actor).await;
         return finish(state, &logout, &ended, cookies).await;
     }
     // Ask first: the request cannot prove it comes from this user's relying party.
@@ -120,7 +135,7 @@ async fn run(
     let mut response = state.templates.render(
         StatusCode::OK,
         "logout_confirm.html",
-        minijinja::context! { title => "Sign out", base => crate::app::base_path(&state.issuer), csrf, fields, client_name => logout.client_name, username },
+        minijinja::context! { title => "Sign out", base => crate::state::base_path(&state.issuer), csrf, fields, client_name => logout.client_name, username },
     );
     if let Some(c) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
@@ -139,9 +154,14 @@ pub struct ConfirmForm {
     state: Option<String>,
 }
 
-pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<ConfirmForm>) -> Response {
+pub async fn confirm(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
     let pairs = [
         ("client_id", form.client_id),
@@ -152,17 +172,17 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(for
     .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)));
     let params = match Params::from_pairs(pairs) {
         Ok(p) => p,
-        Err(e) => return state.pages.render(StatusCode::BAD_REQUEST, &e.to_string(), None),
+        Err(e) => return PageError::new(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let logout = match parse(&state, &params).await {
         Ok(l) => l,
-        Err(message) => return state.pages.render(StatusCode::BAD_REQUEST, &message, None),
+        Err(message) => return PageError::new(StatusCode::BAD_REQUEST, message.to_string()).into_response(),
     };
-    let actor = match sessions::current(&state, &headers).await {
+    let actor = match sessions::current(&state, &tenant, &headers).await {
         Some(s) => Actor::User(s.sub.to_string()),
         None => Actor::System,
     };
-    let (ended, cookies) = sessions::end_this_browser(&state, &headers, "logout", &actor).await;
+    let (ended, cookies) = sessions::end_this_browser(&state, &tenant, &headers, "logout", &actor).await;
     finish(&state, &logout, &ended, cookies).await
 }
 
@@ -183,7 +203,8 @@ async fn finish(
                 Some(url)
             }
             Err(_) => {
-                return state.pages.render(StatusCode::BAD_REQUEST, "The post_logout_redirect_uri is not a URL.", None);
+                return PageError::new(StatusCode::BAD_REQUEST, "The post_logout_redirect_uri is not a URL.")
+                    .into_response();
             }
         },
         None => None,

@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::SubjectId;
 
-use super::claims::{all_claims, names_for_scopes, release};
-use crate::app::AppState;
 use crate::edge::authorization::AuthorizationError;
+use crate::oauth::claims::{all_claims, names_for_scopes, release};
 use crate::oauth::params::Params;
 use crate::oauth::tokens::live_access_token;
+use crate::state::AppState;
 
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response {
     let challenge = format!("Bearer realm=\"latchkey\", error=\"{error}\", error_description=\"{description}\"");

@@ -5,8 +5,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq as _;
 
-use crate::app::AppState;
 use crate::edge::ClientIp;
+use crate::state::AppState;
 
 /// Alive: the process answers.
 pub async fn healthz() -> impl IntoResponse {

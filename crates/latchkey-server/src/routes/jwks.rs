@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let body = state.keys.jwks_json();

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct Advance {

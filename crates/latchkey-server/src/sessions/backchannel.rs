@@ -12,9 +12,9 @@ use std::time::Duration;
 use latchkey_core::records::{DeliveryOutcome, LogoutDelivery};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::app::AppState;
-use crate::oauth::tokens::mint_logout_token;
+use crate::state::AppState;
 use latchkey_config::LogoutConfig;
+use latchkey_service::keys::MintError;
 use latchkey_service::outbound::{OutboundError, Purpose, Request};
 
 /// Deliveries claimed per round.
@@ -170,4 +170,34 @@ mod tests {
         let later = next_step(&config, 0, now, "open".into(), Duration::from_secs(30));
         assert!(matches!(later, DeliveryOutcome::Retry { at, .. } if at.secs() - 1_000 == 30));
     }
+}
+
+/// Back-Channel Logout 1.0 §2.4: the event a logout token carries.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// How long a logout token is valid: long enough for clock skew, short against replay.
+const LOGOUT_TOKEN_LIFETIME: i64 = 120;
+
+/// A logout token (Back-Channel Logout 1.0 §2.4): `typ: logout+jwt`, signed like the
+/// client's ID tokens, with `sub` and `sid` and never a `nonce`.
+pub fn mint_logout_token(
+    state: &AppState,
+    client: &latchkey_core::records::Client,
+    jti: &str,
+    sub: &str,
+    sid: &str,
+) -> Result<String, MintError> {
+    let alg = client.id_token_signed_response_alg;
+    let key = state.keys.active(alg).ok_or(MintError::NoKey(alg))?;
+    let now = state.clock.now().secs();
+    let claims = serde_json::json!({
+        "iss": state.issuer.as_ref(),
+        "aud": client.client_id.as_str(),
+        "iat": now,
+        "exp": now + LOGOUT_TOKEN_LIFETIME,
+        "jti": jti,
+        "sub": sub,
+        "sid": sid,
+        "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+    });
+    key.sign_jwt("logout+jwt", &claims).map_err(|e| MintError::Sign(e.to_string()))
 }

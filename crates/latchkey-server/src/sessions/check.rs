@@ -6,11 +6,11 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::domain::TenantId;
 
-use crate::app::AppState;
-use crate::login::cookies;
+use crate::browser::cookies;
+use crate::edge::Tenant;
 use crate::sessions::BROWSER_STATE_COOKIE;
+use crate::state::AppState;
 
 /// The CSP source that lets a client at `redirect` frame the page: its web origin, and for
 /// a native client's loopback redirect URI any port (RFC 8252 §7.3 lets it pick one).
@@ -27,8 +27,8 @@ fn frame_source(redirect: &latchkey_core::domain::RedirectUri) -> Option<String>
     Some(origin)
 }
 
-pub async fn check_session_iframe(State(state): State<AppState>) -> Response {
-    let clients = match state.services.clients().list(&TenantId::default_tenant()).await {
+pub async fn check_session_iframe(State(state): State<AppState>, Tenant(tenant): Tenant) -> Response {
+    let clients = match state.services.clients().list(&tenant).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot list clients");
@@ -40,7 +40,7 @@ pub async fn check_session_iframe(State(state): State<AppState>) -> Response {
     origins.sort();
     origins.dedup();
     let ancestors = if origins.is_empty() { "'none'".to_owned() } else { origins.join(" ") };
-    let base = crate::app::base_path(&state.issuer);
+    let base = crate::state::base_path(&state.issuer);
     let cookie = cookies::name(state.https, BROWSER_STATE_COOKIE);
     let mut response =
         state.templates.render(StatusCode::OK, "check_session.html", minijinja::context! { base, cookie });

@@ -6,7 +6,6 @@
 //! the back-channel logout tokens and revokes the refresh tokens that end with the session
 //! in the same transaction; the signed-out page does the front-channel part.
 
-pub mod account;
 pub mod backchannel;
 pub mod check;
 pub mod signed_out;
@@ -19,8 +18,8 @@ use latchkey_core::domain::{ClientSessionPolicy, SubjectId, TenantId};
 use latchkey_core::records::{Actor, BrowserSession, SessionSelector, SessionsEnded};
 use latchkey_service::ServiceError;
 
-use crate::app::AppState;
-use crate::login::cookies;
+use crate::browser::cookies;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "latchkey-session";
 /// Script-readable and not secret: what the check-session iframe compares (OIDC Session
@@ -31,18 +30,14 @@ const BROWSER_STATE_PURPOSE: &str = "browser_state";
 /// `last_active_at` is written at most this often per session, not on every request.
 pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
-fn tenant() -> TenantId {
-    TenantId::default_tenant()
-}
-
 /// The live session of this browser, if any: not expired, not idle, and its user still
 /// exists and is not locked.
-pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<BrowserSession> {
+pub async fn current(state: &AppState, tenant: &TenantId, headers: &HeaderMap) -> Option<BrowserSession> {
     let value = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE))?;
     let hash = state.token_hasher.hash(SESSION_PURPOSE, value);
     let now = state.clock.now();
     let session =
-        match state.services.sessions().by_cookie(&tenant(), &hash, now, state.config.sessions.idle_timeout).await {
+        match state.services.sessions().by_cookie(&tenant, &hash, now, state.config.sessions.idle_timeout).await {
             Ok(s) => s?,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read session");
@@ -54,7 +49,7 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<BrowserSes
         _ => return None,
     }
     if now.since(session.last_active_at) >= TOUCH_EVERY
-        && let Err(e) = state.services.sessions().touch(&tenant(), &session.sid, now).await
+        && let Err(e) = state.services.sessions().touch(&tenant, &session.sid, now).await
     {
         tracing::warn!(error = %e, "cannot record session activity");
     }
@@ -77,11 +72,12 @@ pub struct SignIn {
 /// sign-in ends the session the browser had (its clients hear of it) and starts a new one.
 pub async fn start(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     sign_in: SignIn,
 ) -> Result<(BrowserSession, Vec<HeaderValue>), ServiceError> {
     let actor = Actor::User(sign_in.sub.to_string());
-    let previous = current(state, headers).await;
+    let previous = current(state, &tenant, headers).await;
     let now = state.clock.now();
     let config = &state.config.sessions;
     let remember = sign_in.remember && !config.remember_me_lifetime.is_zero();
@@ -105,15 +101,15 @@ pub async fn start(
         Some(p) => {
             session.sid = p.sid.clone();
             session.created_at = p.created_at;
-            state.services.sessions().reauthenticate(&tenant(), &p.id_hash, &session, &actor).await?
+            state.services.sessions().reauthenticate(&tenant, &p.id_hash, &session, &actor).await?
         }
         None => false,
     };
     if !reauthenticated {
         session.sid = random::identifier::<16>();
         session.created_at = now;
-        end_this_browser(state, headers, "replaced", &actor).await;
-        state.services.sessions().create(&tenant(), &session, &actor).await?;
+        end_this_browser(state, &tenant, headers, "replaced", &actor).await;
+        state.services.sessions().create(&tenant, &session, &actor).await?;
     }
     let cookies = vec![
         cookies::set(state.https, SESSION_COOKIE, &secret, Some(lifetime.as_secs())),
@@ -125,18 +121,20 @@ pub async fn start(
 /// Ends sessions and everything that goes with them (`Sessions::end` in the service).
 pub async fn end(
     state: &AppState,
+    tenant: &TenantId,
     which: &SessionSelector,
     reason: &'static str,
     revoke_all_refresh_tokens: bool,
     actor: &Actor,
 ) -> Result<SessionsEnded, ServiceError> {
-    state.services.sessions().end(&tenant(), which, reason, revoke_all_refresh_tokens, actor).await
+    state.services.sessions().end(&tenant, which, reason, revoke_all_refresh_tokens, actor).await
 }
 
 /// Ends this browser's session, if it has one. Returns what ended and the cookies that
 /// clear the session and the browser state.
 pub async fn end_this_browser(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     reason: &'static str,
     actor: &Actor,
@@ -146,7 +144,7 @@ pub async fn end_this_browser(
         return (SessionsEnded::default(), clear);
     };
     let which = SessionSelector::IdHash(state.token_hasher.hash(SESSION_PURPOSE, value));
-    match end(state, &which, reason, false, actor).await {
+    match end(state, &tenant, &which, reason, false, actor).await {
         Ok(ended) => (ended, clear),
         Err(e) => {
             tracing::error!(error = %e, "cannot end session");

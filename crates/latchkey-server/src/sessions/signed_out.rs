@@ -9,8 +9,8 @@ use latchkey_core::domain::ClientId;
 use latchkey_core::records::SessionsEnded;
 use url::Url;
 
-use crate::app::AppState;
 use crate::edge::headers::{DEFAULT_CSP, set_csp};
+use crate::state::AppState;
 
 /// The front-channel logout URLs for what ended, with `iss` and `sid` (§2: sent whether or
 /// not the client asked for them, which the specification allows).
@@ -51,7 +51,7 @@ pub async fn respond(
 }
 
 fn page(state: &AppState, frames: &[Url], next: Option<&Url>) -> Response {
-    let base = crate::app::base_path(&state.issuer);
+    let base = crate::state::base_path(&state.issuer);
     let timeout_ms = state.config.logout.frontchannel_timeout.as_millis();
     let mut response = state.templates.render(
         StatusCode::OK,

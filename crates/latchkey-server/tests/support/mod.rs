@@ -198,7 +198,7 @@ impl Default for ClientSpec<'_> {
 }
 
 impl TestServer {
-    pub fn state(&self) -> &latchkey_server::app::AppState {
+    pub fn state(&self) -> &latchkey_server::state::AppState {
         &self.server.state
     }
 

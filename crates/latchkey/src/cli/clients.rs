@@ -217,13 +217,12 @@ fn check_legacy_audience(allow: Option<bool>, auth: TokenEndpointAuthMethod) -> 
 }
 
 async fn known_scopes(
-    ctx: &Context,
     f: &latchkey_service::Latchkey,
+    tenant: &TenantId,
     raw: &[String],
 ) -> Result<Vec<ScopeName>, CliError> {
-    let _ = ctx;
     let names: Vec<ScopeName> = raw.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
-    let defined = f.scopes().list(&TenantId::default_tenant()).await?;
+    let defined = f.scopes().list(tenant).await?;
     for name in &names {
         if !defined.iter().any(|d| &d.name == name) {
             return Err(usage(format!(
@@ -265,7 +264,7 @@ fn describe(c: &Client) -> String {
 }
 
 pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
-    let tenant = TenantId::default_tenant();
+    let tenant = ctx.tenant();
     match command {
         ClientCommand::Create { name, id, kind, settings } => {
             let client_id = match id {
@@ -303,7 +302,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             };
             let f = ctx.open().await?;
             let result = async {
-                let allowed_scopes = known_scopes(&ctx, &f, &scope_names).await?;
+                let allowed_scopes = known_scopes(&f, &tenant, &scope_names).await?;
                 let secret = auth.uses_secret().then(random::token_string::<32>);
                 let new = NewClient {
                     client_id,
@@ -424,7 +423,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 let scopes = if settings.scopes.is_empty() {
                     None
                 } else {
-                    Some(known_scopes(&ctx, &f, &settings.scopes).await?)
+                    Some(known_scopes(&f, &tenant, &settings.scopes).await?)
                 };
                 let patch = ClientPatch {
                     name: name.map(|n| n.trim().to_owned()),

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use clap::Subcommand;
-use latchkey_core::domain::TenantId;
 use latchkey_core::records::Actor;
 
 use super::{CliError, Context, output};
@@ -26,7 +25,7 @@ pub enum InviteCommand {
 }
 
 pub async fn run(ctx: Context, command: InviteCommand) -> Result<(), CliError> {
-    let tenant = TenantId::default_tenant();
+    let tenant = ctx.tenant();
     let f = ctx.open().await?;
     let now = f.clock.now();
     let result = match command {

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use latchkey_config::{Config, ConfigError, LogFormat, find_config_file};
 use latchkey_core::Clock;
+use latchkey_core::domain::TenantId;
 use latchkey_service::ServiceError;
 use latchkey_service::{Foundation, Latchkey, StartupError};
 
@@ -121,6 +122,12 @@ impl Context {
         let foundation = self.foundation().await?;
         let config = foundation.config.clone();
         Ok(Latchkey::new(foundation, config))
+    }
+
+    /// The tenant a command acts on, resolved once per invocation. There is one tenant,
+    /// `default`; a `--tenant` option will choose among several here.
+    pub fn tenant(&self) -> TenantId {
+        TenantId::default_tenant()
     }
 
     /// Opens the database (migrating it) and the master key, for `serve`.

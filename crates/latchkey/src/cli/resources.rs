@@ -1,7 +1,7 @@
 //! `resource list|create|delete`: APIs access tokens can be issued for (RFC 8707).
 
 use clap::Subcommand;
-use latchkey_core::domain::{ScopeName, TenantId};
+use latchkey_core::domain::ScopeName;
 use latchkey_core::records::{Actor, ResourceServer};
 
 use super::{CliError, Context, output};
@@ -32,7 +32,7 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 }
 
 pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError> {
-    let tenant = TenantId::default_tenant();
+    let tenant = ctx.tenant();
     match command {
         ResourceCommand::List => {
             let f = ctx.open().await?;

@@ -1,7 +1,7 @@
 //! `scope list|create|delete`.
 
 use clap::Subcommand;
-use latchkey_core::domain::{ScopeName, TenantId};
+use latchkey_core::domain::ScopeName;
 use latchkey_core::records::Actor;
 
 use super::{CliError, Context, output};
@@ -22,7 +22,7 @@ pub enum ScopeCommand {
 }
 
 pub async fn run(ctx: Context, command: ScopeCommand) -> Result<(), CliError> {
-    let tenant = TenantId::default_tenant();
+    let tenant = ctx.tenant();
     let parse = |raw: &str| ScopeName::parse(raw).map_err(|e| CliError::Usage(e.to_string()));
     let f = ctx.open().await?;
     let result = match command {

@@ -3,7 +3,6 @@
 //! sent by the running server; there is no browser to do the front channel).
 
 use clap::Subcommand;
-use latchkey_core::domain::TenantId;
 use latchkey_core::records::{Actor, SessionSelector};
 
 use super::users::find;
@@ -35,7 +34,7 @@ pub enum SessionCommand {
 }
 
 pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> {
-    let tenant = TenantId::default_tenant();
+    let tenant = ctx.tenant();
     let f = ctx.open().await?;
     let result = async {
         match command {
@@ -64,7 +63,7 @@ pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> 
                                 s.sid.clone(),
                                 s.created_at.to_rfc3339(),
                                 s.last_active_at.to_rfc3339(),
-                                latchkey_server::sessions::account::describe_user_agent(s.user_agent.as_deref()),
+                                latchkey_server::account::sessions_page::describe_user_agent(s.user_agent.as_deref()),
                                 if i.clients.is_empty() { "-".into() } else { i.clients.join(" ") },
                             ]
                         })

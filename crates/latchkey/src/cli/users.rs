@@ -146,7 +146,7 @@ fn describe(u: &User) -> String {
 }
 
 pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
-    let tenant = TenantId::default_tenant();
+    let tenant = ctx.tenant();
     match command {
         UserCommand::Create { username, email, name, email_verified, claims, password_stdin, no_password } => {
             // Everything is checked before the database is touched.

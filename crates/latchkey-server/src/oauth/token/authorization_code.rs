@@ -9,13 +9,13 @@ use latchkey_core::records::{Actor, Client, CodeRedemption};
 use subtle::ConstantTimeEq as _;
 
 use super::TokenResponse;
-use crate::app::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::grant::GrantData;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{
     AccessTokenRequest, IdTokenRequest, access_token_lifetime, mint_access_token, mint_id_token,
 };
+use crate::state::AppState;
 
 pub const CODE_PURPOSE: &str = "authorization_code";
 
@@ -25,9 +25,13 @@ fn valid_verifier(v: &str) -> bool {
         && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    state: &AppState,
+    tenant: &TenantId,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-    let tenant = TenantId::default_tenant();
     let now = state.clock.now();
     let hash = state.token_hasher.hash(CODE_PURPOSE, code);
     let (grant_id, data) = match state.services.tokens().redeem_code(&tenant, &hash, &client.client_id, now).await? {
@@ -72,13 +76,14 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         (None, Some(_)) => return Err(OAuthError::invalid_grant("this code was issued without PKCE")),
         (None, None) => {}
     }
-    issue_for_grant(state, client, &grant_id, &data, &data.scope, true).await
+    issue_for_grant(state, &tenant, client, &grant_id, &data, &data.scope, true).await
 }
 
 /// Issues the tokens of a user grant: access token, ID token (with `openid`), and a refresh
 /// token when `offline_access` was granted and the client may refresh.
 pub(crate) async fn issue_for_grant(
     state: &AppState,
+    tenant: &TenantId,
     client: &Client,
     grant_id: &str,
     data: &GrantData,
@@ -97,14 +102,14 @@ pub(crate) async fn issue_for_grant(
             sid: Some(&data.sid),
             // Only a token UserInfo accepts carries them (not one for another API).
             userinfo_claims: (data.audience == state.default_audience())
-                .then(|| crate::oidc::claims::userinfo_requests(data, scope))
+                .then(|| crate::oauth::claims::userinfo_requests(data, scope))
                 .flatten(),
             lifetime: access_token_lifetime(state, client),
         },
     )
     .map_err(|e| OAuthError::server_error("cannot mint an access token", e))?;
     let id_token = if scope.iter().any(|s| s == "openid") {
-        let extra = crate::oidc::claims::id_token_claims(state, data).await?;
+        let extra = crate::oauth::claims::id_token_claims(state, data).await?;
         Some(
             mint_id_token(
                 state,
@@ -131,9 +136,9 @@ pub(crate) async fn issue_for_grant(
     // for session refresh tokens (and only while the session lives).
     let wants_refresh = scope.iter().any(|s| s == "offline_access") || client.session_policy.session_refresh_tokens;
     let refresh_token = if with_nonce && wants_refresh && client.grant_types.contains(&GrantType::RefreshToken) {
-        match super::refresh_token::SessionBinding::of(state, client, data).await? {
+        match super::refresh_token::SessionBinding::of(state, &tenant, client, data).await? {
             Some(binding) => {
-                Some(super::refresh_token::store_new(state, client, grant_id, None, data, &binding).await?)
+                Some(super::refresh_token::store_new(state, &tenant, client, grant_id, None, data, &binding).await?)
             }
             None => None,
         }

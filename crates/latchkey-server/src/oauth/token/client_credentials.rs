@@ -5,15 +5,21 @@
 use latchkey_core::records::Client;
 
 use super::{TokenResponse, narrowed_scope};
-use crate::app::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{AccessTokenRequest, access_token_lifetime, mint_access_token};
+use crate::state::AppState;
+use latchkey_core::domain::TenantId;
 
 /// Scopes that only make sense with a user.
 const USER_SCOPES: [&str; 6] = latchkey_core::domain::ScopeName::BUILT_IN;
 
-pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    state: &AppState,
+    tenant: &TenantId,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let allowed: Vec<String> = client
         .allowed_scopes
         .iter()
@@ -23,7 +29,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
     let scope = narrowed_scope(params.get("scope"), &allowed)?;
     let audience = match params.get("resource") {
         None => state.default_audience(),
-        Some(resource) => crate::oauth::authorize::resource_audience(state, resource, &scope)
+        Some(resource) => crate::oauth::authorize::resource_audience(state, &tenant, resource, &scope)
             .await
             .map_err(|d| OAuthError::new("invalid_target", d))?,
     };

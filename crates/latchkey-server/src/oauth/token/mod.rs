@@ -15,7 +15,8 @@ use serde::Serialize;
 use super::OAuthError;
 use super::client_auth::authenticate;
 use super::params::Params;
-use crate::app::AppState;
+use crate::edge::Tenant;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
@@ -41,6 +42,7 @@ impl IntoResponse for TokenResponse {
 
 pub async fn token(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     crate::edge::ClientIp(ip): crate::edge::ClientIp,
     headers: HeaderMap,
     body: Bytes,
@@ -50,14 +52,14 @@ pub async fn token(
     // OAuth 2.1 has no implicit or password grant.
     let grant = GrantType::parse(grant_raw)
         .map_err(|_| OAuthError::new("unsupported_grant_type", format!("grant type `{grant_raw}` is not supported")))?;
-    let client = authenticate(&state, &headers, &params, ip).await?;
+    let client = authenticate(&state, &tenant, &headers, &params, ip).await?;
     if !client.grant_types.contains(&grant) {
         return Err(OAuthError::new("unauthorized_client", format!("this client may not use the {grant} grant")));
     }
     let response = match grant {
-        GrantType::AuthorizationCode => authorization_code::exchange(&state, &client, &params).await,
-        GrantType::RefreshToken => refresh_token::exchange(&state, &client, &params).await,
-        GrantType::ClientCredentials => client_credentials::exchange(&state, &client, &params).await,
+        GrantType::AuthorizationCode => authorization_code::exchange(&state, &tenant, &client, &params).await,
+        GrantType::RefreshToken => refresh_token::exchange(&state, &tenant, &client, &params).await,
+        GrantType::ClientCredentials => client_credentials::exchange(&state, &tenant, &client, &params).await,
     }?;
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
     Ok(response)

@@ -10,10 +10,10 @@ use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_core::records::{Client, NewRefreshToken, RefreshRotation};
 
 use super::{TokenResponse, narrowed_scope};
-use crate::app::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::grant::GrantData;
 use crate::oauth::params::Params;
+use crate::state::AppState;
 
 pub const REFRESH_PURPOSE: &str = "refresh_token";
 
@@ -28,12 +28,17 @@ pub(crate) struct SessionBinding {
 impl SessionBinding {
     /// `offline_access` tokens outlive the session unless the client asks otherwise
     /// (Back-Channel Logout 1.0 §2.7); the others are the session's.
-    pub async fn of(state: &AppState, client: &Client, data: &GrantData) -> Result<Option<Self>, OAuthError> {
+    pub async fn of(
+        state: &AppState,
+        tenant: &TenantId,
+        client: &Client,
+        data: &GrantData,
+    ) -> Result<Option<Self>, OAuthError> {
         if data.has_scope("offline_access") {
             let ends_with_session = client.session_policy.logout_revokes_offline_tokens;
             return Ok(Some(Self { ends_with_session, not_after: None }));
         }
-        let (tenant, now, idle) = (TenantId::default_tenant(), state.clock.now(), state.config.sessions.idle_timeout);
+        let (now, idle) = (state.clock.now(), state.config.sessions.idle_timeout);
         let Some(session) = state.services.sessions().by_sid(&tenant, &data.sid, now, idle).await? else {
             return Ok(None);
         };
@@ -76,6 +81,7 @@ fn new_token(
 /// Stores the first refresh token of a grant and returns it.
 pub(crate) async fn store_new(
     state: &AppState,
+    tenant: &TenantId,
     client: &Client,
     grant_id: &str,
     family: Option<&str>,
@@ -83,14 +89,18 @@ pub(crate) async fn store_new(
     binding: &SessionBinding,
 ) -> Result<String, OAuthError> {
     let (token, record) = new_token(state, client, grant_id, family, data, binding)?;
-    state.services.tokens().insert_refresh_token(&TenantId::default_tenant(), &record).await?;
+    state.services.tokens().insert_refresh_token(&tenant, &record).await?;
     Ok(token)
 }
 
-pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    state: &AppState,
+    tenant: &TenantId,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let presented =
         params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-    let tenant = TenantId::default_tenant();
     let hash = state.token_hasher.hash(REFRESH_PURPOSE, presented);
     let current = state
         .services
@@ -111,7 +121,7 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         return Err(OAuthError::invalid_grant("the user can no longer sign in"));
     }
     // A session-bound token dies with its session (logout, idle or absolute expiry).
-    let Some(binding) = SessionBinding::of(state, client, &data).await? else {
+    let Some(binding) = SessionBinding::of(state, &tenant, client, &data).await? else {
         return Err(OAuthError::invalid_grant("the session this refresh token belongs to has ended"));
     };
     let (token, record) = new_token(state, client, &current.grant_id, Some(&current.family_id), &data, &binding)?;
@@ -136,7 +146,8 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params) -> Res
         RefreshRotation::Unknown => return Err(OAuthError::invalid_grant("the refresh token is invalid")),
     }
     let mut response =
-        super::authorization_code::issue_for_grant(state, client, &current.grant_id, &data, &scope, false).await?;
+        super::authorization_code::issue_for_grant(state, &tenant, client, &current.grant_id, &data, &scope, false)
+            .await?;
     response.refresh_token = Some(token);
     Ok(response)
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
 
-use super::tokens::AccessClaims;
+use crate::access_claims::AccessClaims;
 
 /// At most this many verified tokens are kept (a few hundred bytes each).
 pub const CAPACITY: usize = 10_000;

@@ -4,9 +4,7 @@
 //! Every passkey is created as a discoverable credential (resident key *required*), so it
 //! signs in without a username; user verification is always required. The WebAuthn user
 //! handle is a random UUID per user that says nothing about them. Ceremony state lives in
-//! the database ([`crate::login::ceremony`]), so any node finishes what another began.
-
-pub mod sign_in;
+//! the database (the server keeps it as a ceremony through `Factors::put_ceremony`), so any node finishes what another began.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -189,3 +187,6 @@ impl Passkeys {
 pub fn new_user_handle() -> Uuid {
     Uuid::from_bytes(latchkey_core::crypto::random::bytes::<16>())
 }
+
+/// The ceremony states the pages keep between the two halves of a ceremony.
+pub use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration, Uuid};

@@ -11,16 +11,14 @@ use latchkey_core::domain::{ClientId, TenantId};
 use latchkey_core::records::{Actor, BrowserSession, SessionSelector};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::login::csrf;
+use crate::browser::csrf;
+use crate::edge::Tenant;
+use crate::pages::PageError;
 use crate::sessions;
-
-fn base(state: &AppState) -> String {
-    crate::app::base_path(&state.issuer)
-}
+use crate::state::AppState;
 
 fn login_first(state: &AppState) -> Response {
-    Redirect::to(&format!("{}/login?return_to=account", base(state))).into_response()
+    Redirect::to(&format!("{}/login?return_to=account", state.base())).into_response()
 }
 
 /// "Firefox on Linux" from a User-Agent header: a description for people, not a parser.
@@ -58,22 +56,17 @@ async fn client_names(state: &AppState, ids: &[String]) -> Vec<String> {
     names
 }
 
-pub async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(current) = sessions::current(&state, &headers).await else { return login_first(&state) };
-    let tenant = TenantId::default_tenant();
+pub async fn sessions_page(State(state): State<AppState>, Tenant(tenant): Tenant, headers: HeaderMap) -> Response {
+    let Some(current) = sessions::current(&state, &tenant, &headers).await else { return login_first(&state) };
     let now = state.clock.now();
-    let list = match state
-        .services
-        .sessions()
-        .of_user(&tenant, &current.sub, now, state.config.sessions.idle_timeout)
-        .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list sessions");
-            return state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None);
-        }
-    };
+    let list =
+        match state.services.sessions().of_user(&tenant, &current.sub, now, state.config.sessions.idle_timeout).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list sessions");
+                return PageError::internal().into_response();
+            }
+        };
     let mut rows = Vec::new();
     for info in &list {
         let s = &info.session;
@@ -89,7 +82,7 @@ pub async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) ->
     let mut response = state.templates.render(
         StatusCode::OK,
         "account_sessions.html",
-        minijinja::context! { title => "Your sessions", base => base(&state), csrf, sessions => rows, username },
+        minijinja::context! { title => "Your sessions", base => state.base(), csrf, sessions => rows, username },
     );
     if let Some(c) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
@@ -104,40 +97,45 @@ pub struct EndForm {
     sid: Option<String>,
 }
 
-pub async fn end_session(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<EndForm>) -> Response {
+pub async fn end_session(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<EndForm>,
+) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
-    let Some(current) = sessions::current(&state, &headers).await else { return login_first(&state) };
+    let Some(current) = sessions::current(&state, &tenant, &headers).await else { return login_first(&state) };
     // Ending other sessions is a security change: it needs a recent sign-in.
     if form.sid.as_deref() != Some(current.sid.as_str()) && !crate::account::recent(&state, &current) {
         return login_first(&state);
     }
     let actor = Actor::User(current.sub.to_string());
-    let back = Redirect::to(&format!("{}/account/sessions", base(&state))).into_response();
+    let back = Redirect::to(&format!("{}/account/sessions", state.base())).into_response();
     match form.sid.as_deref() {
         Some("others") => {
             let which = SessionSelector::User { sub: current.sub.clone(), except_sid: Some(current.sid.clone()) };
-            ended_or_error(&state, sessions::end(&state, &which, "ended_by_user", false, &actor).await.map(|_| back))
+            ended_or_error(sessions::end(&state, &tenant, &which, "ended_by_user", false, &actor).await.map(|_| back))
         }
         Some(sid) if sid == current.sid => {
-            let (ended, cookies) = sessions::end_this_browser(&state, &headers, "logout", &actor).await;
+            let (ended, cookies) = sessions::end_this_browser(&state, &tenant, &headers, "logout", &actor).await;
             sessions::signed_out::respond(&state, &ended, None, cookies).await
         }
         Some(sid) => {
-            if !owns(&state, &current, sid).await {
-                return state.pages.render(StatusCode::NOT_FOUND, "That session does not exist or has ended.", None);
+            if !owns(&state, &tenant, &current, sid).await {
+                return PageError::new(StatusCode::NOT_FOUND, "That session does not exist or has ended.")
+                    .into_response();
             }
             let which = SessionSelector::Sid(sid.to_owned());
-            ended_or_error(&state, sessions::end(&state, &which, "ended_by_user", false, &actor).await.map(|_| back))
+            ended_or_error(sessions::end(&state, &tenant, &which, "ended_by_user", false, &actor).await.map(|_| back))
         }
-        None => state.pages.render(StatusCode::BAD_REQUEST, "Choose a session to end.", None),
+        None => PageError::new(StatusCode::BAD_REQUEST, "Choose a session to end.").into_response(),
     }
 }
 
 /// Whether `sid` is a live session of the signed-in user (a user ends only their own).
-async fn owns(state: &AppState, current: &BrowserSession, sid: &str) -> bool {
-    let tenant = TenantId::default_tenant();
+async fn owns(state: &AppState, tenant: &TenantId, current: &BrowserSession, sid: &str) -> bool {
     let idle = state.config.sessions.idle_timeout;
     matches!(
         state.services.sessions().by_sid(&tenant, sid, state.clock.now(), idle).await,
@@ -145,10 +143,10 @@ async fn owns(state: &AppState, current: &BrowserSession, sid: &str) -> bool {
     )
 }
 
-fn ended_or_error(state: &AppState, result: Result<Response, latchkey_service::ServiceError>) -> Response {
+fn ended_or_error(result: Result<Response, latchkey_service::ServiceError>) -> Response {
     result.unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot end session");
-        state.pages.render(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.", None)
+        PageError::internal().into_response()
     })
 }
 

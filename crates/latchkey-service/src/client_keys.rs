@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use latchkey_core::records::Client;
 use serde_json::Value;
 
-use latchkey_service::outbound::{Outbound, OutboundError, Purpose, Request};
+use crate::outbound::{Outbound, OutboundError, Purpose, Request};
 
 const CACHE_FOR: Duration = Duration::from_secs(300);
 /// A key id the cache does not know triggers a refetch, at most this often.

@@ -7,9 +7,9 @@ use latchkey_core::domain::{ClaimRequest, ClaimsRequest, SubjectId, claims_of_sc
 use latchkey_core::records::User;
 use serde_json::{Map, Value};
 
-use crate::app::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::grant::GrantData;
+use crate::state::AppState;
 
 /// Every claim Latchkey can put in an ID token or UserInfo response (discovery lists them).
 pub const SUPPORTED: [&str; 31] = [

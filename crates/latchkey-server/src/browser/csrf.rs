@@ -6,7 +6,7 @@ use latchkey_core::crypto::random;
 use subtle::ConstantTimeEq as _;
 
 use super::cookies;
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub const COOKIE: &str = "latchkey-csrf";
 
@@ -35,10 +35,11 @@ pub fn verify(state: &AppState, headers: &HeaderMap, submitted: Option<&str>) ->
 }
 
 /// The page for a form whose CSRF token does not belong to this browser.
-pub fn expired_form(state: &AppState) -> axum::response::Response {
-    state.pages.render(
+pub fn expired_form() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    crate::pages::PageError::new(
         axum::http::StatusCode::BAD_REQUEST,
         "This form has expired. Go back, reload the page and try again.",
-        None,
     )
+    .into_response()
 }

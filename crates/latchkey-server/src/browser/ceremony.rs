@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::cookies;
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub const COOKIE: &str = "latchkey-ceremony";
 const PURPOSE: &str = "ceremony";
@@ -42,6 +42,7 @@ fn key(state: &AppState, secret: &str) -> TokenHash {
 /// Keeps `value` for this browser. Returns the cookie to set when the browser had none.
 pub async fn put<T: Serialize>(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
     purpose: Purpose,
     value: &T,
@@ -59,7 +60,7 @@ pub async fn put<T: Serialize>(
     state
         .services
         .factors()
-        .put_ceremony(&TenantId::default_tenant(), &key(state, &secret), purpose.as_str(), &json, expires_at)
+        .put_ceremony(&tenant, &key(state, &secret), purpose.as_str(), &json, expires_at)
         .await
         .map_err(|e| e.to_string())?;
     Ok(set)
@@ -67,12 +68,17 @@ pub async fn put<T: Serialize>(
 
 /// Takes this browser's state for `purpose` out: `None` when there is none, it expired,
 /// was taken already, or belongs to another browser.
-pub async fn take<T: DeserializeOwned>(state: &AppState, headers: &HeaderMap, purpose: Purpose) -> Option<T> {
+pub async fn take<T: DeserializeOwned>(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    purpose: Purpose,
+) -> Option<T> {
     let secret = cookies::get(headers, &cookies::name(state.https, COOKIE))?;
     let json = match state
         .services
         .factors()
-        .take_ceremony(&TenantId::default_tenant(), &key(state, secret), purpose.as_str(), state.clock.now())
+        .take_ceremony(&tenant, &key(state, secret), purpose.as_str(), state.clock.now())
         .await
     {
         Ok(found) => found?,

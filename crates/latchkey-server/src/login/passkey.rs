@@ -3,22 +3,26 @@
 //! they tell nothing about accounts), and as the second factor after a password (the
 //! account's passkeys, once the password has proved who is asking).
 
+use crate::browser::json::{json_error, options_response};
+use crate::edge::Tenant;
+use crate::pages::PageError;
+use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use latchkey_core::domain::{Factor, Factors, TenantId};
 use latchkey_core::records::PasskeyUse;
+use latchkey_service::passkeys::DiscoverableAuthentication;
 use serde::Deserialize;
-use webauthn_rs::prelude::DiscoverableAuthentication;
 
-use super::{PasskeyError, Passkeys};
-use crate::app::AppState;
+use crate::browser::ceremony::{self, Purpose};
+use crate::browser::csrf;
 use crate::edge::ClientIp;
-use crate::login::ceremony::{self, Purpose};
 use crate::login::complete::{self, Pending, ReturnTo};
-use crate::login::{LoginView, csrf, render_login};
-use crate::oauth::authorize::load_pending;
+use crate::login::{LoginView, render_login};
+use crate::oauth::parked::load_pending;
+use crate::state::AppState;
+use latchkey_service::passkeys::{PasskeyError, Passkeys};
 
 #[derive(Deserialize)]
 pub struct OptionsForm {
@@ -29,39 +33,28 @@ pub struct OptionsForm {
     second_factor: Option<String>,
 }
 
-/// A JSON error for the script that asked for options.
-pub fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-/// Options for the page's script, with the ceremony cookie when the browser had none.
-pub fn options_response(options: serde_json::Value, cookie: Option<axum::http::HeaderValue>) -> Response {
-    let mut response = Json(options).into_response();
-    if let Some(c) = cookie {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
-    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    response
-}
-
-pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<OptionsForm>) -> Response {
+pub async fn options(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<OptionsForm>,
+) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
         return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
     }
-    let tenant = TenantId::default_tenant();
     let allow: Vec<String> = if form.second_factor.is_some() {
         // The second factor is for the account the password named; the pending sign-in
         // stays where it is (it is taken when the passkey's answer arrives).
-        let Some(pending) = ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await else {
+        let Some(pending) = ceremony::take::<Pending>(&state, &tenant, &headers, Purpose::SecondFactor).await else {
             return json_error(StatusCode::BAD_REQUEST, "This sign-in has expired. Please start again.");
         };
         let ids = match pending.subject() {
             Some(sub) => state.services.factors().passkeys(&tenant, &sub).await.unwrap_or_default(),
             None => Vec::new(),
         };
-        if let Err(e) = ceremony::put(&state, &headers, Purpose::SecondFactor, &pending).await {
+        if let Err(e) = ceremony::put(&state, &tenant, &headers, Purpose::SecondFactor, &pending).await {
             tracing::error!(error = %e, "cannot keep the pending sign-in");
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL);
         }
         ids.into_iter().map(|p| p.credential_id).collect()
     } else {
@@ -78,11 +71,11 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, Form(for
         Ok(o) => o,
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match ceremony::put(&state, &headers, Purpose::PasskeySignIn, &challenge).await {
+    match ceremony::put(&state, &tenant, &headers, Purpose::PasskeySignIn, &challenge).await {
         Ok(cookie) => options_response(options, cookie),
         Err(e) => {
             tracing::error!(error = %e, "cannot keep the passkey challenge");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL)
         }
     }
 }
@@ -100,17 +93,18 @@ pub struct SignInForm {
 
 pub async fn finish(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form(&state);
+        return csrf::expired_form();
     }
     let pending_request = match &form.req {
-        Some(id) => match load_pending(&state, &headers, id).await {
+        Some(id) => match load_pending(&state, &tenant, &headers, id).await {
             Some(p) => Some(p),
-            None => return crate::login::expired(&state),
+            None => return crate::login::expired(),
         },
         None => None,
     };
@@ -128,21 +122,22 @@ pub async fn finish(
         render_login(&state, &headers, status, view)
     };
     let second = if form.second_factor.is_some() {
-        match ceremony::take::<Pending>(&state, &headers, Purpose::SecondFactor).await {
+        match ceremony::take::<Pending>(&state, &tenant, &headers, Purpose::SecondFactor).await {
             Some(p) => Some(p),
             None => return failed(StatusCode::BAD_REQUEST, "This sign-in has expired. Please sign in again."),
         }
     } else {
         None
     };
-    let Some(challenge) = ceremony::take::<DiscoverableAuthentication>(&state, &headers, Purpose::PasskeySignIn).await
+    let Some(challenge) =
+        ceremony::take::<DiscoverableAuthentication>(&state, &tenant, &headers, Purpose::PasskeySignIn).await
     else {
         return failed(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.");
     };
     let Some(response) = form.credential.as_deref().filter(|c| !c.is_empty()) else {
         return failed(StatusCode::BAD_REQUEST, "No passkey was given. Please try again.");
     };
-    let (user, factor) = match verify(&state, response, challenge).await {
+    let (user, factor) = match verify(&state, &tenant, response, challenge).await {
         Ok(found) => found,
         Err(e) => {
             metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
@@ -156,16 +151,16 @@ pub async fn finish(
         None => (Factors::new(factor), form.remember.is_some(), form.req.clone(), return_to),
     };
     let done = complete::SignedIn { user: &user, factors, remember, req, return_to, ip };
-    complete::complete(&state, &headers, done).await
+    complete::complete(&state, &tenant, &headers, done).await
 }
 
 /// Checks the browser's answer and records the use. Returns the user and the factor.
 async fn verify(
     state: &AppState,
+    tenant: &TenantId,
     response: &str,
     challenge: DiscoverableAuthentication,
 ) -> Result<(latchkey_core::records::User, Factor), PasskeyError> {
-    let tenant = TenantId::default_tenant();
     let (credential, id, handle) = Passkeys::identify(response)?;
     let stored = state
         .services
@@ -184,7 +179,7 @@ async fn verify(
         .ok_or_else(|| PasskeyError::Rejected("no such user, or locked".into()))?;
     if let Some(handle) = handle {
         // The user handle the authenticator holds must be this user's.
-        let given = webauthn_rs::prelude::Uuid::from_slice(&handle).map(|u| u.to_string()).unwrap_or_default();
+        let given = latchkey_service::passkeys::Uuid::from_slice(&handle).map(|u| u.to_string()).unwrap_or_default();
         let owner = state.services.users().by_webauthn_id(&tenant, &given).await.ok().flatten().map(|u| u.sub);
         if owner.as_ref() != Some(&user.sub) {
             return Err(PasskeyError::Rejected("user handle does not match the credential".into()));

@@ -1,0 +1,7 @@
+//! What every page for people shares: cookies, CSRF tokens, the state of a ceremony that
+//! spans two requests, and JSON answers to the pages' scripts.
+
+pub mod ceremony;
+pub mod cookies;
+pub mod csrf;
+pub mod json;
