@@ -61,7 +61,9 @@ pub fn router(state: AppState) -> Router {
         .route("/account/totp/start", post(account::totp::start))
         .route("/account/totp/confirm", post(account::totp::confirm))
         .route("/account/totp/remove", post(account::totp::remove))
-        .route("/account/recovery-codes", post(account::recovery_codes::regenerate));
+        .route("/account/recovery-codes", post(account::recovery_codes::regenerate))
+        // Only pages for people answer with a PageError; the API endpoints skip this layer.
+        .layer(from_fn_with_state(state.clone(), render_error_pages));
     #[allow(unused_mut)]
     let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -89,8 +91,6 @@ pub fn router(state: AppState) -> Router {
     }
     let pages = state.pages.clone();
     app.fallback(crate::routes::not_found::not_found)
-        .layer(from_fn_with_state(state.clone(), render_error_pages))
-        .layer(from_fn_with_state(state.clone(), edge::tenant::resolve))
         .layer(CatchPanicLayer::custom(move |_panic: Box<dyn std::any::Any + Send>| {
             tracing::error!("request handler panicked");
             pages.render(StatusCode::INTERNAL_SERVER_ERROR, &format!("{} Please try again.", PageError::INTERNAL), None)

@@ -110,7 +110,7 @@ pub async fn reserve(state: &AppState, tenant: &TenantId, guess: Guess, account:
     let reserved = state
         .services
         .sign_in()
-        .reserve_attempts(&tenant, &[account_key.as_str(), ip_key.as_str()], now, login.failure_window)
+        .reserve_attempts(tenant, &[account_key.as_str(), ip_key.as_str()], now, login.failure_window)
         .await;
     let (account, ip) = match reserved.as_deref() {
         Ok([account, ip]) => (*account, *ip),
@@ -121,7 +121,7 @@ pub async fn reserve(state: &AppState, tenant: &TenantId, guess: Guess, account:
     if account.count > i64::from(login.max_failures_per_account) || ip.count > i64::from(login.max_failures_per_ip) {
         // A refused attempt is checked nowhere, so it counts nowhere: an address that is
         // refused cannot go on using up accounts' budgets.
-        attempt.give_back(state, &tenant, false).await;
+        attempt.give_back(state, tenant, false).await;
         metrics::counter!("latchkey_attempts_refused_total", "limit" => guess.label()).increment(1);
         tracing::info!(limit = guess.label(), "attempt refused: too many failures");
         return Admission::Refused;
@@ -139,7 +139,7 @@ impl Attempt {
     /// The answer was right: the account's failures are cleared and the IP's reservation
     /// is given back (a right answer never counts against anyone).
     pub async fn succeeded(self, state: &AppState, tenant: &TenantId) {
-        self.give_back(state, &tenant, true).await;
+        self.give_back(state, tenant, true).await;
     }
 
     /// The answer was wrong: the reservation stays, as a failure.
@@ -149,11 +149,11 @@ impl Attempt {
 
     async fn give_back(&self, state: &AppState, tenant: &TenantId, clear_account: bool) {
         let account = if clear_account {
-            state.services.sign_in().clear_failures(&tenant, &self.account.0).await
+            state.services.sign_in().clear_failures(tenant, &self.account.0).await
         } else {
-            state.services.sign_in().release_attempts(&tenant, &[(self.account.0.as_str(), self.account.1)]).await
+            state.services.sign_in().release_attempts(tenant, &[(self.account.0.as_str(), self.account.1)]).await
         };
-        let ip = state.services.sign_in().release_attempts(&tenant, &[(self.ip.0.as_str(), self.ip.1)]).await;
+        let ip = state.services.sign_in().release_attempts(tenant, &[(self.ip.0.as_str(), self.ip.1)]).await;
         if let Err(e) = account.and(ip) {
             // The counter stays one higher until its window ends: fewer attempts for a
             // while, never more.

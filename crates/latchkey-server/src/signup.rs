@@ -51,7 +51,7 @@ async fn allowed(
                 return Err((StatusCode::FORBIDDEN, "Sign-up needs an invitation link."));
             };
             let hash = invitation_hash(state, token);
-            match state.services.invitations().usable(&tenant, &hash, state.clock.now()).await {
+            match state.services.invitations().usable(tenant, &hash, state.clock.now()).await {
                 Ok(true) => Ok(Some(hash)),
                 _ => Err((StatusCode::FORBIDDEN, "This invitation link has been used, has expired or is not valid.")),
             }

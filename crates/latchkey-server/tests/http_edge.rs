@@ -138,6 +138,38 @@ async fn unknown_paths_get_an_html_page_or_json_by_what_the_client_accepts() {
     custom.stop().await;
 }
 
+/// A page handler answers with a `PageError`; the edge renders it with Latchkey's error page
+/// (security headers included) or the operator's page for that status.
+#[tokio::test]
+async fn a_page_error_is_rendered_with_the_error_page_for_its_status() {
+    let server = TestServer::start(sqlite().await, |_| {}).await;
+    let response = server.get("/consent?req=no-such-request").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
+    assert!(response.headers().contains_key("content-security-policy"), "security headers on error pages too");
+    let body = ok(response.text().await, "body");
+    assert!(body.contains("This sign-in request has expired or belongs to another browser"), "{body}");
+    assert!(body.contains("Latchkey"), "in Latchkey's own page: {body}");
+    server.stop().await;
+
+    let dir = ok(tempfile::tempdir(), "dir");
+    let page = dir.path().join("400.html");
+    ok(std::fs::write(&page, "<h1>Our own 400</h1>"), "write page");
+    let custom = TestServer::start(sqlite().await, move |c| {
+        c.web.error_pages.insert("400".into(), page);
+    })
+    .await;
+    let response = custom.get("/consent?req=no-such-request").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(ok(response.text().await, "body"), "<h1>Our own 400</h1>");
+    // An API endpoint keeps its own error format.
+    let token = ok(custom.http.post(custom.url("/token")).form(&[("grant_type", "nope")]).send().await, "token");
+    assert_eq!(token.status(), StatusCode::BAD_REQUEST);
+    let v: serde_json::Value = ok(token.json().await, "json");
+    assert!(v["error"].is_string(), "OAuth error JSON: {v}");
+    custom.stop().await;
+}
+
 #[tokio::test]
 async fn readiness_follows_the_database() {
     let server = TestServer::start(sqlite().await, |_| {}).await;

@@ -48,11 +48,11 @@ pub(crate) async fn recent_session(
     tenant: &TenantId,
     headers: &HeaderMap,
 ) -> Result<(BrowserSession, User), Response> {
-    let Some(session) = sessions::current(state, &tenant, headers).await else { return Err(sign_in_first(state)) };
+    let Some(session) = sessions::current(state, tenant, headers).await else { return Err(sign_in_first(state)) };
     if !recent(state, &session) {
         return Err(sign_in_first(state));
     }
-    match state.services.users().by_sub(&tenant, &session.sub).await {
+    match state.services.users().by_sub(tenant, &session.sub).await {
         Ok(Some(user)) => Ok((session, user)),
         _ => Err(sign_in_first(state)),
     }
@@ -68,7 +68,7 @@ pub(crate) async fn recent_form(
     if !csrf::verify(state, headers, csrf_token) {
         return Err(csrf::expired_form());
     }
-    recent_session(state, &tenant, headers).await
+    recent_session(state, tenant, headers).await
 }
 
 pub(crate) fn failure(e: impl std::fmt::Display) -> Response {
@@ -85,7 +85,7 @@ pub(crate) fn back(state: &AppState, done: &str) -> Response {
 pub(crate) async fn end_other_sessions(state: &AppState, tenant: &TenantId, session: &BrowserSession) {
     let which = SessionSelector::User { sub: session.sub.clone(), except_sid: Some(session.sid.clone()) };
     if let Err(e) =
-        sessions::end(state, &tenant, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await
+        sessions::end(state, tenant, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await
     {
         tracing::error!(error = %e, "cannot end the user's other sessions");
     }
@@ -152,9 +152,9 @@ async fn render(
     q: &SecurityQuery,
 ) -> Result<Response, latchkey_service::ServiceError> {
     let sub: &SubjectId = &user.sub;
-    let passkeys = state.services.factors().passkeys(&tenant, sub).await?;
-    let totp = state.services.factors().totp(&tenant, sub).await?;
-    let recovery_left = state.services.factors().recovery_codes_left(&tenant, sub).await?;
+    let passkeys = state.services.factors().passkeys(tenant, sub).await?;
+    let totp = state.services.factors().totp(tenant, sub).await?;
+    let recovery_left = state.services.factors().recovery_codes_left(tenant, sub).await?;
     let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
     let rows: Vec<minijinja::Value> = passkeys
         .iter()

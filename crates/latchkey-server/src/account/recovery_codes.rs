@@ -26,12 +26,7 @@ pub fn generate(state: &AppState) -> (Vec<String>, Vec<TokenHash>) {
 pub async fn use_code(state: &AppState, tenant: &TenantId, sub: &SubjectId, typed: &str) -> bool {
     let Some(code) = recovery_code::normalize(typed) else { return false };
     let hash = state.token_hasher.hash(recovery_code::PURPOSE, &code);
-    state
-        .services
-        .factors()
-        .use_recovery_code(&tenant, sub, &hash, &Actor::User(sub.to_string()))
-        .await
-        .unwrap_or(false)
+    state.services.factors().use_recovery_code(tenant, sub, &hash, &Actor::User(sub.to_string())).await.unwrap_or(false)
 }
 
 /// The page that shows new codes once, with the same text as a download.

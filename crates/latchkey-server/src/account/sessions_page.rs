@@ -138,7 +138,7 @@ pub async fn end_session(
 async fn owns(state: &AppState, tenant: &TenantId, current: &BrowserSession, sid: &str) -> bool {
     let idle = state.config.sessions.idle_timeout;
     matches!(
-        state.services.sessions().by_sid(&tenant, sid, state.clock.now(), idle).await,
+        state.services.sessions().by_sid(tenant, sid, state.clock.now(), idle).await,
         Ok(Some(s)) if s.sub == current.sub
     )
 }

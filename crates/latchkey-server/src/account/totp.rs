@@ -34,7 +34,7 @@ fn open(state: &AppState, sub: &SubjectId, sealed: &str) -> Option<TotpSecret> {
 
 /// The step of a correct code for the user's confirmed authenticator app, used up here.
 pub async fn verify_code(state: &AppState, tenant: &TenantId, sub: &SubjectId, code: &str) -> bool {
-    let Ok(Some(factor)) = state.services.factors().totp(&tenant, sub).await else { return false };
+    let Ok(Some(factor)) = state.services.factors().totp(tenant, sub).await else { return false };
     if !factor.confirmed {
         return false;
     }
@@ -44,7 +44,7 @@ pub async fn verify_code(state: &AppState, tenant: &TenantId, sub: &SubjectId, c
     };
     let now = u64::try_from(state.clock.now().secs()).unwrap_or(0);
     match secret.check(code, now) {
-        Some(step) => state.services.factors().use_totp_step(&tenant, sub, step).await.unwrap_or(false),
+        Some(step) => state.services.factors().use_totp_step(tenant, sub, step).await.unwrap_or(false),
         None => false,
     }
 }
@@ -85,11 +85,11 @@ async fn render(
     status: StatusCode,
     error: Option<&str>,
 ) -> Response {
-    let (_, user) = match recent_session(state, &tenant, headers).await {
+    let (_, user) = match recent_session(state, tenant, headers).await {
         Ok(found) => found,
         Err(r) => return r,
     };
-    let factor = match state.services.factors().totp(&tenant, &user.sub).await {
+    let factor = match state.services.factors().totp(tenant, &user.sub).await {
         Ok(Some(f)) if !f.confirmed => f,
         Ok(_) => return Redirect::to(&format!("{}/account/security", state.base())).into_response(),
         Err(e) => return failure(e),

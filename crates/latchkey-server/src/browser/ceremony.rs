@@ -60,7 +60,7 @@ pub async fn put<T: Serialize>(
     state
         .services
         .factors()
-        .put_ceremony(&tenant, &key(state, &secret), purpose.as_str(), &json, expires_at)
+        .put_ceremony(tenant, &key(state, &secret), purpose.as_str(), &json, expires_at)
         .await
         .map_err(|e| e.to_string())?;
     Ok(set)
@@ -78,7 +78,7 @@ pub async fn take<T: DeserializeOwned>(
     let json = match state
         .services
         .factors()
-        .take_ceremony(&tenant, &key(state, secret), purpose.as_str(), state.clock.now())
+        .take_ceremony(tenant, &key(state, secret), purpose.as_str(), state.clock.now())
         .await
     {
         Ok(found) => found?,

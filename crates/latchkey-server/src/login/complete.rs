@@ -68,8 +68,8 @@ impl Pending {
 
 /// What the user has set up as a second factor: (passkeys, a confirmed authenticator app).
 pub async fn second_factors(state: &AppState, tenant: &TenantId, sub: &SubjectId) -> (usize, bool) {
-    let passkeys = state.services.factors().passkeys(&tenant, sub).await.map(|p| p.len()).unwrap_or(0);
-    let totp = matches!(state.services.factors().totp(&tenant, sub).await, Ok(Some(t)) if t.confirmed);
+    let passkeys = state.services.factors().passkeys(tenant, sub).await.map(|p| p.len()).unwrap_or(0);
+    let totp = matches!(state.services.factors().totp(tenant, sub).await, Ok(Some(t)) if t.confirmed);
     (passkeys, totp)
 }
 
@@ -85,7 +85,7 @@ pub struct SignedIn<'a> {
 pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, done: SignedIn<'_>) -> Response {
     let password_only = done.factors.as_slice() == [Factor::Password];
     if password_only {
-        let (passkeys, totp) = second_factors(state, &tenant, &done.user.sub).await;
+        let (passkeys, totp) = second_factors(state, tenant, &done.user.sub).await;
         if passkeys > 0 || totp {
             let pending = Pending {
                 sub: done.user.sub.to_string(),
@@ -94,7 +94,7 @@ pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, 
                 req: done.req,
                 return_to: done.return_to,
             };
-            return match ceremony::put(state, &tenant, headers, Purpose::SecondFactor, &pending).await {
+            return match ceremony::put(state, tenant, headers, Purpose::SecondFactor, &pending).await {
                 Ok(cookie) => {
                     let mut response = Redirect::to(&format!("{}/login/second-factor", state.base())).into_response();
                     if let Some(c) = cookie {
@@ -118,7 +118,7 @@ pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, 
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
         ip: Some(done.ip.to_string()),
     };
-    let cookies = match sessions::start(state, &tenant, headers, sign_in).await {
+    let cookies = match sessions::start(state, tenant, headers, sign_in).await {
         Ok((_, cookies)) => cookies,
         Err(e) => {
             tracing::error!(error = %e, "cannot create session");

@@ -100,7 +100,7 @@ async fn notice_for(
     headers: &HeaderMap,
     pending: Option<&crate::oauth::parked::AuthorizationRequest>,
 ) -> Option<&'static str> {
-    let session = sessions::current(state, &tenant, headers).await?;
+    let session = sessions::current(state, tenant, headers).await?;
     match pending.and_then(|r| r.required_level) {
         Some(level) if !crate::oauth::parked::session_level(&session).satisfies(level) => Some(match level {
             latchkey_core::domain::AuthLevel::PhishingResistant => {
@@ -179,7 +179,7 @@ pub(crate) async fn find_user(state: &AppState, tenant: &TenantId, typed: &str) 
     let typed = typed.trim();
     if typed.contains('@')
         && let Ok(email) = Email::parse(typed)
-        && let Ok(Some(u)) = state.services.users().by_email(&tenant, &email).await
+        && let Ok(Some(u)) = state.services.users().by_email(tenant, &email).await
         && u.email_verified
     {
         return Some(u);
@@ -188,7 +188,7 @@ pub(crate) async fn find_user(state: &AppState, tenant: &TenantId, typed: &str) 
         return None;
     }
     match Username::parse(typed) {
-        Ok(u) => state.services.users().by_username(&tenant, &u).await.ok().flatten(),
+        Ok(u) => state.services.users().by_username(tenant, &u).await.ok().flatten(),
         Err(_) => None,
     }
 }
@@ -275,9 +275,9 @@ async fn check_password(
     password: &TypedPassword,
     ip: std::net::IpAddr,
 ) -> Result<(User, PasswordHash), Refusal> {
-    let user = find_user(state, &tenant, typed).await;
+    let user = find_user(state, tenant, typed).await;
     let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
-    let attempt = match attempt_limits::reserve(state, &tenant, Guess::Password, account, ip).await {
+    let attempt = match attempt_limits::reserve(state, tenant, Guess::Password, account, ip).await {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused => {
             metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
@@ -289,7 +289,7 @@ async fn check_password(
     let matches = state.passwords.verify_or_pretend(password.clone().into_string(), stored.clone()).await;
     match (user, stored) {
         (Some(u), Some(stored)) if matches.unwrap_or(false) && !u.locked => {
-            attempt.succeeded(state, &tenant).await;
+            attempt.succeeded(state, tenant).await;
             Ok((u, stored))
         }
         _ => {
@@ -315,9 +315,7 @@ async fn upgrade_hash(
         return;
     }
     let upgraded = match state.passwords.hash(password.into_string()).await {
-        Ok(new) => {
-            state.services.users().upgrade_password_hash(&tenant, &user.sub, stored.as_str(), new.as_str()).await
-        }
+        Ok(new) => state.services.users().upgrade_password_hash(tenant, &user.sub, stored.as_str(), new.as_str()).await,
         Err(e) => {
             tracing::warn!(error = %e, sub = %user.sub, "cannot rehash a password at today's parameters");
             return;

@@ -165,14 +165,14 @@ async fn verify(
     let stored = state
         .services
         .factors()
-        .passkey(&tenant, &id)
+        .passkey(tenant, &id)
         .await
         .map_err(|e| PasskeyError::Stored(e.to_string()))?
         .ok_or_else(|| PasskeyError::Rejected("unknown credential".into()))?;
     let user = state
         .services
         .users()
-        .by_sub(&tenant, &stored.sub)
+        .by_sub(tenant, &stored.sub)
         .await
         .map_err(|e| PasskeyError::Stored(e.to_string()))?
         .filter(|u| !u.locked)
@@ -180,7 +180,7 @@ async fn verify(
     if let Some(handle) = handle {
         // The user handle the authenticator holds must be this user's.
         let given = latchkey_service::passkeys::Uuid::from_slice(&handle).map(|u| u.to_string()).unwrap_or_default();
-        let owner = state.services.users().by_webauthn_id(&tenant, &given).await.ok().flatten().map(|u| u.sub);
+        let owner = state.services.users().by_webauthn_id(tenant, &given).await.ok().flatten().map(|u| u.sub);
         if owner.as_ref() != Some(&user.sub) {
             return Err(PasskeyError::Rejected("user handle does not match the credential".into()));
         }
@@ -197,7 +197,7 @@ async fn verify(
         .services
         .factors()
         .record_passkey_use(
-            &tenant,
+            tenant,
             PasskeyUse {
                 credential_id: id,
                 credential: updated,

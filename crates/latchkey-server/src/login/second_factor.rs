@@ -37,12 +37,12 @@ async fn keep_and_render(
     status: StatusCode,
     error: Option<&str>,
 ) -> Response {
-    if let Err(e) = ceremony::put(state, &tenant, headers, Purpose::SecondFactor, pending).await {
+    if let Err(e) = ceremony::put(state, tenant, headers, Purpose::SecondFactor, pending).await {
         tracing::error!(error = %e, "cannot keep the pending sign-in");
         return PageError::internal().into_response();
     }
     let Some(sub) = pending.subject() else { return expired() };
-    let (passkeys, has_totp) = complete::second_factors(state, &tenant, &sub).await;
+    let (passkeys, has_totp) = complete::second_factors(state, tenant, &sub).await;
     let (csrf, set_cookie) = csrf::token(state, headers);
     let mut response = state.templates.render(
         status,
@@ -58,7 +58,7 @@ async fn keep_and_render(
     // Both forms end (after 303s) at the client's redirect URI when no consent page comes
     // between: the page must allow that origin as a form target, as the login page does.
     if let Some(req) = &pending.req
-        && let Some((request, _)) = crate::oauth::parked::load_pending(state, &tenant, headers, req).await
+        && let Some((request, _)) = crate::oauth::parked::load_pending(state, tenant, headers, req).await
     {
         super::allow_form_redirect(&mut response, Some(&request.redirect_uri));
     }

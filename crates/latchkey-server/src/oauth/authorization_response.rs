@@ -46,7 +46,7 @@ pub async fn issue_code(
     pending_id: Option<String>,
 ) -> Response {
     if let Some(id) = &pending_id {
-        forget_pending(state, &tenant, id).await;
+        forget_pending(state, tenant, id).await;
     }
     let code = random::token_string::<32>();
     let grant_id = random::token_string::<16>();
@@ -77,7 +77,7 @@ pub async fn issue_code(
             return fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()));
         }
     };
-    if let Err(e) = state.services.tokens().insert_code(&tenant, &new).await {
+    if let Err(e) = state.services.tokens().insert_code(tenant, &new).await {
         tracing::error!(error = %e, "cannot store code");
         return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
     }

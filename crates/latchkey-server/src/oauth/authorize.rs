@@ -90,8 +90,8 @@ async fn run(
         Ok(p) => p,
         Err(e) => return fail(state, Failure::Page(StatusCode::BAD_REQUEST, e.to_string())),
     };
-    match parse(state, &tenant, &params).await {
-        Ok((request, client)) => proceed(state, &tenant, headers, request, &client, Waiting::New(ip)).await,
+    match parse(state, tenant, &params).await {
+        Ok((request, client)) => proceed(state, tenant, headers, request, &client, Waiting::New(ip)).await,
         Err(f) => fail(state, f),
     }
 }
@@ -244,7 +244,7 @@ async fn parse(
     let audience = match p.get("resource") {
         None => state.default_audience(),
         Some(resource) => {
-            resource_audience(state, &tenant, resource, &scope).await.map_err(|d| redirect("invalid_target", &d))?
+            resource_audience(state, tenant, resource, &scope).await.map_err(|d| redirect("invalid_target", &d))?
         }
     };
     let request = AuthorizationRequest {
@@ -279,7 +279,7 @@ pub async fn resource_audience(
     resource: &str,
     scopes: &[String],
 ) -> Result<String, String> {
-    let servers = state.services.resources().list(&tenant).await.map_err(|e| {
+    let servers = state.services.resources().list(tenant).await.map_err(|e| {
         tracing::error!(error = %e, "cannot list resource servers");
         "resource servers are unavailable".to_owned()
     })?;
@@ -312,7 +312,7 @@ pub async fn proceed(
         Waiting::New(ip) => (None, Some(ip)),
         Waiting::Parked(id) => (Some(id), None),
     };
-    let session = sessions::current(state, &tenant, headers).await;
+    let session = sessions::current(state, tenant, headers).await;
     let now = state.clock.now().secs();
     let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
     let needs_login = if request.login_pending {
@@ -343,7 +343,7 @@ pub async fn proceed(
             waiting.login_pending = true;
             waiting.replaced_login = session.as_ref().map(|s| s.id_hash.as_str().to_owned());
         }
-        return park(state, &tenant, headers, &waiting, pending_id, ip, "/login").await;
+        return park(state, tenant, headers, &waiting, pending_id, ip, "/login").await;
     }
     let Some(session) = session else {
         return fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()));
@@ -359,9 +359,9 @@ pub async fn proceed(
     }
     // One session per browser: show who is signed in, and let the user continue or switch.
     if prompt("select_account") && !request.account_chosen && !request.login_pending {
-        return park(state, &tenant, headers, &request, pending_id, ip, "/select-account").await;
+        return park(state, tenant, headers, &request, pending_id, ip, "/select-account").await;
     }
-    let needs_consent = match consent_needed(state, &tenant, &session, client, &request).await {
+    let needs_consent = match consent_needed(state, tenant, &session, client, &request).await {
         Ok(n) => n,
         Err(r) => return r,
     };
@@ -372,9 +372,9 @@ pub async fn proceed(
                 Failure::Redirect(target_of(&request), "consent_required", "the user has not consented".into()),
             );
         }
-        return park(state, &tenant, headers, &request, pending_id, ip, "/consent").await;
+        return park(state, tenant, headers, &request, pending_id, ip, "/consent").await;
     }
-    issue_code(state, &tenant, &session, &request, client, pending_id).await
+    issue_code(state, tenant, &session, &request, client, pending_id).await
 }
 
 /// Whether the request names a user (`id_token_hint`, or a `sub` claim with a value, OIDC
@@ -418,7 +418,7 @@ async fn consent_needed(
     let given = state
         .services
         .consents()
-        .get(&tenant, &session.sub, &client.client_id)
+        .get(tenant, &session.sub, &client.client_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read consent");

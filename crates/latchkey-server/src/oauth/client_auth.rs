@@ -36,8 +36,7 @@ pub async fn authenticate(
     } else {
         client_auth_limits::Check::Secret
     };
-    client_auth_limits::limited(state, &tenant, ip, check, || authenticate_client(state, &tenant, headers, params))
-        .await
+    client_auth_limits::limited(state, tenant, ip, check, || authenticate_client(state, tenant, headers, params)).await
 }
 
 async fn authenticate_client(
@@ -68,7 +67,7 @@ async fn authenticate_client(
             (id.to_owned(), Some(secret.to_owned()), TokenEndpointAuthMethod::ClientSecretPost)
         }
         (None, None) if assertion => {
-            return authenticate_assertion(state, &tenant, params).await;
+            return authenticate_assertion(state, tenant, params).await;
         }
         (None, None) => {
             let id = params
@@ -170,7 +169,7 @@ async fn authenticate_assertion(
     };
     let checked = ClientAssertionClaims::parse(&claims, &expect).map_err(|e| fail(&e.to_string()))?;
     let until = latchkey_core::UnixTime::from_secs(checked.exp + skew);
-    if !state.services.clients().remember_assertion_jti(&tenant, &client.client_id, &checked.jti, until).await? {
+    if !state.services.clients().remember_assertion_jti(tenant, &client.client_id, &checked.jti, until).await? {
         return Err(fail("jti replayed"));
     }
     Ok(client)

@@ -66,8 +66,8 @@ where
         return Err(OAuthError::throttled(wait));
     }
     match kind {
-        Check::Assertion => reserved_check(state, &tenant, &bucket, check).await,
-        Check::Secret => counted_check(state, &tenant, &bucket, check).await,
+        Check::Assertion => reserved_check(state, tenant, &bucket, check).await,
+        Check::Secret => counted_check(state, tenant, &bucket, check).await,
     }
 }
 
@@ -113,7 +113,7 @@ where
     let reserved = state
         .services
         .sign_in()
-        .reserve_attempts(&tenant, &[key.as_str()], state.clock.now(), state.config.login.failure_window)
+        .reserve_attempts(tenant, &[key.as_str()], state.clock.now(), state.config.login.failure_window)
         .await;
     let reserved = match reserved.as_deref() {
         Ok([r]) => *r,
@@ -127,7 +127,7 @@ where
         }
     };
     let give_back = || async {
-        if let Err(e) = state.services.sign_in().release_attempts(&tenant, &[(key.as_str(), reserved)]).await {
+        if let Err(e) = state.services.sign_in().release_attempts(tenant, &[(key.as_str(), reserved)]).await {
             tracing::warn!(error = %e, limit = LIMIT, "cannot give a client authentication attempt back");
             metrics::counter!("latchkey_attempt_counter_errors_total", "limit" => LIMIT).increment(1);
         }
@@ -164,7 +164,7 @@ where
     }
     let window = state.config.login.failure_window;
     let max = i64::from(state.config.login.max_failures_per_ip);
-    match state.services.sign_in().record_failure(&tenant, &key(bucket), state.clock.now(), window).await {
+    match state.services.sign_in().record_failure(tenant, &key(bucket), state.clock.now(), window).await {
         Ok(failures) if failures > max => {
             block(state, bucket);
             Err(refused(state))

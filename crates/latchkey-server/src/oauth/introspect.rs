@@ -35,7 +35,7 @@ async fn is_audience(
     aud: &str,
     caller: &latchkey_core::domain::ClientId,
 ) -> Result<bool, OAuthError> {
-    let servers = state.services.resources().list(&tenant).await?;
+    let servers = state.services.resources().list(tenant).await?;
     Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_deref() == Some(caller.as_str())))
 }
 

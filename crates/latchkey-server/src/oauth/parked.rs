@@ -117,7 +117,7 @@ pub async fn park(
     };
     let limit = state.config.sessions.max_authorization_requests_per_ip;
     let hash = state.token_hasher.hash(REQUEST_PURPOSE, &id);
-    match state.services.tokens().park_request(&tenant, &hash, &pending, limit).await {
+    match state.services.tokens().park_request(tenant, &hash, &pending, limit).await {
         Ok(true) => {}
         Ok(false) => {
             metrics::counter!("latchkey_authorization_requests_refused_total", "limit" => "per_ip").increment(1);
@@ -152,7 +152,7 @@ pub async fn load_pending(
     let stored = state
         .services
         .tokens()
-        .parked_request(&tenant, &state.token_hasher.hash(REQUEST_PURPOSE, id), state.clock.now())
+        .parked_request(tenant, &state.token_hasher.hash(REQUEST_PURPOSE, id), state.clock.now())
         .await
         .ok()
         .flatten()?;
@@ -165,12 +165,12 @@ pub async fn load_pending(
 }
 
 pub async fn forget_pending(state: &AppState, tenant: &TenantId, id: &str) {
-    let _ = state.services.tokens().drop_parked_request(&tenant, &state.token_hasher.hash(REQUEST_PURPOSE, id)).await;
+    let _ = state.services.tokens().drop_parked_request(tenant, &state.token_hasher.hash(REQUEST_PURPOSE, id)).await;
 }
 
 /// Replaces what a parked request waits with (after the user answered a question about it).
 pub async fn replace_pending(state: &AppState, tenant: &TenantId, id: &str, request: &AuthorizationRequest) -> bool {
     let Ok(json) = serde_json::to_string(request) else { return false };
     let hash = state.token_hasher.hash(REQUEST_PURPOSE, id);
-    state.services.tokens().update_parked_request(&tenant, &hash, &json).await.unwrap_or(false)
+    state.services.tokens().update_parked_request(tenant, &hash, &json).await.unwrap_or(false)
 }

@@ -106,17 +106,17 @@ async fn run(
         Ok(l) => l,
         Err(message) => return PageError::new(StatusCode::BAD_REQUEST, message.to_string()).into_response(),
     };
-    let session = sessions::current(state, &tenant, headers).await;
+    let session = sessions::current(state, tenant, headers).await;
     let Some(session) = session else {
         // Nobody is signed in here: nothing to end (but clear whatever cookie is left).
-        let (ended, cookies) = sessions::end_this_browser(state, &tenant, headers, "logout", &Actor::System).await;
+        let (ended, cookies) = sessions::end_this_browser(state, tenant, headers, "logout", &Actor::System).await;
         return finish(state, &logout, &ended, cookies).await;
     };
     let hint_names_this_session = logout.hint_sid.as_deref() == Some(session.sid.as_str())
         || (logout.hint_sid.is_none() && logout.hint_sub.as_deref() == Some(session.sub.as_str()));
     if hint_names_this_session {
         let actor = Actor::User(session.sub.to_string());
-        let (ended, cookies) = sessions::end_this_browser(state, &tenant, headers, "logout", &actor).await;
+        let (ended, cookies) = sessions::end_this_browser(state, tenant, headers, "logout", &actor).await;
         return finish(state, &logout, &ended, cookies).await;
     }
     // Ask first: the request cannot prove it comes from this user's relying party.

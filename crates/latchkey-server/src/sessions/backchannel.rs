@@ -143,35 +143,6 @@ fn next_step(
     DeliveryOutcome::Retry { at: now.plus(wait), error }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use latchkey_core::UnixTime;
-
-    #[test]
-    fn retries_back_off_exponentially_and_give_up_at_the_limit() {
-        let config = LogoutConfig {
-            backchannel_retry_base: Duration::from_secs(2),
-            backchannel_retry_max: Duration::from_secs(10),
-            backchannel_max_attempts: 5,
-            ..LogoutConfig::default()
-        };
-        let now = UnixTime::from_secs(1_000);
-        let at = |attempts| match next_step(&config, attempts, now, "x".into(), Duration::ZERO) {
-            DeliveryOutcome::Retry { at, .. } => Some(at.secs() - 1_000),
-            _ => None,
-        };
-        assert_eq!([at(0), at(1), at(2), at(3)], [Some(2), Some(4), Some(8), Some(10)]);
-        assert_eq!(at(4), None, "the fifth failed attempt is the last");
-        assert!(
-            matches!(next_step(&config, 4, now, "boom".into(), Duration::ZERO), DeliveryOutcome::Failed { error } if error == "boom")
-        );
-        // An open circuit pushes the retry past its cool-down.
-        let later = next_step(&config, 0, now, "open".into(), Duration::from_secs(30));
-        assert!(matches!(later, DeliveryOutcome::Retry { at, .. } if at.secs() - 1_000 == 30));
-    }
-}
-
 /// Back-Channel Logout 1.0 §2.4: the event a logout token carries.
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// How long a logout token is valid: long enough for clock skew, short against replay.
@@ -200,4 +171,33 @@ pub fn mint_logout_token(
         "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
     });
     key.sign_jwt("logout+jwt", &claims).map_err(|e| MintError::Sign(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::UnixTime;
+
+    #[test]
+    fn retries_back_off_exponentially_and_give_up_at_the_limit() {
+        let config = LogoutConfig {
+            backchannel_retry_base: Duration::from_secs(2),
+            backchannel_retry_max: Duration::from_secs(10),
+            backchannel_max_attempts: 5,
+            ..LogoutConfig::default()
+        };
+        let now = UnixTime::from_secs(1_000);
+        let at = |attempts| match next_step(&config, attempts, now, "x".into(), Duration::ZERO) {
+            DeliveryOutcome::Retry { at, .. } => Some(at.secs() - 1_000),
+            _ => None,
+        };
+        assert_eq!([at(0), at(1), at(2), at(3)], [Some(2), Some(4), Some(8), Some(10)]);
+        assert_eq!(at(4), None, "the fifth failed attempt is the last");
+        assert!(
+            matches!(next_step(&config, 4, now, "boom".into(), Duration::ZERO), DeliveryOutcome::Failed { error } if error == "boom")
+        );
+        // An open circuit pushes the retry past its cool-down.
+        let later = next_step(&config, 0, now, "open".into(), Duration::from_secs(30));
+        assert!(matches!(later, DeliveryOutcome::Retry { at, .. } if at.secs() - 1_000 == 30));
+    }
 }

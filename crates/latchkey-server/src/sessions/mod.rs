@@ -37,7 +37,7 @@ pub async fn current(state: &AppState, tenant: &TenantId, headers: &HeaderMap) -
     let hash = state.token_hasher.hash(SESSION_PURPOSE, value);
     let now = state.clock.now();
     let session =
-        match state.services.sessions().by_cookie(&tenant, &hash, now, state.config.sessions.idle_timeout).await {
+        match state.services.sessions().by_cookie(tenant, &hash, now, state.config.sessions.idle_timeout).await {
             Ok(s) => s?,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read session");
@@ -49,7 +49,7 @@ pub async fn current(state: &AppState, tenant: &TenantId, headers: &HeaderMap) -
         _ => return None,
     }
     if now.since(session.last_active_at) >= TOUCH_EVERY
-        && let Err(e) = state.services.sessions().touch(&tenant, &session.sid, now).await
+        && let Err(e) = state.services.sessions().touch(tenant, &session.sid, now).await
     {
         tracing::warn!(error = %e, "cannot record session activity");
     }
@@ -77,7 +77,7 @@ pub async fn start(
     sign_in: SignIn,
 ) -> Result<(BrowserSession, Vec<HeaderValue>), ServiceError> {
     let actor = Actor::User(sign_in.sub.to_string());
-    let previous = current(state, &tenant, headers).await;
+    let previous = current(state, tenant, headers).await;
     let now = state.clock.now();
     let config = &state.config.sessions;
     let remember = sign_in.remember && !config.remember_me_lifetime.is_zero();
@@ -101,15 +101,15 @@ pub async fn start(
         Some(p) => {
             session.sid = p.sid.clone();
             session.created_at = p.created_at;
-            state.services.sessions().reauthenticate(&tenant, &p.id_hash, &session, &actor).await?
+            state.services.sessions().reauthenticate(tenant, &p.id_hash, &session, &actor).await?
         }
         None => false,
     };
     if !reauthenticated {
         session.sid = random::identifier::<16>();
         session.created_at = now;
-        end_this_browser(state, &tenant, headers, "replaced", &actor).await;
-        state.services.sessions().create(&tenant, &session, &actor).await?;
+        end_this_browser(state, tenant, headers, "replaced", &actor).await;
+        state.services.sessions().create(tenant, &session, &actor).await?;
     }
     let cookies = vec![
         cookies::set(state.https, SESSION_COOKIE, &secret, Some(lifetime.as_secs())),
@@ -127,7 +127,7 @@ pub async fn end(
     revoke_all_refresh_tokens: bool,
     actor: &Actor,
 ) -> Result<SessionsEnded, ServiceError> {
-    state.services.sessions().end(&tenant, which, reason, revoke_all_refresh_tokens, actor).await
+    state.services.sessions().end(tenant, which, reason, revoke_all_refresh_tokens, actor).await
 }
 
 /// Ends this browser's session, if it has one. Returns what ended and the cookies that
@@ -144,7 +144,7 @@ pub async fn end_this_browser(
         return (SessionsEnded::default(), clear);
     };
     let which = SessionSelector::IdHash(state.token_hasher.hash(SESSION_PURPOSE, value));
-    match end(state, &tenant, &which, reason, false, actor).await {
+    match end(state, tenant, &which, reason, false, actor).await {
         Ok(ended) => (ended, clear),
         Err(e) => {
             tracing::error!(error = %e, "cannot end session");

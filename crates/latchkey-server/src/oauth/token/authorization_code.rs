@@ -34,7 +34,7 @@ pub async fn exchange(
     let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let now = state.clock.now();
     let hash = state.token_hasher.hash(CODE_PURPOSE, code);
-    let (grant_id, data) = match state.services.tokens().redeem_code(&tenant, &hash, &client.client_id, now).await? {
+    let (grant_id, data) = match state.services.tokens().redeem_code(tenant, &hash, &client.client_id, now).await? {
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("the code is invalid")),
         // RFC 6749 §4.1.3: the code must have been issued to the authenticated client. The
         // store checked that before spending it, so a client that saw another's code (a
@@ -45,7 +45,7 @@ pub async fn exchange(
         CodeRedemption::Replayed { grant_id, client_id } => {
             if client_id == client.client_id.as_str() {
                 let until = now.plus(access_token_lifetime(state, client));
-                state.services.tokens().revoke_grant(&tenant, &grant_id, until, now, &Actor::System).await?;
+                state.services.tokens().revoke_grant(tenant, &grant_id, until, now, &Actor::System).await?;
                 state.revocations.add_local("grant", &grant_id, until);
                 tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             }
@@ -76,7 +76,7 @@ pub async fn exchange(
         (None, Some(_)) => return Err(OAuthError::invalid_grant("this code was issued without PKCE")),
         (None, None) => {}
     }
-    issue_for_grant(state, &tenant, client, &grant_id, &data, &data.scope, true).await
+    issue_for_grant(state, tenant, client, &grant_id, &data, &data.scope, true).await
 }
 
 /// Issues the tokens of a user grant: access token, ID token (with `openid`), and a refresh
@@ -136,9 +136,9 @@ pub(crate) async fn issue_for_grant(
     // for session refresh tokens (and only while the session lives).
     let wants_refresh = scope.iter().any(|s| s == "offline_access") || client.session_policy.session_refresh_tokens;
     let refresh_token = if with_nonce && wants_refresh && client.grant_types.contains(&GrantType::RefreshToken) {
-        match super::refresh_token::SessionBinding::of(state, &tenant, client, data).await? {
+        match super::refresh_token::SessionBinding::of(state, tenant, client, data).await? {
             Some(binding) => {
-                Some(super::refresh_token::store_new(state, &tenant, client, grant_id, None, data, &binding).await?)
+                Some(super::refresh_token::store_new(state, tenant, client, grant_id, None, data, &binding).await?)
             }
             None => None,
         }

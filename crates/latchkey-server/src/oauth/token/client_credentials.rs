@@ -29,7 +29,7 @@ pub async fn exchange(
     let scope = narrowed_scope(params.get("scope"), &allowed)?;
     let audience = match params.get("resource") {
         None => state.default_audience(),
-        Some(resource) => crate::oauth::authorize::resource_audience(state, &tenant, resource, &scope)
+        Some(resource) => crate::oauth::authorize::resource_audience(state, tenant, resource, &scope)
             .await
             .map_err(|d| OAuthError::new("invalid_target", d))?,
     };

@@ -39,12 +39,12 @@ impl SessionBinding {
             return Ok(Some(Self { ends_with_session, not_after: None }));
         }
         let (now, idle) = (state.clock.now(), state.config.sessions.idle_timeout);
-        let Some(session) = state.services.sessions().by_sid(&tenant, &data.sid, now, idle).await? else {
+        let Some(session) = state.services.sessions().by_sid(tenant, &data.sid, now, idle).await? else {
             return Ok(None);
         };
         // The application using the session's tokens is activity in the session.
         if now.since(session.last_active_at) >= crate::sessions::TOUCH_EVERY {
-            state.services.sessions().touch(&tenant, &session.sid, now).await?;
+            state.services.sessions().touch(tenant, &session.sid, now).await?;
         }
         Ok(Some(Self { ends_with_session: true, not_after: Some(session.expires_at) }))
     }
@@ -89,7 +89,7 @@ pub(crate) async fn store_new(
     binding: &SessionBinding,
 ) -> Result<String, OAuthError> {
     let (token, record) = new_token(state, client, grant_id, family, data, binding)?;
-    state.services.tokens().insert_refresh_token(&tenant, &record).await?;
+    state.services.tokens().insert_refresh_token(tenant, &record).await?;
     Ok(token)
 }
 
@@ -105,7 +105,7 @@ pub async fn exchange(
     let current = state
         .services
         .tokens()
-        .refresh_token(&tenant, &hash)
+        .refresh_token(tenant, &hash)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid"))?;
     if current.client_id != client.client_id {
@@ -121,19 +121,19 @@ pub async fn exchange(
         return Err(OAuthError::invalid_grant("the user can no longer sign in"));
     }
     // A session-bound token dies with its session (logout, idle or absolute expiry).
-    let Some(binding) = SessionBinding::of(state, &tenant, client, &data).await? else {
+    let Some(binding) = SessionBinding::of(state, tenant, client, &data).await? else {
         return Err(OAuthError::invalid_grant("the session this refresh token belongs to has ended"));
     };
     let (token, record) = new_token(state, client, &current.grant_id, Some(&current.family_id), &data, &binding)?;
     let now = state.clock.now();
-    match state.services.tokens().rotate_refresh_token(&tenant, &hash, record, now, reuse_grace(state, client)).await? {
+    match state.services.tokens().rotate_refresh_token(tenant, &hash, record, now, reuse_grace(state, client)).await? {
         RefreshRotation::Rotated(_) => {}
         RefreshRotation::Reused { grant_id, .. } => {
             let until = now.plus(crate::oauth::tokens::access_token_lifetime(state, client));
             state
                 .services
                 .tokens()
-                .revoke_grant(&tenant, &grant_id, until, now, &latchkey_core::records::Actor::System)
+                .revoke_grant(tenant, &grant_id, until, now, &latchkey_core::records::Actor::System)
                 .await?;
             state.revocations.add_local("grant", &grant_id, until);
             return Err(OAuthError::invalid_grant("the refresh token was already used; its tokens are revoked"));
@@ -146,7 +146,7 @@ pub async fn exchange(
         RefreshRotation::Unknown => return Err(OAuthError::invalid_grant("the refresh token is invalid")),
     }
     let mut response =
-        super::authorization_code::issue_for_grant(state, &tenant, client, &current.grant_id, &data, &scope, false)
+        super::authorization_code::issue_for_grant(state, tenant, client, &current.grant_id, &data, &scope, false)
             .await?;
     response.refresh_token = Some(token);
     Ok(response)
