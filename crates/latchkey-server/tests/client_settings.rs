@@ -167,7 +167,7 @@ async fn tokens_for_a_registered_resource_carry_it_as_audience() {
         identifier: "https://api.example.com".into(),
         name: "Invoices API".into(),
         scopes: vec!["invoices:read".into()],
-        client_id: Some("invoices-api".into()),
+        client_id: Some(ok(latchkey_core::domain::ClientId::parse("invoices-api"), "client id")),
     };
     ok(server.state().services.resources().put(&TenantId::default_tenant(), &api, &Actor::Cli).await, "resource");
     let (key, jwks) = client_key();

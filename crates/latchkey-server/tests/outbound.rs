@@ -141,7 +141,7 @@ async fn a_back_channel_logout_to_a_refused_address_is_never_attempted() {
             let error = d.last_error.clone().unwrap_or_default();
             assert_eq!(d.attempts, 1, "{b}: given up at once, never retried: {d:?}");
             assert!(error.starts_with("not sent:") && error.contains("outbound.allow"), "{b}: {error}");
-            let names = if d.client_id == "intranet" { "10.0.0.0/8" } else { "backchannel_logout" };
+            let names = if d.client_id.as_str() == "intranet" { "10.0.0.0/8" } else { "backchannel_logout" };
             assert!(error.contains(names), "{b}: {error}");
         }
         assert_eq!(rp.connections(), 0, "{b}: the relying party was never contacted");

@@ -78,7 +78,7 @@ async fn one_sign_in_serves_every_client_with_one_sid() {
             "sessions",
         );
         assert_eq!(list.len(), 1, "{b}");
-        let mut clients = list[0].clients.clone();
+        let mut clients: Vec<String> = list[0].clients.iter().map(ToString::to_string).collect();
         clients.sort();
         assert_eq!(clients, vec!["notes".to_owned(), "webapp".to_owned()], "{b}");
         assert_eq!(Some(list[0].session.sid.as_str()), id_a["sid"].as_str(), "{b}");

@@ -141,7 +141,7 @@ async fn ending_sessions_queues_backchannel_logouts_and_revokes_session_tokens_i
         sids.sort();
         assert_eq!(sids, ["gone-1", "gone-2"], "{b}");
         let gone_1 = ended.sessions.iter().find(|s| s.sid == "gone-1").map(|s| {
-            let mut c = s.clients.clone();
+            let mut c: Vec<String> = s.clients.iter().map(ToString::to_string).collect();
             c.sort();
             c
         });
@@ -303,8 +303,9 @@ async fn a_code_issued_in_a_session_is_stored_with_the_clients_membership_and_re
                 .await,
             "end",
         );
-        let clients: Vec<&Vec<String>> = ended.sessions.iter().map(|s| &s.clients).collect();
-        assert_eq!(clients, [&vec!["notes".to_owned()]], "{b}: the session signed into notes, once");
+        let clients: Vec<Vec<&str>> =
+            ended.sessions.iter().map(|s| s.clients.iter().map(|c| c.as_str()).collect()).collect();
+        assert_eq!(clients, [vec!["notes"]], "{b}: the session signed into notes, once");
         assert_eq!(ok(f.store.logout_deliveries(&tenant(), &f.ada).await, "queue").len(), 1, "{b}");
     }
 }

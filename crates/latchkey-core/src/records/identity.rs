@@ -158,7 +158,7 @@ pub struct ResourceServer {
     pub name: String,
     pub scopes: Vec<String>,
     /// The client this API authenticates as to introspect tokens issued for it.
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

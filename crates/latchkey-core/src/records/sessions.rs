@@ -30,7 +30,7 @@ pub struct BrowserSession {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionInfo {
     pub session: BrowserSession,
-    pub clients: Vec<String>,
+    pub clients: Vec<ClientId>,
 }
 
 /// Which sessions to end.
@@ -64,7 +64,7 @@ pub struct EndedSession {
     pub sid: String,
     pub sub: SubjectId,
     /// Every client the session signed into (the front-channel iframes come from these).
-    pub clients: Vec<String>,
+    pub clients: Vec<ClientId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -98,7 +98,7 @@ pub enum DeliveryOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {
     pub jti: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub sid: String,
     pub status: String,
     pub attempts: i64,

@@ -44,14 +44,11 @@ pub fn describe_user_agent(ua: Option<&str>) -> String {
     format!("{browser} on {system}")
 }
 
-async fn client_names(state: &AppState, ids: &[String]) -> Vec<String> {
+async fn client_names(state: &AppState, ids: &[ClientId]) -> Vec<String> {
     let mut names = Vec::new();
     for id in ids {
-        let name = match ClientId::parse(id) {
-            Ok(cid) => state.caches.client(&cid).await.ok().flatten().map_or_else(|| id.clone(), |c| c.name.clone()),
-            Err(_) => id.clone(),
-        };
-        names.push(name);
+        let client = state.caches.client(id).await.ok().flatten();
+        names.push(client.map_or_else(|| id.to_string(), |c| c.name.clone()));
     }
     names
 }

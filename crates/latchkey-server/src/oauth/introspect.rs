@@ -36,7 +36,7 @@ async fn is_audience(
     caller: &latchkey_core::domain::ClientId,
 ) -> Result<bool, OAuthError> {
     let servers = state.services.resources().list(tenant).await?;
-    Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_deref() == Some(caller.as_str())))
+    Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_ref() == Some(caller)))
 }
 
 pub async fn introspect(

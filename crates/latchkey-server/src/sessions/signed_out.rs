@@ -5,7 +5,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::domain::ClientId;
 use latchkey_core::records::SessionsEnded;
 use url::Url;
 
@@ -17,9 +16,8 @@ use crate::state::AppState;
 pub async fn frontchannel_urls(state: &AppState, ended: &SessionsEnded) -> Vec<Url> {
     let mut urls = Vec::new();
     for session in &ended.sessions {
-        for client_id in &session.clients {
-            let Ok(id) = ClientId::parse(client_id) else { continue };
-            let Ok(Some(client)) = state.caches.client(&id).await else { continue };
+        for id in &session.clients {
+            let Ok(Some(client)) = state.caches.client(id).await else { continue };
             let Some(uri) = &client.session_policy.frontchannel_logout_uri else { continue };
             let Ok(mut url) = Url::parse(uri.as_str()) else { continue };
             url.query_pairs_mut().append_pair("iss", &state.issuer).append_pair("sid", &session.sid);

@@ -146,6 +146,10 @@ macro_rules! impl_shared_store {
                 rows.into_iter()
                     .map(|(identifier, name, scopes, client_id)| {
                         let scopes = serde_json::from_str(&scopes).map_err(|e| StoreError::Corrupt(format!("resource scopes: {e}")))?;
+                        let client_id = client_id
+                            .map(|c| ClientId::parse(&c))
+                            .transpose()
+                            .map_err(|e| StoreError::Corrupt(format!("resource client: {e}")))?;
                         Ok(ResourceServer { identifier, name, scopes, client_id })
                     })
                     .collect()
@@ -162,7 +166,7 @@ macro_rules! impl_shared_store {
                 .bind(&server.name)
                 .bind(to_json_list(server.scopes.iter()))
                 .bind(self.now())
-                .bind(server.client_id.as_deref())
+                .bind(server.client_id.as_ref().map(ClientId::as_str))
                 .execute(&mut *tx)
                 .await?;
                 audit!(self, tx, tenant, actor, "resource_server.saved", &server.identifier, serde_json::json!({"scopes": server.scopes}));

@@ -192,7 +192,11 @@ macro_rules! impl_session_store {
                 rows.into_iter()
                     .map(|row| {
                         let session: BrowserSession = row.try_into()?;
-                        let mine = clients.iter().filter(|(sid, _)| *sid == session.sid).map(|(_, c)| c.clone()).collect();
+                        let mine = clients
+                            .iter()
+                            .filter(|(sid, _)| *sid == session.sid)
+                            .map(|(_, c)| ClientId::parse(c).map_err(|e| StoreError::Corrupt(format!("session client: {e}"))))
+                            .collect::<StoreResult<Vec<_>>>()?;
                         Ok(SessionInfo { session, clients: mine })
                     })
                     .collect()
@@ -256,12 +260,13 @@ macro_rules! impl_session_store {
                 .bind(sub.as_str())
                 .fetch_all(self.pool())
                 .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(jti, client_id, sid, status, attempts, last_error)| DeliveryRecord {
-                        jti, client_id, sid, status, attempts, last_error,
+                rows.into_iter()
+                    .map(|(jti, client_id, sid, status, attempts, last_error)| {
+                        let client_id = ClientId::parse(&client_id)
+                            .map_err(|e| StoreError::Corrupt(format!("delivery client: {e}")))?;
+                        Ok(DeliveryRecord { jti, client_id, sid, status, attempts, last_error })
                     })
-                    .collect())
+                    .collect()
             }
         }
 
@@ -299,6 +304,10 @@ macro_rules! impl_session_store {
                         serde_json::json!({"sid": sid, "reason": how.reason, "clients": clients}));
                     result.revoked_grants.extend(grants);
                     let sub = SubjectId::parse(&sub).map_err(|e| StoreError::Corrupt(format!("session sub: {e}")))?;
+                    let clients = clients
+                        .iter()
+                        .map(|c| ClientId::parse(c).map_err(|e| StoreError::Corrupt(format!("session client: {e}"))))
+                        .collect::<StoreResult<Vec<_>>>()?;
                     result.sessions.push(EndedSession { sid, sub, clients });
                 }
                 if let (true, SessionSelector::User { sub, .. }) = (how.revoke_all_refresh_tokens, which) {

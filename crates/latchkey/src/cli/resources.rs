@@ -77,7 +77,7 @@ pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError>
                     identifier: identifier.clone(),
                     name: name.trim().to_owned(),
                     scopes: names.iter().map(ToString::to_string).collect(),
-                    client_id: introspection_client.map(|c| c.to_string()),
+                    client_id: introspection_client,
                 };
                 f.resources().put(&tenant, &server, &Actor::Cli).await?;
                 Ok::<_, CliError>(server)

@@ -64,7 +64,11 @@ pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> 
                                 s.created_at.to_rfc3339(),
                                 s.last_active_at.to_rfc3339(),
                                 latchkey_server::account::sessions_page::describe_user_agent(s.user_agent.as_deref()),
-                                if i.clients.is_empty() { "-".into() } else { i.clients.join(" ") },
+                                if i.clients.is_empty() {
+                                    "-".into()
+                                } else {
+                                    i.clients.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
+                                },
                             ]
                         })
                         .collect();
@@ -104,7 +108,7 @@ pub async fn run(ctx: Context, command: SessionCommand) -> Result<(), CliError> 
                         .iter()
                         .map(|d| {
                             vec![
-                                d.client_id.clone(),
+                                d.client_id.to_string(),
                                 d.sid.clone(),
                                 d.status.clone(),
                                 d.attempts.to_string(),
