@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 
 use crate::state::AppState;
 
@@ -21,15 +21,7 @@ impl ClientIp {
     }
 }
 
-/// The unit of every per-IP limit: an IPv4 address, or the /64 of an IPv6 address (one
-/// subscriber's network, who may use any of its 2^64 addresses). IPv4-mapped IPv6
-/// addresses count as the IPv4 address.
-pub fn per_ip(ip: IpAddr) -> IpNet {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpNet::V4(Ipv4Net::from(v4)),
-        IpAddr::V6(v6) => IpNet::V6(Ipv6Net::new_assert(v6, 64).trunc()),
-    }
-}
+pub use latchkey_service::sign_in::per_ip;
 
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; compare them as IPv4.
@@ -70,15 +62,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap_or_else(|_| panic!("{s}"))
-    }
-
-    #[test]
-    fn per_ip_counts_an_ipv4_address_or_an_ipv6_slash_64() {
-        assert_eq!(per_ip(ip("192.0.2.7")).to_string(), "192.0.2.7/32");
-        assert_eq!(per_ip(ip("::ffff:192.0.2.7")).to_string(), "192.0.2.7/32");
-        assert_eq!(per_ip(ip("2001:db8:1:2:aaaa::1")), per_ip(ip("2001:db8:1:2:ffff::9")));
-        assert_eq!(per_ip(ip("2001:db8:1:2:aaaa::1")).to_string(), "2001:db8:1:2::/64");
-        assert_ne!(per_ip(ip("2001:db8:1:2::1")), per_ip(ip("2001:db8:1:3::1")));
     }
 
     #[test]

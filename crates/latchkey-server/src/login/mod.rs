@@ -277,7 +277,7 @@ async fn check_password(
 ) -> Result<(User, PasswordHash), Refusal> {
     let user = find_user(state, tenant, typed).await;
     let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
-    let attempt = match attempt_limits::reserve(state, tenant, Guess::Password, account, ip).await {
+    let attempt = match state.services.sign_in().reserve(tenant, Guess::Password, account, ip).await {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused => {
             metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
@@ -289,7 +289,7 @@ async fn check_password(
     let matches = state.passwords.verify_or_pretend(password.clone().into_string(), stored.clone()).await;
     match (user, stored) {
         (Some(u), Some(stored)) if matches.unwrap_or(false) && !u.locked => {
-            attempt.succeeded(state, tenant).await;
+            state.services.sign_in().succeeded(tenant, attempt).await;
             Ok((u, stored))
         }
         _ => {

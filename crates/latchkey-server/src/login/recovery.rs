@@ -78,7 +78,7 @@ pub async fn submit(
     let req = form.req.as_deref();
     let user = find_user(&state, &tenant, typed).await;
     let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
-    let attempt = match attempt_limits::reserve(&state, &tenant, Guess::RecoveryCode, account, ip).await {
+    let attempt = match state.services.sign_in().reserve(&tenant, Guess::RecoveryCode, account, ip).await {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused => {
             metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
@@ -102,7 +102,7 @@ pub async fn submit(
         let message = "The username or recovery code is wrong.";
         return render(&state, &headers, StatusCode::UNAUTHORIZED, req, &login, Some(message));
     };
-    attempt.succeeded(&state, &tenant).await;
+    state.services.sign_in().succeeded(&tenant, attempt).await;
     let done = complete::SignedIn {
         user: &user,
         factors: Factors::new(Factor::RecoveryCode),

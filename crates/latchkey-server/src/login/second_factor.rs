@@ -102,7 +102,7 @@ pub async fn submit(
             return keep_and_render(&state, &tenant, &headers, &pending, StatusCode::BAD_REQUEST, choose).await;
         }
     };
-    let attempt = match attempt_limits::reserve(&state, &tenant, Guess::SecondFactor, Account::Known(&sub), ip).await {
+    let attempt = match state.services.sign_in().reserve(&tenant, Guess::SecondFactor, Account::Known(&sub), ip).await {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused => {
             metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
@@ -138,7 +138,7 @@ pub async fn submit(
         )
         .await;
     };
-    attempt.succeeded(&state, &tenant).await;
+    state.services.sign_in().succeeded(&tenant, attempt).await;
     let Some(user) = state.services.users().by_sub(&tenant, &sub).await.ok().flatten().filter(|u| !u.locked) else {
         return expired();
     };

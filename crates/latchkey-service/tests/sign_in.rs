@@ -1,0 +1,101 @@
+//! Sign-in limits through the service alone, on SQLite and PostgreSQL: attempts are
+//! reserved before an answer is checked, so parallel guesses cannot pass the limit; a
+//! right answer gives its reservation back.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use latchkey_config::{Config, SecretRef};
+use latchkey_core::Clock;
+use latchkey_core::domain::{SubjectId, TenantId};
+use latchkey_service::sign_in::{Account, Admission, Guess};
+use latchkey_service::testing::TestDatabase;
+use latchkey_service::{Foundation, Latchkey};
+
+const MASTER_KEY: &str = "7ddae5519c751ebe83a87276bff1ea7c999545e7cf15ae0dd4e45aede8690bc3";
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+async fn services(db: &TestDatabase, dir: &std::path::Path, per_account: u32, per_ip: u32) -> Latchkey {
+    let mut config = ok(Config::load(None, &[], dir), "default config");
+    config.database.url = SecretRef::new(db.url.clone());
+    config.secrets.master_key = Some(SecretRef::new(MASTER_KEY));
+    config.login.max_failures_per_account = per_account;
+    config.login.max_failures_per_ip = per_ip;
+    let foundation = ok(Foundation::open(config, Clock::system()).await, "open");
+    let config = foundation.config.clone();
+    Latchkey::new(foundation, config)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or_else(|_| panic!("{s}"))
+}
+
+#[tokio::test]
+async fn parallel_guesses_at_one_account_never_pass_the_limit() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = Arc::new(services(&db, dir.path(), 5, 1_000).await);
+        let sub = SubjectId::generate();
+        let tasks: Vec<_> = (0..25)
+            .map(|i| {
+                let (s, sub) = (s.clone(), sub.clone());
+                tokio::spawn(async move {
+                    let from = ip(&format!("192.0.2.{}", i + 1));
+                    let tenant = TenantId::default_tenant();
+                    match s.sign_in().reserve(&tenant, Guess::Password, Account::Known(&sub), from).await {
+                        Admission::Allowed(attempt) => {
+                            attempt.failed();
+                            1
+                        }
+                        Admission::Refused => 0,
+                        Admission::Unavailable => panic!("the counters are reachable"),
+                    }
+                })
+            })
+            .collect();
+        let mut allowed = 0;
+        for t in tasks {
+            allowed += ok(t.await, "task");
+        }
+        assert_eq!(allowed, 5, "{b}: exactly the limit reached the check");
+        s.system().close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_right_answer_gives_its_reservation_back_and_an_unknown_name_is_limited_alike() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), 2, 1_000).await;
+        let tenant = TenantId::default_tenant();
+        let sub = SubjectId::generate();
+        let from = ip("2001:db8:1:2::1");
+        for round in 0..5 {
+            match s.sign_in().reserve(&tenant, Guess::Password, Account::Known(&sub), from).await {
+                Admission::Allowed(attempt) => s.sign_in().succeeded(&tenant, attempt).await,
+                _ => panic!("{b}: round {round}: right answers never use up the budget"),
+            }
+        }
+        // Two wrong answers for a name nobody has, typed in two spellings: one budget.
+        for typed in ["Nobody", " nobody "] {
+            match s.sign_in().reserve(&tenant, Guess::Password, Account::Unknown(typed), from).await {
+                Admission::Allowed(attempt) => attempt.failed(),
+                _ => panic!("{b}: within the limit"),
+            }
+        }
+        let third = s.sign_in().reserve(&tenant, Guess::Password, Account::Unknown("NOBODY"), from).await;
+        assert!(matches!(third, Admission::Refused), "{b}: the third wrong guess at an unknown name is refused");
+        // Another guess kind has its own budget.
+        let code = s.sign_in().reserve(&tenant, Guess::RecoveryCode, Account::Unknown("nobody"), from).await;
+        assert!(matches!(code, Admission::Allowed(_)), "{b}: recovery codes count apart");
+        if let Admission::Allowed(a) = code {
+            a.failed();
+        }
+        s.system().close().await;
+    }
+}
