@@ -68,6 +68,19 @@ pub fn scope_of_claim(name: &str) -> Option<&'static str> {
 }
 
 /// The user claims `scope` releases (none for scopes that release no claims).
+/// The user claims a request asks for one by one that `scopes` do not already release:
+/// what consent must be asked for beyond the scopes (OIDC Core §5.5).
+pub fn beyond_scopes<'a>(requested: Option<&'a ClaimsRequest>, scopes: &[String]) -> Vec<&'a str> {
+    requested
+        .map(|c| {
+            c.user_claims()
+                .into_iter()
+                .filter(|n| scope_of_claim(n).is_none_or(|s| !scopes.iter().any(|g| g == s)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn claims_of_scope(scope: &str) -> impl Iterator<Item = &'static str> + '_ {
     USER_CLAIMS.iter().filter(move |(_, s, _)| *s == scope).map(|(n, _, _)| *n)
 }

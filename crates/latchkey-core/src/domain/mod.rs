@@ -12,7 +12,7 @@ mod session_policy;
 mod user;
 
 pub use authentication::{AuthLevel, Factor, Factors};
-pub use claims::{ClaimRequest, ClaimsRequest, claims_of_scope, scope_of_claim};
+pub use claims::{ClaimRequest, ClaimsRequest, beyond_scopes, claims_of_scope, scope_of_claim};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
 pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword, PasswordRuleError, TypedPassword};

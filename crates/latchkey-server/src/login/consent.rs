@@ -15,6 +15,7 @@ use crate::oauth::parked::{self, load_pending};
 use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
+use latchkey_service::consents::Asked;
 
 #[derive(Deserialize)]
 pub struct ConsentQuery {
@@ -89,29 +90,9 @@ pub async fn consent_submit(
     match form.decision.as_deref() {
         Some("allow") => {
             let actor = Actor::User(session.sub.to_string());
-            // Consent accumulates: allowing fewer scopes or claims now does not withdraw
-            // earlier ones.
-            let mut consent = state
-                .services
-                .consents()
-                .get(&tenant, &session.sub, &client.client_id)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            let claims = crate::oauth::claims::beyond_scopes(request.claims.as_ref(), &request.scope);
-            for (given, asked) in [
-                (&mut consent.scopes, request.scope.iter().map(String::as_str).collect::<Vec<_>>()),
-                (&mut consent.claims, claims),
-            ] {
-                for a in asked {
-                    if !given.iter().any(|g| g == a) {
-                        given.push(a.to_owned());
-                    }
-                }
-            }
+            let asked = Asked { scopes: &request.scope, claims: request.claims.as_ref(), prompt_consent: false };
             if let Err(e) =
-                state.services.consents().save(&tenant, &session.sub, &client.client_id, &consent, &actor).await
+                state.services.consents().grant(&tenant, &session.sub, &client.client_id, &asked, &actor).await
             {
                 tracing::error!(error = %e, "cannot save consent");
                 return PageError::internal().into_response();

@@ -23,6 +23,7 @@ use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
 use latchkey_core::domain::AuthLevel;
+use latchkey_service::consents::Asked;
 
 /// The levels a request asks for and insists on (see [`AuthorizationRequest`]).
 fn requested_levels(
@@ -406,33 +407,15 @@ async fn consent_needed(
     client: &Client,
     request: &AuthorizationRequest,
 ) -> Result<bool, Response> {
-    let forced = request.prompt.iter().any(|p| p == "consent");
-    // OIDC Core §11: offline access always needs the user's consent.
-    let offline = request.scope.iter().any(|s| s == "offline_access");
-    if client.first_party && !forced && !offline {
-        return Ok(false);
-    }
-    if forced {
-        return Ok(true);
-    }
-    let given = state
-        .services
-        .consents()
-        .get(tenant, &session.sub, &client.client_id)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read consent");
-            fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()))
-        })?
-        .unwrap_or_default();
-    if !request.scope.iter().all(|s| given.scopes.contains(s)) {
-        return Ok(true);
-    }
-    // Claims asked for one by one need consent too, unless a scope allowed now or before
-    // releases them (OIDC Core §5.5).
-    let scopes: Vec<String> = given.scopes.iter().chain(&request.scope).cloned().collect();
-    let beyond = super::claims::beyond_scopes(request.claims.as_ref(), &scopes);
-    Ok(!beyond.iter().all(|c| given.claims.iter().any(|g| g == c)))
+    let asked = Asked {
+        scopes: &request.scope,
+        claims: request.claims.as_ref(),
+        prompt_consent: request.prompt.iter().any(|p| p == "consent"),
+    };
+    state.services.consents().needed(tenant, &session.sub, client, &asked).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read consent");
+        fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()))
+    })
 }
 
 #[derive(Deserialize)]

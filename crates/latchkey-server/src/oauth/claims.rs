@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use latchkey_core::domain::{ClaimRequest, ClaimsRequest, SubjectId, claims_of_scope, scope_of_claim};
+use latchkey_core::domain::{ClaimRequest, SubjectId, claims_of_scope, scope_of_claim};
 use latchkey_core::records::User;
 use serde_json::{Map, Value};
 
@@ -108,18 +108,7 @@ pub fn describe(name: &str) -> &'static str {
     }
 }
 
-/// The user claims a request asks for one by one that `scopes` do not already release:
-/// what consent must be asked for beyond the scopes.
-pub fn beyond_scopes<'a>(requested: Option<&'a ClaimsRequest>, scopes: &[String]) -> Vec<&'a str> {
-    requested
-        .map(|c| {
-            c.user_claims()
-                .into_iter()
-                .filter(|n| scope_of_claim(n).is_none_or(|s| !scopes.iter().any(|g| g == s)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use latchkey_core::domain::beyond_scopes;
 
 /// The claims of `all` that `requests` ask for, each only with a value the request accepts
 /// (OIDC Core §5.5.1: `value`/`values`; a claim the user lacks, or whose value is not
