@@ -1,28 +1,14 @@
 //! When a user must be asked, and what allowing records: through the service alone, on
 //! SQLite and PostgreSQL.
 
-use latchkey_config::{Config, SecretRef};
-use latchkey_core::Clock;
+mod support;
+
 use latchkey_core::domain::{ClaimsRequest, ClientKind, TenantId};
 use latchkey_core::records::{Actor, Client};
+use latchkey_service::Latchkey;
 use latchkey_service::consents::Asked;
 use latchkey_service::testing::{TestDatabase, sample_client, sample_user};
-use latchkey_service::{Foundation, Latchkey};
-
-const MASTER_KEY: &str = "7ddae5519c751ebe83a87276bff1ea7c999545e7cf15ae0dd4e45aede8690bc3";
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
-    r.unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-async fn services(db: &TestDatabase, dir: &std::path::Path) -> Latchkey {
-    let mut config = ok(Config::load(None, &[], dir), "default config");
-    config.database.url = SecretRef::new(db.url.clone());
-    config.secrets.master_key = Some(SecretRef::new(MASTER_KEY));
-    let foundation = ok(Foundation::open(config, Clock::system()).await, "open");
-    let config = foundation.config.clone();
-    Latchkey::new(foundation, config)
-}
+use support::{ok, services};
 
 fn ask<'a>(scopes: &'a [String], claims: Option<&'a ClaimsRequest>, prompt_consent: bool) -> Asked<'a> {
     Asked { scopes, claims, prompt_consent }
@@ -47,7 +33,7 @@ async fn consent_is_asked_once_per_scope_and_claim_and_accumulates() {
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path()).await;
+        let s = services(&db, dir.path(), |_| {}).await;
         let tenant = TenantId::default_tenant();
         let sub = ok(s.users().create(&tenant, sample_user("ada"), &Actor::Cli).await, "user").sub;
         let app = client(&s, "app", false).await;
@@ -89,7 +75,7 @@ async fn a_first_party_client_needs_no_consent_except_for_offline_access_or_when
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path()).await;
+        let s = services(&db, dir.path(), |_| {}).await;
         let tenant = TenantId::default_tenant();
         let sub = ok(s.users().create(&tenant, sample_user("ada"), &Actor::Cli).await, "user").sub;
         let own = client(&s, "own", true).await;

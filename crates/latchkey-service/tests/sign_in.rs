@@ -2,31 +2,21 @@
 //! reserved before an answer is checked, so parallel guesses cannot pass the limit; a
 //! right answer gives its reservation back.
 
+mod support;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use latchkey_config::{Config, SecretRef};
-use latchkey_core::Clock;
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_service::sign_in::{Account, Admission, Guess};
 use latchkey_service::testing::TestDatabase;
-use latchkey_service::{Foundation, Latchkey};
+use support::{ok, services};
 
-const MASTER_KEY: &str = "7ddae5519c751ebe83a87276bff1ea7c999545e7cf15ae0dd4e45aede8690bc3";
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
-    r.unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-async fn services(db: &TestDatabase, dir: &std::path::Path, per_account: u32, per_ip: u32) -> Latchkey {
-    let mut config = ok(Config::load(None, &[], dir), "default config");
-    config.database.url = SecretRef::new(db.url.clone());
-    config.secrets.master_key = Some(SecretRef::new(MASTER_KEY));
-    config.login.max_failures_per_account = per_account;
-    config.login.max_failures_per_ip = per_ip;
-    let foundation = ok(Foundation::open(config, Clock::system()).await, "open");
-    let config = foundation.config.clone();
-    Latchkey::new(foundation, config)
+fn limits(per_account: u32, per_ip: u32) -> impl FnOnce(&mut latchkey_config::Config) {
+    move |c| {
+        c.login.max_failures_per_account = per_account;
+        c.login.max_failures_per_ip = per_ip;
+    }
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -38,7 +28,7 @@ async fn parallel_guesses_at_one_account_never_pass_the_limit() {
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = Arc::new(services(&db, dir.path(), 5, 1_000).await);
+        let s = Arc::new(services(&db, dir.path(), limits(5, 1_000)).await);
         let sub = SubjectId::generate();
         let tasks: Vec<_> = (0..25)
             .map(|i| {
@@ -71,7 +61,7 @@ async fn a_right_answer_gives_its_reservation_back_and_an_unknown_name_is_limite
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path(), 2, 1_000).await;
+        let s = services(&db, dir.path(), limits(2, 1_000)).await;
         let tenant = TenantId::default_tenant();
         let sub = SubjectId::generate();
         let from = ip("2001:db8:1:2::1");

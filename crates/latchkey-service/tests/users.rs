@@ -2,37 +2,20 @@
 //! PostgreSQL: locking, deleting and a password change end sessions, revoke refresh tokens
 //! and queue back-channel logouts in the same transaction as the change.
 
+mod support;
+
 use std::time::Duration;
 
-use latchkey_config::{Config, SecretRef};
-use latchkey_core::Clock;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{ClientId, ClientKind, NewPassword, SubjectId, TenantId};
 use latchkey_core::records::{Actor, BrowserSession, NewRefreshToken, SessionEnd, SessionSelector};
 use latchkey_service::testing::{TestDatabase, sample_client, sample_user, store_of};
 use latchkey_service::users::{PasswordChange, StateChange};
-use latchkey_service::{Foundation, Latchkey, ServiceError};
-
-const MASTER_KEY: &str = "7ddae5519c751ebe83a87276bff1ea7c999545e7cf15ae0dd4e45aede8690bc3";
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
-    r.unwrap_or_else(|e| panic!("{what}: {e}"))
-}
+use latchkey_service::{Latchkey, ServiceError};
+use support::{ok, services};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
-}
-
-/// The services over a fresh test database, as the CLI opens them.
-async fn services(db: &TestDatabase, dir: &std::path::Path) -> Latchkey {
-    let mut config = ok(Config::load(None, &[], dir), "default config");
-    config.database.url = SecretRef::new(db.url.clone());
-    config.secrets.master_key = Some(SecretRef::new(MASTER_KEY));
-    config.passwords.memory_kib = 64;
-    config.passwords.iterations = 1;
-    let foundation = ok(Foundation::open(config, Clock::system()).await, "open");
-    let config = foundation.config.clone();
-    Latchkey::new(foundation, config)
 }
 
 /// Ada, signed in twice (sessions `s1` and `s2`) into a client that wants back-channel
@@ -111,7 +94,7 @@ async fn locking_a_user_ends_every_session_revokes_every_refresh_token_and_queue
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path()).await;
+        let s = services(&db, dir.path(), |_| {}).await;
         let ada = ada(&s).await;
 
         let ended = ok(s.users().change_state(&tenant(), &ada.sub, StateChange::Lock, &Actor::Cli).await, "lock");
@@ -140,7 +123,7 @@ async fn deleting_a_user_ends_their_sessions_in_the_same_step() {
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path()).await;
+        let s = services(&db, dir.path(), |_| {}).await;
         let ada = ada(&s).await;
 
         let ended = ok(s.users().change_state(&tenant(), &ada.sub, StateChange::Delete, &Actor::Cli).await, "delete");
@@ -165,7 +148,7 @@ async fn a_password_change_by_the_user_keeps_their_session_and_by_an_operator_en
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path()).await;
+        let s = services(&db, dir.path(), |_| {}).await;
         let ada = ada(&s).await;
         let password = || ok(NewPassword::parse("correct horse battery".into()), "password");
 
@@ -197,7 +180,7 @@ async fn a_transaction_that_is_not_committed_leaves_nothing_behind() {
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path()).await;
+        let s = services(&db, dir.path(), |_| {}).await;
         let ada = ada(&s).await;
         let store = store_of(&s);
         let now = s.clock.now();
@@ -227,7 +210,7 @@ async fn a_user_is_found_by_username_or_subject_id_and_nobody_is_not_found() {
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path()).await;
+        let s = services(&db, dir.path(), |_| {}).await;
         let sub = ok(s.users().create(&tenant(), sample_user("ada"), &Actor::Cli).await, "user").sub;
         assert_eq!(ok(s.users().find(&tenant(), "ada").await, "by name").sub, sub, "{b}");
         assert_eq!(ok(s.users().find(&tenant(), sub.as_str()).await, "by sub").username.as_str(), "ada", "{b}");

@@ -1,0 +1,25 @@
+//! What the service tests share: services over a fresh test database, as the CLI opens them.
+
+use latchkey_config::{Config, SecretRef};
+use latchkey_core::Clock;
+use latchkey_service::testing::TestDatabase;
+use latchkey_service::{Foundation, Latchkey};
+
+const MASTER_KEY: &str = "7ddae5519c751ebe83a87276bff1ea7c999545e7cf15ae0dd4e45aede8690bc3";
+
+pub fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// The services over `db`, with cheap Argon2 and `configure` applied to the defaults.
+pub async fn services(db: &TestDatabase, dir: &std::path::Path, configure: impl FnOnce(&mut Config)) -> Latchkey {
+    let mut config = ok(Config::load(None, &[], dir), "default config");
+    config.database.url = SecretRef::new(db.url.clone());
+    config.secrets.master_key = Some(SecretRef::new(MASTER_KEY));
+    config.passwords.memory_kib = 64;
+    config.passwords.iterations = 1;
+    configure(&mut config);
+    let foundation = ok(Foundation::open(config, Clock::system()).await, "open");
+    let config = foundation.config.clone();
+    Latchkey::new(foundation, config)
+}
