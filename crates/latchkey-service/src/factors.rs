@@ -30,7 +30,6 @@ impl Factors<'_> {
         fn confirm_totp(tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> bool => confirm_totp;
         /// Uses a step of a confirmed factor; `false` if it (or a later one) was used already.
         fn use_totp_step(tenant: &TenantId, sub: &SubjectId, step: u64) -> bool => use_totp_step;
-        fn remove_totp(tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> () => remove_totp;
         /// Replaces every recovery code of the user (the old ones stop working).
         fn replace_recovery_codes(tenant: &TenantId, sub: &SubjectId, hashes: &[TokenHash], actor: &Actor) -> ()
             => replace_recovery_codes;
@@ -44,6 +43,20 @@ impl Factors<'_> {
         /// Takes a ceremony's state out (single use).
         fn take_ceremony(tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime) -> Option<String>
             => take_ceremony;
+    }
+
+    /// Removes the authenticator app; the user's other sessions end (whoever signed in
+    /// elsewhere with it is out).
+    pub async fn remove_totp(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        current_sid: &str,
+        actor: &Actor,
+    ) -> crate::ServiceResult<()> {
+        self.0.store().remove_totp(tenant, sub, actor).await?;
+        self.0.sessions().end_others(tenant, sub, current_sid, actor).await;
+        Ok(())
     }
 
     /// Removes a passkey, unless it is the user's last way to sign in (`Invalid`; with

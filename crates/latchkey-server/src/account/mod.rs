@@ -13,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::domain::{SubjectId, TenantId};
-use latchkey_core::records::{Actor, BrowserSession, SessionSelector, User};
+use latchkey_core::records::{BrowserSession, User};
 use serde::Deserialize;
 
 use crate::browser::csrf;
@@ -79,16 +79,6 @@ pub(crate) fn failure(e: impl std::fmt::Display) -> Response {
 /// Back to the security page with a message chosen by key (never text from the request).
 pub(crate) fn back(state: &AppState, done: &str) -> Response {
     Redirect::to(&format!("{}/account/security?done={done}", state.base())).into_response()
-}
-
-/// A factor went away or the password changed: whoever signed in elsewhere with it is out.
-pub(crate) async fn end_other_sessions(state: &AppState, tenant: &TenantId, session: &BrowserSession) {
-    let which = SessionSelector::User { sub: session.sub.clone(), except_sid: Some(session.sid.clone()) };
-    if let Err(e) =
-        sessions::end(state, tenant, &which, "credentials_changed", false, &Actor::User(session.sub.to_string())).await
-    {
-        tracing::error!(error = %e, "cannot end the user's other sessions");
-    }
 }
 
 fn message(done: Option<&str>) -> Option<&'static str> {

@@ -12,7 +12,7 @@ use latchkey_core::records::Actor;
 use latchkey_service::ServiceError;
 use serde::Deserialize;
 
-use super::{back, end_other_sessions, failure, recent_session};
+use super::{back, failure, recent_session};
 use crate::browser::csrf;
 use crate::edge::Tenant;
 use crate::pages::PageError;
@@ -178,11 +178,9 @@ pub async fn remove(
         Ok(found) => found,
         Err(r) => return r,
     };
-    match state.services.factors().remove_totp(&tenant, &user.sub, &Actor::User(session.sub.to_string())).await {
-        Ok(()) => {
-            end_other_sessions(&state, &tenant, &session).await;
-            back(&state, "totp_removed")
-        }
+    let actor = Actor::User(session.sub.to_string());
+    match state.services.factors().remove_totp(&tenant, &user.sub, &session.sid, &actor).await {
+        Ok(()) => back(&state, "totp_removed"),
         Err(ServiceError::NotFound(_)) => back(&state, "totp_removed"),
         Err(e) => failure(e),
     }
