@@ -80,20 +80,18 @@ impl Users<'_> {
             PasswordChange::BySelf { current_sid } => (Some(current_sid), "credentials_changed", false),
             PasswordChange::ByOperator => (None, "password_changed", true),
         };
+        if !end_sessions {
+            self.0.store().set_password_hash(tenant, sub, Some(hash.as_str().to_owned()), actor).await?;
+            return Ok(0);
+        }
         let sessions = self.0.sessions();
         let how = sessions.ending(reason, revoke_all).await;
         let mut tx = self.0.store().transaction().await?;
         tx.set_password_hash(tenant, sub, Some(hash.as_str().to_owned()), actor).await?;
-        let ended = if end_sessions {
-            Some(sessions.end_in(tx.as_mut(), tenant, sub, except_sid, &how, actor).await?)
-        } else {
-            None
-        };
+        let ended = sessions.end_in(tx.as_mut(), tenant, sub, except_sid, &how, actor).await?;
         tx.commit().await?;
-        Ok(ended.map_or(0, |ended| {
-            sessions.ended(&ended, &how);
-            ended.sessions.len()
-        }))
+        sessions.ended(&ended, &how);
+        Ok(ended.sessions.len())
     }
 
     /// Removes the password, unless the user has no passkey (`Invalid`); the user's other
@@ -112,7 +110,7 @@ impl Users<'_> {
 
     /// Locks, unlocks or deletes a user. Locking and deleting sign the user out everywhere
     /// and revoke every refresh token, in the same transaction (back-channel logouts are
-    /// queued with it). Returns the user as it was and how many sessions ended.
+    /// queued with it). Returns how many sessions ended.
     pub async fn change_state(
         &self,
         tenant: &TenantId,
@@ -120,34 +118,29 @@ impl Users<'_> {
         change: StateChange,
         actor: &Actor,
     ) -> ServiceResult<usize> {
-        let sessions = self.0.sessions();
         let reason = match change {
             StateChange::Lock => "user_locked",
-            StateChange::Unlock => "user_unlocked",
             StateChange::Delete => "user_deleted",
+            StateChange::Unlock => {
+                // Nothing ends with an unlock: no revocation lifetime to work out.
+                self.0.store().set_user_locked(tenant, sub, false, actor).await?;
+                return Ok(0);
+            }
         };
+        let sessions = self.0.sessions();
         let how = sessions.ending(reason, true).await;
         let mut tx = self.0.store().transaction().await?;
-        let ended = match change {
-            StateChange::Lock => {
-                tx.set_user_locked(tenant, sub, true, actor).await?;
-                Some(sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?)
-            }
-            StateChange::Unlock => {
-                tx.set_user_locked(tenant, sub, false, actor).await?;
-                None
-            }
-            StateChange::Delete => {
-                let ended = sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?;
-                tx.delete_user(tenant, sub, actor).await?;
-                Some(ended)
-            }
+        let ended = if change == StateChange::Lock {
+            tx.set_user_locked(tenant, sub, true, actor).await?;
+            sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?
+        } else {
+            let ended = sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?;
+            tx.delete_user(tenant, sub, actor).await?;
+            ended
         };
         tx.commit().await?;
-        Ok(ended.map_or(0, |ended| {
-            sessions.ended(&ended, &how);
-            ended.sessions.len()
-        }))
+        sessions.ended(&ended, &how);
+        Ok(ended.sessions.len())
     }
 
     /// An operator's last resort for someone who lost every factor: removes their passkeys,
