@@ -282,10 +282,12 @@ async fn parallel_bad_client_assertions_reach_the_check_no_more_than_the_limit()
 
 fn break_the_counters(db: &TestDatabase) {
     let path = db.url.trim_start_matches("sqlite:");
-    // The server may be writing at that moment (its start-up jobs): wait for the lock.
-    let out = std::process::Command::new("sqlite3")
-        .args(["-cmd", ".timeout 10000", path, "DROP TABLE login_failures"])
-        .output();
+    // The server may be writing at that moment (its start-up jobs): wait for the lock. The
+    // write lock is taken first (BEGIN IMMEDIATE): a statement that reads the schema and
+    // then upgrades to a write gets "database is locked" at once in WAL mode, without
+    // waiting, if another connection wrote in between.
+    let sql = "BEGIN IMMEDIATE; DROP TABLE login_failures; COMMIT;";
+    let out = std::process::Command::new("sqlite3").args(["-cmd", ".timeout 10000", path, sql]).output();
     let out = ok(out, "sqlite3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
