@@ -11,6 +11,9 @@ pub enum Actor {
     User(String),
     /// An OAuth client acting for itself (revoking a token it holds), by client id.
     Client(String),
+    /// A caller of the admin API: the client whose token it presented and, for a token
+    /// from a person's grant, the person (by subject id). The audit log names both.
+    AdminApi { client_id: String, sub: Option<String> },
 }
 
 impl Actor {
@@ -20,6 +23,8 @@ impl Actor {
             Actor::System => "system".into(),
             Actor::User(sub) => format!("user:{sub}"),
             Actor::Client(id) => format!("client:{id}"),
+            Actor::AdminApi { client_id, sub: None } => format!("admin-api:{client_id}"),
+            Actor::AdminApi { client_id, sub: Some(sub) } => format!("admin-api:{client_id}:user:{sub}"),
         }
     }
 }
@@ -32,4 +37,26 @@ pub struct AuditEvent {
     pub action: String,
     pub target: String,
     pub details: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Actor;
+
+    #[test]
+    fn every_actor_is_named_apart_in_the_audit_log() {
+        let named = [
+            Actor::Cli,
+            Actor::System,
+            Actor::User("u1".into()),
+            Actor::Client("c1".into()),
+            Actor::AdminApi { client_id: "c1".into(), sub: None },
+            Actor::AdminApi { client_id: "c1".into(), sub: Some("u1".into()) },
+        ]
+        .map(|a| a.as_string());
+        assert_eq!(
+            named,
+            ["cli", "system", "user:u1", "client:c1", "admin-api:c1", "admin-api:c1:user:u1"].map(String::from)
+        );
+    }
 }
