@@ -89,7 +89,6 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         client_keys: Arc::new(latchkey_service::client_keys::ClientKeyCache::new(outbound.clone())),
         outbound,
         client_auth_throttle: Arc::default(),
-        verified_tokens: Default::default(),
         backchannel: services.backchannel.clone(),
         passkeys: Arc::new(latchkey_service::passkeys::Passkeys::new(&config, &issuer)),
         master_key: services.master_key.clone(),

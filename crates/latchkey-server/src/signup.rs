@@ -262,7 +262,7 @@ pub async fn finish(
         return PageError::new(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.")
             .into_response();
     };
-    let (codes, hashes) = recovery_codes::generate(&state);
+    let (codes, hashes) = state.services.factors().generate_recovery_codes();
     let account = NewAccount {
         user,
         webauthn_user_id: pending.handle.clone(),
@@ -296,7 +296,7 @@ pub async fn finish(
         .await;
     metrics::counter!("latchkey_signups_total").increment(1);
     let factors = Factors::new(Factor::Passkey { synced, user_verified: true });
-    let sign_in = sessions::SignIn {
+    let sign_in = sessions::SignedIn {
         sub: created.sub.clone(),
         amr: factors.amr(),
         acr: factors.level().acr().into(),

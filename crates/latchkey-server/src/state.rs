@@ -54,8 +54,6 @@ pub struct Shared {
     pub metrics_token: Option<Arc<String>>,
     pub token_hasher: TokenHasher,
     pub revocations: Arc<Revocations>,
-    /// Access tokens whose signature this node already checked.
-    pub verified_tokens: latchkey_service::verified_tokens::VerifiedTokens,
     pub templates: Arc<Templates>,
     pub client_keys: Arc<latchkey_service::client_keys::ClientKeyCache>,
     /// Every request Latchkey sends goes through this guard.
@@ -78,7 +76,7 @@ impl Shared {
     /// `aud` of access tokens when no resource is named: `tokens.default_audience`, else
     /// the issuer (whose UserInfo endpoint accepts them).
     pub fn default_audience(&self) -> String {
-        self.config.tokens.default_audience.clone().unwrap_or_else(|| self.issuer.to_string())
+        self.services.default_audience()
     }
 }
 

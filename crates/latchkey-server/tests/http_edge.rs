@@ -280,13 +280,13 @@ async fn a_scope_created_or_deleted_while_serving_shows_in_discovery() {
         let name = ok(latchkey_core::domain::ScopeName::parse("reports:read"), "scope");
         assert!(!scopes().await.contains(&"reports:read".into()), "{b}");
         server.create_scope("reports:read", "Read reports").await;
-        let store = &latchkey_service::testing::store_of(&server.server.state.services);
         // Discovery reads scopes from a cache that the change listener clears.
         eventually(Duration::from_secs(5), "the new scope is advertised", || async {
             scopes().await.contains(&"reports:read".into())
         })
         .await;
-        ok(store.delete_scope(&TenantId::default_tenant(), &name, &Actor::Cli).await, "delete");
+        let scopes_service = server.server.state.services.scopes();
+        ok(scopes_service.delete(&TenantId::default_tenant(), &name, &Actor::Cli).await, "delete");
         eventually(Duration::from_secs(5), "the deleted scope is gone", || async {
             !scopes().await.contains(&"reports:read".into())
         })

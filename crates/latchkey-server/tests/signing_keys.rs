@@ -245,7 +245,7 @@ async fn a_token_checked_before_is_inactive_once_expired_or_once_its_key_has_lef
             }
         };
         assert!(active(short.clone()).await && active(long.clone()).await, "{b}: both valid");
-        assert_eq!(server.server.state.verified_tokens.len(), 2, "{b}: both kept after their first check");
+        assert_eq!(server.server.state.services.verified_tokens.len(), 2, "{b}: both kept after their first check");
         assert!(active(short.clone()).await, "{b}: still active when presented again");
 
         clock.advance(Duration::from_secs(101));

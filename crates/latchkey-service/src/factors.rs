@@ -2,11 +2,11 @@
 //! codes; the ceremonies that register and use them; and passkey sign-up.
 
 use latchkey_core::UnixTime;
-use latchkey_core::crypto::TokenHash;
+use latchkey_core::crypto::{TokenHash, TotpSecret, recovery_code};
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_core::records::{Actor, NewAccount, NewPasskey, PasskeyUse, StoredPasskey, TotpFactor, User};
 
-use crate::{Latchkey, pass_through};
+use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
 
 pub struct Factors<'a>(pub(crate) &'a Latchkey);
 
@@ -60,8 +60,8 @@ impl Factors<'_> {
     }
 
     /// Removes a passkey, unless it is the user's last way to sign in (`Invalid`; with
-    /// passwords turned off, a password does not count); the
-    /// user's other sessions end.
+    /// passwords turned off, a password does not count); the user's other sessions end in
+    /// the same transaction.
     pub async fn remove_passkey(
         &self,
         tenant: &TenantId,
@@ -70,12 +70,135 @@ impl Factors<'_> {
         current_sid: &str,
         actor: &Actor,
     ) -> crate::ServiceResult<()> {
-        // With passwords turned off, a password is no way in: the last passkey stays.
-        if !self.0.config.login.passwords && self.passkeys(tenant, sub).await?.len() <= 1 {
-            return Err(crate::ServiceError::Invalid("the last passkey is the only way to sign in".into()));
+        let sessions = self.0.sessions();
+        let how = sessions.ending("credentials_changed", false).await;
+        let mut tx = self.0.store().transaction().await?;
+        let methods = tx.sign_in_methods(tenant, sub).await?;
+        tx.delete_passkey(tenant, sub, credential_id, actor).await?;
+        if methods.passkeys <= 1 {
+            // With passwords turned off, a password is no way in: the last passkey stays.
+            if !self.0.config.login.passwords {
+                return Err(ServiceError::Invalid("the last passkey is the only way to sign in".into()));
+            }
+            if !methods.password {
+                return Err(ServiceError::Invalid(
+                    "this is your last way to sign in: add another passkey or a password first".into(),
+                ));
+            }
         }
-        self.0.store().remove_passkey(tenant, sub, credential_id, actor).await?;
-        self.0.sessions().end_others(tenant, sub, current_sid, actor).await;
+        let ended = sessions.end_in(tx.as_mut(), tenant, sub, Some(current_sid.to_owned()), &how, actor).await?;
+        tx.commit().await?;
+        sessions.ended(&ended, &how);
         Ok(())
+    }
+}
+
+/// How a code for an authenticator app being set up was taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TotpConfirmation {
+    Confirmed,
+    /// Not a code of the secret now (or its step was used): nothing changes.
+    WrongCode,
+    /// The user has no enrolment waiting for confirmation (none, or one confirmed already).
+    NothingPending,
+}
+
+/// The authenticator app's secret is sealed under the master key, bound to its user.
+fn totp_aad(sub: &SubjectId) -> Vec<u8> {
+    format!("totp:{sub}").into_bytes()
+}
+
+impl Factors<'_> {
+    fn seal_totp(&self, sub: &SubjectId, secret: &TotpSecret) -> String {
+        hex::encode(self.0.master_key.seal(secret.as_bytes(), &totp_aad(sub)))
+    }
+
+    fn open_totp(&self, sub: &SubjectId, sealed: &str) -> ServiceResult<TotpSecret> {
+        let opened = hex::decode(sealed).ok().and_then(|bytes| self.0.master_key.open(&bytes, &totp_aad(sub)).ok());
+        opened.map(TotpSecret::from_bytes).ok_or_else(|| {
+            tracing::error!(%sub, "cannot open a TOTP secret (wrong master key?)");
+            ServiceError::Unavailable("cannot open the TOTP secret".into())
+        })
+    }
+
+    /// Starts (or restarts) setting up an authenticator app with a fresh secret;
+    /// `Conflict` if the user has a confirmed one.
+    pub async fn begin_totp(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<()> {
+        let sealed = self.seal_totp(sub, &TotpSecret::generate());
+        self.start_totp(tenant, sub, &sealed).await
+    }
+
+    /// The secret of the user's authenticator app waiting for confirmation, to show them;
+    /// `None` if none is waiting.
+    pub async fn pending_totp(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<Option<TotpSecret>> {
+        match self.totp(tenant, sub).await? {
+            Some(factor) if !factor.confirmed => Ok(Some(self.open_totp(sub, &factor.secret_sealed)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Confirms the authenticator app being set up with a code from it: only then does it
+    /// count as a factor.
+    pub async fn confirm_totp_code(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        code: &str,
+        actor: &Actor,
+    ) -> ServiceResult<TotpConfirmation> {
+        let Some(secret) = self.pending_totp(tenant, sub).await? else {
+            return Ok(TotpConfirmation::NothingPending);
+        };
+        let Some(step) = secret.check(code, self.now_secs()) else { return Ok(TotpConfirmation::WrongCode) };
+        Ok(match self.confirm_totp(tenant, sub, step, actor).await? {
+            true => TotpConfirmation::Confirmed,
+            false => TotpConfirmation::WrongCode,
+        })
+    }
+
+    /// Whether `code` is right for the user's confirmed authenticator app; a right code's
+    /// time step is used up (a code works once). Any failure to check counts as wrong.
+    pub async fn check_totp(&self, tenant: &TenantId, sub: &SubjectId, code: &str) -> bool {
+        let Ok(Some(factor)) = self.totp(tenant, sub).await else { return false };
+        if !factor.confirmed {
+            return false;
+        }
+        let Ok(secret) = self.open_totp(sub, &factor.secret_sealed) else { return false };
+        match secret.check(code, self.now_secs()) {
+            Some(step) => self.use_totp_step(tenant, sub, step).await.unwrap_or(false),
+            None => false,
+        }
+    }
+
+    fn now_secs(&self) -> u64 {
+        u64::try_from(self.0.clock.now().secs()).unwrap_or(0)
+    }
+
+    /// Fresh recovery codes, to show once, and the keyed hashes to store.
+    pub fn generate_recovery_codes(&self) -> (Vec<String>, Vec<TokenHash>) {
+        let codes = recovery_code::generate();
+        let hashes = codes.iter().map(|c| self.0.token_hasher.hash(recovery_code::PURPOSE, c)).collect();
+        (codes, hashes)
+    }
+
+    /// Replaces every recovery code of the user with fresh ones (the old ones stop
+    /// working) and returns them, to show once.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        actor: &Actor,
+    ) -> ServiceResult<Vec<String>> {
+        let (codes, hashes) = self.generate_recovery_codes();
+        self.replace_recovery_codes(tenant, sub, &hashes, actor).await?;
+        Ok(codes)
+    }
+
+    /// Uses up the recovery code the user typed (spaces, dashes and case do not matter);
+    /// `false` if it is not an unused code of theirs, or cannot be checked.
+    pub async fn redeem_recovery_code(&self, tenant: &TenantId, sub: &SubjectId, typed: &str) -> bool {
+        let Some(code) = recovery_code::normalize(typed) else { return false };
+        let hash = self.0.token_hasher.hash(recovery_code::PURPOSE, &code);
+        self.use_recovery_code(tenant, sub, &hash, &Actor::User(sub.to_string())).await.unwrap_or(false)
     }
 }

@@ -26,6 +26,7 @@ pub mod clients;
 pub mod consents;
 pub mod factors;
 pub mod foundation;
+pub mod grants;
 pub mod invitations;
 pub mod jobs;
 pub mod keys;
@@ -38,6 +39,7 @@ pub mod scopes;
 pub mod sessions;
 pub mod sign_in;
 pub mod system;
+pub mod token_verification;
 pub mod tokens;
 pub mod user_import;
 pub mod users;
@@ -61,12 +63,16 @@ use crate::revocations::Revocations;
 pub struct Latchkey {
     store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// `server.public_url` without trailing slash: the issuer, byte for byte.
+    pub issuer: Arc<str>,
     pub clock: Clock,
     pub master_key: MasterKey,
     pub token_hasher: TokenHasher,
     pub keys: Arc<KeyService>,
     pub caches: Arc<Caches>,
     pub revocations: Arc<Revocations>,
+    /// Access tokens whose signature this node already checked.
+    pub verified_tokens: verified_tokens::VerifiedTokens,
     pub passwords: PasswordHasher,
     /// Wakes the back-channel logout sender when a session ends on this node.
     pub backchannel: Arc<tokio::sync::Notify>,
@@ -87,8 +93,10 @@ impl Latchkey {
         Self {
             caches: Arc::new(Caches::new(store.clone())),
             revocations: Arc::new(Revocations::default()),
+            verified_tokens: Default::default(),
             passwords: PasswordHasher::new(config.passwords.policy(), config.passwords.max_concurrent_hashes),
             backchannel: Arc::default(),
+            issuer: Arc::from(config.issuer().as_str()),
             store,
             config,
             clock,
@@ -112,6 +120,9 @@ impl Latchkey {
     }
     pub fn sessions(&self) -> sessions::Sessions<'_> {
         sessions::Sessions(self)
+    }
+    pub fn grants(&self) -> grants::Grants<'_> {
+        grants::Grants(self)
     }
     pub fn tokens(&self) -> tokens::Tokens<'_> {
         tokens::Tokens(self)
@@ -140,6 +151,12 @@ impl Latchkey {
     /// tells them apart.
     pub fn request_tenant(&self) -> TenantId {
         TenantId::default_tenant()
+    }
+
+    /// `aud` of access tokens when no resource is named: `tokens.default_audience`, else
+    /// the issuer (whose UserInfo endpoint accepts them).
+    pub fn default_audience(&self) -> String {
+        self.config.tokens.default_audience.clone().unwrap_or_else(|| self.issuer.to_string())
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

@@ -3,7 +3,7 @@
 use latchkey_core::domain::{ScopeName, TenantId};
 use latchkey_core::records::{Actor, ScopeDefinition};
 
-use crate::{Latchkey, pass_through};
+use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
 
 pub struct Scopes<'a>(pub(crate) &'a Latchkey);
 
@@ -12,7 +12,20 @@ impl Scopes<'_> {
         fn list(tenant: &TenantId) -> Vec<ScopeDefinition> => list_scopes;
         /// Creates a custom scope or changes its description.
         fn put(tenant: &TenantId, name: &ScopeName, description: &str, actor: &Actor) -> () => put_scope;
-        /// Deletes a custom scope; a built-in scope is `Invalid`.
-        fn delete(tenant: &TenantId, name: &ScopeName, actor: &Actor) -> () => delete_scope;
+    }
+
+    /// Deletes a custom scope; a built-in scope is `Invalid`, an unknown one `NotFound`.
+    pub async fn delete(&self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> ServiceResult<()> {
+        let mut tx = self.0.store().transaction().await?;
+        match tx.scope_is_built_in(tenant, name).await? {
+            None => return Err(ServiceError::NotFound(format!("scope `{name}`"))),
+            Some(true) => {
+                return Err(ServiceError::Invalid(format!("`{name}` is a built-in scope and cannot be deleted")));
+            }
+            Some(false) => {}
+        }
+        tx.delete_scope(tenant, name, actor).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -14,6 +14,9 @@ use latchkey_store::StoreTx;
 
 use crate::{Latchkey, ServiceResult, pass_through};
 
+/// `last_active_at` is written at most this often per session, not on every request.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
 pub struct Sessions<'a>(pub(crate) &'a Latchkey);
 
 impl Sessions<'_> {
@@ -111,6 +114,130 @@ impl Sessions<'_> {
         let which = SessionSelector::User { sub: sub.clone(), except_sid: Some(current_sid.to_owned()) };
         if let Err(e) = self.end(tenant, &which, "credentials_changed", false, actor).await {
             tracing::error!(error = %e, "cannot end the user's other sessions");
+        }
+    }
+}
+
+/// The purpose a session cookie's secret is hashed under.
+const SESSION_PURPOSE: &str = "browser_session";
+
+/// What a successful sign-in establishes.
+pub struct SignedIn {
+    pub sub: SubjectId,
+    pub amr: Vec<String>,
+    pub acr: String,
+    /// The user asked to stay signed in (honoured only when `sessions.remember_me_lifetime`
+    /// is not zero).
+    pub remember: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A session a sign-in started or renewed, and the secret its browser keeps (the store
+/// keeps only its keyed hash).
+pub struct Started {
+    pub session: BrowserSession,
+    pub secret: String,
+    pub lifetime: Duration,
+}
+
+impl Sessions<'_> {
+    /// The live session whose browser holds `secret`: not expired, not idle, and its user
+    /// still exists and is not locked. Records the activity (at most every [`TOUCH_EVERY`]).
+    /// A failure to read is logged and counts as no session.
+    pub async fn live(&self, tenant: &TenantId, secret: &str) -> Option<BrowserSession> {
+        let services = self.0;
+        let hash = services.token_hasher.hash(SESSION_PURPOSE, secret);
+        let now = services.clock.now();
+        let session = match self.by_cookie(tenant, &hash, now, services.config.sessions.idle_timeout).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read session");
+                return None;
+            }
+        };
+        match services.caches.user(&session.sub).await {
+            Ok(Some(user)) if !user.locked => {}
+            _ => return None,
+        }
+        if now.since(session.last_active_at) >= TOUCH_EVERY
+            && let Err(e) = self.touch(tenant, &session.sid, now).await
+        {
+            tracing::warn!(error = %e, "cannot record session activity");
+        }
+        Some(session)
+    }
+
+    /// Establishes a sign-in in the browser that holds `previous` (its session cookie, if
+    /// any). The secret is new at every sign-in. The same user signing in again (a forced
+    /// re-authentication, a step-up) keeps the session's `sid` and clients; anyone else's
+    /// sign-in ends the session the browser had (its clients hear of it) and starts a new one.
+    pub async fn start(
+        &self,
+        tenant: &TenantId,
+        previous: Option<&str>,
+        signed_in: SignedIn,
+    ) -> ServiceResult<Started> {
+        let services = self.0;
+        let actor = Actor::User(signed_in.sub.to_string());
+        let current = match previous {
+            Some(secret) => self.live(tenant, secret).await,
+            None => None,
+        };
+        let now = services.clock.now();
+        let config = &services.config.sessions;
+        let remember = signed_in.remember && !config.remember_me_lifetime.is_zero();
+        let lifetime = if remember { config.remember_me_lifetime } else { config.lifetime };
+        let secret = latchkey_core::crypto::random::token_string::<32>();
+        let mut session = BrowserSession {
+            id_hash: services.token_hasher.hash(SESSION_PURPOSE, &secret),
+            sid: latchkey_core::crypto::random::identifier::<16>(),
+            sub: signed_in.sub,
+            auth_time: now,
+            amr: signed_in.amr,
+            acr: signed_in.acr,
+            created_at: now,
+            expires_at: now.plus(lifetime),
+            last_active_at: now,
+            remember,
+            user_agent: signed_in.user_agent.map(|ua| ua.chars().take(256).collect()),
+            ip: if config.record_ip { signed_in.ip } else { None },
+        };
+        let reauthenticated = match current.filter(|p| p.sub == session.sub) {
+            Some(p) => {
+                session.sid = p.sid.clone();
+                session.created_at = p.created_at;
+                self.reauthenticate(tenant, &p.id_hash, &session, &actor).await?
+            }
+            None => false,
+        };
+        if !reauthenticated {
+            session.sid = latchkey_core::crypto::random::identifier::<16>();
+            session.created_at = now;
+            if let Some(secret) = previous {
+                self.end_browser(tenant, secret, "replaced", &actor).await;
+            }
+            self.create(tenant, &session, &actor).await?;
+        }
+        Ok(Started { session, secret, lifetime })
+    }
+
+    /// Ends the session of the browser that holds `secret`, if it has one. A failure is
+    /// logged: the browser forgets its cookie either way.
+    pub async fn end_browser(
+        &self,
+        tenant: &TenantId,
+        secret: &str,
+        reason: &'static str,
+        actor: &Actor,
+    ) -> SessionsEnded {
+        let which = SessionSelector::IdHash(self.0.token_hasher.hash(SESSION_PURPOSE, secret));
+        match self.end(tenant, &which, reason, false, actor).await {
+            Ok(ended) => ended,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot end session");
+                SessionsEnded::default()
+            }
         }
     }
 }

@@ -94,8 +94,8 @@ impl Users<'_> {
         Ok(ended.sessions.len())
     }
 
-    /// Removes the password, unless the user has no passkey (`Invalid`); the user's other
-    /// sessions end.
+    /// Removes the password, unless the user has no passkey (`Invalid`: it would be their
+    /// last way to sign in); the user's other sessions end in the same transaction.
     pub async fn remove_password(
         &self,
         tenant: &TenantId,
@@ -103,8 +103,20 @@ impl Users<'_> {
         current_sid: &str,
         actor: &Actor,
     ) -> ServiceResult<()> {
-        self.0.store().remove_password(tenant, sub, actor).await?;
-        self.0.sessions().end_others(tenant, sub, current_sid, actor).await;
+        let sessions = self.0.sessions();
+        let how = sessions.ending("credentials_changed", false).await;
+        let mut tx = self.0.store().transaction().await?;
+        let methods = tx.sign_in_methods(tenant, sub).await?;
+        if !methods.password {
+            return Err(ServiceError::Invalid("there is no password to remove".into()));
+        }
+        if methods.passkeys == 0 {
+            return Err(ServiceError::Invalid("the password is your last way to sign in: add a passkey first".into()));
+        }
+        tx.set_password_hash(tenant, sub, None, actor).await?;
+        let ended = sessions.end_in(tx.as_mut(), tenant, sub, Some(current_sid.to_owned()), &how, actor).await?;
+        tx.commit().await?;
+        sessions.ended(&ended, &how);
         Ok(())
     }
 

@@ -120,8 +120,6 @@ pub trait ScopeStore {
     /// Creates a custom scope or changes its description.
     async fn put_scope(&self, tenant: &TenantId, name: &ScopeName, description: &str, actor: &Actor)
     -> StoreResult<()>;
-    /// Deletes a custom scope; built-in scopes cannot be deleted (`StoreError::Invalid`).
-    async fn delete_scope(&self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -405,16 +403,6 @@ pub trait FactorStore {
         name: &str,
         actor: &Actor,
     ) -> StoreResult<()>;
-    /// Removes a passkey, unless it is the user's last way to sign in (`Invalid`).
-    async fn remove_passkey(
-        &self,
-        tenant: &TenantId,
-        sub: &SubjectId,
-        credential_id: &str,
-        actor: &Actor,
-    ) -> StoreResult<()>;
-    /// Removes the password, unless the user has no passkey (`Invalid`).
-    async fn remove_password(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
     /// Starts (or restarts) an unconfirmed TOTP enrolment; `Conflict` if one is confirmed.
     async fn start_totp(&self, tenant: &TenantId, sub: &SubjectId, secret_sealed: &str) -> StoreResult<()>;
     async fn totp(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Option<TotpFactor>>;
@@ -555,6 +543,22 @@ pub trait StoreTx: Send {
         how: &SessionEnd,
         actor: &Actor,
     ) -> StoreResult<SessionsEnded>;
+    /// How the user can sign in now (`NotFound` without the user). Until the transaction
+    /// ends, another transaction that reads them waits, so a rule checked on them holds
+    /// when the change commits.
+    async fn sign_in_methods(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<SignInMethods>;
+    /// Deletes one of the user's passkeys (`NotFound` if they have none by that id).
+    async fn delete_passkey(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        credential_id: &str,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Whether the scope is built in; `None` if the tenant has no such scope.
+    async fn scope_is_built_in(&mut self, tenant: &TenantId, name: &ScopeName) -> StoreResult<Option<bool>>;
+    /// Deletes a scope (`NotFound` if there is none by that name).
+    async fn delete_scope(&mut self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

@@ -129,14 +129,17 @@ async fn an_unverified_email_claims_nothing() {
 }
 
 #[tokio::test]
-async fn passkeys_are_renamed_used_and_removed_but_never_the_last_way_in() {
+async fn passkeys_are_renamed_used_and_removed() {
     for db in TestDatabase::all().await {
         let (store, clock) = open(&db).await;
         let b = db.backend;
         let ada = ok(store.create_account(&tenant(), account("ada", None, "k1", None), &Actor::Cli).await, b).sub;
-        let last = store.remove_passkey(&tenant(), &ada, "k1", &Actor::Cli).await;
-        assert!(matches!(last, Err(StoreError::Invalid(_))), "{b}: {last:?}");
-        assert_eq!(ok(store.passkeys(&tenant(), &ada).await, b).len(), 1, "{b}: still there");
+        let methods = |password, passkeys| SignInMethods { password, passkeys };
+        let mut tx = ok(store.transaction().await, b);
+        assert_eq!(ok(tx.sign_in_methods(&tenant(), &ada).await, b), methods(false, 1), "{b}");
+        ok(tx.delete_passkey(&tenant(), &ada, "k1", &Actor::Cli).await, b);
+        drop(tx);
+        assert_eq!(ok(store.passkeys(&tenant(), &ada).await, b).len(), 1, "{b}: not committed, still there");
 
         ok(store.add_passkey(&tenant(), &ada, passkey("k2", 5), &Actor::Cli).await, b);
         ok(store.rename_passkey(&tenant(), &ada, "k2", "Laptop", &Actor::Cli).await, b);
@@ -167,23 +170,24 @@ async fn passkeys_are_renamed_used_and_removed_but_never_the_last_way_in() {
         assert!(ok(store.record_passkey_use(&tenant(), zero.clone()).await, b), "{b}");
         assert!(ok(store.record_passkey_use(&tenant(), zero).await, b), "{b}");
 
-        ok(store.remove_passkey(&tenant(), &ada, "k1", &Actor::Cli).await, b);
-        assert!(store.remove_passkey(&tenant(), &ada, "k2", &Actor::Cli).await.is_err(), "{b}: last one");
+        let mut tx = ok(store.transaction().await, b);
+        assert_eq!(ok(tx.sign_in_methods(&tenant(), &ada).await, b), methods(false, 2), "{b}");
+        ok(tx.delete_passkey(&tenant(), &ada, "k1", &Actor::Cli).await, b);
+        ok(tx.commit().await, b);
+        assert_eq!(ok(store.passkeys(&tenant(), &ada).await, b).len(), 1, "{b}: removed");
         // Another user's passkey is not found, not removed.
         let bob = ok(store.create_account(&tenant(), account("bob", None, "kb", None), &Actor::Cli).await, b).sub;
         ok(store.add_passkey(&tenant(), &bob, passkey("kb2", 0), &Actor::Cli).await, b);
-        assert!(
-            matches!(store.remove_passkey(&tenant(), &ada, "kb2", &Actor::Cli).await, Err(StoreError::NotFound(_))),
-            "{b}"
-        );
-
-        // A password is removable only while a passkey remains; then the last passkey is not.
+        let mut tx = ok(store.transaction().await, b);
+        let other = tx.delete_passkey(&tenant(), &ada, "kb2", &Actor::Cli).await;
+        assert!(matches!(other, Err(StoreError::NotFound(_))), "{b}: {other:?}");
+        drop(tx);
         ok(store.set_password_hash(&tenant(), &ada, Some("$argon2id$x".into()), &Actor::Cli).await, b);
-        ok(store.add_passkey(&tenant(), &ada, passkey("k3", 0), &Actor::Cli).await, b);
-        ok(store.remove_passkey(&tenant(), &ada, "k2", &Actor::Cli).await, b);
-        ok(store.remove_passkey(&tenant(), &ada, "k3", &Actor::Cli).await, b);
-        let no_passkey = store.remove_password(&tenant(), &ada, &Actor::Cli).await;
-        assert!(matches!(no_passkey, Err(StoreError::Invalid(_))), "{b}: {no_passkey:?}");
+        let mut tx = ok(store.transaction().await, b);
+        assert_eq!(ok(tx.sign_in_methods(&tenant(), &ada).await, b), methods(true, 1), "{b}");
+        let nobody = ok(latchkey_core::domain::SubjectId::parse("nobody"), "sub");
+        assert!(matches!(tx.sign_in_methods(&tenant(), &nobody).await, Err(StoreError::NotFound(_))), "{b}");
+        drop(tx);
 
         // The WebAuthn user handle is given once and kept.
         let carol =

@@ -257,7 +257,7 @@ async fn a_client_id_and_a_user_sub_never_name_the_same_party() {
 }
 
 #[tokio::test]
-async fn built_in_scopes_exist_and_cannot_be_deleted() {
+async fn built_in_scopes_exist_and_scopes_are_saved_and_deleted_in_a_transaction() {
     for db in TestDatabase::all().await {
         let clock = Clock::system();
         let store = open(&db, &clock).await;
@@ -268,21 +268,30 @@ async fn built_in_scopes_exist_and_cannot_be_deleted() {
             assert!(names.iter().any(|n| n == built_in), "{b}: missing {built_in}");
         }
         let openid = ok(ScopeName::parse("openid"), b);
-        assert!(
-            matches!(store.delete_scope(&tenant(), &openid, &Actor::Cli).await, Err(StoreError::Invalid(_))),
-            "{b}"
-        );
         let custom = ok(ScopeName::parse("invoices:read"), b);
+        let mut tx = ok(store.transaction().await, b);
+        assert_eq!(ok(tx.scope_is_built_in(&tenant(), &openid).await, b), Some(true), "{b}");
+        assert_eq!(ok(tx.scope_is_built_in(&tenant(), &custom).await, b), None, "{b}");
+        drop(tx);
         ok(store.put_scope(&tenant(), &custom, "Read invoices", &Actor::Cli).await, b);
         ok(store.put_scope(&tenant(), &custom, "Read your invoices", &Actor::Cli).await, b);
         let scopes = ok(store.list_scopes(&tenant()).await, b);
         let saved = scopes.iter().find(|s| s.name == custom).unwrap_or_else(|| panic!("{b}: custom scope missing"));
         assert_eq!(saved.description, "Read your invoices", "{b}");
-        ok(store.delete_scope(&tenant(), &custom, &Actor::Cli).await, b);
-        assert!(
-            matches!(store.delete_scope(&tenant(), &custom, &Actor::Cli).await, Err(StoreError::NotFound(_))),
-            "{b}"
-        );
+
+        // A deletion not committed is no deletion.
+        let mut tx = ok(store.transaction().await, b);
+        assert_eq!(ok(tx.scope_is_built_in(&tenant(), &custom).await, b), Some(false), "{b}");
+        ok(tx.delete_scope(&tenant(), &custom, &Actor::Cli).await, b);
+        drop(tx);
+        assert!(ok(store.list_scopes(&tenant()).await, b).iter().any(|s| s.name == custom), "{b}: rolled back");
+        let mut tx = ok(store.transaction().await, b);
+        ok(tx.delete_scope(&tenant(), &custom, &Actor::Cli).await, b);
+        ok(tx.commit().await, b);
+        assert!(!ok(store.list_scopes(&tenant()).await, b).iter().any(|s| s.name == custom), "{b}: deleted");
+        let mut tx = ok(store.transaction().await, b);
+        let again = tx.delete_scope(&tenant(), &custom, &Actor::Cli).await;
+        assert!(matches!(again, Err(StoreError::NotFound(_))), "{b}: {again:?}");
     }
 }
 

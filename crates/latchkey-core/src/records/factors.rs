@@ -75,3 +75,10 @@ pub struct NewAccount {
     pub recovery_code_hashes: Vec<TokenHash>,
     pub invitation: Option<TokenHash>,
 }
+
+/// The ways a user can sign in now, as a rule about removing one sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInMethods {
+    pub password: bool,
+    pub passkeys: u32,
+}

@@ -5,29 +5,12 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use latchkey_core::crypto::{TokenHash, recovery_code};
-use latchkey_core::domain::SubjectId;
 use latchkey_core::records::Actor;
 use serde::Deserialize;
 
 use super::failure;
 use crate::edge::Tenant;
 use crate::state::AppState;
-use latchkey_core::domain::TenantId;
-
-/// Fresh codes and their hashes.
-pub fn generate(state: &AppState) -> (Vec<String>, Vec<TokenHash>) {
-    let codes = recovery_code::generate();
-    let hashes = codes.iter().map(|c| state.token_hasher.hash(recovery_code::PURPOSE, c)).collect();
-    (codes, hashes)
-}
-
-/// Uses up one of the user's codes; `false` if it is not an unused code of theirs.
-pub async fn use_code(state: &AppState, tenant: &TenantId, sub: &SubjectId, typed: &str) -> bool {
-    let Some(code) = recovery_code::normalize(typed) else { return false };
-    let hash = state.token_hasher.hash(recovery_code::PURPOSE, &code);
-    state.services.factors().use_recovery_code(tenant, sub, &hash, &Actor::User(sub.to_string())).await.unwrap_or(false)
-}
 
 /// The page that shows new codes once, with the same text as a download.
 pub fn show(state: &AppState, codes: &[String], next: &str, first_time: bool) -> Response {
@@ -65,14 +48,10 @@ pub async fn regenerate(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let (codes, hashes) = generate(&state);
-    if let Err(e) = state
-        .services
-        .factors()
-        .replace_recovery_codes(&tenant, &user.sub, &hashes, &Actor::User(session.sub.to_string()))
-        .await
-    {
-        return failure(e);
-    }
+    let actor = Actor::User(session.sub.to_string());
+    let codes = match state.services.factors().regenerate_recovery_codes(&tenant, &user.sub, &actor).await {
+        Ok(codes) => codes,
+        Err(e) => return failure(e),
+    };
     show(&state, &codes, &format!("{}/account/security", state.base()), false)
 }

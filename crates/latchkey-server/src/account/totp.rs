@@ -6,10 +6,9 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::crypto::TotpSecret;
-use latchkey_core::domain::SubjectId;
 use latchkey_core::records::Actor;
 use latchkey_service::ServiceError;
+use latchkey_service::factors::TotpConfirmation;
 use serde::Deserialize;
 
 use super::{back, failure, recent_session};
@@ -18,36 +17,6 @@ use crate::edge::Tenant;
 use crate::pages::PageError;
 use crate::state::AppState;
 use latchkey_core::domain::TenantId;
-
-fn aad(sub: &SubjectId) -> Vec<u8> {
-    format!("totp:{sub}").into_bytes()
-}
-
-fn seal(state: &AppState, sub: &SubjectId, secret: &TotpSecret) -> String {
-    hex::encode(state.master_key.seal(secret.as_bytes(), &aad(sub)))
-}
-
-fn open(state: &AppState, sub: &SubjectId, sealed: &str) -> Option<TotpSecret> {
-    let bytes = hex::decode(sealed).ok()?;
-    state.master_key.open(&bytes, &aad(sub)).ok().map(TotpSecret::from_bytes)
-}
-
-/// The step of a correct code for the user's confirmed authenticator app, used up here.
-pub async fn verify_code(state: &AppState, tenant: &TenantId, sub: &SubjectId, code: &str) -> bool {
-    let Ok(Some(factor)) = state.services.factors().totp(tenant, sub).await else { return false };
-    if !factor.confirmed {
-        return false;
-    }
-    let Some(secret) = open(state, sub, &factor.secret_sealed) else {
-        tracing::error!(%sub, "cannot open a TOTP secret (wrong master key?)");
-        return false;
-    };
-    let now = u64::try_from(state.clock.now().secs()).unwrap_or(0);
-    match secret.check(code, now) {
-        Some(step) => state.services.factors().use_totp_step(tenant, sub, step).await.unwrap_or(false),
-        None => false,
-    }
-}
 
 #[derive(Deserialize)]
 pub struct CsrfForm {
@@ -65,8 +34,7 @@ pub async fn start(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let secret = TotpSecret::generate();
-    match state.services.factors().start_totp(&tenant, &user.sub, &seal(&state, &user.sub, &secret)).await {
+    match state.services.factors().begin_totp(&tenant, &user.sub).await {
         Ok(()) => Redirect::to(&format!("{}/account/totp", state.base())).into_response(),
         Err(ServiceError::Conflict(m)) => PageError::new(StatusCode::CONFLICT, m.to_string()).into_response(),
         Err(e) => failure(e),
@@ -89,13 +57,10 @@ async fn render(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let factor = match state.services.factors().totp(tenant, &user.sub).await {
-        Ok(Some(f)) if !f.confirmed => f,
-        Ok(_) => return Redirect::to(&format!("{}/account/security", state.base())).into_response(),
+    let secret = match state.services.factors().pending_totp(tenant, &user.sub).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => return Redirect::to(&format!("{}/account/security", state.base())).into_response(),
         Err(e) => return failure(e),
-    };
-    let Some(secret) = open(state, &user.sub, &factor.secret_sealed) else {
-        return failure("cannot open the TOTP secret");
     };
     let issuer = state.config.passkeys.rp_name.clone();
     let account = super::known_as(state, &user);
@@ -136,25 +101,15 @@ pub async fn confirm(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let factor = match state.services.factors().totp(&tenant, &user.sub).await {
-        Ok(Some(f)) if !f.confirmed => f,
-        Ok(_) => return Redirect::to(&format!("{}/account/security", state.base())).into_response(),
-        Err(e) => return failure(e),
-    };
-    let Some(secret) = open(&state, &user.sub, &factor.secret_sealed) else {
-        return failure("cannot open the TOTP secret");
-    };
-    let now = u64::try_from(state.clock.now().secs()).unwrap_or(0);
-    let step = secret.check(form.code.as_deref().unwrap_or_default(), now);
-    let confirmed = match step {
-        Some(step) => {
-            state.services.factors().confirm_totp(&tenant, &user.sub, step, &Actor::User(session.sub.to_string())).await
-        }
-        None => Ok(false),
-    };
+    let code = form.code.as_deref().unwrap_or_default();
+    let actor = Actor::User(session.sub.to_string());
+    let confirmed = state.services.factors().confirm_totp_code(&tenant, &user.sub, code, &actor).await;
     match confirmed {
-        Ok(true) => back(&state, "totp_enabled"),
-        Ok(false) => {
+        Ok(TotpConfirmation::Confirmed) => back(&state, "totp_enabled"),
+        Ok(TotpConfirmation::NothingPending) => {
+            Redirect::to(&format!("{}/account/security", state.base())).into_response()
+        }
+        Ok(TotpConfirmation::WrongCode) => {
             render(
                 &state,
                 &tenant,

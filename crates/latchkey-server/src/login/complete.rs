@@ -110,7 +110,7 @@ pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, 
         }
     }
     let recovered = done.factors.as_slice() == [Factor::RecoveryCode];
-    let sign_in = sessions::SignIn {
+    let sign_in = sessions::SignedIn {
         sub: done.user.sub.clone(),
         amr: done.factors.amr(),
         acr: done.factors.level().acr().into(),

@@ -10,7 +10,6 @@ use serde::Deserialize;
 
 use super::complete::{self, ReturnTo};
 use super::{find_user, identifier_label};
-use crate::account::recovery_codes;
 use crate::attempt_limits::{self, Account, Admission, Guess};
 use crate::browser::csrf;
 use crate::edge::ClientIp;
@@ -93,7 +92,13 @@ pub async fn submit(
         }
     };
     let used = match user.as_ref().filter(|u| !u.locked) {
-        Some(u) => recovery_codes::use_code(&state, &tenant, &u.sub, form.code.as_deref().unwrap_or_default()).await,
+        Some(u) => {
+            state
+                .services
+                .factors()
+                .redeem_recovery_code(&tenant, &u.sub, form.code.as_deref().unwrap_or_default())
+                .await
+        }
         None => false,
     };
     let Some(user) = user.filter(|_| used) else {

@@ -10,7 +10,6 @@ use latchkey_core::domain::Factor;
 use serde::Deserialize;
 
 use super::complete::{self, Pending};
-use crate::account::{recovery_codes, totp};
 use crate::attempt_limits::{self, Account, Admission, Guess};
 use crate::browser::ceremony::{self, Purpose};
 use crate::browser::csrf;
@@ -121,8 +120,8 @@ pub async fn submit(
     };
     let code = form.code.unwrap_or_default();
     let right = match method {
-        Factor::Totp => totp::verify_code(&state, &tenant, &sub, &code).await,
-        _ => recovery_codes::use_code(&state, &tenant, &sub, &code).await,
+        Factor::Totp => state.services.factors().check_totp(&tenant, &sub, &code).await,
+        _ => state.services.factors().redeem_recovery_code(&tenant, &sub, &code).await,
     };
     let factor = right.then_some(method);
     let Some(factor) = factor else {

@@ -4,17 +4,15 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::crypto::random;
-use latchkey_core::domain::{ClientId, TenantId};
-use latchkey_core::records::{BrowserSession, Client, NewCode};
+use latchkey_core::domain::TenantId;
+use latchkey_core::records::{BrowserSession, Client};
 use url::Url;
 
-use super::grant::GrantData;
 use super::parked::{AuthorizationRequest, ResponseMode, forget_pending};
-use super::token::authorization_code::CODE_PURPOSE;
 use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
+use latchkey_service::grants::CodeRequest;
 
 /// Where errors and results go once client and redirect URI are trusted.
 pub struct Target {
@@ -48,39 +46,30 @@ pub async fn issue_code(
     if let Some(id) = &pending_id {
         forget_pending(state, tenant, id).await;
     }
-    let code = random::token_string::<32>();
-    let grant_id = random::token_string::<16>();
-    let data = GrantData {
-        sub: session.sub.to_string(),
-        scope: request.scope.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        code_challenge: request.code_challenge.clone(),
-        nonce: request.nonce.clone(),
-        auth_time: session.auth_time.secs(),
-        amr: session.amr.clone(),
-        acr: session.acr.clone(),
-        sid: session.sid.clone(),
-        requested_claims: request.claims.clone(),
-        legacy_claims: None,
-        audience: request.audience.clone(),
-    };
-    let new = match (serde_json::to_string(&data), ClientId::parse(&request.client_id)) {
-        (Ok(grant_data), Ok(client_id)) => NewCode {
-            code_hash: state.token_hasher.hash(CODE_PURPOSE, &code),
-            grant_id,
-            client_id,
-            grant_data,
-            expires_at: state.clock.now().plus(state.config.tokens.authorization_code_lifetime),
-            session: Some(sessions::signed_into(session, client)),
-        },
-        _ => {
-            return fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()));
+    let issued = state
+        .services
+        .grants()
+        .issue_code(
+            tenant,
+            session,
+            client,
+            CodeRequest {
+                scope: &request.scope,
+                redirect_uri: &request.redirect_uri,
+                code_challenge: request.code_challenge.as_deref(),
+                nonce: request.nonce.as_deref(),
+                requested_claims: request.claims.as_ref(),
+                audience: &request.audience,
+            },
+        )
+        .await;
+    let code = match issued {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store code");
+            return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
         }
     };
-    if let Err(e) = state.services.tokens().insert_code(tenant, &new).await {
-        tracing::error!(error = %e, "cannot store code");
-        return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
-    }
     let browser_state = sessions::browser_state(state, &session.sid);
     let session_state = sessions::session_state(&request.client_id, &request.redirect_uri, &browser_state);
     respond(state, &target_of(request), vec![("code".into(), code), ("session_state".into(), session_state)])

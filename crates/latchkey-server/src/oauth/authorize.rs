@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, ScopeName, TenantId, scope_of_claim};
+use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, TenantId, scope_of_claim};
 use latchkey_core::records::{BrowserSession, Client};
 use serde::Deserialize;
 
@@ -235,7 +235,9 @@ async fn parse(
         None => None,
         Some(hint) => {
             // Signature and issuer are verified; an expired hint is still a valid hint.
-            let verified = super::tokens::verify_jwt(state, hint, "JWT", true)
+            let verified = state
+                .services
+                .verify_jwt(hint, "JWT", true)
                 .map_err(|_| redirect("invalid_request", "id_token_hint is not an ID token issued here"))?;
             verified.get("sub").and_then(|v| v.as_str()).map(str::to_owned)
         }
@@ -244,9 +246,12 @@ async fn parse(
         .map_err(|d| redirect("access_denied", d))?;
     let audience = match p.get("resource") {
         None => state.default_audience(),
-        Some(resource) => {
-            resource_audience(state, tenant, resource, &scope).await.map_err(|d| redirect("invalid_target", &d))?
-        }
+        Some(resource) => state
+            .services
+            .resources()
+            .audience_for(tenant, resource, &scope)
+            .await
+            .map_err(|d| redirect("invalid_target", &d))?,
     };
     let request = AuthorizationRequest {
         client_id: client.client_id.to_string(),
@@ -270,28 +275,6 @@ async fn parse(
         minimum_level,
     };
     Ok((request, client))
-}
-
-/// RFC 8707: the `resource` must be a registered resource server, and every requested
-/// scope that is not an OpenID scope must be one it accepts. Returns the audience.
-pub async fn resource_audience(
-    state: &AppState,
-    tenant: &TenantId,
-    resource: &str,
-    scopes: &[String],
-) -> Result<String, String> {
-    let servers = state.services.resources().list(tenant).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot list resource servers");
-        "resource servers are unavailable".to_owned()
-    })?;
-    let server = servers
-        .iter()
-        .find(|s| s.identifier == resource)
-        .ok_or_else(|| format!("`{resource}` is not a registered resource"))?;
-    if let Some(s) = scopes.iter().find(|s| !ScopeName::BUILT_IN.contains(&s.as_str()) && !server.scopes.contains(s)) {
-        return Err(format!("`{resource}` does not accept the `{s}` scope"));
-    }
-    Ok(server.identifier.clone())
 }
 
 /// Whether a request is new (from this client IP) or already parked (under this id).

@@ -12,10 +12,9 @@ use serde_json::json;
 use super::OAuthError;
 use super::client_auth::authenticate;
 use super::params::Params;
-use super::token::refresh_token::REFRESH_PURPOSE;
-use super::tokens::live_access_token;
 use crate::edge::Tenant;
 use crate::state::AppState;
+use latchkey_service::tokens::REFRESH_PURPOSE;
 
 fn reply(value: serde_json::Value) -> Response {
     let mut response = axum::Json(value).into_response();
@@ -52,7 +51,7 @@ pub async fn introspect(
         return Err(OAuthError::invalid_client("public clients cannot introspect", false));
     }
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    if let Ok(c) = live_access_token(&state, token).await {
+    if let Ok(c) = state.services.live_access_token(token).await {
         if c.client_id != client.client_id.as_str() && !is_audience(&state, &tenant, &c.aud, &client.client_id).await? {
             return Ok(reply(json!({"active": false})));
         }
@@ -73,7 +72,7 @@ pub async fn introspect(
         let now = state.clock.now();
         let live = r.revoked_at.is_none() && r.rotated_at.is_none() && r.expires_at > now;
         if live && r.client_id == client.client_id {
-            let data = super::grant::GrantData::from_stored(&r.grant_data)
+            let data = latchkey_service::grants::GrantData::from_stored(&r.grant_data)
                 .map_err(|e| OAuthError::server_error("stored grant is damaged", e))?;
             let mut out = json!({
                 "active": true, "scope": data.scope.join(" "), "client_id": r.client_id, "sub": r.sub,

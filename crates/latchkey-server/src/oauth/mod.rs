@@ -5,13 +5,11 @@ pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod client_auth_limits;
-pub mod grant;
 pub mod introspect;
 pub mod params;
 pub mod parked;
 pub mod revoke;
 pub mod token;
-pub mod tokens;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -12,10 +12,9 @@ use latchkey_core::records::Actor;
 use super::OAuthError;
 use super::client_auth::authenticate;
 use super::params::Params;
-use super::token::refresh_token::REFRESH_PURPOSE;
-use super::tokens::verify_access_token;
 use crate::edge::Tenant;
 use crate::state::AppState;
+use latchkey_service::tokens::REFRESH_PURPOSE;
 
 pub async fn revoke(
     State(state): State<AppState>,
@@ -36,13 +35,13 @@ pub async fn revoke(
         Some(r) if r.client_id == client.client_id => {
             // RFC 7009 §2.1: revoking a refresh token should also invalidate the access
             // tokens of the same grant.
-            let until = now.plus(crate::oauth::tokens::access_token_lifetime(&state, &client));
+            let until = now.plus(state.services.tokens().access_token_lifetime(&client));
             state.services.tokens().revoke_grant(&tenant, &r.grant_id, until, now, &actor).await?;
             state.revocations.add_local("grant", &r.grant_id, until);
         }
         Some(_) => {} // another client's token is left alone
         None => {
-            if let Ok(claims) = verify_access_token(&state, token)
+            if let Ok(claims) = state.services.verify_access_token(token)
                 && claims.client_id == client.client_id.as_str()
             {
                 let until = UnixTime::from_secs(claims.exp);

@@ -15,7 +15,6 @@ use url::Url;
 use crate::browser::csrf;
 use crate::edge::Tenant;
 use crate::oauth::params::Params;
-use crate::oauth::tokens::verify_jwt;
 use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
@@ -53,8 +52,10 @@ async fn parse(state: &AppState, p: &Params) -> Result<Logout, String> {
     let mut hint_sub = None;
     let mut hint_aud = None;
     if let Some(hint) = p.get("id_token_hint") {
-        let claims =
-            verify_jwt(state, hint, "JWT", true).map_err(|_| "The id_token_hint was not issued here.".to_owned())?;
+        let claims = state
+            .services
+            .verify_jwt(hint, "JWT", true)
+            .map_err(|_| "The id_token_hint was not issued here.".to_owned())?;
         hint_sid = claims.get("sid").and_then(|v| v.as_str()).map(str::to_owned);
         hint_sub = claims.get("sub").and_then(|v| v.as_str()).map(str::to_owned);
         hint_aud = claims.get("aud").and_then(|v| v.as_str()).map(str::to_owned);

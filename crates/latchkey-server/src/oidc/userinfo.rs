@@ -8,10 +8,9 @@ use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::SubjectId;
 
 use crate::edge::authorization::AuthorizationError;
-use crate::oauth::claims::{all_claims, names_for_scopes, release};
 use crate::oauth::params::Params;
-use crate::oauth::tokens::live_access_token;
 use crate::state::AppState;
+use latchkey_service::grants::claims::{all_claims, names_for_scopes, release};
 
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response {
     let challenge = format!("Bearer realm=\"latchkey\", error=\"{error}\", error_description=\"{description}\"");
@@ -51,7 +50,7 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
         (Some(t), None) | (None, Some(t)) => t.trim().to_owned(),
         (None, None) => return no_token(),
     };
-    let claims = match live_access_token(&state, &token).await {
+    let claims = match state.services.live_access_token(&token).await {
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &format!("the access token is {e}")),
     };

@@ -10,13 +10,13 @@ pub mod backchannel;
 pub mod check;
 pub mod signed_out;
 
-use std::time::Duration;
-
 use axum::http::{HeaderMap, HeaderValue, header};
 use latchkey_core::crypto::random;
-use latchkey_core::domain::{ClientSessionPolicy, SubjectId, TenantId};
+use latchkey_core::domain::{ClientSessionPolicy, TenantId};
 use latchkey_core::records::{Actor, BrowserSession, SessionSelector, SessionsEnded};
 use latchkey_service::ServiceError;
+pub use latchkey_service::sessions::SignedIn;
+use latchkey_service::sessions::Started;
 
 use crate::browser::cookies;
 use crate::state::AppState;
@@ -25,92 +25,25 @@ pub const SESSION_COOKIE: &str = "latchkey-session";
 /// Script-readable and not secret: what the check-session iframe compares (OIDC Session
 /// Management 1.0 §3). It changes with every sign-in and is cleared at sign-out.
 pub const BROWSER_STATE_COOKIE: &str = "latchkey-browser-state";
-const SESSION_PURPOSE: &str = "browser_session";
 const BROWSER_STATE_PURPOSE: &str = "browser_state";
-/// `last_active_at` is written at most this often per session, not on every request.
-pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// The live session of this browser, if any: not expired, not idle, and its user still
 /// exists and is not locked.
 pub async fn current(state: &AppState, tenant: &TenantId, headers: &HeaderMap) -> Option<BrowserSession> {
-    let value = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE))?;
-    let hash = state.token_hasher.hash(SESSION_PURPOSE, value);
-    let now = state.clock.now();
-    let session =
-        match state.services.sessions().by_cookie(tenant, &hash, now, state.config.sessions.idle_timeout).await {
-            Ok(s) => s?,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read session");
-                return None;
-            }
-        };
-    match state.caches.user(&session.sub).await {
-        Ok(Some(user)) if !user.locked => {}
-        _ => return None,
-    }
-    if now.since(session.last_active_at) >= TOUCH_EVERY
-        && let Err(e) = state.services.sessions().touch(tenant, &session.sid, now).await
-    {
-        tracing::warn!(error = %e, "cannot record session activity");
-    }
-    Some(session)
+    let secret = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE))?;
+    state.services.sessions().live(tenant, secret).await
 }
 
-/// What a successful sign-in establishes.
-pub struct SignIn {
-    pub sub: SubjectId,
-    pub amr: Vec<String>,
-    pub acr: String,
-    pub remember: bool,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
-
-/// Establishes a sign-in in this browser and returns the session and the cookies to set.
-/// The cookie secret is new at every sign-in. The same user signing in again (a forced
-/// re-authentication, a step-up) keeps the session's `sid` and clients; anyone else's
-/// sign-in ends the session the browser had (its clients hear of it) and starts a new one.
+/// Establishes a sign-in in this browser (`Sessions::start` in the service) and returns the
+/// session and the cookies to set.
 pub async fn start(
     state: &AppState,
     tenant: &TenantId,
     headers: &HeaderMap,
-    sign_in: SignIn,
+    sign_in: SignedIn,
 ) -> Result<(BrowserSession, Vec<HeaderValue>), ServiceError> {
-    let actor = Actor::User(sign_in.sub.to_string());
-    let previous = current(state, tenant, headers).await;
-    let now = state.clock.now();
-    let config = &state.config.sessions;
-    let remember = sign_in.remember && !config.remember_me_lifetime.is_zero();
-    let lifetime = if remember { config.remember_me_lifetime } else { config.lifetime };
-    let secret = random::token_string::<32>();
-    let mut session = BrowserSession {
-        id_hash: state.token_hasher.hash(SESSION_PURPOSE, &secret),
-        sid: random::identifier::<16>(),
-        sub: sign_in.sub,
-        auth_time: now,
-        amr: sign_in.amr,
-        acr: sign_in.acr,
-        created_at: now,
-        expires_at: now.plus(lifetime),
-        last_active_at: now,
-        remember,
-        user_agent: sign_in.user_agent.map(|ua| ua.chars().take(256).collect()),
-        ip: if config.record_ip { sign_in.ip } else { None },
-    };
-    let reauthenticated = match previous.filter(|p| p.sub == session.sub) {
-        Some(p) => {
-            session.sid = p.sid.clone();
-            session.created_at = p.created_at;
-            state.services.sessions().reauthenticate(tenant, &p.id_hash, &session, &actor).await?
-        }
-        None => false,
-    };
-    if !reauthenticated {
-        session.sid = random::identifier::<16>();
-        session.created_at = now;
-        end_this_browser(state, tenant, headers, "replaced", &actor).await;
-        state.services.sessions().create(tenant, &session, &actor).await?;
-    }
+    let previous = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE));
+    let Started { session, secret, lifetime } = state.services.sessions().start(tenant, previous, sign_in).await?;
     let cookies = vec![
         cookies::set(state.https, SESSION_COOKIE, &secret, Some(lifetime.as_secs())),
         browser_state_cookie(state, Some(&browser_state(state, &session.sid)), lifetime.as_secs()),
@@ -140,28 +73,10 @@ pub async fn end_this_browser(
     actor: &Actor,
 ) -> (SessionsEnded, Vec<HeaderValue>) {
     let clear = vec![cookies::clear(state.https, SESSION_COOKIE), browser_state_cookie(state, None, 0)];
-    let Some(value) = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE)) else {
+    let Some(secret) = cookies::get(headers, &cookies::name(state.https, SESSION_COOKIE)) else {
         return (SessionsEnded::default(), clear);
     };
-    let which = SessionSelector::IdHash(state.token_hasher.hash(SESSION_PURPOSE, value));
-    match end(state, tenant, &which, reason, false, actor).await {
-        Ok(ended) => (ended, clear),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot end session");
-            (SessionsEnded::default(), clear)
-        }
-    }
-}
-
-/// What the store records with a code: that `session` signed into `client`.
-pub fn signed_into(
-    session: &BrowserSession,
-    client: &latchkey_core::records::Client,
-) -> latchkey_core::records::CodeSession {
-    latchkey_core::records::CodeSession {
-        sid: session.sid.clone(),
-        backchannel: client.session_policy.backchannel_logout_uri.is_some(),
-    }
+    (state.services.sessions().end_browser(tenant, secret, reason, actor).await, clear)
 }
 
 /// The browser state of a session: derived from its `sid` with a server key, so it changes

@@ -222,53 +222,6 @@ macro_rules! impl_factor_store {
                 Ok(())
             }
 
-            async fn remove_passkey(&self, tenant: &TenantId, sub: &SubjectId, credential_id: &str, actor: &Actor)
-                -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let (password, passkeys) = Self::sign_in_methods(&mut tx, tenant, sub).await?;
-                let done = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND sub = $2 AND credential_id = $3")
-                    .bind(tenant.as_str())
-                    .bind(sub.as_str())
-                    .bind(credential_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound("passkey".into()));
-                }
-                if !password && passkeys <= 1 {
-                    return Err(StoreError::Invalid(
-                        "this is your last way to sign in: add another passkey or a password first".into(),
-                    ));
-                }
-                audit!(self, tx, tenant, actor, "passkey.removed", sub.as_str(), serde_json::json!({"credential_id": credential_id}));
-                Self::user_changed(&mut tx, tenant, sub).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn remove_password(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let (password, passkeys) = Self::sign_in_methods(&mut tx, tenant, sub).await?;
-                if !password {
-                    return Err(StoreError::Invalid("there is no password to remove".into()));
-                }
-                if passkeys == 0 {
-                    return Err(StoreError::Invalid(
-                        "the password is your last way to sign in: add a passkey first".into(),
-                    ));
-                }
-                sqlx::query("UPDATE users SET password_hash = NULL, updated_at = $3 WHERE tenant_id = $1 AND sub = $2")
-                    .bind(tenant.as_str())
-                    .bind(sub.as_str())
-                    .bind(self.now())
-                    .execute(&mut *tx)
-                    .await?;
-                audit!(self, tx, tenant, actor, "user.password_removed", sub.as_str(), serde_json::json!({}));
-                Self::user_changed(&mut tx, tenant, sub).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
             async fn start_totp(&self, tenant: &TenantId, sub: &SubjectId, secret_sealed: &str) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let confirmed: Option<bool> =

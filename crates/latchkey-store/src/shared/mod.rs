@@ -62,6 +62,48 @@ macro_rules! impl_shared_store {
                 -> StoreResult<SessionsEnded> {
                 self.store.end_browser_sessions_in(&mut self.tx, tenant, which, how, actor).await
             }
+            async fn sign_in_methods(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<SignInMethods> {
+                <$store>::lock_principal_id(&mut self.tx, tenant, sub.as_str()).await?;
+                let (password, passkeys) = <$store>::sign_in_methods(&mut self.tx, tenant, sub).await?;
+                Ok(SignInMethods { password, passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX) })
+            }
+            async fn delete_passkey(&mut self, tenant: &TenantId, sub: &SubjectId, credential_id: &str, actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let done = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND sub = $2 AND credential_id = $3")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(credential_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("passkey".into()));
+                }
+                audit!(store, tx, tenant, actor, "passkey.removed", sub.as_str(), serde_json::json!({"credential_id": credential_id}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
+            }
+            async fn scope_is_built_in(&mut self, tenant: &TenantId, name: &ScopeName) -> StoreResult<Option<bool>> {
+                Ok(sqlx::query_scalar("SELECT built_in FROM scopes WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant.as_str())
+                    .bind(name.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await?)
+            }
+            async fn delete_scope(&mut self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let done = sqlx::query("DELETE FROM scopes WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant.as_str())
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("scope `{name}`")));
+                }
+                audit!(store, tx, tenant, actor, "scope.deleted", name.as_str(), serde_json::json!({}));
+                <$store>::notify(tx, &Change::Scopes { tenant: tenant.to_string() }).await?;
+                Ok(())
+            }
             async fn commit(self: Box<Self>) -> StoreResult<()> {
                 self.tx.commit().await?;
                 Ok(())
@@ -102,32 +144,6 @@ macro_rules! impl_shared_store {
                 .execute(&mut *tx)
                 .await?;
                 audit!(self, tx, tenant, actor, "scope.saved", name.as_str(), serde_json::json!({"description": description}));
-                Self::notify(&mut tx, &Change::Scopes { tenant: tenant.to_string() }).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn delete_scope(&self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let built_in: Option<bool> =
-                    sqlx::query_scalar("SELECT built_in FROM scopes WHERE tenant_id = $1 AND name = $2")
-                        .bind(tenant.as_str())
-                        .bind(name.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                match built_in {
-                    None => return Err(StoreError::NotFound(format!("scope `{name}`"))),
-                    Some(true) => {
-                        return Err(StoreError::Invalid(format!("`{name}` is a built-in scope and cannot be deleted")));
-                    }
-                    Some(false) => {}
-                }
-                sqlx::query("DELETE FROM scopes WHERE tenant_id = $1 AND name = $2")
-                    .bind(tenant.as_str())
-                    .bind(name.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                audit!(self, tx, tenant, actor, "scope.deleted", name.as_str(), serde_json::json!({}));
                 Self::notify(&mut tx, &Change::Scopes { tenant: tenant.to_string() }).await?;
                 tx.commit().await?;
                 Ok(())

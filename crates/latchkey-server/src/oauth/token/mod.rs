@@ -1,15 +1,13 @@
-//! The token endpoint (RFC 6749 §3.2): form POSTs only, client authenticated, one module
-//! per grant. Responses carry `Cache-Control: no-store` (RFC 6749 §5.1).
-
-pub mod authorization_code;
-mod client_credentials;
-pub mod refresh_token;
+//! The token endpoint (RFC 6749 §3.2): form POSTs only, client authenticated; what each
+//! grant issues is the services' (`latchkey_service::grants`). Responses carry
+//! `Cache-Control: no-store` (RFC 6749 §5.1).
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::domain::GrantType;
+use latchkey_core::domain::{GrantType, ScopeName};
+use latchkey_service::grants::{CodePresentation, GrantError, IssuedTokens};
 use serde::Serialize;
 
 use super::OAuthError;
@@ -56,27 +54,61 @@ pub async fn token(
     if !client.grant_types.contains(&grant) {
         return Err(OAuthError::new("unauthorized_client", format!("this client may not use the {grant} grant")));
     }
-    let response = match grant {
-        GrantType::AuthorizationCode => authorization_code::exchange(&state, &tenant, &client, &params).await,
-        GrantType::RefreshToken => refresh_token::exchange(&state, &tenant, &client, &params).await,
-        GrantType::ClientCredentials => client_credentials::exchange(&state, &tenant, &client, &params).await,
-    }?;
-    metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
-    Ok(response)
-}
-
-/// Scopes a refresh or client-credentials request asks for: a subset of `allowed`
-/// (narrowing is fine, widening is `invalid_scope`). Absent means all of `allowed`.
-pub(crate) fn narrowed_scope(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
-    let Some(raw) = requested else { return Ok(allowed.to_vec()) };
-    let mut out = Vec::new();
-    for s in raw.split(' ').filter(|s| !s.is_empty()) {
-        if !allowed.iter().any(|a| a == s) {
-            return Err(OAuthError::new("invalid_scope", format!("scope `{s}` was not granted")));
+    let grants = state.services.grants();
+    let issued = match grant {
+        GrantType::AuthorizationCode => {
+            let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+            let presented = CodePresentation {
+                code,
+                redirect_uri: params.get("redirect_uri"),
+                verifier: params.get("code_verifier"),
+            };
+            grants.exchange_code(&tenant, &client, presented).await
         }
-        if !out.iter().any(|o: &String| o == s) {
-            out.push(s.to_owned());
+        GrantType::RefreshToken => {
+            let presented =
+                params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+            let scope = requested_scope(params.get("scope"))?;
+            grants.refresh(&tenant, &client, presented, scope.as_deref()).await
+        }
+        GrantType::ClientCredentials => {
+            let scope = requested_scope(params.get("scope"))?;
+            grants.client_credentials(&tenant, &client, scope.as_deref(), params.get("resource")).await
         }
     }
-    Ok(out)
+    .map_err(grant_error)?;
+    metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant.as_str()).increment(1);
+    Ok(TokenResponse::from(issued))
+}
+
+impl From<IssuedTokens> for TokenResponse {
+    fn from(issued: IssuedTokens) -> Self {
+        Self {
+            access_token: issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: issued.scope,
+            refresh_token: issued.refresh_token,
+            id_token: issued.id_token,
+        }
+    }
+}
+
+/// The RFC 6749 §5.2 answer to a grant that issued nothing.
+fn grant_error(e: GrantError) -> OAuthError {
+    match e {
+        GrantError::InvalidGrant(description) => OAuthError::invalid_grant(description),
+        GrantError::InvalidScope(description) => OAuthError::new("invalid_scope", description),
+        GrantError::InvalidTarget(description) => OAuthError::new("invalid_target", description),
+        GrantError::Internal { context, detail } => OAuthError::server_error(context, detail),
+        GrantError::Service(e) => e.into(),
+    }
+}
+
+/// The `scope` parameter of a refresh or client-credentials request (RFC 6749 §3.3): scope
+/// tokens separated by spaces; absent means all the grant or client allows.
+fn requested_scope(raw: Option<&str>) -> Result<Option<Vec<ScopeName>>, OAuthError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let scopes = raw.split(' ').filter(|s| !s.is_empty()).map(ScopeName::parse).collect::<Result<Vec<_>, _>>();
+    scopes.map(Some).map_err(|e| OAuthError::new("invalid_scope", e.to_string()))
 }
