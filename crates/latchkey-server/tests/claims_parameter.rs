@@ -12,7 +12,7 @@ const CALLBACK: &str = "https://app.example.com/callback";
 
 /// A server with ada (name "Test User", email ada@example.com, given name "Test") and
 /// `webapp`, a third-party client that may have `openid profile email offline_access`.
-async fn start(db: std::sync::Arc<latchkey_store::testing::TestDatabase>, first_party: bool) -> (TestServer, String) {
+async fn start(db: std::sync::Arc<latchkey_service::testing::TestDatabase>, first_party: bool) -> (TestServer, String) {
     let server = TestServer::start(db, |_| {}).await;
     server.create_user("ada", PASSWORD).await;
     server.create_client(ClientSpec { first_party, ..ClientSpec::default() }).await;

@@ -309,7 +309,7 @@ async fn a_client_credentials_token_introspects_without_a_username_even_where_it
             })
             .await;
         // Old data: the store refuses this now, so the row is written past it.
-        latchkey_store::testing::insert_user_row_unchecked(&db, id.as_str(), "bob").await;
+        latchkey_service::testing::insert_user_row_unchecked(&db, id.as_str(), "bob").await;
         let shared = ok(server.state().services.clients().ids_shared_with_users(&TenantId::default_tenant()).await, b);
         assert_eq!(shared, std::slice::from_ref(&id), "{b}: the collision is found (and warned about at start-up)");
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use latchkey_core::domain::{ClientKind, GrantType, TenantId};
 use latchkey_core::records::{Actor, NewClient};
-use latchkey_store::testing::sample_client;
+use latchkey_service::testing::sample_client;
 use reqwest::StatusCode;
 use support::{TestServer, all_backends, eventually, ok, sqlite};
 

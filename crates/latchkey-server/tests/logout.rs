@@ -12,7 +12,7 @@ use latchkey_config::Purpose;
 use latchkey_core::domain::{ClientSessionPolicy, LogoutUri, SubjectId, TenantId};
 use latchkey_core::records::{Actor, SessionSelector};
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::testing::TestDatabase;
+use latchkey_service::testing::TestDatabase;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_SECURITY_POLICY;
 use support::browser::Browser;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use latchkey_core::domain::*;
 use latchkey_core::records::{Actor, ClientPatch, NewClient, NewUser};
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::testing::sample_client;
+use latchkey_service::testing::sample_client;
 use support::{TestServer, all_backends, eventually, ok};
 
 /// The stated bound (1 s for PostgreSQL notifications; the tests' SQLite poll is 100 ms)
@@ -70,12 +70,8 @@ async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
         let user = ok(a.server.state.services.users().create(&tenant(), user, &Actor::Cli).await, "user");
         let before = ok(node_b.server.state.caches.user(&user.sub).await, "load");
         assert_eq!(before.map(|u| u.locked), Some(false));
-        ok(
-            latchkey_service::testing::store_of(&a.server.state.services)
-                .set_user_locked(&tenant(), &user.sub, true, &Actor::Cli)
-                .await,
-            "lock",
-        );
+        let lock = latchkey_service::users::StateChange::Lock;
+        ok(a.server.state.services.users().change_state(&tenant(), &user.sub, lock, &Actor::Cli).await, "lock");
         eventually(BOUND, &format!("{b}: node b sees the lock"), || async {
             node_b.server.state.caches.user(&user.sub).await.ok().flatten().is_some_and(|u| u.locked)
         })
@@ -99,15 +95,15 @@ async fn the_scheduled_rotation_runs_once_across_nodes() {
         let a = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), tweak).await, "a");
         let node_b = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), tweak).await, "b");
         clock.advance(Duration::from_secs(7_200));
-        let store = latchkey_service::testing::store_of(&a.server.state.services);
+        let audit = a.server.state.services.audit();
         eventually(BOUND, &format!("{b}: the schedule rotated every algorithm"), || async {
-            let events = store.recent_audit_events(&tenant(), 100).await.unwrap_or_default();
+            let events = audit.recent(&tenant(), 100).await.unwrap_or_default();
             events.iter().filter(|e| e.action == "keys.rotated").count() >= 3
         })
         .await;
         // Give a second node every chance to rotate again, then count.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let events = ok(store.recent_audit_events(&tenant(), 100).await, "audit");
+        let events = ok(audit.recent(&tenant(), 100).await, "audit");
         let rotations = events.iter().filter(|e| e.action == "keys.rotated").count();
         assert_eq!(rotations, 3, "{b}: one rotation per algorithm, not one per node");
         a.stop().await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use latchkey_core::domain::TenantId;
 use latchkey_core::{Clock, UnixTime};
-use latchkey_store::cleanup::Expired;
-use latchkey_store::testing::clean;
+use latchkey_service::testing::Expired;
+use latchkey_service::testing::clean;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, SET_COOKIE, X_FRAME_OPTIONS};
 use support::browser::{Browser, hidden_field};
@@ -30,7 +30,7 @@ fn frozen() -> Clock {
     Clock::frozen(UnixTime::from_secs(1_800_000_000))
 }
 
-async fn start(db: std::sync::Arc<latchkey_store::testing::TestDatabase>, clock: Clock) -> TestServer {
+async fn start(db: std::sync::Arc<latchkey_service::testing::TestDatabase>, clock: Clock) -> TestServer {
     ok(
         TestServer::try_start(db, clock, |c| {
             c.sessions.idle_timeout = Duration::from_secs(1_800);

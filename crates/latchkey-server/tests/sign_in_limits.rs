@@ -10,7 +10,7 @@ use std::sync::Arc;
 use latchkey_core::Clock;
 use latchkey_core::crypto::SigningKeyPair;
 use latchkey_core::domain::{GrantType, SigningAlg, TokenEndpointAuthMethod};
-use latchkey_store::testing::TestDatabase;
+use latchkey_service::testing::TestDatabase;
 use reqwest::StatusCode;
 use support::authenticator::{Flags, SoftAuthenticator};
 use support::browser::{Browser, hidden_field};

@@ -174,7 +174,7 @@ async fn the_zero_config_key_file_is_created_once_and_never_regenerated_over_dat
 #[tokio::test]
 #[cfg_attr(not(postgres_tests), ignore = "PostgreSQL only: set LATCHKEY_TEST_POSTGRES_URL")]
 async fn postgresql_needs_a_configured_master_key() {
-    let db = latchkey_store::testing::TestDatabase::postgres_only().await;
+    let db = latchkey_service::testing::TestDatabase::postgres_only().await;
     let dir = ok(tempfile::tempdir(), "dir");
     let mut config = test_config(&db, dir.path());
     config.secrets.master_key = None;

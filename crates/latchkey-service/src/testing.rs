@@ -7,3 +7,6 @@ pub use latchkey_store::testing::*;
 pub fn store_of(services: &crate::Latchkey) -> std::sync::Arc<dyn latchkey_store::Store> {
     services.store.clone()
 }
+
+/// The kinds of expired rows the cleanup removes, for tests that run it ([`clean`]).
+pub use latchkey_store::cleanup::Expired;

@@ -52,8 +52,7 @@ async fn an_operator_resets_the_sign_in_factors_of_a_user_who_lost_them() {
     let ada =
         ws.run_stdin(&["user", "create", "--username", "ada", "--password-stdin", "--json"], "a long password 123\n");
     let sub = ada.success().json()["sub"].as_str().unwrap_or_default().to_owned();
-    let url = format!("sqlite:{}", ws.path("latchkey.db").display());
-    let store = latchkey_store::open(&url, 1, latchkey_core::Clock::system()).await.unwrap_or_else(|e| panic!("{e}"));
+    let services = ws.services().await;
     let tenant = latchkey_core::domain::TenantId::default_tenant();
     let sub = latchkey_core::domain::SubjectId::parse(&sub).unwrap_or_else(|e| panic!("{e}"));
     let passkey = latchkey_core::records::NewPasskey {
@@ -64,17 +63,18 @@ async fn an_operator_resets_the_sign_in_factors_of_a_user_who_lost_them() {
         backup_eligible: true,
         backup_state: true,
     };
-    store
+    let factors = services.factors();
+    factors
         .add_passkey(&tenant, &sub, passkey, &latchkey_core::records::Actor::Cli)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    store.start_totp(&tenant, &sub, "sealed").await.unwrap_or_else(|e| panic!("{e}"));
-    store.close().await;
+    factors.begin_totp(&tenant, &sub).await.unwrap_or_else(|e| panic!("{e}"));
+    services.system().close().await;
     let reset = ws.run(&["user", "reset-factors", "ada"]);
     reset.success().stdout_names(&["Removed 1 passkey(s)", "password"]);
-    let store = latchkey_store::open(&url, 1, latchkey_core::Clock::system()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(store.passkeys(&tenant, &sub).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
-    assert!(store.totp(&tenant, &sub).await.unwrap_or_else(|e| panic!("{e}")).is_none());
-    store.close().await;
+    let services = ws.services().await;
+    assert!(services.factors().passkeys(&tenant, &sub).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    assert!(services.factors().totp(&tenant, &sub).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    services.system().close().await;
     ws.run(&["user", "reset-factors", "nobody"]).expect_code(1).stderr_names(&["nobody"]);
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use latchkey_store::testing::TestDatabase;
+use latchkey_service::testing::TestDatabase;
 use support::{Server, Workspace, eventually, get_json, http, jwks_keys, key_in_state, try_get_json};
 
 /// Two different master keys (64 hex characters). They start with a letter, so the

@@ -7,7 +7,7 @@ use latchkey_core::Clock;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{ClientId, SubjectId, TenantId};
 use latchkey_core::records::{Actor, BrowserSession};
-use latchkey_store::Store;
+use latchkey_service::Latchkey;
 use serde_json::Value;
 use support::Workspace;
 
@@ -50,13 +50,8 @@ fn setup() -> (Workspace, String) {
     (ws, sub)
 }
 
-async fn store(ws: &Workspace) -> std::sync::Arc<dyn Store> {
-    let url = format!("sqlite:{}", ws.path("latchkey.db").display());
-    latchkey_store::open(&url, 1, Clock::system()).await.unwrap_or_else(|e| panic!("open store: {e}"))
-}
-
 /// A signed-in browser session of `sub` that signed into `notes`.
-async fn sign_in(store: &dyn Store, sub: &str, sid: &str) {
+async fn sign_in(services: &Latchkey, sub: &str, sid: &str) {
     let now = Clock::system().now();
     let session = BrowserSession {
         id_hash: TokenHash::from_stored(format!("hash-of-{sid}")),
@@ -73,8 +68,8 @@ async fn sign_in(store: &dyn Store, sub: &str, sid: &str) {
         ip: None,
     };
     let notes = ClientId::parse("notes").unwrap_or_else(|e| panic!("{e}"));
-    store.create_browser_session(&tenant(), &session, &Actor::Cli).await.unwrap_or_else(|e| panic!("{e}"));
-    store.record_session_client(&tenant(), sid, &notes, true, now).await.unwrap_or_else(|e| panic!("{e}"));
+    services.sessions().create(&tenant(), &session, &Actor::Cli).await.unwrap_or_else(|e| panic!("{e}"));
+    services.sessions().record_client(&tenant(), sid, &notes, true, now).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn sids(list: &Value) -> Vec<String> {
@@ -121,9 +116,9 @@ fn client_logout_settings_are_stored_shown_and_checked() {
 #[tokio::test]
 async fn sessions_are_listed_and_revoked_with_their_logouts_queued() {
     let (ws, sub) = setup();
-    let store = store(&ws).await;
-    sign_in(store.as_ref(), &sub, "sid-laptop-0000000001").await;
-    sign_in(store.as_ref(), &sub, "sid-phone-00000000002").await;
+    let services = ws.services().await;
+    sign_in(&services, &sub, "sid-laptop-0000000001").await;
+    sign_in(&services, &sub, "sid-phone-00000000002").await;
 
     let list = ws.run(&["session", "list", "--user", "ada", "--json"]).success().json();
     assert_eq!(sids(&list), ["sid-laptop-0000000001", "sid-phone-00000000002"], "{list:#}");
@@ -154,35 +149,33 @@ async fn sessions_are_listed_and_revoked_with_their_logouts_queued() {
     assert_eq!(sids(&list), Vec::<String>::new());
     let queued = ws.run(&["session", "deliveries", "--user", "ada", "--json"]).success().json();
     assert_eq!(queued.as_array().map(Vec::len), Some(2));
-    store.close().await;
+    services.system().close().await;
 }
 
 #[tokio::test]
 async fn a_password_reset_and_a_deletion_end_the_users_sessions() {
     let (ws, sub) = setup();
-    let store = store(&ws).await;
-    sign_in(store.as_ref(), &sub, "sid-before-reset-00001").await;
+    let services = ws.services().await;
+    sign_in(&services, &sub, "sid-before-reset-00001").await;
     let reset =
         ws.run_stdin(&["user", "set-password", "ada", "--password-stdin", "--json"], "a new long passphrase 42\n");
     assert_eq!(reset.success().json()["sessions_ended"], 1);
     let sub_id = SubjectId::parse(&sub).unwrap_or_else(|e| panic!("{e}"));
-    let live =
-        store.user_sessions(&tenant(), &sub_id, Clock::system().now(), std::time::Duration::from_secs(3_600)).await;
+    let live = services
+        .sessions()
+        .of_user(&tenant(), &sub_id, Clock::system().now(), std::time::Duration::from_secs(3_600))
+        .await;
     assert_eq!(live.map(|l| l.len()).ok(), Some(0));
 
-    sign_in(store.as_ref(), &sub, "sid-before-delete-0001").await;
+    sign_in(&services, &sub, "sid-before-delete-0001").await;
     let deleted = ws.run(&["user", "delete", "ada", "--json"]).success().json();
     assert_eq!(deleted["sessions_ended"], 1, "{deleted:#}");
-    let sid = store
-        .browser_session_by_sid(
-            &tenant(),
-            "sid-before-delete-0001",
-            Clock::system().now(),
-            std::time::Duration::from_secs(3_600),
-        )
+    let sid = services
+        .sessions()
+        .by_sid(&tenant(), "sid-before-delete-0001", Clock::system().now(), std::time::Duration::from_secs(3_600))
         .await;
     assert_eq!(sid.ok().flatten(), None);
-    store.close().await;
+    services.system().close().await;
 }
 
 #[test]

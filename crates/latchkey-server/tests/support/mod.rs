@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use latchkey_config::{AllowEntry, Config, Purpose, SecretRef};
 use latchkey_core::Clock;
 use latchkey_server::{Foundation, RunningServer, StartupError};
-use latchkey_store::testing::TestDatabase;
+use latchkey_service::testing::TestDatabase;
 
 /// Every node of one test database shares this master key.
 pub const MASTER_KEY: &str = "7ddae5519c751ebe83a87276bff1ea7c999545e7cf15ae0dd4e45aede8690bc3";

@@ -532,3 +532,21 @@ where
         tokio::time::sleep(POLL_EVERY).await;
     }
 }
+
+impl Workspace {
+    /// The services over this workspace's database, opened as a command run here opens
+    /// them (its default configuration: `latchkey.db` and `latchkey.master-key` here), for
+    /// a test to set up or inspect what no command does.
+    #[allow(dead_code)]
+    pub async fn services(&self) -> latchkey_service::Latchkey {
+        let mut config = latchkey_config::Config::load(None, &[], self.root())
+            .unwrap_or_else(|e| panic!("default configuration: {e}"));
+        config.passwords.memory_kib = 64;
+        config.passwords.iterations = 1;
+        let foundation = latchkey_service::Foundation::open(config, latchkey_core::Clock::system())
+            .await
+            .unwrap_or_else(|e| panic!("open the services: {e}"));
+        let config = foundation.config.clone();
+        latchkey_service::Latchkey::new(foundation, config)
+    }
+}
