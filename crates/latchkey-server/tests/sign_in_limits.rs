@@ -282,14 +282,23 @@ async fn parallel_bad_client_assertions_reach_the_check_no_more_than_the_limit()
 
 fn break_the_counters(db: &TestDatabase) {
     let path = db.url.trim_start_matches("sqlite:");
-    // The server may be writing at that moment (its start-up jobs): wait for the lock. The
-    // write lock is taken first (BEGIN IMMEDIATE): a statement that reads the schema and
-    // then upgrades to a write gets "database is locked" at once in WAL mode, without
-    // waiting, if another connection wrote in between.
+    // The server may be writing at that moment (its start-up jobs). The write lock is taken
+    // first (BEGIN IMMEDIATE, waiting up to 10 s for it), and a "database is locked" that
+    // SQLite still reports without waiting (WAL mode does so for a connection that meets
+    // another's write in some states) is tried again a while; any other failure fails.
     let sql = "BEGIN IMMEDIATE; DROP TABLE login_failures; COMMIT;";
-    let out = std::process::Command::new("sqlite3").args(["-cmd", ".timeout 10000", path, sql]).output();
-    let out = ok(out, "sqlite3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = std::process::Command::new("sqlite3").args(["-cmd", ".timeout 10000", path, sql]).output();
+        let out = ok(out, "sqlite3");
+        if out.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(last.contains("database is locked"), "{last}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the counters' table could not be dropped: {last}");
 }
 
 #[tokio::test]
