@@ -54,8 +54,13 @@ impl Factors<'_> {
         current_sid: &str,
         actor: &Actor,
     ) -> crate::ServiceResult<()> {
-        self.0.store().remove_totp(tenant, sub, actor).await?;
-        self.0.sessions().end_others(tenant, sub, current_sid, actor).await;
+        let sessions = self.0.sessions();
+        let how = sessions.ending("credentials_changed", false).await;
+        let mut tx = self.0.store().transaction().await?;
+        tx.remove_totp(tenant, sub, actor).await?;
+        let ended = sessions.end_in(tx.as_mut(), tenant, sub, Some(current_sid.to_owned()), &how, actor).await?;
+        tx.commit().await?;
+        sessions.ended(&ended, &how);
         Ok(())
     }
 
@@ -200,5 +205,39 @@ impl Factors<'_> {
         let Some(code) = recovery_code::normalize(typed) else { return false };
         let hash = self.0.token_hasher.hash(recovery_code::PURPOSE, &code);
         self.use_recovery_code(tenant, sub, &hash, &Actor::User(sub.to_string())).await.unwrap_or(false)
+    }
+}
+
+/// What a user has set up beyond a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondFactors {
+    pub passkeys: usize,
+    /// A confirmed authenticator app.
+    pub totp: bool,
+}
+
+impl SecondFactors {
+    pub fn any(self) -> bool {
+        self.passkeys > 0 || self.totp
+    }
+}
+
+impl Factors<'_> {
+    /// What the user has set up beyond a password (none, when it cannot be read).
+    pub async fn second_factors(&self, tenant: &TenantId, sub: &SubjectId) -> SecondFactors {
+        let passkeys = self.passkeys(tenant, sub).await.map(|p| p.len()).unwrap_or(0);
+        let totp = matches!(self.totp(tenant, sub).await, Ok(Some(t)) if t.confirmed);
+        SecondFactors { passkeys, totp }
+    }
+
+    /// Whether a sign-in proved by `factors` must still give a second factor: a user with a
+    /// password and a second factor (a passkey or an authenticator app) must use both.
+    pub async fn second_factor_needed(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        factors: &latchkey_core::domain::Factors,
+    ) -> bool {
+        factors.as_slice() == [latchkey_core::domain::Factor::Password] && self.second_factors(tenant, sub).await.any()
     }
 }

@@ -20,6 +20,7 @@ mod error;
 
 pub mod access_claims;
 pub mod audit;
+pub mod authorization;
 pub mod cache;
 pub mod client_keys;
 pub mod clients;
@@ -31,7 +32,9 @@ pub mod invitations;
 pub mod jobs;
 pub mod keys;
 pub mod outbound;
+pub mod passkey_sign_in;
 pub mod passkeys;
+pub mod password_sign_in;
 pub mod passwords;
 pub mod resources;
 pub mod revocations;
@@ -138,6 +141,9 @@ impl Latchkey {
     }
     pub fn consents(&self) -> consents::Consents<'_> {
         consents::Consents(self)
+    }
+    pub fn authorization(&self) -> authorization::Authorization<'_> {
+        authorization::Authorization(self)
     }
     pub fn audit(&self) -> audit::Audit<'_> {
         audit::Audit(self)

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::domain::{ClientId, ClientKind, GrantType, ScopeName, TenantId};
@@ -15,7 +13,7 @@ use latchkey_service::Latchkey;
 use latchkey_service::grants::{CodePresentation, CodeRequest, GrantError, IssuedTokens};
 use latchkey_service::testing::{TestDatabase, sample_client, sample_user};
 use latchkey_service::users::StateChange;
-use support::{ok, services};
+use support::{browser_session, ok, services};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const REDIRECT: &str = "https://app.example/cb";
@@ -42,21 +40,7 @@ async fn granting(s: &Latchkey) -> Granting {
     let client_id = ok(ClientId::parse("webapp"), "client id");
     let client = ok(s.caches.client(&client_id).await, "client").unwrap_or_else(|| panic!("the client exists"));
     let sub = ok(s.users().create(&tenant(), sample_user("ada"), &Actor::Cli).await, "user").sub;
-    let now = s.clock.now();
-    let session = BrowserSession {
-        id_hash: s.token_hasher.hash("session", "cookie"),
-        sid: "sid-1".into(),
-        sub,
-        auth_time: now,
-        amr: vec!["hwk".into()],
-        acr: "phr".into(),
-        created_at: now,
-        expires_at: now.plus(Duration::from_secs(3_600)),
-        last_active_at: now,
-        remember: false,
-        user_agent: None,
-        ip: None,
-    };
+    let session = browser_session(s, &sub, ("cookie", "sid-1"), "phr", 0);
     ok(s.sessions().create(&tenant(), &session, &Actor::User(session.sub.to_string())).await, "session");
     Granting { client: Client::clone(&client), session }
 }

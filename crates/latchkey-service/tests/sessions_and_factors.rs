@@ -70,7 +70,7 @@ async fn a_sign_in_renews_this_browsers_session_for_the_same_user_and_replaces_i
 }
 
 #[tokio::test]
-async fn an_authenticator_app_counts_once_confirmed_and_each_code_works_once() {
+async fn an_authenticator_app_counts_once_confirmed_each_code_works_once_and_removing_it_ends_other_sessions() {
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
@@ -97,6 +97,16 @@ async fn an_authenticator_app_counts_once_confirmed_and_each_code_works_once() {
 
         // The confirming code's time step is used up: the same code does not sign in.
         assert!(!factors.check_totp(&tenant(), &ada, &code).await, "{b}: the confirming code is spent");
+
+        // Removing it ends the user's other sessions, not this one.
+        let here = ok(s.sessions().start(&tenant(), None, signed_in(&ada)).await, "here");
+        let elsewhere = ok(s.sessions().start(&tenant(), None, signed_in(&ada)).await, "elsewhere");
+        ok(factors.remove_totp(&tenant(), &ada, &here.session.sid, &actor).await, "remove");
+        assert!(s.sessions().live(&tenant(), &here.secret).await.is_some(), "{b}: this session stays");
+        assert!(s.sessions().live(&tenant(), &elsewhere.secret).await.is_none(), "{b}: the other one ended");
+        assert!(matches!(factors.totp(&tenant(), &ada).await, Ok(None)), "{b}: removed");
+        let again = factors.remove_totp(&tenant(), &ada, &here.session.sid, &actor).await;
+        assert!(matches!(again, Err(ServiceError::NotFound(_))), "{b}: {again:?}");
         s.system().close().await;
     }
 }

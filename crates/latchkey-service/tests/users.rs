@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{ClientId, ClientKind, NewPassword, SubjectId, TenantId};
-use latchkey_core::records::{Actor, BrowserSession, NewRefreshToken, SessionEnd, SessionSelector};
+use latchkey_core::records::{Actor, NewRefreshToken, SessionEnd, SessionSelector};
 use latchkey_service::testing::{TestDatabase, sample_client, sample_user, store_of};
 use latchkey_service::users::{PasswordChange, StateChange};
 use latchkey_service::{Latchkey, ServiceError};
-use support::{ok, services};
+use support::{browser_session, ok, services};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -35,20 +35,7 @@ async fn ada(s: &Latchkey) -> Ada {
     let mut refresh = Vec::new();
     for (i, (sid, ends)) in [(Some("s1"), true), (Some("s2"), true), (Some("s1"), false)].into_iter().enumerate() {
         if ends {
-            let session = BrowserSession {
-                id_hash: s.token_hasher.hash("session", &format!("cookie-{i}")),
-                sid: sid.unwrap_or_default().to_owned(),
-                sub: sub.clone(),
-                auth_time: now,
-                amr: vec!["pwd".into()],
-                acr: "1".into(),
-                created_at: now,
-                expires_at: now.plus(Duration::from_secs(3_600)),
-                last_active_at: now,
-                remember: false,
-                user_agent: None,
-                ip: None,
-            };
+            let session = browser_session(s, &sub, (&format!("cookie-{i}"), sid.unwrap_or_default()), "1", 0);
             ok(s.sessions().create(&tenant(), &session, &Actor::User(sub.to_string())).await, "session");
             let sid = sid.unwrap_or_default();
             ok(s.sessions().record_client(&tenant(), sid, &client, true, now).await, "session client");

@@ -411,7 +411,6 @@ pub trait FactorStore {
     async fn confirm_totp(&self, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> StoreResult<bool>;
     /// Uses a step of a confirmed factor; `false` if it (or a later one) was used already.
     async fn use_totp_step(&self, tenant: &TenantId, sub: &SubjectId, step: u64) -> StoreResult<bool>;
-    async fn remove_totp(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
     /// Replaces every recovery code of the user (the old ones stop working).
     async fn replace_recovery_codes(
         &self,
@@ -555,6 +554,8 @@ pub trait StoreTx: Send {
         credential_id: &str,
         actor: &Actor,
     ) -> StoreResult<()>;
+    /// Removes the user's authenticator app (`NotFound` if they have none).
+    async fn remove_totp(&mut self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
     /// Whether the scope is built in; `None` if the tenant has no such scope.
     async fn scope_is_built_in(&mut self, tenant: &TenantId, name: &ScopeName) -> StoreResult<Option<bool>>;
     /// Deletes a scope (`NotFound` if there is none by that name).

@@ -222,9 +222,12 @@ async fn totp_is_confirmed_once_and_each_step_works_once() {
         assert!(ok(store.use_totp_step(&tenant(), &ada, 11).await, b), "{b}");
         assert!(!ok(store.use_totp_step(&tenant(), &ada, 11).await, b), "{b}: replay");
         assert!(!ok(store.use_totp_step(&tenant(), &ada, 9).await, b), "{b}: older step");
-        ok(store.remove_totp(&tenant(), &ada, &Actor::Cli).await, b);
+        let mut tx = ok(store.transaction().await, b);
+        ok(tx.remove_totp(&tenant(), &ada, &Actor::Cli).await, b);
+        ok(tx.commit().await, b);
         assert!(ok(store.totp(&tenant(), &ada).await, b).is_none(), "{b}");
-        assert!(matches!(store.remove_totp(&tenant(), &ada, &Actor::Cli).await, Err(StoreError::NotFound(_))), "{b}");
+        let mut tx = ok(store.transaction().await, b);
+        assert!(matches!(tx.remove_totp(&tenant(), &ada, &Actor::Cli).await, Err(StoreError::NotFound(_))), "{b}");
     }
 }
 

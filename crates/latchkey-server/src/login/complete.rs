@@ -66,13 +66,6 @@ impl Pending {
     }
 }
 
-/// What the user has set up as a second factor: (passkeys, a confirmed authenticator app).
-pub async fn second_factors(state: &AppState, tenant: &TenantId, sub: &SubjectId) -> (usize, bool) {
-    let passkeys = state.services.factors().passkeys(tenant, sub).await.map(|p| p.len()).unwrap_or(0);
-    let totp = matches!(state.services.factors().totp(tenant, sub).await, Ok(Some(t)) if t.confirmed);
-    (passkeys, totp)
-}
-
 pub struct SignedIn<'a> {
     pub user: &'a User,
     pub factors: Factors,
@@ -83,31 +76,27 @@ pub struct SignedIn<'a> {
 }
 
 pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, done: SignedIn<'_>) -> Response {
-    let password_only = done.factors.as_slice() == [Factor::Password];
-    if password_only {
-        let (passkeys, totp) = second_factors(state, tenant, &done.user.sub).await;
-        if passkeys > 0 || totp {
-            let pending = Pending {
-                sub: done.user.sub.to_string(),
-                factors: done.factors,
-                remember: done.remember,
-                req: done.req,
-                return_to: done.return_to,
-            };
-            return match ceremony::put(state, tenant, headers, Purpose::SecondFactor, &pending).await {
-                Ok(cookie) => {
-                    let mut response = Redirect::to(&format!("{}/login/second-factor", state.base())).into_response();
-                    if let Some(c) = cookie {
-                        response.headers_mut().append(header::SET_COOKIE, c);
-                    }
-                    response
+    if state.services.factors().second_factor_needed(tenant, &done.user.sub, &done.factors).await {
+        let pending = Pending {
+            sub: done.user.sub.to_string(),
+            factors: done.factors,
+            remember: done.remember,
+            req: done.req,
+            return_to: done.return_to,
+        };
+        return match ceremony::put(state, tenant, headers, Purpose::SecondFactor, &pending).await {
+            Ok(cookie) => {
+                let mut response = Redirect::to(&format!("{}/login/second-factor", state.base())).into_response();
+                if let Some(c) = cookie {
+                    response.headers_mut().append(header::SET_COOKIE, c);
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot keep the pending sign-in");
-                    PageError::internal().into_response()
-                }
-            };
-        }
+                response
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot keep the pending sign-in");
+                PageError::internal().into_response()
+            }
+        };
     }
     let recovered = done.factors.as_slice() == [Factor::RecoveryCode];
     let sign_in = sessions::SignedIn {

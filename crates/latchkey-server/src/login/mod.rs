@@ -19,12 +19,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::response::Response;
-use latchkey_core::crypto::PasswordHash;
-use latchkey_core::domain::{Email, Factor, Factors, TenantId, TypedPassword, Username};
-use latchkey_core::records::User;
+use latchkey_core::domain::{Factor, Factors, TenantId, TypedPassword};
 use serde::Deserialize;
 
-use crate::attempt_limits::{self, Account, Admission, Guess};
+use crate::attempt_limits;
 use crate::browser::csrf;
 use crate::edge::ClientIp;
 use crate::edge::Tenant;
@@ -35,6 +33,7 @@ use crate::state::AppState;
 pub use complete::ReturnTo;
 pub use consent::{consent_page, consent_submit};
 use latchkey_config::{Identifier, RegistrationMode};
+use latchkey_service::password_sign_in::PasswordRefusal as Refusal;
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -175,24 +174,6 @@ pub struct LoginForm {
 /// The account a typed identifier names (username or email address, as configured). An
 /// email address names an account only when verified: whoever signed up first with someone
 /// else's address gains nothing by it.
-pub(crate) async fn find_user(state: &AppState, tenant: &TenantId, typed: &str) -> Option<User> {
-    let typed = typed.trim();
-    if typed.contains('@')
-        && let Ok(email) = Email::parse(typed)
-        && let Ok(Some(u)) = state.services.users().by_email(tenant, &email).await
-        && u.email_verified
-    {
-        return Some(u);
-    }
-    if state.config.registration.identifier == Identifier::Email {
-        return None;
-    }
-    match Username::parse(typed) {
-        Ok(u) => state.services.users().by_username(tenant, &u).await.ok().flatten(),
-        Err(_) => None,
-    }
-}
-
 pub async fn login_submit(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -233,8 +214,8 @@ pub async fn login_submit(
         Ok(p) => p,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &latchkey_service::passwords::explain(e)),
     };
-    let (user, stored) = match check_password(&state, &tenant, &typed, &password, ip).await {
-        Ok(found) => found,
+    let user = match state.services.sign_in().with_password(&tenant, &typed, password, ip).await {
+        Ok(user) => user,
         Err(Refusal::Wrong) => return refuse(StatusCode::UNAUTHORIZED, "The username or password is wrong."),
         Err(Refusal::Throttled) => {
             let message = "Too many failed attempts. Please wait a few minutes and try again.";
@@ -244,7 +225,6 @@ pub async fn login_submit(
         }
         Err(Refusal::Unavailable) => return refuse(StatusCode::SERVICE_UNAVAILABLE, attempt_limits::UNAVAILABLE),
     };
-    upgrade_hash(&state, &tenant, &user, &stored, password).await;
     let done = complete::SignedIn {
         user: &user,
         factors: Factors::new(Factor::Password),
@@ -254,82 +234,6 @@ pub async fn login_submit(
         ip,
     };
     complete::complete(&state, &tenant, &headers, done).await
-}
-
-/// Why a password sign-in is refused.
-enum Refusal {
-    /// No such account, no password, a wrong one, or a locked account: one answer for all.
-    Wrong,
-    /// The account's or the address's limit is reached.
-    Throttled,
-    /// The attempt counters cannot be reached.
-    Unavailable,
-}
-
-/// Checks a typed name and password within the attempt limits: the attempt is reserved
-/// before the hash is verified. Returns the user and their stored hash when right.
-async fn check_password(
-    state: &AppState,
-    tenant: &TenantId,
-    typed: &str,
-    password: &TypedPassword,
-    ip: std::net::IpAddr,
-) -> Result<(User, PasswordHash), Refusal> {
-    let user = find_user(state, tenant, typed).await;
-    let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
-    let attempt = match state.services.sign_in().reserve(tenant, Guess::Password, account, ip).await {
-        Admission::Allowed(attempt) => attempt,
-        Admission::Refused => {
-            metrics::counter!("latchkey_logins_total", "outcome" => "throttled").increment(1);
-            return Err(Refusal::Throttled);
-        }
-        Admission::Unavailable => return Err(Refusal::Unavailable),
-    };
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone()).map(PasswordHash::from_stored);
-    let matches = state.passwords.verify_or_pretend(password.clone().into_string(), stored.clone()).await;
-    match (user, stored) {
-        (Some(u), Some(stored)) if matches.unwrap_or(false) && !u.locked => {
-            state.services.sign_in().succeeded(tenant, attempt).await;
-            Ok((u, stored))
-        }
-        _ => {
-            attempt.failed();
-            metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
-            Err(Refusal::Wrong)
-        }
-    }
-}
-
-/// After a right password: a hash made with other parameters than today's (weaker ones
-/// from an older configuration, or another system's) is replaced by one at today's, in
-/// this request, the only time the password is at hand. A failure here is logged and the
-/// sign-in goes on: the old hash still works.
-async fn upgrade_hash(
-    state: &AppState,
-    tenant: &TenantId,
-    user: &User,
-    stored: &PasswordHash,
-    password: TypedPassword,
-) {
-    if !state.passwords.policy().needs_rehash(stored) {
-        return;
-    }
-    let upgraded = match state.passwords.hash(password.into_string()).await {
-        Ok(new) => state.services.users().upgrade_password_hash(tenant, &user.sub, stored.as_str(), new.as_str()).await,
-        Err(e) => {
-            tracing::warn!(error = %e, sub = %user.sub, "cannot rehash a password at today's parameters");
-            return;
-        }
-    };
-    match upgraded {
-        Ok(true) => {
-            tracing::info!(sub = %user.sub, "password rehashed at today's parameters");
-            metrics::counter!("latchkey_password_rehashes_total").increment(1);
-        }
-        // The password was changed meanwhile: the new one stands.
-        Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, sub = %user.sub, "cannot store a rehashed password"),
-    }
 }
 
 pub async fn signed_in(State(state): State<AppState>, Tenant(tenant): Tenant, headers: HeaderMap) -> Response {

@@ -10,8 +10,7 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use latchkey_core::domain::{Factor, Factors, TenantId};
-use latchkey_core::records::PasskeyUse;
+use latchkey_core::domain::Factors;
 use latchkey_service::passkeys::DiscoverableAuthentication;
 use serde::Deserialize;
 
@@ -22,7 +21,6 @@ use crate::login::complete::{self, Pending, ReturnTo};
 use crate::login::{LoginView, render_login};
 use crate::oauth::parked::load_pending;
 use crate::state::AppState;
-use latchkey_service::passkeys::{PasskeyError, Passkeys};
 
 #[derive(Deserialize)]
 pub struct OptionsForm {
@@ -137,7 +135,8 @@ pub async fn finish(
     let Some(response) = form.credential.as_deref().filter(|c| !c.is_empty()) else {
         return failed(StatusCode::BAD_REQUEST, "No passkey was given. Please try again.");
     };
-    let (user, factor) = match verify(&state, &tenant, response, challenge).await {
+    let verified = state.services.factors().sign_in_with_passkey(&state.passkeys, &tenant, response, challenge).await;
+    let (user, factor) = match verified {
         Ok(found) => found,
         Err(e) => {
             metrics::counter!("latchkey_logins_total", "outcome" => "failed").increment(1);
@@ -152,74 +151,4 @@ pub async fn finish(
     };
     let done = complete::SignedIn { user: &user, factors, remember, req, return_to, ip };
     complete::complete(&state, &tenant, &headers, done).await
-}
-
-/// Checks the browser's answer and records the use. Returns the user and the factor.
-async fn verify(
-    state: &AppState,
-    tenant: &TenantId,
-    response: &str,
-    challenge: DiscoverableAuthentication,
-) -> Result<(latchkey_core::records::User, Factor), PasskeyError> {
-    let (credential, id, handle) = Passkeys::identify(response)?;
-    let stored = state
-        .services
-        .factors()
-        .passkey(tenant, &id)
-        .await
-        .map_err(|e| PasskeyError::Stored(e.to_string()))?
-        .ok_or_else(|| PasskeyError::Rejected("unknown credential".into()))?;
-    let user = state
-        .services
-        .users()
-        .by_sub(tenant, &stored.sub)
-        .await
-        .map_err(|e| PasskeyError::Stored(e.to_string()))?
-        .filter(|u| !u.locked)
-        .ok_or_else(|| PasskeyError::Rejected("no such user, or locked".into()))?;
-    if let Some(handle) = handle {
-        // The user handle the authenticator holds must be this user's.
-        let given = latchkey_service::passkeys::Uuid::from_slice(&handle).map(|u| u.to_string()).unwrap_or_default();
-        let owner = state.services.users().by_webauthn_id(tenant, &given).await.ok().flatten().map(|u| u.sub);
-        if owner.as_ref() != Some(&user.sub) {
-            return Err(PasskeyError::Rejected("user handle does not match the credential".into()));
-        }
-    }
-    let (updated, result) = match state.passkeys.finish_sign_in(&credential, challenge, &stored) {
-        Err(PasskeyError::PossibleClone) => {
-            possible_clone(&stored).await;
-            return Err(PasskeyError::PossibleClone);
-        }
-        other => other?,
-    };
-    let counter = result.counter();
-    let recorded = state
-        .services
-        .factors()
-        .record_passkey_use(
-            tenant,
-            PasskeyUse {
-                credential_id: id,
-                credential: updated,
-                sign_count: counter,
-                backup_state: result.backup_state(),
-                at: state.clock.now(),
-            },
-        )
-        .await
-        .map_err(|e| PasskeyError::Stored(e.to_string()))?;
-    if !recorded {
-        possible_clone(&stored).await;
-        return Err(PasskeyError::PossibleClone);
-    }
-    Ok((user, Factor::Passkey { synced: result.backup_eligible(), user_verified: result.user_verified() }))
-}
-
-/// A signature counter that did not grow: two authenticators may hold this key.
-async fn possible_clone(stored: &latchkey_core::records::StoredPasskey) {
-    tracing::warn!(
-        sub = %stored.sub, credential_id = %stored.credential_id, stored_count = stored.sign_count,
-        "passkey sign-in refused: the signature counter did not grow (possible cloned authenticator)"
-    );
-    metrics::counter!("latchkey_passkey_counter_regressions_total").increment(1);
 }

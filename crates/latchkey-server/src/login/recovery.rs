@@ -9,7 +9,7 @@ use latchkey_core::domain::{Factor, Factors};
 use serde::Deserialize;
 
 use super::complete::{self, ReturnTo};
-use super::{find_user, identifier_label};
+use super::identifier_label;
 use crate::attempt_limits::{self, Account, Admission, Guess};
 use crate::browser::csrf;
 use crate::edge::ClientIp;
@@ -75,7 +75,7 @@ pub async fn submit(
     let typed = form.username.as_deref().unwrap_or_default();
     let login = typed.trim().to_lowercase();
     let req = form.req.as_deref();
-    let user = find_user(&state, &tenant, typed).await;
+    let user = state.services.sign_in().account_named(&tenant, typed).await;
     let account = user.as_ref().map_or(Account::Unknown(typed), |u| Account::Known(&u.sub));
     let attempt = match state.services.sign_in().reserve(&tenant, Guess::RecoveryCode, account, ip).await {
         Admission::Allowed(attempt) => attempt,

@@ -41,14 +41,14 @@ async fn keep_and_render(
         return PageError::internal().into_response();
     }
     let Some(sub) = pending.subject() else { return expired() };
-    let (passkeys, has_totp) = complete::second_factors(state, tenant, &sub).await;
+    let has = state.services.factors().second_factors(tenant, &sub).await;
     let (csrf, set_cookie) = csrf::token(state, headers);
     let mut response = state.templates.render(
         status,
         "second_factor.html",
         minijinja::context! {
             title => "Second step", base => state.base(), csrf, error,
-            passkeys => passkeys > 0 && state.passkeys.available(), totp => has_totp,
+            passkeys => has.passkeys > 0 && state.passkeys.available(), totp => has.totp,
         },
     );
     if let Some(c) = set_cookie {

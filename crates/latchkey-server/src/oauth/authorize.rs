@@ -10,54 +10,29 @@ use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, TenantId, scope_of_claim};
-use latchkey_core::records::{BrowserSession, Client};
+use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, TenantId};
+use latchkey_core::records::Client;
 use serde::Deserialize;
 
 use super::authorization_response::{Failure, Target, clone_target, fail, issue_code, target_of};
 use super::params::{AUTHORIZATION_PARAMETER_LIMITS, Params};
-use super::parked::{AuthorizationRequest, ResponseMode, load_pending, park, session_level};
+use super::parked::{AuthorizationRequest, ResponseMode, load_pending, park};
 use crate::edge::ClientIp;
 use crate::edge::Tenant;
 use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
 use latchkey_core::domain::AuthLevel;
-use latchkey_service::consents::Asked;
+use latchkey_service::authorization::{Authorization, NextStep, Refusal};
 
-/// The levels a request asks for and insists on (see [`AuthorizationRequest`]).
-fn requested_levels(
-    state: &AppState,
-    client: &Client,
-    acr_values: Option<&str>,
-    claims: Option<&ClaimsRequest>,
-) -> Result<(Option<AuthLevel>, Option<AuthLevel>), &'static str> {
-    let login = &state.config.login;
-    let global = if login.require_passkey {
-        Some(AuthLevel::PhishingResistant)
-    } else if login.require_mfa {
-        Some(AuthLevel::MultiFactor)
-    } else {
-        None
+/// The `error` and `error_description` of a refused request.
+fn refused(target: &Target, refusal: Refusal) -> Failure {
+    let (error, description) = match refusal {
+        Refusal::InvalidRequest(d) => ("invalid_request", d),
+        Refusal::InvalidScope(d) => ("invalid_scope", d),
+        Refusal::AccessDenied(d) => ("access_denied", d.to_owned()),
     };
-    let policy = global.max(client.session_policy.required_level());
-    let mut voluntary = acr_values.and_then(|v| AuthLevel::weakest_of(v.split(' ').filter(|s| !s.is_empty())));
-    let mut essential = None;
-    if let Some(acr) = claims.and_then(ClaimsRequest::acr) {
-        let values: Vec<&str> = acr.string_values().collect();
-        let level = AuthLevel::weakest_of(values.iter().copied());
-        // OIDC Core §5.5.1.1: an essential acr that cannot be met fails the request.
-        if acr.essential {
-            if !values.is_empty() && level.is_none() {
-                return Err("the requested authentication level cannot be met");
-            }
-            essential = level;
-        } else {
-            voluntary = voluntary.max(level);
-        }
-    }
-    let minimum = policy.max(essential);
-    Ok((minimum.max(voluntary), minimum))
+    Failure::Redirect(clone_target(target), error, description)
 }
 
 pub async fn authorize_get(
@@ -171,37 +146,14 @@ async fn parse(
     if !client.grant_types.contains(&GrantType::AuthorizationCode) {
         return Err(redirect("unauthorized_client", "this client may not use the authorization code grant"));
     }
-    let known = state.caches.scopes().await.map_err(|e| {
+    let scope = state.services.authorization().scope(&client, p.get("scope").unwrap_or("")).await.map_err(|e| {
         tracing::error!(error = %e, "cannot list scopes");
         Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into())
     })?;
-    let mut scope = Vec::new();
-    for s in p.get("scope").unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
-        // OIDC Core §3.1.2.1: scope values the server does not understand are ignored.
-        if !known.iter().any(|k| k.name.as_str() == s) {
-            continue;
-        }
-        if !client.allowed_scopes.iter().any(|a| a.as_str() == s) {
-            return Err(redirect("invalid_scope", &format!("this client may not request the `{s}` scope")));
-        }
-        if !scope.iter().any(|x: &String| x == s) {
-            scope.push(s.to_owned());
-        }
-    }
-    // PKCE with S256 is required of every client (OAuth 2.1 §4.1.1; RFC 9700 §2.1.1).
-    let code_challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
-        (Some(c), Some("S256")) => {
-            if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(redirect("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"));
-            }
-            c.to_owned()
-        }
-        (Some(_), Some(_)) => return Err(redirect("invalid_request", "code_challenge_method must be S256")),
-        (Some(_), None) => return Err(redirect("invalid_request", "code_challenge_method is missing (use S256)")),
-        // Only a confidential client registered with allow_insecure_no_pkce may omit PKCE.
-        (None, _) if client.kind == ClientKind::Confidential && client.allow_insecure_no_pkce => String::new(),
-        (None, _) => return Err(redirect("invalid_request", "PKCE is required: send code_challenge with method S256")),
-    };
+    let scope = scope.map_err(|r| refused(&target, r))?;
+    let code_challenge =
+        Authorization::code_challenge(&client, p.get("code_challenge"), p.get("code_challenge_method"))
+            .map_err(|r| refused(&target, r))?;
     let prompt: Vec<String> =
         p.get("prompt").unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     if prompt.iter().any(|v| !["none", "login", "consent", "select_account"].contains(&v.as_str())) {
@@ -222,13 +174,8 @@ async fn parse(
     let claims = match p.get("claims") {
         None => None,
         Some(raw) => {
-            let mut claims = ClaimsRequest::parse(raw).map_err(|e| redirect("invalid_request", &e.to_string()))?;
-            // User claims are OpenID Connect's (§5.5), and a client gets only those of the
-            // scopes it may have: the parameter is a finer way to ask, not a way around them.
-            let openid = scope.iter().any(|s| s == "openid");
-            let allowed = |s: &str| client.allowed_scopes.iter().any(|a| a.as_str() == s);
-            claims.retain_user_claims(|n| openid && scope_of_claim(n).is_some_and(allowed));
-            Some(claims).filter(|c| !c.is_empty())
+            let claims = ClaimsRequest::parse(raw).map_err(|e| redirect("invalid_request", &e.to_string()))?;
+            Authorization::claims(&client, &scope, claims)
         }
     };
     let hint_sub = match p.get("id_token_hint") {
@@ -242,8 +189,11 @@ async fn parse(
             verified.get("sub").and_then(|v| v.as_str()).map(str::to_owned)
         }
     };
-    let (required_level, minimum_level) = requested_levels(state, &client, p.get("acr_values"), claims.as_ref())
-        .map_err(|d| redirect("access_denied", d))?;
+    let (required_level, minimum_level) = state
+        .services
+        .authorization()
+        .levels(&client, p.get("acr_values"), claims.as_ref())
+        .map_err(|r| refused(&target, r))?;
     let audience = match p.get("resource") {
         None => state.default_audience(),
         Some(resource) => state
@@ -259,7 +209,7 @@ async fn parse(
         scope,
         state: target.state.clone(),
         nonce: p.get("nonce").map(str::to_owned),
-        code_challenge: (!code_challenge.is_empty()).then_some(code_challenge),
+        code_challenge,
         response_mode: target.mode,
         prompt,
         max_age,
@@ -297,75 +247,35 @@ pub async fn proceed(
         Waiting::Parked(id) => (Some(id), None),
     };
     let session = sessions::current(state, tenant, headers).await;
-    let now = state.clock.now().secs();
-    let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
-    let needs_login = if request.login_pending {
-        // Waiting for a sign-in: only a new session satisfies it.
-        session.as_ref().is_none_or(|s| request.replaced_login.as_deref() == Some(s.id_hash.as_str()))
-    } else {
-        match &session {
-            None => true,
-            Some(s) => {
-                prompt("login")
-                    || sessions::max_age(request.max_age, &client.session_policy)
-                        .is_some_and(|m| now - s.auth_time.secs() > m)
-                    || names_another_user(&request, s.sub.as_str())
-                    // Step-up: the session is weaker than the request asks for.
-                    || request.required_level.is_some_and(|l| !session_level(s).satisfies(l))
-            }
+    let next = state.services.authorization().next_step(tenant, &request, client, session.as_ref()).await;
+    let next = match next {
+        Ok(next) => next,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot decide on the authorization request");
+            return fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()));
         }
     };
-    if needs_login {
-        if prompt("none") {
-            return fail(
-                state,
-                Failure::Redirect(target_of(&request), "login_required", "the user is not signed in".into()),
-            );
+    match (next, session) {
+        (NextStep::Issue, Some(session)) => issue_code(state, tenant, &session, &request, client, pending_id).await,
+        (NextStep::SignIn, session) => {
+            let mut waiting = request;
+            waiting.wait_for_sign_in(session.as_ref());
+            park(state, tenant, headers, &waiting, pending_id, ip, "/login").await
         }
-        let mut waiting = request;
-        if !waiting.login_pending {
-            waiting.login_pending = true;
-            waiting.replaced_login = session.as_ref().map(|s| s.id_hash.as_str().to_owned());
+        (NextStep::LoginRequired(description), _) => {
+            fail(state, Failure::Redirect(target_of(&request), "login_required", description.into()))
         }
-        return park(state, tenant, headers, &waiting, pending_id, ip, "/login").await;
-    }
-    let Some(session) = session else {
-        return fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()));
-    };
-    // OIDC Core §3.1.2.2: no code for another user than the request names, even one who
-    // just signed in.
-    if names_another_user(&request, session.sub.as_str()) {
-        let description = "the user who signed in is not the one the request names".into();
-        return fail(state, Failure::Redirect(target_of(&request), "login_required", description));
-    }
-    if let Some(minimum) = request.minimum_level.filter(|l| !session_level(&session).satisfies(*l)) {
-        return insufficient_sign_in(state, client, minimum);
-    }
-    // One session per browser: show who is signed in, and let the user continue or switch.
-    if prompt("select_account") && !request.account_chosen && !request.login_pending {
-        return park(state, tenant, headers, &request, pending_id, ip, "/select-account").await;
-    }
-    let needs_consent = match consent_needed(state, tenant, &session, client, &request).await {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    if needs_consent {
-        if prompt("none") {
-            return fail(
-                state,
-                Failure::Redirect(target_of(&request), "consent_required", "the user has not consented".into()),
-            );
+        (NextStep::Insufficient(minimum), _) => insufficient_sign_in(state, client, minimum),
+        (NextStep::SelectAccount, _) => park(state, tenant, headers, &request, pending_id, ip, "/select-account").await,
+        (NextStep::Consent, _) => park(state, tenant, headers, &request, pending_id, ip, "/consent").await,
+        (NextStep::ConsentRequired, _) => {
+            let description = "the user has not consented".into();
+            fail(state, Failure::Redirect(target_of(&request), "consent_required", description))
         }
-        return park(state, tenant, headers, &request, pending_id, ip, "/consent").await;
+        (NextStep::Issue, None) => {
+            fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()))
+        }
     }
-    issue_code(state, tenant, &session, &request, client, pending_id).await
-}
-
-/// Whether the request names a user (`id_token_hint`, or a `sub` claim with a value, OIDC
-/// Core §3.1.2.2) other than `sub`.
-fn names_another_user(request: &AuthorizationRequest, sub: &str) -> bool {
-    request.hint_sub.as_ref().is_some_and(|h| h != sub)
-        || request.claims.as_ref().and_then(ClaimsRequest::subjects).is_some_and(|named| !named.contains(&sub))
 }
 
 /// The user signed in, but not as strongly as the client (or the server) requires: say
@@ -381,24 +291,6 @@ fn insufficient_sign_in(state: &AppState, client: &Client, minimum: AuthLevel) -
         client.name
     );
     PageError::new(StatusCode::FORBIDDEN, message.to_string()).into_response()
-}
-
-async fn consent_needed(
-    state: &AppState,
-    tenant: &TenantId,
-    session: &BrowserSession,
-    client: &Client,
-    request: &AuthorizationRequest,
-) -> Result<bool, Response> {
-    let asked = Asked {
-        scopes: &request.scope,
-        claims: request.claims.as_ref(),
-        prompt_consent: request.prompt.iter().any(|p| p == "consent"),
-    };
-    state.services.consents().needed(tenant, &session.sub, client, &asked).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read consent");
-        fail(state, Failure::Page(StatusCode::INTERNAL_SERVER_ERROR, PageError::INTERNAL.into()))
-    })
 }
 
 #[derive(Deserialize)]

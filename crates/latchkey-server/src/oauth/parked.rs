@@ -8,9 +8,8 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::crypto::random;
-use latchkey_core::domain::{AuthLevel, ClaimsRequest, ClientId, TenantId};
-use latchkey_core::records::{BrowserSession, Client, PendingAuthorization};
-use serde::{Deserialize, Serialize};
+use latchkey_core::domain::{ClientId, TenantId};
+use latchkey_core::records::{Client, PendingAuthorization};
 
 use super::authorization_response::{Failure, deny, fail};
 use crate::browser::cookies;
@@ -18,56 +17,7 @@ use crate::edge::ClientIp;
 use crate::pages::PageError;
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseMode {
-    Query,
-    FormPost,
-}
-
-/// A validated authorization request, as it waits for sign-in and consent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthorizationRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scope: Vec<String>,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub response_mode: ResponseMode,
-    pub prompt: Vec<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    /// The `claims` parameter (OIDC Core §5.5), kept to the claims this client may have.
-    pub claims: Option<ClaimsRequest>,
-    pub hint_sub: Option<String>,
-    pub audience: String,
-    pub created_at: i64,
-    /// Set when the request waits for a sign-in: the sign-in it must replace (none, an
-    /// old one, or another user's), as the hash of that sign-in's cookie, which every
-    /// sign-in rotates (the `sid` stays when the same user signs in again). Seconds are
-    /// too coarse to tell a fresh sign-in from an old one; the cookie is not.
-    #[serde(default)]
-    pub login_pending: bool,
-    #[serde(default)]
-    pub replaced_login: Option<String>,
-    /// `prompt=select_account` was answered: the user chose to continue (or switched).
-    #[serde(default)]
-    pub account_chosen: bool,
-    /// The sign-in to ask for: the strongest of the client's and the server's policy,
-    /// `acr_values` and an `acr` claim request.
-    #[serde(default)]
-    pub required_level: Option<AuthLevel>,
-    /// What must be met, or the request fails: policy and an essential `acr` claim
-    /// (`acr_values` are voluntary, OIDC Core §3.1.2.1).
-    #[serde(default)]
-    pub minimum_level: Option<AuthLevel>,
-}
-
-/// The level a session reached (its `acr`).
-pub fn session_level(session: &BrowserSession) -> AuthLevel {
-    AuthLevel::from_acr(&session.acr).unwrap_or(AuthLevel::SingleFactor)
-}
+pub use latchkey_service::authorization::{AuthorizationRequest, ResponseMode, session_level};
 
 const BINDING_COOKIE: &str = "latchkey-authz";
 

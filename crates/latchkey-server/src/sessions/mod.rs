@@ -12,7 +12,7 @@ pub mod signed_out;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use latchkey_core::crypto::random;
-use latchkey_core::domain::{ClientSessionPolicy, TenantId};
+use latchkey_core::domain::TenantId;
 use latchkey_core::records::{Actor, BrowserSession, SessionSelector, SessionsEnded};
 use latchkey_service::ServiceError;
 pub use latchkey_service::sessions::SignedIn;
@@ -106,11 +106,6 @@ pub fn session_state(client_id: &str, redirect_uri: &str, browser_state: &str) -
 pub fn session_state_hash(client_id: &str, origin: &str, browser_state: &str, salt: &str) -> String {
     let input = format!("{client_id} {origin} {browser_state} {salt}");
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input.as_bytes()))
-}
-
-/// The effective `max_age` of a request: its own, else the client's default.
-pub fn max_age(requested: Option<i64>, policy: &ClientSessionPolicy) -> Option<i64> {
-    requested.or_else(|| policy.default_max_age.and_then(|s| i64::try_from(s).ok()))
 }
 
 /// Appends `Set-Cookie` headers.

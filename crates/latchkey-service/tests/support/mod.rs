@@ -23,3 +23,31 @@ pub async fn services(db: &TestDatabase, dir: &std::path::Path, configure: impl 
     let config = foundation.config.clone();
     Latchkey::new(foundation, config)
 }
+
+/// A browser session of `sub` that signed in `signed_in_ago` seconds ago at `acr`, with an
+/// hour left: its cookie secret is `cookie`, its public id `sid` (not stored: create it).
+#[allow(dead_code)]
+pub fn browser_session(
+    s: &Latchkey,
+    sub: &latchkey_core::domain::SubjectId,
+    (cookie, sid): (&str, &str),
+    acr: &str,
+    signed_in_ago: u64,
+) -> latchkey_core::records::BrowserSession {
+    let now = s.clock.now();
+    let auth_time = latchkey_core::UnixTime::from_secs(now.secs() - i64::try_from(signed_in_ago).unwrap_or(0));
+    latchkey_core::records::BrowserSession {
+        id_hash: s.token_hasher.hash("session", cookie),
+        sid: sid.to_owned(),
+        sub: sub.clone(),
+        auth_time,
+        amr: vec!["pwd".into()],
+        acr: acr.to_owned(),
+        created_at: auth_time,
+        expires_at: now.plus(std::time::Duration::from_secs(3_600)),
+        last_active_at: now,
+        remember: false,
+        user_agent: None,
+        ip: None,
+    }
+}

@@ -302,22 +302,6 @@ macro_rules! impl_factor_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn remove_totp(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query("DELETE FROM totp_factors WHERE tenant_id = $1 AND sub = $2")
-                    .bind(tenant.as_str())
-                    .bind(sub.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound("authenticator app".into()));
-                }
-                audit!(self, tx, tenant, actor, "totp.removed", sub.as_str(), serde_json::json!({}));
-                Self::user_changed(&mut tx, tenant, sub).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
             async fn replace_recovery_codes(&self, tenant: &TenantId, sub: &SubjectId, hashes: &[TokenHash], actor: &Actor)
                 -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;

@@ -83,6 +83,20 @@ macro_rules! impl_shared_store {
                 <$store>::user_changed(tx, tenant, sub).await?;
                 Ok(())
             }
+            async fn remove_totp(&mut self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let done = sqlx::query("DELETE FROM totp_factors WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("authenticator app".into()));
+                }
+                audit!(store, tx, tenant, actor, "totp.removed", sub.as_str(), serde_json::json!({}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
+            }
             async fn scope_is_built_in(&mut self, tenant: &TenantId, name: &ScopeName) -> StoreResult<Option<bool>> {
                 Ok(sqlx::query_scalar("SELECT built_in FROM scopes WHERE tenant_id = $1 AND name = $2")
                     .bind(tenant.as_str())
