@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::response::Response;
 use latchkey_core::crypto::TokenHash;
-use latchkey_core::domain::{DisplayName, Email, Factor, Factors, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_core::records::{Actor, NewAccount, NewUser};
+use latchkey_core::domain::{DisplayName, Email, Factor, Factors, ProfileClaims, SubjectId, Username};
+use latchkey_core::records::NewUser;
 use latchkey_service::ServiceError;
 use latchkey_service::passkeys::PasskeyRegistration;
 use serde::{Deserialize, Serialize};
@@ -28,34 +28,33 @@ use crate::edge::Tenant;
 use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
-use latchkey_config::{EmailAtSignUp, Identifier, RegistrationMode};
 use latchkey_service::passkeys::new_user_handle;
+use latchkey_service::sign_up::{NewAccountRequest, SignUpRefusal};
 
 pub fn invitation_hash(state: &AppState, token: &str) -> TokenHash {
     state.services.invitations().hash(token)
 }
 
-/// Whether sign-up is open to this request; the reason for a page when not.
-async fn allowed(
-    state: &AppState,
-    tenant: &TenantId,
-    invite: Option<&str>,
-) -> Result<Option<TokenHash>, (StatusCode, &'static str)> {
-    match state.config.registration.mode {
-        RegistrationMode::Closed => {
-            Err((StatusCode::NOT_FOUND, "Sign-up is closed here. Ask an administrator for an account."))
+/// What a person is told when sign-up is refused, and with which status.
+fn refusal(refused: SignUpRefusal) -> (StatusCode, &'static str) {
+    match refused {
+        SignUpRefusal::Closed => {
+            (StatusCode::NOT_FOUND, "Sign-up is closed here. Ask an administrator for an account.")
         }
-        RegistrationMode::Open => Ok(None),
-        RegistrationMode::Invite => {
-            let Some(token) = invite.filter(|t| !t.is_empty() && t.len() <= 64) else {
-                return Err((StatusCode::FORBIDDEN, "Sign-up needs an invitation link."));
-            };
-            let hash = invitation_hash(state, token);
-            match state.services.invitations().usable(tenant, &hash, state.clock.now()).await {
-                Ok(true) => Ok(Some(hash)),
-                _ => Err((StatusCode::FORBIDDEN, "This invitation link has been used, has expired or is not valid.")),
-            }
+        SignUpRefusal::InvitationNeeded => (StatusCode::FORBIDDEN, "Sign-up needs an invitation link."),
+        SignUpRefusal::InvitationUnusable => {
+            (StatusCode::FORBIDDEN, "This invitation link has been used, has expired or is not valid.")
         }
+        SignUpRefusal::TooManyFromHere => {
+            (StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.")
+        }
+        SignUpRefusal::EmailRequired => (StatusCode::BAD_REQUEST, "Enter your email address."),
+        SignUpRefusal::EmailMalformed => (StatusCode::BAD_REQUEST, "That email address does not look right."),
+        SignUpRefusal::UsernameMalformed => {
+            (StatusCode::BAD_REQUEST, "Choose a username of 1-64 letters, digits, dots, dashes or underscores.")
+        }
+        // Usernames are public identifiers, so a taken one is said (documented).
+        SignUpRefusal::UsernameTaken => (StatusCode::CONFLICT, "That username is taken. Choose another."),
     }
 }
 
@@ -71,7 +70,8 @@ pub async fn page(
     Tenant(tenant): Tenant,
     Query(q): Query<SignUpQuery>,
 ) -> Response {
-    if let Err((status, message)) = allowed(&state, &tenant, q.invite.as_deref()).await {
+    if let Err(refused) = state.services.sign_up().admission(&tenant, q.invite.as_deref()).await {
+        let (status, message) = refusal(refused);
         return PageError::new(status, message.to_owned()).into_response();
     }
     if !state.passkeys.available() {
@@ -81,15 +81,14 @@ pub async fn page(
         )
         .into_response();
     }
-    let identifier = state.config.registration.identifier;
+    let sign_up = state.services.sign_up();
     let (csrf, set_cookie) = csrf::token(&state, &headers);
     let mut response = state.templates.render(
         StatusCode::OK,
         "signup.html",
         minijinja::context! {
             title => "Create an account", base => state.base(), csrf, invite => q.invite, req => q.req,
-            ask_username => identifier != Identifier::Email,
-            email_required => identifier == Identifier::Email || state.config.registration.email == EmailAtSignUp::Required,
+            ask_username => sign_up.asks_username(), email_required => sign_up.email_required(),
         },
     );
     if let Some(c) = set_cookie {
@@ -121,9 +120,9 @@ pub struct OptionsForm {
     req: Option<String>,
 }
 
-/// Per IP: an IPv4 address or an IPv6 /64.
-fn signup_ip_key(ip: std::net::IpAddr) -> String {
-    format!("signup-ip:{}", crate::attempt_limits::ip_bucket(ip))
+fn refused_json(refused: SignUpRefusal) -> Response {
+    let (status, message) = refusal(refused);
+    json_error(status, message)
 }
 
 pub async fn options(
@@ -136,58 +135,24 @@ pub async fn options(
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
         return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
     }
-    let invitation = match allowed(&state, &tenant, form.invite.as_deref()).await {
+    let sign_up = state.services.sign_up();
+    let invitation = match sign_up.admission(&tenant, form.invite.as_deref()).await {
         Ok(i) => i,
-        Err((status, message)) => return json_error(status, message),
+        Err(refused) => return refused_json(refused),
     };
-    let now = state.clock.now();
-    let window = state.config.login.failure_window;
-    let key = signup_ip_key(ip);
-    let recent = state.services.sign_in().failures(&tenant, &[key.as_str()], now, window).await.ok();
-    let recent = recent.and_then(|counts| counts.first().copied()).unwrap_or(0);
-    if recent >= i64::from(state.config.login.max_failures_per_ip) {
-        return json_error(StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.");
+    if let Err(refused) = sign_up.allowed_from(&tenant, ip).await {
+        return refused_json(refused);
     }
-    let identifier = state.config.registration.identifier;
     let name = match DisplayName::parse(form.name.as_deref().unwrap_or_default()) {
         Ok(n) => n,
         Err(_) => return json_error(StatusCode::BAD_REQUEST, "Enter your name (up to 200 characters)."),
     };
-    let email_raw = form.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
-    let email_required = identifier == Identifier::Email || state.config.registration.email == EmailAtSignUp::Required;
-    let email = match email_raw {
-        None if email_required => return json_error(StatusCode::BAD_REQUEST, "Enter your email address."),
-        None => None,
-        Some(raw) => match Email::parse(raw) {
-            Ok(e) => Some(e),
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "That email address does not look right."),
-        },
+    let (username, email) = match sign_up.identity(&tenant, form.username.as_deref(), form.email.as_deref()).await {
+        Ok(identity) => identity,
+        Err(refused) => return refused_json(refused),
     };
-    let username = if identifier == Identifier::Email {
-        // Never shown and never typed: the address is how this user is known.
-        match Username::parse(&format!("user-{}", &SubjectId::generate().as_str()[..16])) {
-            Ok(u) => u,
-            Err(_) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot make a username"),
-        }
-    } else {
-        let raw = form.username.as_deref().unwrap_or_default();
-        match Username::parse(raw) {
-            Ok(u) if !u.as_str().contains('@') => u,
-            _ => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "Choose a username of 1-64 letters, digits, dots, dashes or underscores.",
-                );
-            }
-        }
-    };
-    // Usernames are public identifiers, so a taken one is said (documented).
-    if matches!(state.services.users().by_username(&tenant, &username).await, Ok(Some(_))) {
-        return json_error(StatusCode::CONFLICT, "That username is taken. Choose another.");
-    }
     let handle = new_user_handle();
-    let shown_name =
-        email.as_ref().filter(|_| identifier == Identifier::Email).map_or(username.as_str(), |e| e.as_str());
+    let shown_name = email.as_ref().filter(|_| !sign_up.asks_username()).map_or(username.as_str(), |e| e.as_str());
     let (options, registration) = match state.passkeys.start_registration(handle, shown_name, name.as_str(), &[]) {
         Ok(o) => o,
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -262,17 +227,14 @@ pub async fn finish(
         return PageError::new(StatusCode::BAD_REQUEST, "This sign-up has expired. Please start again.")
             .into_response();
     };
-    let (codes, hashes) = state.services.factors().generate_recovery_codes();
-    let account = NewAccount {
+    let account = NewAccountRequest {
         user,
         webauthn_user_id: pending.handle.clone(),
         passkey,
-        recovery_code_hashes: hashes,
         invitation: pending.invitation.map(TokenHash::from_stored),
     };
-    let actor = Actor::System;
-    let created = match state.services.factors().create_account(&tenant, account, &actor).await {
-        Ok(u) => u,
+    let (created, codes) = match state.services.sign_up().create(&tenant, account, ip).await {
+        Ok(created) => created,
         Err(ServiceError::Conflict(m)) if m.contains("username") => {
             return PageError::new(
                 StatusCode::CONFLICT,
@@ -288,13 +250,6 @@ pub async fn finish(
             return PageError::internal().into_response();
         }
     };
-    let now = state.clock.now();
-    let _ = state
-        .services
-        .sign_in()
-        .record_failure(&tenant, &signup_ip_key(ip), now, state.config.login.failure_window)
-        .await;
-    metrics::counter!("latchkey_signups_total").increment(1);
     let factors = Factors::new(Factor::Passkey { synced, user_verified: true });
     let sign_in = sessions::SignedIn {
         sub: created.sub.clone(),

@@ -41,6 +41,7 @@ pub mod revocations;
 pub mod scopes;
 pub mod sessions;
 pub mod sign_in;
+pub mod sign_up;
 pub mod system;
 pub mod token_verification;
 pub mod tokens;
@@ -135,6 +136,9 @@ impl Latchkey {
     }
     pub fn invitations(&self) -> invitations::Invitations<'_> {
         invitations::Invitations(self)
+    }
+    pub fn sign_up(&self) -> sign_up::SignUp<'_> {
+        sign_up::SignUp(self)
     }
     pub fn sign_in(&self) -> sign_in::SignIn<'_> {
         sign_in::SignIn(self)
