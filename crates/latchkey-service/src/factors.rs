@@ -58,10 +58,7 @@ impl Factors<'_> {
         let how = sessions.ending("credentials_changed", false).await;
         let mut tx = self.0.store().transaction().await?;
         tx.remove_totp(tenant, sub, actor).await?;
-        let ended = sessions.end_in(tx.as_mut(), tenant, sub, Some(current_sid.to_owned()), &how, actor).await?;
-        tx.commit().await?;
-        sessions.ended(&ended, &how);
-        Ok(())
+        sessions.commit_ending_others(tx, &how, (tenant, sub, current_sid), actor).await
     }
 
     /// Removes a passkey, unless it is the user's last way to sign in (`Invalid`; with
@@ -91,10 +88,7 @@ impl Factors<'_> {
                 ));
             }
         }
-        let ended = sessions.end_in(tx.as_mut(), tenant, sub, Some(current_sid.to_owned()), &how, actor).await?;
-        tx.commit().await?;
-        sessions.ended(&ended, &how);
-        Ok(())
+        sessions.commit_ending_others(tx, &how, (tenant, sub, current_sid), actor).await
     }
 }
 

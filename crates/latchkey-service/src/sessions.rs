@@ -93,6 +93,21 @@ impl Sessions<'_> {
         Ok(tx.end_browser_sessions(tenant, &which, how, actor).await?)
     }
 
+    /// After a change of credentials made in `tx`: ends the user's sessions but
+    /// `current_sid` in the same transaction, commits, and sets off what follows.
+    pub(crate) async fn commit_ending_others(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        how: &SessionEnd,
+        (tenant, sub, current_sid): (&TenantId, &SubjectId, &str),
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        let ended = self.end_in(tx.as_mut(), tenant, sub, Some(current_sid.to_owned()), how, actor).await?;
+        tx.commit().await?;
+        self.ended(&ended, how);
+        Ok(())
+    }
+
     /// What follows on this node once ended sessions are committed.
     pub(crate) fn ended(&self, ended: &SessionsEnded, how: &SessionEnd) {
         for grant in &ended.revoked_grants {

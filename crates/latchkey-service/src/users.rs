@@ -114,10 +114,7 @@ impl Users<'_> {
             return Err(ServiceError::Invalid("the password is your last way to sign in: add a passkey first".into()));
         }
         tx.set_password_hash(tenant, sub, None, actor).await?;
-        let ended = sessions.end_in(tx.as_mut(), tenant, sub, Some(current_sid.to_owned()), &how, actor).await?;
-        tx.commit().await?;
-        sessions.ended(&ended, &how);
-        Ok(())
+        sessions.commit_ending_others(tx, &how, (tenant, sub, current_sid), actor).await
     }
 
     /// Locks, unlocks or deletes a user. Locking and deleting sign the user out everywhere
