@@ -122,14 +122,17 @@ impl Sessions<'_> {
 }
 
 impl Sessions<'_> {
-    /// After a change of credentials on the security page: the user's other sessions end
-    /// (their refresh tokens go with them; `offline_access` ones stay). A failure is logged:
-    /// the change itself is already made.
-    pub async fn end_others(&self, tenant: &TenantId, sub: &SubjectId, current_sid: &str, actor: &Actor) {
-        let which = SessionSelector::User { sub: sub.clone(), except_sid: Some(current_sid.to_owned()) };
-        if let Err(e) = self.end(tenant, &which, "credentials_changed", false, actor).await {
-            tracing::error!(error = %e, "cannot end the user's other sessions");
+    /// Records that `session` was used at `now`: written at most every [`TOUCH_EVERY`].
+    pub(crate) async fn record_activity(
+        &self,
+        tenant: &TenantId,
+        session: &BrowserSession,
+        now: UnixTime,
+    ) -> ServiceResult<()> {
+        if now.since(session.last_active_at) >= TOUCH_EVERY {
+            self.touch(tenant, &session.sid, now).await?;
         }
+        Ok(())
     }
 }
 
@@ -175,9 +178,7 @@ impl Sessions<'_> {
             Ok(Some(user)) if !user.locked => {}
             _ => return None,
         }
-        if now.since(session.last_active_at) >= TOUCH_EVERY
-            && let Err(e) = self.touch(tenant, &session.sid, now).await
-        {
+        if let Err(e) = self.record_activity(tenant, &session, now).await {
             tracing::warn!(error = %e, "cannot record session activity");
         }
         Some(session)

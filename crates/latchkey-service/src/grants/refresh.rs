@@ -12,7 +12,6 @@ use latchkey_core::domain::{ScopeName, SubjectId, TenantId};
 use latchkey_core::records::{Actor, Client, NewRefreshToken, RefreshRotation};
 
 use super::{GrantData, GrantError, Grants, IssuedTokens, narrowed_scope};
-use crate::sessions::TOUCH_EVERY;
 use crate::tokens::REFRESH_PURPOSE;
 
 /// How a grant's refresh tokens relate to the session it came from.
@@ -98,9 +97,7 @@ impl Grants<'_> {
             return Ok(None);
         };
         // The application using the session's tokens is activity in the session.
-        if now.since(session.last_active_at) >= TOUCH_EVERY {
-            services.sessions().touch(tenant, &session.sid, now).await?;
-        }
+        services.sessions().record_activity(tenant, &session, now).await?;
         Ok(Some(SessionBinding { ends_with_session: true, not_after: Some(session.expires_at) }))
     }
 
