@@ -280,25 +280,19 @@ async fn parallel_bad_client_assertions_reach_the_check_no_more_than_the_limit()
 // ---------------------------------------------------------------------------------------
 // When the counters cannot be reached
 
-fn break_the_counters(db: &TestDatabase) {
-    let path = db.url.trim_start_matches("sqlite:");
-    // The server may be writing at that moment (its start-up jobs). The write lock is taken
-    // first (BEGIN IMMEDIATE, waiting up to 10 s for it), and a "database is locked" that
-    // SQLite still reports without waiting (WAL mode does so for a connection that meets
-    // another's write in some states) is tried again a while; any other failure fails.
-    let sql = "BEGIN IMMEDIATE; DROP TABLE login_failures; COMMIT;";
-    let mut last = String::new();
-    for _ in 0..50 {
-        let out = std::process::Command::new("sqlite3").args(["-cmd", ".timeout 10000", path, sql]).output();
-        let out = ok(out, "sqlite3");
-        if out.status.success() {
-            return;
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(last.contains("database is locked"), "{last}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("the counters' table could not be dropped: {last}");
+/// Drops the counters' table from another process. It runs on a blocking thread: the
+/// server shares this test's single-threaded runtime, and a thread blocked here would stop
+/// a server task between its `BEGIN IMMEDIATE` and its `COMMIT`, holding the write lock
+/// that the `sqlite3` process waits for.
+async fn break_the_counters(db: &TestDatabase) {
+    let path = db.url.trim_start_matches("sqlite:").to_owned();
+    let dropped = tokio::task::spawn_blocking(move || {
+        let sql = "BEGIN IMMEDIATE; DROP TABLE login_failures; COMMIT;";
+        std::process::Command::new("sqlite3").args(["-cmd", ".timeout 10000", &path, sql]).output()
+    })
+    .await;
+    let out = ok(ok(dropped, "the blocking task"), "sqlite3");
+    assert!(out.status.success(), "the counters' table could not be dropped: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test]
@@ -307,7 +301,7 @@ async fn without_its_counters_sign_in_fails_closed_and_client_authentication_fai
     let server = TestServer::start(db.clone(), |_| {}).await;
     server.create_user("ada", PASSWORD).await;
     machine(&server).await;
-    break_the_counters(&db);
+    break_the_counters(&db).await;
     let before = server.state().passwords.verifications();
     let (status, message) = try_once(&server, "ada", PASSWORD).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no unbounded password checks: {message}");
