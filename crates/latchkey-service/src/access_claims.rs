@@ -27,6 +27,13 @@ pub struct AccessClaims {
     /// parameter's `userinfo` member, as the user allowed it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
+    /// RFC 9068 §2.2.3.1, as the client's access policy releases them, when minted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlements: Option<Vec<String>>,
 }
 
 impl AccessClaims {

@@ -104,6 +104,12 @@ pub enum NextStep {
     Insufficient(AuthLevel),
     /// `prompt=select_account`: the user chooses to continue or switch.
     SelectAccount,
+    /// The client requires a role the user does not hold: the user is told there is no
+    /// access to this application, and nothing goes back to the client.
+    NoAccess,
+    /// `prompt=none` and the user lacks a role the client requires: `access_denied` goes
+    /// back to the client.
+    AccessDenied,
     /// The user must consent: the request waits for it.
     Consent,
     /// `prompt=none` and consent is needed: `consent_required` goes back to the client.
@@ -241,6 +247,9 @@ impl Authorization<'_> {
         // One session per browser: show who is signed in, and let the user continue or switch.
         if request.prompts("select_account") && !request.account_chosen && !request.login_pending {
             return Ok(NextStep::SelectAccount);
+        }
+        if !self.0.access().admits(client, &session.sub).await? {
+            return Ok(if request.prompts("none") { NextStep::AccessDenied } else { NextStep::NoAccess });
         }
         let asked = Asked {
             scopes: &request.scope,

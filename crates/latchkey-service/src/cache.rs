@@ -6,6 +6,7 @@
 //! rebuilt from scratch every `FULL_REFRESH` in case a notification was lost.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::ServiceError;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use latchkey_core::domain::{ClientId, SubjectId, TenantId};
-use latchkey_core::records::{Change, Client, ScopeDefinition, User};
+use latchkey_core::records::{Change, Client, ScopeDefinition, User, UserAccess};
 use latchkey_store::Store;
 
 use crate::keys::KeyService;
@@ -33,6 +34,11 @@ pub struct Caches {
     /// At most `MAX_UNKNOWN_CLIENTS`; emptied when full, so the newest are kept.
     unknown_clients: RwLock<HashSet<ClientId>>,
     users: RwLock<HashMap<SubjectId, Option<Arc<User>>>>,
+    /// What each user holds (roles, groups). Any change to roles or groups drops all of it.
+    access: RwLock<HashMap<SubjectId, Arc<UserAccess>>>,
+    /// Counts the drops of `access`: a load that began before a drop is not kept, so a
+    /// lookup racing a change cannot put the old answer back.
+    access_generation: AtomicU64,
     web_origins: ArcSwap<BTreeSet<String>>,
     /// The scope definitions (discovery, every authorization request, the consent page).
     scopes: ArcSwapOption<Vec<ScopeDefinition>>,
@@ -49,6 +55,8 @@ impl Caches {
             clients: RwLock::new(HashMap::new()),
             unknown_clients: RwLock::new(HashSet::new()),
             users: RwLock::new(HashMap::new()),
+            access: RwLock::new(HashMap::new()),
+            access_generation: AtomicU64::new(0),
             web_origins: ArcSwap::from_pointee(BTreeSet::new()),
             scopes: ArcSwapOption::empty(),
             discovery: ArcSwapOption::empty(),
@@ -100,6 +108,29 @@ impl Caches {
         Ok(loaded)
     }
 
+    /// What a user holds, from the cache when present.
+    pub async fn access(&self, sub: &SubjectId) -> Result<Arc<UserAccess>, ServiceError> {
+        if let Some(hit) = self.access.read().ok().and_then(|m| m.get(sub).cloned()) {
+            return Ok(hit);
+        }
+        let generation = self.access_generation.load(Ordering::SeqCst);
+        let loaded = Arc::new(self.store.user_access(&self.tenant, sub).await?);
+        if let Ok(mut m) = self.access.write()
+            && self.access_generation.load(Ordering::SeqCst) == generation
+        {
+            m.insert(sub.clone(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Drops what every user holds (after a change to roles or groups).
+    pub fn forget_access(&self) {
+        if let Ok(mut m) = self.access.write() {
+            self.access_generation.fetch_add(1, Ordering::SeqCst);
+            m.clear();
+        }
+    }
+
     /// Every scope definition, from the cache when present.
     pub async fn scopes(&self) -> Result<Arc<Vec<ScopeDefinition>>, ServiceError> {
         if let Some(hit) = self.scopes.load_full() {
@@ -149,6 +180,7 @@ impl Caches {
         if let Ok(mut m) = self.users.write() {
             m.clear();
         }
+        self.forget_access();
         self.scopes.store(None);
     }
 
@@ -167,12 +199,20 @@ impl Caches {
                 self.rebuild_web_origins().await.map_err(|e| e.to_string())?;
             }
             Change::User { sub, .. } => {
-                if let (Ok(sub), Ok(mut m)) = (SubjectId::parse(sub), self.users.write()) {
-                    m.remove(&sub);
+                if let Ok(sub) = SubjectId::parse(sub) {
+                    if let Ok(mut m) = self.users.write() {
+                        m.remove(&sub);
+                    }
+                    // A deleted user's links went with the user.
+                    if let Ok(mut m) = self.access.write() {
+                        self.access_generation.fetch_add(1, Ordering::SeqCst);
+                        m.remove(&sub);
+                    }
                 }
             }
             Change::SigningKeys { .. } => keys.reload().await.map_err(|e| e.to_string())?,
             Change::Scopes { .. } => self.scopes.store(None),
+            Change::Access { .. } => self.forget_access(),
             Change::Unknown => {
                 self.forget_all();
                 self.rebuild_web_origins().await.map_err(|e| e.to_string())?;

@@ -18,6 +18,7 @@ use latchkey_store::Store;
 
 mod error;
 
+pub mod access;
 pub mod access_claims;
 pub mod audit;
 pub mod authorization;
@@ -115,6 +116,9 @@ impl Latchkey {
     }
     pub fn clients(&self) -> clients::Clients<'_> {
         clients::Clients(self)
+    }
+    pub fn access(&self) -> access::Access<'_> {
+        access::Access(self)
     }
     pub fn scopes(&self) -> scopes::Scopes<'_> {
         scopes::Scopes(self)

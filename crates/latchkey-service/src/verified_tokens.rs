@@ -94,6 +94,9 @@ mod tests {
             gid: None,
             sid: None,
             userinfo_claims: None,
+            roles: None,
+            groups: None,
+            entitlements: None,
         })
     }
 

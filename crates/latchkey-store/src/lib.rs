@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use latchkey_core::crypto::TokenHash;
-use latchkey_core::domain::{ClientId, Email, ScopeName, SigningAlg, SubjectId, TenantId, Username};
+use latchkey_core::domain::{
+    ClientId, Email, GroupName, RoleName, ScopeName, SigningAlg, SubjectId, TenantId, Username,
+};
 use latchkey_core::{Clock, UnixTime};
 use tokio::sync::mpsc;
 
@@ -39,6 +41,50 @@ pub use sqlite::SqliteStore;
 pub type StoreResult<T> = Result<T, StoreError>;
 
 use latchkey_core::redact_url;
+
+/// Roles, groups and who holds them. Every change notifies `Change::Access`.
+#[async_trait]
+pub trait AccessStore {
+    /// Creates a role; a taken name is `Conflict`, an unknown application `NotFound`.
+    async fn create_role(&self, tenant: &TenantId, role: NewRole, actor: &Actor) -> StoreResult<Role>;
+    async fn role(&self, tenant: &TenantId, name: &RoleName) -> StoreResult<Option<Role>>;
+    async fn list_roles(&self, tenant: &TenantId) -> StoreResult<Vec<Role>>;
+    /// Changes a role's description and entitlements; an unknown role is `NotFound`.
+    async fn update_role(
+        &self,
+        tenant: &TenantId,
+        name: &RoleName,
+        patch: RolePatch,
+        actor: &Actor,
+    ) -> StoreResult<Role>;
+    /// Deletes a role and every link to it.
+    async fn delete_role(&self, tenant: &TenantId, name: &RoleName, actor: &Actor) -> StoreResult<()>;
+    /// Creates a group; a taken name is `Conflict`.
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        name: &GroupName,
+        description: &str,
+        actor: &Actor,
+    ) -> StoreResult<Group>;
+    async fn group(&self, tenant: &TenantId, name: &GroupName) -> StoreResult<Option<Group>>;
+    async fn list_groups(&self, tenant: &TenantId) -> StoreResult<Vec<Group>>;
+    /// Deletes a group, its members' membership and its roles' links to it.
+    async fn delete_group(&self, tenant: &TenantId, name: &GroupName, actor: &Actor) -> StoreResult<()>;
+    /// Adds (`present`) or removes a link. `false` when it was already so (nothing is
+    /// recorded); an unknown user, role or group is `NotFound`.
+    async fn set_membership(
+        &self,
+        tenant: &TenantId,
+        link: &Membership,
+        present: bool,
+        actor: &Actor,
+    ) -> StoreResult<bool>;
+    /// Every role the user holds (directly and through groups) and every group the user is in.
+    async fn user_access(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<UserAccess>;
+    /// The users who hold a role, directly or through a group.
+    async fn role_holders(&self, tenant: &TenantId, role: &RoleName) -> StoreResult<Vec<SubjectId>>;
+}
 
 #[async_trait]
 pub trait UserStore {
@@ -566,6 +612,7 @@ pub trait StoreTx: Send {
 #[async_trait]
 pub trait Store:
     UserStore
+    + AccessStore
     + ClientStore
     + ScopeStore
     + SigningKeyStore

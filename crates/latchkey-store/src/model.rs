@@ -10,7 +10,7 @@ use crate::StoreError;
 
 // ---- rows ----------------------------------------------------------------------------
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -85,6 +85,7 @@ pub(crate) struct ClientRow {
     allow_legacy_assertion_audience: bool,
     access_token_lifetime: Option<i64>,
     session_policy: String,
+    access_policy: String,
     allow_insecure_redirect_uris: bool,
     refresh_reuse_grace: Option<i64>,
     created_at: i64,
@@ -117,6 +118,7 @@ impl TryFrom<ClientRow> for Client {
             allow_legacy_assertion_audience: r.allow_legacy_assertion_audience,
             access_token_lifetime: r.access_token_lifetime,
             session_policy: serde_json::from_str(&r.session_policy).map_err(|e| corrupt("client session policy", e))?,
+            access_policy: serde_json::from_str(&r.access_policy).map_err(|e| corrupt("client access policy", e))?,
             allow_insecure_redirect_uris: r.allow_insecure_redirect_uris,
             refresh_reuse_grace: r.refresh_reuse_grace,
             created_at: r.created_at,

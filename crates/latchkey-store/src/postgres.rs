@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
-use latchkey_core::domain::{ClientId, Email, ScopeName, SubjectId, TenantId, Username};
+use latchkey_core::domain::{
+    ClientId, Email, Entitlement, GroupName, RoleName, ScopeName, SubjectId, TenantId, Username,
+};
 use latchkey_core::{Clock, UnixTime};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
@@ -14,6 +16,7 @@ use crate::CHANGES_CHANNEL as CHANNEL;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
+use crate::shared::AccessEnd;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult, redact_url};
 use latchkey_core::records::*;
 

@@ -5,7 +5,9 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
-use latchkey_core::domain::{ClientId, Email, ScopeName, SubjectId, TenantId, Username};
+use latchkey_core::domain::{
+    ClientId, Email, Entitlement, GroupName, RoleName, ScopeName, SubjectId, TenantId, Username,
+};
 use latchkey_core::{Clock, UnixTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, SqliteConnection, SqlitePool};
@@ -14,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::model::*;
 use crate::oauth_model::*;
 use crate::session_model::*;
+use crate::shared::AccessEnd;
 use crate::{Actor, AuditEvent, Change, JobLock, Store, StoreError, StoreResult};
 use latchkey_core::records::*;
 

@@ -150,6 +150,7 @@ pub fn sample_client(
         allow_legacy_assertion_audience: false,
         access_token_lifetime: None,
         session_policy: Default::default(),
+        access_policy: Default::default(),
         allow_insecure_redirect_uris: false,
         refresh_reuse_grace: None,
     }

@@ -1,5 +1,6 @@
 //! Domain types. Each has one way in, `parse`, so a value that exists is a valid value.
 
+mod access;
 mod authentication;
 mod claims;
 mod client;
@@ -11,6 +12,7 @@ mod scope;
 mod session_policy;
 mod user;
 
+pub use access::{ACCESS_CLAIMS, ClientAccessPolicy, Entitlement, GroupName, RoleName, RoleRequirement};
 pub use authentication::{AuthLevel, Factor, Factors};
 pub use claims::{ClaimRequest, ClaimsRequest, beyond_scopes, claims_of_scope, scope_of_claim};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};

@@ -17,6 +17,10 @@ pub enum Change {
     Scopes {
         tenant: String,
     },
+    /// Roles, groups or who holds them: what any user holds may have changed.
+    Access {
+        tenant: String,
+    },
     /// Something changed but the store cannot say what (SQLite): drop every cache.
     Unknown,
 }
@@ -32,6 +36,7 @@ impl Change {
         match (parts.next(), parts.next(), parts.next()) {
             (Some("keys"), Some(t), None) => Change::SigningKeys { tenant: t.into() },
             (Some("scopes"), Some(t), None) => Change::Scopes { tenant: t.into() },
+            (Some("access"), Some(t), None) => Change::Access { tenant: t.into() },
             (Some("client"), Some(t), Some(id)) => Change::Client { tenant: t.into(), client_id: id.into() },
             (Some("user"), Some(t), Some(sub)) => Change::User { tenant: t.into(), sub: sub.into() },
             _ => Change::Unknown,
@@ -44,6 +49,7 @@ impl fmt::Display for Change {
         match self {
             Change::SigningKeys { tenant } => write!(f, "keys:{tenant}"),
             Change::Scopes { tenant } => write!(f, "scopes:{tenant}"),
+            Change::Access { tenant } => write!(f, "access:{tenant}"),
             Change::Client { tenant, client_id } => write!(f, "client:{tenant}:{client_id}"),
             Change::User { tenant, sub } => write!(f, "user:{tenant}:{sub}"),
             Change::Unknown => f.write_str("unknown"),
@@ -62,6 +68,7 @@ mod tests {
             Change::Client { tenant: "default".into(), client_id: "a:b".into() },
             Change::User { tenant: "t".into(), sub: "abc".into() },
             Change::Scopes { tenant: "t".into() },
+            Change::Access { tenant: "t".into() },
         ] {
             assert_eq!(Change::from_payload(&c.to_payload()), c);
         }

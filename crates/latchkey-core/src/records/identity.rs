@@ -4,8 +4,8 @@
 use crate::UnixTime;
 use crate::crypto::TokenHash;
 use crate::domain::{
-    ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName,
-    SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
+    ClientAccessPolicy, ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims,
+    RedirectUri, ScopeName, SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
 };
 use serde::Serialize;
 
@@ -99,6 +99,8 @@ pub struct Client {
     pub access_token_lifetime: Option<i64>,
     /// Session and logout settings.
     pub session_policy: ClientSessionPolicy,
+    /// Which access claims (roles, groups, entitlements) it gets, and which roles it requires.
+    pub access_policy: ClientAccessPolicy,
     /// Development only: plain-http redirect URIs on this machine (localhost, 127.0.0.1, [::1]).
     pub allow_insecure_redirect_uris: bool,
     /// Seconds a rotated refresh token may come back without revoking its family,
@@ -127,6 +129,7 @@ pub struct NewClient {
     pub allow_legacy_assertion_audience: bool,
     pub access_token_lifetime: Option<i64>,
     pub session_policy: ClientSessionPolicy,
+    pub access_policy: ClientAccessPolicy,
     pub allow_insecure_redirect_uris: bool,
     pub refresh_reuse_grace: Option<i64>,
 }
@@ -147,6 +150,7 @@ pub struct ClientPatch {
     pub allow_legacy_assertion_audience: Option<bool>,
     pub access_token_lifetime: Option<Option<i64>>,
     pub session_policy: Option<ClientSessionPolicy>,
+    pub access_policy: Option<ClientAccessPolicy>,
     pub allow_insecure_redirect_uris: Option<bool>,
     pub refresh_reuse_grace: Option<Option<i64>>,
 }

@@ -2,6 +2,7 @@
 //! grants, sessions, factors, audit events. Plain data in domain types; the rules about
 //! them live in the service crate, the SQL in the store.
 
+mod access;
 mod audit;
 mod changes;
 mod factors;
@@ -9,6 +10,7 @@ mod identity;
 mod oauth;
 mod sessions;
 
+pub use access::*;
 pub use audit::{Actor, AuditEvent};
 pub use changes::Change;
 pub use factors::*;

@@ -38,6 +38,13 @@ async fn is_audience(
     Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_ref() == Some(caller)))
 }
 
+/// Roles, groups and entitlements as the token's client is told them, as they are now.
+fn add_access(out: &mut serde_json::Value, access: latchkey_service::access::ReleasedAccess) {
+    if let serde_json::Value::Object(members) = out {
+        members.extend(access.into_map());
+    }
+}
+
 pub async fn introspect(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -60,10 +67,11 @@ pub async fn introspect(
             "exp": c.exp, "iat": c.iat, "nbf": c.iat, "aud": c.aud, "iss": c.iss, "jti": c.jti,
         });
         // A client-credentials token has no user, whatever its sub (RFC 9068 §5).
-        if let Some(sub) = c.user_sub()
-            && let Some(name) = username(&state, sub).await
-        {
-            out["username"] = name.into();
+        if let Some(sub) = c.user_sub() {
+            if let Some(name) = username(&state, sub).await {
+                out["username"] = name.into();
+            }
+            add_access(&mut out, state.services.access().current_claims(&c.client_id, sub).await?);
         }
         return Ok(reply(out));
     }
@@ -83,6 +91,7 @@ pub async fn introspect(
             if let Some(name) = username(&state, r.sub.as_str()).await {
                 out["username"] = name.into();
             }
+            add_access(&mut out, state.services.access().current_claims(r.client_id.as_str(), r.sub.as_str()).await?);
             return Ok(reply(out));
         }
     }

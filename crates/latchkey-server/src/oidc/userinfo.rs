@@ -93,6 +93,14 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
     if let Some(requests) = &claims.userinfo_claims {
         out.extend(release(&all, requests));
     }
+    // Roles, groups and entitlements as the client's policy releases them, as they are now.
+    match state.services.access().current_claims(&claims.client_id, user_sub).await {
+        Ok(access) => out.extend(access.into_map()),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo: cannot load the user's roles");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
     let mut response = axum::Json(serde_json::Value::Object(out)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

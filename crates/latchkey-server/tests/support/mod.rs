@@ -241,6 +241,7 @@ impl TestServer {
             allow_legacy_assertion_audience: spec.allow_legacy_assertion_audience,
             access_token_lifetime: None,
             session_policy: spec.session_policy,
+            access_policy: Default::default(),
             allow_insecure_redirect_uris: spec.allow_insecure_redirect_uris,
             refresh_reuse_grace: spec.refresh_reuse_grace,
         };

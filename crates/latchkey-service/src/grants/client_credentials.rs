@@ -44,6 +44,7 @@ impl Grants<'_> {
                 sid: None,
                 userinfo_claims: None,
                 lifetime,
+                access: Default::default(),
             })
             .map_err(|e| GrantError::internal("cannot mint an access token", e))?;
         Ok(IssuedTokens {

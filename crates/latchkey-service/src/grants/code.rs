@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey_core::domain::{GrantType, TenantId};
+use latchkey_core::domain::{GrantType, SubjectId, TenantId};
 use latchkey_core::records::{Actor, Client, CodeRedemption};
 use subtle::ConstantTimeEq as _;
 
@@ -96,6 +96,13 @@ impl Grants<'_> {
         first: bool,
     ) -> Result<IssuedTokens, GrantError> {
         let services = self.0;
+        let sub = SubjectId::parse(&data.sub).map_err(|e| GrantError::internal("stored grant is damaged", e))?;
+        // A role the client requires is checked at every issue: at the code's exchange and
+        // at each refresh, so a user who lost it gets no more tokens.
+        if !services.access().admits(client, &sub).await? {
+            return Err(GrantError::InvalidGrant("the user no longer holds a role this client requires"));
+        }
+        let access = services.access().claims_for(client, &sub).await?;
         let lifetime = services.tokens().access_token_lifetime(client);
         let issued = services
             .mint_access_token(AccessTokenRequest {
@@ -111,10 +118,12 @@ impl Grants<'_> {
                     .then(|| userinfo_requests(data, scope))
                     .flatten(),
                 lifetime,
+                access: access.clone(),
             })
             .map_err(|e| GrantError::internal("cannot mint an access token", e))?;
         let id_token = if scope.iter().any(|s| s == "openid") {
-            let extra = services.id_token_claims(data).await?;
+            let mut extra = services.id_token_claims(data).await?;
+            extra.extend(access.into_map());
             let token = services
                 .mint_id_token(IdTokenRequest {
                     sub: &data.sub,

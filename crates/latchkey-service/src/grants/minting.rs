@@ -9,6 +9,7 @@ use latchkey_core::crypto::random;
 use latchkey_core::domain::{ClaimRequest, SigningAlg};
 
 use crate::Latchkey;
+use crate::access::ReleasedAccess;
 use crate::access_claims::AccessClaims;
 use crate::keys::MintError;
 
@@ -28,6 +29,8 @@ pub struct AccessTokenRequest<'a> {
     pub userinfo_claims: Option<BTreeMap<String, ClaimRequest>>,
     /// The client's own access token lifetime, if it has one.
     pub lifetime: std::time::Duration,
+    /// Roles, groups and entitlements the client's policy releases.
+    pub access: ReleasedAccess,
 }
 
 pub struct IdTokenRequest<'a> {
@@ -61,6 +64,9 @@ impl Latchkey {
             gid: req.grant_id.map(str::to_owned),
             sid: req.sid.map(str::to_owned),
             userinfo_claims: req.userinfo_claims,
+            roles: req.access.roles,
+            groups: req.access.groups,
+            entitlements: req.access.entitlements,
         };
         let token = key.sign_jwt("at+jwt", &claims).map_err(|e| MintError::Sign(e.to_string()))?;
         Ok(IssuedAccessToken { token, claims })

@@ -4,6 +4,8 @@
 //! `impl_shared_store!`. A backend supplies `pool()`, `now()` and `notify()`.
 
 #[macro_use]
+mod access;
+#[macro_use]
 mod users;
 #[macro_use]
 mod clients;
@@ -37,6 +39,14 @@ macro_rules! audit {
         .execute(&mut *$tx)
         .await?
     };
+}
+
+/// One end of a role, group or membership link, for a `NotFound` that names it.
+pub(crate) enum AccessEnd<'a> {
+    Role(&'a latchkey_core::domain::RoleName),
+    Group(&'a latchkey_core::domain::GroupName),
+    User(&'a latchkey_core::domain::SubjectId),
+    Client(&'a latchkey_core::domain::ClientId),
 }
 
 /// A write transaction of one backend with the store that opened it.
@@ -124,6 +134,7 @@ macro_rules! impl_shared_store {
             }
         }
 
+        impl_access_store!($store, $db);
         impl_user_store!($store, $db);
         impl_client_store!($store, $db);
         impl_key_store!($store, $db);
