@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use latchkey_core::domain::{ClientAccessPolicy, ClientId, Entitlement, GroupName, RoleName, SubjectId, TenantId};
-use latchkey_core::records::{Actor, Client, ClientPatch, Group, Membership, NewRole, Role, RolePatch, UserAccess};
+use latchkey_core::records::{Actor, Client, Group, Membership, NewRole, Role, RolePatch, UserAccess};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -116,15 +116,8 @@ impl Access<'_> {
         Ok(())
     }
 
-    /// Sets what a client releases and requires; every required role must exist, and an
-    /// empty requirement is none.
-    pub async fn set_client_policy(
-        &self,
-        tenant: &TenantId,
-        client: &ClientId,
-        policy: ClientAccessPolicy,
-        actor: &Actor,
-    ) -> ServiceResult<Client> {
+    /// A client may require only roles that exist (a typo would lock everyone out).
+    pub async fn check_policy(&self, tenant: &TenantId, policy: &ClientAccessPolicy) -> ServiceResult<()> {
         if let Some(required) = &policy.required_roles {
             for role in required.roles() {
                 if self.0.store().role(tenant, role).await?.is_none() {
@@ -132,8 +125,7 @@ impl Access<'_> {
                 }
             }
         }
-        let patch = ClientPatch { access_policy: Some(policy), ..Default::default() };
-        Ok(self.0.store().update_client(tenant, client, patch, actor).await?)
+        Ok(())
     }
 
     /// What a user holds now, as every node sees it (cached; changes reach every node

@@ -5,7 +5,7 @@ use latchkey_core::crypto::{TokenHash, TokenHasher};
 use latchkey_core::domain::{ClientId, TenantId};
 use latchkey_core::records::{Actor, Client, ClientPatch, NewClient};
 
-use crate::{Latchkey, pass_through};
+use crate::{Latchkey, ServiceResult, pass_through};
 
 /// The purpose client secrets are hashed under, where they are stored and where they are
 /// checked.
@@ -19,12 +19,30 @@ pub fn secret_hash(hasher: &TokenHasher, secret: &str) -> TokenHash {
 pub struct Clients<'a>(pub(crate) &'a Latchkey);
 
 impl Clients<'_> {
+    /// Creates a client; an id already in use, by a client or as a user's `sub`, is
+    /// `Conflict`; a required role that does not exist is `NotFound`.
+    pub async fn create(&self, tenant: &TenantId, client: NewClient, actor: &Actor) -> ServiceResult<Client> {
+        self.0.access().check_policy(tenant, &client.access_policy).await?;
+        Ok(self.0.store().create_client(tenant, client, actor).await?)
+    }
+
+    /// Changes a client; a required role that does not exist is `NotFound`.
+    pub async fn update(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+        patch: ClientPatch,
+        actor: &Actor,
+    ) -> ServiceResult<Client> {
+        if let Some(policy) = &patch.access_policy {
+            self.0.access().check_policy(tenant, policy).await?;
+        }
+        Ok(self.0.store().update_client(tenant, id, patch, actor).await?)
+    }
+
     pass_through! {
-        /// Creates a client; an id already in use, by a client or as a user's `sub`, is `Conflict`.
-        fn create(tenant: &TenantId, client: NewClient, actor: &Actor) -> Client => create_client;
         fn get(tenant: &TenantId, id: &ClientId) -> Option<Client> => client;
         fn list(tenant: &TenantId) -> Vec<Client> => list_clients;
-        fn update(tenant: &TenantId, id: &ClientId, patch: ClientPatch, actor: &Actor) -> Client => update_client;
         fn delete(tenant: &TenantId, id: &ClientId, actor: &Actor) -> () => delete_client;
         /// Client ids that are also a user's `sub` (stored before such collisions were refused).
         fn ids_shared_with_users(tenant: &TenantId) -> Vec<ClientId> => client_ids_shared_with_users;
@@ -41,7 +59,7 @@ impl Clients<'_> {
         new_secret: &str,
         previous_valid_until: UnixTime,
         actor: &Actor,
-    ) -> crate::ServiceResult<()> {
+    ) -> ServiceResult<()> {
         let hash = secret_hash(&self.0.token_hasher, new_secret);
         Ok(self.0.store().rotate_client_secret(tenant, id, &hash, previous_valid_until, actor).await?)
     }

@@ -91,6 +91,8 @@ pub struct Settings {
     #[command(flatten)]
     sessions: SessionSettings,
     #[command(flatten)]
+    access: super::client_access::AccessSettings,
+    #[command(flatten)]
     opt_ins: OptIns,
 }
 
@@ -260,6 +262,7 @@ fn describe(c: &Client) -> String {
         out += &format!("access tokens:  {s}s\n");
     }
     out += &super::client_opt_ins::describe(c);
+    out += &super::client_access::describe(&c.access_policy);
     out + &super::client_sessions::describe(&c.session_policy)
 }
 
@@ -295,6 +298,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
             }
             let session_policy = settings.sessions.apply(&ClientSessionPolicy::default(), &redirect_uris, kind)?;
             check_backchannel_uri(&outbound, &session_policy, &ClientSessionPolicy::default())?;
+            let access_policy = settings.access.apply(&Default::default())?;
             let scope_names = if settings.scopes.is_empty() {
                 vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()]
             } else {
@@ -322,6 +326,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience.unwrap_or(false),
                     access_token_lifetime: settings.access_token_lifetime.and_then(|d| i64::try_from(d.as_secs()).ok()),
                     session_policy,
+                    access_policy,
                     allow_insecure_redirect_uris: insecure,
                     refresh_reuse_grace: settings.opt_ins.grace(),
                 };
@@ -420,6 +425,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     kind,
                 )?;
                 check_backchannel_uri(&outbound, &policy, &current.session_policy)?;
+                let access = settings.access.apply(&current.access_policy)?;
                 let scopes = if settings.scopes.is_empty() {
                     None
                 } else {
@@ -441,6 +447,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience,
                     access_token_lifetime: settings.access_token_lifetime.map(|d| i64::try_from(d.as_secs()).ok()),
                     session_policy: (policy != current.session_policy).then_some(policy),
+                    access_policy: (access != current.access_policy).then_some(access),
                     allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects_change(),
                     refresh_reuse_grace: settings.opt_ins.grace_change(),
                 };

@@ -1,16 +1,20 @@
 //! Command-line interface. Non-interactive, `--json` for scripts, safe to use while the
 //! server runs (it talks to the same database; servers pick changes up by themselves).
 
+mod client_access;
 mod client_opt_ins;
 mod client_sessions;
 mod clients;
+mod groups;
 mod invites;
 mod keys;
 mod output;
 mod resources;
+mod roles;
 mod scopes;
 mod serve;
 mod sessions;
+mod user_access;
 mod users;
 
 use std::path::PathBuf;
@@ -61,6 +65,12 @@ enum Command {
     /// OAuth clients.
     #[command(subcommand)]
     Client(clients::ClientCommand),
+    /// Roles: names with entitlements, tenant-wide or one client's own.
+    #[command(subcommand)]
+    Role(roles::RoleCommand),
+    /// Groups: users who share roles.
+    #[command(subcommand)]
+    Group(groups::GroupCommand),
     /// Scopes clients may request.
     #[command(subcommand)]
     Scope(scopes::ScopeCommand),
@@ -171,6 +181,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(c) => users::run(ctx, c).await,
         Command::Client(c) => clients::run(ctx, c).await,
         Command::Scope(c) => scopes::run(ctx, c).await,
+        Command::Role(c) => roles::run(ctx, c).await,
+        Command::Group(c) => groups::run(ctx, c).await,
         Command::Resource(c) => resources::run(ctx, c).await,
         Command::Session(c) => sessions::run(ctx, c).await,
         Command::Invite(c) => invites::run(ctx, c).await,

@@ -83,6 +83,21 @@ pub enum UserCommand {
     Delete {
         user: String,
     },
+    /// Give a user a role directly.
+    Grant {
+        /// Username or subject id.
+        user: String,
+        role: String,
+    },
+    /// Take a directly granted role from a user (roles through groups stay).
+    Revoke {
+        user: String,
+        role: String,
+    },
+    /// Show the roles (direct and through groups), groups and entitlements a user holds.
+    Access {
+        user: String,
+    },
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -266,6 +281,9 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         UserCommand::Lock { user } => change_state(&ctx, &tenant, &user, StateChange::Lock).await,
         UserCommand::Unlock { user } => change_state(&ctx, &tenant, &user, StateChange::Unlock).await,
         UserCommand::Delete { user } => change_state(&ctx, &tenant, &user, StateChange::Delete).await,
+        UserCommand::Grant { user, role } => super::user_access::grant(&ctx, &tenant, &user, &role).await,
+        UserCommand::Revoke { user, role } => super::user_access::revoke(&ctx, &tenant, &user, &role).await,
+        UserCommand::Access { user } => super::user_access::show(&ctx, &tenant, &user).await,
     }
 }
 
