@@ -133,7 +133,8 @@ function makeCli(dir, env) {
    * JWK set, written to a file for --jwks-file); logout and sessions: frontchannelLogoutUri,
    * frontchannelLogoutSessionRequired, backchannelLogoutUri, backchannelLogoutSessionRequired,
    * logoutRevokesOfflineTokens, defaultMaxAge (seconds), sessionRefreshTokens; step-up:
-   * requireMfa, requirePasskey.
+   * requireMfa, requirePasskey; roles: releaseClaims (e.g. ['roles', 'groups',
+   * 'entitlements']), applicationRolesOnly, requireRoles (role names), requireAllRoles.
    * Returns { client, client_secret }.
    */
   cli.createClient = (o) => {
@@ -156,6 +157,10 @@ function makeCli(dir, env) {
     if (o.requireMfa) args.push('--require-mfa');
     if (o.requirePasskey) args.push('--require-passkey');
     if (o.allowLegacyAssertionAudience) args.push('--allow-legacy-assertion-audience');
+    if (o.releaseClaims) args.push('--release-claims', o.releaseClaims.join(','));
+    if (o.applicationRolesOnly) args.push('--application-roles-only');
+    for (const r of o.requireRoles ?? []) args.push('--require-role', r);
+    if (o.requireAllRoles) args.push('--require-all-roles');
     if (o.jwks) {
       const file = join(dir, `${o.id}.jwks.json`);
       writeFileSync(file, JSON.stringify(o.jwks));
@@ -171,6 +176,17 @@ function makeCli(dir, env) {
   cli.createLoopbackClient = (o) =>
     cli.createClient({ name: o.id, type: 'public', authMethod: 'none', redirectUris: ['http://127.0.0.1/callback'], ...o });
   cli.createScope = (name, description) => cli(['scope', 'create', name, '--description', description]);
+  /**
+   * Creates a role: tenant-wide, or the application role of the client `application`;
+   * `entitlements` are the rights it confers. Returns the role record.
+   */
+  cli.createRole = (name, { entitlements = [], application, description } = {}) => {
+    const args = ['role', 'create', name];
+    for (const e of entitlements) args.push('--entitlement', e);
+    if (application) args.push('--application', application);
+    if (description !== undefined) args.push('--description', description);
+    return cli(args);
+  };
   return cli;
 }
 
@@ -596,6 +612,20 @@ export async function startLoopbackRp({ respond } = {}) {
       return new Promise((r) => server.close(r));
     },
   };
+}
+
+/**
+ * Polls `probe()` (sync or async) every `intervalMs` until `done(value)` holds, at most
+ * `timeoutMs`; returns the last value, so the caller asserts on it (and a timeout fails with
+ * what was last seen, never silently).
+ */
+export async function pollUntil(probe, done, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() >= until) return value;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }
 
 /** Decodes a JWT's header and payload without verifying it (for assertions only). */
