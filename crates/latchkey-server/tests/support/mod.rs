@@ -150,8 +150,8 @@ pub mod passkey;
 pub mod rp;
 
 use latchkey_core::domain::{
-    ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims, RedirectUri, ScopeName,
-    SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
+    ClientAccessPolicy, ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims,
+    RedirectUri, ScopeName, SigningAlg, SubjectId, TenantId, TokenEndpointAuthMethod, Username,
 };
 use latchkey_core::records::{Actor, NewClient, NewUser};
 
@@ -170,6 +170,7 @@ pub struct ClientSpec<'a> {
     pub allow_insecure_no_pkce: bool,
     pub allow_legacy_assertion_audience: bool,
     pub session_policy: ClientSessionPolicy,
+    pub access_policy: ClientAccessPolicy,
     pub allow_insecure_redirect_uris: bool,
     pub refresh_reuse_grace: Option<i64>,
 }
@@ -191,6 +192,7 @@ impl Default for ClientSpec<'_> {
             allow_insecure_no_pkce: false,
             allow_legacy_assertion_audience: false,
             session_policy: ClientSessionPolicy::default(),
+            access_policy: ClientAccessPolicy::default(),
             allow_insecure_redirect_uris: false,
             refresh_reuse_grace: None,
         }
@@ -241,7 +243,7 @@ impl TestServer {
             allow_legacy_assertion_audience: spec.allow_legacy_assertion_audience,
             access_token_lifetime: None,
             session_policy: spec.session_policy,
-            access_policy: Default::default(),
+            access_policy: spec.access_policy,
             allow_insecure_redirect_uris: spec.allow_insecure_redirect_uris,
             refresh_reuse_grace: spec.refresh_reuse_grace,
         };
