@@ -1,0 +1,111 @@
+//! `latchkey role …`, `latchkey group …`, `latchkey user grant|revoke|access` and the access
+//! options of `latchkey client …`.
+
+mod support;
+
+use serde_json::json;
+use support::Workspace;
+
+fn with_users(ws: &Workspace) {
+    for name in ["ada", "bob"] {
+        ws.run(&["user", "create", "--username", name, "--no-password"]).success();
+    }
+}
+
+#[test]
+fn roles_and_groups_are_created_granted_shown_and_revoked() {
+    let ws = Workspace::new();
+    with_users(&ws);
+    let created =
+        ws.run(&["role", "create", "editor", "--entitlement", "docs:write", "--entitlement", "docs:read", "--json"]);
+    assert_eq!(created.success().json()["entitlements"], json!(["docs:read", "docs:write"]));
+    ws.run(&["client", "create", "--name", "Wiki", "--id", "wiki", "--redirect-uri", "https://wiki.example/cb"])
+        .success();
+    ws.run(&["role", "create", "wiki-admin", "--application", "wiki", "--entitlement", "wiki:admin"]).success();
+    ws.run(&["group", "create", "staff", "--description", "Everyone"]).success();
+    ws.run(&["group", "add-member", "staff", "ada"]).success().stdout_names(&["Added ada to group staff"]);
+    ws.run(&["group", "add-member", "staff", "ada"]).success().stdout_names(&["already"]);
+    ws.run(&["group", "add-role", "staff", "wiki-admin"]).success();
+    ws.run(&["user", "grant", "ada", "editor"]).success().stdout_names(&["Granted role editor to ada"]);
+    ws.run(&["group", "add-role", "staff", "editor"]).success();
+
+    let access = ws.run(&["user", "access", "ada", "--json"]);
+    let access = access.success().json();
+    assert_eq!(access["groups"], json!(["staff"]));
+    assert_eq!(access["roles"][0]["name"], "editor");
+    assert_eq!(access["roles"][0]["direct"], true);
+    assert_eq!(access["roles"][0]["via_groups"], json!(["staff"]));
+    assert_eq!(access["roles"][1]["application"], "wiki");
+    ws.run(&["user", "access", "ada"]).success().stdout_names(&["editor", "direct, group staff", "wiki:admin"]);
+    ws.run(&["role", "show", "editor"]).success().stdout_names(&["docs:read docs:write", "held by:        ada"]);
+    ws.run(&["role", "list"]).success().stdout_names(&["editor", "wiki-admin", "wiki"]);
+    ws.run(&["group", "show", "staff"]).success().stdout_names(&["editor wiki-admin", "members:        ada"]);
+    ws.run(&["group", "list"]).success().stdout_names(&["staff", "Everyone"]);
+
+    // Revoking the direct grant says the role is still held through the group.
+    ws.run(&["user", "revoke", "ada", "editor"]).success().stdout_names(&["still hold it through group staff"]);
+    ws.run(&["user", "revoke", "ada", "editor"]).expect_code(1).stderr_names(&["editor", "not found"]);
+    ws.run(&["group", "remove-role", "staff", "editor"]).success();
+    ws.run(&["group", "remove-member", "staff", "ada"]).success();
+    let after = ws.run(&["user", "access", "ada", "--json"]);
+    assert_eq!(after.success().json(), json!({"roles": [], "groups": []}));
+    ws.run(&["role", "update", "editor", "--add-entitlement", "docs:delete", "--remove-entitlement", "docs:read"])
+        .success()
+        .stdout_names(&["docs:delete docs:write"]);
+    ws.run(&["group", "delete", "staff"]).success();
+    ws.run(&["role", "delete", "editor"]).success();
+    ws.run(&["role", "show", "editor"]).expect_code(1).stderr_names(&["no role `editor`"]);
+}
+
+#[test]
+fn a_client_releases_access_claims_and_requires_roles_that_exist() {
+    let ws = Workspace::new();
+    ws.run(&["role", "create", "editor"]).success();
+    let base = ["client", "create", "--name", "Wiki", "--id", "wiki", "--redirect-uri", "https://wiki.example/cb"];
+    let typo = [&base[..], &["--require-role", "editr"]].concat();
+    ws.run(&typo).expect_code(1).stderr_names(&["role `editr`"]);
+    ws.run(&["client", "show", "wiki"]).expect_code(1);
+    let args = [&base[..], &["--release-claims", "roles,entitlements", "--require-role", "editor", "--json"]].concat();
+    let created = ws.run(&args);
+    let policy = created.success().json()["client"]["access_policy"].clone();
+    assert_eq!(policy["release_roles"], true);
+    assert_eq!(policy["release_groups"], false);
+    assert_eq!(policy["required_roles"], json!({"any_of": ["editor"]}));
+    ws.run(&["client", "show", "wiki"])
+        .success()
+        .stdout_names(&["access claims:  roles, entitlements", "any of [editor]"]);
+    ws.run(&["role", "delete", "editor"]).expect_code(1).stderr_names(&["required by client `wiki`"]);
+    ws.run(&["role", "create", "reviewer"]).success();
+    let all =
+        ["client", "update", "wiki", "--require-role", "editor", "--require-role", "reviewer", "--require-all-roles"];
+    ws.run(&all).success().stdout_names(&["all of [editor, reviewer]"]);
+    let none = ["client", "update", "wiki", "--no-required-roles", "--release-claims", "none", "--json"];
+    let cleared = ws.run(&none);
+    let policy = cleared.success().json()["access_policy"].clone();
+    assert_eq!(policy["required_roles"], json!(null));
+    assert_eq!(policy["release_roles"], false);
+    ws.run(&["role", "delete", "editor"]).success();
+}
+
+#[test]
+fn bad_names_and_unknown_ends_are_named() {
+    let ws = Workspace::new();
+    with_users(&ws);
+    ws.run(&["role", "create", "Editor"]).expect_code(2).stderr_names(&["role name", "lowercase"]);
+    ws.run(&["role", "create", "x", "--entitlement", "a b"]).expect_code(2).stderr_names(&["entitlement"]);
+    ws.run(&["role", "list"]).success().never_shows("x ");
+    ws.run(&["role", "create", "x", "--application", "nosuch"]).expect_code(1).stderr_names(&["client `nosuch`"]);
+    ws.run(&["role", "create", "editor"]).success();
+    ws.run(&["role", "create", "editor"]).expect_code(1).stderr_names(&["exists already"]);
+    ws.run(&["user", "grant", "nobody", "editor"]).expect_code(1).stderr_names(&["no user `nobody`"]);
+    ws.run(&["user", "grant", "ada", "nosuch"]).expect_code(1).stderr_names(&["role `nosuch`"]);
+    ws.run(&["group", "add-member", "nosuch", "ada"]).expect_code(1).stderr_names(&["group `nosuch`"]);
+    let long = "d".repeat(501);
+    ws.run(&["group", "create", "staff", "--description", &long]).expect_code(1).stderr_names(&["500 characters"]);
+    let wrong = ["client", "create", "--name", "W", "--id", "w", "--redirect-uri", "https://w.example/cb"];
+    let wrong = [&wrong[..], &["--release-claims", "roles,emails"]].concat();
+    ws.run(&wrong).expect_code(2).stderr_names(&["--release-claims", "emails"]);
+    let mixed = ["client", "create", "--name", "W", "--id", "w", "--redirect-uri", "https://w.example/cb"];
+    let mixed = [&mixed[..], &["--release-claims", "none,roles"]].concat();
+    ws.run(&mixed).expect_code(2).stderr_names(&["none"]);
+}
