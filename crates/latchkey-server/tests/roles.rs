@@ -239,3 +239,40 @@ async fn all_of_requires_every_role_and_an_unknown_required_role_is_refused() {
     assert_eq!(kept.as_deref(), Some("all of [editor, reviewer]"), "nothing half-written");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_grant_or_revocation_on_one_node_reaches_the_others_within_the_change_bound() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let clock = latchkey_core::Clock::system();
+        let a = ok(TestServer::try_start(db.clone(), clock.clone(), |_| {}).await, "node a");
+        let node_b = ok(TestServer::try_start(db.clone(), clock, |_| {}).await, "node b");
+        let ada = a.create_user("ada", PASSWORD).await;
+        create_role(&a, "editor", None, &[]).await;
+        let held = |node: &TestServer| {
+            let ada = ada.clone();
+            let services = node.state().services.clone();
+            async move {
+                let access = ok(services.access().held(&ada).await, "held");
+                access.role_names().map(ToString::to_string).collect::<Vec<_>>()
+            }
+        };
+        // Node B caches "nothing" first, so only the change feed can correct it.
+        assert!(held(&node_b).await.is_empty(), "{b}");
+        link(&a, Membership::UserRole { sub: ada.clone(), role: role("editor") }).await;
+        assert_eq!(held(&a).await, ["editor"], "{b}: at once on the node that made the change");
+        let bound = std::time::Duration::from_secs(3);
+        support::eventually(bound, &format!("{b}: node b sees the grant"), || async {
+            held(&node_b).await == ["editor"]
+        })
+        .await;
+        let revoke = Membership::UserRole { sub: ada.clone(), role: role("editor") };
+        ok(a.state().services.access().unlink(&tenant(), &revoke, &Actor::Cli).await, "revoke");
+        support::eventually(bound, &format!("{b}: node b sees the revocation"), || async {
+            held(&node_b).await.is_empty()
+        })
+        .await;
+        a.stop().await;
+        node_b.stop().await;
+    }
+}
