@@ -22,6 +22,7 @@ import {
   startLatchkey,
   startLoopbackRp,
   withBrowser,
+  pollUntil,
 } from '../lib/latchkey.mjs';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -199,16 +200,6 @@ async function backchannelCounter(outcome) {
   return line ? Number(line.trim().split(/\s+/).pop()) : 0;
 }
 
-/** Polls `probe()` every 100 ms until `done(value)`, at most `timeoutMs`; returns the last value. */
-async function pollUntil(probe, done, timeoutMs) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value) || Date.now() >= until) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** The visible text of an HTML page (for failure messages). */
 function textOf(html) {
   return html
@@ -339,7 +330,7 @@ describe('SSO sessions and OIDC logout', () => {
       const gap = second.hit.at - first.hit.at;
       assert.ok(gap >= 1_000, `the retry waited (backoff, first retry after ~2 s), not ${gap} ms`);
       // Visible in the metrics: the failed attempt counted as retried (within 5 s).
-      const retried = await pollUntil(() => backchannelCounter('retried'), (n) => n > retriedBefore, 5_000);
+      const retried = await pollUntil(() => backchannelCounter('retried'), (n) => n > retriedBefore, { timeoutMs: 5_000 });
       assert.equal(retried, retriedBefore + 1, 'latchkey_backchannel_logout_total{outcome="retried"} counts the failed attempt');
 
       await expectLoginPage(page, config);

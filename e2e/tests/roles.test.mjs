@@ -233,7 +233,7 @@ describe('roles, groups and entitlements with openid-client v6', () => {
     });
   });
 
-  test('a client that requires a role: 403 without it, access_denied with prompt=none, admitted once granted', async () => {
+  test('a client that requires a role: 403 without it, access_denied with prompt=none, admitted once granted', async (t) => {
     const cfg = await config('vault');
     await withBrowser(async ({ page }) => {
       const rp = await interceptRp(page);
@@ -280,6 +280,7 @@ describe('roles, groups and entitlements with openid-client v6', () => {
         { timeoutMs: PROPAGATION_MS, intervalMs: 250 },
       );
       assert.ok(outcome.callback, `still refused after ${PROPAGATION_MS} ms: ${JSON.stringify(attempts)}`);
+      t.diagnostic(`admitted at attempt ${attempts.length}: ${attempts.map((a) => a.status).join(', ')}`);
       assert.ok(
         attempts.slice(0, -1).every((a) => a.status === 403),
         `each attempt before was the 403 page: ${JSON.stringify(attempts)}`,
@@ -301,7 +302,7 @@ describe('roles, groups and entitlements with openid-client v6', () => {
     });
   });
 
-  test('a refresh is refused (invalid_grant) once the required role is revoked', async () => {
+  test('a refresh is refused (invalid_grant) once the required role is revoked', async (t) => {
     const cfg = await config('vault');
     await withBrowser(async ({ page }) => {
       const { tokens, sawConsent } = await codeFlow(page, lk.issuer, cfg, {
@@ -338,7 +339,10 @@ describe('roles, groups and entitlements with openid-client v6', () => {
         { timeoutMs: PROPAGATION_MS, intervalMs: 200 },
       );
       assert.equal(outcome.ok, false, `still refreshing ${PROPAGATION_MS} ms after the revocation: ${JSON.stringify(attempts)}`);
+      t.diagnostic(`refused at attempt ${attempts.length}: ${outcome.error} (${outcome.description})`);
       assert.equal(outcome.error, 'invalid_grant', JSON.stringify(outcome));
+      // Not a spent token (also invalid_grant): the refusal is for the role.
+      assert.match(outcome.description ?? '', /role/, JSON.stringify(outcome));
       assert.equal(outcome.status, 400);
     });
   });

@@ -2,7 +2,9 @@
 //! consent page). Which a grant releases is the services' (`latchkey_service::grants::claims`).
 
 /// Every claim Latchkey can put in an ID token or UserInfo response (discovery lists them).
-pub const SUPPORTED: [&str; 31] = [
+/// `roles`, `groups` and `entitlements` (RFC 9068 §2.2.3.1) go to clients whose access policy
+/// releases them.
+pub const SUPPORTED: [&str; 34] = [
     "sub",
     "iss",
     "aud",
@@ -34,6 +36,9 @@ pub const SUPPORTED: [&str; 31] = [
     "phone_number",
     "phone_number_verified",
     "address",
+    "roles",
+    "groups",
+    "entitlements",
 ];
 
 /// What the consent page says a user claim is.
