@@ -64,7 +64,7 @@ enum Command {
     User(users::UserCommand),
     /// OAuth clients.
     #[command(subcommand)]
-    Client(clients::ClientCommand),
+    Client(Box<clients::ClientCommand>),
     /// Roles: names with entitlements, tenant-wide or one client's own.
     #[command(subcommand)]
     Role(roles::RoleCommand),
@@ -179,7 +179,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::CheckConfig => serve::check_config(ctx),
         Command::Keys(c) => keys::run(ctx, c).await,
         Command::User(c) => users::run(ctx, c).await,
-        Command::Client(c) => clients::run(ctx, c).await,
+        Command::Client(c) => clients::run(ctx, *c).await,
         Command::Scope(c) => scopes::run(ctx, c).await,
         Command::Role(c) => roles::run(ctx, c).await,
         Command::Group(c) => groups::run(ctx, c).await,
