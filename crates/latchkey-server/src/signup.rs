@@ -221,6 +221,7 @@ pub async fn finish(
             name: Some(DisplayName::parse(&pending.name).ok()?),
             profile: ProfileClaims::default(),
             password_hash: None,
+            service_account: false,
         })
     })();
     let Some(user) = parsed else {

@@ -66,6 +66,7 @@ async fn two_nodes_publish_the_same_keys_and_see_each_others_changes() {
             name: None,
             profile: ProfileClaims::default(),
             password_hash: None,
+            service_account: false,
         };
         let user = ok(a.server.state.services.users().create(&tenant(), user, &Actor::Cli).await, "user");
         let before = ok(node_b.server.state.caches.user(&user.sub).await, "load");

@@ -13,8 +13,8 @@ use std::time::Duration;
 use crate::ServiceError;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
-use latchkey_core::domain::{ClientId, SubjectId, TenantId};
-use latchkey_core::records::{Change, Client, ScopeDefinition, User, UserAccess};
+use latchkey_core::domain::{ApiKeyId, ClientId, SubjectId, TenantId};
+use latchkey_core::records::{ApiKey, Change, Client, ScopeDefinition, User, UserAccess};
 use latchkey_store::Store;
 
 use crate::keys::KeyService;
@@ -39,6 +39,13 @@ pub struct Caches {
     /// Counts the drops of `access`: a load that began before a drop is not kept, so a
     /// lookup racing a change cannot put the old answer back.
     access_generation: AtomicU64,
+    /// API keys by id (`None`: no such key), at most `MAX_UNKNOWN_CLIENTS` unknown ids; and
+    /// the generation of their drops, as for `access`.
+    api_keys: RwLock<HashMap<ApiKeyId, Option<Arc<ApiKey>>>>,
+    unknown_api_keys: std::sync::atomic::AtomicUsize,
+    api_key_generation: AtomicU64,
+    /// When this node last wrote each key's `last_used_at`.
+    api_key_uses: std::sync::Mutex<HashMap<ApiKeyId, i64>>,
     web_origins: ArcSwap<BTreeSet<String>>,
     /// The scope definitions (discovery, every authorization request, the consent page).
     scopes: ArcSwapOption<Vec<ScopeDefinition>>,
@@ -57,6 +64,10 @@ impl Caches {
             users: RwLock::new(HashMap::new()),
             access: RwLock::new(HashMap::new()),
             access_generation: AtomicU64::new(0),
+            api_keys: RwLock::new(HashMap::new()),
+            unknown_api_keys: std::sync::atomic::AtomicUsize::new(0),
+            api_key_generation: AtomicU64::new(0),
+            api_key_uses: std::sync::Mutex::new(HashMap::new()),
             web_origins: ArcSwap::from_pointee(BTreeSet::new()),
             scopes: ArcSwapOption::empty(),
             discovery: ArcSwapOption::empty(),
@@ -123,6 +134,62 @@ impl Caches {
         Ok(loaded)
     }
 
+    /// An API key by id, from the cache when present. Unknown ids are remembered too (a
+    /// checksum-valid key can still be made up), up to `MAX_UNKNOWN_CLIENTS` of them.
+    pub async fn api_key(&self, id: &ApiKeyId) -> Result<Option<Arc<ApiKey>>, ServiceError> {
+        if let Some(hit) = self.api_keys.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(hit);
+        }
+        let generation = self.api_key_generation.load(Ordering::SeqCst);
+        let loaded = self.store.api_key(&self.tenant, id).await?.map(Arc::new);
+        if let Ok(mut m) = self.api_keys.write()
+            && self.api_key_generation.load(Ordering::SeqCst) == generation
+        {
+            if loaded.is_none() {
+                if self.unknown_api_keys.load(Ordering::SeqCst) >= MAX_UNKNOWN_CLIENTS {
+                    m.retain(|_, k| k.is_some());
+                    self.unknown_api_keys.store(0, Ordering::SeqCst);
+                }
+                self.unknown_api_keys.fetch_add(1, Ordering::SeqCst);
+            }
+            m.insert(id.clone(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Whether this use of a key is the one to record: its last recorded use on this node is
+    /// `every` seconds old. Claims it, so concurrent uses record once.
+    pub fn claim_api_key_use(&self, id: &ApiKeyId, now: i64, every: i64) -> bool {
+        let Ok(mut uses) = self.api_key_uses.lock() else { return false };
+        if uses.get(id).is_some_and(|last| now - last < every) {
+            return false;
+        }
+        // Bounded by the live keys; forgotten wholesale if revoked ones pile up.
+        if uses.len() >= 100_000 {
+            uses.clear();
+        }
+        uses.insert(id.clone(), now);
+        true
+    }
+
+    /// Drops one key (after it was created, rotated or revoked).
+    pub fn forget_api_key(&self, id: &ApiKeyId) {
+        if let Ok(mut m) = self.api_keys.write() {
+            self.api_key_generation.fetch_add(1, Ordering::SeqCst);
+            if let Some(None) = m.remove(id) {
+                self.unknown_api_keys.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn forget_api_keys(&self) {
+        if let Ok(mut m) = self.api_keys.write() {
+            self.api_key_generation.fetch_add(1, Ordering::SeqCst);
+            self.unknown_api_keys.store(0, Ordering::SeqCst);
+            m.clear();
+        }
+    }
+
     /// Drops what every user holds (after a change to roles or groups).
     pub fn forget_access(&self) {
         if let Ok(mut m) = self.access.write() {
@@ -181,6 +248,7 @@ impl Caches {
             m.clear();
         }
         self.forget_access();
+        self.forget_api_keys();
         self.scopes.store(None);
     }
 
@@ -213,6 +281,11 @@ impl Caches {
             Change::SigningKeys { .. } => keys.reload().await.map_err(|e| e.to_string())?,
             Change::Scopes { .. } => self.scopes.store(None),
             Change::Access { .. } => self.forget_access(),
+            Change::ApiKey { key_id, .. } => {
+                if let Ok(id) = ApiKeyId::parse(key_id) {
+                    self.forget_api_key(&id);
+                }
+            }
             Change::Unknown => {
                 self.forget_all();
                 self.rebuild_web_origins().await.map_err(|e| e.to_string())?;

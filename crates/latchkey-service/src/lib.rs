@@ -20,6 +20,7 @@ mod error;
 
 pub mod access;
 pub mod access_claims;
+pub mod api_keys;
 pub mod audit;
 pub mod authorization;
 pub mod cache;
@@ -116,6 +117,9 @@ impl Latchkey {
     }
     pub fn clients(&self) -> clients::Clients<'_> {
         clients::Clients(self)
+    }
+    pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
+        api_keys::ApiKeys(self)
     }
     pub fn access(&self) -> access::Access<'_> {
         access::Access(self)

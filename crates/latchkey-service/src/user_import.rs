@@ -192,7 +192,7 @@ fn parse_line(raw: &str) -> Result<NewUser, String> {
         Some(s) => SubjectId::parse(&s).map_err(|e| format!("sub: {}", e.reason))?,
         None => SubjectId::generate(),
     };
-    Ok(NewUser { sub, username, email, email_verified, name, profile, password_hash })
+    Ok(NewUser { sub, username, email, email_verified, name, profile, password_hash, service_account: false })
 }
 
 /// An optional string field (`null` is absent).

@@ -71,6 +71,12 @@ impl Users<'_> {
         change: PasswordChange,
         actor: &Actor,
     ) -> ServiceResult<usize> {
+        if self.0.store().user_by_sub(tenant, sub).await?.is_some_and(|u| u.service_account) {
+            return Err(ServiceError::Invalid(
+                "a service account never signs in: give it an API key (`latchkey api-key create`) instead of a password"
+                    .into(),
+            ));
+        }
         let hash = self.0.passwords.hash(password.into_string()).await.map_err(|e| match e {
             crate::passwords::HashingError::Password(e) => ServiceError::Invalid(e.to_string()),
             other => ServiceError::Unavailable(other.to_string()),

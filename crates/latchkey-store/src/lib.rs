@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{
-    ClientId, Email, GroupName, RoleName, ScopeName, SigningAlg, SubjectId, TenantId, Username,
+    ApiKeyId, ClientId, Email, GroupName, RoleName, ScopeName, SigningAlg, SubjectId, TenantId, Username,
 };
 use latchkey_core::{Clock, UnixTime};
 use tokio::sync::mpsc;
@@ -84,6 +84,36 @@ pub trait AccessStore {
     async fn user_access(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<UserAccess>;
     /// The users who hold a role, directly or through a group.
     async fn role_holders(&self, tenant: &TenantId, role: &RoleName) -> StoreResult<Vec<SubjectId>>;
+}
+
+/// API keys. Every change but a recorded use notifies `Change::ApiKey`.
+#[async_trait]
+pub trait ApiKeyStore {
+    /// Stores a key; an unknown owner is `NotFound`, a live key of the same name `Conflict`,
+    /// an owner with `max_live_per_owner` live keys `Invalid`.
+    async fn create_api_key(
+        &self,
+        tenant: &TenantId,
+        key: NewApiKey,
+        max_live_per_owner: u32,
+        actor: &Actor,
+    ) -> StoreResult<ApiKey>;
+    /// A key by id, revoked or not.
+    async fn api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> StoreResult<Option<ApiKey>>;
+    /// The keys not revoked, of one owner or of all.
+    async fn list_api_keys(&self, tenant: &TenantId, owner: Option<&SubjectId>) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a live key (`NotFound` otherwise).
+    async fn revoke_api_key(&self, tenant: &TenantId, id: &ApiKeyId, actor: &Actor) -> StoreResult<ApiKey>;
+    /// Replaces a live key's secret; the old one stays valid until `previous_valid_until`.
+    async fn rotate_api_key(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        new_hash: &TokenHash,
+        previous_valid_until: UnixTime,
+        actor: &Actor,
+    ) -> StoreResult<ApiKey>;
+    async fn record_api_key_use(&self, tenant: &TenantId, id: &ApiKeyId, at: UnixTime) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -613,6 +643,7 @@ pub trait StoreTx: Send {
 pub trait Store:
     UserStore
     + AccessStore
+    + ApiKeyStore
     + ClientStore
     + ScopeStore
     + SigningKeyStore

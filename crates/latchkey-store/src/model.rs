@@ -39,6 +39,7 @@ pub(crate) struct UserRow {
     profile: String,
     password_hash: Option<String>,
     locked: bool,
+    service_account: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -57,6 +58,7 @@ impl TryFrom<UserRow> for User {
             has_password: r.password_hash.is_some(),
             password_hash: r.password_hash,
             locked: r.locked,
+            service_account: r.service_account,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -194,6 +196,46 @@ impl TryFrom<AuditRow> for AuditEvent {
             action: r.action,
             target: r.target,
             details: serde_json::from_str(&r.details).map_err(|e| corrupt("audit details", e))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    key_id: String,
+    owner_sub: String,
+    name: String,
+    secret_hash: String,
+    previous_secret_hash: Option<String>,
+    previous_valid_until: Option<i64>,
+    scopes: String,
+    routes: String,
+    methods: String,
+    audience: Option<String>,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(r: ApiKeyRow) -> Result<Self, StoreError> {
+        Ok(ApiKey {
+            id: ApiKeyId::parse(&r.key_id).map_err(|e| corrupt("API key id", e))?,
+            owner: SubjectId::parse(&r.owner_sub).map_err(|e| corrupt("API key owner", e))?,
+            name: r.name,
+            secret_hash: TokenHash::from_stored(r.secret_hash),
+            previous_secret_hash: r.previous_secret_hash.map(TokenHash::from_stored),
+            previous_valid_until: r.previous_valid_until,
+            scopes: json_list(&r.scopes, "API key scopes", ScopeName::parse)?,
+            routes: json_list(&r.routes, "API key routes", RoutePattern::parse)?,
+            methods: json_list(&r.methods, "API key methods", parse_method)?,
+            audience: r.audience,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
         })
     }
 }

@@ -113,6 +113,7 @@ pub fn sample_user(username: &str) -> latchkey_core::records::NewUser {
         name: None,
         profile: latchkey_core::domain::ProfileClaims::default(),
         password_hash: None,
+        service_account: false,
     }
 }
 

@@ -45,6 +45,7 @@ async fn user(store: &dyn Store, name: &str) -> SubjectId {
         name: None,
         profile: ProfileClaims::default(),
         password_hash: None,
+        service_account: false,
     };
     ok(store.create_user(&tenant(), new, &Actor::Cli).await, "user").sub
 }

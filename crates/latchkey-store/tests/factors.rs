@@ -29,6 +29,7 @@ fn new_user(username: &str, email: Option<&str>, password: Option<&str>) -> NewU
         name: None,
         profile: ProfileClaims::default(),
         password_hash: password.map(str::to_owned),
+        service_account: false,
     }
 }
 

@@ -35,6 +35,7 @@ fn new_user(username: &str, email: Option<&str>) -> NewUser {
         name: Some(ok(DisplayName::parse("Ada Lovelace"), "name")),
         profile: ProfileClaims::default(),
         password_hash: None,
+        service_account: false,
     }
 }
 

@@ -27,8 +27,37 @@ pub fn identifier<const N: usize>() -> String {
     hex::encode(bytes::<N>())
 }
 
+/// Digits, uppercase and lowercase letters: what base62 writes with.
+pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `n` characters drawn uniformly from [`BASE62`] (a byte is kept only below 248 = 4 × 62,
+/// so no character is likelier than another): each carries log2(62) ≈ 5.95 bits, and 43 of
+/// them carry 256.
+pub fn base62(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        for b in bytes::<64>() {
+            if b < 248 && out.len() < n {
+                out.push(char::from(BASE62[usize::from(b % 62)]));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base62_strings_use_every_character_and_nothing_else() {
+        let s = super::base62(20_000);
+        assert_eq!(s.len(), 20_000);
+        assert!(s.bytes().all(|b| super::BASE62.contains(&b)));
+        for c in super::BASE62 {
+            assert!(s.as_bytes().contains(c), "{}", char::from(*c));
+        }
+        assert_ne!(super::base62(43), super::base62(43));
+    }
+
     #[test]
     fn identifiers_are_lowercase_hex_of_the_asked_size() {
         for _ in 0..2_000 {

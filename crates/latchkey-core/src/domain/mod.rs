@@ -1,6 +1,7 @@
 //! Domain types. Each has one way in, `parse`, so a value that exists is a valid value.
 
 mod access;
+mod api_key;
 mod authentication;
 mod claims;
 mod client;
@@ -13,6 +14,10 @@ mod session_policy;
 mod user;
 
 pub use access::{ACCESS_CLAIMS, ClientAccessPolicy, Entitlement, GroupName, RoleName, RoleRequirement};
+pub use api_key::{
+    API_KEY_LEN, API_KEY_PREFIX, ApiKeyId, NewApiKeySecret, PresentedApiKey, READ_ONLY_METHODS, RoutePattern,
+    parse_method,
+};
 pub use authentication::{AuthLevel, Factor, Factors};
 pub use claims::{ClaimRequest, ClaimsRequest, beyond_scopes, claims_of_scope, scope_of_claim};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::domain::{ClientId, Entitlement, GroupName, RoleName, SubjectId};
+use crate::crypto::TokenHash;
+use crate::domain::{ApiKeyId, ClientId, Entitlement, GroupName, RoleName, RoutePattern, ScopeName, SubjectId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Role {
@@ -74,4 +75,43 @@ impl UserAccess {
     pub fn role_names(&self) -> impl Iterator<Item = &RoleName> + Clone {
         self.roles.iter().map(|r| &r.name)
     }
+}
+
+/// An API key as stored: the secret only as a keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    /// The user or service account whose rights the key carries (at most theirs).
+    pub owner: SubjectId,
+    pub name: String,
+    #[serde(skip)]
+    pub secret_hash: TokenHash,
+    /// After a rotation, the old secret until `previous_valid_until`.
+    #[serde(skip)]
+    pub previous_secret_hash: Option<TokenHash>,
+    pub previous_valid_until: Option<i64>,
+    pub scopes: Vec<ScopeName>,
+    /// Paths it may be used for; empty: any.
+    pub routes: Vec<RoutePattern>,
+    /// HTTP methods it may be used with; empty: any.
+    pub methods: Vec<String>,
+    /// The resource (RFC 8707 identifier) it is for; `None`: any.
+    pub audience: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: ApiKeyId,
+    pub owner: SubjectId,
+    pub name: String,
+    pub secret_hash: TokenHash,
+    pub scopes: Vec<ScopeName>,
+    pub routes: Vec<RoutePattern>,
+    pub methods: Vec<String>,
+    pub audience: Option<String>,
+    pub expires_at: Option<i64>,
 }

@@ -21,6 +21,11 @@ pub enum Change {
     Access {
         tenant: String,
     },
+    /// An API key was created, rotated or revoked.
+    ApiKey {
+        tenant: String,
+        key_id: String,
+    },
     /// Something changed but the store cannot say what (SQLite): drop every cache.
     Unknown,
 }
@@ -37,6 +42,7 @@ impl Change {
             (Some("keys"), Some(t), None) => Change::SigningKeys { tenant: t.into() },
             (Some("scopes"), Some(t), None) => Change::Scopes { tenant: t.into() },
             (Some("access"), Some(t), None) => Change::Access { tenant: t.into() },
+            (Some("api_key"), Some(t), Some(id)) => Change::ApiKey { tenant: t.into(), key_id: id.into() },
             (Some("client"), Some(t), Some(id)) => Change::Client { tenant: t.into(), client_id: id.into() },
             (Some("user"), Some(t), Some(sub)) => Change::User { tenant: t.into(), sub: sub.into() },
             _ => Change::Unknown,
@@ -50,6 +56,7 @@ impl fmt::Display for Change {
             Change::SigningKeys { tenant } => write!(f, "keys:{tenant}"),
             Change::Scopes { tenant } => write!(f, "scopes:{tenant}"),
             Change::Access { tenant } => write!(f, "access:{tenant}"),
+            Change::ApiKey { tenant, key_id } => write!(f, "api_key:{tenant}:{key_id}"),
             Change::Client { tenant, client_id } => write!(f, "client:{tenant}:{client_id}"),
             Change::User { tenant, sub } => write!(f, "user:{tenant}:{sub}"),
             Change::Unknown => f.write_str("unknown"),
@@ -69,6 +76,7 @@ mod tests {
             Change::User { tenant: "t".into(), sub: "abc".into() },
             Change::Scopes { tenant: "t".into() },
             Change::Access { tenant: "t".into() },
+            Change::ApiKey { tenant: "t".into(), key_id: "abc".into() },
         ] {
             assert_eq!(Change::from_payload(&c.to_payload()), c);
         }

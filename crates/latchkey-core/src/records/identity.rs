@@ -23,6 +23,8 @@ pub struct User {
     #[serde(skip)]
     pub password_hash: Option<String>,
     pub locked: bool,
+    /// Never signs in (no password, no passkey): holds roles and API keys for a program.
+    pub service_account: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -36,6 +38,7 @@ pub struct NewUser {
     pub name: Option<DisplayName>,
     pub profile: ProfileClaims,
     pub password_hash: Option<String>,
+    pub service_account: bool,
 }
 
 /// What a bulk import did: every user stored, or none and why.

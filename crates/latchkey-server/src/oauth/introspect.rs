@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::domain::{ClientKind, SubjectId, TenantId};
+use latchkey_core::domain::{ClientKind, PresentedApiKey, SubjectId, TenantId};
 use serde_json::json;
 
 use super::OAuthError;
@@ -38,6 +38,45 @@ async fn is_audience(
     Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_ref() == Some(caller)))
 }
 
+/// An API key: active while it counts, reported with what it is worth now (its scopes the
+/// owner still holds) and its limits. A key for a resource is reported only to that
+/// resource's client.
+async fn api_key(
+    state: &AppState,
+    tenant: &TenantId,
+    caller: &latchkey_core::domain::ClientId,
+    token: &str,
+) -> Result<serde_json::Value, OAuthError> {
+    let keys = state.services.api_keys();
+    let verified = match keys.verify(token).await? {
+        Ok(v) => v,
+        Err(refusal) => {
+            tracing::debug!(%refusal, "introspection: API key not active");
+            return Ok(json!({"active": false}));
+        }
+    };
+    if !keys.introspectable_by(tenant, &verified.key, caller).await? {
+        return Ok(json!({"active": false}));
+    }
+    let k = &verified.key;
+    let scope: Vec<&str> = verified.scopes.iter().map(|s| s.as_str()).collect();
+    let mut out = json!({
+        "active": true, "token_type": "api_key", "scope": scope.join(" "), "sub": k.owner,
+        "username": verified.owner.username.as_str(), "iat": k.created_at, "iss": state.issuer.as_ref(),
+        "key_id": k.id, "routes": k.routes.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "methods": k.methods,
+    });
+    if let Some(exp) = k.expires_at {
+        out["exp"] = exp.into();
+    }
+    if let Some(aud) = &k.audience {
+        out["aud"] = aud.as_str().into();
+    }
+    if verified.owner.service_account {
+        out["service_account"] = true.into();
+    }
+    Ok(out)
+}
+
 /// Roles, groups and entitlements as the token's client is told them, as they are now.
 fn add_access(out: &mut serde_json::Value, access: latchkey_service::access::ReleasedAccess) {
     if let serde_json::Value::Object(members) = out {
@@ -58,6 +97,9 @@ pub async fn introspect(
         return Err(OAuthError::invalid_client("public clients cannot introspect", false));
     }
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    if PresentedApiKey::looks_like(token) {
+        return Ok(reply(api_key(&state, &tenant, &client.client_id, token).await?));
+    }
     if let Ok(c) = state.services.live_access_token(token).await {
         if c.client_id != client.client_id.as_str() && !is_audience(&state, &tenant, &c.aud, &client.client_id).await? {
             return Ok(reply(json!({"active": false})));

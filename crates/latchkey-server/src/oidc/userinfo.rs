@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::domain::SubjectId;
+use latchkey_core::domain::{PresentedApiKey, SubjectId};
 
 use crate::edge::authorization::AuthorizationError;
 use crate::oauth::params::Params;
@@ -25,6 +25,40 @@ fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response 
 fn no_token() -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"latchkey\""));
+    response
+}
+
+/// A person's API key with the `openid` scope reads its owner's claims, by its scopes.
+async fn api_key_userinfo(state: &AppState, token: &str) -> Response {
+    let verified = match state.services.api_keys().verify(token).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(refusal)) => {
+            tracing::debug!(%refusal, "userinfo: API key refused");
+            return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the API key is not valid");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo: cannot check an API key");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    if verified.owner.service_account || !verified.has_scope("openid") {
+        return bearer_error(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the API key lacks the openid scope of a person",
+        );
+    }
+    let scopes: Vec<String> = verified.scopes.iter().map(ToString::to_string).collect();
+    let all = all_claims(&verified.owner);
+    let mut out = serde_json::Map::new();
+    out.insert("sub".into(), verified.owner.sub.as_str().into());
+    for n in names_for_scopes(&scopes) {
+        if let Some(v) = all.get(n) {
+            out.insert(n.to_owned(), v.clone());
+        }
+    }
+    let mut response = axum::Json(serde_json::Value::Object(out)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -50,6 +84,9 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
         (Some(t), None) | (None, Some(t)) => t.trim().to_owned(),
         (None, None) => return no_token(),
     };
+    if PresentedApiKey::looks_like(&token) {
+        return api_key_userinfo(&state, &token).await;
+    }
     let claims = match state.services.live_access_token(&token).await {
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &format!("the access token is {e}")),

@@ -215,6 +215,7 @@ impl TestServer {
             name: Some(ok(DisplayName::parse("Test User"), "name")),
             profile: ProfileClaims { given_name: Some("Test".into()), ..ProfileClaims::default() },
             password_hash: Some(hash.as_str().to_owned()),
+            service_account: false,
         };
         ok(self.state().services.users().create(&TenantId::default_tenant(), user, &Actor::Cli).await, "create user")
             .sub

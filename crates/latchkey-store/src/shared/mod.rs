@@ -6,6 +6,8 @@
 #[macro_use]
 mod access;
 #[macro_use]
+mod api_keys;
+#[macro_use]
 mod users;
 #[macro_use]
 mod clients;
@@ -135,6 +137,7 @@ macro_rules! impl_shared_store {
         }
 
         impl_access_store!($store, $db);
+        impl_api_key_store!($store, $db);
         impl_user_store!($store, $db);
         impl_client_store!($store, $db);
         impl_key_store!($store, $db);

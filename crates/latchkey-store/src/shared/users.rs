@@ -35,8 +35,8 @@ macro_rules! impl_user_store {
                 let profile = serde_json::to_string(&user.profile)
                     .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
                 sqlx::query(
-                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10)",
+                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id, service_account)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10, $11)",
                 )
                 .bind(tenant.as_str())
                 .bind(user.sub.as_str())
@@ -48,6 +48,7 @@ macro_rules! impl_user_store {
                 .bind(user.password_hash.as_deref())
                 .bind(self.now())
                 .bind(webauthn_user_id)
+                .bind(user.service_account)
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;

@@ -1,6 +1,7 @@
 //! Command-line interface. Non-interactive, `--json` for scripts, safe to use while the
 //! server runs (it talks to the same database; servers pick changes up by themselves).
 
+mod api_keys;
 mod client_access;
 mod client_opt_ins;
 mod client_sessions;
@@ -71,6 +72,12 @@ enum Command {
     /// Groups: users who share roles.
     #[command(subcommand)]
     Group(groups::GroupCommand),
+    /// API keys for users and service accounts.
+    #[command(subcommand)]
+    ApiKey(api_keys::ApiKeyCommand),
+    /// Accounts for programs: they hold roles and API keys and never sign in.
+    #[command(subcommand)]
+    ServiceAccount(api_keys::ServiceAccountCommand),
     /// Scopes clients may request.
     #[command(subcommand)]
     Scope(scopes::ScopeCommand),
@@ -186,5 +193,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Resource(c) => resources::run(ctx, c).await,
         Command::Session(c) => sessions::run(ctx, c).await,
         Command::Invite(c) => invites::run(ctx, c).await,
+        Command::ApiKey(c) => api_keys::run(ctx, c).await,
+        Command::ServiceAccount(c) => api_keys::run_service_accounts(ctx, c).await,
     }
 }

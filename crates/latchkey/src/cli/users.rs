@@ -176,8 +176,16 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
                 Some(p) => Some(f.passwords.hash(p.into_string()).await.map_err(usage)?.as_str().to_owned()),
                 None => None,
             };
-            let new =
-                NewUser { sub: SubjectId::generate(), username, email, email_verified, name, profile, password_hash };
+            let new = NewUser {
+                sub: SubjectId::generate(),
+                username,
+                email,
+                email_verified,
+                name,
+                profile,
+                password_hash,
+                service_account: false,
+            };
             let user = f.users().create(&tenant, new, &Actor::Cli).await;
             f.system().close().await;
             let user = user?;
