@@ -198,6 +198,17 @@ impl Caches {
         }
     }
 
+    /// Drops one user and what they hold (after a change made on this node).
+    pub fn forget_user(&self, sub: &SubjectId) {
+        if let Ok(mut m) = self.users.write() {
+            m.remove(sub);
+        }
+        if let Ok(mut m) = self.access.write() {
+            self.access_generation.fetch_add(1, Ordering::SeqCst);
+            m.remove(sub);
+        }
+    }
+
     /// Every scope definition, from the cache when present.
     pub async fn scopes(&self) -> Result<Arc<Vec<ScopeDefinition>>, ServiceError> {
         if let Some(hit) = self.scopes.load_full() {
@@ -267,15 +278,9 @@ impl Caches {
                 self.rebuild_web_origins().await.map_err(|e| e.to_string())?;
             }
             Change::User { sub, .. } => {
+                // A deleted user's links went with the user.
                 if let Ok(sub) = SubjectId::parse(sub) {
-                    if let Ok(mut m) = self.users.write() {
-                        m.remove(&sub);
-                    }
-                    // A deleted user's links went with the user.
-                    if let Ok(mut m) = self.access.write() {
-                        self.access_generation.fetch_add(1, Ordering::SeqCst);
-                        m.remove(&sub);
-                    }
+                    self.forget_user(&sub);
                 }
             }
             Change::SigningKeys { .. } => keys.reload().await.map_err(|e| e.to_string())?,

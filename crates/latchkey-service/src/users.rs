@@ -139,6 +139,7 @@ impl Users<'_> {
             StateChange::Unlock => {
                 // Nothing ends with an unlock: no revocation lifetime to work out.
                 self.0.store().set_user_locked(tenant, sub, false, actor).await?;
+                self.0.caches.forget_user(sub);
                 return Ok(0);
             }
         };
@@ -154,6 +155,8 @@ impl Users<'_> {
             ended
         };
         tx.commit().await?;
+        // This node stops honouring the user's API keys at once; others within the change bound.
+        self.0.caches.forget_user(sub);
         sessions.ended(&ended, &how);
         Ok(ended.sessions.len())
     }
