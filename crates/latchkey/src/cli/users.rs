@@ -152,6 +152,9 @@ fn describe(u: &User) -> String {
     out += &format!("name:           {}\n", u.name.as_ref().map_or("-", |n| n.as_str()));
     out += &format!("password:       {}\n", if u.has_password { "set" } else { "none" });
     out += &format!("locked:         {}\n", u.locked);
+    if u.service_account {
+        out += "kind:           service account (never signs in; holds roles and API keys)\n";
+    }
     if let Ok(claims) = serde_json::to_string(&u.profile)
         && claims != "{\"phone_number_verified\":false}"
     {
