@@ -35,7 +35,8 @@ async fn setup(server: &TestServer) -> SubjectId {
     ok(access.create_role(&tenant(), role, &Actor::Cli).await, "role");
     let link = Membership::UserRole { sub: ada.clone(), role: ok(RoleName::parse("reporter"), "role") };
     ok(access.link(&tenant(), &link, &Actor::Cli).await, "grant");
-    server.create_client(ClientSpec { id: "api", ..ClientSpec::default() }).await;
+    // A first-party client (the operator's own API) may introspect keys for no resource.
+    server.create_client(ClientSpec { id: "api", first_party: true, ..ClientSpec::default() }).await;
     ada
 }
 
@@ -80,6 +81,9 @@ async fn a_key_is_active_with_the_scopes_its_owner_still_holds_and_its_limits() 
         assert_eq!(info["routes"], serde_json::json!(["/api/reports/*"]), "{b}");
         assert_eq!(info["methods"], serde_json::json!(["GET", "HEAD", "OPTIONS"]), "{b}");
         assert_eq!(info["key_id"], issued.key.id.to_string(), "{b}");
+        // A third-party client never learns whether a key works, nor whose it is.
+        server.create_client(ClientSpec { id: "third", ..ClientSpec::default() }).await;
+        assert_eq!(introspect_as(&server, "third", &issued.secret).await, serde_json::json!({"active": false}), "{b}");
 
         // The owner loses a right: the key carries it no more; all of them: the key is dead.
         let access = server.state().services.access();
@@ -175,6 +179,18 @@ async fn rights_the_owner_lacks_and_bad_specs_are_refused_and_nothing_is_stored(
     let unknown_aud = ApiKeySpec { audience: Some("https://nope.example".into()), ..spec(&["openid"]) };
     refused(keys.create(&tenant(), &ada, unknown_aud, &Actor::Cli).await, "resource");
     refused(keys.create(&tenant(), &SubjectId::generate(), spec(&["openid"]), &Actor::Cli).await, "not found");
+    // An application role's entitlements are that application's, never a key's.
+    let app_role = NewRole {
+        name: ok(RoleName::parse("api-admin"), "role"),
+        application: Some(ok(ClientId::parse("api"), "id")),
+        description: String::new(),
+        entitlements: vec![ok(Entitlement::parse("api:admin"), "ent")],
+    };
+    let access = server.state().services.access();
+    ok(access.create_role(&tenant(), app_role, &Actor::Cli).await, "app role");
+    let link = Membership::UserRole { sub: ada.clone(), role: ok(RoleName::parse("api-admin"), "role") };
+    ok(access.link(&tenant(), &link, &Actor::Cli).await, "grant");
+    refused(keys.create(&tenant(), &ada, spec(&["api:admin"]), &Actor::Cli).await, "does not hold `api:admin`");
     assert!(ok(keys.list(&tenant(), None).await, "list").is_empty());
     server.stop().await;
 }
@@ -219,6 +235,13 @@ async fn a_persons_key_with_openid_reads_userinfo_and_a_service_accounts_does_no
     assert!(body.get("name").is_none(), "no profile scope: {body}");
     let without = create(&server, &ada, ApiKeySpec { name: "reports".into(), ..spec(&["reports:read"]) }).await;
     assert_eq!(userinfo(without.secret).await.0, StatusCode::FORBIDDEN);
+    let routed = ApiKeySpec {
+        name: "routed".into(),
+        routes: vec![ok(latchkey_core::domain::RoutePattern::parse("/api/*"), "route")],
+        ..spec(&["openid", "email"])
+    };
+    let routed = create(&server, &ada, routed).await;
+    assert_eq!(userinfo(routed.secret).await.0, StatusCode::UNAUTHORIZED, "a key limited to paths is not for UserInfo");
     let (status, _) = userinfo(format!("{}x", with_email.secret)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a malformed key");
 

@@ -194,8 +194,16 @@ async fn a_client_that_requires_a_role_admits_only_its_holders_at_sign_in_and_at
         let (status, body) = rp.refresh(&server, &refresh).await;
         assert_eq!(status, StatusCode::OK, "{b}: {body}");
         let refresh = body["refresh_token"].as_str().unwrap_or_default().to_owned();
+        let access_token = body["access_token"].as_str().unwrap_or_default().to_owned();
+        let introspected = |token: String| {
+            let request = server.http.post(server.url("/introspect")).basic_auth("webapp", Some(secret.clone()));
+            async move { ok(ok(request.form(&[("token", token)]).send().await, "introspect").json::<Value>().await, "json") }
+        };
+        assert_eq!(introspected(access_token.clone()).await["active"], true, "{b}");
         let revoke = Membership::UserRole { sub: bob.clone(), role: role("editor") };
         ok(server.state().services.access().unlink(&tenant(), &revoke, &Actor::Cli).await, "revoke");
+        assert_eq!(introspected(access_token).await["active"], false, "{b}: the token no longer counts");
+        assert_eq!(introspected(refresh.clone()).await["active"], false, "{b}: nor the refresh token");
         let (status, body) = rp.refresh(&server, &refresh).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{b}: {body}");
         assert_eq!(body["error"], "invalid_grant", "{b}: {body}");

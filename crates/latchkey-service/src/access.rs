@@ -150,6 +150,16 @@ impl Access<'_> {
 }
 
 impl Access<'_> {
+    /// Whether a token's client still admits the token's user (an unknown client or a
+    /// malformed id: no).
+    pub async fn still_admitted(&self, client_id: &str, sub: &str) -> ServiceResult<bool> {
+        let (Ok(client_id), Ok(sub)) = (ClientId::parse(client_id), SubjectId::parse(sub)) else { return Ok(false) };
+        match self.0.caches.client(&client_id).await? {
+            Some(client) => self.admits(&client, &sub).await,
+            None => Ok(false),
+        }
+    }
+
     /// What a token's client gets about the token's user now (UserInfo, introspection):
     /// roles granted or revoked since the token was minted show at once. Nothing for an
     /// unknown client or a malformed id.

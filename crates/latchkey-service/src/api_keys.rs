@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use latchkey_core::UnixTime;
 use latchkey_core::domain::{ApiKeyId, NewApiKeySecret, PresentedApiKey, RoutePattern, ScopeName, SubjectId, TenantId};
-use latchkey_core::records::{Actor, ApiKey, NewApiKey, User};
+use latchkey_core::records::{Actor, ApiKey, Client, NewApiKey, User};
 
 use crate::{Latchkey, ServiceError, ServiceResult};
 
@@ -73,6 +73,21 @@ pub struct VerifiedApiKey {
     pub scopes: Vec<ScopeName>,
 }
 
+impl KeyRefusal {
+    /// The label of the refusals metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::Unknown => "unknown",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::WrongSecret => "wrong_secret",
+            Self::OwnerGone => "owner_gone",
+            Self::NoRights => "no_rights",
+        }
+    }
+}
+
 impl VerifiedApiKey {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s.as_str() == scope)
@@ -88,12 +103,18 @@ impl VerifiedApiKey {
 pub struct ApiKeys<'a>(pub(crate) &'a Latchkey);
 
 impl ApiKeys<'_> {
-    /// What `owner` may put in a key: the entitlements of every role they hold, and for a
-    /// person, the UserInfo scopes.
+    /// What `owner` may put in a key: the entitlements of the tenant-wide roles they hold,
+    /// and for a person, the UserInfo scopes. An application role's entitlements are for
+    /// that application's tokens only: a key is not tied to one application, so it never
+    /// carries them.
     async fn rights_of(&self, owner: &User) -> ServiceResult<BTreeSet<String>> {
         let held = self.0.caches.access(&owner.sub).await?;
-        let mut rights: BTreeSet<String> =
-            held.roles.iter().flat_map(|r| r.entitlements.iter().map(ToString::to_string)).collect();
+        let mut rights: BTreeSet<String> = held
+            .roles
+            .iter()
+            .filter(|r| r.application.is_none())
+            .flat_map(|r| r.entitlements.iter().map(ToString::to_string))
+            .collect();
         if !owner.service_account {
             rights.extend(PERSONAL_SCOPES.iter().map(|s| (*s).to_owned()));
         }
@@ -130,7 +151,7 @@ impl ApiKeys<'_> {
         let rights = self.rights_of(&user).await?;
         if let Some(missing) = spec.scopes.iter().find(|s| !rights.contains(s.as_str())) {
             return Err(ServiceError::Invalid(format!(
-                "{} does not hold `{missing}`: a key carries only rights its owner holds (the entitlements of their roles{})",
+                "{} does not hold `{missing}`: a key carries only rights its owner holds (the entitlements of their tenant-wide roles{})",
                 user.username,
                 if user.service_account { "" } else { ", and openid, profile, email" }
             )));
@@ -209,6 +230,14 @@ impl ApiKeys<'_> {
             Ok(p) => p,
             Err(e) => return Ok(Err(KeyRefusal::Malformed(e.reason))),
         };
+        let verdict = self.check(&presented).await?;
+        if let Err(refusal) = &verdict {
+            metrics::counter!("latchkey_api_key_refusals_total", "reason" => refusal.kind()).increment(1);
+        }
+        Ok(verdict)
+    }
+
+    async fn check(&self, presented: &PresentedApiKey) -> ServiceResult<Result<VerifiedApiKey, KeyRefusal>> {
         let Some(key) = self.0.caches.api_key(&presented.id).await? else { return Ok(Err(KeyRefusal::Unknown)) };
         let now = self.0.clock.now().secs();
         let hasher = &self.0.token_hasher;
@@ -235,13 +264,14 @@ impl ApiKeys<'_> {
         if scopes.is_empty() {
             return Ok(Err(KeyRefusal::NoRights));
         }
-        self.record_use(&key, now).await;
         Ok(Ok(VerifiedApiKey { key, owner, scopes }))
     }
 
-    /// Writes `last_used_at` when the last write is a minute old (per node); a failure is
-    /// logged, never a refusal.
-    async fn record_use(&self, key: &ApiKey, now: i64) {
+    /// Records that a key was used (once the caller accepted it): `last_used_at` is
+    /// written when the last write is a minute old (per node); a failure is logged, never
+    /// a refusal.
+    pub async fn record_use(&self, key: &ApiKey) {
+        let now = self.0.clock.now().secs();
         if !self.0.caches.claim_api_key_use(&key.id, now, USE_RECORDED_EVERY) {
             return;
         }
@@ -252,16 +282,15 @@ impl ApiKeys<'_> {
     }
 
     /// Whether `caller` (an authenticated client) may learn about the key at introspection:
-    /// a key for a resource only by that resource's introspecting client, any other key by
-    /// any confidential client of the tenant.
-    pub async fn introspectable_by(
-        &self,
-        tenant: &TenantId,
-        key: &ApiKey,
-        caller: &latchkey_core::domain::ClientId,
-    ) -> ServiceResult<bool> {
-        let Some(aud) = &key.audience else { return Ok(true) };
+    /// a key for a resource only by that resource's introspecting client; a key for no
+    /// resource by a first-party client or any resource's introspecting client. A
+    /// third-party client never learns whether a key works, nor whose it is.
+    pub async fn introspectable_by(&self, tenant: &TenantId, key: &ApiKey, caller: &Client) -> ServiceResult<bool> {
         let servers = self.0.store().list_resource_servers(tenant).await?;
-        Ok(servers.iter().any(|s| &s.identifier == aud && s.client_id.as_ref() == Some(caller)))
+        let mut introspected = servers.iter().filter(|s| s.client_id.as_ref() == Some(&caller.client_id));
+        Ok(match &key.audience {
+            Some(aud) => introspected.any(|s| &s.identifier == aud),
+            None => caller.first_party || introspected.next().is_some(),
+        })
     }
 }

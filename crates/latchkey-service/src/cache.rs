@@ -34,6 +34,9 @@ pub struct Caches {
     /// At most `MAX_UNKNOWN_CLIENTS`; emptied when full, so the newest are kept.
     unknown_clients: RwLock<HashSet<ClientId>>,
     users: RwLock<HashMap<SubjectId, Option<Arc<User>>>>,
+    /// Counts the drops of `users`: a load that began before one is not kept (a lookup
+    /// racing a lock must not put the unlocked user back).
+    users_generation: AtomicU64,
     /// What each user holds (roles, groups). Any change to roles or groups drops all of it.
     access: RwLock<HashMap<SubjectId, Arc<UserAccess>>>,
     /// Counts the drops of `access`: a load that began before a drop is not kept, so a
@@ -62,6 +65,7 @@ impl Caches {
             clients: RwLock::new(HashMap::new()),
             unknown_clients: RwLock::new(HashSet::new()),
             users: RwLock::new(HashMap::new()),
+            users_generation: AtomicU64::new(0),
             access: RwLock::new(HashMap::new()),
             access_generation: AtomicU64::new(0),
             api_keys: RwLock::new(HashMap::new()),
@@ -112,8 +116,11 @@ impl Caches {
         if let Some(hit) = self.users.read().ok().and_then(|m| m.get(sub).cloned()) {
             return Ok(hit);
         }
+        let generation = self.users_generation.load(Ordering::SeqCst);
         let loaded = self.store.user_by_sub(&self.tenant, sub).await?.map(Arc::new);
-        if let Ok(mut m) = self.users.write() {
+        if let Ok(mut m) = self.users.write()
+            && self.users_generation.load(Ordering::SeqCst) == generation
+        {
             m.insert(sub.clone(), loaded.clone());
         }
         Ok(loaded)
@@ -201,6 +208,7 @@ impl Caches {
     /// Drops one user and what they hold (after a change made on this node).
     pub fn forget_user(&self, sub: &SubjectId) {
         if let Ok(mut m) = self.users.write() {
+            self.users_generation.fetch_add(1, Ordering::SeqCst);
             m.remove(sub);
         }
         if let Ok(mut m) = self.access.write() {
@@ -256,6 +264,7 @@ impl Caches {
             s.clear();
         }
         if let Ok(mut m) = self.users.write() {
+            self.users_generation.fetch_add(1, Ordering::SeqCst);
             m.clear();
         }
         self.forget_access();

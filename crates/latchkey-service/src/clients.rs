@@ -40,10 +40,34 @@ impl Clients<'_> {
         Ok(self.0.store().update_client(tenant, id, patch, actor).await?)
     }
 
+    /// Deletes a client with its grants and its application roles. Refused while another
+    /// client requires one of those roles (everyone would lose access to it, unsaid).
+    pub async fn delete(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> ServiceResult<()> {
+        let store = self.0.store();
+        let own: Vec<_> =
+            store.list_roles(tenant).await?.into_iter().filter(|r| r.application.as_ref() == Some(id)).collect();
+        if !own.is_empty() {
+            for other in store.list_clients(tenant).await? {
+                let Some(required) = other.access_policy.required_roles.as_ref().filter(|_| &other.client_id != id)
+                else {
+                    continue;
+                };
+                if let Some(role) = own.iter().find(|r| required.roles().contains(&r.name)) {
+                    return Err(crate::ServiceError::Conflict(format!(
+                        "client `{}` requires role `{}`, which belongs to `{id}` and would go with it; change `{}` first",
+                        other.client_id, role.name, other.client_id
+                    )));
+                }
+            }
+        }
+        store.delete_client(tenant, id, actor).await?;
+        self.0.caches.forget_access();
+        Ok(())
+    }
+
     pass_through! {
         fn get(tenant: &TenantId, id: &ClientId) -> Option<Client> => client;
         fn list(tenant: &TenantId) -> Vec<Client> => list_clients;
-        fn delete(tenant: &TenantId, id: &ClientId, actor: &Actor) -> () => delete_client;
         /// Client ids that are also a user's `sub` (stored before such collisions were refused).
         fn ids_shared_with_users(tenant: &TenantId) -> Vec<ClientId> => client_ids_shared_with_users;
         /// Records a client assertion id; `false` when it was seen before (a replay).

@@ -30,7 +30,8 @@ impl ApiKeyId {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let bare = raw.strip_prefix(API_KEY_PREFIX).unwrap_or(raw);
         if bare.len() != ID_LEN || !is_base62(bare) {
-            return Err(ParseError::new("API key id", format!("`{raw}` is not `lk_` and 12 letters or digits")));
+            // Never repeated: someone may have pasted the whole key.
+            return Err(ParseError::new("API key id", "write `lk_` and the 12 letters or digits `api-key list` shows"));
         }
         Ok(Self(bare.to_owned()))
     }
@@ -99,6 +100,10 @@ impl PresentedApiKey {
         let Some(rest) = raw.strip_prefix(API_KEY_PREFIX) else { return bad("it does not begin with `lk_`") };
         if raw.len() != API_KEY_LEN {
             return bad("it is not as long as a Latchkey API key: was it cut short or run together with something?");
+        }
+        // Checked before any slicing, which must fall on character boundaries.
+        if !rest.is_ascii() {
+            return bad("it holds characters an API key never has");
         }
         let (id, rest) = rest.split_at(ID_LEN);
         let Some(tail) = rest.strip_prefix('_') else { return bad("it is not `lk_`, an id, `_` and a secret") };
@@ -238,6 +243,10 @@ mod tests {
         for bad in [&full[..full.len() - 1], "lk_short", "gh_abc", &format!("{full}x"), &full.replace('_', "-")] {
             assert!(PresentedApiKey::parse(bad).is_err(), "{bad}");
         }
+        // Multi-byte characters of the right total length are refused, never sliced apart.
+        let odd = format!("lk_aaaaaaaaaa\u{e9}{}", "a".repeat(API_KEY_LEN - 15));
+        assert_eq!(odd.len(), API_KEY_LEN);
+        assert!(PresentedApiKey::parse(&odd).is_err());
     }
 
     #[test]
@@ -246,6 +255,9 @@ mod tests {
         assert_eq!(ApiKeyId::parse(&id.to_string()).ok(), Some(id.clone()));
         assert_eq!(ApiKeyId::parse(id.as_str()).ok(), Some(id));
         assert!(ApiKeyId::parse("lk_short").is_err());
+        let pasted = NewApiKeySecret::generate().full;
+        let e = ApiKeyId::parse(&pasted).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!e.contains(&pasted[16..]), "a pasted key is not echoed: {e}");
     }
 
     #[test]

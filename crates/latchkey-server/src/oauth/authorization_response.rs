@@ -65,6 +65,7 @@ pub async fn issue_code(
         .await;
     let code = match issued {
         Ok(code) => code,
+        Err(latchkey_service::grants::GrantError::NotAdmitted) => return no_access(state, client, Some(session)).await,
         Err(e) => {
             tracing::error!(error = %e, "cannot store code");
             return fail(state, Failure::Redirect(target_of(request), "server_error", "internal error".into()));
@@ -73,6 +74,22 @@ pub async fn issue_code(
     let browser_state = sessions::browser_state(state, &session.sid);
     let session_state = sessions::session_state(&request.client_id, &request.redirect_uri, &browser_state);
     respond(state, &target_of(request), vec![("code".into(), code), ("session_state".into(), session_state)])
+}
+
+/// The user signed in but lacks a role the client requires. Nothing goes back to the client.
+pub async fn no_access(state: &AppState, client: &Client, session: Option<&BrowserSession>) -> Response {
+    let base = crate::state::base_path(&state.issuer);
+    let user = match session {
+        Some(s) => state.caches.user(&s.sub).await.ok().flatten(),
+        None => None,
+    };
+    let who = user.map(|u| format!(" as {}", u.username)).unwrap_or_default();
+    let message = format!(
+        "No access to this application: you are signed in{who}, and {} requires a role your account does not hold. \
+         Ask an administrator for access, or sign out on your account page ({base}/account) and sign in as someone else.",
+        client.name
+    );
+    PageError::new(StatusCode::FORBIDDEN, message).into_response()
 }
 
 /// Sends a redirectable error to the client.

@@ -11,10 +11,10 @@ use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::{ClaimsRequest, ClientId, ClientKind, GrantType, TenantId};
-use latchkey_core::records::{BrowserSession, Client};
+use latchkey_core::records::Client;
 use serde::Deserialize;
 
-use super::authorization_response::{Failure, Target, clone_target, fail, issue_code, target_of};
+use super::authorization_response::{Failure, Target, clone_target, fail, issue_code, no_access, target_of};
 use super::params::{AUTHORIZATION_PARAMETER_LIMITS, Params};
 use super::parked::{AuthorizationRequest, ResponseMode, load_pending, park};
 use crate::edge::ClientIp;
@@ -296,22 +296,6 @@ fn insufficient_sign_in(state: &AppState, client: &Client, minimum: AuthLevel) -
         client.name
     );
     PageError::new(StatusCode::FORBIDDEN, message.to_string()).into_response()
-}
-
-/// The user signed in but lacks a role the client requires. Nothing goes back to the client.
-async fn no_access(state: &AppState, client: &Client, session: Option<&BrowserSession>) -> Response {
-    let base = crate::state::base_path(&state.issuer);
-    let user = match session {
-        Some(s) => state.caches.user(&s.sub).await.ok().flatten(),
-        None => None,
-    };
-    let who = user.map(|u| format!(" as {}", u.username)).unwrap_or_default();
-    let message = format!(
-        "No access to this application: you are signed in{who}, and {} requires a role your account does not hold. \
-         Ask an administrator for access, or sign out on your account page ({base}/account) and sign in as someone else.",
-        client.name
-    );
-    PageError::new(StatusCode::FORBIDDEN, message).into_response()
 }
 
 #[derive(Deserialize)]

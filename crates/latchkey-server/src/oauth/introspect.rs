@@ -44,7 +44,7 @@ async fn is_audience(
 async fn api_key(
     state: &AppState,
     tenant: &TenantId,
-    caller: &latchkey_core::domain::ClientId,
+    caller: &latchkey_core::records::Client,
     token: &str,
 ) -> Result<serde_json::Value, OAuthError> {
     let keys = state.services.api_keys();
@@ -58,6 +58,7 @@ async fn api_key(
     if !keys.introspectable_by(tenant, &verified.key, caller).await? {
         return Ok(json!({"active": false}));
     }
+    keys.record_use(&verified.key).await;
     let k = &verified.key;
     let scope: Vec<&str> = verified.scopes.iter().map(|s| s.as_str()).collect();
     let mut out = json!({
@@ -97,8 +98,9 @@ pub async fn introspect(
         return Err(OAuthError::invalid_client("public clients cannot introspect", false));
     }
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    if PresentedApiKey::looks_like(token) {
-        return Ok(reply(api_key(&state, &tenant, &client.client_id, token).await?));
+    // Only a well-formed key takes the key path: a refresh token may begin with `lk_` too.
+    if PresentedApiKey::parse(token).is_ok() {
+        return Ok(reply(api_key(&state, &tenant, &client, token).await?));
     }
     if let Ok(c) = state.services.live_access_token(token).await {
         if c.client_id != client.client_id.as_str() && !is_audience(&state, &tenant, &c.aud, &client.client_id).await? {
@@ -108,8 +110,12 @@ pub async fn introspect(
             "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "token_type": "Bearer",
             "exp": c.exp, "iat": c.iat, "nbf": c.iat, "aud": c.aud, "iss": c.iss, "jti": c.jti,
         });
-        // A client-credentials token has no user, whatever its sub (RFC 9068 §5).
+        // A client-credentials token has no user, whatever its sub (RFC 9068 §5). A user who
+        // lost a role the token's client requires holds a token that no longer counts.
         if let Some(sub) = c.user_sub() {
+            if !state.services.access().still_admitted(&c.client_id, sub).await? {
+                return Ok(reply(json!({"active": false})));
+            }
             if let Some(name) = username(&state, sub).await {
                 out["username"] = name.into();
             }
@@ -121,7 +127,8 @@ pub async fn introspect(
     if let Some(r) = state.services.tokens().refresh_token(&tenant, &hash).await? {
         let now = state.clock.now();
         let live = r.revoked_at.is_none() && r.rotated_at.is_none() && r.expires_at > now;
-        if live && r.client_id == client.client_id {
+        let admitted = live && state.services.access().still_admitted(r.client_id.as_str(), r.sub.as_str()).await?;
+        if admitted && r.client_id == client.client_id {
             let data = latchkey_service::grants::GrantData::from_stored(&r.grant_data)
                 .map_err(|e| OAuthError::server_error("stored grant is damaged", e))?;
             let mut out = json!({

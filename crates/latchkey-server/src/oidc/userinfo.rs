@@ -29,7 +29,7 @@ fn no_token() -> Response {
 }
 
 /// A person's API key with the `openid` scope reads its owner's claims, by its scopes.
-async fn api_key_userinfo(state: &AppState, token: &str) -> Response {
+async fn api_key_userinfo(state: &AppState, method: &Method, token: &str) -> Response {
     let verified = match state.services.api_keys().verify(token).await {
         Ok(Ok(v)) => v,
         Ok(Err(refusal)) => {
@@ -48,6 +48,17 @@ async fn api_key_userinfo(state: &AppState, token: &str) -> Response {
             "the API key lacks the openid scope of a person",
         );
     }
+    // A key for another API, or limited to paths, is not for UserInfo.
+    let k = &verified.key;
+    let method_ok = k.methods.is_empty() || k.methods.iter().any(|m| m == method.as_str());
+    if k.audience.is_some() || !k.routes.is_empty() || !method_ok {
+        return bearer_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the API key is limited to another API or to other paths",
+        );
+    }
+    state.services.api_keys().record_use(k).await;
     let scopes: Vec<String> = verified.scopes.iter().map(ToString::to_string).collect();
     let all = all_claims(&verified.owner);
     let mut out = serde_json::Map::new();
@@ -84,8 +95,8 @@ pub async fn userinfo(State(state): State<AppState>, method: Method, headers: He
         (Some(t), None) | (None, Some(t)) => t.trim().to_owned(),
         (None, None) => return no_token(),
     };
-    if PresentedApiKey::looks_like(&token) {
-        return api_key_userinfo(&state, &token).await;
+    if PresentedApiKey::parse(&token).is_ok() {
+        return api_key_userinfo(&state, &method, &token).await;
     }
     let claims = match state.services.live_access_token(&token).await {
         Ok(c) => c,

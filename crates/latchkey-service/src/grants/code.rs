@@ -100,7 +100,7 @@ impl Grants<'_> {
         // A role the client requires is checked at every issue: at the code's exchange and
         // at each refresh, so a user who lost it gets no more tokens.
         if !services.access().admits(client, &sub).await? {
-            return Err(GrantError::InvalidGrant("the user no longer holds a role this client requires"));
+            return Err(GrantError::NotAdmitted);
         }
         let access = services.access().claims_for(client, &sub).await?;
         let lifetime = services.tokens().access_token_lifetime(client);
@@ -191,6 +191,11 @@ impl Grants<'_> {
         request: CodeRequest<'_>,
     ) -> Result<String, GrantError> {
         let services = self.0;
+        // Checked here too, not only by `next_step`: the consent page issues for the session
+        // of the moment, which may have changed since.
+        if !services.access().admits(client, &session.sub).await? {
+            return Err(GrantError::NotAdmitted);
+        }
         let code = latchkey_core::crypto::random::token_string::<32>();
         let data = GrantData {
             sub: session.sub.to_string(),

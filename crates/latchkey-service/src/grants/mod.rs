@@ -38,6 +38,11 @@ pub enum GrantError {
     /// another client, or its user or session is gone.
     #[error("{0}")]
     InvalidGrant(&'static str),
+    /// The user does not hold a role the client requires (at the code's issue, its
+    /// exchange or a refresh): `invalid_grant` at the token endpoint, the no-access page
+    /// in the browser.
+    #[error("the user no longer holds a role this client requires")]
+    NotAdmitted,
     /// `invalid_scope`: more than the grant or the client allows.
     #[error("{0}")]
     InvalidScope(String),

@@ -226,6 +226,13 @@ macro_rules! impl_client_store {
 
             async fn delete_client(&self, tenant: &TenantId, id: &ClientId, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                // Its application roles go with it (a foreign key): say so in the audit log.
+                let roles: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM roles WHERE tenant_id = $1 AND application = $2 ORDER BY name")
+                        .bind(tenant.as_str())
+                        .bind(id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await?;
                 let done = sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2")
                     .bind(tenant.as_str())
                     .bind(id.as_str())
@@ -247,7 +254,13 @@ macro_rules! impl_client_store {
                     sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()).execute(&mut *tx).await?;
                 }
                 audit!(self, tx, tenant, actor, "client.deleted", id.as_str(), serde_json::json!({}));
+                for role in &roles {
+                    audit!(self, tx, tenant, actor, "role.deleted", role.as_str(), serde_json::json!({"with_client": id.as_str()}));
+                }
                 Self::notify(&mut tx, &Self::client_change(tenant, id)).await?;
+                if !roles.is_empty() {
+                    Self::notify(&mut tx, &Change::Access { tenant: tenant.to_string() }).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

@@ -98,6 +98,7 @@ impl From<IssuedTokens> for TokenResponse {
 fn grant_error(e: GrantError) -> OAuthError {
     match e {
         GrantError::InvalidGrant(description) => OAuthError::invalid_grant(description),
+        GrantError::NotAdmitted => OAuthError::invalid_grant("the user no longer holds a role this client requires"),
         GrantError::InvalidScope(description) => OAuthError::new("invalid_scope", description),
         GrantError::InvalidTarget(description) => OAuthError::new("invalid_target", description),
         GrantError::Internal { context, detail } => OAuthError::server_error(context, detail),
