@@ -14,7 +14,7 @@ use crate::ServiceError;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use latchkey_core::domain::{ApiKeyId, ClientId, SubjectId, TenantId};
-use latchkey_core::records::{ApiKey, Change, Client, ScopeDefinition, User, UserAccess};
+use latchkey_core::records::{ApiKey, Change, Client, ResourceServer, ScopeDefinition, User, UserAccess};
 use latchkey_store::Store;
 
 use crate::keys::KeyService;
@@ -52,6 +52,8 @@ pub struct Caches {
     web_origins: ArcSwap<BTreeSet<String>>,
     /// The scope definitions (discovery, every authorization request, the consent page).
     scopes: ArcSwapOption<Vec<ScopeDefinition>>,
+    /// The registered resource servers (every API-key and resource-token introspection).
+    resources: ArcSwapOption<Vec<ResourceServer>>,
     /// The serialised discovery document and the scope list it was built from (the rest of
     /// it is configuration): rebuilt only when the scope list is.
     discovery: ArcSwapOption<(Arc<Vec<ScopeDefinition>>, Bytes)>,
@@ -74,6 +76,7 @@ impl Caches {
             api_key_uses: std::sync::Mutex::new(HashMap::new()),
             web_origins: ArcSwap::from_pointee(BTreeSet::new()),
             scopes: ArcSwapOption::empty(),
+            resources: ArcSwapOption::empty(),
             discovery: ArcSwapOption::empty(),
         }
     }
@@ -217,6 +220,20 @@ impl Caches {
         }
     }
 
+    /// Every registered resource server, from the cache when present.
+    pub async fn resources(&self) -> Result<Arc<Vec<ResourceServer>>, ServiceError> {
+        if let Some(hit) = self.resources.load_full() {
+            return Ok(hit);
+        }
+        let loaded = Arc::new(self.store.list_resource_servers(&self.tenant).await?);
+        self.resources.store(Some(loaded.clone()));
+        Ok(loaded)
+    }
+
+    pub fn forget_resources(&self) {
+        self.resources.store(None);
+    }
+
     /// Every scope definition, from the cache when present.
     pub async fn scopes(&self) -> Result<Arc<Vec<ScopeDefinition>>, ServiceError> {
         if let Some(hit) = self.scopes.load_full() {
@@ -270,6 +287,7 @@ impl Caches {
         self.forget_access();
         self.forget_api_keys();
         self.scopes.store(None);
+        self.resources.store(None);
     }
 
     /// Applies one change: drops what it invalidates and rebuilds what is derived from it.
@@ -295,6 +313,7 @@ impl Caches {
             Change::SigningKeys { .. } => keys.reload().await.map_err(|e| e.to_string())?,
             Change::Scopes { .. } => self.scopes.store(None),
             Change::Access { .. } => self.forget_access(),
+            Change::Resources { .. } => self.forget_resources(),
             Change::ApiKey { key_id, .. } => {
                 if let Ok(id) = ApiKeyId::parse(key_id) {
                     self.forget_api_key(&id);

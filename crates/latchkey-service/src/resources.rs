@@ -3,16 +3,33 @@
 use latchkey_core::domain::{ScopeName, TenantId};
 use latchkey_core::records::{Actor, ResourceServer};
 
-use crate::{Latchkey, pass_through};
+use std::sync::Arc;
+
+use crate::{Latchkey, ServiceResult, pass_through};
 
 pub struct Resources<'a>(pub(crate) &'a Latchkey);
 
 impl Resources<'_> {
     pass_through! {
         fn list(tenant: &TenantId) -> Vec<ResourceServer> => list_resource_servers;
-        /// Registers an API or changes its name and scopes.
-        fn put(tenant: &TenantId, server: &ResourceServer, actor: &Actor) -> () => put_resource_server;
-        fn delete(tenant: &TenantId, identifier: &str, actor: &Actor) -> () => delete_resource_server;
+    }
+
+    /// Registers an API or changes its name and scopes.
+    pub async fn put(&self, tenant: &TenantId, server: &ResourceServer, actor: &Actor) -> ServiceResult<()> {
+        self.0.store().put_resource_server(tenant, server, actor).await?;
+        self.0.caches.forget_resources();
+        Ok(())
+    }
+
+    pub async fn delete(&self, tenant: &TenantId, identifier: &str, actor: &Actor) -> ServiceResult<()> {
+        self.0.store().delete_resource_server(tenant, identifier, actor).await?;
+        self.0.caches.forget_resources();
+        Ok(())
+    }
+
+    /// Every registered resource server, as this node caches them (dropped on every change).
+    pub async fn cached(&self) -> ServiceResult<Arc<Vec<ResourceServer>>> {
+        self.0.caches.resources().await
     }
 }
 
@@ -21,7 +38,8 @@ impl Resources<'_> {
     /// scope that is not an OpenID scope must be one it accepts. Returns the audience, or
     /// why the target is invalid (`invalid_target`).
     pub async fn audience_for(&self, tenant: &TenantId, resource: &str, scopes: &[String]) -> Result<String, String> {
-        let servers = self.list(tenant).await.map_err(|e| {
+        let _ = tenant; // The caches hold the one tenant there is.
+        let servers = self.cached().await.map_err(|e| {
             tracing::error!(error = %e, "cannot list resource servers");
             "resource servers are unavailable".to_owned()
         })?;

@@ -17,6 +17,10 @@ pub enum Change {
     Scopes {
         tenant: String,
     },
+    /// A resource server (RFC 8707 audience) was saved or deleted.
+    Resources {
+        tenant: String,
+    },
     /// Roles, groups or who holds them: what any user holds may have changed.
     Access {
         tenant: String,
@@ -42,6 +46,7 @@ impl Change {
             (Some("keys"), Some(t), None) => Change::SigningKeys { tenant: t.into() },
             (Some("scopes"), Some(t), None) => Change::Scopes { tenant: t.into() },
             (Some("access"), Some(t), None) => Change::Access { tenant: t.into() },
+            (Some("resources"), Some(t), None) => Change::Resources { tenant: t.into() },
             (Some("api_key"), Some(t), Some(id)) => Change::ApiKey { tenant: t.into(), key_id: id.into() },
             (Some("client"), Some(t), Some(id)) => Change::Client { tenant: t.into(), client_id: id.into() },
             (Some("user"), Some(t), Some(sub)) => Change::User { tenant: t.into(), sub: sub.into() },
@@ -56,6 +61,7 @@ impl fmt::Display for Change {
             Change::SigningKeys { tenant } => write!(f, "keys:{tenant}"),
             Change::Scopes { tenant } => write!(f, "scopes:{tenant}"),
             Change::Access { tenant } => write!(f, "access:{tenant}"),
+            Change::Resources { tenant } => write!(f, "resources:{tenant}"),
             Change::ApiKey { tenant, key_id } => write!(f, "api_key:{tenant}:{key_id}"),
             Change::Client { tenant, client_id } => write!(f, "client:{tenant}:{client_id}"),
             Change::User { tenant, sub } => write!(f, "user:{tenant}:{sub}"),
@@ -76,6 +82,7 @@ mod tests {
             Change::User { tenant: "t".into(), sub: "abc".into() },
             Change::Scopes { tenant: "t".into() },
             Change::Access { tenant: "t".into() },
+            Change::Resources { tenant: "t".into() },
             Change::ApiKey { tenant: "t".into(), key_id: "abc".into() },
         ] {
             assert_eq!(Change::from_payload(&c.to_payload()), c);

@@ -214,6 +214,7 @@ macro_rules! impl_shared_store {
                 .execute(&mut *tx)
                 .await?;
                 audit!(self, tx, tenant, actor, "resource_server.saved", &server.identifier, serde_json::json!({"scopes": server.scopes}));
+                Self::notify(&mut tx, &Change::Resources { tenant: tenant.to_string() }).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -229,6 +230,7 @@ macro_rules! impl_shared_store {
                     return Err(StoreError::NotFound(format!("resource server `{identifier}`")));
                 }
                 audit!(self, tx, tenant, actor, "resource_server.deleted", identifier, serde_json::json!({}));
+                Self::notify(&mut tx, &Change::Resources { tenant: tenant.to_string() }).await?;
                 tx.commit().await?;
                 Ok(())
             }
