@@ -161,7 +161,7 @@ impl ApiKeys<'_> {
             return Err(ServiceError::Invalid("the expiry must be in the future".into()));
         }
         if let Some(aud) = &spec.audience {
-            let known = self.0.caches.resources().await?;
+            let known = self.0.caches.resources(tenant).await?;
             if !known.iter().any(|r| &r.identifier == aud) {
                 return Err(ServiceError::NotFound(format!(
                     "resource `{aud}` (register it with `latchkey resource create`)"
@@ -286,11 +286,10 @@ impl ApiKeys<'_> {
     /// resource by a first-party client or any resource's introspecting client. A
     /// third-party client never learns whether a key works, nor whose it is.
     pub async fn introspectable_by(&self, tenant: &TenantId, key: &ApiKey, caller: &Client) -> ServiceResult<bool> {
-        let _ = tenant; // The caches hold the one tenant there is.
         if key.audience.is_none() && caller.first_party {
             return Ok(true);
         }
-        let servers = self.0.caches.resources().await?;
+        let servers = self.0.caches.resources(tenant).await?;
         let mut introspected = servers.iter().filter(|s| s.client_id.as_ref() == Some(&caller.client_id));
         Ok(match &key.audience {
             Some(aud) => introspected.any(|s| &s.identifier == aud),

@@ -220,8 +220,12 @@ impl Caches {
         }
     }
 
-    /// Every registered resource server, from the cache when present.
-    pub async fn resources(&self) -> Result<Arc<Vec<ResourceServer>>, ServiceError> {
+    /// Every registered resource server of `tenant`, from the cache when present (the
+    /// cache holds this node's tenant; another is read from the database).
+    pub async fn resources(&self, tenant: &TenantId) -> Result<Arc<Vec<ResourceServer>>, ServiceError> {
+        if tenant != &self.tenant {
+            return Ok(Arc::new(self.store.list_resource_servers(tenant).await?));
+        }
         if let Some(hit) = self.resources.load_full() {
             return Ok(hit);
         }

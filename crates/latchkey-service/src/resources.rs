@@ -28,8 +28,8 @@ impl Resources<'_> {
     }
 
     /// Every registered resource server, as this node caches them (dropped on every change).
-    pub async fn cached(&self) -> ServiceResult<Arc<Vec<ResourceServer>>> {
-        self.0.caches.resources().await
+    pub async fn cached(&self, tenant: &TenantId) -> ServiceResult<Arc<Vec<ResourceServer>>> {
+        self.0.caches.resources(tenant).await
     }
 }
 
@@ -38,8 +38,7 @@ impl Resources<'_> {
     /// scope that is not an OpenID scope must be one it accepts. Returns the audience, or
     /// why the target is invalid (`invalid_target`).
     pub async fn audience_for(&self, tenant: &TenantId, resource: &str, scopes: &[String]) -> Result<String, String> {
-        let _ = tenant; // The caches hold the one tenant there is.
-        let servers = self.cached().await.map_err(|e| {
+        let servers = self.cached(tenant).await.map_err(|e| {
             tracing::error!(error = %e, "cannot list resource servers");
             "resource servers are unavailable".to_owned()
         })?;

@@ -34,8 +34,7 @@ async fn is_audience(
     aud: &str,
     caller: &latchkey_core::domain::ClientId,
 ) -> Result<bool, OAuthError> {
-    let _ = tenant; // The caches hold the one tenant there is.
-    let servers = state.services.resources().cached().await?;
+    let servers = state.services.resources().cached(tenant).await?;
     Ok(servers.iter().any(|s| s.identifier == aud && s.client_id.as_ref() == Some(caller)))
 }
 
