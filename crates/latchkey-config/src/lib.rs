@@ -4,6 +4,7 @@
 //! resolved against the directory of the config file, and any key can be overridden by an
 //! environment variable `LATCHKEY_<SECTION>__<KEY>`.
 
+mod forward_auth;
 mod limits;
 mod load;
 mod outbound;
@@ -22,6 +23,7 @@ use latchkey_core::duration::serde_human;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use forward_auth::{ForwardAuthConfig, IdentityHeaders};
 pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
@@ -47,6 +49,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub web: WebConfig,
+    pub forward_auth: ForwardAuthConfig,
     /// Where this config came from; relative paths were resolved against `source.base_dir`.
     #[serde(skip)]
     pub source: ConfigSource,

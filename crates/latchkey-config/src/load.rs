@@ -113,6 +113,9 @@ impl Config {
         for path in self.web.error_pages.values_mut() {
             *path = base.join(&*path);
         }
+        if let Some(rules) = &mut self.forward_auth.rules {
+            *rules = base.join(&*rules);
+        }
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -173,6 +176,8 @@ impl Config {
             return Err(ConfigError::invalid(s, "login", "failure limits must be at least 1"));
         }
         self.check_sign_in(s)?;
+        let public_host = url::Url::parse(&self.issuer()).ok().and_then(|u| u.host_str().map(str::to_owned));
+        self.forward_auth.check(s, public_host.as_deref())?;
         let sessions = &self.sessions;
         if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
             return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));

@@ -3,6 +3,7 @@
 //! Nothing in this crate performs I/O. The HTTP edge parses requests into these types; the
 //! services and the store rely on them being valid.
 
+pub mod access_rules;
 pub mod clock;
 pub mod crypto;
 pub mod domain;

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -62,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/account/totp/confirm", post(account::totp::confirm))
         .route("/account/totp/remove", post(account::totp::remove))
         .route("/account/recovery-codes", post(account::recovery_codes::regenerate))
+        .route("/forward-auth/start", get(crate::forward_auth::start))
+        .route("/forward-auth/continue", get(crate::forward_auth::resume))
         // Only pages for people answer with a PageError; the API endpoints skip this layer.
         .layer(from_fn_with_state(state.clone(), render_error_pages));
     #[allow(unused_mut)]
@@ -70,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/introspect", post(oauth::introspect::introspect))
+        .route("/forward-auth", any(crate::forward_auth::check))
+        .route("/forward-auth/nginx", any(crate::forward_auth::check_nginx))
         .route("/static/latchkey.css", get(stylesheet))
         .route("/static/form_post.js", get(|| script(include_str!("../static/form_post.js"))))
         .route("/static/check_session.js", get(|| script(include_str!("../static/check_session.js"))))

@@ -57,6 +57,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     // revocations load over the pool's: each new connection costs tens of milliseconds.
     let changes = services.prepare_node().await?;
     let mut background = services.spawn_background(changes);
+    background.extend(latchkey_service::forward_auth::rules::spawn_watcher(services.clone()));
     let metrics = edge::metrics::handle();
     if let Some(handle) = &metrics {
         background.push(edge::metrics::spawn_upkeep(handle.clone()));

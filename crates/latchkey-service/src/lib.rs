@@ -28,6 +28,7 @@ pub mod client_keys;
 pub mod clients;
 pub mod consents;
 pub mod factors;
+pub mod forward_auth;
 pub mod foundation;
 pub mod grants;
 pub mod invitations;
@@ -82,6 +83,10 @@ pub struct Latchkey {
     pub passwords: PasswordHasher,
     /// Wakes the back-channel logout sender when a session ends on this node.
     pub backchannel: Arc<tokio::sync::Notify>,
+    /// The forward-auth rules in force on this node.
+    pub forward_auth_rules: Arc<forward_auth::rules::RulesInForce>,
+    /// When this node last confirmed each forward-auth session in the database.
+    pub forward_auth_sessions: forward_auth::ConfirmedSessions,
 }
 
 impl Latchkey {
@@ -102,6 +107,8 @@ impl Latchkey {
             verified_tokens: Default::default(),
             passwords: PasswordHasher::new(config.passwords.policy(), config.passwords.max_concurrent_hashes),
             backchannel: Arc::default(),
+            forward_auth_rules: Arc::default(),
+            forward_auth_sessions: Default::default(),
             issuer: Arc::from(config.issuer().as_str()),
             store,
             config,
@@ -120,6 +127,9 @@ impl Latchkey {
     }
     pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
         api_keys::ApiKeys(self)
+    }
+    pub fn forward_auth(&self) -> forward_auth::ForwardAuth<'_> {
+        forward_auth::ForwardAuth(self)
     }
     pub fn access(&self) -> access::Access<'_> {
         access::Access(self)
@@ -207,6 +217,7 @@ impl Latchkey {
             self.keys.reload().await.map_err(|e| StartupError::Keys(e.to_string()))?;
             self.caches.rebuild_web_origins().await?;
             self.revocations.refresh(self.store(), self.clock.now()).await?;
+            self.load_access_rules().await?;
             Ok::<_, StartupError>(())
         });
         loaded?;

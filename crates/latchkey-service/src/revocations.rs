@@ -1,4 +1,5 @@
-//! The revocation set: ids of revoked access tokens (`jti`) and grants (`gid`), kept in the
+//! The revocation set: ids of revoked access tokens (`jti`), grants (`gid`) and ended
+//! browser sessions (`session`, for their forward-auth cookies), kept in the
 //! database and mirrored in memory on every node. Each node polls for new entries every
 //! `POLL` (the staleness bound, ≤ 1 s); revocations made on this node apply at once.
 
@@ -23,6 +24,12 @@ impl Revocations {
     pub fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> bool {
         let Ok(map) = self.entries.read() else { return true };
         map.contains_key(&format!("jti:{jti}")) || grant_id.is_some_and(|g| map.contains_key(&format!("grant:{g}")))
+    }
+
+    /// Whether the browser session `sid` has ended (its forward-auth cookies no longer count).
+    pub fn is_session_ended(&self, sid: &str) -> bool {
+        let Ok(map) = self.entries.read() else { return true };
+        map.contains_key(&format!("session:{sid}"))
     }
 
     /// Records a revocation made on this node, before the poll would see it.

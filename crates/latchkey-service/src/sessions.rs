@@ -113,6 +113,12 @@ impl Sessions<'_> {
         for grant in &ended.revoked_grants {
             self.0.revocations.add_local("grant", grant, how.revoke_until);
         }
+        // The store revoked them until each session's own end; no session outlives this.
+        let sessions = &self.0.config.sessions;
+        let longest = how.now.plus(sessions.lifetime.max(sessions.remember_me_lifetime));
+        for session in &ended.sessions {
+            self.0.revocations.add_local("session", &session.sid, longest);
+        }
         if !ended.sessions.is_empty() {
             metrics::counter!("latchkey_sessions_ended_total", "reason" => how.reason)
                 .increment(ended.sessions.len() as u64);

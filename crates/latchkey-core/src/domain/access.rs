@@ -76,34 +76,41 @@ name_type!(
     Entitlement, "entitlement", 128, true
 );
 
-/// A set of roles a user must have: any one of them, or all of them.
+/// A set of names a caller must hold (roles, groups, scopes): any one of them, or all of
+/// them. Written as a list (any of) or as `all = [...]` in the rules file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RoleRequirement {
-    AnyOf(Vec<RoleName>),
-    AllOf(Vec<RoleName>),
+pub enum Requirement<T> {
+    AnyOf(Vec<T>),
+    AllOf(Vec<T>),
 }
 
-impl RoleRequirement {
-    /// Any of `roles` (duplicates dropped); `None` for an empty list, which requires nothing.
-    pub fn any_of(roles: Vec<RoleName>) -> Option<Self> {
-        Some(Self::AnyOf(dedupe(roles))).filter(|r| !r.roles().is_empty())
+/// The roles a client requires of its users.
+pub type RoleRequirement = Requirement<RoleName>;
+
+impl<T: Ord + Clone> Requirement<T> {
+    /// Any of `items` (duplicates dropped); `None` for an empty list, which requires nothing.
+    pub fn any_of(items: Vec<T>) -> Option<Self> {
+        Some(Self::AnyOf(dedupe(items))).filter(|r| !r.items().is_empty())
     }
 
-    /// All of `roles` (duplicates dropped); `None` for an empty list.
-    pub fn all_of(roles: Vec<RoleName>) -> Option<Self> {
-        Some(Self::AllOf(dedupe(roles))).filter(|r| !r.roles().is_empty())
+    /// All of `items` (duplicates dropped); `None` for an empty list.
+    pub fn all_of(items: Vec<T>) -> Option<Self> {
+        Some(Self::AllOf(dedupe(items))).filter(|r| !r.items().is_empty())
     }
 
-    pub fn roles(&self) -> &[RoleName] {
+    pub fn items(&self) -> &[T] {
         match self {
             Self::AnyOf(r) | Self::AllOf(r) => r,
         }
     }
 
-    /// Whether a user holding `held` meets the requirement.
-    pub fn is_met_by<'a>(&self, held: impl IntoIterator<Item = &'a RoleName> + Clone) -> bool {
-        let has = |role: &RoleName| held.clone().into_iter().any(|h| h == role);
+    /// Whether a caller holding `held` meets the requirement.
+    pub fn is_met_by<'a>(&self, held: impl IntoIterator<Item = &'a T> + Clone) -> bool
+    where
+        T: 'a,
+    {
+        let has = |item: &T| held.clone().into_iter().any(|h| h == item);
         match self {
             Self::AnyOf(r) => r.iter().any(has),
             Self::AllOf(r) => r.iter().all(has),
@@ -111,20 +118,27 @@ impl RoleRequirement {
     }
 }
 
-impl fmt::Display for RoleRequirement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.roles().iter().map(RoleName::as_str).collect();
-        match self {
-            Self::AnyOf(_) => write!(f, "any of [{}]", names.join(", ")),
-            Self::AllOf(_) => write!(f, "all of [{}]", names.join(", ")),
-        }
+impl Requirement<RoleName> {
+    pub fn roles(&self) -> &[RoleName] {
+        self.items()
     }
 }
 
-fn dedupe(mut roles: Vec<RoleName>) -> Vec<RoleName> {
-    roles.sort();
-    roles.dedup();
-    roles
+impl<T: fmt::Display> fmt::Display for Requirement<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (how, items) = match self {
+            Self::AnyOf(r) => ("any", r),
+            Self::AllOf(r) => ("all", r),
+        };
+        let names: Vec<String> = items.iter().map(ToString::to_string).collect();
+        write!(f, "{how} of [{}]", names.join(", "))
+    }
+}
+
+fn dedupe<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items.dedup();
+    items
 }
 
 /// Which of the access claims a client receives about its users, and which roles it

@@ -13,7 +13,7 @@ mod scope;
 mod session_policy;
 mod user;
 
-pub use access::{ACCESS_CLAIMS, ClientAccessPolicy, Entitlement, GroupName, RoleName, RoleRequirement};
+pub use access::{ACCESS_CLAIMS, ClientAccessPolicy, Entitlement, GroupName, Requirement, RoleName, RoleRequirement};
 pub use api_key::{
     API_KEY_LEN, API_KEY_PREFIX, ApiKeyId, NewApiKeySecret, PresentedApiKey, READ_ONLY_METHODS, RoutePattern,
     parse_method,

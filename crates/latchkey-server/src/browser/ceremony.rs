@@ -22,6 +22,8 @@ pub enum Purpose {
     PasskeyRegistration,
     SignUp,
     SecondFactor,
+    /// Where a browser returns once signed in for an app behind a proxy.
+    ForwardAuth,
 }
 
 impl Purpose {
@@ -31,6 +33,7 @@ impl Purpose {
             Purpose::PasskeyRegistration => "passkey_registration",
             Purpose::SignUp => "sign_up",
             Purpose::SecondFactor => "second_factor",
+            Purpose::ForwardAuth => "forward_auth",
         }
     }
 }

@@ -33,6 +33,20 @@ pub fn set(https: bool, base: &str, value: &str, max_age: Option<u64>) -> Header
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
 }
 
+/// A cookie for a parent domain (the forward-auth cookie): `__Secure-` prefixed under HTTPS
+/// (`__Host-` forbids a `Domain`), so no plain-HTTP page can set or overwrite it.
+pub fn set_on_domain(https: bool, base: &str, value: &str, domain: &str, max_age: u64) -> HeaderValue {
+    let name = domain_cookie_name(https, base);
+    let secure = if https { "; Secure" } else { "" };
+    let cookie = format!("{name}={value}; Domain={domain}; Path=/; HttpOnly; SameSite=Lax{secure}; Max-Age={max_age}");
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
+}
+
+/// The name a parent-domain cookie has (see [`set_on_domain`]).
+pub fn domain_cookie_name(https: bool, base: &str) -> String {
+    if https { format!("__Secure-{base}") } else { base.to_owned() }
+}
+
 pub fn clear(https: bool, base: &str) -> HeaderValue {
     set(https, base, "", Some(0))
 }

@@ -18,12 +18,15 @@ use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
 
-/// Where a sign-in that is not for a client leads: an account page, never a URL (so never
-/// an open redirect).
+/// Where a sign-in that is not for a client leads: an account page or the forward-auth
+/// return, never a URL from the request (so never an open redirect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReturnTo {
     Sessions,
     Security,
+    /// Back to the app behind a proxy that sent the browser here (the URL waits in a
+    /// ceremony of this browser; see [`crate::forward_auth`]).
+    ForwardAuth,
 }
 
 impl ReturnTo {
@@ -31,6 +34,7 @@ impl ReturnTo {
         match raw {
             Some("account" | "sessions") => Some(ReturnTo::Sessions),
             Some("security") => Some(ReturnTo::Security),
+            Some("forward-auth") => Some(ReturnTo::ForwardAuth),
             _ => None,
         }
     }
@@ -39,6 +43,7 @@ impl ReturnTo {
         match self {
             ReturnTo::Sessions => "account",
             ReturnTo::Security => "security",
+            ReturnTo::ForwardAuth => "forward-auth",
         }
     }
 
@@ -46,6 +51,7 @@ impl ReturnTo {
         match self {
             ReturnTo::Sessions => "/account/sessions",
             ReturnTo::Security => "/account/security",
+            ReturnTo::ForwardAuth => "/forward-auth/continue",
         }
     }
 }

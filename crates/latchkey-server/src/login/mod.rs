@@ -38,8 +38,10 @@ use latchkey_service::password_sign_in::PasswordRefusal as Refusal;
 #[derive(Deserialize)]
 pub struct LoginQuery {
     req: Option<String>,
-    /// `account` or `security`: the account page to go to after signing in.
+    /// `account`, `security` or `forward-auth`: where to go after signing in.
     return_to: Option<String>,
+    /// `passkey` or `mfa`: what the app behind a proxy asks for (forward-auth).
+    step_up: Option<String>,
 }
 
 pub(crate) struct LoginView<'a> {
@@ -93,6 +95,10 @@ pub(crate) fn allow_form_redirect(response: &mut Response, redirect_uri: Option<
 }
 
 /// Why this sign-in is asked for, when it is not the first.
+const ASK_PASSKEY: &str = "This application asks you to sign in with a passkey.";
+const ASK_SECOND_FACTOR: &str =
+    "This application asks for a second factor: sign in with a passkey, or with your password and a code.";
+
 async fn notice_for(
     state: &AppState,
     tenant: &TenantId,
@@ -102,10 +108,8 @@ async fn notice_for(
     let session = sessions::current(state, tenant, headers).await?;
     match pending.and_then(|r| r.required_level) {
         Some(level) if !crate::oauth::parked::session_level(&session).satisfies(level) => Some(match level {
-            latchkey_core::domain::AuthLevel::PhishingResistant => {
-                "This application asks you to sign in with a passkey."
-            }
-            _ => "This application asks for a second factor: sign in with a passkey, or with your password and a code.",
+            latchkey_core::domain::AuthLevel::PhishingResistant => ASK_PASSKEY,
+            _ => ASK_SECOND_FACTOR,
         }),
         _ => Some("Please confirm it's you to continue."),
     }
@@ -128,7 +132,11 @@ pub async fn login_page(
         Some((r, c)) => (Some(c.name.clone()), r.login_hint.clone().unwrap_or_default()),
         None => (None, String::new()),
     };
-    let notice = notice_for(&state, &tenant, &headers, pending.as_ref().map(|(r, _)| r)).await;
+    let notice = match q.step_up.as_deref() {
+        Some("passkey") => Some(ASK_PASSKEY),
+        Some("mfa") => Some(ASK_SECOND_FACTOR),
+        _ => notice_for(&state, &tenant, &headers, pending.as_ref().map(|(r, _)| r)).await,
+    };
     if notice.is_some()
         && username.is_empty()
         && let Some(s) = sessions::current(&state, &tenant, &headers).await

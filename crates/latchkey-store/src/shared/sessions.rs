@@ -272,16 +272,16 @@ macro_rules! impl_session_store {
 
         impl $store {
             pub(crate) async fn end_browser_sessions_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, which: &SessionSelector, how: &SessionEnd, actor: &Actor) -> StoreResult<SessionsEnded> {
-                let ended: Vec<(String, String)> = match which {
+                let ended: Vec<(String, String, i64)> = match which {
                     SessionSelector::IdHash(hash) => {
-                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND id_hash = $2 RETURNING sid, sub")
+                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND id_hash = $2 RETURNING sid, sub, expires_at")
                             .bind(tenant.as_str())
                             .bind(hash.as_str())
                             .fetch_all(&mut *tx)
                             .await?
                     }
                     SessionSelector::Sid(sid) => {
-                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sid = $2 RETURNING sid, sub")
+                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sid = $2 RETURNING sid, sub, expires_at")
                             .bind(tenant.as_str())
                             .bind(sid)
                             .fetch_all(&mut *tx)
@@ -289,7 +289,7 @@ macro_rules! impl_session_store {
                     }
                     // A sid is never empty, so "" excludes nothing.
                     SessionSelector::User { sub, except_sid } => {
-                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sub = $2 AND sid <> $3 RETURNING sid, sub")
+                        sqlx::query_as("DELETE FROM browser_sessions WHERE tenant_id = $1 AND sub = $2 AND sid <> $3 RETURNING sid, sub, expires_at")
                             .bind(tenant.as_str())
                             .bind(sub.as_str())
                             .bind(except_sid.as_deref().unwrap_or(""))
@@ -298,7 +298,15 @@ macro_rules! impl_session_store {
                     }
                 };
                 let mut result = SessionsEnded::default();
-                for (sid, sub) in ended {
+                for (sid, sub, expires_at) in ended {
+                    // Forward-auth cookies name the session: every node refuses them once the
+                    // revocation poll brings this (their own life ends with the session's).
+                    sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'session', $2, $3)")
+                        .bind(tenant.as_str())
+                        .bind(&sid)
+                        .bind(expires_at)
+                        .execute(&mut *tx)
+                        .await?;
                     let (clients, grants) = self.end_one_session(&mut *tx, tenant, &sid, &sub, how).await?;
                     audit!(self, tx, tenant, actor, "session.ended", &sub,
                         serde_json::json!({"sid": sid, "reason": how.reason, "clients": clients}));

@@ -183,7 +183,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve => serve::serve(ctx).await,
         Command::Migrate => serve::migrate(ctx).await,
-        Command::CheckConfig => serve::check_config(ctx),
+        Command::CheckConfig => serve::check_config(ctx).await,
         Command::Keys(c) => keys::run(ctx, c).await,
         Command::User(c) => users::run(ctx, c).await,
         Command::Client(c) => clients::run(ctx, *c).await,

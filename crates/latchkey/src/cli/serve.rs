@@ -43,7 +43,9 @@ pub async fn migrate(ctx: Context) -> Result<(), CliError> {
     })
 }
 
-pub fn check_config(ctx: Context) -> Result<(), CliError> {
+/// Checks the configuration: every key, every secret reference, and the forward-auth rules
+/// file (against the roles and groups in the database, which it opens for that).
+pub async fn check_config(ctx: Context) -> Result<(), CliError> {
     let c = &ctx.config;
     // Secret references must resolve too; their values are never printed.
     let mut refs: Vec<(&str, &SecretRef)> = vec![("database.url", &c.database.url)];
@@ -61,6 +63,12 @@ pub fn check_config(ctx: Context) -> Result<(), CliError> {
             .map_err(|e| CliError::Usage(format!("{}: key `secrets.master_key`: {e}", c.source)))?;
         latchkey_core::crypto::MasterKey::parse(secret.expose())
             .map_err(|e| CliError::Usage(format!("{}: key `secrets.master_key`: {e}", c.source)))?;
+    }
+    if let Some(path) = &c.forward_auth.rules {
+        let services = ctx.open().await?;
+        let checked = services.read_access_rules(path).await;
+        services.system().close().await;
+        checked.map_err(|e| CliError::Usage(format!("{}: key `forward_auth.rules`: {e}", c.source)))?;
     }
     let toml = toml::to_string_pretty(c).map_err(|e| CliError::Failed(format!("cannot print the config: {e}")))?;
     let value = serde_json::json!({
