@@ -230,3 +230,31 @@ fn server_limits_default_to_the_documented_values_and_refuse_unusable_ones() {
         assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
     }
 }
+
+#[test]
+fn forward_auth_rules_resolve_beside_the_config_and_need_a_cookie_domain_over_us() {
+    let dir = temp();
+    write(dir.path(), "rules.toml", "");
+    let base = "[server]\npublic_url = \"https://auth.example.com\"\n[forward_auth]\nrules = \"rules.toml\"\n";
+    let file = write(dir.path(), "ok.toml", &format!("{base}cookie_domain = \"example.com\"\n"));
+    let config = Config::load(Some(&file), &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.forward_auth.rules.as_deref(), Some(dir.path().join("rules.toml").as_path()));
+    assert_eq!(config.forward_auth.headers.user, "Remote-User");
+    let cases = [
+        (base.to_owned(), "forward_auth.cookie_domain"),
+        (format!("{base}cookie_domain = \"other.com\"\n"), "forward_auth.cookie_domain"),
+        (format!("{base}cookie_domain = \"com\"\n"), "forward_auth.cookie_domain"),
+        (format!("{base}cookie_domain = \".example.com\"\n"), "forward_auth.cookie_domain"),
+        (
+            "[server]\npublic_url = \"https://auth.example.com\"\n[forward_auth]\nrules = \"missing.toml\"\ncookie_domain = \"example.com\"\n".to_owned(),
+            "forward_auth.rules",
+        ),
+        (format!("{base}cookie_domain = \"example.com\"\n[forward_auth.headers]\nuser = \"Remote User\"\n"), "forward_auth.headers"),
+        (format!("{base}cookie_domain = \"example.com\"\n[forward_auth.headers]\nuser = \"Remote-Roles\"\n"), "forward_auth.headers"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("f{i}.toml"), text);
+        let message = err_text(Config::load(Some(&file), &[], dir.path()));
+        assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
+    }
+}

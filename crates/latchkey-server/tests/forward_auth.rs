@@ -347,9 +347,8 @@ async fn api_keys_pass_with_their_owner_and_their_limits() {
 async fn what_must_not_pass_does_not() {
     let db = sqlite().await;
     let server = start(db.clone()).await;
-    let ada = server.create_user("ada", PASSWORD).await;
+    server.create_user("ada", PASSWORD).await;
     let (cookie, _) = sign_in_through(&server, &browser(&server), "ada", "/page").await;
-    let _ = ada;
     // Encoded-path tricks: refused, or decided by the rule of the path they really name.
     for uri in
         ["/admin%2Fusers", "/public/..%2Fadmin", "/public;x=1/../admin", "/public/%252e%252e/admin", "/..", "/a%00"]
@@ -476,4 +475,49 @@ async fn a_rules_file_naming_an_unknown_role_stops_the_start_naming_its_line() {
     .await;
     let err = started.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("rules.toml line 5") && err.contains("role `editr` does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn access_tokens_pass_only_for_the_forward_auth_audience() {
+    use latchkey_core::domain::GrantType;
+    use latchkey_core::records::ResourceServer;
+    use support::ClientSpec;
+    use support::flow::secret_of;
+
+    let server = start(sqlite().await).await;
+    let apps = ResourceServer {
+        identifier: "https://apps.latchkey.test".into(),
+        name: "Apps behind the proxy".into(),
+        scopes: vec!["reports:read".into()],
+        client_id: None,
+    };
+    ok(server.state().services.resources().put(&tenant(), &apps, &Actor::Cli).await, "resource");
+    let spec = ClientSpec {
+        id: "robot",
+        grants: &[GrantType::ClientCredentials],
+        scopes: &["reports:read"],
+        ..ClientSpec::default()
+    };
+    server.create_client(spec).await;
+    let token = |resource: Option<&'static str>| {
+        let server = &server;
+        async move {
+            let mut form = vec![("grant_type", "client_credentials"), ("scope", "reports:read")];
+            form.extend(resource.map(|r| ("resource", r)));
+            let response =
+                server.http.post(server.url("/token")).basic_auth("robot", Some(secret_of("robot"))).form(&form);
+            let body: serde_json::Value = ok(ok(response.send().await, "token").json().await, "json");
+            body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
+        }
+    };
+    let for_apps = format!("Bearer {}", token(Some("https://apps.latchkey.test")).await);
+    let allowed = ask(&server, "/forward-auth", "GET", "/reports/q1", &[("Authorization", &for_apps)]).await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(header(allowed.headers(), "Remote-User").as_deref(), Some("robot"), "a client's own token");
+    let secure = ask(&server, "/forward-auth", "GET", "/secure/x", &[("Authorization", &for_apps)]).await;
+    assert_eq!(secure.status(), StatusCode::FORBIDDEN, "a token is one factor");
+    let elsewhere = format!("Bearer {}", token(None).await);
+    let refused = ask(&server, "/forward-auth", "GET", "/reports/q1", &[("Authorization", &elsewhere)]).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "a token for another audience");
+    server.stop().await;
 }

@@ -109,3 +109,26 @@ fn bad_names_and_unknown_ends_are_named() {
     let mixed = [&mixed[..], &["--release-claims", "none,roles"]].concat();
     ws.run(&mixed).expect_code(2).stderr_names(&["none"]);
 }
+
+#[test]
+fn check_config_checks_the_forward_auth_rules_against_the_roles_that_exist() {
+    let ws = Workspace::new();
+    ws.write(
+        "latchkey.toml",
+        "[server]\npublic_url = \"https://auth.example.com\"\n[forward_auth]\nrules = \"rules.toml\"\ncookie_domain = \"example.com\"\n",
+    );
+    let rules = ws.write(
+        "rules.toml",
+        "[[rule]]\nhosts = [\"app.example.com\"]\npaths = [\"/public/*\"]\npolicy = \"bypass\"\n\n[[rule]]\nhosts = [\"app.example.com\"]\npolicy = \"one_factor\"\nroles = { all = [\"editor\", \"staff\"] }\n",
+    );
+    ws.run(&["check-config"]).expect_code(2).stderr_names(&[
+        "forward_auth.rules",
+        &format!("{} line 6", rules.display()),
+        "role `editor` does not exist",
+    ]);
+    ws.run(&["role", "create", "editor"]).success();
+    ws.run(&["role", "create", "staff"]).success();
+    ws.run(&["check-config"]).success().stdout_names(&["Configuration is valid", "cookie_domain = \"example.com\""]);
+    ws.write("rules.toml", "[[rule]]\nhosts = [\"app.example.com\"]\npaths = [\"/a/*/b\"]\npolicy = \"deny\"\n");
+    ws.run(&["check-config"]).expect_code(2).stderr_names(&["line 1", "route", "`/a/*/b`"]);
+}
