@@ -18,6 +18,9 @@ CONFIG_DIFFERENCES = [
     "secrets.master_key set by environment (SQLite default: a latchkey.master-key file; "
     "PostgreSQL requires it anyway)",
     "server.port = a free port (default 8080); server.public_url unset (http://localhost:PORT)",
+    "forward-auth scenarios only: a server of their own with server.public_url = http://auth.bench.test:PORT, "
+    "server.trusted_proxies = [127.0.0.1/32], forward_auth.cookie_domain = bench.test and three rules (a bypass, "
+    "a deny, then a role rule that decides); the bench user signs in once through /forward-auth/start",
     "tokens.access_token_alg = ES256, EdDSA or RS256 per scenario (default RS256); every scenario "
     "but the EdDSA and RS256 client-credentials ones runs on the ES256 server",
     "database.url = sqlite in a fresh temporary directory, or postgres://.../latchkey_bench "

@@ -71,22 +71,27 @@ function serverEnv(port, tls) {
  * directory (and so the same database), before the server is up. With `tls: { cert, key }`
  * (PEM paths) the server serves HTTPS itself and the issuer is `https://localhost:PORT`.
  * `env` adds configuration overrides for the server and the CLI (`LATCHKEY_*` names, nested
- * keys joined by `__`, e.g. `{ LATCHKEY_REGISTRATION__MODE: 'open' }`).
+ * keys joined by `__`, e.g. `{ LATCHKEY_REGISTRATION__MODE: 'open' }`). `files` ({ name:
+ * text }) are written into the directory first (relative paths in the configuration resolve
+ * there). With `publicHost` the server's `public_url`, and so the issuer, is
+ * `http://PUBLIC_HOST:PORT` instead of localhost.
  */
-export async function startLatchkey({ seed, tls, env: overrides = {} } = {}) {
+export async function startLatchkey({ seed, tls, env: overrides = {}, files = {}, publicHost = 'localhost' } = {}) {
   if (!existsSync(LATCHKEY_BIN)) {
     throw new Error(`${LATCHKEY_BIN} is missing: run \`cargo build -p latchkey\` (bash e2e/run does)`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-e2e-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const env = { ...serverEnv(port, tls), ...overrides };
+    const issuer = `${tls ? 'https' : 'http'}://${publicHost}:${port}`;
+    if (publicHost !== 'localhost') env.LATCHKEY_SERVER__PUBLIC_URL = issuer;
     const cli = makeCli(dir, env);
     if (attempt === 0 && seed) await seed(cli);
     try {
       const server = await spawnServer(dir, env);
-      const issuer = `${tls ? 'https' : 'http'}://localhost:${port}`;
       if (server.issuer !== issuer) {
         await server.stop();
         throw new Error(`server printed issuer ${server.issuer}, expected ${issuer}`);

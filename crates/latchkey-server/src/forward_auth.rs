@@ -266,7 +266,7 @@ pub async fn resume(
     };
     let Some(session) = sessions::current(&state, &tenant, &headers).await else { return expired() };
     let needs = match services.session_suffices(&url, ip, &session) {
-        Suffices::Yes => return return_with_cookie(&state, &tenant, &session, url.as_str()),
+        Suffices::Yes => return continue_with_cookie(&state, &tenant, &session, url.as_str()),
         Suffices::NeedsPasskey => "a passkey",
         Suffices::NeedsTwoFactors => "two factors (a passkey, or a password and an authenticator app)",
     };
@@ -275,6 +275,41 @@ pub async fn resume(
         format!("This application asks you to sign in with {needs}. Add one on your account's security page, then try again."),
     )
     .into_response()
+}
+
+/// After a sign-in form: the browser came here through the form's redirects, and browsers
+/// check `form-action` against every redirect of that chain, so a redirect to the app (on
+/// another origin) would be blocked. A page that sends it on (`Refresh`, and a link) is a
+/// new navigation, outside the chain.
+fn continue_with_cookie(
+    state: &AppState,
+    tenant: &TenantId,
+    session: &latchkey_core::records::BrowserSession,
+    rd: &str,
+) -> Response {
+    let response = return_with_cookie(state, tenant, session, rd);
+    if !response.status().is_redirection() {
+        return response;
+    }
+    let cookie = response.headers().get(header::SET_COOKIE).cloned();
+    let mut page = state.templates.render(
+        StatusCode::OK,
+        "message.html",
+        minijinja::context! {
+            title => "Signed in", base => state.base(),
+            message => "You are signed in. Taking you back to the application…",
+            link => rd, link_text => "Continue to the application",
+        },
+    );
+    let headers = page.headers_mut();
+    if let Ok(refresh) = HeaderValue::from_str(&format!("0; url={rd}")) {
+        headers.insert(HeaderName::from_static("refresh"), refresh);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(c) = cookie {
+        headers.append(header::SET_COOKIE, c);
+    }
+    page
 }
 
 fn return_with_cookie(

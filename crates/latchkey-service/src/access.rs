@@ -71,6 +71,11 @@ impl Access<'_> {
                 requiring.join(", ")
             )));
         }
+        if let Some(line) = self.0.rule_naming(Some(name), None).await {
+            return Err(ServiceError::Conflict(format!(
+                "role `{name}` is required by the forward-auth rules (line {line}); change the rules first"
+            )));
+        }
         self.0.store().delete_role(tenant, name, actor).await?;
         self.0.caches.forget_access();
         Ok(())
@@ -90,6 +95,11 @@ impl Access<'_> {
     }
 
     pub async fn delete_group(&self, tenant: &TenantId, name: &GroupName, actor: &Actor) -> ServiceResult<()> {
+        if let Some(line) = self.0.rule_naming(None, Some(name)).await {
+            return Err(ServiceError::Conflict(format!(
+                "group `{name}` is required by the forward-auth rules (line {line}); change the rules first"
+            )));
+        }
         self.0.store().delete_group(tenant, name, actor).await?;
         self.0.caches.forget_access();
         Ok(())

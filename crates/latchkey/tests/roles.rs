@@ -132,3 +132,24 @@ fn check_config_checks_the_forward_auth_rules_against_the_roles_that_exist() {
     ws.write("rules.toml", "[[rule]]\nhosts = [\"app.example.com\"]\npaths = [\"/a/*/b\"]\npolicy = \"deny\"\n");
     ws.run(&["check-config"]).expect_code(2).stderr_names(&["line 1", "route", "`/a/*/b`"]);
 }
+
+#[test]
+fn a_role_or_group_the_forward_auth_rules_name_is_not_deleted() {
+    let ws = Workspace::new();
+    ws.write(
+        "latchkey.toml",
+        "[server]\npublic_url = \"https://auth.example.com\"\n[forward_auth]\nrules = \"rules.toml\"\ncookie_domain = \"example.com\"\n",
+    );
+    ws.write("rules.toml", "");
+    ws.run(&["role", "create", "editor"]).success();
+    ws.run(&["group", "create", "staff"]).success();
+    ws.write(
+        "rules.toml",
+        "[[rule]]\nhosts = [\"app.example.com\"]\npolicy = \"one_factor\"\nroles = [\"editor\"]\ngroups = [\"staff\"]\n",
+    );
+    ws.run(&["role", "delete", "editor"]).expect_code(1).stderr_names(&["forward-auth rules (line 1)", "editor"]);
+    ws.run(&["group", "delete", "staff"]).expect_code(1).stderr_names(&["forward-auth rules (line 1)", "staff"]);
+    ws.write("rules.toml", "");
+    ws.run(&["role", "delete", "editor"]).success();
+    ws.run(&["group", "delete", "staff"]).success();
+}

@@ -27,7 +27,8 @@ impl Identity {
     /// The headers for the app, under [`HEADER_BUDGET`]: user, email and name first; then
     /// roles and groups, whole entries only, as many as fit. When entries are left out,
     /// [`TRUNCATED_HEADER`] names the headers that lost some (an app must then not take
-    /// the list as complete; a missing role only ever refuses more).
+    /// the list as complete; a missing role only ever refuses more). Headers with nothing
+    /// to say (no email, no roles) are left out.
     pub fn headers(&self, names: &IdentityHeaders) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut used = size(TRUNCATED_HEADER, &format!("{},{}", names.roles, names.groups));
@@ -54,8 +55,10 @@ impl Identity {
                 }
                 value.push_str(entry);
             }
-            used += size(name, &value);
-            out.push((name.clone(), value));
+            if !value.is_empty() {
+                used += size(name, &value);
+                out.push((name.clone(), value));
+            }
         }
         if !cut.is_empty() {
             out.push((TRUNCATED_HEADER.to_owned(), cut.join(",")));
@@ -92,6 +95,8 @@ mod tests {
         assert_eq!(get(&h, TRUNCATED_HEADER).as_deref(), Some("Remote-Roles,Remote-Groups"));
         let roles = get(&h, "Remote-Roles").unwrap_or_default();
         assert!(roles.split(',').all(|r| r.len() == 8), "whole entries only: {roles}");
-        assert_eq!(get(&h, "Remote-Groups").as_deref(), Some(""), "nothing left for groups");
+        assert_eq!(get(&h, "Remote-Groups"), None, "nothing left for groups");
+        let nobody = Identity { user: "bot".into(), ..Identity::default() }.headers(&names);
+        assert_eq!(nobody, vec![("Remote-User".to_owned(), "bot".to_owned())], "empty lists are left out");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use latchkey_core::access_rules::AccessRules;
-use latchkey_core::domain::TenantId;
+use latchkey_core::domain::{GroupName, RoleName, TenantId};
 
 use crate::{Latchkey, ServiceError, ServiceResult};
 
@@ -74,6 +74,18 @@ impl Latchkey {
             }
         }
         Ok(rules)
+    }
+
+    /// The line of the first rule in `forward_auth.rules` that names `role` (or `group`):
+    /// read from the file, as the CLI has no rules in force. A file that cannot be read
+    /// names nothing (start-up and check-config report it).
+    pub(crate) async fn rule_naming(&self, role: Option<&RoleName>, group: Option<&GroupName>) -> Option<usize> {
+        let path = self.config.forward_auth.rules.as_ref()?;
+        let text = tokio::fs::read_to_string(path).await.ok()?;
+        let rules = AccessRules::parse(&text).ok()?;
+        let (roles, groups) = rules.named_roles();
+        let by_role = role.and_then(|r| roles.iter().find(|(_, n)| *n == r).map(|(l, _)| *l));
+        by_role.or_else(|| group.and_then(|g| groups.iter().find(|(_, n)| *n == g).map(|(l, _)| *l)))
     }
 
     /// Loads `forward_auth.rules` (if configured) into force; an error stops the start.

@@ -1,0 +1,377 @@
+// Forward-auth behind real reverse proxies: nginx (auth_request), Caddy (forward_auth) and
+// Traefik v3 (ForwardAuth), each run with the configuration docs/forward-auth/ documents, in
+// front of an app that echoes what it received. Latchkey's public URL is
+// http://auth.latchkey.test:PORT and the app is http://app.latchkey.test:PROXY_PORT (Chromium
+// resolves *.latchkey.test to 127.0.0.1; Node sends the Host header itself), so the
+// forward-auth cookie crosses hosts under cookie_domain = latchkey.test as in a deployment.
+//
+// For each proxy: a browser is sent to sign in and comes back to the page it asked for, and
+// the app is told who signed in; a bypass path needs nothing; a path that needs a role is
+// refused until the role is granted; API keys (Bearer, and Basic with the key as password)
+// act for their owner, a read-only key cannot POST, a revoked key stops working;
+// /forward-auth/start never redirects off the protected hosts; identity headers, Latchkey's
+// cookies and the Authorization header a client sends never reach the app; encoded-path
+// tricks do not get past a rule.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { ADA, onLoginPage, pollUntil, seedAda, signIn, startLatchkey, watchCsp, withBrowser } from '../lib/latchkey.mjs';
+import { headerValues, proxyBinary, proxyRequest, startEchoApp, startProxy } from '../lib/proxies.mjs';
+
+const APP_HOST = 'app.latchkey.test';
+const AUTH_HOST = 'auth.latchkey.test';
+const COOKIE_DOMAIN = 'latchkey.test';
+const FORWARD_AUTH_COOKIE = 'latchkey-forward-auth';
+
+/** Chromium reaches every *.latchkey.test host on the loopback (the proxy, or Latchkey). */
+const BROWSER = {
+  args: [`--host-resolver-rules=MAP *.${COOKIE_DOMAIN} 127.0.0.1`, '--disable-features=HttpsUpgrades'],
+};
+
+/** Signs in, is refused /admin until granted `admin`. */
+const GRACE = { username: 'grace', email: 'grace@example.com', name: 'Grace Hopper', password: 'cobol compiler 1959' };
+/** Holds nothing; her API key probes the path tricks. */
+const EVE = { username: 'eve', email: 'eve@example.com', name: 'Eve', password: 'eavesdropper 1984' };
+
+/** How long the server may take to see a change the CLI made (its change poll is ~1 s). */
+const PROPAGATION_MS = 10_000;
+
+const RULES = `# The e2e rules: first match wins, no match is denied.
+
+# The public pages: anyone, no sign-in.
+[[rule]]
+hosts = ["${APP_HOST}"]
+paths = ["/public/*"]
+policy = "bypass"
+
+# The admin pages: signed in, holding the admin role.
+[[rule]]
+hosts = ["${APP_HOST}"]
+paths = ["/admin/*"]
+policy = "one_factor"
+roles = ["admin"]
+
+# The rest of the app: anyone signed in.
+[[rule]]
+hosts = ["${APP_HOST}"]
+policy = "one_factor"
+`;
+
+/** Client-sent headers that only Latchkey may set (also the `_` spellings some app servers merge). */
+const FORGED = {
+  'Remote-User': 'mallory',
+  'Remote-Email': 'mallory@evil.example',
+  'Remote-Name': 'Mallory',
+  'Remote-Groups': 'admins',
+  'Remote-Roles': 'admin',
+  'Remote-Truncated': 'Remote-Roles',
+  Remote_User: 'mallory',
+  Remote_Roles: 'admin',
+};
+
+const basic = (password) => `Basic ${Buffer.from(`anyone:${password}`).toString('base64')}`;
+
+/** The identity headers the app received, by lowercased name (also `_` spellings). */
+function remoteHeaders(hit) {
+  return Object.fromEntries(Object.entries(hit.headers).filter(([k]) => /^remote[-_]/.test(k)));
+}
+
+/** Fails when the app received a Latchkey cookie or an Authorization header. */
+function assertNoCredentials(hit, kind) {
+  assert.equal(hit.headers.authorization, undefined, `${kind} passed Authorization to the app`);
+  const cookie = hit.headers.cookie ?? '';
+  assert.doesNotMatch(cookie, /(^|;\s*)(__Secure-|__Host-)?latchkey-/, `${kind} passed a Latchkey cookie to the app: ${cookie}`);
+}
+
+for (const kind of ['nginx', 'caddy', 'traefik']) {
+  describe(`forward-auth behind ${kind}`, () => {
+    let lk;
+    let app;
+    let proxy;
+    const keys = {};
+
+    before(async () => {
+      // Fails (never skips) when the proxy is not installed: CI must run these.
+      proxyBinary(kind);
+      app = await startEchoApp();
+      lk = await startLatchkey({
+        publicHost: AUTH_HOST,
+        files: { 'access-rules.toml': RULES },
+        env: {
+          LATCHKEY_SERVER__TRUSTED_PROXIES: '["127.0.0.1/32"]',
+          LATCHKEY_FORWARD_AUTH__RULES: 'access-rules.toml',
+          LATCHKEY_FORWARD_AUTH__COOKIE_DOMAIN: COOKIE_DOMAIN,
+        },
+        seed(cli) {
+          seedAda(cli);
+          cli.createUser(GRACE);
+          cli.createUser(EVE);
+          cli.createRole('admin');
+          cli.createRole('editor');
+          cli(['group', 'create', 'engineering']);
+          cli(['group', 'add-member', 'engineering', ADA.username]);
+          cli(['user', 'grant', ADA.username, 'editor']);
+          const key = (owner, name, ...extra) =>
+            cli(['api-key', 'create', '--owner', owner, '--name', name, '--scope', 'openid', ...extra]);
+          keys.ada = key(ADA.username, 'everything').secret;
+          keys.readOnly = key(ADA.username, 'reader', '--read-only').secret;
+          const doomed = key(ADA.username, 'doomed');
+          keys.doomed = doomed.secret;
+          keys.doomedId = doomed.key.id;
+          keys.eve = key(EVE.username, 'probe').secret;
+        },
+      });
+      proxy = await startProxy(kind, { appHost: APP_HOST, upstream: app.address, latchkey: `127.0.0.1:${lk.port}` });
+    });
+
+    after(async () => {
+      await proxy?.stop();
+      await lk?.stop();
+      await app?.close();
+    });
+
+    const appOrigin = () => `http://${APP_HOST}:${proxy.port}`;
+    /** A request to the app through the proxy. */
+    const send = (path, options = {}) => proxyRequest(proxy, { host: `${APP_HOST}:${proxy.port}`, path, ...options });
+    /** A request straight to Latchkey, as the browser names it. */
+    const toLatchkey = (path, options = {}) => proxyRequest(lk, { host: `${AUTH_HOST}:${lk.port}`, path, ...options });
+    /** Runs `fn`; returns the requests the app received meanwhile. */
+    const hitsDuring = async (fn) => {
+      const before = app.hits.length;
+      const result = await fn();
+      return { result, hits: app.hits.slice(before) };
+    };
+    const diagnose = (r) => `${r.status} ${JSON.stringify(r.headers)} ${r.body.slice(0, 300)}\n${proxy.logs().slice(-3000)}`;
+
+    test('a browser is sent to sign in, comes back to the page it asked for, and the app is told who it is', async () => {
+      await withBrowser(async ({ page, context, navigations }) => {
+        // The app's own cookie on its host: it must still reach the app (except behind
+        // Traefik, which can only drop the whole Cookie header).
+        await context.addCookies([{ name: 'theme', value: 'dark', url: appOrigin() }]);
+        const target = `${appOrigin()}/reports/2024?view=full&x=%C3%A9`;
+        const csp = watchCsp(page);
+        try {
+          await csp.guard(page.goto(target));
+          assert.equal(await onLoginPage(page, lk.issuer), true, `expected Latchkey's sign-in page, at ${page.url()}`);
+          const start = navigations.map((n) => new URL(n.url)).find((u) => u.origin === lk.issuer && u.pathname === '/forward-auth/start');
+          assert.equal(start?.searchParams.get('rd'), target, 'the proxy sent the browser to /forward-auth/start with the page it asked for');
+          const arrived = await hitsDuring(async () => {
+            await signIn(page);
+            await csp.guard(page.waitForURL(target));
+          });
+          const hit = arrived.hits.find((h) => h.path === '/reports/2024?view=full&x=%C3%A9');
+          assert.ok(hit, `the app received the page: ${JSON.stringify(arrived.hits.map((h) => h.path))}`);
+          assert.deepEqual(remoteHeaders(hit), {
+            'remote-user': ADA.username,
+            'remote-email': ADA.email,
+            'remote-name': ADA.name,
+            'remote-groups': 'engineering',
+            'remote-roles': 'editor',
+          });
+          assertNoCredentials(hit, kind);
+          if (kind === 'traefik') assert.equal(hit.headers.cookie, undefined, 'Traefik drops the Cookie header');
+          else assert.equal(hit.headers.cookie, 'theme=dark', 'the app’s own cookie passes');
+
+          // The forward-auth cookie is for the whole cookie domain; the SSO cookie stays on
+          // Latchkey's host.
+          const cookies = await context.cookies();
+          const fa = cookies.find((c) => c.name === FORWARD_AUTH_COOKIE);
+          assert.ok(fa, `a ${FORWARD_AUTH_COOKIE} cookie: ${JSON.stringify(cookies)}`);
+          assert.equal(fa.domain, `.${COOKIE_DOMAIN}`);
+          assert.equal(fa.path, '/');
+          assert.equal(fa.httpOnly, true);
+          assert.equal(fa.sameSite, 'Lax');
+          const session = cookies.find((c) => c.name === 'latchkey-session');
+          assert.ok(session, `a latchkey-session cookie: ${JSON.stringify(cookies)}`);
+          assert.equal(session.domain, AUTH_HOST, 'the SSO cookie is host-only');
+
+          // Signed in: another page loads at once.
+          const other = await hitsDuring(() => page.goto(`${appOrigin()}/other`));
+          assert.equal(other.result.status(), 200);
+          assert.equal(other.hits.length, 1);
+          assert.equal(other.hits[0].headers['remote-user'], ADA.username);
+
+          // Even signed in, /forward-auth/start never sends the browser off the protected hosts.
+          const evil = await page.goto(`${lk.issuer}/forward-auth/start?rd=${encodeURIComponent('https://evil.example/')}`);
+          assert.equal(evil.status(), 400);
+          assert.equal(new URL(page.url()).host, `${AUTH_HOST}:${lk.port}`);
+          assert.ok(!navigations.some((n) => n.url.includes('evil.example/') && !n.url.startsWith(lk.issuer)), 'never went to evil.example');
+        } finally {
+          csp.dispose();
+        }
+      }, BROWSER);
+    });
+
+    test('a bypass path is served without sign-in and without identity', async () => {
+      const { result: r, hits } = await hitsDuring(() => send('/public/hello.txt', { headers: { accept: 'text/html' } }));
+      assert.equal(r.status, 200, diagnose(r));
+      assert.equal(hits.length, 1);
+      assert.deepEqual(remoteHeaders(hits[0]), {});
+    });
+
+    test('without credentials: a browser is sent to sign in, an API caller gets 401 with challenges', async () => {
+      const page = '/reports?id=7';
+      const { result: browser, hits: h1 } = await hitsDuring(() => send(page, { headers: { accept: 'text/html,application/xhtml+xml' } }));
+      assert.equal(browser.status, 302, diagnose(browser));
+      const location = new URL(browser.headers.location);
+      assert.equal(`${location.origin}${location.pathname}`, `${lk.issuer}/forward-auth/start`);
+      assert.equal(location.searchParams.get('rd'), `${appOrigin()}${page}`);
+
+      const { result: api, hits: h2 } = await hitsDuring(() => send(page, { headers: { accept: 'application/json' } }));
+      assert.equal(api.status, 401, diagnose(api));
+      assert.equal(api.headers.location, undefined);
+      const challenges = headerValues(api.rawHeaders, 'www-authenticate').join(', ');
+      assert.match(challenges, /Bearer realm="latchkey"/);
+      // nginx before 1.23 (Debian 12 has 1.22) passes on only the first challenge.
+      if (kind !== 'nginx') assert.match(challenges, /Basic realm="latchkey"/);
+      assert.equal(h1.length + h2.length, 0, 'nothing reached the app');
+    });
+
+    test('a path that needs a role: 403 without it, 200 once granted', async () => {
+      await withBrowser(async ({ page }) => {
+        const target = `${appOrigin()}/admin/settings`;
+        await page.goto(target);
+        assert.equal(await onLoginPage(page, lk.issuer), true, `expected the sign-in page, at ${page.url()}`);
+        const csp = watchCsp(page);
+        const refused = await hitsDuring(async () => {
+          const response = page.waitForResponse((r) => r.url() === target);
+          await signIn(page, GRACE);
+          return csp.guard(response).finally(() => csp.dispose());
+        });
+        assert.equal(refused.result.status(), 403);
+        assert.equal(refused.hits.length, 0, 'nothing reached the app');
+        // Latchkey's "signed in" page sends the browser on (a Refresh): let that navigation
+        // finish before the next one starts.
+        await page.waitForURL(target, { waitUntil: 'load' });
+
+        lk.cli(['user', 'grant', GRACE.username, 'admin']);
+        const attempts = [];
+        const admitted = await hitsDuring(() =>
+          pollUntil(
+            async () => {
+              const status = (await page.goto(target)).status();
+              attempts.push(status);
+              return status;
+            },
+            (s) => s === 200,
+            { timeoutMs: PROPAGATION_MS, intervalMs: 250 },
+          ),
+        );
+        assert.equal(admitted.result, 200, `still refused ${PROPAGATION_MS} ms after the grant: ${attempts.join(', ')}`);
+        assert.ok(attempts.slice(0, -1).every((s) => s === 403), `each attempt before was 403: ${attempts.join(', ')}`);
+        const hit = admitted.hits.at(-1);
+        assert.equal(hit.headers['remote-user'], GRACE.username);
+        assert.equal(hit.headers['remote-roles'], 'admin');
+      }, BROWSER);
+    });
+
+    test('API keys: Bearer or Basic acts for the owner; a read-only key cannot POST; a revoked key gets 401', async () => {
+      for (const authorization of [`Bearer ${keys.ada}`, basic(keys.ada)]) {
+        const { result: r, hits } = await hitsDuring(() => send('/api/things', { headers: { authorization } }));
+        assert.equal(r.status, 200, `${authorization.split(' ')[0]}: ${diagnose(r)}`);
+        assert.equal(hits.length, 1);
+        assert.equal(hits[0].headers['remote-user'], ADA.username);
+        assert.equal(hits[0].headers['remote-email'], ADA.email);
+        assertNoCredentials(hits[0], kind);
+      }
+
+      const read = await send('/api/things', { headers: { authorization: `Bearer ${keys.readOnly}` } });
+      assert.equal(read.status, 200, diagnose(read));
+      const { result: post, hits: posted } = await hitsDuring(() =>
+        send('/api/things', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${keys.readOnly}`, 'content-type': 'application/json' },
+          body: '{"name":"x"}',
+        }),
+      );
+      assert.equal(post.status, 403, diagnose(post));
+      assert.equal(posted.length, 0, 'the POST did not reach the app');
+      // The full key may POST, and the body reaches the app (the proxy kept it from Latchkey only).
+      const { result: ok, hits: okHits } = await hitsDuring(() =>
+        send('/api/things', { method: 'POST', headers: { authorization: basic(keys.ada) }, body: 'name=x' }),
+      );
+      assert.equal(ok.status, 200, diagnose(ok));
+      assert.equal(okHits[0]?.body, 'name=x');
+
+      const before = await send('/api/things', { headers: { authorization: `Bearer ${keys.doomed}` } });
+      assert.equal(before.status, 200, diagnose(before));
+      lk.cli(['api-key', 'revoke', keys.doomedId]);
+      const statuses = [];
+      const revoked = await pollUntil(
+        async () => {
+          const r = await send('/api/things', { headers: { authorization: `Bearer ${keys.doomed}` } });
+          statuses.push(r.status);
+          return r;
+        },
+        (r) => r.status !== 200,
+        { timeoutMs: 5_000, intervalMs: 200 },
+      );
+      assert.equal(revoked.status, 401, `after the revocation: ${statuses.join(', ')}; ${diagnose(revoked)}`);
+      assert.match(headerValues(revoked.rawHeaders, 'www-authenticate').join(', '), /Bearer realm="latchkey"/);
+    });
+
+    test('/forward-auth/start refuses a return URL off the protected hosts (400, never a redirect)', async () => {
+      for (const rd of ['https://evil.example/', 'http://other.latchkey.test/', 'javascript:alert(1)', `//evil.example/`]) {
+        const r = await toLatchkey(`/forward-auth/start?rd=${encodeURIComponent(rd)}`, { headers: { accept: 'text/html' } });
+        assert.equal(r.status, 400, `rd=${rd}: ${r.status} ${r.headers.location ?? ''}`);
+        assert.equal(r.headers.location, undefined, `rd=${rd}`);
+      }
+      // A protected page is a fine place to come back to: the sign-in page, on Latchkey's host.
+      const fine = await toLatchkey(`/forward-auth/start?rd=${encodeURIComponent(`${appOrigin()}/x`)}`, { headers: { accept: 'text/html' } });
+      assert.ok([200, 302, 303].includes(fine.status), `${fine.status}`);
+      if (fine.headers.location) assert.equal(new URL(fine.headers.location, lk.issuer).host, `${AUTH_HOST}:${lk.port}`);
+    });
+
+    test('identity headers, Latchkey cookies and Authorization sent by the client never reach the app', async () => {
+      const cookie = `${FORWARD_AUTH_COOKIE}=forged; theme=dark; __Secure-${FORWARD_AUTH_COOKIE}=forged; latchkey-session=forged`;
+
+      // Bypass: the app gets no identity at all.
+      const bypass = await hitsDuring(() =>
+        send('/public/page', { headers: { ...FORGED, cookie, authorization: 'Bearer forged', accept: 'text/html' } }),
+      );
+      assert.equal(bypass.result.status, 200, diagnose(bypass.result));
+      assert.equal(bypass.hits.length, 1);
+      assert.deepEqual(remoteHeaders(bypass.hits[0]), {});
+      assertNoCredentials(bypass.hits[0], kind);
+
+      // Allowed: exactly what Latchkey said, once; nothing of the client's.
+      const allowed = await hitsDuring(() =>
+        send('/dashboard', { headers: { ...FORGED, cookie: `theme=dark; ${FORWARD_AUTH_COOKIE}=forged`, authorization: `Bearer ${keys.ada}` } }),
+      );
+      assert.equal(allowed.result.status, 200, diagnose(allowed.result));
+      assert.deepEqual(remoteHeaders(allowed.hits[0]), {
+        'remote-user': ADA.username,
+        'remote-email': ADA.email,
+        'remote-name': ADA.name,
+        'remote-groups': 'engineering',
+        'remote-roles': 'editor',
+      });
+      assertNoCredentials(allowed.hits[0], kind);
+      if (kind !== 'traefik') assert.equal(allowed.hits[0].headers.cookie, 'theme=dark');
+
+      // Denied: forged admin headers do not make Eve an admin, and nothing reaches the app.
+      const denied = await hitsDuring(() => send('/admin/users', { headers: { ...FORGED, authorization: `Bearer ${keys.eve}` } }));
+      assert.equal(denied.result.status, 403, diagnose(denied.result));
+      assert.equal(denied.hits.length, 0);
+    });
+
+    test('encoded-path tricks do not get past a rule (400 or 403, never the app)', async () => {
+      // Eve holds no role: /admin is refused to her, /public is open. Each of these is /admin
+      // in disguise, or a path Latchkey refuses to read.
+      for (const path of ['/admin%2F', '/admin%2fusers', '/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin/users', '/public/..%2Fadmin']) {
+        const { result: r, hits } = await hitsDuring(() => send(path, { headers: { authorization: `Bearer ${keys.eve}` } }));
+        assert.ok([400, 403].includes(r.status), `${path}: ${diagnose(r)}`);
+        assert.equal(hits.length, 0, `${path} reached the app as ${hits[0]?.path}`);
+      }
+    });
+
+    test('Latchkey answers /forward-auth only to a trusted proxy', async () => {
+      const headers = { 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'http', 'x-forwarded-host': APP_HOST, 'x-forwarded-uri': '/public/x' };
+      const trusted = await toLatchkey('/forward-auth', { headers });
+      assert.equal(trusted.status, 200, `from 127.0.0.1 (trusted): ${trusted.status} ${trusted.body}`);
+      const untrusted = await toLatchkey('/forward-auth', { headers, localAddress: '127.0.0.2' });
+      assert.equal(untrusted.status, 403, `from 127.0.0.2: ${untrusted.status} ${untrusted.body}`);
+    });
+  });
+}
