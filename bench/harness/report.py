@@ -159,6 +159,12 @@ def table(results, extras, argon2, info, settings, durable):
         lines.append(f"| start to ready, existing data (median of {len(e['startup_ms_samples'])}: {samples} ms) "
                      f"| {backend} | {e['startup_ms_median']:.0f} ms | | | | | | |")
         lines.append(f"| idle RSS (2 s after start) | {backend} | {fmt(e['idle_rss_mib'], '.1f')} MiB | | | | | | |")
+        m = e.get("forward_auth_memory")
+        if m:
+            lines.append(f"| RSS after forward-auth with {m['sessions']:,} live sessions and {m['keys']:,} API keys, "
+                         f"each presented (requests {' + '.join(f'{r:,}' for r in m['requests'])}) | {backend} "
+                         f"| {fmt(m['rss_mib'], '.1f')} MiB (peak {fmt(m['peak_rss_mib'], '.1f')}) | | | | "
+                         f"{m['errors']} | | |")
     if noisy:
         lines += ["", f"† other processes kept more than {OTHER_LOAD_NOTE} of a core busy during this scenario "
                       "(other_load_cores in the JSON); its numbers understate Latchkey."]

@@ -105,6 +105,8 @@ for (const kind of ['nginx', 'caddy', 'traefik']) {
         },
         seed(cli) {
           seedAda(cli);
+          // Remote-Email carries only a verified address (grace's stays unverified).
+          cli(['user', 'update', ADA.username, '--email-verified', 'true']);
           cli.createUser(GRACE);
           cli.createUser(EVE);
           cli.createRole('admin');
@@ -263,6 +265,7 @@ for (const kind of ['nginx', 'caddy', 'traefik']) {
         const hit = admitted.hits.at(-1);
         assert.equal(hit.headers['remote-user'], GRACE.username);
         assert.equal(hit.headers['remote-roles'], 'admin');
+        assert.equal(hit.headers['remote-email'], undefined, 'an unverified address is never sent');
       }, BROWSER);
     });
 

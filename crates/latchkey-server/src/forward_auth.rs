@@ -63,7 +63,7 @@ async fn decide(state: &AppState, tenant: &TenantId, request: Request, flavor: F
         return plain(StatusCode::FORBIDDEN, "forward-auth answers only the proxies in server.trusted_proxies");
     };
     let headers = request.headers();
-    let forwarded = match original_request(headers) {
+    let forwarded = match original_request(headers, flavor) {
         Ok(r) => r,
         Err(e) => return plain(StatusCode::BAD_REQUEST, &e.to_string()),
     };
@@ -80,19 +80,23 @@ async fn decide(state: &AppState, tenant: &TenantId, request: Request, flavor: F
     answer(state, decision, is_browser(&forwarded, headers, credential), flavor)
 }
 
-/// The request the proxy asks about: `X-Forwarded-*`, or nginx's `X-Original-URL`.
-fn original_request(headers: &HeaderMap) -> Result<ForwardedRequest, RequestRefusal> {
+/// The request the proxy asks about, from the headers that endpoint's proxy sets and no
+/// others: Caddy and Traefik pass the client's own headers through to us, so a client's
+/// `X-Original-URL` must never count at `/forward-auth` (it would name another request
+/// than the one the upstream gets); nginx's recipe sets `X-Original-URL` and
+/// `X-Original-Method` itself.
+fn original_request(headers: &HeaderMap, flavor: Flavor) -> Result<ForwardedRequest, RequestRefusal> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(url) = get("x-original-url") {
-        let method = get("x-original-method").or(get("x-forwarded-method")).unwrap_or("GET");
+    if let Flavor::Nginx = flavor {
+        let (Some(url), Some(method)) = (get("x-original-url"), get("x-original-method")) else {
+            return Err(RequestRefusal::Path("is missing: send X-Original-URL and X-Original-Method"));
+        };
         return ForwardedRequest::from_original_url(url, method);
     }
     let (Some(method), Some(proto), Some(host), Some(uri)) =
         (get("x-forwarded-method"), get("x-forwarded-proto"), get("x-forwarded-host"), get("x-forwarded-uri"))
     else {
-        return Err(RequestRefusal::Path(
-            "is missing: send X-Forwarded-Method, -Proto, -Host and -Uri, or X-Original-URL",
-        ));
+        return Err(RequestRefusal::Path("is missing: send X-Forwarded-Method, -Proto, -Host and -Uri"));
     };
     ForwardedRequest::from_parts(method, proto, host, uri)
 }

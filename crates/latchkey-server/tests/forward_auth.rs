@@ -207,7 +207,9 @@ async fn a_browser_signs_in_returns_with_the_cookie_and_loses_it_at_sign_out() {
         assert_eq!(bypass.status(), StatusCode::OK, "{b}: bypass");
         assert!(header(bypass.headers(), "Remote-User").is_none(), "{b}: no identity on bypass");
 
-        let nginx = ask(&server, "/forward-auth/nginx", "GET", "/page?x=1", &[HTML]).await;
+        let original =
+            [HTML, ("X-Original-URL", "http://app.latchkey.test:8080/page?x=1"), ("X-Original-Method", "GET")];
+        let nginx = ask(&server, "/forward-auth/nginx", "GET", "/page?x=1", &original).await;
         assert_eq!(nginx.status(), StatusCode::UNAUTHORIZED, "{b}: nginx gets 401 with Location");
         assert!(location(nginx.headers()).contains("rd=http%3A%2F%2Fapp.latchkey.test%3A8080%2Fpage%3Fx%3D1"));
         let api = ask(&server, "/forward-auth", "GET", "/page", &[]).await;
@@ -352,21 +354,52 @@ async fn what_must_not_pass_does_not() {
     server.create_user("ada", PASSWORD).await;
     let (cookie, _) = sign_in_through(&server, &browser(&server), "ada", "/page").await;
     // Encoded-path tricks: refused, or decided by the rule of the path they really name.
-    for uri in
-        ["/admin%2Fusers", "/public/..%2Fadmin", "/public;x=1/../admin", "/public/%252e%252e/admin", "/..", "/a%00"]
-    {
+    for uri in [
+        "/admin%2Fusers",
+        "/public/..%2Fadmin",
+        "/public;x=1/../admin",
+        "/public/%252e%252e/admin",
+        "/..",
+        "/a%00",
+        "/admin%3F",
+        "/public/#/../admin",
+        "/public/%23/../admin",
+    ] {
         let r = ask(&server, "/forward-auth", "GET", uri, &[("Cookie", &cookie)]).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri}");
     }
-    for uri in ["/public/../admin/users", "/public/%2e%2e/admin/users", "//admin/users", "/public/./../admin/x"] {
+    for uri in [
+        "/public/../admin/users",
+        "/public/%2e%2e/admin/users",
+        "//admin/users",
+        "/public/./../admin/x",
+        "/ADMIN/users",
+        "/Admin",
+    ] {
         let r = ask(&server, "/forward-auth", "GET", uri, &[("Cookie", &cookie)]).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{uri} is decided as /admin");
     }
+    // Methods are case-sensitive: `get` is not `GET` to the upstream.
+    let lower = ask(&server, "/forward-auth", "get", "/page", &[("Cookie", &cookie)]).await;
+    assert_eq!(lower.status(), StatusCode::BAD_REQUEST);
+    // A client's own X-Original-URL never counts at /forward-auth (Caddy and Traefik pass
+    // the client's headers through): the X-Forwarded-* request is the one decided.
+    let forged = [
+        ("Cookie", cookie.as_str()),
+        ("X-Original-URL", "http://app.latchkey.test:8080/public/x"),
+        ("X-Original-Method", "GET"),
+    ];
+    let r = ask(&server, "/forward-auth", "GET", "/admin/users", &forged).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "decided as /admin/users");
+    // nginx's endpoint reads only X-Original-URL and X-Original-Method.
+    let r = ask(&server, "/forward-auth/nginx", "GET", "/public/x", &[]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "X-Forwarded-* alone does not count at /forward-auth/nginx");
     // No rule for the host: denied, even signed in.
     let other = ok(
         server
             .http
-            .get(server.url("/forward-auth"))
+            .get(server.url("/forward-auth/nginx"))
+            .header("X-Original-Method", "GET")
             .header("X-Original-URL", "http://other.latchkey.test/")
             .header("Cookie", &cookie)
             .send()
@@ -380,7 +413,8 @@ async fn what_must_not_pass_does_not() {
     let bad_host = ok(
         server
             .http
-            .get(server.url("/forward-auth"))
+            .get(server.url("/forward-auth/nginx"))
+            .header("X-Original-Method", "GET")
             .header("X-Original-URL", "http://evil.test@app.latchkey.test/")
             .send()
             .await,
@@ -515,7 +549,7 @@ async fn access_tokens_pass_only_for_the_forward_auth_audience() {
     let for_apps = format!("Bearer {}", token(Some("https://apps.latchkey.test")).await);
     let allowed = ask(&server, "/forward-auth", "GET", "/reports/q1", &[("Authorization", &for_apps)]).await;
     assert_eq!(allowed.status(), StatusCode::OK);
-    assert_eq!(header(allowed.headers(), "Remote-User").as_deref(), Some("robot"), "a client's own token");
+    assert_eq!(header(allowed.headers(), "Remote-User").as_deref(), Some("client:robot"), "a client's own token");
     let secure = ask(&server, "/forward-auth", "GET", "/secure/x", &[("Authorization", &for_apps)]).await;
     assert_eq!(secure.status(), StatusCode::FORBIDDEN, "a token is one factor");
     let elsewhere = format!("Bearer {}", token(None).await);

@@ -92,6 +92,8 @@ pub struct Rule {
     pub hosts: Vec<HostPattern>,
     /// Empty: every path.
     pub paths: Vec<RoutePattern>,
+    /// `paths` lowercased: what every rule but `bypass` matches against.
+    pub folded_paths: Vec<RoutePattern>,
     /// Empty: every method.
     pub methods: Vec<String>,
     /// Empty: every client address.
@@ -113,11 +115,24 @@ pub struct RuleRequest<'a> {
 }
 
 impl Rule {
+    /// Whether the rule covers `req`. Paths fail closed whatever the upstream makes of them:
+    /// a rule that protects (or denies) matches regardless of case and with or without a
+    /// trailing slash, as case-insensitive servers and lenient routers read a path; a
+    /// `bypass` rule matches only the path exactly as written.
     pub fn matches(&self, req: &RuleRequest<'_>) -> bool {
         self.hosts.iter().any(|h| h.matches(req.host))
-            && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(req.path.as_str())))
+            && (self.paths.is_empty() || self.path_matches(req.path))
             && (self.methods.is_empty() || self.methods.iter().any(|m| m == req.method))
             && (self.networks.is_empty() || self.networks.iter().any(|n| n.contains(&req.client_ip)))
+    }
+
+    fn path_matches(&self, path: &NormalPath) -> bool {
+        if self.policy == Policy::Bypass {
+            return self.paths.iter().any(|p| p.matches(path.as_str()));
+        }
+        let folded = path.folded();
+        let trimmed = folded.strip_suffix('/').filter(|t| !t.is_empty()).unwrap_or(folded);
+        self.folded_paths.iter().any(|p| p.matches(folded) || p.matches(trimmed))
     }
 }
 

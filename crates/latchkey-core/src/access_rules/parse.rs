@@ -110,10 +110,18 @@ fn rule(line: usize, raw: RawRule) -> Result<Rule, String> {
     if requires && matches!(policy, Policy::Bypass | Policy::Deny) {
         return Err(format!("a `{}` rule cannot require roles, groups or scopes", policy.as_str()));
     }
+    let paths: Vec<RoutePattern> =
+        raw.paths.iter().map(|p| RoutePattern::parse(p)).collect::<Result<_, _>>().map_err(why)?;
+    let folded_paths = paths
+        .iter()
+        .map(|p| RoutePattern::parse(&p.as_str().to_ascii_lowercase()))
+        .collect::<Result<_, _>>()
+        .map_err(why)?;
     Ok(Rule {
         line,
         hosts: raw.hosts.iter().map(|h| host_pattern(h)).collect::<Result<_, _>>()?,
-        paths: raw.paths.iter().map(|p| RoutePattern::parse(p)).collect::<Result<_, _>>().map_err(why)?,
+        paths,
+        folded_paths,
         methods: raw.methods.iter().map(|m| parse_method(m)).collect::<Result<_, _>>().map_err(why)?,
         networks: raw.networks.iter().map(|n| network(n)).collect::<Result<_, _>>()?,
         policy,

@@ -71,14 +71,15 @@ impl fmt::Display for NormalHost {
     }
 }
 
-/// A path as rules see it: decoded, absolute, without dot segments or empty segments.
+/// A path as rules see it: decoded, absolute, without dot segments or empty segments; and
+/// the same with ASCII letters lowercased, for the rules that match regardless of case.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalPath(String);
+pub struct NormalPath(String, String);
 
 impl NormalPath {
     /// From the path-and-query of a request (`/a/./b%20c?x=1`); the query is dropped.
     pub fn parse(raw: &str) -> Result<Self, RequestRefusal> {
-        let path = raw.split(['?', '#']).next().unwrap_or_default();
+        let path = raw.split('?').next().unwrap_or_default();
         let path = if path.is_empty() { "/" } else { path };
         if !path.starts_with('/') {
             return Err(RequestRefusal::Path("does not begin with `/`"));
@@ -87,8 +88,11 @@ impl NormalPath {
             return Err(RequestRefusal::Path("is too long"));
         }
         let lower = path.to_ascii_lowercase();
-        if ["%2f", "%5c", "%00"].iter().any(|e| lower.contains(e)) {
-            return Err(RequestRefusal::Path("holds an encoded `/`, `\\` or NUL"));
+        if ["%2f", "%5c", "%00", "%23", "%3f"].iter().any(|e| lower.contains(e)) {
+            return Err(RequestRefusal::Path("holds an encoded `/`, `\\`, `#`, `?` or NUL"));
+        }
+        if path.contains('#') {
+            return Err(RequestRefusal::Path("holds a `#`"));
         }
         if path.contains(';') {
             return Err(RequestRefusal::Path("holds a `;` parameter"));
@@ -100,11 +104,18 @@ impl NormalPath {
         if has_encoding(&decoded) {
             return Err(RequestRefusal::Path("is encoded twice"));
         }
-        Ok(Self(remove_dot_segments(&decoded)?))
+        let normal = remove_dot_segments(&decoded)?;
+        let folded = normal.to_ascii_lowercase();
+        Ok(Self(normal, folded))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Lowercased (ASCII letters).
+    pub fn folded(&self) -> &str {
+        &self.1
     }
 }
 
@@ -171,10 +182,11 @@ fn remove_dot_segments(path: &str) -> Result<String, RequestRefusal> {
     Ok(normal)
 }
 
-/// An HTTP method token as forwarded (`GET`, `PROPFIND`), uppercased.
+/// An HTTP method token as forwarded (`GET`, `PROPFIND`). Methods are case-sensitive
+/// (RFC 9110 §9.1): `get` is not `GET` to the upstream, so it is refused, not uppercased.
 pub fn forwarded_method(raw: &str) -> Result<String, RequestRefusal> {
-    let ok = !raw.is_empty() && raw.len() <= 20 && raw.bytes().all(|b| b.is_ascii_alphabetic());
-    if ok { Ok(raw.to_ascii_uppercase()) } else { Err(RequestRefusal::Method) }
+    let ok = !raw.is_empty() && raw.len() <= 20 && raw.bytes().all(|b| b.is_ascii_uppercase());
+    if ok { Ok(raw.to_owned()) } else { Err(RequestRefusal::Method) }
 }
 
 #[cfg(test)]
@@ -216,6 +228,9 @@ mod tests {
             "/a%C3",
             "relative",
             "/a\\b",
+            "/public/#/../admin",
+            "/admin%3F",
+            "/admin%23x",
         ] {
             assert!(path(raw).is_err(), "{raw} must be refused");
         }
@@ -236,7 +251,8 @@ mod tests {
 
     #[test]
     fn methods_are_tokens() {
-        assert_eq!(forwarded_method("get"), Ok("GET".into()));
+        assert_eq!(forwarded_method("GET"), Ok("GET".into()));
+        assert!(forwarded_method("get").is_err(), "methods are case-sensitive");
         assert_eq!(forwarded_method("PROPFIND"), Ok("PROPFIND".into()));
         assert!(forwarded_method("").is_err());
         assert!(forwarded_method("GET /").is_err());

@@ -68,7 +68,7 @@ mod tests {
 
     #[test]
     fn forwarded_headers_and_original_urls_read_alike() {
-        let a = ForwardedRequest::from_parts("get", "https", "App.Example.com:8443", "/a/../b?x=1");
+        let a = ForwardedRequest::from_parts("GET", "https", "App.Example.com:8443", "/a/../b?x=1");
         let b = ForwardedRequest::from_original_url("https://App.Example.com:8443/a/../b?x=1", "GET");
         assert_eq!(a, b);
         let a = a.unwrap_or_else(|e| panic!("{e}"));

@@ -65,6 +65,19 @@ fn the_first_matching_rule_decides_and_no_match_denies() {
 }
 
 #[test]
+fn protecting_rules_match_regardless_of_case_and_trailing_slash_and_bypass_only_exactly() {
+    let r = rules(FILE);
+    assert_eq!(decide(&r, "POST", "app.example.com", "/ADMIN/users", "192.0.2.1"), 14, "deny matches any case");
+    assert_eq!(decide(&r, "POST", "app.example.com", "/Admin", "192.0.2.1"), 14);
+    assert_eq!(decide(&r, "GET", "app.example.com", "/health/", "1.2.3.4"), 19, "bypass: not with a slash");
+    assert_eq!(decide(&r, "GET", "app.example.com", "/PUBLIC/a.css", "1.2.3.4"), 19, "bypass: exact case only");
+    let exact = rules("[[rule]]\nhosts = [\"a.example\"]\npaths = [\"/admin\"]\npolicy = \"deny\"\n");
+    assert_eq!(decide(&exact, "GET", "a.example", "/admin/", "1.2.3.4"), 1, "`/admin/` is `/admin` to lenient routers");
+    assert_eq!(decide(&exact, "GET", "a.example", "/ADMIN", "1.2.3.4"), 1);
+    assert_eq!(decide(&exact, "GET", "a.example", "/administrator", "1.2.3.4"), 0);
+}
+
+#[test]
 fn dot_segments_do_not_get_past_a_rule() {
     let r = rules(FILE);
     assert_eq!(decide(&r, "GET", "app.example.com", "/public/../admin/x", "1.2.3.4"), 14);

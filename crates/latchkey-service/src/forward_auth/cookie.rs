@@ -42,13 +42,15 @@ impl CookieClaims {
 
     fn payload(&self) -> String {
         let level = AuthLevel::ALL.iter().position(|l| *l == self.level).unwrap_or(0);
+        // The subject last: it may hold `|` (imported ids such as `auth0|…`), and is read
+        // as the rest of the payload.
         format!(
-            "{}|{}|{}|{level}|{}|{}",
+            "{}|{}|{level}|{}|{}|{}",
             self.tenant.as_str(),
             self.sid,
-            self.sub.as_str(),
             u8::from(self.passkey),
-            self.expires_at.secs()
+            self.expires_at.secs(),
+            self.sub.as_str()
         )
     }
 
@@ -74,16 +76,15 @@ impl CookieClaims {
         if !hasher.verify(PURPOSE, &payload, &TokenHash::from_stored(mac.to_owned())) {
             return None;
         }
-        let mut f = payload.split('|');
-        let claims = Self {
+        let mut f = payload.splitn(6, '|');
+        Some(Self {
             tenant: TenantId::parse(f.next()?).ok()?,
             sid: f.next()?.to_owned(),
-            sub: SubjectId::parse(f.next()?).ok()?,
             level: *AuthLevel::ALL.get(f.next()?.parse::<usize>().ok()?)?,
             passkey: f.next()? == "1",
             expires_at: UnixTime::from_secs(f.next()?.parse().ok()?),
-        };
-        f.next().is_none().then_some(claims)
+            sub: SubjectId::parse(f.next()?).ok()?,
+        })
     }
 }
 
@@ -95,7 +96,7 @@ mod tests {
         CookieClaims {
             tenant: TenantId::default_tenant(),
             sid: "sid-1".into(),
-            sub: SubjectId::parse("sub-1").unwrap_or_else(|e| panic!("{e}")),
+            sub: SubjectId::parse("auth0|sub-1").unwrap_or_else(|e| panic!("{e}")),
             level: AuthLevel::MultiFactor,
             passkey: true,
             expires_at: UnixTime::from_secs(1_000),

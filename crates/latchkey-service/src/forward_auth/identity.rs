@@ -10,8 +10,9 @@ pub const TRUNCATED_HEADER: &str = "Remote-Truncated";
 /// The caller of an allowed request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
-    /// The username (a client's id for a client-credentials token).
+    /// The username (`client:` and the client's id for a client-credentials token).
     pub user: String,
+    /// Only a verified address.
     pub email: Option<String>,
     pub name: Option<String>,
     pub groups: Vec<String>,

@@ -181,9 +181,10 @@ impl ForwardAuth<'_> {
         };
         let identity = match (&caller, user) {
             (_, Some(user)) => self.identity_of(&user).await?,
-            // A client's own token (client credentials): no person, no roles.
+            // A client's own token (client credentials): no person, no roles; named so that
+            // no username can look the same (usernames never hold `:`).
             (Caller::Token(t), None) if t.sub == t.client_id => {
-                Identity { user: t.client_id.clone(), ..Identity::default() }
+                Identity { user: format!("client:{}", t.client_id), ..Identity::default() }
             }
             (Caller::Session(_), None) => return Ok(sign_in()),
             (_, None) => return Ok(Decision::Unauthenticated),
@@ -265,7 +266,9 @@ impl ForwardAuth<'_> {
         let held = self.0.access().held(&user.sub).await?;
         Ok(Identity {
             user: user.username.to_string(),
-            email: user.email.as_ref().map(ToString::to_string),
+            // Only a verified address: an unverified one claims nothing (anyone may sign up
+            // with someone else's), and apps match accounts by this header.
+            email: user.email.as_ref().filter(|_| user.email_verified).map(ToString::to_string),
             name: user.name.as_ref().map(|n| n.as_str().to_owned()),
             groups: held.groups.iter().map(ToString::to_string).collect(),
             roles: held.roles.iter().filter(|r| r.application.is_none()).map(|r| r.name.to_string()).collect(),

@@ -98,17 +98,26 @@ impl Latchkey {
         Ok(())
     }
 
-    /// Reads the rules again if the file changed since they were loaded.
+    /// Reads the rules again if the file changed since they were loaded. A file still being
+    /// written (its stamp changed while it was read) is read at the next tick; a check that
+    /// failed for want of the database is tried again at the next tick too.
     pub async fn reload_access_rules_if_changed(&self, path: &PathBuf) {
         let now = stamp(path);
         if now.is_none() || now == self.forward_auth_rules.seen() {
             return;
         }
-        match self.read_access_rules(path).await {
+        let read = self.read_access_rules(path).await;
+        if stamp(path) != now {
+            return;
+        }
+        match read {
             Ok(rules) => {
                 tracing::info!(path = %path.display(), rules = rules.rules.len(), "forward-auth rules reloaded");
                 metrics::counter!("latchkey_forward_auth_rules_reloads_total", "outcome" => "loaded").increment(1);
                 self.forward_auth_rules.set(rules, now);
+            }
+            Err(e @ ServiceError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "forward-auth rules changed; cannot check them now, will try again");
             }
             Err(e) => {
                 tracing::error!(error = %e, "forward-auth rules changed but cannot be used; the previous rules stay");
