@@ -136,6 +136,9 @@ impl Rule {
     }
 }
 
+/// Names a rule requires, each with the line of its rule.
+pub type Named<'a, T> = Vec<(usize, &'a T)>;
+
 /// The rules of the file, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessRules {
@@ -153,8 +156,8 @@ impl AccessRules {
         self.rules.iter().any(|r| r.hosts.iter().any(|h| h.matches(host)))
     }
 
-    /// Every role and group the rules name, with the line that names it first.
-    pub fn named_roles(&self) -> (Vec<(usize, &RoleName)>, Vec<(usize, &GroupName)>) {
+    /// Every role and group the rules name, each with the line of its rule.
+    pub fn named_roles(&self) -> (Named<'_, RoleName>, Named<'_, GroupName>) {
         let mut roles = Vec::new();
         let mut groups = Vec::new();
         for rule in &self.rules {

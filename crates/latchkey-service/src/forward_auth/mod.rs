@@ -87,7 +87,7 @@ pub enum ReturnRefusal {
 enum Caller {
     Session(CookieClaims),
     Key(crate::api_keys::VerifiedApiKey),
-    Token(crate::access_claims::AccessClaims),
+    Token(Box<crate::access_claims::AccessClaims>),
 }
 
 /// Per node: when each session was last confirmed in the database, and whether it lived.
@@ -215,7 +215,9 @@ impl ForwardAuth<'_> {
             Credential::Bearer(token) => {
                 let audience = self.0.config.forward_auth.audience.as_deref();
                 match self.0.live_access_token(token).await {
-                    Ok(claims) if audience.is_some_and(|a| a == claims.aud) => Ok(Some(Caller::Token(claims))),
+                    Ok(claims) if audience.is_some_and(|a| a == claims.aud) => {
+                        Ok(Some(Caller::Token(Box::new(claims))))
+                    }
                     _ => Err(Decision::Unauthenticated),
                 }
             }

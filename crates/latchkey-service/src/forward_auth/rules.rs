@@ -4,7 +4,7 @@
 //! and counted (`latchkey_forward_auth_rules_reloads_total{outcome="refused"}`); the rules
 //! in force stay.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -101,7 +101,7 @@ impl Latchkey {
     /// Reads the rules again if the file changed since they were loaded. A file still being
     /// written (its stamp changed while it was read) is read at the next tick; a check that
     /// failed for want of the database is tried again at the next tick too.
-    pub async fn reload_access_rules_if_changed(&self, path: &PathBuf) {
+    pub async fn reload_access_rules_if_changed(&self, path: &Path) {
         let now = stamp(path);
         if now.is_none() || now == self.forward_auth_rules.seen() {
             return;
