@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -68,6 +69,20 @@ export async function startEchoApp() {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(hit));
     });
+  });
+  // A request Node's parser refuses (a lowercase method such as `get`, which it does not
+  // know) is still recorded and answered 200, as a lenient app server would: a proxy that
+  // passed it on must not look as if it had refused it.
+  server.on('clientError', (err, socket) => {
+    if (!err.rawPacket || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [method, path] = err.rawPacket.toString('latin1').split('\r\n')[0].split(' ');
+    const hit = { method, path, headers: {}, body: '', unparsed: err.code };
+    hits.push(hit);
+    const text = JSON.stringify(hit);
+    socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -265,6 +280,35 @@ export function proxyRequest({ port }, { host, path = '/', method = 'GET', heade
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from 127.0.0.1:${port} ${method} ${path} within ${timeoutMs} ms`)));
     req.on('error', fail);
     req.end(body);
+  });
+}
+
+/**
+ * Sends `text` as is (a raw HTTP/1.x request: an absolute-form request line, a lowercase
+ * method, which http.request cannot send) to 127.0.0.1:`port` and reads the answer until the
+ * connection closes (send `Connection: close`). Resolves { status, head, body }; status is 0
+ * when the proxy closed the connection without an answer.
+ */
+export function rawRequest({ port }, text, { timeoutMs = 10_000 } = {}) {
+  return new Promise((ok, fail) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const chunks = [];
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer from 127.0.0.1:${port} to ${JSON.stringify(text.split('\r\n')[0])} within ${timeoutMs} ms`)));
+    let error;
+    socket.on('data', (d) => chunks.push(d));
+    socket.on('error', (e) => {
+      error = e;
+    });
+    socket.on('close', () => {
+      // A reset after (or instead of) the answer is an answer; any other failure is not.
+      if (error && !(error.code === 'ECONNRESET' || error.code === 'EPIPE')) return fail(error);
+      const all = Buffer.concat(chunks).toString('latin1');
+      const end = all.indexOf('\r\n\r\n');
+      const head = end < 0 ? all : all.slice(0, end);
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+      ok({ status, head, body: end < 0 ? '' : all.slice(end + 4) });
+    });
+    socket.write(text);
   });
 }
 

@@ -11,16 +11,20 @@
 // act for their owner, a read-only key cannot POST, a revoked key stops working;
 // /forward-auth/start never redirects off the protected hosts; identity headers, Latchkey's
 // cookies and the Authorization header a client sends never reach the app; encoded-path
-// tricks do not get past a rule.
+// tricks do not get past a rule; nor do a client's own X-Original-URL or X-Forwarded-*
+// headers, an absolute-form request line naming another host than the Host header, another
+// case of a protected path, or a lowercase method.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { ADA, onLoginPage, pollUntil, seedAda, signIn, startLatchkey, watchCsp, withBrowser } from '../lib/latchkey.mjs';
-import { headerValues, proxyBinary, proxyRequest, startEchoApp, startProxy } from '../lib/proxies.mjs';
+import { headerValues, proxyBinary, proxyRequest, rawRequest, startEchoApp, startProxy } from '../lib/proxies.mjs';
 
 const APP_HOST = 'app.latchkey.test';
 const AUTH_HOST = 'auth.latchkey.test';
+/** Another host the rules cover, open to anyone: a request decided as its would pass. */
+const OPEN_HOST = 'open.latchkey.test';
 const COOKIE_DOMAIN = 'latchkey.test';
 const FORWARD_AUTH_COOKIE = 'latchkey-forward-auth';
 
@@ -45,6 +49,19 @@ hosts = ["${APP_HOST}"]
 paths = ["/public/*"]
 policy = "bypass"
 
+# The feed: anyone may read it; any other method needs sign-in (the rest of the app).
+[[rule]]
+hosts = ["${APP_HOST}"]
+paths = ["/feed/*"]
+methods = ["GET", "HEAD"]
+policy = "bypass"
+
+# Never served, to anyone.
+[[rule]]
+hosts = ["${APP_HOST}"]
+paths = ["/internal/*"]
+policy = "deny"
+
 # The admin pages: signed in, holding the admin role.
 [[rule]]
 hosts = ["${APP_HOST}"]
@@ -56,6 +73,13 @@ roles = ["admin"]
 [[rule]]
 hosts = ["${APP_HOST}"]
 policy = "one_factor"
+
+# Another site, open to anyone. The proxies in the tests do not serve it: it is here so that
+# a request mistaken for one of its would be let through.
+[[rule]]
+hosts = ["${OPEN_HOST}"]
+paths = ["/*"]
+policy = "bypass"
 `;
 
 /** Client-sent headers that only Latchkey may set (also the `_` spellings some app servers merge). */
@@ -367,6 +391,129 @@ for (const kind of ['nginx', 'caddy', 'traefik']) {
         assert.ok([400, 403].includes(r.status), `${path}: ${diagnose(r)}`);
         assert.equal(hits.length, 0, `${path} reached the app as ${hits[0]?.path}`);
       }
+    });
+
+    /**
+     * The callers that must not get `path`: nobody (an API caller: 401, or 403 where the
+     * rules deny everyone), and Eve's key (signed in, no role: 403). `fn(path, headers)`
+     * sends; each answer is checked, and that the app received nothing.
+     */
+    const assertRefused = async (label, path, fn) => {
+      const callers = [
+        { who: 'anonymous', headers: { accept: 'application/json' }, statuses: [401, 403] },
+        { who: 'eve', headers: { accept: 'application/json', authorization: `Bearer ${keys.eve}` }, statuses: [403] },
+      ];
+      for (const { who, headers, statuses } of callers) {
+        const { result: r, hits } = await hitsDuring(() => fn(path, headers));
+        assert.equal(hits.length, 0, `${label} ${path} as ${who} reached the app as ${JSON.stringify(hits[0])} (${r.status})`);
+        assert.ok(statuses.includes(r.status), `${label} ${path} as ${who}: ${r.status} ${(r.head ?? JSON.stringify(r.headers)).slice(0, 300)} ${r.body.slice(0, 200)}`);
+      }
+    };
+
+    test('a client’s own X-Original-URL or X-Forwarded-* headers do not decide another request than the app gets', async () => {
+      const appUrl = `http://${APP_HOST}:${proxy.port}`;
+      // Each names a request that would pass (a bypass path, or the open host) instead of
+      // the one sent. They go one set at a time: a set Latchkey refused must not hide one
+      // it would have believed.
+      const forgeries = {
+        'X-Original-URL of a bypass path': { 'X-Original-URL': `${appUrl}/public/x`, 'X-Original-Method': 'GET' },
+        'X-Original-URL of the open host': { 'X-Original-URL': `http://${OPEN_HOST}:${proxy.port}/x`, 'X-Original-Method': 'GET' },
+        'X-Original-URI': { 'X-Original-URI': '/public/x', 'X-Original-Method': 'GET' },
+        'X-Forwarded-* of a bypass path': { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Proto': 'http', 'X-Forwarded-Host': `${APP_HOST}:${proxy.port}`, 'X-Forwarded-Uri': '/public/x' },
+        'X-Forwarded-* of the open host': { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Proto': 'http', 'X-Forwarded-Host': OPEN_HOST, 'X-Forwarded-Uri': '/x' },
+      };
+      for (const [label, forged] of Object.entries(forgeries)) {
+        for (const path of ['/admin/x', '/internal/x']) {
+          await assertRefused(label, path, (p, headers) => send(p, { headers: { ...headers, ...forged } }));
+        }
+        // The same headers on a path that passes anyway change nothing.
+        const { result: r, hits } = await hitsDuring(() => send('/public/y', { headers: { accept: 'application/json', ...forged } }));
+        assert.equal(r.status, 200, `${label} on /public/y: ${diagnose(r)}`);
+        assert.equal(hits[0]?.path, '/public/y');
+      }
+      // Latchkey itself: /forward-auth reads only X-Forwarded-*, /forward-auth/nginx only
+      // X-Original-URL and X-Original-Method.
+      const forwarded = { 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'http', 'x-forwarded-host': APP_HOST, 'x-forwarded-uri': '/admin/x', accept: 'application/json' };
+      const original = { 'x-original-url': `http://${APP_HOST}/public/x`, 'x-original-method': 'GET' };
+      const both = await toLatchkey('/forward-auth', { headers: { ...forwarded, ...original } });
+      assert.equal(both.status, 401, `/forward-auth decided on X-Original-URL: ${both.status} ${both.body}`);
+      const nginxFlavor = await toLatchkey('/forward-auth/nginx', { headers: { ...forwarded, 'x-forwarded-uri': '/public/x', 'x-original-url': `http://${APP_HOST}/admin/x` } });
+      assert.equal(nginxFlavor.status, 400, `/forward-auth/nginx without X-Original-Method: ${nginxFlavor.status} ${nginxFlavor.body}`);
+    });
+
+    test('an absolute-form request line is decided for the host it names, the one the proxy routes on', async () => {
+      const port = proxy.port;
+      const raw = (target, host, headers = {}) =>
+        rawRequest(
+          proxy,
+          `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n${Object.entries(headers)
+            .map(([k, v]) => `${k}: ${v}\r\n`)
+            .join('')}Connection: close\r\n\r\n`,
+        );
+      // The proxy serves the app's host: the control, so that the refusals below are not
+      // a proxy refusing absolute-form altogether.
+      const { result: control, hits } = await hitsDuring(() => raw(`http://${APP_HOST}:${port}/public/abs`, `${OPEN_HOST}:${port}`));
+      assert.equal(control.status, 200, `control: ${control.head} ${control.body.slice(0, 200)}`);
+      assert.equal(hits.length, 1);
+      assert.equal(hits[0].path, '/public/abs');
+      // The app's host in the request line, the open host in Host: the app's rules decide.
+      for (const path of ['/admin/x', '/internal/x']) {
+        await assertRefused('absolute-form, Host: open', path, (p, headers) => raw(`http://${APP_HOST}:${port}${p}`, `${OPEN_HOST}:${port}`, headers));
+      }
+      const { result: anon, hits: anonHits } = await hitsDuring(() => raw(`http://${APP_HOST}:${port}/reports`, `${OPEN_HOST}:${port}`, { accept: 'application/json' }));
+      assert.equal(anonHits.length, 0, `absolute-form /reports reached the app as ${JSON.stringify(anonHits[0])}`);
+      assert.equal(anon.status, 401, `absolute-form /reports: ${anon.head}`);
+      // The open host, which this proxy does not serve, gets nothing of the app: named in
+      // Host, or in the request line with the app's host in Host.
+      const other = [
+        ['Host: open', () => send('/admin/x', { host: `${OPEN_HOST}:${port}`, headers: { accept: 'application/json' } })],
+        ['Host: open, port-less', () => send('/admin/x', { host: OPEN_HOST, headers: { accept: 'application/json' } })],
+        ['absolute-form open, Host: app', () => raw(`http://${OPEN_HOST}:${port}/admin/x`, `${APP_HOST}:${port}`, { accept: 'application/json' })],
+      ];
+      for (const [label, fn] of other) {
+        const { result: r, hits: h } = await hitsDuring(fn);
+        assert.equal(h.length, 0, `${label} reached the app as ${JSON.stringify(h[0])} (${r.status})`);
+        if (kind === 'nginx') assert.equal(r.status, 421, `${label}: ${r.status} ${(r.head ?? '').slice(0, 200)}`);
+      }
+    });
+
+    test('another case or a trailing slash of a protected path is protected; a bypass path is only its own case', async () => {
+      for (const path of ['/ADMIN/x', '/Admin/x', '/admin/X/', '/ADMIN', '/admin/', '/%41DMIN/x', '/%61dmin/x', '/INTERNAL/x', '/Internal/', '/internal/x/']) {
+        await assertRefused('case', path, (p, headers) => send(p, { headers }));
+      }
+      // Bypass is exact: /PUBLIC/x is the rest of the app, for which one signs in.
+      const { result: r, hits } = await hitsDuring(() => send('/PUBLIC/x', { headers: { accept: 'application/json' } }));
+      assert.equal(r.status, 401, diagnose(r));
+      assert.equal(hits.length, 0);
+    });
+
+    test('a lowercase method is refused, never decided as GET', async () => {
+      const raw = (method, path, headers) =>
+        rawRequest(
+          proxy,
+          `${method} ${path} HTTP/1.1\r\nHost: ${APP_HOST}:${proxy.port}\r\n${Object.entries(headers)
+            .map(([k, v]) => `${k}: ${v}\r\n`)
+            .join('')}Connection: close\r\n\r\n`,
+        );
+      // The control: the feed is open to GET.
+      const { result: feed, hits: feedHits } = await hitsDuring(() => raw('GET', '/feed/x', { accept: 'application/json' }));
+      assert.equal(feed.status, 200, `GET /feed/x: ${feed.head}`);
+      assert.equal(feedHits.length, 1);
+      // `get` is not GET (to the app either): not the feed's bypass, the rest of the app.
+      for (const method of ['get', 'Get', 'head']) {
+        for (const path of ['/feed/x', '/reports', '/admin/x', '/internal/x']) {
+          const { result: r, hits } = await hitsDuring(() => raw(method, path, { accept: 'application/json' }));
+          assert.equal(hits.length, 0, `${method} ${path} (anonymous) reached the app as ${JSON.stringify(hits[0])} (${r.status})`);
+          assert.ok([400, 401, 403, 405, 501].includes(r.status), `${method} ${path}: ${r.head.slice(0, 300)} ${r.body.slice(0, 200)}`);
+        }
+      }
+      // A read-only key that may GET must not write with `post`.
+      const { result: r, hits } = await hitsDuring(() => raw('post', '/api/things', { authorization: `Bearer ${keys.readOnly}`, 'content-length': '0' }));
+      assert.equal(hits.length, 0, `post with a read-only key reached the app as ${JSON.stringify(hits[0])} (${r.status})`);
+      // Eve may read the rest of the app; she does not get in with a lowercase method either
+      // (Latchkey refuses to decide on it).
+      const { result: e, hits: eh } = await hitsDuring(() => raw('get', '/reports', { authorization: `Bearer ${keys.eve}` }));
+      assert.equal(eh.length, 0, `get /reports with Eve's key reached the app as ${JSON.stringify(eh[0])} (${e.status})`);
     });
 
     test('Latchkey answers /forward-auth only to a trusted proxy', async () => {
