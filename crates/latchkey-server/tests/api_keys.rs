@@ -296,3 +296,24 @@ async fn a_revoked_key_is_refused_by_every_node_within_the_change_bound() {
         node_b.stop().await;
     }
 }
+
+/// The revocation set, not the change feed, brings a revoked key to every node: with the
+/// change poll a minute apart, another SQLite node still refuses it within a second.
+#[tokio::test]
+async fn a_revoked_key_travels_with_the_revocation_set() {
+    let db = support::sqlite().await;
+    let clock = latchkey_core::Clock::system();
+    let slow = |c: &mut latchkey_config::Config| c.database.change_poll_interval = Duration::from_secs(60);
+    let a = ok(TestServer::try_start(db.clone(), clock.clone(), slow).await, "node a");
+    let node_b = ok(TestServer::try_start(db.clone(), clock, slow).await, "node b");
+    let ada = setup(&a).await;
+    let issued = create(&a, &ada, spec(&["reports:read"])).await;
+    assert_eq!(introspect(&node_b, &issued.secret).await["active"], true, "node b caches the key");
+    ok(a.state().services.api_keys().revoke(&tenant(), &issued.key.id, &Actor::Cli).await, "revoke");
+    eventually(Duration::from_secs(1), "node b refuses the revoked key", || async {
+        introspect(&node_b, &issued.secret).await["active"] == false
+    })
+    .await;
+    a.stop().await;
+    node_b.stop().await;
+}

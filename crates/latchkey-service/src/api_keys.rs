@@ -199,6 +199,9 @@ impl ApiKeys<'_> {
     /// Revokes a key: every node refuses it within the change bound, this one at once.
     pub async fn revoke(&self, tenant: &TenantId, id: &ApiKeyId, actor: &Actor) -> ServiceResult<ApiKey> {
         let key = self.0.store().revoke_api_key(tenant, id, actor).await?;
+        let until =
+            self.0.clock.now().plus(Duration::from_secs(latchkey_store::API_KEY_REVOCATION_SECS.unsigned_abs()));
+        self.0.revocations.add_local("api_key", id.as_str(), until);
         self.0.caches.forget_api_key(id);
         Ok(key)
     }
@@ -249,7 +252,7 @@ impl ApiKeys<'_> {
         if !current && !previous {
             return Ok(Err(KeyRefusal::WrongSecret));
         }
-        if key.revoked_at.is_some() {
+        if key.revoked_at.is_some() || self.0.revocations.is_api_key_revoked(key.id.as_str()) {
             return Ok(Err(KeyRefusal::Revoked));
         }
         if key.expires_at.is_some_and(|e| e <= now) {

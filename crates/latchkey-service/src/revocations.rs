@@ -1,5 +1,6 @@
-//! The revocation set: ids of revoked access tokens (`jti`), grants (`gid`) and ended
-//! browser sessions (`session`, for their forward-auth cookies), kept in the
+//! The revocation set: ids of revoked access tokens (`jti`), grants (`gid`), ended
+//! browser sessions (`session`, for their forward-auth cookies) and revoked API keys
+//! (`api_key`), kept in the
 //! database and mirrored in memory on every node. Each node polls for new entries every
 //! `POLL` (the staleness bound, ≤ 1 s); revocations made on this node apply at once.
 
@@ -28,8 +29,17 @@ impl Revocations {
 
     /// Whether the browser session `sid` has ended (its forward-auth cookies no longer count).
     pub fn is_session_ended(&self, sid: &str) -> bool {
+        self.contains("session", sid)
+    }
+
+    /// Whether the API key with this id was revoked.
+    pub fn is_api_key_revoked(&self, key_id: &str) -> bool {
+        self.contains("api_key", key_id)
+    }
+
+    fn contains(&self, kind: &str, value: &str) -> bool {
         let Ok(map) = self.entries.read() else { return true };
-        map.contains_key(&format!("session:{sid}"))
+        map.contains_key(&format!("{kind}:{value}"))
     }
 
     /// Records a revocation made on this node, before the poll would see it.

@@ -35,6 +35,10 @@ use latchkey_core::records::*;
 pub(crate) const CHANGES_CHANNEL: &str = "latchkey_changes";
 
 pub use error::StoreError;
+
+/// How long a revoked API key stays in the revocation set: long enough for every node's key
+/// cache to have been rebuilt (at least every minute) since the revocation.
+pub const API_KEY_REVOCATION_SECS: i64 = 3_600;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

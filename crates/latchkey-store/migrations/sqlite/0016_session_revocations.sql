@@ -1,10 +1,11 @@
--- An ended browser session is revoked too: forward-auth cookies name their session, and
--- every node learns of the end through the revocation poll. SQLite cannot change a CHECK
+-- An ended browser session and a revoked API key go into the revocation set too: every
+-- node learns of them through the revocation poll, as of a revoked token (forward-auth
+-- cookies name their session). SQLite cannot change a CHECK
 -- constraint, so the table is rebuilt with its rows and sequence.
 CREATE TABLE revocations_new (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id  TEXT   NOT NULL REFERENCES tenants (id),
-    kind       TEXT   NOT NULL CHECK (kind IN ('jti', 'grant', 'session')),
+    kind       TEXT   NOT NULL CHECK (kind IN ('jti', 'grant', 'session', 'api_key')),
     value      TEXT   NOT NULL,
     expires_at BIGINT NOT NULL
 );

@@ -95,6 +95,14 @@ macro_rules! impl_api_key_store {
                 }
                 let key = Self::fetch_api_key(&mut tx, tenant, id).await?.ok_or_else(|| StoreError::NotFound(format!("API key {id}")))?;
                 audit!(self, tx, tenant, actor, "api_key.revoked", key.owner.as_str(), serde_json::json!({"key_id": id.to_string()}));
+                // Every node refuses it within the revocation poll, as a revoked token; the
+                // entry need outlive only the nodes' key caches (rebuilt every minute).
+                sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'api_key', $2, $3)")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(self.now() + $crate::API_KEY_REVOCATION_SECS)
+                    .execute(&mut *tx)
+                    .await?;
                 Self::notify(&mut tx, &Self::api_key_change(tenant, id)).await?;
                 tx.commit().await?;
                 Ok(key)
