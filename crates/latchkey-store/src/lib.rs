@@ -120,6 +120,29 @@ pub trait ApiKeyStore {
     async fn record_api_key_use(&self, tenant: &TenantId, id: &ApiKeyId, at: UnixTime) -> StoreResult<()>;
 }
 
+/// The outbox of emails and text messages. Messages are queued inside the transaction of
+/// the change that causes them ([`StoreTx::enqueue_message`]); a sender on any node claims
+/// due ones for a lease, so no other node sends them meanwhile, and reports each outcome.
+#[async_trait]
+pub trait OutboxStore {
+    /// Claims up to `limit` due, unexpired messages of `channel`: they are not due again
+    /// for `lease`. Oldest first.
+    async fn claim_messages(
+        &self,
+        channel: Channel,
+        now: UnixTime,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<QueuedMessage>>;
+    /// What became of a claimed message: sent and given-up messages are deleted (and the
+    /// audit log says which, with the error); a retry waits until its time.
+    async fn finish_message(&self, tenant: &TenantId, id: &str, outcome: &SendOutcome) -> StoreResult<()>;
+    /// Deletes up to `limit` messages past their expiry, unsent; returns how many, by kind.
+    async fn drop_expired_messages(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<(TenantId, String)>>;
+    /// How many messages wait, per channel.
+    async fn waiting_messages(&self) -> StoreResult<Vec<(Channel, u64)>>;
+}
+
 #[async_trait]
 pub trait UserStore {
     /// Creates a user; a taken username or email, or a `sub` that is a client's id, is
@@ -640,6 +663,8 @@ pub trait StoreTx: Send {
     async fn scope_is_built_in(&mut self, tenant: &TenantId, name: &ScopeName) -> StoreResult<Option<bool>>;
     /// Deletes a scope (`NotFound` if there is none by that name).
     async fn delete_scope(&mut self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()>;
+    /// Queues a message, to be sent once this transaction commits (never if it does not).
+    async fn enqueue_message(&mut self, tenant: &TenantId, message: &NewMessage, actor: &Actor) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
@@ -648,6 +673,7 @@ pub trait Store:
     UserStore
     + AccessStore
     + ApiKeyStore
+    + OutboxStore
     + ClientStore
     + ScopeStore
     + SigningKeyStore

@@ -239,3 +239,31 @@ impl TryFrom<ApiKeyRow> for ApiKey {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    tenant_id: String,
+    id: String,
+    channel: String,
+    kind: String,
+    sealed: Vec<u8>,
+    attempts: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<OutboxRow> for latchkey_core::records::QueuedMessage {
+    type Error = StoreError;
+    fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant: TenantId::parse(&r.tenant_id).map_err(|e| StoreError::Corrupt(format!("outbox tenant: {e}")))?,
+            channel: latchkey_core::records::Channel::parse(&r.channel)
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox channel `{}`", r.channel)))?,
+            id: r.id,
+            kind: r.kind,
+            sealed: r.sealed,
+            // Counted when claimed: the attempts before this one.
+            attempts: u32::try_from(r.attempts.saturating_sub(1)).unwrap_or(0),
+            expires_at: UnixTime::from_secs(r.expires_at),
+        })
+    }
+}

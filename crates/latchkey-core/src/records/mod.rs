@@ -8,6 +8,7 @@ mod changes;
 mod factors;
 mod identity;
 mod oauth;
+mod outbox;
 mod sessions;
 
 pub use access::*;
@@ -16,4 +17,5 @@ pub use changes::Change;
 pub use factors::*;
 pub use identity::*;
 pub use oauth::*;
+pub use outbox::{Channel, NewMessage, QueuedMessage, SendOutcome};
 pub use sessions::*;

@@ -8,6 +8,8 @@ mod access;
 #[macro_use]
 mod api_keys;
 #[macro_use]
+mod outbox;
+#[macro_use]
 mod users;
 #[macro_use]
 mod clients;
@@ -130,6 +132,10 @@ macro_rules! impl_shared_store {
                 <$store>::notify(tx, &Change::Scopes { tenant: tenant.to_string() }).await?;
                 Ok(())
             }
+            async fn enqueue_message(&mut self, tenant: &TenantId, message: &latchkey_core::records::NewMessage, actor: &Actor)
+                -> StoreResult<()> {
+                self.store.enqueue_message_in(&mut self.tx, tenant, message, actor).await
+            }
             async fn commit(self: Box<Self>) -> StoreResult<()> {
                 self.tx.commit().await?;
                 Ok(())
@@ -138,6 +144,7 @@ macro_rules! impl_shared_store {
 
         impl_access_store!($store, $db);
         impl_api_key_store!($store, $db);
+        impl_outbox_store!($store, $db);
         impl_user_store!($store, $db);
         impl_client_store!($store, $db);
         impl_key_store!($store, $db);

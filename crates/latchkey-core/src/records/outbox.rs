@@ -1,0 +1,71 @@
+//! The outbox: messages (emails, text messages) written in the same transaction as the
+//! change that causes them, and sent later by whichever node claims them. What a message
+//! says and to whom is sealed under the master key before it reaches the store.
+
+use crate::UnixTime;
+use crate::domain::TenantId;
+
+/// How a message leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "email" => Some(Self::Email),
+            "sms" => Some(Self::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// A message to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Random, unique: what the sealed payload is bound to.
+    pub id: String,
+    pub channel: Channel,
+    /// What the message is (`email_verification`, `recovery_link`, …): for the audit log
+    /// and metrics, never personal data.
+    pub kind: String,
+    /// The recipient and content, sealed.
+    pub sealed: Vec<u8>,
+    /// Not sent before this (now, usually).
+    pub not_before: UnixTime,
+    /// Dropped unsent after this: the link or code inside has expired.
+    pub expires_at: UnixTime,
+}
+
+/// A queued message a sender claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub tenant: TenantId,
+    pub id: String,
+    pub channel: Channel,
+    pub kind: String,
+    pub sealed: Vec<u8>,
+    /// Attempts before this one.
+    pub attempts: u32,
+    pub expires_at: UnixTime,
+}
+
+/// What became of an attempt to send a claimed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Handed to the provider: the message is deleted.
+    Sent,
+    /// Try again at this time (a timeout, a 5xx, a 429, an open circuit).
+    Retry { at: UnixTime, error: String },
+    /// Never going to work (an address or number the provider refuses): deleted.
+    Failed { error: String },
+}

@@ -1,0 +1,154 @@
+//! The outbox, on SQLite and (when LATCHKEY_TEST_POSTGRES_URL is set) PostgreSQL: messages
+//! exist only once their change commits, each is claimed by one sender at a time, and sent,
+//! given-up and expired ones are deleted, each step audited.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::domain::TenantId;
+use latchkey_core::records::*;
+use latchkey_core::{Clock, UnixTime};
+use latchkey_store::testing::TestDatabase;
+use latchkey_store::*;
+
+const NOW: i64 = 1_700_000_000;
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+fn at(secs: i64) -> UnixTime {
+    UnixTime::from_secs(secs)
+}
+
+async fn open(db: &TestDatabase) -> Arc<dyn Store> {
+    let store = ok(latchkey_store::open(&db.url, 4, Clock::frozen(at(NOW))).await, db.backend);
+    ok(store.migrate().await, db.backend);
+    store
+}
+
+fn message(id: &str, channel: Channel, expires_in: i64) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        channel,
+        kind: "email_verification".into(),
+        sealed: vec![1, 2, 3, id.len() as u8],
+        not_before: at(NOW),
+        expires_at: at(NOW + expires_in),
+    }
+}
+
+async fn queue(store: &dyn Store, messages: &[NewMessage], commit: bool) {
+    let mut tx = ok(store.transaction().await, "tx");
+    for m in messages {
+        ok(tx.enqueue_message(&tenant(), m, &Actor::User("sub-1".into())).await, "enqueue");
+    }
+    if commit {
+        ok(tx.commit().await, "commit");
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_message_exists_only_once_its_change_commits_and_is_claimed_by_one_sender_at_a_time() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let store = open(&db).await;
+        queue(store.as_ref(), &[message("rolled-back", Channel::Email, 900)], false).await;
+        queue(store.as_ref(), &[message("m1", Channel::Email, 900), message("s1", Channel::Sms, 900)], true).await;
+        assert_eq!(ok(store.waiting_messages().await, b), vec![(Channel::Email, 1), (Channel::Sms, 1)], "{b}");
+
+        let claimed = ok(store.claim_messages(Channel::Email, at(NOW), LEASE, 10).await, b);
+        assert_eq!(claimed.len(), 1, "{b}: only the committed email");
+        let m = &claimed[0];
+        assert_eq!(
+            (m.id.as_str(), m.channel, m.attempts, &m.sealed[..]),
+            ("m1", Channel::Email, 0, &[1u8, 2, 3, 2][..])
+        );
+        assert!(ok(store.claim_messages(Channel::Email, at(NOW + 10), LEASE, 10).await, b).is_empty(), "{b}: leased");
+        let again = ok(store.claim_messages(Channel::Email, at(NOW + 61), LEASE, 10).await, b);
+        assert_eq!(
+            again.first().map(|m| m.attempts),
+            Some(1),
+            "{b}: claimable again after the lease, one attempt made"
+        );
+
+        let retry = SendOutcome::Retry { at: at(NOW + 300), error: "421 try later".into() };
+        ok(store.finish_message(&tenant(), "m1", &retry).await, b);
+        assert!(ok(store.claim_messages(Channel::Email, at(NOW + 299), LEASE, 10).await, b).is_empty(), "{b}");
+        assert_eq!(ok(store.claim_messages(Channel::Email, at(NOW + 300), LEASE, 10).await, b).len(), 1, "{b}");
+        ok(store.finish_message(&tenant(), "m1", &SendOutcome::Sent).await, b);
+        let failed = SendOutcome::Failed { error: "21211 invalid number".into() };
+        ok(store.claim_messages(Channel::Sms, at(NOW), LEASE, 10).await, b);
+        ok(store.finish_message(&tenant(), "s1", &failed).await, b);
+        assert!(ok(store.waiting_messages().await, b).is_empty(), "{b}: sent and failed messages are deleted");
+        let again = store.finish_message(&tenant(), "s1", &SendOutcome::Sent).await;
+        assert!(matches!(again, Err(StoreError::NotFound(_))), "{b}: {again:?}");
+
+        let events = ok(store.recent_audit_events(&tenant(), 10).await, b);
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        for action in ["message.queued", "message.sent", "message.failed"] {
+            assert!(actions.contains(&action), "{b}: {actions:?}");
+        }
+        let queued = events.iter().find(|e| e.action == "message.queued" && e.target == "m1");
+        assert_eq!(
+            queued.map(|e| e.details.clone()),
+            Some(serde_json::json!({"channel": "email", "kind": "email_verification"})),
+            "{b}: the audit log names what was queued, never to whom or what it says"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_messages_are_never_claimed_and_are_dropped() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let store = open(&db).await;
+        queue(store.as_ref(), &[message("short", Channel::Email, 60), message("long", Channel::Email, 3_600)], true)
+            .await;
+        let claimed = ok(store.claim_messages(Channel::Email, at(NOW + 60), LEASE, 10).await, b);
+        assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["long"], "{b}");
+        let dropped = ok(store.drop_expired_messages(at(NOW + 60), 100).await, b);
+        assert_eq!(dropped, vec![(tenant(), "email_verification".to_owned())], "{b}");
+        assert_eq!(ok(store.waiting_messages().await, b), vec![(Channel::Email, 1)], "{b}");
+    }
+}
+
+#[tokio::test]
+async fn parallel_senders_never_claim_the_same_message() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let store = open(&db).await;
+        let messages: Vec<NewMessage> = (0..40).map(|i| message(&format!("m{i:02}"), Channel::Email, 900)).collect();
+        queue(store.as_ref(), &messages, true).await;
+        let claims = (0..4).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_messages(Channel::Email, at(NOW), LEASE, 15).await })
+        });
+        let mut all: Vec<String> = Vec::new();
+        for claim in claims {
+            let got = ok(ok(claim.await, "join"), b);
+            assert!(got.len() <= 15, "{b}: a claim takes at most its limit");
+            all.extend(got.into_iter().map(|m| m.id));
+        }
+        // A claimer that met rows another was taking skips them (PostgreSQL re-checks the
+        // row after the lock): what is left goes to later claims.
+        loop {
+            let rest = ok(store.claim_messages(Channel::Email, at(NOW), LEASE, 15).await, b);
+            if rest.is_empty() {
+                break;
+            }
+            all.extend(rest.into_iter().map(|m| m.id));
+        }
+        let total = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), total, "{b}: a message was claimed twice");
+        assert_eq!(total, 40, "{b}: every message was claimed, once");
+    }
+}
