@@ -7,6 +7,7 @@
 mod forward_auth;
 mod limits;
 mod load;
+mod mail;
 mod outbound;
 mod secret;
 mod signin;
@@ -26,6 +27,7 @@ use url::Url;
 pub use forward_auth::{ForwardAuthConfig, IdentityHeaders};
 pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
+pub use mail::{MailConfig, MailTls};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
@@ -50,6 +52,9 @@ pub struct Config {
     pub log: LogConfig,
     pub web: WebConfig,
     pub forward_auth: ForwardAuthConfig,
+    /// The SMTP relay; without it nothing that needs mail is offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailConfig>,
     /// Where this config came from; relative paths were resolved against `source.base_dir`.
     #[serde(skip)]
     pub source: ConfigSource,

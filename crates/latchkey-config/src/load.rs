@@ -178,6 +178,9 @@ impl Config {
         self.check_sign_in(s)?;
         let public_host = url::Url::parse(&self.issuer()).ok().and_then(|u| u.host_str().map(str::to_owned));
         self.forward_auth.check(s, public_host.as_deref())?;
+        if let Some(mail) = &self.mail {
+            mail.check(s)?;
+        }
         let sessions = &self.sessions;
         if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
             return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));

@@ -258,3 +258,34 @@ fn forward_auth_rules_resolve_beside_the_config_and_need_a_cookie_domain_over_us
         assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
     }
 }
+
+#[test]
+fn mail_is_plain_only_to_this_machine_and_names_its_mistakes() {
+    let dir = temp();
+    let ok_file = write(
+        dir.path(),
+        "mail.toml",
+        "[mail]\nfrom = \"Latchkey <id@example.com>\"\nhost = \"smtp.example.com\"\ntls = \"starttls\"\nusername = \"id\"\npassword = \"env:LK_SMTP\"\n",
+    );
+    let config = Config::load(Some(&ok_file), &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let mail = config.mail.unwrap_or_else(|| panic!("no [mail]"));
+    assert_eq!((mail.port(), mail.timeout.as_secs()), (587, 15));
+    let local = "[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\n";
+    let file = write(dir.path(), "local.toml", local);
+    assert_eq!(Config::load(Some(&file), &[], dir.path()).map(|c| c.mail.map(|m| m.port())).ok(), Some(Some(25)));
+    let cases = [
+        ("[mail]\nfrom = \"id@example.com\"\nhost = \"smtp.example.com\"\ntls = \"none\"\n", "mail.tls"),
+        ("[mail]\nfrom = \"nobody\"\nhost = \"127.0.0.1\"\ntls = \"none\"\n", "mail.from"),
+        (
+            "[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\n",
+            "mail.password",
+        ),
+        ("[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"ssl\"\n", "mail.tls"),
+        ("[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\ntimeout = \"0s\"\n", "mail.timeout"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("m{i}.toml"), text);
+        let message = err_text(Config::load(Some(&file), &[], dir.path()));
+        assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
+    }
+}

@@ -58,6 +58,10 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let changes = services.prepare_node().await?;
     let mut background = services.spawn_background(changes);
     background.extend(latchkey_service::forward_auth::rules::spawn_watcher(services.clone()));
+    background.extend(
+        latchkey_service::outbox::spawn_sender(services.clone())
+            .map_err(|e| StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "mail", e)))?,
+    );
     let metrics = edge::metrics::handle();
     if let Some(handle) = &metrics {
         background.push(edge::metrics::spawn_upkeep(handle.clone()));

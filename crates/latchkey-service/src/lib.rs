@@ -34,7 +34,9 @@ pub mod grants;
 pub mod invitations;
 pub mod jobs;
 pub mod keys;
+pub mod mail;
 pub mod outbound;
+pub mod outbox;
 pub mod passkey_sign_in;
 pub mod passkeys;
 pub mod password_sign_in;
@@ -87,6 +89,8 @@ pub struct Latchkey {
     pub forward_auth_rules: Arc<forward_auth::rules::RulesInForce>,
     /// When this node last confirmed each forward-auth session in the database.
     pub forward_auth_sessions: forward_auth::ConfirmedSessions,
+    /// The mail relay's circuit on this node.
+    pub mail_breaker: outbound::breaker::Breakers,
 }
 
 impl Latchkey {
@@ -109,6 +113,10 @@ impl Latchkey {
             backchannel: Arc::default(),
             forward_auth_rules: Arc::default(),
             forward_auth_sessions: Default::default(),
+            mail_breaker: outbound::breaker::Breakers::new(
+                outbox::BREAKER_FAILURES,
+                config.mail.as_ref().map_or(std::time::Duration::from_secs(30), |m| m.circuit_cool_down),
+            ),
             issuer: Arc::from(config.issuer().as_str()),
             store,
             config,
@@ -127,6 +135,9 @@ impl Latchkey {
     }
     pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
         api_keys::ApiKeys(self)
+    }
+    pub fn outbox(&self) -> outbox::Outbox<'_> {
+        outbox::Outbox(self)
     }
     pub fn forward_auth(&self) -> forward_auth::ForwardAuth<'_> {
         forward_auth::ForwardAuth(self)

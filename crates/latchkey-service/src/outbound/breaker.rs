@@ -57,6 +57,12 @@ impl Breakers {
         }
     }
 
+    /// Whether the circuit of `destination` is open now, without taking the trial.
+    pub fn admit_check(&self, destination: &str, now: Instant) -> bool {
+        let Ok(states) = self.states.lock() else { return false };
+        states.get(destination).and_then(|s| s.open_until).is_some_and(|until| now < until)
+    }
+
     /// Records how a request that was let through ended.
     pub fn record(&self, destination: &str, succeeded: bool, now: Instant) -> Transition {
         let Ok(mut states) = self.states.lock() else { return Transition::None };

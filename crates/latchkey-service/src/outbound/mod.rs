@@ -10,7 +10,7 @@
 //! counted while it is read; and a circuit breaker per destination (`breaker`).
 
 mod addresses;
-mod breaker;
+pub mod breaker;
 mod policy;
 
 use std::net::{IpAddr, SocketAddr};

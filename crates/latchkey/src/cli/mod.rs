@@ -9,6 +9,7 @@ mod clients;
 mod groups;
 mod invites;
 mod keys;
+mod mail;
 mod output;
 mod resources;
 mod roles;
@@ -90,6 +91,9 @@ enum Command {
     /// Sign-up invitations (registration.mode = "invite").
     #[command(subcommand)]
     Invite(invites::InviteCommand),
+    /// Email through the [mail] relay.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +197,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Resource(c) => resources::run(ctx, c).await,
         Command::Session(c) => sessions::run(ctx, c).await,
         Command::Invite(c) => invites::run(ctx, c).await,
+        Command::Mail(c) => mail::run(ctx, c).await,
         Command::ApiKey(c) => api_keys::run(ctx, c).await,
         Command::ServiceAccount(c) => api_keys::run_service_accounts(ctx, c).await,
     }

@@ -1,0 +1,159 @@
+//! The outbox with a real SMTP dialogue (a stand-in relay on 127.0.0.1): a queued email is
+//! delivered by the server's sender; while the relay fails, the circuit opens and messages
+//! wait; after the outage, and after a restart, they are delivered; an address the relay
+//! refuses for good is given up. (That the database holds it sealed: the service's tests.)
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use latchkey_config::{MailConfig, MailTls};
+use latchkey_core::domain::TenantId;
+use latchkey_core::records::Actor;
+use support::{TestServer, all_backends, eventually, ok};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// An SMTP relay that keeps what it is given; while `failing`, it answers 451 (try later).
+struct Relay {
+    port: u16,
+    received: Arc<Mutex<Vec<String>>>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start() -> Self {
+        let listener = ok(TcpListener::bind("127.0.0.1:0").await, "bind");
+        let port = ok(listener.local_addr(), "addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(AtomicBool::new(false));
+        let (r, f) = (received.clone(), failing.clone());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(session(socket, r.clone(), f.clone()));
+            }
+        });
+        Self { port, received, failing }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.received.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+async fn session(socket: tokio::net::TcpStream, received: Arc<Mutex<Vec<String>>>, failing: Arc<AtomicBool>) {
+    let (read, mut write) = socket.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let _ = write.write_all(b"220 relay.test ESMTP stand-in\r\n").await;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" | "HELO" => b"250 relay.test\r\n",
+            "MAIL" if failing.load(Ordering::SeqCst) => b"451 4.3.0 try again later\r\n",
+            "RCPT" if line.contains("refused@") => b"550 5.1.1 no such mailbox\r\n",
+            "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
+            "DATA" => {
+                let _ = write.write_all(b"354 go ahead\r\n").await;
+                let mut body = String::new();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    if l == "." {
+                        break;
+                    }
+                    body.push_str(&l);
+                    body.push('\n');
+                }
+                if let Ok(mut r) = received.lock() {
+                    r.push(body);
+                }
+                b"250 queued\r\n"
+            }
+            "QUIT" => {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            }
+            _ => b"502 not implemented\r\n",
+        };
+        if write.write_all(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn mail(port: u16) -> MailConfig {
+    MailConfig {
+        from: "Latchkey <id@example.test>".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        tls: MailTls::None,
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(1),
+        retry_base: Duration::from_millis(300),
+        circuit_cool_down: Duration::from_millis(1_500),
+    }
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+#[tokio::test]
+async fn queued_mail_is_delivered_waits_out_an_outage_behind_the_breaker_and_survives_a_restart() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let relay = Relay::start().await;
+        let port = relay.port;
+        let server = TestServer::start(db.clone(), move |c| c.mail = Some(mail(port))).await;
+        let outbox = server.state().services.outbox();
+
+        ok(outbox.queue_test_email(&tenant(), "ada@example.test", &Actor::Cli).await, "queue");
+        eventually(Duration::from_secs(5), &format!("{b}: the relay got the message"), || async {
+            relay.messages().len() == 1
+        })
+        .await;
+        let first = relay.messages().remove(0);
+        assert!(
+            first.contains("To: ada@example.test") && first.contains("Subject: Latchkey can send mail"),
+            "{b}: {first}"
+        );
+
+        // An outage: five failures in a row open the circuit; the messages wait.
+        relay.failing.store(true, Ordering::SeqCst);
+        for i in 0..6 {
+            ok(outbox.queue_test_email(&tenant(), &format!("user{i}@example.test"), &Actor::Cli).await, "queue");
+        }
+        eventually(Duration::from_secs(10), &format!("{b}: the circuit opens"), || async { outbox.mail_delayed() })
+            .await;
+        assert_eq!(relay.messages().len(), 1, "{b}: nothing was delivered during the outage");
+        relay.failing.store(false, Ordering::SeqCst);
+        eventually(Duration::from_secs(20), &format!("{b}: all six arrive after the outage"), || async {
+            relay.messages().len() == 7
+        })
+        .await;
+        assert!(!outbox.mail_delayed(), "{b}: the circuit closed again");
+
+        // A restart: queued on a node whose relay is unreachable, delivered by the next one.
+        server.stop().await;
+        let dead = ok(std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()), "free port").port();
+        let cut_off = TestServer::start(db.clone(), move |c| c.mail = Some(mail(dead))).await;
+        let services = &cut_off.state().services;
+        ok(services.outbox().queue_test_email(&tenant(), "later@example.test", &Actor::Cli).await, "queue");
+        ok(services.outbox().queue_test_email(&tenant(), "refused@example.test", &Actor::Cli).await, "queue");
+        cut_off.stop().await;
+        let again = TestServer::start(db.clone(), move |c| c.mail = Some(mail(port))).await;
+        // A claim the stopped node held waits out its lease (5 × the 1 s timeout + 5 s).
+        eventually(Duration::from_secs(20), &format!("{b}: the restarted server delivers it"), || async {
+            relay.messages().iter().any(|m| m.contains("To: later@example.test"))
+        })
+        .await;
+        eventually(Duration::from_secs(5), &format!("{b}: the refused one is given up"), || async {
+            let events = again.state().services.audit().recent(&tenant(), 50).await;
+            events.is_ok_and(|events| events.iter().any(|e| e.action == "message.failed"))
+        })
+        .await;
+        assert!(!relay.messages().iter().any(|m| m.contains("refused@")), "{b}");
+        again.stop().await;
+    }
+}

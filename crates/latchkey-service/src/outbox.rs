@@ -1,0 +1,194 @@
+//! The outbox: emails queued inside the transaction of the change that causes them, their
+//! recipient and content sealed under the master key (bound to the message's id, so a sealed
+//! payload cannot be moved to another row), and sent by a background sender on any node —
+//! one sender per message across nodes, through the store's leased claims.
+//!
+//! The relay has a circuit breaker (per node): after [`BREAKER_FAILURES`] failures in a row
+//! the sender stops claiming for `mail.circuit_cool_down` and messages wait in the outbox
+//! instead of piling up connections and timeouts; then one message goes as the trial.
+//! Failures that may pass are retried with backoff; a message the relay refuses for good is
+//! given up; one whose link or code has expired is dropped unsent. Every step is audited
+//! (by kind, never by recipient or content).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey_core::UnixTime;
+use latchkey_core::domain::TenantId;
+use latchkey_core::records::{Actor, Channel, NewMessage, QueuedMessage, SendOutcome};
+use latchkey_store::StoreTx;
+
+use crate::mail::{Email, MailError, Mailer};
+use crate::{Latchkey, ServiceError, ServiceResult};
+
+/// Messages claimed per round, sent one after the other.
+pub const BATCH: u32 = 5;
+
+/// A claimed message is not claimed again for this long: a whole round at the relay's
+/// timeout, and a margin. (A node that stops mid-round leaves its claims to wait so long.)
+pub fn lease(timeout: Duration) -> Duration {
+    timeout.saturating_mul(BATCH) + Duration::from_secs(5)
+}
+/// How often the sender looks for due messages.
+pub const TICK: Duration = Duration::from_secs(1);
+pub const BREAKER_FAILURES: u32 = 5;
+/// The breaker's key for the relay.
+const RELAY: &str = "smtp";
+
+/// The wait before retry number `attempts + 1`: `base`, doubling, at most an hour.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1u32 << attempts.min(16)).min(Duration::from_secs(3_600))
+}
+
+fn aad(tenant: &TenantId, id: &str) -> Vec<u8> {
+    format!("outbox|{}|{id}", tenant.as_str()).into_bytes()
+}
+
+pub struct Outbox<'a>(pub(crate) &'a Latchkey);
+
+impl Outbox<'_> {
+    /// Whether mail is configured (`[mail]`): without it nothing that needs mail is offered.
+    pub fn mail_enabled(&self) -> bool {
+        self.0.config.mail.is_some()
+    }
+
+    /// Whether the relay's circuit is open on this node: messages are waiting, not failing.
+    pub fn mail_delayed(&self) -> bool {
+        self.0.mail_breaker.admit_check(RELAY, Instant::now())
+    }
+
+    /// Queues `email` inside `tx`, to be sent once it commits and dropped unsent after
+    /// `expires_at`. `kind` names what it is (`test`, `email_verification`, …).
+    pub async fn queue_email(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        kind: &str,
+        email: &Email,
+        expires_at: UnixTime,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        if !self.mail_enabled() {
+            return Err(ServiceError::Invalid("mail is not configured here ([mail] in latchkey.toml)".into()));
+        }
+        let id = latchkey_core::crypto::random::token_string::<16>();
+        let plain = serde_json::to_vec(email).map_err(|e| ServiceError::Unavailable(format!("email: {e}")))?;
+        let message = NewMessage {
+            sealed: self.0.master_key.seal(&plain, &aad(tenant, &id)),
+            id,
+            channel: Channel::Email,
+            kind: kind.to_owned(),
+            not_before: self.0.clock.now(),
+            expires_at,
+        };
+        Ok(tx.enqueue_message(tenant, &message, actor).await?)
+    }
+
+    /// Queues a test email to `to` (`latchkey mail test`), valid for an hour.
+    pub async fn queue_test_email(&self, tenant: &TenantId, to: &str, actor: &Actor) -> ServiceResult<()> {
+        let address: lettre::message::Mailbox =
+            to.parse().map_err(|e| ServiceError::Invalid(format!("`{to}` is not an email address: {e}")))?;
+        let email = Email {
+            to: address.to_string(),
+            subject: "Latchkey can send mail".into(),
+            text: format!("This is a test message from Latchkey at {}.\n\nMail works.\n", self.0.issuer),
+            html: format!(
+                "<p>This is a test message from Latchkey at {}.</p><p>Mail works.</p>",
+                html_escape(&self.0.issuer)
+            ),
+        };
+        let mut tx = self.0.store().transaction().await?;
+        let expires = self.0.clock.now().plus(Duration::from_secs(3_600));
+        self.queue_email(tx.as_mut(), tenant, "test", &email, expires, actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One round of the sender: drops expired messages, then claims and sends due emails,
+    /// unless the relay's circuit is open. Returns how many messages it sent.
+    pub async fn deliver_due(&self, mailer: &Mailer) -> ServiceResult<usize> {
+        let store = self.0.store();
+        let now = self.0.clock.now();
+        for (_, kind) in store.drop_expired_messages(now, 1_000).await? {
+            metrics::counter!("latchkey_messages_total", "channel" => "email", "outcome" => "expired", "kind" => kind)
+                .increment(1);
+        }
+        if self.0.mail_breaker.admit_check(RELAY, Instant::now()) {
+            return Ok(0);
+        }
+        let timeout = self.0.config.mail.as_ref().map_or(Duration::from_secs(15), |m| m.timeout);
+        let claimed = store.claim_messages(Channel::Email, now, lease(timeout), BATCH).await?;
+        let mut sent = 0;
+        for message in claimed {
+            let outcome = self.deliver(mailer, &message).await;
+            let label = match &outcome {
+                SendOutcome::Sent => "sent",
+                SendOutcome::Retry { .. } => "retried",
+                SendOutcome::Failed { .. } => "failed",
+            };
+            sent += usize::from(label == "sent");
+            metrics::counter!("latchkey_messages_total", "channel" => "email", "outcome" => label, "kind" => message.kind.clone())
+                .increment(1);
+            store.finish_message(&message.tenant, &message.id, &outcome).await?;
+        }
+        Ok(sent)
+    }
+
+    async fn deliver(&self, mailer: &Mailer, message: &QueuedMessage) -> SendOutcome {
+        let retry_at = |wait: Duration| self.0.clock.now().plus(wait);
+        if let Err(open_for) = self.0.mail_breaker.admit(RELAY, Instant::now()) {
+            return SendOutcome::Retry { at: retry_at(open_for), error: "the mail relay's circuit is open".into() };
+        }
+        let email = match self.0.master_key.open(&message.sealed, &aad(&message.tenant, &message.id)) {
+            Ok(plain) => serde_json::from_slice::<Email>(&plain).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let email = match email {
+            Ok(e) => e,
+            Err(e) => return SendOutcome::Failed { error: format!("the sealed message cannot be opened: {e}") },
+        };
+        let result = mailer.send(&email).await;
+        let transition =
+            self.0.mail_breaker.record(RELAY, !matches!(result, Err(MailError::Transient(_))), Instant::now());
+        if transition == crate::outbound::breaker::Transition::Opened {
+            tracing::warn!("the mail relay failed {BREAKER_FAILURES} times in a row: messages wait in the outbox");
+        }
+        metrics::gauge!("latchkey_outbox_circuit_open", "channel" => "email")
+            .set(if self.0.mail_breaker.open_count() > 0 { 1.0 } else { 0.0 });
+        match result {
+            Ok(()) => SendOutcome::Sent,
+            Err(MailError::Permanent(error)) => SendOutcome::Failed { error },
+            Err(MailError::Transient(error)) => {
+                let base = self.0.config.mail.as_ref().map_or(Duration::from_secs(30), |m| m.retry_base);
+                SendOutcome::Retry { at: retry_at(backoff(base, message.attempts)), error }
+            }
+        }
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The sender of a server node; `None` without `[mail]`. A relay that cannot be set up (a
+/// password reference that does not resolve) is an error at start-up.
+pub fn spawn_sender(services: Arc<Latchkey>) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(config) = services.config.mail.clone() else { return Ok(None) };
+    let password = match &config.password {
+        Some(r) => {
+            Some(r.resolve(services.config.base_dir()).map_err(|e| format!("mail.password: {e}"))?.expose().to_owned())
+        }
+        None => None,
+    };
+    let mailer = Mailer::new(&config, password)?;
+    Ok(Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = services.outbox().deliver_due(&mailer).await {
+                tracing::warn!(error = %e, "the outbox sender cannot reach the database");
+            }
+        }
+    })))
+}
