@@ -169,11 +169,7 @@ fn rules_between_keys_are_checked() {
         ("[logout]\nbackchannel_retry_max = \"1s\"\n", "logout.backchannel_retry_base"),
         ("[logout]\nfrontchannel_timeout = \"0s\"\n", "logout"),
     ];
-    for (i, (text, key)) in cases.iter().enumerate() {
-        let file = write(dir.path(), &format!("c{i}.toml"), text);
-        let message = err_text(Config::load(Some(&file), &[], dir.path()));
-        assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
-    }
+    each_names_its_key(dir.path(), "c", &cases);
 }
 
 #[test]
@@ -224,11 +220,7 @@ fn server_limits_default_to_the_documented_values_and_refuse_unusable_ones() {
         ("[server.limits]\nheaders_timeout = \"1s\"\n", "server.limits.headers_timeout"),
         ("[sessions]\nmax_authorization_requests_per_ip = 0\n", "sessions.max_authorization_requests_per_ip"),
     ];
-    for (i, (text, key)) in cases.iter().enumerate() {
-        let file = write(dir.path(), &format!("l{i}.toml"), text);
-        let message = err_text(Config::load(Some(&file), &[], dir.path()));
-        assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
-    }
+    each_names_its_key(dir.path(), "l", &cases);
 }
 
 #[test]
@@ -252,11 +244,7 @@ fn forward_auth_rules_resolve_beside_the_config_and_need_a_cookie_domain_over_us
         (format!("{base}cookie_domain = \"example.com\"\n[forward_auth.headers]\nuser = \"Remote User\"\n"), "forward_auth.headers"),
         (format!("{base}cookie_domain = \"example.com\"\n[forward_auth.headers]\nuser = \"Remote-Roles\"\n"), "forward_auth.headers"),
     ];
-    for (i, (text, key)) in cases.iter().enumerate() {
-        let file = write(dir.path(), &format!("f{i}.toml"), text);
-        let message = err_text(Config::load(Some(&file), &[], dir.path()));
-        assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
-    }
+    each_names_its_key(dir.path(), "f", &cases);
 }
 
 #[test]
@@ -283,9 +271,15 @@ fn mail_is_plain_only_to_this_machine_and_names_its_mistakes() {
         ("[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"ssl\"\n", "mail.tls"),
         ("[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\ntimeout = \"0s\"\n", "mail.timeout"),
     ];
+    each_names_its_key(dir.path(), "m", &cases);
+}
+
+/// Loads each config text and checks that the error names its key.
+fn each_names_its_key<T: AsRef<str>>(dir: &Path, prefix: &str, cases: &[(T, &str)]) {
     for (i, (text, key)) in cases.iter().enumerate() {
-        let file = write(dir.path(), &format!("m{i}.toml"), text);
-        let message = err_text(Config::load(Some(&file), &[], dir.path()));
+        let text = text.as_ref();
+        let file = write(dir, &format!("{prefix}{i}.toml"), text);
+        let message = err_text(Config::load(Some(&file), &[], dir));
         assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
     }
 }

@@ -175,6 +175,8 @@ async fn readiness_follows_the_database() {
     let server = TestServer::start(sqlite().await, |_| {}).await;
     let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
+    let body: serde_json::Value = ok(ready.json().await, "json");
+    assert_eq!(body["mail"], "off", "no [mail]");
     assert_eq!(server.get("/healthz").await.status(), StatusCode::OK);
     server.server.state.services.system().close().await;
     let not_ready = server.get("/readyz").await;

@@ -126,6 +126,10 @@ async fn queued_mail_is_delivered_waits_out_an_outage_behind_the_breaker_and_sur
         }
         eventually(Duration::from_secs(10), &format!("{b}: the circuit opens"), || async { outbox.mail_delayed() })
             .await;
+        let ready = server.get("/readyz").await;
+        assert_eq!(ready.status(), reqwest::StatusCode::OK, "{b}: an open circuit never makes the node unready");
+        let ready: serde_json::Value = ok(ready.json().await, "readyz");
+        assert_eq!(ready["mail"], "delayed", "{b}");
         assert_eq!(relay.messages().len(), 1, "{b}: nothing was delivered during the outage");
         relay.failing.store(false, Ordering::SeqCst);
         eventually(Duration::from_secs(20), &format!("{b}: all six arrive after the outage"), || async {
@@ -133,6 +137,7 @@ async fn queued_mail_is_delivered_waits_out_an_outage_behind_the_breaker_and_sur
         })
         .await;
         assert!(!outbox.mail_delayed(), "{b}: the circuit closed again");
+        assert_eq!(server.get_json("/readyz").await["mail"], "ok", "{b}");
 
         // A restart: queued on a node whose relay is unreachable, delivered by the next one.
         server.stop().await;

@@ -13,15 +13,24 @@ pub async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
 }
 
-/// Ready: the database answers and signing keys are loaded.
+/// Ready: the database answers and signing keys are loaded. The mail relay's circuit is
+/// shown (`mail`: `ok`, `delayed` while open, `off` without `[mail]`) but never makes the
+/// node unready: messages wait in the outbox.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = state.services.system().ping().await.is_ok();
     let keys = state.keys.algorithms().iter().all(|alg| state.keys.active(*alg).is_some());
     let status = if database && keys { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let outbox = state.services.outbox();
+    let mail = match (outbox.mail_enabled(), outbox.mail_delayed()) {
+        (false, _) => "off",
+        (true, true) => "delayed",
+        (true, false) => "ok",
+    };
     let body = serde_json::json!({
         "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
         "database": if database { "ok" } else { "unreachable" },
         "signing_keys": if keys { "loaded" } else { "missing" },
+        "mail": mail,
     });
     (status, axum::Json(body)).into_response()
 }
