@@ -90,13 +90,14 @@ impl MailConfig {
         if self.username.is_some() != self.password.is_some() {
             return Err(ConfigError::invalid(s, "mail.password", "username and password go together"));
         }
+        let (second, hour) = (std::time::Duration::from_secs(1), std::time::Duration::from_secs(3_600));
         for (key, value) in [
             ("mail.timeout", self.timeout),
             ("mail.retry_base", self.retry_base),
             ("mail.circuit_cool_down", self.circuit_cool_down),
         ] {
-            if value.is_zero() {
-                return Err(ConfigError::invalid(s, key, "must be more than 0s"));
+            if value < second || value > hour {
+                return Err(ConfigError::invalid(s, key, "must be from 1s to 1h"));
             }
         }
         Ok(())

@@ -270,6 +270,14 @@ fn mail_is_plain_only_to_this_machine_and_names_its_mistakes() {
         ),
         ("[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"ssl\"\n", "mail.tls"),
         ("[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\ntimeout = \"0s\"\n", "mail.timeout"),
+        (
+            "[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nretry_base = \"500000000000y\"\n",
+            "mail.retry_base",
+        ),
+        (
+            "[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\ncircuit_cool_down = \"300ms\"\n",
+            "mail.circuit_cool_down",
+        ),
     ];
     each_names_its_key(dir.path(), "m", &cases);
 }

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ struct Relay {
     port: u16,
     received: Arc<Mutex<Vec<String>>>,
     failing: Arc<AtomicBool>,
+    /// `MAIL FROM` commands seen: one per delivery attempt.
+    attempts: Arc<AtomicUsize>,
 }
 
 impl Relay {
@@ -29,13 +31,14 @@ impl Relay {
         let port = ok(listener.local_addr(), "addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let failing = Arc::new(AtomicBool::new(false));
-        let (r, f) = (received.clone(), failing.clone());
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let (r, f, a) = (received.clone(), failing.clone(), attempts.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(session(socket, r.clone(), f.clone()));
+                tokio::spawn(session(socket, r.clone(), f.clone(), a.clone()));
             }
         });
-        Self { port, received, failing }
+        Self { port, received, failing, attempts }
     }
 
     fn messages(&self) -> Vec<String> {
@@ -43,16 +46,24 @@ impl Relay {
     }
 }
 
-async fn session(socket: tokio::net::TcpStream, received: Arc<Mutex<Vec<String>>>, failing: Arc<AtomicBool>) {
+async fn session(
+    socket: tokio::net::TcpStream,
+    received: Arc<Mutex<Vec<String>>>,
+    failing: Arc<AtomicBool>,
+    attempts: Arc<AtomicUsize>,
+) {
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read).lines();
     let _ = write.write_all(b"220 relay.test ESMTP stand-in\r\n").await;
     while let Ok(Some(line)) = lines.next_line().await {
         let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+        if verb == "MAIL" {
+            attempts.fetch_add(1, Ordering::SeqCst);
+        }
         let reply: &[u8] = match verb.as_str() {
             "EHLO" | "HELO" => b"250 relay.test\r\n",
             "MAIL" if failing.load(Ordering::SeqCst) => b"451 4.3.0 try again later\r\n",
-            "RCPT" if line.contains("refused@") => b"550 5.1.1 no such mailbox\r\n",
+            "RCPT" if line.contains("refused@") => b"550 5.1.1 <refused@example.test>: Recipient address rejected\r\n",
             "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
             "DATA" => {
                 let _ = write.write_all(b"354 go ahead\r\n").await;
@@ -90,8 +101,8 @@ fn mail(port: u16) -> MailConfig {
         username: None,
         password: None,
         timeout: Duration::from_secs(1),
-        retry_base: Duration::from_millis(300),
-        circuit_cool_down: Duration::from_millis(1_500),
+        retry_base: Duration::from_secs(1),
+        circuit_cool_down: Duration::from_secs(4),
     }
 }
 
@@ -131,8 +142,12 @@ async fn queued_mail_is_delivered_waits_out_an_outage_behind_the_breaker_and_sur
         let ready: serde_json::Value = ok(ready.json().await, "readyz");
         assert_eq!(ready["mail"], "delayed", "{b}");
         assert_eq!(relay.messages().len(), 1, "{b}: nothing was delivered during the outage");
+        // While the circuit is open the sender does not try (cool-down 4 s): no new attempt.
+        let tried = relay.attempts.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(relay.attempts.load(Ordering::SeqCst), tried, "{b}: attempts while the circuit was open");
         relay.failing.store(false, Ordering::SeqCst);
-        eventually(Duration::from_secs(20), &format!("{b}: all six arrive after the outage"), || async {
+        eventually(Duration::from_secs(30), &format!("{b}: all six arrive after the outage"), || async {
             relay.messages().len() == 7
         })
         .await;
@@ -159,6 +174,13 @@ async fn queued_mail_is_delivered_waits_out_an_outage_behind_the_breaker_and_sur
         })
         .await;
         assert!(!relay.messages().iter().any(|m| m.contains("refused@")), "{b}");
+        let events = ok(again.state().services.audit().recent(&tenant(), 50).await, "audit");
+        let failed =
+            events.iter().find(|e| e.action == "message.failed").map(|e| e.details.to_string()).unwrap_or_default();
+        assert!(
+            failed.contains("550 5.1.1") && !failed.contains("example.test"),
+            "{b}: the reply code, never the address: {failed}"
+        );
         again.stop().await;
     }
 }

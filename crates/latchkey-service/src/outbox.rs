@@ -109,35 +109,48 @@ impl Outbox<'_> {
     pub async fn deliver_due(&self, mailer: &Mailer) -> ServiceResult<usize> {
         let store = self.0.store();
         let now = self.0.clock.now();
-        for (_, kind) in store.drop_expired_messages(now, 1_000).await? {
-            metrics::counter!("latchkey_messages_total", "channel" => "email", "outcome" => "expired", "kind" => kind)
+        for (_, channel, kind) in store.drop_expired_messages(now, 1_000).await? {
+            metrics::counter!("latchkey_messages_total", "channel" => channel.as_str(), "outcome" => "expired", "kind" => kind)
                 .increment(1);
         }
         if self.0.mail_breaker.admit_check(RELAY, Instant::now()) {
             return Ok(0);
         }
-        let timeout = self.0.config.mail.as_ref().map_or(Duration::from_secs(15), |m| m.timeout);
-        let claimed = store.claim_messages(Channel::Email, now, lease(timeout), BATCH).await?;
+        let lease = lease(mailer.timeout());
+        let started = Instant::now();
+        let claimed = store.claim_messages(Channel::Email, now, lease, BATCH).await?;
         let mut sent = 0;
         for message in claimed {
-            let outcome = self.deliver(mailer, &message).await;
+            // Never send past the lease: another node may take the message after it.
+            let outcome = if started.elapsed() + mailer.timeout() + Duration::from_secs(1) > lease {
+                SendOutcome::Held { at: self.0.clock.now() }
+            } else {
+                self.deliver(mailer, &message).await
+            };
             let label = match &outcome {
                 SendOutcome::Sent => "sent",
                 SendOutcome::Retry { .. } => "retried",
+                SendOutcome::Held { .. } => "held",
                 SendOutcome::Failed { .. } => "failed",
             };
             sent += usize::from(label == "sent");
             metrics::counter!("latchkey_messages_total", "channel" => "email", "outcome" => label, "kind" => message.kind.clone())
                 .increment(1);
-            store.finish_message(&message.tenant, &message.id, &outcome).await?;
+            match store.finish_message(&message, &outcome).await {
+                Ok(()) => {}
+                Err(latchkey_store::StoreError::NotFound(what)) => {
+                    tracing::warn!(message = %message.id, "{what} was lost (its lease ran out); the other sender has it");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(sent)
     }
 
     async fn deliver(&self, mailer: &Mailer, message: &QueuedMessage) -> SendOutcome {
-        let retry_at = |wait: Duration| self.0.clock.now().plus(wait);
+        let at = |wait: Duration| self.0.clock.now().plus(wait);
         if let Err(open_for) = self.0.mail_breaker.admit(RELAY, Instant::now()) {
-            return SendOutcome::Retry { at: retry_at(open_for), error: "the mail relay's circuit is open".into() };
+            return SendOutcome::Held { at: at(open_for) };
         }
         let email = match self.0.master_key.open(&message.sealed, &aad(&message.tenant, &message.id)) {
             Ok(plain) => serde_json::from_slice::<Email>(&plain).map_err(|e| e.to_string()),
@@ -147,20 +160,22 @@ impl Outbox<'_> {
             Ok(e) => e,
             Err(e) => return SendOutcome::Failed { error: format!("the sealed message cannot be opened: {e}") },
         };
-        let result = mailer.send(&email).await;
-        let transition =
-            self.0.mail_breaker.record(RELAY, !matches!(result, Err(MailError::Transient(_))), Instant::now());
-        if transition == crate::outbound::breaker::Transition::Opened {
+        let result = mailer.send(&message.id, &email).await;
+        // A recipient refused for good says the relay works.
+        let relay_works = !matches!(result, Err(MailError::Unavailable(_)));
+        if self.0.mail_breaker.record(RELAY, relay_works, Instant::now())
+            == crate::outbound::breaker::Transition::Opened
+        {
             tracing::warn!("the mail relay failed {BREAKER_FAILURES} times in a row: messages wait in the outbox");
         }
         metrics::gauge!("latchkey_outbox_circuit_open", "channel" => "email")
             .set(if self.0.mail_breaker.open_count() > 0 { 1.0 } else { 0.0 });
         match result {
             Ok(()) => SendOutcome::Sent,
-            Err(MailError::Permanent(error)) => SendOutcome::Failed { error },
-            Err(MailError::Transient(error)) => {
+            Err(MailError::Rejected(error)) => SendOutcome::Failed { error },
+            Err(MailError::Unavailable(error)) => {
                 let base = self.0.config.mail.as_ref().map_or(Duration::from_secs(30), |m| m.retry_base);
-                SendOutcome::Retry { at: retry_at(backoff(base, message.attempts)), error }
+                SendOutcome::Retry { at: at(backoff(base, message.attempts)), error }
             }
         }
     }

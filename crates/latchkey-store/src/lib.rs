@@ -125,8 +125,8 @@ pub trait ApiKeyStore {
 /// due ones for a lease, so no other node sends them meanwhile, and reports each outcome.
 #[async_trait]
 pub trait OutboxStore {
-    /// Claims up to `limit` due, unexpired messages of `channel`: they are not due again
-    /// for `lease`. Oldest first.
+    /// Claims up to `limit` due, unexpired messages of `channel` (the longest due first):
+    /// they are not due again for `lease`.
     async fn claim_messages(
         &self,
         channel: Channel,
@@ -134,11 +134,14 @@ pub trait OutboxStore {
         lease: std::time::Duration,
         limit: u32,
     ) -> StoreResult<Vec<QueuedMessage>>;
-    /// What became of a claimed message: sent and given-up messages are deleted (and the
-    /// audit log says which, with the error); a retry waits until its time.
-    async fn finish_message(&self, tenant: &TenantId, id: &str, outcome: &SendOutcome) -> StoreResult<()>;
-    /// Deletes up to `limit` messages past their expiry, unsent; returns how many, by kind.
-    async fn drop_expired_messages(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<(TenantId, String)>>;
+    /// What became of the claimed `message`: sent and given-up messages are deleted (and the
+    /// audit log says which, with the error); a retry waits until its time; a held one too,
+    /// its claim not counted. `NotFound` when the claim was lost (its lease ran out and
+    /// another sender took the message, or it expired): nothing is changed.
+    async fn finish_message(&self, message: &QueuedMessage, outcome: &SendOutcome) -> StoreResult<()>;
+    /// Deletes up to `limit` messages past their expiry, unsent; returns each one's tenant,
+    /// channel and kind.
+    async fn drop_expired_messages(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<(TenantId, Channel, String)>>;
     /// How many messages wait, per channel.
     async fn waiting_messages(&self) -> StoreResult<Vec<(Channel, u64)>>;
 }

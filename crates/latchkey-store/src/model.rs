@@ -263,6 +263,7 @@ impl TryFrom<OutboxRow> for latchkey_core::records::QueuedMessage {
             sealed: r.sealed,
             // Counted when claimed: the attempts before this one.
             attempts: u32::try_from(r.attempts.saturating_sub(1)).unwrap_or(0),
+            claim: u32::try_from(r.attempts).unwrap_or(0),
             expires_at: UnixTime::from_secs(r.expires_at),
         })
     }

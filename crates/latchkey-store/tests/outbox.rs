@@ -79,15 +79,22 @@ async fn a_message_exists_only_once_its_change_commits_and_is_claimed_by_one_sen
         );
 
         let retry = SendOutcome::Retry { at: at(NOW + 300), error: "421 try later".into() };
-        ok(store.finish_message(&tenant(), "m1", &retry).await, b);
+        let lost = store.finish_message(&claimed[0], &SendOutcome::Sent).await;
+        assert!(matches!(lost, Err(StoreError::NotFound(_))), "{b}: a claim whose lease ran out finishes nothing");
+        ok(store.finish_message(&again[0], &retry).await, b);
         assert!(ok(store.claim_messages(Channel::Email, at(NOW + 299), LEASE, 10).await, b).is_empty(), "{b}");
-        assert_eq!(ok(store.claim_messages(Channel::Email, at(NOW + 300), LEASE, 10).await, b).len(), 1, "{b}");
-        ok(store.finish_message(&tenant(), "m1", &SendOutcome::Sent).await, b);
+        let third = ok(store.claim_messages(Channel::Email, at(NOW + 300), LEASE, 10).await, b);
+        assert_eq!(third.len(), 1, "{b}");
+        // Held back (an open circuit): due at its time, and not counted as an attempt.
+        ok(store.finish_message(&third[0], &SendOutcome::Held { at: at(NOW + 400) }).await, b);
+        let fourth = ok(store.claim_messages(Channel::Email, at(NOW + 400), LEASE, 10).await, b);
+        assert_eq!(fourth.first().map(|m| m.attempts), Some(2), "{b}: the held claim did not count");
+        ok(store.finish_message(&fourth[0], &SendOutcome::Sent).await, b);
         let failed = SendOutcome::Failed { error: "21211 invalid number".into() };
-        ok(store.claim_messages(Channel::Sms, at(NOW), LEASE, 10).await, b);
-        ok(store.finish_message(&tenant(), "s1", &failed).await, b);
+        let sms = ok(store.claim_messages(Channel::Sms, at(NOW), LEASE, 10).await, b);
+        ok(store.finish_message(&sms[0], &failed).await, b);
         assert!(ok(store.waiting_messages().await, b).is_empty(), "{b}: sent and failed messages are deleted");
-        let again = store.finish_message(&tenant(), "s1", &SendOutcome::Sent).await;
+        let again = store.finish_message(&sms[0], &SendOutcome::Sent).await;
         assert!(matches!(again, Err(StoreError::NotFound(_))), "{b}: {again:?}");
 
         let events = ok(store.recent_audit_events(&tenant(), 10).await, b);
@@ -114,7 +121,7 @@ async fn expired_messages_are_never_claimed_and_are_dropped() {
         let claimed = ok(store.claim_messages(Channel::Email, at(NOW + 60), LEASE, 10).await, b);
         assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["long"], "{b}");
         let dropped = ok(store.drop_expired_messages(at(NOW + 60), 100).await, b);
-        assert_eq!(dropped, vec![(tenant(), "email_verification".to_owned())], "{b}");
+        assert_eq!(dropped, vec![(tenant(), Channel::Email, "email_verification".to_owned())], "{b}");
         assert_eq!(ok(store.waiting_messages().await, b), vec![(Channel::Email, 1)], "{b}");
     }
 }

@@ -56,6 +56,9 @@ pub struct QueuedMessage {
     pub sealed: Vec<u8>,
     /// Attempts before this one.
     pub attempts: u32,
+    /// This claim's mark: finishing the message checks it, so a sender whose lease ran out
+    /// (and the message went to another) cannot finish it.
+    pub claim: u32,
     pub expires_at: UnixTime,
 }
 
@@ -64,8 +67,11 @@ pub struct QueuedMessage {
 pub enum SendOutcome {
     /// Handed to the provider: the message is deleted.
     Sent,
-    /// Try again at this time (a timeout, a 5xx, a 429, an open circuit).
+    /// Try again at this time (a timeout, the relay down or refusing for now).
     Retry { at: UnixTime, error: String },
+    /// Not tried (the circuit opened meanwhile): due again at this time, the claim not
+    /// counted as an attempt.
+    Held { at: UnixTime },
     /// Never going to work (an address or number the provider refuses): deleted.
     Failed { error: String },
 }

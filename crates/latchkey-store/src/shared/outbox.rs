@@ -41,11 +41,11 @@ macro_rules! impl_outbox_store {
                 limit: u32,
             ) -> StoreResult<Vec<latchkey_core::records::QueuedMessage>> {
                 // One statement: on PostgreSQL a concurrent claimer waits for the row lock,
-                // then re-checks next_attempt_at and skips the row; SQLite has one writer.
+                // then re-checks the outer conditions and skips the row; SQLite has one writer.
                 let rows: Vec<$crate::model::OutboxRow> = sqlx::query_as(
                     "UPDATE outbox SET next_attempt_at = $3, attempts = attempts + 1
-                     WHERE channel = $1 AND next_attempt_at <= $2 AND expires_at > $2 AND id IN (
-                         SELECT id FROM outbox WHERE channel = $1 AND next_attempt_at <= $2 AND expires_at > $2
+                     WHERE channel = $1 AND next_attempt_at <= $2 AND expires_at > $2 AND (tenant_id, id) IN (
+                         SELECT tenant_id, id FROM outbox WHERE channel = $1 AND next_attempt_at <= $2 AND expires_at > $2
                          ORDER BY next_attempt_at, created_at LIMIT $4)
                      RETURNING tenant_id, id, channel, kind, sealed, attempts, expires_at",
                 )
@@ -55,40 +55,51 @@ macro_rules! impl_outbox_store {
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?;
-                let mut claimed = rows.into_iter().map(TryInto::try_into).collect::<StoreResult<Vec<latchkey_core::records::QueuedMessage>>>()?;
-                claimed.sort_by(|a, b| a.id.cmp(&b.id));
-                Ok(claimed)
+                rows.into_iter().map(TryInto::try_into).collect()
             }
 
-            async fn finish_message(&self, tenant: &TenantId, id: &str, outcome: &latchkey_core::records::SendOutcome)
+            async fn finish_message(&self, message: &latchkey_core::records::QueuedMessage, outcome: &latchkey_core::records::SendOutcome)
                 -> StoreResult<()> {
                 use latchkey_core::records::SendOutcome;
+                let lost = || StoreError::NotFound(format!("the claim on queued message {}", message.id));
+                let (tenant, id, claim) = (&message.tenant, message.id.as_str(), i64::from(message.claim));
                 let mut tx = self.begin_write().await?;
                 match outcome {
-                    SendOutcome::Retry { at, error } => {
-                        sqlx::query("UPDATE outbox SET next_attempt_at = $3, last_error = $4 WHERE tenant_id = $1 AND id = $2")
-                            .bind(tenant.as_str())
-                            .bind(id)
-                            .bind(at.secs())
-                            .bind(error)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    SendOutcome::Sent | SendOutcome::Failed { .. } => {
-                        let kind: Option<(String, String, i64)> = sqlx::query_as(
-                            "DELETE FROM outbox WHERE tenant_id = $1 AND id = $2 RETURNING kind, channel, attempts",
+                    SendOutcome::Retry { at, .. } | SendOutcome::Held { at } => {
+                        let (error, undo) = match outcome {
+                            SendOutcome::Retry { error, .. } => (Some(error.as_str()), 0i64),
+                            _ => (None, 1),
+                        };
+                        let done = sqlx::query(
+                            "UPDATE outbox SET next_attempt_at = $4, last_error = COALESCE($5, last_error), attempts = attempts - $6
+                             WHERE tenant_id = $1 AND id = $2 AND attempts = $3",
                         )
                         .bind(tenant.as_str())
                         .bind(id)
+                        .bind(claim)
+                        .bind(at.secs())
+                        .bind(error)
+                        .bind(undo)
+                        .execute(&mut *tx)
+                        .await?;
+                        if done.rows_affected() == 0 {
+                            return Err(lost());
+                        }
+                    }
+                    SendOutcome::Sent | SendOutcome::Failed { .. } => {
+                        let kind: Option<(String, String)> = sqlx::query_as(
+                            "DELETE FROM outbox WHERE tenant_id = $1 AND id = $2 AND attempts = $3 RETURNING kind, channel",
+                        )
+                        .bind(tenant.as_str())
+                        .bind(id)
+                        .bind(claim)
                         .fetch_optional(&mut *tx)
                         .await?;
-                        let Some((kind, channel, attempts)) = kind else {
-                            return Err(StoreError::NotFound(format!("queued message {id}")));
-                        };
+                        let Some((kind, channel)) = kind else { return Err(lost()) };
                         let (action, details) = match outcome {
                             SendOutcome::Failed { error } => ("message.failed",
-                                serde_json::json!({"kind": kind, "channel": channel, "attempts": attempts, "error": error})),
-                            _ => ("message.sent", serde_json::json!({"kind": kind, "channel": channel, "attempts": attempts})),
+                                serde_json::json!({"kind": kind, "channel": channel, "attempts": claim, "error": error})),
+                            _ => ("message.sent", serde_json::json!({"kind": kind, "channel": channel, "attempts": claim})),
                         };
                         audit!(self, tx, tenant, &Actor::System, action, id, details);
                     }
@@ -97,21 +108,25 @@ macro_rules! impl_outbox_store {
                 Ok(())
             }
 
-            async fn drop_expired_messages(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<(TenantId, String)>> {
+            async fn drop_expired_messages(&self, now: UnixTime, limit: u32)
+                -> StoreResult<Vec<(TenantId, latchkey_core::records::Channel, String)>> {
                 let mut tx = self.begin_write().await?;
-                let rows: Vec<(String, String, String)> = sqlx::query_as(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE expires_at <= $1 LIMIT $2)
-                     RETURNING tenant_id, id, kind",
+                let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+                    "DELETE FROM outbox WHERE expires_at <= $1 AND (tenant_id, id) IN (
+                         SELECT tenant_id, id FROM outbox WHERE expires_at <= $1 LIMIT $2)
+                     RETURNING tenant_id, id, channel, kind",
                 )
                 .bind(now.secs())
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
                 let mut dropped = Vec::with_capacity(rows.len());
-                for (tenant_id, id, kind) in rows {
+                for (tenant_id, id, channel, kind) in rows {
                     let tenant = TenantId::parse(&tenant_id).map_err(|e| StoreError::Corrupt(format!("outbox tenant: {e}")))?;
+                    let channel = latchkey_core::records::Channel::parse(&channel)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outbox channel `{channel}`")))?;
                     audit!(self, tx, &tenant, &Actor::System, "message.expired", &id, serde_json::json!({"kind": kind}));
-                    dropped.push((tenant, kind));
+                    dropped.push((tenant, channel, kind));
                 }
                 tx.commit().await?;
                 Ok(dropped)
