@@ -144,6 +144,32 @@ pub trait OutboxStore {
     async fn drop_expired_messages(&self, now: UnixTime, limit: u32) -> StoreResult<Vec<(TenantId, Channel, String)>>;
     /// How many messages wait, per channel.
     async fn waiting_messages(&self) -> StoreResult<Vec<(Channel, u64)>>;
+    /// The unused, unexpired token with this hash and purpose, without using it (what a
+    /// confirmation page shows before its POST consumes it).
+    async fn peek_one_time_token(
+        &self,
+        tenant: &TenantId,
+        hash: &TokenHash,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<OneTimeToken>>;
+    /// Uses the token: one statement sets `used_at` only if it is unused and unexpired, so of
+    /// two parallel consumptions exactly one gets it. `None` for anything else.
+    async fn consume_one_time_token(
+        &self,
+        tenant: &TenantId,
+        hash: &TokenHash,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<OneTimeToken>>;
+    /// How many tokens of `purpose` were made for `sub` since `since` (for resend limits).
+    async fn count_one_time_tokens(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        purpose: &str,
+        since: UnixTime,
+    ) -> StoreResult<u32>;
 }
 
 #[async_trait]
@@ -668,6 +694,9 @@ pub trait StoreTx: Send {
     async fn delete_scope(&mut self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()>;
     /// Queues a message, to be sent once this transaction commits (never if it does not).
     async fn enqueue_message(&mut self, tenant: &TenantId, message: &NewMessage, actor: &Actor) -> StoreResult<()>;
+    /// Stores a single-use token (the message that carries it is queued in the same
+    /// transaction); an unknown subject is `NotFound`.
+    async fn create_one_time_token(&mut self, tenant: &TenantId, token: &NewOneTimeToken) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

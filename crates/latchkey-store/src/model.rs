@@ -268,3 +268,25 @@ impl TryFrom<OutboxRow> for latchkey_core::records::QueuedMessage {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OneTimeTokenRow {
+    purpose: String,
+    sub: String,
+    detail: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<OneTimeTokenRow> for OneTimeToken {
+    type Error = StoreError;
+    fn try_from(r: OneTimeTokenRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            purpose: r.purpose,
+            sub: SubjectId::parse(&r.sub).map_err(|e| corrupt("one-time token sub", e))?,
+            detail: r.detail,
+            created_at: UnixTime::from_secs(r.created_at),
+            expires_at: UnixTime::from_secs(r.expires_at),
+        })
+    }
+}

@@ -159,3 +159,81 @@ async fn parallel_senders_never_claim_the_same_message() {
         assert_eq!(total, 40, "{b}: every message was claimed, once");
     }
 }
+
+async fn user(store: &dyn Store, name: &str) -> latchkey_core::domain::SubjectId {
+    use latchkey_core::domain::{ProfileClaims, SubjectId, Username};
+    let new = NewUser {
+        sub: SubjectId::generate(),
+        username: ok(Username::parse(name), "username"),
+        email: None,
+        email_verified: false,
+        name: None,
+        profile: ProfileClaims::default(),
+        password_hash: None,
+        service_account: false,
+    };
+    ok(store.create_user(&tenant(), new, &Actor::Cli).await, "user").sub
+}
+
+fn token(hash: &str, purpose: &str, sub: &latchkey_core::domain::SubjectId, expires_in: i64) -> NewOneTimeToken {
+    NewOneTimeToken {
+        hash: latchkey_core::crypto::TokenHash::from_stored(hash.into()),
+        purpose: purpose.into(),
+        sub: sub.clone(),
+        detail: "ada@example.test".into(),
+        expires_at: at(NOW + expires_in),
+    }
+}
+
+#[tokio::test]
+async fn a_one_time_token_is_used_once_for_its_purpose_before_it_expires() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let store = open(&db).await;
+        let ada = user(store.as_ref(), "ada").await;
+        let mut tx = ok(store.transaction().await, "tx");
+        ok(tx.create_one_time_token(&tenant(), &token("h1", "email_verification", &ada, 900)).await, b);
+        ok(tx.create_one_time_token(&tenant(), &token("h2", "email_verification", &ada, 60)).await, b);
+        ok(tx.commit().await, b);
+        let unknown = latchkey_core::domain::SubjectId::generate();
+        let mut tx = ok(store.transaction().await, "tx");
+        let refused = tx.create_one_time_token(&tenant(), &token("h3", "email_verification", &unknown, 60)).await;
+        assert!(matches!(refused, Err(StoreError::NotFound(_))), "{b}: {refused:?}");
+        drop(tx);
+
+        let h1 = latchkey_core::crypto::TokenHash::from_stored("h1".into());
+        let h2 = latchkey_core::crypto::TokenHash::from_stored("h2".into());
+        let now = at(NOW + 10);
+        assert!(ok(store.peek_one_time_token(&tenant(), &h1, "recovery_link", now).await, b).is_none(), "{b}: purpose");
+        let seen = ok(store.peek_one_time_token(&tenant(), &h1, "email_verification", now).await, b);
+        assert_eq!(seen.map(|t| (t.sub, t.detail)), Some((ada.clone(), "ada@example.test".to_owned())), "{b}");
+        assert!(
+            ok(store.peek_one_time_token(&tenant(), &h1, "email_verification", now).await, b).is_some(),
+            "{b}: a look does not use it"
+        );
+        assert!(ok(store.consume_one_time_token(&tenant(), &h1, "recovery_link", now).await, b).is_none(), "{b}");
+
+        // Parallel consumptions: exactly one gets it.
+        let tries = (0..6).map(|_| {
+            let store = store.clone();
+            let h1 = h1.clone();
+            tokio::spawn(async move { store.consume_one_time_token(&tenant(), &h1, "email_verification", now).await })
+        });
+        let mut won = 0;
+        for t in tries {
+            won += usize::from(ok(ok(t.await, "join"), b).is_some());
+        }
+        assert_eq!(won, 1, "{b}: used once");
+        assert!(
+            ok(store.peek_one_time_token(&tenant(), &h1, "email_verification", now).await, b).is_none(),
+            "{b}: used"
+        );
+        let late = at(NOW + 60);
+        assert!(
+            ok(store.consume_one_time_token(&tenant(), &h2, "email_verification", late).await, b).is_none(),
+            "{b}: expired"
+        );
+        assert_eq!(ok(store.count_one_time_tokens(&tenant(), &ada, "email_verification", at(NOW)).await, b), 2, "{b}");
+        assert_eq!(ok(store.count_one_time_tokens(&tenant(), &ada, "recovery_link", at(NOW)).await, b), 0, "{b}");
+    }
+}

@@ -17,5 +17,5 @@ pub use changes::Change;
 pub use factors::*;
 pub use identity::*;
 pub use oauth::*;
-pub use outbox::{Channel, NewMessage, QueuedMessage, SendOutcome};
+pub use outbox::{Channel, NewMessage, NewOneTimeToken, OneTimeToken, QueuedMessage, SendOutcome};
 pub use sessions::*;

@@ -75,3 +75,26 @@ pub enum SendOutcome {
     /// Never going to work (an address or number the provider refuses): deleted.
     Failed { error: String },
 }
+
+/// A single-use token to store (only its hash), inside the transaction that sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOneTimeToken {
+    pub hash: crate::crypto::TokenHash,
+    /// What it is for (`email_verification`, `recovery_link`, …): a token is only ever
+    /// looked up for its own purpose.
+    pub purpose: String,
+    pub sub: crate::domain::SubjectId,
+    /// What it is about (the address being verified), or empty.
+    pub detail: String,
+    pub expires_at: UnixTime,
+}
+
+/// A stored single-use token, as a lookup or a consumption returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeToken {
+    pub purpose: String,
+    pub sub: crate::domain::SubjectId,
+    pub detail: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}

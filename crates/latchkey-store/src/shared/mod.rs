@@ -136,6 +136,10 @@ macro_rules! impl_shared_store {
                 -> StoreResult<()> {
                 self.store.enqueue_message_in(&mut self.tx, tenant, message, actor).await
             }
+            async fn create_one_time_token(&mut self, tenant: &TenantId, token: &latchkey_core::records::NewOneTimeToken)
+                -> StoreResult<()> {
+                self.store.create_one_time_token_in(&mut self.tx, tenant, token).await
+            }
             async fn commit(self: Box<Self>) -> StoreResult<()> {
                 self.tx.commit().await?;
                 Ok(())

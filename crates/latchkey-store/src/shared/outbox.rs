@@ -31,8 +31,80 @@ macro_rules! impl_outbox_store {
             }
         }
 
+        impl $store {
+            pub(crate) async fn create_one_time_token_in(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                token: &latchkey_core::records::NewOneTimeToken,
+            ) -> StoreResult<()> {
+                Self::ensure_exists(&mut *tx, tenant, $crate::shared::AccessEnd::User(&token.sub)).await?;
+                sqlx::query(
+                    "INSERT INTO one_time_tokens (tenant_id, token_hash, purpose, sub, detail, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(tenant.as_str())
+                .bind(token.hash.as_str())
+                .bind(&token.purpose)
+                .bind(token.sub.as_str())
+                .bind(&token.detail)
+                .bind(self.now())
+                .bind(token.expires_at.secs())
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::OutboxStore for $store {
+            async fn peek_one_time_token(&self, tenant: &TenantId, hash: &TokenHash, purpose: &str, now: UnixTime)
+                -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
+                let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
+                    "SELECT purpose, sub, detail, created_at, expires_at FROM one_time_tokens
+                     WHERE tenant_id = $1 AND token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4",
+                )
+                .bind(tenant.as_str())
+                .bind(hash.as_str())
+                .bind(purpose)
+                .bind(now.secs())
+                .fetch_optional(self.pool())
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn consume_one_time_token(&self, tenant: &TenantId, hash: &TokenHash, purpose: &str, now: UnixTime)
+                -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
+                let mut tx = self.begin_write().await?;
+                let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
+                    "UPDATE one_time_tokens SET used_at = $4
+                     WHERE tenant_id = $1 AND token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
+                     RETURNING purpose, sub, detail, created_at, expires_at",
+                )
+                .bind(tenant.as_str())
+                .bind(hash.as_str())
+                .bind(purpose)
+                .bind(now.secs())
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn count_one_time_tokens(&self, tenant: &TenantId, sub: &SubjectId, purpose: &str, since: UnixTime)
+                -> StoreResult<u32> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM one_time_tokens WHERE tenant_id = $1 AND sub = $2 AND purpose = $3 AND created_at >= $4",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(purpose)
+                .bind(since.secs())
+                .fetch_one(self.pool())
+                .await?;
+                Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+
             async fn claim_messages(
                 &self,
                 channel: latchkey_core::records::Channel,
