@@ -43,6 +43,11 @@ pub struct MailConfig {
     /// outbox before one is tried again.
     #[serde(default = "default_thirty", with = "latchkey_core::duration::serde_human")]
     pub circuit_cool_down: std::time::Duration,
+    /// A directory whose files replace the built-in email templates of the same name
+    /// (`verify_email.subject.txt`, `verify_email.txt`, `verify_email.html`, …); relative
+    /// to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<std::path::PathBuf>,
 }
 
 fn default_timeout() -> std::time::Duration {

@@ -62,6 +62,9 @@ pub fn router(state: AppState) -> Router {
         .route("/account/totp/confirm", post(account::totp::confirm))
         .route("/account/totp/remove", post(account::totp::remove))
         .route("/account/recovery-codes", post(account::recovery_codes::regenerate))
+        .route("/account/email", post(account::email::change))
+        .route("/account/email/verify", post(account::email::resend))
+        .route("/email/verify", get(crate::email_links::verify_page).post(crate::email_links::verify))
         .route("/forward-auth/start", get(crate::forward_auth::start))
         .route("/forward-auth/continue", get(crate::forward_auth::resume))
         // Only pages for people answer with a PageError; the API endpoints skip this layer.

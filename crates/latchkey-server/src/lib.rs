@@ -11,6 +11,7 @@ pub mod attempt_limits;
 pub mod browser;
 mod connections;
 pub mod edge;
+pub mod email_links;
 pub mod forward_auth;
 pub mod login;
 pub mod oauth;

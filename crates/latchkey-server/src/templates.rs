@@ -29,6 +29,7 @@ impl Templates {
             ("recovery_codes.html", include_str!("../templates/recovery_codes.html")),
             ("totp_setup.html", include_str!("../templates/totp_setup.html")),
             ("security.html", include_str!("../templates/security.html")),
+            ("confirm_link.html", include_str!("../templates/confirm_link.html")),
         ] {
             env.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
         }

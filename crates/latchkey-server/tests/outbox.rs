@@ -103,6 +103,7 @@ fn mail(port: u16) -> MailConfig {
         timeout: Duration::from_secs(1),
         retry_base: Duration::from_secs(1),
         circuit_cool_down: Duration::from_secs(4),
+        templates: None,
     }
 }
 

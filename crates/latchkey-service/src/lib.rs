@@ -27,6 +27,8 @@ pub mod cache;
 pub mod client_keys;
 pub mod clients;
 pub mod consents;
+pub mod email_templates;
+pub mod email_verification;
 pub mod factors;
 pub mod forward_auth;
 pub mod foundation;
@@ -35,6 +37,8 @@ pub mod invitations;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod message_limits;
+mod one_time_tokens;
 pub mod outbound;
 pub mod outbox;
 pub mod passkey_sign_in;
@@ -91,6 +95,8 @@ pub struct Latchkey {
     pub forward_auth_sessions: forward_auth::ConfirmedSessions,
     /// The mail relay's circuit on this node.
     pub mail_breaker: outbound::breaker::Breakers,
+    /// The email templates, once loaded ([`outbox::Outbox::templates`]).
+    email_templates: std::sync::OnceLock<email_templates::EmailTemplates>,
 }
 
 impl Latchkey {
@@ -113,6 +119,7 @@ impl Latchkey {
             backchannel: Arc::default(),
             forward_auth_rules: Arc::default(),
             forward_auth_sessions: Default::default(),
+            email_templates: std::sync::OnceLock::new(),
             mail_breaker: outbound::breaker::Breakers::new(
                 outbox::BREAKER_FAILURES,
                 config.mail.as_ref().map_or(std::time::Duration::from_secs(30), |m| m.circuit_cool_down),
@@ -138,6 +145,12 @@ impl Latchkey {
     }
     pub fn outbox(&self) -> outbox::Outbox<'_> {
         outbox::Outbox(self)
+    }
+    pub fn email_verification(&self) -> email_verification::EmailVerification<'_> {
+        email_verification::EmailVerification(self)
+    }
+    pub fn message_limits(&self) -> message_limits::MessageLimits<'_> {
+        message_limits::MessageLimits(self)
     }
     pub fn forward_auth(&self) -> forward_auth::ForwardAuth<'_> {
         forward_auth::ForwardAuth(self)

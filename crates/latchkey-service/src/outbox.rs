@@ -18,6 +18,7 @@ use latchkey_core::domain::TenantId;
 use latchkey_core::records::{Actor, Channel, NewMessage, QueuedMessage, SendOutcome};
 use latchkey_store::StoreTx;
 
+use crate::email_templates::EmailTemplates;
 use crate::mail::{Email, MailError, Mailer};
 use crate::{Latchkey, ServiceError, ServiceResult};
 
@@ -84,19 +85,28 @@ impl Outbox<'_> {
         Ok(tx.enqueue_message(tenant, &message, actor).await?)
     }
 
+    /// The email templates (built in, with the operator's overrides), loaded and checked
+    /// on first use; a server loads them at start-up ([`spawn_sender`]).
+    pub fn templates(&self) -> ServiceResult<&EmailTemplates> {
+        if let Some(t) = self.0.email_templates.get() {
+            return Ok(t);
+        }
+        let dir =
+            self.0.config.mail.as_ref().and_then(|m| m.templates.as_ref()).map(|d| self.0.config.base_dir().join(d));
+        let loaded = EmailTemplates::load(dir.as_deref(), &self.0.issuer).map_err(ServiceError::Unavailable)?;
+        Ok(self.0.email_templates.get_or_init(|| loaded))
+    }
+
+    /// The email `message` to `to`, rendered from its templates with `values`.
+    pub fn render(&self, message: &str, to: &str, values: minijinja::Value) -> ServiceResult<Email> {
+        self.templates()?.render(message, to, values).map_err(ServiceError::Unavailable)
+    }
+
     /// Queues a test email to `to` (`latchkey mail test`), valid for an hour.
     pub async fn queue_test_email(&self, tenant: &TenantId, to: &str, actor: &Actor) -> ServiceResult<()> {
         let address: lettre::message::Mailbox =
             to.parse().map_err(|e| ServiceError::Invalid(format!("`{to}` is not an email address: {e}")))?;
-        let email = Email {
-            to: address.to_string(),
-            subject: "Latchkey can send mail".into(),
-            text: format!("This is a test message from Latchkey at {}.\n\nMail works.\n", self.0.issuer),
-            html: format!(
-                "<p>This is a test message from Latchkey at {}.</p><p>Mail works.</p>",
-                html_escape(&self.0.issuer)
-            ),
-        };
+        let email = self.render("test", &address.to_string(), minijinja::Value::from(()))?;
         let mut tx = self.0.store().transaction().await?;
         let expires = self.0.clock.now().plus(Duration::from_secs(3_600));
         self.queue_email(tx.as_mut(), tenant, "test", &email, expires, actor).await?;
@@ -181,10 +191,6 @@ impl Outbox<'_> {
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// The sender of a server node; `None` without `[mail]`. A relay that cannot be set up (a
 /// password reference that does not resolve) is an error at start-up.
 pub fn spawn_sender(services: Arc<Latchkey>) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
@@ -196,6 +202,7 @@ pub fn spawn_sender(services: Arc<Latchkey>) -> Result<Option<tokio::task::JoinH
         None => None,
     };
     let mailer = Mailer::new(&config, password)?;
+    services.outbox().templates().map_err(|e| e.to_string())?;
     Ok(Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -3,6 +3,9 @@
 //! is called, how many accounts one address may create, and the account itself with its
 //! first passkey, recovery codes and the use of the invitation in one transaction.
 //!
+//! An address given at sign-up is unverified; with mail configured, a link to verify it
+//! is sent at once.
+//!
 //! What sign-up may reveal: a taken username is reported (usernames are public). An email
 //! address is never reported as taken: an unverified address claims nothing.
 
@@ -138,6 +141,17 @@ impl SignUp<'_> {
             tracing::warn!(error = %e, "cannot count a sign-up against its address");
         }
         metrics::counter!("latchkey_signups_total").increment(1);
+        // The link to prove the address goes in its own transaction: the account does not
+        // depend on it, and a link that is lost can be sent again from the security page.
+        if let Some(address) = created.email.clone().filter(|_| !created.email_verified)
+            && services.outbox().mail_enabled()
+        {
+            let actor = Actor::User(created.sub.to_string());
+            if let Err(e) = services.email_verification().send_link(tenant, &created, &address, Some(ip), &actor).await
+            {
+                tracing::warn!(error = %e, "cannot send the new account's verification link");
+            }
+        }
         Ok((created, codes))
     }
 }

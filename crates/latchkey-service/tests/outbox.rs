@@ -23,6 +23,7 @@ fn mail() -> MailConfig {
         timeout: Duration::from_secs(5),
         retry_base: Duration::from_secs(30),
         circuit_cool_down: Duration::from_secs(30),
+        templates: None,
     }
 }
 

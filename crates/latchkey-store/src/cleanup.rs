@@ -34,11 +34,13 @@ pub enum Expired {
     IdleSessions,
     /// Back-channel logout deliveries finished before the keeping period.
     FinishedDeliveries,
+    /// Emailed links and texted codes past their expiry, used or not.
+    OneTimeTokens,
 }
 
 impl Expired {
     /// Every kind, in the order the cleanup job works through them.
-    pub const ALL: [Expired; 10] = [
+    pub const ALL: [Expired; 11] = [
         Expired::AuthorizationRequests,
         Expired::AuthorizationCodes,
         Expired::RefreshTokens,
@@ -49,6 +51,7 @@ impl Expired {
         Expired::EndedSessions,
         Expired::IdleSessions,
         Expired::FinishedDeliveries,
+        Expired::OneTimeTokens,
     ];
 
     /// Where rows of this kind live, the column whose value ends them (indexed, so that a
@@ -66,6 +69,7 @@ impl Expired {
             Expired::EndedSessions => ("browser_sessions", "expires_at", ""),
             Expired::IdleSessions => ("browser_sessions", "last_active_at", ""),
             Expired::FinishedDeliveries => ("logout_deliveries", "finished_at", " AND status <> 'pending'"),
+            Expired::OneTimeTokens => ("one_time_tokens", "expires_at", ""),
         }
     }
 
@@ -81,6 +85,7 @@ impl Expired {
             Expired::EndedSessions => "ended_sessions",
             Expired::IdleSessions => "idle_sessions",
             Expired::FinishedDeliveries => "logout_deliveries",
+            Expired::OneTimeTokens => "one_time_tokens",
         }
     }
 }

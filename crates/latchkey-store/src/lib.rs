@@ -170,6 +170,15 @@ pub trait OutboxStore {
         purpose: &str,
         since: UnixTime,
     ) -> StoreResult<u32>;
+    /// The newest unused, unexpired token of `purpose` for `sub` (what a page says is
+    /// pending, such as an address waiting for its link).
+    async fn pending_one_time_token(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<OneTimeToken>>;
 }
 
 #[async_trait]
@@ -697,6 +706,35 @@ pub trait StoreTx: Send {
     /// Stores a single-use token (the message that carries it is queued in the same
     /// transaction); an unknown subject is `NotFound`.
     async fn create_one_time_token(&mut self, tenant: &TenantId, token: &NewOneTimeToken) -> StoreResult<()>;
+    /// Uses the token inside this transaction (what it does commits with it, or neither
+    /// happens): like [`OutboxStore::consume_one_time_token`].
+    async fn consume_one_time_token(
+        &mut self,
+        tenant: &TenantId,
+        hash: &TokenHash,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<OneTimeToken>>;
+    /// Marks every unused token of `purpose` for `sub` as used (a newer one replaces them);
+    /// returns how many.
+    async fn retire_one_time_tokens(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<u64>;
+    /// The user as this transaction sees them (`NotFound` without them).
+    async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User>;
+    /// Makes `email` the user's address, verified: `Conflict` if another user has verified
+    /// it. Audited as `user.email_verified`.
+    async fn verify_email(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        email: &Email,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

@@ -107,6 +107,16 @@ fn seed_sql(prefix: &str, count: i64, tokens: i64, at: i64) -> Vec<String> {
              FROM ({} SELECT i FROM n) AS s",
             numbers(count)
         ),
+        format!(
+            "INSERT INTO users (tenant_id, sub, username, email_verified, profile, locked, created_at, updated_at)
+             VALUES ({t}, '{prefix}-user', '{prefix}-user', FALSE, '{{}}', FALSE, {at} - 86400, {at} - 86400)"
+        ),
+        format!(
+            "INSERT INTO one_time_tokens (tenant_id, token_hash, purpose, sub, created_at, expires_at)
+             SELECT {t}, '{prefix}-' || i, 'email_verification', '{prefix}-user', {at} - 3600, {at} - (i % 60)
+             FROM ({} SELECT i FROM n) AS s",
+            numbers(count)
+        ),
     ]
 }
 

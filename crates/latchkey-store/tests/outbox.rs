@@ -237,3 +237,75 @@ async fn a_one_time_token_is_used_once_for_its_purpose_before_it_expires() {
         assert_eq!(ok(store.count_one_time_tokens(&tenant(), &ada, "recovery_link", at(NOW)).await, b), 0, "{b}");
     }
 }
+
+#[tokio::test]
+async fn a_token_used_in_a_transaction_stays_unused_if_it_rolls_back_and_newer_tokens_retire_older_ones() {
+    use latchkey_core::crypto::TokenHash;
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let store = open(&db).await;
+        let ada = user(store.as_ref(), "ada").await;
+        let mut tx = ok(store.transaction().await, "tx");
+        ok(tx.create_one_time_token(&tenant(), &token("old", "email_verification", &ada, 900)).await, b);
+        ok(tx.create_one_time_token(&tenant(), &token("other", "recovery_link", &ada, 900)).await, b);
+        ok(tx.commit().await, b);
+        let now = at(NOW + 1);
+        let pending = ok(store.pending_one_time_token(&tenant(), &ada, "email_verification", now).await, b);
+        assert_eq!(pending.map(|t| t.detail), Some("ada@example.test".to_owned()), "{b}");
+
+        // Used inside a transaction that rolls back: still usable.
+        let old = TokenHash::from_stored("old".into());
+        let mut tx = ok(store.transaction().await, "tx");
+        assert!(ok(tx.consume_one_time_token(&tenant(), &old, "email_verification", now).await, b).is_some(), "{b}");
+        drop(tx);
+        assert!(ok(store.peek_one_time_token(&tenant(), &old, "email_verification", now).await, b).is_some(), "{b}");
+
+        // A newer token retires the older ones of its purpose, and only those.
+        let mut tx = ok(store.transaction().await, "tx");
+        assert_eq!(ok(tx.retire_one_time_tokens(&tenant(), &ada, "email_verification", now).await, b), 1, "{b}");
+        ok(tx.commit().await, b);
+        assert!(ok(store.peek_one_time_token(&tenant(), &old, "email_verification", now).await, b).is_none(), "{b}");
+        let other = TokenHash::from_stored("other".into());
+        assert!(ok(store.peek_one_time_token(&tenant(), &other, "recovery_link", now).await, b).is_some(), "{b}");
+        assert!(ok(store.pending_one_time_token(&tenant(), &ada, "email_verification", now).await, b).is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_address_is_verified_by_one_account_only_and_unverified_holders_keep_theirs() {
+    use latchkey_core::domain::Email;
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let store = open(&db).await;
+        let (ada, bob, eve) =
+            (user(store.as_ref(), "ada").await, user(store.as_ref(), "bob").await, user(store.as_ref(), "eve").await);
+        let shared = ok(Email::parse("shared@example.test"), "email");
+        // Eve typed the address, unverified: it reserves nothing.
+        let patch = UserPatch { email: Some(Some(shared.clone())), ..UserPatch::default() };
+        ok(store.update_user(&tenant(), &eve, patch, &Actor::Cli).await, b);
+
+        let mut tx = ok(store.transaction().await, "tx");
+        ok(tx.verify_email(&tenant(), &ada, &shared, &Actor::User(ada.to_string())).await, b);
+        let seen = ok(tx.user(&tenant(), &ada).await, b);
+        assert_eq!((seen.email.as_ref(), seen.email_verified), (Some(&shared), true), "{b}: inside the transaction");
+        ok(tx.commit().await, b);
+
+        let mut tx = ok(store.transaction().await, "tx");
+        let taken = tx.verify_email(&tenant(), &bob, &shared, &Actor::User(bob.to_string())).await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))), "{b}: {taken:?}");
+        drop(tx);
+        let bob_now = ok(store.user_by_sub(&tenant(), &bob).await, b).map(|u| (u.email, u.email_verified));
+        assert_eq!(bob_now, Some((None, false)), "{b}: nothing changed");
+        let eve_now = ok(store.user_by_sub(&tenant(), &eve).await, b).map(|u| (u.email, u.email_verified));
+        assert_eq!(eve_now, Some((Some(shared.clone()), false)), "{b}");
+        let found = ok(store.user_by_email(&tenant(), &shared).await, b).map(|u| u.sub);
+        assert_eq!(found, Some(ada.clone()), "{b}: the verified holder is the one found by the address");
+
+        let mut tx = ok(store.transaction().await, "tx");
+        let missing = latchkey_core::domain::SubjectId::generate();
+        let gone = tx.verify_email(&tenant(), &missing, &shared, &Actor::Cli).await;
+        assert!(matches!(gone, Err(StoreError::NotFound(_))), "{b}: {gone:?}");
+        let audited = ok(store.recent_audit_events(&tenant(), 50).await, b);
+        assert!(audited.iter().any(|e| e.action == "user.email_verified" && e.target == ada.as_str()), "{b}");
+    }
+}

@@ -3,6 +3,7 @@
 //! (`login.recent_authentication`); otherwise the user is asked to confirm it's them first.
 //! Removing a factor or changing the password ends the user's other sessions.
 
+pub mod email;
 pub mod passkeys;
 pub mod password;
 pub mod recovery_codes;
@@ -91,6 +92,11 @@ fn message(done: Option<&str>) -> Option<&'static str> {
         "password_removed" => "Password removed. Your other sessions were signed out.",
         "totp_enabled" => "Authenticator app turned on.",
         "totp_removed" => "Authenticator app removed. Your other sessions were signed out.",
+        "email_link_sent" => {
+            "We sent a link to the address. It becomes your address once you open the link and confirm."
+        }
+        "email_replaced" => "Email address saved.",
+        "email_unchanged" => "That is your address already.",
         _ => return None,
     })
 }
@@ -101,6 +107,8 @@ fn error_message(error: Option<&str>) -> Option<&'static str> {
         "no_password" => "There is no password to remove.",
         "not_found" => "That passkey does not exist.",
         "bad_name" => "A passkey name must have 1 to 64 characters.",
+        "bad_email" => "That is not an email address.",
+        "no_email" => "Your account has no email address yet: add one first.",
         _ => return None,
     })
 }
@@ -145,6 +153,7 @@ async fn render(
     let passkeys = state.services.factors().passkeys(tenant, sub).await?;
     let totp = state.services.factors().totp(tenant, sub).await?;
     let recovery_left = state.services.factors().recovery_codes_left(tenant, sub).await?;
+    let pending_email = state.services.email_verification().pending(tenant, user).await?;
     let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
     let rows: Vec<minijinja::Value> = passkeys
         .iter()
@@ -169,6 +178,9 @@ async fn render(
             recovery_left, recent => recent(state, session),
             done => message(q.done.as_deref()), error => error_message(q.error.as_deref()),
             recovered => q.recovered.is_some(),
+            email => user.email.as_ref().map(|e| e.as_str()), email_verified => user.email_verified,
+            pending_email => pending_email.as_ref().map(|e| e.as_str()),
+            mail => state.services.outbox().mail_enabled(), mail_delayed => state.services.outbox().mail_delayed(),
             req => q.req.as_deref().filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
         },
     );

@@ -140,6 +140,37 @@ macro_rules! impl_shared_store {
                 -> StoreResult<()> {
                 self.store.create_one_time_token_in(&mut self.tx, tenant, token).await
             }
+            async fn consume_one_time_token(&mut self, tenant: &TenantId, hash: &TokenHash, purpose: &str, now: UnixTime)
+                -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
+                <$store>::consume_one_time_token_in(&mut self.tx, tenant, hash, purpose, now).await
+            }
+            async fn retire_one_time_tokens(&mut self, tenant: &TenantId, sub: &SubjectId, purpose: &str, now: UnixTime)
+                -> StoreResult<u64> {
+                <$store>::retire_one_time_tokens_in(&mut self.tx, tenant, sub, purpose, now).await
+            }
+            async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User> {
+                <$store>::fetch_user(&mut self.tx, tenant, sub).await
+            }
+            async fn verify_email(&mut self, tenant: &TenantId, sub: &SubjectId, email: &Email, actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let done = sqlx::query(
+                    "UPDATE users SET email = $3, email_verified = TRUE, updated_at = $4 WHERE tenant_id = $1 AND sub = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(email.as_str())
+                .bind(store.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_write(e, <$store>::user_conflict))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {sub}")));
+                }
+                audit!(store, tx, tenant, actor, "user.email_verified", sub.as_str(), serde_json::json!({}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
+            }
             async fn commit(self: Box<Self>) -> StoreResult<()> {
                 self.tx.commit().await?;
                 Ok(())

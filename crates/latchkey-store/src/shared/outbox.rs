@@ -54,6 +54,47 @@ macro_rules! impl_outbox_store {
                 .await?;
                 Ok(())
             }
+
+            pub(crate) async fn consume_one_time_token_in(
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                hash: &TokenHash,
+                purpose: &str,
+                now: UnixTime,
+            ) -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
+                let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
+                    "UPDATE one_time_tokens SET used_at = $4
+                     WHERE tenant_id = $1 AND token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
+                     RETURNING purpose, sub, detail, created_at, expires_at",
+                )
+                .bind(tenant.as_str())
+                .bind(hash.as_str())
+                .bind(purpose)
+                .bind(now.secs())
+                .fetch_optional(&mut *tx)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            pub(crate) async fn retire_one_time_tokens_in(
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                sub: &SubjectId,
+                purpose: &str,
+                now: UnixTime,
+            ) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE one_time_tokens SET used_at = $4
+                     WHERE tenant_id = $1 AND sub = $2 AND purpose = $3 AND used_at IS NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(purpose)
+                .bind(now.secs())
+                .execute(&mut *tx)
+                .await?;
+                Ok(done.rows_affected())
+            }
         }
 
         #[async_trait::async_trait]
@@ -76,18 +117,24 @@ macro_rules! impl_outbox_store {
             async fn consume_one_time_token(&self, tenant: &TenantId, hash: &TokenHash, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
                 let mut tx = self.begin_write().await?;
+                let token = Self::consume_one_time_token_in(&mut tx, tenant, hash, purpose, now).await?;
+                tx.commit().await?;
+                Ok(token)
+            }
+
+            async fn pending_one_time_token(&self, tenant: &TenantId, sub: &SubjectId, purpose: &str, now: UnixTime)
+                -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
                 let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
-                    "UPDATE one_time_tokens SET used_at = $4
-                     WHERE tenant_id = $1 AND token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
-                     RETURNING purpose, sub, detail, created_at, expires_at",
+                    "SELECT purpose, sub, detail, created_at, expires_at FROM one_time_tokens
+                     WHERE tenant_id = $1 AND sub = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
+                     ORDER BY created_at DESC LIMIT 1",
                 )
                 .bind(tenant.as_str())
-                .bind(hash.as_str())
+                .bind(sub.as_str())
                 .bind(purpose)
                 .bind(now.secs())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(self.pool())
                 .await?;
-                tx.commit().await?;
                 row.map(TryInto::try_into).transpose()
             }
 

@@ -1,4 +1,4 @@
-//! `user create|import|list|show|update|set-password|lock|unlock|delete`.
+//! `user create|import|list|show|update|verify-email|set-password|lock|unlock|delete`.
 
 use std::io::{BufRead as _, IsTerminal as _};
 
@@ -61,6 +61,12 @@ pub enum UserCommand {
         name: Option<String>,
         #[arg(long = "claim", value_name = "NAME=VALUE")]
         claims: Vec<String>,
+    },
+    /// Send the user a link to verify their email address (needs `[mail]`). `create` and
+    /// `update` send one by themselves for an address not marked verified.
+    VerifyEmail {
+        /// Username or subject id.
+        user: String,
     },
     /// Set the password (prompt, or --password-stdin).
     SetPassword {
@@ -163,6 +169,17 @@ fn describe(u: &User) -> String {
     out
 }
 
+/// What became of the verification link for an address an operator set: the user was
+/// stored either way, so a link that could not be sent is a note, not a failure.
+fn link_note(user: &User, sent: &Result<bool, ServiceError>) -> String {
+    let address = user.email.as_ref().map_or("", |e| e.as_str());
+    match sent {
+        Ok(true) => format!("\nA link to verify {address} was sent."),
+        Ok(false) => String::new(),
+        Err(e) => format!("\nNo link to verify {address} was sent: {e}. Send one with `latchkey user verify-email`."),
+    }
+}
+
 pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
     let tenant = ctx.tenant();
     match command {
@@ -189,10 +206,17 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
                 password_hash,
                 service_account: false,
             };
-            let user = f.users().create(&tenant, new, &Actor::Cli).await;
+            let result = async {
+                let user = f.users().create(&tenant, new, &Actor::Cli).await?;
+                let sent = f.email_verification().after_operator_change(&tenant, &user, &Actor::Cli).await;
+                Ok::<_, CliError>((user, sent))
+            }
+            .await;
             f.system().close().await;
-            let user = user?;
-            output::print(&ctx, &user, || format!("Created user {} (sub {}).", user.username, user.sub))
+            let (user, sent) = result?;
+            output::print(&ctx, &user, || {
+                format!("Created user {} (sub {}).{}", user.username, user.sub, link_note(&user, &sent))
+            })
         }
         UserCommand::Import { file } => import(&ctx, &tenant, &file).await,
         UserCommand::List => {
@@ -242,12 +266,38 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
                     apply_claims(&mut profile, &claims)?;
                     patch.profile = Some(profile);
                 }
-                Ok::<_, CliError>(f.users().update(&tenant, &existing.sub, patch, &Actor::Cli).await?)
+                let address_changed = patch.email.is_some();
+                let u = f.users().update(&tenant, &existing.sub, patch, &Actor::Cli).await?;
+                let sent = if address_changed && u.email != existing.email {
+                    f.email_verification().after_operator_change(&tenant, &u, &Actor::Cli).await
+                } else {
+                    Ok(false)
+                };
+                Ok::<_, CliError>((u, sent))
             }
             .await;
             f.system().close().await;
-            let u = result?;
-            output::print(&ctx, &u, || format!("Updated user {}.\n{}", u.username, describe(&u)))
+            let (u, sent) = result?;
+            output::print(&ctx, &u, || {
+                format!("Updated user {}.{}\n{}", u.username, link_note(&u, &sent), describe(&u))
+            })
+        }
+        UserCommand::VerifyEmail { user } => {
+            let f = ctx.open().await?;
+            let result = async {
+                let u = find(&f, &tenant, &user).await?;
+                let address = u.email.clone().ok_or_else(|| {
+                    usage(format!("user {} has no email address (give one with `user update --email`)", u.username))
+                })?;
+                f.email_verification().send_link(&tenant, &u, &address, None, &Actor::Cli).await?;
+                Ok::<_, CliError>(address)
+            }
+            .await;
+            f.system().close().await;
+            let address = result?;
+            output::print(&ctx, &serde_json::json!({"sent_to": address.as_str()}), || {
+                format!("A link to verify {address} was sent; it works once, for an hour.")
+            })
         }
         UserCommand::SetPassword { user, password_stdin } => {
             let password = read_password(password_stdin)?;

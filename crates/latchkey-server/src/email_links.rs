@@ -1,0 +1,110 @@
+//! The pages behind links sent by email. Opening a link only shows what it will do, with a
+//! button: the link's token is used by that page's POST, never by the GET, so a mail
+//! scanner that fetches every link in a message cannot use one up.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use latchkey_service::ServiceError;
+use serde::Deserialize;
+
+use crate::browser::csrf;
+use crate::edge::Tenant;
+use crate::pages::PageError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    csrf: Option<String>,
+    token: Option<String>,
+}
+
+/// What a person is told about a link that does not (or no longer) work.
+fn dead_link(what: &str) -> Response {
+    PageError::new(
+        StatusCode::BAD_REQUEST,
+        format!("This {what} link has expired or was already used. Ask for a new one."),
+    )
+    .into_response()
+}
+
+/// The page that asks to confirm what a link does, its form carrying the token.
+pub(crate) fn confirmation(
+    state: &AppState,
+    headers: &HeaderMap,
+    (title, message, button): (&str, String, &str),
+    action: &str,
+    token: &str,
+) -> Response {
+    let (csrf, set_cookie) = csrf::token(state, headers);
+    let mut response = state.templates.render(
+        StatusCode::OK,
+        "confirm_link.html",
+        minijinja::context! {
+            title, message, button, csrf, token, base => state.base(),
+            action => format!("{}{action}", state.base()),
+        },
+    );
+    if let Some(c) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /email/verify?token=…`: which address the link confirms, and a button.
+pub async fn verify_page(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<LinkQuery>,
+) -> Response {
+    let token = q.token.unwrap_or_default();
+    match state.services.email_verification().look(&tenant, &token).await {
+        Ok(Some((_, address))) => confirmation(
+            &state,
+            &headers,
+            ("Confirm your email address", format!("Confirm that {address} is your email address."), "Confirm"),
+            latchkey_service::email_verification::PATH,
+            &token,
+        ),
+        Ok(None) => dead_link("verification"),
+        Err(e) => PageError::from(e).into_response(),
+    }
+}
+
+/// `POST /email/verify`: uses the link; the address becomes the account's, verified.
+pub async fn verify(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    match state.services.email_verification().confirm(&tenant, form.token.as_deref().unwrap_or_default()).await {
+        Ok((_, address)) => state.templates.render(
+            StatusCode::OK,
+            "message.html",
+            minijinja::context! {
+                title => "Email address confirmed", base => state.base(),
+                message => format!("{address} is now the verified email address of your account."),
+                link => format!("{}/account/security", state.base()), link_text => "Go to your security page",
+            },
+        ),
+        Err(ServiceError::NotFound(_)) => dead_link("verification"),
+        Err(ServiceError::Conflict(_)) => PageError::new(
+            StatusCode::CONFLICT,
+            "Another account has verified this address already. Use a different address, or ask the people who run this site.",
+        )
+        .into_response(),
+        Err(e) => PageError::from(e).into_response(),
+    }
+}
