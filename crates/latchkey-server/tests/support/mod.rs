@@ -148,6 +148,7 @@ pub mod browser;
 pub mod flow;
 pub mod passkey;
 pub mod rp;
+pub mod smtp;
 
 use latchkey_core::domain::{
     ClientAccessPolicy, ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims,
