@@ -9,6 +9,7 @@ mod limits;
 mod load;
 mod mail;
 mod outbound;
+mod recovery;
 mod secret;
 mod signin;
 
@@ -29,6 +30,7 @@ pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
 pub use mail::{MailConfig, MailTls};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
+pub use recovery::RecoveryConfig;
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
 
@@ -55,6 +57,7 @@ pub struct Config {
     /// The SMTP relay; without it nothing that needs mail is offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail: Option<MailConfig>,
+    pub recovery: RecoveryConfig,
     /// Where this config came from; relative paths were resolved against `source.base_dir`.
     #[serde(skip)]
     pub source: ConfigSource,

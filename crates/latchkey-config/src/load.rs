@@ -181,6 +181,7 @@ impl Config {
         if let Some(mail) = &self.mail {
             mail.check(s)?;
         }
+        self.recovery.check(s)?;
         let sessions = &self.sessions;
         if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
             return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));

@@ -6,6 +6,7 @@
 compile_error!("the test-clock feature lets anyone move the server clock; it must never be in a release build");
 
 pub mod account;
+pub mod account_recovery;
 pub mod app;
 pub mod attempt_limits;
 pub mod browser;

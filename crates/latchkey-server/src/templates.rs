@@ -30,6 +30,8 @@ impl Templates {
             ("totp_setup.html", include_str!("../templates/totp_setup.html")),
             ("security.html", include_str!("../templates/security.html")),
             ("confirm_link.html", include_str!("../templates/confirm_link.html")),
+            ("recover.html", include_str!("../templates/recover.html")),
+            ("recover_session.html", include_str!("../templates/recover_session.html")),
         ] {
             env.add_template(name, source).map_err(|e| format!("template {name}: {e}"))?;
         }

@@ -17,6 +17,9 @@ pub const MESSAGES: &[(&str, &[&str])] = &[
     ("test", &[]),
     ("verify_email", &["name", "address", "link", "minutes"]),
     ("email_changed", &["name", "old_address", "new_address"]),
+    ("recovery_link", &["name", "link", "minutes"]),
+    ("recovery_pending", &["name", "ready_at", "hours", "cancel_link"]),
+    ("recovery_completed", &["name", "passkey"]),
 ];
 
 fn built_in(name: &str) -> Option<&'static str> {
@@ -31,6 +34,15 @@ fn built_in(name: &str) -> Option<&'static str> {
         "email_changed.subject.txt" => include_str!("../templates/email/email_changed.subject.txt"),
         "email_changed.txt" => include_str!("../templates/email/email_changed.txt"),
         "email_changed.html" => include_str!("../templates/email/email_changed.html"),
+        "recovery_link.subject.txt" => include_str!("../templates/email/recovery_link.subject.txt"),
+        "recovery_link.txt" => include_str!("../templates/email/recovery_link.txt"),
+        "recovery_link.html" => include_str!("../templates/email/recovery_link.html"),
+        "recovery_pending.subject.txt" => include_str!("../templates/email/recovery_pending.subject.txt"),
+        "recovery_pending.txt" => include_str!("../templates/email/recovery_pending.txt"),
+        "recovery_pending.html" => include_str!("../templates/email/recovery_pending.html"),
+        "recovery_completed.subject.txt" => include_str!("../templates/email/recovery_completed.subject.txt"),
+        "recovery_completed.txt" => include_str!("../templates/email/recovery_completed.txt"),
+        "recovery_completed.html" => include_str!("../templates/email/recovery_completed.html"),
         _ => return None,
     })
 }

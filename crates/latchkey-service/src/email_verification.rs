@@ -76,6 +76,8 @@ impl EmailVerification<'_> {
         let email = services.outbox().render("verify_email", address.as_str(), values)?;
         let now = services.clock.now();
         let mut tx = services.store().transaction().await?;
+        // One link at a time: a parallel send waits, then retires this one.
+        tx.lock_user(tenant, &user.sub).await?;
         tx.retire_one_time_tokens(tenant, &user.sub, PURPOSE, now).await?;
         tx.create_one_time_token(tenant, &minted.stored).await?;
         services

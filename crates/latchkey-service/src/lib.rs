@@ -45,6 +45,7 @@ pub mod passkey_sign_in;
 pub mod passkeys;
 pub mod password_sign_in;
 pub mod passwords;
+pub mod recovery;
 pub mod resources;
 pub mod revocations;
 pub mod scopes;
@@ -148,6 +149,9 @@ impl Latchkey {
     }
     pub fn email_verification(&self) -> email_verification::EmailVerification<'_> {
         email_verification::EmailVerification(self)
+    }
+    pub fn recovery(&self) -> recovery::Recovery<'_> {
+        recovery::Recovery(self)
     }
     pub fn message_limits(&self) -> message_limits::MessageLimits<'_> {
         message_limits::MessageLimits(self)

@@ -7,29 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey_config::{MailConfig, MailTls};
 use latchkey_core::domain::{Email, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_core::records::{Actor, Channel, NewUser, User};
+use latchkey_core::records::{Actor, NewUser, User};
 use latchkey_service::email_verification::{AddressChange, LINK_LIFETIME};
 use latchkey_service::mail::Email as Message;
-use latchkey_service::testing::{TestDatabase, store_of};
+use latchkey_service::testing::TestDatabase;
 use latchkey_service::{Latchkey, ServiceError};
-use support::{ok, services};
-
-fn mail() -> MailConfig {
-    MailConfig {
-        from: "id@example.test".into(),
-        host: "127.0.0.1".into(),
-        port: Some(2525),
-        tls: MailTls::None,
-        username: None,
-        password: None,
-        timeout: Duration::from_secs(5),
-        retry_base: Duration::from_secs(30),
-        circuit_cool_down: Duration::from_secs(30),
-        templates: None,
-    }
-}
+use support::{mail, ok, sent, services};
 
 fn email(raw: &str) -> Email {
     ok(Email::parse(raw), raw)
@@ -49,24 +33,8 @@ async fn user(s: &Latchkey, name: &str, address: Option<&str>, verified: bool) -
     ok(s.users().create(&TenantId::default_tenant(), new, &Actor::Cli).await, "user")
 }
 
-/// The emails waiting in the outbox, opened (and claimed, so each is read once).
-async fn sent(s: &Latchkey) -> Vec<(String, Message)> {
-    let store = store_of(s);
-    let claimed = ok(store.claim_messages(Channel::Email, s.clock.now(), Duration::from_secs(600), 50).await, "claim");
-    claimed
-        .into_iter()
-        .map(|m| {
-            let aad = format!("outbox|{}|{}", m.tenant.as_str(), m.id);
-            let plain = ok(s.master_key.open(&m.sealed, aad.as_bytes()), "open");
-            (m.kind, ok(serde_json::from_slice(&plain), "email"))
-        })
-        .collect()
-}
-
 fn token_in(message: &Message) -> String {
-    let start = message.text.find("/email/verify?token=").map(|i| i + "/email/verify?token=".len());
-    let start = start.unwrap_or_else(|| panic!("no link in {}", message.text));
-    message.text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    support::link_token(message, "/email/verify")
 }
 
 #[tokio::test]

@@ -724,6 +724,35 @@ pub trait StoreTx: Send {
         purpose: &str,
         now: UnixTime,
     ) -> StoreResult<u64>;
+    /// Adds a passkey (`Conflict` if that credential is registered already).
+    async fn add_passkey(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        passkey: &NewPasskey,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Replaces the user's recovery codes by these.
+    async fn replace_recovery_codes(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        hashes: &[TokenHash],
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Writes an audit event for a step that changes nothing else stored (or more than one
+    /// thing), with the transaction.
+    async fn audit(
+        &mut self,
+        tenant: &TenantId,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> StoreResult<()>;
+    /// Until this transaction ends, every other transaction that locks (or changes the sign-in
+    /// methods of) this user waits: so that of two parallel replacements one comes last.
+    async fn lock_user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<()>;
     /// The user as this transaction sees them (`NotFound` without them).
     async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User>;
     /// Makes `email` the user's address, verified: `Conflict` if another user has verified

@@ -24,6 +24,10 @@ pub enum Purpose {
     SecondFactor,
     /// Where a browser returns once signed in for an app behind a proxy.
     ForwardAuth,
+    /// A recovery session (an emailed recovery link was used in this browser).
+    Recovery,
+    /// The challenge of the passkey a recovery session adds.
+    RecoveryPasskey,
 }
 
 impl Purpose {
@@ -34,6 +38,8 @@ impl Purpose {
             Purpose::SignUp => "sign_up",
             Purpose::SecondFactor => "second_factor",
             Purpose::ForwardAuth => "forward_auth",
+            Purpose::Recovery => "recovery",
+            Purpose::RecoveryPasskey => "recovery_passkey",
         }
     }
 }
@@ -50,6 +56,19 @@ pub async fn put<T: Serialize>(
     purpose: Purpose,
     value: &T,
 ) -> Result<Option<HeaderValue>, String> {
+    let expires_at = state.clock.now().plus(state.config.passkeys.challenge_lifetime);
+    put_until(state, tenant, headers, purpose, value, expires_at).await
+}
+
+/// [`put`], kept until `expires_at` instead of a challenge's lifetime.
+pub async fn put_until<T: Serialize>(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    purpose: Purpose,
+    value: &T,
+    expires_at: latchkey_core::UnixTime,
+) -> Result<Option<HeaderValue>, String> {
     let existing = cookies::get(headers, &cookies::name(state.https, COOKIE)).filter(|v| v.len() >= 32);
     let (secret, set) = match existing {
         Some(v) => (v.to_owned(), None),
@@ -59,7 +78,6 @@ pub async fn put<T: Serialize>(
         }
     };
     let json = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    let expires_at = state.clock.now().plus(state.config.passkeys.challenge_lifetime);
     state
         .services
         .factors()

@@ -51,3 +51,47 @@ pub fn browser_session(
         ip: None,
     }
 }
+
+/// `[mail]` for a relay nobody listens on: tests read the outbox instead ([`sent`]).
+#[allow(dead_code)]
+pub fn mail() -> latchkey_config::MailConfig {
+    latchkey_config::MailConfig {
+        from: "id@example.test".into(),
+        host: "127.0.0.1".into(),
+        port: Some(2525),
+        tls: latchkey_config::MailTls::None,
+        username: None,
+        password: None,
+        timeout: std::time::Duration::from_secs(5),
+        retry_base: std::time::Duration::from_secs(30),
+        circuit_cool_down: std::time::Duration::from_secs(30),
+        templates: None,
+    }
+}
+
+/// The emails waiting in the outbox, opened, with their kinds (and claimed, so each is
+/// read once).
+#[allow(dead_code)]
+pub async fn sent(s: &Latchkey) -> Vec<(String, latchkey_service::mail::Email)> {
+    let store = latchkey_service::testing::store_of(s);
+    let lease = std::time::Duration::from_secs(600);
+    let claimed =
+        ok(store.claim_messages(latchkey_core::records::Channel::Email, s.clock.now(), lease, 50).await, "claim");
+    claimed
+        .into_iter()
+        .map(|m| {
+            let aad = format!("outbox|{}|{}", m.tenant.as_str(), m.id);
+            let plain = ok(s.master_key.open(&m.sealed, aad.as_bytes()), "open");
+            (m.kind, ok(serde_json::from_slice(&plain), "email"))
+        })
+        .collect()
+}
+
+/// The token of the link to `path` in a message's text.
+#[allow(dead_code)]
+pub fn link_token(message: &latchkey_service::mail::Email, path: &str) -> String {
+    let marker = format!("{path}?token=");
+    let start = message.text.find(&marker).map(|i| i + marker.len());
+    let start = start.unwrap_or_else(|| panic!("no {path} link in {}", message.text));
+    message.text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}

@@ -148,6 +148,32 @@ macro_rules! impl_shared_store {
                 -> StoreResult<u64> {
                 <$store>::retire_one_time_tokens_in(&mut self.tx, tenant, sub, purpose, now).await
             }
+            async fn add_passkey(&mut self, tenant: &TenantId, sub: &SubjectId, passkey: &NewPasskey, actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                store.insert_passkey(&mut *tx, tenant, sub, passkey).await?;
+                audit!(store, tx, tenant, actor, "passkey.added", sub.as_str(),
+                    serde_json::json!({"credential_id": passkey.credential_id, "name": passkey.name}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
+            }
+            async fn replace_recovery_codes(&mut self, tenant: &TenantId, sub: &SubjectId, hashes: &[TokenHash], actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                store.insert_recovery_codes(&mut *tx, tenant, sub, hashes).await?;
+                audit!(store, tx, tenant, actor, "recovery_codes.regenerated", sub.as_str(),
+                    serde_json::json!({"count": hashes.len()}));
+                Ok(())
+            }
+            async fn audit(&mut self, tenant: &TenantId, actor: &Actor, action: &str, target: &str, details: serde_json::Value)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                audit!(store, tx, tenant, actor, action, target, details);
+                Ok(())
+            }
+            async fn lock_user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<()> {
+                Ok(<$store>::lock_principal_id(&mut self.tx, tenant, sub.as_str()).await?)
+            }
             async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User> {
                 <$store>::fetch_user(&mut self.tx, tenant, sub).await
             }

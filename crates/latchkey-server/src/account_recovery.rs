@@ -1,0 +1,412 @@
+//! "Can't sign in?": recovery by a link to the account's verified email address. The
+//! rules are the service's ([`latchkey_service::recovery`]); these pages ask, show the
+//! link's confirmation page, keep the recovery session bound to this browser (as a
+//! ceremony, server-side), and add the new passkey.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Redirect, Response};
+use latchkey_core::domain::TenantId;
+use latchkey_service::ServiceError;
+use latchkey_service::passkeys::{PasskeyRegistration, Uuid, new_user_handle};
+use latchkey_service::recovery::{self, Proof, RecoveryRefusal, RecoverySession};
+use serde::Deserialize;
+
+use crate::browser::ceremony::{self, Purpose};
+use crate::browser::csrf;
+use crate::browser::json::json_error;
+use crate::edge::{ClientIp, Tenant};
+use crate::email_links::confirmation;
+use crate::pages::PageError;
+use crate::state::AppState;
+
+fn not_offered() -> Response {
+    PageError::new(
+        StatusCode::NOT_FOUND,
+        "Recovery by email is not offered here. Ask the people who run this site to help you back in.",
+    )
+    .into_response()
+}
+
+fn refused(r: RecoveryRefusal) -> Response {
+    let (status, message) = match r {
+        RecoveryRefusal::Gone => (
+            StatusCode::BAD_REQUEST,
+            "This recovery has expired or was already used. Start again from the sign-in page.",
+        ),
+        RecoveryRefusal::WrongCode => {
+            (StatusCode::BAD_REQUEST, "That code is not right. Try the current code from your authenticator app.")
+        }
+        RecoveryRefusal::TooMany => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Wait a while and try again."),
+        RecoveryRefusal::NotNow => {
+            (StatusCode::BAD_REQUEST, "That step is not possible now. Go back to your recovery and follow its page.")
+        }
+        RecoveryRefusal::Cancelled => {
+            (StatusCode::BAD_REQUEST, "This recovery was cancelled from the link sent to your email.")
+        }
+        RecoveryRefusal::Unavailable(cause) => {
+            tracing::error!(error = %cause, "a recovery step failed");
+            return PageError::internal().into_response();
+        }
+    };
+    PageError::new(status, message).into_response()
+}
+
+fn no_store(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn form_page(state: &AppState, headers: &HeaderMap, sent: bool, status: StatusCode) -> Response {
+    let (csrf, cookie) = csrf::token(state, headers);
+    let page = state.templates.render(
+        status,
+        "recover.html",
+        minijinja::context! {
+            title => "Can't sign in?", base => state.base(), csrf, sent,
+            mail_delayed => state.services.outbox().mail_delayed(),
+        },
+    );
+    no_store(page, cookie)
+}
+
+/// `GET /recover`: a username or email address.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.services.recovery().offered() {
+        return not_offered();
+    }
+    form_page(&state, &headers, false, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct RequestForm {
+    csrf: Option<String>,
+    identifier: Option<String>,
+}
+
+/// `POST /recover`: the same answer whether or not an account matches.
+pub async fn submit(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    if !state.services.recovery().offered() {
+        return not_offered();
+    }
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    match recovery::request(&state.services, &tenant, form.identifier.as_deref().unwrap_or_default(), ip).await {
+        Ok(()) => form_page(&state, &headers, true, StatusCode::OK),
+        Err(RecoveryRefusal::Gone) => {
+            PageError::new(StatusCode::BAD_REQUEST, "Give your username or email address.").into_response()
+        }
+        Err(other) => refused(other),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    csrf: Option<String>,
+    token: Option<String>,
+}
+
+/// `GET /recover/link?token=…`: whose account, and a button (opening the link uses nothing).
+pub async fn link_page(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<LinkQuery>,
+) -> Response {
+    let token = q.token.unwrap_or_default();
+    match state.services.recovery().look(&tenant, &token).await {
+        Ok(Some(user)) => confirmation(
+            &state,
+            &headers,
+            (
+                "Recover your account",
+                format!(
+                    "Recover the account {}? You will add a new passkey to it.",
+                    crate::account::known_as(&state, &user)
+                ),
+                "Recover my account",
+            ),
+            recovery::LINK_PATH,
+            &token,
+        ),
+        Ok(None) => refused(RecoveryRefusal::Gone),
+        Err(e) => PageError::from(e).into_response(),
+    }
+}
+
+/// `POST /recover/link`: uses the link and opens the recovery session in this browser.
+pub async fn link(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let session = match state.services.recovery().begin(&tenant, form.token.as_deref().unwrap_or_default()).await {
+        Ok(s) => s,
+        Err(r) => return refused(r),
+    };
+    keep(&state, &tenant, &headers, &session).await
+}
+
+/// Keeps `session` for this browser and goes to its page.
+async fn keep(state: &AppState, tenant: &TenantId, headers: &HeaderMap, session: &RecoverySession) -> Response {
+    match ceremony::put_until(state, tenant, headers, Purpose::Recovery, session, session.expires()).await {
+        Ok(cookie) => no_store(Redirect::to(&format!("{}/recover/session", state.base())).into_response(), cookie),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot keep a recovery session");
+            PageError::internal().into_response()
+        }
+    }
+}
+
+/// This browser's recovery session, left in place.
+async fn current(state: &AppState, tenant: &TenantId, headers: &HeaderMap) -> Option<RecoverySession> {
+    let session: RecoverySession = ceremony::take(state, tenant, headers, Purpose::Recovery).await?;
+    if state.clock.now() >= session.expires() {
+        return None;
+    }
+    ceremony::put_until(state, tenant, headers, Purpose::Recovery, &session, session.expires()).await.ok()?;
+    Some(session)
+}
+
+/// `GET /recover/session`: what this recovery still needs.
+pub async fn session_page(State(state): State<AppState>, Tenant(tenant): Tenant, headers: HeaderMap) -> Response {
+    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    let step = match state.services.recovery().may_complete(&tenant, &session).await {
+        Ok(()) => "passkey",
+        Err(RecoveryRefusal::NotNow) => match &session.proof {
+            Proof::AppCodeNeeded => "app_code",
+            Proof::OtherPasskeyLost => "other_passkey",
+            _ => "waiting",
+        },
+        Err(r) => return refused(r),
+    };
+    let ready_at = match &session.proof {
+        Proof::Waiting { ready_at, .. } => Some(latchkey_core::UnixTime::from_secs(*ready_at).to_rfc3339()),
+        _ => None,
+    };
+    let (csrf, cookie) = csrf::token(&state, &headers);
+    let page = state.templates.render(
+        StatusCode::OK,
+        "recover_session.html",
+        minijinja::context! {
+            title => "Recover your account", base => state.base(), csrf, step, ready_at,
+            passkeys_available => state.passkeys.available(),
+        },
+    );
+    no_store(page, cookie)
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: Option<String>,
+    code: Option<String>,
+}
+
+/// `POST /recover/app-code`: the authenticator app's code, as the second proof.
+pub async fn app_code(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    let code = form.code.unwrap_or_default();
+    match state.services.recovery().give_app_code(&tenant, &session, code.trim(), ip).await {
+        Ok(next) => keep(&state, &tenant, &headers, &next).await,
+        Err(r) => refused(r),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /recover/lost`: the other factor is lost too; the recovery waits out the delay.
+pub async fn lost(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    match state.services.recovery().declare_lost(&tenant, &session).await {
+        Ok(next) => keep(&state, &tenant, &headers, &next).await,
+        Err(r) => refused(r),
+    }
+}
+
+/// `POST /recover/passkey/options`: options for the new passkey, once the recovery may
+/// complete.
+pub async fn passkey_options(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return json_error(StatusCode::FORBIDDEN, "This page has expired. Reload it and try again.");
+    }
+    let Some(session) = current(&state, &tenant, &headers).await else {
+        return json_error(StatusCode::BAD_REQUEST, "This recovery has expired. Start again from the sign-in page.");
+    };
+    if state.services.recovery().may_complete(&tenant, &session).await.is_err() {
+        return json_error(StatusCode::BAD_REQUEST, "This recovery cannot add a passkey now.");
+    }
+    let user = match state.services.users().by_sub(&tenant, &session.sub).await {
+        Ok(Some(u)) => u,
+        _ => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "This recovery has expired. Start again from the sign-in page.",
+            );
+        }
+    };
+    let candidate = new_user_handle().to_string();
+    let handle = match state.services.factors().webauthn_user_id(&tenant, &user.sub, &candidate).await {
+        Ok(h) => h,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let Ok(handle) = Uuid::parse_str(&handle) else {
+        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged");
+    };
+    let existing = state.services.factors().passkeys(&tenant, &user.sub).await.unwrap_or_default();
+    let shown = crate::account::known_as(&state, &user);
+    let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
+    let (options, registration) = match state.passkeys.start_registration(handle, &shown, &display, &existing) {
+        Ok(o) => o,
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    match ceremony::put(&state, &tenant, &headers, Purpose::RecoveryPasskey, &registration).await {
+        Ok(cookie) => crate::browser::json::options_response(options, cookie),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    csrf: Option<String>,
+    credential: Option<String>,
+    name: Option<String>,
+}
+
+/// `POST /recover/passkey`: adds the new passkey and completes the recovery; shows the new
+/// recovery codes once, then the way to sign in.
+pub async fn add_passkey(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    let Some(name) = crate::account::passkeys::passkey_name(form.name.as_deref(), "Passkey") else {
+        return PageError::new(StatusCode::BAD_REQUEST, "A passkey name must have 1 to 64 characters.").into_response();
+    };
+    let Some(registration) =
+        ceremony::take::<PasskeyRegistration>(&state, &tenant, &headers, Purpose::RecoveryPasskey).await
+    else {
+        return PageError::new(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.")
+            .into_response();
+    };
+    let credential = form.credential.as_deref().unwrap_or_default();
+    let passkey = match state.passkeys.finish_registration(credential, &registration, &name) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(error = %e, "recovery passkey refused");
+            return PageError::new(StatusCode::BAD_REQUEST, "That passkey could not be added. Please try again.")
+                .into_response();
+        }
+    };
+    match state.services.recovery().complete(&tenant, &session, passkey).await {
+        Ok(codes) => {
+            // The recovery is over: its session goes.
+            let _: Option<RecoverySession> = ceremony::take(&state, &tenant, &headers, Purpose::Recovery).await;
+            crate::account::recovery_codes::show(&state, &codes, &format!("{}/login", state.base()), false)
+        }
+        Err(r) => refused(r),
+    }
+}
+
+/// `GET /recover/cancel?token=…`: the button that stops a waiting recovery.
+pub async fn cancel_page(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<LinkQuery>,
+) -> Response {
+    let token = q.token.unwrap_or_default();
+    match state.services.recovery().look_cancel(&tenant, &token).await {
+        Ok(true) => confirmation(
+            &state,
+            &headers,
+            (
+                "Stop this recovery",
+                "Someone started recovering your account. Stop it, so that it can never complete?".to_owned(),
+                "Stop the recovery",
+            ),
+            recovery::CANCEL_PATH,
+            &token,
+        ),
+        Ok(false) => {
+            PageError::new(StatusCode::BAD_REQUEST, "This link has expired or was already used.").into_response()
+        }
+        Err(e) => PageError::from(e).into_response(),
+    }
+}
+
+/// `POST /recover/cancel`: stops it.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    match state.services.recovery().cancel(&tenant, form.token.as_deref().unwrap_or_default()).await {
+        Ok(_) => state.templates.render(
+            StatusCode::OK,
+            "message.html",
+            minijinja::context! {
+                title => "Recovery stopped", base => state.base(),
+                message => "The recovery was stopped and can no longer complete. If you did not start it, someone can read your email: change your email password.",
+                link => format!("{}/login", state.base()), link_text => "Sign in",
+            },
+        ),
+        Err(ServiceError::NotFound(_)) => {
+            PageError::new(StatusCode::BAD_REQUEST, "This link has expired or was already used.").into_response()
+        }
+        Err(e) => PageError::from(e).into_response(),
+    }
+}
