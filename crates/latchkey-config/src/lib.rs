@@ -12,6 +12,7 @@ mod outbound;
 mod recovery;
 mod secret;
 mod signin;
+mod sms;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -33,6 +34,7 @@ pub use outbound::{AllowEntry, OutboundConfig, Purpose};
 pub use recovery::RecoveryConfig;
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
+pub use sms::{SmsConfig, SmsDailyLimits, e164};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -58,6 +60,9 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail: Option<MailConfig>,
     pub recovery: RecoveryConfig,
+    /// Text messages through Twilio; without it nothing that needs a phone is offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsConfig>,
     /// Where this config came from; relative paths were resolved against `source.base_dir`.
     #[serde(skip)]
     pub source: ConfigSource,

@@ -182,6 +182,9 @@ impl Config {
             mail.check(s)?;
         }
         self.recovery.check(s)?;
+        if let Some(sms) = &self.sms {
+            sms.check(s)?;
+        }
         let sessions = &self.sessions;
         if sessions.lifetime.is_zero() || sessions.idle_timeout.is_zero() {
             return Err(ConfigError::invalid(s, "sessions", "lifetime and idle_timeout must be more than 0s"));

@@ -19,6 +19,8 @@ pub enum Purpose {
     JwksUri,
     /// POSTing a logout token to a client's `backchannel_logout_uri`.
     BackchannelLogout,
+    /// Sending a text message through the SMS provider's API (`sms.base_url`).
+    Sms,
 }
 
 impl Purpose {
@@ -27,6 +29,7 @@ impl Purpose {
         match self {
             Purpose::JwksUri => "jwks_uri",
             Purpose::BackchannelLogout => "backchannel_logout",
+            Purpose::Sms => "sms",
         }
     }
 }

@@ -11,6 +11,9 @@ use crate::load::{ConfigError, ConfigSource};
 pub struct RecoveryConfig {
     /// Recovery by a link to the account's verified email address (needs `[mail]`).
     pub email: bool,
+    /// Recovery by a code texted to the account's verified phone number (needs `[sms]`).
+    /// Off by default: a phone number can be taken over (SIM swap, number recycling).
+    pub sms: bool,
     /// When the account has another factor (an authenticator app, or more than one passkey)
     /// and the user says it is lost too, recovery completes only after this long, while every
     /// channel is told and can cancel it.
@@ -20,7 +23,7 @@ pub struct RecoveryConfig {
 
 impl Default for RecoveryConfig {
     fn default() -> Self {
-        Self { email: true, delay: Duration::from_secs(86_400) }
+        Self { email: true, sms: false, delay: Duration::from_secs(86_400) }
     }
 }
 

@@ -7,7 +7,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Redirect, Response};
-use latchkey_core::domain::TenantId;
+use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_service::ServiceError;
 use latchkey_service::passkeys::{PasskeyRegistration, Uuid, new_user_handle};
 use latchkey_service::recovery::{self, Proof, RecoveryRefusal, RecoverySession};
@@ -76,7 +76,7 @@ fn form_page(state: &AppState, headers: &HeaderMap, sent: bool, status: StatusCo
 
 /// `GET /recover`: a username or email address.
 pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !state.services.recovery().offered() {
+    if !offered(&state) {
         return not_offered();
     }
     form_page(&state, &headers, false, StatusCode::OK)
@@ -96,7 +96,7 @@ pub async fn submit(
     headers: HeaderMap,
     Form(form): Form<RequestForm>,
 ) -> Response {
-    if !state.services.recovery().offered() {
+    if !offered(&state) {
         return not_offered();
     }
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
@@ -169,7 +169,7 @@ pub async fn link(
 
 /// Keeps `session` for this browser and goes to its page.
 async fn keep(state: &AppState, tenant: &TenantId, headers: &HeaderMap, session: &RecoverySession) -> Response {
-    match ceremony::put_until(state, tenant, headers, Purpose::Recovery, session, session.expires()).await {
+    match ceremony::put_lasting(state, tenant, headers, Purpose::Recovery, session, session.expires()).await {
         Ok(cookie) => no_store(Redirect::to(&format!("{}/recover/session", state.base())).into_response(), cookie),
         Err(e) => {
             tracing::error!(error = %e, "cannot keep a recovery session");
@@ -180,12 +180,13 @@ async fn keep(state: &AppState, tenant: &TenantId, headers: &HeaderMap, session:
 
 /// This browser's recovery session, left in place.
 async fn current(state: &AppState, tenant: &TenantId, headers: &HeaderMap) -> Option<RecoverySession> {
-    let session: RecoverySession = ceremony::take(state, tenant, headers, Purpose::Recovery).await?;
-    if state.clock.now() >= session.expires() {
-        return None;
-    }
-    ceremony::put_until(state, tenant, headers, Purpose::Recovery, &session, session.expires()).await.ok()?;
-    Some(session)
+    let session: RecoverySession = ceremony::peek(state, tenant, headers, Purpose::Recovery).await?;
+    (state.clock.now() < session.expires()).then_some(session)
+}
+
+/// Whether recovery by email works here: offered, and a passkey can be added at its end.
+fn offered(state: &AppState) -> bool {
+    state.services.recovery().offered() && state.passkeys.available()
 }
 
 /// `GET /recover/session`: what this recovery still needs.
@@ -304,7 +305,9 @@ pub async fn passkey_options(
         Ok(o) => o,
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match ceremony::put(&state, &tenant, &headers, Purpose::RecoveryPasskey, &registration).await {
+    // The challenge names the account it is for: finishing it adds to that account only.
+    let pending = (session.sub.clone(), registration);
+    match ceremony::put(&state, &tenant, &headers, Purpose::RecoveryPasskey, &pending).await {
         Ok(cookie) => crate::browser::json::options_response(options, cookie),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
@@ -332,9 +335,9 @@ pub async fn add_passkey(
     let Some(name) = crate::account::passkeys::passkey_name(form.name.as_deref(), "Passkey") else {
         return PageError::new(StatusCode::BAD_REQUEST, "A passkey name must have 1 to 64 characters.").into_response();
     };
-    let Some(registration) =
-        ceremony::take::<PasskeyRegistration>(&state, &tenant, &headers, Purpose::RecoveryPasskey).await
-    else {
+    let registration =
+        ceremony::take::<(SubjectId, PasskeyRegistration)>(&state, &tenant, &headers, Purpose::RecoveryPasskey).await;
+    let Some(registration) = registration.filter(|(sub, _)| *sub == session.sub).map(|(_, r)| r) else {
         return PageError::new(StatusCode::BAD_REQUEST, "The passkey request expired. Please try again.")
             .into_response();
     };

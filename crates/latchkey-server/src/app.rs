@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/recovery-codes", post(account::recovery_codes::regenerate))
         .route("/account/email", post(account::email::change))
         .route("/account/email/verify", post(account::email::resend))
+        .route("/account/recovery/cancel", post(account::waiting_recovery::cancel))
         .route("/email/verify", get(crate::email_links::verify_page).post(crate::email_links::verify))
         .route("/recover", get(crate::account_recovery::page).post(crate::account_recovery::submit))
         .route("/recover/link", get(crate::account_recovery::link_page).post(crate::account_recovery::link))

@@ -66,17 +66,44 @@ pub async fn verify_page(
     Query(q): Query<LinkQuery>,
 ) -> Response {
     let token = q.token.unwrap_or_default();
-    match state.services.email_verification().look(&tenant, &token).await {
-        Ok(Some((_, address))) => confirmation(
-            &state,
-            &headers,
-            ("Confirm your email address", format!("Confirm that {address} is your email address."), "Confirm"),
-            latchkey_service::email_verification::PATH,
-            &token,
-        ),
-        Ok(None) => dead_link("verification"),
-        Err(e) => PageError::from(e).into_response(),
+    let (user, address) = match state.services.email_verification().look(&tenant, &token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return dead_link("verification"),
+        Err(e) => return PageError::from(e).into_response(),
+    };
+    let account = crate::account::known_as(&state, &user);
+    let signed_in = crate::sessions::current(&state, &tenant, &headers).await;
+    if signed_in.is_none_or(|s| s.sub != user.sub) {
+        return sign_in_as(&state, &account);
     }
+    confirmation(
+        &state,
+        &headers,
+        (
+            "Confirm your email address",
+            format!("Confirm that {address} is the email address of your account {account}."),
+            "Confirm",
+        ),
+        latchkey_service::email_verification::PATH,
+        &token,
+    )
+}
+
+/// The page for a verification link opened in a browser not signed in to its account: the
+/// link works only there, so that nobody can have an address verified for their account by
+/// sending its owner a link.
+fn sign_in_as(state: &AppState, account: &str) -> Response {
+    let mut page = state.templates.render(
+        StatusCode::FORBIDDEN,
+        "message.html",
+        minijinja::context! {
+            title => "Sign in first", base => state.base(),
+            message => format!("This link confirms the email address of the account {account}. Sign in to that account in this browser, then open the link again."),
+            link => format!("{}/login?return_to=security", state.base()), link_text => "Sign in",
+        },
+    );
+    page.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    page
 }
 
 /// `POST /email/verify`: uses the link; the address becomes the account's, verified.
@@ -89,7 +116,14 @@ pub async fn verify(
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
         return csrf::expired_form();
     }
-    match state.services.email_verification().confirm(&tenant, form.token.as_deref().unwrap_or_default()).await {
+    let token = form.token.as_deref().unwrap_or_default();
+    let Some(session) = crate::sessions::current(&state, &tenant, &headers).await else {
+        return match state.services.email_verification().look(&tenant, token).await {
+            Ok(Some((user, _))) => sign_in_as(&state, &crate::account::known_as(&state, &user)),
+            _ => dead_link("verification"),
+        };
+    };
+    match state.services.email_verification().confirm(&tenant, token, &session.sub).await {
         Ok((_, address)) => state.templates.render(
             StatusCode::OK,
             "message.html",
@@ -100,6 +134,11 @@ pub async fn verify(
             },
         ),
         Err(ServiceError::NotFound(_)) => dead_link("verification"),
+        Err(ServiceError::Invalid(_)) => PageError::new(
+            StatusCode::FORBIDDEN,
+            "This link confirms the address of another account. Sign in to that account in this browser, then open the link again.",
+        )
+        .into_response(),
         Err(ServiceError::Conflict(_)) => PageError::new(
             StatusCode::CONFLICT,
             "Another account has verified this address already. Use a different address, or ask the people who run this site.",

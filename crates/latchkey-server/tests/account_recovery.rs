@@ -160,7 +160,7 @@ async fn an_account_with_an_authenticator_app_asks_for_its_code_or_waits_and_the
     let port = relay.port;
     let server = TestServer::start(sqlite().await, move |c| open(c, port)).await;
     let mut device = SoftAuthenticator::new(Flags::default());
-    ada_with_verified_address(&server, &relay, &mut device).await;
+    let owner = ada_with_verified_address(&server, &relay, &mut device).await;
     let tenant = TenantId::default_tenant();
     let services = &server.state().services;
     let sub = ok(services.users().by_username(&tenant, &ok(Username::parse("ada"), "u")).await, "user")
@@ -192,6 +192,9 @@ async fn an_account_with_an_authenticator_app_asks_for_its_code_or_waits_and_the
     let pending = nth_message(&relay, 3, "the waiting notice").await;
     assert!(header(&pending, "Subject").is_some_and(|s| s.contains("unless you stop it")), "{pending}");
     let cancel = link_token(&pending, "/recover/cancel").unwrap_or_else(|| panic!("no cancel link in {pending}"));
+    // The owner, still signed in elsewhere, sees it on the security page.
+    let (_, security, _) = owner.page("/account/security").await;
+    assert!(security.contains("id=\"waiting-recovery\"") && security.contains("id=\"cancel-recovery\""), "{security}");
     let scanner = PasskeyBrowser::new(&server);
     let (status, html, csrf) = scanner.page(&format!("/recover/cancel?token={cancel}")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
@@ -243,4 +246,37 @@ async fn recovery_pages_refuse_bad_input_and_are_off_without_mail() {
     assert!(!login.contains("cant-sign-in"), "no recovery offered without mail");
     let (status, _, _) = b.page("/recover").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_owner_stops_a_waiting_recovery_from_the_security_page() {
+    let relay = Relay::start().await;
+    let port = relay.port;
+    let server = TestServer::start(sqlite().await, move |c| open(c, port)).await;
+    let mut device = SoftAuthenticator::new(Flags::default());
+    let owner = ada_with_verified_address(&server, &relay, &mut device).await;
+    let mut second = SoftAuthenticator::new(Flags::default());
+    let added = ok(owner.add_passkey(&mut second, "Second").await, "second passkey");
+    assert!(added.status().is_redirection());
+
+    let (attacker, _) = ask(&server, "ada").await;
+    let token = link_token(&nth_message(&relay, 2, "the recovery link").await, LINK).unwrap_or_default();
+    let (_, _, csrf) = attacker.page(&format!("{LINK}?token={token}")).await;
+    attacker.browser.post_form(&attacker.url(LINK), &[("csrf", &csrf), ("token", &token)]).await;
+    let (_, page, csrf) = attacker.page("/recover/session").await;
+    assert!(page.contains("more than one passkey"), "{page}");
+    attacker.browser.post_form(&attacker.url("/recover/lost"), &[("csrf", &csrf)]).await;
+    nth_message(&relay, 3, "the waiting notice").await;
+
+    let (_, security, csrf) = owner.page("/account/security").await;
+    assert!(security.contains("id=\"waiting-recovery\""), "{security}");
+    let forged = owner.browser.post_form(&owner.url("/account/recovery/cancel"), &[]).await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "CSRF");
+    let stopped = owner.browser.post_form(&owner.url("/account/recovery/cancel"), &[("csrf", &csrf)]).await;
+    assert!(owner.location(&stopped).ends_with("done=recovery_cancelled"));
+    let (_, security, _) = owner.page("/account/security").await;
+    assert!(!security.contains("id=\"waiting-recovery\""));
+    let (status, page, _) = attacker.page("/recover/session").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("cancelled"), "{page}");
 }

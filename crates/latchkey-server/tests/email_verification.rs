@@ -57,31 +57,39 @@ async fn the_sign_up_link_verifies_only_through_its_confirmation_post_and_only_o
         let token = link_token(&message, VERIFY).unwrap_or_else(|| panic!("{b}: no link in {message}"));
         let link = format!("{VERIFY}?token={token}");
 
-        // A scanner (no cookies) and the person both open the link: nothing is used.
+        // A scanner (no cookies) opens the link: it is asked to sign in as ada, and nothing
+        // is used; so does the person, signed in, who gets the button.
         let scanner = PasskeyBrowser::new(&server);
-        for who in [&scanner, &browser, &scanner] {
-            let (status, html, _) = who.page(&link).await;
-            assert_eq!(status, StatusCode::OK, "{b}: {html}");
-            assert!(html.contains("Confirm that ada@example.com is your email address"), "{b}: {html}");
+        for _ in 0..2 {
+            let (status, html, _) = scanner.page(&link).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{b}: {html}");
+            assert!(html.contains("confirms the email address of the account ada"), "{b}: {html}");
+            assert!(!html.contains(&token), "{b}: no form for a browser not signed in as ada");
         }
+        let (status, html, csrf) = browser.page(&link).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {html}");
+        assert!(html.contains("Confirm that ada@example.com is the email address of your account ada"), "{b}");
         assert!(!user(&server, "ada").await.email_verified, "{b}: a GET verifies nothing");
 
-        // The confirmation page's POST, from a browser that is not signed in.
-        let (_, html, csrf) = scanner.page(&link).await;
+        // A POST from a browser not signed in as ada uses nothing.
+        let (_, _, scanner_csrf) = scanner.page("/login").await;
+        let stranger =
+            scanner.browser.post_form(&scanner.url(VERIFY), &[("csrf", &scanner_csrf), ("token", &token)]).await;
+        assert_eq!(stranger.status(), StatusCode::FORBIDDEN, "{b}");
         assert_eq!(hidden_field(&html, "token").as_deref(), Some(token.as_str()), "{b}");
-        let no_csrf = scanner.browser.post_form(&scanner.url(VERIFY), &[("token", &token)]).await;
+        let no_csrf = browser.browser.post_form(&browser.url(VERIFY), &[("token", &token)]).await;
         assert_eq!(no_csrf.status(), StatusCode::BAD_REQUEST, "{b}");
-        assert!(!user(&server, "ada").await.email_verified, "{b}: a form without its CSRF token changes nothing");
-        let done = scanner.browser.post_form(&scanner.url(VERIFY), &[("csrf", &csrf), ("token", &token)]).await;
+        assert!(!user(&server, "ada").await.email_verified, "{b}: neither changed anything");
+        let done = browser.browser.post_form(&browser.url(VERIFY), &[("csrf", &csrf), ("token", &token)]).await;
         assert_eq!(done.status(), StatusCode::OK, "{b}");
         let page = ok(done.text().await, "page");
         assert!(page.contains("ada@example.com is now the verified email address"), "{b}: {page}");
         assert!(user(&server, "ada").await.email_verified, "{b}");
 
-        let again = scanner.browser.post_form(&scanner.url(VERIFY), &[("csrf", &csrf), ("token", &token)]).await;
+        let again = browser.browser.post_form(&browser.url(VERIFY), &[("csrf", &csrf), ("token", &token)]).await;
         assert_eq!(again.status(), StatusCode::BAD_REQUEST, "{b}: used once");
         assert!(ok(again.text().await, "page").contains("expired or was already used"), "{b}");
-        let (status, html, _) = scanner.page(&link).await;
+        let (status, html, _) = browser.page(&link).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{b}");
         assert!(html.contains("expired or was already used"), "{b}");
         assert!(!html.contains(&token), "{b}: a dead link's page does not repeat the token");
@@ -220,4 +228,29 @@ async fn without_mail_the_security_page_says_so_and_nothing_is_sent() {
     assert!(to.ends_with("done=email_replaced"), "{to}");
     let now = user(&server, "ada").await;
     assert_eq!((now.email.map(|e| e.to_string()).as_deref(), now.email_verified), (Some("ada@new.example"), false));
+}
+
+#[tokio::test]
+async fn a_link_confirms_only_in_a_browser_signed_in_to_its_own_account() {
+    let relay = Relay::start().await;
+    let port = relay.port;
+    let server = TestServer::start(sqlite().await, move |c| {
+        c.mail = Some(mail(port));
+        c.registration.mode = latchkey_config::RegistrationMode::Open;
+    })
+    .await;
+    // Mallory's link, sent to an address he typed, is opened by Ada, signed in to her own
+    // account: it does not verify anything for either.
+    signed_up(&server, "mallory").await;
+    let sent = nth_message(&relay, 1, "mallory's link").await;
+    let token = link_token(&sent, VERIFY).unwrap_or_default();
+    let ada = signed_up(&server, "ada").await;
+    let (status, html, _) = ada.page(&format!("{VERIFY}?token={token}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    assert!(html.contains("the account mallory"), "the page names the account: {html}");
+    let (_, _, csrf) = ada.page("/account/security").await;
+    let forced = ada.browser.post_form(&ada.url(VERIFY), &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!(forced.status(), StatusCode::FORBIDDEN);
+    assert!(!user(&server, "mallory").await.email_verified, "nothing changed");
+    assert!(support::smtp::decoded(&sent).contains("account mallory"), "the email names the account too");
 }

@@ -15,11 +15,11 @@ use crate::mail::Email;
 /// public URL, which every template has).
 pub const MESSAGES: &[(&str, &[&str])] = &[
     ("test", &[]),
-    ("verify_email", &["name", "address", "link", "minutes"]),
-    ("email_changed", &["name", "old_address", "new_address"]),
-    ("recovery_link", &["name", "link", "minutes"]),
-    ("recovery_pending", &["name", "ready_at", "hours", "cancel_link"]),
-    ("recovery_completed", &["name", "passkey"]),
+    ("verify_email", &["account", "address", "link", "minutes"]),
+    ("email_changed", &["account", "old_address", "new_address"]),
+    ("recovery_link", &["account", "link", "minutes"]),
+    ("recovery_pending", &["account", "ready_at", "hours", "cancel_link"]),
+    ("recovery_completed", &["account", "passkey"]),
 ];
 
 fn built_in(name: &str) -> Option<&'static str> {
@@ -121,13 +121,13 @@ mod tests {
             .render(
                 "verify_email",
                 "ada@example.com",
-                context! { name => "<Ada>", address => "ada@example.com", link => "https://x/?a=1&b=2", minutes => 60 },
+                context! { account => "<Ada>", address => "ada@example.com", link => "https://x/?a=1&b=2", minutes => 60 },
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(email.subject, "Confirm your email address");
-        assert!(email.text.contains("Hello <Ada>,"), "{}", email.text);
+        assert!(email.text.contains("your account <Ada> at"), "{}", email.text);
         assert!(email.text.contains("https://x/?a=1&b=2"), "text is not escaped");
-        assert!(email.html.contains("Hello &lt;Ada&gt;,"), "{}", email.html);
+        assert!(email.html.contains("your account <strong>&lt;Ada&gt;</strong>"), "{}", email.html);
         // minijinja's HTML escaping writes `/` as `&#x2f;` too; mail readers decode it.
         assert!(email.html.contains("https:&#x2f;&#x2f;x&#x2f;?a=1&amp;b=2"), "{}", email.html);
         assert!(email.html.contains("https:&#x2f;&#x2f;id.example.com"), "the layout names the site");
@@ -139,14 +139,14 @@ mod tests {
         std::fs::write(dir.path().join("verify_email.subject.txt"), "Bitte bestätigen\n\nSie")
             .unwrap_or_else(|e| panic!("{e}"));
         let t = EmailTemplates::load(Some(dir.path()), "https://id.example.com").unwrap_or_else(|e| panic!("{e}"));
-        let values = context! { name => "a", address => "a@example.com", link => "l", minutes => 1 };
+        let values = context! { account => "a", address => "a@example.com", link => "l", minutes => 1 };
         let email = t.render("verify_email", "a@example.com", values).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(email.subject, "Bitte bestätigen Sie", "one line");
-        assert!(email.text.starts_with("Hello a,"), "the other parts stay built in");
+        assert!(email.text.contains("your account a at"), "the other parts stay built in");
 
-        std::fs::write(dir.path().join("verify_email.txt"), "Hi {{ nmae }}").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("verify_email.txt"), "Hi {{ acount }}").unwrap_or_else(|e| panic!("{e}"));
         let e = EmailTemplates::load(Some(dir.path()), "https://id.example.com").err().unwrap_or_default();
-        assert!(e.contains("verify_email.txt") && e.contains("nmae"), "{e}");
+        assert!(e.contains("verify_email.txt") && e.contains("acount"), "{e}");
 
         std::fs::write(dir.path().join("verify_email.txt"), "{% if %}").unwrap_or_else(|e| panic!("{e}"));
         let e = EmailTemplates::load(Some(dir.path()), "https://id.example.com").err().unwrap_or_default();

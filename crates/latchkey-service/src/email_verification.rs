@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use latchkey_core::domain::{Email, TenantId};
+use latchkey_core::domain::{Email, SubjectId, TenantId};
 use latchkey_core::records::{Actor, User, UserPatch};
 use minijinja::context;
 
@@ -67,8 +67,10 @@ impl EmailVerification<'_> {
         services.message_limits().reserve(tenant, PURPOSE, &counted).await?;
 
         let minted = mint(services, PURPOSE, &user.sub, address.as_str(), LINK_LIFETIME);
+        // The account by the name its owner knows it by, never a display name (anyone can
+        // sign up with any address and any display name).
         let values = context! {
-            name => user.name.as_ref().map_or(user.username.as_str(), |n| n.as_str()),
+            account => services.users().known_as(user),
             address => address.as_str(),
             link => one_time_tokens::link(services, PATH, &minted.token),
             minutes => LINK_LIFETIME.as_secs() / 60,
@@ -137,16 +139,22 @@ impl EmailVerification<'_> {
         Ok(Email::parse(&found.detail).ok().map(|address| (user, address)))
     }
 
-    /// Uses the link: its address becomes the account's, verified; a different verified
-    /// address it replaces is told. `NotFound` for a link that is unknown, used or expired;
-    /// `Conflict` if another account verified the address meanwhile (the link stays unused).
-    pub async fn confirm(&self, tenant: &TenantId, token: &str) -> ServiceResult<(User, Email)> {
+    /// Uses the link, for the account `signed_in` (the browser confirming must be signed in
+    /// as the account the link was sent for: nobody can have their address verified for
+    /// someone else's account by being sent a link): its address becomes the account's,
+    /// verified; a different verified address it replaces is told. `NotFound` for a link
+    /// that is unknown, used or expired; `Invalid` for another account's link; `Conflict`
+    /// if another account verified the address meanwhile (the link stays unused either way).
+    pub async fn confirm(&self, tenant: &TenantId, token: &str, signed_in: &SubjectId) -> ServiceResult<(User, Email)> {
         let services = self.0;
         let gone = || ServiceError::NotFound("verification link".into());
         let hash = one_time_tokens::hash_given(services, PURPOSE, token).ok_or_else(gone)?;
         let now = services.clock.now();
         let mut tx = services.store().transaction().await?;
         let used = tx.consume_one_time_token(tenant, &hash, PURPOSE, now).await?.ok_or_else(gone)?;
+        if used.sub != *signed_in {
+            return Err(ServiceError::Invalid("this link is for another account".into()));
+        }
         let address = Email::parse(&used.detail).map_err(|_| gone())?;
         let user = tx.user(tenant, &used.sub).await?;
         let actor = Actor::User(user.sub.to_string());
@@ -154,7 +162,7 @@ impl EmailVerification<'_> {
         tx.verify_email(tenant, &user.sub, &address, &actor).await?;
         if let Some(old) = &replaced {
             let values = context! {
-                name => user.name.as_ref().map_or(user.username.as_str(), |n| n.as_str()),
+                account => services.users().known_as(&user),
                 old_address => old.as_str(),
                 new_address => address.as_str(),
             };

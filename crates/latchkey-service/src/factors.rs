@@ -40,6 +40,9 @@ impl Factors<'_> {
         /// Keeps the state of a ceremony (a WebAuthn challenge, a half-finished sign-in).
         fn put_ceremony(tenant: &TenantId, id_hash: &TokenHash, purpose: &str, state: &str, expires_at: UnixTime) -> ()
             => put_ceremony;
+        /// A ceremony's state, left in place.
+        fn peek_ceremony(tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime) -> Option<String>
+            => peek_ceremony;
         /// Takes a ceremony's state out (single use).
         fn take_ceremony(tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime) -> Option<String>
             => take_ceremony;

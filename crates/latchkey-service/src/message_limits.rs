@@ -72,6 +72,18 @@ impl MessageLimits<'_> {
     /// nothing) if any limit is reached.
     pub async fn reserve(&self, tenant: &TenantId, purpose: &str, counted: &[Counted<'_>]) -> Result<(), Limited> {
         let keys: Vec<(String, i64)> = counted.iter().map(|c| self.key(purpose, c)).collect();
+        self.reserve_all(tenant, purpose, &keys).await
+    }
+
+    /// [`Self::reserve`] with keys and limits of the caller's own (an account from one IP,
+    /// say), each under `purpose`.
+    pub async fn reserve_keyed(&self, tenant: &TenantId, purpose: &str, keys: &[(&str, i64)]) -> Result<(), Limited> {
+        let keys: Vec<(String, i64)> =
+            keys.iter().map(|(k, limit)| (format!("message:{purpose}:key:{k}"), *limit)).collect();
+        self.reserve_all(tenant, purpose, &keys).await
+    }
+
+    async fn reserve_all(&self, tenant: &TenantId, purpose: &str, keys: &[(String, i64)]) -> Result<(), Limited> {
         let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
         let store = self.0.store();
         let reserved = match store.reserve_attempts(tenant, &names, self.0.clock.now(), WINDOW).await {

@@ -4,16 +4,24 @@
 //! 1. **Request**: a username or email address. The answer, and its timing, never depend on
 //!    whether it names an account: the limits counted before answering are keyed by the
 //!    typed value and the client IP only, and everything that depends on the account (the
-//!    lookup, its own limit, the link) happens after the answer, in the background. Only a
-//!    verified address is ever written to; locked and service accounts get nothing.
+//!    lookup, its own limits, the link) happens after the answer, in the background. Only a
+//!    verified address is ever written to; locked and service accounts get nothing. Links
+//!    live side by side (a request never retires another's link), so nobody can keep a
+//!    victim's link from working by asking again.
 //! 2. **Link** (15 minutes, single use, used only by its confirmation page's POST): opens a
-//!    [`RecoverySession`] in that browser. It can do one thing: add a new passkey.
+//!    [`RecoverySession`] in that browser, bound to the address the link went to. It can do
+//!    one thing: add a new passkey, once.
 //! 3. **Another factor**: if the account also has an authenticator app or more than one
 //!    passkey, the link alone is not enough. The user gives the app's code, or says it is
-//!    lost: then recovery completes only after `recovery.delay`, and a message to the
-//!    verified address says so, with a link that cancels it.
+//!    lost: then recovery completes only after `recovery.delay`, the verified address is told
+//!    with a link that cancels it, the security page shows it with a button that cancels it,
+//!    and any sign-in to the account during the delay cancels it (whoever signs in has a
+//!    factor that is not lost).
 //! 4. **Completion**, in one transaction: the new passkey, new recovery codes (shown once),
 //!    every session ended and every refresh token revoked, and a message that it happened.
+//!
+//! Every step re-checks that the account is not locked and still has the verified address
+//! the link went to: a changed or unverified address ends what it started.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,6 +30,7 @@ use std::time::Duration;
 use latchkey_core::UnixTime;
 use latchkey_core::domain::{Email, SubjectId, TenantId, Username};
 use latchkey_core::records::{Actor, NewPasskey, SessionSelector, User};
+use latchkey_store::StoreTx;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
@@ -36,20 +45,29 @@ pub const LINK_PATH: &str = "/recover/link";
 /// A recovery waiting out the delay; its detail is when it may complete.
 const DELAYED_PURPOSE: &str = "recovery_delayed";
 const CANCEL_PURPOSE: &str = "recovery_cancel";
+/// A recovery session's single completion.
+const SESSION_PURPOSE: &str = "recovery_session";
 pub const CANCEL_PATH: &str = "/recover/cancel";
 /// How long a recovery session lasts once its link is used (or its delay is over).
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// How long after its delay a waiting recovery may still be completed.
 const READY_FOR: Duration = Duration::from_secs(86_400);
+/// Recovery links per account per hour from one IP (an IPv4 address or IPv6 /64), and in all.
+const PER_ACCOUNT_AND_IP: i64 = 5;
+const PER_ACCOUNT: i64 = 20;
 
 /// What the link proved, and what is still missing. Kept server-side, bound to the browser
 /// that used the link; the server never lets a browser write it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoverySession {
     pub sub: SubjectId,
+    /// The verified address the link went to: the account must still have it.
+    pub address: String,
     pub proof: Proof,
     /// Until when this state may be used (secs).
     pub expires_at: i64,
+    /// The hash of the single-use token its completion uses up.
+    completion: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,12 +80,11 @@ pub enum Proof {
     OtherPasskeyLost,
     /// The second factor was given.
     Given,
-    /// Said lost: the recovery may complete from `ready_at` (secs), if not cancelled.
-    Waiting { ready_at: i64, token_hash: String },
+    /// Said lost: the recovery may complete from `ready_at` (secs), unless cancelled.
+    Waiting { ready_at: i64 },
 }
 
 impl RecoverySession {
-    /// When a session ends (secs), for the server to keep its state that long.
     pub fn expires(&self) -> UnixTime {
         UnixTime::from_secs(self.expires_at)
     }
@@ -76,7 +93,8 @@ impl RecoverySession {
 /// Why a recovery step was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RecoveryRefusal {
-    /// The link is unknown, used or expired; or the session is over.
+    /// The link is unknown, used or expired; the session is over or was used; the account
+    /// is locked or no longer has the address.
     Gone,
     /// A code was wrong (counted).
     WrongCode,
@@ -85,7 +103,8 @@ pub enum RecoveryRefusal {
     /// The step does not fit the session (a passkey before the second factor, a code where
     /// none is asked for, completing before the delay is over).
     NotNow,
-    /// The recovery was cancelled (from the link sent to every channel).
+    /// The recovery was cancelled (from the link sent to the address, the security page, or
+    /// a sign-in during the delay).
     Cancelled,
     Unavailable(String),
 }
@@ -134,11 +153,17 @@ pub async fn request(
     services.message_limits().reserve(tenant, LINK_PURPOSE, &[Counted::Recipient(typed), Counted::Ip(ip)]).await?;
     let (services, tenant, typed) = (services.clone(), tenant.clone(), typed.to_owned());
     tokio::spawn(async move {
-        if let Err(e) = services.recovery().send_link(&tenant, &typed).await {
+        if let Err(e) = services.recovery().send_link(&tenant, &typed, ip).await {
             tracing::warn!(error = %e, "cannot send a recovery link");
         }
     });
     Ok(())
+}
+
+/// The account still as the recovery found it: not locked, the same verified address.
+fn still_recoverable(user: &User, address: &str) -> Result<(), RecoveryRefusal> {
+    let same = user.email_verified && user.email.as_ref().is_some_and(|e| e.as_str() == address);
+    if user.locked || user.service_account || !same { Err(RecoveryRefusal::Gone) } else { Ok(()) }
 }
 
 impl Recovery<'_> {
@@ -169,26 +194,30 @@ impl Recovery<'_> {
         }))
     }
 
-    async fn send_link(&self, tenant: &TenantId, typed: &str) -> ServiceResult<()> {
+    async fn send_link(&self, tenant: &TenantId, typed: &str, ip: IpAddr) -> ServiceResult<()> {
         let Some((user, address)) = self.recoverable(tenant, typed).await? else { return Ok(()) };
         let services = self.0;
-        services.message_limits().reserve(tenant, LINK_PURPOSE, &[Counted::Account(&user.sub)]).await?;
-        let minted = mint(services, LINK_PURPOSE, &user.sub, "", LINK_LIFETIME);
+        // Per account: from one IP a few, in all more; so one address cannot use up what
+        // the owner needs, and many together cannot flood the owner's mailbox.
+        let limits = services.message_limits();
+        let per_ip = format!("{}:{}", user.sub, crate::sign_in::ip_bucket(ip));
+        limits
+            .reserve_keyed(tenant, LINK_PURPOSE, &[(&per_ip, PER_ACCOUNT_AND_IP), (user.sub.as_str(), PER_ACCOUNT)])
+            .await?;
+        let minted = mint(services, LINK_PURPOSE, &user.sub, address.as_str(), LINK_LIFETIME);
         let values = context! {
-            name => display_name(&user),
+            account => services.users().known_as(&user),
             link => one_time_tokens::link(services, LINK_PATH, &minted.token),
             minutes => LINK_LIFETIME.as_secs() / 60,
         };
         let email = services.outbox().render("recovery_link", address.as_str(), values)?;
-        let actor = Actor::System;
         let mut tx = services.store().transaction().await?;
-        // One link at a time: a parallel send waits, then retires this one.
-        tx.lock_user(tenant, &user.sub).await?;
-        tx.retire_one_time_tokens(tenant, &user.sub, LINK_PURPOSE, services.clock.now()).await?;
         tx.create_one_time_token(tenant, &minted.stored).await?;
+        let details = serde_json::json!({"via": "email"});
+        tx.audit(tenant, &Actor::System, "recovery.link_sent", user.sub.as_str(), details).await?;
         services
             .outbox()
-            .queue_email(tx.as_mut(), tenant, "recovery_link", &email, minted.stored.expires_at, &actor)
+            .queue_email(tx.as_mut(), tenant, "recovery_link", &email, minted.stored.expires_at, &Actor::System)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -197,33 +226,48 @@ impl Recovery<'_> {
     /// Whose account a link recovers, without using it.
     pub async fn look(&self, tenant: &TenantId, token: &str) -> ServiceResult<Option<User>> {
         let Some(found) = one_time_tokens::peek(self.0, tenant, LINK_PURPOSE, token).await? else { return Ok(None) };
-        Ok(self.0.users().by_sub(tenant, &found.sub).await?.filter(|u| !u.locked))
+        let user = self.0.users().by_sub(tenant, &found.sub).await?;
+        Ok(user.filter(|u| still_recoverable(u, &found.detail).is_ok()))
     }
 
-    /// Uses the link: a recovery session for this browser, and what it still needs.
+    /// Uses the link: a recovery session for this browser, and what it still needs. A
+    /// recovery of the account already waiting out its delay goes on where it stands.
     pub async fn begin(&self, tenant: &TenantId, token: &str) -> Result<RecoverySession, RecoveryRefusal> {
         let services = self.0;
         let hash = one_time_tokens::hash_given(services, LINK_PURPOSE, token).ok_or(RecoveryRefusal::Gone)?;
         let now = services.clock.now();
+        // Read before anything is used, so that a failure leaves the link usable.
+        let found = services.store().peek_one_time_token(tenant, &hash, LINK_PURPOSE, now).await?;
+        let sub = found.ok_or(RecoveryRefusal::Gone)?.sub;
+        let totp = services.factors().totp(tenant, &sub).await?.is_some_and(|t| t.confirmed);
+        let waiting = self.waiting_for(tenant, &sub).await?;
+
         let mut tx = services.store().transaction().await?;
+        tx.lock_user(tenant, &sub).await?;
         let used = tx.consume_one_time_token(tenant, &hash, LINK_PURPOSE, now).await?.ok_or(RecoveryRefusal::Gone)?;
         let user = tx.user(tenant, &used.sub).await?;
-        if user.locked {
-            return Err(RecoveryRefusal::Gone);
-        }
+        still_recoverable(&user, &used.detail)?;
         let methods = tx.sign_in_methods(tenant, &user.sub).await?;
+        let delay = services.config.recovery.delay;
+        let completion = mint(services, SESSION_PURPOSE, &user.sub, "", delay + READY_FOR + SESSION_LIFETIME);
+        tx.create_one_time_token(tenant, &completion.stored).await?;
         let actor = Actor::User(user.sub.to_string());
         tx.audit(tenant, &actor, "recovery.started", user.sub.as_str(), serde_json::json!({"via": "email"})).await?;
         tx.commit().await?;
-        let totp = services.factors().totp(tenant, &user.sub).await?.is_some_and(|t| t.confirmed);
-        let proof = if totp {
-            Proof::AppCodeNeeded
-        } else if methods.passkeys > 1 {
-            Proof::OtherPasskeyLost
-        } else {
-            Proof::LinkIsEnough
+
+        let (proof, expires) = match waiting {
+            Some(ready_at) => (Proof::Waiting { ready_at: ready_at.secs() }, ready_at.plus(READY_FOR)),
+            None if totp => (Proof::AppCodeNeeded, now.plus(SESSION_LIFETIME)),
+            None if methods.passkeys > 1 => (Proof::OtherPasskeyLost, now.plus(SESSION_LIFETIME)),
+            None => (Proof::LinkIsEnough, now.plus(SESSION_LIFETIME)),
         };
-        Ok(RecoverySession { sub: user.sub, proof, expires_at: now.plus(SESSION_LIFETIME).secs() })
+        Ok(RecoverySession {
+            sub: user.sub,
+            address: used.detail,
+            proof,
+            expires_at: expires.secs(),
+            completion: completion.stored.hash.as_str().to_owned(),
+        })
     }
 
     fn live(&self, session: &RecoverySession) -> Result<(), RecoveryRefusal> {
@@ -257,7 +301,9 @@ impl Recovery<'_> {
     }
 
     /// The user says the other factor is lost too: the recovery may complete after
-    /// `recovery.delay`, and the verified address is told, with a link that cancels it.
+    /// `recovery.delay`, and the verified address is told, with a link that cancels it. A
+    /// recovery already waiting goes on where it stands (saying "lost" again restarts
+    /// nothing).
     pub async fn declare_lost(
         &self,
         tenant: &TenantId,
@@ -270,66 +316,80 @@ impl Recovery<'_> {
         let services = self.0;
         let now = services.clock.now();
         let delay = services.config.recovery.delay;
-        let ready_at = now.plus(delay);
-        let until = ready_at.plus(READY_FOR);
-        let lifetime = delay + READY_FOR;
-        let user = services.users().by_sub(tenant, &session.sub).await?.ok_or(RecoveryRefusal::Gone)?;
-        let waiting = mint(services, DELAYED_PURPOSE, &user.sub, &ready_at.secs().to_string(), lifetime);
-        let cancel = mint(services, CANCEL_PURPOSE, &user.sub, "", lifetime);
-        let actor = Actor::User(user.sub.to_string());
         let mut tx = services.store().transaction().await?;
-        // One link at a time: a parallel send waits, then retires this one.
-        tx.lock_user(tenant, &user.sub).await?;
-        tx.retire_one_time_tokens(tenant, &user.sub, DELAYED_PURPOSE, now).await?;
-        tx.retire_one_time_tokens(tenant, &user.sub, CANCEL_PURPOSE, now).await?;
-        tx.create_one_time_token(tenant, &waiting.stored).await?;
-        tx.create_one_time_token(tenant, &cancel.stored).await?;
-        if let Some(address) = user.email.as_ref().filter(|_| user.email_verified) {
-            let values = context! {
-                name => display_name(&user),
-                ready_at => ready_at.to_rfc3339(),
-                hours => delay.as_secs().div_ceil(3_600),
-                cancel_link => one_time_tokens::link(services, CANCEL_PATH, &cancel.token),
-            };
-            let email = services.outbox().render("recovery_pending", address.as_str(), values)?;
-            services.outbox().queue_email(tx.as_mut(), tenant, "recovery_pending", &email, until, &actor).await?;
-        }
-        let details = serde_json::json!({"ready_at": ready_at.secs()});
-        tx.audit(tenant, &actor, "recovery.delayed", user.sub.as_str(), details).await?;
+        tx.lock_user(tenant, &session.sub).await?;
+        let user = tx.user(tenant, &session.sub).await?;
+        still_recoverable(&user, &session.address)?;
+        let ready_at = match self.waiting_for(tenant, &user.sub).await? {
+            Some(ready_at) => ready_at,
+            None => {
+                let ready_at = now.plus(delay);
+                self.start_waiting(tx.as_mut(), tenant, &user, ready_at).await?;
+                ready_at
+            }
+        };
         tx.commit().await?;
         Ok(RecoverySession {
-            proof: Proof::Waiting { ready_at: ready_at.secs(), token_hash: waiting.stored.hash.as_str().to_owned() },
-            expires_at: until.secs(),
+            proof: Proof::Waiting { ready_at: ready_at.secs() },
+            expires_at: ready_at.plus(READY_FOR).secs(),
             ..session.clone()
         })
     }
 
-    /// Where a waiting recovery stands: `Ok` when it may complete now, `NotNow` while the
-    /// delay runs, `Cancelled` if it was cancelled.
-    pub async fn waiting_state(&self, tenant: &TenantId, session: &RecoverySession) -> Result<(), RecoveryRefusal> {
-        self.live(session)?;
-        let Proof::Waiting { ready_at, token_hash } = &session.proof else { return Ok(()) };
-        let hash = latchkey_core::crypto::TokenHash::from_stored(token_hash.clone());
-        let now = self.0.clock.now();
-        if self.0.store().peek_one_time_token(tenant, &hash, DELAYED_PURPOSE, now).await?.is_none() {
-            return Err(RecoveryRefusal::Cancelled);
-        }
-        if now.secs() < *ready_at { Err(RecoveryRefusal::NotNow) } else { Ok(()) }
+    async fn start_waiting(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        user: &User,
+        ready_at: UnixTime,
+    ) -> Result<(), RecoveryRefusal> {
+        let services = self.0;
+        let delay = services.config.recovery.delay;
+        let until = ready_at.plus(READY_FOR);
+        let waiting = mint(services, DELAYED_PURPOSE, &user.sub, &ready_at.secs().to_string(), delay + READY_FOR);
+        let cancel = mint(services, CANCEL_PURPOSE, &user.sub, "", delay + READY_FOR);
+        let actor = Actor::User(user.sub.to_string());
+        tx.create_one_time_token(tenant, &waiting.stored).await?;
+        tx.create_one_time_token(tenant, &cancel.stored).await?;
+        let address = user.email.as_ref().ok_or(RecoveryRefusal::Gone)?;
+        let values = context! {
+            account => services.users().known_as(&user),
+            ready_at => ready_at.to_rfc3339(),
+            hours => delay.as_secs().div_ceil(3_600),
+            cancel_link => one_time_tokens::link(services, CANCEL_PATH, &cancel.token),
+        };
+        let email = services.outbox().render("recovery_pending", address.as_str(), values)?;
+        services.outbox().queue_email(tx, tenant, "recovery_pending", &email, until, &actor).await?;
+        let details = serde_json::json!({"ready_at": ready_at.secs()});
+        tx.audit(tenant, &actor, "recovery.delayed", user.sub.as_str(), details).await?;
+        Ok(())
     }
 
-    /// Whether the session may add its passkey now.
+    /// When the account's waiting recovery may complete, if one waits.
+    pub async fn waiting_for(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<Option<UnixTime>> {
+        let now = self.0.clock.now();
+        let pending = self.0.store().pending_one_time_token(tenant, sub, DELAYED_PURPOSE, now).await?;
+        Ok(pending.and_then(|t| t.detail.parse::<i64>().ok()).map(UnixTime::from_secs))
+    }
+
+    /// Whether the session may add its passkey now: `NotNow` while a second proof is
+    /// missing or the delay runs, `Cancelled` if the waiting recovery was cancelled.
     pub async fn may_complete(&self, tenant: &TenantId, session: &RecoverySession) -> Result<(), RecoveryRefusal> {
         self.live(session)?;
         match &session.proof {
             Proof::LinkIsEnough | Proof::Given => Ok(()),
-            Proof::Waiting { .. } => self.waiting_state(tenant, session).await,
             Proof::AppCodeNeeded | Proof::OtherPasskeyLost => Err(RecoveryRefusal::NotNow),
+            Proof::Waiting { .. } => match self.waiting_for(tenant, &session.sub).await? {
+                None => Err(RecoveryRefusal::Cancelled),
+                Some(ready_at) if self.0.clock.now() < ready_at => Err(RecoveryRefusal::NotNow),
+                Some(_) => Ok(()),
+            },
         }
     }
 
-    /// Completes the recovery with a new passkey, in one transaction: the passkey, new
-    /// recovery codes, every session ended and refresh token revoked, the message that it
-    /// happened. Returns the recovery codes, to show once.
+    /// Completes the recovery with a new passkey, once, in one transaction: the passkey,
+    /// new recovery codes, every session ended and refresh token revoked, the message that
+    /// it happened. Returns the recovery codes, to show once.
     pub async fn complete(
         &self,
         tenant: &TenantId,
@@ -345,17 +405,19 @@ impl Recovery<'_> {
         let sessions = services.sessions();
         let how = sessions.ending("account_recovered", true).await;
         let mut tx = services.store().transaction().await?;
-        if let Proof::Waiting { token_hash, .. } = &session.proof {
-            let hash = latchkey_core::crypto::TokenHash::from_stored(token_hash.clone());
-            if tx.consume_one_time_token(tenant, &hash, DELAYED_PURPOSE, now).await?.is_none() {
+        tx.lock_user(tenant, sub).await?;
+        let completion = latchkey_core::crypto::TokenHash::from_stored(session.completion.clone());
+        if tx.consume_one_time_token(tenant, &completion, SESSION_PURPOSE, now).await?.is_none() {
+            return Err(RecoveryRefusal::Gone);
+        }
+        if matches!(session.proof, Proof::Waiting { .. }) {
+            if tx.consume_pending_one_time_token(tenant, sub, DELAYED_PURPOSE, now).await?.is_none() {
                 return Err(RecoveryRefusal::Cancelled);
             }
             tx.retire_one_time_tokens(tenant, sub, CANCEL_PURPOSE, now).await?;
         }
         let user = tx.user(tenant, sub).await?;
-        if user.locked {
-            return Err(RecoveryRefusal::Gone);
-        }
+        still_recoverable(&user, &session.address)?;
         tx.add_passkey(tenant, sub, &passkey, &actor).await.map_err(|e| match e {
             latchkey_store::StoreError::Conflict(_) => RecoveryRefusal::NotNow,
             other => other.into(),
@@ -363,12 +425,10 @@ impl Recovery<'_> {
         tx.replace_recovery_codes(tenant, sub, &hashes, &actor).await?;
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
         let ended = tx.end_browser_sessions(tenant, &which, &how, &actor).await?;
-        if let Some(address) = user.email.as_ref().filter(|_| user.email_verified) {
-            let values = context! { name => display_name(&user), passkey => passkey.name.as_str() };
-            let email = services.outbox().render("recovery_completed", address.as_str(), values)?;
-            let expires = now.plus(Duration::from_secs(7 * 86_400));
-            services.outbox().queue_email(tx.as_mut(), tenant, "recovery_completed", &email, expires, &actor).await?;
-        }
+        let values = context! { account => services.users().known_as(&user), passkey => passkey.name.as_str() };
+        let email = services.outbox().render("recovery_completed", &session.address, values)?;
+        let expires = now.plus(Duration::from_secs(7 * 86_400));
+        services.outbox().queue_email(tx.as_mut(), tenant, "recovery_completed", &email, expires, &actor).await?;
         let details = serde_json::json!({"via": "email", "sessions_ended": ended.sessions.len()});
         tx.audit(tenant, &actor, "recovery.completed", sub.as_str(), details).await?;
         tx.commit().await?;
@@ -385,23 +445,49 @@ impl Recovery<'_> {
         let gone = || ServiceError::NotFound("cancel link".into());
         let hash = one_time_tokens::hash_given(services, CANCEL_PURPOSE, token).ok_or_else(gone)?;
         let now = services.clock.now();
+        let found = services.store().peek_one_time_token(tenant, &hash, CANCEL_PURPOSE, now).await?.ok_or_else(gone)?;
+        // The account's lock first, as completion takes it: the two never wait on each other.
         let mut tx = services.store().transaction().await?;
-        let used = tx.consume_one_time_token(tenant, &hash, CANCEL_PURPOSE, now).await?.ok_or_else(gone)?;
-        tx.retire_one_time_tokens(tenant, &used.sub, DELAYED_PURPOSE, now).await?;
-        tx.retire_one_time_tokens(tenant, &used.sub, LINK_PURPOSE, now).await?;
-        let user = tx.user(tenant, &used.sub).await?;
-        let actor = Actor::User(user.sub.to_string());
-        tx.audit(tenant, &actor, "recovery.cancelled", user.sub.as_str(), serde_json::json!({})).await?;
+        tx.lock_user(tenant, &found.sub).await?;
+        tx.consume_one_time_token(tenant, &hash, CANCEL_PURPOSE, now).await?.ok_or_else(gone)?;
+        self.cancel_in(tx.as_mut(), tenant, &found.sub, "cancel_link").await?;
+        let user = tx.user(tenant, &found.sub).await?;
         tx.commit().await?;
         Ok(user)
+    }
+
+    /// Cancels the account's waiting recovery (its owner pressed the button on the security
+    /// page, or signed in during the delay). Returns whether one was waiting.
+    pub async fn cancel_for(&self, tenant: &TenantId, sub: &SubjectId, why: &str) -> ServiceResult<bool> {
+        if self.waiting_for(tenant, sub).await?.is_none() {
+            return Ok(false);
+        }
+        let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let cancelled = self.cancel_in(tx.as_mut(), tenant, sub, why).await?;
+        tx.commit().await?;
+        Ok(cancelled)
+    }
+
+    async fn cancel_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        why: &str,
+    ) -> ServiceResult<bool> {
+        let now = self.0.clock.now();
+        let waiting = tx.retire_one_time_tokens(tenant, sub, DELAYED_PURPOSE, now).await?;
+        for purpose in [CANCEL_PURPOSE, LINK_PURPOSE, SESSION_PURPOSE] {
+            tx.retire_one_time_tokens(tenant, sub, purpose, now).await?;
+        }
+        let actor = Actor::User(sub.to_string());
+        tx.audit(tenant, &actor, "recovery.cancelled", sub.as_str(), serde_json::json!({"by": why})).await?;
+        Ok(waiting > 0)
     }
 
     /// Whether a cancel link is live, without using it.
     pub async fn look_cancel(&self, tenant: &TenantId, token: &str) -> ServiceResult<bool> {
         Ok(one_time_tokens::peek(self.0, tenant, CANCEL_PURPOSE, token).await?.is_some())
     }
-}
-
-fn display_name(user: &User) -> &str {
-    user.name.as_ref().map_or(user.username.as_str(), |n| n.as_str())
 }

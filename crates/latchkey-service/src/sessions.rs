@@ -241,6 +241,13 @@ impl Sessions<'_> {
             }
             self.create(tenant, &session, &actor).await?;
         }
+        // Whoever signs in has a factor that is not lost: a recovery waiting out its delay
+        // (someone said every factor was lost) is cancelled.
+        match services.recovery().cancel_for(tenant, &session.sub, "signed_in").await {
+            Ok(true) => tracing::info!(sub = %session.sub, "a waiting recovery was cancelled by a sign-in"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot check for a waiting recovery at sign-in"),
+        }
         Ok(Started { session, secret, lifetime })
     }
 

@@ -45,6 +45,15 @@ impl Users<'_> {
         fn import(tenant: &TenantId, users: &[NewUser], actor: &Actor) -> ImportOutcome => import_users;
     }
 
+    /// What the user knows themselves by: their username, or with `identifier = "email"`
+    /// (where the username is generated and never shown) their email address.
+    pub fn known_as(&self, user: &User) -> String {
+        match (&user.email, self.0.config.registration.identifier) {
+            (Some(email), latchkey_config::Identifier::Email) => email.to_string(),
+            _ => user.username.to_string(),
+        }
+    }
+
     /// A user named by subject id or by username (a username may look like a subject id:
     /// both are tried).
     pub async fn find(&self, tenant: &TenantId, given: &str) -> ServiceResult<User> {

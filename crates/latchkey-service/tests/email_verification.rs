@@ -60,16 +60,21 @@ async fn a_link_is_looked_at_without_being_used_then_used_once() {
         let still = ok(s.users().by_sub(&t, &ada.sub).await, b).map(|u| u.email_verified);
         assert_eq!(still, Some(false), "{b}: looking verifies nothing");
 
-        let (who, address) = ok(s.email_verification().confirm(&t, &token).await, b);
+        // Only for the account it was sent for: another account's session cannot use it.
+        let mallory = user(&s, "mallory", None, false).await;
+        let foreign = s.email_verification().confirm(&t, &token, &mallory.sub).await;
+        assert!(matches!(foreign, Err(ServiceError::Invalid(_))), "{b}: {foreign:?}");
+        assert!(ok(s.email_verification().look(&t, &token).await, b).is_some(), "{b}: still usable");
+        let (who, address) = ok(s.email_verification().confirm(&t, &token, &ada.sub).await, b);
         assert_eq!((who.sub, address), (ada.sub.clone(), email("ada@example.test")), "{b}");
         let now = ok(s.users().by_sub(&t, &ada.sub).await, b).map(|u| u.email_verified);
         assert_eq!(now, Some(true), "{b}");
-        let again = s.email_verification().confirm(&t, &token).await;
+        let again = s.email_verification().confirm(&t, &token, &ada.sub).await;
         assert!(matches!(again, Err(ServiceError::NotFound(_))), "{b}: used once: {again:?}");
         assert!(ok(s.email_verification().look(&t, &token).await, b).is_none(), "{b}");
 
         for bad in ["", "short", &"x".repeat(400), "ünïcode-ünïcode-ünïcode", &format!("{token}x")] {
-            let refused = s.email_verification().confirm(&t, bad).await;
+            let refused = s.email_verification().confirm(&t, bad, &ada.sub).await;
             assert!(matches!(refused, Err(ServiceError::NotFound(_))), "{b}: `{bad}`: {refused:?}");
         }
         let done = s
@@ -97,11 +102,17 @@ async fn a_link_expires_and_a_newer_link_replaces_it() {
         let first = token_in(&sent(&s).await[0].1);
         ok(verification.send_link(&t, &ada, &email("ada@example.test"), None, &Actor::Cli).await, b);
         let second = token_in(&sent(&s).await[0].1);
-        assert!(matches!(verification.confirm(&t, &first).await, Err(ServiceError::NotFound(_))), "{b}: replaced");
+        assert!(
+            matches!(verification.confirm(&t, &first, &ada.sub).await, Err(ServiceError::NotFound(_))),
+            "{b}: replaced"
+        );
 
         s.clock.advance(LINK_LIFETIME + Duration::from_secs(1));
         assert!(ok(verification.look(&t, &second).await, b).is_none(), "{b}: expired");
-        assert!(matches!(verification.confirm(&t, &second).await, Err(ServiceError::NotFound(_))), "{b}: expired");
+        assert!(
+            matches!(verification.confirm(&t, &second, &ada.sub).await, Err(ServiceError::NotFound(_))),
+            "{b}: expired"
+        );
         assert_eq!(ok(s.users().by_sub(&t, &ada.sub).await, b).map(|u| u.email_verified), Some(false), "{b}");
     }
 }
@@ -126,7 +137,7 @@ async fn a_changed_address_replaces_the_old_one_only_once_confirmed_and_the_old_
         let messages = sent(&s).await;
         assert_eq!(messages[0].1.to, "ada@new.test", "{b}: the link goes to the new address");
 
-        ok(s.email_verification().confirm(&t, &token_in(&messages[0].1)).await, b);
+        ok(s.email_verification().confirm(&t, &token_in(&messages[0].1), &ada.sub).await, b);
         let current = who_again(&s, &ada).await;
         assert_eq!((current.email, current.email_verified), (Some(email("ada@new.test")), true), "{b}");
         assert_eq!(ok(s.email_verification().pending(&t, &ada).await, b), None, "{b}");
@@ -150,8 +161,8 @@ async fn an_unverified_address_reserves_nothing_and_the_first_to_verify_holds_it
         let eves = token_in(&sent(&s).await[0].1);
         ok(s.email_verification().send_link(&t, &ada, &email("ada@example.test"), None, &Actor::Cli).await, b);
         let adas = token_in(&sent(&s).await[0].1);
-        ok(s.email_verification().confirm(&t, &adas).await, b);
-        let taken = s.email_verification().confirm(&t, &eves).await;
+        ok(s.email_verification().confirm(&t, &adas, &ada.sub).await, b);
+        let taken = s.email_verification().confirm(&t, &eves, &eve.sub).await;
         assert!(matches!(taken, Err(ServiceError::Conflict(_))), "{b}: {taken:?}");
         assert!(ok(s.email_verification().look(&t, &eves).await, b).is_some(), "{b}: the refused link is not used up");
         assert!(!who_again(&s, &eve).await.email_verified, "{b}");

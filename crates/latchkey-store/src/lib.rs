@@ -578,6 +578,14 @@ pub trait FactorStore {
         state: &str,
         expires_at: UnixTime,
     ) -> StoreResult<()>;
+    /// A ceremony's state, left in place; `None` if absent or expired.
+    async fn peek_ceremony(
+        &self,
+        tenant: &TenantId,
+        id_hash: &TokenHash,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<String>>;
     /// Takes a ceremony's state out (single use); `None` if absent or expired.
     async fn take_ceremony(
         &self,
@@ -712,6 +720,15 @@ pub trait StoreTx: Send {
         &mut self,
         tenant: &TenantId,
         hash: &TokenHash,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<OneTimeToken>>;
+    /// Uses the newest unused, unexpired token of `purpose` for `sub` (a state found by its
+    /// subject rather than a token the user holds, such as a waiting recovery).
+    async fn consume_pending_one_time_token(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
         purpose: &str,
         now: UnixTime,
     ) -> StoreResult<Option<OneTimeToken>>;

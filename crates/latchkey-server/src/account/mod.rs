@@ -9,6 +9,7 @@ pub mod password;
 pub mod recovery_codes;
 pub mod sessions_page;
 pub mod totp;
+pub mod waiting_recovery;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -26,10 +27,7 @@ use crate::state::AppState;
 /// What the user knows themselves by: their username, or with `identifier = "email"` (where
 /// the username is generated and never shown) their email address.
 pub(crate) fn known_as(state: &AppState, user: &User) -> String {
-    match (&user.email, state.config.registration.identifier) {
-        (Some(email), latchkey_config::Identifier::Email) => email.to_string(),
-        _ => user.username.to_string(),
-    }
+    state.services.users().known_as(user)
 }
 
 /// Sign in first, then come back to the security page.
@@ -97,6 +95,7 @@ fn message(done: Option<&str>) -> Option<&'static str> {
         }
         "email_replaced" => "Email address saved.",
         "email_unchanged" => "That is your address already.",
+        "recovery_cancelled" => "The recovery was stopped. It can no longer complete.",
         _ => return None,
     })
 }
@@ -154,6 +153,7 @@ async fn render(
     let totp = state.services.factors().totp(tenant, sub).await?;
     let recovery_left = state.services.factors().recovery_codes_left(tenant, sub).await?;
     let pending_email = state.services.email_verification().pending(tenant, user).await?;
+    let waiting_recovery = state.services.recovery().waiting_for(tenant, sub).await?.map(|t| t.to_rfc3339());
     let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
     let rows: Vec<minijinja::Value> = passkeys
         .iter()
@@ -179,7 +179,7 @@ async fn render(
             done => message(q.done.as_deref()), error => error_message(q.error.as_deref()),
             recovered => q.recovered.is_some(),
             email => user.email.as_ref().map(|e| e.as_str()), email_verified => user.email_verified,
-            pending_email => pending_email.as_ref().map(|e| e.as_str()),
+            pending_email => pending_email.as_ref().map(|e| e.as_str()), waiting_recovery,
             mail => state.services.outbox().mail_enabled(), mail_delayed => state.services.outbox().mail_delayed(),
             req => q.req.as_deref().filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
         },

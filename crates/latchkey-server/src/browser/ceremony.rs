@@ -57,11 +57,12 @@ pub async fn put<T: Serialize>(
     value: &T,
 ) -> Result<Option<HeaderValue>, String> {
     let expires_at = state.clock.now().plus(state.config.passkeys.challenge_lifetime);
-    put_until(state, tenant, headers, purpose, value, expires_at).await
+    store(state, tenant, headers, purpose, value, expires_at, None).await
 }
 
-/// [`put`], kept until `expires_at` instead of a challenge's lifetime.
-pub async fn put_until<T: Serialize>(
+/// [`put`], kept until `expires_at` (hours or days): the cookie is (re)set to last as long,
+/// so closing the browser does not lose it.
+pub async fn put_lasting<T: Serialize>(
     state: &AppState,
     tenant: &TenantId,
     headers: &HeaderMap,
@@ -69,12 +70,26 @@ pub async fn put_until<T: Serialize>(
     value: &T,
     expires_at: latchkey_core::UnixTime,
 ) -> Result<Option<HeaderValue>, String> {
+    let max_age = u64::try_from(expires_at.secs() - state.clock.now().secs()).unwrap_or(0);
+    store(state, tenant, headers, purpose, value, expires_at, Some(max_age)).await
+}
+
+async fn store<T: Serialize>(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    purpose: Purpose,
+    value: &T,
+    expires_at: latchkey_core::UnixTime,
+    max_age: Option<u64>,
+) -> Result<Option<HeaderValue>, String> {
     let existing = cookies::get(headers, &cookies::name(state.https, COOKIE)).filter(|v| v.len() >= 32);
     let (secret, set) = match existing {
-        Some(v) => (v.to_owned(), None),
+        Some(v) if max_age.is_none() => (v.to_owned(), None),
+        Some(v) => (v.to_owned(), Some(cookies::set(state.https, COOKIE, v, max_age))),
         None => {
             let v = random::token_string::<32>();
-            (v.clone(), Some(cookies::set(state.https, COOKIE, &v, None)))
+            (v.clone(), Some(cookies::set(state.https, COOKIE, &v, max_age)))
         }
     };
     let json = serde_json::to_string(value).map_err(|e| e.to_string())?;
@@ -85,6 +100,26 @@ pub async fn put_until<T: Serialize>(
         .await
         .map_err(|e| e.to_string())?;
     Ok(set)
+}
+
+/// This browser's state for `purpose`, left in place: `None` when there is none, it
+/// expired, or belongs to another browser.
+pub async fn peek<T: DeserializeOwned>(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    purpose: Purpose,
+) -> Option<T> {
+    let secret = cookies::get(headers, &cookies::name(state.https, COOKIE))?;
+    let id = key(state, secret);
+    let factors = state.services.factors();
+    match factors.peek_ceremony(tenant, &id, purpose.as_str(), state.clock.now()).await {
+        Ok(json) => serde_json::from_str(&json?).ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read ceremony state");
+            None
+        }
+    }
 }
 
 /// Takes this browser's state for `purpose` out: `None` when there is none, it expired,

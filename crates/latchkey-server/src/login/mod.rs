@@ -76,7 +76,7 @@ pub(crate) fn render_login(state: &AppState, headers: &HeaderMap, status: Status
             passwords => state.config.login.passwords, passkeys => state.passkeys.available(),
             identifier_label => identifier_label(state), notice => view.notice,
             sign_up => state.config.registration.mode == RegistrationMode::Open,
-            recover => state.services.recovery().offered(),
+            recover => state.services.recovery().offered() && state.passkeys.available(),
         },
     );
     if let Some(c) = set_cookie {

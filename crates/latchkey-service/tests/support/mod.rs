@@ -69,22 +69,23 @@ pub fn mail() -> latchkey_config::MailConfig {
     }
 }
 
-/// The emails waiting in the outbox, opened, with their kinds (and claimed, so each is
-/// read once).
+/// The emails waiting in the outbox, opened, with their kinds (and sent, so each is read
+/// once).
 #[allow(dead_code)]
 pub async fn sent(s: &Latchkey) -> Vec<(String, latchkey_service::mail::Email)> {
     let store = latchkey_service::testing::store_of(s);
     let lease = std::time::Duration::from_secs(600);
     let claimed =
         ok(store.claim_messages(latchkey_core::records::Channel::Email, s.clock.now(), lease, 50).await, "claim");
-    claimed
-        .into_iter()
-        .map(|m| {
-            let aad = format!("outbox|{}|{}", m.tenant.as_str(), m.id);
-            let plain = ok(s.master_key.open(&m.sealed, aad.as_bytes()), "open");
-            (m.kind, ok(serde_json::from_slice(&plain), "email"))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for m in claimed {
+        let aad = format!("outbox|{}|{}", m.tenant.as_str(), m.id);
+        let plain = ok(s.master_key.open(&m.sealed, aad.as_bytes()), "open");
+        // Delivered: gone from the outbox, so a clock moved past its lease never finds it again.
+        ok(store.finish_message(&m, &latchkey_core::records::SendOutcome::Sent).await, "finish");
+        out.push((m.kind.clone(), ok(serde_json::from_slice(&plain), "email")));
+    }
+    out
 }
 
 /// The token of the link to `path` in a message's text.

@@ -361,6 +361,19 @@ macro_rules! impl_factor_store {
                 Ok(())
             }
 
+            async fn peek_ceremony(&self, tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime)
+                -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT state FROM auth_ceremonies WHERE tenant_id = $1 AND id_hash = $2 AND purpose = $3 AND expires_at > $4",
+                )
+                .bind(tenant.as_str())
+                .bind(id_hash.as_str())
+                .bind(purpose)
+                .bind(now.secs())
+                .fetch_optional(self.pool())
+                .await?)
+            }
+
             async fn take_ceremony(&self, tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<String>> {
                 let mut tx = self.begin_write().await?;

@@ -144,6 +144,24 @@ macro_rules! impl_shared_store {
                 -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
                 <$store>::consume_one_time_token_in(&mut self.tx, tenant, hash, purpose, now).await
             }
+            async fn consume_pending_one_time_token(&mut self, tenant: &TenantId, sub: &SubjectId, purpose: &str, now: UnixTime)
+                -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
+                let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
+                    "UPDATE one_time_tokens SET used_at = $4
+                     WHERE tenant_id = $1 AND used_at IS NULL AND token_hash = (
+                         SELECT token_hash FROM one_time_tokens
+                         WHERE tenant_id = $1 AND sub = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
+                         ORDER BY created_at DESC LIMIT 1)
+                     RETURNING purpose, sub, detail, created_at, expires_at",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(purpose)
+                .bind(now.secs())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
             async fn retire_one_time_tokens(&mut self, tenant: &TenantId, sub: &SubjectId, purpose: &str, now: UnixTime)
                 -> StoreResult<u64> {
                 <$store>::retire_one_time_tokens_in(&mut self.tx, tenant, sub, purpose, now).await
