@@ -61,14 +61,18 @@ fn no_store(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     response
 }
 
-fn form_page(state: &AppState, headers: &HeaderMap, sent: bool, status: StatusCode) -> Response {
+fn form_page(state: &AppState, headers: &HeaderMap, sent: Option<&str>, status: StatusCode) -> Response {
     let (csrf, cookie) = csrf::token(state, headers);
+    let recovery = state.services.recovery();
+    let outbox = state.services.outbox();
     let page = state.templates.render(
         status,
         "recover.html",
         minijinja::context! {
-            title => "Can't sign in?", base => state.base(), csrf, sent,
-            mail_delayed => state.services.outbox().mail_delayed(),
+            title => "Can't sign in?", base => state.base(), csrf, sent => sent.is_some(), identifier => sent,
+            by_email => recovery.offered_email(), by_sms => recovery.offered_sms(),
+            mail_delayed => recovery.offered_email() && outbox.mail_delayed(),
+            sms_delayed => recovery.offered_sms() && outbox.sms_delayed(),
         },
     );
     no_store(page, cookie)
@@ -79,7 +83,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     if !offered(&state) {
         return not_offered();
     }
-    form_page(&state, &headers, false, StatusCode::OK)
+    form_page(&state, &headers, None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -102,12 +106,49 @@ pub async fn submit(
     if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
         return csrf::expired_form();
     }
-    match recovery::request(&state.services, &tenant, form.identifier.as_deref().unwrap_or_default(), ip).await {
-        Ok(()) => form_page(&state, &headers, true, StatusCode::OK),
+    let typed = form.identifier.as_deref().unwrap_or_default();
+    match recovery::request(&state.services, &tenant, typed, ip).await {
+        Ok(()) => form_page(&state, &headers, Some(typed.trim()), StatusCode::OK),
         Err(RecoveryRefusal::Gone) => {
             PageError::new(StatusCode::BAD_REQUEST, "Give your username or email address.").into_response()
         }
         Err(other) => refused(other),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeRequestForm {
+    csrf: Option<String>,
+    identifier: Option<String>,
+    code: Option<String>,
+}
+
+/// `POST /recover/code`: the code texted to the account's verified phone number opens the
+/// recovery session, as a link does. A wrong code and a name that is no account get the
+/// same answer.
+pub async fn code(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CodeRequestForm>,
+) -> Response {
+    if !offered(&state) || !state.services.recovery().offered_sms() {
+        return not_offered();
+    }
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let typed = form.identifier.as_deref().unwrap_or_default();
+    let code = form.code.as_deref().unwrap_or_default();
+    match state.services.recovery().begin_with_code(&tenant, typed, code, ip).await {
+        Ok(session) => keep(&state, &tenant, &headers, &session).await,
+        Err(RecoveryRefusal::WrongCode) => PageError::new(
+            StatusCode::BAD_REQUEST,
+            "That code is not right, or it expired. Go back and try again, or ask for a new one.",
+        )
+        .into_response(),
+        Err(r) => refused(r),
     }
 }
 

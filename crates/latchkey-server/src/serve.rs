@@ -58,10 +58,6 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let changes = services.prepare_node().await?;
     let mut background = services.spawn_background(changes);
     background.extend(latchkey_service::forward_auth::rules::spawn_watcher(services.clone()));
-    background.extend(
-        latchkey_service::outbox::spawn_sender(services.clone())
-            .map_err(|e| StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "mail", e)))?,
-    );
     let metrics = edge::metrics::handle();
     if let Some(handle) = &metrics {
         background.push(edge::metrics::spawn_upkeep(handle.clone()));
@@ -80,6 +76,10 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     };
     let outbound = Arc::new(latchkey_service::outbound::Outbound::new(&config.outbound).map_err(StartupError::Tls)?);
     latchkey_service::outbound::warn_about_refused_destinations(&services, outbound.policy()).await;
+    background.extend(
+        latchkey_service::outbox::spawn_senders(services.clone(), outbound.clone())
+            .map_err(|e| StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "mail/sms", e)))?,
+    );
     let pages = ErrorPages::load(&config.web, &crate::state::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
     let state = AppState::new(crate::state::Shared {
         issuer: Arc::from(issuer.as_str()),

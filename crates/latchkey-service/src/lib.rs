@@ -45,6 +45,7 @@ pub mod passkey_sign_in;
 pub mod passkeys;
 pub mod password_sign_in;
 pub mod passwords;
+pub mod phone_verification;
 pub mod recovery;
 pub mod resources;
 pub mod revocations;
@@ -52,6 +53,7 @@ pub mod scopes;
 pub mod sessions;
 pub mod sign_in;
 pub mod sign_up;
+pub mod sms;
 pub mod system;
 pub mod token_verification;
 pub mod tokens;
@@ -96,6 +98,8 @@ pub struct Latchkey {
     pub forward_auth_sessions: forward_auth::ConfirmedSessions,
     /// The mail relay's circuit on this node.
     pub mail_breaker: outbound::breaker::Breakers,
+    /// The SMS API's circuit on this node.
+    pub sms_breaker: outbound::breaker::Breakers,
     /// The email templates, once loaded ([`outbox::Outbox::templates`]).
     email_templates: std::sync::OnceLock<email_templates::EmailTemplates>,
 }
@@ -121,6 +125,10 @@ impl Latchkey {
             forward_auth_rules: Arc::default(),
             forward_auth_sessions: Default::default(),
             email_templates: std::sync::OnceLock::new(),
+            sms_breaker: outbound::breaker::Breakers::new(
+                outbox::BREAKER_FAILURES,
+                config.sms.as_ref().map_or(std::time::Duration::from_secs(30), |m| m.circuit_cool_down),
+            ),
             mail_breaker: outbound::breaker::Breakers::new(
                 outbox::BREAKER_FAILURES,
                 config.mail.as_ref().map_or(std::time::Duration::from_secs(30), |m| m.circuit_cool_down),
@@ -149,6 +157,9 @@ impl Latchkey {
     }
     pub fn email_verification(&self) -> email_verification::EmailVerification<'_> {
         email_verification::EmailVerification(self)
+    }
+    pub fn phone_verification(&self) -> phone_verification::PhoneVerification<'_> {
+        phone_verification::PhoneVerification(self)
     }
     pub fn recovery(&self) -> recovery::Recovery<'_> {
         recovery::Recovery(self)

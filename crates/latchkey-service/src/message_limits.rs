@@ -72,21 +72,59 @@ impl MessageLimits<'_> {
     /// nothing) if any limit is reached.
     pub async fn reserve(&self, tenant: &TenantId, purpose: &str, counted: &[Counted<'_>]) -> Result<(), Limited> {
         let keys: Vec<(String, i64)> = counted.iter().map(|c| self.key(purpose, c)).collect();
-        self.reserve_all(tenant, purpose, &keys).await
+        self.reserve_all(tenant, purpose, &keys, WINDOW).await
     }
 
     /// [`Self::reserve`] with keys and limits of the caller's own (an account from one IP,
     /// say), each under `purpose`.
     pub async fn reserve_keyed(&self, tenant: &TenantId, purpose: &str, keys: &[(&str, i64)]) -> Result<(), Limited> {
-        let keys: Vec<(String, i64)> =
-            keys.iter().map(|(k, limit)| (format!("message:{purpose}:key:{k}"), *limit)).collect();
-        self.reserve_all(tenant, purpose, &keys).await
+        self.reserve_keyed_within(tenant, purpose, keys, WINDOW).await
     }
 
-    async fn reserve_all(&self, tenant: &TenantId, purpose: &str, keys: &[(String, i64)]) -> Result<(), Limited> {
+    /// [`Self::reserve_keyed`] within `window` (at most a day, as long as counters are kept).
+    pub async fn reserve_keyed_within(
+        &self,
+        tenant: &TenantId,
+        purpose: &str,
+        keys: &[(&str, i64)],
+        window: Duration,
+    ) -> Result<(), Limited> {
+        let keys: Vec<(String, i64)> =
+            keys.iter().map(|(k, limit)| (format!("message:{purpose}:key:{k}"), *limit)).collect();
+        self.reserve_all(tenant, purpose, &keys, window).await
+    }
+
+    /// Counts a text message against `[sms].daily_limits`: the number, the account (if any),
+    /// the client IP (if a person asked from the web) and all texts of the tenant, per day.
+    pub async fn reserve_text(
+        &self,
+        tenant: &TenantId,
+        number: &str,
+        sub: Option<&SubjectId>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Limited> {
+        let Some(sms) = &self.0.config.sms else { return Err(Limited::Unavailable) };
+        let l = &sms.daily_limits;
+        let number = self.0.token_hasher.hash("message_recipient", number);
+        let mut keys = vec![
+            ("text:all".to_owned(), i64::from(l.total)),
+            (format!("text:to:{}", number.as_str()), i64::from(l.per_number)),
+        ];
+        keys.extend(sub.map(|s| (format!("text:sub:{s}"), i64::from(l.per_account))));
+        keys.extend(ip.map(|ip| (format!("text:ip:{}", ip_bucket(ip)), i64::from(l.per_ip))));
+        self.reserve_all(tenant, "text", &keys, Duration::from_secs(86_400)).await
+    }
+
+    async fn reserve_all(
+        &self,
+        tenant: &TenantId,
+        purpose: &str,
+        keys: &[(String, i64)],
+        window: Duration,
+    ) -> Result<(), Limited> {
         let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
         let store = self.0.store();
-        let reserved = match store.reserve_attempts(tenant, &names, self.0.clock.now(), WINDOW).await {
+        let reserved = match store.reserve_attempts(tenant, &names, self.0.clock.now(), window).await {
             Ok(r) if r.len() == names.len() => r,
             Ok(_) => return Err(unavailable("the counters answered for other keys")),
             Err(e) => return Err(unavailable(e)),

@@ -42,6 +42,11 @@ use crate::{Latchkey, ServiceError, ServiceResult};
 pub const LINK_PURPOSE: &str = "recovery_link";
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 pub const LINK_PATH: &str = "/recover/link";
+/// A code texted to the account's verified phone number (`recovery.sms`).
+const CODE_PURPOSE: &str = "recovery_code";
+pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
+/// Wrong codes per account (or per name that is no account) within [`CODE_LIFETIME`].
+pub const CODE_ATTEMPTS: i64 = 5;
 /// A recovery waiting out the delay; its detail is when it may complete.
 const DELAYED_PURPOSE: &str = "recovery_delayed";
 const CANCEL_PURPOSE: &str = "recovery_cancel";
@@ -61,13 +66,38 @@ const PER_ACCOUNT: i64 = 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoverySession {
     pub sub: SubjectId,
-    /// The verified address the link went to: the account must still have it.
+    /// How the user proved the account: a link by email, a code by text message.
+    pub via: Via,
+    /// The verified address (or phone number) the link (or code) went to: the account must
+    /// still have it.
     pub address: String,
     pub proof: Proof,
     /// Until when this state may be used (secs).
     pub expires_at: i64,
     /// The hash of the single-use token its completion uses up.
     completion: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Via {
+    Email,
+    Sms,
+}
+
+impl Via {
+    fn purpose(self) -> &'static str {
+        match self {
+            Via::Email => LINK_PURPOSE,
+            Via::Sms => CODE_PURPOSE,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Email => "email",
+            Via::Sms => "sms",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,23 +183,152 @@ pub async fn request(
     services.message_limits().reserve(tenant, LINK_PURPOSE, &[Counted::Recipient(typed), Counted::Ip(ip)]).await?;
     let (services, tenant, typed) = (services.clone(), tenant.clone(), typed.to_owned());
     tokio::spawn(async move {
-        if let Err(e) = services.recovery().send_link(&tenant, &typed, ip).await {
+        let recovery = services.recovery();
+        if recovery.offered_email()
+            && let Err(e) = recovery.send_link(&tenant, &typed, ip).await
+        {
             tracing::warn!(error = %e, "cannot send a recovery link");
+        }
+        if recovery.offered_sms()
+            && let Err(e) = recovery.send_code(&tenant, &typed, ip).await
+        {
+            tracing::warn!(error = %e, "cannot text a recovery code");
         }
     });
     Ok(())
 }
 
-/// The account still as the recovery found it: not locked, the same verified address.
-fn still_recoverable(user: &User, address: &str) -> Result<(), RecoveryRefusal> {
-    let same = user.email_verified && user.email.as_ref().is_some_and(|e| e.as_str() == address);
+/// The account still as the recovery found it: not locked, the same verified address (or
+/// phone number).
+fn still_recoverable(user: &User, via: Via, address: &str) -> Result<(), RecoveryRefusal> {
+    let same = match via {
+        Via::Email => user.email_verified && user.email.as_ref().is_some_and(|e| e.as_str() == address),
+        Via::Sms => verified_phone(user) == Some(address),
+    };
     if user.locked || user.service_account || !same { Err(RecoveryRefusal::Gone) } else { Ok(()) }
 }
 
+/// The account's phone number, if verified.
+fn verified_phone(user: &User) -> Option<&str> {
+    user.profile.phone_number.as_deref().filter(|_| user.profile.phone_number_verified)
+}
+
 impl Recovery<'_> {
-    /// Whether recovery by email is offered here (`recovery.email` and `[mail]`).
+    /// Whether recovery is offered here: by email (`recovery.email` and `[mail]`) or by text
+    /// message (`recovery.sms` and `[sms]`).
     pub fn offered(&self) -> bool {
+        self.offered_email() || self.offered_sms()
+    }
+
+    pub fn offered_email(&self) -> bool {
         self.0.config.recovery.email && self.0.outbox().mail_enabled()
+    }
+
+    pub fn offered_sms(&self) -> bool {
+        self.0.config.recovery.sms && self.0.outbox().sms_enabled()
+    }
+
+    /// The account `typed` names for a recovery by text message: by username or verified
+    /// address, not locked, not a service account (whether it has a verified phone is
+    /// checked later, the same way for every name).
+    async fn named(&self, tenant: &TenantId, typed: &str) -> ServiceResult<Option<User>> {
+        let users = self.0.users();
+        let user = if typed.contains('@') {
+            match Email::parse(typed) {
+                Ok(address) => users
+                    .by_email(tenant, &address)
+                    .await?
+                    .filter(|u| u.email_verified && u.email.as_ref() == Some(&address)),
+                Err(_) => None,
+            }
+        } else {
+            match Username::parse(typed) {
+                Ok(name) => users.by_username(tenant, &name).await?,
+                Err(_) => None,
+            }
+        };
+        Ok(user.filter(|u| !u.locked && !u.service_account))
+    }
+
+    async fn send_code(&self, tenant: &TenantId, typed: &str, ip: IpAddr) -> ServiceResult<()> {
+        let services = self.0;
+        let Some(user) = self.named(tenant, typed).await? else { return Ok(()) };
+        let Some(number) = verified_phone(&user).map(str::to_owned) else { return Ok(()) };
+        if !services.config.sms.as_ref().is_some_and(|c| c.allows(&number)) {
+            return Ok(());
+        }
+        services.message_limits().reserve_text(tenant, &number, Some(&user.sub), Some(ip)).await?;
+        let code = crate::phone_verification::new_code();
+        let stored = latchkey_core::records::NewOneTimeToken {
+            hash: crate::phone_verification::code_hash(services, CODE_PURPOSE, &user.sub, &code),
+            purpose: CODE_PURPOSE.into(),
+            sub: user.sub.clone(),
+            detail: number.clone(),
+            expires_at: services.clock.now().plus(CODE_LIFETIME),
+        };
+        let text = crate::sms::TextMessage {
+            to: number,
+            body: format!(
+                "{code} is your code to recover your account at {}. It expires in 10 minutes. Never give it to anyone.",
+                services.issuer
+            ),
+        };
+        let mut tx = services.store().transaction().await?;
+        tx.create_one_time_token(tenant, &stored).await?;
+        tx.audit(tenant, &Actor::System, "recovery.code_sent", user.sub.as_str(), serde_json::json!({"via": "sms"}))
+            .await?;
+        services
+            .outbox()
+            .queue_text(tx.as_mut(), tenant, "recovery_code", &text, stored.expires_at, &Actor::System)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The code texted for `typed` (a username or verified address): a recovery session,
+    /// like a link's. Every name gets the same answers: a wrong code and a name that is no
+    /// account (or has no verified phone) are both `WrongCode`, counted the same way.
+    pub async fn begin_with_code(
+        &self,
+        tenant: &TenantId,
+        typed: &str,
+        code: &str,
+        ip: IpAddr,
+    ) -> Result<RecoverySession, RecoveryRefusal> {
+        let services = self.0;
+        if !self.offered_sms() {
+            return Err(RecoveryRefusal::NotNow);
+        }
+        let typed = typed.trim();
+        if typed.is_empty() || typed.len() > 320 {
+            return Err(RecoveryRefusal::WrongCode);
+        }
+        let user = self.named(tenant, typed).await?;
+        let key = match &user {
+            Some(u) => format!("code:sub:{}", u.sub),
+            None => format!(
+                "code:typed:{}",
+                services.token_hasher.hash("message_recipient", &typed.to_lowercase()).as_str()
+            ),
+        };
+        let limits = services.message_limits();
+        let ip_key = format!("code:ip:{}", crate::sign_in::ip_bucket(ip));
+        limits
+            .reserve_keyed_within(
+                tenant,
+                CODE_PURPOSE,
+                &[(&key, CODE_ATTEMPTS), (&ip_key, CODE_ATTEMPTS * 4)],
+                CODE_LIFETIME,
+            )
+            .await?;
+        let (Some(user), Some(code)) = (user, crate::phone_verification::typed_code(code)) else {
+            return Err(RecoveryRefusal::WrongCode);
+        };
+        let hash = crate::phone_verification::code_hash(services, CODE_PURPOSE, &user.sub, &code);
+        match self.open(tenant, &user.sub, &hash, Via::Sms).await {
+            Err(RecoveryRefusal::Gone) => Err(RecoveryRefusal::WrongCode),
+            other => other,
+        }
     }
 
     /// The account `typed` names, if it may be recovered by email: by username, or by its
@@ -227,7 +386,7 @@ impl Recovery<'_> {
     pub async fn look(&self, tenant: &TenantId, token: &str) -> ServiceResult<Option<User>> {
         let Some(found) = one_time_tokens::peek(self.0, tenant, LINK_PURPOSE, token).await? else { return Ok(None) };
         let user = self.0.users().by_sub(tenant, &found.sub).await?;
-        Ok(user.filter(|u| still_recoverable(u, &found.detail).is_ok()))
+        Ok(user.filter(|u| still_recoverable(u, Via::Email, &found.detail).is_ok()))
     }
 
     /// Uses the link: a recovery session for this browser, and what it still needs. A
@@ -235,24 +394,39 @@ impl Recovery<'_> {
     pub async fn begin(&self, tenant: &TenantId, token: &str) -> Result<RecoverySession, RecoveryRefusal> {
         let services = self.0;
         let hash = one_time_tokens::hash_given(services, LINK_PURPOSE, token).ok_or(RecoveryRefusal::Gone)?;
+        let found = services.store().peek_one_time_token(tenant, &hash, LINK_PURPOSE, services.clock.now()).await?;
+        let sub = found.ok_or(RecoveryRefusal::Gone)?.sub;
+        self.open(tenant, &sub, &hash, Via::Email).await
+    }
+
+    /// Uses the link or code `hash` (of `sub`) and opens the recovery session.
+    async fn open(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        hash: &latchkey_core::crypto::TokenHash,
+        via: Via,
+    ) -> Result<RecoverySession, RecoveryRefusal> {
+        let services = self.0;
         let now = services.clock.now();
         // Read before anything is used, so that a failure leaves the link usable.
-        let found = services.store().peek_one_time_token(tenant, &hash, LINK_PURPOSE, now).await?;
-        let sub = found.ok_or(RecoveryRefusal::Gone)?.sub;
-        let totp = services.factors().totp(tenant, &sub).await?.is_some_and(|t| t.confirmed);
-        let waiting = self.waiting_for(tenant, &sub).await?;
+        let totp = services.factors().totp(tenant, sub).await?.is_some_and(|t| t.confirmed);
+        let waiting = self.waiting_for(tenant, sub).await?;
 
         let mut tx = services.store().transaction().await?;
-        tx.lock_user(tenant, &sub).await?;
-        let used = tx.consume_one_time_token(tenant, &hash, LINK_PURPOSE, now).await?.ok_or(RecoveryRefusal::Gone)?;
-        let user = tx.user(tenant, &used.sub).await?;
-        still_recoverable(&user, &used.detail)?;
-        let methods = tx.sign_in_methods(tenant, &user.sub).await?;
+        tx.lock_user(tenant, sub).await?;
+        let used = tx.consume_one_time_token(tenant, hash, via.purpose(), now).await?.ok_or(RecoveryRefusal::Gone)?;
+        if used.sub != *sub {
+            return Err(RecoveryRefusal::Gone);
+        }
+        let user = tx.user(tenant, sub).await?;
+        still_recoverable(&user, via, &used.detail)?;
+        let methods = tx.sign_in_methods(tenant, sub).await?;
         let delay = services.config.recovery.delay;
-        let completion = mint(services, SESSION_PURPOSE, &user.sub, "", delay + READY_FOR + SESSION_LIFETIME);
+        let completion = mint(services, SESSION_PURPOSE, sub, "", delay + READY_FOR + SESSION_LIFETIME);
         tx.create_one_time_token(tenant, &completion.stored).await?;
-        let actor = Actor::User(user.sub.to_string());
-        tx.audit(tenant, &actor, "recovery.started", user.sub.as_str(), serde_json::json!({"via": "email"})).await?;
+        let actor = Actor::User(sub.to_string());
+        tx.audit(tenant, &actor, "recovery.started", sub.as_str(), serde_json::json!({"via": via.as_str()})).await?;
         tx.commit().await?;
 
         let (proof, expires) = match waiting {
@@ -263,6 +437,7 @@ impl Recovery<'_> {
         };
         Ok(RecoverySession {
             sub: user.sub,
+            via,
             address: used.detail,
             proof,
             expires_at: expires.secs(),
@@ -319,7 +494,7 @@ impl Recovery<'_> {
         let mut tx = services.store().transaction().await?;
         tx.lock_user(tenant, &session.sub).await?;
         let user = tx.user(tenant, &session.sub).await?;
-        still_recoverable(&user, &session.address)?;
+        still_recoverable(&user, session.via, &session.address)?;
         let ready_at = match self.waiting_for(tenant, &user.sub).await? {
             Some(ready_at) => ready_at,
             None => {
@@ -351,15 +526,22 @@ impl Recovery<'_> {
         let actor = Actor::User(user.sub.to_string());
         tx.create_one_time_token(tenant, &waiting.stored).await?;
         tx.create_one_time_token(tenant, &cancel.stored).await?;
-        let address = user.email.as_ref().ok_or(RecoveryRefusal::Gone)?;
+        let cancel_link = one_time_tokens::link(services, CANCEL_PATH, &cancel.token);
         let values = context! {
-            account => services.users().known_as(&user),
+            account => services.users().known_as(user),
             ready_at => ready_at.to_rfc3339(),
             hours => delay.as_secs().div_ceil(3_600),
-            cancel_link => one_time_tokens::link(services, CANCEL_PATH, &cancel.token),
+            cancel_link => cancel_link.as_str(),
         };
-        let email = services.outbox().render("recovery_pending", address.as_str(), values)?;
-        services.outbox().queue_email(tx, tenant, "recovery_pending", &email, until, &actor).await?;
+        let text = format!(
+            "Someone is recovering your account at {} and said your other factors are lost. Not you? Stop it: {cancel_link}",
+            services.issuer
+        );
+        let told = self.notify(tx, tenant, user, ("recovery_pending", values), &text, until).await?;
+        if told == 0 {
+            // Nobody could be told: the delay would protect nothing.
+            return Err(RecoveryRefusal::Gone);
+        }
         let details = serde_json::json!({"ready_at": ready_at.secs()});
         tx.audit(tenant, &actor, "recovery.delayed", user.sub.as_str(), details).await?;
         Ok(())
@@ -417,7 +599,7 @@ impl Recovery<'_> {
             tx.retire_one_time_tokens(tenant, sub, CANCEL_PURPOSE, now).await?;
         }
         let user = tx.user(tenant, sub).await?;
-        still_recoverable(&user, &session.address)?;
+        still_recoverable(&user, session.via, &session.address)?;
         tx.add_passkey(tenant, sub, &passkey, &actor).await.map_err(|e| match e {
             latchkey_store::StoreError::Conflict(_) => RecoveryRefusal::NotNow,
             other => other.into(),
@@ -426,15 +608,18 @@ impl Recovery<'_> {
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
         let ended = tx.end_browser_sessions(tenant, &which, &how, &actor).await?;
         let values = context! { account => services.users().known_as(&user), passkey => passkey.name.as_str() };
-        let email = services.outbox().render("recovery_completed", &session.address, values)?;
+        let text = format!(
+            "Your account at {} was recovered: a new passkey was added and every session signed out. Not you? Contact its operators at once.",
+            services.issuer
+        );
         let expires = now.plus(Duration::from_secs(7 * 86_400));
-        services.outbox().queue_email(tx.as_mut(), tenant, "recovery_completed", &email, expires, &actor).await?;
-        let details = serde_json::json!({"via": "email", "sessions_ended": ended.sessions.len()});
+        self.notify(tx.as_mut(), tenant, &user, ("recovery_completed", values), &text, expires).await?;
+        let details = serde_json::json!({"via": session.via.as_str(), "sessions_ended": ended.sessions.len()});
         tx.audit(tenant, &actor, "recovery.completed", sub.as_str(), details).await?;
         tx.commit().await?;
         sessions.ended(&ended, &how);
         services.caches.forget_user(sub);
-        metrics::counter!("latchkey_recoveries_total", "via" => "email").increment(1);
+        metrics::counter!("latchkey_recoveries_total", "via" => session.via.as_str()).increment(1);
         Ok(codes)
     }
 
@@ -484,6 +669,37 @@ impl Recovery<'_> {
         let actor = Actor::User(sub.to_string());
         tx.audit(tenant, &actor, "recovery.cancelled", sub.as_str(), serde_json::json!({"by": why})).await?;
         Ok(waiting > 0)
+    }
+
+    /// Tells every channel the account has (its verified address, its verified phone
+    /// number) about a recovery, inside `tx`. Returns how many were told.
+    async fn notify(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        user: &User,
+        (kind, values): (&str, minijinja::Value),
+        text: &str,
+        expires: UnixTime,
+    ) -> Result<usize, RecoveryRefusal> {
+        let services = self.0;
+        let actor = Actor::User(user.sub.to_string());
+        let mut told = 0;
+        if let Some(address) = user.email.as_ref().filter(|_| user.email_verified)
+            && services.outbox().mail_enabled()
+        {
+            let email = services.outbox().render(kind, address.as_str(), values)?;
+            services.outbox().queue_email(tx, tenant, kind, &email, expires, &actor).await?;
+            told += 1;
+        }
+        if let Some(number) = verified_phone(user)
+            && services.config.sms.as_ref().is_some_and(|c| c.allows(number))
+        {
+            let message = crate::sms::TextMessage { to: number.to_owned(), body: text.to_owned() };
+            services.outbox().queue_text(tx, tenant, kind, &message, expires, &actor).await?;
+            told += 1;
+        }
+        Ok(told)
     }
 
     /// Whether a cancel link is live, without using it.

@@ -772,6 +772,15 @@ pub trait StoreTx: Send {
     async fn lock_user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<()>;
     /// The user as this transaction sees them (`NotFound` without them).
     async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User>;
+    /// Makes `number` the user's phone number (the `phone_number` claim), verified (the
+    /// `phone_number_verified` claim). Audited as `user.phone_verified`.
+    async fn verify_phone(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        number: &str,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Makes `email` the user's address, verified: `Conflict` if another user has verified
     /// it. Audited as `user.email_verified`.
     async fn verify_email(

@@ -6,6 +6,7 @@
 pub mod email;
 pub mod passkeys;
 pub mod password;
+pub mod phone;
 pub mod recovery_codes;
 pub mod sessions_page;
 pub mod totp;
@@ -96,6 +97,8 @@ fn message(done: Option<&str>) -> Option<&'static str> {
         "email_replaced" => "Email address saved.",
         "email_unchanged" => "That is your address already.",
         "recovery_cancelled" => "The recovery was stopped. It can no longer complete.",
+        "phone_code_sent" => "We texted a code to the number. Type it below to confirm the number.",
+        "phone_verified" => "Phone number confirmed.",
         _ => return None,
     })
 }
@@ -154,6 +157,7 @@ async fn render(
     let recovery_left = state.services.factors().recovery_codes_left(tenant, sub).await?;
     let pending_email = state.services.email_verification().pending(tenant, user).await?;
     let waiting_recovery = state.services.recovery().waiting_for(tenant, sub).await?.map(|t| t.to_rfc3339());
+    let pending_phone = state.services.phone_verification().pending(tenant, user).await?;
     let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
     let rows: Vec<minijinja::Value> = passkeys
         .iter()
@@ -180,6 +184,8 @@ async fn render(
             recovered => q.recovered.is_some(),
             email => user.email.as_ref().map(|e| e.as_str()), email_verified => user.email_verified,
             pending_email => pending_email.as_ref().map(|e| e.as_str()), waiting_recovery,
+            sms => state.services.outbox().sms_enabled(), pending_phone,
+            phone => user.profile.phone_number.as_deref(), phone_verified => user.profile.phone_number_verified,
             mail => state.services.outbox().mail_enabled(), mail_delayed => state.services.outbox().mail_delayed(),
             req => q.req.as_deref().filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
         },

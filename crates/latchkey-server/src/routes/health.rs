@@ -13,24 +13,27 @@ pub async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
 }
 
-/// Ready: the database answers and signing keys are loaded. The mail relay's circuit is
-/// shown (`mail`: `ok`, `delayed` while open, `off` without `[mail]`) but never makes the
-/// node unready: messages wait in the outbox.
+/// Ready: the database answers and signing keys are loaded. The mail relay's and the SMS
+/// API's circuits are shown (`mail`, `sms`: `ok`, `delayed` while open, `off` without the
+/// section) but never make the node unready: messages wait in the outbox.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = state.services.system().ping().await.is_ok();
     let keys = state.keys.algorithms().iter().all(|alg| state.keys.active(*alg).is_some());
     let status = if database && keys { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let outbox = state.services.outbox();
-    let mail = match (outbox.mail_enabled(), outbox.mail_delayed()) {
+    let circuit = |enabled: bool, delayed: bool| match (enabled, delayed) {
         (false, _) => "off",
         (true, true) => "delayed",
         (true, false) => "ok",
     };
+    let mail = circuit(outbox.mail_enabled(), outbox.mail_delayed());
+    let sms = circuit(outbox.sms_enabled(), outbox.sms_delayed());
     let body = serde_json::json!({
         "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
         "database": if database { "ok" } else { "unreachable" },
         "signing_keys": if keys { "loaded" } else { "missing" },
         "mail": mail,
+        "sms": sms,
     });
     (status, axum::Json(body)).into_response()
 }

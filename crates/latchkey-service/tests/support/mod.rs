@@ -96,3 +96,45 @@ pub fn link_token(message: &latchkey_service::mail::Email, path: &str) -> String
     let start = start.unwrap_or_else(|| panic!("no {path} link in {}", message.text));
     message.text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
 }
+
+/// `[sms]` for a Twilio stand-in nobody runs: tests read the outbox instead ([`texts`]).
+/// Texts may go to +44 numbers only.
+#[allow(dead_code)]
+pub fn sms() -> latchkey_config::SmsConfig {
+    latchkey_config::SmsConfig {
+        base_url: "http://127.0.0.1:9".into(),
+        account_sid: format!("AC{}", "0".repeat(32)),
+        api_key_sid: None,
+        auth_token: latchkey_config::SecretRef::new("token"),
+        from: Some("+15005550006".into()),
+        messaging_service_sid: None,
+        allowed_countries: vec!["+44".into()],
+        daily_limits: latchkey_config::SmsDailyLimits::default(),
+        timeout: std::time::Duration::from_secs(5),
+        retry_base: std::time::Duration::from_secs(30),
+        circuit_cool_down: std::time::Duration::from_secs(30),
+    }
+}
+
+/// The text messages waiting in the outbox, opened, with their kinds (and sent).
+#[allow(dead_code)]
+pub async fn texts(s: &Latchkey) -> Vec<(String, latchkey_service::sms::TextMessage)> {
+    let store = latchkey_service::testing::store_of(s);
+    let lease = std::time::Duration::from_secs(600);
+    let claimed =
+        ok(store.claim_messages(latchkey_core::records::Channel::Sms, s.clock.now(), lease, 50).await, "claim");
+    let mut out = Vec::new();
+    for m in claimed {
+        let aad = format!("outbox|{}|{}", m.tenant.as_str(), m.id);
+        let plain = ok(s.master_key.open(&m.sealed, aad.as_bytes()), "open");
+        ok(store.finish_message(&m, &latchkey_core::records::SendOutcome::Sent).await, "finish");
+        out.push((m.kind.clone(), ok(serde_json::from_slice(&plain), "text")));
+    }
+    out
+}
+
+/// The 6-digit code at the start of a text.
+#[allow(dead_code)]
+pub fn code_in(text: &latchkey_service::sms::TextMessage) -> String {
+    text.body.chars().take(6).collect()
+}

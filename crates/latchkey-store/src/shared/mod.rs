@@ -195,6 +195,25 @@ macro_rules! impl_shared_store {
             async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User> {
                 <$store>::fetch_user(&mut self.tx, tenant, sub).await
             }
+            async fn verify_phone(&mut self, tenant: &TenantId, sub: &SubjectId, number: &str, actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let mut user = <$store>::fetch_user(&mut *tx, tenant, sub).await?;
+                user.profile.phone_number = Some(number.to_owned());
+                user.profile.phone_number_verified = true;
+                let profile = serde_json::to_string(&user.profile)
+                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                sqlx::query("UPDATE users SET profile = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(profile)
+                    .bind(store.now())
+                    .execute(&mut *tx)
+                    .await?;
+                audit!(store, tx, tenant, actor, "user.phone_verified", sub.as_str(), serde_json::json!({}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
+            }
             async fn verify_email(&mut self, tenant: &TenantId, sub: &SubjectId, email: &Email, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
