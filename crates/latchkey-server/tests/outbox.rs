@@ -44,6 +44,11 @@ async fn queued_mail_is_delivered_waits_out_an_outage_behind_the_breaker_and_sur
         }
         eventually(Duration::from_secs(10), &format!("{b}: the circuit opens"), || async { outbox.mail_delayed() })
             .await;
+        // The sign-in and recovery pages say so, the same for everyone.
+        for path in ["/login", "/recover"] {
+            let page = ok(server.get(path).await.text().await, path);
+            assert!(page.contains("-delayed\""), "{b}: {path} says messages are delayed: {page}");
+        }
         let ready = server.get("/readyz").await;
         assert_eq!(ready.status(), reqwest::StatusCode::OK, "{b}: an open circuit never makes the node unready");
         let ready: serde_json::Value = ok(ready.json().await, "readyz");

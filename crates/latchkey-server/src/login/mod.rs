@@ -77,6 +77,7 @@ pub(crate) fn render_login(state: &AppState, headers: &HeaderMap, status: Status
             identifier_label => identifier_label(state), notice => view.notice,
             sign_up => state.config.registration.mode == RegistrationMode::Open,
             recover => state.services.recovery().offered() && state.passkeys.available(),
+            messages_delayed => state.services.outbox().mail_delayed() || state.services.outbox().sms_delayed(),
         },
     );
     if let Some(c) = set_cookie {
