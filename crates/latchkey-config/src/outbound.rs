@@ -94,7 +94,7 @@ impl OutboundConfig {
                 return Err(ConfigError::invalid(
                     s,
                     &key,
-                    "`for` must name at least one purpose: \"jwks_uri\", \"backchannel_logout\"",
+                    "`for` must name at least one purpose: \"jwks_uri\", \"backchannel_logout\", \"sms\"",
                 ));
             }
             if entry.ports.is_empty() || entry.ports.contains(&0) {
@@ -163,7 +163,7 @@ mod tests {
             ("allow = [{ cidr = \"10.0.0.0/8\", for = [\"jwks_uri\"], ports = [] }]", "outbound.allow[0]"),
             ("allow = [{ cidr = \"10.0.0.0/8\", for = [\"jwks_uri\"], ports = [0] }]", "outbound.allow[0]"),
             ("allow = [{ cidr = \"10.0.0.0/8\", for = [\"jwks_uri\"] }]", "missing field `ports`"),
-            ("allow = [{ cidr = \"10.0.0.0/8\", for = [\"sms\"], ports = [443] }]", "unknown variant `sms`"),
+            ("allow = [{ cidr = \"10.0.0.0/8\", for = [\"smtp\"], ports = [443] }]", "unknown variant `smtp`"),
             ("allow = [{ cidr = \"10.0.0.0/33\", for = [\"jwks_uri\"], ports = [443] }]", "outbound.allow"),
             (
                 "allow = [{ cidr = \"10.0.0.0/8\", for = [\"jwks_uri\"], ports = [443], http = true }]",

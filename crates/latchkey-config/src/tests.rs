@@ -282,6 +282,48 @@ fn mail_is_plain_only_to_this_machine_and_names_its_mistakes() {
     each_names_its_key(dir.path(), "m", &cases);
 }
 
+#[test]
+fn sms_and_recovery_name_their_mistakes_and_no_country_is_allowed_until_listed() {
+    let dir = temp();
+    let base = "[sms]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"env:TWILIO\"\n";
+    let good = format!("{base}from = \"+15005550006\"\nallowed_countries = [\"+44\", \"+1242\"]\n");
+    let file = write(dir.path(), "sms.toml", &good);
+    let config = Config::load(Some(&file), &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let sms = config.sms.unwrap_or_else(|| panic!("no [sms]"));
+    assert_eq!(sms.base_url, "https://api.twilio.com");
+    assert!(sms.allows("+447700900123") && sms.allows("+12425550100"));
+    assert!(!sms.allows("+12025550100") && !sms.allows("+33123456789"));
+    assert!(!config.recovery.sms && config.recovery.email, "recovery by text is off by default");
+    let none = write(dir.path(), "none.toml", &format!("{base}from = \"+15005550006\"\n"));
+    let listed = Config::load(Some(&none), &[], dir.path()).map(|c| c.sms.map(|s| s.allows("+447700900123")));
+    assert_eq!(listed.ok(), Some(Some(false)), "no country until listed");
+    let cases = [
+        (base.to_owned(), "sms.from"),
+        (
+            format!("{base}from = \"+15005550006\"\nmessaging_service_sid = \"MG0123456789abcdef0123456789abcdef\"\n"),
+            "sms.from",
+        ),
+        (format!("{base}from = \"5550006\"\n"), "sms.from"),
+        (format!("{base}messaging_service_sid = \"MGnope\"\n"), "sms.messaging_service_sid"),
+        (
+            "[sms]\naccount_sid = \"ACshort\"\nauth_token = \"x\"\nfrom = \"+15005550006\"\n".to_owned(),
+            "sms.account_sid",
+        ),
+        (
+            format!("{base}from = \"+15005550006\"\napi_key_sid = \"AC0123456789abcdef0123456789abcdef\"\n"),
+            "sms.api_key_sid",
+        ),
+        (format!("{base}from = \"+15005550006\"\nallowed_countries = [\"44\"]\n"), "sms.allowed_countries"),
+        (format!("{base}from = \"+15005550006\"\nallowed_countries = [\"+0\"]\n"), "sms.allowed_countries"),
+        (format!("{base}from = \"+15005550006\"\nbase_url = \"ftp://x\"\n"), "sms.base_url"),
+        (format!("{base}from = \"+15005550006\"\n[sms.daily_limits]\ntotal = 0\n"), "sms.daily_limits"),
+        (format!("{base}from = \"+15005550006\"\ntimeout = \"2h\"\n"), "sms.timeout"),
+        ("[recovery]\ndelay = \"10s\"\n".to_owned(), "recovery.delay"),
+        ("[recovery]\ndelay = \"31d\"\n".to_owned(), "recovery.delay"),
+    ];
+    each_names_its_key(dir.path(), "s", &cases);
+}
+
 /// Loads each config text and checks that the error names its key.
 fn each_names_its_key<T: AsRef<str>>(dir: &Path, prefix: &str, cases: &[(T, &str)]) {
     for (i, (text, key)) in cases.iter().enumerate() {

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Redirect, Response};
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_service::ServiceError;
-use latchkey_service::passkeys::{PasskeyRegistration, Uuid, new_user_handle};
+use latchkey_service::passkeys::PasskeyRegistration;
 use latchkey_service::recovery::{self, Proof, RecoveryRefusal, RecoverySession};
 use serde::Deserialize;
 
@@ -331,20 +331,9 @@ pub async fn passkey_options(
             );
         }
     };
-    let candidate = new_user_handle().to_string();
-    let handle = match state.services.factors().webauthn_user_id(&tenant, &user.sub, &candidate).await {
-        Ok(h) => h,
-        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    let Ok(handle) = Uuid::parse_str(&handle) else {
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged");
-    };
-    let existing = state.services.factors().passkeys(&tenant, &user.sub).await.unwrap_or_default();
-    let shown = crate::account::known_as(&state, &user);
-    let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
-    let (options, registration) = match state.passkeys.start_registration(handle, &shown, &display, &existing) {
-        Ok(o) => o,
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    let (options, registration) = match crate::account::passkeys::registration_options(&state, &tenant, &user).await {
+        Ok(started) => started,
+        Err(r) => return r,
     };
     // The challenge names the account it is for: finishing it adds to that account only.
     let pending = (session.sub.clone(), registration);

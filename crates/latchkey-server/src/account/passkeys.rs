@@ -51,25 +51,38 @@ pub async fn options(
                 .into_response();
         }
     };
-    let candidate = new_user_handle().to_string();
-    let handle = match state.services.factors().webauthn_user_id(&tenant, &user.sub, &candidate).await {
-        Ok(h) => h,
-        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    let Ok(handle) = Uuid::parse_str(&handle) else {
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged");
-    };
-    let existing = state.services.factors().passkeys(&tenant, &user.sub).await.unwrap_or_default();
-    let shown = super::known_as(&state, &user);
-    let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
-    let (options, registration) = match state.passkeys.start_registration(handle, &shown, &display, &existing) {
-        Ok(o) => o,
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    let (options, registration) = match registration_options(&state, &tenant, &user).await {
+        Ok(started) => started,
+        Err(r) => return r,
     };
     match ceremony::put(&state, &tenant, &headers, Purpose::PasskeyRegistration, &registration).await {
         Ok(cookie) => crate::browser::json::options_response(options, cookie),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
+}
+
+/// A new passkey's creation options for `user` (their WebAuthn user handle, made on first
+/// use; their passkeys excluded), and the state to finish it with; or the JSON error.
+pub(crate) async fn registration_options(
+    state: &AppState,
+    tenant: &latchkey_core::domain::TenantId,
+    user: &latchkey_core::records::User,
+) -> Result<(serde_json::Value, PasskeyRegistration), Response> {
+    let candidate = new_user_handle().to_string();
+    let handle = match state.services.factors().webauthn_user_id(tenant, &user.sub, &candidate).await {
+        Ok(h) => h,
+        Err(e) => return Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    };
+    let Ok(handle) = Uuid::parse_str(&handle) else {
+        return Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "the stored user handle is damaged"));
+    };
+    let existing = state.services.factors().passkeys(tenant, &user.sub).await.unwrap_or_default();
+    let shown = super::known_as(state, user);
+    let display = user.name.as_ref().map_or_else(|| shown.clone(), |n| n.as_str().to_owned());
+    state
+        .passkeys
+        .start_registration(handle, &shown, &display, &existing)
+        .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))
 }
 
 #[derive(Deserialize)]
