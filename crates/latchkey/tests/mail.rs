@@ -44,3 +44,24 @@ fn an_operator_sets_an_address_and_the_user_gets_a_link_to_verify_it() {
     let json = ws.run(&["--json", "user", "verify-email", "bob"]).success().json();
     assert_eq!(json["sent_to"], "bob@example.com");
 }
+
+#[test]
+fn check_config_renders_the_email_templates_resolves_the_secrets_and_warns_about_localhost_links() {
+    let ws = Workspace::new();
+    let mail = "[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\n";
+    ws.write("latchkey.toml", mail);
+    ws.run(&["check-config"]).success().stderr_names(&["server.public_url", "links in emails"]);
+
+    let public = "[server]\npublic_url = \"https://id.example.com\"\n";
+    ws.write("mail-templates/verify_email.txt", "Confirm {{ adress }}: {{ link }}\n");
+    ws.write("latchkey.toml", &format!("{public}{mail}templates = \"mail-templates\"\n"));
+    ws.run(&["check-config"]).expect_code(2).stderr_names(&["mail.templates", "verify_email.txt", "adress"]);
+    ws.write("mail-templates/verify_email.txt", "Confirm {{ address }} for {{ account }}: {{ link }}\n");
+    let fine = ws.run(&["check-config"]);
+    fine.success();
+    assert!(!fine.stderr.contains("warning"), "no warning with a public_url: {}", fine.stderr);
+
+    let sms = "[sms]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"env:LK_TEST_TWILIO_TOKEN_UNSET\"\nfrom = \"+15005550006\"\n";
+    ws.write("latchkey.toml", &format!("{public}{sms}"));
+    ws.run(&["check-config"]).expect_code(2).stderr_names(&["sms.auth_token", "LK_TEST_TWILIO_TOKEN_UNSET"]);
+}

@@ -43,14 +43,17 @@ pub async fn migrate(ctx: Context) -> Result<(), CliError> {
     })
 }
 
-/// Checks the configuration: every key, every secret reference, and the forward-auth rules
-/// file (against the roles and groups in the database, which it opens for that).
+/// Checks the configuration: every key, every secret reference, the email templates, and the
+/// forward-auth rules file (against the roles and groups in the database, which it opens
+/// for that). Warns when messages would carry links to a default `localhost` address.
 pub async fn check_config(ctx: Context) -> Result<(), CliError> {
     let c = &ctx.config;
     // Secret references must resolve too; their values are never printed.
     let mut refs: Vec<(&str, &SecretRef)> = vec![("database.url", &c.database.url)];
     refs.extend(c.secrets.master_key.as_ref().map(|r| ("secrets.master_key", r)));
     refs.extend(c.metrics.token.as_ref().map(|r| ("metrics.token", r)));
+    refs.extend(c.mail.as_ref().and_then(|m| m.password.as_ref()).map(|r| ("mail.password", r)));
+    refs.extend(c.sms.as_ref().map(|m| ("sms.auth_token", &m.auth_token)));
     for (key, reference) in refs {
         reference.resolve(c.base_dir()).map_err(|e| CliError::Usage(format!("{}: key `{key}`: {e}", c.source)))?;
     }
@@ -63,6 +66,20 @@ pub async fn check_config(ctx: Context) -> Result<(), CliError> {
             .map_err(|e| CliError::Usage(format!("{}: key `secrets.master_key`: {e}", c.source)))?;
         latchkey_core::crypto::MasterKey::parse(secret.expose())
             .map_err(|e| CliError::Usage(format!("{}: key `secrets.master_key`: {e}", c.source)))?;
+    }
+    if let Some(mail) = &c.mail {
+        // Every email template, the operator's overrides included, renders.
+        let dir = mail.templates.as_ref().map(|d| c.base_dir().join(d));
+        latchkey_service::email_templates::EmailTemplates::load(dir.as_deref(), &c.issuer())
+            .map_err(|e| CliError::Usage(format!("{}: key `mail.templates`: {e}", c.source)))?;
+    }
+    if (c.mail.is_some() || c.sms.is_some()) && c.server.public_url.is_none() {
+        eprintln!(
+            "warning: {}: links in emails and texts point at {} (server.public_url is not set): \
+             set it to the address people reach Latchkey at",
+            c.source,
+            c.issuer()
+        );
     }
     if let Some(path) = &c.forward_auth.rules {
         let services = ctx.open().await?;
