@@ -29,7 +29,10 @@ pub struct SmsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messaging_service_sid: Option<String>,
     /// Calling codes numbers may have (`["+1", "+44"]`): none is allowed until listed, so
-    /// nobody can make Latchkey text premium numbers around the world (SMS pumping).
+    /// nobody can make Latchkey text premium numbers around the world (SMS pumping). `+1`
+    /// means the United States and Canada only: the other countries and territories of the
+    /// North American Numbering Plan (the Caribbean, Bermuda, Guam, …) and the premium-rate
+    /// area code 900 are listed by their own prefix (`+1876` for Jamaica).
     #[serde(default)]
     pub allowed_countries: Vec<String>,
     /// Daily caps on texts sent: per number, per account, per client IP, and in all.
@@ -82,8 +85,18 @@ impl SmsConfig {
     pub(crate) fn check(&self, s: &ConfigSource) -> Result<(), ConfigError> {
         let url = url::Url::parse(&self.base_url)
             .map_err(|_| ConfigError::invalid(s, "sms.base_url", "must be a URL such as https://api.twilio.com"))?;
-        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() || url.query().is_some() {
-            return Err(ConfigError::invalid(s, "sms.base_url", "must be an http(s) URL without a query"));
+        if !matches!(url.scheme(), "https" | "http")
+            || url.host_str().is_none()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(ConfigError::invalid(
+                s,
+                "sms.base_url",
+                "must be an http(s) URL without a query, a fragment or credentials (those go in account_sid and auth_token)",
+            ));
         }
         let sid = |v: &str, prefix: &str| {
             v.len() == 34 && v.starts_with(prefix) && v[2..].bytes().all(|b| b.is_ascii_hexdigit())
@@ -146,10 +159,26 @@ impl SmsConfig {
         Ok(())
     }
 
-    /// Whether texts may go to `number` (E.164): its calling code is listed.
+    /// Whether texts may go to `number` (E.164): its calling code is listed. A number of the
+    /// North American Numbering Plan outside the United States and Canada needs its own
+    /// `+1` and area code listed: `+1` alone does not admit it.
     pub fn allows(&self, number: &str) -> bool {
-        self.allowed_countries.iter().any(|c| number.starts_with(c.as_str()))
+        let elsewhere = number.strip_prefix("+1").and_then(|rest| rest.get(..3)).is_some_and(nanp_elsewhere);
+        self.allowed_countries.iter().any(|c| number.starts_with(c.as_str()) && !(elsewhere && c.len() < "+1NNN".len()))
     }
+}
+
+/// Area codes of the North American Numbering Plan that are not the United States' 50
+/// states or Canada: other countries (dialled as if domestic, billed as international: the
+/// classic SMS-pumping and "one ring" ranges), US territories that Twilio prices and
+/// permits as countries of their own, and 900, premium rate.
+const NANP_ELSEWHERE: &[&str] = &[
+    "242", "246", "264", "268", "284", "340", "345", "441", "473", "649", "658", "664", "670", "671", "684", "721",
+    "758", "767", "784", "787", "809", "829", "849", "868", "869", "876", "900", "939",
+];
+
+fn nanp_elsewhere(area: &str) -> bool {
+    NANP_ELSEWHERE.contains(&area)
 }
 
 /// Whether `raw` has the E.164 shape: `+`, a first digit 1–9, 7 to 15 digits in all.

@@ -297,6 +297,13 @@ fn sms_and_recovery_name_their_mistakes_and_no_country_is_allowed_until_listed()
     let none = write(dir.path(), "none.toml", &format!("{base}from = \"+15005550006\"\n"));
     let listed = Config::load(Some(&none), &[], dir.path()).map(|c| c.sms.map(|s| s.allows("+447700900123")));
     assert_eq!(listed.ok(), Some(Some(false)), "no country until listed");
+    let us = write(dir.path(), "us.toml", &format!("{base}from = \"+15005550006\"\nallowed_countries = [\"+1\"]\n"));
+    let us = Config::load(Some(&us), &[], dir.path()).unwrap_or_else(|e| panic!("{e}")).sms;
+    let us = us.unwrap_or_else(|| panic!("no [sms]"));
+    assert!(us.allows("+12025550100") && us.allows("+14165550100"), "+1 is the United States and Canada");
+    for elsewhere in ["+12425550100", "+18765550100", "+18095550100", "+16715550100", "+19005550100"] {
+        assert!(!us.allows(elsewhere), "+1 alone must not admit {elsewhere}");
+    }
     let cases = [
         (base.to_owned(), "sms.from"),
         (
@@ -316,6 +323,8 @@ fn sms_and_recovery_name_their_mistakes_and_no_country_is_allowed_until_listed()
         (format!("{base}from = \"+15005550006\"\nallowed_countries = [\"44\"]\n"), "sms.allowed_countries"),
         (format!("{base}from = \"+15005550006\"\nallowed_countries = [\"+0\"]\n"), "sms.allowed_countries"),
         (format!("{base}from = \"+15005550006\"\nbase_url = \"ftp://x\"\n"), "sms.base_url"),
+        (format!("{base}from = \"+15005550006\"\nbase_url = \"https://u:p@api.twilio.com\"\n"), "sms.base_url"),
+        (format!("{base}from = \"+15005550006\"\nbase_url = \"https://api.twilio.com/#x\"\n"), "sms.base_url"),
         (format!("{base}from = \"+15005550006\"\n[sms.daily_limits]\ntotal = 0\n"), "sms.daily_limits"),
         (format!("{base}from = \"+15005550006\"\ntimeout = \"2h\"\n"), "sms.timeout"),
         ("[recovery]\ndelay = \"10s\"\n".to_owned(), "recovery.delay"),

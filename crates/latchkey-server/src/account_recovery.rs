@@ -17,7 +17,7 @@ use crate::browser::ceremony::{self, Purpose};
 use crate::browser::csrf;
 use crate::browser::json::json_error;
 use crate::edge::{ClientIp, Tenant};
-use crate::email_links::confirmation;
+use crate::email_links::{LinkForm, LinkQuery, confirmation};
 use crate::pages::PageError;
 use crate::state::AppState;
 
@@ -150,17 +150,6 @@ pub async fn code(
         .into_response(),
         Err(r) => refused(r),
     }
-}
-
-#[derive(Deserialize)]
-pub struct LinkQuery {
-    token: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct LinkForm {
-    csrf: Option<String>,
-    token: Option<String>,
 }
 
 /// `GET /recover/link?token=…`: whose account, and a button (opening the link uses nothing).

@@ -16,13 +16,13 @@ use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct LinkQuery {
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct LinkForm {
-    csrf: Option<String>,
-    token: Option<String>,
+    pub(crate) csrf: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 /// What a person is told about a link that does not (or no longer) work.

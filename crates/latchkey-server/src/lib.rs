@@ -15,6 +15,7 @@ pub mod edge;
 pub mod email_links;
 pub mod forward_auth;
 pub mod login;
+pub mod not_me;
 pub mod oauth;
 pub mod oidc;
 pub mod opt_ins;

@@ -258,15 +258,17 @@ async fn the_owner_stops_a_waiting_recovery_from_the_security_page() {
     let mut second = SoftAuthenticator::new(Flags::default());
     let added = ok(owner.add_passkey(&mut second, "Second").await, "second passkey");
     assert!(added.status().is_redirection());
+    let notice = nth_message(&relay, 2, "the security notice").await;
+    assert!(notice.contains("/security/not-me?token="), "the new passkey is told: {notice}");
 
     let (attacker, _) = ask(&server, "ada").await;
-    let token = link_token(&nth_message(&relay, 2, "the recovery link").await, LINK).unwrap_or_default();
+    let token = link_token(&nth_message(&relay, 3, "the recovery link").await, LINK).unwrap_or_default();
     let (_, _, csrf) = attacker.page(&format!("{LINK}?token={token}")).await;
     attacker.browser.post_form(&attacker.url(LINK), &[("csrf", &csrf), ("token", &token)]).await;
     let (_, page, csrf) = attacker.page("/recover/session").await;
     assert!(page.contains("more than one passkey"), "{page}");
     attacker.browser.post_form(&attacker.url("/recover/lost"), &[("csrf", &csrf)]).await;
-    nth_message(&relay, 3, "the waiting notice").await;
+    nth_message(&relay, 4, "the waiting notice").await;
 
     let (_, security, csrf) = owner.page("/account/security").await;
     assert!(security.contains("id=\"waiting-recovery\""), "{security}");

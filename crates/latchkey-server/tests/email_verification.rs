@@ -165,7 +165,8 @@ async fn a_changed_address_waits_for_its_own_link_and_the_old_one_is_told() {
 
         let told = nth_message(&relay, 3, "the notice to the old address").await;
         assert_eq!(header(&told, "To"), Some("ada@example.com"), "{b}");
-        assert_eq!(header(&told, "Subject"), Some("Your email address was changed"), "{b}");
+        assert_eq!(header(&told, "Subject"), Some("A change to your account"), "{b}");
+        assert!(support::smtp::decoded(&told).contains("ada@new.example"), "{b}: {told}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! Text messages through a Twilio API stand-in on 127.0.0.1, reached through the outbound
 //! guard (opened for `sms` in `outbound.allow`, as an operator would): each request is
 //! checked exactly (path, Basic auth, form fields); a 201 delivers; a 400 with Twilio's
-//! error 21211 gives the message up; 5xx answers are retried until the circuit opens, which
+//! error 21211 gives the message up, one about the account (21608) keeps it waiting; 5xx answers are retried until the circuit opens, which
 //! `/readyz` shows without failing; and a number confirmed on the security page.
 
 mod support;
@@ -30,6 +30,8 @@ struct Twilio {
     received: Arc<Mutex<Vec<HashMap<String, String>>>>,
     refused: Arc<Mutex<Vec<String>>>,
     fail_with: Arc<AtomicU16>,
+    /// Requests answered with an error about the account (21608, a trial account).
+    account_errors: Arc<AtomicU16>,
 }
 
 async fn messages(
@@ -64,6 +66,11 @@ async fn messages(
     }
     if form.get("To").is_some_and(|to| to.ends_with("0000666")) {
         let body = serde_json::json!({"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    if form.get("To").is_some_and(|to| to.ends_with("0000608")) {
+        t.account_errors.fetch_add(1, Ordering::SeqCst);
+        let body = serde_json::json!({"code": 21608, "message": "The number is unverified. Trial accounts cannot send messages to unverified numbers.", "status": 400});
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
     let failing = t.fail_with.load(Ordering::SeqCst);
@@ -145,6 +152,20 @@ async fn texts_reach_the_api_exactly_as_twilio_expects_and_failures_wait_behind_
         .await;
         let events = ok(store.recent_audit_events(&TenantId::default_tenant(), 20).await, b);
         assert!(!events.iter().any(|e| e.details.to_string().contains("0000666")), "{b}: no number in the audit log");
+
+        // A 400 about the account (21608: a trial account) is the operator's to fix: the
+        // message waits, it is not given up.
+        queue(&server, "+447700000608", "y").await;
+        eventually(Duration::from_secs(5), &format!("{b}: the API was asked"), || async {
+            twilio.account_errors.load(Ordering::SeqCst) >= 1
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let events = ok(store.recent_audit_events(&TenantId::default_tenant(), 20).await, b);
+        assert!(
+            !events.iter().any(|e| e.action == "message.failed" && e.details.to_string().contains("21608")),
+            "{b}: an account error keeps the message waiting"
+        );
 
         // An outage: 5xx answers are retried until the circuit opens; /readyz shows it.
         twilio.fail_with.store(503, Ordering::SeqCst);

@@ -16,10 +16,10 @@ use crate::mail::Email;
 pub const MESSAGES: &[(&str, &[&str])] = &[
     ("test", &[]),
     ("verify_email", &["account", "address", "link", "minutes"]),
-    ("email_changed", &["account", "old_address", "new_address"]),
     ("recovery_link", &["account", "link", "minutes"]),
     ("recovery_pending", &["account", "ready_at", "hours", "cancel_link"]),
     ("recovery_completed", &["account", "passkey"]),
+    ("security_notice", &["account", "what", "when", "link", "days"]),
 ];
 
 fn built_in(name: &str) -> Option<&'static str> {
@@ -31,9 +31,9 @@ fn built_in(name: &str) -> Option<&'static str> {
         "verify_email.subject.txt" => include_str!("../templates/email/verify_email.subject.txt"),
         "verify_email.txt" => include_str!("../templates/email/verify_email.txt"),
         "verify_email.html" => include_str!("../templates/email/verify_email.html"),
-        "email_changed.subject.txt" => include_str!("../templates/email/email_changed.subject.txt"),
-        "email_changed.txt" => include_str!("../templates/email/email_changed.txt"),
-        "email_changed.html" => include_str!("../templates/email/email_changed.html"),
+        "security_notice.subject.txt" => include_str!("../templates/email/security_notice.subject.txt"),
+        "security_notice.txt" => include_str!("../templates/email/security_notice.txt"),
+        "security_notice.html" => include_str!("../templates/email/security_notice.html"),
         "recovery_link.subject.txt" => include_str!("../templates/email/recovery_link.subject.txt"),
         "recovery_link.txt" => include_str!("../templates/email/recovery_link.txt"),
         "recovery_link.html" => include_str!("../templates/email/recovery_link.html"),

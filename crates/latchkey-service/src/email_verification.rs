@@ -17,6 +17,7 @@ use minijinja::context;
 
 use crate::message_limits::Counted;
 use crate::one_time_tokens::{self, mint};
+use crate::security_notices::Change;
 use crate::{Latchkey, ServiceError, ServiceResult};
 
 pub const PURPOSE: &str = "email_verification";
@@ -112,6 +113,7 @@ impl EmailVerification<'_> {
         ip: IpAddr,
         actor: &Actor,
     ) -> ServiceResult<AddressChange> {
+        self.0.security_notices().may_change(tenant, &user.sub, actor).await?;
         if user.email.as_ref() == Some(&address) && user.email_verified {
             return Ok(AddressChange::Unchanged);
         }
@@ -156,19 +158,13 @@ impl EmailVerification<'_> {
             return Err(ServiceError::Invalid("this link is for another account".into()));
         }
         let address = Email::parse(&used.detail).map_err(|_| gone())?;
-        let user = tx.user(tenant, &used.sub).await?;
-        let actor = Actor::User(user.sub.to_string());
+        let actor = Actor::User(used.sub.to_string());
+        let user = services.security_notices().may_change_in(tx.as_mut(), tenant, &used.sub, &actor).await?;
         let replaced = user.email.as_ref().filter(|old| user.email_verified && **old != address).cloned();
         tx.verify_email(tenant, &user.sub, &address, &actor).await?;
-        if let Some(old) = &replaced {
-            let values = context! {
-                account => services.users().known_as(&user),
-                old_address => old.as_str(),
-                new_address => address.as_str(),
-            };
-            let email = services.outbox().render("email_changed", old.as_str(), values)?;
-            let expires = now.plus(Duration::from_secs(7 * 86_400));
-            services.outbox().queue_email(tx.as_mut(), tenant, "email_changed", &email, expires, &actor).await?;
+        if let Some(old) = replaced {
+            let change = Change::EmailChanged { old: old.as_str().to_owned(), new: address.as_str().to_owned() };
+            services.security_notices().tell(tx.as_mut(), tenant, &user, &change, &actor).await?;
         }
         tx.commit().await?;
         services.caches.forget_user(&user.sub);

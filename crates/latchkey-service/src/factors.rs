@@ -6,6 +6,7 @@ use latchkey_core::crypto::{TokenHash, TotpSecret, recovery_code};
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_core::records::{Actor, NewAccount, NewPasskey, PasskeyUse, StoredPasskey, TotpFactor, User};
 
+use crate::security_notices::Change;
 use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
 
 pub struct Factors<'a>(pub(crate) &'a Latchkey);
@@ -18,7 +19,6 @@ impl Factors<'_> {
         fn webauthn_user_id(tenant: &TenantId, sub: &SubjectId, candidate: &str) -> String => webauthn_user_id;
         fn passkeys(tenant: &TenantId, sub: &SubjectId) -> Vec<StoredPasskey> => passkeys;
         fn passkey(tenant: &TenantId, credential_id: &str) -> Option<StoredPasskey> => passkey;
-        fn add_passkey(tenant: &TenantId, sub: &SubjectId, passkey: NewPasskey, actor: &Actor) -> () => add_passkey;
         /// Records a sign-in with a passkey; `false` when the counter did not grow (nothing changes).
         fn record_passkey_use(tenant: &TenantId, used: PasskeyUse) -> bool => record_passkey_use;
         fn rename_passkey(tenant: &TenantId, sub: &SubjectId, credential_id: &str, name: &str, actor: &Actor) -> ()
@@ -26,8 +26,6 @@ impl Factors<'_> {
         /// Starts (or restarts) an unconfirmed TOTP enrolment; `Conflict` if one is confirmed.
         fn start_totp(tenant: &TenantId, sub: &SubjectId, secret_sealed: &str) -> () => start_totp;
         fn totp(tenant: &TenantId, sub: &SubjectId) -> Option<TotpFactor> => totp;
-        /// Confirms the enrolment with the step of a correct code.
-        fn confirm_totp(tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> bool => confirm_totp;
         /// Uses a step of a confirmed factor; `false` if it (or a later one) was used already.
         fn use_totp_step(tenant: &TenantId, sub: &SubjectId, step: u64) -> bool => use_totp_step;
         /// Replaces every recovery code of the user (the old ones stop working).
@@ -48,6 +46,25 @@ impl Factors<'_> {
             => take_ceremony;
     }
 
+    /// Adds a passkey; its owner is told when they added it themselves
+    /// ([`crate::security_notices`]), and cannot while their account's changes are blocked.
+    pub async fn add_passkey(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        passkey: NewPasskey,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        let notices = self.0.security_notices();
+        let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
+        tx.add_passkey(tenant, sub, &passkey, actor).await?;
+        notices.tell(tx.as_mut(), tenant, &user, &Change::PasskeyAdded(passkey.name.clone()), actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes the authenticator app; the user's other sessions end (whoever signed in
     /// elsewhere with it is out).
     pub async fn remove_totp(
@@ -58,9 +75,13 @@ impl Factors<'_> {
         actor: &Actor,
     ) -> crate::ServiceResult<()> {
         let sessions = self.0.sessions();
+        let notices = self.0.security_notices();
         let how = sessions.ending("credentials_changed", false).await;
         let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
         tx.remove_totp(tenant, sub, actor).await?;
+        notices.tell(tx.as_mut(), tenant, &user, &Change::AppRemoved, actor).await?;
         sessions.commit_ending_others(tx, &how, (tenant, sub, current_sid), actor).await
     }
 
@@ -76,9 +97,13 @@ impl Factors<'_> {
         actor: &Actor,
     ) -> crate::ServiceResult<()> {
         let sessions = self.0.sessions();
+        let notices = self.0.security_notices();
         let how = sessions.ending("credentials_changed", false).await;
+        let name = self.passkeys(tenant, sub).await?.into_iter().find(|p| p.credential_id == credential_id);
+        let name = name.map(|p| p.name).unwrap_or_default();
         let mut tx = self.0.store().transaction().await?;
         let methods = tx.sign_in_methods(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
         tx.delete_passkey(tenant, sub, credential_id, actor).await?;
         if methods.passkeys <= 1 {
             // With passwords turned off, a password is no way in: the last passkey stays.
@@ -91,6 +116,7 @@ impl Factors<'_> {
                 ));
             }
         }
+        notices.tell(tx.as_mut(), tenant, &user, &Change::PasskeyRemoved(name), actor).await?;
         sessions.commit_ending_others(tx, &how, (tenant, sub, current_sid), actor).await
     }
 }
@@ -126,6 +152,7 @@ impl Factors<'_> {
     /// Starts (or restarts) setting up an authenticator app with a fresh secret;
     /// `Conflict` if the user has a confirmed one.
     pub async fn begin_totp(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<()> {
+        self.0.security_notices().may_change(tenant, sub, &Actor::User(sub.to_string())).await?;
         let sealed = self.seal_totp(sub, &TotpSecret::generate());
         self.start_totp(tenant, sub, &sealed).await
     }
@@ -152,10 +179,16 @@ impl Factors<'_> {
             return Ok(TotpConfirmation::NothingPending);
         };
         let Some(step) = secret.check(code, self.now_secs()) else { return Ok(TotpConfirmation::WrongCode) };
-        Ok(match self.confirm_totp(tenant, sub, step, actor).await? {
-            true => TotpConfirmation::Confirmed,
-            false => TotpConfirmation::WrongCode,
-        })
+        let notices = self.0.security_notices();
+        let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
+        if !tx.confirm_totp(tenant, sub, step, actor).await? {
+            return Ok(TotpConfirmation::WrongCode);
+        }
+        notices.tell(tx.as_mut(), tenant, &user, &Change::AppAdded, actor).await?;
+        tx.commit().await?;
+        Ok(TotpConfirmation::Confirmed)
     }
 
     /// Whether `code` is right for the user's confirmed authenticator app; a right code's
@@ -192,7 +225,13 @@ impl Factors<'_> {
         actor: &Actor,
     ) -> ServiceResult<Vec<String>> {
         let (codes, hashes) = self.generate_recovery_codes();
-        self.replace_recovery_codes(tenant, sub, &hashes, actor).await?;
+        let notices = self.0.security_notices();
+        let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
+        tx.replace_recovery_codes(tenant, sub, &hashes, actor).await?;
+        notices.tell(tx.as_mut(), tenant, &user, &Change::RecoveryCodesReplaced, actor).await?;
+        tx.commit().await?;
         Ok(codes)
     }
 

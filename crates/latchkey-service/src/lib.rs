@@ -50,6 +50,7 @@ pub mod recovery;
 pub mod resources;
 pub mod revocations;
 pub mod scopes;
+pub mod security_notices;
 pub mod sessions;
 pub mod sign_in;
 pub mod sign_up;
@@ -163,6 +164,10 @@ impl Latchkey {
     }
     pub fn recovery(&self) -> recovery::Recovery<'_> {
         recovery::Recovery(self)
+    }
+
+    pub fn security_notices(&self) -> security_notices::SecurityNotices<'_> {
+        security_notices::SecurityNotices(self)
     }
     pub fn message_limits(&self) -> message_limits::MessageLimits<'_> {
         message_limits::MessageLimits(self)

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use latchkey_core::domain::{SubjectId, TenantId};
+use latchkey_store::StoreTx;
 
 use crate::sign_in::ip_bucket;
 use crate::{Latchkey, ServiceError};
@@ -24,6 +25,7 @@ pub const PER_ACCOUNT: i64 = 5;
 pub const PER_RECIPIENT: i64 = 5;
 /// Messages of any purpose asked for from one IP (an IPv4 address or IPv6 /64) per hour.
 pub const PER_IP: i64 = 20;
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// What a message is counted against.
 pub enum Counted<'a> {
@@ -103,6 +105,16 @@ impl MessageLimits<'_> {
         sub: Option<&SubjectId>,
         ip: Option<IpAddr>,
     ) -> Result<(), Limited> {
+        let keys = self.text_keys(number, sub, ip)?;
+        self.reserve_all(tenant, "text", &keys, DAY).await
+    }
+
+    fn text_keys(
+        &self,
+        number: &str,
+        sub: Option<&SubjectId>,
+        ip: Option<IpAddr>,
+    ) -> Result<Vec<(String, i64)>, Limited> {
         let Some(sms) = &self.0.config.sms else { return Err(Limited::Unavailable) };
         let l = &sms.daily_limits;
         let number = self.0.token_hasher.hash("message_recipient", number);
@@ -112,7 +124,53 @@ impl MessageLimits<'_> {
         ];
         keys.extend(sub.map(|s| (format!("text:sub:{s}"), i64::from(l.per_account))));
         keys.extend(ip.map(|ip| (format!("text:ip:{}", ip_bucket(ip)), i64::from(l.per_ip))));
-        self.reserve_all(tenant, "text", &keys, Duration::from_secs(86_400)).await
+        Ok(keys)
+    }
+
+    /// [`Self::reserve_text`] for a message queued inside `tx` (a notice about a change):
+    /// counted with the change, since on SQLite nothing else can write while `tx` is open.
+    /// A refused message still counts (its counters are past their limits already).
+    pub async fn reserve_text_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        number: &str,
+        sub: &SubjectId,
+    ) -> Result<(), Limited> {
+        let keys = self.text_keys(number, Some(sub), None)?;
+        self.reserve_all_in(tx, tenant, "text", &keys, DAY).await
+    }
+
+    /// [`Self::reserve`] inside `tx`, as [`Self::reserve_text_in`].
+    pub async fn reserve_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        purpose: &str,
+        counted: &[Counted<'_>],
+    ) -> Result<(), Limited> {
+        let keys: Vec<(String, i64)> = counted.iter().map(|c| self.key(purpose, c)).collect();
+        self.reserve_all_in(tx, tenant, purpose, &keys, WINDOW).await
+    }
+
+    async fn reserve_all_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        purpose: &str,
+        keys: &[(String, i64)],
+        window: Duration,
+    ) -> Result<(), Limited> {
+        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        let reserved = match tx.reserve_attempts(tenant, &names, self.0.clock.now(), window).await {
+            Ok(r) if r.len() == names.len() => r,
+            Ok(_) => return Err(unavailable("the counters answered for other keys")),
+            Err(e) => return Err(unavailable(e)),
+        };
+        if keys.iter().zip(&reserved).all(|((_, limit), r)| r.count <= *limit) {
+            return Ok(());
+        }
+        refused(purpose)
     }
 
     async fn reserve_all(
@@ -136,10 +194,14 @@ impl MessageLimits<'_> {
         if let Err(e) = store.release_attempts(tenant, &back).await {
             tracing::warn!(error = %e, "cannot give a refused message's reservation back");
         }
-        metrics::counter!("latchkey_messages_refused_total", "kind" => purpose.to_owned()).increment(1);
-        tracing::info!(kind = purpose, "message refused: too many recently");
-        Err(Limited::TooMany)
+        refused(purpose)
     }
+}
+
+fn refused(purpose: &str) -> Result<(), Limited> {
+    metrics::counter!("latchkey_messages_refused_total", "kind" => purpose.to_owned()).increment(1);
+    tracing::info!(kind = purpose, "message refused: too many recently");
+    Err(Limited::TooMany)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Limited {

@@ -90,6 +90,7 @@ impl PhoneVerification<'_> {
         if user.service_account {
             return Err(ServiceError::Invalid("a service account has no phone".into()));
         }
+        services.security_notices().may_change(tenant, &user.sub, &Actor::User(user.sub.to_string())).await?;
         let number = parse_number(services, number)?;
         services.message_limits().reserve_text(tenant, &number, Some(&user.sub), ip).await?;
         let code = new_code();
@@ -138,10 +139,17 @@ impl PhoneVerification<'_> {
         let hash = code_hash(services, PURPOSE, &user.sub, &code);
         let now = services.clock.now();
         let actor = Actor::User(user.sub.to_string());
+        let notices = services.security_notices();
         let mut tx = services.store().transaction().await?;
         tx.lock_user(tenant, &user.sub).await?;
+        let before = notices.may_change_in(tx.as_mut(), tenant, &user.sub, &actor).await?;
         let used = tx.consume_one_time_token(tenant, &hash, PURPOSE, now).await?.ok_or_else(wrong)?;
         tx.verify_phone(tenant, &user.sub, &used.detail, &actor).await?;
+        let old = before.profile.phone_number.clone().filter(|_| before.profile.phone_number_verified);
+        if old.as_deref() != Some(used.detail.as_str()) {
+            let change = crate::security_notices::Change::PhoneChanged { old };
+            notices.tell(tx.as_mut(), tenant, &before, &change, &actor).await?;
+        }
         tx.commit().await?;
         services.caches.forget_user(&user.sub);
         Ok(used.detail)

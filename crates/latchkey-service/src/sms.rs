@@ -30,6 +30,12 @@ pub struct SmsSender {
     outbound: Arc<Outbound>,
 }
 
+/// Twilio errors answered with 400 that are about the account or the sender, not the
+/// message: 20003 authentication, 21212 an invalid `From`, 21408 the destination region not
+/// enabled in Geo Permissions, 21606 a `From` that cannot send SMS, 21608 a trial account
+/// texting an unverified number. The operator fixes those; the message waits for it.
+const ACCOUNT_ERRORS: &[i64] = &[20003, 21212, 21408, 21606, 21608];
+
 /// Twilio's answer when it refuses a message: its error `code` and `message`.
 #[derive(serde::Deserialize)]
 struct TwilioError {
@@ -100,10 +106,15 @@ impl SmsSender {
             // the message waits.
             400 => {
                 let code = serde_json::from_slice::<TwilioError>(&body).ok().and_then(|e| e.code);
-                Err(DeliveryError::Rejected(match code {
-                    Some(code) => format!("the SMS API refused the message ({status}, error {code})"),
-                    None => format!("the SMS API refused the message ({status})"),
-                }))
+                match code {
+                    Some(code) if ACCOUNT_ERRORS.contains(&code) => Err(DeliveryError::Unavailable(format!(
+                        "the SMS API refused the message for a reason of the account or the sender ({status}, error {code}): see the Twilio console"
+                    ))),
+                    Some(code) => Err(DeliveryError::Rejected(format!(
+                        "the SMS API refused the message ({status}, error {code})"
+                    ))),
+                    None => Err(DeliveryError::Rejected(format!("the SMS API refused the message ({status})"))),
+                }
             }
             _ => Err(DeliveryError::Unavailable(format!("the SMS API answered {status}"))),
         }

@@ -5,6 +5,7 @@
 use latchkey_core::domain::{Email, NewPassword, SubjectId, TenantId, Username};
 use latchkey_core::records::{Actor, ImportOutcome, NewUser, User, UserPatch};
 
+use crate::security_notices::Change;
 use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
 
 pub struct Users<'a>(pub(crate) &'a Latchkey);
@@ -80,6 +81,8 @@ impl Users<'_> {
         change: PasswordChange,
         actor: &Actor,
     ) -> ServiceResult<usize> {
+        let notices = self.0.security_notices();
+        notices.may_change(tenant, sub, actor).await?;
         if self.0.store().user_by_sub(tenant, sub).await?.is_some_and(|u| u.service_account) {
             return Err(ServiceError::Invalid(
                 "a service account never signs in: give it an API key (`latchkey api-key create`) instead of a password"
@@ -95,14 +98,17 @@ impl Users<'_> {
             PasswordChange::BySelf { current_sid } => (Some(current_sid), "credentials_changed", false),
             PasswordChange::ByOperator => (None, "password_changed", true),
         };
-        if !end_sessions {
-            self.0.store().set_password_hash(tenant, sub, Some(hash.as_str().to_owned()), actor).await?;
-            return Ok(0);
-        }
         let sessions = self.0.sessions();
         let how = sessions.ending(reason, revoke_all).await;
         let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
         tx.set_password_hash(tenant, sub, Some(hash.as_str().to_owned()), actor).await?;
+        notices.tell(tx.as_mut(), tenant, &user, &Change::PasswordSet, actor).await?;
+        if !end_sessions {
+            tx.commit().await?;
+            return Ok(0);
+        }
         let ended = sessions.end_in(tx.as_mut(), tenant, sub, except_sid, &how, actor).await?;
         tx.commit().await?;
         sessions.ended(&ended, &how);
@@ -128,7 +134,10 @@ impl Users<'_> {
         if methods.passkeys == 0 {
             return Err(ServiceError::Invalid("the password is your last way to sign in: add a passkey first".into()));
         }
+        let notices = self.0.security_notices();
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
         tx.set_password_hash(tenant, sub, None, actor).await?;
+        notices.tell(tx.as_mut(), tenant, &user, &Change::PasswordRemoved, actor).await?;
         sessions.commit_ending_others(tx, &how, (tenant, sub, current_sid), actor).await
     }
 
@@ -146,8 +155,15 @@ impl Users<'_> {
             StateChange::Lock => "user_locked",
             StateChange::Delete => "user_deleted",
             StateChange::Unlock => {
-                // Nothing ends with an unlock: no revocation lifetime to work out.
-                self.0.store().set_user_locked(tenant, sub, false, actor).await?;
+                // Nothing ends with an unlock: no revocation lifetime to work out. It also
+                // lifts a block on changes ("this wasn't me"): the operator vouches for it.
+                let mut tx = self.0.store().transaction().await?;
+                tx.lock_user(tenant, sub).await?;
+                tx.set_user_locked(tenant, sub, false, actor).await?;
+                if tx.user(tenant, sub).await?.changes_blocked_at.is_some() {
+                    tx.block_changes(tenant, sub, None, actor).await?;
+                }
+                tx.commit().await?;
                 self.0.caches.forget_user(sub);
                 return Ok(0);
             }

@@ -142,8 +142,8 @@ async fn a_changed_address_replaces_the_old_one_only_once_confirmed_and_the_old_
         assert_eq!((current.email, current.email_verified), (Some(email("ada@new.test")), true), "{b}");
         assert_eq!(ok(s.email_verification().pending(&t, &ada).await, b), None, "{b}");
         let told = sent(&s).await;
-        assert_eq!(told.len(), 1, "{b}");
-        assert_eq!((told[0].0.as_str(), told[0].1.to.as_str()), ("email_changed", "ada@example.test"), "{b}");
+        assert_eq!(told.len(), 1, "{b}: {told:?}");
+        assert_eq!((told[0].0.as_str(), told[0].1.to.as_str()), ("security_notice", "ada@example.test"), "{b}");
         assert!(told[0].1.text.contains("ada@new.test"), "{b}");
     }
 }

@@ -220,6 +220,8 @@ async fn an_authenticator_app_is_given_or_declared_lost_and_a_lost_one_waits_out
         let code_now =
             |s: &Latchkey| secret.code_at(u64::try_from(s.clock.now().secs()).unwrap_or(0)).unwrap_or_default();
         ok(s.factors().confirm_totp_code(&tenant(), &ada.sub, &code_now(&s), &actor).await, "confirm");
+        let told: Vec<String> = sent(&s).await.into_iter().map(|(kind, _)| kind).collect();
+        assert_eq!(told, ["security_notice"], "{b}: the app set up is told");
 
         let begin = |s: Arc<Latchkey>| async move {
             ok(recovery::request(&s, &tenant(), "ada", ip()).await.map_err(|e| format!("{e:?}")), "request");

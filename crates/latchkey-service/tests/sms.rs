@@ -230,6 +230,72 @@ async fn a_code_texted_to_a_verified_number_opens_a_recovery_and_every_channel_h
     }
 }
 
+/// The answer shows only the typed name's and the IP's limits; wrong codes for one account
+/// under any of its names stop its codes working without the answer saying so.
+#[tokio::test]
+async fn wrong_codes_are_limited_per_typed_name_openly_and_per_account_silently() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = Arc::new(
+            services(&db, dir.path(), |c| {
+                c.sms = Some(sms());
+                c.recovery.sms = true;
+            })
+            .await,
+        );
+        let ada = user(&s, "ada").await;
+        ok(s.phone_verification().send_code(&tenant(), &ada, "+447700900123", None).await, b);
+        ok(s.phone_verification().confirm(&tenant(), &ada, &code_in(&texts(&s).await[0].1)).await, b);
+        assert_eq!(recovery::request(&s, &tenant(), "ada", ip(7)).await, Ok(()), "{b}");
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got.extend(texts(&s).await);
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(got.len(), 1, "{b}: {got:?}");
+        let code = code_in(&got[0].1);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+
+        // Five wrong under each name, then the other name of the same account (or of
+        // nobody): the same answer either way, so the limits tell nothing.
+        for (first, second) in [("nobody", "nobody@example.test"), ("ada", "ada@example.test")] {
+            for _ in 0..recovery::CODE_ATTEMPTS {
+                let refused = s.recovery().begin_with_code(&tenant(), first, wrong, ip(7)).await;
+                assert_eq!(refused, Err(RecoveryRefusal::WrongCode), "{b}: `{first}`");
+            }
+            let refused = s.recovery().begin_with_code(&tenant(), first, wrong, ip(7)).await;
+            assert_eq!(refused, Err(RecoveryRefusal::TooMany), "{b}: the typed name's own limit");
+            let other = s.recovery().begin_with_code(&tenant(), second, wrong, ip(7)).await;
+            assert_eq!(other, Err(RecoveryRefusal::WrongCode), "{b}: `{second}` answers like any name");
+        }
+        // The sixth wrong code for ada's account retired her codes: the right one is refused.
+        let refused = s.recovery().begin_with_code(&tenant(), "ada@example.test", &code, ip(8)).await;
+        assert_eq!(refused, Err(RecoveryRefusal::WrongCode), "{b}: the account's codes stopped working");
+        let store = store_of(&s);
+        let audit = ok(store.recent_audit_events(&tenant(), 50).await, b);
+        assert!(audit.iter().any(|e| e.action == "recovery.codes_retired" && e.target == ada.sub.as_str()), "{b}");
+
+        // A new code works again (the per-account count is per code lifetime).
+        s.clock.advance(recovery::CODE_LIFETIME + std::time::Duration::from_secs(1));
+        assert_eq!(recovery::request(&s, &tenant(), "ada", ip(9)).await, Ok(()), "{b}");
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got.extend(texts(&s).await);
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let code = code_in(&got[0].1);
+        let session = s.recovery().begin_with_code(&tenant(), "ada", &code, ip(9)).await;
+        assert!(session.is_ok(), "{b}: {session:?}");
+    }
+}
+
 #[tokio::test]
 async fn without_sms_nothing_needs_a_phone_and_recovery_sms_is_off_by_default() {
     for db in TestDatabase::all().await {

@@ -790,6 +790,30 @@ pub trait StoreTx: Send {
         email: &Email,
         actor: &Actor,
     ) -> StoreResult<()>;
+    /// Counts an attempt (or a message) against each of `keys`, committed with this
+    /// transaction: as [`OAuthStore::reserve_attempts`]. On SQLite a transaction holds the
+    /// one write lock, so counting from outside it would wait for it.
+    async fn reserve_attempts(
+        &mut self,
+        tenant: &TenantId,
+        keys: &[&str],
+        now: UnixTime,
+        window: std::time::Duration,
+    ) -> StoreResult<Vec<ReservedAttempt>>;
+    /// Confirms the user's authenticator app enrolment with the step of a correct code;
+    /// `false` if none waits or the step was used. Audited as `totp.enrolled`.
+    async fn confirm_totp(&mut self, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor)
+    -> StoreResult<bool>;
+    /// Blocks changes to the account from `since` (its owner disowned a change), or lifts
+    /// the block (`None`: they recovered it). Audited as `user.changes_blocked` or
+    /// `user.changes_unblocked`.
+    async fn block_changes(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        since: Option<UnixTime>,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

@@ -42,6 +42,8 @@ pub(crate) struct UserRow {
     service_account: bool,
     created_at: i64,
     updated_at: i64,
+    password_changed_at: Option<i64>,
+    changes_blocked_at: Option<i64>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -61,6 +63,8 @@ impl TryFrom<UserRow> for User {
             service_account: r.service_account,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            password_changed_at: r.password_changed_at.map(UnixTime::from_secs),
+            changes_blocked_at: r.changes_blocked_at.map(UnixTime::from_secs),
         })
     }
 }

@@ -27,6 +27,13 @@ pub struct User {
     pub service_account: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the password was last set (none: no password, or set before this was kept).
+    #[serde(skip)]
+    pub password_changed_at: Option<UnixTime>,
+    /// Since when the owner reported a change they did not make ("this wasn't me"): until
+    /// they recover the account, they change nothing on it.
+    #[serde(skip)]
+    pub changes_blocked_at: Option<UnixTime>,
 }
 
 #[derive(Debug, Clone)]

@@ -3,18 +3,16 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse as _, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use latchkey_core::domain::Email;
 use latchkey_core::records::Actor;
-use latchkey_service::ServiceError;
 use latchkey_service::email_verification::AddressChange;
 use serde::Deserialize;
 
-use super::{back, failure, redirect_error};
+use super::{back, failure, redirect_error, refused};
 use crate::browser::csrf;
 use crate::edge::{ClientIp, Tenant};
-use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
 
@@ -22,13 +20,6 @@ use crate::state::AppState;
 pub struct EmailForm {
     csrf: Option<String>,
     email: Option<String>,
-}
-
-fn refused(e: ServiceError) -> Response {
-    match e {
-        ServiceError::Invalid(m) => PageError::new(StatusCode::BAD_REQUEST, m).into_response(),
-        other => failure(other),
-    }
 }
 
 /// `POST /account/email`: a new address (a recent sign-in needed).

@@ -72,8 +72,31 @@ pub(crate) async fn recent_form(
 }
 
 pub(crate) fn failure(e: impl std::fmt::Display) -> Response {
+    if is_blocked(&e) {
+        return PageError::new(
+            StatusCode::FORBIDDEN,
+            "Changes to this account are blocked: you reported a change you did not make. Recover your account (\"Can't sign in?\" on the sign-in page) to change it again.",
+        )
+        .into_response();
+    }
     tracing::error!(error = %e, "account change failed");
     PageError::internal().into_response()
+}
+
+/// A change the service refused: its rule as the page's error (400), a block as
+/// [`failure`] says it, anything else as a failure.
+pub(crate) fn refused(e: latchkey_service::ServiceError) -> Response {
+    match e {
+        latchkey_service::ServiceError::Invalid(m) if !is_blocked(&m) => {
+            PageError::new(StatusCode::BAD_REQUEST, m).into_response()
+        }
+        other => failure(other),
+    }
+}
+
+/// Whether a change was refused because the account's changes are blocked ("this wasn't me").
+pub(crate) fn is_blocked(e: &impl std::fmt::Display) -> bool {
+    e.to_string() == latchkey_service::security_notices::blocked_message()
 }
 
 /// Back to the security page with a message chosen by key (never text from the request).
@@ -184,6 +207,7 @@ async fn render(
             recovered => q.recovered.is_some(),
             email => user.email.as_ref().map(|e| e.as_str()), email_verified => user.email_verified,
             pending_email => pending_email.as_ref().map(|e| e.as_str()), waiting_recovery,
+            blocked => user.changes_blocked_at.map(|t| t.to_rfc3339()),
             sms => state.services.outbox().sms_enabled(), pending_phone,
             phone => user.profile.phone_number.as_deref(), phone_verified => user.profile.phone_number_verified,
             mail => state.services.outbox().mail_enabled(), mail_delayed => state.services.outbox().mail_delayed(),

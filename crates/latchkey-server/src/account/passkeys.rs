@@ -177,6 +177,7 @@ pub async fn remove(
     let actor = Actor::User(session.sub.to_string());
     match state.services.factors().remove_passkey(&tenant, &user.sub, &id, &session.sid, &actor).await {
         Ok(()) => back(&state, "passkey_removed"),
+        Err(e) if super::is_blocked(&e) => failure(e),
         Err(ServiceError::Invalid(_)) => super::redirect_error(&state, "last_method"),
         Err(ServiceError::NotFound(_)) => super::redirect_error(&state, "not_found"),
         Err(e) => failure(e),

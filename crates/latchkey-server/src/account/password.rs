@@ -76,6 +76,7 @@ pub async fn remove(
     let actor = Actor::User(session.sub.to_string());
     match state.services.users().remove_password(&tenant, &user.sub, &session.sid, &actor).await {
         Ok(()) => back(&state, "password_removed"),
+        Err(e) if super::is_blocked(&e) => failure(e),
         Err(ServiceError::Invalid(m)) if m.contains("no password") => redirect_error(&state, "no_password"),
         Err(ServiceError::Invalid(_)) => redirect_error(&state, "last_method"),
         Err(e) => failure(e),

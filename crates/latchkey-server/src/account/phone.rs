@@ -3,27 +3,18 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse as _, Response};
-use latchkey_service::ServiceError;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::{back, failure};
+use super::{back, refused};
 use crate::edge::{ClientIp, Tenant};
-use crate::pages::PageError;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct NumberForm {
     csrf: Option<String>,
     number: Option<String>,
-}
-
-fn refused(e: ServiceError) -> Response {
-    match e {
-        ServiceError::Invalid(m) => PageError::new(StatusCode::BAD_REQUEST, m).into_response(),
-        other => failure(other),
-    }
 }
 
 /// `POST /account/phone`: texts a code to a new number (a recent sign-in needed).

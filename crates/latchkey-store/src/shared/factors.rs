@@ -8,6 +8,25 @@ macro_rules! passkey_columns {
 macro_rules! impl_factor_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// Confirms an enrolment with the step of a correct code, inside `tx`.
+            pub(crate) async fn confirm_totp_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE totp_factors SET confirmed = TRUE, last_used_step = $3
+                     WHERE tenant_id = $1 AND sub = $2 AND NOT confirmed AND last_used_step < $3",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(i64::try_from(step).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                audit!(self, tx, tenant, actor, "totp.enrolled", sub.as_str(), serde_json::json!({}));
+                Self::user_changed(tx, tenant, sub).await?;
+                Ok(true)
+            }
+
             async fn insert_passkey(
                 &self,
                 conn: &mut <$db as sqlx::Database>::Connection,
@@ -270,22 +289,9 @@ macro_rules! impl_factor_store {
 
             async fn confirm_totp(&self, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
-                let done = sqlx::query(
-                    "UPDATE totp_factors SET confirmed = TRUE, last_used_step = $3
-                     WHERE tenant_id = $1 AND sub = $2 AND NOT confirmed AND last_used_step < $3",
-                )
-                .bind(tenant.as_str())
-                .bind(sub.as_str())
-                .bind(i64::try_from(step).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                audit!(self, tx, tenant, actor, "totp.enrolled", sub.as_str(), serde_json::json!({}));
-                Self::user_changed(&mut tx, tenant, sub).await?;
+                let done = self.confirm_totp_in(&mut tx, tenant, sub, step, actor).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(done)
             }
 
             async fn use_totp_step(&self, tenant: &TenantId, sub: &SubjectId, step: u64) -> StoreResult<bool> {

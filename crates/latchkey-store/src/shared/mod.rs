@@ -214,6 +214,31 @@ macro_rules! impl_shared_store {
                 <$store>::user_changed(tx, tenant, sub).await?;
                 Ok(())
             }
+            async fn reserve_attempts(&mut self, tenant: &TenantId, keys: &[&str], now: UnixTime, window: std::time::Duration)
+                -> StoreResult<Vec<ReservedAttempt>> {
+                <$store>::reserve_attempts_with(&mut *self.tx, tenant, keys, now, window).await
+            }
+            async fn confirm_totp(&mut self, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> StoreResult<bool> {
+                self.store.confirm_totp_in(&mut self.tx, tenant, sub, step, actor).await
+            }
+            async fn block_changes(&mut self, tenant: &TenantId, sub: &SubjectId, since: Option<UnixTime>, actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let done = sqlx::query("UPDATE users SET changes_blocked_at = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(since.map(UnixTime::secs))
+                    .bind(store.now())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {sub}")));
+                }
+                let action = if since.is_some() { "user.changes_blocked" } else { "user.changes_unblocked" };
+                audit!(store, tx, tenant, actor, action, sub.as_str(), serde_json::json!({}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
+            }
             async fn verify_email(&mut self, tenant: &TenantId, sub: &SubjectId, email: &Email, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);

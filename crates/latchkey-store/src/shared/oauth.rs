@@ -260,43 +260,7 @@ macro_rules! impl_oauth_store {
 
             async fn reserve_attempts(&self, tenant: &TenantId, keys: &[&str], now: UnixTime, window: std::time::Duration)
                 -> StoreResult<Vec<ReservedAttempt>> {
-                // Sorted, so every statement that locks several counters (PostgreSQL row locks)
-                // takes them in one order and two attempts never wait on each other in a cycle.
-                let mut sorted: Vec<&str> = keys.to_vec();
-                sorted.sort_unstable();
-                sorted.dedup();
-                if sorted.is_empty() {
-                    return Ok(Vec::new());
-                }
-                // Only placeholder numbers go into the text; the keys are bound. One multi-row
-                // upsert: one round trip, and atomic for every key (PostgreSQL locks each row
-                // it updates until the end of the statement; SQLite has one writer).
-                let rows: Vec<String> = (0..sorted.len()).map(|i| format!("($1, ${}, 1, $2)", i + 4)).collect();
-                let sql = format!(
-                    "INSERT INTO login_failures (tenant_id, throttle_key, failures, window_start) VALUES {}
-                     ON CONFLICT (tenant_id, throttle_key) DO UPDATE SET
-                       failures = CASE WHEN login_failures.window_start < $3 THEN 1 ELSE login_failures.failures + 1 END,
-                       window_start = CASE WHEN login_failures.window_start < $3 THEN $2 ELSE login_failures.window_start END
-                     RETURNING throttle_key, failures, window_start",
-                    rows.join(", ")
-                );
-                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(tenant.as_str())
-                    .bind(now.secs())
-                    .bind(now.minus(window).secs());
-                for key in &sorted {
-                    query = query.bind(*key);
-                }
-                let counted: Vec<(String, i64, i64)> = query.fetch_all(self.pool()).await?;
-                keys.iter()
-                    .map(|k| {
-                        counted
-                            .iter()
-                            .find(|(key, _, _)| key == k)
-                            .map(|(_, count, start)| ReservedAttempt { count: *count, window_start: UnixTime::from_secs(*start) })
-                            .ok_or_else(|| StoreError::Corrupt("no counter came back for an attempt key".into()))
-                    })
-                    .collect()
+                Self::reserve_attempts_with(self.pool(), tenant, keys, now, window).await
             }
 
             async fn release_attempts(&self, tenant: &TenantId, reserved: &[(&str, ReservedAttempt)]) -> StoreResult<()> {
@@ -369,6 +333,52 @@ macro_rules! impl_oauth_store {
         }
 
         impl $store {
+            /// Counts an attempt against each of `keys`, through `executor` (the pool, or a
+            /// transaction's connection so that the count commits with its change).
+            pub(crate) async fn reserve_attempts_with<'c, E>(executor: E, tenant: &TenantId, keys: &[&str], now: UnixTime, window: std::time::Duration)
+                -> StoreResult<Vec<ReservedAttempt>>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                // Sorted, so every statement that locks several counters (PostgreSQL row locks)
+                // takes them in one order and two attempts never wait on each other in a cycle.
+                let mut sorted: Vec<&str> = keys.to_vec();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Only placeholder numbers go into the text; the keys are bound. One multi-row
+                // upsert: one round trip, and atomic for every key (PostgreSQL locks each row
+                // it updates until the end of the statement; SQLite has one writer).
+                let rows: Vec<String> = (0..sorted.len()).map(|i| format!("($1, ${}, 1, $2)", i + 4)).collect();
+                let sql = format!(
+                    "INSERT INTO login_failures (tenant_id, throttle_key, failures, window_start) VALUES {}
+                     ON CONFLICT (tenant_id, throttle_key) DO UPDATE SET
+                       failures = CASE WHEN login_failures.window_start < $3 THEN 1 ELSE login_failures.failures + 1 END,
+                       window_start = CASE WHEN login_failures.window_start < $3 THEN $2 ELSE login_failures.window_start END
+                     RETURNING throttle_key, failures, window_start",
+                    rows.join(", ")
+                );
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(tenant.as_str())
+                    .bind(now.secs())
+                    .bind(now.minus(window).secs());
+                for key in &sorted {
+                    query = query.bind(*key);
+                }
+                let counted: Vec<(String, i64, i64)> = query.fetch_all(executor).await?;
+                keys.iter()
+                    .map(|k| {
+                        counted
+                            .iter()
+                            .find(|(key, _, _)| key == k)
+                            .map(|(_, count, start)| ReservedAttempt { count: *count, window_start: UnixTime::from_secs(*start) })
+                            .ok_or_else(|| StoreError::Corrupt("no counter came back for an attempt key".into()))
+                    })
+                    .collect()
+            }
+
             async fn insert_code_row(conn: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, c: &NewCode, now: i64)
                 -> StoreResult<()> {
                 sqlx::query(

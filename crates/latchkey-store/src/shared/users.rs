@@ -212,7 +212,10 @@ macro_rules! impl_user_store {
 
         impl $store {
             pub(crate) async fn set_password_hash_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, hash: Option<String>, actor: &Actor) -> StoreResult<()> {
-                let done = sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                let done = sqlx::query(
+                    "UPDATE users SET password_hash = $3, updated_at = $4, password_changed_at = CASE WHEN $3 IS NULL THEN NULL ELSE $4 END
+                     WHERE tenant_id = $1 AND sub = $2",
+                )
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
                     .bind(hash.as_deref())

@@ -39,14 +39,15 @@ use crate::one_time_tokens::{self, mint};
 use crate::sign_in::{Account, Admission, Guess};
 use crate::{Latchkey, ServiceError, ServiceResult};
 
+mod by_text;
+mod cancel;
+pub use by_text::{CODE_ATTEMPTS, CODE_LIFETIME, WRONG_PER_DAY};
+
 pub const LINK_PURPOSE: &str = "recovery_link";
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 pub const LINK_PATH: &str = "/recover/link";
-/// A code texted to the account's verified phone number (`recovery.sms`).
+/// A code texted to the account's verified phone number (`recovery.sms`): [`by_text`].
 const CODE_PURPOSE: &str = "recovery_code";
-pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
-/// Wrong codes per account (or per name that is no account) within [`CODE_LIFETIME`].
-pub const CODE_ATTEMPTS: i64 = 5;
 /// A recovery waiting out the delay; its detail is when it may complete.
 const DELAYED_PURPOSE: &str = "recovery_delayed";
 const CANCEL_PURPOSE: &str = "recovery_cancel";
@@ -226,109 +227,6 @@ impl Recovery<'_> {
 
     pub fn offered_sms(&self) -> bool {
         self.0.config.recovery.sms && self.0.outbox().sms_enabled()
-    }
-
-    /// The account `typed` names for a recovery by text message: by username or verified
-    /// address, not locked, not a service account (whether it has a verified phone is
-    /// checked later, the same way for every name).
-    async fn named(&self, tenant: &TenantId, typed: &str) -> ServiceResult<Option<User>> {
-        let users = self.0.users();
-        let user = if typed.contains('@') {
-            match Email::parse(typed) {
-                Ok(address) => users
-                    .by_email(tenant, &address)
-                    .await?
-                    .filter(|u| u.email_verified && u.email.as_ref() == Some(&address)),
-                Err(_) => None,
-            }
-        } else {
-            match Username::parse(typed) {
-                Ok(name) => users.by_username(tenant, &name).await?,
-                Err(_) => None,
-            }
-        };
-        Ok(user.filter(|u| !u.locked && !u.service_account))
-    }
-
-    async fn send_code(&self, tenant: &TenantId, typed: &str, ip: IpAddr) -> ServiceResult<()> {
-        let services = self.0;
-        let Some(user) = self.named(tenant, typed).await? else { return Ok(()) };
-        let Some(number) = verified_phone(&user).map(str::to_owned) else { return Ok(()) };
-        if !services.config.sms.as_ref().is_some_and(|c| c.allows(&number)) {
-            return Ok(());
-        }
-        services.message_limits().reserve_text(tenant, &number, Some(&user.sub), Some(ip)).await?;
-        let code = crate::phone_verification::new_code();
-        let stored = latchkey_core::records::NewOneTimeToken {
-            hash: crate::phone_verification::code_hash(services, CODE_PURPOSE, &user.sub, &code),
-            purpose: CODE_PURPOSE.into(),
-            sub: user.sub.clone(),
-            detail: number.clone(),
-            expires_at: services.clock.now().plus(CODE_LIFETIME),
-        };
-        let text = crate::sms::TextMessage {
-            to: number,
-            body: format!(
-                "{code} is your code to recover your account at {}. It expires in 10 minutes. Never give it to anyone.",
-                services.issuer
-            ),
-        };
-        let mut tx = services.store().transaction().await?;
-        tx.create_one_time_token(tenant, &stored).await?;
-        tx.audit(tenant, &Actor::System, "recovery.code_sent", user.sub.as_str(), serde_json::json!({"via": "sms"}))
-            .await?;
-        services
-            .outbox()
-            .queue_text(tx.as_mut(), tenant, "recovery_code", &text, stored.expires_at, &Actor::System)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The code texted for `typed` (a username or verified address): a recovery session,
-    /// like a link's. Every name gets the same answers: a wrong code and a name that is no
-    /// account (or has no verified phone) are both `WrongCode`, counted the same way.
-    pub async fn begin_with_code(
-        &self,
-        tenant: &TenantId,
-        typed: &str,
-        code: &str,
-        ip: IpAddr,
-    ) -> Result<RecoverySession, RecoveryRefusal> {
-        let services = self.0;
-        if !self.offered_sms() {
-            return Err(RecoveryRefusal::NotNow);
-        }
-        let typed = typed.trim();
-        if typed.is_empty() || typed.len() > 320 {
-            return Err(RecoveryRefusal::WrongCode);
-        }
-        let user = self.named(tenant, typed).await?;
-        let key = match &user {
-            Some(u) => format!("code:sub:{}", u.sub),
-            None => format!(
-                "code:typed:{}",
-                services.token_hasher.hash("message_recipient", &typed.to_lowercase()).as_str()
-            ),
-        };
-        let limits = services.message_limits();
-        let ip_key = format!("code:ip:{}", crate::sign_in::ip_bucket(ip));
-        limits
-            .reserve_keyed_within(
-                tenant,
-                CODE_PURPOSE,
-                &[(&key, CODE_ATTEMPTS), (&ip_key, CODE_ATTEMPTS * 4)],
-                CODE_LIFETIME,
-            )
-            .await?;
-        let (Some(user), Some(code)) = (user, crate::phone_verification::typed_code(code)) else {
-            return Err(RecoveryRefusal::WrongCode);
-        };
-        let hash = crate::phone_verification::code_hash(services, CODE_PURPOSE, &user.sub, &code);
-        match self.open(tenant, &user.sub, &hash, Via::Sms).await {
-            Err(RecoveryRefusal::Gone) => Err(RecoveryRefusal::WrongCode),
-            other => other,
-        }
     }
 
     /// The account `typed` names, if it may be recovered by email: by username, or by its
@@ -605,6 +503,10 @@ impl Recovery<'_> {
             other => other.into(),
         })?;
         tx.replace_recovery_codes(tenant, sub, &hashes, &actor).await?;
+        if user.changes_blocked_at.is_some() {
+            // Recovering is how the owner lifts a block they set with "this wasn't me".
+            tx.block_changes(tenant, sub, None, &actor).await?;
+        }
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
         let ended = tx.end_browser_sessions(tenant, &which, &how, &actor).await?;
         let values = context! { account => services.users().known_as(&user), passkey => passkey.name.as_str() };
@@ -621,54 +523,6 @@ impl Recovery<'_> {
         services.caches.forget_user(sub);
         metrics::counter!("latchkey_recoveries_total", "via" => session.via.as_str()).increment(1);
         Ok(codes)
-    }
-
-    /// Uses a cancel link: the waiting recovery of its account can no longer complete.
-    /// `NotFound` for a link that is unknown, used or expired.
-    pub async fn cancel(&self, tenant: &TenantId, token: &str) -> ServiceResult<User> {
-        let services = self.0;
-        let gone = || ServiceError::NotFound("cancel link".into());
-        let hash = one_time_tokens::hash_given(services, CANCEL_PURPOSE, token).ok_or_else(gone)?;
-        let now = services.clock.now();
-        let found = services.store().peek_one_time_token(tenant, &hash, CANCEL_PURPOSE, now).await?.ok_or_else(gone)?;
-        // The account's lock first, as completion takes it: the two never wait on each other.
-        let mut tx = services.store().transaction().await?;
-        tx.lock_user(tenant, &found.sub).await?;
-        tx.consume_one_time_token(tenant, &hash, CANCEL_PURPOSE, now).await?.ok_or_else(gone)?;
-        self.cancel_in(tx.as_mut(), tenant, &found.sub, "cancel_link").await?;
-        let user = tx.user(tenant, &found.sub).await?;
-        tx.commit().await?;
-        Ok(user)
-    }
-
-    /// Cancels the account's waiting recovery (its owner pressed the button on the security
-    /// page, or signed in during the delay). Returns whether one was waiting.
-    pub async fn cancel_for(&self, tenant: &TenantId, sub: &SubjectId, why: &str) -> ServiceResult<bool> {
-        if self.waiting_for(tenant, sub).await?.is_none() {
-            return Ok(false);
-        }
-        let mut tx = self.0.store().transaction().await?;
-        tx.lock_user(tenant, sub).await?;
-        let cancelled = self.cancel_in(tx.as_mut(), tenant, sub, why).await?;
-        tx.commit().await?;
-        Ok(cancelled)
-    }
-
-    async fn cancel_in(
-        &self,
-        tx: &mut dyn StoreTx,
-        tenant: &TenantId,
-        sub: &SubjectId,
-        why: &str,
-    ) -> ServiceResult<bool> {
-        let now = self.0.clock.now();
-        let waiting = tx.retire_one_time_tokens(tenant, sub, DELAYED_PURPOSE, now).await?;
-        for purpose in [CANCEL_PURPOSE, LINK_PURPOSE, SESSION_PURPOSE] {
-            tx.retire_one_time_tokens(tenant, sub, purpose, now).await?;
-        }
-        let actor = Actor::User(sub.to_string());
-        tx.audit(tenant, &actor, "recovery.cancelled", sub.as_str(), serde_json::json!({"by": why})).await?;
-        Ok(waiting > 0)
     }
 
     /// Tells every channel the account has (its verified address, its verified phone
@@ -695,15 +549,16 @@ impl Recovery<'_> {
         if let Some(number) = verified_phone(user)
             && services.config.sms.as_ref().is_some_and(|c| c.allows(number))
         {
+            // Counted like every text: past the daily caps the number is not told (the
+            // address still is; with neither, a delay is refused).
+            if let Err(refused) = services.message_limits().reserve_text_in(tx, tenant, number, &user.sub).await {
+                tracing::warn!(?refused, kind, "a recovery notice is not texted: the daily caps");
+                return Ok(told);
+            }
             let message = crate::sms::TextMessage { to: number.to_owned(), body: text.to_owned() };
             services.outbox().queue_text(tx, tenant, kind, &message, expires, &actor).await?;
             told += 1;
         }
         Ok(told)
-    }
-
-    /// Whether a cancel link is live, without using it.
-    pub async fn look_cancel(&self, tenant: &TenantId, token: &str) -> ServiceResult<bool> {
-        Ok(one_time_tokens::peek(self.0, tenant, CANCEL_PURPOSE, token).await?.is_some())
     }
 }

@@ -1,0 +1,282 @@
+//! Security notices: the owner of an account hears of every change to how it is signed in
+//! to, made from the account itself (a passkey or authenticator app added or removed, the
+//! password set, changed or removed, new recovery codes, the email address or phone number
+//! changed), by email to the verified address, or by text where only a verified phone is
+//! known; a changed address or number is told at the old one too. Recoveries are told by
+//! [`crate::recovery`] itself. Changes an operator makes are in the audit log instead: the
+//! owner did not act, and nobody took their account.
+//!
+//! Each notice carries a **"this wasn't me"** link (7 days, single use, through a
+//! confirmation page's POST). Using it, in one transaction: every session of the account
+//! ends and every refresh token is revoked; what was added since the notice's change is
+//! taken away (passkeys, an authenticator app, a password set since then) and the recovery
+//! codes are withdrawn (whoever made the change may have seen new ones); and the account is
+//! **blocked from changes** until its owner recovers it (`/recover`): whoever signs in can
+//! change nothing, so someone who still holds a way in cannot add another.
+
+use std::time::Duration;
+
+use latchkey_core::UnixTime;
+use latchkey_core::domain::{SubjectId, TenantId};
+use latchkey_core::records::{Actor, User};
+use latchkey_store::StoreTx;
+use minijinja::context;
+
+use crate::message_limits::Counted;
+use crate::one_time_tokens::{self, mint};
+use crate::{Latchkey, ServiceError, ServiceResult};
+
+pub const NOT_ME_PURPOSE: &str = "not_me";
+pub const NOT_ME_PATH: &str = "/security/not-me";
+pub const NOT_ME_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
+
+/// A change to how an account is signed in to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    PasskeyAdded(String),
+    PasskeyRemoved(String),
+    AppAdded,
+    AppRemoved,
+    PasswordSet,
+    PasswordRemoved,
+    RecoveryCodesReplaced,
+    /// The phone number; the old verified one (if any) is told too.
+    PhoneChanged {
+        old: Option<String>,
+    },
+    /// The email address; the old verified one is told instead of the new.
+    EmailChanged {
+        old: String,
+        new: String,
+    },
+}
+
+impl Change {
+    /// What happened, as a sentence for the owner.
+    pub fn what(&self) -> String {
+        match self {
+            Change::PasskeyAdded(name) => format!("A passkey ({name}) was added"),
+            Change::PasskeyRemoved(name) => format!("A passkey ({name}) was removed"),
+            Change::AppAdded => "An authenticator app was set up".into(),
+            Change::AppRemoved => "The authenticator app was removed".into(),
+            Change::PasswordSet => "The password was set or changed".into(),
+            Change::PasswordRemoved => "The password was removed".into(),
+            Change::RecoveryCodesReplaced => "New recovery codes were made (the old ones stopped working)".into(),
+            Change::PhoneChanged { .. } => "The phone number was changed".into(),
+            Change::EmailChanged { old, new } => format!("The email address was changed from {old} to {new}"),
+        }
+    }
+
+    /// A stable name, for the audit log and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::PasskeyAdded(_) => "passkey_added",
+            Change::PasskeyRemoved(_) => "passkey_removed",
+            Change::AppAdded => "app_added",
+            Change::AppRemoved => "app_removed",
+            Change::PasswordSet => "password_set",
+            Change::PasswordRemoved => "password_removed",
+            Change::RecoveryCodesReplaced => "recovery_codes_replaced",
+            Change::PhoneChanged { .. } => "phone_changed",
+            Change::EmailChanged { .. } => "email_changed",
+        }
+    }
+}
+
+/// What "this wasn't me" did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Disowned {
+    pub sessions_ended: usize,
+    pub passkeys_removed: usize,
+    pub app_removed: bool,
+    pub password_removed: bool,
+}
+
+/// The message for an account whose changes are blocked.
+pub fn blocked_message() -> String {
+    "changes to this account are blocked: a change was reported as not made by its owner. Recover the account \
+     (\"Can't sign in?\" on the sign-in page) to change it again"
+        .into()
+}
+
+pub struct SecurityNotices<'a>(pub(crate) &'a Latchkey);
+
+impl SecurityNotices<'_> {
+    /// Whether the owner is told of changes here: mail or SMS is configured.
+    pub fn enabled(&self) -> bool {
+        let outbox = self.0.outbox();
+        outbox.mail_enabled() || outbox.sms_enabled()
+    }
+
+    /// `Invalid` if `actor` is the account's owner and its changes are blocked. Operators
+    /// are never blocked (they act through the CLI or the admin API, not a session someone
+    /// may have stolen).
+    pub async fn may_change(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> ServiceResult<()> {
+        if !is_owner(sub, actor) {
+            return Ok(());
+        }
+        match self.0.users().by_sub(tenant, sub).await? {
+            Some(user) if user.changes_blocked_at.is_some() => Err(ServiceError::Invalid(blocked_message())),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Self::may_change`] inside the change's transaction (after `lock_user`).
+    pub async fn may_change_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        actor: &Actor,
+    ) -> ServiceResult<User> {
+        let user = tx.user(tenant, sub).await?;
+        if is_owner(sub, actor) && user.changes_blocked_at.is_some() {
+            return Err(ServiceError::Invalid(blocked_message()));
+        }
+        Ok(user)
+    }
+
+    /// Tells the owner of `user` about `change`, inside the change's transaction, if the
+    /// change was made from the account itself. A notice over the account's hourly limit is
+    /// left out: the link of an earlier one covers every change since.
+    pub async fn tell(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        user: &User,
+        change: &Change,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        let services = self.0;
+        if !is_owner(&user.sub, actor) || !self.enabled() {
+            return Ok(());
+        }
+        let outbox = services.outbox();
+        let verified_email = user.email.as_ref().filter(|_| user.email_verified).map(|e| e.as_str().to_owned());
+        let verified_phone = user
+            .profile
+            .phone_number
+            .clone()
+            .filter(|_| user.profile.phone_number_verified)
+            .filter(|n| self.texts_to(n));
+        let (to_email, mut to_phone) = match change {
+            Change::EmailChanged { old, .. } => (Some(old.clone()), None),
+            _ => (verified_email.clone(), None),
+        };
+        let to_email = to_email.filter(|_| outbox.mail_enabled());
+        if to_email.is_none() {
+            to_phone = verified_phone;
+        }
+        if let Change::PhoneChanged { old: Some(old) } = change
+            && self.texts_to(old)
+        {
+            to_phone = Some(old.clone());
+        }
+        if to_email.is_none() && to_phone.is_none() {
+            return Ok(());
+        }
+        let limits = services.message_limits();
+        if limits.reserve_in(tx, tenant, "security_notice", &[Counted::Account(&user.sub)]).await.is_err() {
+            tracing::info!(sub = %user.sub, change = change.kind(), "security notice left out: an earlier one covers it");
+            return Ok(());
+        }
+        let now = services.clock.now();
+        let minted = mint(services, NOT_ME_PURPOSE, &user.sub, &now.secs().to_string(), NOT_ME_LIFETIME);
+        tx.create_one_time_token(tenant, &minted.stored).await?;
+        let link = one_time_tokens::link(services, NOT_ME_PATH, &minted.token);
+        let account = services.users().known_as(user);
+        let expires = minted.stored.expires_at;
+        let kind = "security_notice";
+        if let Some(to) = to_email {
+            let values = context! {
+                account => account.as_str(), what => change.what(), when => now.to_rfc3339(), link => link.as_str(),
+                days => NOT_ME_LIFETIME.as_secs() / 86_400,
+            };
+            let email = outbox.render(kind, &to, values)?;
+            outbox.queue_email(tx, tenant, kind, &email, expires, actor).await?;
+        }
+        if let Some(to) = to_phone {
+            let capped = limits.reserve_text_in(tx, tenant, &to, &user.sub).await;
+            if capped.is_ok() {
+                let body = format!("{}: {} on your account {account}. Not you? {link}", services.issuer, change.what());
+                let text = crate::sms::TextMessage { to, body };
+                outbox.queue_text(tx, tenant, kind, &text, expires, actor).await?;
+            }
+        }
+        let details = serde_json::json!({"change": change.kind()});
+        tx.audit(tenant, actor, "security.notice_sent", user.sub.as_str(), details).await?;
+        Ok(())
+    }
+
+    fn texts_to(&self, number: &str) -> bool {
+        self.0.outbox().sms_enabled() && self.0.config.sms.as_ref().is_some_and(|c| c.allows(number))
+    }
+
+    /// The account a "this wasn't me" link is about, without using it.
+    pub async fn look(&self, tenant: &TenantId, token: &str) -> ServiceResult<Option<User>> {
+        let Some(found) = one_time_tokens::peek(self.0, tenant, NOT_ME_PURPOSE, token).await? else {
+            return Ok(None);
+        };
+        self.0.users().by_sub(tenant, &found.sub).await
+    }
+
+    /// Uses a "this wasn't me" link (see the module's documentation). `NotFound` for a link
+    /// that is unknown, used or expired.
+    pub async fn disown(&self, tenant: &TenantId, token: &str) -> ServiceResult<(User, Disowned)> {
+        let services = self.0;
+        let gone = || ServiceError::NotFound("link".into());
+        let hash = one_time_tokens::hash_given(services, NOT_ME_PURPOSE, token).ok_or_else(gone)?;
+        let now = services.clock.now();
+        let found = services.store().peek_one_time_token(tenant, &hash, NOT_ME_PURPOSE, now).await?.ok_or_else(gone)?;
+        let sub = found.sub;
+        let since = found.detail.parse::<i64>().map(UnixTime::from_secs).map_err(|_| gone())?;
+        let factors = services.factors();
+        let passkeys = factors.passkeys(tenant, &sub).await?;
+        let app = factors.totp(tenant, &sub).await?;
+        let sessions = services.sessions();
+        let how = sessions.ending("change_disowned", true).await;
+        let actor = Actor::User(sub.to_string());
+
+        let mut tx = services.store().transaction().await?;
+        tx.lock_user(tenant, &sub).await?;
+        tx.consume_one_time_token(tenant, &hash, NOT_ME_PURPOSE, now).await?.ok_or_else(gone)?;
+        let user = tx.user(tenant, &sub).await?;
+        let mut done = Disowned::default();
+        for passkey in passkeys.iter().filter(|p| p.created_at >= since) {
+            tx.delete_passkey(tenant, &sub, &passkey.credential_id, &actor).await?;
+            done.passkeys_removed += 1;
+        }
+        if app.is_some_and(|a| a.created_at >= since) {
+            tx.remove_totp(tenant, &sub, &actor).await?;
+            done.app_removed = true;
+        }
+        if user.has_password && user.password_changed_at.is_some_and(|at| at >= since) {
+            tx.set_password_hash(tenant, &sub, None, &actor).await?;
+            done.password_removed = true;
+        }
+        tx.replace_recovery_codes(tenant, &sub, &[], &actor).await?;
+        let ended = sessions.end_in(tx.as_mut(), tenant, &sub, None, &how, &actor).await?;
+        done.sessions_ended = ended.sessions.len();
+        tx.retire_one_time_tokens(tenant, &sub, NOT_ME_PURPOSE, now).await?;
+        if user.changes_blocked_at.is_none() {
+            tx.block_changes(tenant, &sub, Some(now), &actor).await?;
+        }
+        let details = serde_json::json!({
+            "change_at": since.secs(),
+            "sessions_ended": done.sessions_ended,
+            "passkeys_removed": done.passkeys_removed,
+            "app_removed": done.app_removed,
+            "password_removed": done.password_removed,
+        });
+        tx.audit(tenant, &actor, "security.change_disowned", sub.as_str(), details).await?;
+        tx.commit().await?;
+        sessions.ended(&ended, &how);
+        services.caches.forget_user(&sub);
+        metrics::counter!("latchkey_changes_disowned_total").increment(1);
+        Ok((user, done))
+    }
+}
+
+fn is_owner(sub: &SubjectId, actor: &Actor) -> bool {
+    matches!(actor, Actor::User(who) if who == sub.as_str())
+}
