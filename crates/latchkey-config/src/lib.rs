@@ -247,6 +247,9 @@ pub struct LoginConfig {
     pub require_mfa: bool,
     /// Every sign-in needs a passkey.
     pub require_passkey: bool,
+    /// A code texted to the verified phone is the second step of a password sign-in, for
+    /// accounts with no passkey and no authenticator app. Needs `[sms]`; weaker than both.
+    pub sms_second_factor: bool,
     /// Changing a sign-in method (passkeys, password, authenticator app, recovery codes)
     /// or ending other sessions needs a sign-in at most this old.
     #[serde(with = "serde_human")]
@@ -276,6 +279,7 @@ impl Default for LoginConfig {
             passwords: true,
             require_mfa: false,
             require_passkey: false,
+            sms_second_factor: false,
             recent_authentication: Duration::from_secs(300),
         }
     }

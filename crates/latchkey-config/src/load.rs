@@ -323,6 +323,9 @@ impl super::Config {
                 ));
             }
         }
+        if self.login.sms_second_factor && self.sms.is_none() {
+            return Err(ConfigError::invalid(s, "login.sms_second_factor", "needs an [sms] section to text codes"));
+        }
         if self.passkeys.challenge_lifetime.is_zero() || self.login.recent_authentication.is_zero() {
             return Err(ConfigError::invalid(
                 s,

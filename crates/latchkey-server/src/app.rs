@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login/passkey/options", post(crate::login::passkey::options))
         .route("/login/passkey", post(crate::login::passkey::finish))
         .route("/login/second-factor", get(login::second_factor::page).post(login::second_factor::submit))
+        .route("/login/second-factor/sms", post(login::second_factor::send_sms))
         .route("/login/recovery", get(login::recovery::page).post(login::recovery::submit))
         .route("/signup", get(crate::signup::page).post(crate::signup::finish))
         .route("/signup/options", post(crate::signup::options))

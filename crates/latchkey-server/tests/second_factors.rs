@@ -342,7 +342,7 @@ async fn security_and_second_step_endpoints_answer_bad_input_with_an_error() {
         server.clock.advance(Duration::from_secs(30));
         let other = PasskeyBrowser::new(&server);
         password_sign_in(&other, "/login", "ada", PASSWORD).await;
-        assert_eq!(second_factor(&other, "sms", "1").await.status(), StatusCode::BAD_REQUEST, "{backend}");
+        assert_eq!(second_factor(&other, "fax", "1").await.status(), StatusCode::BAD_REQUEST, "{backend}");
         let done = second_factor(&other, "totp", &totp_now(&server, &secret)).await;
         assert_eq!(other.location(&done), other.url("/login/done"), "{backend}: still pending after bad input");
     }

@@ -219,3 +219,79 @@ async fn a_number_is_confirmed_on_the_security_page_with_the_texted_code() {
     let (_, page, _) = browser.page("/account/security").await;
     assert!(page.contains("+447700900123 <span class=\"tag\">verified</span>"), "{page}");
 }
+
+/// `login.sms_second_factor`: after the password, a code texted to the verified number
+/// finishes the sign-in; a wrong one does not; without the setting nothing is offered.
+#[tokio::test]
+async fn a_texted_code_is_the_second_step_of_a_password_sign_in_where_turned_on() {
+    use latchkey_core::domain::{Email, NewPassword, ProfileClaims, SubjectId, Username};
+    use latchkey_core::records::NewUser;
+    for on in [true, false] {
+        let (twilio, port) = start_twilio().await;
+        let server = TestServer::start(sqlite().await, move |c| {
+            c.sms = Some(sms(port));
+            c.outbound.allow.push(allow_loopback(Purpose::Sms, &[port]));
+            c.login.sms_second_factor = on;
+        })
+        .await;
+        let services = &server.state().services;
+        let tenant = TenantId::default_tenant();
+        let new = NewUser {
+            sub: SubjectId::generate(),
+            username: ok(Username::parse("ada"), "username"),
+            email: Some(ok(Email::parse("ada@example.com"), "email")),
+            email_verified: true,
+            name: None,
+            profile: ProfileClaims::default(),
+            password_hash: None,
+            service_account: false,
+        };
+        let ada = ok(services.users().create(&tenant, new, &Actor::Cli).await, "user");
+        let password = ok(NewPassword::parse(support::flow::PASSWORD.into()), "password");
+        let change = latchkey_service::users::PasswordChange::ByOperator;
+        ok(services.users().set_password(&tenant, &ada.sub, password, change, &Actor::Cli).await, "password");
+        let store = latchkey_service::testing::store_of(services);
+        let mut tx = ok(store.transaction().await, "tx");
+        ok(tx.verify_phone(&tenant, &ada.sub, "+447700900123", &Actor::Cli).await, "phone");
+        ok(tx.commit().await, "commit");
+
+        let b = support::passkey::PasskeyBrowser::new(&server);
+        let (_, _, csrf) = b.page("/login").await;
+        let form = [("csrf", csrf.as_str()), ("username", "ada"), ("password", support::flow::PASSWORD)];
+        let after_password = b.browser.post_form(&b.url("/login"), &form).await;
+        if !on {
+            assert_ne!(b.location(&after_password), b.url("/login/second-factor"), "off: the password is enough");
+            continue;
+        }
+        assert_eq!(b.location(&after_password), b.url("/login/second-factor"));
+        let (status, page, csrf) = b.page("/login/second-factor").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("id=\"sms-send\"") && page.contains("+44 ••• ••23"), "{page}");
+        assert!(!page.contains("7700900123"), "the number is masked");
+        let no_csrf = b.browser.post_form(&b.url("/login/second-factor/sms"), &[]).await;
+        assert_eq!(no_csrf.status(), StatusCode::BAD_REQUEST);
+        let sent = b.browser.post_form(&b.url("/login/second-factor/sms"), &[("csrf", &csrf)]).await;
+        assert_eq!(sent.status(), StatusCode::OK);
+        let page = ok(sent.text().await, "page");
+        assert!(page.contains("id=\"sms-sent\"") && page.contains("+44 ••• ••23"), "{page}");
+        eventually(Duration::from_secs(5), "the code was texted", || async {
+            twilio.received.lock().map(|r| r.len()).unwrap_or(0) == 1
+        })
+        .await;
+        let body = twilio.received.lock().map(|r| r[0].get("Body").cloned().unwrap_or_default()).unwrap_or_default();
+        assert!(body.contains("to sign in"), "{body}");
+        let code: String = body.chars().take(6).collect();
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let (_, _, csrf) = b.page("/login/second-factor").await;
+        let form = [("csrf", csrf.as_str()), ("method", "sms"), ("code", wrong)];
+        let refused = b.browser.post_form(&b.url("/login/second-factor"), &form).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let form = [("csrf", csrf.as_str()), ("method", "sms"), ("code", code.as_str())];
+        let done = b.browser.post_form(&b.url("/login/second-factor"), &form).await;
+        assert!(done.status().is_redirection(), "{}", done.status());
+        let (status, _, _) = b.page("/account/security").await;
+        assert_eq!(status, StatusCode::OK, "signed in");
+        let events = ok(store.recent_audit_events(&tenant, 20).await, "audit");
+        assert!(events.iter().any(|e| e.action == "sign_in.code_sent"));
+    }
+}

@@ -245,16 +245,19 @@ impl Factors<'_> {
 }
 
 /// What a user has set up beyond a password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecondFactors {
     pub passkeys: usize,
     /// A confirmed authenticator app.
     pub totp: bool,
+    /// A code by text to this (verified) number, where offered
+    /// ([`crate::sms_second_factor`]: never beside a passkey or an app).
+    pub sms: Option<String>,
 }
 
 impl SecondFactors {
-    pub fn any(self) -> bool {
-        self.passkeys > 0 || self.totp
+    pub fn any(&self) -> bool {
+        self.passkeys > 0 || self.totp || self.sms.is_some()
     }
 }
 
@@ -263,7 +266,8 @@ impl Factors<'_> {
     pub async fn second_factors(&self, tenant: &TenantId, sub: &SubjectId) -> SecondFactors {
         let passkeys = self.passkeys(tenant, sub).await.map(|p| p.len()).unwrap_or(0);
         let totp = matches!(self.totp(tenant, sub).await, Ok(Some(t)) if t.confirmed);
-        SecondFactors { passkeys, totp }
+        let sms = self.0.sms_second_factor().number_for(tenant, sub).await.ok().flatten();
+        SecondFactors { passkeys, totp, sms }
     }
 
     /// Whether a sign-in proved by `factors` must still give a second factor: a user with a

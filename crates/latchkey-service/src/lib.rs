@@ -55,6 +55,7 @@ pub mod sessions;
 pub mod sign_in;
 pub mod sign_up;
 pub mod sms;
+pub mod sms_second_factor;
 pub mod system;
 pub mod token_verification;
 pub mod tokens;
@@ -168,6 +169,10 @@ impl Latchkey {
 
     pub fn security_notices(&self) -> security_notices::SecurityNotices<'_> {
         security_notices::SecurityNotices(self)
+    }
+
+    pub fn sms_second_factor(&self) -> sms_second_factor::SmsSecondFactor<'_> {
+        sms_second_factor::SmsSecondFactor(self)
     }
     pub fn message_limits(&self) -> message_limits::MessageLimits<'_> {
         message_limits::MessageLimits(self)

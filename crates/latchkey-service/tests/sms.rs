@@ -297,6 +297,65 @@ async fn wrong_codes_are_limited_per_typed_name_openly_and_per_account_silently(
 }
 
 #[tokio::test]
+async fn a_texted_sign_in_code_is_offered_only_without_a_stronger_factor_and_works_once() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |c| {
+            c.sms = Some(sms());
+            c.login.sms_second_factor = true;
+        })
+        .await;
+        let store = store_of(&s);
+        let with_passkey = user(&s, "ada").await;
+        let new = NewUser {
+            sub: SubjectId::generate(),
+            username: ok(Username::parse("bob"), "username"),
+            email: None,
+            email_verified: false,
+            name: None,
+            profile: ProfileClaims::default(),
+            password_hash: None,
+            service_account: false,
+        };
+        let bob = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user");
+        for who in [&with_passkey, &bob] {
+            let mut tx = ok(store.transaction().await, b);
+            ok(tx.verify_phone(&tenant(), &who.sub, "+447700900123", &Actor::Cli).await, b);
+            ok(tx.commit().await, b);
+        }
+        let texted = s.sms_second_factor();
+        assert_eq!(ok(texted.number_for(&tenant(), &with_passkey.sub).await, b), None, "{b}: never round a passkey");
+        let sent = texted.send(&tenant(), &with_passkey.sub, ip(1)).await;
+        assert!(matches!(sent, Err(ServiceError::Invalid(_))), "{b}: {sent:?}");
+        assert_eq!(ok(texted.number_for(&tenant(), &bob.sub).await, b).as_deref(), Some("+447700900123"), "{b}");
+
+        ok(texted.send(&tenant(), &bob.sub, ip(1)).await, b);
+        let code = code_in(&texts(&s).await[0].1);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        assert!(!texted.check(&tenant(), &bob.sub, wrong).await, "{b}");
+        assert!(!texted.check(&tenant(), &with_passkey.sub, &code).await, "{b}: another account's code");
+        assert!(texted.check(&tenant(), &bob.sub, &code).await, "{b}");
+        assert!(!texted.check(&tenant(), &bob.sub, &code).await, "{b}: once");
+
+        // A new code replaces the old; past the per-account limit nothing more is sent.
+        ok(texted.send(&tenant(), &bob.sub, ip(1)).await, b);
+        let older = code_in(&texts(&s).await[0].1);
+        ok(texted.send(&tenant(), &bob.sub, ip(1)).await, b);
+        let newer = code_in(&texts(&s).await[0].1);
+        if older != newer {
+            assert!(!texted.check(&tenant(), &bob.sub, &older).await, "{b}: replaced");
+        }
+        let refused = texted.send(&tenant(), &bob.sub, ip(1)).await;
+        assert!(refused.is_err(), "{b}: the fourth code in 10 minutes");
+        assert!(texts(&s).await.is_empty(), "{b}: nothing queued");
+
+        let off = services(&db, dir.path(), |c| c.sms = Some(sms())).await;
+        assert_eq!(ok(off.sms_second_factor().number_for(&tenant(), &bob.sub).await, b), None, "{b}: off by default");
+    }
+}
+
+#[tokio::test]
 async fn without_sms_nothing_needs_a_phone_and_recovery_sms_is_off_by_default() {
     for db in TestDatabase::all().await {
         let b = db.backend;

@@ -16,6 +16,8 @@ pub enum Factor {
     Totp,
     /// A single-use recovery code.
     RecoveryCode,
+    /// A code texted to the account's verified phone (`login.sms_second_factor`).
+    Sms,
     /// A passkey; `synced` is its backup-eligible flag, `user_verified` its UV flag.
     Passkey {
         synced: bool,
@@ -95,7 +97,7 @@ impl Factors {
     /// device, passkey), or a passkey whose authenticator verified the user.
     pub fn is_multi_factor(&self) -> bool {
         let knows = self.0.contains(&Factor::Password);
-        let holds = self.0.iter().any(|f| matches!(f, Factor::Totp | Factor::Passkey { .. }));
+        let holds = self.0.iter().any(|f| matches!(f, Factor::Totp | Factor::Sms | Factor::Passkey { .. }));
         let verified_passkey = self.passkey().is_some_and(|(_, uv)| uv);
         (knows && holds) || verified_passkey
     }
@@ -107,6 +109,7 @@ impl Factors {
             let method = match f {
                 Factor::Password => "pwd",
                 Factor::Totp | Factor::RecoveryCode => "otp",
+                Factor::Sms => "sms",
                 Factor::Passkey { synced: false, .. } => "hwk",
                 Factor::Passkey { synced: true, .. } => "swk",
             };
@@ -152,6 +155,14 @@ mod tests {
         let f = Factors::new(Factor::Password).with(Factor::Totp);
         assert_eq!(f.amr(), ["pwd", "otp", "mfa"]);
         assert_eq!(f.level(), AuthLevel::MultiFactor);
+    }
+
+    #[test]
+    fn a_password_and_a_texted_code_is_multi_factor_and_says_sms() {
+        let f = Factors::new(Factor::Password).with(Factor::Sms);
+        assert_eq!(f.amr(), ["pwd", "sms", "mfa"]);
+        assert_eq!(f.level(), AuthLevel::MultiFactor);
+        assert_eq!(Factors::new(Factor::Sms).level(), AuthLevel::SingleFactor);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The second step of a password sign-in for a user who has a second factor: a passkey, a
-//! code from their authenticator app, or a recovery code.
+//! code from their authenticator app, a code by text (where offered), or a recovery code.
 
 use axum::Form;
 use axum::extract::State;
@@ -7,6 +7,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::response::Response;
 use latchkey_core::domain::Factor;
+use latchkey_service::ServiceError;
+use latchkey_service::sms_second_factor::masked;
 use serde::Deserialize;
 
 use super::complete::{self, Pending};
@@ -36,6 +38,18 @@ async fn keep_and_render(
     status: StatusCode,
     error: Option<&str>,
 ) -> Response {
+    keep_and_show(state, tenant, headers, pending, (status, error), None).await
+}
+
+/// [`keep_and_render`], saying where a code was just texted (`texted`, masked).
+async fn keep_and_show(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    pending: &Pending,
+    (status, error): (StatusCode, Option<&str>),
+    texted: Option<&str>,
+) -> Response {
     if let Err(e) = ceremony::put(state, tenant, headers, Purpose::SecondFactor, pending).await {
         tracing::error!(error = %e, "cannot keep the pending sign-in");
         return PageError::internal().into_response();
@@ -49,6 +63,7 @@ async fn keep_and_render(
         minijinja::context! {
             title => "Second step", base => state.base(), csrf, error,
             passkeys => has.passkeys > 0 && state.passkeys.available(), totp => has.totp,
+            sms => has.sms.as_deref().map(masked), texted,
         },
     );
     if let Some(c) = set_cookie {
@@ -68,6 +83,42 @@ pub async fn page(State(state): State<AppState>, Tenant(tenant): Tenant, headers
     match ceremony::take::<Pending>(&state, &tenant, &headers, Purpose::SecondFactor).await {
         Some(pending) => keep_and_render(&state, &tenant, &headers, &pending, StatusCode::OK, None).await,
         None => expired(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    csrf: Option<String>,
+}
+
+/// `POST /login/second-factor/sms`: texts a code to the account's verified number (where
+/// codes by text are offered to it) and shows the page again, saying where it went.
+pub async fn send_sms(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<SendForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(pending) = ceremony::take::<Pending>(&state, &tenant, &headers, Purpose::SecondFactor).await else {
+        return expired();
+    };
+    let Some(sub) = pending.subject() else { return expired() };
+    match state.services.sms_second_factor().send(&tenant, &sub, ip).await {
+        Ok(number) => {
+            keep_and_show(&state, &tenant, &headers, &pending, (StatusCode::OK, None), Some(&masked(&number))).await
+        }
+        Err(ServiceError::Invalid(m)) => {
+            keep_and_render(&state, &tenant, &headers, &pending, StatusCode::BAD_REQUEST, Some(&m)).await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot text a sign-in code");
+            let message = "Text messages cannot be sent right now. Use another way, or try again later.";
+            keep_and_render(&state, &tenant, &headers, &pending, StatusCode::SERVICE_UNAVAILABLE, Some(message)).await
+        }
     }
 }
 
@@ -96,6 +147,7 @@ pub async fn submit(
     let method = match form.method.as_deref() {
         Some("totp") => Factor::Totp,
         Some("recovery") => Factor::RecoveryCode,
+        Some("sms") => Factor::Sms,
         _ => {
             let choose = Some("Choose how to confirm.");
             return keep_and_render(&state, &tenant, &headers, &pending, StatusCode::BAD_REQUEST, choose).await;
@@ -121,6 +173,7 @@ pub async fn submit(
     let code = form.code.unwrap_or_default();
     let right = match method {
         Factor::Totp => state.services.factors().check_totp(&tenant, &sub, &code).await,
+        Factor::Sms => state.services.sms_second_factor().check(&tenant, &sub, &code).await,
         _ => state.services.factors().redeem_recovery_code(&tenant, &sub, &code).await,
     };
     let factor = right.then_some(method);
