@@ -45,6 +45,10 @@ fn refused(r: RecoveryRefusal) -> Response {
         RecoveryRefusal::Cancelled => {
             (StatusCode::BAD_REQUEST, "This recovery was cancelled from the link sent to your email.")
         }
+        RecoveryRefusal::Password(rule) => {
+            return PageError::new(StatusCode::BAD_REQUEST, format!("That password cannot be used: {rule}"))
+                .into_response();
+        }
         RecoveryRefusal::Unavailable(cause) => {
             tracing::error!(error = %cause, "a recovery step failed");
             return PageError::internal().into_response();
@@ -241,7 +245,7 @@ pub async fn session_page(State(state): State<AppState>, Tenant(tenant): Tenant,
         "recover_session.html",
         minijinja::context! {
             title => "Recover your account", base => state.base(), csrf, step, ready_at,
-            passkeys_available => state.passkeys.available(),
+            passkeys_available => state.passkeys.available(), passwords => state.config.login.passwords,
         },
     );
     no_store(page, cookie)
@@ -329,6 +333,45 @@ pub async fn passkey_options(
     match ceremony::put(&state, &tenant, &headers, Purpose::RecoveryPasskey, &pending).await {
         Ok(cookie) => crate::browser::json::options_response(options, cookie),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: Option<String>,
+    password: Option<String>,
+    confirm: Option<String>,
+}
+
+/// `POST /recover/password`: sets a new password (where passwords are on) and completes the
+/// recovery, as a passkey does; shows the new recovery codes once.
+pub async fn set_password(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    let typed = form.password.unwrap_or_default();
+    if form.confirm.as_deref() != Some(typed.as_str()) {
+        return PageError::new(StatusCode::BAD_REQUEST, "The two passwords are not the same.").into_response();
+    }
+    let password = match latchkey_core::domain::NewPassword::parse(typed) {
+        Ok(p) => p,
+        Err(e) => {
+            return PageError::new(StatusCode::BAD_REQUEST, latchkey_service::passwords::explain(e).to_string())
+                .into_response();
+        }
+    };
+    match state.services.recovery().complete_with_password(&tenant, &session, password).await {
+        Ok(codes) => {
+            let _: Option<RecoverySession> = ceremony::take(&state, &tenant, &headers, Purpose::Recovery).await;
+            crate::account::recovery_codes::show(&state, &codes, &format!("{}/login", state.base()), false)
+        }
+        Err(r) => refused(r),
     }
 }
 

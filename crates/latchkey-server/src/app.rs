@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/recover/lost", post(crate::account_recovery::lost))
         .route("/recover/passkey/options", post(crate::account_recovery::passkey_options))
         .route("/recover/passkey", post(crate::account_recovery::add_passkey))
+        .route("/recover/password", post(crate::account_recovery::set_password))
         .route("/recover/cancel", get(crate::account_recovery::cancel_page).post(crate::account_recovery::cancel))
         .route("/security/not-me", get(crate::not_me::page).post(crate::not_me::disown))
         .route("/forward-auth/start", get(crate::forward_auth::start))

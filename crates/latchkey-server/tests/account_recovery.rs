@@ -282,3 +282,41 @@ async fn the_owner_stops_a_waiting_recovery_from_the_security_page() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("cancelled"), "{page}");
 }
+
+/// Where passwords are on, the recovery sets a new password instead of a passkey; the two
+/// fields must match; the password then signs in.
+#[tokio::test]
+async fn a_recovery_sets_a_new_password_where_passwords_are_on() {
+    let relay = Relay::start().await;
+    let port = relay.port;
+    let server = TestServer::start(sqlite().await, move |c| open(c, port)).await;
+    let mut device = SoftAuthenticator::new(Flags::default());
+    ada_with_verified_address(&server, &relay, &mut device).await;
+    let (browser, _) = ask(&server, "ada").await;
+    let token = link_token(&nth_message(&relay, 2, "the recovery link").await, LINK).unwrap_or_default();
+    let (_, _, csrf) = browser.page(&format!("{LINK}?token={token}")).await;
+    browser.browser.post_form(&browser.url(LINK), &[("csrf", &csrf), ("token", &token)]).await;
+    let (status, page, csrf) = browser.page("/recover/session").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"recover-password\""), "{page}");
+    let pw = "a brand new passphrase";
+    let mismatch = [("csrf", csrf.as_str()), ("password", pw), ("confirm", "something else")];
+    let refused = browser.browser.post_form(&browser.url("/recover/password"), &mismatch).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let no_csrf =
+        browser.browser.post_form(&browser.url("/recover/password"), &[("password", pw), ("confirm", pw)]).await;
+    assert_eq!(no_csrf.status(), StatusCode::BAD_REQUEST);
+    let set = [("csrf", csrf.as_str()), ("password", pw), ("confirm", pw)];
+    let done = browser.browser.post_form(&browser.url("/recover/password"), &set).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(support::passkey::recovery_codes(&ok(done.text().await, "codes")).len(), 10);
+    let again = browser.browser.post_form(&browser.url("/recover/password"), &set).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "once");
+
+    let fresh = PasskeyBrowser::new(&server);
+    let (_, _, csrf) = fresh.page("/login").await;
+    let signed_in =
+        fresh.browser.post_form(&fresh.url("/login"), &[("csrf", &csrf), ("username", "ada"), ("password", pw)]).await;
+    // Ada's passkey is still a second factor: the password leads to the second step.
+    assert_eq!(fresh.location(&signed_in), fresh.url("/login/second-factor"));
+}

@@ -18,7 +18,7 @@ pub const MESSAGES: &[(&str, &[&str])] = &[
     ("verify_email", &["account", "address", "link", "minutes"]),
     ("recovery_link", &["account", "link", "minutes"]),
     ("recovery_pending", &["account", "ready_at", "hours", "cancel_link"]),
-    ("recovery_completed", &["account", "passkey"]),
+    ("recovery_completed", &["account", "passkey", "added"]),
     ("security_notice", &["account", "what", "when", "link", "days"]),
 ];
 

@@ -20,7 +20,7 @@ use crate::one_time_tokens::{self, mint};
 use crate::security_notices::Change;
 use crate::{Latchkey, ServiceError, ServiceResult};
 
-pub const PURPOSE: &str = "email_verification";
+pub const PURPOSE: &str = one_time_tokens::purpose::EMAIL_VERIFICATION;
 pub const LINK_LIFETIME: Duration = Duration::from_secs(3_600);
 /// Where the link points, under the public URL.
 pub const PATH: &str = "/email/verify";
@@ -153,6 +153,7 @@ impl EmailVerification<'_> {
         let hash = one_time_tokens::hash_given(services, PURPOSE, token).ok_or_else(gone)?;
         let now = services.clock.now();
         let mut tx = services.store().transaction().await?;
+        tx.lock_user(tenant, signed_in).await?;
         let used = tx.consume_one_time_token(tenant, &hash, PURPOSE, now).await?.ok_or_else(gone)?;
         if used.sub != *signed_in {
             return Err(ServiceError::Invalid("this link is for another account".into()));
@@ -162,8 +163,12 @@ impl EmailVerification<'_> {
         let user = services.security_notices().may_change_in(tx.as_mut(), tenant, &used.sub, &actor).await?;
         let replaced = user.email.as_ref().filter(|old| user.email_verified && **old != address).cloned();
         tx.verify_email(tenant, &user.sub, &address, &actor).await?;
-        if let Some(old) = replaced {
-            let change = Change::EmailChanged { old: old.as_str().to_owned(), new: address.as_str().to_owned() };
+        let change = match replaced {
+            Some(old) => Some(Change::EmailChanged { old: old.as_str().to_owned(), new: address.as_str().to_owned() }),
+            None if !user.email_verified => Some(Change::EmailAdded { new: address.as_str().to_owned() }),
+            None => None,
+        };
+        if let Some(change) = change {
             services.security_notices().tell(tx.as_mut(), tenant, &user, &change, &actor).await?;
         }
         tx.commit().await?;

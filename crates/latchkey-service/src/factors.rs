@@ -21,8 +21,6 @@ impl Factors<'_> {
         fn passkey(tenant: &TenantId, credential_id: &str) -> Option<StoredPasskey> => passkey;
         /// Records a sign-in with a passkey; `false` when the counter did not grow (nothing changes).
         fn record_passkey_use(tenant: &TenantId, used: PasskeyUse) -> bool => record_passkey_use;
-        fn rename_passkey(tenant: &TenantId, sub: &SubjectId, credential_id: &str, name: &str, actor: &Actor) -> ()
-            => rename_passkey;
         /// Starts (or restarts) an unconfirmed TOTP enrolment; `Conflict` if one is confirmed.
         fn start_totp(tenant: &TenantId, sub: &SubjectId, secret_sealed: &str) -> () => start_totp;
         fn totp(tenant: &TenantId, sub: &SubjectId) -> Option<TotpFactor> => totp;
@@ -44,6 +42,19 @@ impl Factors<'_> {
         /// Takes a ceremony's state out (single use).
         fn take_ceremony(tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime) -> Option<String>
             => take_ceremony;
+    }
+
+    /// Renames a passkey (not while the account's changes are blocked).
+    pub async fn rename_passkey(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        credential_id: &str,
+        name: &str,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        self.0.security_notices().may_change(tenant, sub, actor).await?;
+        Ok(self.0.store().rename_passkey(tenant, sub, credential_id, name, actor).await?)
     }
 
     /// Adds a passkey; its owner is told when they added it themselves

@@ -127,21 +127,9 @@ impl MessageLimits<'_> {
         Ok(keys)
     }
 
-    /// [`Self::reserve_text`] for a message queued inside `tx` (a notice about a change):
-    /// counted with the change, since on SQLite nothing else can write while `tx` is open.
-    /// A refused message still counts (its counters are past their limits already).
-    pub async fn reserve_text_in(
-        &self,
-        tx: &mut dyn StoreTx,
-        tenant: &TenantId,
-        number: &str,
-        sub: &SubjectId,
-    ) -> Result<(), Limited> {
-        let keys = self.text_keys(number, Some(sub), None)?;
-        self.reserve_all_in(tx, tenant, "text", &keys, DAY).await
-    }
-
-    /// [`Self::reserve`] inside `tx`, as [`Self::reserve_text_in`].
+    /// [`Self::reserve`] inside `tx`: counted with the change, since on SQLite nothing else
+    /// can write while `tx` is open. A refused message still counts (its counters are past
+    /// their limits already).
     pub async fn reserve_in(
         &self,
         tx: &mut dyn StoreTx,

@@ -52,3 +52,28 @@ pub(crate) async fn peek(
 pub(crate) fn link(services: &Latchkey, path: &str, token: &str) -> String {
     format!("{}{path}?token={token}", services.issuer)
 }
+
+/// The purpose of every token sent to a person, named once here, below every module that
+/// mints them, so that "this wasn't me" ([`crate::security_notices`]) can retire them all.
+pub mod purpose {
+    pub const EMAIL_VERIFICATION: &str = "email_verification";
+    pub const PHONE_VERIFICATION: &str = "phone_verification";
+    pub const SIGN_IN_CODE: &str = "sign_in_code";
+    pub const RECOVERY_LINK: &str = "recovery_link";
+    pub const RECOVERY_CODE: &str = "recovery_code";
+    pub const RECOVERY_DELAYED: &str = "recovery_delayed";
+    pub const RECOVERY_CANCEL: &str = "recovery_cancel";
+    pub const RECOVERY_SESSION: &str = "recovery_session";
+    pub const NOT_ME: &str = "not_me";
+    pub const ALL: [&str; 9] = [
+        EMAIL_VERIFICATION,
+        PHONE_VERIFICATION,
+        SIGN_IN_CODE,
+        RECOVERY_LINK,
+        RECOVERY_CODE,
+        RECOVERY_DELAYED,
+        RECOVERY_CANCEL,
+        RECOVERY_SESSION,
+        NOT_ME,
+    ];
+}

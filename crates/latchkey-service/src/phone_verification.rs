@@ -16,7 +16,7 @@ use latchkey_core::records::{Actor, NewOneTimeToken, User};
 use crate::sms::TextMessage;
 use crate::{Latchkey, ServiceError, ServiceResult};
 
-pub const PURPOSE: &str = "phone_verification";
+pub const PURPOSE: &str = crate::one_time_tokens::purpose::PHONE_VERIFICATION;
 pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// Wrong codes per account within [`CODE_LIFETIME`].
 pub const ATTEMPTS: i64 = 5;

@@ -26,7 +26,7 @@ use crate::message_limits::Counted;
 use crate::one_time_tokens::{self, mint};
 use crate::{Latchkey, ServiceError, ServiceResult};
 
-pub const NOT_ME_PURPOSE: &str = "not_me";
+pub const NOT_ME_PURPOSE: &str = one_time_tokens::purpose::NOT_ME;
 pub const NOT_ME_PATH: &str = "/security/not-me";
 pub const NOT_ME_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 
@@ -49,6 +49,10 @@ pub enum Change {
         old: String,
         new: String,
     },
+    /// An address verified where none was: told to the verified phone, if any.
+    EmailAdded {
+        new: String,
+    },
 }
 
 impl Change {
@@ -64,6 +68,7 @@ impl Change {
             Change::RecoveryCodesReplaced => "New recovery codes were made (the old ones stopped working)".into(),
             Change::PhoneChanged { .. } => "The phone number was changed".into(),
             Change::EmailChanged { old, new } => format!("The email address was changed from {old} to {new}"),
+            Change::EmailAdded { new } => format!("The email address {new} was added"),
         }
     }
 
@@ -79,7 +84,17 @@ impl Change {
             Change::RecoveryCodesReplaced => "recovery_codes_replaced",
             Change::PhoneChanged { .. } => "phone_changed",
             Change::EmailChanged { .. } => "email_changed",
+            Change::EmailAdded { .. } => "email_added",
         }
+    }
+
+    /// Changes told whatever the hourly limit: a way in added, the password set, a contact
+    /// changed (what a recovery would use).
+    fn always_told(&self) -> bool {
+        !matches!(
+            self,
+            Change::PasskeyRemoved(_) | Change::AppRemoved | Change::PasswordRemoved | Change::RecoveryCodesReplaced
+        )
     }
 }
 
@@ -161,6 +176,7 @@ impl SecurityNotices<'_> {
             .filter(|n| self.texts_to(n));
         let (to_email, mut to_phone) = match change {
             Change::EmailChanged { old, .. } => (Some(old.clone()), None),
+            Change::EmailAdded { .. } => (None, None),
             _ => (verified_email.clone(), None),
         };
         let to_email = to_email.filter(|_| outbox.mail_enabled());
@@ -175,35 +191,47 @@ impl SecurityNotices<'_> {
         if to_email.is_none() && to_phone.is_none() {
             return Ok(());
         }
-        let limits = services.message_limits();
-        if limits.reserve_in(tx, tenant, "security_notice", &[Counted::Account(&user.sub)]).await.is_err() {
-            tracing::info!(sub = %user.sub, change = change.kind(), "security notice left out: an earlier one covers it");
-            return Ok(());
+        // Removals and new recovery codes are limited per hour (an earlier notice's link
+        // covers every change since); a way in added or a contact changed is always told.
+        if !change.always_told() {
+            let limits = services.message_limits();
+            if limits.reserve_in(tx, tenant, "security_notice", &[Counted::Account(&user.sub)]).await.is_err() {
+                tracing::info!(sub = %user.sub, change = change.kind(), "security notice left out: an earlier one covers it");
+                return Ok(());
+            }
         }
         let now = services.clock.now();
-        let minted = mint(services, NOT_ME_PURPOSE, &user.sub, &now.secs().to_string(), NOT_ME_LIFETIME);
+        // A second early, so that what the change itself stored (in the same second or the
+        // one before) counts as added since it.
+        let before = Before {
+            at: now.secs() - 1,
+            email: verified_email.clone(),
+            phone: user.profile.phone_number.clone().filter(|_| user.profile.phone_number_verified),
+        };
+        let detail = serde_json::to_string(&before).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        let minted = mint(services, NOT_ME_PURPOSE, &user.sub, &detail, NOT_ME_LIFETIME);
         tx.create_one_time_token(tenant, &minted.stored).await?;
         let link = one_time_tokens::link(services, NOT_ME_PATH, &minted.token);
         let account = services.users().known_as(user);
         let expires = minted.stored.expires_at;
         let kind = "security_notice";
-        if let Some(to) = to_email {
+        if let Some(to) = &to_email {
             let values = context! {
                 account => account.as_str(), what => change.what(), when => now.to_rfc3339(), link => link.as_str(),
                 days => NOT_ME_LIFETIME.as_secs() / 86_400,
             };
-            let email = outbox.render(kind, &to, values)?;
+            let email = outbox.render(kind, to, values)?;
             outbox.queue_email(tx, tenant, kind, &email, expires, actor).await?;
         }
-        if let Some(to) = to_phone {
-            let capped = limits.reserve_text_in(tx, tenant, &to, &user.sub).await;
-            if capped.is_ok() {
-                let body = format!("{}: {} on your account {account}. Not you? {link}", services.issuer, change.what());
-                let text = crate::sms::TextMessage { to, body };
-                outbox.queue_text(tx, tenant, kind, &text, expires, actor).await?;
-            }
+        // Not counted against [sms].daily_limits: the caps must not let anyone silence the
+        // owner (a verified number of the account; bounded by the hourly limit above).
+        if let Some(to) = &to_phone {
+            let body = format!("{}: {} on your account {account}. Not you? {link}", services.issuer, change.what());
+            let text = crate::sms::TextMessage { to: to.clone(), body };
+            outbox.queue_text(tx, tenant, kind, &text, expires, actor).await?;
         }
-        let details = serde_json::json!({"change": change.kind()});
+        let details =
+            serde_json::json!({"change": change.kind(), "email": to_email.is_some(), "text": to_phone.is_some()});
         tx.audit(tenant, actor, "security.notice_sent", user.sub.as_str(), details).await?;
         Ok(())
     }
@@ -229,10 +257,8 @@ impl SecurityNotices<'_> {
         let now = services.clock.now();
         let found = services.store().peek_one_time_token(tenant, &hash, NOT_ME_PURPOSE, now).await?.ok_or_else(gone)?;
         let sub = found.sub;
-        let since = found.detail.parse::<i64>().map(UnixTime::from_secs).map_err(|_| gone())?;
-        let factors = services.factors();
-        let passkeys = factors.passkeys(tenant, &sub).await?;
-        let app = factors.totp(tenant, &sub).await?;
+        let before: Before = serde_json::from_str(&found.detail).map_err(|_| gone())?;
+        let since = UnixTime::from_secs(before.at);
         let sessions = services.sessions();
         let how = sessions.ending("change_disowned", true).await;
         let actor = Actor::User(sub.to_string());
@@ -240,6 +266,10 @@ impl SecurityNotices<'_> {
         let mut tx = services.store().transaction().await?;
         tx.lock_user(tenant, &sub).await?;
         tx.consume_one_time_token(tenant, &hash, NOT_ME_PURPOSE, now).await?.ok_or_else(gone)?;
+        // Read under the account's lock: nothing can be added meanwhile.
+        let factors = services.factors();
+        let passkeys = factors.passkeys(tenant, &sub).await?;
+        let app = factors.totp(tenant, &sub).await?;
         let user = tx.user(tenant, &sub).await?;
         let mut done = Disowned::default();
         for passkey in passkeys.iter().filter(|p| p.created_at >= since) {
@@ -250,14 +280,19 @@ impl SecurityNotices<'_> {
             tx.remove_totp(tenant, &sub, &actor).await?;
             done.app_removed = true;
         }
-        if user.has_password && user.password_changed_at.is_some_and(|at| at >= since) {
+        // Whoever made the change signed in: the password is theirs to know too.
+        if user.has_password {
             tx.set_password_hash(tenant, &sub, None, &actor).await?;
             done.password_removed = true;
         }
         tx.replace_recovery_codes(tenant, &sub, &[], &actor).await?;
+        self.restore_contacts(tx.as_mut(), tenant, &user, &before, &actor).await?;
         let ended = sessions.end_in(tx.as_mut(), tenant, &sub, None, &how, &actor).await?;
         done.sessions_ended = ended.sessions.len();
-        tx.retire_one_time_tokens(tenant, &sub, NOT_ME_PURPOSE, now).await?;
+        // Nothing started before this goes on: links and codes sent, a waiting recovery.
+        for purpose in one_time_tokens::purpose::ALL {
+            tx.retire_one_time_tokens(tenant, &sub, purpose, now).await?;
+        }
         if user.changes_blocked_at.is_none() {
             tx.block_changes(tenant, &sub, Some(now), &actor).await?;
         }
@@ -275,6 +310,54 @@ impl SecurityNotices<'_> {
         metrics::counter!("latchkey_changes_disowned_total").increment(1);
         Ok((user, done))
     }
+
+    /// Puts back the verified address and number the account had before the change (or,
+    /// where the old address is now another account's, leaves the current one unverified):
+    /// a recovery then goes where the owner reads, never to what the change added.
+    async fn restore_contacts(
+        &self,
+        tx: &mut dyn StoreTx,
+        tenant: &TenantId,
+        user: &User,
+        before: &Before,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        let email_now = user.email.as_ref().filter(|_| user.email_verified).map(|e| e.as_str().to_owned());
+        let phone_now = user.profile.phone_number.clone().filter(|_| user.profile.phone_number_verified);
+        let (mut unverify_email, mut unverify_phone) = (false, false);
+        if email_now != before.email {
+            let old = before.email.as_deref().and_then(|e| latchkey_core::domain::Email::parse(e).ok());
+            let free = match &old {
+                Some(old) => {
+                    self.0.users().by_email(tenant, old).await?.is_none_or(|u| u.sub == user.sub || !u.email_verified)
+                }
+                None => false,
+            };
+            match old {
+                Some(old) if free => tx.verify_email(tenant, &user.sub, &old, actor).await?,
+                _ => unverify_email = email_now.is_some(),
+            }
+        }
+        if phone_now != before.phone {
+            match &before.phone {
+                Some(old) => tx.verify_phone(tenant, &user.sub, old, actor).await?,
+                None => unverify_phone = true,
+            }
+        }
+        if unverify_email || unverify_phone {
+            tx.unverify_contacts(tenant, &user.sub, unverify_email, unverify_phone, actor).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a notice's link remembers: when the change was made (a second early) and the
+/// verified address and number the account had before it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Before {
+    at: i64,
+    email: Option<String>,
+    phone: Option<String>,
 }
 
 fn is_owner(sub: &SubjectId, actor: &Actor) -> bool {

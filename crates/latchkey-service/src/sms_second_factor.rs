@@ -19,7 +19,7 @@ use crate::phone_verification::{code_hash, new_code, typed_code};
 use crate::sms::TextMessage;
 use crate::{Latchkey, ServiceError, ServiceResult};
 
-pub const PURPOSE: &str = "sign_in_code";
+pub const PURPOSE: &str = crate::one_time_tokens::purpose::SIGN_IN_CODE;
 pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// Codes texted per account per 10 minutes.
 pub const SENT_PER_ACCOUNT: i64 = 3;

@@ -390,3 +390,45 @@ async fn a_waiting_recovery_is_shown_resumed_not_restarted_and_cancelled_by_a_si
         assert!(!ids.iter().any(|i| i.starts_with("attacker")), "{b}: {ids:?}");
     }
 }
+
+#[tokio::test]
+async fn a_recovery_sets_a_new_password_instead_where_passwords_are_on() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = nodes(&db, dir.path()).await;
+        let ada = user(&s, "ada", true, false).await;
+        let begin = |s: Arc<Latchkey>| async move {
+            ok(recovery::request(&s, &tenant(), "ada", ip()).await.map_err(|e| format!("{e:?}")), "request");
+            let token = links(&s, 1).await.remove(0).1;
+            s.recovery().begin(&tenant(), &token).await.unwrap_or_else(|e| panic!("{e:?}"))
+        };
+        let session = begin(s.clone()).await;
+        let good = ok(latchkey_core::domain::NewPassword::parse("a brand new passphrase".into()), "parse");
+        let codes = s.recovery().complete_with_password(&tenant(), &session, good).await;
+        assert_eq!(codes.map(|c| c.len()).map_err(|e| format!("{e:?}")), Ok(10), "{b}");
+        let now = ok(s.users().by_sub(&tenant(), &ada.sub).await, b).unwrap_or_else(|| panic!("gone"));
+        assert!(now.has_password, "{b}");
+        let told = sent(&s).await;
+        assert_eq!(told.len(), 1, "{b}");
+        assert!(told[0].1.text.contains("a new password was set"), "{b}: {}", told[0].1.text);
+        let again = ok(latchkey_core::domain::NewPassword::parse("another new passphrase".into()), "parse");
+        assert_eq!(
+            s.recovery().complete_with_password(&tenant(), &session, again).await,
+            Err(RecoveryRefusal::Gone),
+            "{b}: once"
+        );
+
+        let no_passwords = Arc::new(
+            support::services(&db, dir.path(), |c| {
+                c.mail = Some(support::mail());
+                c.login.passwords = false;
+            })
+            .await,
+        );
+        let session = begin(no_passwords.clone()).await;
+        let pw = ok(latchkey_core::domain::NewPassword::parse("a brand new passphrase".into()), "parse");
+        let refused = no_passwords.recovery().complete_with_password(&tenant(), &session, pw).await;
+        assert_eq!(refused, Err(RecoveryRefusal::NotNow), "{b}: passwords are off");
+    }
+}

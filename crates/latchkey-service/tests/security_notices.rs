@@ -84,7 +84,13 @@ async fn a_change_by_the_owner_is_told_with_a_link_that_takes_it_back_and_blocks
         let change = PasswordChange::BySelf { current_sid: "x".into() };
         ok(s.users().set_password(&tenant(), &ada.sub, password, change, &owner).await, b);
         ok(s.factors().regenerate_recovery_codes(&tenant(), &ada.sub, &owner).await, b);
-        assert_eq!(sent(&s).await.len(), 2, "{b}: each change is told");
+        // An authenticator app set up a while later (its setup started before the notice).
+        ok(s.factors().begin_totp(&tenant(), &ada.sub).await, b);
+        let secret = ok(s.factors().pending_totp(&tenant(), &ada.sub).await, b).unwrap_or_else(|| panic!("app"));
+        s.clock.advance(Duration::from_secs(40));
+        let code = secret.code_at(u64::try_from(s.clock.now().secs()).unwrap_or(0)).unwrap_or_default();
+        ok(s.factors().confirm_totp_code(&tenant(), &ada.sub, &code, &owner).await, b);
+        assert_eq!(sent(&s).await.len(), 3, "{b}: each change is told");
         let session = signed_in(&s, &ada).await;
 
         // Looking uses nothing; a wrong link is refused and changes nothing.
@@ -97,6 +103,7 @@ async fn a_change_by_the_owner_is_told_with_a_link_that_takes_it_back_and_blocks
 
         let (_, done) = s.security_notices().disown(&tenant(), &token).await.unwrap_or_else(|e| panic!("{b}: {e}"));
         assert_eq!((done.passkeys_removed, done.password_removed, done.sessions_ended), (1, true, 1), "{b}");
+        assert!(done.app_removed, "{b}: the app confirmed after the notice goes too");
         assert!(s.sessions().live(&tenant(), &session).await.is_none(), "{b}: signed out everywhere");
         let left: Vec<String> =
             ok(s.factors().passkeys(&tenant(), &ada.sub).await, b).into_iter().map(|p| p.credential_id).collect();
@@ -183,5 +190,16 @@ async fn a_changed_address_is_told_at_the_old_one_and_a_changed_number_at_the_ol
             "{b}: the old address"
         );
         assert!(told[0].1.text.contains("ada@new.test"), "{b}");
+
+        // Disowned: the old verified address comes back, so a recovery goes to the owner.
+        let token = link_token(&told[0].1, NOT_ME_PATH);
+        ok(s.security_notices().disown(&tenant(), &token).await, b);
+        let now = ok(s.users().by_sub(&tenant(), &ada.sub).await, b).unwrap_or_else(|| panic!("gone"));
+        assert_eq!(
+            (now.email.map(|e| e.to_string()), now.email_verified),
+            (Some("ada@example.test".into()), true),
+            "{b}"
+        );
+        assert_eq!(now.profile.phone_number.as_deref(), Some("+447700900999"), "{b}: the phone was not part of it");
     }
 }

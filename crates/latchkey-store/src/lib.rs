@@ -804,6 +804,16 @@ pub trait StoreTx: Send {
     /// `false` if none waits or the step was used. Audited as `totp.enrolled`.
     async fn confirm_totp(&mut self, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor)
     -> StoreResult<bool>;
+    /// Marks the account's email address and/or phone number unverified (a change its owner
+    /// disowned). Audited as `user.contacts_unverified`.
+    async fn unverify_contacts(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        email: bool,
+        phone: bool,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Blocks changes to the account from `since` (its owner disowned a change), or lifts
     /// the block (`None`: they recovered it). Audited as `user.changes_blocked` or
     /// `user.changes_unblocked`.

@@ -3,8 +3,8 @@
 //!
 //! Guessing is bounded three ways. What the answer shows is counted only by the typed name
 //! and the client IP ([`CODE_ATTEMPTS`] and four times that per 10 minutes), the same for
-//! every name, so the limits never tell whether a name is an account. Behind that, wrong
-//! codes count against the account itself, silently: after [`CODE_ATTEMPTS`] within a
+//! every name, so the limits never tell whether a name is an account. Behind that, every
+//! try counts against the account itself, silently and before any code is looked at: after [`CODE_ATTEMPTS`] within a
 //! code's lifetime, or [`WRONG_PER_DAY`] in a day, under whatever names and from whatever
 //! addresses, every code of the account stops working and a new one must be asked for. A
 //! wrong code and a name that is no account take the same path (a keyed hash, one look-up,
@@ -124,6 +124,11 @@ impl Recovery<'_> {
             Some(u) => u.sub.clone(),
             None => SubjectId::parse(&format!("nobody:{}", name.as_str())).map_err(|_| RecoveryRefusal::WrongCode)?,
         };
+        // Every try counts against the account before any code is looked at, so parallel
+        // tries under its several names cannot pass the limit.
+        if !self.count_try(tenant, &sub).await? {
+            return Err(RecoveryRefusal::WrongCode);
+        }
         let code = typed_code(code).unwrap_or_default();
         let hash = code_hash(services, CODE_PURPOSE, &sub, &code);
         let now = services.clock.now();
@@ -135,16 +140,13 @@ impl Recovery<'_> {
                     other => other,
                 }
             }
-            _ => {
-                self.count_wrong_code(tenant, &sub).await?;
-                Err(RecoveryRefusal::WrongCode)
-            }
+            _ => Err(RecoveryRefusal::WrongCode),
         }
     }
 
-    /// Counts a wrong code against the account (or a name's stand-in): past the limits,
-    /// every code of the account stops working. The answer never shows this.
-    async fn count_wrong_code(&self, tenant: &TenantId, sub: &SubjectId) -> Result<(), RecoveryRefusal> {
+    /// Counts a try against the account (or a name's stand-in): past the limits, every code
+    /// of the account stops working and `false` comes back. The answer never shows this.
+    async fn count_try(&self, tenant: &TenantId, sub: &SubjectId) -> Result<bool, RecoveryRefusal> {
         let limits = self.0.message_limits();
         let short = format!("wrong:{sub}");
         let day = format!("wrong-day:{sub}");
@@ -154,7 +156,7 @@ impl Recovery<'_> {
             (Err(Limited::Unavailable), _) | (_, Err(Limited::Unavailable)) => {
                 Err(RecoveryRefusal::Unavailable("the attempt counters".into()))
             }
-            (Ok(()), Ok(())) => Ok(()),
+            (Ok(()), Ok(())) => Ok(true),
             _ => {
                 let now = self.0.clock.now();
                 let mut tx = self.0.store().transaction().await?;
@@ -164,7 +166,7 @@ impl Recovery<'_> {
                     tx.audit(tenant, &Actor::System, "recovery.codes_retired", sub.as_str(), details).await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(false)
             }
         }
     }

@@ -34,25 +34,27 @@ use latchkey_store::StoreTx;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use crate::message_limits::{Counted, Limited};
+use crate::message_limits::Counted;
 use crate::one_time_tokens::{self, mint};
 use crate::sign_in::{Account, Admission, Guess};
-use crate::{Latchkey, ServiceError, ServiceResult};
+use crate::{Latchkey, ServiceResult};
 
 mod by_text;
 mod cancel;
+mod refusal;
 pub use by_text::{CODE_ATTEMPTS, CODE_LIFETIME, WRONG_PER_DAY};
+pub use refusal::RecoveryRefusal;
 
-pub const LINK_PURPOSE: &str = "recovery_link";
+pub const LINK_PURPOSE: &str = one_time_tokens::purpose::RECOVERY_LINK;
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 pub const LINK_PATH: &str = "/recover/link";
 /// A code texted to the account's verified phone number (`recovery.sms`): [`by_text`].
-const CODE_PURPOSE: &str = "recovery_code";
+const CODE_PURPOSE: &str = one_time_tokens::purpose::RECOVERY_CODE;
 /// A recovery waiting out the delay; its detail is when it may complete.
-const DELAYED_PURPOSE: &str = "recovery_delayed";
-const CANCEL_PURPOSE: &str = "recovery_cancel";
+const DELAYED_PURPOSE: &str = one_time_tokens::purpose::RECOVERY_DELAYED;
+const CANCEL_PURPOSE: &str = one_time_tokens::purpose::RECOVERY_CANCEL;
 /// A recovery session's single completion.
-const SESSION_PURPOSE: &str = "recovery_session";
+const SESSION_PURPOSE: &str = one_time_tokens::purpose::RECOVERY_SESSION;
 pub const CANCEL_PATH: &str = "/recover/cancel";
 /// How long a recovery session lasts once its link is used (or its delay is over).
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -121,47 +123,11 @@ impl RecoverySession {
     }
 }
 
-/// Why a recovery step was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RecoveryRefusal {
-    /// The link is unknown, used or expired; the session is over or was used; the account
-    /// is locked or no longer has the address.
-    Gone,
-    /// A code was wrong (counted).
-    WrongCode,
-    /// Too many attempts or messages lately.
-    TooMany,
-    /// The step does not fit the session (a passkey before the second factor, a code where
-    /// none is asked for, completing before the delay is over).
-    NotNow,
-    /// The recovery was cancelled (from the link sent to the address, the security page, or
-    /// a sign-in during the delay).
-    Cancelled,
-    Unavailable(String),
-}
-
-impl From<ServiceError> for RecoveryRefusal {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::NotFound(_) => RecoveryRefusal::Gone,
-            other => RecoveryRefusal::Unavailable(other.to_string()),
-        }
-    }
-}
-
-impl From<latchkey_store::StoreError> for RecoveryRefusal {
-    fn from(e: latchkey_store::StoreError) -> Self {
-        ServiceError::from(e).into()
-    }
-}
-
-impl From<Limited> for RecoveryRefusal {
-    fn from(l: Limited) -> Self {
-        match l {
-            Limited::TooMany => RecoveryRefusal::TooMany,
-            Limited::Unavailable => RecoveryRefusal::Unavailable("the message limits cannot be reached".into()),
-        }
-    }
+/// What a completed recovery gives its owner to sign in with.
+enum WayIn {
+    Passkey(NewPasskey),
+    /// A password hash (PHC string), where passwords are on.
+    Password(String),
 }
 
 pub struct Recovery<'a>(pub(crate) &'a Latchkey);
@@ -476,6 +442,34 @@ impl Recovery<'_> {
         session: &RecoverySession,
         passkey: NewPasskey,
     ) -> Result<Vec<String>, RecoveryRefusal> {
+        self.finish(tenant, session, WayIn::Passkey(passkey)).await
+    }
+
+    /// [`Self::complete`] with a new password instead of a passkey, where passwords are on
+    /// (`login.passwords`). `Invalid` password rules come back as [`RecoveryRefusal::Password`].
+    pub async fn complete_with_password(
+        &self,
+        tenant: &TenantId,
+        session: &RecoverySession,
+        password: latchkey_core::domain::NewPassword,
+    ) -> Result<Vec<String>, RecoveryRefusal> {
+        if !self.0.config.login.passwords {
+            return Err(RecoveryRefusal::NotNow);
+        }
+        self.may_complete(tenant, session).await?;
+        let hash = self.0.passwords.hash(password.into_string()).await.map_err(|e| match e {
+            crate::passwords::HashingError::Password(e) => RecoveryRefusal::Password(e.to_string()),
+            other => RecoveryRefusal::Unavailable(other.to_string()),
+        })?;
+        self.finish(tenant, session, WayIn::Password(hash.as_str().to_owned())).await
+    }
+
+    async fn finish(
+        &self,
+        tenant: &TenantId,
+        session: &RecoverySession,
+        way: WayIn,
+    ) -> Result<Vec<String>, RecoveryRefusal> {
         self.may_complete(tenant, session).await?;
         let services = self.0;
         let now = services.clock.now();
@@ -498,10 +492,19 @@ impl Recovery<'_> {
         }
         let user = tx.user(tenant, sub).await?;
         still_recoverable(&user, session.via, &session.address)?;
-        tx.add_passkey(tenant, sub, &passkey, &actor).await.map_err(|e| match e {
-            latchkey_store::StoreError::Conflict(_) => RecoveryRefusal::NotNow,
-            other => other.into(),
-        })?;
+        let added = match &way {
+            WayIn::Passkey(passkey) => {
+                tx.add_passkey(tenant, sub, passkey, &actor).await.map_err(|e| match e {
+                    latchkey_store::StoreError::Conflict(_) => RecoveryRefusal::NotNow,
+                    other => other.into(),
+                })?;
+                format!("a new passkey (\"{}\")", passkey.name)
+            }
+            WayIn::Password(hash) => {
+                tx.set_password_hash(tenant, sub, Some(hash.clone()), &actor).await?;
+                "a new password".to_owned()
+            }
+        };
         tx.replace_recovery_codes(tenant, sub, &hashes, &actor).await?;
         if user.changes_blocked_at.is_some() {
             // Recovering is how the owner lifts a block they set with "this wasn't me".
@@ -509,9 +512,13 @@ impl Recovery<'_> {
         }
         let which = SessionSelector::User { sub: sub.clone(), except_sid: None };
         let ended = tx.end_browser_sessions(tenant, &which, &how, &actor).await?;
-        let values = context! { account => services.users().known_as(&user), passkey => passkey.name.as_str() };
+        let passkey = match &way {
+            WayIn::Passkey(p) => p.name.as_str(),
+            WayIn::Password(_) => "",
+        };
+        let values = context! { account => services.users().known_as(&user), passkey, added };
         let text = format!(
-            "Your account at {} was recovered: a new passkey was added and every session signed out. Not you? Contact its operators at once.",
+            "Your account at {} was recovered: {added} was set and every session signed out. Not you? Contact its operators at once.",
             services.issuer
         );
         let expires = now.plus(Duration::from_secs(7 * 86_400));
@@ -549,12 +556,8 @@ impl Recovery<'_> {
         if let Some(number) = verified_phone(user)
             && services.config.sms.as_ref().is_some_and(|c| c.allows(number))
         {
-            // Counted like every text: past the daily caps the number is not told (the
-            // address still is; with neither, a delay is refused).
-            if let Err(refused) = services.message_limits().reserve_text_in(tx, tenant, number, &user.sub).await {
-                tracing::warn!(?refused, kind, "a recovery notice is not texted: the daily caps");
-                return Ok(told);
-            }
+            // Not counted against the daily caps, which must not let anyone silence the
+            // owner: a verified number of the account, told once per recovery step.
             let message = crate::sms::TextMessage { to: number.to_owned(), body: text.to_owned() };
             services.outbox().queue_text(tx, tenant, kind, &message, expires, &actor).await?;
             told += 1;

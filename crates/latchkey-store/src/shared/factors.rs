@@ -11,12 +11,13 @@ macro_rules! impl_factor_store {
             /// Confirms an enrolment with the step of a correct code, inside `tx`.
             pub(crate) async fn confirm_totp_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> StoreResult<bool> {
                 let done = sqlx::query(
-                    "UPDATE totp_factors SET confirmed = TRUE, last_used_step = $3
+                    "UPDATE totp_factors SET confirmed = TRUE, last_used_step = $3, created_at = $4
                      WHERE tenant_id = $1 AND sub = $2 AND NOT confirmed AND last_used_step < $3",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .bind(i64::try_from(step).unwrap_or(i64::MAX))
+                .bind(self.now())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {

@@ -221,6 +221,30 @@ macro_rules! impl_shared_store {
             async fn confirm_totp(&mut self, tenant: &TenantId, sub: &SubjectId, step: u64, actor: &Actor) -> StoreResult<bool> {
                 self.store.confirm_totp_in(&mut self.tx, tenant, sub, step, actor).await
             }
+            async fn unverify_contacts(&mut self, tenant: &TenantId, sub: &SubjectId, email: bool, phone: bool, actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let mut user = <$store>::fetch_user(&mut *tx, tenant, sub).await?;
+                if phone {
+                    user.profile.phone_number_verified = false;
+                }
+                let profile = serde_json::to_string(&user.profile)
+                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                sqlx::query(
+                    "UPDATE users SET profile = $3, email_verified = CASE WHEN $4 THEN FALSE ELSE email_verified END, updated_at = $5
+                     WHERE tenant_id = $1 AND sub = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(profile)
+                .bind(email)
+                .bind(store.now())
+                .execute(&mut *tx)
+                .await?;
+                audit!(store, tx, tenant, actor, "user.contacts_unverified", sub.as_str(), serde_json::json!({"email": email, "phone": phone}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
+            }
             async fn block_changes(&mut self, tenant: &TenantId, sub: &SubjectId, since: Option<UnixTime>, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
