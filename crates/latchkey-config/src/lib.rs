@@ -250,6 +250,9 @@ pub struct LoginConfig {
     /// A code texted to the verified phone is the second step of a password sign-in, for
     /// accounts with no passkey and no authenticator app. Needs `[sms]`; weaker than both.
     pub sms_second_factor: bool,
+    /// Offer sign-in by a link emailed to the verified address, to accounts without a
+    /// passkey; the link signs in only the browser that asked for it. Needs `[mail]`.
+    pub email_link: bool,
     /// Changing a sign-in method (passkeys, password, authenticator app, recovery codes)
     /// or ending other sessions needs a sign-in at most this old.
     #[serde(with = "serde_human")]
@@ -280,6 +283,7 @@ impl Default for LoginConfig {
             require_mfa: false,
             require_passkey: false,
             sms_second_factor: false,
+            email_link: false,
             recent_authentication: Duration::from_secs(300),
         }
     }

@@ -323,6 +323,9 @@ impl super::Config {
                 ));
             }
         }
+        if self.login.email_link && self.mail.is_none() {
+            return Err(ConfigError::invalid(s, "login.email_link", "needs a [mail] section to send links"));
+        }
         if self.login.sms_second_factor && self.sms.is_none() {
             return Err(ConfigError::invalid(s, "login.sms_second_factor", "needs an [sms] section to text codes"));
         }

@@ -328,6 +328,8 @@ fn sms_and_recovery_name_their_mistakes_and_no_country_is_allowed_until_listed()
         (format!("{base}from = \"+15005550006\"\n[sms.daily_limits]\ntotal = 0\n"), "sms.daily_limits"),
         (format!("{base}from = \"+15005550006\"\ntimeout = \"2h\"\n"), "sms.timeout"),
         ("[recovery]\ndelay = \"10s\"\n".to_owned(), "recovery.delay"),
+        ("[login]\nemail_link = true\n".to_owned(), "login.email_link"),
+        ("[login]\nsms_second_factor = true\n".to_owned(), "login.sms_second_factor"),
         ("[recovery]\ndelay = \"31d\"\n".to_owned(), "recovery.delay"),
     ];
     each_names_its_key(dir.path(), "s", &cases);

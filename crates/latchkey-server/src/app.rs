@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/login/passkey", post(crate::login::passkey::finish))
         .route("/login/second-factor", get(login::second_factor::page).post(login::second_factor::submit))
         .route("/login/second-factor/sms", post(login::second_factor::send_sms))
+        .route("/login/email-link", post(login::email_link::ask))
+        .route("/login/link", get(login::email_link::page).post(login::email_link::sign_in))
         .route("/login/recovery", get(login::recovery::page).post(login::recovery::submit))
         .route("/signup", get(crate::signup::page).post(crate::signup::finish))
         .route("/signup/options", post(crate::signup::options))

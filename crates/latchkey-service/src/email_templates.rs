@@ -20,6 +20,7 @@ pub const MESSAGES: &[(&str, &[&str])] = &[
     ("recovery_pending", &["account", "ready_at", "hours", "cancel_link"]),
     ("recovery_completed", &["account", "passkey", "added"]),
     ("security_notice", &["account", "what", "when", "link", "days"]),
+    ("sign_in_link", &["account", "link", "minutes"]),
 ];
 
 fn built_in(name: &str) -> Option<&'static str> {
@@ -31,6 +32,9 @@ fn built_in(name: &str) -> Option<&'static str> {
         "verify_email.subject.txt" => include_str!("../templates/email/verify_email.subject.txt"),
         "verify_email.txt" => include_str!("../templates/email/verify_email.txt"),
         "verify_email.html" => include_str!("../templates/email/verify_email.html"),
+        "sign_in_link.subject.txt" => include_str!("../templates/email/sign_in_link.subject.txt"),
+        "sign_in_link.txt" => include_str!("../templates/email/sign_in_link.txt"),
+        "sign_in_link.html" => include_str!("../templates/email/sign_in_link.html"),
         "security_notice.subject.txt" => include_str!("../templates/email/security_notice.subject.txt"),
         "security_notice.txt" => include_str!("../templates/email/security_notice.txt"),
         "security_notice.html" => include_str!("../templates/email/security_notice.html"),

@@ -289,6 +289,8 @@ impl Factors<'_> {
         sub: &SubjectId,
         factors: &latchkey_core::domain::Factors,
     ) -> bool {
-        factors.as_slice() == [latchkey_core::domain::Factor::Password] && self.second_factors(tenant, sub).await.any()
+        use latchkey_core::domain::Factor;
+        matches!(factors.as_slice(), [Factor::Password] | [Factor::EmailLink])
+            && self.second_factors(tenant, sub).await.any()
     }
 }

@@ -27,6 +27,7 @@ pub mod cache;
 pub mod client_keys;
 pub mod clients;
 pub mod consents;
+pub mod email_sign_in;
 pub mod email_templates;
 pub mod email_verification;
 pub mod factors;
@@ -169,6 +170,10 @@ impl Latchkey {
 
     pub fn security_notices(&self) -> security_notices::SecurityNotices<'_> {
         security_notices::SecurityNotices(self)
+    }
+
+    pub fn email_sign_in(&self) -> email_sign_in::EmailSignIn<'_> {
+        email_sign_in::EmailSignIn(self)
     }
 
     pub fn sms_second_factor(&self) -> sms_second_factor::SmsSecondFactor<'_> {

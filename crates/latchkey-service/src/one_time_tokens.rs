@@ -59,16 +59,18 @@ pub mod purpose {
     pub const EMAIL_VERIFICATION: &str = "email_verification";
     pub const PHONE_VERIFICATION: &str = "phone_verification";
     pub const SIGN_IN_CODE: &str = "sign_in_code";
+    pub const SIGN_IN_LINK: &str = "sign_in_link";
     pub const RECOVERY_LINK: &str = "recovery_link";
     pub const RECOVERY_CODE: &str = "recovery_code";
     pub const RECOVERY_DELAYED: &str = "recovery_delayed";
     pub const RECOVERY_CANCEL: &str = "recovery_cancel";
     pub const RECOVERY_SESSION: &str = "recovery_session";
     pub const NOT_ME: &str = "not_me";
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         EMAIL_VERIFICATION,
         PHONE_VERIFICATION,
         SIGN_IN_CODE,
+        SIGN_IN_LINK,
         RECOVERY_LINK,
         RECOVERY_CODE,
         RECOVERY_DELAYED,

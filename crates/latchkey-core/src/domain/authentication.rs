@@ -18,6 +18,8 @@ pub enum Factor {
     RecoveryCode,
     /// A code texted to the account's verified phone (`login.sms_second_factor`).
     Sms,
+    /// A single-use link emailed to the account's verified address (`login.email_link`).
+    EmailLink,
     /// A passkey; `synced` is its backup-eligible flag, `user_verified` its UV flag.
     Passkey {
         synced: bool,
@@ -108,7 +110,8 @@ impl Factors {
         for f in &self.0 {
             let method = match f {
                 Factor::Password => "pwd",
-                Factor::Totp | Factor::RecoveryCode => "otp",
+                // A one-time secret, delivered by email (RFC 8176 has no closer value).
+                Factor::Totp | Factor::RecoveryCode | Factor::EmailLink => "otp",
                 Factor::Sms => "sms",
                 Factor::Passkey { synced: false, .. } => "hwk",
                 Factor::Passkey { synced: true, .. } => "swk",
@@ -163,6 +166,13 @@ mod tests {
         assert_eq!(f.amr(), ["pwd", "sms", "mfa"]);
         assert_eq!(f.level(), AuthLevel::MultiFactor);
         assert_eq!(Factors::new(Factor::Sms).level(), AuthLevel::SingleFactor);
+    }
+
+    #[test]
+    fn an_emailed_link_alone_is_one_factor() {
+        let f = Factors::new(Factor::EmailLink);
+        assert_eq!(f.amr(), ["otp"]);
+        assert_eq!(f.level(), AuthLevel::SingleFactor);
     }
 
     #[test]

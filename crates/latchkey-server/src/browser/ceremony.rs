@@ -28,6 +28,8 @@ pub enum Purpose {
     Recovery,
     /// The challenge of the passkey a recovery session adds.
     RecoveryPasskey,
+    /// A sign-in link asked for in this browser (the secret the link is bound to).
+    EmailLink,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::ForwardAuth => "forward_auth",
             Purpose::Recovery => "recovery",
             Purpose::RecoveryPasskey => "recovery_passkey",
+            Purpose::EmailLink => "email_link",
         }
     }
 }
@@ -57,6 +60,19 @@ pub async fn put<T: Serialize>(
     value: &T,
 ) -> Result<Option<HeaderValue>, String> {
     let expires_at = state.clock.now().plus(state.config.passkeys.challenge_lifetime);
+    store(state, tenant, headers, purpose, value, expires_at, None).await
+}
+
+/// [`put`], kept until `expires_at` (minutes: an email's round trip) without touching the
+/// cookie's own lifetime (other ceremonies share it).
+pub async fn put_until<T: Serialize>(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    purpose: Purpose,
+    value: &T,
+    expires_at: latchkey_core::UnixTime,
+) -> Result<Option<HeaderValue>, String> {
     store(state, tenant, headers, purpose, value, expires_at, None).await
 }
 

@@ -9,6 +9,7 @@
 
 pub mod complete;
 pub mod consent;
+pub mod email_link;
 pub mod passkey;
 pub mod recovery;
 pub mod second_factor;
@@ -77,6 +78,7 @@ pub(crate) fn render_login(state: &AppState, headers: &HeaderMap, status: Status
             identifier_label => identifier_label(state), notice => view.notice,
             sign_up => state.config.registration.mode == RegistrationMode::Open,
             recover => state.services.recovery().offered() && state.passkeys.available(),
+            email_link => state.services.email_sign_in().offered(),
             messages_delayed => state.services.outbox().mail_delayed() || state.services.outbox().sms_delayed(),
         },
     );
