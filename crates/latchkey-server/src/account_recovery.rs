@@ -230,6 +230,7 @@ pub async fn session_page(State(state): State<AppState>, Tenant(tenant): Tenant,
         Ok(()) => "passkey",
         Err(RecoveryRefusal::NotNow) => match &session.proof {
             Proof::AppCodeNeeded => "app_code",
+            Proof::TextCodeNeeded => "text_code",
             Proof::OtherPasskeyLost => "other_passkey",
             _ => "waiting",
         },
@@ -279,6 +280,47 @@ pub async fn app_code(
 #[derive(Deserialize)]
 pub struct CsrfForm {
     csrf: Option<String>,
+}
+
+/// `POST /recover/text-code/send`: texts the account's sign-in code (its second step).
+pub async fn send_text_code(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    match state.services.recovery().send_text_code(&tenant, &session, ip).await {
+        Ok(()) => Redirect::to(&format!("{}/recover/session?texted=1", state.base())).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+/// `POST /recover/text-code`: the texted code, as the second proof.
+pub async fn text_code(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    let code = form.code.unwrap_or_default();
+    match state.services.recovery().give_text_code(&tenant, &session, code.trim(), ip).await {
+        Ok(next) => keep(&state, &tenant, &headers, &next).await,
+        Err(RecoveryRefusal::WrongCode) => {
+            PageError::new(StatusCode::BAD_REQUEST, "That code is not right, or it expired: ask for a new one.")
+                .into_response()
+        }
+        Err(r) => refused(r),
+    }
 }
 
 /// `POST /recover/lost`: the other factor is lost too; the recovery waits out the delay.

@@ -76,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .route("/recover/link", get(crate::account_recovery::link_page).post(crate::account_recovery::link))
         .route("/recover/session", get(crate::account_recovery::session_page))
         .route("/recover/app-code", post(crate::account_recovery::app_code))
+        .route("/recover/text-code/send", post(crate::account_recovery::send_text_code))
+        .route("/recover/text-code", post(crate::account_recovery::text_code))
         .route("/recover/lost", post(crate::account_recovery::lost))
         .route("/recover/passkey/options", post(crate::account_recovery::passkey_options))
         .route("/recover/passkey", post(crate::account_recovery::add_passkey))

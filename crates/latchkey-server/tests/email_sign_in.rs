@@ -83,6 +83,24 @@ async fn a_link_signs_in_only_the_browser_that_asked_for_it_once() {
         assert_ne!(status, StatusCode::OK, "{b}: the other browser is not");
         let again = browser.browser.post_form(&browser.url(LINK), &[("csrf", &csrf), ("token", &token)]).await;
         assert_eq!(again.status(), StatusCode::BAD_REQUEST, "{b}: once");
+
+        // An account with an authenticator app still gives its code after the link.
+        let services = &server.state().services;
+        let tenant = TenantId::default_tenant();
+        let una = ok(services.users().by_username(&tenant, &ok(Username::parse("una"), "name")).await, b);
+        let una = una.unwrap_or_else(|| panic!("una"));
+        ok(services.factors().begin_totp(&tenant, &una.sub).await, b);
+        let secret = ok(services.factors().pending_totp(&tenant, &una.sub).await, b).unwrap_or_else(|| panic!("app"));
+        let code = secret.code_at(u64::try_from(server.clock.now().secs()).unwrap_or(0)).unwrap_or_default();
+        ok(services.factors().confirm_totp_code(&tenant, &una.sub, &code, &Actor::Cli).await, b);
+        let (browser, _, _) = ask(&server, "una").await;
+        eventually(Duration::from_secs(10), "the second link", || async { relay.messages().len() == 2 }).await;
+        let token = link_token(&relay.messages().remove(1), LINK).unwrap_or_default();
+        let (_, _, csrf) = browser.page(&format!("{LINK}?token={token}")).await;
+        let done = browser.browser.post_form(&browser.url(LINK), &[("csrf", &csrf), ("token", &token)]).await;
+        assert_eq!(browser.location(&done), browser.url("/login/second-factor"), "{b}: the app is still asked for");
+        let (status, _, _) = browser.page("/account/security").await;
+        assert_ne!(status, StatusCode::OK, "{b}: not signed in by the link alone");
     }
 }
 

@@ -27,8 +27,8 @@ use crate::{Latchkey, ServiceError, ServiceResult};
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 pub const LINK_PATH: &str = "/login/link";
 /// Links per account per hour from one IP, and in all.
-const PER_ACCOUNT_AND_IP: i64 = 5;
-const PER_ACCOUNT: i64 = 20;
+const PER_ACCOUNT_AND_IP: i64 = 3;
+const PER_ACCOUNT: i64 = 10;
 
 /// What a link is bound to: the asking browser's secret (its keyed hash) and the address.
 #[derive(Serialize, Deserialize)]

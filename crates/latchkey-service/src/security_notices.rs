@@ -105,6 +105,9 @@ pub struct Disowned {
     pub passkeys_removed: usize,
     pub app_removed: bool,
     pub password_removed: bool,
+    /// The address (number) was not the verified one from before the change: unverified.
+    pub email_unverified: bool,
+    pub phone_unverified: bool,
 }
 
 /// The message for an account whose changes are blocked.
@@ -286,7 +289,8 @@ impl SecurityNotices<'_> {
             done.password_removed = true;
         }
         tx.replace_recovery_codes(tenant, &sub, &[], &actor).await?;
-        self.restore_contacts(tx.as_mut(), tenant, &user, &before, &actor).await?;
+        (done.email_unverified, done.phone_unverified) =
+            self.distrust_changed_contacts(tx.as_mut(), tenant, &user, &before, &actor).await?;
         let ended = sessions.end_in(tx.as_mut(), tenant, &sub, None, &how, &actor).await?;
         done.sessions_ended = ended.sessions.len();
         // Nothing started before this goes on: links and codes sent, a waiting recovery.
@@ -302,6 +306,8 @@ impl SecurityNotices<'_> {
             "passkeys_removed": done.passkeys_removed,
             "app_removed": done.app_removed,
             "password_removed": done.password_removed,
+            "email_unverified": done.email_unverified,
+            "phone_unverified": done.phone_unverified,
         });
         tx.audit(tenant, &actor, "security.change_disowned", sub.as_str(), details).await?;
         tx.commit().await?;
@@ -311,43 +317,27 @@ impl SecurityNotices<'_> {
         Ok((user, done))
     }
 
-    /// Puts back the verified address and number the account had before the change (or,
-    /// where the old address is now another account's, leaves the current one unverified):
-    /// a recovery then goes where the owner reads, never to what the change added.
-    async fn restore_contacts(
+    /// Leaves unverified the address and number that are not the verified ones the account
+    /// had before the change: what the change put there is no longer trusted, so a recovery
+    /// never goes to it. Nothing old is verified again: the notice went to the old contact,
+    /// and whoever reads it (a mailbox the owner left, a recycled number) must not get the
+    /// account back through it. An operator restores the owner's contact.
+    async fn distrust_changed_contacts(
         &self,
         tx: &mut dyn StoreTx,
         tenant: &TenantId,
         user: &User,
         before: &Before,
         actor: &Actor,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<(bool, bool)> {
         let email_now = user.email.as_ref().filter(|_| user.email_verified).map(|e| e.as_str().to_owned());
         let phone_now = user.profile.phone_number.clone().filter(|_| user.profile.phone_number_verified);
-        let (mut unverify_email, mut unverify_phone) = (false, false);
-        if email_now != before.email {
-            let old = before.email.as_deref().and_then(|e| latchkey_core::domain::Email::parse(e).ok());
-            let free = match &old {
-                Some(old) => {
-                    self.0.users().by_email(tenant, old).await?.is_none_or(|u| u.sub == user.sub || !u.email_verified)
-                }
-                None => false,
-            };
-            match old {
-                Some(old) if free => tx.verify_email(tenant, &user.sub, &old, actor).await?,
-                _ => unverify_email = email_now.is_some(),
-            }
+        let email = email_now.is_some() && email_now != before.email;
+        let phone = phone_now.is_some() && phone_now != before.phone;
+        if email || phone {
+            tx.unverify_contacts(tenant, &user.sub, email, phone, actor).await?;
         }
-        if phone_now != before.phone {
-            match &before.phone {
-                Some(old) => tx.verify_phone(tenant, &user.sub, old, actor).await?,
-                None => unverify_phone = true,
-            }
-        }
-        if unverify_email || unverify_phone {
-            tx.unverify_contacts(tenant, &user.sub, unverify_email, unverify_phone, actor).await?;
-        }
-        Ok(())
+        Ok((email, phone))
     }
 }
 

@@ -6,8 +6,9 @@
 //! phone's screen. So a code is offered only to an account whose other factors are a
 //! password and recovery codes: where a passkey or an authenticator app is set up, the page
 //! never offers the weaker way round it. A code works once, for 10 minutes; a new one
-//! replaces older ones; wrong codes count like any second step's, and every text counts
-//! against `[sms].daily_limits` and [`SENT_PER_ACCOUNT`].
+//! replaces older ones, and only for the number it went to; wrong codes count like any
+//! second step's. Texts count per account ([`SENT_PER_ACCOUNT`], [`SENT_PER_DAY`]), not
+//! against `[sms].daily_limits`, which anyone can use up with recovery requests.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub const PURPOSE: &str = crate::one_time_tokens::purpose::SIGN_IN_CODE;
 pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// Codes texted per account per 10 minutes.
 pub const SENT_PER_ACCOUNT: i64 = 3;
+/// Codes texted per account per day.
+pub const SENT_PER_DAY: i64 = 10;
 
 pub struct SmsSecondFactor<'a>(pub(crate) &'a Latchkey);
 
@@ -58,10 +61,15 @@ impl SmsSecondFactor<'_> {
             .number_for(tenant, sub)
             .await?
             .ok_or_else(|| ServiceError::Invalid("codes by text message are not offered for this account".into()))?;
+        // Counted per account only, not against [sms].daily_limits: those can be used up by
+        // anyone (recovery requests need no sign-in), and must not keep the owner out. A
+        // code goes only to the account's own verified number, after its password.
         let limits = services.message_limits();
         let key = format!("sent:{sub}");
+        let day = format!("sent-day:{sub}");
         limits.reserve_keyed_within(tenant, PURPOSE, &[(&key, SENT_PER_ACCOUNT)], CODE_LIFETIME).await?;
-        limits.reserve_text(tenant, &number, Some(sub), Some(ip)).await?;
+        limits.reserve_keyed_within(tenant, PURPOSE, &[(&day, SENT_PER_DAY)], Duration::from_secs(86_400)).await?;
+        tracing::debug!(%ip, "sign-in code asked for");
         let code = new_code();
         let now = services.clock.now();
         let stored = NewOneTimeToken {
@@ -93,14 +101,13 @@ impl SmsSecondFactor<'_> {
     pub async fn check(&self, tenant: &TenantId, sub: &SubjectId, typed: &str) -> bool {
         let services = self.0;
         let Some(code) = typed_code(typed) else { return false };
-        if !matches!(self.number_for(tenant, sub).await, Ok(Some(_))) {
-            return false;
-        }
+        let Ok(Some(number)) = self.number_for(tenant, sub).await else { return false };
         let hash = code_hash(services, PURPOSE, sub, &code);
         let now = services.clock.now();
         let Ok(mut tx) = services.store().transaction().await else { return false };
         let Ok(Some(used)) = tx.consume_one_time_token(tenant, &hash, PURPOSE, now).await else { return false };
-        used.sub == *sub && tx.commit().await.is_ok()
+        // The code works only for the number it went to (not after a change of number).
+        used.sub == *sub && used.detail == number && tx.commit().await.is_ok()
     }
 }
 

@@ -89,7 +89,19 @@ async fn a_link_goes_only_to_a_verified_address_without_a_passkey_and_signs_in_o
         let again = signin.use_link(&tenant(), &token, "browser-one").await;
         assert!(matches!(again, Err(ServiceError::NotFound(_))), "{b}: once");
 
-        // A link stops working when the account is locked.
+        // A link stops working when the account's address changes …
+        assert_eq!(email_sign_in::request(&s, &tenant(), "una", "browser-one", ip()).await, Ok(()), "{b}");
+        let token = links(&s).await.remove(0).1;
+        let patch = latchkey_core::records::UserPatch {
+            email: Some(Some(ok(Email::parse("una@elsewhere.test"), "email"))),
+            email_verified: Some(true),
+            ..Default::default()
+        };
+        ok(s.users().update(&tenant(), &una.sub, patch, &Actor::Cli).await, b);
+        let moved = signin.use_link(&tenant(), &token, "browser-one").await;
+        assert!(matches!(moved, Err(ServiceError::NotFound(_))), "{b}: the address changed");
+
+        // … and when the account is locked.
         assert_eq!(email_sign_in::request(&s, &tenant(), "una", "browser-one", ip()).await, Ok(()), "{b}");
         let token = links(&s).await.remove(0).1;
         ok(

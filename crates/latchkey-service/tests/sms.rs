@@ -355,6 +355,71 @@ async fn a_texted_sign_in_code_is_offered_only_without_a_stronger_factor_and_wor
     }
 }
 
+/// An account whose second step is a code by text gives that code in a recovery by email
+/// too (or says the phone is lost): the mailbox alone is not enough.
+#[tokio::test]
+async fn a_recovery_by_email_asks_for_the_texted_code_of_an_account_that_signs_in_with_one() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = Arc::new(
+            services(&db, dir.path(), |c| {
+                c.sms = Some(sms());
+                c.mail = Some(mail());
+                c.login.sms_second_factor = true;
+            })
+            .await,
+        );
+        let new = NewUser {
+            sub: SubjectId::generate(),
+            username: ok(Username::parse("bob"), "username"),
+            email: Some(ok(Email::parse("bob@example.test"), "email")),
+            email_verified: true,
+            name: None,
+            profile: ProfileClaims::default(),
+            password_hash: None,
+            service_account: false,
+        };
+        let bob = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user");
+        let store = store_of(&s);
+        let mut tx = ok(store.transaction().await, b);
+        ok(tx.verify_phone(&tenant(), &bob.sub, "+447700900123", &Actor::Cli).await, b);
+        ok(tx.commit().await, b);
+
+        assert_eq!(recovery::request(&s, &tenant(), "bob", ip(3)).await, Ok(()), "{b}");
+        let mut link = None;
+        for _ in 0..200 {
+            if let Some((_, m)) = sent(&s).await.into_iter().find(|(k, _)| k == "recovery_link") {
+                link = Some(support::link_token(&m, recovery::LINK_PATH));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let link = link.unwrap_or_else(|| panic!("{b}: no link"));
+        let session = s.recovery().begin(&tenant(), &link).await.unwrap_or_else(|e| panic!("{b}: {e:?}"));
+        assert_eq!(session.proof, Proof::TextCodeNeeded, "{b}");
+        let passkey = NewPasskey {
+            credential_id: "new".into(),
+            name: "New".into(),
+            credential: "{}".into(),
+            sign_count: 0,
+            backup_eligible: false,
+            backup_state: false,
+        };
+        let early = s.recovery().complete(&tenant(), &session, passkey.clone()).await;
+        assert_eq!(early, Err(RecoveryRefusal::NotNow), "{b}: the link alone is not enough");
+        ok(s.recovery().send_text_code(&tenant(), &session, ip(3)).await.map_err(|e| format!("{e:?}")), b);
+        let code = code_in(&texts(&s).await[0].1);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let refused = s.recovery().give_text_code(&tenant(), &session, wrong, ip(3)).await;
+        assert_eq!(refused, Err(RecoveryRefusal::WrongCode), "{b}");
+        let given = s.recovery().give_text_code(&tenant(), &session, &code, ip(3)).await;
+        let given = given.unwrap_or_else(|e| panic!("{b}: {e:?}"));
+        assert_eq!(given.proof, Proof::Given, "{b}");
+        ok(s.recovery().complete(&tenant(), &given, passkey).await.map_err(|e| format!("{e:?}")), b);
+    }
+}
+
 #[tokio::test]
 async fn without_sms_nothing_needs_a_phone_and_recovery_sms_is_off_by_default() {
     for db in TestDatabase::all().await {

@@ -72,36 +72,41 @@ pub async fn ask(
         form.req.filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     let asked =
         Asked { secret: random::token_string::<32>(), req, return_to: ReturnTo::parse(form.return_to.as_deref()) };
-    let until = state.clock.now().plus(LINK_LIFETIME);
-    let cookie = match ceremony::put_until(&state, &tenant, &headers, Purpose::EmailLink, &asked, until).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot keep the sign-in link request");
-            return PageError::internal().into_response();
-        }
-    };
     let mut page = match email_sign_in::request(&state.services, &tenant, &typed, &asked.secret, ip).await {
-        Ok(()) => state.templates.render(
+        // Kept only once the ask is taken, so that a refused ask never replaces the secret
+        // of a link already on its way to this browser.
+        Ok(()) => {
+            let until = state.clock.now().plus(LINK_LIFETIME);
+            let cookie = match ceremony::put_until(&state, &tenant, &headers, Purpose::EmailLink, &asked, until).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot keep the sign-in link request");
+                    return PageError::internal().into_response();
+                }
+            };
+            let mut page = state.templates.render(
             StatusCode::OK,
             "message.html",
             minijinja::context! {
                 title => "Check your email", base => state.base(),
                 message => format!("If an account without a passkey and with a verified email address matches, a sign-in link is on its way there. Open it in this browser within {} minutes: it works nowhere else.", LINK_LIFETIME.as_secs() / 60),
             },
-        ),
-        Err(Limited::TooMany) => {
-            PageError::new(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in links were asked for. Try again in an hour.")
-                .into_response()
+        );
+            if let Some(c) = cookie {
+                page.headers_mut().append(header::SET_COOKIE, c);
+            }
+            page
         }
-        Err(Limited::Unavailable) => PageError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in links cannot be sent right now. Try again later.",
+        Err(Limited::TooMany) => PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in links were asked for. Try again in an hour.",
         )
         .into_response(),
+        Err(Limited::Unavailable) => {
+            PageError::new(StatusCode::SERVICE_UNAVAILABLE, "Sign-in links cannot be sent right now. Try again later.")
+                .into_response()
+        }
     };
-    if let Some(c) = cookie {
-        page.headers_mut().append(header::SET_COOKIE, c);
-    }
     page.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     page
 }

@@ -36,12 +36,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::message_limits::Counted;
 use crate::one_time_tokens::{self, mint};
-use crate::sign_in::{Account, Admission, Guess};
 use crate::{Latchkey, ServiceResult};
 
 mod by_text;
 mod cancel;
 mod refusal;
+mod second_proof;
 pub use by_text::{CODE_ATTEMPTS, CODE_LIFETIME, WRONG_PER_DAY};
 pub use refusal::RecoveryRefusal;
 
@@ -109,6 +109,9 @@ pub enum Proof {
     LinkIsEnough,
     /// The account has an authenticator app: its code, or "lost".
     AppCodeNeeded,
+    /// The account's second step is a code by text (`login.sms_second_factor`): that code,
+    /// or "lost".
+    TextCodeNeeded,
     /// The account has more than one passkey: sign in with one, or "lost".
     OtherPasskeyLost,
     /// The second factor was given.
@@ -275,6 +278,8 @@ impl Recovery<'_> {
         let now = services.clock.now();
         // Read before anything is used, so that a failure leaves the link usable.
         let totp = services.factors().totp(tenant, sub).await?.is_some_and(|t| t.confirmed);
+        // Codes by text as the account's second step: a link by email does not bypass them.
+        let texted = via == Via::Email && services.sms_second_factor().number_for(tenant, sub).await?.is_some();
         let waiting = self.waiting_for(tenant, sub).await?;
 
         let mut tx = services.store().transaction().await?;
@@ -296,6 +301,7 @@ impl Recovery<'_> {
         let (proof, expires) = match waiting {
             Some(ready_at) => (Proof::Waiting { ready_at: ready_at.secs() }, ready_at.plus(READY_FOR)),
             None if totp => (Proof::AppCodeNeeded, now.plus(SESSION_LIFETIME)),
+            None if texted => (Proof::TextCodeNeeded, now.plus(SESSION_LIFETIME)),
             None if methods.passkeys > 1 => (Proof::OtherPasskeyLost, now.plus(SESSION_LIFETIME)),
             None => (Proof::LinkIsEnough, now.plus(SESSION_LIFETIME)),
         };
@@ -313,32 +319,6 @@ impl Recovery<'_> {
         if self.0.clock.now().secs() >= session.expires_at { Err(RecoveryRefusal::Gone) } else { Ok(()) }
     }
 
-    /// The authenticator app's code, as the second proof (counted like a sign-in's).
-    pub async fn give_app_code(
-        &self,
-        tenant: &TenantId,
-        session: &RecoverySession,
-        code: &str,
-        ip: IpAddr,
-    ) -> Result<RecoverySession, RecoveryRefusal> {
-        self.live(session)?;
-        if session.proof != Proof::AppCodeNeeded {
-            return Err(RecoveryRefusal::NotNow);
-        }
-        let sign_in = self.0.sign_in();
-        let attempt = match sign_in.reserve(tenant, Guess::SecondFactor, Account::Known(&session.sub), ip).await {
-            Admission::Allowed(a) => a,
-            Admission::Refused => return Err(RecoveryRefusal::TooMany),
-            Admission::Unavailable => return Err(RecoveryRefusal::Unavailable("the attempt counters".into())),
-        };
-        if !self.0.factors().check_totp(tenant, &session.sub, code).await {
-            attempt.failed();
-            return Err(RecoveryRefusal::WrongCode);
-        }
-        sign_in.succeeded(tenant, attempt).await;
-        Ok(RecoverySession { proof: Proof::Given, ..session.clone() })
-    }
-
     /// The user says the other factor is lost too: the recovery may complete after
     /// `recovery.delay`, and the verified address is told, with a link that cancels it. A
     /// recovery already waiting goes on where it stands (saying "lost" again restarts
@@ -349,7 +329,7 @@ impl Recovery<'_> {
         session: &RecoverySession,
     ) -> Result<RecoverySession, RecoveryRefusal> {
         self.live(session)?;
-        if !matches!(session.proof, Proof::AppCodeNeeded | Proof::OtherPasskeyLost) {
+        if !matches!(session.proof, Proof::AppCodeNeeded | Proof::TextCodeNeeded | Proof::OtherPasskeyLost) {
             return Err(RecoveryRefusal::NotNow);
         }
         let services = self.0;
@@ -424,7 +404,7 @@ impl Recovery<'_> {
         self.live(session)?;
         match &session.proof {
             Proof::LinkIsEnough | Proof::Given => Ok(()),
-            Proof::AppCodeNeeded | Proof::OtherPasskeyLost => Err(RecoveryRefusal::NotNow),
+            Proof::AppCodeNeeded | Proof::TextCodeNeeded | Proof::OtherPasskeyLost => Err(RecoveryRefusal::NotNow),
             Proof::Waiting { .. } => match self.waiting_for(tenant, &session.sub).await? {
                 None => Err(RecoveryRefusal::Cancelled),
                 Some(ready_at) if self.0.clock.now() < ready_at => Err(RecoveryRefusal::NotNow),

@@ -1,0 +1,83 @@
+//! The second proof a recovery asks of an account that has more than its address: the
+//! authenticator app's code, or a code texted to its phone (its sign-in second step).
+
+use std::net::IpAddr;
+
+use latchkey_core::domain::TenantId;
+
+use super::{Proof, Recovery, RecoveryRefusal, RecoverySession};
+use crate::ServiceError;
+use crate::sign_in::{Account, Admission, Guess};
+
+impl Recovery<'_> {
+    /// The authenticator app's code, as the second proof (counted like a sign-in's).
+    pub async fn give_app_code(
+        &self,
+        tenant: &TenantId,
+        session: &RecoverySession,
+        code: &str,
+        ip: IpAddr,
+    ) -> Result<RecoverySession, RecoveryRefusal> {
+        self.live(session)?;
+        if session.proof != Proof::AppCodeNeeded {
+            return Err(RecoveryRefusal::NotNow);
+        }
+        let sign_in = self.0.sign_in();
+        let attempt = match sign_in.reserve(tenant, Guess::SecondFactor, Account::Known(&session.sub), ip).await {
+            Admission::Allowed(a) => a,
+            Admission::Refused => return Err(RecoveryRefusal::TooMany),
+            Admission::Unavailable => return Err(RecoveryRefusal::Unavailable("the attempt counters".into())),
+        };
+        if !self.0.factors().check_totp(tenant, &session.sub, code).await {
+            attempt.failed();
+            return Err(RecoveryRefusal::WrongCode);
+        }
+        sign_in.succeeded(tenant, attempt).await;
+        Ok(RecoverySession { proof: Proof::Given, ..session.clone() })
+    }
+
+    /// Texts the account's sign-in code, for [`Proof::TextCodeNeeded`].
+    pub async fn send_text_code(
+        &self,
+        tenant: &TenantId,
+        session: &RecoverySession,
+        ip: IpAddr,
+    ) -> Result<(), RecoveryRefusal> {
+        self.live(session)?;
+        if session.proof != Proof::TextCodeNeeded {
+            return Err(RecoveryRefusal::NotNow);
+        }
+        match self.0.sms_second_factor().send(tenant, &session.sub, ip).await {
+            Ok(_) => Ok(()),
+            Err(ServiceError::Invalid(m)) if m.contains("too many") => Err(RecoveryRefusal::TooMany),
+            Err(ServiceError::Invalid(_)) => Err(RecoveryRefusal::NotNow),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The texted code, as the second proof (counted like a sign-in's).
+    pub async fn give_text_code(
+        &self,
+        tenant: &TenantId,
+        session: &RecoverySession,
+        code: &str,
+        ip: IpAddr,
+    ) -> Result<RecoverySession, RecoveryRefusal> {
+        self.live(session)?;
+        if session.proof != Proof::TextCodeNeeded {
+            return Err(RecoveryRefusal::NotNow);
+        }
+        let sign_in = self.0.sign_in();
+        let attempt = match sign_in.reserve(tenant, Guess::SecondFactor, Account::Known(&session.sub), ip).await {
+            Admission::Allowed(a) => a,
+            Admission::Refused => return Err(RecoveryRefusal::TooMany),
+            Admission::Unavailable => return Err(RecoveryRefusal::Unavailable("the attempt counters".into())),
+        };
+        if !self.0.sms_second_factor().check(tenant, &session.sub, code).await {
+            attempt.failed();
+            return Err(RecoveryRefusal::WrongCode);
+        }
+        sign_in.succeeded(tenant, attempt).await;
+        Ok(RecoverySession { proof: Proof::Given, ..session.clone() })
+    }
+}
