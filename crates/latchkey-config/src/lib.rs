@@ -253,6 +253,9 @@ pub struct LoginConfig {
     /// Offer sign-in by a link emailed to the verified address, to accounts without a
     /// passkey; the link signs in only the browser that asked for it. Needs `[mail]`.
     pub email_link: bool,
+    /// Tell the owner of a sign-in from a browser the account has not signed in from
+    /// before (a security notice, with its "this wasn't me" link).
+    pub notify_new_device: bool,
     /// Changing a sign-in method (passkeys, password, authenticator app, recovery codes)
     /// or ending other sessions needs a sign-in at most this old.
     #[serde(with = "serde_human")]
@@ -284,6 +287,7 @@ impl Default for LoginConfig {
             require_passkey: false,
             sms_second_factor: false,
             email_link: false,
+            notify_new_device: false,
             recent_authentication: Duration::from_secs(300),
         }
     }

@@ -275,7 +275,11 @@ pub async fn finish(
         Some(req) => format!("{}/authorize/resume?req={req}", state.base()),
         None => format!("{}/account/security", state.base()),
     };
+    let device = crate::browser::device::signed_in(&state, &tenant, &headers, &created, true).await;
     let mut response = recovery_codes::show(&state, &codes, &next, true);
     sessions::set_cookies(&mut response, cookies);
+    if let Some(c) = device {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
     response
 }

@@ -114,3 +114,50 @@ async fn bad_not_me_links_get_a_clear_page() {
     let posted = b.browser.post_form(&b.url(NOT_ME), &[("csrf", &csrf), ("token", &long)]).await;
     assert_eq!(posted.status(), StatusCode::BAD_REQUEST);
 }
+
+/// `login.notify_new_device`: a password sign-in from a browser the account never used is
+/// told (once per browser); the same browser again is not.
+#[tokio::test]
+async fn a_sign_in_from_a_new_browser_is_told_to_the_owner() {
+    use latchkey_core::domain::{Email, NewPassword, ProfileClaims, SubjectId};
+    use latchkey_core::records::NewUser;
+    let relay = Relay::start().await;
+    let port = relay.port;
+    let server = TestServer::start(support::sqlite().await, move |c| {
+        c.mail = Some(mail(port));
+        c.login.notify_new_device = true;
+    })
+    .await;
+    let services = &server.state().services;
+    let tenant = TenantId::default_tenant();
+    let new = NewUser {
+        sub: SubjectId::generate(),
+        username: ok(Username::parse("ada"), "username"),
+        email: Some(ok(Email::parse("ada@example.com"), "email")),
+        email_verified: true,
+        name: None,
+        profile: ProfileClaims::default(),
+        password_hash: None,
+        service_account: false,
+    };
+    let ada = ok(services.users().create(&tenant, new, &Actor::Cli).await, "user");
+    let password = ok(NewPassword::parse(support::flow::PASSWORD.into()), "password");
+    let change = latchkey_service::users::PasswordChange::ByOperator;
+    ok(services.users().set_password(&tenant, &ada.sub, password, change, &Actor::Cli).await, "password");
+    async fn sign_in(b: &PasskeyBrowser) {
+        let (_, _, csrf) = b.page("/login").await;
+        let form = [("csrf", csrf.as_str()), ("username", "ada"), ("password", support::flow::PASSWORD)];
+        let done = b.browser.post_form(&b.url("/login"), &form).await;
+        assert!(done.status().is_redirection(), "{}", done.status());
+    }
+    let first = PasskeyBrowser::new(&server);
+    sign_in(&first).await;
+    eventually(Duration::from_secs(10), "the first notice", || async { relay.messages().len() == 1 }).await;
+    sign_in(&first).await;
+    let second = PasskeyBrowser::new(&server);
+    sign_in(&second).await;
+    eventually(Duration::from_secs(10), "the second notice", || async { relay.messages().len() == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(relay.messages().len(), 2, "the same browser again is not told");
+    assert!(support::smtp::decoded(&relay.messages()[1]).contains("signed in from a new device"));
+}

@@ -66,7 +66,9 @@ pub mod purpose {
     pub const RECOVERY_CANCEL: &str = "recovery_cancel";
     pub const RECOVERY_SESSION: &str = "recovery_session";
     pub const NOT_ME: &str = "not_me";
-    pub const ALL: [&str; 10] = [
+    /// Not sent: a browser the account signed in from (for new-device notices).
+    pub const KNOWN_DEVICE: &str = "known_device";
+    pub const ALL: [&str; 11] = [
         EMAIL_VERIFICATION,
         PHONE_VERIFICATION,
         SIGN_IN_CODE,
@@ -77,5 +79,6 @@ pub mod purpose {
         RECOVERY_CANCEL,
         RECOVERY_SESSION,
         NOT_ME,
+        KNOWN_DEVICE,
     ];
 }

@@ -23,7 +23,7 @@ use latchkey_store::StoreTx;
 use minijinja::context;
 
 use crate::message_limits::Counted;
-use crate::one_time_tokens::{self, mint};
+use crate::one_time_tokens::{self, mint, purpose};
 use crate::{Latchkey, ServiceError, ServiceResult};
 
 pub const NOT_ME_PURPOSE: &str = one_time_tokens::purpose::NOT_ME;
@@ -53,6 +53,10 @@ pub enum Change {
     EmailAdded {
         new: String,
     },
+    /// A sign-in from a browser the account had not signed in from (`login.notify_new_device`).
+    NewDeviceSignIn {
+        device: String,
+    },
 }
 
 impl Change {
@@ -69,6 +73,7 @@ impl Change {
             Change::PhoneChanged { .. } => "The phone number was changed".into(),
             Change::EmailChanged { old, new } => format!("The email address was changed from {old} to {new}"),
             Change::EmailAdded { new } => format!("The email address {new} was added"),
+            Change::NewDeviceSignIn { device } => format!("Someone signed in from a new device ({device})"),
         }
     }
 
@@ -85,6 +90,7 @@ impl Change {
             Change::PhoneChanged { .. } => "phone_changed",
             Change::EmailChanged { .. } => "email_changed",
             Change::EmailAdded { .. } => "email_added",
+            Change::NewDeviceSignIn { .. } => "new_device_sign_in",
         }
     }
 
@@ -93,7 +99,11 @@ impl Change {
     fn always_told(&self) -> bool {
         !matches!(
             self,
-            Change::PasskeyRemoved(_) | Change::AppRemoved | Change::PasswordRemoved | Change::RecoveryCodesReplaced
+            Change::PasskeyRemoved(_)
+                | Change::AppRemoved
+                | Change::PasswordRemoved
+                | Change::RecoveryCodesReplaced
+                | Change::NewDeviceSignIn { .. }
         )
     }
 }
@@ -241,6 +251,61 @@ impl SecurityNotices<'_> {
 
     fn texts_to(&self, number: &str) -> bool {
         self.0.outbox().sms_enabled() && self.0.config.sms.as_ref().is_some_and(|c| c.allows(number))
+    }
+
+    /// A sign-in finished in the browser holding `device` (its long-lived device secret).
+    /// With `login.notify_new_device`, a browser the account never signed in from is told to
+    /// the owner and remembered (a year); a known one says nothing. `described` names it
+    /// for a person (its user agent).
+    pub async fn signed_in_on(
+        &self,
+        tenant: &TenantId,
+        user: &User,
+        device: &str,
+        described: &str,
+    ) -> ServiceResult<()> {
+        let services = self.0;
+        if !services.config.login.notify_new_device {
+            return Ok(());
+        }
+        let known = self.known_device(user, device);
+        let now = services.clock.now();
+        if services.store().peek_one_time_token(tenant, &known.hash, purpose::KNOWN_DEVICE, now).await?.is_some() {
+            return Ok(());
+        }
+        let device: String = described.chars().filter(|c| !c.is_control()).take(120).collect();
+        let device = if device.trim().is_empty() { "an unnamed browser".to_owned() } else { device };
+        let actor = Actor::User(user.sub.to_string());
+        let mut tx = services.store().transaction().await?;
+        tx.create_one_time_token(tenant, &known).await?;
+        self.tell(tx.as_mut(), tenant, user, &Change::NewDeviceSignIn { device }, &actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Remembers the browser holding `device` as known to the account without telling
+    /// anyone (the browser the account was created in).
+    pub async fn remember_device(&self, tenant: &TenantId, user: &User, device: &str) -> ServiceResult<()> {
+        if !self.0.config.login.notify_new_device {
+            return Ok(());
+        }
+        let mut tx = self.0.store().transaction().await?;
+        tx.create_one_time_token(tenant, &self.known_device(user, device)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The record of a known browser: the keyed hash of the account and the browser's
+    /// secret, kept a year.
+    fn known_device(&self, user: &User, device: &str) -> latchkey_core::records::NewOneTimeToken {
+        let services = self.0;
+        latchkey_core::records::NewOneTimeToken {
+            hash: services.token_hasher.hash(purpose::KNOWN_DEVICE, &format!("{}:{device}", user.sub)),
+            purpose: purpose::KNOWN_DEVICE.into(),
+            sub: user.sub.clone(),
+            detail: String::new(),
+            expires_at: services.clock.now().plus(Duration::from_secs(365 * 86_400)),
+        }
     }
 
     /// The account a "this wasn't me" link is about, without using it.

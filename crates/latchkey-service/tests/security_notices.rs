@@ -201,3 +201,31 @@ async fn a_changed_address_is_told_at_the_old_one_and_a_changed_number_at_the_ol
         assert!(now.profile.phone_number_verified, "{b}: verified before the change, so still");
     }
 }
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_browser_is_told_once_where_turned_on() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |c| {
+            c.mail = Some(mail());
+            c.login.notify_new_device = true;
+        })
+        .await;
+        let ada = user(&s, "ada").await;
+        let notices = s.security_notices();
+        ok(notices.remember_device(&tenant(), &ada, "first-browser-secret").await, b);
+        ok(notices.signed_in_on(&tenant(), &ada, "first-browser-secret", "Firefox").await, b);
+        assert!(sent(&s).await.is_empty(), "{b}: the browser the account was made in is known");
+        ok(notices.signed_in_on(&tenant(), &ada, "second-browser-secret", "Chromium on Linux").await, b);
+        let told = sent(&s).await;
+        assert_eq!(told.len(), 1, "{b}: {told:?}");
+        assert!(told[0].1.text.contains("new device (Chromium on Linux)"), "{b}: {}", told[0].1.text);
+        ok(notices.signed_in_on(&tenant(), &ada, "second-browser-secret", "Chromium on Linux").await, b);
+        assert!(sent(&s).await.is_empty(), "{b}: known now");
+
+        let off = services(&db, dir.path(), |c| c.mail = Some(mail())).await;
+        ok(off.security_notices().signed_in_on(&tenant(), &ada, "third-browser-secret", "x").await, b);
+        assert!(sent(&off).await.is_empty(), "{b}: off by default");
+    }
+}

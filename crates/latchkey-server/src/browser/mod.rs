@@ -4,4 +4,5 @@
 pub mod ceremony;
 pub mod cookies;
 pub mod csrf;
+pub mod device;
 pub mod json;

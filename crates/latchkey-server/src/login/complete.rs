@@ -132,8 +132,12 @@ pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, 
             (None, None) => format!("{}/login/done", state.base()),
         }
     };
+    let device = crate::browser::device::signed_in(state, tenant, headers, done.user, false).await;
     // RFC 9700 §4.12: after a POST with credentials, redirect with 303, never 307.
     let mut response = Redirect::to(&next).into_response();
     sessions::set_cookies(&mut response, cookies);
+    if let Some(c) = device {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
     response
 }
