@@ -266,13 +266,45 @@ pub async fn app_code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+    second_proof(&state, &tenant, &headers, form, ip, false).await
+}
+
+/// `POST /recover/text-code`: the texted code, as the second proof.
+pub async fn text_code(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    second_proof(&state, &tenant, &headers, form, ip, true).await
+}
+
+/// A code as the recovery's second proof: the app's, or (`texted`) the one texted.
+async fn second_proof(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    form: CodeForm,
+    ip: std::net::IpAddr,
+    texted: bool,
+) -> Response {
+    if !csrf::verify(state, headers, form.csrf.as_deref()) {
         return csrf::expired_form();
     }
-    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
+    let Some(session) = current(state, tenant, headers).await else { return refused(RecoveryRefusal::Gone) };
     let code = form.code.unwrap_or_default();
-    match state.services.recovery().give_app_code(&tenant, &session, code.trim(), ip).await {
-        Ok(next) => keep(&state, &tenant, &headers, &next).await,
+    let recovery = state.services.recovery();
+    let given = match texted {
+        true => recovery.give_text_code(tenant, &session, code.trim(), ip).await,
+        false => recovery.give_app_code(tenant, &session, code.trim(), ip).await,
+    };
+    match given {
+        Ok(next) => keep(state, tenant, headers, &next).await,
+        Err(RecoveryRefusal::WrongCode) if texted => {
+            PageError::new(StatusCode::BAD_REQUEST, "That code is not right, or it expired: ask for a new one.")
+                .into_response()
+        }
         Err(r) => refused(r),
     }
 }
@@ -296,29 +328,6 @@ pub async fn send_text_code(
     let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
     match state.services.recovery().send_text_code(&tenant, &session, ip).await {
         Ok(()) => Redirect::to(&format!("{}/recover/session?texted=1", state.base())).into_response(),
-        Err(r) => refused(r),
-    }
-}
-
-/// `POST /recover/text-code`: the texted code, as the second proof.
-pub async fn text_code(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
-) -> Response {
-    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
-        return csrf::expired_form();
-    }
-    let Some(session) = current(&state, &tenant, &headers).await else { return refused(RecoveryRefusal::Gone) };
-    let code = form.code.unwrap_or_default();
-    match state.services.recovery().give_text_code(&tenant, &session, code.trim(), ip).await {
-        Ok(next) => keep(&state, &tenant, &headers, &next).await,
-        Err(RecoveryRefusal::WrongCode) => {
-            PageError::new(StatusCode::BAD_REQUEST, "That code is not right, or it expired: ask for a new one.")
-                .into_response()
-        }
         Err(r) => refused(r),
     }
 }

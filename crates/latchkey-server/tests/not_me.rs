@@ -119,8 +119,6 @@ async fn bad_not_me_links_get_a_clear_page() {
 /// told (once per browser); the same browser again is not.
 #[tokio::test]
 async fn a_sign_in_from_a_new_browser_is_told_to_the_owner() {
-    use latchkey_core::domain::{Email, NewPassword, ProfileClaims, SubjectId};
-    use latchkey_core::records::NewUser;
     let relay = Relay::start().await;
     let port = relay.port;
     let server = TestServer::start(support::sqlite().await, move |c| {
@@ -128,22 +126,7 @@ async fn a_sign_in_from_a_new_browser_is_told_to_the_owner() {
         c.login.notify_new_device = true;
     })
     .await;
-    let services = &server.state().services;
-    let tenant = TenantId::default_tenant();
-    let new = NewUser {
-        sub: SubjectId::generate(),
-        username: ok(Username::parse("ada"), "username"),
-        email: Some(ok(Email::parse("ada@example.com"), "email")),
-        email_verified: true,
-        name: None,
-        profile: ProfileClaims::default(),
-        password_hash: None,
-        service_account: false,
-    };
-    let ada = ok(services.users().create(&tenant, new, &Actor::Cli).await, "user");
-    let password = ok(NewPassword::parse(support::flow::PASSWORD.into()), "password");
-    let change = latchkey_service::users::PasswordChange::ByOperator;
-    ok(services.users().set_password(&tenant, &ada.sub, password, change, &Actor::Cli).await, "password");
+    support::operator_made_user(&server, "ada", true).await;
     async fn sign_in(b: &PasskeyBrowser) {
         let (_, _, csrf) = b.page("/login").await;
         let form = [("csrf", csrf.as_str()), ("username", "ada"), ("password", support::flow::PASSWORD)];

@@ -224,8 +224,6 @@ async fn a_number_is_confirmed_on_the_security_page_with_the_texted_code() {
 /// finishes the sign-in; a wrong one does not; without the setting nothing is offered.
 #[tokio::test]
 async fn a_texted_code_is_the_second_step_of_a_password_sign_in_where_turned_on() {
-    use latchkey_core::domain::{Email, NewPassword, ProfileClaims, SubjectId, Username};
-    use latchkey_core::records::NewUser;
     for on in [true, false] {
         let (twilio, port) = start_twilio().await;
         let server = TestServer::start(sqlite().await, move |c| {
@@ -236,20 +234,7 @@ async fn a_texted_code_is_the_second_step_of_a_password_sign_in_where_turned_on(
         .await;
         let services = &server.state().services;
         let tenant = TenantId::default_tenant();
-        let new = NewUser {
-            sub: SubjectId::generate(),
-            username: ok(Username::parse("ada"), "username"),
-            email: Some(ok(Email::parse("ada@example.com"), "email")),
-            email_verified: true,
-            name: None,
-            profile: ProfileClaims::default(),
-            password_hash: None,
-            service_account: false,
-        };
-        let ada = ok(services.users().create(&tenant, new, &Actor::Cli).await, "user");
-        let password = ok(NewPassword::parse(support::flow::PASSWORD.into()), "password");
-        let change = latchkey_service::users::PasswordChange::ByOperator;
-        ok(services.users().set_password(&tenant, &ada.sub, password, change, &Actor::Cli).await, "password");
+        let ada = support::operator_made_user(&server, "ada", true).await;
         let store = latchkey_service::testing::store_of(services);
         let mut tx = ok(store.transaction().await, "tx");
         ok(tx.verify_phone(&tenant, &ada.sub, "+447700900123", &Actor::Cli).await, "phone");

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_core::domain::{Email, TenantId, Username};
+use latchkey_core::domain::{Email, TenantId};
 use latchkey_core::records::{Actor, User};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -74,22 +74,10 @@ impl EmailSignIn<'_> {
     /// The account `typed` names, if it may sign in by link: by username or its verified
     /// address; verified address, not locked, no service account, no passkey.
     async fn eligible(&self, tenant: &TenantId, typed: &str) -> ServiceResult<Option<(User, Email)>> {
-        let users = self.0.users();
-        let (user, typed_address) = if typed.contains('@') {
-            match Email::parse(typed) {
-                Ok(address) => (users.by_email(tenant, &address).await?, Some(address)),
-                Err(_) => (None, None),
-            }
-        } else {
-            match Username::parse(typed) {
-                Ok(name) => (users.by_username(tenant, &name).await?, None),
-                Err(_) => (None, None),
-            }
-        };
-        let Some(user) = user.filter(|u| u.email_verified && !u.locked && !u.service_account) else {
-            return Ok(None);
-        };
-        let Some(address) = user.email.clone().filter(|a| typed_address.as_ref().is_none_or(|t| t == a)) else {
+        let user = self.0.users().named_for_messages(tenant, typed).await?;
+        let Some((user, address)) =
+            user.filter(|u| u.email_verified).and_then(|u| u.email.clone().map(|address| (u, address)))
+        else {
             return Ok(None);
         };
         if !self.0.factors().passkeys(tenant, &user.sub).await?.is_empty() {

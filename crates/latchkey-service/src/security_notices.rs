@@ -73,7 +73,7 @@ impl Change {
             Change::PhoneChanged { .. } => "The phone number was changed".into(),
             Change::EmailChanged { old, new } => format!("The email address was changed from {old} to {new}"),
             Change::EmailAdded { new } => format!("The email address {new} was added"),
-            Change::NewDeviceSignIn { device } => format!("Someone signed in from a new device ({device})"),
+            Change::NewDeviceSignIn { device } => format!("Someone signed in from a new device, {device}"),
         }
     }
 
@@ -123,7 +123,7 @@ pub struct Disowned {
 /// The message for an account whose changes are blocked.
 pub fn blocked_message() -> String {
     "changes to this account are blocked: a change was reported as not made by its owner. Recover the account \
-     (\"Can't sign in?\" on the sign-in page) to change it again"
+     (\"Can't sign in?\" on the sign-in page), or ask the people who run this server, to change it again"
         .into()
 }
 
@@ -174,10 +174,10 @@ impl SecurityNotices<'_> {
         user: &User,
         change: &Change,
         actor: &Actor,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<bool> {
         let services = self.0;
         if !is_owner(&user.sub, actor) || !self.enabled() {
-            return Ok(());
+            return Ok(false);
         }
         let outbox = services.outbox();
         let verified_email = user.email.as_ref().filter(|_| user.email_verified).map(|e| e.as_str().to_owned());
@@ -202,7 +202,7 @@ impl SecurityNotices<'_> {
             to_phone = Some(old.clone());
         }
         if to_email.is_none() && to_phone.is_none() {
-            return Ok(());
+            return Ok(false);
         }
         // Removals and new recovery codes are limited per hour (an earlier notice's link
         // covers every change since); a way in added or a contact changed is always told.
@@ -210,7 +210,7 @@ impl SecurityNotices<'_> {
             let limits = services.message_limits();
             if limits.reserve_in(tx, tenant, "security_notice", &[Counted::Account(&user.sub)]).await.is_err() {
                 tracing::info!(sub = %user.sub, change = change.kind(), "security notice left out: an earlier one covers it");
-                return Ok(());
+                return Ok(false);
             }
         }
         let now = services.clock.now();
@@ -246,7 +246,7 @@ impl SecurityNotices<'_> {
         let details =
             serde_json::json!({"change": change.kind(), "email": to_email.is_some(), "text": to_phone.is_some()});
         tx.audit(tenant, actor, "security.notice_sent", user.sub.as_str(), details).await?;
-        Ok(())
+        Ok(true)
     }
 
     fn texts_to(&self, number: &str) -> bool {
@@ -273,12 +273,14 @@ impl SecurityNotices<'_> {
         if services.store().peek_one_time_token(tenant, &known.hash, purpose::KNOWN_DEVICE, now).await?.is_some() {
             return Ok(());
         }
-        let device: String = described.chars().filter(|c| !c.is_control()).take(120).collect();
-        let device = if device.trim().is_empty() { "an unnamed browser".to_owned() } else { device };
         let actor = Actor::User(user.sub.to_string());
+        let change = Change::NewDeviceSignIn { device: browser_label(described) };
         let mut tx = services.store().transaction().await?;
-        tx.create_one_time_token(tenant, &known).await?;
-        self.tell(tx.as_mut(), tenant, user, &Change::NewDeviceSignIn { device }, &actor).await?;
+        // Remembered only once its owner was told: a notice left out by the hourly limit
+        // is tried again at the next sign-in from it.
+        if self.tell(tx.as_mut(), tenant, user, &change, &actor).await? {
+            tx.create_one_time_token(tenant, &known).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -413,6 +415,20 @@ struct Before {
     at: i64,
     email: Option<String>,
     phone: Option<String>,
+}
+
+/// What a browser calls itself (its user agent), cut to a short, plain label in quotes:
+/// it is the sender's word, so it must not read like a message of ours.
+fn browser_label(described: &str) -> String {
+    let plain: String = described
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '/' | ';' | '(' | ')' | '_' | '-' | ','))
+        .take(60)
+        .collect();
+    match plain.trim() {
+        "" => "a browser that gave no name".to_owned(),
+        label => format!("a browser that calls itself \"{label}\""),
+    }
 }
 
 fn is_owner(sub: &SubjectId, actor: &Actor) -> bool {

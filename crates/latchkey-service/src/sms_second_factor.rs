@@ -29,6 +29,22 @@ pub const SENT_PER_DAY: i64 = 10;
 
 pub struct SmsSecondFactor<'a>(pub(crate) &'a Latchkey);
 
+/// What a texted code is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    SignIn,
+    Recovery,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::SignIn => "sign_in",
+            Step::Recovery => "recovery",
+        }
+    }
+}
+
 impl SmsSecondFactor<'_> {
     /// Whether codes by text are a second factor here: `login.sms_second_factor` and `[sms]`.
     pub fn enabled(&self) -> bool {
@@ -55,21 +71,28 @@ impl SmsSecondFactor<'_> {
 
     /// Texts a sign-in code to the account's number; older codes stop working. `Invalid`
     /// where no code may be sent, `TooMany` past the limits.
-    pub async fn send(&self, tenant: &TenantId, sub: &SubjectId, ip: IpAddr) -> ServiceResult<String> {
+    /// `step` says what the code is for (`Step::SignIn`, or the second proof of a recovery):
+    /// each has its own budget, so using one up never blocks the other.
+    pub async fn send(&self, tenant: &TenantId, sub: &SubjectId, ip: IpAddr, step: Step) -> ServiceResult<String> {
         let services = self.0;
         let number = self
             .number_for(tenant, sub)
             .await?
             .ok_or_else(|| ServiceError::Invalid("codes by text message are not offered for this account".into()))?;
-        // Counted per account only, not against [sms].daily_limits: those can be used up by
-        // anyone (recovery requests need no sign-in), and must not keep the owner out. A
-        // code goes only to the account's own verified number, after its password.
+        // A budget of its own, not [sms].daily_limits: those can be used up by anyone
+        // (recovery requests need no sign-in) and must not keep the owner out. Per account
+        // (per step), and per IP and in all with the daily caps' numbers, against SMS pumping
+        // through many accounts.
         let limits = services.message_limits();
-        let key = format!("sent:{sub}");
-        let day = format!("sent-day:{sub}");
+        let step = step.as_str();
+        let key = format!("{step}:sent:{sub}");
+        let day = format!("{step}:sent-day:{sub}");
+        let ip_key = format!("ip:{}", crate::sign_in::ip_bucket(ip));
+        let caps = services.config.sms.as_ref().map(|c| c.daily_limits.clone()).unwrap_or_default();
         limits.reserve_keyed_within(tenant, PURPOSE, &[(&key, SENT_PER_ACCOUNT)], CODE_LIFETIME).await?;
-        limits.reserve_keyed_within(tenant, PURPOSE, &[(&day, SENT_PER_DAY)], Duration::from_secs(86_400)).await?;
-        tracing::debug!(%ip, "sign-in code asked for");
+        let daily =
+            [(day.as_str(), SENT_PER_DAY), (ip_key.as_str(), i64::from(caps.per_ip)), ("all", i64::from(caps.total))];
+        limits.reserve_keyed_within(tenant, PURPOSE, &daily, Duration::from_secs(86_400)).await?;
         let code = new_code();
         let now = services.clock.now();
         let stored = NewOneTimeToken {

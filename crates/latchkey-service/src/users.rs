@@ -71,6 +71,28 @@ impl Users<'_> {
         Err(ServiceError::NotFound(format!("user `{given}` (give a username or subject id)")))
     }
 
+    /// The account a person typed to be sent something (a recovery link or code, a sign-in
+    /// link): by username, or by an email address only if it is that account's **verified**
+    /// address (an unverified address names nobody). Locked and service accounts are left
+    /// out; what it may be sent is the caller's to check.
+    pub async fn named_for_messages(&self, tenant: &TenantId, typed: &str) -> ServiceResult<Option<User>> {
+        let user = if typed.contains('@') {
+            match Email::parse(typed) {
+                Ok(address) => self
+                    .by_email(tenant, &address)
+                    .await?
+                    .filter(|u| u.email_verified && u.email.as_ref() == Some(&address)),
+                Err(_) => None,
+            }
+        } else {
+            match Username::parse(typed) {
+                Ok(name) => self.by_username(tenant, &name).await?,
+                Err(_) => None,
+            }
+        };
+        Ok(user.filter(|u| !u.locked && !u.service_account))
+    }
+
     /// Sets a password (hashed with Argon2id at today's parameters). Returns how many
     /// sessions ended with the old one.
     pub async fn set_password(

@@ -220,12 +220,36 @@ async fn a_sign_in_from_a_new_browser_is_told_once_where_turned_on() {
         ok(notices.signed_in_on(&tenant(), &ada, "second-browser-secret", "Chromium on Linux").await, b);
         let told = sent(&s).await;
         assert_eq!(told.len(), 1, "{b}: {told:?}");
-        assert!(told[0].1.text.contains("new device (Chromium on Linux)"), "{b}: {}", told[0].1.text);
+        assert!(told[0].1.text.contains("calls itself \"Chromium on Linux\""), "{b}: {}", told[0].1.text);
         ok(notices.signed_in_on(&tenant(), &ada, "second-browser-secret", "Chromium on Linux").await, b);
         assert!(sent(&s).await.is_empty(), "{b}: known now");
 
         let off = services(&db, dir.path(), |c| c.mail = Some(mail())).await;
         ok(off.security_notices().signed_in_on(&tenant(), &ada, "third-browser-secret", "x").await, b);
         assert!(sent(&off).await.is_empty(), "{b}: off by default");
+    }
+}
+
+/// After "this wasn't me" every browser is new again, the intruder's too: its next sign-in
+/// is told once more.
+#[tokio::test]
+async fn after_this_wasnt_me_a_known_browser_is_told_again() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |c| {
+            c.mail = Some(mail());
+            c.login.notify_new_device = true;
+        })
+        .await;
+        let ada = user(&s, "ada").await;
+        let notices = s.security_notices();
+        ok(notices.signed_in_on(&tenant(), &ada, "intruder-browser", "Evil/1.0 <b>").await, b);
+        let told = sent(&s).await;
+        assert_eq!(told.len(), 1, "{b}");
+        assert!(told[0].1.text.contains("a browser that calls itself \"Evil/1.0 b\""), "{b}: {}", told[0].1.text);
+        ok(notices.disown(&tenant(), &link_token(&told[0].1, NOT_ME_PATH)).await, b);
+        ok(notices.signed_in_on(&tenant(), &ada, "intruder-browser", "Evil/1.0").await, b);
+        assert_eq!(sent(&s).await.len(), 1, "{b}: told again after the disown");
     }
 }

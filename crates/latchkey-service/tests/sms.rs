@@ -12,6 +12,7 @@ use std::sync::Arc;
 use latchkey_core::domain::{Email, ProfileClaims, SubjectId, TenantId, Username};
 use latchkey_core::records::{Actor, Channel, NewPasskey, NewUser, User};
 use latchkey_service::recovery::{self, Proof, RecoveryRefusal, Via};
+use latchkey_service::sms_second_factor::Step;
 use latchkey_service::testing::{TestDatabase, store_of};
 use latchkey_service::{Latchkey, ServiceError};
 use support::{code_in, mail, ok, sent, services, sms, texts};
@@ -326,11 +327,11 @@ async fn a_texted_sign_in_code_is_offered_only_without_a_stronger_factor_and_wor
         }
         let texted = s.sms_second_factor();
         assert_eq!(ok(texted.number_for(&tenant(), &with_passkey.sub).await, b), None, "{b}: never round a passkey");
-        let sent = texted.send(&tenant(), &with_passkey.sub, ip(1)).await;
+        let sent = texted.send(&tenant(), &with_passkey.sub, ip(1), Step::SignIn).await;
         assert!(matches!(sent, Err(ServiceError::Invalid(_))), "{b}: {sent:?}");
         assert_eq!(ok(texted.number_for(&tenant(), &bob.sub).await, b).as_deref(), Some("+447700900123"), "{b}");
 
-        ok(texted.send(&tenant(), &bob.sub, ip(1)).await, b);
+        ok(texted.send(&tenant(), &bob.sub, ip(1), Step::SignIn).await, b);
         let code = code_in(&texts(&s).await[0].1);
         let wrong = if code == "000000" { "111111" } else { "000000" };
         assert!(!texted.check(&tenant(), &bob.sub, wrong).await, "{b}");
@@ -339,14 +340,14 @@ async fn a_texted_sign_in_code_is_offered_only_without_a_stronger_factor_and_wor
         assert!(!texted.check(&tenant(), &bob.sub, &code).await, "{b}: once");
 
         // A new code replaces the old; past the per-account limit nothing more is sent.
-        ok(texted.send(&tenant(), &bob.sub, ip(1)).await, b);
+        ok(texted.send(&tenant(), &bob.sub, ip(1), Step::SignIn).await, b);
         let older = code_in(&texts(&s).await[0].1);
-        ok(texted.send(&tenant(), &bob.sub, ip(1)).await, b);
+        ok(texted.send(&tenant(), &bob.sub, ip(1), Step::SignIn).await, b);
         let newer = code_in(&texts(&s).await[0].1);
         if older != newer {
             assert!(!texted.check(&tenant(), &bob.sub, &older).await, "{b}: replaced");
         }
-        let refused = texted.send(&tenant(), &bob.sub, ip(1)).await;
+        let refused = texted.send(&tenant(), &bob.sub, ip(1), Step::SignIn).await;
         assert!(refused.is_err(), "{b}: the fourth code in 10 minutes");
         assert!(texts(&s).await.is_empty(), "{b}: nothing queued");
 

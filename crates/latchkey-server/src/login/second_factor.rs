@@ -107,7 +107,8 @@ pub async fn send_sms(
         return expired();
     };
     let Some(sub) = pending.subject() else { return expired() };
-    match state.services.sms_second_factor().send(&tenant, &sub, ip).await {
+    let step = latchkey_service::sms_second_factor::Step::SignIn;
+    match state.services.sms_second_factor().send(&tenant, &sub, ip, step).await {
         Ok(number) => {
             keep_and_show(&state, &tenant, &headers, &pending, (StatusCode::OK, None), Some(&masked(&number))).await
         }

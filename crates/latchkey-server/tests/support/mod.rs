@@ -269,3 +269,30 @@ impl TestServer {
         format!("{}{path}", self.server.issuer)
     }
 }
+
+/// A user made by an operator: `name`, `name@example.com` (verified), no passkey, and the
+/// password [`flow::PASSWORD`] when `password`.
+#[allow(dead_code)]
+pub async fn operator_made_user(server: &TestServer, name: &str, password: bool) -> latchkey_core::records::User {
+    use latchkey_core::domain::{Email, NewPassword, ProfileClaims, SubjectId, TenantId, Username};
+    use latchkey_core::records::{Actor, NewUser};
+    let services = &server.state().services;
+    let tenant = TenantId::default_tenant();
+    let new = NewUser {
+        sub: SubjectId::generate(),
+        username: ok(Username::parse(name), "username"),
+        email: Some(ok(Email::parse(&format!("{name}@example.com")), "email")),
+        email_verified: true,
+        name: None,
+        profile: ProfileClaims::default(),
+        password_hash: None,
+        service_account: false,
+    };
+    let user = ok(services.users().create(&tenant, new, &Actor::Cli).await, "user");
+    if password {
+        let typed = ok(NewPassword::parse(flow::PASSWORD.into()), "password");
+        let change = latchkey_service::users::PasswordChange::ByOperator;
+        ok(services.users().set_password(&tenant, &user.sub, typed, change, &Actor::Cli).await, "password");
+    }
+    user
+}

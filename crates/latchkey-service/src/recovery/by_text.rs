@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use latchkey_core::domain::{Email, SubjectId, TenantId, Username};
+use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_core::records::{Actor, NewOneTimeToken, User};
 
 use super::{CODE_PURPOSE, Recovery, RecoveryRefusal, RecoverySession, Via, verified_phone};
@@ -33,26 +33,10 @@ const SENT_PER_ACCOUNT_AND_IP: i64 = 2;
 const DAY: Duration = Duration::from_secs(86_400);
 
 impl Recovery<'_> {
-    /// The account `typed` names for a recovery by text message: by username or verified
-    /// address, not locked, not a service account (whether it has a verified phone is
-    /// checked later, the same way for every name).
+    /// The account `typed` names for a recovery by text message (whether it has a verified
+    /// phone is checked later, the same way for every name).
     async fn named(&self, tenant: &TenantId, typed: &str) -> ServiceResult<Option<User>> {
-        let users = self.0.users();
-        let user = if typed.contains('@') {
-            match Email::parse(typed) {
-                Ok(address) => users
-                    .by_email(tenant, &address)
-                    .await?
-                    .filter(|u| u.email_verified && u.email.as_ref() == Some(&address)),
-                Err(_) => None,
-            }
-        } else {
-            match Username::parse(typed) {
-                Ok(name) => users.by_username(tenant, &name).await?,
-                Err(_) => None,
-            }
-        };
-        Ok(user.filter(|u| !u.locked && !u.service_account))
+        self.0.users().named_for_messages(tenant, typed).await
     }
 
     pub(super) async fn send_code(&self, tenant: &TenantId, typed: &str, ip: IpAddr) -> ServiceResult<()> {

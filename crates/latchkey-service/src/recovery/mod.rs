@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::UnixTime;
-use latchkey_core::domain::{Email, SubjectId, TenantId, Username};
+use latchkey_core::domain::{Email, SubjectId, TenantId};
 use latchkey_core::records::{Actor, NewPasskey, SessionSelector, User};
 use latchkey_store::StoreTx;
 use minijinja::context;
@@ -201,23 +201,8 @@ impl Recovery<'_> {
     /// The account `typed` names, if it may be recovered by email: by username, or by its
     /// verified address; never a locked or service account, never an unverified address.
     async fn recoverable(&self, tenant: &TenantId, typed: &str) -> ServiceResult<Option<(User, Email)>> {
-        let users = self.0.users();
-        // An address names the account only if it is that account's verified address.
-        let (user, typed_address) = if typed.contains('@') {
-            match Email::parse(typed) {
-                Ok(address) => (users.by_email(tenant, &address).await?, Some(address)),
-                Err(_) => (None, None),
-            }
-        } else {
-            match Username::parse(typed) {
-                Ok(name) => (users.by_username(tenant, &name).await?, None),
-                Err(_) => (None, None),
-            }
-        };
-        Ok(user.filter(|u| u.email_verified && !u.locked && !u.service_account).and_then(|u| {
-            let address = u.email.clone()?;
-            typed_address.is_none_or(|typed| typed == address).then_some((u, address))
-        }))
+        let user = self.0.users().named_for_messages(tenant, typed).await?;
+        Ok(user.filter(|u| u.email_verified).and_then(|u| u.email.clone().map(|address| (u, address))))
     }
 
     async fn send_link(&self, tenant: &TenantId, typed: &str, ip: IpAddr) -> ServiceResult<()> {

@@ -18,8 +18,22 @@ impl Recovery<'_> {
         code: &str,
         ip: IpAddr,
     ) -> Result<RecoverySession, RecoveryRefusal> {
+        self.give(tenant, session, ip, Proof::AppCodeNeeded, self.0.factors().check_totp(tenant, &session.sub, code))
+            .await
+    }
+
+    /// Counts the attempt like a sign-in's second step, then takes `right`'s answer: the
+    /// session with the second proof given, if it asked for `needed`.
+    async fn give(
+        &self,
+        tenant: &TenantId,
+        session: &RecoverySession,
+        ip: IpAddr,
+        needed: Proof,
+        right: impl std::future::Future<Output = bool>,
+    ) -> Result<RecoverySession, RecoveryRefusal> {
         self.live(session)?;
-        if session.proof != Proof::AppCodeNeeded {
+        if session.proof != needed {
             return Err(RecoveryRefusal::NotNow);
         }
         let sign_in = self.0.sign_in();
@@ -28,7 +42,7 @@ impl Recovery<'_> {
             Admission::Refused => return Err(RecoveryRefusal::TooMany),
             Admission::Unavailable => return Err(RecoveryRefusal::Unavailable("the attempt counters".into())),
         };
-        if !self.0.factors().check_totp(tenant, &session.sub, code).await {
+        if !right.await {
             attempt.failed();
             return Err(RecoveryRefusal::WrongCode);
         }
@@ -47,7 +61,8 @@ impl Recovery<'_> {
         if session.proof != Proof::TextCodeNeeded {
             return Err(RecoveryRefusal::NotNow);
         }
-        match self.0.sms_second_factor().send(tenant, &session.sub, ip).await {
+        let step = crate::sms_second_factor::Step::Recovery;
+        match self.0.sms_second_factor().send(tenant, &session.sub, ip, step).await {
             Ok(_) => Ok(()),
             Err(ServiceError::Invalid(m)) if m.contains("too many") => Err(RecoveryRefusal::TooMany),
             Err(ServiceError::Invalid(_)) => Err(RecoveryRefusal::NotNow),
@@ -63,21 +78,7 @@ impl Recovery<'_> {
         code: &str,
         ip: IpAddr,
     ) -> Result<RecoverySession, RecoveryRefusal> {
-        self.live(session)?;
-        if session.proof != Proof::TextCodeNeeded {
-            return Err(RecoveryRefusal::NotNow);
-        }
-        let sign_in = self.0.sign_in();
-        let attempt = match sign_in.reserve(tenant, Guess::SecondFactor, Account::Known(&session.sub), ip).await {
-            Admission::Allowed(a) => a,
-            Admission::Refused => return Err(RecoveryRefusal::TooMany),
-            Admission::Unavailable => return Err(RecoveryRefusal::Unavailable("the attempt counters".into())),
-        };
-        if !self.0.sms_second_factor().check(tenant, &session.sub, code).await {
-            attempt.failed();
-            return Err(RecoveryRefusal::WrongCode);
-        }
-        sign_in.succeeded(tenant, attempt).await;
-        Ok(RecoverySession { proof: Proof::Given, ..session.clone() })
+        let texted = self.0.sms_second_factor();
+        self.give(tenant, session, ip, Proof::TextCodeNeeded, texted.check(tenant, &session.sub, code)).await
     }
 }

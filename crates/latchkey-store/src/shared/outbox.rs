@@ -40,8 +40,14 @@ macro_rules! impl_outbox_store {
             ) -> StoreResult<()> {
                 Self::ensure_exists(&mut *tx, tenant, $crate::shared::AccessEnd::User(&token.sub)).await?;
                 sqlx::query(
+                    // A token of the same purpose and subject again (a known browser seen
+                    // again after it was retired or expired) starts afresh; tokens are
+                    // random, so nothing else ever meets an existing row.
                     "INSERT INTO one_time_tokens (tenant_id, token_hash, purpose, sub, detail, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (tenant_id, token_hash) DO UPDATE SET
+                       used_at = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at, detail = excluded.detail
+                     WHERE one_time_tokens.purpose = excluded.purpose AND one_time_tokens.sub = excluded.sub",
                 )
                 .bind(tenant.as_str())
                 .bind(token.hash.as_str())
