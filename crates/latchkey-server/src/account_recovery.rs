@@ -417,10 +417,21 @@ pub async fn set_password(
                 .into_response();
         }
     };
-    match state.services.recovery().complete_with_password(&tenant, &session, password).await {
+    let done = state.services.recovery().complete_with_password(&tenant, &session, password).await;
+    completed(&state, &tenant, &headers, done).await
+}
+
+/// A completed recovery: its session goes, and the new recovery codes are shown once.
+async fn completed(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    done: Result<Vec<String>, RecoveryRefusal>,
+) -> Response {
+    match done {
         Ok(codes) => {
-            let _: Option<RecoverySession> = ceremony::take(&state, &tenant, &headers, Purpose::Recovery).await;
-            crate::account::recovery_codes::show(&state, &codes, &format!("{}/login", state.base()), false)
+            let _: Option<RecoverySession> = ceremony::take(state, tenant, headers, Purpose::Recovery).await;
+            crate::account::recovery_codes::show(state, &codes, &format!("{}/login", state.base()), false)
         }
         Err(r) => refused(r),
     }
@@ -463,14 +474,8 @@ pub async fn add_passkey(
                 .into_response();
         }
     };
-    match state.services.recovery().complete(&tenant, &session, passkey).await {
-        Ok(codes) => {
-            // The recovery is over: its session goes.
-            let _: Option<RecoverySession> = ceremony::take(&state, &tenant, &headers, Purpose::Recovery).await;
-            crate::account::recovery_codes::show(&state, &codes, &format!("{}/login", state.base()), false)
-        }
-        Err(r) => refused(r),
-    }
+    let done = state.services.recovery().complete(&tenant, &session, passkey).await;
+    completed(&state, &tenant, &headers, done).await
 }
 
 /// `GET /recover/cancel?token=…`: the button that stops a waiting recovery.

@@ -9,12 +9,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_core::domain::{Email, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_core::records::{Actor, NewPasskey, NewUser, User};
+use latchkey_core::domain::{Email, TenantId};
+use latchkey_core::records::{Actor, NewPasskey, User};
 use latchkey_service::email_sign_in::{self, LINK_PATH};
 use latchkey_service::testing::TestDatabase;
 use latchkey_service::{Latchkey, ServiceError};
-use support::{link_token, mail, ok, sent, services};
+use support::{Address, account, link_token, mail, ok, sent, services};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -25,17 +25,8 @@ fn ip() -> IpAddr {
 }
 
 async fn user(s: &Latchkey, name: &str, verified: bool) -> User {
-    let new = NewUser {
-        sub: SubjectId::generate(),
-        username: ok(Username::parse(name), "username"),
-        email: Some(ok(Email::parse(&format!("{name}@example.test")), "email")),
-        email_verified: verified,
-        name: None,
-        profile: ProfileClaims::default(),
-        password_hash: None,
-        service_account: false,
-    };
-    ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user")
+    let address = if verified { Address::Verified } else { Address::Unverified };
+    account(s, name, address).await
 }
 
 /// The sign-in links sent so far (after the background sends).

@@ -10,13 +10,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_core::domain::{Email, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_core::records::{Actor, NewPasskey, NewUser, User};
+use latchkey_core::domain::{Email, TenantId};
+use latchkey_core::records::{Actor, NewPasskey, User};
 use latchkey_service::Latchkey;
 use latchkey_service::recovery::{self, LINK_LIFETIME, Proof, RecoveryRefusal};
 use latchkey_service::sessions::SignedIn;
 use latchkey_service::testing::TestDatabase;
-use support::{link_token, mail, ok, sent, services};
+use support::{Address, account, link_token, mail, ok, sent, services};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -27,17 +27,7 @@ fn ip() -> IpAddr {
 }
 
 async fn user(s: &Latchkey, name: &str, verified: bool, locked: bool) -> User {
-    let new = NewUser {
-        sub: SubjectId::generate(),
-        username: ok(Username::parse(name), "username"),
-        email: Some(ok(Email::parse(&format!("{name}@example.test")), "email")),
-        email_verified: verified,
-        name: None,
-        profile: ProfileClaims::default(),
-        password_hash: None,
-        service_account: false,
-    };
-    let u = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user");
+    let u = account(s, name, if verified { Address::Verified } else { Address::Unverified }).await;
     ok(s.factors().add_passkey(&tenant(), &u.sub, passkey(&format!("{name}-old")), &Actor::Cli).await, "passkey");
     if locked {
         let change = latchkey_service::users::StateChange::Lock;

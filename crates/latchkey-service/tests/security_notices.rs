@@ -9,15 +9,15 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_core::domain::{Email, NewPassword, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_core::records::{Actor, NewPasskey, NewUser, User};
+use latchkey_core::domain::{Email, NewPassword, TenantId};
+use latchkey_core::records::{Actor, NewPasskey, User};
 use latchkey_service::recovery;
 use latchkey_service::security_notices::NOT_ME_PATH;
 use latchkey_service::sessions::SignedIn;
 use latchkey_service::testing::TestDatabase;
 use latchkey_service::users::PasswordChange;
 use latchkey_service::{Latchkey, ServiceError};
-use support::{code_in, link_token, mail, ok, sent, services, sms, texts};
+use support::{Address, account, code_in, link_token, mail, ok, sent, services, sms, texts};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -35,17 +35,7 @@ fn passkey(id: &str) -> NewPasskey {
 }
 
 async fn user(s: &Latchkey, name: &str) -> User {
-    let new = NewUser {
-        sub: SubjectId::generate(),
-        username: ok(Username::parse(name), "username"),
-        email: Some(ok(Email::parse(&format!("{name}@example.test")), "email")),
-        email_verified: true,
-        name: None,
-        profile: ProfileClaims::default(),
-        password_hash: None,
-        service_account: false,
-    };
-    let u = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user");
+    let u = account(s, name, Address::Verified).await;
     ok(s.factors().add_passkey(&tenant(), &u.sub, passkey(&format!("{name}-own")), &Actor::Cli).await, "passkey");
     u
 }

@@ -9,13 +9,13 @@ mod support;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use latchkey_core::domain::{Email, ProfileClaims, SubjectId, TenantId, Username};
-use latchkey_core::records::{Actor, Channel, NewPasskey, NewUser, User};
+use latchkey_core::domain::TenantId;
+use latchkey_core::records::{Actor, Channel, NewPasskey, User};
 use latchkey_service::recovery::{self, Proof, RecoveryRefusal, Via};
 use latchkey_service::sms_second_factor::Step;
 use latchkey_service::testing::{TestDatabase, store_of};
 use latchkey_service::{Latchkey, ServiceError};
-use support::{code_in, mail, ok, sent, services, sms, texts};
+use support::{Address, account, code_in, mail, ok, sent, services, sms, texts};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -26,17 +26,7 @@ fn ip(last: u8) -> IpAddr {
 }
 
 async fn user(s: &Latchkey, name: &str) -> User {
-    let new = NewUser {
-        sub: SubjectId::generate(),
-        username: ok(Username::parse(name), "username"),
-        email: Some(ok(Email::parse(&format!("{name}@example.test")), "email")),
-        email_verified: true,
-        name: None,
-        profile: ProfileClaims::default(),
-        password_hash: None,
-        service_account: false,
-    };
-    let u = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user");
+    let u = account(s, name, Address::Verified).await;
     let passkey = NewPasskey {
         credential_id: format!("{name}-old"),
         name: "old".into(),
@@ -309,17 +299,7 @@ async fn a_texted_sign_in_code_is_offered_only_without_a_stronger_factor_and_wor
         .await;
         let store = store_of(&s);
         let with_passkey = user(&s, "ada").await;
-        let new = NewUser {
-            sub: SubjectId::generate(),
-            username: ok(Username::parse("bob"), "username"),
-            email: None,
-            email_verified: false,
-            name: None,
-            profile: ProfileClaims::default(),
-            password_hash: None,
-            service_account: false,
-        };
-        let bob = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user");
+        let bob = account(&s, "bob", Address::None).await;
         for who in [&with_passkey, &bob] {
             let mut tx = ok(store.transaction().await, b);
             ok(tx.verify_phone(&tenant(), &who.sub, "+447700900123", &Actor::Cli).await, b);
@@ -371,17 +351,7 @@ async fn a_recovery_by_email_asks_for_the_texted_code_of_an_account_that_signs_i
             })
             .await,
         );
-        let new = NewUser {
-            sub: SubjectId::generate(),
-            username: ok(Username::parse("bob"), "username"),
-            email: Some(ok(Email::parse("bob@example.test"), "email")),
-            email_verified: true,
-            name: None,
-            profile: ProfileClaims::default(),
-            password_hash: None,
-            service_account: false,
-        };
-        let bob = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "user");
+        let bob = account(&s, "bob", Address::Verified).await;
         let store = store_of(&s);
         let mut tx = ok(store.transaction().await, b);
         ok(tx.verify_phone(&tenant(), &bob.sub, "+447700900123", &Actor::Cli).await, b);

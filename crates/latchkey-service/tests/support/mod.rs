@@ -138,3 +138,36 @@ pub async fn texts(s: &Latchkey) -> Vec<(String, latchkey_service::sms::TextMess
 pub fn code_in(text: &latchkey_service::sms::TextMessage) -> String {
     text.body.chars().take(6).collect()
 }
+
+/// A user an operator made in the default tenant: `name`, the address `name@example.test`
+/// (verified or not) or none, no password, no passkey.
+#[allow(dead_code)]
+pub async fn account(s: &Latchkey, name: &str, address: Address) -> latchkey_core::records::User {
+    use latchkey_core::domain::{Email, ProfileClaims, SubjectId, TenantId, Username};
+    use latchkey_core::records::{Actor, NewUser};
+    let (email, email_verified) = match address {
+        Address::None => (None, false),
+        Address::Unverified => (Some(format!("{name}@example.test")), false),
+        Address::Verified => (Some(format!("{name}@example.test")), true),
+    };
+    let new = NewUser {
+        sub: SubjectId::generate(),
+        username: ok(Username::parse(name), "username"),
+        email: email.map(|e| ok(Email::parse(&e), "email")),
+        email_verified,
+        name: None,
+        profile: ProfileClaims::default(),
+        password_hash: None,
+        service_account: false,
+    };
+    ok(s.users().create(&TenantId::default_tenant(), new, &Actor::Cli).await, "user")
+}
+
+/// The address [`account`] gives.
+#[allow(dead_code)]
+#[derive(Clone, Copy)]
+pub enum Address {
+    None,
+    Unverified,
+    Verified,
+}
