@@ -234,9 +234,24 @@ async fn recovery_pages_refuse_bad_input_and_are_off_without_mail() {
     }
     let (status, _, _) = b.page("/recover/session").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no recovery session in this browser");
-    for path in ["/recover/app-code", "/recover/lost", "/recover/passkey"] {
-        let r = b.browser.post_form(&b.url(path), &[("csrf", &csrf), ("code", "123456")]).await;
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+    for path in [
+        "/recover/app-code",
+        "/recover/text-code/send",
+        "/recover/text-code",
+        "/recover/lost",
+        "/recover/passkey",
+        "/recover/password",
+    ] {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("code", "123456"),
+            ("password", "long enough pw"),
+            ("confirm", "long enough pw"),
+        ];
+        let r = b.browser.post_form(&b.url(path), &fields).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}: no recovery session in this browser");
+        let forged = b.browser.post_form(&b.url(path), &fields[1..]).await;
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{path}: no CSRF token");
     }
     assert!(relay.messages().is_empty(), "nothing was sent");
 

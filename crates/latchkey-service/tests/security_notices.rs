@@ -17,7 +17,7 @@ use latchkey_service::sessions::SignedIn;
 use latchkey_service::testing::TestDatabase;
 use latchkey_service::users::PasswordChange;
 use latchkey_service::{Latchkey, ServiceError};
-use support::{Address, account, code_in, link_token, mail, ok, sent, services, sms, texts};
+use support::{Address, account, code_in, link_token, mail, ok, recovery_link_when_sent, sent, services, sms, texts};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -115,15 +115,7 @@ async fn a_change_by_the_owner_is_told_with_a_link_that_takes_it_back_and_blocks
         // Recovering lifts the block.
         let ip = std::net::IpAddr::from([192, 0, 2, 1]);
         ok(recovery::request(&s, &tenant(), "ada", ip).await.map_err(|e| format!("{e:?}")), b);
-        let mut link = None;
-        for _ in 0..200 {
-            if let Some((_, m)) = sent(&s).await.into_iter().find(|(k, _)| k == "recovery_link") {
-                link = Some(link_token(&m, recovery::LINK_PATH));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let link = link.unwrap_or_else(|| panic!("{b}: no recovery link"));
+        let link = recovery_link_when_sent(&s).await;
         let rs = s.recovery().begin(&tenant(), &link).await.unwrap_or_else(|e| panic!("{b}: {e:?}"));
         ok(s.recovery().complete(&tenant(), &rs, passkey("recovered")).await.map_err(|e| format!("{e:?}")), b);
         let now = ok(s.users().by_sub(&tenant(), &ada.sub).await, b).unwrap_or_else(|| panic!("gone"));

@@ -15,7 +15,9 @@ use latchkey_service::recovery::{self, Proof, RecoveryRefusal, Via};
 use latchkey_service::sms_second_factor::Step;
 use latchkey_service::testing::{TestDatabase, store_of};
 use latchkey_service::{Latchkey, ServiceError};
-use support::{Address, account, code_in, mail, ok, sent, services, sms, texts};
+use support::{
+    Address, account, code_in, mail, ok, recovery_link_when_sent, sent, services, sms, texts, texts_when_sent,
+};
 
 fn tenant() -> TenantId {
     TenantId::default_tenant()
@@ -168,14 +170,7 @@ async fn a_code_texted_to_a_verified_number_opens_a_recovery_and_every_channel_h
         for typed in ["ada", "una", "nobody"] {
             assert_eq!(recovery::request(&s, &tenant(), typed, ip(7)).await, Ok(()), "{b}: `{typed}`");
         }
-        let mut got = Vec::new();
-        for _ in 0..100 {
-            got.extend(texts(&s).await);
-            if !got.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let mut got = texts_when_sent(&s).await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         got.extend(texts(&s).await);
         assert_eq!(got.len(), 1, "{b}: one code, to ada's verified number: {got:?}");
@@ -239,14 +234,7 @@ async fn wrong_codes_are_limited_per_typed_name_openly_and_per_account_silently(
         ok(s.phone_verification().send_code(&tenant(), &ada, "+447700900123", None).await, b);
         ok(s.phone_verification().confirm(&tenant(), &ada, &code_in(&texts(&s).await[0].1)).await, b);
         assert_eq!(recovery::request(&s, &tenant(), "ada", ip(7)).await, Ok(()), "{b}");
-        let mut got = Vec::new();
-        for _ in 0..200 {
-            got.extend(texts(&s).await);
-            if !got.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let got = texts_when_sent(&s).await;
         assert_eq!(got.len(), 1, "{b}: {got:?}");
         let code = code_in(&got[0].1);
         let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -273,14 +261,7 @@ async fn wrong_codes_are_limited_per_typed_name_openly_and_per_account_silently(
         // A new code works again (the per-account count is per code lifetime).
         s.clock.advance(recovery::CODE_LIFETIME + std::time::Duration::from_secs(1));
         assert_eq!(recovery::request(&s, &tenant(), "ada", ip(9)).await, Ok(()), "{b}");
-        let mut got = Vec::new();
-        for _ in 0..200 {
-            got.extend(texts(&s).await);
-            if !got.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let got = texts_when_sent(&s).await;
         let code = code_in(&got[0].1);
         let session = s.recovery().begin_with_code(&tenant(), "ada", &code, ip(9)).await;
         assert!(session.is_ok(), "{b}: {session:?}");
@@ -358,15 +339,7 @@ async fn a_recovery_by_email_asks_for_the_texted_code_of_an_account_that_signs_i
         ok(tx.commit().await, b);
 
         assert_eq!(recovery::request(&s, &tenant(), "bob", ip(3)).await, Ok(()), "{b}");
-        let mut link = None;
-        for _ in 0..200 {
-            if let Some((_, m)) = sent(&s).await.into_iter().find(|(k, _)| k == "recovery_link") {
-                link = Some(support::link_token(&m, recovery::LINK_PATH));
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let link = link.unwrap_or_else(|| panic!("{b}: no link"));
+        let link = recovery_link_when_sent(&s).await;
         let session = s.recovery().begin(&tenant(), &link).await.unwrap_or_else(|e| panic!("{b}: {e:?}"));
         assert_eq!(session.proof, Proof::TextCodeNeeded, "{b}");
         let passkey = NewPasskey {

@@ -171,3 +171,31 @@ pub enum Address {
     Unverified,
     Verified,
 }
+
+/// The texts queued so far, waiting up to 4 s for the first (recoveries send in the
+/// background).
+#[allow(dead_code)]
+pub async fn texts_when_sent(s: &Latchkey) -> Vec<(String, latchkey_service::sms::TextMessage)> {
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got.extend(texts(s).await);
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    got
+}
+
+/// The token of the recovery link emailed (in the background), waiting up to 4 s for it.
+#[allow(dead_code)]
+pub async fn recovery_link_when_sent(s: &Latchkey) -> String {
+    let path = latchkey_service::recovery::LINK_PATH;
+    for _ in 0..200 {
+        if let Some((_, m)) = sent(s).await.into_iter().find(|(kind, _)| kind == "recovery_link") {
+            return link_token(&m, path);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no recovery link was sent")
+}
