@@ -4,6 +4,7 @@
 //! resolved against the directory of the config file, and any key can be overridden by an
 //! environment variable `LATCHKEY_<SECTION>__<KEY>`.
 
+mod federation;
 mod forward_auth;
 mod limits;
 mod load;
@@ -26,6 +27,9 @@ use latchkey_core::duration::serde_human;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use federation::{
+    FederationConfig, GOOGLE_ISSUER, GroupMapping, MAPPABLE_CLAIMS, NewAccounts, ProviderConfig, ProviderKind,
+};
 pub use forward_auth::{ForwardAuthConfig, IdentityHeaders};
 pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
@@ -63,6 +67,8 @@ pub struct Config {
     /// Text messages through Twilio; without it nothing that needs a phone is offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms: Option<SmsConfig>,
+    /// Upstream identity providers (`[federation.providers.ID]`).
+    pub federation: FederationConfig,
     /// Where this config came from; relative paths were resolved against `source.base_dir`.
     #[serde(skip)]
     pub source: ConfigSource,

@@ -182,6 +182,7 @@ impl Config {
             mail.check(s)?;
         }
         self.recovery.check(s)?;
+        self.federation.check(s)?;
         if let Some(sms) = &self.sms {
             sms.check(s)?;
         }

@@ -21,6 +21,8 @@ pub enum Purpose {
     BackchannelLogout,
     /// Sending a text message through the SMS provider's API (`sms.base_url`).
     Sms,
+    /// Talking to an upstream identity provider (discovery, keys, tokens, user info).
+    Federation,
 }
 
 impl Purpose {
@@ -30,6 +32,7 @@ impl Purpose {
             Purpose::JwksUri => "jwks_uri",
             Purpose::BackchannelLogout => "backchannel_logout",
             Purpose::Sms => "sms",
+            Purpose::Federation => "federation",
         }
     }
 }
@@ -94,7 +97,7 @@ impl OutboundConfig {
                 return Err(ConfigError::invalid(
                     s,
                     &key,
-                    "`for` must name at least one purpose: \"jwks_uri\", \"backchannel_logout\", \"sms\"",
+                    "`for` must name at least one purpose: \"jwks_uri\", \"backchannel_logout\", \"sms\", \"federation\"",
                 ));
             }
             if entry.ports.is_empty() || entry.ports.contains(&0) {

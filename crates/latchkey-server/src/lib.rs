@@ -13,6 +13,7 @@ pub mod browser;
 mod connections;
 pub mod edge;
 pub mod email_links;
+pub mod federation;
 pub mod forward_auth;
 pub mod login;
 pub mod not_me;

@@ -92,6 +92,9 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         token_hasher: services.token_hasher.clone(),
         revocations: services.revocations.clone(),
         client_keys: Arc::new(latchkey_service::client_keys::ClientKeyCache::new(outbound.clone())),
+        upstreams: Arc::new(latchkey_service::federation::Upstreams::new(&config, outbound.clone()).map_err(|e| {
+            StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "federation", e))
+        })?),
         outbound,
         client_auth_throttle: Arc::default(),
         backchannel: services.backchannel.clone(),

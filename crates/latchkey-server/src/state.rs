@@ -56,6 +56,8 @@ pub struct Shared {
     pub revocations: Arc<Revocations>,
     pub templates: Arc<Templates>,
     pub client_keys: Arc<latchkey_service::client_keys::ClientKeyCache>,
+    /// The upstream identity providers people may sign in through (`[federation]`).
+    pub upstreams: Arc<latchkey_service::federation::Upstreams>,
     /// Every request Latchkey sends goes through this guard.
     pub outbound: Arc<latchkey_service::outbound::Outbound>,
     pub client_auth_throttle: Arc<latchkey_service::sign_in::ClientAuthThrottle>,

@@ -116,7 +116,7 @@ impl Factors<'_> {
         let methods = tx.sign_in_methods(tenant, sub).await?;
         let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
         tx.delete_passkey(tenant, sub, credential_id, actor).await?;
-        if methods.passkeys <= 1 {
+        if methods.passkeys <= 1 && methods.identities == 0 {
             // With passwords turned off, a password is no way in: the last passkey stays.
             if !self.0.config.login.passwords {
                 return Err(ServiceError::Invalid("the last passkey is the only way to sign in".into()));
@@ -290,7 +290,7 @@ impl Factors<'_> {
         factors: &latchkey_core::domain::Factors,
     ) -> bool {
         use latchkey_core::domain::Factor;
-        matches!(factors.as_slice(), [Factor::Password] | [Factor::EmailLink])
+        matches!(factors.as_slice(), [Factor::Password] | [Factor::EmailLink] | [Factor::Federated])
             && self.second_factors(tenant, sub).await.any()
     }
 }

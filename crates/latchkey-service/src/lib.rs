@@ -31,6 +31,7 @@ pub mod email_sign_in;
 pub mod email_templates;
 pub mod email_verification;
 pub mod factors;
+pub mod federation;
 pub mod forward_auth;
 pub mod foundation;
 pub mod grants;
@@ -174,6 +175,10 @@ impl Latchkey {
 
     pub fn email_sign_in(&self) -> email_sign_in::EmailSignIn<'_> {
         email_sign_in::EmailSignIn(self)
+    }
+
+    pub fn federation(&self) -> federation::Federation<'_> {
+        federation::Federation(self)
     }
 
     pub fn sms_second_factor(&self) -> sms_second_factor::SmsSecondFactor<'_> {

@@ -53,6 +53,9 @@ pub enum Change {
     EmailAdded {
         new: String,
     },
+    /// An account at an upstream identity provider was linked (its display name).
+    ProviderLinked(String),
+    ProviderUnlinked(String),
     /// A sign-in from a browser the account had not signed in from (`login.notify_new_device`).
     NewDeviceSignIn {
         device: String,
@@ -73,6 +76,8 @@ impl Change {
             Change::PhoneChanged { .. } => "The phone number was changed".into(),
             Change::EmailChanged { old, new } => format!("The email address was changed from {old} to {new}"),
             Change::EmailAdded { new } => format!("The email address {new} was added"),
+            Change::ProviderLinked(name) => format!("Sign-in with {name} was linked to your account"),
+            Change::ProviderUnlinked(name) => format!("Sign-in with {name} was unlinked from your account"),
             Change::NewDeviceSignIn { device } => format!("Someone signed in from a new device, {device}"),
         }
     }
@@ -90,6 +95,8 @@ impl Change {
             Change::PhoneChanged { .. } => "phone_changed",
             Change::EmailChanged { .. } => "email_changed",
             Change::EmailAdded { .. } => "email_added",
+            Change::ProviderLinked(_) => "provider_linked",
+            Change::ProviderUnlinked(_) => "provider_unlinked",
             Change::NewDeviceSignIn { .. } => "new_device_sign_in",
         }
     }
@@ -103,6 +110,7 @@ impl Change {
                 | Change::AppRemoved
                 | Change::PasswordRemoved
                 | Change::RecoveryCodesReplaced
+                | Change::ProviderUnlinked(_)
                 | Change::NewDeviceSignIn { .. }
         )
     }

@@ -23,7 +23,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{
-    ApiKeyId, ClientId, Email, GroupName, RoleName, ScopeName, SigningAlg, SubjectId, TenantId, Username,
+    ApiKeyId, ClientId, Email, GroupName, ProviderId, RoleName, ScopeName, SigningAlg, SubjectId, TenantId,
+    UpstreamSubject, Username,
 };
 use latchkey_core::{Clock, UnixTime};
 use tokio::sync::mpsc;
@@ -45,6 +46,42 @@ pub use sqlite::SqliteStore;
 pub type StoreResult<T> = Result<T, StoreError>;
 
 use latchkey_core::redact_url;
+
+/// Accounts at upstream identity providers linked to users (`[federation]`).
+#[async_trait]
+pub trait FederationStore {
+    /// The link of the account `subject` at `provider`, if any.
+    async fn federated_identity(
+        &self,
+        tenant: &TenantId,
+        provider: &ProviderId,
+        subject: &UpstreamSubject,
+    ) -> StoreResult<Option<FederatedIdentity>>;
+    /// A user's links, by provider.
+    async fn federated_identities(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<FederatedIdentity>>;
+    /// Every provider id that links name, with how many.
+    async fn linked_providers(&self, tenant: &TenantId) -> StoreResult<Vec<(String, u64)>>;
+    /// Links an upstream account to an existing user. `Conflict` when that upstream account
+    /// is linked already, or the user has an account at that provider linked already.
+    async fn link_identity(&self, tenant: &TenantId, identity: &NewFederatedIdentity, actor: &Actor)
+    -> StoreResult<()>;
+    /// Makes a user and links the upstream account to it, in one transaction.
+    async fn create_federated_account(
+        &self,
+        tenant: &TenantId,
+        user: NewUser,
+        identity: &NewFederatedIdentity,
+        actor: &Actor,
+    ) -> StoreResult<User>;
+    /// Notes a sign-in through the link, with the address the upstream gave this time.
+    async fn record_identity_use(
+        &self,
+        tenant: &TenantId,
+        provider: &ProviderId,
+        subject: &UpstreamSubject,
+        email: Option<&str>,
+    ) -> StoreResult<()>;
+}
 
 /// Roles, groups and who holds them. Every change notifies `Change::Access`.
 #[async_trait]
@@ -695,6 +732,14 @@ pub trait StoreTx: Send {
     /// ends, another transaction that reads them waits, so a rule checked on them holds
     /// when the change commits.
     async fn sign_in_methods(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<SignInMethods>;
+    /// Removes the user's link at `provider`; `NotFound` when there is none.
+    async fn unlink_identity(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        provider: &ProviderId,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Deletes one of the user's passkeys (`NotFound` if they have none by that id).
     async fn delete_passkey(
         &mut self,
@@ -841,6 +886,7 @@ pub trait Store:
     + FactorStore
     + ResourceStore
     + AuditStore
+    + FederationStore
     + CleanupStore
     + Send
     + Sync

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{
-    ApiKeyId, ClientId, Email, Entitlement, GroupName, RoleName, ScopeName, SubjectId, TenantId, Username,
+    ApiKeyId, ClientId, Email, Entitlement, GroupName, ProviderId, RoleName, ScopeName, SubjectId, TenantId, Username,
 };
 use latchkey_core::{Clock, UnixTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

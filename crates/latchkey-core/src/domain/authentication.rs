@@ -20,6 +20,9 @@ pub enum Factor {
     Sms,
     /// A single-use link emailed to the account's verified address (`login.email_link`).
     EmailLink,
+    /// A sign-in at an upstream identity provider (`[federation]`): what it took there is
+    /// not known here.
+    Federated,
     /// A passkey; `synced` is its backup-eligible flag, `user_verified` its UV flag.
     Passkey {
         synced: bool,
@@ -30,6 +33,9 @@ pub enum Factor {
 /// The authentication context classes Latchkey issues, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AuthLevel {
+    /// A sign-in at an upstream identity provider, and nothing here: whatever the upstream
+    /// asked for is not known, so it counts for less than a factor of Latchkey's own.
+    Federated,
     /// One knowledge factor: a password, or a recovery code.
     SingleFactor,
     /// Two independent factors, or a user-verified passkey.
@@ -39,11 +45,15 @@ pub enum AuthLevel {
 }
 
 impl AuthLevel {
-    pub const ALL: [AuthLevel; 3] = [AuthLevel::SingleFactor, AuthLevel::MultiFactor, AuthLevel::PhishingResistant];
+    /// Every level; new ones are added at the end (a forward-auth cookie names a level by
+    /// its position here).
+    pub const ALL: [AuthLevel; 4] =
+        [AuthLevel::SingleFactor, AuthLevel::MultiFactor, AuthLevel::PhishingResistant, AuthLevel::Federated];
 
     /// The `acr` value (published in discovery as `acr_values_supported`).
     pub fn acr(self) -> &'static str {
         match self {
+            AuthLevel::Federated => "urn:latchkey:acr:federated",
             AuthLevel::SingleFactor => "urn:latchkey:acr:password",
             AuthLevel::MultiFactor => "urn:latchkey:acr:mfa",
             AuthLevel::PhishingResistant => "urn:latchkey:acr:phishing-resistant",
@@ -98,7 +108,8 @@ impl Factors {
     /// Two independent factors: something known (password) plus something held (TOTP
     /// device, passkey), or a passkey whose authenticator verified the user.
     pub fn is_multi_factor(&self) -> bool {
-        let knows = self.0.contains(&Factor::Password);
+        // An upstream sign-in stands where a password would: the first of two.
+        let knows = self.0.contains(&Factor::Password) || self.0.contains(&Factor::Federated);
         let holds = self.0.iter().any(|f| matches!(f, Factor::Totp | Factor::Sms | Factor::Passkey { .. }));
         let verified_passkey = self.passkey().is_some_and(|(_, uv)| uv);
         (knows && holds) || verified_passkey
@@ -113,6 +124,8 @@ impl Factors {
                 // A one-time secret, delivered by email (RFC 8176 has no closer value).
                 Factor::Totp | Factor::RecoveryCode | Factor::EmailLink => "otp",
                 Factor::Sms => "sms",
+                // Not in the RFC 8176 registry; the common convention for a federated sign-in.
+                Factor::Federated => "fed",
                 Factor::Passkey { synced: false, .. } => "hwk",
                 Factor::Passkey { synced: true, .. } => "swk",
             };
@@ -136,6 +149,8 @@ impl Factors {
             AuthLevel::PhishingResistant
         } else if self.is_multi_factor() {
             AuthLevel::MultiFactor
+        } else if self.0.contains(&Factor::Federated) {
+            AuthLevel::Federated
         } else {
             AuthLevel::SingleFactor
         }
@@ -186,6 +201,16 @@ mod tests {
 
     #[test]
     fn passkeys_say_device_bound_or_synced_and_never_pin_or_fingerprint() {
+        let fed = Factors::new(Factor::Federated);
+        assert_eq!(fed.amr(), ["fed"]);
+        assert_eq!(fed.level(), AuthLevel::Federated);
+        assert!(!AuthLevel::Federated.satisfies(AuthLevel::SingleFactor), "asks for a local step up");
+        let stepped = fed.clone().with(Factor::Totp);
+        assert_eq!(stepped.amr(), ["fed", "otp", "mfa"]);
+        assert_eq!(stepped.level(), AuthLevel::MultiFactor);
+        let with_passkey = fed.with(Factor::Passkey { synced: false, user_verified: true });
+        assert_eq!(with_passkey.level(), AuthLevel::PhishingResistant);
+        assert_eq!(AuthLevel::from_acr("urn:latchkey:acr:federated"), Some(AuthLevel::Federated));
         let bound = Factors::new(Factor::Passkey { synced: false, user_verified: true });
         assert_eq!(bound.amr(), ["hwk", "user", "mfa"]);
         assert_eq!(bound.level(), AuthLevel::PhishingResistant);

@@ -6,6 +6,7 @@ mod authentication;
 mod claims;
 mod client;
 pub mod client_assertion;
+mod federation;
 mod identifiers;
 mod password;
 mod redirect_uri;
@@ -21,6 +22,7 @@ pub use api_key::{
 pub use authentication::{AuthLevel, Factor, Factors};
 pub use claims::{ClaimRequest, ClaimsRequest, beyond_scopes, claims_of_scope, scope_of_claim};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
+pub use federation::{ProviderId, UpstreamSubject};
 pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword, PasswordRuleError, TypedPassword};
 pub use redirect_uri::{RedirectUri, RedirectUriError};

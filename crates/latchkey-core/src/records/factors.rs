@@ -81,4 +81,6 @@ pub struct NewAccount {
 pub struct SignInMethods {
     pub password: bool,
     pub passkeys: u32,
+    /// Linked accounts at upstream identity providers.
+    pub identities: u32,
 }

@@ -122,6 +122,8 @@ fn message(done: Option<&str>) -> Option<&'static str> {
         "recovery_cancelled" => "The recovery was stopped. It can no longer complete.",
         "phone_code_sent" => "We texted a code to the number. Type it below to confirm the number.",
         "phone_verified" => "Phone number confirmed.",
+        "provider_linked" => "Linked. You can sign in with it now.",
+        "provider_unlinked" => "Unlinked. It no longer signs you in here.",
         _ => return None,
     })
 }
@@ -181,7 +183,9 @@ async fn render(
     let pending_email = state.services.email_verification().pending(tenant, user).await?;
     let waiting_recovery = state.services.recovery().waiting_for(tenant, sub).await?.map(|t| t.to_rfc3339());
     let pending_phone = state.services.phone_verification().pending(tenant, user).await?;
-    let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords);
+    let (providers, waiting_link) = crate::federation::account::security_rows(state, tenant, headers, sub).await?;
+    let identities = providers.iter().filter(|p| p.get_attr("linked").is_ok_and(|l| l.is_true())).count();
+    let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords) || identities > 0;
     let rows: Vec<minijinja::Value> = passkeys
         .iter()
         .map(|p| {
@@ -200,7 +204,8 @@ async fn render(
             title => "Security", base => state.base(), csrf, username => known_as(state, user),
             passkeys => rows, passkeys_available => state.passkeys.available(),
             has_password => user.has_password, passwords => state.config.login.passwords,
-            password_removable => user.has_password && !passkeys.is_empty(),
+            password_removable => user.has_password && (!passkeys.is_empty() || identities > 0),
+            providers, waiting_link,
             totp => totp.as_ref().map(|t| if t.confirmed { "on" } else { "pending" }).unwrap_or("off"),
             recovery_left, recent => recent(state, session),
             done => message(q.done.as_deref()), error => error_message(q.error.as_deref()),

@@ -30,6 +30,12 @@ pub enum Purpose {
     RecoveryPasskey,
     /// A sign-in link asked for in this browser (the secret the link is bound to).
     EmailLink,
+    /// A sign-in (or link) at an upstream identity provider started in this browser: its
+    /// `state`, `nonce` and PKCE verifier.
+    Federation,
+    /// An upstream account waiting to be linked once its owner signs in to the account
+    /// here that has its address.
+    FederationLink,
 }
 
 impl Purpose {
@@ -43,6 +49,8 @@ impl Purpose {
             Purpose::Recovery => "recovery",
             Purpose::RecoveryPasskey => "recovery_passkey",
             Purpose::EmailLink => "email_link",
+            Purpose::Federation => "federation",
+            Purpose::FederationLink => "federation_link",
         }
     }
 }

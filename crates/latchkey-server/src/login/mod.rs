@@ -79,6 +79,7 @@ pub(crate) fn render_login(state: &AppState, headers: &HeaderMap, status: Status
             sign_up => state.config.registration.mode == RegistrationMode::Open,
             recover => state.services.recovery().offered() && state.passkeys.available(),
             email_link => state.services.email_sign_in().offered(),
+            providers => state.upstreams.list().map(|p| minijinja::context! { id => p.id.as_str(), name => &p.config.name }).collect::<Vec<_>>(),
             messages_delayed => state.services.outbox().mail_delayed() || state.services.outbox().sms_delayed(),
         },
     );

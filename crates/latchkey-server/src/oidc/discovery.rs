@@ -111,7 +111,11 @@ fn render(state: &AppState, scopes: Vec<String>) -> Result<Bytes, serde_json::Er
         request_parameter_supported: false,
         request_uri_parameter_supported: false,
         authorization_response_iss_parameter_supported: true,
-        acr_values_supported: AuthLevel::ALL.iter().map(|l| l.acr()).collect(),
+        acr_values_supported: AuthLevel::ALL
+            .iter()
+            .filter(|l| **l != AuthLevel::Federated || !state.config.federation.providers.is_empty())
+            .map(|l| l.acr())
+            .collect(),
         prompt_values_supported: ["none", "login", "consent", "select_account"],
         claim_types_supported: ["normal"],
         issuer,

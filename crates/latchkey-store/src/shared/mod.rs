@@ -22,6 +22,8 @@ mod sessions;
 #[macro_use]
 mod factors;
 #[macro_use]
+mod federation;
+#[macro_use]
 mod cleanup;
 #[macro_use]
 pub(crate) mod import;
@@ -79,7 +81,36 @@ macro_rules! impl_shared_store {
             async fn sign_in_methods(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<SignInMethods> {
                 <$store>::lock_principal_id(&mut self.tx, tenant, sub.as_str()).await?;
                 let (password, passkeys) = <$store>::sign_in_methods(&mut self.tx, tenant, sub).await?;
-                Ok(SignInMethods { password, passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX) })
+                let identities: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM federated_identities WHERE tenant_id = $1 AND sub = $2")
+                        .bind(tenant.as_str())
+                        .bind(sub.as_str())
+                        .fetch_one(&mut *self.tx)
+                        .await?;
+                Ok(SignInMethods {
+                    password,
+                    passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
+                    identities: u32::try_from(identities).unwrap_or(u32::MAX),
+                })
+            }
+            async fn unlink_identity(&mut self, tenant: &TenantId, sub: &SubjectId, provider: &ProviderId, actor: &Actor)
+                -> StoreResult<()> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                let subject: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM federated_identities WHERE tenant_id = $1 AND sub = $2 AND provider_id = $3 RETURNING subject",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(provider.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(subject) = subject else {
+                    return Err(StoreError::NotFound(format!("a linked {provider} account")));
+                };
+                audit!(store, tx, tenant, actor, "identity.unlinked", sub.as_str(),
+                    serde_json::json!({"provider": provider.as_str(), "subject": subject}));
+                <$store>::user_changed(tx, tenant, sub).await?;
+                Ok(())
             }
             async fn delete_passkey(&mut self, tenant: &TenantId, sub: &SubjectId, credential_id: &str, actor: &Actor)
                 -> StoreResult<()> {
@@ -298,6 +329,7 @@ macro_rules! impl_shared_store {
         impl_oauth_store!($store, $db);
         impl_session_store!($store, $db);
         impl_factor_store!($store, $db);
+        impl_federation_store!($store, $db);
         impl_cleanup_store!($store, $db);
         impl_user_import!($store, $db);
 

@@ -17,6 +17,7 @@ mod scopes;
 mod serve;
 mod sessions;
 mod user_access;
+mod user_identities;
 mod users;
 
 use std::path::PathBuf;

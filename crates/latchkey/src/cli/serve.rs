@@ -54,6 +54,13 @@ pub async fn check_config(ctx: Context) -> Result<(), CliError> {
     refs.extend(c.metrics.token.as_ref().map(|r| ("metrics.token", r)));
     refs.extend(c.mail.as_ref().and_then(|m| m.password.as_ref()).map(|r| ("mail.password", r)));
     refs.extend(c.sms.as_ref().map(|m| ("sms.auth_token", &m.auth_token)));
+    let provider_keys: Vec<(String, &SecretRef)> = c
+        .federation
+        .providers
+        .iter()
+        .map(|(id, p)| (format!("federation.providers.{id}.client_secret"), &p.client_secret))
+        .collect();
+    refs.extend(provider_keys.iter().map(|(k, r)| (k.as_str(), *r)));
     for (key, reference) in refs {
         reference.resolve(c.base_dir()).map_err(|e| CliError::Usage(format!("{}: key `{key}`: {e}", c.source)))?;
     }
@@ -87,6 +94,7 @@ pub async fn check_config(ctx: Context) -> Result<(), CliError> {
         services.system().close().await;
         checked.map_err(|e| CliError::Usage(format!("{}: key `forward_auth.rules`: {e}", c.source)))?;
     }
+    warn_about_orphaned_links(&ctx).await?;
     let toml = toml::to_string_pretty(c).map_err(|e| CliError::Failed(format!("cannot print the config: {e}")))?;
     let value = serde_json::json!({
         "source": c.source.to_string(),
@@ -96,4 +104,30 @@ pub async fn check_config(ctx: Context) -> Result<(), CliError> {
     output::print(&ctx, &value, || {
         format!("# Configuration is valid.\n# source: {}\n# issuer: {}\n\n{toml}", c.source, c.issuer())
     })
+}
+
+/// Links to upstream accounts whose provider is no longer configured sign nobody in: said
+/// as a warning, with how many (an existing database only; checking never creates one).
+async fn warn_about_orphaned_links(ctx: &Context) -> Result<(), CliError> {
+    let c = &ctx.config;
+    let exists = match c.database() {
+        Ok(latchkey_config::DatabaseLocation::Sqlite(path)) => path.exists(),
+        Ok(latchkey_config::DatabaseLocation::Postgres(_)) => true,
+        Err(_) => false,
+    };
+    if !exists {
+        return Ok(());
+    }
+    let services = ctx.open().await?;
+    let orphaned = services.federation().orphaned_links(&ctx.tenant()).await;
+    services.system().close().await;
+    for (provider, count) in orphaned? {
+        eprintln!(
+            "warning: {}: {count} user(s) have an account at sign-in provider `{provider}` linked, which \
+             [federation.providers] no longer has: they cannot sign in through it (add it back with the same id, \
+             or unlink with `latchkey user unlink USER {provider}`)",
+            c.source
+        );
+    }
+    Ok(())
 }

@@ -104,6 +104,16 @@ pub enum UserCommand {
     Access {
         user: String,
     },
+    /// Show the user's linked accounts at upstream identity providers (`[federation]`).
+    Identities {
+        user: String,
+    },
+    /// Unlink the user's account at an upstream identity provider.
+    Unlink {
+        user: String,
+        /// The provider's id (`[federation.providers.ID]`).
+        provider: String,
+    },
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -345,6 +355,8 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         UserCommand::Grant { user, role } => super::user_access::grant(&ctx, &tenant, &user, &role).await,
         UserCommand::Revoke { user, role } => super::user_access::revoke(&ctx, &tenant, &user, &role).await,
         UserCommand::Access { user } => super::user_access::show(&ctx, &tenant, &user).await,
+        UserCommand::Identities { user } => super::user_identities::list(&ctx, &tenant, &user).await,
+        UserCommand::Unlink { user, provider } => super::user_identities::unlink(&ctx, &tenant, &user, &provider).await,
     }
 }
 

@@ -1,0 +1,203 @@
+//! Sign-in through upstream identity providers: the button's POST sends the browser to the
+//! provider, and `/federation/{id}/callback` brings it back. `state`, `nonce` and the PKCE
+//! verifier wait in this browser's ceremony state and are taken out once, so a callback
+//! replayed, opened in another browser, or delivered to another provider's address finds
+//! nothing to finish. [`latchkey_service::federation`] keeps the rules about accounts.
+
+pub mod account;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Redirect, Response};
+use latchkey_core::domain::{Factor, Factors, ProviderId, TenantId};
+use latchkey_service::federation::{Callback, FederationError, PendingFlow, SignIn, UpstreamAccount};
+use serde::{Deserialize, Serialize};
+
+use crate::browser::ceremony::{self, Purpose};
+use crate::browser::csrf;
+use crate::edge::{ClientIp, Tenant};
+use crate::login::complete::{self, ReturnTo};
+use crate::pages::PageError;
+use crate::state::AppState;
+
+/// How long a flow may take at the provider, and a proven account may wait to be linked.
+const FLOW_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a flow started in this browser is for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Intent {
+    /// A sign-in, for an authorization request or an account page.
+    SignIn { req: Option<String>, return_to: Option<ReturnTo> },
+    /// Linking to the account of the session `sid` (the security page's "Link").
+    Link { sub: String, sid: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Started {
+    pub flow: PendingFlow,
+    pub intent: Intent,
+}
+
+#[derive(Deserialize)]
+pub struct StartForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    return_to: Option<String>,
+}
+
+fn provider_of(state: &AppState, raw: &str) -> Option<ProviderId> {
+    ProviderId::parse(raw).ok().filter(|id| state.upstreams.get(id).is_some())
+}
+
+fn unknown_provider() -> Response {
+    PageError::new(StatusCode::NOT_FOUND, "There is no such sign-in provider here.").into_response()
+}
+
+/// The page for a flow that did not work: what went wrong, nothing linked or made.
+pub(crate) fn failed(state: &AppState, id: &ProviderId, e: &FederationError) -> Response {
+    let name = state.services.federation().display_name(id);
+    let status = match e {
+        FederationError::Unreachable(_) => StatusCode::BAD_GATEWAY,
+        FederationError::NotAllowed(_) => StatusCode::FORBIDDEN,
+        FederationError::UnknownProvider => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    if status == StatusCode::BAD_GATEWAY {
+        tracing::warn!(provider = %id, error = %e, "an upstream identity provider failed");
+    } else {
+        tracing::info!(provider = %id, error = %e, "a sign-in through an upstream identity provider was refused");
+    }
+    PageError::new(
+        status,
+        format!("Sign-in through {name} failed: {e}. Nothing was changed; start again from the sign-in page."),
+    )
+    .into_response()
+}
+
+/// Sends the browser to the provider with a fresh flow kept for it.
+pub(crate) async fn go_upstream(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    id: &ProviderId,
+    intent: Intent,
+) -> Response {
+    let (url, flow) = match state.upstreams.begin(id).await {
+        Ok(started) => started,
+        Err(e) => return failed(state, id, &e),
+    };
+    let until = state.clock.now().plus(FLOW_LIFETIME);
+    let cookie = match ceremony::put_until(
+        state,
+        tenant,
+        headers,
+        Purpose::Federation,
+        &Started { flow, intent },
+        until,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot keep the upstream sign-in");
+            return PageError::internal().into_response();
+        }
+    };
+    let mut response = Redirect::to(&url).into_response();
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `POST /federation/{id}/start`: the sign-in page's "Sign in with …".
+pub async fn start(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<StartForm>,
+) -> Response {
+    if !csrf::verify(&state, &headers, form.csrf.as_deref()) {
+        return csrf::expired_form();
+    }
+    let Some(id) = provider_of(&state, &id) else { return unknown_provider() };
+    let req =
+        form.req.filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let intent = Intent::SignIn { req, return_to: ReturnTo::parse(form.return_to.as_deref()) };
+    go_upstream(&state, &tenant, &headers, &id, intent).await
+}
+
+/// `GET /federation/{id}/callback`: the provider's answer.
+pub async fn callback(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(answer): Query<Callback>,
+) -> Response {
+    let Some(id) = provider_of(&state, &id) else { return unknown_provider() };
+    // Taken out before anything is checked: whatever happens, this flow is over.
+    let Some(started) = ceremony::take::<Started>(&state, &tenant, &headers, Purpose::Federation).await else {
+        return failed(&state, &id, &FederationError::StateMismatch);
+    };
+    let account = match state.upstreams.finish(&id, &started.flow, &answer, state.clock.now().secs()).await {
+        Ok(a) => a,
+        Err(e) => return failed(&state, &id, &e),
+    };
+    match started.intent {
+        Intent::SignIn { req, return_to } => {
+            signed_in_upstream(&state, &tenant, &headers, ip, account, req, return_to).await
+        }
+        Intent::Link { sub, sid } => account::finish_link(&state, &tenant, &headers, account, (&sub, &sid)).await,
+    }
+}
+
+async fn signed_in_upstream(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+    account: UpstreamAccount,
+    req: Option<String>,
+    return_to: Option<ReturnTo>,
+) -> Response {
+    let name = state.services.federation().display_name(&account.provider);
+    let outcome = match state.services.federation().sign_in(tenant, &account).await {
+        Ok(o) => o,
+        Err(latchkey_service::ServiceError::Invalid(m)) => {
+            return PageError::new(StatusCode::FORBIDDEN, format!("Sign-in through {name} failed: {m}."))
+                .into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot finish an upstream sign-in");
+            return PageError::internal().into_response();
+        }
+    };
+    let user = match outcome {
+        SignIn::Linked(user) | SignIn::Created(user) => user,
+        SignIn::ProveAccount => return account::prove_first(state, tenant, headers, account).await,
+        SignIn::UnverifiedMatch => {
+            return PageError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "Sign-in through {name} failed: an account here uses the address {name} gave, which {name} says is not verified, so it cannot be matched. If the account is yours, sign in to it and link {name} from your security page."
+                ),
+            )
+            .into_response();
+        }
+        SignIn::NoAccount(reason) => return PageError::new(StatusCode::FORBIDDEN, reason).into_response(),
+    };
+    let done = complete::SignedIn {
+        user: &user,
+        factors: Factors::new(Factor::Federated),
+        remember: false,
+        req,
+        return_to,
+        ip,
+    };
+    complete::complete(state, tenant, headers, done).await
+}

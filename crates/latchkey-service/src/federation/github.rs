@@ -1,0 +1,82 @@
+//! GitHub and GitHub Enterprise: OAuth 2 with the REST API. The token endpoint answers JSON
+//! only when asked with `Accept: application/json`, and reports errors as HTTP 200 with an
+//! `error` field; the API refuses requests without `User-Agent` (the outbound guard sends
+//! `Latchkey/VERSION`); `/user/emails` needs the `user:email` scope and only a verified,
+//! primary address counts. The account is its numeric `id`: a `login` can be renamed and
+//! then registered by someone else.
+
+use latchkey_config::ProviderConfig;
+use serde_json::{Map, Value};
+
+use super::upstream::{ClientAuth, FederationError, PendingFlow, Upstream, UpstreamAccount, Upstreams, subject_of};
+use crate::outbound::Request;
+
+const WEB: &str = "https://github.com";
+const API: &str = "https://api.github.com";
+
+fn web(config: &ProviderConfig) -> String {
+    config.base_url.as_ref().map_or(WEB.to_owned(), |u| u.as_str().trim_end_matches('/').to_owned())
+}
+
+fn api(config: &ProviderConfig) -> String {
+    config.api_url.as_ref().map_or(API.to_owned(), |u| u.as_str().trim_end_matches('/').to_owned())
+}
+
+pub(super) fn authorize_url(config: &ProviderConfig) -> String {
+    format!("{}/login/oauth/authorize", web(config))
+}
+
+fn api_request(url: String, token: &str) -> Request {
+    Request::get(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", "2022-11-28")
+}
+
+pub(super) async fn finish(
+    upstreams: &Upstreams,
+    upstream: &Upstream,
+    flow: &PendingFlow,
+    code: &str,
+    redirect_uri: &str,
+) -> Result<UpstreamAccount, FederationError> {
+    let token_url = format!("{}/login/oauth/access_token", web(&upstream.config));
+    let answer = upstreams.redeem(upstream, &token_url, (flow, code, redirect_uri), ClientAuth::Post).await?;
+    let token = answer.get("access_token").and_then(Value::as_str).unwrap_or_default();
+    let base = api(&upstream.config);
+    let Value::Object(user) = upstreams.get_json(api_request(format!("{base}/user"), token)).await? else {
+        return Err(FederationError::InvalidResponse("GitHub's /user answer is not an object".into()));
+    };
+    let subject = subject_of(user.get("id").filter(|v| v.is_u64()))?;
+    let emails = upstreams.get_json(api_request(format!("{base}/user/emails"), token)).await?;
+    let primary = emails.as_array().into_iter().flatten().find(|e| {
+        e.get("primary").and_then(Value::as_bool) == Some(true)
+            && e.get("verified").and_then(Value::as_bool) == Some(true)
+    });
+    let email = primary.and_then(|e| e.get("email")).and_then(Value::as_str).map(str::to_owned);
+    let mut claims = Map::new();
+    for (from, to) in [
+        ("name", "name"),
+        ("login", "preferred_username"),
+        ("avatar_url", "picture"),
+        ("html_url", "profile"),
+        ("blog", "website"),
+    ] {
+        if let Some(v) = user.get(from).filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+            claims.insert(to.to_owned(), v.clone());
+        }
+    }
+    // The raw fields too, for a claim mapping that names GitHub's own.
+    for (k, v) in &user {
+        claims.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    Ok(UpstreamAccount {
+        provider: upstream.id.clone(),
+        subject,
+        email_verified: email.is_some(),
+        email,
+        hosted_domain: None,
+        username_hint: user.get("login").and_then(Value::as_str).map(str::to_owned),
+        claims,
+    })
+}

@@ -1,0 +1,260 @@
+//! Sign-in through upstream identity providers (`[federation]`), and the rules about the
+//! accounts it reaches.
+//!
+//! An upstream account is linked by its provider's stable key (`upstream::UpstreamAccount`'s
+//! `subject`), never by an email address: a first sign-in whose address matches an account
+//! here does not get into it (the "nOAuth" takeover), the owner proves the account first and
+//! then links. An address that changes upstream never moves a link. A new account is made
+//! only where the provider's `new_accounts` allows it.
+
+mod github;
+pub mod mapping;
+mod oauth2;
+mod oidc;
+pub mod upstream;
+
+use latchkey_config::{NewAccounts, ProviderConfig, ProviderKind};
+use latchkey_core::domain::{Email, ProviderId, SubjectId, TenantId};
+use latchkey_core::records::{FederatedIdentity, NewFederatedIdentity, NewUser, User};
+
+pub use upstream::{Callback, FederationError, PendingFlow, UpstreamAccount, Upstreams};
+
+use crate::security_notices::Change;
+use crate::{Actor, Latchkey, ServiceError, ServiceResult};
+
+/// Where a sign-in through an upstream leads.
+#[derive(Debug)]
+pub enum SignIn {
+    /// The upstream account is linked: sign in as its user.
+    Linked(User),
+    /// A new account was made for it, and linked.
+    Created(User),
+    /// An account here has the address the provider vouches for: its owner must sign in to
+    /// it and link the upstream account from there.
+    ProveAccount,
+    /// An account here has the address, which the provider does not say is verified.
+    UnverifiedMatch,
+    /// Not linked, and the provider makes no account for it (the reason, for the page).
+    NoAccount(String),
+}
+
+pub struct Federation<'a>(pub(crate) &'a Latchkey);
+
+impl Federation<'_> {
+    fn provider(&self, id: &ProviderId) -> ServiceResult<&ProviderConfig> {
+        self.0
+            .config
+            .federation
+            .providers
+            .get(id.as_str())
+            .ok_or_else(|| ServiceError::NotFound(format!("sign-in provider {id}")))
+    }
+
+    /// The display name of a provider, or its id when it is no longer configured.
+    pub fn display_name(&self, id: &ProviderId) -> String {
+        self.provider(id).map_or_else(|_| id.to_string(), |p| p.name.clone())
+    }
+
+    /// Where a sign-in through `account` leads, making or updating what the rules say.
+    pub async fn sign_in(&self, tenant: &TenantId, account: &UpstreamAccount) -> ServiceResult<SignIn> {
+        let config = self.provider(&account.provider)?;
+        let store = self.0.store();
+        if let Some(link) = store.federated_identity(tenant, &account.provider, &account.subject).await? {
+            let user = store
+                .user_by_sub(tenant, &link.sub)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("user {}", link.sub)))?;
+            if user.locked {
+                return Err(ServiceError::Invalid("this account is locked".into()));
+            }
+            store.record_identity_use(tenant, &account.provider, &account.subject, account.email.as_deref()).await?;
+            self.sync_groups(tenant, config, &user.sub, account).await?;
+            return Ok(SignIn::Linked(user));
+        }
+        let email = account.email.as_deref().and_then(|e| Email::parse(e).ok());
+        if let Some(email) = &email
+            && store.user_by_email(tenant, email).await?.is_some()
+        {
+            return Ok(if account.email_verified { SignIn::ProveAccount } else { SignIn::UnverifiedMatch });
+        }
+        if let Err(reason) = may_make_account(config, account, email.as_ref()) {
+            return Ok(SignIn::NoAccount(reason));
+        }
+        let user = self.make_account(tenant, config, account, email).await?;
+        self.sync_groups(tenant, config, &user.sub, account).await?;
+        Ok(SignIn::Created(user))
+    }
+
+    async fn make_account(
+        &self,
+        tenant: &TenantId,
+        config: &ProviderConfig,
+        account: &UpstreamAccount,
+        email: Option<Email>,
+    ) -> ServiceResult<User> {
+        let mapped = mapping::profile(config, &account.claims);
+        let store = self.0.store();
+        let base = mapping::username_base(account.username_hint.as_deref(), email.as_ref());
+        let actor = Actor::System;
+        for attempt in 0..20 {
+            let Some(username) = mapping::username_candidate(&base, attempt) else { break };
+            if store.user_by_username(tenant, &username).await?.is_some() {
+                continue;
+            }
+            let sub = SubjectId::generate();
+            let user = NewUser {
+                sub: sub.clone(),
+                username,
+                email: email.clone().filter(|_| account.email_verified),
+                email_verified: account.email_verified,
+                name: mapped.name.clone(),
+                profile: mapped.profile.clone(),
+                password_hash: None,
+                service_account: false,
+            };
+            let identity = NewFederatedIdentity {
+                provider: account.provider.clone(),
+                subject: account.subject.clone(),
+                sub,
+                email: account.email.clone(),
+            };
+            match store.create_federated_account(tenant, user, &identity, &actor).await {
+                // Someone took the name in between: the next one.
+                Err(latchkey_store::StoreError::Conflict(_)) if attempt < 19 => continue,
+                other => return Ok(other?),
+            }
+        }
+        Err(ServiceError::Conflict("no free username for the new account".into()))
+    }
+
+    /// Puts the user in the Latchkey groups and roles their upstream groups map to, and out
+    /// of the mapped ones they are no longer in upstream. Groups and roles the mapping does
+    /// not name are left alone.
+    async fn sync_groups(
+        &self,
+        tenant: &TenantId,
+        config: &ProviderConfig,
+        sub: &SubjectId,
+        account: &UpstreamAccount,
+    ) -> ServiceResult<()> {
+        if config.groups.is_empty() {
+            return Ok(());
+        }
+        let upstream_groups = mapping::upstream_groups(config, &account.claims);
+        let (grant, withdraw) = mapping::memberships(config, sub, &upstream_groups)?;
+        let actor = Actor::System;
+        for link in &withdraw {
+            match self.0.store().set_membership(tenant, link, false, &actor).await {
+                Ok(_) | Err(latchkey_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for link in &grant {
+            if let Err(e) = self.0.store().set_membership(tenant, link, true, &actor).await {
+                tracing::warn!(error = %e, provider = %account.provider, "a mapped group or role does not exist; skipped");
+            }
+        }
+        Ok(())
+    }
+
+    /// Links `account` to the user `sub`, who proved the account in this browser.
+    /// `Conflict` when the upstream account is linked already (to anyone), or the user has
+    /// an account at that provider linked already.
+    pub async fn link(&self, tenant: &TenantId, sub: &SubjectId, account: &UpstreamAccount) -> ServiceResult<()> {
+        let config = self.provider(&account.provider)?;
+        let actor = Actor::User(sub.to_string());
+        let notices = self.0.security_notices();
+        notices.may_change(tenant, sub, &actor).await?;
+        let identity = NewFederatedIdentity {
+            provider: account.provider.clone(),
+            subject: account.subject.clone(),
+            sub: sub.clone(),
+            email: account.email.clone(),
+        };
+        self.0.store().link_identity(tenant, &identity, &actor).await.map_err(|e| match e {
+            latchkey_store::StoreError::Conflict(_) => ServiceError::Conflict(format!(
+                "this {} account is linked already, to this or another account; or this account has a {} account linked: unlink it first",
+                config.name, config.name
+            )),
+            other => other.into(),
+        })?;
+        let mut tx = self.0.store().transaction().await?;
+        let user = tx.user(tenant, sub).await?;
+        notices.tell(tx.as_mut(), tenant, &user, &Change::ProviderLinked(config.name.clone()), &actor).await?;
+        tx.commit().await?;
+        self.sync_groups(tenant, config, sub, account).await
+    }
+
+    /// Unlinks the user's account at `provider`, unless it is their last way in.
+    pub async fn unlink(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        provider: &ProviderId,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        let name = self.display_name(provider);
+        let notices = self.0.security_notices();
+        let mut tx = self.0.store().transaction().await?;
+        let methods = tx.sign_in_methods(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
+        let password = methods.password && self.0.config.login.passwords;
+        if methods.passkeys == 0 && !password && methods.identities <= 1 {
+            return Err(ServiceError::Invalid(format!(
+                "sign-in with {name} is this account's last way in: add a passkey or a password first"
+            )));
+        }
+        tx.unlink_identity(tenant, sub, provider, actor).await?;
+        if matches!(actor, Actor::User(_)) {
+            notices.tell(tx.as_mut(), tenant, &user, &Change::ProviderUnlinked(name), actor).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user's linked upstream accounts.
+    pub async fn identities(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<Vec<FederatedIdentity>> {
+        Ok(self.0.store().federated_identities(tenant, sub).await?)
+    }
+
+    /// Providers that stored links name but the configuration no longer has, with how many
+    /// links each (for `check-config`).
+    pub async fn orphaned_links(&self, tenant: &TenantId) -> ServiceResult<Vec<(String, u64)>> {
+        let linked = self.0.store().linked_providers(tenant).await?;
+        Ok(linked.into_iter().filter(|(p, _)| !self.0.config.federation.providers.contains_key(p)).collect())
+    }
+}
+
+/// Whether the provider's `new_accounts` lets `account` have a new account: `Err` says why not.
+fn may_make_account(config: &ProviderConfig, account: &UpstreamAccount, email: Option<&Email>) -> Result<(), String> {
+    match config.new_accounts {
+        NewAccounts::Off => Err(format!(
+            "No account here is linked to this {} account, and accounts are not made through it. Sign in another way and link it from your security page, or ask the people who run this server.",
+            config.name
+        )),
+        NewAccounts::On => Ok(()),
+        NewAccounts::ListedDomains => {
+            let domain = email
+                .filter(|_| account.email_verified)
+                .map(|e| e.as_str().rsplit('@').next().unwrap_or_default().to_ascii_lowercase());
+            let Some(domain) = domain.filter(|d| config.account_domains.iter().any(|a| a.eq_ignore_ascii_case(d)))
+            else {
+                return Err(format!(
+                    "Accounts are made through {} only for verified addresses of listed domains.",
+                    config.name
+                ));
+            };
+            // Google vouches for a domain only through `hd`: a Gmail account may carry a
+            // verified address of any domain.
+            if config.kind == ProviderKind::Google
+                && !account.hosted_domain.as_deref().is_some_and(|hd| hd.eq_ignore_ascii_case(&domain))
+            {
+                return Err(format!(
+                    "Accounts are made through {} only for accounts of the organisation that owns the address.",
+                    config.name
+                ));
+            }
+            Ok(())
+        }
+    }
+}

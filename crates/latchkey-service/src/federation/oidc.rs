@@ -1,0 +1,335 @@
+//! OpenID Connect providers (`oidc`, `google`): discovery, the provider's keys, and the ID
+//! token checked as OpenID Connect Core §3.1.3.7 says — signature against the provider's
+//! JWKS (fetched again when an unknown key id appears, so rotation works), `iss` exactly,
+//! `aud`, `azp`, `exp`, `iat`, `nonce` — with jsonwebtoken on aws-lc-rs (the crate Latchkey
+//! signs and checks its own tokens with) instead of a second JOSE stack.
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use latchkey_config::{GOOGLE_ISSUER, ProviderKind};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::upstream::{
+    Callback, ClientAuth, FederationError, PendingFlow, Upstream, UpstreamAccount, Upstreams, subject_of, truthy,
+};
+use crate::outbound::Request;
+
+/// Discovery documents and key sets are kept this long.
+const KEEP_FOR: Duration = Duration::from_secs(3_600);
+/// An unknown key id fetches the key set again, at most this often.
+const REFETCH_AFTER: Duration = Duration::from_secs(10);
+/// How far the provider's clock may be from ours.
+const LEEWAY: u64 = 60;
+/// An ID token older than this (by `iat`) is refused: it was not made for this sign-in.
+const MAX_AGE: i64 = 600;
+
+/// What discovery says (OpenID Connect Discovery §3), the parts Latchkey uses.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 9207: the provider puts `iss` in its authorization answers.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+#[derive(Default)]
+pub(super) struct OidcState {
+    metadata: RwLock<Option<(Instant, Metadata)>>,
+    keys: RwLock<Option<(Instant, JwkSet)>>,
+}
+
+fn discovery_url(upstream: &Upstream) -> String {
+    match (&upstream.config.discovery_url, upstream.config.oidc_issuer()) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(issuer)) => format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')),
+        (None, None) => String::new(),
+    }
+}
+
+/// The provider's discovery document, fetched when first needed and kept for an hour.
+pub(super) async fn metadata(upstreams: &Upstreams, upstream: &Upstream) -> Result<Metadata, FederationError> {
+    let state = upstream.oidc.as_ref().ok_or(FederationError::UnknownProvider)?;
+    if let Ok(kept) = state.metadata.read()
+        && let Some((at, m)) = kept.as_ref()
+        && at.elapsed() < KEEP_FOR
+    {
+        return Ok(m.clone());
+    }
+    let doc = upstreams.get_json(Request::get(discovery_url(upstream))).await?;
+    let m: Metadata = serde_json::from_value(doc)
+        .map_err(|e| FederationError::InvalidResponse(format!("the discovery document: {e}")))?;
+    // Discovery §4.3: the issuer in the document is exactly the one configured (a templated
+    // Entra ID issuer is checked per token instead).
+    let configured = upstream.config.oidc_issuer().unwrap_or_default();
+    if !configured.contains("{tenantid}") && m.issuer != configured {
+        return Err(FederationError::InvalidResponse(format!(
+            "the discovery document names the issuer {:?}, not {configured:?}",
+            m.issuer.chars().take(200).collect::<String>()
+        )));
+    }
+    if let Ok(mut kept) = state.metadata.write() {
+        *kept = Some((Instant::now(), m.clone()));
+    }
+    Ok(m)
+}
+
+async fn keys(
+    upstreams: &Upstreams,
+    upstream: &Upstream,
+    m: &Metadata,
+    refresh: bool,
+) -> Result<JwkSet, FederationError> {
+    let state = upstream.oidc.as_ref().ok_or(FederationError::UnknownProvider)?;
+    if let Ok(kept) = state.keys.read()
+        && let Some((at, set)) = kept.as_ref()
+        && at.elapsed() < KEEP_FOR
+        && !(refresh && at.elapsed() > REFETCH_AFTER)
+    {
+        return Ok(set.clone());
+    }
+    let doc = upstreams.get_json(Request::get(&m.jwks_uri)).await?;
+    let set: JwkSet = serde_json::from_value(doc)
+        .map_err(|_| FederationError::InvalidResponse("the key set is not a JWK set".into()))?;
+    if let Ok(mut kept) = state.keys.write() {
+        *kept = Some((Instant::now(), set.clone()));
+    }
+    Ok(set)
+}
+
+/// Asymmetric algorithms only: `none` and the HMAC ones (keyed with the client secret) are
+/// never accepted.
+const ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn alg_name(alg: Algorithm) -> String {
+    format!("{alg:?}")
+}
+
+/// The issuers an ID token of `upstream` may carry: the configured one; Google's with and
+/// without `https://`; an Entra ID template filled with the token's own `tid`, which must be
+/// allowed.
+fn accepted_issuers(upstream: &Upstream, claims: &Map<String, Value>) -> Result<Vec<String>, FederationError> {
+    let configured = upstream.config.oidc_issuer().unwrap_or_default().to_owned();
+    if configured.contains("{tenantid}") {
+        let tid = claims.get("tid").and_then(Value::as_str).unwrap_or_default();
+        if !upstream.config.allowed_tenants.iter().any(|t| t == tid) {
+            return Err(FederationError::NotAllowed("accounts of this organisation (tenant) are not let in".into()));
+        }
+        return Ok(vec![configured.replace("{tenantid}", tid)]);
+    }
+    if upstream.config.kind == ProviderKind::Google && configured == GOOGLE_ISSUER {
+        return Ok(vec![GOOGLE_ISSUER.to_owned(), "accounts.google.com".to_owned()]);
+    }
+    Ok(vec![configured])
+}
+
+/// Checks `id_token` for `flow` and returns its claims.
+pub(super) async fn verify_id_token(
+    upstreams: &Upstreams,
+    upstream: &Upstream,
+    m: &Metadata,
+    id_token: &str,
+    flow: &PendingFlow,
+    now: i64,
+) -> Result<Map<String, Value>, FederationError> {
+    let bad = |why: &str| FederationError::InvalidIdToken(why.to_owned());
+    let header = jsonwebtoken::decode_header(id_token).map_err(|_| bad("not a signed JWT"))?;
+    if !ALGORITHMS.contains(&header.alg) {
+        return Err(bad("it is not signed with an asymmetric algorithm Latchkey accepts"));
+    }
+    if let Some(allowed) = &m.id_token_signing_alg_values_supported
+        && !allowed.iter().any(|a| *a == alg_name(header.alg))
+    {
+        return Err(bad("it is signed with an algorithm the provider does not publish"));
+    }
+    // The claims are read unverified only to choose the issuer template (Entra ID's `tid`);
+    // nothing is believed before the signature is checked below.
+    let unverified = unverified_claims(id_token).ok_or_else(|| bad("its claims are not JSON"))?;
+    let issuers = accepted_issuers(upstream, &unverified)?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&issuers);
+    validation.set_audience(&[&upstream.config.client_id]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation.leeway = LEEWAY;
+    let mut last = bad("no key of the provider matches its key id");
+    for refresh in [false, true] {
+        let set = keys(upstreams, upstream, m, refresh).await?;
+        let candidates = set.keys.iter().filter(|k| header.kid.is_none() || k.common.key_id == header.kid);
+        for jwk in candidates {
+            let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+            match jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &validation) {
+                Ok(data) => return check_claims(data.claims, upstream, flow, now),
+                Err(e) => last = id_token_error(&e),
+            }
+        }
+        if !matches!(last, FederationError::InvalidIdToken(ref w) if w.starts_with("no key")) {
+            break;
+        }
+    }
+    Err(last)
+}
+
+fn unverified_claims(jwt: &str) -> Option<Map<String, Value>> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn id_token_error(e: &jsonwebtoken::errors::Error) -> FederationError {
+    use jsonwebtoken::errors::ErrorKind;
+    let why = match e.kind() {
+        ErrorKind::InvalidSignature => "its signature does not verify",
+        ErrorKind::ExpiredSignature => "it has expired",
+        ErrorKind::InvalidIssuer => "it is from another issuer",
+        ErrorKind::InvalidAudience => "it was issued to another client",
+        ErrorKind::MissingRequiredClaim(_) => "a required claim (exp, iat, iss, aud, sub) is missing",
+        ErrorKind::ImmatureSignature => "it is not valid yet",
+        _ => "it cannot be read",
+    };
+    FederationError::InvalidIdToken(why.to_owned())
+}
+
+/// The checks after the signature, `iss`, `aud` and `exp`: `azp`, `nonce`, `iat`, `hd`.
+fn check_claims(
+    claims: Map<String, Value>,
+    upstream: &Upstream,
+    flow: &PendingFlow,
+    now: i64,
+) -> Result<Map<String, Value>, FederationError> {
+    let bad = |why: &str| Err(FederationError::InvalidIdToken(why.to_owned()));
+    let client_id = upstream.config.client_id.as_str();
+    let several_audiences = matches!(claims.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+    match claims.get("azp").and_then(Value::as_str) {
+        Some(azp) if azp != client_id => return bad("it was issued to another party (azp)"),
+        None if several_audiences => return bad("it has several audiences and no azp"),
+        _ => {}
+    }
+    let nonce = claims.get("nonce").and_then(Value::as_str).unwrap_or_default();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(nonce.as_bytes(), flow.nonce.as_bytes())) {
+        return bad("its nonce is not the one this sign-in sent");
+    }
+    let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
+    if iat > now + LEEWAY as i64 || iat < now - MAX_AGE {
+        return bad("it was issued at a time that does not fit this sign-in (iat)");
+    }
+    if !upstream.config.hosted_domains.is_empty() {
+        let hd = claims.get("hd").and_then(Value::as_str).unwrap_or_default();
+        if !upstream.config.hosted_domains.iter().any(|d| d.eq_ignore_ascii_case(hd)) {
+            return Err(FederationError::NotAllowed(
+                "this account is not in an organisation (hosted domain) that is let in".into(),
+            ));
+        }
+    }
+    Ok(claims)
+}
+
+/// Whether an authorization answer's `iss` names this provider: its discovered issuer, or
+/// (Entra ID's template) the issuer of an allowed tenant.
+fn issuer_is_ours(upstream: &Upstream, m: &Metadata, iss: &str) -> bool {
+    let template = upstream.config.oidc_issuer().unwrap_or_default();
+    iss == m.issuer
+        || (template.contains("{tenantid}")
+            && upstream.config.allowed_tenants.iter().any(|t| template.replace("{tenantid}", t) == iss))
+}
+
+/// The rest of the flow for an OIDC provider, after `state` and the provider were matched.
+pub(super) async fn finish(
+    upstreams: &Upstreams,
+    upstream: &Upstream,
+    flow: &PendingFlow,
+    callback: &Callback,
+    code: &str,
+    redirect_uri: &str,
+    now: i64,
+) -> Result<UpstreamAccount, FederationError> {
+    let m = metadata(upstreams, upstream).await?;
+    // RFC 9207 §2.4: where the provider says it sends `iss`, it must be there and be its own.
+    match callback.iss.as_deref() {
+        Some(iss) if !issuer_is_ours(upstream, &m, iss) => return Err(FederationError::WrongProvider),
+        None if m.authorization_response_iss_parameter_supported => {
+            return Err(FederationError::InvalidResponse("the answer has no iss, which the provider promises".into()));
+        }
+        _ => {}
+    }
+    let auth = match &m.token_endpoint_auth_methods_supported {
+        Some(methods)
+            if !methods.iter().any(|x| x == "client_secret_basic")
+                && methods.iter().any(|x| x == "client_secret_post") =>
+        {
+            ClientAuth::Post
+        }
+        _ => ClientAuth::Basic,
+    };
+    let answer = upstreams.redeem(upstream, &m.token_endpoint, (flow, code, redirect_uri), auth).await?;
+    let id_token = answer
+        .get("id_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| FederationError::InvalidResponse("the token answer has no id_token".into()))?;
+    let mut claims = verify_id_token(upstreams, upstream, &m, id_token, flow, now).await?;
+    if upstream.config.userinfo {
+        let endpoint = m
+            .userinfo_endpoint
+            .as_deref()
+            .ok_or_else(|| FederationError::InvalidResponse("the provider has no userinfo_endpoint".into()))?;
+        let access_token = answer.get("access_token").and_then(Value::as_str).unwrap_or_default();
+        let info = upstreams
+            .get_json(Request::get(endpoint).header("authorization", format!("Bearer {access_token}")))
+            .await?;
+        let Value::Object(info) = info else {
+            return Err(FederationError::InvalidResponse("the UserInfo answer is not a JSON object".into()));
+        };
+        // OIDC Core §5.3.2: a UserInfo answer about someone else is thrown away.
+        if info.get("sub") != claims.get("sub") {
+            return Err(FederationError::InvalidResponse("the UserInfo answer is about another account".into()));
+        }
+        for (k, v) in info {
+            // What the signed ID token says wins.
+            claims.entry(k).or_insert(v);
+        }
+    }
+    account_from_claims(upstream, claims)
+}
+
+/// The account an ID token names: `sub` (for Entra ID, `tid` and `oid`: the same person has
+/// a different `sub` in every app, and `oid` alone is unique only within a tenant).
+fn account_from_claims(upstream: &Upstream, claims: Map<String, Value>) -> Result<UpstreamAccount, FederationError> {
+    let entra = !upstream.config.allowed_tenants.is_empty()
+        || upstream.config.oidc_issuer().is_some_and(|i| i.starts_with("https://login.microsoftonline.com/"));
+    let subject = match (entra, claims.get("tid").and_then(Value::as_str), claims.get("oid").and_then(Value::as_str)) {
+        (true, Some(tid), Some(oid)) => subject_of(Some(&Value::String(format!("{tid}:{oid}"))))?,
+        (true, _, _) => return Err(FederationError::InvalidIdToken("it has no tid and oid".into())),
+        (false, _, _) => subject_of(claims.get("sub"))?,
+    };
+    let email = claims.get("email").and_then(Value::as_str).map(str::to_owned);
+    Ok(UpstreamAccount {
+        provider: upstream.id.clone(),
+        subject,
+        email_verified: email.is_some() && truthy(claims.get("email_verified")),
+        email,
+        hosted_domain: claims.get("hd").and_then(Value::as_str).map(str::to_owned),
+        username_hint: claims.get("preferred_username").and_then(Value::as_str).map(str::to_owned),
+        claims,
+    })
+}

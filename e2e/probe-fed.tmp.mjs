@@ -1,0 +1,17 @@
+import { openBrowser, startLatchkey } from './lib/latchkey.mjs';
+import { startUpstream, navigateBy, signInUpstream } from './lib/upstream.mjs';
+const corp = await startUpstream({ tag: 'corp' });
+const toml = ['[federation.providers.corp]','kind = "oidc"','name = "Corp SSO"',`issuer = "${corp.issuer}"`,`client_id = "${corp.clientId}"`,'client_secret = "env:CORP_SECRET"','new_accounts = "on"','','[[outbound.allow]]','cidr = "127.0.0.1/32"','for = ["federation"]',`ports = [${corp.port}]`,'allow_insecure_http = true',''].join('\n');
+const lk = await startLatchkey({ files: { 'latchkey.toml': toml }, env: { CORP_SECRET: corp.clientSecret } });
+corp.register({ redirectUris: [`${lk.issuer}/federation/corp/callback`] });
+corp.setAccount('grace', { email: 'grace@corp.example', email_verified: true, name: 'Grace', preferred_username: 'grace' });
+const b = await openBrowser();
+b.page.on('response', (r) => console.log('resp', r.status(), r.url(), r.headers()['content-security-policy'] ?? ''));
+await b.page.goto(`${lk.issuer}/login`);
+console.log(await b.page.locator('form[action$="/federation/corp/start"]').evaluate((f) => f.outerHTML));
+await b.page.locator('button[data-provider=corp]').click();
+await new Promise((r) => setTimeout(r, 3000));
+console.log('url', b.page.url()); console.log('console', b.console);
+console.log(corp.requests.map(r => `${r.method} ${r.path} ${r.status}`));
+await b.close(); await lk.stop(); await corp.close();
+console.log(lk.logs.stdout.slice(-3000), lk.logs.stderr.slice(-3000));
