@@ -29,6 +29,8 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
+import { watchCsp } from './latchkey.mjs';
+
 /**
  * Runs `fn` without oidc-provider's expected warnings: Node 20 (it runs there; it recommends
  * 22), the in-memory adapter and the development interactions (both on purpose here).
@@ -221,13 +223,22 @@ export async function startUpstream({
 
 /**
  * Runs `action` (a click, a `goto`) and waits until the main frame has committed the
- * document it leads to (after every redirect) and parsed it.
+ * document it leads to (after every redirect) and parsed it; fails at once if Chromium
+ * blocks the navigation under the page's Content-Security-Policy.
  */
 export async function navigateBy(page, action) {
-  const navigated = page.waitForEvent('framenavigated', { predicate: (f) => f === page.mainFrame() });
-  await action();
-  await navigated;
-  await page.waitForLoadState('domcontentloaded');
+  // A navigation Chromium blocks under a Content-Security-Policy (e.g. `form-action` on a
+  // form whose POST redirects elsewhere) fails at once, with Chromium's console message.
+  const csp = watchCsp(page);
+  try {
+    const navigated = page.waitForEvent('framenavigated', { predicate: (f) => f === page.mainFrame() });
+    navigated.catch(() => {});
+    await csp.guard(action());
+    await csp.guard(navigated);
+    await page.waitForLoadState('domcontentloaded');
+  } finally {
+    csp.dispose();
+  }
 }
 
 /**

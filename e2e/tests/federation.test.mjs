@@ -95,7 +95,7 @@ const userByEmail = (lk, email) => usersOf(lk).find((u) => u.email === email);
 const identitiesOf = (lk, user) => lk.cli(['user', 'identities', user]);
 /** A user's identities as `provider:subject` strings, sorted. */
 const linked = (lk, user) => identitiesOf(lk, user).map((i) => `${i.provider}:${i.subject}`).sort();
-/** Every user as `username <email>`, sorted: what "nothing was created" compares. */
+/** Every user as `username <email> sub`, sorted: what "nothing was made" compares. */
 const everyone = (lk) => usersOf(lk).map((u) => `${u.username} <${u.email ?? ''}> ${u.sub}`).sort();
 
 /**
@@ -113,11 +113,19 @@ async function signedInAs(page, lk) {
   return `unexpected: ${res.status()} ${res.headers().location ?? ''}`;
 }
 
-/** Asserts an error page of a federated sign-in: the status, and "Sign-in through" in its text. */
-function assertRefused(status, text, expectedStatus, what) {
-  assert.equal(status, expectedStatus, `${what}: status ${status}, page: ${squash(text)}`);
-  assert.match(text, /Sign-in through/, `${what}: the page says the sign-in through the provider failed: ${squash(text)}`);
+/**
+ * Asserts an error page of a federated sign-in: the status, "Sign-in through NAME failed" and
+ * `problem` (a RegExp naming what was wrong) in its text.
+ */
+function assertRefused(status, text, expectedStatus, name, problem, what) {
+  const page = squash(text);
+  assert.equal(status, expectedStatus, `${what}: status ${status}, page: ${page}`);
+  assert.match(page, new RegExp(`Sign-in through ${name} failed`), `${what}: the page says the sign-in through ${name} failed: ${page}`);
+  assert.match(page, problem, `${what}: the page names the problem: ${page}`);
 }
+
+/** What the error page says when an answer does not belong to a sign-in of this browser. */
+const NOT_THIS_BROWSER = /does not belong to a sign-in started in this browser/;
 
 // ---------------------------------------------------------------------------------------
 // Driving the browser
@@ -344,6 +352,8 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
         assert.ok(grace, `an account with ${GRACE.email}`);
         assert.equal(grace.username, GRACE.login, 'the username comes from preferred_username');
         assert.equal(grace.name, GRACE.name);
+        assert.equal(grace.email_verified, true, 'verified, as the upstream said');
+        assert.equal(grace.has_password, false);
         const ids = identitiesOf(lk, grace.sub);
         assert.equal(ids.length, 1, `one identity: ${JSON.stringify(ids)}`);
         assert.equal(ids[0].provider, 'corp');
@@ -351,15 +361,16 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
         assert.equal(ids[0].email, GRACE.email);
         assert.ok(ids[0].linked_at, 'linked_at');
 
-        // The app: a validated ID token for that account, federated.
+        // The app: a validated ID token for that account, federated; its profile and address
+        // from UserInfo (Latchkey puts scope claims in the ID token only when the `claims`
+        // parameter asks for them there).
         assert.equal(claims.sub, grace.sub, 'the ID token names the new account');
-        assert.equal(claims.email, GRACE.email);
-        assert.equal(claims.name, GRACE.name);
         assert.deepEqual(claims.amr, ['fed'], `amr: ${JSON.stringify(claims.amr)}`);
         assert.equal(claims.acr, FEDERATED_ACR);
         const info = await client.fetchUserInfo(config, tokens.access_token, grace.sub);
-        assert.equal(info.email, GRACE.email);
+        assert.equal(info.email, GRACE.email, `UserInfo: ${JSON.stringify(info)}`);
         assert.equal(info.name, GRACE.name);
+        assert.equal(info.preferred_username, GRACE.login);
         assert.equal(await signedInAs(page, lk), GRACE.login, 'the browser is signed in to the new account');
 
         // What Latchkey asked the upstream: one authorization request with PKCE (S256), a
@@ -413,7 +424,7 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
           throw new Error(`not on the security page after signing in (${e.message.split('\n')[0]}): ${page.url()}: ${await bodyText(page)}`);
         });
         assert.equal(await signedInAs(page, lk), GRACE.login);
-        assert.match(squash(await bodyText(page)), /Link GitHub\?/, 'the security page asks');
+        assert.match(squash(await bodyText(page)), /Link (your )?GitHub\b[^?]*\?/, 'the security page asks to link GitHub');
         const confirm = page.locator('form[action$="/account/federation/gh/confirm"] button');
         assert.equal(await confirm.count(), 1, 'a confirm button');
         assert.equal(squash(await confirm.innerText()), 'Link GitHub');
@@ -466,6 +477,7 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
     const grace = userByEmail(lk, GRACE.email);
     const graceIds = linked(lk, grace.sub);
     const before = everyone(lk);
+    let landedAfterLink;
 
     await withBrowsers(
       1,
@@ -487,7 +499,8 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
         await page.waitForURL((u) => u.pathname === '/account/security', { timeout: 15_000 }).catch(async (e) => {
           throw new Error(`not back on the security page (${e.message.split('\n')[0]}): ${page.url()}: ${await bodyText(page)}`);
         });
-        assert.equal(new URL(page.url()).searchParams.get('linked'), 'gh', `linked=gh: ${page.url()}`);
+        // (Checked at the end, so the rest runs even when this is wrong.)
+        landedAfterLink = page.url();
         assert.deepEqual(linked(lk, ada.sub), [`gh:${gh.id}`]);
         assert.equal(identitiesOf(lk, ada.sub)[0].email, 'ada@analytical.example');
         assert.match(await bodyText(page), /ada@analytical\.example/, 'the security page shows the upstream address');
@@ -500,8 +513,8 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
         const res = await refused;
         await page.waitForLoadState();
         const text = await bodyText(page);
-        assert.notEqual(new URL(page.url()).searchParams.get('linked'), 'corp', `not reported linked: ${page.url()}: ${squash(text)}`);
-        assert.ok(res.status() >= 400 || (await page.locator('#security-error').count()) === 1, `an error: ${res.status()} ${squash(text)}`);
+        assert.equal(res.status(), 409, `the link is refused: ${page.url()}: ${squash(text)}`);
+        assert.match(squash(text), /linked already/, `the page says why: ${squash(text)}`);
         assert.deepEqual(linked(lk, ada.sub), [`gh:${gh.id}`], 'Ada has only GitHub');
         assert.deepEqual(linked(lk, grace.sub), graceIds, "Grace's identities are unchanged");
         assert.equal(await signedInAs(page, lk), ADA.username, 'Ada is still herself');
@@ -522,6 +535,7 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
       [github],
     );
     assert.deepEqual(everyone(lk), before, 'no account made');
+    assert.equal(new URL(landedAfterLink).searchParams.get('done'), 'provider_linked', `linking ends on /account/security?done=provider_linked: ${landedAfterLink}`);
   });
 
   test('a renamed GitHub user keeps their account; whoever takes the old login does not get into it', async () => {
@@ -536,7 +550,7 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
         github.signInAs('octo');
         await navigateBy(page, () => page.locator('form[action$="/account/federation/gh/link"] button').click());
         await authorizeOnGitHub(page, github);
-        await page.waitForURL((u) => u.pathname === '/account/security' && u.searchParams.get('linked') === 'gh', { timeout: 15_000 });
+        await page.waitForURL((u) => u.pathname === '/account/security', { timeout: 15_000 });
       },
       [github],
     );
@@ -657,7 +671,7 @@ describe('attacks: Corp SSO and Partner SSO (two oidc-provider instances, new ac
         const forged = new URL(url);
         forged.searchParams.set('state', randomBytes(32).toString('base64url'));
         const res = await page.goto(forged.href);
-        assertRefused(res.status(), await bodyText(page), 400, 'a changed state');
+        assertRefused(res.status(), await bodyText(page), 400, 'Corp SSO', NOT_THIS_BROWSER, 'a changed state');
         assert.equal(corp.tokenRequests().length, tokensBefore, 'the code was not redeemed');
         assert.equal(await signedInAs(page, lk), null, 'not signed in');
       },
@@ -687,12 +701,12 @@ describe('attacks: Corp SSO and Partner SSO (two oidc-provider instances, new ac
 
         // The same URL again, same browser.
         const again = await first.page.goto(url);
-        assertRefused(again.status(), await bodyText(first.page), 400, 'the callback replayed in the same browser');
+        assertRefused(again.status(), await bodyText(first.page), 400, 'Corp SSO', NOT_THIS_BROWSER, 'the callback replayed in the same browser');
 
         // The same URL in another browser with the cookies the first had before the delivery.
         await second.context.addCookies(cookies);
         const stolen = await second.page.goto(url);
-        assertRefused(stolen.status(), await bodyText(second.page), 400, 'the callback replayed with copied cookies');
+        assertRefused(stolen.status(), await bodyText(second.page), 400, 'Corp SSO', NOT_THIS_BROWSER, 'the callback replayed with copied cookies');
         assert.equal(await signedInAs(second.page, lk), null, 'the other browser is not signed in');
 
         assert.deepEqual(identitiesOf(lk, rita.sub), ids, 'the identity is as the first delivery left it');
@@ -718,7 +732,7 @@ describe('attacks: Corp SSO and Partner SSO (two oidc-provider instances, new ac
         assert.equal(await signedInAs(victimOfCsrf.page, lk), ADA.username);
         const tokensBefore = corp.tokenRequests().length;
         const res = await victimOfCsrf.page.goto(url);
-        assertRefused(res.status(), await bodyText(victimOfCsrf.page), 400, 'the callback in another browser');
+        assertRefused(res.status(), await bodyText(victimOfCsrf.page), 400, 'Corp SSO', NOT_THIS_BROWSER, 'the callback in another browser');
         assert.equal(corp.tokenRequests().length, tokensBefore, 'the code was not redeemed');
         assert.equal(await signedInAs(victimOfCsrf.page, lk), ADA.username, 'that browser is still Ada');
         assert.deepEqual(linked(lk, ada.sub), [], 'nothing linked to Ada');
@@ -752,7 +766,7 @@ describe('attacks: Corp SSO and Partner SSO (two oidc-provider instances, new ac
         toPartner.search = new URL(first.url).search;
         const corpTokens = corp.tokenRequests().length;
         const res = await page.goto(toPartner.href);
-        assertRefused(res.status(), await bodyText(page), 400, "Corp SSO's response at Partner SSO's callback");
+        assertRefused(res.status(), await bodyText(page), 400, 'Partner SSO', /wrong provider/, "Corp SSO's response at Partner SSO's callback");
 
         // To GitHub's callback, without iss (GitHub sends none).
         const second = await heldCallback(page, lk, 'corp', 'Corp SSO', (p) => signInUpstream(p, corp, 'mia'));
@@ -761,7 +775,7 @@ describe('attacks: Corp SSO and Partner SSO (two oidc-provider instances, new ac
         toGitHub.searchParams.set('code', given.get('code'));
         toGitHub.searchParams.set('state', given.get('state'));
         const res2 = await page.goto(toGitHub.href);
-        assertRefused(res2.status(), await bodyText(page), 400, "Corp SSO's response at GitHub's callback");
+        assertRefused(res2.status(), await bodyText(page), 400, 'GitHub', /wrong provider/, "Corp SSO's response at GitHub's callback");
 
         assert.equal(partner.tokenRequests().length, partnerTokens, "Partner SSO's token endpoint never saw Corp SSO's code");
         assert.equal(github.tokenRequests().length, githubTokens, "GitHub's token endpoint never saw Corp SSO's code");
@@ -789,8 +803,7 @@ describe('attacks: Corp SSO and Partner SSO (two oidc-provider instances, new ac
           await signInUpstream(page, corp, login);
           const res = await answered;
           const text = await bodyText(page);
-          assertRefused(res.status(), text, 409, `${login}: an unverified address of an account`);
-          assert.match(text, /not verified/, `${login}: the page says the address is not verified: ${squash(text)}`);
+          assertRefused(res.status(), text, 409, 'Corp SSO', /not verified/, `${login}: an unverified address of an account`);
           assert.equal(await signedInAs(page, lk), null, `${login}: not signed in`);
         },
         [corp],

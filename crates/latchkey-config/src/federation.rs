@@ -189,7 +189,7 @@ impl FederationConfig {
                 if Url::parse(&with_tenant).is_err() {
                     return bad("`issuer` is not a URL");
                 }
-                if issuer.contains("{tenantid}") != !p.allowed_tenants.is_empty() {
+                if issuer.contains("{tenantid}") == p.allowed_tenants.is_empty() {
                     return bad(
                         "an issuer with {tenantid} needs `allowed_tenants`, and `allowed_tenants` needs such an issuer",
                     );

@@ -89,6 +89,9 @@ fn summary(done: &Disowned) -> String {
     if done.passkeys_removed > 0 {
         taken.push(format!("{} passkey(s)", done.passkeys_removed));
     }
+    if done.identities_unlinked > 0 {
+        taken.push(format!("{} linked sign-in provider(s)", done.identities_unlinked));
+    }
     if done.app_removed {
         taken.push("the authenticator app".to_owned());
     }

@@ -80,6 +80,11 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         latchkey_service::outbox::spawn_senders(services.clone(), outbound.clone())
             .map_err(|e| StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "mail/sms", e)))?,
     );
+    let upstreams =
+        Arc::new(latchkey_service::federation::Upstreams::new(&config, outbound.clone()).map_err(|e| {
+            StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "federation", e))
+        })?);
+    upstreams.warm_up();
     let pages = ErrorPages::load(&config.web, &crate::state::base_path(&issuer)).map_err(StartupError::ErrorPages)?;
     let state = AppState::new(crate::state::Shared {
         issuer: Arc::from(issuer.as_str()),
@@ -92,9 +97,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
         token_hasher: services.token_hasher.clone(),
         revocations: services.revocations.clone(),
         client_keys: Arc::new(latchkey_service::client_keys::ClientKeyCache::new(outbound.clone())),
-        upstreams: Arc::new(latchkey_service::federation::Upstreams::new(&config, outbound.clone()).map_err(|e| {
-            StartupError::Config(latchkey_config::ConfigError::invalid(&config.source, "federation", e))
-        })?),
+        upstreams: upstreams.clone(),
         outbound,
         client_auth_throttle: Arc::default(),
         backchannel: services.backchannel.clone(),

@@ -9,7 +9,7 @@
 //! Each notice carries a **"this wasn't me"** link (7 days, single use, through a
 //! confirmation page's POST). Using it, in one transaction: every session of the account
 //! ends and every refresh token is revoked; what was added since the notice's change is
-//! taken away (passkeys, an authenticator app, a password set since then) and the recovery
+//! taken away (passkeys, sign-in providers linked, an authenticator app, a password set since then) and the recovery
 //! codes are withdrawn (whoever made the change may have seen new ones); and the account is
 //! **blocked from changes** until its owner recovers it (`/recover`): whoever signs in can
 //! change nothing, so someone who still holds a way in cannot add another.
@@ -121,6 +121,8 @@ impl Change {
 pub struct Disowned {
     pub sessions_ended: usize,
     pub passkeys_removed: usize,
+    /// Upstream accounts linked since the change, unlinked.
+    pub identities_unlinked: usize,
     pub app_removed: bool,
     pub password_removed: bool,
     /// The address (number) was not the verified one from before the change: unverified.
@@ -348,11 +350,16 @@ impl SecurityNotices<'_> {
         let factors = services.factors();
         let passkeys = factors.passkeys(tenant, &sub).await?;
         let app = factors.totp(tenant, &sub).await?;
+        let identities = services.federation().identities(tenant, &sub).await?;
         let user = tx.user(tenant, &sub).await?;
         let mut done = Disowned::default();
         for passkey in passkeys.iter().filter(|p| p.created_at >= since) {
             tx.delete_passkey(tenant, &sub, &passkey.credential_id, &actor).await?;
             done.passkeys_removed += 1;
+        }
+        for identity in identities.iter().filter(|i| i.linked_at >= since) {
+            tx.unlink_identity(tenant, &sub, &identity.provider, &actor).await?;
+            done.identities_unlinked += 1;
         }
         if app.is_some_and(|a| a.created_at >= since) {
             tx.remove_totp(tenant, &sub, &actor).await?;
@@ -379,6 +386,7 @@ impl SecurityNotices<'_> {
             "change_at": since.secs(),
             "sessions_ended": done.sessions_ended,
             "passkeys_removed": done.passkeys_removed,
+            "identities_unlinked": done.identities_unlinked,
             "app_removed": done.app_removed,
             "password_removed": done.password_removed,
             "email_unverified": done.email_unverified,

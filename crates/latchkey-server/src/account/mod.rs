@@ -223,6 +223,11 @@ async fn render(
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // "Link …" leads to the provider (a form's redirects are checked against form-action).
+    let upstream = state.upstreams.form_origins();
+    if !upstream.is_empty() {
+        crate::edge::headers::set_csp(&mut response, &crate::edge::headers::csp_allowing_forms_to(&upstream));
+    }
     Ok(response)
 }
 

@@ -87,7 +87,12 @@ pub(crate) fn render_login(state: &AppState, headers: &HeaderMap, status: Status
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    allow_form_redirect(&mut response, view.redirect_uri.as_deref());
+    let mut sources: Vec<String> =
+        view.redirect_uri.as_deref().and_then(crate::edge::headers::redirect_source).into_iter().collect();
+    sources.extend(state.upstreams.form_origins());
+    if !sources.is_empty() {
+        crate::edge::headers::set_csp(&mut response, &crate::edge::headers::csp_allowing_forms_to(&sources));
+    }
     response
 }
 

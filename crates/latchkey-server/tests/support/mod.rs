@@ -149,6 +149,7 @@ pub mod flow;
 pub mod passkey;
 pub mod rp;
 pub mod smtp;
+pub mod upstream;
 
 use latchkey_core::domain::{
     ClientAccessPolicy, ClientId, ClientKind, ClientSessionPolicy, DisplayName, Email, GrantType, ProfileClaims,

@@ -143,15 +143,20 @@ impl Federation<'_> {
         let upstream_groups = mapping::upstream_groups(config, &account.claims);
         let (grant, withdraw) = mapping::memberships(config, sub, &upstream_groups)?;
         let actor = Actor::System;
+        let access = self.0.access();
         for link in &withdraw {
-            match self.0.store().set_membership(tenant, link, false, &actor).await {
-                Ok(_) | Err(latchkey_store::StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+            match access.unlink(tenant, link, &actor).await {
+                Ok(()) | Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         for link in &grant {
-            if let Err(e) = self.0.store().set_membership(tenant, link, true, &actor).await {
-                tracing::warn!(error = %e, provider = %account.provider, "a mapped group or role does not exist; skipped");
+            match access.link(tenant, link, &actor).await {
+                Ok(_) => {}
+                Err(ServiceError::NotFound(what)) => {
+                    tracing::warn!(provider = %account.provider, %what, "a mapped group or role does not exist; skipped");
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())

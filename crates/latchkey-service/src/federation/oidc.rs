@@ -19,8 +19,6 @@ use crate::outbound::Request;
 
 /// Discovery documents and key sets are kept this long.
 const KEEP_FOR: Duration = Duration::from_secs(3_600);
-/// An unknown key id fetches the key set again, at most this often.
-const REFETCH_AFTER: Duration = Duration::from_secs(10);
 /// How far the provider's clock may be from ours.
 const LEEWAY: u64 = 60;
 /// An ID token older than this (by `iat`) is refused: it was not made for this sign-in.
@@ -58,6 +56,12 @@ fn discovery_url(upstream: &Upstream) -> String {
     }
 }
 
+/// The discovery document, if one was fetched.
+pub(super) fn cached_metadata(upstream: &Upstream) -> Option<Metadata> {
+    let state = upstream.oidc.as_ref()?;
+    state.metadata.read().ok()?.as_ref().map(|(_, m)| m.clone())
+}
+
 /// The provider's discovery document, fetched when first needed and kept for an hour.
 pub(super) async fn metadata(upstreams: &Upstreams, upstream: &Upstream) -> Result<Metadata, FederationError> {
     let state = upstream.oidc.as_ref().ok_or(FederationError::UnknownProvider)?;
@@ -85,6 +89,9 @@ pub(super) async fn metadata(upstreams: &Upstreams, upstream: &Upstream) -> Resu
     Ok(m)
 }
 
+/// The provider's key set; `refresh` fetches it again (an ID token names a key id the kept
+/// set does not have: the provider rotated). Every ID token comes from a code redeemed at the
+/// provider's own token endpoint, so nobody can make Latchkey fetch at will.
 async fn keys(
     upstreams: &Upstreams,
     upstream: &Upstream,
@@ -95,7 +102,7 @@ async fn keys(
     if let Ok(kept) = state.keys.read()
         && let Some((at, set)) = kept.as_ref()
         && at.elapsed() < KEEP_FOR
-        && !(refresh && at.elapsed() > REFETCH_AFTER)
+        && !refresh
     {
         return Ok(set.clone());
     }

@@ -150,6 +150,50 @@ impl Upstreams {
         self.providers.is_empty()
     }
 
+    /// The origins the sign-in and security pages' forms lead to (a browser checks a form's
+    /// redirects against the page's `form-action`): each provider's authorization endpoint,
+    /// as discovered (once known) and as its issuer or configured URL says.
+    pub fn form_origins(&self) -> Vec<String> {
+        let mut origins = Vec::new();
+        let mut add = |raw: &str| {
+            if let Ok(url) = url::Url::parse(&raw.replace("{tenantid}", "common"))
+                && matches!(url.scheme(), "https" | "http")
+            {
+                let origin = url.origin().ascii_serialization();
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+        };
+        for p in self.providers.values() {
+            match p.config.kind {
+                ProviderKind::Oidc | ProviderKind::Google => {
+                    add(p.config.oidc_issuer().unwrap_or_default());
+                    if let Some(m) = oidc::cached_metadata(p) {
+                        add(&m.authorization_endpoint);
+                    }
+                }
+                ProviderKind::Github => add(&github::authorize_url(&p.config)),
+                ProviderKind::Oauth2 => add(p.config.authorization_url.as_ref().map_or("", |u| u.as_str())),
+            }
+        }
+        origins
+    }
+
+    /// Fetches each OIDC provider's discovery document in the background, so that the
+    /// sign-in page knows where its buttons lead; a provider that does not answer is
+    /// retried when someone signs in through it.
+    pub fn warm_up(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            for p in this.providers.values().filter(|p| p.oidc.is_some()) {
+                if let Err(e) = oidc::metadata(&this, p).await {
+                    tracing::warn!(provider = %p.id, error = %e, "cannot read the provider's discovery document yet");
+                }
+            }
+        });
+    }
+
     /// The redirect URI registered upstream: `{public_url}/federation/{id}/callback`.
     pub fn callback_url(&self, id: &ProviderId) -> String {
         format!("{}/federation/{id}/callback", self.issuer)
