@@ -65,9 +65,18 @@ pub struct ProviderConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_url: Option<Url>,
     pub client_id: String,
-    /// A secret reference (`env:NAME`, `file:PATH` or the value).
-    #[serde(skip_serializing)]
-    pub client_secret: SecretRef,
+    /// `client_secret_basic` (or `client_secret_post` where the provider takes only that):
+    /// a secret reference (`env:NAME`, `file:PATH` or the value).
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<SecretRef>,
+    /// `private_key_jwt` (RFC 7523) instead of a secret: a PKCS#8 PEM private key, usually
+    /// `file:PATH`. Its public key is published at `{public_url}/federation/jwks.json`,
+    /// the `jwks_uri` to register at the provider.
+    #[serde(default, skip_serializing)]
+    pub private_key: Option<SecretRef>,
+    /// The key's algorithm: `ES256` (default), `RS256` or `EdDSA`.
+    #[serde(default = "default_key_alg")]
+    pub private_key_alg: String,
     /// Default: `openid email profile` (OIDC kinds), `read:user user:email` (GitHub),
     /// none (`oauth2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +125,10 @@ pub struct ProviderConfig {
     /// Upstream group name → Latchkey groups and roles, applied at each sign-in.
     #[serde(default)]
     pub groups: BTreeMap<String, GroupMapping>,
+}
+
+fn default_key_alg() -> String {
+    "ES256".into()
 }
 
 fn default_email_field() -> String {
@@ -180,6 +193,15 @@ impl FederationConfig {
             if p.client_id.is_empty() {
                 return bad("`client_id` is missing");
             }
+            if p.client_secret.is_some() == p.private_key.is_some() {
+                return bad("give either `client_secret` or `private_key` (private_key_jwt), not both");
+            }
+            if p.private_key.is_some() && p.kind == ProviderKind::Github {
+                return bad("GitHub takes a client secret, not `private_key`");
+            }
+            if !matches!(p.private_key_alg.as_str(), "ES256" | "RS256" | "EdDSA") {
+                return bad("`private_key_alg` must be \"ES256\", \"RS256\" or \"EdDSA\"");
+            }
             let oidc = matches!(p.kind, ProviderKind::Oidc | ProviderKind::Google);
             if p.kind == ProviderKind::Oidc && p.issuer.is_none() {
                 return bad("kind \"oidc\" needs `issuer`");
@@ -239,5 +261,91 @@ impl FederationConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+    use super::*;
+
+    fn load(toml: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("latchkey.toml");
+        std::fs::write(&file, toml).unwrap_or_else(|e| panic!("{e}"));
+        Config::load(Some(Path::new(&file)), &[], dir.path()).map_err(|e| e.to_string())
+    }
+
+    const GOOGLE: &str = "[federation.providers.google]\nkind = \"google\"\nname = \"Google\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+
+    #[test]
+    fn providers_load_with_their_kinds_defaults() {
+        let config = load(&format!(
+            "{GOOGLE}hosted_domains = [\"example.com\"]\nnew_accounts = \"listed_domains\"\naccount_domains = [\"example.com\"]\n\n\
+             [federation.providers.gh]\nkind = \"github\"\nname = \"GitHub\"\nclient_id = \"c\"\nclient_secret = \"env:GH\"\n\
+             base_url = \"https://git.example.com\"\napi_url = \"https://git.example.com/api/v3\"\n\n\
+             [federation.providers.corp]\nkind = \"oauth2\"\nname = \"Corp\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+             authorization_url = \"https://corp.example/authorize\"\ntoken_url = \"https://corp.example/token\"\n\
+             userinfo_url = \"https://corp.example/me\"\nsubject_field = \"id\"\n[federation.providers.corp.claims]\nname = \"display_name\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let p = &config.federation.providers;
+        assert_eq!(p["google"].oidc_issuer(), Some(GOOGLE_ISSUER));
+        assert_eq!(p["google"].scopes(), ["openid", "email", "profile"]);
+        assert_eq!(p["gh"].scopes(), ["read:user", "user:email"]);
+        assert_eq!(p["gh"].new_accounts, NewAccounts::Off, "off unless turned on");
+        assert_eq!(p["corp"].claims["name"], "display_name");
+        let printed = toml::to_string(&config).unwrap_or_default();
+        assert!(!printed.contains("client_secret"), "secrets are never printed: {printed}");
+    }
+
+    #[test]
+    fn bad_providers_are_errors_that_name_the_provider_and_the_rule() {
+        let oidc = "[federation.providers.x]\nkind = \"oidc\"\nname = \"X\"\nclient_id = \"c\"\n";
+        for (toml, expected) in [
+            (format!("{oidc}client_secret = \"s\"\n"), "needs `issuer`"),
+            (format!("{oidc}issuer = \"https://x.example\"\n"), "either `client_secret` or `private_key`"),
+            (
+                format!("{oidc}issuer = \"https://x.example\"\nclient_secret = \"s\"\nprivate_key = \"file:k.pem\"\n"),
+                "not both",
+            ),
+            (format!("{oidc}issuer = \"https://x.example\"\nclient_secret = \"s\"\nscopes = [\"email\"]\n"), "\"openid\""),
+            (
+                format!("{oidc}issuer = \"https://login.example/{{tenantid}}/v2.0\"\nclient_secret = \"s\"\n"),
+                "allowed_tenants",
+            ),
+            (
+                format!("{oidc}issuer = \"https://x.example\"\nclient_secret = \"s\"\nnew_accounts = \"listed_domains\"\n"),
+                "needs `account_domains`",
+            ),
+            (
+                format!("{oidc}issuer = \"https://x.example\"\nclient_secret = \"s\"\n[federation.providers.x.claims]\nemail = \"mail\"\n"),
+                "`claims.email`",
+            ),
+            (
+                format!("{oidc}issuer = \"https://x.example\"\nclient_secret = \"s\"\n[federation.providers.x.groups]\neng = {{ groups = [\"e\"] }}\n"),
+                "needs `groups_claim`",
+            ),
+            (
+                "[federation.providers.gh]\nkind = \"github\"\nname = \"G\"\nclient_id = \"c\"\nclient_secret = \"s\"\nnew_accounts = \"listed_domains\"\naccount_domains = [\"a.example\"]\n".into(),
+                "authoritative",
+            ),
+            (
+                "[federation.providers.gh]\nkind = \"github\"\nname = \"G\"\nclient_id = \"c\"\nprivate_key = \"file:k.pem\"\n".into(),
+                "GitHub takes a client secret",
+            ),
+            (
+                "[federation.providers.o]\nkind = \"oauth2\"\nname = \"O\"\nclient_id = \"c\"\nclient_secret = \"s\"\n".into(),
+                "needs `authorization_url`",
+            ),
+            ("[federation.providers.Bad]\nkind = \"github\"\nname = \"G\"\nclient_id = \"c\"\nclient_secret = \"s\"\n".into(), "lowercase"),
+            (format!("{GOOGLE}issuer_typo = 1\n"), "unknown field `issuer_typo`"),
+        ] {
+            let text = load(&toml).err().unwrap_or_else(|| panic!("loaded: {toml}"));
+            assert!(text.contains(expected), "{toml}\n=> {text}");
+            assert!(text.contains("federation.providers") || text.contains("unknown field"), "{text}");
+        }
     }
 }

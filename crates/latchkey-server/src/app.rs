@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
     #[allow(unused_mut)]
     let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/federation/jwks.json", get(crate::federation::jwks))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/introspect", post(oauth::introspect::introspect))

@@ -26,7 +26,9 @@ fn provider(upstream: &Upstream, new_accounts: NewAccounts) -> ProviderConfig {
         issuer: Some(upstream.issuer()),
         discovery_url: None,
         client_id: CLIENT_ID.into(),
-        client_secret: SecretRef::new(CLIENT_SECRET),
+        client_secret: Some(SecretRef::new(CLIENT_SECRET)),
+        private_key: None,
+        private_key_alg: "ES256".into(),
         scopes: None,
         userinfo: false,
         new_accounts,
@@ -431,4 +433,30 @@ async fn a_link_is_told_and_this_was_not_me_takes_it_back() {
     let intruder = PasskeyBrowser::new(&server);
     let (status, page) = page_of(sign_in_through(&intruder, "corp").await).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+}
+
+#[tokio::test]
+async fn private_key_jwt_authenticates_latchkey_to_the_provider_with_a_published_key() {
+    use latchkey_core::crypto::SigningKeyPair;
+    use latchkey_core::domain::SigningAlg;
+    let upstream = Upstream::start().await;
+    let dir = ok(tempfile::tempdir(), "dir");
+    let (_, der) = ok(SigningKeyPair::generate(SigningAlg::Es256, 2048), "key");
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+    let key_file = dir.path().join("corp-client.pem");
+    ok(std::fs::write(&key_file, pem), "write key");
+    let mut corp = provider(&upstream, NewAccounts::On);
+    corp.client_secret = None;
+    corp.private_key = Some(SecretRef::new(format!("file:{}", key_file.display())));
+    let server = server_with(sqlite().await, &upstream, vec![("corp", corp)]).await;
+    let jwks = server.get_json("/federation/jwks.json").await;
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1), "{jwks}");
+    assert!(jwks["keys"][0].get("d").is_none(), "public only: {jwks}");
+    upstream.lock().client_jwks_uri = Some(server.url("/federation/jwks.json"));
+    upstream.sign_in_as(json!({"sub": "pkj", "email": "pkj@example.com", "email_verified": true}));
+    let b = PasskeyBrowser::new(&server);
+    let done = sign_in_through(&b, "corp").await;
+    assert_eq!(b.location(&done), b.url("/login/done"));
+    assert_eq!(upstream.lock().assertions, 1);
+    assert!(upstream.problems().is_empty(), "{:?}", upstream.problems());
 }

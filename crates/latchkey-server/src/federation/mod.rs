@@ -112,6 +112,14 @@ pub(crate) async fn go_upstream(
     response
 }
 
+/// `GET /federation/jwks.json`: the public keys of the providers Latchkey authenticates to
+/// with `private_key_jwt` (the `jwks_uri` to register at them).
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = axum::Json(state.upstreams.public_jwks()).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
+
 /// `POST /federation/{id}/start`: the sign-in page's "Sign in with …".
 pub async fn start(
     State(state): State<AppState>,

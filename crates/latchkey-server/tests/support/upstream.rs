@@ -65,6 +65,10 @@ pub struct Inner {
     tokens: HashMap<String, Value>,
     /// Requests that were not what a provider takes (asserted empty by the tests).
     pub problems: Vec<String>,
+    /// Where the client's public keys are, for `private_key_jwt` (its registered `jwks_uri`).
+    pub client_jwks_uri: Option<String>,
+    /// Client assertions accepted.
+    pub assertions: usize,
 }
 
 #[derive(Clone)]
@@ -91,6 +95,8 @@ impl Upstream {
             codes: HashMap::new(),
             tokens: HashMap::new(),
             problems: Vec::new(),
+            client_jwks_uri: None,
+            assertions: 0,
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -197,12 +203,51 @@ fn error(status: StatusCode, code: &str) -> Response {
     (status, Json(json!({"error": code}))).into_response()
 }
 
+/// Checks a `private_key_jwt` assertion against the client's published keys.
+async fn assertion_ok(s: &Arc<Mutex<Inner>>, form: &HashMap<String, String>) -> Result<(), String> {
+    let (jwks_uri, issuer) = {
+        let inner = lock(s);
+        (inner.client_jwks_uri.clone().ok_or("no jwks_uri registered")?, inner.issuer.clone())
+    };
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        || form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+    {
+        return Err(format!("assertion type or client_id: {form:?}"));
+    }
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        reqwest::get(&jwks_uri).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let assertion = form.get("client_assertion").cloned().unwrap_or_default();
+    let header = jsonwebtoken::decode_header(&assertion).map_err(|e| e.to_string())?;
+    let jwk = jwks.find(header.kid.as_deref().unwrap_or_default()).ok_or("no key with the assertion's kid")?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_audience(&[issuer]);
+    v.set_issuer(&[CLIENT_ID]);
+    v.sub = Some(CLIENT_ID.into());
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<Value>(&assertion, &key, &v).map_err(|e| e.to_string())?;
+    if data.claims["jti"].as_str().is_none_or(str::is_empty) {
+        return Err("no jti".into());
+    }
+    Ok(())
+}
+
 async fn token(State(s): Shared, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    let asserted = if form.contains_key("client_assertion") { Some(assertion_ok(&s, &form).await) } else { None };
     let mut inner = lock(&s);
     let basic = format!("Basic {}", STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}")));
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
-        inner.problems.push("token: not client_secret_basic with the right credentials".into());
-        return error(StatusCode::UNAUTHORIZED, "invalid_client");
+    match asserted {
+        Some(Ok(())) => inner.assertions += 1,
+        Some(Err(e)) => {
+            inner.problems.push(format!("token: bad client assertion: {e}"));
+            return error(StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+        None if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) => {
+            inner.problems.push("token: not client_secret_basic with the right credentials".into());
+            return error(StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+        None => {}
     }
     if form.contains_key("client_secret") {
         inner.problems.push("token: a client_secret in the body as well".into());

@@ -340,3 +340,105 @@ fn account_from_claims(upstream: &Upstream, claims: Map<String, Value>) -> Resul
         claims,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use latchkey_config::ProviderConfig;
+    use latchkey_core::domain::ProviderId;
+    use serde_json::json;
+
+    use super::super::upstream::Credential;
+    use super::*;
+
+    fn upstream(kind: ProviderKind, issuer: Option<&str>, tenants: &[&str]) -> Upstream {
+        let mut raw = json!({
+            "kind": if kind == ProviderKind::Google { "google" } else { "oidc" },
+            "name": "P", "client_id": "c", "client_secret": "s", "allowed_tenants": tenants,
+        });
+        if let Some(i) = issuer {
+            raw["issuer"] = json!(i);
+        }
+        let config: ProviderConfig = serde_json::from_value(raw).unwrap_or_else(|e| panic!("{e}"));
+        Upstream {
+            id: ProviderId::parse("p").unwrap_or_else(|e| panic!("{e}")),
+            config,
+            credential: Credential::Secret("s".into()),
+            oidc: Some(OidcState::default()),
+        }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn google_tokens_may_name_either_form_of_its_issuer_and_nothing_else() {
+        let google = upstream(ProviderKind::Google, None, &[]);
+        let accepted = accepted_issuers(&google, &Map::new()).unwrap_or_default();
+        assert_eq!(accepted, ["https://accounts.google.com", "accounts.google.com"]);
+        // A Google kind pointed at another issuer (a test stand-in) takes that one only.
+        let other = upstream(ProviderKind::Google, Some("https://idp.example"), &[]);
+        assert_eq!(accepted_issuers(&other, &Map::new()).unwrap_or_default(), ["https://idp.example"]);
+        let plain = upstream(ProviderKind::Oidc, Some("https://accounts.google.com"), &[]);
+        assert_eq!(accepted_issuers(&plain, &Map::new()).unwrap_or_default(), ["https://accounts.google.com"]);
+    }
+
+    #[test]
+    fn a_tenant_template_lets_in_only_the_listed_tenants_under_their_own_issuer() {
+        let entra = upstream(
+            ProviderKind::Oidc,
+            Some("https://login.microsoftonline.com/{tenantid}/v2.0"),
+            &["11111111-1111-1111-1111-111111111111"],
+        );
+        let ours = claims(json!({"tid": "11111111-1111-1111-1111-111111111111"}));
+        assert_eq!(
+            accepted_issuers(&entra, &ours).unwrap_or_default(),
+            ["https://login.microsoftonline.com/11111111-1111-1111-1111-111111111111/v2.0"]
+        );
+        for other in [json!({"tid": "22222222-2222-2222-2222-222222222222"}), json!({}), json!({"tid": 7})] {
+            assert!(matches!(accepted_issuers(&entra, &claims(other)), Err(FederationError::NotAllowed(_))));
+        }
+        // The account is the tenant and the object id, never the app-specific `sub` alone.
+        let account = account_from_claims(
+            &entra,
+            claims(json!({"sub": "s", "tid": "11111111-1111-1111-1111-111111111111", "oid": "o-1", "email": "a@b.example"})),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(account.subject.as_str(), "11111111-1111-1111-1111-111111111111:o-1");
+        assert!(!account.email_verified, "Entra says nothing of verification: never verified");
+        assert!(account_from_claims(&entra, claims(json!({"sub": "s"}))).is_err());
+    }
+
+    #[test]
+    fn checks_after_the_signature_refuse_what_does_not_fit_this_sign_in() {
+        let p = upstream(ProviderKind::Oidc, Some("https://idp.example"), &[]);
+        let flow =
+            PendingFlow { provider: p.id.clone(), state: "st".into(), nonce: "n-1".into(), verifier: "v".into() };
+        let now = 1_800_000_000;
+        let good = json!({"sub": "a", "aud": "c", "nonce": "n-1", "iat": now});
+        assert!(check_claims(claims(good.clone()), &p, &flow, now).is_ok());
+        for (patch, why) in [
+            (json!({"nonce": "other"}), "nonce"),
+            (json!({"nonce": null}), "nonce"),
+            (json!({"azp": "someone"}), "azp"),
+            (json!({"aud": ["c", "d"]}), "azp"),
+            (json!({"iat": now + 3_600}), "iat"),
+            (json!({"iat": now - 3_600}), "iat"),
+        ] {
+            let mut c = good.clone();
+            for (k, v) in patch.as_object().into_iter().flatten() {
+                c[k] = v.clone();
+            }
+            let refused = check_claims(claims(c), &p, &flow, now).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains(why), "{patch}: {refused}");
+        }
+        let mut hd = upstream(ProviderKind::Google, Some("https://idp.example"), &[]);
+        hd.config.hosted_domains = vec!["example.com".into()];
+        assert!(
+            check_claims(claims(json!({"nonce": "n-1", "iat": now, "hd": "example.com"})), &hd, &flow, now).is_ok()
+        );
+        for other in [json!({"nonce": "n-1", "iat": now}), json!({"nonce": "n-1", "iat": now, "hd": "evil.com"})] {
+            assert!(matches!(check_claims(claims(other), &hd, &flow, now), Err(FederationError::NotAllowed(_))));
+        }
+    }
+}

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_config::{Config, ProviderConfig, ProviderKind};
-use latchkey_core::crypto::random;
+use latchkey_core::crypto::{PublicJwk, SigningKeyPair, random};
+use latchkey_core::domain::SigningAlg;
 use latchkey_core::domain::{ProviderId, UpstreamSubject};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -104,11 +105,18 @@ pub struct UpstreamAccount {
     pub username_hint: Option<String>,
 }
 
+/// How Latchkey proves itself to a provider's token endpoint.
+pub(super) enum Credential {
+    Secret(String),
+    /// `private_key_jwt`: a client assertion signed with this key.
+    Key(SigningKeyPair),
+}
+
 /// One configured provider.
 pub struct Upstream {
     pub id: ProviderId,
     pub config: ProviderConfig,
-    pub(super) secret: String,
+    pub(super) credential: Credential,
     pub(super) oidc: Option<oidc::OidcState>,
 }
 
@@ -125,16 +133,20 @@ impl Upstreams {
         let mut providers = BTreeMap::new();
         for (id, p) in &config.federation.providers {
             let pid = ProviderId::parse(id).map_err(|e| format!("federation.providers.{id}: {e}"))?;
-            let secret = p
-                .client_secret
-                .resolve(config.base_dir())
-                .map_err(|e| format!("federation.providers.{id}.client_secret: {e}"))?
-                .expose()
-                .to_owned();
+            let credential = credential(config, id, p)?;
             let oidc = p.oidc_issuer().map(|_| oidc::OidcState::default());
-            providers.insert(pid.clone(), Arc::new(Upstream { id: pid, config: p.clone(), secret, oidc }));
+            providers.insert(pid.clone(), Arc::new(Upstream { id: pid, config: p.clone(), credential, oidc }));
         }
         Ok(Self { outbound, issuer: config.issuer().as_str().trim_end_matches('/').to_owned(), providers })
+    }
+
+    /// Whether every provider's credential resolves (`check-config`); the error starts
+    /// with the key it names.
+    pub fn check_credentials(config: &Config) -> Result<(), String> {
+        for (id, p) in &config.federation.providers {
+            credential(config, id, p)?;
+        }
+        Ok(())
     }
 
     /// The providers, in id order, for the sign-in page and the security page.
@@ -148,6 +160,20 @@ impl Upstreams {
 
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
+    }
+
+    /// The public keys of the providers that use `private_key_jwt`, for
+    /// `/federation/jwks.json`.
+    pub fn public_jwks(&self) -> serde_json::Value {
+        let keys: Vec<&PublicJwk> = self
+            .providers
+            .values()
+            .filter_map(|p| match &p.credential {
+                Credential::Key(k) => Some(k.public_jwk()),
+                Credential::Secret(_) => None,
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 
     /// The origins the sign-in and security pages' forms lead to (a browser checks a form's
@@ -306,9 +332,19 @@ impl Upstreams {
             ("redirect_uri", redirect_uri),
             ("code_verifier", flow.verifier.as_str()),
         ];
+        let (secret, assertion) = match &upstream.credential {
+            Credential::Secret(s) => (s.as_str(), None),
+            Credential::Key(key) => ("", Some(client_assertion(upstream, key, token_url)?)),
+        };
+        let auth = if assertion.is_some() { ClientAuth::Assertion } else { auth };
+        if let Some(assertion) = &assertion {
+            fields.push(("client_id", &upstream.config.client_id));
+            fields.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+            fields.push(("client_assertion", assertion));
+        }
         if auth == ClientAuth::Post {
             fields.push(("client_id", &upstream.config.client_id));
-            fields.push(("client_secret", &upstream.secret));
+            fields.push(("client_secret", secret));
         }
         let mut request = Request::post_form(token_url, &fields).header("accept", "application/json");
         if auth == ClientAuth::Basic {
@@ -317,7 +353,7 @@ impl Upstreams {
             let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
                 "{}:{}",
                 enc(&upstream.config.client_id),
-                enc(&upstream.secret)
+                enc(secret)
             ));
             request = request.header("authorization", format!("Basic {credentials}"));
         }
@@ -347,6 +383,47 @@ pub(super) enum ClientAuth {
     Basic,
     /// `client_secret_post`: the id and secret in the form (GitHub's way).
     Post,
+    /// `private_key_jwt` (RFC 7523 §2.2), for a provider configured with `private_key`.
+    Assertion,
+}
+
+/// The provider's credential: its secret resolved, or its private key read.
+fn credential(config: &Config, id: &str, p: &ProviderConfig) -> Result<Credential, String> {
+    if let Some(secret) = &p.client_secret {
+        let secret =
+            secret.resolve(config.base_dir()).map_err(|e| format!("federation.providers.{id}.client_secret: {e}"))?;
+        return Ok(Credential::Secret(secret.expose().to_owned()));
+    }
+    let key = p.private_key.as_ref().ok_or_else(|| format!("federation.providers.{id}: no client credential"))?;
+    let pem = key.resolve(config.base_dir()).map_err(|e| format!("federation.providers.{id}.private_key: {e}"))?;
+    let der =
+        pem::parse(pem.expose()).map_err(|e| format!("federation.providers.{id}.private_key: not a PEM file: {e}"))?;
+    if der.tag() != "PRIVATE KEY" {
+        return Err(format!(
+            "federation.providers.{id}.private_key: expected a PKCS#8 \"PRIVATE KEY\" PEM, found \"{}\"",
+            der.tag()
+        ));
+    }
+    let alg = SigningAlg::parse_jose(&p.private_key_alg)
+        .map_err(|e| format!("federation.providers.{id}.private_key_alg: {e}"))?;
+    let key = SigningKeyPair::from_pkcs8(alg, der.contents())
+        .map_err(|e| format!("federation.providers.{id}.private_key: {e}"))?;
+    Ok(Credential::Key(key))
+}
+
+/// A client assertion for the provider's token endpoint: `iss` and `sub` the client id,
+/// `aud` the provider's issuer (the audience-injection attacks of 2025 came from audiences
+/// that were endpoint URLs; a plain OAuth 2 provider has no issuer, so its token URL), a
+/// fresh `jti`, a minute to live.
+fn client_assertion(upstream: &Upstream, key: &SigningKeyPair, token_url: &str) -> Result<String, FederationError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let aud = upstream.config.oidc_issuer().filter(|i| !i.contains("{tenantid}")).unwrap_or(token_url);
+    let claims = serde_json::json!({
+        "iss": upstream.config.client_id, "sub": upstream.config.client_id, "aud": aud,
+        "jti": random::token_string::<16>(), "iat": now, "exp": now + 60,
+    });
+    key.sign_jwt("JWT", &claims)
+        .map_err(|e| FederationError::Unreachable(format!("cannot sign the client assertion: {e}")))
 }
 
 /// A JSON value that names an account: a string, or a number written out (GitHub's `id`).

@@ -54,16 +54,12 @@ pub async fn check_config(ctx: Context) -> Result<(), CliError> {
     refs.extend(c.metrics.token.as_ref().map(|r| ("metrics.token", r)));
     refs.extend(c.mail.as_ref().and_then(|m| m.password.as_ref()).map(|r| ("mail.password", r)));
     refs.extend(c.sms.as_ref().map(|m| ("sms.auth_token", &m.auth_token)));
-    let provider_keys: Vec<(String, &SecretRef)> = c
-        .federation
-        .providers
-        .iter()
-        .map(|(id, p)| (format!("federation.providers.{id}.client_secret"), &p.client_secret))
-        .collect();
-    refs.extend(provider_keys.iter().map(|(k, r)| (k.as_str(), *r)));
     for (key, reference) in refs {
         reference.resolve(c.base_dir()).map_err(|e| CliError::Usage(format!("{}: key `{key}`: {e}", c.source)))?;
     }
+    // Each provider's secret resolves, or its private key reads as one.
+    latchkey_service::federation::Upstreams::check_credentials(c)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", c.source)))?;
     tracing_subscriber::EnvFilter::try_new(&c.log.level).map_err(|e| {
         CliError::Usage(format!("{}: key `log.level`: `{}` is not a valid filter: {e}", c.source, c.log.level))
     })?;
