@@ -242,6 +242,13 @@ impl FederationConfig {
             } else if p.authorization_url.is_some() || p.token_url.is_some() || p.subject_field.is_some() {
                 return bad("`authorization_url`, `token_url` and `subject_field` are for kind \"oauth2\"");
             }
+            let lists =
+                [&p.account_domains, &p.hosted_domains, &p.allowed_tenants, &p.scopes.clone().unwrap_or_default()];
+            if lists.iter().any(|l| l.iter().any(|v| v.trim().is_empty())) {
+                return bad(
+                    "`account_domains`, `hosted_domains`, `allowed_tenants` and `scopes` may not hold empty strings",
+                );
+            }
             if p.new_accounts == NewAccounts::ListedDomains && p.account_domains.is_empty() {
                 return bad("new_accounts = \"listed_domains\" needs `account_domains`");
             }
@@ -255,6 +262,16 @@ impl FederationConfig {
                 return bad(
                     "new_accounts = \"listed_domains\" needs an OpenID Connect provider that is authoritative for the domains (GitHub and plain OAuth 2 are not)",
                 );
+            }
+            for (upstream, to) in &p.groups {
+                let invalid = to
+                    .groups
+                    .iter()
+                    .find_map(|g| latchkey_core::domain::GroupName::parse(g).err())
+                    .or_else(|| to.roles.iter().find_map(|r| latchkey_core::domain::RoleName::parse(r).err()));
+                if let Some(e) = invalid {
+                    return bad(&format!("`groups.{upstream}`: {e}"));
+                }
             }
             if !p.groups.is_empty() && p.groups_claim.is_none() {
                 return bad("`groups` needs `groups_claim`");
@@ -340,6 +357,11 @@ mod tests {
                 "[federation.providers.o]\nkind = \"oauth2\"\nname = \"O\"\nclient_id = \"c\"\nclient_secret = \"s\"\n".into(),
                 "needs `authorization_url`",
             ),
+            (
+                format!("{oidc}issuer = \"https://x.example\"\nclient_secret = \"s\"\ngroups_claim = \"g\"\n[federation.providers.x.groups]\neng = {{ roles = [\"Not Valid\"] }}\n"),
+                "`groups.eng`",
+            ),
+            (format!("{GOOGLE}hosted_domains = [\"\"]\n"), "empty strings"),
             ("[federation.providers.Bad]\nkind = \"github\"\nname = \"G\"\nclient_id = \"c\"\nclient_secret = \"s\"\n".into(), "lowercase"),
             (format!("{GOOGLE}issuer_typo = 1\n"), "unknown field `issuer_typo`"),
         ] {

@@ -161,14 +161,16 @@ async fn every_broken_answer_is_refused_with_its_reason_and_nothing_is_made() {
         (Tamper::NoIssInAnswer, "has no iss"),
         (Tamper::OtherIssInAnswer, "wrong provider"),
         (Tamper::TokenError, "refused: invalid_grant"),
+        (Tamper::AlgNone, "not a signed JWT"),
+        (Tamper::Hs256, "asymmetric algorithm"),
     ] {
         upstream.tamper(tamper);
         let browser = PasskeyBrowser::new(&server);
         let (status, page) = page_of(sign_in_through(&browser, "corp").await).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{tamper:?}: {page}");
         assert!(page.contains("Sign-in through Corp SSO failed") && page.contains(expected), "{tamper:?}: {page}");
-        let (_, security, _) = browser.page("/account/security").await;
-        assert!(!security.contains("Unlink"), "{tamper:?}: not signed in");
+        let (status, _, _) = browser.page("/account/security").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{tamper:?}: not signed in, sent to sign in");
     }
     assert!(users(&server).await.is_empty(), "nothing was made");
     // A rotated key is fetched again (the old one is gone from the JWKS).
@@ -254,8 +256,16 @@ async fn a_matching_address_links_only_after_the_owner_proves_the_account() {
         let (status, page) = page_of(sign_in_through(&browser, "corp").await).await;
         assert_eq!(status, StatusCode::OK, "{b}: {page}");
         assert!(page.contains("Link your account") && page.contains("return_to=security"), "{b}: {page}");
-        let (_, security, _) = browser.page("/account/security").await;
-        assert!(!security.contains("Link Corp SSO"), "{b}: not signed in yet");
+        let (status, _, _) = browser.page("/account/security").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{b}: not signed in yet");
+        // Bob signs in in that browser: the waiting link is not his to confirm.
+        let signed_in = browser.browser.sign_in(&browser.url("/login"), &browser.url(""), "bob", PASSWORD).await;
+        assert_eq!(browser.location(&signed_in), browser.url("/login/done"), "{b}");
+        let (_, security, csrf) = browser.page("/account/security").await;
+        assert!(!security.contains("id=\"waiting-link\""), "{b}: {security}");
+        let refused =
+            browser.browser.post_form(&browser.url("/account/federation/corp/confirm"), &[("csrf", &csrf)]).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{b}: not bob's");
         let signed_in = browser.browser.sign_in(&browser.url("/login"), &browser.url(""), "ada", PASSWORD).await;
         assert_eq!(browser.location(&signed_in), browser.url("/login/done"), "{b}");
         let (_, security, csrf) = browser.page("/account/security").await;
@@ -319,10 +329,22 @@ async fn linking_from_the_security_page_and_the_last_way_in() {
         page_of(jit.browser.post_form(&jit.url("/account/federation/corp/unlink"), &[("csrf", &csrf)]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
     assert!(page.contains("last way in"), "{page}");
-    // Ada has a password: she can unlink.
+    // Ada has a password: she can unlink, and whoever signed in through it is out.
+    let through_corp = PasskeyBrowser::new(&server);
+    upstream.sign_in_as(json!({"sub": "ada-corp"}));
+    let done = sign_in_through(&through_corp, "corp").await;
+    assert_eq!(through_corp.location(&done), through_corp.url("/login/done"));
     let (_, _, csrf) = browser.page("/account/security").await;
     let unlinked = browser.browser.post_form(&browser.url("/account/federation/corp/unlink"), &[("csrf", &csrf)]).await;
     assert_eq!(browser.location(&unlinked), browser.url("/account/security?done=provider_unlinked"));
+    let (status, _, _) = through_corp.page("/account/security").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the session through the provider ended");
+    let (status, _, _) = browser.page("/account/security").await;
+    assert_eq!(status, StatusCode::OK, "the session that unlinked stays");
+    let (status, page) =
+        page_of(browser.browser.post_form(&browser.url("/account/federation/corp/unlink"), &[("csrf", &csrf)]).await)
+            .await;
+    assert_ne!(status, StatusCode::OK, "nothing left to unlink: {page}");
 }
 
 #[tokio::test]

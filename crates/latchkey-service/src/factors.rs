@@ -116,7 +116,7 @@ impl Factors<'_> {
         let methods = tx.sign_in_methods(tenant, sub).await?;
         let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
         tx.delete_passkey(tenant, sub, credential_id, actor).await?;
-        if methods.passkeys <= 1 && methods.identities == 0 {
+        if methods.passkeys <= 1 && self.0.federation().usable_links(&methods) == 0 {
             // With passwords turned off, a password is no way in: the last passkey stays.
             if !self.0.config.login.passwords {
                 return Err(ServiceError::Invalid("the last passkey is the only way to sign in".into()));

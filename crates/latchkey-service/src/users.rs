@@ -153,7 +153,7 @@ impl Users<'_> {
         if !methods.password {
             return Err(ServiceError::Invalid("there is no password to remove".into()));
         }
-        if methods.passkeys == 0 && methods.identities == 0 {
+        if methods.passkeys == 0 && self.0.federation().usable_links(&methods) == 0 {
             return Err(ServiceError::Invalid("the password is your last way to sign in: add a passkey first".into()));
         }
         let notices = self.0.security_notices();

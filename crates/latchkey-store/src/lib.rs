@@ -732,6 +732,14 @@ pub trait StoreTx: Send {
     /// ends, another transaction that reads them waits, so a rule checked on them holds
     /// when the change commits.
     async fn sign_in_methods(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<SignInMethods>;
+    /// Links an upstream account to the user (locked by `sign_in_methods` or `lock_user`);
+    /// `Conflict` as [`FederationStore::link_identity`] says.
+    async fn link_identity(
+        &mut self,
+        tenant: &TenantId,
+        identity: &NewFederatedIdentity,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Removes the user's link at `provider`; `NotFound` when there is none.
     async fn unlink_identity(
         &mut self,

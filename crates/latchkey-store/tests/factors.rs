@@ -135,7 +135,7 @@ async fn passkeys_are_renamed_used_and_removed() {
         let (store, clock) = open(&db).await;
         let b = db.backend;
         let ada = ok(store.create_account(&tenant(), account("ada", None, "k1", None), &Actor::Cli).await, b).sub;
-        let methods = |password, passkeys| SignInMethods { password, passkeys, identities: 0 };
+        let methods = |password, passkeys| SignInMethods { password, passkeys, linked_providers: vec![] };
         let mut tx = ok(store.transaction().await, b);
         assert_eq!(ok(tx.sign_in_methods(&tenant(), &ada).await, b), methods(false, 1), "{b}");
         ok(tx.delete_passkey(&tenant(), &ada, "k1", &Actor::Cli).await, b);

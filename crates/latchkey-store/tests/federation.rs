@@ -60,7 +60,7 @@ async fn an_upstream_account_links_to_one_user_once_and_unlinks() {
         let found = found.unwrap_or_else(|| panic!("{b}: the link is found by provider and subject"));
         assert_eq!((found.sub.clone(), found.email.as_deref()), (ada.clone(), Some("ada@example.com")), "{b}");
         assert_eq!(found.linked_at, UnixTime::from_secs(1_700_000_000), "{b}");
-        assert_eq!(methods(store.as_ref(), &ada).await.identities, 1, "{b}");
+        assert_eq!(methods(store.as_ref(), &ada).await.linked_providers, ["github"], "{b}");
 
         // The same upstream account never links to a second user, and a user has one
         // account per provider.
@@ -107,7 +107,7 @@ async fn a_federated_account_is_made_with_its_link_or_not_at_all() {
         let made = ok(store.create_federated_account(&t, new, &link("github", "1", &sub), &Actor::System).await, b);
         assert_eq!(made.username.as_str(), "octocat", "{b}");
         let m = methods(store.as_ref(), &sub).await;
-        assert_eq!((m.password, m.passkeys, m.identities), (false, 0, 1), "{b}");
+        assert_eq!((m.password, m.passkeys, m.linked_providers), (false, 0, vec!["github".to_owned()]), "{b}");
 
         // A taken username: no user, no link.
         let clash = sample_user("octocat");

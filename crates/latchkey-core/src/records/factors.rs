@@ -77,10 +77,11 @@ pub struct NewAccount {
 }
 
 /// The ways a user can sign in now, as a rule about removing one sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignInMethods {
     pub password: bool,
     pub passkeys: u32,
-    /// Linked accounts at upstream identity providers.
-    pub identities: u32,
+    /// The providers at which the user has an account linked (configured or not: the
+    /// services count only those still configured as a way in).
+    pub linked_providers: Vec<String>,
 }

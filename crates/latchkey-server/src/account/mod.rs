@@ -184,7 +184,13 @@ async fn render(
     let waiting_recovery = state.services.recovery().waiting_for(tenant, sub).await?.map(|t| t.to_rfc3339());
     let pending_phone = state.services.phone_verification().pending(tenant, user).await?;
     let (providers, waiting_link) = crate::federation::account::security_rows(state, tenant, headers, sub).await?;
-    let identities = providers.iter().filter(|p| p.get_attr("linked").is_ok_and(|l| l.is_true())).count();
+    // Links to providers still configured: a way in.
+    let identities = providers
+        .iter()
+        .filter(|p| {
+            p.get_attr("linked").is_ok_and(|l| l.is_true()) && p.get_attr("gone").is_ok_and(|g| g.is_undefined())
+        })
+        .count();
     let removable = passkeys.len() > 1 || (user.has_password && state.config.login.passwords) || identities > 0;
     let rows: Vec<minijinja::Value> = passkeys
         .iter()

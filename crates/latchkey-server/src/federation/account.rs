@@ -9,7 +9,7 @@ use axum::response::{IntoResponse as _, Response};
 use latchkey_core::domain::{ProviderId, SubjectId, TenantId};
 use latchkey_core::records::Actor;
 use latchkey_service::federation::UpstreamAccount;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{FLOW_LIFETIME, Intent, go_upstream, provider_of, unknown_provider};
 use crate::account::{back, recent_form, refused};
@@ -24,6 +24,14 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
+/// An upstream account waiting to be linked to the one account whose address it gave:
+/// only that account may confirm it.
+#[derive(Serialize, Deserialize)]
+struct Waiting {
+    account: UpstreamAccount,
+    sub: SubjectId,
+}
+
 /// A first sign-in whose address (verified upstream) is an account's here: the upstream
 /// account waits in this browser until its owner signs in to the account and confirms.
 pub(crate) async fn prove_first(
@@ -31,10 +39,12 @@ pub(crate) async fn prove_first(
     tenant: &TenantId,
     headers: &HeaderMap,
     account: UpstreamAccount,
+    holder: SubjectId,
 ) -> Response {
     let name = state.services.federation().display_name(&account.provider);
     let until = state.clock.now().plus(FLOW_LIFETIME);
-    let cookie = match ceremony::put_until(state, tenant, headers, Purpose::FederationLink, &account, until).await {
+    let waiting = Waiting { account, sub: holder };
+    let cookie = match ceremony::put_until(state, tenant, headers, Purpose::FederationLink, &waiting, until).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot keep the upstream account to link");
@@ -124,15 +134,16 @@ pub async fn confirm(
         Err(r) => return r,
     };
     let Some(id) = provider_of(&state, &id) else { return unknown_provider() };
-    let waiting = ceremony::take::<UpstreamAccount>(&state, &tenant, &headers, Purpose::FederationLink).await;
-    let Some(account) = waiting.filter(|a| a.provider == id) else {
+    let waiting = ceremony::peek::<Waiting>(&state, &tenant, &headers, Purpose::FederationLink).await;
+    let Some(waiting) = waiting.filter(|w| w.account.provider == id && w.sub == user.sub) else {
         return PageError::new(
             StatusCode::BAD_REQUEST,
-            "No account of that provider waits to be linked in this browser (it expired or was linked already).",
+            "No account of that provider waits to be linked to this account in this browser (it expired, was linked already, or gave another account's address).",
         )
         .into_response();
     };
-    link(&state, &tenant, &user.sub, &account).await
+    let _: Option<Waiting> = ceremony::take(&state, &tenant, &headers, Purpose::FederationLink).await;
+    link(&state, &tenant, &user.sub, &waiting.account).await
 }
 
 /// `POST /account/federation/{id}/unlink`.
@@ -143,14 +154,14 @@ pub async fn unlink(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (_, user) = match recent_form(&state, &tenant, &headers, form.csrf.as_deref()).await {
+    let (session, user) = match recent_form(&state, &tenant, &headers, form.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
     // A provider no longer configured can still be unlinked.
     let Ok(id) = ProviderId::parse(&id) else { return unknown_provider() };
     let actor = Actor::User(user.sub.to_string());
-    match state.services.federation().unlink(&tenant, &user.sub, &id, &actor).await {
+    match state.services.federation().unlink(&tenant, &user.sub, &id, Some(&session.sid), &actor).await {
         Ok(()) => back(&state, "provider_unlinked"),
         Err(e) => refused(e),
     }
@@ -180,11 +191,11 @@ pub(crate) async fn security_rows(
             last_used => l.last_used_at.map(|t| t.to_rfc3339()), gone => true,
         });
     }
-    let waiting = ceremony::peek::<UpstreamAccount>(state, tenant, headers, Purpose::FederationLink).await;
-    let waiting = waiting.filter(|a| state.upstreams.get(&a.provider).is_some()).map(|a| {
+    let waiting = ceremony::peek::<Waiting>(state, tenant, headers, Purpose::FederationLink).await;
+    let waiting = waiting.filter(|w| w.sub == *sub && state.upstreams.get(&w.account.provider).is_some()).map(|w| {
         minijinja::context! {
-            id => a.provider.as_str(), name => state.services.federation().display_name(&a.provider),
-            email => a.email,
+            id => w.account.provider.as_str(), name => state.services.federation().display_name(&w.account.provider),
+            email => w.account.email,
         }
     });
     Ok((rows, waiting))

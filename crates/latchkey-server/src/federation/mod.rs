@@ -63,14 +63,17 @@ pub(crate) fn failed(state: &AppState, id: &ProviderId, e: &FederationError) -> 
         FederationError::UnknownProvider => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     };
-    if status == StatusCode::BAD_GATEWAY {
+    let shown = if status == StatusCode::BAD_GATEWAY {
+        // The guard's detail (addresses, names) is for the operator's log, not the page.
         tracing::warn!(provider = %id, error = %e, "an upstream identity provider failed");
+        "the provider cannot be reached right now".to_owned()
     } else {
         tracing::info!(provider = %id, error = %e, "a sign-in through an upstream identity provider was refused");
-    }
+        e.to_string()
+    };
     PageError::new(
         status,
-        format!("Sign-in through {name} failed: {e}. Nothing was changed; start again from the sign-in page."),
+        format!("Sign-in through {name} failed: {shown}. Nothing was changed; start again from the sign-in page."),
     )
     .into_response()
 }
@@ -187,7 +190,7 @@ async fn signed_in_upstream(
     };
     let user = match outcome {
         SignIn::Linked(user) | SignIn::Created(user) => user,
-        SignIn::ProveAccount => return account::prove_first(state, tenant, headers, account).await,
+        SignIn::ProveAccount(holder) => return account::prove_first(state, tenant, headers, account, holder).await,
         SignIn::UnverifiedMatch => {
             return PageError::new(
                 StatusCode::CONFLICT,

@@ -45,6 +45,10 @@ pub enum Tamper {
     OtherIssInAnswer,
     /// The token endpoint answers an `error`.
     TokenError,
+    /// `alg: none`, no signature.
+    AlgNone,
+    /// HS256 keyed with the client secret (the classic algorithm confusion).
+    Hs256,
 }
 
 struct Code {
@@ -284,7 +288,16 @@ async fn token(State(s): Shared, headers: HeaderMap, Form(form): Form<HashMap<St
         Tamper::ExtraAudience => claims["aud"] = json!([CLIENT_ID, "someone-else"]),
         _ => {}
     }
-    let id_token = if inner.tamper == Tamper::BadSignature {
+    let id_token = if inner.tamper == Tamper::AlgNone {
+        let head = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        format!("{head}.{body}.")
+    } else if inner.tamper == Tamper::Hs256 {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(inner.key.kid().to_owned());
+        let key = jsonwebtoken::EncodingKey::from_secret(CLIENT_SECRET.as_bytes());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap_or_else(|e| panic!("hs256: {e}"))
+    } else if inner.tamper == Tamper::BadSignature {
         // The rogue key's signature under the real key's id.
         let real = inner.key.sign_jwt("JWT", &claims).unwrap_or_else(|e| panic!("sign: {e}"));
         let forged = inner.rogue.sign_jwt("JWT", &claims).unwrap_or_else(|e| panic!("sign: {e}"));

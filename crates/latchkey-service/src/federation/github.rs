@@ -18,8 +18,14 @@ fn web(config: &ProviderConfig) -> String {
     config.base_url.as_ref().map_or(WEB.to_owned(), |u| u.as_str().trim_end_matches('/').to_owned())
 }
 
+/// The API base: configured, or `{base_url}/api/v3` for GitHub Enterprise (never
+/// api.github.com for an Enterprise server: its tokens must not go to GitHub.com).
 fn api(config: &ProviderConfig) -> String {
-    config.api_url.as_ref().map_or(API.to_owned(), |u| u.as_str().trim_end_matches('/').to_owned())
+    match (&config.api_url, &config.base_url) {
+        (Some(api), _) => api.as_str().trim_end_matches('/').to_owned(),
+        (None, Some(base)) => format!("{}/api/v3", base.as_str().trim_end_matches('/')),
+        (None, None) => API.to_owned(),
+    }
 }
 
 pub(super) fn authorize_url(config: &ProviderConfig) -> String {

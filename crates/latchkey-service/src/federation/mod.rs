@@ -29,9 +29,9 @@ pub enum SignIn {
     Linked(User),
     /// A new account was made for it, and linked.
     Created(User),
-    /// An account here has the address the provider vouches for: its owner must sign in to
-    /// it and link the upstream account from there.
-    ProveAccount,
+    /// An account here (`sub`) has the address the provider vouches for: its owner must
+    /// sign in to it and link the upstream account from there; no other account may.
+    ProveAccount(SubjectId),
     /// An account here has the address, which the provider does not say is verified.
     UnverifiedMatch,
     /// Not linked, and the provider makes no account for it (the reason, for the page).
@@ -73,25 +73,49 @@ impl Federation<'_> {
         }
         let email = account.email.as_deref().and_then(|e| Email::parse(e).ok());
         if let Some(email) = &email
-            && store.user_by_email(tenant, email).await?.is_some()
+            && let Some(holder) = self.holder_of(tenant, email).await?
         {
-            return Ok(if account.email_verified { SignIn::ProveAccount } else { SignIn::UnverifiedMatch });
+            return Ok(if account.email_verified { SignIn::ProveAccount(holder) } else { SignIn::UnverifiedMatch });
         }
         if let Err(reason) = may_make_account(config, account, email.as_ref()) {
             return Ok(SignIn::NoAccount(reason));
         }
-        let user = self.make_account(tenant, config, account, email).await?;
+        let Some(user) = self.make_account(tenant, config, account, email).await? else {
+            // The same upstream account signed in twice at once: the other made the account.
+            return Box::pin(self.sign_in(tenant, account)).await;
+        };
         self.sync_groups(tenant, config, &user.sub, account).await?;
         Ok(SignIn::Created(user))
     }
 
+    /// The account that has `email`, as given or with its local part in lower case
+    /// (`Ada@x` and `ada@x` are one mailbox at every provider that matters here).
+    async fn holder_of(&self, tenant: &TenantId, email: &Email) -> ServiceResult<Option<SubjectId>> {
+        let store = self.0.store();
+        if let Some(user) = store.user_by_email(tenant, email).await? {
+            return Ok(Some(user.sub));
+        }
+        let lower = Email::parse(&email.as_str().to_lowercase()).ok().filter(|l| l != email);
+        match lower {
+            Some(lower) => Ok(store.user_by_email(tenant, &lower).await?.map(|u| u.sub)),
+            None => Ok(None),
+        }
+    }
+
+    /// The user's linked accounts that still sign in: at providers configured now.
+    pub fn usable_links(&self, methods: &latchkey_core::records::SignInMethods) -> usize {
+        methods.linked_providers.iter().filter(|p| self.0.config.federation.providers.contains_key(p.as_str())).count()
+    }
+
+    /// A new account linked to `account`; `None` when the upstream account was linked
+    /// meanwhile (by a sign-in at the same time).
     async fn make_account(
         &self,
         tenant: &TenantId,
         config: &ProviderConfig,
         account: &UpstreamAccount,
         email: Option<Email>,
-    ) -> ServiceResult<User> {
+    ) -> ServiceResult<Option<User>> {
         let mapped = mapping::profile(config, &account.claims);
         let store = self.0.store();
         let base = mapping::username_base(account.username_hint.as_deref(), email.as_ref());
@@ -106,7 +130,7 @@ impl Federation<'_> {
                 sub: sub.clone(),
                 username,
                 email: email.clone().filter(|_| account.email_verified),
-                email_verified: account.email_verified,
+                email_verified: account.email_verified && email.is_some(),
                 name: mapped.name.clone(),
                 profile: mapped.profile.clone(),
                 password_hash: None,
@@ -119,9 +143,14 @@ impl Federation<'_> {
                 email: account.email.clone(),
             };
             match store.create_federated_account(tenant, user, &identity, &actor).await {
-                // Someone took the name in between: the next one.
-                Err(latchkey_store::StoreError::Conflict(_)) if attempt < 19 => continue,
-                other => return Ok(other?),
+                Ok(user) => return Ok(Some(user)),
+                Err(latchkey_store::StoreError::Conflict(_)) => {
+                    if store.federated_identity(tenant, &account.provider, &account.subject).await?.is_some() {
+                        return Ok(None);
+                    }
+                    // Someone took the name (or the address) in between: the next name.
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Err(ServiceError::Conflict("no free username for the new account".into()))
@@ -162,49 +191,59 @@ impl Federation<'_> {
         Ok(())
     }
 
-    /// Links `account` to the user `sub`, who proved the account in this browser.
-    /// `Conflict` when the upstream account is linked already (to anyone), or the user has
-    /// an account at that provider linked already.
+    /// Links `account` to the user `sub`, who proved the account in this browser, in one
+    /// transaction with the block check and the owner's notice. `Conflict` when the upstream
+    /// account is linked already (to anyone), or the user has an account at that provider
+    /// linked already.
     pub async fn link(&self, tenant: &TenantId, sub: &SubjectId, account: &UpstreamAccount) -> ServiceResult<()> {
         let config = self.provider(&account.provider)?;
         let actor = Actor::User(sub.to_string());
         let notices = self.0.security_notices();
-        notices.may_change(tenant, sub, &actor).await?;
         let identity = NewFederatedIdentity {
             provider: account.provider.clone(),
             subject: account.subject.clone(),
             sub: sub.clone(),
             email: account.email.clone(),
         };
-        self.0.store().link_identity(tenant, &identity, &actor).await.map_err(|e| match e {
+        let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let user = notices.may_change_in(tx.as_mut(), tenant, sub, &actor).await?;
+        tx.link_identity(tenant, &identity, &actor).await.map_err(|e| match e {
             latchkey_store::StoreError::Conflict(_) => ServiceError::Conflict(format!(
                 "this {} account is linked already, to this or another account; or this account has a {} account linked: unlink it first",
                 config.name, config.name
             )),
             other => other.into(),
         })?;
-        let mut tx = self.0.store().transaction().await?;
-        let user = tx.user(tenant, sub).await?;
         notices.tell(tx.as_mut(), tenant, &user, &Change::ProviderLinked(config.name.clone()), &actor).await?;
         tx.commit().await?;
         self.sync_groups(tenant, config, sub, account).await
     }
 
-    /// Unlinks the user's account at `provider`, unless it is their last way in.
+    /// Unlinks the user's account at `provider`, unless it is their last way in. Like
+    /// removing a passkey, it ends the user's other sessions (all of them from the CLI):
+    /// whoever signed in through the provider is out.
     pub async fn unlink(
         &self,
         tenant: &TenantId,
         sub: &SubjectId,
         provider: &ProviderId,
+        current_sid: Option<&str>,
         actor: &Actor,
     ) -> ServiceResult<()> {
         let name = self.display_name(provider);
         let notices = self.0.security_notices();
+        let sessions = self.0.sessions();
+        let how = sessions.ending("credentials_changed", false).await;
         let mut tx = self.0.store().transaction().await?;
         let methods = tx.sign_in_methods(tenant, sub).await?;
         let user = notices.may_change_in(tx.as_mut(), tenant, sub, actor).await?;
+        if !methods.linked_providers.iter().any(|p| p == provider.as_str()) {
+            return Err(ServiceError::NotFound(format!("a linked {name} account")));
+        }
         let password = methods.password && self.0.config.login.passwords;
-        if methods.passkeys == 0 && !password && methods.identities <= 1 {
+        let others = self.usable_links(&methods) - usize::from(self.provider(provider).is_ok());
+        if methods.passkeys == 0 && !password && others == 0 {
             return Err(ServiceError::Invalid(format!(
                 "sign-in with {name} is this account's last way in: add a passkey or a password first"
             )));
@@ -213,7 +252,9 @@ impl Federation<'_> {
         if matches!(actor, Actor::User(_)) {
             notices.tell(tx.as_mut(), tenant, &user, &Change::ProviderUnlinked(name), actor).await?;
         }
+        let ended = sessions.end_in(tx.as_mut(), tenant, sub, current_sid.map(str::to_owned), &how, actor).await?;
         tx.commit().await?;
+        sessions.ended(&ended, &how);
         Ok(())
     }
 
@@ -221,13 +262,19 @@ impl Federation<'_> {
     pub async fn identities(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<Vec<FederatedIdentity>> {
         Ok(self.0.store().federated_identities(tenant, sub).await?)
     }
+}
 
-    /// Providers that stored links name but the configuration no longer has, with how many
-    /// links each (for `check-config`).
-    pub async fn orphaned_links(&self, tenant: &TenantId) -> ServiceResult<Vec<(String, u64)>> {
-        let linked = self.0.store().linked_providers(tenant).await?;
-        Ok(linked.into_iter().filter(|(p, _)| !self.0.config.federation.providers.contains_key(p)).collect())
-    }
+/// Providers that stored links name but `config` no longer has, with how many links each
+/// (for `check-config`). Reads the database as it is: nothing is migrated or created.
+pub async fn orphaned_links(config: &latchkey_config::Config, tenant: &TenantId) -> Result<Vec<(String, u64)>, String> {
+    let location = config.database().map_err(|e| e.to_string())?;
+    let store = latchkey_store::open(&location.store_url(), 1, latchkey_core::Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    let linked = store.linked_providers(tenant).await;
+    store.close().await;
+    let linked = linked.map_err(|e| e.to_string())?;
+    Ok(linked.into_iter().filter(|(p, _)| !config.federation.providers.contains_key(p)).collect())
 }
 
 /// Whether the provider's `new_accounts` lets `account` have a new account: `Err` says why not.
@@ -250,10 +297,10 @@ fn may_make_account(config: &ProviderConfig, account: &UpstreamAccount, email: O
                 ));
             };
             // Google vouches for a domain only through `hd`: a Gmail account may carry a
-            // verified address of any domain.
-            if config.kind == ProviderKind::Google
-                && !account.hosted_domain.as_deref().is_some_and(|hd| hd.eq_ignore_ascii_case(&domain))
-            {
+            // verified address of any domain (whatever `kind` names Google's issuer).
+            let google = config.kind == ProviderKind::Google
+                || config.oidc_issuer().is_some_and(|i| i.trim_end_matches('/') == latchkey_config::GOOGLE_ISSUER);
+            if google && !account.hosted_domain.as_deref().is_some_and(|hd| hd.eq_ignore_ascii_case(&domain)) {
                 return Err(format!(
                     "Accounts are made through {} only for accounts of the organisation that owns the address.",
                     config.name

@@ -312,8 +312,11 @@ pub(super) async fn finish(
             return Err(FederationError::InvalidResponse("the UserInfo answer is about another account".into()));
         }
         for (k, v) in info {
-            // What the signed ID token says wins.
-            claims.entry(k).or_insert(v);
+            // What the signed ID token says wins, and what names the account or its
+            // organisation comes from it alone.
+            if !matches!(k.as_str(), "iss" | "aud" | "azp" | "tid" | "oid" | "hd" | "nonce") {
+                claims.entry(k).or_insert(v);
+            }
         }
     }
     account_from_claims(upstream, claims)

@@ -109,7 +109,7 @@ pub struct UpstreamAccount {
 pub(super) enum Credential {
     Secret(String),
     /// `private_key_jwt`: a client assertion signed with this key.
-    Key(SigningKeyPair),
+    Key(Box<SigningKeyPair>),
 }
 
 /// One configured provider.
@@ -408,7 +408,7 @@ fn credential(config: &Config, id: &str, p: &ProviderConfig) -> Result<Credentia
         .map_err(|e| format!("federation.providers.{id}.private_key_alg: {e}"))?;
     let key = SigningKeyPair::from_pkcs8(alg, der.contents())
         .map_err(|e| format!("federation.providers.{id}.private_key: {e}"))?;
-    Ok(Credential::Key(key))
+    Ok(Credential::Key(Box::new(key)))
 }
 
 /// A client assertion for the provider's token endpoint: `iss` and `sub` the client id,

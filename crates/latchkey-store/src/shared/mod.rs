@@ -81,17 +81,18 @@ macro_rules! impl_shared_store {
             async fn sign_in_methods(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<SignInMethods> {
                 <$store>::lock_principal_id(&mut self.tx, tenant, sub.as_str()).await?;
                 let (password, passkeys) = <$store>::sign_in_methods(&mut self.tx, tenant, sub).await?;
-                let identities: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM federated_identities WHERE tenant_id = $1 AND sub = $2")
-                        .bind(tenant.as_str())
-                        .bind(sub.as_str())
-                        .fetch_one(&mut *self.tx)
-                        .await?;
-                Ok(SignInMethods {
-                    password,
-                    passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
-                    identities: u32::try_from(identities).unwrap_or(u32::MAX),
-                })
+                let linked_providers: Vec<String> = sqlx::query_scalar(
+                    "SELECT provider_id FROM federated_identities WHERE tenant_id = $1 AND sub = $2 ORDER BY provider_id",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(SignInMethods { password, passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX), linked_providers })
+            }
+            async fn link_identity(&mut self, tenant: &TenantId, identity: &latchkey_core::records::NewFederatedIdentity, actor: &Actor)
+                -> StoreResult<()> {
+                self.store.insert_identity(&mut self.tx, tenant, identity, actor).await
             }
             async fn unlink_identity(&mut self, tenant: &TenantId, sub: &SubjectId, provider: &ProviderId, actor: &Actor)
                 -> StoreResult<()> {

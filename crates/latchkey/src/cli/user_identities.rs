@@ -50,7 +50,7 @@ pub async fn unlink(ctx: &Context, tenant: &TenantId, user: &str, provider: &str
     let f = ctx.open().await?;
     let result = async {
         let u = users::find(&f, tenant, user).await?;
-        f.federation().unlink(tenant, &u.sub, &provider, &Actor::Cli).await?;
+        f.federation().unlink(tenant, &u.sub, &provider, None, &Actor::Cli).await?;
         Ok::<_, CliError>(u)
     }
     .await;
