@@ -482,3 +482,25 @@ async fn private_key_jwt_authenticates_latchkey_to_the_provider_with_a_published
     assert_eq!(upstream.lock().assertions, 1);
     assert!(upstream.problems().is_empty(), "{:?}", upstream.problems());
 }
+
+#[tokio::test]
+async fn starts_are_limited_per_address_even_in_parallel() {
+    let upstream = Upstream::start().await;
+    let server = server_with(sqlite().await, &upstream, vec![("corp", provider(&upstream, NewAccounts::On))]).await;
+    let b = PasskeyBrowser::new(&server);
+    let (_, _, csrf) = b.page("/login").await;
+    let url = b.url("/federation/corp/start");
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (http, url, csrf) = (b.browser.http.clone(), url.clone(), csrf.clone());
+        running.spawn(async move { http.post(&url).form(&[("csrf", csrf.as_str())]).send().await.map(|r| r.status()) });
+    }
+    let mut statuses = Vec::new();
+    while let Some(done) = running.join_next().await {
+        statuses.push(ok(ok(done, "join"), "start"));
+    }
+    let redirected = statuses.iter().filter(|s| s.is_redirection()).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    let expected = usize::try_from(latchkey_service::federation::STARTS_PER_IP).unwrap_or(0);
+    assert_eq!((redirected, limited), (expected, 40 - expected), "{statuses:?}");
+}

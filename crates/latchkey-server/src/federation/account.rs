@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{FLOW_LIFETIME, Intent, go_upstream, provider_of, unknown_provider};
 use crate::account::{back, recent_form, refused};
 use crate::browser::ceremony::{self, Purpose};
-use crate::edge::Tenant;
+use crate::edge::{ClientIp, Tenant};
 use crate::pages::PageError;
 use crate::sessions;
 use crate::state::AppState;
@@ -102,6 +102,7 @@ async fn link(state: &AppState, tenant: &TenantId, sub: &SubjectId, account: &Up
 pub async fn start_link(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
@@ -117,7 +118,7 @@ pub async fn start_link(
         return refused(e);
     }
     let intent = Intent::Link { sub: user.sub.to_string(), sid: session.sid };
-    go_upstream(&state, &tenant, &headers, &id, intent).await
+    go_upstream(&state, &tenant, &headers, &id, intent, ip).await
 }
 
 /// `POST /account/federation/{id}/confirm`: links the upstream account that waits in this

@@ -85,7 +85,21 @@ pub(crate) async fn go_upstream(
     headers: &HeaderMap,
     id: &ProviderId,
     intent: Intent,
+    ip: std::net::IpAddr,
 ) -> Response {
+    match state.services.federation().admit_start(tenant, ip).await {
+        Ok(()) => {}
+        Err(latchkey_service::message_limits::Limited::TooMany) => {
+            return PageError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-ins through other providers were started from here. Try again in a few minutes.",
+            )
+            .into_response();
+        }
+        Err(latchkey_service::message_limits::Limited::Unavailable) => {
+            return PageError::new(StatusCode::SERVICE_UNAVAILABLE, crate::attempt_limits::UNAVAILABLE).into_response();
+        }
+    }
     let (url, flow) = match state.upstreams.begin(id).await {
         Ok(started) => started,
         Err(e) => return failed(state, id, &e),
@@ -127,6 +141,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 pub async fn start(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<StartForm>,
@@ -138,7 +153,7 @@ pub async fn start(
     let req =
         form.req.filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     let intent = Intent::SignIn { req, return_to: ReturnTo::parse(form.return_to.as_deref()) };
-    go_upstream(&state, &tenant, &headers, &id, intent).await
+    go_upstream(&state, &tenant, &headers, &id, intent, ip).await
 }
 
 /// `GET /federation/{id}/callback`: the provider's answer.

@@ -38,6 +38,9 @@ pub enum SignIn {
     NoAccount(String),
 }
 
+/// Flows one client IP (its /64 for IPv6) may start in 10 minutes.
+pub const STARTS_PER_IP: i64 = 30;
+
 pub struct Federation<'a>(pub(crate) &'a Latchkey);
 
 impl Federation<'_> {
@@ -48,6 +51,19 @@ impl Federation<'_> {
             .providers
             .get(id.as_str())
             .ok_or_else(|| ServiceError::NotFound(format!("sign-in provider {id}")))
+    }
+
+    /// Counts a start of a flow from `ip` (every start makes Latchkey redeem a code at the
+    /// provider when its answer comes back): at most [`STARTS_PER_IP`] per 10 minutes, so
+    /// nobody can make Latchkey hammer a provider (and trip its circuit for everyone).
+    pub async fn admit_start(
+        &self,
+        tenant: &TenantId,
+        ip: std::net::IpAddr,
+    ) -> Result<(), crate::message_limits::Limited> {
+        let key = format!("ip:{}", crate::sign_in::ip_bucket(ip));
+        let window = std::time::Duration::from_secs(600);
+        self.0.message_limits().reserve_keyed_within(tenant, "federation_start", &[(&key, STARTS_PER_IP)], window).await
     }
 
     /// The display name of a provider, or its id when it is no longer configured.
