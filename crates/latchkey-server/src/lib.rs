@@ -6,10 +6,12 @@
 compile_error!("the test-clock feature lets anyone move the server clock; it must never be in a release build");
 
 pub mod account;
+pub mod account_forms;
 pub mod account_recovery;
 pub mod app;
 pub mod attempt_limits;
 pub mod browser;
+pub mod completion;
 mod connections;
 pub mod edge;
 pub mod email_links;

@@ -12,7 +12,7 @@ use latchkey_service::federation::UpstreamAccount;
 use serde::{Deserialize, Serialize};
 
 use super::{FLOW_LIFETIME, Intent, go_upstream, provider_of, unknown_provider};
-use crate::account::{back, recent_form, refused};
+use crate::account_forms::{back, recent_form, refused};
 use crate::browser::ceremony::{self, Purpose};
 use crate::edge::{ClientIp, Tenant};
 use crate::pages::PageError;

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::browser::ceremony::{self, Purpose};
 use crate::browser::csrf;
+use crate::completion::{self as complete, ReturnTo};
 use crate::edge::{ClientIp, Tenant};
-use crate::login::complete::{self, ReturnTo};
 use crate::pages::PageError;
 use crate::state::AppState;
 

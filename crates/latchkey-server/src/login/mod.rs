@@ -7,7 +7,8 @@
 //! account and per client IP, reserved before the password is checked
 //! ([`crate::attempt_limits`]).
 
-pub mod complete;
+/// The end of every sign-in (its own module: federation ends sign-ins too).
+pub use crate::completion as complete;
 pub mod consent;
 pub mod email_link;
 pub mod passkey;
