@@ -268,6 +268,60 @@ async function appSignInThrough(page, lk, config, { id, name, drive, scope = 'op
   return { tokens, claims: tokens.claims() };
 }
 
+/**
+ * One Latchkey with an oidc-provider per `[id, name]` of `oidc` (new accounts on) and the
+ * GitHub stand-in as `gh` (new accounts off), `users` seeded with passwords, and the
+ * first-party app `fed-app`. Returns { lk, oidc: { id: upstream }, github, ghApp, config }.
+ */
+async function startFederation({ oidc, users }) {
+  const upstreams = {};
+  for (const [id] of oidc) upstreams[id] = await startUpstream({ tag: id });
+  const github = await startGitHub();
+  const ghApp = { clientId: `Iv1.${randomBytes(8).toString('hex')}`, clientSecret: randomBytes(20).toString('hex') };
+  const secretEnv = (id) => `${id.toUpperCase()}_SECRET`;
+  const toml = [
+    ...oidc.flatMap(([id, name]) => oidcProvider(id, name, upstreams[id], { newAccounts: 'on', env: secretEnv(id) })),
+    ...githubProvider('gh', 'GitHub', github, ghApp, { newAccounts: 'off', env: 'GH_SECRET' }),
+    ...outboundAllow([...Object.values(upstreams).map((u) => u.port), github.port]),
+  ].join('\n');
+  const env = { GH_SECRET: ghApp.clientSecret };
+  for (const [id] of oidc) env[secretEnv(id)] = upstreams[id].clientSecret;
+  let secret;
+  const lk = await startLatchkey({
+    files: { 'latchkey.toml': toml },
+    env,
+    seed(cli) {
+      for (const user of users) createPasswordUser(cli, user);
+      // First-party (no consent page), confidential, client_secret_basic.
+      secret = cli.createClient({
+        id: 'fed-app',
+        name: 'Federated app',
+        redirectUris: [CALLBACK],
+        scopes: ['openid', 'profile', 'email'],
+        authMethod: 'client_secret_basic',
+        firstParty: true,
+      }).client_secret;
+    },
+  });
+  for (const [id] of oidc) upstreams[id].register({ redirectUris: [`${lk.issuer}/federation/${id}/callback`] });
+  github.registerApp({ ...ghApp, callbackUrl: `${lk.issuer}/federation/gh/callback`, name: 'Latchkey' });
+  const config = await discoverClient(lk.issuer, 'fed-app', client.ClientSecretBasic(secret));
+  return { lk, oidc: upstreams, github, ghApp, config };
+}
+
+/** Stops what {@link startFederation} started; asserts the stand-ins saw only good requests. */
+async function stopFederation(world) {
+  const upstreams = Object.values(world?.oidc ?? {});
+  try {
+    await world?.lk?.stop();
+  } finally {
+    for (const u of upstreams) await u.close();
+    await world?.github?.close();
+  }
+  assert.deepEqual(world?.github?.problems ?? [], [], 'every request to the GitHub stand-in was one GitHub takes');
+  assert.deepEqual(upstreams.flatMap((u) => u.problems), [], 'oidc-provider had no server error');
+}
+
 // =======================================================================================
 
 describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and GitHub (stand-in, new accounts off)', () => {
@@ -280,48 +334,14 @@ describe('sign-in and linking: Corp SSO (oidc-provider, new accounts on) and Git
   const ADA = { username: 'ada', email: 'ada@example.com', name: 'Ada Lovelace', password: 'correct horse battery' };
   const GRACE = { login: 'grace', email: 'grace@corp.example', name: 'Grace Hopper' };
 
+  let world;
   before(async () => {
-    corp = await startUpstream({ tag: 'corp' });
-    github = await startGitHub();
-    ghApp = { clientId: `Iv1.${randomBytes(8).toString('hex')}`, clientSecret: randomBytes(20).toString('hex') };
-    const config_ = [
-      ...oidcProvider('corp', 'Corp SSO', corp, { newAccounts: 'on', env: 'CORP_SECRET' }),
-      ...githubProvider('gh', 'GitHub', github, ghApp, { newAccounts: 'off', env: 'GH_SECRET' }),
-      ...outboundAllow([corp.port, github.port]),
-    ].join('\n');
-    let secret;
-    lk = await startLatchkey({
-      files: { 'latchkey.toml': config_ },
-      env: { CORP_SECRET: corp.clientSecret, GH_SECRET: ghApp.clientSecret },
-      seed(cli) {
-        createPasswordUser(cli, ADA);
-        createPasswordUser(cli, OCTAVIA);
-        // First-party (no consent page), confidential, client_secret_basic.
-        secret = cli.createClient({
-          id: 'fed-app',
-          name: 'Federated app',
-          redirectUris: [CALLBACK],
-          scopes: ['openid', 'profile', 'email'],
-          authMethod: 'client_secret_basic',
-          firstParty: true,
-        }).client_secret;
-      },
-    });
-    corp.register({ redirectUris: [`${lk.issuer}/federation/corp/callback`] });
-    github.registerApp({ ...ghApp, callbackUrl: `${lk.issuer}/federation/gh/callback`, name: 'Latchkey' });
-    config = await discoverClient(lk.issuer, 'fed-app', client.ClientSecretBasic(secret));
+    world = await startFederation({ oidc: [['corp', 'Corp SSO']], users: [ADA, OCTAVIA] });
+    ({ lk, github, ghApp, config } = world);
+    corp = world.oidc.corp;
   });
 
-  after(async () => {
-    try {
-      await lk?.stop();
-    } finally {
-      await corp?.close();
-      await github?.close();
-    }
-    assert.deepEqual(github?.problems ?? [], [], 'every request to the GitHub stand-in was one GitHub takes');
-    assert.deepEqual(corp?.problems ?? [], [], 'oidc-provider had no server error');
-  });
+  after(() => stopFederation(world));
 
   test('a first sign-in through Corp SSO makes an account and signs in; the app gets email, name and amr "fed"', async () => {
     corp.setAccount(GRACE.login, {
@@ -608,50 +628,14 @@ describe('attacks: Corp SSO and Partner SSO (two oidc-provider instances, new ac
   let config;
   const ADA = { username: 'ada', email: 'ada@example.com', name: 'Ada Lovelace', password: 'correct horse battery' };
 
+  let world;
   before(async () => {
-    corp = await startUpstream({ tag: 'corp' });
-    partner = await startUpstream({ tag: 'partner' });
-    github = await startGitHub();
-    ghApp = { clientId: `Iv1.${randomBytes(8).toString('hex')}`, clientSecret: randomBytes(20).toString('hex') };
-    const toml = [
-      ...oidcProvider('corp', 'Corp SSO', corp, { newAccounts: 'on', env: 'CORP_SECRET' }),
-      ...oidcProvider('partner', 'Partner SSO', partner, { newAccounts: 'on', env: 'PARTNER_SECRET' }),
-      ...githubProvider('gh', 'GitHub', github, ghApp, { newAccounts: 'off', env: 'GH_SECRET' }),
-      ...outboundAllow([corp.port, partner.port, github.port]),
-    ].join('\n');
-    let secret;
-    lk = await startLatchkey({
-      files: { 'latchkey.toml': toml },
-      env: { CORP_SECRET: corp.clientSecret, PARTNER_SECRET: partner.clientSecret, GH_SECRET: ghApp.clientSecret },
-      seed(cli) {
-        createPasswordUser(cli, ADA);
-        secret = cli.createClient({
-          id: 'fed-app',
-          name: 'Federated app',
-          redirectUris: [CALLBACK],
-          scopes: ['openid', 'profile', 'email'],
-          authMethod: 'client_secret_basic',
-          firstParty: true,
-        }).client_secret;
-      },
-    });
-    corp.register({ redirectUris: [`${lk.issuer}/federation/corp/callback`] });
-    partner.register({ redirectUris: [`${lk.issuer}/federation/partner/callback`] });
-    github.registerApp({ ...ghApp, callbackUrl: `${lk.issuer}/federation/gh/callback`, name: 'Latchkey' });
-    config = await discoverClient(lk.issuer, 'fed-app', client.ClientSecretBasic(secret));
+    world = await startFederation({ oidc: [['corp', 'Corp SSO'], ['partner', 'Partner SSO']], users: [ADA] });
+    ({ lk, github, ghApp, config } = world);
+    ({ corp, partner } = world.oidc);
   });
 
-  after(async () => {
-    try {
-      await lk?.stop();
-    } finally {
-      await corp?.close();
-      await partner?.close();
-      await github?.close();
-    }
-    assert.deepEqual(github?.problems ?? [], [], 'every request to the GitHub stand-in was one GitHub takes');
-    assert.deepEqual([...(corp?.problems ?? []), ...(partner?.problems ?? [])], [], 'oidc-provider had no server error');
-  });
+  after(() => stopFederation(world));
 
   /** A Corp SSO account that a successful sign-in would turn into a new Latchkey account. */
   function corpAccount(login) {
