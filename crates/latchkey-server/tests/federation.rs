@@ -504,3 +504,37 @@ async fn starts_are_limited_per_address_even_in_parallel() {
     let expected = usize::try_from(latchkey_service::federation::STARTS_PER_IP).unwrap_or(0);
     assert_eq!((redirected, limited), (expected, 40 - expected), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn bad_requests_to_the_federation_pages_get_clear_pages_and_change_nothing() {
+    let upstream = Upstream::start().await;
+    let server = server_with(sqlite().await, &upstream, vec![("corp", provider(&upstream, NewAccounts::On))]).await;
+    let b = PasskeyBrowser::new(&server);
+    let (_, _, csrf) = b.page("/login").await;
+    for (path, form, expected) in [
+        ("/federation/corp/start", vec![], StatusCode::BAD_REQUEST),
+        ("/federation/corp/start", vec![("csrf", "forged")], StatusCode::BAD_REQUEST),
+        ("/federation/nobody/start", vec![("csrf", csrf.as_str())], StatusCode::NOT_FOUND),
+        ("/federation/Not%20An%20Id/start", vec![("csrf", csrf.as_str())], StatusCode::NOT_FOUND),
+        ("/account/federation/corp/link", vec![("csrf", csrf.as_str())], StatusCode::SEE_OTHER),
+        ("/account/federation/corp/confirm", vec![], StatusCode::BAD_REQUEST),
+        ("/account/federation/corp/unlink", vec![], StatusCode::BAD_REQUEST),
+    ] {
+        let (status, page) = page_of(b.browser.post_form(&b.url(path), &form).await).await;
+        assert_eq!(status, expected, "{path} {form:?}: {page}");
+    }
+    for (query, expected) in [
+        ("/federation/nobody/callback?code=c&state=s", StatusCode::NOT_FOUND),
+        ("/federation/corp/callback", StatusCode::BAD_REQUEST),
+        ("/federation/corp/callback?code=c&state=s", StatusCode::BAD_REQUEST),
+        (&*format!("/federation/corp/callback?code={}&state=s", "x".repeat(5000)), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, page) = page_of(b.browser.get(&b.url(query)).await).await;
+        assert_eq!(status, expected, "{query}: {page}");
+        assert!(expected == StatusCode::NOT_FOUND || page.contains("Sign-in through Corp SSO failed"), "{page}");
+    }
+    let keys = server.get_json("/federation/jwks.json").await;
+    assert_eq!(keys, json!({"keys": []}), "no provider uses a key");
+    assert!(users(&server).await.is_empty());
+    assert!(upstream.problems().is_empty(), "{:?}", upstream.problems());
+}
