@@ -538,3 +538,31 @@ async fn bad_requests_to_the_federation_pages_get_clear_pages_and_change_nothing
     assert!(users(&server).await.is_empty());
     assert!(upstream.problems().is_empty(), "{:?}", upstream.problems());
 }
+
+#[tokio::test]
+async fn a_sign_in_again_asks_the_provider_for_one_too() {
+    let upstream = Upstream::start().await;
+    let server = server_with(sqlite().await, &upstream, vec![("corp", provider(&upstream, NewAccounts::On))]).await;
+    upstream.sign_in_as(json!({"sub": "again", "email": "again@example.com", "email_verified": true}));
+    let b = PasskeyBrowser::new(&server);
+    // The first sign-in takes the provider's session as it is.
+    let (_, _, csrf) = b.page("/login").await;
+    let first = b.browser.post_form(&b.url("/federation/corp/start"), &[("csrf", &csrf)]).await;
+    let at_upstream = b.location(&first);
+    assert!(!at_upstream.contains("max_age") && !at_upstream.contains("prompt="), "{at_upstream}");
+    let callback = Browser::location(&b.browser.get(&at_upstream).await, "");
+    assert_eq!(b.location(&b.browser.get(&callback).await), b.url("/login/done"));
+    // Signed in, a sign-in again (a confirmation, a step up) must be a new one upstream.
+    upstream.tamper(Tamper::StaleAuthTime);
+    let (_, _, csrf) = b.page("/login").await;
+    let again = b.browser.post_form(&b.url("/federation/corp/start"), &[("csrf", &csrf)]).await;
+    let at_upstream = b.location(&again);
+    assert!(at_upstream.contains("max_age=0") && at_upstream.contains("prompt=login"), "{at_upstream}");
+    let callback = Browser::location(&b.browser.get(&at_upstream).await, "");
+    let (status, page) = page_of(b.browser.get(&callback).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("did not sign you in again"), "{page}");
+    upstream.tamper(Tamper::None);
+    let callback = to_upstream_and_back(&b, "corp", &[]).await;
+    assert_eq!(b.location(&b.browser.get(&callback).await), b.url("/login/done"), "a new sign-in upstream");
+}

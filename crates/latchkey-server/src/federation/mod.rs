@@ -100,7 +100,14 @@ pub(crate) async fn go_upstream(
             return PageError::new(StatusCode::SERVICE_UNAVAILABLE, crate::attempt_limits::UNAVAILABLE).into_response();
         }
     }
-    let (url, flow) = match state.upstreams.begin(id).await {
+    // Signed in here already, this is a sign-in again: the provider must do one too.
+    let fresh = match &intent {
+        Intent::SignIn { .. } => {
+            crate::sessions::current(state, tenant, headers).await.map(|_| state.clock.now().secs())
+        }
+        Intent::Link { .. } => None,
+    };
+    let (url, flow) = match state.upstreams.begin(id, fresh).await {
         Ok(started) => started,
         Err(e) => return failed(state, id, &e),
     };

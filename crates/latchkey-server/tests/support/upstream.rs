@@ -49,6 +49,8 @@ pub enum Tamper {
     AlgNone,
     /// HS256 keyed with the client secret (the classic algorithm confusion).
     Hs256,
+    /// The person was signed in an hour ago (an old session, not a new sign-in).
+    StaleAuthTime,
 }
 
 struct Code {
@@ -273,7 +275,7 @@ async fn token(State(s): Shared, headers: HeaderMap, Form(form): Form<HashMap<St
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let mut claims = code.claims.clone();
     let extra = json!({
-        "iss": inner.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 300, "nonce": code.nonce,
+        "iss": inner.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 300, "nonce": code.nonce, "auth_time": now,
     });
     for (k, v) in extra.as_object().into_iter().flatten() {
         claims[k] = v.clone();
@@ -286,6 +288,7 @@ async fn token(State(s): Shared, headers: HeaderMap, Form(form): Form<HashMap<St
         Tamper::OldIat => claims["iat"] = json!(now - 3_600),
         Tamper::OtherAzp => claims["azp"] = json!("someone-else"),
         Tamper::ExtraAudience => claims["aud"] = json!([CLIENT_ID, "someone-else"]),
+        Tamper::StaleAuthTime => claims["auth_time"] = json!(now - 3_600),
         _ => {}
     }
     let id_token = if inner.tamper == Tamper::AlgNone {

@@ -145,10 +145,17 @@ fn accepted_issuers(upstream: &Upstream, claims: &Map<String, Value>) -> Result<
         }
         return Ok(vec![configured.replace("{tenantid}", tid)]);
     }
-    if upstream.config.kind == ProviderKind::Google && configured == GOOGLE_ISSUER {
+    if configured == GOOGLE_ISSUER {
         return Ok(vec![GOOGLE_ISSUER.to_owned(), "accounts.google.com".to_owned()]);
     }
     Ok(vec![configured])
+}
+
+/// Whether the provider is Google (by kind or by issuer), which takes `max_age` but not
+/// `prompt=login`.
+pub(super) fn is_google(upstream: &Upstream) -> bool {
+    upstream.config.kind == ProviderKind::Google
+        || upstream.config.oidc_issuer().is_some_and(|i| i.trim_end_matches('/') == GOOGLE_ISSUER)
 }
 
 /// Checks `id_token` for `flow` and returns its claims.
@@ -240,6 +247,14 @@ fn check_claims(
     let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
     if iat > now + LEEWAY as i64 || iat < now - MAX_AGE {
         return bad("it was issued at a time that does not fit this sign-in (iat)");
+    }
+    // OIDC Core §3.1.2.1: asked with `max_age`, the provider must say when the person
+    // signed in; a sign-in from before this flow is an old session, not a new sign-in.
+    if let Some(since) = flow.fresh {
+        let auth_time = claims.get("auth_time").and_then(Value::as_i64);
+        if auth_time.is_none_or(|t| t < since - LEEWAY as i64) {
+            return bad("the provider did not sign you in again (auth_time), which this sign-in needs");
+        }
     }
     if !upstream.config.hosted_domains.is_empty() {
         let hd = claims.get("hd").and_then(Value::as_str).unwrap_or_default();
@@ -382,8 +397,11 @@ mod tests {
         // A Google kind pointed at another issuer (a test stand-in) takes that one only.
         let other = upstream(ProviderKind::Google, Some("https://idp.example"), &[]);
         assert_eq!(accepted_issuers(&other, &Map::new()).unwrap_or_default(), ["https://idp.example"]);
+        // Google set up as a plain OIDC provider is Google all the same.
         let plain = upstream(ProviderKind::Oidc, Some("https://accounts.google.com"), &[]);
-        assert_eq!(accepted_issuers(&plain, &Map::new()).unwrap_or_default(), ["https://accounts.google.com"]);
+        assert_eq!(accepted_issuers(&plain, &Map::new()).unwrap_or_default(), accepted);
+        let elsewhere = upstream(ProviderKind::Oidc, Some("https://idp.example"), &[]);
+        assert!(is_google(&plain) && is_google(&google) && !is_google(&elsewhere));
     }
 
     #[test]
@@ -415,8 +433,13 @@ mod tests {
     #[test]
     fn checks_after_the_signature_refuse_what_does_not_fit_this_sign_in() {
         let p = upstream(ProviderKind::Oidc, Some("https://idp.example"), &[]);
-        let flow =
-            PendingFlow { provider: p.id.clone(), state: "st".into(), nonce: "n-1".into(), verifier: "v".into() };
+        let flow = PendingFlow {
+            provider: p.id.clone(),
+            state: "st".into(),
+            nonce: "n-1".into(),
+            verifier: "v".into(),
+            fresh: None,
+        };
         let now = 1_800_000_000;
         let good = json!({"sub": "a", "aud": "c", "nonce": "n-1", "iat": now});
         assert!(check_claims(claims(good.clone()), &p, &flow, now).is_ok());
@@ -434,6 +457,14 @@ mod tests {
             }
             let refused = check_claims(claims(c), &p, &flow, now).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(refused.contains(why), "{patch}: {refused}");
+        }
+        // Asked to sign in again: `auth_time` must be there and new.
+        let fresh = PendingFlow { fresh: Some(now), ..flow.clone() };
+        assert!(check_claims(claims(json!({"nonce": "n-1", "iat": now, "auth_time": now})), &p, &fresh, now).is_ok());
+        for stale in [json!({"nonce": "n-1", "iat": now}), json!({"nonce": "n-1", "iat": now, "auth_time": now - 600})]
+        {
+            let refused = check_claims(claims(stale), &p, &fresh, now).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains("auth_time"), "{refused}");
         }
         let mut hd = upstream(ProviderKind::Google, Some("https://idp.example"), &[]);
         hd.config.hosted_domains = vec!["example.com".into()];

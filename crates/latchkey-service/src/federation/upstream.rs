@@ -60,15 +60,21 @@ pub struct PendingFlow {
     pub state: String,
     pub nonce: String,
     pub verifier: String,
+    /// A sign-in again (the browser is signed in here already: a confirmation, a step up,
+    /// an app's `prompt=login` or `max_age`): an OpenID Connect provider is asked to sign
+    /// the person in again too, and its `auth_time` must say it did.
+    #[serde(default)]
+    pub fresh: Option<i64>,
 }
 
 impl PendingFlow {
-    fn new(provider: ProviderId) -> Self {
+    fn new(provider: ProviderId, fresh: Option<i64>) -> Self {
         Self {
             provider,
             state: random::token_string::<32>(),
             nonce: random::token_string::<32>(),
             verifier: random::token_string::<32>(),
+            fresh,
         }
     }
 
@@ -226,9 +232,16 @@ impl Upstreams {
     }
 
     /// Starts a flow: the URL to send the browser to, and what its callback must match.
-    pub async fn begin(&self, id: &ProviderId) -> Result<(String, PendingFlow), FederationError> {
+    /// `fresh_since` (now, for a sign-in again) asks an OpenID Connect provider for a new
+    /// sign-in (`max_age=0`, and `prompt=login` where the provider takes it: not Google),
+    /// checked against the ID token's `auth_time`. GitHub and plain OAuth 2 cannot be asked.
+    pub async fn begin(
+        &self,
+        id: &ProviderId,
+        fresh_since: Option<i64>,
+    ) -> Result<(String, PendingFlow), FederationError> {
         let upstream = self.get(id).ok_or(FederationError::UnknownProvider)?;
-        let flow = PendingFlow::new(id.clone());
+        let flow = PendingFlow::new(id.clone(), fresh_since.filter(|_| upstream.oidc.is_some()));
         let redirect_uri = self.callback_url(id);
         let authorization_endpoint = match upstream.config.kind {
             ProviderKind::Oidc | ProviderKind::Google => oidc::metadata(self, upstream).await?.authorization_endpoint,
@@ -253,6 +266,12 @@ impl Upstreams {
             }
             if upstream.oidc.is_some() {
                 q.append_pair("nonce", &flow.nonce);
+            }
+            if flow.fresh.is_some() {
+                q.append_pair("max_age", "0");
+                if !oidc::is_google(upstream) {
+                    q.append_pair("prompt", "login");
+                }
             }
             // Google's `hd` parameter only preselects an account; the ID token's `hd` is checked.
             if let [domain] = upstream.config.hosted_domains.as_slice()
