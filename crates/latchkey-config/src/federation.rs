@@ -10,10 +10,20 @@ use url::Url;
 use crate::SecretRef;
 use crate::load::{ConfigError, ConfigSource};
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FederationConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Sign-ins through providers one client address (IPv6: its /64) may start in 10
+    /// minutes. Each start can make Latchkey redeem a code at the provider; set it above
+    /// the busiest office that shares one address.
+    pub max_starts_per_ip: u32,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self { providers: BTreeMap::new(), max_starts_per_ip: 300 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -181,6 +191,9 @@ fn valid_id(id: &str) -> bool {
 
 impl FederationConfig {
     pub(crate) fn check(&self, s: &ConfigSource) -> Result<(), ConfigError> {
+        if self.max_starts_per_ip == 0 {
+            return Err(ConfigError::invalid(s, "federation.max_starts_per_ip", "must be at least 1"));
+        }
         for (id, p) in &self.providers {
             let key = format!("federation.providers.{id}");
             let bad = |what: &str| Err(ConfigError::invalid(s, &key, what));
@@ -193,8 +206,10 @@ impl FederationConfig {
             if p.client_id.is_empty() {
                 return bad("`client_id` is missing");
             }
-            if p.client_secret.is_some() == p.private_key.is_some() {
-                return bad("give either `client_secret` or `private_key` (private_key_jwt), not both");
+            match (&p.client_secret, &p.private_key) {
+                (Some(_), Some(_)) => return bad("give `client_secret` or `private_key` (private_key_jwt), not both"),
+                (None, None) => return bad("give `client_secret`, or `private_key` for private_key_jwt"),
+                _ => {}
             }
             if p.private_key.is_some() && p.kind == ProviderKind::Github {
                 return bad("GitHub takes a client secret, not `private_key`");
@@ -323,7 +338,7 @@ mod tests {
         let oidc = "[federation.providers.x]\nkind = \"oidc\"\nname = \"X\"\nclient_id = \"c\"\n";
         for (toml, expected) in [
             (format!("{oidc}client_secret = \"s\"\n"), "needs `issuer`"),
-            (format!("{oidc}issuer = \"https://x.example\"\n"), "either `client_secret` or `private_key`"),
+            (format!("{oidc}issuer = \"https://x.example\"\n"), "give `client_secret`, or `private_key`"),
             (
                 format!("{oidc}issuer = \"https://x.example\"\nclient_secret = \"s\"\nprivate_key = \"file:k.pem\"\n"),
                 "not both",

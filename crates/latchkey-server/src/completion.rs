@@ -82,6 +82,19 @@ pub struct SignedIn<'a> {
 }
 
 pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, done: SignedIn<'_>) -> Response {
+    complete_at(state, tenant, headers, done, None).await
+}
+
+/// [`complete`] for a sign-in that happened at `authenticated_at` (an upstream provider's
+/// `auth_time`): the session's `auth_time` is that, not now, so a provider session from
+/// earlier never passes for a recent sign-in here. A second step here makes it now.
+pub async fn complete_at(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    done: SignedIn<'_>,
+    authenticated_at: Option<latchkey_core::UnixTime>,
+) -> Response {
     if state.services.factors().second_factor_needed(tenant, &done.user.sub, &done.factors).await {
         let pending = Pending {
             sub: done.user.sub.to_string(),
@@ -112,6 +125,7 @@ pub async fn complete(state: &AppState, tenant: &TenantId, headers: &HeaderMap, 
         remember: done.remember,
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
         ip: Some(done.ip.to_string()),
+        authenticated_at,
     };
     let cookies = match sessions::start(state, tenant, headers, sign_in).await {
         Ok((_, cookies)) => cookies,

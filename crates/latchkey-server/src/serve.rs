@@ -27,6 +27,7 @@ pub struct RunningServer {
     serving: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
+    signals: Signals,
 }
 
 /// Starts serving. With `server.port = 0` the OS picks a port; without `public_url` the
@@ -136,8 +137,11 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
             let _ = stopped.await;
         },
     ));
+    // Listened to before anyone learns the server is up: a SIGTERM sent the moment the
+    // banner is out must stop it gracefully, not kill it (the default action).
+    let signals = Signals::listen();
     tracing::info!(%addr, %issuer, "serving");
-    Ok(RunningServer { addr, issuer, state, stop: Some(stop), serving, background, shutdown_timeout })
+    Ok(RunningServer { addr, issuer, state, stop: Some(stop), serving, background, shutdown_timeout, signals })
 }
 
 impl RunningServer {
@@ -158,29 +162,53 @@ impl RunningServer {
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
-    pub async fn run_until_signal(self) {
-        shutdown_signal().await;
+    pub async fn run_until_signal(mut self) {
+        self.signals.received().await;
         tracing::info!("shutting down: finishing in-flight requests");
         self.shutdown().await;
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT, each listened to from when [`Signals::listen`] ran.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self { terminate: signal(SignalKind::terminate()).ok(), interrupt: signal(SignalKind::interrupt()).ok() }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Waits for either.
+    async fn received(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! { _ = next(&mut self.terminate) => {}, _ = next(&mut self.interrupt) => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn modified(path: &PathBuf) -> Option<SystemTime> {

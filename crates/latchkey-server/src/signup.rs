@@ -259,6 +259,7 @@ pub async fn finish(
         remember: false,
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
         ip: Some(ip.to_string()),
+        authenticated_at: None,
     };
     let cookies = match sessions::start(&state, &tenant, &headers, sign_in).await {
         Ok((_, c)) => c,

@@ -155,6 +155,10 @@ pub struct SignedIn {
     pub remember: bool,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// When the person proved who they are, if not now: an upstream provider's `auth_time`
+    /// (a provider session from earlier is not a sign-in now). A time in the future counts
+    /// as now.
+    pub authenticated_at: Option<UnixTime>,
 }
 
 /// A session a sign-in started or renewed, and the secret its browser keeps (the store
@@ -215,7 +219,7 @@ impl Sessions<'_> {
             id_hash: services.token_hasher.hash(SESSION_PURPOSE, &secret),
             sid: latchkey_core::crypto::random::identifier::<16>(),
             sub: signed_in.sub,
-            auth_time: now,
+            auth_time: signed_in.authenticated_at.filter(|t| *t < now).unwrap_or(now),
             amr: signed_in.amr,
             acr: signed_in.acr,
             created_at: now,

@@ -132,6 +132,7 @@ async fn a_link_opens_a_recovery_that_adds_one_passkey_ends_every_session_and_re
             remember: false,
             user_agent: None,
             ip: None,
+            authenticated_at: None,
         };
         let old_session = ok(s.sessions().start(&tenant(), None, signed_in).await, "session");
         let old_codes = ok(s.factors().regenerate_recovery_codes(&tenant(), &ada.sub, &Actor::Cli).await, "codes");
@@ -360,6 +361,7 @@ async fn a_waiting_recovery_is_shown_resumed_not_restarted_and_cancelled_by_a_si
             remember: false,
             user_agent: None,
             ip: None,
+            authenticated_at: None,
         };
         ok(s.sessions().start(&tenant(), None, signed_in).await, "sign-in");
         assert_eq!(ok(s.recovery().waiting_for(&tenant(), &ada.sub).await, b), None, "{b}");

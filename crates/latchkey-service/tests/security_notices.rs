@@ -48,6 +48,7 @@ async fn signed_in(s: &Latchkey, u: &User) -> String {
         remember: false,
         user_agent: None,
         ip: None,
+        authenticated_at: None,
     };
     ok(s.sessions().start(&tenant(), None, who).await, "session").secret
 }

@@ -27,6 +27,7 @@ fn signed_in(sub: &latchkey_core::domain::SubjectId) -> SignedIn {
         remember: false,
         user_agent: Some("x".repeat(1_000)),
         ip: Some("192.0.2.1".into()),
+        authenticated_at: None,
     }
 }
 

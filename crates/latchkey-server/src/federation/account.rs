@@ -143,8 +143,12 @@ pub async fn confirm(
         )
         .into_response();
     };
-    let _: Option<Waiting> = ceremony::take(&state, &tenant, &headers, Purpose::FederationLink).await;
-    link(&state, &tenant, &user.sub, &waiting.account).await
+    // Taken out before linking: of two confirmations at once, one links.
+    let taken = ceremony::take::<Waiting>(&state, &tenant, &headers, Purpose::FederationLink).await;
+    match taken.filter(|w| w.account.provider == waiting.account.provider && w.sub == user.sub) {
+        Some(w) => link(&state, &tenant, &user.sub, &w.account).await,
+        None => PageError::new(StatusCode::BAD_REQUEST, "That link was confirmed already.").into_response(),
+    }
 }
 
 /// `POST /account/federation/{id}/unlink`.
@@ -164,6 +168,11 @@ pub async fn unlink(
     let actor = Actor::User(user.sub.to_string());
     match state.services.federation().unlink(&tenant, &user.sub, &id, Some(&session.sid), &actor).await {
         Ok(()) => back(&state, "provider_unlinked"),
+        Err(latchkey_service::ServiceError::NotFound(_)) => PageError::new(
+            StatusCode::NOT_FOUND,
+            "No account at that provider is linked to yours (it was unlinked already).",
+        )
+        .into_response(),
         Err(e) => refused(e),
     }
 }

@@ -87,6 +87,18 @@ pub(crate) async fn go_upstream(
     intent: Intent,
     ip: std::net::IpAddr,
 ) -> Response {
+    // Signed in here already, this is a sign-in again: the provider must do one too.
+    let fresh = match &intent {
+        Intent::SignIn { .. } => {
+            crate::sessions::current(state, tenant, headers).await.map(|_| state.clock.now().secs())
+        }
+        Intent::Link { .. } => None,
+    };
+    let (url, flow) = match state.upstreams.begin(id, fresh).await {
+        Ok(started) => started,
+        Err(e) => return failed(state, id, &e),
+    };
+    // Counted once the provider is known to answer: an outage uses nobody's allowance.
     match state.services.federation().admit_start(tenant, ip).await {
         Ok(()) => {}
         Err(latchkey_service::message_limits::Limited::TooMany) => {
@@ -100,17 +112,6 @@ pub(crate) async fn go_upstream(
             return PageError::new(StatusCode::SERVICE_UNAVAILABLE, crate::attempt_limits::UNAVAILABLE).into_response();
         }
     }
-    // Signed in here already, this is a sign-in again: the provider must do one too.
-    let fresh = match &intent {
-        Intent::SignIn { .. } => {
-            crate::sessions::current(state, tenant, headers).await.map(|_| state.clock.now().secs())
-        }
-        Intent::Link { .. } => None,
-    };
-    let (url, flow) = match state.upstreams.begin(id, fresh).await {
-        Ok(started) => started,
-        Err(e) => return failed(state, id, &e),
-    };
     let until = state.clock.now().plus(FLOW_LIFETIME);
     let cookie = match ceremony::put_until(
         state,
@@ -232,5 +233,6 @@ async fn signed_in_upstream(
         return_to,
         ip,
     };
-    complete::complete(state, tenant, headers, done).await
+    let authenticated_at = account.authenticated_at.map(latchkey_core::UnixTime::from_secs);
+    complete::complete_at(state, tenant, headers, done, authenticated_at).await
 }

@@ -23,6 +23,7 @@ fn web(config: &ProviderConfig) -> String {
 fn api(config: &ProviderConfig) -> String {
     match (&config.api_url, &config.base_url) {
         (Some(api), _) => api.as_str().trim_end_matches('/').to_owned(),
+        (None, Some(base)) if base.host_str() == Some("github.com") => API.to_owned(),
         (None, Some(base)) => format!("{}/api/v3", base.as_str().trim_end_matches('/')),
         (None, None) => API.to_owned(),
     }
@@ -84,5 +85,33 @@ pub(super) async fn finish(
         hosted_domain: None,
         username_hint: user.get("login").and_then(Value::as_str).map(str::to_owned),
         claims,
+        authenticated_at: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(base: Option<&str>, api: Option<&str>) -> ProviderConfig {
+        let mut raw = serde_json::json!({"kind": "github", "name": "G", "client_id": "c", "client_secret": "s"});
+        if let Some(b) = base {
+            raw["base_url"] = b.into();
+        }
+        if let Some(a) = api {
+            raw["api_url"] = a.into();
+        }
+        serde_json::from_value(raw).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn enterprise_tokens_go_to_the_enterprise_api_and_github_com_to_api_github_com() {
+        assert_eq!(api(&config(None, None)), "https://api.github.com");
+        assert_eq!(api(&config(Some("https://github.com"), None)), "https://api.github.com");
+        assert_eq!(api(&config(Some("https://git.corp.example/"), None)), "https://git.corp.example/api/v3");
+        let both = config(Some("https://git.corp.example"), Some("https://api.git.corp.example"));
+        assert_eq!(api(&both), "https://api.git.corp.example");
+        let enterprise = config(Some("https://git.corp.example"), None);
+        assert_eq!(authorize_url(&enterprise), "https://git.corp.example/login/oauth/authorize");
+    }
 }

@@ -22,6 +22,13 @@ pub use upstream::{Callback, FederationError, PendingFlow, UpstreamAccount, Upst
 use crate::security_notices::Change;
 use crate::{Actor, Latchkey, ServiceError, ServiceResult};
 
+/// What became of making an account.
+enum Made {
+    Account(User),
+    LinkedMeanwhile(User),
+    AddressTaken(SubjectId),
+}
+
 /// Where a sign-in through an upstream leads.
 #[derive(Debug)]
 pub enum SignIn {
@@ -38,9 +45,6 @@ pub enum SignIn {
     NoAccount(String),
 }
 
-/// Flows one client IP (its /64 for IPv6) may start in 10 minutes.
-pub const STARTS_PER_IP: i64 = 30;
-
 pub struct Federation<'a>(pub(crate) &'a Latchkey);
 
 impl Federation<'_> {
@@ -53,9 +57,9 @@ impl Federation<'_> {
             .ok_or_else(|| ServiceError::NotFound(format!("sign-in provider {id}")))
     }
 
-    /// Counts a start of a flow from `ip` (every start makes Latchkey redeem a code at the
-    /// provider when its answer comes back): at most [`STARTS_PER_IP`] per 10 minutes, so
-    /// nobody can make Latchkey hammer a provider (and trip its circuit for everyone).
+    /// Counts a start of a flow from `ip` (every start can make Latchkey redeem a code at
+    /// the provider when its answer comes back): at most `federation.max_starts_per_ip` per
+    /// 10 minutes, so nobody can make Latchkey hammer a provider on their behalf.
     pub async fn admit_start(
         &self,
         tenant: &TenantId,
@@ -63,7 +67,8 @@ impl Federation<'_> {
     ) -> Result<(), crate::message_limits::Limited> {
         let key = format!("ip:{}", crate::sign_in::ip_bucket(ip));
         let window = std::time::Duration::from_secs(600);
-        self.0.message_limits().reserve_keyed_within(tenant, "federation_start", &[(&key, STARTS_PER_IP)], window).await
+        let limit = i64::from(self.0.config.federation.max_starts_per_ip);
+        self.0.message_limits().reserve_keyed_within(tenant, "federation_start", &[(&key, limit)], window).await
     }
 
     /// The display name of a provider, or its id when it is no longer configured.
@@ -96,9 +101,14 @@ impl Federation<'_> {
         if let Err(reason) = may_make_account(config, account, email.as_ref()) {
             return Ok(SignIn::NoAccount(reason));
         }
-        let Some(user) = self.make_account(tenant, config, account, email).await? else {
+        let user = match self.make_account(tenant, config, account, email.as_ref()).await? {
+            Made::Account(user) => user,
             // The same upstream account signed in twice at once: the other made the account.
-            return Box::pin(self.sign_in(tenant, account)).await;
+            Made::LinkedMeanwhile(user) => return Ok(SignIn::Linked(user)),
+            // Another account took the address meanwhile: the same rule as above.
+            Made::AddressTaken(holder) => {
+                return Ok(if account.email_verified { SignIn::ProveAccount(holder) } else { SignIn::UnverifiedMatch });
+            }
         };
         self.sync_groups(tenant, config, &user.sub, account).await?;
         Ok(SignIn::Created(user))
@@ -123,18 +133,18 @@ impl Federation<'_> {
         methods.linked_providers.iter().filter(|p| self.0.config.federation.providers.contains_key(p.as_str())).count()
     }
 
-    /// A new account linked to `account`; `None` when the upstream account was linked
-    /// meanwhile (by a sign-in at the same time).
+    /// A new account linked to `account`, or why not after all (a sign-in at the same time
+    /// linked the upstream account, or another account took the address).
     async fn make_account(
         &self,
         tenant: &TenantId,
         config: &ProviderConfig,
         account: &UpstreamAccount,
-        email: Option<Email>,
-    ) -> ServiceResult<Option<User>> {
+        email: Option<&Email>,
+    ) -> ServiceResult<Made> {
         let mapped = mapping::profile(config, &account.claims);
         let store = self.0.store();
-        let base = mapping::username_base(account.username_hint.as_deref(), email.as_ref());
+        let base = mapping::username_base(account.username_hint.as_deref(), email);
         let actor = Actor::System;
         for attempt in 0..20 {
             let Some(username) = mapping::username_candidate(&base, attempt) else { break };
@@ -145,7 +155,7 @@ impl Federation<'_> {
             let user = NewUser {
                 sub: sub.clone(),
                 username,
-                email: email.clone().filter(|_| account.email_verified),
+                email: email.cloned().filter(|_| account.email_verified),
                 email_verified: account.email_verified && email.is_some(),
                 name: mapped.name.clone(),
                 profile: mapped.profile.clone(),
@@ -159,12 +169,19 @@ impl Federation<'_> {
                 email: account.email.clone(),
             };
             match store.create_federated_account(tenant, user, &identity, &actor).await {
-                Ok(user) => return Ok(Some(user)),
+                Ok(user) => return Ok(Made::Account(user)),
                 Err(latchkey_store::StoreError::Conflict(_)) => {
-                    if store.federated_identity(tenant, &account.provider, &account.subject).await?.is_some() {
-                        return Ok(None);
+                    if let Some(link) = store.federated_identity(tenant, &account.provider, &account.subject).await?
+                        && let Some(user) = store.user_by_sub(tenant, &link.sub).await?
+                    {
+                        return Ok(Made::LinkedMeanwhile(user));
                     }
-                    // Someone took the name (or the address) in between: the next name.
+                    if let Some(email) = email
+                        && let Some(holder) = self.holder_of(tenant, email).await?
+                    {
+                        return Ok(Made::AddressTaken(holder));
+                    }
+                    // Someone took the name in between: the next name.
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -38,5 +38,6 @@ pub(super) async fn finish(
         hosted_domain: None,
         username_hint: claims.get("preferred_username").and_then(Value::as_str).map(str::to_owned),
         claims,
+        authenticated_at: None,
     })
 }

@@ -37,6 +37,9 @@ pub(super) struct Metadata {
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// The claims the provider says it issues (to know whether `auth_time` can be asked for).
+    #[serde(default)]
+    pub claims_supported: Option<Vec<String>>,
     /// RFC 9207: the provider puts `iss` in its authorization answers.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
@@ -326,10 +329,15 @@ pub(super) async fn finish(
         if info.get("sub") != claims.get("sub") {
             return Err(FederationError::InvalidResponse("the UserInfo answer is about another account".into()));
         }
+        // An address and whether it is verified come as a pair from one source: the ID
+        // token's when it has one, else UserInfo's.
+        let address_from_token = claims.contains_key("email");
         for (k, v) in info {
-            // What the signed ID token says wins, and what names the account or its
-            // organisation comes from it alone.
-            if !matches!(k.as_str(), "iss" | "aud" | "azp" | "tid" | "oid" | "hd" | "nonce") {
+            // What the signed ID token says wins, and what names the account, its
+            // organisation or when it signed in comes from it alone.
+            let identity = matches!(k.as_str(), "iss" | "aud" | "azp" | "tid" | "oid" | "hd" | "nonce" | "auth_time");
+            let address = matches!(k.as_str(), "email" | "email_verified");
+            if !identity && !(address && address_from_token) {
                 claims.entry(k).or_insert(v);
             }
         }
@@ -351,10 +359,13 @@ fn account_from_claims(upstream: &Upstream, claims: Map<String, Value>) -> Resul
     Ok(UpstreamAccount {
         provider: upstream.id.clone(),
         subject,
-        email_verified: email.is_some() && truthy(claims.get("email_verified")),
+        // Entra ID's address is whatever the tenant typed (the "nOAuth" takeover): never
+        // verified, whatever a claim says.
+        email_verified: email.is_some() && !entra && truthy(claims.get("email_verified")),
         email,
         hosted_domain: claims.get("hd").and_then(Value::as_str).map(str::to_owned),
         username_hint: claims.get("preferred_username").and_then(Value::as_str).map(str::to_owned),
+        authenticated_at: claims.get("auth_time").and_then(Value::as_i64).filter(|t| *t > 0),
         claims,
     })
 }

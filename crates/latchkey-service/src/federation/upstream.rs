@@ -109,6 +109,9 @@ pub struct UpstreamAccount {
     pub claims: Map<String, Value>,
     /// A name to suggest for a new account (`preferred_username`, GitHub's `login`).
     pub username_hint: Option<String>,
+    /// When the person signed in at the provider (an OIDC `auth_time`), if it says.
+    #[serde(default)]
+    pub authenticated_at: Option<i64>,
 }
 
 /// How Latchkey proves itself to a provider's token endpoint.
@@ -241,15 +244,21 @@ impl Upstreams {
         fresh_since: Option<i64>,
     ) -> Result<(String, PendingFlow), FederationError> {
         let upstream = self.get(id).ok_or(FederationError::UnknownProvider)?;
-        let flow = PendingFlow::new(id.clone(), fresh_since.filter(|_| upstream.oidc.is_some()));
-        let redirect_uri = self.callback_url(id);
-        let authorization_endpoint = match upstream.config.kind {
-            ProviderKind::Oidc | ProviderKind::Google => oidc::metadata(self, upstream).await?.authorization_endpoint,
-            ProviderKind::Github => github::authorize_url(&upstream.config),
+        let (authorization_endpoint, fresh) = match upstream.config.kind {
+            ProviderKind::Oidc | ProviderKind::Google => {
+                let m = oidc::metadata(self, upstream).await?;
+                // `auth_time` is required only of a provider that says it issues it (Google
+                // and Entra ID by default do not): the rest are asked, not checked.
+                let checked = m.claims_supported.as_ref().is_none_or(|c| c.iter().any(|x| x == "auth_time"));
+                (m.authorization_endpoint, fresh_since.map(|since| (since, checked)))
+            }
+            ProviderKind::Github => (github::authorize_url(&upstream.config), None),
             ProviderKind::Oauth2 => {
-                upstream.config.authorization_url.as_ref().map(|u| u.to_string()).unwrap_or_default()
+                (upstream.config.authorization_url.as_ref().map(|u| u.to_string()).unwrap_or_default(), None)
             }
         };
+        let flow = PendingFlow::new(id.clone(), fresh.and_then(|(since, checked)| checked.then_some(since)));
+        let redirect_uri = self.callback_url(id);
         let mut url = url::Url::parse(&authorization_endpoint)
             .map_err(|_| FederationError::InvalidResponse("the authorization endpoint is not a URL".into()))?;
         {
@@ -267,7 +276,7 @@ impl Upstreams {
             if upstream.oidc.is_some() {
                 q.append_pair("nonce", &flow.nonce);
             }
-            if flow.fresh.is_some() {
+            if fresh.is_some() {
                 q.append_pair("max_age", "0");
                 if !oidc::is_google(upstream) {
                     q.append_pair("prompt", "login");
