@@ -337,7 +337,8 @@ pub(super) async fn finish(
             // organisation or when it signed in comes from it alone.
             let identity = matches!(k.as_str(), "iss" | "aud" | "azp" | "tid" | "oid" | "hd" | "nonce" | "auth_time");
             let address = matches!(k.as_str(), "email" | "email_verified");
-            if !identity && !(address && address_from_token) {
+            let kept_from_token = identity || (address && address_from_token);
+            if !kept_from_token {
                 claims.entry(k).or_insert(v);
             }
         }
