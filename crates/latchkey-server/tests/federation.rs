@@ -314,6 +314,8 @@ async fn linking_from_the_security_page_and_the_last_way_in() {
     upstream.sign_in_as(json!({"sub": "ada-corp", "email": "elsewhere@example.org", "email_verified": true}));
     let started = browser.browser.post_form(&browser.url("/account/federation/corp/link"), &[("csrf", &csrf)]).await;
     let at_upstream = browser.location(&started);
+    // Linking asks the provider for a sign-in now, not the session a shared browser holds.
+    assert!(at_upstream.contains("max_age=0") && at_upstream.contains("prompt=login"), "{at_upstream}");
     let callback = Browser::location(&browser.browser.get(&at_upstream).await, "");
     let linked = browser.browser.get(&callback).await;
     assert_eq!(browser.location(&linked), browser.url("/account/security?done=provider_linked"));

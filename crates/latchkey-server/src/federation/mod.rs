@@ -92,7 +92,9 @@ pub(crate) async fn go_upstream(
         Intent::SignIn { .. } => {
             crate::sessions::current(state, tenant, headers).await.map(|_| state.clock.now().secs())
         }
-        Intent::Link { .. } => None,
+        // Linking, too, is a sign-in at the provider that must be the person's own now, not
+        // whoever's session a shared browser still holds there.
+        Intent::Link { .. } => Some(state.clock.now().secs()),
     };
     let (url, flow) = match state.upstreams.begin(id, fresh).await {
         Ok(started) => started,

@@ -278,9 +278,8 @@ impl Upstreams {
             }
             if fresh.is_some() {
                 q.append_pair("max_age", "0");
-                if !oidc::is_google(upstream) {
-                    q.append_pair("prompt", "login");
-                }
+                // Google takes no `prompt=login`; choosing the account at least shows it.
+                q.append_pair("prompt", if oidc::is_google(upstream) { "select_account" } else { "login" });
             }
             // Google's `hd` parameter only preselects an account; the ID token's `hd` is checked.
             if let [domain] = upstream.config.hosted_domains.as_slice()
