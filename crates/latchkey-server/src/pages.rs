@@ -98,7 +98,10 @@ impl From<ServiceError> for PageError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "There is nothing at this address."),
-            ServiceError::Conflict(m) | ServiceError::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, m),
+            ServiceError::Conflict(m) | ServiceError::Invalid(m) | ServiceError::Stale(m) => {
+                Self::new(StatusCode::BAD_REQUEST, m)
+            }
+            ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
             ServiceError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "a service failed");
                 Self::internal()

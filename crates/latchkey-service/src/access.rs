@@ -8,7 +8,7 @@ use latchkey_core::records::{Actor, Client, Group, Membership, NewRole, Role, Ro
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
+use crate::{Latchkey, ServiceError, ServiceResult, admin, pass_through};
 
 /// The longest description a role or group keeps.
 pub const MAX_DESCRIPTION: usize = 500;
@@ -30,6 +30,8 @@ impl Access<'_> {
     /// Creates a role, tenant-wide or belonging to `application` (a registered client).
     pub async fn create_role(&self, tenant: &TenantId, role: NewRole, actor: &Actor) -> ServiceResult<Role> {
         check_description(&role.description)?;
+        admin::refuse_built_in(&role.name)?;
+        admin::check_entitlements(&role.entitlements, role.application.is_some())?;
         let created = self.0.store().create_role(tenant, role, actor).await?;
         self.0.caches.forget_access();
         Ok(created)
@@ -45,6 +47,12 @@ impl Access<'_> {
         if let Some(d) = &patch.description {
             check_description(d)?;
         }
+        admin::refuse_built_in(name)?;
+        if !patch.add_entitlements.is_empty() {
+            let current =
+                self.role(tenant, name).await?.ok_or_else(|| ServiceError::NotFound(format!("role `{name}`")))?;
+            admin::check_entitlements(&patch.add_entitlements, current.application.is_some())?;
+        }
         if let Some(both) = patch.add_entitlements.iter().find(|e| patch.remove_entitlements.contains(e)) {
             return Err(ServiceError::Invalid(format!("`{both}` is both added and removed")));
         }
@@ -56,6 +64,7 @@ impl Access<'_> {
     /// Deletes a role and every link to it. A role a client requires is refused: deleting
     /// it would lock everyone out of that client without saying why.
     pub async fn delete_role(&self, tenant: &TenantId, name: &RoleName, actor: &Actor) -> ServiceResult<()> {
+        admin::refuse_built_in(name)?;
         let requiring: Vec<String> = self
             .0
             .store()
@@ -95,6 +104,12 @@ impl Access<'_> {
     }
 
     pub async fn delete_group(&self, tenant: &TenantId, name: &GroupName, actor: &Actor) -> ServiceResult<()> {
+        let grants_admin = self.group(tenant, name).await?.is_some_and(|g| g.roles.iter().any(admin::is_built_in_role));
+        if grants_admin {
+            return Err(ServiceError::Conflict(format!(
+                "group `{name}` confers a built-in admin role: take the role from the group first"
+            )));
+        }
         if let Some(line) = self.0.rule_naming(None, Some(name)).await {
             return Err(ServiceError::Conflict(format!(
                 "group `{name}` is required by the forward-auth rules (line {line}); change the rules first"
@@ -115,6 +130,8 @@ impl Access<'_> {
     /// Removes a link; one that does not exist is `NotFound`, so a mistyped revocation is
     /// never taken for a done one.
     pub async fn unlink(&self, tenant: &TenantId, link: &Membership, actor: &Actor) -> ServiceResult<()> {
+        let admins = self.0.admin();
+        let before = admins.active_admins(tenant).await?;
         if !self.0.store().set_membership(tenant, link, false, actor).await? {
             return Err(ServiceError::NotFound(match link {
                 Membership::UserRole { sub, role } => format!("a direct grant of role `{role}` to user {sub}"),
@@ -123,6 +140,12 @@ impl Access<'_> {
             }));
         }
         self.0.caches.forget_access();
+        if let Err(refused) = admins.check_demotion(tenant, &before, actor).await {
+            // Undone at once: nobody may be left unable to administer, nor demote themselves.
+            self.0.store().set_membership(tenant, link, true, &Actor::System).await?;
+            self.0.caches.forget_access();
+            return Err(refused);
+        }
         Ok(())
     }
 

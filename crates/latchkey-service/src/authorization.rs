@@ -130,7 +130,9 @@ impl Authorization<'_> {
             if !known.iter().any(|k| k.name.as_str() == s) {
                 continue;
             }
-            if !client.allowed_scopes.iter().any(|a| a.as_str() == s) {
+            // Admin scopes go to admin clients only, whatever a client's list says.
+            let admin_refused = !client.admin_client && latchkey_core::domain::AdminScope::is_admin_name(s);
+            if admin_refused || !client.allowed_scopes.iter().any(|a| a.as_str() == s) {
                 return Ok(Err(Refusal::InvalidScope(format!("this client may not request the `{s}` scope"))));
             }
             if !scope.iter().any(|x| x == s) {

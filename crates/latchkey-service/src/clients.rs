@@ -2,10 +2,10 @@
 
 use latchkey_core::UnixTime;
 use latchkey_core::crypto::{TokenHash, TokenHasher};
-use latchkey_core::domain::{ClientId, TenantId};
+use latchkey_core::domain::{AdminScope, ClientId, ScopeName, TenantId};
 use latchkey_core::records::{Actor, Client, ClientPatch, NewClient};
 
-use crate::{Latchkey, ServiceResult, pass_through};
+use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
 
 /// The purpose client secrets are hashed under, where they are stored and where they are
 /// checked.
@@ -18,10 +18,26 @@ pub fn secret_hash(hasher: &TokenHasher, secret: &str) -> TokenHash {
 
 pub struct Clients<'a>(pub(crate) &'a Latchkey);
 
+/// Admin scopes go to admin clients only, and only the admin scopes Latchkey defines.
+fn check_admin_scopes(scopes: &[ScopeName], admin_client: bool) -> ServiceResult<()> {
+    for s in scopes.iter().filter(|s| AdminScope::is_admin_name(s.as_str())) {
+        if AdminScope::parse(s.as_str()).is_none() {
+            return Err(ServiceError::Invalid(format!("`{s}` is not an admin scope")));
+        }
+        if !admin_client {
+            return Err(ServiceError::Invalid(format!(
+                "`{s}` is an admin scope: only an admin client (`--admin-client`) may be given admin scopes"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Clients<'_> {
     /// Creates a client; an id already in use, by a client or as a user's `sub`, is
     /// `Conflict`; a required role that does not exist is `NotFound`.
     pub async fn create(&self, tenant: &TenantId, client: NewClient, actor: &Actor) -> ServiceResult<Client> {
+        check_admin_scopes(&client.allowed_scopes, client.admin_client)?;
         self.0.access().check_policy(tenant, &client.access_policy).await?;
         Ok(self.0.store().create_client(tenant, client, actor).await?)
     }
@@ -36,6 +52,12 @@ impl Clients<'_> {
     ) -> ServiceResult<Client> {
         if let Some(policy) = &patch.access_policy {
             self.0.access().check_policy(tenant, policy).await?;
+        }
+        if patch.allowed_scopes.is_some() || patch.admin_client.is_some() {
+            let current =
+                self.get(tenant, id).await?.ok_or_else(|| ServiceError::NotFound(format!("client `{id}`")))?;
+            let scopes = patch.allowed_scopes.as_ref().unwrap_or(&current.allowed_scopes);
+            check_admin_scopes(scopes, patch.admin_client.unwrap_or(current.admin_client))?;
         }
         Ok(self.0.store().update_client(tenant, id, patch, actor).await?)
     }

@@ -1,6 +1,6 @@
 //! What a user allowed a client, and when they must be asked.
 
-use latchkey_core::domain::{ClaimsRequest, ClientId, SubjectId, TenantId, beyond_scopes};
+use latchkey_core::domain::{AdminScope, ClaimsRequest, ClientId, SubjectId, TenantId, beyond_scopes};
 use latchkey_core::records::{Actor, Client, Consent};
 
 use crate::{Latchkey, ServiceResult, pass_through};
@@ -34,6 +34,10 @@ impl Consents<'_> {
         asked: &Asked<'_>,
     ) -> ServiceResult<bool> {
         let offline = asked.scopes.iter().any(|s| s == "offline_access");
+        // Admin scopes are never consented to: an admin client was registered by an
+        // operator, and what its user may do comes from their admin roles.
+        let consentable: Vec<String> = asked.scopes.iter().filter(|s| !AdminScope::is_admin_name(s)).cloned().collect();
+        let asked = &Asked { scopes: &consentable, ..*asked };
         if client.first_party && !asked.prompt_consent && !offline {
             return Ok(false);
         }

@@ -13,6 +13,12 @@ pub enum ServiceError {
     /// sign in).
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not do this (an admin right it does not hold).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing changed since the caller read it (`If-Match` no longer matches).
+    #[error("{0}")]
+    Stale(String),
     /// The database failed or holds damaged data: not the caller's fault.
     #[error("{0}")]
     Unavailable(String),
@@ -26,6 +32,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict(m) => ServiceError::Conflict(m),
             StoreError::NotFound(m) => ServiceError::NotFound(m),
             StoreError::Invalid(m) => ServiceError::Invalid(m),
+            StoreError::Stale(m) => ServiceError::Stale(m),
             other => ServiceError::Unavailable(other.to_string()),
         }
     }

@@ -20,6 +20,7 @@ mod error;
 
 pub mod access;
 pub mod access_claims;
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod authorization;
@@ -190,6 +191,9 @@ impl Latchkey {
     pub fn forward_auth(&self) -> forward_auth::ForwardAuth<'_> {
         forward_auth::ForwardAuth(self)
     }
+    pub fn admin(&self) -> admin::Admin<'_> {
+        admin::Admin(self)
+    }
     pub fn access(&self) -> access::Access<'_> {
         access::Access(self)
     }
@@ -242,6 +246,11 @@ impl Latchkey {
 
     /// `aud` of access tokens when no resource is named: `tokens.default_audience`, else
     /// the issuer (whose UserInfo endpoint accepts them).
+    /// The admin API's audience, a built-in API resource: `{issuer}/admin/api/v1`.
+    pub fn admin_audience(&self) -> String {
+        format!("{}{}", self.issuer, latchkey_core::domain::ADMIN_API_PATH)
+    }
+
     pub fn default_audience(&self) -> String {
         self.config.tokens.default_audience.clone().unwrap_or_else(|| self.issuer.to_string())
     }

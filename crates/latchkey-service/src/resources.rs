@@ -1,11 +1,11 @@
 //! API resources (RFC 8707): the audiences access tokens can be issued for.
 
-use latchkey_core::domain::{ScopeName, TenantId};
+use latchkey_core::domain::{AdminScope, ScopeName, TenantId};
 use latchkey_core::records::{Actor, ResourceServer};
 
 use std::sync::Arc;
 
-use crate::{Latchkey, ServiceResult, pass_through};
+use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
 
 pub struct Resources<'a>(pub(crate) &'a Latchkey);
 
@@ -14,8 +14,15 @@ impl Resources<'_> {
         fn list(tenant: &TenantId) -> Vec<ResourceServer> => list_resource_servers;
     }
 
-    /// Registers an API or changes its name and scopes.
+    /// Registers an API or changes its name and scopes. The admin API is built in, and admin
+    /// scopes are its alone.
     pub async fn put(&self, tenant: &TenantId, server: &ResourceServer, actor: &Actor) -> ServiceResult<()> {
+        if server.identifier == self.0.admin_audience() {
+            return Err(ServiceError::Invalid(format!("`{}` is the built-in admin API", server.identifier)));
+        }
+        if let Some(s) = server.scopes.iter().find(|s| AdminScope::is_admin_name(s)) {
+            return Err(ServiceError::Invalid(format!("`{s}`: scopes beginning with `admin:` are the admin API's")));
+        }
         self.0.store().put_resource_server(tenant, server, actor).await?;
         self.0.caches.forget_resources();
         Ok(())
@@ -34,10 +41,33 @@ impl Resources<'_> {
 }
 
 impl Resources<'_> {
+    /// The audience of a token for `resource`, or without one, the default audience; a
+    /// request for admin scopes without a resource is for the admin API.
+    pub async fn target(&self, tenant: &TenantId, resource: Option<&str>, scopes: &[String]) -> Result<String, String> {
+        match resource {
+            Some(resource) => self.audience_for(tenant, resource, scopes).await,
+            None if scopes.iter().any(|s| AdminScope::is_admin_name(s)) => {
+                self.audience_for(tenant, &self.0.admin_audience(), scopes).await
+            }
+            None => Ok(self.0.default_audience()),
+        }
+    }
+
     /// RFC 8707: the `resource` must be a registered resource server, and every requested
     /// scope that is not an OpenID scope must be one it accepts. Returns the audience, or
     /// why the target is invalid (`invalid_target`).
     pub async fn audience_for(&self, tenant: &TenantId, resource: &str, scopes: &[String]) -> Result<String, String> {
+        if resource == self.0.admin_audience() {
+            if let Some(s) =
+                scopes.iter().find(|s| !ScopeName::BUILT_IN.contains(&s.as_str()) && AdminScope::parse(s).is_none())
+            {
+                return Err(format!("the admin API does not accept the `{s}` scope"));
+            }
+            return Ok(resource.to_owned());
+        }
+        if let Some(s) = scopes.iter().find(|s| AdminScope::is_admin_name(s)) {
+            return Err(format!("`{s}` is a scope of the admin API alone (resource {})", self.0.admin_audience()));
+        }
         let servers = self.cached(tenant).await.map_err(|e| {
             tracing::error!(error = %e, "cannot list resource servers");
             "resource servers are unavailable".to_owned()

@@ -1,6 +1,6 @@
 //! Scopes: the built-in OpenID Connect scopes and the custom ones an operator defines.
 
-use latchkey_core::domain::{ScopeName, TenantId};
+use latchkey_core::domain::{AdminScope, ScopeName, TenantId};
 use latchkey_core::records::{Actor, ScopeDefinition};
 
 use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
@@ -10,8 +10,20 @@ pub struct Scopes<'a>(pub(crate) &'a Latchkey);
 impl Scopes<'_> {
     pass_through! {
         fn list(tenant: &TenantId) -> Vec<ScopeDefinition> => list_scopes;
-        /// Creates a custom scope or changes its description.
-        fn put(tenant: &TenantId, name: &ScopeName, description: &str, actor: &Actor) -> () => put_scope;
+    }
+
+    /// Creates a custom scope or changes its description. The `admin:` names are Latchkey's.
+    pub async fn put(
+        &self,
+        tenant: &TenantId,
+        name: &ScopeName,
+        description: &str,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        if AdminScope::is_admin_name(name.as_str()) {
+            return Err(ServiceError::Invalid(format!("`{name}`: scopes beginning with `admin:` are the admin API's")));
+        }
+        Ok(self.0.store().put_scope(tenant, name, description, actor).await?)
     }
 
     /// Deletes a custom scope; a built-in scope is `Invalid`, an unknown one `NotFound`.

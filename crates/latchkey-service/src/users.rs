@@ -3,7 +3,7 @@
 //! no crash can leave a locked user signed in.
 
 use latchkey_core::domain::{Email, NewPassword, SubjectId, TenantId, Username};
-use latchkey_core::records::{Actor, ImportOutcome, NewUser, User, UserPatch};
+use latchkey_core::records::{Actor, ImportOutcome, NewUser, User, UserPatch, UserQuery};
 
 use crate::security_notices::Change;
 use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
@@ -36,6 +36,8 @@ impl Users<'_> {
         fn by_email(tenant: &TenantId, email: &Email) -> Option<User> => user_by_email;
         fn by_webauthn_id(tenant: &TenantId, id: &str) -> Option<User> => user_by_webauthn_id;
         fn list(tenant: &TenantId) -> Vec<User> => list_users;
+        /// One page of users by username, filtered (the admin API's list and search).
+        fn search(tenant: &TenantId, query: &UserQuery) -> Vec<User> => search_users;
         /// Creates a user; a taken username or email, or a `sub` that is a client's id, is `Conflict`.
         fn create(tenant: &TenantId, user: NewUser, actor: &Actor) -> User => create_user;
         fn update(tenant: &TenantId, sub: &SubjectId, patch: UserPatch, actor: &Actor) -> User => update_user;
@@ -173,6 +175,9 @@ impl Users<'_> {
         change: StateChange,
         actor: &Actor,
     ) -> ServiceResult<usize> {
+        if change != StateChange::Unlock {
+            self.0.admin().may_remove(tenant, sub, actor).await?;
+        }
         let reason = match change {
             StateChange::Lock => "user_locked",
             StateChange::Delete => "user_deleted",

@@ -91,6 +91,7 @@ mod tests {
             iat: 0,
             exp,
             auth_time: None,
+            acr: None,
             gid: None,
             sid: None,
             userinfo_claims: None,

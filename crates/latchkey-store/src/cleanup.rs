@@ -36,11 +36,13 @@ pub enum Expired {
     FinishedDeliveries,
     /// Emailed links and texted codes past their expiry, used or not.
     OneTimeTokens,
+    /// Responses kept for the admin API's `Idempotency-Key`, a day after the create.
+    IdempotencyKeys,
 }
 
 impl Expired {
     /// Every kind, in the order the cleanup job works through them.
-    pub const ALL: [Expired; 11] = [
+    pub const ALL: [Expired; 12] = [
         Expired::AuthorizationRequests,
         Expired::AuthorizationCodes,
         Expired::RefreshTokens,
@@ -52,6 +54,7 @@ impl Expired {
         Expired::IdleSessions,
         Expired::FinishedDeliveries,
         Expired::OneTimeTokens,
+        Expired::IdempotencyKeys,
     ];
 
     /// Where rows of this kind live, the column whose value ends them (indexed, so that a
@@ -70,6 +73,7 @@ impl Expired {
             Expired::IdleSessions => ("browser_sessions", "last_active_at", ""),
             Expired::FinishedDeliveries => ("logout_deliveries", "finished_at", " AND status <> 'pending'"),
             Expired::OneTimeTokens => ("one_time_tokens", "expires_at", ""),
+            Expired::IdempotencyKeys => ("admin_idempotency", "created_at", ""),
         }
     }
 
@@ -86,9 +90,13 @@ impl Expired {
             Expired::IdleSessions => "idle_sessions",
             Expired::FinishedDeliveries => "logout_deliveries",
             Expired::OneTimeTokens => "one_time_tokens",
+            Expired::IdempotencyKeys => "idempotency_keys",
         }
     }
 }
+
+/// How long the admin API keeps a create's response for its `Idempotency-Key`.
+pub const IDEMPOTENCY_KEYS_KEPT: Duration = Duration::from_secs(86_400);
 
 /// How long a failure counter is kept after its window started.
 pub const LOGIN_FAILURES_KEPT: Duration = Duration::from_secs(86_400);
@@ -110,6 +118,7 @@ impl Cutoffs {
             Expired::LoginFailures => self.now.minus(LOGIN_FAILURES_KEPT).secs(),
             Expired::IdleSessions => self.now.minus(self.session_idle).secs(),
             Expired::FinishedDeliveries => self.keep_finished_deliveries_until.secs(),
+            Expired::IdempotencyKeys => self.now.minus(IDEMPOTENCY_KEYS_KEPT).secs(),
             _ => self.now.secs(),
         }
     }

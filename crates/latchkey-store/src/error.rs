@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The request breaks a rule the store enforces (e.g. deleting a built-in scope).
     #[error("{0}")]
     Invalid(String),
+    /// The row changed since the caller read it (an `If-Match` that no longer matches).
+    #[error("{0}")]
+    Stale(String),
     /// A stored value no longer parses: the database was edited by hand or is damaged.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),

@@ -679,6 +679,36 @@ pub trait CleanupStore {
     ) -> StoreResult<u64>;
 }
 
+/// What the admin API reads and keeps.
+#[async_trait]
+pub trait AdminStore {
+    /// One page of users by username (at most [`MAX_PAGE`] + 1: one more tells whether another page follows).
+    async fn search_users(&self, tenant: &TenantId, query: &UserQuery) -> StoreResult<Vec<User>>;
+    /// One page of audit events, newest first, each with its position in the log.
+    async fn audit_events(&self, tenant: &TenantId, query: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>>;
+    /// Claims `key` for one create by `caller` (a key older than a day is free again), or
+    /// says what an earlier create with it left.
+    async fn claim_idempotency_key(
+        &self,
+        tenant: &TenantId,
+        caller: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> StoreResult<IdempotentClaim>;
+    /// Keeps the response of the create that claimed `key`.
+    async fn keep_idempotent_response(
+        &self,
+        tenant: &TenantId,
+        caller: &str,
+        key: &str,
+        status: u16,
+        location: Option<&str>,
+        body: &str,
+    ) -> StoreResult<()>;
+    /// Frees a key whose create failed, so it can be tried again.
+    async fn release_idempotency_key(&self, tenant: &TenantId, caller: &str, key: &str) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait AuditStore {
     /// The newest events first.
@@ -883,6 +913,7 @@ pub trait StoreTx: Send {
 #[async_trait]
 pub trait Store:
     UserStore
+    + AdminStore
     + AccessStore
     + ApiKeyStore
     + OutboxStore

@@ -94,6 +94,7 @@ pub(crate) struct ClientRow {
     access_policy: String,
     allow_insecure_redirect_uris: bool,
     refresh_reuse_grace: Option<i64>,
+    admin_client: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -127,6 +128,7 @@ impl TryFrom<ClientRow> for Client {
             access_policy: serde_json::from_str(&r.access_policy).map_err(|e| corrupt("client access policy", e))?,
             allow_insecure_redirect_uris: r.allow_insecure_redirect_uris,
             refresh_reuse_grace: r.refresh_reuse_grace,
+            admin_client: r.admin_client,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -189,6 +191,20 @@ pub(crate) struct AuditRow {
     action: String,
     target: String,
     details: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditPageRow {
+    id: i64,
+    #[sqlx(flatten)]
+    event: AuditRow,
+}
+
+impl TryFrom<AuditPageRow> for (i64, AuditEvent) {
+    type Error = StoreError;
+    fn try_from(r: AuditPageRow) -> Result<Self, StoreError> {
+        Ok((r.id, r.event.try_into()?))
+    }
 }
 
 impl TryFrom<AuditRow> for AuditEvent {

@@ -154,6 +154,7 @@ pub fn sample_client(
         access_policy: Default::default(),
         allow_insecure_redirect_uris: false,
         refresh_reuse_grace: None,
+        admin_client: false,
     }
 }
 

@@ -117,6 +117,13 @@ fn seed_sql(prefix: &str, count: i64, tokens: i64, at: i64) -> Vec<String> {
              FROM ({} SELECT i FROM n) AS s",
             numbers(count)
         ),
+        // Kept a day after the create: those made a day before `at` are due at `at`.
+        format!(
+            "INSERT INTO admin_idempotency (tenant_id, caller, idem_key, request_hash, created_at)
+             SELECT {t}, 'cli', '{prefix}-' || i, 'hash', {at} - 86400 - (i % 60)
+             FROM ({} SELECT i FROM n) AS s",
+            numbers(count)
+        ),
     ]
 }
 

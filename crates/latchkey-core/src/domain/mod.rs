@@ -1,6 +1,7 @@
 //! Domain types. Each has one way in, `parse`, so a value that exists is a valid value.
 
 mod access;
+mod admin;
 mod api_key;
 mod authentication;
 mod claims;
@@ -15,6 +16,7 @@ mod session_policy;
 mod user;
 
 pub use access::{ACCESS_CLAIMS, ClientAccessPolicy, Entitlement, GroupName, Requirement, RoleName, RoleRequirement};
+pub use admin::{ADMIN_API_PATH, ADMIN_ROLE, AUDITOR_ROLE, AdminScope, BUILT_IN_ROLE_PREFIX};
 pub use api_key::{
     API_KEY_LEN, API_KEY_PREFIX, ApiKeyId, NewApiKeySecret, PresentedApiKey, READ_ONLY_METHODS, RoutePattern,
     parse_method,

@@ -36,6 +36,16 @@ pub struct User {
     pub changes_blocked_at: Option<UnixTime>,
 }
 
+impl User {
+    /// The entity tag of the user as the admin API shows them (RFC 9110 §8.8.3): a strong
+    /// validator that changes with anything shown, `updated_at` included.
+    pub fn etag(&self) -> String {
+        let shown = serde_json::to_vec(self).unwrap_or_default();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &shown);
+        format!("\"{}\"", hex::encode(&digest.as_ref()[..16]))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub sub: SubjectId,
@@ -75,6 +85,9 @@ pub struct UserPatch {
     pub email_verified: Option<bool>,
     pub name: Option<Option<DisplayName>>,
     pub profile: Option<ProfileClaims>,
+    /// Only if the user is still as the caller saw them (their [`User::etag`]); otherwise
+    /// the store refuses with `Stale` and changes nothing.
+    pub if_match: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,6 +129,9 @@ pub struct Client {
     /// Seconds a rotated refresh token may come back without revoking its family,
     /// overriding `tokens.refresh_reuse_grace`.
     pub refresh_reuse_grace: Option<i64>,
+    /// May be given admin scopes (`--admin-client`): registered by an operator for the admin
+    /// API; its users are never asked to consent to admin scopes.
+    pub admin_client: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -142,6 +158,7 @@ pub struct NewClient {
     pub access_policy: ClientAccessPolicy,
     pub allow_insecure_redirect_uris: bool,
     pub refresh_reuse_grace: Option<i64>,
+    pub admin_client: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -163,6 +180,7 @@ pub struct ClientPatch {
     pub access_policy: Option<ClientAccessPolicy>,
     pub allow_insecure_redirect_uris: Option<bool>,
     pub refresh_reuse_grace: Option<Option<i64>>,
+    pub admin_client: Option<bool>,
 }
 
 /// A protected API that access tokens can be issued for (RFC 8707 `resource`).

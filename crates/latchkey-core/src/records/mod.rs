@@ -3,6 +3,7 @@
 //! them live in the service crate, the SQL in the store.
 
 mod access;
+mod admin;
 mod audit;
 mod changes;
 mod factors;
@@ -13,6 +14,7 @@ mod outbox;
 mod sessions;
 
 pub use access::*;
+pub use admin::{AuditQuery, IdempotentClaim, MAX_PAGE, UserQuery, like_prefix};
 pub use audit::{Actor, AuditEvent};
 pub use changes::Change;
 pub use factors::*;

@@ -33,9 +33,11 @@ pub async fn consent_page(
         return Redirect::to(&format!("{}/login?req={}", state.base(), q.req)).into_response();
     };
     let described = state.caches.scopes().await.unwrap_or_default();
+    // Admin scopes are never put to the user: their admin roles decide what they may do.
     let scopes: Vec<minijinja::Value> = request
         .scope
         .iter()
+        .filter(|s| !latchkey_core::domain::AdminScope::is_admin_name(s))
         .map(|s| {
             let description =
                 described.iter().find(|d| d.name.as_str() == s).map_or(s.clone(), |d| d.description.clone());

@@ -194,15 +194,12 @@ async fn parse(
         .authorization()
         .levels(&client, p.get("acr_values"), claims.as_ref())
         .map_err(|r| refused(&target, r))?;
-    let audience = match p.get("resource") {
-        None => state.default_audience(),
-        Some(resource) => state
-            .services
-            .resources()
-            .audience_for(tenant, resource, &scope)
-            .await
-            .map_err(|d| redirect("invalid_target", &d))?,
-    };
+    let audience = state
+        .services
+        .resources()
+        .target(tenant, p.get("resource"), &scope)
+        .await
+        .map_err(|d| redirect("invalid_target", &d))?;
     let request = AuthorizationRequest {
         client_id: client.client_id.to_string(),
         redirect_uri: redirect_uri.to_owned(),

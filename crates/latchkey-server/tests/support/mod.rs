@@ -143,6 +143,7 @@ pub async fn all_backends() -> Vec<Arc<TestDatabase>> {
     TestDatabase::all().await.into_iter().map(Arc::new).collect()
 }
 
+pub mod admin;
 pub mod authenticator;
 pub mod browser;
 pub mod flow;
@@ -175,6 +176,7 @@ pub struct ClientSpec<'a> {
     pub access_policy: ClientAccessPolicy,
     pub allow_insecure_redirect_uris: bool,
     pub refresh_reuse_grace: Option<i64>,
+    pub admin_client: bool,
 }
 
 impl Default for ClientSpec<'_> {
@@ -197,6 +199,7 @@ impl Default for ClientSpec<'_> {
             access_policy: ClientAccessPolicy::default(),
             allow_insecure_redirect_uris: false,
             refresh_reuse_grace: None,
+            admin_client: false,
         }
     }
 }
@@ -249,6 +252,7 @@ impl TestServer {
             access_policy: spec.access_policy,
             allow_insecure_redirect_uris: spec.allow_insecure_redirect_uris,
             refresh_reuse_grace: spec.refresh_reuse_grace,
+            admin_client: spec.admin_client,
         };
         ok(
             self.state().services.clients().create(&TenantId::default_tenant(), client, &Actor::Cli).await,

@@ -26,12 +26,8 @@ impl Grants<'_> {
             .filter(|s| !ScopeName::BUILT_IN.contains(&s.as_str()))
             .collect();
         let scope = narrowed_scope(scope, &allowed)?;
-        let audience = match resource {
-            None => services.default_audience(),
-            Some(resource) => {
-                services.resources().audience_for(tenant, resource, &scope).await.map_err(GrantError::InvalidTarget)?
-            }
-        };
+        let audience =
+            services.resources().target(tenant, resource, &scope).await.map_err(GrantError::InvalidTarget)?;
         let lifetime = services.tokens().access_token_lifetime(client);
         let issued = services
             .mint_access_token(AccessTokenRequest {
@@ -40,6 +36,7 @@ impl Grants<'_> {
                 scope: &scope,
                 audience: &audience,
                 auth_time: None,
+                acr: None,
                 grant_id: None,
                 sid: None,
                 userinfo_claims: None,

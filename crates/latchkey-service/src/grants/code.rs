@@ -111,6 +111,7 @@ impl Grants<'_> {
                 scope,
                 audience: &data.audience,
                 auth_time: Some(data.auth_time),
+                acr: Some(&data.acr),
                 grant_id: Some(grant_id),
                 sid: Some(&data.sid),
                 // Only a token UserInfo accepts carries them (not one for another API).

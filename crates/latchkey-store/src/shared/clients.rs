@@ -61,8 +61,8 @@ macro_rules! impl_client_store {
                     "INSERT INTO clients (tenant_id, client_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris,
                         grant_types, allowed_scopes, auth_method, id_token_alg, first_party, created_at, updated_at,
                         jwks, jwks_uri, allow_insecure_no_pkce, access_token_lifetime, session_policy,
-                        allow_insecure_redirect_uris, refresh_reuse_grace, allow_legacy_assertion_audience, access_policy)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+                        allow_insecure_redirect_uris, refresh_reuse_grace, allow_legacy_assertion_audience, access_policy, admin_client)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
                 )
                 .bind(tenant.as_str())
                 .bind(c.client_id.as_str())
@@ -86,6 +86,7 @@ macro_rules! impl_client_store {
                 .bind(c.refresh_reuse_grace)
                 .bind(c.allow_legacy_assertion_audience)
                 .bind(access_policy_json(&c.access_policy)?)
+                .bind(c.admin_client)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, |_| format!("a client with id `{}` exists already", c.client_id)))?;
@@ -136,12 +137,13 @@ macro_rules! impl_client_store {
                 if let Some(v) = p.access_policy { c.access_policy = v; changed.push("access_policy"); }
                 if let Some(v) = p.allow_insecure_redirect_uris { c.allow_insecure_redirect_uris = v; changed.push("allow_insecure_redirect_uris"); }
                 if let Some(v) = p.refresh_reuse_grace { c.refresh_reuse_grace = v; changed.push("refresh_reuse_grace"); }
+                if let Some(v) = p.admin_client { c.admin_client = v; changed.push("admin_client"); }
                 sqlx::query(
                     "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6,
                         allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11,
                         jwks = $12, jwks_uri = $13, allow_insecure_no_pkce = $14, access_token_lifetime = $15,
                         session_policy = $16, allow_insecure_redirect_uris = $17, refresh_reuse_grace = $18,
-                        allow_legacy_assertion_audience = $19, access_policy = $20
+                        allow_legacy_assertion_audience = $19, access_policy = $20, admin_client = $21
                      WHERE tenant_id = $1 AND client_id = $2",
                 )
                 .bind(tenant.as_str())
@@ -164,6 +166,7 @@ macro_rules! impl_client_store {
                 .bind(c.refresh_reuse_grace)
                 .bind(c.allow_legacy_assertion_audience)
                 .bind(access_policy_json(&c.access_policy)?)
+                .bind(c.admin_client)
                 .execute(&mut *tx)
                 .await?;
                 // Sessions already signed into this client follow its back-channel setting.

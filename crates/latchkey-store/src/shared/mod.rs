@@ -6,6 +6,8 @@
 #[macro_use]
 mod access;
 #[macro_use]
+mod admin;
+#[macro_use]
 mod api_keys;
 #[macro_use]
 mod outbox;
@@ -325,6 +327,7 @@ macro_rules! impl_shared_store {
         impl_api_key_store!($store, $db);
         impl_outbox_store!($store, $db);
         impl_user_store!($store, $db);
+        impl_admin_store!($store, $db);
         impl_client_store!($store, $db);
         impl_key_store!($store, $db);
         impl_oauth_store!($store, $db);

@@ -71,6 +71,10 @@ pub struct Settings {
     /// Skip the consent page for this client (your own apps).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     first_party: Option<bool>,
+    /// A client of the admin API: it may be given admin scopes (`--scope admin:users:read`);
+    /// a person's token still carries only the admin rights their roles give them.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    admin_client: Option<bool>,
     /// private_key_jwt: a file holding the client's public keys (a JWK set).
     #[arg(long, value_name = "PATH", conflicts_with = "jwks_uri")]
     jwks_file: Option<std::path::PathBuf>,
@@ -246,6 +250,9 @@ fn describe(c: &Client) -> String {
     out += &format!("auth method:    {}\n", c.token_endpoint_auth_method);
     out += &format!("id token alg:   {}\n", c.id_token_signed_response_alg);
     out += &format!("first party:    {}\n", c.first_party);
+    if c.admin_client {
+        out += "admin client:   yes (may be given admin scopes)\n";
+    }
     if let Some(uri) = &c.jwks_uri {
         out += &format!("jwks uri:       {uri}\n");
     }
@@ -329,6 +336,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     access_policy,
                     allow_insecure_redirect_uris: insecure,
                     refresh_reuse_grace: settings.opt_ins.grace(),
+                    admin_client: settings.admin_client.unwrap_or(false),
                 };
                 Ok::<_, CliError>((f.clients().create(&tenant, new, &Actor::Cli).await?, secret))
             }
@@ -450,6 +458,7 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     access_policy: (access != current.access_policy).then_some(access),
                     allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects_change(),
                     refresh_reuse_grace: settings.opt_ins.grace_change(),
+                    admin_client: settings.admin_client,
                 };
                 Ok::<_, CliError>(f.clients().update(&tenant, &id, patch, &Actor::Cli).await?)
             }

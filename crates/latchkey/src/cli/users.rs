@@ -267,6 +267,7 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
                 email_verified,
                 name: name.as_deref().map(|n| DisplayName::parse(n).map(Some)).transpose().map_err(usage)?,
                 profile: None,
+                if_match: None,
             };
             let f = ctx.open().await?;
             let result = async {

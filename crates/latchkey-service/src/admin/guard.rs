@@ -1,0 +1,94 @@
+//! The rules that keep administration possible: the built-in roles are Latchkey's, admin
+//! entitlements are admin scopes on tenant-wide roles, and nobody removes the last person
+//! who holds `latchkey-admin`, nor (through the admin API) their own admin rights.
+
+use latchkey_core::domain::{ADMIN_ROLE, AdminScope, BUILT_IN_ROLE_PREFIX, Entitlement, RoleName, SubjectId, TenantId};
+use latchkey_core::records::Actor;
+
+use super::Admin;
+use crate::{ServiceError, ServiceResult};
+
+/// Whether `name` is one of Latchkey's own roles.
+pub fn is_built_in_role(name: &RoleName) -> bool {
+    name.as_str().starts_with(BUILT_IN_ROLE_PREFIX)
+}
+
+/// A built-in role is never created, changed or deleted by anyone.
+pub fn refuse_built_in(name: &RoleName) -> ServiceResult<()> {
+    if is_built_in_role(name) {
+        return Err(ServiceError::Invalid(format!(
+            "`{name}`: role names beginning with `{BUILT_IN_ROLE_PREFIX}` are Latchkey's own and cannot be created, changed or deleted"
+        )));
+    }
+    Ok(())
+}
+
+/// Admin entitlements must be admin scopes, and only on a tenant-wide role (an application
+/// role's entitlements go to that application's tokens, never to the admin API).
+pub fn check_entitlements<'e>(
+    entitlements: impl IntoIterator<Item = &'e Entitlement>,
+    application_role: bool,
+) -> ServiceResult<()> {
+    for e in entitlements.into_iter().filter(|e| AdminScope::is_admin_name(e.as_str())) {
+        if AdminScope::parse(e.as_str()).is_none() {
+            return Err(ServiceError::Invalid(format!("`{e}` is not an admin scope")));
+        }
+        if application_role {
+            return Err(ServiceError::Invalid(format!(
+                "`{e}` is an admin right: only a tenant-wide role may confer it"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Admin<'_> {
+    /// The people (unlocked, not service accounts) who hold `latchkey-admin` now.
+    pub async fn active_admins(&self, tenant: &TenantId) -> ServiceResult<Vec<SubjectId>> {
+        let Ok(role) = RoleName::parse(ADMIN_ROLE) else { return Ok(Vec::new()) };
+        let store = self.0.store();
+        let mut people = Vec::new();
+        for sub in store.role_holders(tenant, &role).await? {
+            if store.user_by_sub(tenant, &sub).await?.is_some_and(|u| !u.locked && !u.service_account) {
+                people.push(sub);
+            }
+        }
+        Ok(people)
+    }
+
+    /// Refuses locking or deleting `sub` when that removes the last active administrator,
+    /// or when an admin API caller would lock or delete themselves.
+    pub async fn may_remove(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> ServiceResult<()> {
+        if let Actor::AdminApi { sub: Some(me), .. } = actor
+            && me == sub.as_str()
+        {
+            return Err(ServiceError::Invalid("you cannot lock or delete the account you are signed in with".into()));
+        }
+        let admins = self.active_admins(tenant).await?;
+        if admins.len() == 1 && admins[0] == *sub {
+            return Err(ServiceError::Conflict(format!(
+                "{sub} is the last active holder of `{ADMIN_ROLE}`: grant it to someone else first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// After a demotion (`before` were the active administrators): refuses one that left
+    /// nobody, or that took an admin API caller's own `latchkey-admin`. The caller undoes
+    /// the change when this refuses.
+    pub async fn check_demotion(&self, tenant: &TenantId, before: &[SubjectId], actor: &Actor) -> ServiceResult<()> {
+        let after = self.active_admins(tenant).await?;
+        if !before.is_empty() && after.is_empty() {
+            return Err(ServiceError::Conflict(format!(
+                "that would leave nobody holding `{ADMIN_ROLE}`: grant it to someone else first"
+            )));
+        }
+        if let Actor::AdminApi { sub: Some(me), .. } = actor
+            && before.iter().any(|s| s.as_str() == me)
+            && !after.iter().any(|s| s.as_str() == me)
+        {
+            return Err(ServiceError::Invalid(format!("you cannot take `{ADMIN_ROLE}` from yourself")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! What the admin API reads and keeps: pages of users and audit events in a stable order,
+//! and the responses of creates sent with an `Idempotency-Key`.
+
+macro_rules! impl_admin_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::AdminStore for $store {
+            async fn search_users(&self, tenant: &TenantId, q: &UserQuery) -> StoreResult<Vec<User>> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new("SELECT * FROM users WHERE tenant_id = ");
+                sql.push_bind(tenant.as_str());
+                if let Some(prefix) = &q.username_prefix {
+                    // The lower bound lets the username index start at the prefix; LIKE
+                    // decides, with `%` and `_` escaped.
+                    sql.push(" AND username >= ").push_bind(prefix.clone());
+                    sql.push(" AND username LIKE ").push_bind(latchkey_core::records::like_prefix(prefix));
+                    sql.push(" ESCAPE '\\'");
+                }
+                if let Some(email) = &q.email {
+                    sql.push(" AND email = ").push_bind(email.as_str().to_owned());
+                }
+                if let Some(locked) = q.locked {
+                    sql.push(" AND locked = ").push_bind(locked);
+                }
+                if let Some(service) = q.service_account {
+                    sql.push(" AND service_account = ").push_bind(service);
+                }
+                if let Some(role) = &q.role {
+                    sql.push(" AND sub IN (SELECT sub FROM user_roles WHERE tenant_id = ").push_bind(tenant.as_str());
+                    sql.push(" AND role = ").push_bind(role.as_str().to_owned());
+                    sql.push(" UNION SELECT m.sub FROM group_members m JOIN group_roles r ON r.tenant_id = m.tenant_id AND r.group_name = m.group_name WHERE m.tenant_id = ");
+                    sql.push_bind(tenant.as_str()).push(" AND r.role = ").push_bind(role.as_str().to_owned()).push(")");
+                }
+                if let Some(group) = &q.group {
+                    sql.push(" AND sub IN (SELECT sub FROM group_members WHERE tenant_id = ").push_bind(tenant.as_str());
+                    sql.push(" AND group_name = ").push_bind(group.as_str().to_owned()).push(")");
+                }
+                if let Some(after) = &q.after {
+                    sql.push(" AND username > ").push_bind(after.as_str().to_owned());
+                }
+                sql.push(" ORDER BY username LIMIT ").push_bind(i64::from(q.limit.min(latchkey_core::records::MAX_PAGE + 1)));
+                let rows: Vec<$crate::model::UserRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn audit_events(&self, tenant: &TenantId, q: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT id, at, actor, action, target, details FROM audit_events WHERE tenant_id = ",
+                );
+                sql.push_bind(tenant.as_str());
+                if let Some(actor) = &q.actor {
+                    sql.push(" AND actor = ").push_bind(actor.clone());
+                }
+                if let Some(target) = &q.target {
+                    sql.push(" AND target = ").push_bind(target.clone());
+                }
+                if let Some(action) = &q.action {
+                    sql.push(" AND action = ").push_bind(action.clone());
+                }
+                if let Some(since) = q.since {
+                    sql.push(" AND at >= ").push_bind(since);
+                }
+                if let Some(until) = q.until {
+                    sql.push(" AND at < ").push_bind(until);
+                }
+                if let Some(before) = q.before_id {
+                    sql.push(" AND id < ").push_bind(before);
+                }
+                sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(q.limit.min(latchkey_core::records::MAX_PAGE + 1)));
+                let rows: Vec<$crate::model::AuditPageRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn claim_idempotency_key(
+                &self,
+                tenant: &TenantId,
+                caller: &str,
+                key: &str,
+                request_hash: &str,
+            ) -> StoreResult<IdempotentClaim> {
+                let mut tx = self.begin_write().await?;
+                let now = self.now();
+                // A key older than a day is free again.
+                sqlx::query("DELETE FROM admin_idempotency WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3 AND created_at <= $4")
+                    .bind(tenant.as_str())
+                    .bind(caller)
+                    .bind(key)
+                    .bind(now - $crate::cleanup::IDEMPOTENCY_KEYS_KEPT.as_secs().cast_signed())
+                    .execute(&mut *tx)
+                    .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO admin_idempotency (tenant_id, caller, idem_key, request_hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, caller, idem_key) DO NOTHING",
+                )
+                .bind(tenant.as_str())
+                .bind(caller)
+                .bind(key)
+                .bind(request_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let claim = if inserted == 1 {
+                    IdempotentClaim::Fresh
+                } else {
+                    let (request_hash, status, location, body): (String, Option<i64>, Option<String>, Option<String>) =
+                        sqlx::query_as(
+                            "SELECT request_hash, status, location, body FROM admin_idempotency
+                             WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3",
+                        )
+                        .bind(tenant.as_str())
+                        .bind(caller)
+                        .bind(key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    match status.and_then(|s| u16::try_from(s).ok()) {
+                        None => IdempotentClaim::Running { request_hash },
+                        Some(status) => {
+                            IdempotentClaim::Done { request_hash, status, location, body: body.unwrap_or_default() }
+                        }
+                    }
+                };
+                tx.commit().await?;
+                Ok(claim)
+            }
+
+            async fn keep_idempotent_response(
+                &self,
+                tenant: &TenantId,
+                caller: &str,
+                key: &str,
+                status: u16,
+                location: Option<&str>,
+                body: &str,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE admin_idempotency SET status = $4, location = $5, body = $6
+                     WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3",
+                )
+                .bind(tenant.as_str())
+                .bind(caller)
+                .bind(key)
+                .bind(i64::from(status))
+                .bind(location)
+                .bind(body)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn release_idempotency_key(&self, tenant: &TenantId, caller: &str, key: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM admin_idempotency WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3 AND status IS NULL")
+                    .bind(tenant.as_str())
+                    .bind(caller)
+                    .bind(key)
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
