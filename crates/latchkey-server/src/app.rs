@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/check_session.js", get(|| script(include_str!("../static/check_session.js"))))
         .route("/static/signed_out.js", get(|| script(include_str!("../static/signed_out.js"))))
         .route("/static/passkeys.js", get(|| script(include_str!("../static/passkeys.js"))))
+        .nest(latchkey_core::domain::ADMIN_API_PATH, crate::admin_api::router(&state))
         .merge(pages)
         .merge(browser_facing);
     #[cfg(feature = "test-clock")]

@@ -8,6 +8,7 @@ compile_error!("the test-clock feature lets anyone move the server clock; it mus
 pub mod account;
 pub mod account_forms;
 pub mod account_recovery;
+pub mod admin_api;
 pub mod app;
 pub mod attempt_limits;
 pub mod browser;

@@ -1,0 +1,96 @@
+//! What every admin API request may carry, parsed in one place: JSON bodies (unknown
+//! fields refused, the bad one named), query strings, `If-Match` and `Idempotency-Key`.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, Uri, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+
+use super::problem::{Kind, Problem};
+
+/// The biggest JSON body the admin API reads.
+pub const MAX_BODY: usize = 64 * 1024;
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// A JSON body: `application/json`, at most [`MAX_BODY`], every field known.
+pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Problem> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(Problem::new(Kind::InvalidRequest, "send the body as application/json"));
+    }
+    if body.len() > MAX_BODY {
+        return Err(Problem::new(Kind::InvalidRequest, format!("the body is larger than {MAX_BODY} bytes")));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." { String::new() } else { format!(" at `{at}`") };
+        Problem::new(Kind::InvalidRequest, format!("the body is not valid{at}: {}", e.inner()))
+    })
+}
+
+/// A query string (every parameter known, by the type's `deny_unknown_fields`).
+pub fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, Problem> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| Problem::new(Kind::InvalidRequest, format!("the query is not valid: {}", e.body_text())))
+}
+
+/// `If-Match` (RFC 9110 §13.1.1), required on updates: 428 without it. Only one strong
+/// tag is taken; `*` would defeat the check, so it is refused.
+pub fn if_match(headers: &HeaderMap) -> Result<String, Problem> {
+    let mut all = headers.get_all(header::IF_MATCH).iter();
+    let Some(value) = all.next() else {
+        return Err(Problem::new(Kind::PreconditionRequired, "send If-Match with the ETag you read"));
+    };
+    let value = value.to_str().map_err(|_| Problem::new(Kind::InvalidRequest, "If-Match is malformed"))?.trim();
+    let strong =
+        value.len() >= 2 && value.starts_with('"') && value.ends_with('"') && !value[1..value.len() - 1].contains('"');
+    if all.next().is_some() || !strong {
+        return Err(Problem::new(Kind::InvalidRequest, "If-Match must be one ETag, as read (a quoted strong tag)"));
+    }
+    Ok(value.to_owned())
+}
+
+/// `Idempotency-Key`, if sent: 1 to 255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let mut all = headers.get_all(&IDEMPOTENCY_KEY).iter();
+    let Some(value) = all.next() else { return Ok(None) };
+    let bad =
+        || Problem::new(Kind::InvalidRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters, sent once");
+    let value = value.to_str().map_err(|_| bad())?;
+    let value = value.trim_matches('"');
+    if all.next().is_some() || value.is_empty() || value.len() > 255 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// An opaque cursor: where the next page starts.
+pub fn encode_cursor(position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(position)
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<String, Problem> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Problem::new(Kind::InvalidRequest, "the cursor is not one this API gave out"))
+}
+
+/// A page size: 1 to 200, 50 when not given.
+pub fn page_size(limit: Option<u32>) -> Result<u32, Problem> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=latchkey_core::records::MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => {
+            Err(Problem::new(Kind::InvalidRequest, format!("limit must be 1 to {}", latchkey_core::records::MAX_PAGE)))
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The admin API's authorization: who a credential is (a person, an admin client, a
+//! service account's key), what it is worth at each request, and what no caller can do.
+
+mod support;
+
+use latchkey_core::domain::{
+    ADMIN_ROLE, AUDITOR_ROLE, AdminScope, Entitlement, GrantType, RoleName, ScopeName, SubjectId, TenantId,
+};
+use latchkey_core::records::{Actor, Membership, NewRole};
+use latchkey_service::api_keys::ApiKeySpec;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::admin::{call, machine_client, machine_token, token_response};
+use support::authenticator::{Flags, SoftAuthenticator};
+use support::browser::Browser;
+use support::flow::{PASSWORD, Rp, param, secret_of};
+use support::passkey::PasskeyBrowser;
+use support::{ClientSpec, TestServer, all_backends, ok};
+
+const CALLBACK: &str = "https://console.example.com/callback";
+const CONSOLE_SCOPES: &[&str] = &[
+    "openid",
+    "admin:server:read",
+    "admin:users:read",
+    "admin:users:write",
+    "admin:clients:read",
+    "admin:clients:write",
+    "admin:access:read",
+    "admin:access:write",
+    "admin:keys",
+    "admin:audit:read",
+];
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+fn role(name: &str) -> RoleName {
+    ok(RoleName::parse(name), "role")
+}
+
+/// An admin client for people: code flow, first-party (no consent page), every admin scope.
+async fn console_client(server: &TestServer) {
+    let spec = ClientSpec {
+        id: "console",
+        first_party: true,
+        redirect_uris: &[CALLBACK],
+        scopes: CONSOLE_SCOPES,
+        admin_client: true,
+        ..ClientSpec::default()
+    };
+    server.create_client(spec).await;
+}
+
+/// A person signed up with a passkey (so their sign-in is phishing-resistant), with the
+/// console's access token for `scope`.
+async fn person_token(server: &TestServer, username: &str, scope: &str) -> (SubjectId, String) {
+    let b = PasskeyBrowser::new(server);
+    let mut device = SoftAuthenticator::new(Flags::default());
+    let (status, page) = b.sign_up(&mut device, username, &format!("{username}@example.com")).await;
+    assert_eq!(status, StatusCode::OK, "sign-up: {page}");
+    let sub = person(server, username).await;
+    (sub, console_token(server, &b.browser, scope).await)
+}
+
+async fn person(server: &TestServer, username: &str) -> SubjectId {
+    let name = ok(latchkey_core::domain::Username::parse(username), "username");
+    let found = ok(server.state().services.users().by_username(&tenant(), &name).await, "user");
+    found.unwrap_or_else(|| panic!("no user {username}")).sub
+}
+
+/// The console's code flow in a browser that is signed in already.
+async fn console_token(server: &TestServer, browser: &Browser, scope: &str) -> String {
+    let secret = secret_of("console");
+    let rp = Rp { id: "console", secret: &secret, callback: CALLBACK };
+    let location = rp.start(server, browser, scope, &[]).await;
+    assert!(location.starts_with(CALLBACK), "straight back to the console: {location}");
+    let callback = ok(url::Url::parse(&location), "callback");
+    assert!(param(&callback, "code").is_some(), "{callback}");
+    rp.tokens(server, &callback).await["access_token"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn grant(server: &TestServer, sub: &SubjectId, name: &str) {
+    let link = Membership::UserRole { sub: sub.clone(), role: role(name) };
+    ok(server.state().services.access().link(&tenant(), &link, &Actor::Cli).await, "grant");
+}
+
+#[tokio::test]
+async fn a_persons_rights_are_their_roles_at_each_call() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |c| c.registration.mode = latchkey_config::RegistrationMode::Open).await;
+        console_client(&server).await;
+        let (ada, token) = person_token(&server, "ada", "admin:users:read admin:users:write").await;
+        let (status, body) = call(&server, &token, "GET", "/users", None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{b}: no admin role yet: {body}");
+
+        grant(&server, &ada, AUDITOR_ROLE).await;
+        assert_eq!(call(&server, &token, "GET", "/users", None).await.0, StatusCode::OK, "{b}: the auditor reads");
+        let new = json!({"username": "grace"});
+        let (status, body) = call(&server, &token, "POST", "/users", Some(new.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{b}: the auditor writes nothing");
+        assert_eq!(body["type"], "urn:latchkey:problem:forbidden", "{b}");
+
+        grant(&server, &ada, ADMIN_ROLE).await;
+        let (status, created) = call(&server, &token, "POST", "/users", Some(new)).await;
+        assert_eq!(status, StatusCode::CREATED, "{b}: {created}");
+        // The token's scopes bound the role: no right the console did not ask for.
+        assert_eq!(call(&server, &token, "GET", "/audit-events", None).await.0, StatusCode::FORBIDDEN, "{b}");
+
+        // Another administrator, so ada's role may go; the next call is refused.
+        let grace = ok(SubjectId::parse(created["sub"].as_str().unwrap_or_default()), "sub");
+        grant(&server, &grace, ADMIN_ROLE).await;
+        for name in [ADMIN_ROLE, AUDITOR_ROLE] {
+            let link = Membership::UserRole { sub: ada.clone(), role: role(name) };
+            ok(server.state().services.access().unlink(&tenant(), &link, &Actor::Cli).await, "revoke");
+        }
+        assert_eq!(call(&server, &token, "GET", "/users", None).await.0, StatusCode::FORBIDDEN, "{b}: role removed");
+    }
+}
+
+#[tokio::test]
+async fn a_person_must_have_signed_in_with_more_than_a_password() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        console_client(&server).await;
+        let ada = server.create_user("ada", PASSWORD).await;
+        grant(&server, &ada, ADMIN_ROLE).await;
+        let browser = Browser::new(server.server.addr);
+        let secret = secret_of("console");
+        let rp = Rp { id: "console", secret: &secret, callback: CALLBACK };
+        let callback = rp.sign_in(&server, &browser, "ada", "openid admin:users:read").await;
+        let token = rp.tokens(&server, &callback).await["access_token"].as_str().unwrap_or_default().to_owned();
+        let response = ok(server.http.get(server.url("/admin/api/v1/users")).bearer_auth(&token).send().await, "call");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{b}");
+        let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(challenge.contains("insufficient_user_authentication"), "{b}: {challenge}");
+    }
+}
+
+#[tokio::test]
+async fn machines_are_worth_their_scopes_and_never_count_as_a_person() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        machine_client(&server, "ops").await;
+        let token = machine_token(&server, "ops", "admin:users:read").await;
+        assert_eq!(call(&server, &token, "GET", "/users", None).await.0, StatusCode::OK, "{b}");
+        assert_eq!(call(&server, &token, "GET", "/server", None).await.0, StatusCode::FORBIDDEN, "{b}");
+
+        // An ordinary client gets no admin scope, whatever it asks.
+        let plain = ClientSpec { id: "plain", grants: &[GrantType::ClientCredentials], ..ClientSpec::default() };
+        server.create_client(plain).await;
+        let asked = [("grant_type", "client_credentials"), ("scope", "admin:users:read")];
+        let (status, body) = token_response(&server, "plain", &asked).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{b}: {body}");
+        let scopes = vec![ok(ScopeName::parse("admin:users:read"), "scope")];
+        let patch = latchkey_core::records::ClientPatch { allowed_scopes: Some(scopes), ..Default::default() };
+        let id = ok(latchkey_core::domain::ClientId::parse("plain"), "id");
+        let refused = server.state().services.clients().update(&tenant(), &id, patch, &Actor::Cli).await;
+        assert!(refused.is_err_and(|e| e.to_string().contains("admin client")), "{b}");
+
+        // A token for another audience is not for the admin API.
+        let other = ClientSpec {
+            id: "reports",
+            grants: &[GrantType::ClientCredentials],
+            scopes: &["openid"],
+            admin_client: true,
+            ..ClientSpec::default()
+        };
+        server.create_client(other).await;
+        let (status, body) = token_response(&server, "reports", &[("grant_type", "client_credentials")]).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {body}");
+        let default_audience = body["access_token"].as_str().unwrap_or_default().to_owned();
+        let (status, body) = call(&server, &default_audience, "GET", "/users", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{b}: {body}");
+        assert_eq!(body["type"], "urn:latchkey:problem:unauthenticated", "{b}");
+
+        // A scope taken from the client stops its live tokens at once.
+        let scopes = vec![ok(ScopeName::parse("admin:server:read"), "scope")];
+        let patch = latchkey_core::records::ClientPatch { allowed_scopes: Some(scopes), ..Default::default() };
+        let ops = ok(latchkey_core::domain::ClientId::parse("ops"), "id");
+        ok(server.state().services.clients().update(&tenant(), &ops, patch, &Actor::Cli).await, "narrow");
+        assert_eq!(call(&server, &token, "GET", "/users", None).await.0, StatusCode::FORBIDDEN, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn only_a_service_accounts_key_calls_the_admin_api() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        let services = &server.state().services;
+        let ada = server.create_user("ada", PASSWORD).await;
+        grant(&server, &ada, ADMIN_ROLE).await;
+        let spec = |scopes: &[&str]| ApiKeySpec {
+            name: "automation".into(),
+            scopes: scopes.iter().map(|s| ok(ScopeName::parse(s), "scope")).collect(),
+            ..ApiKeySpec::default()
+        };
+        // A person's key, even with admin scopes their role gives them, is not a person.
+        let personal =
+            ok(services.api_keys().create(&tenant(), &ada, spec(&["admin:users:read"]), &Actor::Cli).await, "key");
+        let (status, body) = call(&server, &personal.secret, "GET", "/users", None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{b}: {body}");
+
+        let robot = latchkey_core::records::NewUser {
+            sub: SubjectId::generate(),
+            username: ok(latchkey_core::domain::Username::parse("robot"), "name"),
+            email: None,
+            email_verified: false,
+            name: None,
+            profile: Default::default(),
+            password_hash: None,
+            service_account: true,
+        };
+        let robot = ok(services.users().create(&tenant(), robot, &Actor::Cli).await, "robot").sub;
+        grant(&server, &robot, AUDITOR_ROLE).await;
+        let key =
+            ok(services.api_keys().create(&tenant(), &robot, spec(&["admin:users:read"]), &Actor::Cli).await, "key");
+        assert_eq!(call(&server, &key.secret, "GET", "/users", None).await.0, StatusCode::OK, "{b}");
+        let denied = call(&server, &key.secret, "POST", "/users", Some(json!({"username": "x"}))).await;
+        assert_eq!(denied.0, StatusCode::FORBIDDEN, "{b}");
+        // The owner's role goes: so does the key's right.
+        let link = Membership::UserRole { sub: robot.clone(), role: role(AUDITOR_ROLE) };
+        ok(services.access().unlink(&tenant(), &link, &Actor::Cli).await, "revoke");
+        assert_eq!(call(&server, &key.secret, "GET", "/users", None).await.0, StatusCode::UNAUTHORIZED, "{b}");
+        assert_eq!(call(&server, "not-a-token", "GET", "/users", None).await.0, StatusCode::UNAUTHORIZED, "{b}");
+    }
+}
+
+/// Each operation, the one right it needs, and a request for it.
+fn operations(sub: &str) -> Vec<(AdminScope, &'static str, String, Option<Value>)> {
+    vec![
+        (AdminScope::ServerRead, "GET", "/server".into(), None),
+        (AdminScope::UsersRead, "GET", "/users".into(), None),
+        (AdminScope::UsersRead, "GET", format!("/users/{sub}"), None),
+        (AdminScope::UsersRead, "GET", format!("/users/{sub}/sessions"), None),
+        (AdminScope::UsersWrite, "POST", "/users".into(), Some(json!({"username": "matrix"}))),
+        (AdminScope::UsersWrite, "POST", format!("/users/{sub}/lock"), None),
+        (AdminScope::UsersWrite, "POST", format!("/users/{sub}/unlock"), None),
+        (
+            AdminScope::UsersWrite,
+            "PUT",
+            format!("/users/{sub}/password"),
+            Some(json!({"password": "a new long password"})),
+        ),
+        (AdminScope::UsersWrite, "DELETE", format!("/users/{sub}/sessions"), None),
+        (AdminScope::AuditRead, "GET", "/audit-events".into(), None),
+        (AdminScope::UsersWrite, "DELETE", format!("/users/{sub}"), None),
+    ]
+}
+
+#[tokio::test]
+async fn each_operation_needs_its_right_and_nothing_else_lets_it_through() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        machine_client(&server, "ops").await;
+        let target = server.create_user("target", PASSWORD).await;
+        for (needed, method, path, body) in operations(target.as_str()) {
+            let others: Vec<&str> = AdminScope::ALL.iter().filter(|s| **s != needed).map(|s| s.as_str()).collect();
+            let without = machine_token(&server, "ops", &others.join(" ")).await;
+            let (status, problem) = call(&server, &without, method, &path, body.clone()).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{b}: {method} {path} without {needed}: {problem}");
+            let with = machine_token(&server, "ops", needed.as_str()).await;
+            let (status, answer) = call(&server, &with, method, &path, body).await;
+            assert!(status.is_success(), "{b}: {method} {path} with {needed}: {status} {answer}");
+        }
+        // No credential at all, and a malformed header.
+        let anonymous = ok(server.http.get(server.url("/admin/api/v1/server")).send().await, "call");
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{b}");
+        assert!(anonymous.headers().contains_key("www-authenticate"), "{b}");
+        let basic = server.http.get(server.url("/admin/api/v1/server")).basic_auth("ops", Some(secret_of("ops")));
+        assert_eq!(ok(basic.send().await, "call").status(), StatusCode::UNAUTHORIZED, "{b}: no client auth here");
+    }
+}
+
+#[tokio::test]
+async fn nobody_removes_the_last_administrator_or_themselves() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |c| c.registration.mode = latchkey_config::RegistrationMode::Open).await;
+        console_client(&server).await;
+        let (ada, token) = person_token(&server, "ada", "admin:users:write admin:access:write").await;
+        grant(&server, &ada, ADMIN_ROLE).await;
+        let users = server.state().services.users();
+        let lock = users.change_state(&tenant(), &ada, latchkey_service::users::StateChange::Lock, &Actor::Cli).await;
+        assert!(lock.is_err_and(|e| e.to_string().contains("last active holder")), "{b}");
+        let link = Membership::UserRole { sub: ada.clone(), role: role(ADMIN_ROLE) };
+        let demoted = server.state().services.access().unlink(&tenant(), &link, &Actor::Cli).await;
+        assert!(demoted.is_err(), "{b}: the last administrator keeps the role");
+        let held = ok(server.state().services.access().user_access(&tenant(), &ada).await, "held");
+        assert!(held.role_names().any(|r| r.as_str() == ADMIN_ROLE), "{b}: and the refused change was undone");
+
+        // With a second administrator, still not oneself through the API.
+        let grace = server.create_user("grace", PASSWORD).await;
+        grant(&server, &grace, ADMIN_ROLE).await;
+        let (status, body) = call(&server, &token, "DELETE", &format!("/users/{ada}"), None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}: {body}");
+        let api_actor = Actor::AdminApi { client_id: "console".into(), sub: Some(ada.to_string()) };
+        let own = server.state().services.access().unlink(&tenant(), &link, &api_actor).await;
+        assert!(own.is_err(), "{b}: no self-demotion through the API");
+        let (status, _) = call(&server, &token, "POST", &format!("/users/{grace}/lock"), None).await;
+        assert_eq!(status, StatusCode::OK, "{b}: another administrator may be locked");
+
+        // The built-in roles are Latchkey's own.
+        let access = server.state().services.access();
+        assert!(access.delete_role(&tenant(), &role(ADMIN_ROLE), &Actor::Cli).await.is_err(), "{b}");
+        let fake = NewRole {
+            name: role("latchkey-root"),
+            application: None,
+            description: String::new(),
+            entitlements: vec![ok(Entitlement::parse("admin:keys"), "e")],
+        };
+        assert!(access.create_role(&tenant(), fake, &Actor::Cli).await.is_err(), "{b}");
+        let app_role = NewRole {
+            name: role("app-admin"),
+            application: Some(ok(latchkey_core::domain::ClientId::parse("console"), "id")),
+            description: String::new(),
+            entitlements: vec![ok(Entitlement::parse("admin:users:read"), "e")],
+        };
+        assert!(
+            access.create_role(&tenant(), app_role, &Actor::Cli).await.is_err(),
+            "{b}: admin rights are tenant-wide"
+        );
+        let scope = ok(ScopeName::parse("admin:everything"), "scope");
+        assert!(server.state().services.scopes().put(&tenant(), &scope, "x", &Actor::Cli).await.is_err(), "{b}");
+    }
+}
