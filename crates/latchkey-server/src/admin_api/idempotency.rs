@@ -20,6 +20,8 @@ pub struct Created {
     pub location: String,
     pub body: String,
     pub etag: Option<String>,
+    /// What a replay answers instead of `body`, when that holds a secret to show once.
+    pub replay_body: Option<String>,
 }
 
 fn response(status: StatusCode, location: Option<&str>, etag: Option<&str>, body: String) -> Response {
@@ -81,7 +83,7 @@ pub async fn idempotent_create(
                     &key,
                     StatusCode::CREATED.as_u16(),
                     Some(&made.location),
-                    &made.body,
+                    made.replay_body.as_ref().unwrap_or(&made.body),
                 )
                 .await;
             if let Err(e) = kept {

@@ -7,9 +7,12 @@
 mod audit;
 mod auth;
 mod idempotency;
+mod keys;
 mod problem;
 mod request;
+mod roles;
 mod server;
+mod user_factors;
 mod users;
 
 use std::sync::Arc;
@@ -38,6 +41,9 @@ Errors are `application/problem+json` (RFC 9457).",
     tags(
         (name = "server", description = "The server itself"),
         (name = "users", description = "Accounts, their state and sessions"),
+        (name = "access", description = "Roles, groups and who holds them"),
+        (name = "api-keys", description = "API keys of users and service accounts"),
+        (name = "signing-keys", description = "The keys Latchkey signs tokens with"),
         (name = "audit", description = "The audit log"),
     )
 )]
@@ -58,6 +64,24 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(users::unlock))
         .routes(routes!(users::set_password))
         .routes(routes!(users::sessions, users::end_sessions))
+        .routes(routes!(user_factors::passkeys))
+        .routes(routes!(user_factors::remove_passkey))
+        .routes(routes!(user_factors::identities))
+        .routes(routes!(user_factors::unlink))
+        .routes(routes!(user_factors::reset_factors))
+        .routes(routes!(roles::list_roles, roles::create_role))
+        .routes(routes!(roles::get_role, roles::update_role, roles::delete_role))
+        .routes(routes!(roles::list_groups, roles::create_group))
+        .routes(routes!(roles::get_group, roles::delete_group))
+        .routes(routes!(roles::grant_role, roles::revoke_role))
+        .routes(routes!(roles::add_member, roles::remove_member))
+        .routes(routes!(roles::add_group_role, roles::remove_group_role))
+        .routes(routes!(keys::list))
+        .routes(routes!(keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(keys::signing_keys))
+        .routes(routes!(keys::rotate_signing_key))
         .routes(routes!(audit::events))
         .split_for_parts();
     api.servers = Some(vec![utoipa::openapi::Server::new(base(state))]);

@@ -94,3 +94,26 @@ pub fn page_size(limit: Option<u32>) -> Result<u32, Problem> {
         }
     }
 }
+
+/// A strong entity tag of a representation (RFC 9110 §8.8.3).
+pub fn etag_of<T: serde::Serialize>(shown: &T) -> String {
+    let bytes = serde_json::to_vec(shown).unwrap_or_default();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    format!("\"{}\"", hex::encode(&digest.as_ref()[..16]))
+}
+
+/// A JSON answer with its `ETag`, never cached.
+pub fn tagged<T: serde::Serialize>(status: axum::http::StatusCode, shown: &T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = (status, axum::Json(shown)).into_response();
+    if let Ok(tag) = axum::http::HeaderValue::from_str(&etag_of(shown)) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    no_store(response)
+}
+
+/// Marks an answer `Cache-Control: no-store` (everything the admin API says is current state).
+pub fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
+}

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::idempotency::{Created, idempotent_create};
 use super::problem::{Kind, Problem, ProblemBody};
-use super::request::{decode_cursor, encode_cursor, if_match, json, page_size, query};
+use super::request::{decode_cursor, encode_cursor, if_match, json, no_store, page_size, query};
 use crate::state::AppState;
 
 /// A user as the admin API shows them.
@@ -204,12 +204,14 @@ pub async fn create(
             location: format!("{}/users/{}", super::base(&state), user.sub),
             body: serde_json::to_string(&UserView::from(&user)).unwrap_or_default(),
             etag: Some(user.etag()),
+            replay_body: None,
         })
     })
     .await
 }
 
-async fn find(state: &AppState, sub: &str) -> Result<User, Problem> {
+/// The user `sub` names, or 404.
+pub(super) async fn find(state: &AppState, sub: &str) -> Result<User, Problem> {
     let not_found = || Problem::new(Kind::NotFound, format!("no user `{sub}`"));
     let sub = SubjectId::parse(sub).map_err(|_| not_found())?;
     let tenant = state.services.request_tenant();
@@ -223,11 +225,6 @@ fn shown(user: &User, status: StatusCode) -> Response {
         response.headers_mut().insert(header::ETAG, tag);
     }
     no_store(response)
-}
-
-fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[utoipa::path(get, path = "/users/{sub}", tag = "users", params(("sub" = String, Path)),

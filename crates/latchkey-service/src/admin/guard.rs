@@ -92,3 +92,46 @@ impl Admin<'_> {
         Ok(())
     }
 }
+
+impl super::AdminCaller {
+    /// Refuses handing out an admin right the caller does not hold itself: through a role's
+    /// entitlements, a membership, an API key's scopes or a client's scopes.
+    pub fn may_confer<'a>(&self, rights: impl IntoIterator<Item = &'a str>) -> ServiceResult<()> {
+        for right in rights {
+            if let Some(scope) = AdminScope::parse(right)
+                && !self.may(scope)
+            {
+                return Err(ServiceError::Forbidden(format!(
+                    "you do not hold `{scope}`, so you cannot give it to anyone"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Admin<'_> {
+    /// The admin rights a membership would confer: the role's entitlements, or for a
+    /// group member, those of every role of the group.
+    pub async fn rights_conferred_by(
+        &self,
+        tenant: &TenantId,
+        link: &latchkey_core::records::Membership,
+    ) -> ServiceResult<Vec<String>> {
+        use latchkey_core::records::Membership;
+        let access = self.0.access();
+        let roles: Vec<RoleName> = match link {
+            Membership::UserRole { role, .. } | Membership::GroupRole { role, .. } => vec![role.clone()],
+            Membership::GroupMember { group, .. } => {
+                access.group(tenant, group).await?.map(|g| g.roles).unwrap_or_default()
+            }
+        };
+        let mut rights = Vec::new();
+        for name in roles {
+            if let Some(role) = access.role(tenant, &name).await? {
+                rights.extend(role.entitlements.iter().map(|e| e.as_str().to_owned()));
+            }
+        }
+        Ok(rights)
+    }
+}

@@ -1,0 +1,405 @@
+//! `/roles`, `/groups` and who holds them. No caller hands out an admin right it does not
+//! hold itself, through a role's entitlements or a membership.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::domain::{AdminScope, ClientId, Entitlement, GroupName, RoleName, SubjectId};
+use latchkey_core::records::{Group, Membership, NewRole, Role, RolePatch};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::idempotency::{Created, idempotent_create};
+use super::problem::{Kind, Problem, ProblemBody};
+use super::request::{etag_of, if_match, json, no_store, tagged};
+use crate::state::AppState;
+
+fn invalid(e: impl std::fmt::Display) -> Problem {
+    Problem::new(Kind::InvalidRequest, e.to_string())
+}
+
+fn role_name(raw: &str) -> Result<RoleName, Problem> {
+    RoleName::parse(raw).map_err(|_| Problem::new(Kind::NotFound, format!("no role `{raw}`")))
+}
+
+fn group_name(raw: &str) -> Result<GroupName, Problem> {
+    GroupName::parse(raw).map_err(|_| Problem::new(Kind::NotFound, format!("no group `{raw}`")))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleView {
+    pub name: String,
+    /// The client this role belongs to; `null` for a tenant-wide role.
+    pub application: Option<String>,
+    pub description: String,
+    pub entitlements: Vec<String>,
+    /// Latchkey's own (`latchkey-admin`, `latchkey-auditor`): never changed or deleted.
+    pub built_in: bool,
+    pub created_at: i64,
+}
+
+impl From<&Role> for RoleView {
+    fn from(r: &Role) -> Self {
+        Self {
+            name: r.name.to_string(),
+            application: r.application.as_ref().map(ToString::to_string),
+            description: r.description.clone(),
+            entitlements: r.entitlements.iter().map(ToString::to_string).collect(),
+            built_in: latchkey_service::admin::is_built_in_role(&r.name),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    pub items: Vec<RoleView>,
+}
+
+#[utoipa::path(get, path = "/roles", tag = "access",
+    description = "Every role, by name. Needs `admin:access:read`.",
+    responses((status = 200, body = RoleList), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_roles(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    caller.require(AdminScope::AccessRead)?;
+    let roles = state.services.access().roles(&state.services.request_tenant()).await?;
+    Ok(no_store(axum::Json(RoleList { items: roles.iter().map(RoleView::from).collect() }).into_response()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoleBody {
+    pub name: String,
+    /// A registered client's id, for an application role.
+    pub application: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+}
+
+fn entitlements(raw: &[String]) -> Result<Vec<Entitlement>, Problem> {
+    raw.iter().map(|e| Entitlement::parse(e).map_err(invalid)).collect()
+}
+
+#[utoipa::path(post, path = "/roles", tag = "access", request_body = NewRoleBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first response")),
+    description = "Creates a role. Admin entitlements only on tenant-wide roles, and only those you hold. Needs `admin:access:write`.",
+    responses((status = 201, body = RoleView, headers(("Location" = String))),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn create_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::AccessWrite)?.clone();
+    let given = json::<NewRoleBody>(&headers, &body)?;
+    let new = NewRole {
+        name: RoleName::parse(&given.name).map_err(invalid)?,
+        application: given.application.as_deref().map(ClientId::parse).transpose().map_err(invalid)?,
+        description: given.description,
+        entitlements: entitlements(&given.entitlements)?,
+    };
+    admin.may_confer(new.entitlements.iter().map(Entitlement::as_str))?;
+    idempotent_create(&state, &admin, &headers, &body, async {
+        let tenant = state.services.request_tenant();
+        let role = state.services.access().create_role(&tenant, new, &admin.actor).await?;
+        let shown = RoleView::from(&role);
+        Ok(Created {
+            location: format!("{}/roles/{}", super::base(&state), role.name),
+            etag: Some(etag_of(&shown)),
+            body: serde_json::to_string(&shown).unwrap_or_default(),
+            replay_body: None,
+        })
+    })
+    .await
+}
+
+async fn find_role(state: &AppState, raw: &str) -> Result<Role, Problem> {
+    let name = role_name(raw)?;
+    let found = state.services.access().role(&state.services.request_tenant(), &name).await?;
+    found.ok_or_else(|| Problem::new(Kind::NotFound, format!("no role `{raw}`")))
+}
+
+#[utoipa::path(get, path = "/roles/{name}", tag = "access", params(("name" = String, Path)),
+    description = "One role, with its `ETag`. Needs `admin:access:read`.",
+    responses((status = 200, body = RoleView, headers(("ETag" = String))),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(AdminScope::AccessRead)?;
+    Ok(tagged(StatusCode::OK, &RoleView::from(&find_role(&state, &name).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePatchBody {
+    pub description: Option<String>,
+    #[serde(default)]
+    pub add_entitlements: Vec<String>,
+    #[serde(default)]
+    pub remove_entitlements: Vec<String>,
+}
+
+#[utoipa::path(patch, path = "/roles/{name}", tag = "access",
+    params(("name" = String, Path), ("If-Match" = String, Header, description = "The ETag the change is based on")),
+    request_body = RolePatchBody,
+    description = "Changes a role's description and entitlements, if unchanged since it was read. Needs `admin:access:write`.",
+    responses((status = 200, body = RoleView, headers(("ETag" = String))),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn update_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::AccessWrite)?;
+    let role = find_role(&state, &name).await?;
+    let tag = if_match(&headers)?;
+    let given = json::<RolePatchBody>(&headers, &body)?;
+    let patch = RolePatch {
+        description: given.description,
+        add_entitlements: entitlements(&given.add_entitlements)?,
+        remove_entitlements: entitlements(&given.remove_entitlements)?,
+    };
+    admin.may_confer(patch.add_entitlements.iter().map(Entitlement::as_str))?;
+    if etag_of(&RoleView::from(&role)) != tag {
+        return Err(Problem::new(Kind::PreconditionFailed, format!("role `{name}` changed since it was read")));
+    }
+    let tenant = state.services.request_tenant();
+    let updated = state.services.access().update_role(&tenant, &role.name, patch, &admin.actor).await?;
+    Ok(tagged(StatusCode::OK, &RoleView::from(&updated)))
+}
+
+#[utoipa::path(delete, path = "/roles/{name}", tag = "access", params(("name" = String, Path)),
+    description = "Deletes a role and every grant of it. Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn delete_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::AccessWrite)?;
+    let role = find_role(&state, &name).await?;
+    let tenant = state.services.request_tenant();
+    state.services.access().delete_role(&tenant, &role.name, &admin.actor).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupView {
+    pub name: String,
+    pub description: String,
+    /// The roles every member holds through the group.
+    pub roles: Vec<String>,
+    /// The members' subject ids.
+    pub members: Vec<String>,
+    pub created_at: i64,
+}
+
+impl From<&Group> for GroupView {
+    fn from(g: &Group) -> Self {
+        Self {
+            name: g.name.to_string(),
+            description: g.description.clone(),
+            roles: g.roles.iter().map(ToString::to_string).collect(),
+            members: g.members.iter().map(ToString::to_string).collect(),
+            created_at: g.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupList {
+    pub items: Vec<GroupView>,
+}
+
+#[utoipa::path(get, path = "/groups", tag = "access",
+    description = "Every group, by name. Needs `admin:access:read`.",
+    responses((status = 200, body = GroupList), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_groups(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    caller.require(AdminScope::AccessRead)?;
+    let groups = state.services.access().groups(&state.services.request_tenant()).await?;
+    Ok(no_store(axum::Json(GroupList { items: groups.iter().map(GroupView::from).collect() }).into_response()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroupBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[utoipa::path(post, path = "/groups", tag = "access", request_body = NewGroupBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first response")),
+    description = "Creates a group. Needs `admin:access:write`.",
+    responses((status = 201, body = GroupView, headers(("Location" = String))),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn create_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::AccessWrite)?.clone();
+    let given = json::<NewGroupBody>(&headers, &body)?;
+    let name = GroupName::parse(&given.name).map_err(invalid)?;
+    idempotent_create(&state, &admin, &headers, &body, async {
+        let tenant = state.services.request_tenant();
+        let group = state.services.access().create_group(&tenant, &name, &given.description, &admin.actor).await?;
+        let shown = GroupView::from(&group);
+        Ok(Created {
+            location: format!("{}/groups/{}", super::base(&state), group.name),
+            etag: Some(etag_of(&shown)),
+            body: serde_json::to_string(&shown).unwrap_or_default(),
+            replay_body: None,
+        })
+    })
+    .await
+}
+
+async fn find_group(state: &AppState, raw: &str) -> Result<Group, Problem> {
+    let name = group_name(raw)?;
+    let found = state.services.access().group(&state.services.request_tenant(), &name).await?;
+    found.ok_or_else(|| Problem::new(Kind::NotFound, format!("no group `{raw}`")))
+}
+
+#[utoipa::path(get, path = "/groups/{name}", tag = "access", params(("name" = String, Path)),
+    description = "One group with its roles and members. Needs `admin:access:read`.",
+    responses((status = 200, body = GroupView, headers(("ETag" = String))),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(AdminScope::AccessRead)?;
+    Ok(tagged(StatusCode::OK, &GroupView::from(&find_group(&state, &name).await?)))
+}
+
+#[utoipa::path(delete, path = "/groups/{name}", tag = "access", params(("name" = String, Path)),
+    description = "Deletes a group (its members keep their direct roles). Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::AccessWrite)?;
+    let group = find_group(&state, &name).await?;
+    let tenant = state.services.request_tenant();
+    state.services.access().delete_group(&tenant, &group.name, &admin.actor).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn subject(raw: &str) -> Result<SubjectId, Problem> {
+    SubjectId::parse(raw).map_err(|_| Problem::new(Kind::NotFound, format!("no user `{raw}`")))
+}
+
+/// Adds (`PUT`) or removes (`DELETE`) one link.
+async fn set_link(state: &AppState, caller: &Caller, link: Membership, add: bool) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::AccessWrite)?;
+    let tenant = state.services.request_tenant();
+    let services = &state.services;
+    if add {
+        admin.may_confer(services.admin().rights_conferred_by(&tenant, &link).await?.iter().map(String::as_str))?;
+        services.access().link(&tenant, &link, &admin.actor).await?;
+    } else {
+        services.access().unlink(&tenant, &link, &admin.actor).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(put, path = "/users/{sub}/roles/{role}", tag = "access", params(("sub" = String, Path), ("role" = String, Path)),
+    description = "Grants a role to a user directly (nothing happens when it is held already). Only a role whose admin rights you hold. Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn grant_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, role)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let link = Membership::UserRole { sub: subject(&sub)?, role: role_name(&role)? };
+    set_link(&state, &caller, link, true).await
+}
+
+#[utoipa::path(delete, path = "/users/{sub}/roles/{role}", tag = "access", params(("sub" = String, Path), ("role" = String, Path)),
+    description = "Takes a directly granted role from a user. Never the last `latchkey-admin`, nor your own. Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn revoke_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, role)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let link = Membership::UserRole { sub: subject(&sub)?, role: role_name(&role)? };
+    set_link(&state, &caller, link, false).await
+}
+
+#[utoipa::path(put, path = "/groups/{name}/members/{sub}", tag = "access", params(("name" = String, Path), ("sub" = String, Path)),
+    description = "Adds a user to a group. Only a group whose roles' admin rights you hold. Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, sub)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let link = Membership::GroupMember { group: group_name(&name)?, sub: subject(&sub)? };
+    set_link(&state, &caller, link, true).await
+}
+
+#[utoipa::path(delete, path = "/groups/{name}/members/{sub}", tag = "access", params(("name" = String, Path), ("sub" = String, Path)),
+    description = "Removes a user from a group. Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, sub)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let link = Membership::GroupMember { group: group_name(&name)?, sub: subject(&sub)? };
+    set_link(&state, &caller, link, false).await
+}
+
+#[utoipa::path(put, path = "/groups/{name}/roles/{role}", tag = "access", params(("name" = String, Path), ("role" = String, Path)),
+    description = "Gives every member of a group a role. Only a role whose admin rights you hold. Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn add_group_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, role)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let link = Membership::GroupRole { group: group_name(&name)?, role: role_name(&role)? };
+    set_link(&state, &caller, link, true).await
+}
+
+#[utoipa::path(delete, path = "/groups/{name}/roles/{role}", tag = "access", params(("name" = String, Path), ("role" = String, Path)),
+    description = "Takes a role from a group. Needs `admin:access:write`.",
+    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn remove_group_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, role)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let link = Membership::GroupRole { group: group_name(&name)?, role: role_name(&role)? };
+    set_link(&state, &caller, link, false).await
+}
