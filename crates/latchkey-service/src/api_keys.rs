@@ -146,11 +146,11 @@ impl ApiKeys<'_> {
         let user = self.0.store().user_by_sub(tenant, owner).await?;
         let user = user.ok_or_else(|| ServiceError::NotFound(format!("user {owner}")))?;
         if user.locked {
-            return Err(ServiceError::Invalid(format!("{} is locked: a locked account gets no keys", user.username)));
+            return Err(ServiceError::Conflict(format!("{} is locked: a locked account gets no keys", user.username)));
         }
         let rights = self.rights_of(&user).await?;
         if let Some(missing) = spec.scopes.iter().find(|s| !rights.contains(s.as_str())) {
-            return Err(ServiceError::Invalid(format!(
+            return Err(ServiceError::Forbidden(format!(
                 "{} does not hold `{missing}`: a key carries only rights its owner holds (the entitlements of their tenant-wide roles{})",
                 user.username,
                 if user.service_account { "" } else { ", and openid, profile, email" }

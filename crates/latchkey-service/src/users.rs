@@ -108,7 +108,8 @@ impl Users<'_> {
         let notices = self.0.security_notices();
         notices.may_change(tenant, sub, actor).await?;
         if self.0.store().user_by_sub(tenant, sub).await?.is_some_and(|u| u.service_account) {
-            return Err(ServiceError::Invalid(
+            // The account's kind, not the request, is in the way: a conflict with its state.
+            return Err(ServiceError::Conflict(
                 "a service account never signs in: give it an API key (`latchkey api-key create`) instead of a password"
                     .into(),
             ));

@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use latchkey_core::UnixTime;
 use latchkey_core::domain::{AdminScope, ApiKeyId, RoutePattern, ScopeName, SigningAlg, SubjectId, parse_method};
 use latchkey_core::records::ApiKey;
 use latchkey_service::api_keys::ApiKeySpec;
@@ -83,6 +82,7 @@ pub struct ApiKeyList {
 #[into_params(parameter_in = Query)]
 pub struct ApiKeyParams {
     /// Only this owner's keys (a subject id).
+    #[param(pattern = "^[A-Za-z0-9._~:+-]{1,255}$")]
     owner: Option<String>,
 }
 
@@ -101,24 +101,31 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Re
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKeyBody {
+    /// 1 to 64 characters on one line.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-]?$")]
     pub name: String,
     /// At most the owner's rights (their tenant-wide roles' entitlements; for a person also
     /// `openid`, `profile`, `email`), and no admin right you do not hold.
+    #[schema(value_type = Vec<super::schema::ScopeToken>, min_items = 1, max_items = 32)]
     pub scopes: Vec<String>,
     /// Paths it may be used for (`/api/reports/*`); none: any.
     #[serde(default)]
+    #[schema(value_type = Vec<super::schema::RouteText>, max_items = 32)]
     pub routes: Vec<String>,
     /// HTTP methods it may be used with; none: any.
     #[serde(default)]
+    #[schema(value_type = Vec<super::schema::MethodName>)]
     pub methods: Vec<String>,
-    /// Seconds since the epoch.
-    pub expires_at: Option<i64>,
+    /// It stops working this many seconds from now (none: never).
+    #[serde(default, deserialize_with = "super::request::whole_seconds")]
+    #[schema(minimum = 60, maximum = 315_360_000)]
+    pub expires_in: Option<u64>,
     /// The registered API resource it is for (or the admin API's audience).
     pub audience: Option<String>,
 }
 
 #[utoipa::path(post, path = "/users/{sub}/api-keys", tag = "api-keys", params(("sub" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first response")),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retried create return the first response")),
     request_body = NewApiKeyBody,
     description = "Makes an API key for a user or service account; the answer holds its secret, shown only here. Needs `admin:users:write`.",
     responses((status = 201, body = IssuedKeyView, headers(("Location" = String))),
@@ -139,7 +146,13 @@ pub async fn create(
         scopes: given.scopes.iter().map(|s| ScopeName::parse(s).map_err(invalid)).collect::<Result<_, _>>()?,
         routes: given.routes.iter().map(|r| RoutePattern::parse(r).map_err(invalid)).collect::<Result<_, _>>()?,
         methods: given.methods.iter().map(|m| parse_method(m).map_err(invalid)).collect::<Result<_, _>>()?,
-        expires_at: given.expires_at.map(UnixTime::from_secs),
+        expires_at: match given.expires_in {
+            Some(s) if !(60..=315_360_000).contains(&s) => {
+                return Err(invalid("expires_in is 60 seconds to 10 years"));
+            }
+            Some(s) => Some(state.clock.now().plus(Duration::from_secs(s))),
+            None => None,
+        },
         audience: given.audience,
     };
     admin.may_confer(spec.scopes.iter().map(ScopeName::as_str))?;
@@ -182,9 +195,9 @@ pub async fn revoke(
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyBody {
     /// How long the old secret keeps working, in seconds (at most 7 days; default 0).
-    #[serde(default)]
-    #[schema(minimum = 0, maximum = 604800)]
-    pub grace_seconds: u64,
+    #[serde(default, deserialize_with = "super::request::whole_seconds")]
+    #[schema(value_type = u64, minimum = 0, maximum = 604800)]
+    pub grace_seconds: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api-keys/{id}/rotate", tag = "api-keys", params(("id" = String, Path)),
@@ -202,7 +215,7 @@ pub async fn rotate(
     let admin = caller.require(AdminScope::UsersWrite)?;
     let id = key_id(&id)?;
     let given = json::<RotateKeyBody>(&headers, &body)?;
-    let grace = Duration::from_secs(given.grace_seconds);
+    let grace = Duration::from_secs(given.grace_seconds.unwrap_or(0));
     let issued = state.services.api_keys().rotate(&state.services.request_tenant(), &id, grace, &admin.actor).await?;
     let shown = IssuedKeyView { key: ApiKeyView::from(&issued.key), secret: Some(issued.secret) };
     Ok(no_store(axum::Json(shown).into_response()))
@@ -269,6 +282,7 @@ pub async fn signing_keys(State(state): State<AppState>, caller: Caller) -> Resu
 #[serde(deny_unknown_fields)]
 pub struct RotateSigningKeyBody {
     /// `RS256`, `ES256` or `EdDSA`.
+    #[schema(pattern = "^(?:RS256|ES256|EdDSA)$")]
     pub alg: String,
     /// Rotate even if the next key was published too recently (after a key compromise).
     #[serde(default)]

@@ -11,6 +11,7 @@ mod keys;
 mod problem;
 mod request;
 mod roles;
+mod schema;
 mod server;
 mod user_factors;
 mod users;

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, Uri, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 use super::problem::{Kind, Problem};
@@ -64,7 +65,6 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let bad =
         || Problem::new(Kind::InvalidRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters, sent once");
     let value = value.to_str().map_err(|_| bad())?;
-    let value = value.trim_matches('"');
     if all.next().is_some() || value.is_empty() || value.len() > 255 || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
     }
@@ -116,4 +116,17 @@ pub fn tagged<T: serde::Serialize>(status: axum::http::StatusCode, shown: &T) ->
 pub fn no_store(mut response: axum::response::Response) -> axum::response::Response {
     response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     response
+}
+
+/// A whole number of seconds, also when written `600.0` (JSON Schema's integers include
+/// such numbers).
+pub fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(whole) = n.as_u64() {
+        return Ok(Some(whole));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!("`{n}` is not a whole number of seconds"))),
+    }
 }

@@ -71,21 +71,32 @@ pub async fn list_roles(State(state): State<AppState>, caller: Caller) -> Result
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoleBody {
+    /// Lowercase letters and digits, then also `. _ : -`; not beginning with `latchkey-`.
+    #[schema(pattern = r"^(?!latchkey-)[a-z0-9][a-z0-9._:-]{0,63}$")]
     pub name: String,
-    /// A registered client's id, for an application role.
+    /// A registered client's id, for an application role (which confers no admin right).
+    #[schema(pattern = "^[A-Za-z0-9._~-]{1,128}$")]
     pub application: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{0,500}$")]
     pub description: String,
     #[serde(default)]
+    #[schema(value_type = Vec<super::schema::EntitlementName>, max_items = 100)]
     pub entitlements: Vec<String>,
 }
 
+/// Entitlements as given, each once.
 fn entitlements(raw: &[String]) -> Result<Vec<Entitlement>, Problem> {
-    raw.iter().map(|e| Entitlement::parse(e).map_err(invalid)).collect()
+    if raw.len() > 100 {
+        return Err(invalid("a role has at most 100 entitlements"));
+    }
+    let parsed: std::collections::BTreeSet<Entitlement> =
+        raw.iter().map(|e| Entitlement::parse(e).map_err(invalid)).collect::<Result<_, _>>()?;
+    Ok(parsed.into_iter().collect())
 }
 
 #[utoipa::path(post, path = "/roles", tag = "access", request_body = NewRoleBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retried create return the first response")),
     description = "Creates a role. Admin entitlements only on tenant-wide roles, and only those you hold. Needs `admin:access:write`.",
     responses((status = 201, body = RoleView, headers(("Location" = String))),
         (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
@@ -105,6 +116,11 @@ pub async fn create_role(
         entitlements: entitlements(&given.entitlements)?,
     };
     admin.may_confer(new.entitlements.iter().map(Entitlement::as_str))?;
+    if let Some(app) = &new.application
+        && state.services.clients().get(&state.services.request_tenant(), app).await?.is_none()
+    {
+        return Err(Problem::new(Kind::NotFound, format!("no client `{app}` for an application role")));
+    }
     idempotent_create(&state, &admin, &headers, &body, async {
         let tenant = state.services.request_tenant();
         let role = state.services.access().create_role(&tenant, new, &admin.actor).await?;
@@ -142,17 +158,18 @@ pub async fn get_role(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolePatchBody {
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{0,500}$")]
     pub description: Option<String>,
-    #[serde(default)]
-    pub add_entitlements: Vec<String>,
-    #[serde(default)]
-    pub remove_entitlements: Vec<String>,
+    /// The role's entitlements from now on (left out: as they are).
+    #[schema(value_type = Option<Vec<super::schema::EntitlementName>>, max_items = 100)]
+    pub entitlements: Option<Vec<String>>,
 }
 
 #[utoipa::path(patch, path = "/roles/{name}", tag = "access",
-    params(("name" = String, Path), ("If-Match" = String, Header, description = "The ETag the change is based on")),
+    params(("name" = String, Path),
+        ("If-Match" = String, Header, pattern = r#"^"[!#-~]*"$"#, description = "The ETag the change is based on")),
     request_body = RolePatchBody,
-    description = "Changes a role's description and entitlements, if unchanged since it was read. Needs `admin:access:write`.",
+    description = "Changes a role's description and sets its entitlements, if unchanged since it was read. Needs `admin:access:write`.",
     responses((status = 200, body = RoleView, headers(("ETag" = String))),
         (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -167,11 +184,20 @@ pub async fn update_role(
     let role = find_role(&state, &name).await?;
     let tag = if_match(&headers)?;
     let given = json::<RolePatchBody>(&headers, &body)?;
-    let patch = RolePatch {
-        description: given.description,
-        add_entitlements: entitlements(&given.add_entitlements)?,
-        remove_entitlements: entitlements(&given.remove_entitlements)?,
+    let (add_entitlements, remove_entitlements) = match given.entitlements {
+        Some(wanted) => {
+            let wanted = entitlements(&wanted)?;
+            let add = wanted.iter().filter(|e| !role.entitlements.contains(e)).cloned().collect();
+            let remove = role.entitlements.iter().filter(|e| !wanted.contains(e)).cloned().collect();
+            (add, remove)
+        }
+        None => (Vec::new(), Vec::new()),
     };
+    // The whole request is checked before whether it is stale: a malformed one is 400.
+    if given.description.as_deref().is_some_and(|d| !super::schema::is_description(d)) {
+        return Err(invalid("a description is at most 500 characters without control characters"));
+    }
+    let patch = RolePatch { description: given.description, add_entitlements, remove_entitlements };
     admin.may_confer(patch.add_entitlements.iter().map(Entitlement::as_str))?;
     if etag_of(&RoleView::from(&role)) != tag {
         return Err(Problem::new(Kind::PreconditionFailed, format!("role `{name}` changed since it was read")));
@@ -238,13 +264,15 @@ pub async fn list_groups(State(state): State<AppState>, caller: Caller) -> Resul
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGroupBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._:-]{0,63}$")]
     pub name: String,
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{0,500}$")]
     pub description: String,
 }
 
 #[utoipa::path(post, path = "/groups", tag = "access", request_body = NewGroupBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retried create return the first response")),
     description = "Creates a group. Needs `admin:access:write`.",
     responses((status = 201, body = GroupView, headers(("Location" = String))),
         (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),

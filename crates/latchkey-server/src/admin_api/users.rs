@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::idempotency::{Created, idempotent_create};
 use super::problem::{Kind, Problem, ProblemBody};
 use super::request::{decode_cursor, encode_cursor, if_match, json, no_store, page_size, query};
+use super::schema;
 use crate::state::AppState;
 
 /// A user as the admin API shows them.
@@ -83,17 +84,22 @@ pub struct ListParams {
     #[param(max_length = 64)]
     username_prefix: Option<String>,
     /// Exactly this email address.
+    #[param(value_type = Option<schema::EmailText>)]
     email: Option<String>,
+    #[param(inline)]
     state: Option<UserState>,
+    #[param(inline)]
     kind: Option<UserKind>,
     /// Holders of this role, directly or through a group.
+    #[param(pattern = "^[a-z0-9][a-z0-9._:-]{0,63}$")]
     role: Option<String>,
     /// Members of this group.
+    #[param(pattern = "^[a-z0-9][a-z0-9._:-]{0,63}$")]
     group: Option<String>,
     /// 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// Only a `next_cursor` this API gave out (opaque).
     cursor: Option<String>,
 }
 
@@ -116,7 +122,7 @@ impl ListParams {
         };
         Ok(UserQuery {
             username_prefix: prefix,
-            email: self.email.as_deref().map(Email::parse).transpose().map_err(invalid)?,
+            email: self.email.as_deref().map(email).transpose()?,
             locked: self.state.map(|s| matches!(s, UserState::Locked)),
             service_account: self.kind.map(|k| matches!(k, UserKind::ServiceAccount)),
             role: self.role.as_deref().map(RoleName::parse).transpose().map_err(invalid)?,
@@ -152,29 +158,66 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Re
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
-    #[schema(min_length = 1, max_length = 64)]
+    /// Letters, digits and `. _ - @` (Unicode letters too; kept lowercase).
+    #[schema(value_type = schema::UsernameText)]
     pub username: String,
-    pub email: Option<String>,
-    #[serde(default)]
-    pub email_verified: bool,
+    pub email: Option<EmailBody>,
+    /// A display name (any characters but control characters, at most 200).
+    #[schema(value_type = Option<schema::DisplayNameText>)]
     pub name: Option<String>,
     /// A service account never signs in: it holds roles and API keys for a program.
     #[serde(default)]
     pub service_account: bool,
 }
 
+/// An email address and whether the operator vouches that it is the user's.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailBody {
+    #[schema(value_type = schema::EmailText)]
+    pub address: String,
+    /// Not verified unless said (with mail configured, a verification link goes out).
+    #[serde(default)]
+    pub verified: bool,
+}
+
+impl EmailBody {
+    fn parse(self) -> Result<(Email, bool), Problem> {
+        Ok((email(&self.address)?, self.verified))
+    }
+}
+
+// The admin API's own shapes (see `schema`), then the domain's rules.
+fn username(raw: &str) -> Result<Username, Problem> {
+    if !schema::is_username(raw) {
+        return Err(invalid("a username is 1 to 64 ASCII letters, digits or . _ @ -"));
+    }
+    Username::parse(raw).map_err(invalid)
+}
+
+fn display_name(raw: &str) -> Result<DisplayName, Problem> {
+    if !schema::is_display_name(raw) {
+        return Err(invalid("a name is 1 to 200 characters without control characters or spaces at either end"));
+    }
+    DisplayName::parse(raw).map_err(invalid)
+}
+
+fn email(raw: &str) -> Result<Email, Problem> {
+    if !schema::is_email(raw) {
+        return Err(invalid("an email address is ASCII: name@example.com"));
+    }
+    Email::parse(raw).map_err(invalid)
+}
+
 impl NewUserBody {
     fn parse(self) -> Result<NewUser, Problem> {
-        let email = self.email.as_deref().map(Email::parse).transpose().map_err(invalid)?;
-        if self.email_verified && email.is_none() {
-            return Err(Problem::new(Kind::Invalid, "email_verified needs an email"));
-        }
+        let email = self.email.map(EmailBody::parse).transpose()?;
         Ok(NewUser {
             sub: SubjectId::generate(),
-            username: Username::parse(&self.username).map_err(invalid)?,
-            email,
-            email_verified: self.email_verified,
-            name: self.name.as_deref().map(DisplayName::parse).transpose().map_err(invalid)?,
+            username: username(&self.username)?,
+            email_verified: email.as_ref().is_some_and(|(_, verified)| *verified),
+            email: email.map(|(address, _)| address),
+            name: self.name.as_deref().map(display_name).transpose()?,
             profile: Default::default(),
             password_hash: None,
             service_account: self.service_account,
@@ -184,7 +227,7 @@ impl NewUserBody {
 
 #[utoipa::path(post, path = "/users", tag = "users", request_body = NewUserBody,
     description = "Creates a user. Send `Idempotency-Key` to make a retry safe. Needs `admin:users:write`.",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first response (kept 24 hours)")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retried create return the first response (kept 24 hours)")),
     responses((status = 201, body = UserView, headers(("Location" = String), ("ETag" = String))),
         (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -241,34 +284,41 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(sub): Path<
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchBody {
+    /// A user always has one: it cannot be `null`.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    #[schema(value_type = schema::UsernameText)]
     pub username: Option<Option<String>>,
+    /// The address (the same one with `verified: true` marks it verified), or `null` to
+    /// remove it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub email: Option<Option<String>>,
-    pub email_verified: Option<bool>,
+    #[schema(value_type = Option<EmailBody>)]
+    pub email: Option<Option<EmailBody>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<schema::DisplayNameText>)]
     pub name: Option<Option<String>>,
 }
 
 /// A present field, `null` included (`Some(None)`), told apart from an absent one (`None`).
-fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl UserPatchBody {
     fn parse(self, if_match: String) -> Result<UserPatch, Problem> {
+        let email = match self.email {
+            Some(Some(given)) => Some(Some(given.parse()?)),
+            Some(None) => Some(None),
+            None => None,
+        };
         Ok(UserPatch {
             username: match self.username {
                 Some(None) => return Err(invalid("a user always has a username: `null` cannot remove it")),
-                Some(Some(name)) => Some(Username::parse(&name).map_err(invalid)?),
+                Some(Some(name)) => Some(username(&name)?),
                 None => None,
             },
-            email: self.email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose().map_err(invalid)?,
-            email_verified: self.email_verified,
-            name: self.name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose().map_err(invalid)?,
+            email_verified: email.as_ref().map(|e| e.as_ref().is_some_and(|(_, verified)| *verified)),
+            email: email.map(|e| e.map(|(address, _)| address)),
+            name: self.name.map(|n| n.as_deref().map(display_name).transpose()).transpose()?,
             profile: None,
             if_match: Some(if_match),
         })
@@ -276,7 +326,7 @@ impl UserPatchBody {
 }
 
 #[utoipa::path(patch, path = "/users/{sub}", tag = "users", params(("sub" = String, Path),
-        ("If-Match" = String, Header, description = "The ETag the change is based on")),
+        ("If-Match" = String, Header, pattern = r#"^"[!#-~]*"$"#, description = "The ETag the change is based on")),
     request_body = UserPatchBody,
     description = "Changes a user, if unchanged since it was read (`If-Match`). Needs `admin:users:write`.",
     responses((status = 200, body = UserView, headers(("ETag" = String))),
@@ -316,7 +366,8 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/users/{sub}/lock", tag = "users", params(("sub" = String, Path)),
     description = "Locks a user: they are signed out everywhere and their refresh tokens revoked. Needs `admin:users:write`.",
-    responses((status = 200, body = UserView), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    responses((status = 200, body = UserView, headers(("ETag" = String))),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn lock(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> Result<Response, Problem> {
     let user = change_state(&state, &caller, &sub, StateChange::Lock).await?;
@@ -325,7 +376,8 @@ pub async fn lock(State(state): State<AppState>, caller: Caller, Path(sub): Path
 
 #[utoipa::path(post, path = "/users/{sub}/unlock", tag = "users", params(("sub" = String, Path)),
     description = "Unlocks a user. Needs `admin:users:write`.",
-    responses((status = 200, body = UserView), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    responses((status = 200, body = UserView, headers(("ETag" = String))),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn unlock(
     State(state): State<AppState>,
@@ -352,8 +404,9 @@ async fn change_state(state: &AppState, caller: &Caller, sub: &str, change: Stat
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
-    /// The new password.
-    #[schema(min_length = 1)]
+    /// The new password: 8 to 256 characters through the admin API (and at most 1024 bytes
+    /// as UTF-8).
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
 }
 
@@ -372,6 +425,9 @@ pub async fn set_password(
     let admin = caller.require(AdminScope::UsersWrite)?;
     let user = find(&state, &sub).await?;
     let given = json::<PasswordBody>(&headers, &body)?;
+    if given.password.chars().count() > 256 {
+        return Err(Problem::new(Kind::Invalid, "through the admin API, a password is at most 256 characters"));
+    }
     let password = NewPassword::parse(given.password).map_err(|e| Problem::new(Kind::Invalid, e.to_string()))?;
     let tenant = state.services.request_tenant();
     let users = state.services.users();

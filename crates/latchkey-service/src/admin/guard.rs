@@ -16,7 +16,7 @@ pub fn is_built_in_role(name: &RoleName) -> bool {
 /// A built-in role is never created, changed or deleted by anyone.
 pub fn refuse_built_in(name: &RoleName) -> ServiceResult<()> {
     if is_built_in_role(name) {
-        return Err(ServiceError::Invalid(format!(
+        return Err(ServiceError::Forbidden(format!(
             "`{name}`: role names beginning with `{BUILT_IN_ROLE_PREFIX}` are Latchkey's own and cannot be created, changed or deleted"
         )));
     }

@@ -1,0 +1,118 @@
+//! The shapes of strings the admin API takes, for the OpenAPI document: each pattern is a
+//! subset of what the matching domain type's `parse` accepts, so a value the document
+//! allows is never refused as malformed.
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+macro_rules! string_schema {
+    ($(#[$doc:meta])* $name:ident, $pattern:expr) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new().schema_type(Type::String).pattern(Some($pattern)).into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+/// Admin entitlements as Latchkey defines them; others anything outside `admin:`.
+pub const ENTITLEMENT: &str = r"^(?:admin:(?:server:read|users:read|users:write|clients:read|clients:write|access:read|access:write|keys|audit:read)|(?!admin:)[a-z0-9][a-z0-9._:/-]{0,127})$";
+
+string_schema!(
+    /// One right a role confers: an admin scope, or any other (`reports:read`, `docs/write`).
+    EntitlementName,
+    ENTITLEMENT
+);
+string_schema!(
+    /// A scope token (RFC 6749 §3.3).
+    ScopeToken,
+    r"^[!#-\[\]-~]{1,128}$"
+);
+string_schema!(
+    /// A path an API key may be used for: segments, and `/*` at the end for everything below.
+    RouteText,
+    r"^(?:/[A-Za-z0-9_-]{1,32}){1,6}(?:/\*)?$"
+);
+string_schema!(
+    /// An HTTP method.
+    MethodName,
+    "^(?:GET|HEAD|OPTIONS|POST|PUT|PATCH|DELETE)$"
+);
+
+/// Usernames through the admin API: ASCII letters, digits and `. _ @ -`, 1 to 64, exactly
+/// as the document's pattern says (the CLI also takes Unicode letters).
+pub const USERNAME: &str = "^[A-Za-z0-9._@-]{1,64}$";
+/// A display name: 1 to 200 characters, no control characters, no space at either end.
+pub const DISPLAY_NAME: &str = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]{0,198}[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$";
+/// An email address as the admin API takes it: an ASCII local part of at most 64 characters
+/// without spaces, `<`, `>` or `@`, and an ASCII domain of at most 253.
+pub const EMAIL: &str = r"^[!-;=?A-~]{1,64}@(?=.{1,253}$)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$";
+
+string_schema!(
+    /// A username as the admin API takes it.
+    UsernameText,
+    USERNAME
+);
+string_schema!(
+    /// A display name.
+    DisplayNameText,
+    DISPLAY_NAME
+);
+string_schema!(
+    /// An email address as the admin API takes it.
+    EmailText,
+    EMAIL
+);
+
+/// Whether `raw` is a role's or group's description as the document's pattern says: at most
+/// 500 characters, no control characters.
+pub fn is_description(raw: &str) -> bool {
+    raw.chars().count() <= 500 && !raw.chars().any(char::is_control)
+}
+
+/// Whether `raw` matches [`USERNAME`].
+pub fn is_username(raw: &str) -> bool {
+    (1..=64).contains(&raw.len())
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
+}
+
+/// Whether `raw` matches [`DISPLAY_NAME`].
+pub fn is_display_name(raw: &str) -> bool {
+    let end_ok = |c: Option<char>| c.is_some_and(|c| !c.is_control() && !c.is_whitespace());
+    (1..=200).contains(&raw.chars().count())
+        && !raw.chars().any(char::is_control)
+        && end_ok(raw.chars().next())
+        && end_ok(raw.chars().last())
+}
+
+/// Whether `raw` matches [`EMAIL`].
+pub fn is_email(raw: &str) -> bool {
+    let Some((local, domain)) = raw.split_once('@') else { return false };
+    let local_ok = (1..=64).contains(&local.len())
+        && local.bytes().all(|b| (b'!'..=b'~').contains(&b) && !matches!(b, b'<' | b'>' | b'@'));
+    let domain_ok = (1..=253).contains(&domain.len())
+        && domain.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    local_ok && domain_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_hold_what_the_patterns_say() {
+        assert!(is_username("Ada.L@x-1") && !is_username("ädа") && !is_username(" ada") && !is_username(""));
+        assert!(!is_username(&"a".repeat(65)));
+        assert!(is_display_name("José Ñúñez") && is_display_name("a"));
+        assert!(!is_display_name(" Ada") && !is_display_name("Ada\u{a0}") && !is_display_name("A\u{85}b"));
+        assert!(!is_display_name(&"a".repeat(201)) && !is_display_name(""));
+        assert!(is_email("a+b@mail.example.com") && is_email("x@localhost"));
+        assert!(!is_email("a b@x.y") && !is_email("a@b@c") && !is_email("a@x..y") && !is_email("ä@x.y"));
+        assert!(!is_email(&format!("{}@x", "a".repeat(65))) && !is_email(&format!("a@{}", "b".repeat(254))));
+    }
+}
