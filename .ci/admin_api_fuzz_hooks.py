@@ -1,0 +1,102 @@
+"""Schemathesis hooks for .ci/admin_api_fuzz.sh: what a schema cannot say about the admin API.
+
+Three inputs are valid or not depending on what the server holds, not on their shape, so a
+schema-valid value that schemathesis makes up is refused on merit (and the
+positive_data_acceptance check would call that a bug). Only requests generated as valid
+("positive") are changed here; invalid ones are sent as generated, and every check runs on
+every request.
+
+- `If-Match` (optimistic concurrency): a made-up ETag is well-formed but stale, and the API
+  rightly answers 412. A valid request whose If-Match is one strong tag gets the ETag just
+  read instead: the hook reads the resource (GET on the same path), so updates really run.
+  Any other value is sent as generated, so a document that allows what the API refuses
+  still fails.
+- `Idempotency-Key`: two different requests that happen to get the same made-up key are a
+  key reused for another body, rightly 422. A valid request whose key is well-formed and
+  was already sent gets a fresh key; any other key is sent as generated (so a malformed
+  key that the document allows still fails).
+- `cursor` (paging): only a `next_cursor` the API gave out is valid. A valid request keeps
+  a cursor only if some response gave it out; a made-up one is dropped.
+
+Needs ADMIN_API_FUZZ_BASE (the API's base URL) and ADMIN_API_FUZZ_AUTHORIZATION (the
+Authorization header value) in the environment.
+"""
+
+import json
+import os
+import re
+import threading
+import uuid
+
+import requests
+import schemathesis
+from schemathesis import GenerationMode
+
+BASE = os.environ["ADMIN_API_FUZZ_BASE"].rstrip("/")
+AUTHORIZATION = os.environ["ADMIN_API_FUZZ_AUTHORIZATION"]
+_session = requests.Session()
+_cursors_given_out: set[str] = set()
+_keys_sent: set[str] = set()
+_lock = threading.Lock()
+# A well-formed Idempotency-Key, as the API takes it (surrounding quotes left out).
+_KEY = re.compile(r"[!-~]{1,255}")
+# One strong entity tag, as the API takes it in If-Match.
+_STRONG_TAG = re.compile(r'\s*"[^"]*"\s*')
+
+
+def _positive(case) -> bool:
+    meta = getattr(case, "meta", None)
+    return meta is not None and meta.generation.mode == GenerationMode.POSITIVE
+
+
+def _header(headers, name):
+    for key in headers or {}:
+        if key.lower() == name.lower():
+            return key
+    return None
+
+
+def _current_etag(case):
+    path = case.formatted_path if hasattr(case, "formatted_path") else case.path.format(**(case.path_parameters or {}))
+    try:
+        response = _session.get(BASE + path, headers={"Authorization": AUTHORIZATION}, timeout=30)
+    except requests.RequestException:
+        return None
+    return response.headers.get("ETag") if response.status_code == 200 else None
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    headers = case.headers or {}
+    positive = _positive(case)
+    key = _header(headers, "Idempotency-Key")
+    if key is not None:
+        # The API ignores surrounding quotes (a structured-field string or a bare token).
+        value = str(headers[key]).strip('"')
+        with _lock:
+            if value not in _keys_sent:
+                _keys_sent.add(value)
+            elif positive and _KEY.fullmatch(value):
+                headers[key] = uuid.uuid4().hex
+    if not positive:
+        return
+    key = _header(headers, "If-Match")
+    if key is not None and case.path_parameters and _STRONG_TAG.fullmatch(str(headers[key])):
+        etag = _current_etag(case)
+        if etag is not None:
+            headers[key] = etag
+    query = case.query
+    if query and "cursor" in query and query["cursor"] not in _cursors_given_out:
+        del query["cursor"]
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if response.status_code != 200:
+        return
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return
+    if isinstance(body, dict) and isinstance(body.get("next_cursor"), str):
+        _cursors_given_out.add(body["next_cursor"])
