@@ -196,3 +196,51 @@ async fn an_operator_sees_and_removes_a_users_passkeys() {
         assert_eq!(browser.page("/account/security").await.0, StatusCode::SEE_OTHER, "{b}: the browser too");
     }
 }
+
+#[tokio::test]
+async fn scopes_resources_and_invitations_are_managed() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |c| c.registration.mode = latchkey_config::RegistrationMode::Invite).await;
+        let token = ready(&server).await;
+        let (status, scope) =
+            call(&server, &token, "PUT", "/scopes/reports:read", Some(json!({"description": "Read reports"}))).await;
+        assert_eq!((status, scope["built_in"].clone()), (StatusCode::OK, json!(false)), "{b}: {scope}");
+        let (status, _) = call(&server, &token, "PUT", "/scopes/admin:mine", Some(json!({"description": "x"}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{b}: the admin namespace is Latchkey's");
+        assert_eq!(call(&server, &token, "DELETE", "/scopes/openid", None).await.0, StatusCode::FORBIDDEN, "{b}");
+        let api = json!({"identifier": "https://reports.example", "name": "Reports", "scopes": ["reports:read"]});
+        let (status, saved) = call(&server, &token, "PUT", "/resources", Some(api)).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {saved}");
+        let unknown = json!({"identifier": "https://other.example", "name": "Other", "scopes": ["nope"]});
+        assert_eq!(call(&server, &token, "PUT", "/resources", Some(unknown)).await.0, StatusCode::NOT_FOUND, "{b}");
+        let (_, listed) = call(&server, &token, "GET", "/resources", None).await;
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{b}: {listed}");
+        let path = "/resources?identifier=https://reports.example";
+        assert_eq!(call(&server, &token, "DELETE", path, None).await.0, StatusCode::NO_CONTENT, "{b}");
+        assert_eq!(
+            call(&server, &token, "DELETE", "/scopes/reports:read", None).await.0,
+            StatusCode::NO_CONTENT,
+            "{b}"
+        );
+
+        let (status, made) =
+            call(&server, &token, "POST", "/invitations", Some(json!({"note": "For Grace", "lifetime_seconds": 3600})))
+                .await;
+        assert_eq!(status, StatusCode::CREATED, "{b}: {made}");
+        let link = made["link"].as_str().unwrap_or_default().to_owned();
+        assert!(link.contains("/signup?invite="), "{b}: {link}");
+        let browser = PasskeyBrowser::new(&server);
+        let signup = link.trim_start_matches(&server.server.issuer);
+        assert_eq!(browser.page(signup).await.0, StatusCode::OK, "{b}: the link opens sign-up");
+        let (_, list) = call(&server, &token, "GET", "/invitations", None).await;
+        assert!(!list.to_string().contains(link.rsplit('=').next().unwrap_or("-")), "{b}: never the token again");
+        let id = made["id"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(
+            call(&server, &token, "DELETE", &format!("/invitations/{id}"), None).await.0,
+            StatusCode::NO_CONTENT,
+            "{b}"
+        );
+        assert_eq!(browser.page(signup).await.0, StatusCode::FORBIDDEN, "{b}: a revoked link no longer works");
+    }
+}

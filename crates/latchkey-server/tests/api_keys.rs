@@ -200,6 +200,7 @@ async fn a_key_for_a_resource_is_reported_only_to_that_resources_client() {
     let server = TestServer::start(support::sqlite().await, |_| {}).await;
     let ada = setup(&server).await;
     server.create_client(ClientSpec { id: "other", ..ClientSpec::default() }).await;
+    server.create_scope("reports:read", "Read reports").await;
     let resource = ResourceServer {
         identifier: "https://reports.example".into(),
         name: "Reports".into(),

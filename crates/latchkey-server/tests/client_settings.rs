@@ -163,6 +163,7 @@ async fn tokens_for_a_registered_resource_carry_it_as_audience() {
             ..ClientSpec::default()
         })
         .await;
+    server.create_scope("invoices:read", "Read invoices").await;
     let api = ResourceServer {
         identifier: "https://api.example.com".into(),
         name: "Invoices API".into(),

@@ -521,6 +521,7 @@ async fn access_tokens_pass_only_for_the_forward_auth_audience() {
     use support::flow::secret_of;
 
     let server = start(sqlite().await).await;
+    server.create_scope("reports:read", "Read reports").await;
     let apps = ResourceServer {
         identifier: "https://apps.latchkey.test".into(),
         name: "Apps behind the proxy".into(),

@@ -23,6 +23,27 @@ impl Resources<'_> {
         if let Some(s) = server.scopes.iter().find(|s| AdminScope::is_admin_name(s)) {
             return Err(ServiceError::Invalid(format!("`{s}`: scopes beginning with `admin:` are the admin API's")));
         }
+        // RFC 8707 §2: an absolute URI without a fragment.
+        let uri = url::Url::parse(&server.identifier)
+            .map_err(|_| ServiceError::Invalid(format!("`{}` is not an absolute URI", server.identifier)))?;
+        if uri.fragment().is_some() {
+            return Err(ServiceError::Invalid("a resource identifier must not have a fragment".into()));
+        }
+        if server.name.trim().is_empty()
+            || server.name.chars().count() > 200
+            || server.name.chars().any(char::is_control)
+        {
+            return Err(ServiceError::Invalid("a resource's name is 1 to 200 characters on one line".into()));
+        }
+        let defined = self.0.scopes().list(tenant).await?;
+        if let Some(missing) = server.scopes.iter().find(|n| !defined.iter().any(|d| d.name.as_str() == n.as_str())) {
+            return Err(ServiceError::NotFound(format!("scope `{missing}` (create it with `latchkey scope create`)")));
+        }
+        if let Some(c) = &server.client_id
+            && self.0.clients().get(tenant, c).await?.is_none()
+        {
+            return Err(ServiceError::NotFound(format!("client `{c}`")));
+        }
         self.0.store().put_resource_server(tenant, server, actor).await?;
         self.0.caches.forget_resources();
         Ok(())

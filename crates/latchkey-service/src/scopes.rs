@@ -21,7 +21,16 @@ impl Scopes<'_> {
         actor: &Actor,
     ) -> ServiceResult<()> {
         if AdminScope::is_admin_name(name.as_str()) {
-            return Err(ServiceError::Invalid(format!("`{name}`: scopes beginning with `admin:` are the admin API's")));
+            return Err(ServiceError::Forbidden(format!(
+                "`{name}`: scopes beginning with `admin:` are the admin API's"
+            )));
+        }
+        // People read it on the consent page.
+        if description.trim().is_empty()
+            || description.chars().count() > 500
+            || description.chars().any(char::is_control)
+        {
+            return Err(ServiceError::Invalid("a scope's description is 1 to 500 characters on one line".into()));
         }
         Ok(self.0.store().put_scope(tenant, name, description, actor).await?)
     }
@@ -32,7 +41,7 @@ impl Scopes<'_> {
         match tx.scope_is_built_in(tenant, name).await? {
             None => return Err(ServiceError::NotFound(format!("scope `{name}`"))),
             Some(true) => {
-                return Err(ServiceError::Invalid(format!("`{name}` is a built-in scope and cannot be deleted")));
+                return Err(ServiceError::Forbidden(format!("`{name}` is a built-in scope and cannot be deleted")));
             }
             Some(false) => {}
         }

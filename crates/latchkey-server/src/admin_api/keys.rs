@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::{AdminScope, ApiKeyId, RoutePattern, ScopeName, SigningAlg, SubjectId, parse_method};
 use latchkey_core::records::ApiKey;
+use latchkey_service::admin::AdminCaller;
 use latchkey_service::api_keys::ApiKeySpec;
 use latchkey_service::keys::KeyServiceError;
 use serde::{Deserialize, Serialize};
@@ -139,7 +140,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?.clone();
-    let owner = SubjectId::parse(&sub).map_err(|_| Problem::new(Kind::NotFound, format!("no user `{sub}`")))?;
+    let owner = super::users::managed(&state, &admin, &sub).await?.sub;
     let given = json::<NewApiKeyBody>(&headers, &body)?;
     let spec = ApiKeySpec {
         name: given.name,
@@ -176,6 +177,21 @@ fn key_id(raw: &str) -> Result<ApiKeyId, Problem> {
     ApiKeyId::parse(raw).map_err(|_| Problem::new(Kind::NotFound, format!("no API key `{raw}`")))
 }
 
+/// The live key `raw` names, if the caller may act on it: its owner is no account holding
+/// admin rights the caller lacks, and it carries none (a rotation hands over its rights).
+async fn managed_key(state: &AppState, admin: &AdminCaller, raw: &str) -> Result<ApiKeyId, Problem> {
+    let id = key_id(raw)?;
+    let tenant = state.services.request_tenant();
+    let keys = state.services.api_keys().list(&tenant, None).await?;
+    let key = keys
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| Problem::new(Kind::NotFound, format!("no API key `{raw}`")))?;
+    state.services.admin().may_manage(&tenant, admin, &key.owner).await?;
+    admin.may_confer(key.scopes.iter().map(ScopeName::as_str))?;
+    Ok(id)
+}
+
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     description = "Revokes an API key: every node refuses it within the change bound. Needs `admin:users:write`.",
     responses((status = 200, body = ApiKeyView), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
@@ -186,7 +202,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?;
-    let id = key_id(&id)?;
+    let id = managed_key(&state, admin, &id).await?;
     let key = state.services.api_keys().revoke(&state.services.request_tenant(), &id, &admin.actor).await?;
     Ok(no_store(axum::Json(ApiKeyView::from(&key)).into_response()))
 }
@@ -213,7 +229,7 @@ pub async fn rotate(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?;
-    let id = key_id(&id)?;
+    let id = managed_key(&state, admin, &id).await?;
     let given = json::<RotateKeyBody>(&headers, &body)?;
     let grace = Duration::from_secs(given.grace_seconds.unwrap_or(0));
     let issued = state.services.api_keys().rotate(&state.services.request_tenant(), &id, grace, &admin.actor).await?;

@@ -6,6 +6,7 @@
 
 mod audit;
 mod auth;
+mod catalog;
 mod idempotency;
 mod keys;
 mod problem;
@@ -44,6 +45,7 @@ Errors are `application/problem+json` (RFC 9457).",
         (name = "users", description = "Accounts, their state and sessions"),
         (name = "access", description = "Roles, groups and who holds them"),
         (name = "api-keys", description = "API keys of users and service accounts"),
+        (name = "catalog", description = "Scopes, API resources and sign-up invitations"),
         (name = "signing-keys", description = "The keys Latchkey signs tokens with"),
         (name = "audit", description = "The audit log"),
     )
@@ -83,6 +85,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(keys::rotate))
         .routes(routes!(keys::signing_keys))
         .routes(routes!(keys::rotate_signing_key))
+        .routes(routes!(catalog::scopes))
+        .routes(routes!(catalog::put_scope, catalog::delete_scope))
+        .routes(routes!(catalog::resources, catalog::put_resource, catalog::delete_resource))
+        .routes(routes!(catalog::invitations, catalog::create_invitation))
+        .routes(routes!(catalog::revoke_invitation))
         .routes(routes!(audit::events))
         .split_for_parts();
     api.servers = Some(vec![utoipa::openapi::Server::new(base(state))]);

@@ -27,6 +27,10 @@ pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T,
     if body.len() > MAX_BODY {
         return Err(Problem::new(Kind::InvalidRequest, format!("the body is larger than {MAX_BODY} bytes")));
     }
+    // Every body is an object (serde would also fill a struct from an array).
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::new(Kind::InvalidRequest, "the body must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();

@@ -199,6 +199,7 @@ pub async fn update_role(
     }
     let patch = RolePatch { description: given.description, add_entitlements, remove_entitlements };
     admin.may_confer(patch.add_entitlements.iter().map(Entitlement::as_str))?;
+    latchkey_service::admin::refuse_built_in(&role.name)?;
     if etag_of(&RoleView::from(&role)) != tag {
         return Err(Problem::new(Kind::PreconditionFailed, format!("role `{name}` changed since it was read")));
     }

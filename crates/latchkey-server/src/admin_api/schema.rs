@@ -75,6 +75,55 @@ pub fn is_description(raw: &str) -> bool {
     raw.chars().count() <= 500 && !raw.chars().any(char::is_control)
 }
 
+/// A scope's description: like a display name, up to 500 characters.
+pub const SCOPE_DESCRIPTION: &str = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f\x7f-\x9f]{0,498}[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$";
+/// An API resource's identifier as the admin API takes it: an https URL of a host (letters
+/// first in each label, never an IDNA `xn--` label) and a short path.
+pub const RESOURCE_IDENTIFIER: &str =
+    r"^https://(?!xn--)[a-z][a-z0-9-]{0,62}(?:\.(?!xn--)[a-z][a-z0-9-]{0,62}){0,3}(?:/[A-Za-z0-9_~-]{1,32}){0,4}$";
+
+string_schema!(
+    /// A scope's description.
+    ScopeDescriptionText,
+    SCOPE_DESCRIPTION
+);
+string_schema!(
+    /// An API resource's identifier.
+    ResourceIdentifierText,
+    RESOURCE_IDENTIFIER
+);
+
+/// Whether `raw` is text of 1 to `max` characters without control characters or spaces at
+/// either end ([`DISPLAY_NAME`], [`SCOPE_DESCRIPTION`]).
+pub fn is_text(raw: &str, max: usize) -> bool {
+    let end_ok = |c: Option<char>| c.is_some_and(|c| !c.is_control() && !c.is_whitespace());
+    (1..=max).contains(&raw.chars().count())
+        && !raw.chars().any(char::is_control)
+        && end_ok(raw.chars().next())
+        && end_ok(raw.chars().last())
+}
+
+/// Whether `raw` matches [`RESOURCE_IDENTIFIER`].
+pub fn is_resource_identifier(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix("https://") else { return false };
+    let (host, path) = rest.split_once('/').map_or((rest, None), |(h, p)| (h, Some(p)));
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.as_bytes()[0].is_ascii_lowercase()
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with("xn--")
+    };
+    let segments: Vec<&str> = path.map(|p| p.split('/').collect()).unwrap_or_default();
+    let segment_ok = |s: &&str| {
+        (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'~' | b'-'))
+    };
+    (1..=4).contains(&labels.len())
+        && labels.iter().all(label_ok)
+        && segments.len() <= 4
+        && segments.iter().all(segment_ok)
+}
+
 /// Whether `raw` matches [`USERNAME`].
 pub fn is_username(raw: &str) -> bool {
     (1..=64).contains(&raw.len())
@@ -83,11 +132,7 @@ pub fn is_username(raw: &str) -> bool {
 
 /// Whether `raw` matches [`DISPLAY_NAME`].
 pub fn is_display_name(raw: &str) -> bool {
-    let end_ok = |c: Option<char>| c.is_some_and(|c| !c.is_control() && !c.is_whitespace());
-    (1..=200).contains(&raw.chars().count())
-        && !raw.chars().any(char::is_control)
-        && end_ok(raw.chars().next())
-        && end_ok(raw.chars().last())
+    is_text(raw, 200)
 }
 
 /// Whether `raw` matches [`EMAIL`].
@@ -114,5 +159,9 @@ mod tests {
         assert!(is_email("a+b@mail.example.com") && is_email("x@localhost"));
         assert!(!is_email("a b@x.y") && !is_email("a@b@c") && !is_email("a@x..y") && !is_email("ä@x.y"));
         assert!(!is_email(&format!("{}@x", "a".repeat(65))) && !is_email(&format!("a@{}", "b".repeat(254))));
+        assert!(is_resource_identifier("https://api.example.com/v1") && is_resource_identifier("https://a"));
+        assert!(!is_resource_identifier("https://xn--a.example") && !is_resource_identifier("https://1.2.3.4"));
+        assert!(!is_resource_identifier("http://api.example") && !is_resource_identifier("https://a/"));
+        assert!(!is_resource_identifier("https://a/b/c/d/e/f") && !is_resource_identifier("https://A.example"));
     }
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::problem::{Kind, Problem, ProblemBody};
 use super::request::no_store;
-use super::users::find;
+use super::users::{find, managed};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,7 +53,7 @@ pub async fn passkeys(
 
 #[utoipa::path(delete, path = "/users/{sub}/passkeys/{credential_id}", tag = "users",
     params(("sub" = String, Path), ("credential_id" = String, Path)),
-    description = "Removes a passkey, unless it is the user's last way to sign in; their sessions end and they are told. Needs `admin:users:write`.",
+    description = "Removes a passkey, unless it is the user's last way to sign in; their sessions end. Needs `admin:users:write`.",
     responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn remove_passkey(
@@ -62,7 +62,7 @@ pub async fn remove_passkey(
     Path((sub, credential_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?;
-    let user = find(&state, &sub).await?;
+    let user = managed(&state, admin, &sub).await?;
     let tenant = state.services.request_tenant();
     let factors = state.services.factors();
     if !factors.passkeys(&tenant, &user.sub).await?.iter().any(|p| p.credential_id == credential_id) {
@@ -121,7 +121,7 @@ pub async fn unlink(
     Path((sub, provider)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?;
-    let user = find(&state, &sub).await?;
+    let user = managed(&state, admin, &sub).await?;
     let provider = ProviderId::parse(&provider)
         .map_err(|_| Problem::new(Kind::NotFound, format!("no linked `{provider}` account")))?;
     let tenant = state.services.request_tenant();
@@ -145,7 +145,7 @@ pub async fn reset_factors(
     Path(sub): Path<String>,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?;
-    let user = find(&state, &sub).await?;
+    let user = managed(&state, admin, &sub).await?;
     let tenant = state.services.request_tenant();
     let (passkeys_removed, sessions_ended) =
         state.services.users().reset_sign_in_factors(&tenant, &user.sub, &admin.actor).await?;

@@ -34,7 +34,7 @@ pub fn check_entitlements<'e>(
             return Err(ServiceError::Invalid(format!("`{e}` is not an admin scope")));
         }
         if application_role {
-            return Err(ServiceError::Invalid(format!(
+            return Err(ServiceError::Forbidden(format!(
                 "`{e}` is an admin right: only a tenant-wide role may confer it"
             )));
         }
@@ -111,6 +111,29 @@ impl super::AdminCaller {
 }
 
 impl Admin<'_> {
+    /// Refuses changing an account that holds admin rights the caller does not: its
+    /// password, address, factors, state, sessions or keys would be the caller's way to
+    /// those rights.
+    pub async fn may_manage(
+        &self,
+        tenant: &TenantId,
+        caller: &super::AdminCaller,
+        target: &SubjectId,
+    ) -> ServiceResult<()> {
+        let held = self.0.access().user_access(tenant, target).await?;
+        let rights: Vec<&str> = held
+            .roles
+            .iter()
+            .filter(|r| r.application.is_none())
+            .flat_map(|r| r.entitlements.iter().map(Entitlement::as_str))
+            .collect();
+        caller.may_confer(rights.iter().copied()).map_err(|_| {
+            ServiceError::Forbidden(format!(
+                "{target} holds admin rights you do not: only an administrator who holds them may change this account"
+            ))
+        })
+    }
+
     /// The admin rights a membership would confer: the role's entitlements, or for a
     /// group member, those of every role of the group.
     pub async fn rights_conferred_by(

@@ -51,28 +51,10 @@ pub async fn run(ctx: Context, command: ResourceCommand) -> Result<(), CliError>
                 .map(latchkey_core::domain::ClientId::parse)
                 .transpose()
                 .map_err(usage)?;
-            // RFC 8707 §2: an absolute URI without a fragment.
-            let uri =
-                url::Url::parse(&identifier).map_err(|_| usage(format!("`{identifier}` is not an absolute URI")))?;
-            if uri.fragment().is_some() {
-                return Err(usage("a resource identifier must not have a fragment"));
-            }
-            if name.trim().is_empty() {
-                return Err(usage("--name must not be empty"));
-            }
             let names: Vec<ScopeName> =
                 scopes.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
             let f = ctx.open().await?;
             let result = async {
-                let defined = f.scopes().list(&tenant).await?;
-                if let Some(missing) = names.iter().find(|n| !defined.iter().any(|d| &d.name == *n)) {
-                    return Err(usage(format!(
-                        "scope `{missing}` does not exist; create it with `latchkey scope create`"
-                    )));
-                }
-                if let Some(c) = &introspection_client {
-                    f.clients().get(&tenant, c).await?.ok_or_else(|| usage(format!("no client `{c}`")))?;
-                }
                 let server = ResourceServer {
                     identifier: identifier.clone(),
                     name: name.trim().to_owned(),
