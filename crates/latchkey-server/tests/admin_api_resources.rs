@@ -65,11 +65,15 @@ async fn roles_and_groups_are_managed_and_held() {
             patch_with(&server, &token, "/roles/latchkey-admin", &admin_tag, json!({"description": "x"})).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{b}: built-in roles do not change");
 
-        assert_eq!(
-            call(&server, &token, "POST", "/groups", Some(json!({"name": "staff"}))).await.0,
-            StatusCode::CREATED,
-            "{b}"
-        );
+        // One Idempotency-Key is for one operation: another one with it is a key reused.
+        let with_key = |path: &'static str, body: Value| {
+            let url = server.url(&format!("/admin/api/v1{path}"));
+            server.http.post(url).bearer_auth(&token).header("idempotency-key", "shared").json(&body).send()
+        };
+        let group = ok(with_key("/groups", json!({"name": "staff"})).await, "group");
+        assert_eq!(group.status(), StatusCode::CREATED, "{b}");
+        let other = ok(with_key("/roles", json!({"name": "staff"})).await, "role");
+        assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY, "{b}: the key was for POST /groups");
         for path in ["/groups/staff/roles/editor".to_owned(), format!("/groups/staff/members/{ada}")] {
             assert_eq!(call(&server, &token, "PUT", &path, None).await.0, StatusCode::NO_CONTENT, "{b}: {path}");
         }

@@ -156,6 +156,24 @@ impl ApiKeys<'_> {
                 if user.service_account { "" } else { ", and openid, profile, email" }
             )));
         }
+        // A key with admin rights is for the admin API alone, never a key any API may see.
+        let mut spec = spec;
+        if spec.scopes.iter().any(|s| latchkey_core::domain::AdminScope::is_admin_name(s.as_str())) {
+            let admin = self.0.admin_audience();
+            if spec.audience.as_ref().is_some_and(|a| *a != admin) {
+                return Err(ServiceError::Invalid(format!(
+                    "a key with admin scopes is for the admin API ({admin}) alone"
+                )));
+            }
+            if let Some(other) =
+                spec.scopes.iter().find(|s| !latchkey_core::domain::AdminScope::is_admin_name(s.as_str()))
+            {
+                return Err(ServiceError::Invalid(format!(
+                    "a key for the admin API carries admin scopes only, not `{other}`: make another key for it"
+                )));
+            }
+            spec.audience = Some(admin);
+        }
         let now = self.0.clock.now();
         if spec.expires_at.is_some_and(|e| e <= now) {
             return Err(ServiceError::Invalid("the expiry must be in the future".into()));

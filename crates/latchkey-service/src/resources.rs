@@ -21,7 +21,7 @@ impl Resources<'_> {
             return Err(ServiceError::Invalid(format!("`{}` is the built-in admin API", server.identifier)));
         }
         if let Some(s) = server.scopes.iter().find(|s| AdminScope::is_admin_name(s)) {
-            return Err(ServiceError::Invalid(format!("`{s}`: scopes beginning with `admin:` are the admin API's")));
+            return Err(ServiceError::Forbidden(format!("`{s}`: scopes beginning with `admin:` are the admin API's")));
         }
         // RFC 8707 §2: an absolute URI without a fragment.
         let uri = url::Url::parse(&server.identifier)

@@ -155,6 +155,9 @@ pub async fn put_resource(
     if !super::schema::is_resource_identifier(&given.identifier) {
         return Err(invalid("through the admin API, an identifier is an https URL of a host and a short path"));
     }
+    if given.scopes.len() > 100 {
+        return Err(invalid("a resource accepts at most 100 scopes"));
+    }
     if !super::schema::is_display_name(&given.name) {
         return Err(invalid("a name is 1 to 200 characters without control characters or spaces at either end"));
     }
@@ -270,7 +273,7 @@ pub async fn create_invitation(
         Some(s) if !(60..=31_536_000).contains(&s) => return Err(invalid("lifetime_seconds is 60 to 31536000")),
         other => other.map(Duration::from_secs),
     };
-    idempotent_create(&state, &admin, &headers, &body, async {
+    idempotent_create(&state, &admin, &headers, "POST /invitations", &body, async {
         let tenant = state.services.request_tenant();
         let made = state.services.invitations().create(&tenant, note.as_deref(), lifetime, &admin.actor).await?;
         let link = format!("{}/signup?invite={}", state.issuer, made.token);

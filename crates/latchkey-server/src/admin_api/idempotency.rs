@@ -37,11 +37,14 @@ fn response(status: StatusCode, location: Option<&str>, etag: Option<&str>, body
     response
 }
 
-/// Runs `create` once per `Idempotency-Key` (when one is sent) and answers 201.
+/// Runs `create` once per `Idempotency-Key` (when one is sent) and answers 201. `what` names
+/// the operation and its target (`POST /users/SUB/api-keys`): the same key for another one,
+/// or another body, is a key reused.
 pub async fn idempotent_create(
     state: &AppState,
     caller: &AdminCaller,
     headers: &HeaderMap,
+    what: &str,
     body: &[u8],
     create: impl Future<Output = Result<Created, Problem>>,
 ) -> Result<Response, Problem> {
@@ -52,7 +55,11 @@ pub async fn idempotent_create(
     let tenant = state.services.request_tenant();
     let admin = state.services.admin();
     let who = caller.key();
-    let hash = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body).as_ref());
+    let mut request = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    request.update(what.as_bytes());
+    request.update(b"\n");
+    request.update(body);
+    let hash = hex::encode(request.finish().as_ref());
     match admin.claim_idempotency_key(&tenant, &who, &key, &hash).await? {
         IdempotentClaim::Fresh => {}
         IdempotentClaim::Running { request_hash } if request_hash == hash => {
@@ -87,7 +94,12 @@ pub async fn idempotent_create(
                 )
                 .await;
             if let Err(e) = kept {
+                // Free it rather than leave it "running": a retry then makes the thing again
+                // (or is told it exists), never a day of 409s.
                 tracing::error!(error = %e, "admin API: cannot keep an idempotent response");
+                if let Err(e) = admin.release_idempotency_key(&tenant, &who, &key).await {
+                    tracing::error!(error = %e, "admin API: cannot release an idempotency key");
+                }
             }
             Ok(response(StatusCode::CREATED, Some(&made.location), made.etag.as_deref(), made.body))
         }

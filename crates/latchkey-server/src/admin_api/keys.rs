@@ -140,6 +140,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?.clone();
+    no_key_from_a_key(&admin)?;
     let owner = super::users::managed(&state, &admin, &sub).await?.sub;
     let given = json::<NewApiKeyBody>(&headers, &body)?;
     let spec = ApiKeySpec {
@@ -158,7 +159,7 @@ pub async fn create(
     };
     admin.may_confer(spec.scopes.iter().map(ScopeName::as_str))?;
     // The secret is never kept for a replay: a retried create gets the key without it.
-    idempotent_create(&state, &admin, &headers, &body, async {
+    idempotent_create(&state, &admin, &headers, &format!("POST /users/{owner}/api-keys"), &body, async {
         let tenant = state.services.request_tenant();
         let issued = state.services.api_keys().create(&tenant, &owner, spec, &admin.actor).await?;
         let without = IssuedKeyView { key: ApiKeyView::from(&issued.key), secret: None };
@@ -171,6 +172,15 @@ pub async fn create(
         })
     })
     .await
+}
+
+/// A key makes no keys: a leaked key, limited in time or paths, would mint itself a key
+/// without those limits.
+fn no_key_from_a_key(admin: &AdminCaller) -> Result<(), Problem> {
+    match admin.key {
+        Some(_) => Err(Problem::new(Kind::Forbidden, "an API key cannot make or rotate API keys: use a token")),
+        None => Ok(()),
+    }
 }
 
 fn key_id(raw: &str) -> Result<ApiKeyId, Problem> {
@@ -229,6 +239,7 @@ pub async fn rotate(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?;
+    no_key_from_a_key(admin)?;
     let id = managed_key(&state, admin, &id).await?;
     let given = json::<RotateKeyBody>(&headers, &body)?;
     let grace = Duration::from_secs(given.grace_seconds.unwrap_or(0));

@@ -121,7 +121,7 @@ pub async fn create_role(
     {
         return Err(Problem::new(Kind::NotFound, format!("no client `{app}` for an application role")));
     }
-    idempotent_create(&state, &admin, &headers, &body, async {
+    idempotent_create(&state, &admin, &headers, "POST /roles", &body, async {
         let tenant = state.services.request_tenant();
         let role = state.services.access().create_role(&tenant, new, &admin.actor).await?;
         let shown = RoleView::from(&role);
@@ -198,7 +198,7 @@ pub async fn update_role(
         return Err(invalid("a description is at most 500 characters without control characters"));
     }
     let patch = RolePatch { description: given.description, add_entitlements, remove_entitlements };
-    admin.may_confer(patch.add_entitlements.iter().map(Entitlement::as_str))?;
+    admin.may_confer(patch.add_entitlements.iter().chain(&patch.remove_entitlements).map(Entitlement::as_str))?;
     latchkey_service::admin::refuse_built_in(&role.name)?;
     if etag_of(&RoleView::from(&role)) != tag {
         return Err(Problem::new(Kind::PreconditionFailed, format!("role `{name}` changed since it was read")));
@@ -219,6 +219,7 @@ pub async fn delete_role(
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::AccessWrite)?;
     let role = find_role(&state, &name).await?;
+    admin.may_confer(role.entitlements.iter().map(Entitlement::as_str))?;
     let tenant = state.services.request_tenant();
     state.services.access().delete_role(&tenant, &role.name, &admin.actor).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -287,7 +288,7 @@ pub async fn create_group(
     let admin = caller.require(AdminScope::AccessWrite)?.clone();
     let given = json::<NewGroupBody>(&headers, &body)?;
     let name = GroupName::parse(&given.name).map_err(invalid)?;
-    idempotent_create(&state, &admin, &headers, &body, async {
+    idempotent_create(&state, &admin, &headers, "POST /groups", &body, async {
         let tenant = state.services.request_tenant();
         let group = state.services.access().create_group(&tenant, &name, &given.description, &admin.actor).await?;
         let shown = GroupView::from(&group);
@@ -333,6 +334,11 @@ pub async fn delete_group(
     let admin = caller.require(AdminScope::AccessWrite)?;
     let group = find_group(&state, &name).await?;
     let tenant = state.services.request_tenant();
+    for role in &group.roles {
+        let link = Membership::GroupRole { group: group.name.clone(), role: role.clone() };
+        admin
+            .may_confer(state.services.admin().rights_conferred_by(&tenant, &link).await?.iter().map(String::as_str))?;
+    }
     state.services.access().delete_group(&tenant, &group.name, &admin.actor).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -346,8 +352,9 @@ async fn set_link(state: &AppState, caller: &Caller, link: Membership, add: bool
     let admin = caller.require(AdminScope::AccessWrite)?;
     let tenant = state.services.request_tenant();
     let services = &state.services;
+    // Giving or taking, only rights the caller holds: nobody demotes someone worth more.
+    admin.may_confer(services.admin().rights_conferred_by(&tenant, &link).await?.iter().map(String::as_str))?;
     if add {
-        admin.may_confer(services.admin().rights_conferred_by(&tenant, &link).await?.iter().map(String::as_str))?;
         services.access().link(&tenant, &link, &admin.actor).await?;
     } else {
         services.access().unlink(&tenant, &link, &admin.actor).await?;

@@ -239,7 +239,7 @@ pub async fn create(
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?.clone();
     let new = json::<NewUserBody>(&headers, &body)?.parse()?;
-    idempotent_create(&state, &admin, &headers, &body, async {
+    idempotent_create(&state, &admin, &headers, "POST /users", &body, async {
         let tenant = state.services.request_tenant();
         let user = state.services.users().create(&tenant, new, &admin.actor).await?;
         verification_link(&state, &user, &admin.actor).await;

@@ -43,44 +43,23 @@ pub fn check_entitlements<'e>(
 }
 
 impl Admin<'_> {
-    /// The people (unlocked, not service accounts) who hold `latchkey-admin` now.
-    pub async fn active_admins(&self, tenant: &TenantId) -> ServiceResult<Vec<SubjectId>> {
-        let Ok(role) = RoleName::parse(ADMIN_ROLE) else { return Ok(Vec::new()) };
-        let store = self.0.store();
-        let mut people = Vec::new();
-        for sub in store.role_holders(tenant, &role).await? {
-            if store.user_by_sub(tenant, &sub).await?.is_some_and(|u| !u.locked && !u.service_account) {
-                people.push(sub);
-            }
-        }
-        Ok(people)
-    }
-
-    /// Refuses locking or deleting `sub` when that removes the last active administrator,
-    /// or when an admin API caller would lock or delete themselves.
-    pub async fn may_remove(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> ServiceResult<()> {
+    /// Refuses an admin API caller locking or deleting their own account.
+    pub fn may_remove(sub: &SubjectId, actor: &Actor) -> ServiceResult<()> {
         if let Actor::AdminApi { sub: Some(me), .. } = actor
             && me == sub.as_str()
         {
             return Err(ServiceError::Invalid("you cannot lock or delete the account you are signed in with".into()));
         }
-        let admins = self.active_admins(tenant).await?;
-        if admins.len() == 1 && admins[0] == *sub {
-            return Err(ServiceError::Conflict(format!(
-                "{sub} is the last active holder of `{ADMIN_ROLE}`: grant it to someone else first"
-            )));
-        }
         Ok(())
     }
 
-    /// After a demotion (`before` were the active administrators): refuses one that left
-    /// nobody, or that took an admin API caller's own `latchkey-admin`. The caller undoes
-    /// the change when this refuses.
-    pub async fn check_demotion(&self, tenant: &TenantId, before: &[SubjectId], actor: &Actor) -> ServiceResult<()> {
-        let after = self.active_admins(tenant).await?;
+    /// After a change, in its transaction (`before` and `after` from
+    /// [`StoreTx::active_admins`](latchkey_store::StoreTx::active_admins)): refuses one that
+    /// left nobody holding `latchkey-admin`, or that took an admin API caller's own.
+    pub fn check_admins_kept(before: &[SubjectId], after: &[SubjectId], actor: &Actor) -> ServiceResult<()> {
         if !before.is_empty() && after.is_empty() {
             return Err(ServiceError::Conflict(format!(
-                "that would leave nobody holding `{ADMIN_ROLE}`: grant it to someone else first"
+                "that would leave nobody holding `{ADMIN_ROLE}` (the last active holder): grant it to someone else first"
             )));
         }
         if let Actor::AdminApi { sub: Some(me), .. } = actor

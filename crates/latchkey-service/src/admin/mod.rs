@@ -34,6 +34,8 @@ pub struct AdminCaller {
     /// The person, for a person's token (never for a client or an API key).
     pub person: Option<SubjectId>,
     pub rights: BTreeSet<AdminScope>,
+    /// The API key it presented, if it is one (a key makes no keys).
+    pub key: Option<latchkey_core::domain::ApiKeyId>,
 }
 
 impl AdminCaller {
@@ -114,16 +116,26 @@ impl Admin<'_> {
             return Ok(Err(AdminRefusal::NoRights("only a service account's API key may call the admin API")));
         }
         let key = &verified.key;
-        if key.audience.as_ref().is_some_and(|a| *a != self.0.admin_audience()) {
-            return Ok(Err(AdminRefusal::Unauthenticated("the API key is for another API")));
+        // Only a key made for the admin API: a key any resource server may see is not one.
+        if key.audience.as_deref() != Some(self.0.admin_audience().as_str()) {
+            return Ok(Err(AdminRefusal::Unauthenticated("the API key is not for the admin API")));
         }
         if !verified.allows(method, path) {
             return Ok(Err(AdminRefusal::NoRights("the API key is limited to other paths or methods")));
         }
         keys.record_use(key).await;
-        let rights = verified.scopes.iter().filter_map(|s| AdminScope::parse(s.as_str())).collect();
+        // The owner's rights now, from the database (not a node's cache): a role taken or a
+        // lock stops the next call on every node.
+        let tenant = TenantId::default_tenant();
+        match self.0.store().user_by_sub(&tenant, &key.owner).await? {
+            Some(u) if !u.locked => {}
+            _ => return Ok(Err(AdminRefusal::Unauthenticated("the API key's owner is locked or gone"))),
+        }
+        let entitled = self.entitled(&tenant, &key.owner).await?;
+        let rights =
+            key.scopes.iter().filter_map(|s| AdminScope::parse(s.as_str())).filter(|s| entitled.contains(s)).collect();
         let actor = Actor::AdminApi { client_id: format!("api-key:{}", key.id), sub: Some(key.owner.to_string()) };
-        Ok(Ok(AdminCaller { actor, person: None, rights }))
+        Ok(Ok(AdminCaller { actor, person: None, rights, key: Some(key.id.clone()) }))
     }
 
     async fn token_caller(&self, tenant: &TenantId, token: &str) -> ServiceResult<Result<AdminCaller, AdminRefusal>> {
@@ -152,7 +164,7 @@ impl Admin<'_> {
             claims.scope.split(' ').filter_map(AdminScope::parse).filter(|s| allowed.contains(s)).collect();
         let Some(sub) = claims.user_sub() else {
             let actor = Actor::AdminApi { client_id: claims.client_id.clone(), sub: None };
-            return Ok(Ok(AdminCaller { actor, person: None, rights }));
+            return Ok(Ok(AdminCaller { actor, person: None, rights, key: None }));
         };
         let Ok(sub) = SubjectId::parse(sub) else {
             return Ok(Err(AdminRefusal::Unauthenticated("the access token is not valid")));
@@ -166,15 +178,20 @@ impl Admin<'_> {
             Some(u) if !u.locked && !u.service_account => {}
             _ => return Ok(Err(AdminRefusal::Unauthenticated("the access token's user is locked or gone"))),
         }
-        let held = self.0.access().user_access(tenant, &sub).await?;
-        let entitled: BTreeSet<AdminScope> = held
+        let entitled = self.entitled(tenant, &sub).await?;
+        rights.retain(|s| entitled.contains(s));
+        let actor = Actor::AdminApi { client_id: claims.client_id.clone(), sub: Some(sub.to_string()) };
+        Ok(Ok(AdminCaller { actor, person: Some(sub), rights, key: None }))
+    }
+
+    /// The admin rights `sub`'s tenant-wide roles confer now (read from the database).
+    async fn entitled(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<BTreeSet<AdminScope>> {
+        let held = self.0.access().user_access(tenant, sub).await?;
+        Ok(held
             .roles
             .iter()
             .filter(|r| r.application.is_none())
             .flat_map(|r| r.entitlements.iter().filter_map(|e| AdminScope::parse(e.as_str())))
-            .collect();
-        rights.retain(|s| entitled.contains(s));
-        let actor = Actor::AdminApi { client_id: claims.client_id.clone(), sub: Some(sub.to_string()) };
-        Ok(Ok(AdminCaller { actor, person: Some(sub), rights }))
+            .collect())
     }
 }
