@@ -431,6 +431,8 @@ async fn nobody_hands_out_an_admin_right_they_do_not_hold() {
             ("DELETE", format!("/api-keys/{robots_key}"), None),
             ("POST", format!("/users/{robot}/lock"), None),
             ("DELETE", format!("/users/{robot}/sessions"), None),
+            ("DELETE", format!("/users/{robot}/roles/{ADMIN_ROLE}"), None),
+            ("DELETE", format!("/roles/{AUDITOR_ROLE}"), None),
         ];
         for (method, path, body) in refused {
             let (status, problem) = call(&server, &token, method, &path, body).await;
@@ -481,5 +483,36 @@ async fn nobody_hands_out_an_admin_right_they_do_not_hold() {
         .await;
         assert_eq!(status, StatusCode::CREATED, "{b}: {key}");
         assert!(key["secret"].as_str().is_some_and(|s| s.starts_with("lk_")), "{b}: {key}");
+    }
+}
+
+#[tokio::test]
+async fn two_changes_at_once_never_remove_the_last_administrator() {
+    use latchkey_service::users::StateChange;
+    for _ in 0..3 {
+        for db in all_backends().await {
+            let b = db.backend;
+            let server = TestServer::start(db, |_| {}).await;
+            let services = &server.state().services;
+            let ada = server.create_user("ada", PASSWORD).await;
+            let grace = server.create_user("grace", PASSWORD).await;
+            grant(&server, &ada, ADMIN_ROLE).await;
+            grant(&server, &grace, ADMIN_ROLE).await;
+            // Each alone is allowed (the other stays); both at once would leave nobody.
+            let demote = Membership::UserRole { sub: ada.clone(), role: role(ADMIN_ROLE) };
+            let (access, users, t) = (services.access(), services.users(), tenant());
+            let (one, two) = tokio::join!(
+                access.unlink(&t, &demote, &Actor::Cli),
+                users.change_state(&t, &grace, StateChange::Lock, &Actor::Cli),
+            );
+            assert!(one.is_ok() != two.is_ok(), "{b}: exactly one of the two goes through: {one:?} {two:?}");
+            let mut active = 0;
+            for sub in ok(services.access().role_holders(&tenant(), &role(ADMIN_ROLE)).await, "holders") {
+                let user = ok(services.users().by_sub(&tenant(), &sub).await, "user");
+                active += usize::from(user.is_some_and(|u| !u.locked));
+            }
+            assert_eq!(active, 1, "{b}: one administrator is left");
+            server.stop().await;
+        }
     }
 }

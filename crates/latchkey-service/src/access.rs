@@ -130,22 +130,20 @@ impl Access<'_> {
     /// Removes a link; one that does not exist is `NotFound`, so a mistyped revocation is
     /// never taken for a done one.
     pub async fn unlink(&self, tenant: &TenantId, link: &Membership, actor: &Actor) -> ServiceResult<()> {
-        let admins = self.0.admin();
-        let before = admins.active_admins(tenant).await?;
-        if !self.0.store().set_membership(tenant, link, false, actor).await? {
+        let mut tx = self.0.store().transaction().await?;
+        let before = tx.active_admins(tenant).await?;
+        if !tx.set_membership(tenant, link, false, actor).await? {
             return Err(ServiceError::NotFound(match link {
                 Membership::UserRole { sub, role } => format!("a direct grant of role `{role}` to user {sub}"),
                 Membership::GroupMember { group, sub } => format!("user {sub} in group `{group}`"),
                 Membership::GroupRole { group, role } => format!("role `{role}` in group `{group}`"),
             }));
         }
+        // Refused, the transaction is dropped and nothing changes: nobody may be left unable
+        // to administer, nor demote themselves.
+        admin::Admin::check_admins_kept(&before, &tx.active_admins(tenant).await?, actor)?;
+        tx.commit().await?;
         self.0.caches.forget_access();
-        if let Err(refused) = admins.check_demotion(tenant, &before, actor).await {
-            // Undone at once: nobody may be left unable to administer, nor demote themselves.
-            self.0.store().set_membership(tenant, link, true, &Actor::System).await?;
-            self.0.caches.forget_access();
-            return Err(refused);
-        }
         Ok(())
     }
 

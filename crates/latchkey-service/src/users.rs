@@ -177,7 +177,7 @@ impl Users<'_> {
         actor: &Actor,
     ) -> ServiceResult<usize> {
         if change != StateChange::Unlock {
-            self.0.admin().may_remove(tenant, sub, actor).await?;
+            crate::admin::Admin::may_remove(sub, actor)?;
         }
         let reason = match change {
             StateChange::Lock => "user_locked",
@@ -199,6 +199,7 @@ impl Users<'_> {
         let sessions = self.0.sessions();
         let how = sessions.ending(reason, true).await;
         let mut tx = self.0.store().transaction().await?;
+        let admins_before = tx.active_admins(tenant).await?;
         let ended = if change == StateChange::Lock {
             tx.set_user_locked(tenant, sub, true, actor).await?;
             sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?
@@ -207,6 +208,8 @@ impl Users<'_> {
             tx.delete_user(tenant, sub, actor).await?;
             ended
         };
+        // Dropped without a commit when refused: nothing changes.
+        crate::admin::Admin::check_admins_kept(&admins_before, &tx.active_admins(tenant).await?, actor)?;
         tx.commit().await?;
         // This node stops honouring the user's API keys at once; others within the change bound.
         self.0.caches.forget_user(sub);

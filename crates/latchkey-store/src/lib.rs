@@ -852,6 +852,18 @@ pub trait StoreTx: Send {
     ) -> StoreResult<()>;
     /// Until this transaction ends, every other transaction that locks (or changes the sign-in
     /// methods of) this user waits: so that of two parallel replacements one comes last.
+    /// The people holding `latchkey-admin` (unlocked, not service accounts), after taking a
+    /// lock every change that could remove one takes: count before and after the change,
+    /// in its transaction, and the last administrator cannot be removed by two at once.
+    async fn active_admins(&mut self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>>;
+    /// Adds or removes one link (`false`: nothing changed), with its audit event.
+    async fn set_membership(
+        &mut self,
+        tenant: &TenantId,
+        link: &Membership,
+        present: bool,
+        actor: &Actor,
+    ) -> StoreResult<bool>;
     async fn lock_user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<()>;
     /// The user as this transaction sees them (`NotFound` without them).
     async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User>;

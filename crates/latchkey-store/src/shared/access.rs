@@ -1,6 +1,74 @@
 macro_rules! impl_access_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// The people (unlocked, not service accounts) holding `latchkey-admin`, directly
+            /// or through a group, after taking the lock that every change that could remove
+            /// one takes first: two such changes never both count the other's admin.
+            pub(crate) async fn active_admins_in(
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+            ) -> StoreResult<Vec<SubjectId>> {
+                Self::lock_principal_id(&mut *tx, tenant, "role:latchkey-admin").await?;
+                let subs: Vec<String> = sqlx::query_scalar(
+                    "SELECT u.sub FROM users u JOIN (
+                         SELECT sub FROM user_roles WHERE tenant_id = $1 AND role = 'latchkey-admin'
+                         UNION
+                         SELECT m.sub FROM group_members m
+                           JOIN group_roles g ON g.tenant_id = m.tenant_id AND g.group_name = m.group_name
+                          WHERE m.tenant_id = $1 AND g.role = 'latchkey-admin'
+                     ) h ON h.sub = u.sub
+                     WHERE u.tenant_id = $1 AND NOT u.locked AND NOT u.service_account
+                     ORDER BY u.sub",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                subs.iter().map(|s| SubjectId::parse(s).map_err(|e| StoreError::Corrupt(format!("admin sub: {e}")))).collect()
+            }
+
+            /// Adds or removes one link inside the caller's transaction; `false` when nothing changed.
+            pub(crate) async fn set_membership_in(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                link: &Membership,
+                present: bool,
+                actor: &Actor,
+            ) -> StoreResult<bool> {
+                let (ends, table, columns, a, b, action, target) = match link {
+                    Membership::UserRole { sub, role } => {
+                        ([AccessEnd::User(sub), AccessEnd::Role(role)], "user_roles", ["sub", "role"], sub.as_str(), role.as_str(), "role", sub.to_string())
+                    }
+                    Membership::GroupMember { group, sub } => {
+                        ([AccessEnd::Group(group), AccessEnd::User(sub)], "group_members", ["group_name", "sub"], group.as_str(), sub.as_str(), "member", group.to_string())
+                    }
+                    Membership::GroupRole { group, role } => {
+                        ([AccessEnd::Group(group), AccessEnd::Role(role)], "group_roles", ["group_name", "role"], group.as_str(), role.as_str(), "role", group.to_string())
+                    }
+                };
+                for end in ends {
+                    Self::ensure_exists(&mut *tx, tenant, end).await?;
+                }
+                let sql = if present {
+                    format!("INSERT INTO {table} (tenant_id, {}, {}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", columns[0], columns[1])
+                } else {
+                    format!("DELETE FROM {table} WHERE tenant_id = $1 AND {} = $2 AND {} = $3", columns[0], columns[1])
+                };
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(a).bind(b).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                let kind = match link {
+                    Membership::UserRole { .. } => "user",
+                    _ => "group",
+                };
+                let verb = if present { "added" } else { "removed" };
+                let details = serde_json::json!({ action: b });
+                audit!(self, tx, tenant, actor, format!("{kind}.{action}_{verb}"), target.as_str(), details);
+                Self::notify(&mut *tx, &Self::access_change(tenant)).await?;
+                Ok(true)
+            }
+
             fn access_change(tenant: &TenantId) -> Change {
                 Change::Access { tenant: tenant.to_string() }
             }
@@ -265,39 +333,9 @@ macro_rules! impl_access_store {
 
             async fn set_membership(&self, tenant: &TenantId, link: &Membership, present: bool, actor: &Actor) -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
-                let (ends, table, columns, a, b, action, target) = match link {
-                    Membership::UserRole { sub, role } => {
-                        ([AccessEnd::User(sub), AccessEnd::Role(role)], "user_roles", ["sub", "role"], sub.as_str(), role.as_str(), "role", sub.to_string())
-                    }
-                    Membership::GroupMember { group, sub } => {
-                        ([AccessEnd::Group(group), AccessEnd::User(sub)], "group_members", ["group_name", "sub"], group.as_str(), sub.as_str(), "member", group.to_string())
-                    }
-                    Membership::GroupRole { group, role } => {
-                        ([AccessEnd::Group(group), AccessEnd::Role(role)], "group_roles", ["group_name", "role"], group.as_str(), role.as_str(), "role", group.to_string())
-                    }
-                };
-                for end in ends {
-                    Self::ensure_exists(&mut tx, tenant, end).await?;
-                }
-                let sql = if present {
-                    format!("INSERT INTO {table} (tenant_id, {}, {}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", columns[0], columns[1])
-                } else {
-                    format!("DELETE FROM {table} WHERE tenant_id = $1 AND {} = $2 AND {} = $3", columns[0], columns[1])
-                };
-                let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str()).bind(a).bind(b).execute(&mut *tx).await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                let kind = match link {
-                    Membership::UserRole { .. } => "user",
-                    _ => "group",
-                };
-                let verb = if present { "added" } else { "removed" };
-                let details = serde_json::json!({ action: b });
-                audit!(self, tx, tenant, actor, format!("{kind}.{action}_{verb}"), target.as_str(), details);
-                Self::notify(&mut tx, &Self::access_change(tenant)).await?;
+                let changed = self.set_membership_in(&mut tx, tenant, link, present, actor).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(changed)
             }
 
             async fn user_access(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<UserAccess> {

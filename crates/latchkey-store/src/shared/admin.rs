@@ -79,14 +79,19 @@ macro_rules! impl_admin_store {
             ) -> StoreResult<IdempotentClaim> {
                 let mut tx = self.begin_write().await?;
                 let now = self.now();
-                // A key older than a day is free again.
-                sqlx::query("DELETE FROM admin_idempotency WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3 AND created_at <= $4")
-                    .bind(tenant.as_str())
-                    .bind(caller)
-                    .bind(key)
-                    .bind(now - $crate::cleanup::IDEMPOTENCY_KEYS_KEPT.as_secs().cast_signed())
-                    .execute(&mut *tx)
-                    .await?;
+                // A key older than a day is free again, and so is one whose create has been
+                // "running" for a minute (its request was dropped or the node died).
+                sqlx::query(
+                    "DELETE FROM admin_idempotency WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3
+                     AND (created_at <= $4 OR (status IS NULL AND created_at <= $5))",
+                )
+                .bind(tenant.as_str())
+                .bind(caller)
+                .bind(key)
+                .bind(now - $crate::cleanup::IDEMPOTENCY_KEYS_KEPT.as_secs().cast_signed())
+                .bind(now - 60)
+                .execute(&mut *tx)
+                .await?;
                 let inserted = sqlx::query(
                     "INSERT INTO admin_idempotency (tenant_id, caller, idem_key, request_hash, created_at)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, caller, idem_key) DO NOTHING",

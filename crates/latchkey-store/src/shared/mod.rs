@@ -223,6 +223,14 @@ macro_rules! impl_shared_store {
                 audit!(store, tx, tenant, actor, action, target, details);
                 Ok(())
             }
+            async fn active_admins(&mut self, tenant: &TenantId) -> StoreResult<Vec<SubjectId>> {
+                <$store>::active_admins_in(&mut self.tx, tenant).await
+            }
+            async fn set_membership(&mut self, tenant: &TenantId, link: &latchkey_core::records::Membership, present: bool, actor: &Actor)
+                -> StoreResult<bool> {
+                let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                store.set_membership_in(tx, tenant, link, present, actor).await
+            }
             async fn lock_user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<()> {
                 Ok(<$store>::lock_principal_id(&mut self.tx, tenant, sub.as_str()).await?)
             }
