@@ -14,13 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::idempotency::{Created, idempotent_create};
-use super::problem::{Kind, Problem, ProblemBody};
+use super::problem::{Kind, Problem, ProblemBody, invalid};
 use super::request::{json, no_store, query, whole_seconds};
 use crate::state::AppState;
-
-fn invalid(e: impl std::fmt::Display) -> Problem {
-    Problem::new(Kind::InvalidRequest, e.to_string())
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScopeView {

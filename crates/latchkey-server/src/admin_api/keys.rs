@@ -18,13 +18,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::idempotency::{Created, idempotent_create};
-use super::problem::{Kind, Problem, ProblemBody};
+use super::problem::{Kind, Problem, ProblemBody, invalid};
 use super::request::{json, no_store, query};
 use crate::state::AppState;
-
-fn invalid(e: impl std::fmt::Display) -> Problem {
-    Problem::new(Kind::InvalidRequest, e.to_string())
-}
 
 /// An API key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]

@@ -114,6 +114,11 @@ impl IntoResponse for Problem {
     }
 }
 
+/// A request that does not parse (400), saying why.
+pub fn invalid(why: impl std::fmt::Display) -> Problem {
+    Problem::new(Kind::InvalidRequest, why.to_string())
+}
+
 impl From<ServiceError> for Problem {
     fn from(e: ServiceError) -> Self {
         match e {

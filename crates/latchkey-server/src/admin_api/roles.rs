@@ -12,13 +12,9 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::idempotency::{Created, idempotent_create};
-use super::problem::{Kind, Problem, ProblemBody};
+use super::problem::{Kind, Problem, ProblemBody, invalid};
 use super::request::{etag_of, if_match, json, no_store, tagged};
 use crate::state::AppState;
-
-fn invalid(e: impl std::fmt::Display) -> Problem {
-    Problem::new(Kind::InvalidRequest, e.to_string())
-}
 
 fn role_name(raw: &str) -> Result<RoleName, Problem> {
     RoleName::parse(raw).map_err(|_| Problem::new(Kind::NotFound, format!("no role `{raw}`")))

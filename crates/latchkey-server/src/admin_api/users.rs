@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::idempotency::{Created, idempotent_create};
-use super::problem::{Kind, Problem, ProblemBody};
+use super::problem::{Kind, Problem, ProblemBody, invalid};
 use super::request::{decode_cursor, encode_cursor, if_match, json, no_store, page_size, query};
 use super::schema;
 use crate::state::AppState;
@@ -101,10 +101,6 @@ pub struct ListParams {
     limit: Option<u32>,
     /// Only a `next_cursor` this API gave out (opaque).
     cursor: Option<String>,
-}
-
-fn invalid(e: impl std::fmt::Display) -> Problem {
-    Problem::new(Kind::InvalidRequest, e.to_string())
 }
 
 impl ListParams {
