@@ -183,6 +183,14 @@ impl PostgresStore {
         Ok(u64::try_from(deleted).unwrap_or(0))
     }
 
+    /// After a bulk load: the planner's statistics, so that a page of users is read through
+    /// the username index at once rather than after autovacuum gets round to it (a plan made
+    /// with the statistics of an empty table sorted 58,000 rows for a 100-row prefix).
+    async fn refresh_user_statistics(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("ANALYZE users").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Serialises, until the surrounding transaction ends, every creation of a user or
     /// client with this id: each checks that the other kind does not hold it, and two such
     /// checks must not both pass under READ COMMITTED. (A key space of its own: two 32-bit

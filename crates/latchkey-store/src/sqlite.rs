@@ -228,6 +228,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Nothing to refresh: without statistics SQLite already reads pages through the index.
+    async fn refresh_user_statistics(&self) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
     /// Nothing to take: a write transaction holds SQLite's one write lock from `BEGIN
     /// IMMEDIATE`, so the check that follows cannot race another creation.
     async fn lock_principal_id(_conn: &mut SqliteConnection, _tenant: &TenantId, _id: &str) -> Result<(), sqlx::Error> {

@@ -61,6 +61,9 @@ macro_rules! impl_user_import {
                     audit.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                if users.len() >= 1_000 {
+                    self.refresh_user_statistics().await?;
+                }
                 Ok(ImportOutcome::Imported(u64::try_from(users.len()).unwrap_or(u64::MAX)))
             }
 
