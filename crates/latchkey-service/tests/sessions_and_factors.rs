@@ -240,7 +240,7 @@ async fn built_in_scopes_cannot_be_deleted_custom_ones_can() {
         let s = services(&db, dir.path(), |_| {}).await;
         let scope = |n: &str| ok(latchkey_core::domain::ScopeName::parse(n), "scope");
         let built_in = s.scopes().delete(&tenant(), &scope("openid"), &Actor::Cli).await;
-        assert!(matches!(built_in, Err(ServiceError::Invalid(_))), "{b}: {built_in:?}");
+        assert!(matches!(built_in, Err(ServiceError::Forbidden(_))), "{b}: {built_in:?}");
         assert!(ok(s.scopes().list(&tenant()).await, "list").iter().any(|d| d.name.as_str() == "openid"), "{b}");
         ok(s.scopes().put(&tenant(), &scope("reports"), "Reports", &Actor::Cli).await, "put");
         ok(s.scopes().delete(&tenant(), &scope("reports"), &Actor::Cli).await, "delete");
