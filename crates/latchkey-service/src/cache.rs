@@ -183,6 +183,17 @@ impl Caches {
     }
 
     /// Drops one key (after it was created, rotated or revoked).
+    /// Drops a client this node changed, before other nodes hear of it: the change is in
+    /// force here at once (a rotated secret, narrowed scopes).
+    pub fn forget_client(&self, id: &ClientId) {
+        if let Ok(mut m) = self.clients.write() {
+            m.remove(id);
+        }
+        if let Ok(mut s) = self.unknown_clients.write() {
+            s.remove(id);
+        }
+    }
+
     pub fn forget_api_key(&self, id: &ApiKeyId) {
         if let Ok(mut m) = self.api_keys.write() {
             self.api_key_generation.fetch_add(1, Ordering::SeqCst);
@@ -299,12 +310,7 @@ impl Caches {
         match change {
             Change::Client { client_id, .. } => {
                 if let Ok(id) = ClientId::parse(client_id) {
-                    if let Ok(mut m) = self.clients.write() {
-                        m.remove(&id);
-                    }
-                    if let Ok(mut s) = self.unknown_clients.write() {
-                        s.remove(&id);
-                    }
+                    self.forget_client(&id);
                 }
                 self.rebuild_web_origins().await.map_err(|e| e.to_string())?;
             }

@@ -36,6 +36,8 @@ async fn granting(s: &Latchkey) -> Granting {
     let mut new = sample_client("webapp", ClientKind::Confidential, REDIRECT);
     new.allowed_scopes = scopes(&["openid", "offline_access", "reports"]);
     new.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+    let reports = ok(ScopeName::parse("reports"), "scope");
+    ok(s.scopes().put(&tenant(), &reports, "Reports", &Actor::Cli).await, "scope");
     ok(s.clients().create(&tenant(), new, &Actor::Cli).await, "client");
     let client_id = ok(ClientId::parse("webapp"), "client id");
     let client = ok(s.caches.client(&client_id).await, "client").unwrap_or_else(|| panic!("the client exists"));

@@ -162,6 +162,19 @@ impl RedirectUri {
         Ok(Self(raw.to_owned()))
     }
 
+    /// Parses a URI in a form some client could register (the most a native client in
+    /// development may): what *this* client may register is [`check_for`](Self::check_for),
+    /// which the client service applies to every URI it stores.
+    pub fn parse_any(raw: &str) -> Result<Self, RedirectUriError> {
+        Self::parse_for_client(raw, ClientKind::Public, true)
+    }
+
+    /// Whether a client of `kind`, allowing insecure (development) URIs or not, may register
+    /// this URI.
+    pub fn check_for(&self, kind: ClientKind, allow_insecure: bool) -> Result<(), RedirectUriError> {
+        Self::parse_for_client(&self.0, kind, allow_insecure).map(drop)
+    }
+
     /// Whether `requested` names this URI. Exact string comparison (RFC 9700 §4.1.3);
     /// only for a native (public) client's loopback IP literal may the port differ
     /// (RFC 8252 §7.3), with host, path and query still exact. Nothing is normalised, so

@@ -40,10 +40,15 @@ impl User {
     /// The entity tag of the user as the admin API shows them (RFC 9110 §8.8.3): a strong
     /// validator that changes with anything shown, `updated_at` included.
     pub fn etag(&self) -> String {
-        let shown = serde_json::to_vec(self).unwrap_or_default();
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &shown);
-        format!("\"{}\"", hex::encode(&digest.as_ref()[..16]))
+        entity_tag(self)
     }
+}
+
+/// A strong validator (RFC 9110 §8.8.3) of what `shown` serializes to.
+pub fn entity_tag<T: Serialize + ?Sized>(shown: &T) -> String {
+    let bytes = serde_json::to_vec(shown).unwrap_or_default();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    format!("\"{}\"", hex::encode(&digest.as_ref()[..16]))
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +186,50 @@ pub struct ClientPatch {
     pub allow_insecure_redirect_uris: Option<bool>,
     pub refresh_reuse_grace: Option<Option<i64>>,
     pub admin_client: Option<bool>,
+    /// Change only a client whose [`Client::etag`] is this (else `Stale`), checked in the
+    /// change's transaction.
+    pub if_match: Option<String>,
+}
+
+impl Client {
+    /// The entity tag of the client as shown (its secret hashes are never shown, but a
+    /// rotation changes `previous_secret_expires_at` and `updated_at`).
+    pub fn etag(&self) -> String {
+        entity_tag(self)
+    }
+}
+
+impl ClientPatch {
+    /// Applies the patch to `c`; the names of the settings it sets.
+    pub fn apply_to(self, c: &mut Client) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(v) = self.$field { c.$field = v; changed.push(stringify!($field)); }
+            )*};
+        }
+        set!(
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            grant_types,
+            allowed_scopes,
+            token_endpoint_auth_method,
+            id_token_signed_response_alg,
+            first_party,
+            jwks,
+            jwks_uri,
+            allow_insecure_no_pkce,
+            allow_legacy_assertion_audience,
+            access_token_lifetime,
+            session_policy,
+            access_policy,
+            allow_insecure_redirect_uris,
+            refresh_reuse_grace,
+            admin_client
+        );
+        changed
+    }
 }
 
 /// A protected API that access tokens can be issued for (RFC 8707 `resource`).

@@ -254,10 +254,10 @@ impl TestServer {
             refresh_reuse_grace: spec.refresh_reuse_grace,
             admin_client: spec.admin_client,
         };
-        ok(
-            self.state().services.clients().create(&TenantId::default_tenant(), client, &Actor::Cli).await,
-            "create client",
-        );
+        // Stored as given, as a fixture: tests also need clients the rules refuse today (an
+        // unsafe jwks_uri stored before the outbound guard, a scope never defined).
+        let store = latchkey_service::testing::store_of(&self.state().services);
+        ok(store.create_client(&TenantId::default_tenant(), client, &Actor::Cli).await, "create client");
         secret
     }
 

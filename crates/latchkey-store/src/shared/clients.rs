@@ -118,26 +118,15 @@ macro_rules! impl_client_store {
 
             async fn update_client(&self, tenant: &TenantId, id: &ClientId, p: ClientPatch, actor: &Actor) -> StoreResult<Client> {
                 let mut tx = self.begin_write().await?;
+                if p.if_match.is_some() {
+                    // The check and the change are one: a concurrent change waits or is seen.
+                    Self::lock_principal_id(&mut tx, tenant, id.as_str()).await?;
+                }
                 let mut c = Self::fetch_client(&mut tx, tenant, id).await?;
-                let mut changed = Vec::new();
-                if let Some(v) = p.name { c.name = v; changed.push("name"); }
-                if let Some(v) = p.redirect_uris { c.redirect_uris = v; changed.push("redirect_uris"); }
-                if let Some(v) = p.post_logout_redirect_uris { c.post_logout_redirect_uris = v; changed.push("post_logout_redirect_uris"); }
-                if let Some(v) = p.grant_types { c.grant_types = v; changed.push("grant_types"); }
-                if let Some(v) = p.allowed_scopes { c.allowed_scopes = v; changed.push("allowed_scopes"); }
-                if let Some(v) = p.token_endpoint_auth_method { c.token_endpoint_auth_method = v; changed.push("token_endpoint_auth_method"); }
-                if let Some(v) = p.id_token_signed_response_alg { c.id_token_signed_response_alg = v; changed.push("id_token_signed_response_alg"); }
-                if let Some(v) = p.first_party { c.first_party = v; changed.push("first_party"); }
-                if let Some(v) = p.jwks { c.jwks = v; changed.push("jwks"); }
-                if let Some(v) = p.jwks_uri { c.jwks_uri = v; changed.push("jwks_uri"); }
-                if let Some(v) = p.allow_insecure_no_pkce { c.allow_insecure_no_pkce = v; changed.push("allow_insecure_no_pkce"); }
-                if let Some(v) = p.allow_legacy_assertion_audience { c.allow_legacy_assertion_audience = v; changed.push("allow_legacy_assertion_audience"); }
-                if let Some(v) = p.access_token_lifetime { c.access_token_lifetime = v; changed.push("access_token_lifetime"); }
-                if let Some(v) = p.session_policy { c.session_policy = v; changed.push("session_policy"); }
-                if let Some(v) = p.access_policy { c.access_policy = v; changed.push("access_policy"); }
-                if let Some(v) = p.allow_insecure_redirect_uris { c.allow_insecure_redirect_uris = v; changed.push("allow_insecure_redirect_uris"); }
-                if let Some(v) = p.refresh_reuse_grace { c.refresh_reuse_grace = v; changed.push("refresh_reuse_grace"); }
-                if let Some(v) = p.admin_client { c.admin_client = v; changed.push("admin_client"); }
+                if p.if_match.as_ref().is_some_and(|tag| *tag != c.etag()) {
+                    return Err(StoreError::Stale(format!("client {id} changed since it was read; read it again")));
+                }
+                let changed = p.apply_to(&mut c);
                 sqlx::query(
                     "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6,
                         allowed_scopes = $7, auth_method = $8, id_token_alg = $9, first_party = $10, updated_at = $11,

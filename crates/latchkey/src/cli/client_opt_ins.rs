@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use latchkey_config::MAX_REFRESH_REUSE_GRACE;
-use latchkey_core::domain::{ClientKind, RedirectUri, RedirectUriError};
 use latchkey_core::records::Client;
-
-use super::CliError;
 
 #[derive(Args, Default)]
 pub struct OptIns {
@@ -66,25 +63,6 @@ impl OptIns {
     }
 }
 
-/// Parses redirect URIs for a client with or without the development switch; a refusal the
-/// switch would lift names the flag.
-pub fn redirect_uris<'a>(
-    raw: impl IntoIterator<Item = &'a str>,
-    kind: ClientKind,
-    insecure: bool,
-) -> Result<Vec<RedirectUri>, CliError> {
-    raw.into_iter()
-        .map(|u| {
-            RedirectUri::parse_for_client(u, kind, insecure).map_err(|e| match e {
-                RedirectUriError::DevelopmentOnly(_) => CliError::Usage(format!(
-                    "{e}: add --allow-insecure-redirect-uris to allow it (for development on this machine only)"
-                )),
-                e => CliError::Usage(e.to_string()),
-            })
-        })
-        .collect()
-}
-
 /// The lines `client show` adds for these settings.
 pub fn describe(c: &Client) -> String {
     let mut out = String::new();
@@ -114,19 +92,4 @@ pub fn summary(c: &Client) -> String {
         on.push(format!("reuse-grace={}", latchkey_core::duration::format(Duration::from_secs(s.unsigned_abs()))));
     }
     if on.is_empty() { "-".to_owned() } else { on.join(",") }
-}
-
-/// Turning the development switch off must not leave redirect URIs only it allowed: those
-/// are named, to be replaced in the same command.
-pub fn check_kept(kept: &[RedirectUri], kind: ClientKind, insecure: bool) -> Result<(), CliError> {
-    for uri in kept {
-        if let Err(e @ RedirectUriError::DevelopmentOnly(_)) =
-            RedirectUri::parse_for_client(uri.as_str(), kind, insecure)
-        {
-            return Err(CliError::Usage(format!(
-                "{e}: replace it (--redirect-uri, --post-logout-redirect-uri) in the command that turns --allow-insecure-redirect-uris off"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use latchkey_core::domain::{ClientKind, ClientSessionPolicy, LogoutUri, RedirectUri};
+use latchkey_core::domain::{ClientSessionPolicy, LogoutUri};
 
 use super::CliError;
 
@@ -52,14 +52,10 @@ fn logout_uri(flag: &str, raw: &Option<String>, current: &Option<LogoutUri>) -> 
 }
 
 impl SessionSettings {
-    /// `current` with these options applied, checked against the client's redirect URIs.
-    pub fn apply(
-        &self,
-        current: &ClientSessionPolicy,
-        redirect_uris: &[RedirectUri],
-        kind: ClientKind,
-    ) -> Result<ClientSessionPolicy, CliError> {
-        let policy = ClientSessionPolicy {
+    /// `current` with these options applied (the client service checks the result against
+    /// the client's redirect URIs).
+    pub fn apply(&self, current: &ClientSessionPolicy) -> Result<ClientSessionPolicy, CliError> {
+        Ok(ClientSessionPolicy {
             frontchannel_logout_uri: logout_uri(
                 "frontchannel-logout-uri",
                 &self.frontchannel_logout_uri,
@@ -87,9 +83,7 @@ impl SessionSettings {
             session_refresh_tokens: self.session_refresh_tokens.unwrap_or(current.session_refresh_tokens),
             require_mfa: self.require_mfa.unwrap_or(current.require_mfa),
             require_passkey: self.require_passkey.unwrap_or(current.require_passkey),
-        };
-        policy.check_against(redirect_uris, kind).map_err(|e| CliError::Usage(e.to_string()))?;
-        Ok(policy)
+        })
     }
 }
 

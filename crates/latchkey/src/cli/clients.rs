@@ -3,19 +3,14 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use latchkey_core::crypto::random;
 use latchkey_core::domain::{
-    ClientId, ClientKind, ClientSessionPolicy, GrantType, RedirectUri, ScopeName, SigningAlg, TenantId,
-    TokenEndpointAuthMethod,
+    ClientId, ClientKind, ClientSessionPolicy, GrantType, RedirectUri, ScopeName, SigningAlg, TokenEndpointAuthMethod,
 };
 use latchkey_core::records::{Actor, Client, ClientPatch, NewClient};
-use latchkey_service::outbound::{Policy, Purpose};
 
 use super::client_opt_ins::OptIns;
 use super::client_sessions::SessionSettings;
 use super::{CliError, Context, output};
-
-/// The purpose every client secret hash is bound to.
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
@@ -100,41 +95,16 @@ pub struct Settings {
     opt_ins: OptIns,
 }
 
-/// Reads and checks the key settings: a JWK set whose keys are public and asymmetric, or
-/// a URI the outbound guard would fetch.
-fn key_settings(settings: &Settings, outbound: &Policy) -> Result<(Option<String>, Option<String>), CliError> {
+/// The key settings as given: the text of a JWK set file, or a URI (both judged by the
+/// client service).
+fn key_settings(settings: &Settings) -> Result<(Option<String>, Option<String>), CliError> {
     let jwks = match &settings.jwks_file {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| usage(format!("--jwks-file {}: {e}", path.display())))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| usage(format!("--jwks-file {}: not JSON: {e}", path.display())))?;
-            let keys =
-                v["keys"].as_array().ok_or_else(|| usage("--jwks-file: expected a JWK set {\"keys\": [...]}"))?;
-            if keys.is_empty() {
-                return Err(usage("--jwks-file: the key set is empty"));
-            }
-            for k in keys {
-                if k.get("d").is_some() || k.get("k").is_some() {
-                    return Err(usage(
-                        "--jwks-file: register public keys only (found private or symmetric key material)",
-                    ));
-                }
-                serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone())
-                    .map_err(|e| usage(format!("--jwks-file: a key is not a valid JWK: {e}")))?;
-            }
-            Some(v.to_string())
+            Some(std::fs::read_to_string(path).map_err(|e| usage(format!("--jwks-file {}: {e}", path.display())))?)
         }
         None => None,
     };
-    let uri = match &settings.jwks_uri {
-        Some(u) => {
-            outbound.check_url(Purpose::JwksUri, u).map_err(|e| usage(format!("--jwks-uri: {e}")))?;
-            Some(u.clone())
-        }
-        None => None,
-    };
-    Ok((jwks, uri))
+    Ok((jwks, settings.jwks_uri.clone()))
 }
 
 fn parse_kind(raw: &str) -> Result<ClientKind, String> {
@@ -154,89 +124,18 @@ fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
-/// A client's ID token algorithm must be one Latchkey keeps keys for.
-fn check_alg(ctx: &Context, alg: Option<SigningAlg>) -> Result<(), CliError> {
-    match alg {
-        Some(a) if !ctx.config.keys.algorithms.contains(&a) => {
-            Err(usage(format!("--id-token-alg {a} is not in keys.algorithms, so no key could sign its ID tokens")))
-        }
-        _ => Ok(()),
-    }
+/// Redirect URIs in a form some client could register; whether this one may is the
+/// client service's rule.
+fn uris(flag: &str, raw: &[String]) -> Result<Vec<RedirectUri>, CliError> {
+    raw.iter().map(|u| RedirectUri::parse_any(u).map_err(|e| usage(format!("{flag}: {e}")))).collect()
 }
 
-/// Latchkey POSTs logout tokens to a back-channel logout URI: one the outbound guard would
-/// refuse is refused here, when it is set. (A host name is judged again when it is used.)
-fn check_backchannel_uri(
-    outbound: &Policy,
-    new: &ClientSessionPolicy,
-    current: &ClientSessionPolicy,
-) -> Result<(), CliError> {
-    match &new.backchannel_logout_uri {
-        Some(uri) if current.backchannel_logout_uri.as_ref() != Some(uri) => outbound
-            .check_url(Purpose::BackchannelLogout, uri.as_str())
-            .map(|_| ())
-            .map_err(|e| usage(format!("--backchannel-logout-uri: {e}"))),
-        _ => Ok(()),
-    }
+fn scope_names(raw: &[String]) -> Result<Vec<ScopeName>, CliError> {
+    raw.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect()
 }
 
-fn uris(raw: &[String], kind: ClientKind, insecure: bool) -> Result<Vec<RedirectUri>, CliError> {
-    super::client_opt_ins::redirect_uris(raw.iter().map(String::as_str), kind, insecure)
-}
-
-/// The rules a client's settings must meet together, checked before anything is stored.
-fn check(
-    kind: ClientKind,
-    redirects: &[RedirectUri],
-    grants: &[GrantType],
-    auth: TokenEndpointAuthMethod,
-    has_keys: bool,
-) -> Result<(), CliError> {
-    if !auth.fits(kind) {
-        return Err(usage(format!("a {kind} client cannot use the `{auth}` authentication method")));
-    }
-    if auth == TokenEndpointAuthMethod::PrivateKeyJwt && !has_keys {
-        return Err(usage("private_key_jwt needs the client's public keys: give --jwks-file or --jwks-uri"));
-    }
-    if grants.is_empty() {
-        return Err(usage("a client needs at least one grant type"));
-    }
-    if grants.contains(&GrantType::ClientCredentials) && kind == ClientKind::Public {
-        return Err(usage(
-            "client_credentials is only for confidential clients (a public client cannot keep a secret)",
-        ));
-    }
-    if grants.contains(&GrantType::AuthorizationCode) && redirects.is_empty() {
-        return Err(usage("the authorization_code grant needs at least one --redirect-uri"));
-    }
-    Ok(())
-}
-
-/// The legacy assertion audience only means something for a client that signs assertions.
-fn check_legacy_audience(allow: Option<bool>, auth: TokenEndpointAuthMethod) -> Result<(), CliError> {
-    if allow == Some(true) && auth != TokenEndpointAuthMethod::PrivateKeyJwt {
-        return Err(usage(format!(
-            "--allow-legacy-assertion-audience is for private_key_jwt clients only; this one uses `{auth}`"
-        )));
-    }
-    Ok(())
-}
-
-async fn known_scopes(
-    f: &latchkey_service::Latchkey,
-    tenant: &TenantId,
-    raw: &[String],
-) -> Result<Vec<ScopeName>, CliError> {
-    let names: Vec<ScopeName> = raw.iter().map(|s| ScopeName::parse(s).map_err(usage)).collect::<Result<_, _>>()?;
-    let defined = f.scopes().list(tenant).await?;
-    for name in &names {
-        if !defined.iter().any(|d| &d.name == name) {
-            return Err(usage(format!(
-                "scope `{name}` does not exist; create it with `latchkey scope create {name} --description ...`"
-            )));
-        }
-    }
-    Ok(names)
+fn seconds(d: Duration) -> Option<i64> {
+    i64::try_from(d.as_secs()).ok()
 }
 
 fn describe(c: &Client) -> String {
@@ -281,66 +180,44 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 Some(raw) => ClientId::parse(&raw).map_err(usage)?,
                 None => ClientId::generate(),
             };
-            if name.trim().is_empty() {
-                return Err(usage("--name must not be empty: people see it on the consent page"));
-            }
-            let insecure = settings.opt_ins.insecure_redirects(false);
-            let redirect_uris = uris(&settings.redirect_uris, kind, insecure)?;
-            let post_logout_redirect_uris = uris(&settings.post_logout_redirect_uris, kind, insecure)?;
+            let redirect_uris = uris("--redirect-uri", &settings.redirect_uris)?;
+            let post_logout_redirect_uris = uris("--post-logout-redirect-uri", &settings.post_logout_redirect_uris)?;
             let grant_types = if settings.grant_types.is_empty() {
                 vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
             } else {
                 settings.grant_types.clone()
             };
-            let auth = settings.auth_method.unwrap_or_else(|| kind.default_auth_method());
-            check_alg(&ctx, settings.id_token_alg)?;
-            let outbound = Policy::new(&ctx.config.outbound.allow);
-            let (jwks, jwks_uri) = key_settings(&settings, &outbound)?;
-            check(kind, &redirect_uris, &grant_types, auth, jwks.is_some() || jwks_uri.is_some())?;
-            check_legacy_audience(settings.allow_legacy_assertion_audience, auth)?;
-            if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
-                return Err(usage(
-                    "--allow-insecure-no-pkce is for confidential clients only: public clients always need PKCE",
-                ));
-            }
-            let session_policy = settings.sessions.apply(&ClientSessionPolicy::default(), &redirect_uris, kind)?;
-            check_backchannel_uri(&outbound, &session_policy, &ClientSessionPolicy::default())?;
-            let access_policy = settings.access.apply(&Default::default())?;
-            let scope_names = if settings.scopes.is_empty() {
-                vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()]
+            let (jwks, jwks_uri) = key_settings(&settings)?;
+            let scopes = if settings.scopes.is_empty() {
+                ["openid", "profile", "email"].map(String::from).to_vec()
             } else {
                 settings.scopes.clone()
             };
+            let new = NewClient {
+                client_id,
+                name: name.trim().to_owned(),
+                kind,
+                secret_hash: None,
+                redirect_uris,
+                post_logout_redirect_uris,
+                grant_types,
+                allowed_scopes: scope_names(&scopes)?,
+                token_endpoint_auth_method: settings.auth_method.unwrap_or_else(|| kind.default_auth_method()),
+                id_token_signed_response_alg: settings.id_token_alg.unwrap_or(SigningAlg::Rs256),
+                first_party: settings.first_party.unwrap_or(false),
+                jwks,
+                jwks_uri,
+                allow_insecure_no_pkce: settings.allow_insecure_no_pkce.unwrap_or(false),
+                allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience.unwrap_or(false),
+                access_token_lifetime: settings.access_token_lifetime.and_then(seconds),
+                session_policy: settings.sessions.apply(&ClientSessionPolicy::default())?,
+                access_policy: settings.access.apply(&Default::default())?,
+                allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects(false),
+                refresh_reuse_grace: settings.opt_ins.grace(),
+                admin_client: settings.admin_client.unwrap_or(false),
+            };
             let f = ctx.open().await?;
-            let result = async {
-                let allowed_scopes = known_scopes(&f, &tenant, &scope_names).await?;
-                let secret = auth.uses_secret().then(random::token_string::<32>);
-                let new = NewClient {
-                    client_id,
-                    name: name.trim().to_owned(),
-                    kind,
-                    secret_hash: secret.as_ref().map(|s| latchkey_service::clients::secret_hash(&f.token_hasher, s)),
-                    redirect_uris,
-                    post_logout_redirect_uris,
-                    grant_types,
-                    allowed_scopes,
-                    token_endpoint_auth_method: auth,
-                    id_token_signed_response_alg: settings.id_token_alg.unwrap_or(SigningAlg::Rs256),
-                    first_party: settings.first_party.unwrap_or(false),
-                    jwks,
-                    jwks_uri,
-                    allow_insecure_no_pkce: settings.allow_insecure_no_pkce.unwrap_or(false),
-                    allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience.unwrap_or(false),
-                    access_token_lifetime: settings.access_token_lifetime.and_then(|d| i64::try_from(d.as_secs()).ok()),
-                    session_policy,
-                    access_policy,
-                    allow_insecure_redirect_uris: insecure,
-                    refresh_reuse_grace: settings.opt_ins.grace(),
-                    admin_client: settings.admin_client.unwrap_or(false),
-                };
-                Ok::<_, CliError>((f.clients().create(&tenant, new, &Actor::Cli).await?, secret))
-            }
-            .await;
+            let result = f.clients().register(&tenant, new, &Actor::Cli).await;
             f.system().close().await;
             let (client, secret) = result?;
             let value = serde_json::json!({"client": client, "client_secret": secret});
@@ -383,10 +260,14 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
         }
         ClientCommand::Update { id, name, settings } => {
             let id = ClientId::parse(&id).map_err(usage)?;
-            if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-                return Err(usage("--name must not be empty"));
-            }
-            check_alg(&ctx, settings.id_token_alg)?;
+            let redirect = (!settings.redirect_uris.is_empty())
+                .then(|| uris("--redirect-uri", &settings.redirect_uris))
+                .transpose()?;
+            let logout = (!settings.post_logout_redirect_uris.is_empty())
+                .then(|| uris("--post-logout-redirect-uri", &settings.post_logout_redirect_uris))
+                .transpose()?;
+            let scopes = (!settings.scopes.is_empty()).then(|| scope_names(&settings.scopes)).transpose()?;
+            let (jwks, jwks_uri) = key_settings(&settings)?;
             let f = ctx.open().await?;
             let result = async {
                 let current = f
@@ -394,71 +275,31 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     .get(&tenant, &id)
                     .await?
                     .ok_or_else(|| CliError::Failed(format!("no client `{id}`")))?;
-                let kind = current.kind;
-                let insecure = settings.opt_ins.insecure_redirects(current.allow_insecure_redirect_uris);
-                let redirect = (!settings.redirect_uris.is_empty())
-                    .then(|| uris(&settings.redirect_uris, kind, insecure))
-                    .transpose()?;
-                let logout = (!settings.post_logout_redirect_uris.is_empty())
-                    .then(|| uris(&settings.post_logout_redirect_uris, kind, insecure))
-                    .transpose()?;
-                for kept in [(&redirect, &current.redirect_uris), (&logout, &current.post_logout_redirect_uris)] {
-                    super::client_opt_ins::check_kept(kept.0.as_deref().unwrap_or(kept.1), kind, insecure)?;
-                }
-                let grants = (!settings.grant_types.is_empty()).then(|| settings.grant_types.clone());
-                let outbound = Policy::new(&ctx.config.outbound.allow);
-                let (jwks, jwks_uri) = key_settings(&settings, &outbound)?;
-                let new_keys = jwks.is_some() || jwks_uri.is_some();
-                let has_keys = new_keys || current.jwks.is_some() || current.jwks_uri.is_some();
-                check(
-                    kind,
-                    redirect.as_deref().unwrap_or(&current.redirect_uris),
-                    grants.as_deref().unwrap_or(&current.grant_types),
-                    settings.auth_method.unwrap_or(current.token_endpoint_auth_method),
-                    has_keys,
-                )?;
-                if settings.allow_insecure_no_pkce == Some(true) && kind == ClientKind::Public {
-                    return Err(usage("--allow-insecure-no-pkce is for confidential clients only"));
-                }
-                check_legacy_audience(
-                    settings.allow_legacy_assertion_audience,
-                    settings.auth_method.unwrap_or(current.token_endpoint_auth_method),
-                )?;
-                if settings.auth_method.is_some_and(|m| m.uses_secret()) && current.secret_hash.is_none() {
-                    return Err(usage("this client has no secret; create a confidential client instead"));
-                }
-                let policy = settings.sessions.apply(
-                    &current.session_policy,
-                    redirect.as_deref().unwrap_or(&current.redirect_uris),
-                    kind,
-                )?;
-                check_backchannel_uri(&outbound, &policy, &current.session_policy)?;
+                let session = settings.sessions.apply(&current.session_policy)?;
                 let access = settings.access.apply(&current.access_policy)?;
-                let scopes = if settings.scopes.is_empty() {
-                    None
-                } else {
-                    Some(known_scopes(&f, &tenant, &settings.scopes).await?)
-                };
+                // New keys replace the old ones (a file clears a URI and the other way round).
+                let new_keys = jwks.is_some() || jwks_uri.is_some();
                 let patch = ClientPatch {
                     name: name.map(|n| n.trim().to_owned()),
                     redirect_uris: redirect,
                     post_logout_redirect_uris: logout,
-                    grant_types: grants,
+                    grant_types: (!settings.grant_types.is_empty()).then(|| settings.grant_types.clone()),
                     allowed_scopes: scopes,
                     token_endpoint_auth_method: settings.auth_method,
                     id_token_signed_response_alg: settings.id_token_alg,
                     first_party: settings.first_party,
-                    // New keys replace the old ones (a file clears a URI and the other way round).
-                    jwks: new_keys.then(|| jwks.clone()),
-                    jwks_uri: new_keys.then(|| jwks_uri.clone()),
+                    jwks: new_keys.then_some(jwks),
+                    jwks_uri: new_keys.then_some(jwks_uri),
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce,
                     allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience,
-                    access_token_lifetime: settings.access_token_lifetime.map(|d| i64::try_from(d.as_secs()).ok()),
-                    session_policy: (policy != current.session_policy).then_some(policy),
+                    access_token_lifetime: settings.access_token_lifetime.map(seconds),
+                    session_policy: (session != current.session_policy).then_some(session),
                     access_policy: (access != current.access_policy).then_some(access),
                     allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects_change(),
                     refresh_reuse_grace: settings.opt_ins.grace_change(),
                     admin_client: settings.admin_client,
+                    // The session and access settings above were merged into what was read.
+                    if_match: Some(current.etag()),
                 };
                 Ok::<_, CliError>(f.clients().update(&tenant, &id, patch, &Actor::Cli).await?)
             }
@@ -470,11 +311,9 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::RotateSecret { id, grace } => {
             let id = ClientId::parse(&id).map_err(usage)?;
             let f = ctx.open().await?;
-            let secret = random::token_string::<32>();
-            let until = f.clock.now().plus(grace);
-            let result = f.clients().rotate_secret(&tenant, &id, &secret, until, &Actor::Cli).await;
+            let result = f.clients().rotate_secret(&tenant, &id, grace, &Actor::Cli).await;
             f.system().close().await;
-            result?;
+            let (secret, until) = result?;
             let value = serde_json::json!({"client_id": id, "client_secret": secret, "previous_secret_valid_until": until.to_rfc3339()});
             output::print(&ctx, &value, || {
                 format!(
