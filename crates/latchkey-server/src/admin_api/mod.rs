@@ -7,6 +7,8 @@
 mod audit;
 mod auth;
 mod catalog;
+mod client_body;
+mod clients;
 mod idempotency;
 mod keys;
 mod problem;
@@ -43,6 +45,7 @@ Errors are `application/problem+json` (RFC 9457).",
     tags(
         (name = "server", description = "The server itself"),
         (name = "users", description = "Accounts, their state and sessions"),
+        (name = "clients", description = "OAuth clients, their secrets and logout URIs"),
         (name = "access", description = "Roles, groups and who holds them"),
         (name = "api-keys", description = "API keys of users and service accounts"),
         (name = "catalog", description = "Scopes, API resources and sign-up invitations"),
@@ -72,6 +75,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(user_factors::identities))
         .routes(routes!(user_factors::unlink))
         .routes(routes!(user_factors::reset_factors))
+        .routes(routes!(clients::list, clients::create))
+        .routes(routes!(clients::get, clients::update, clients::delete))
+        .routes(routes!(clients::rotate_secret))
         .routes(routes!(roles::list_roles, roles::create_role))
         .routes(routes!(roles::get_role, roles::update_role, roles::delete_role))
         .routes(routes!(roles::list_groups, roles::create_group))

@@ -20,6 +20,56 @@ macro_rules! string_schema {
     };
 }
 
+macro_rules! enum_schema {
+    ($(#[$doc:meta])* $name:ident, $values:expr) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let values: Vec<&str> = $values.iter().map(|v| v.as_str()).collect();
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+enum_schema!(
+    /// An OAuth grant type Latchkey supports.
+    GrantTypeName,
+    latchkey_core::domain::GrantType::ALL
+);
+enum_schema!(
+    /// How a client authenticates at the token endpoint.
+    AuthMethodName,
+    latchkey_core::domain::TokenEndpointAuthMethod::ALL
+);
+enum_schema!(
+    /// A JWS algorithm for ID tokens.
+    SigningAlgName,
+    latchkey_core::domain::SigningAlg::ALL
+);
+enum_schema!(
+    /// A client type (RFC 6749 §2.1).
+    ClientKindName,
+    latchkey_core::domain::ClientKind::ALL
+);
+/// An absolute URI as the admin API takes it: a scheme, then visible ASCII.
+pub const URI: &str = r"^[A-Za-z][A-Za-z0-9+.-]{0,31}:[!-~]{1,1960}$";
+
+string_schema!(
+    /// An absolute URI (at most 2,000 characters).
+    UriText,
+    URI
+);
+string_schema!(
+    /// A client id.
+    ClientIdText,
+    "^[A-Za-z0-9._~-]{1,128}$"
+);
+
 /// Admin entitlements as Latchkey defines them; others anything outside `admin:`.
 pub const ENTITLEMENT: &str = r"^(?:admin:(?:server:read|users:read|users:write|clients:read|clients:write|access:read|access:write|keys|audit:read)|(?!admin:)[a-z0-9][a-z0-9._:/-]{0,127})$";
 
@@ -131,6 +181,16 @@ pub fn is_username(raw: &str) -> bool {
 }
 
 /// Whether `raw` matches [`DISPLAY_NAME`].
+pub fn is_uri_text(raw: &str) -> bool {
+    let Some((scheme, rest)) = raw.split_once(':') else { return false };
+    let mut letters = scheme.bytes();
+    letters.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme.len() <= 32
+        && letters.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
+        && (1..=1960).contains(&rest.len())
+        && rest.bytes().all(|b| b.is_ascii_graphic())
+}
+
 pub fn is_display_name(raw: &str) -> bool {
     is_text(raw, 200)
 }
@@ -153,6 +213,13 @@ mod tests {
     fn the_checks_hold_what_the_patterns_say() {
         assert!(is_username("Ada.L@x-1") && !is_username("ädа") && !is_username(" ada") && !is_username(""));
         assert!(!is_username(&"a".repeat(65)));
+        assert!(is_uri_text("https://a.example/cb?x=1") && is_uri_text("com.example.app:/cb"));
+        assert!(!is_uri_text("https://a.example/a b") && !is_uri_text("https://ä.example/") && !is_uri_text("/cb"));
+        assert!(
+            !is_uri_text("1http://a")
+                && !is_uri_text("https:")
+                && !is_uri_text(&format!("https://{}", "a".repeat(1960)))
+        );
         assert!(is_display_name("José Ñúñez") && is_display_name("a"));
         assert!(!is_display_name(" Ada") && !is_display_name("Ada\u{a0}") && !is_display_name("A\u{85}b"));
         assert!(!is_display_name(&"a".repeat(201)) && !is_display_name(""));

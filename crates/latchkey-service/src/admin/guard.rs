@@ -137,3 +137,72 @@ impl Admin<'_> {
         Ok(rights)
     }
 }
+
+impl super::AdminCaller {
+    /// Refuses changing, rotating or deleting a client that holds admin scopes the caller
+    /// does not: its secret or redirect URIs would be the caller's way to those rights.
+    pub fn may_manage_client(&self, client: &latchkey_core::records::Client) -> ServiceResult<()> {
+        self.may_confer(client.allowed_scopes.iter().map(|s| s.as_str())).map_err(|_| {
+            ServiceError::Forbidden(format!(
+                "client `{}` holds admin scopes you do not: only an administrator who holds them may change it",
+                client.client_id
+            ))
+        })
+    }
+
+    /// Through the API a client's admin rights are set when it is registered and only ever
+    /// narrowed after: anyone who managed it before (who may know its secret, or have set
+    /// its keys or redirect URIs) would otherwise gain what it is given later. Register a
+    /// new admin client instead (the CLI, at the host, may still widen one).
+    pub fn may_widen_client(
+        &self,
+        before: &latchkey_core::records::Client,
+        scopes: &[latchkey_core::domain::ScopeName],
+        admin_client: bool,
+    ) -> ServiceResult<()> {
+        let added = scopes.iter().find(|s| AdminScope::is_admin_name(s.as_str()) && !before.allowed_scopes.contains(s));
+        if let Some(scope) = added {
+            return Err(ServiceError::Forbidden(format!(
+                "`{scope}`: an existing client is not given admin scopes through the API (whoever managed it could hold them then); register a new admin client"
+            )));
+        }
+        if admin_client && !before.admin_client {
+            return Err(ServiceError::Forbidden(
+                "an existing client does not become an admin client through the API (whoever managed it could hold its rights then); register a new admin client".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `client` is the one whose token makes this call.
+    pub fn is_calling_client(&self, client: &latchkey_core::domain::ClientId) -> bool {
+        matches!(&self.actor, Actor::AdminApi { client_id, .. } if client_id == client.as_str())
+    }
+
+    /// Refuses a change that would take admin rights from the client whose token makes the
+    /// call (it would lock the caller out), or delete it (`after` is `None`).
+    pub fn may_change_own_client(
+        &self,
+        before: &latchkey_core::records::Client,
+        after: Option<(&[latchkey_core::domain::ScopeName], bool)>,
+    ) -> ServiceResult<()> {
+        if !self.is_calling_client(&before.client_id) {
+            return Ok(());
+        }
+        let kept = after.is_some_and(|(scopes, admin_client)| {
+            admin_client
+                && before
+                    .allowed_scopes
+                    .iter()
+                    .filter(|s| AdminScope::is_admin_name(s.as_str()))
+                    .all(|s| scopes.contains(s))
+        });
+        if kept {
+            return Ok(());
+        }
+        Err(ServiceError::Invalid(format!(
+            "`{}` is the client you are calling with: you cannot delete it or take its admin scopes",
+            before.client_id
+        )))
+    }
+}
