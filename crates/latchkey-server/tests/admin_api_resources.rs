@@ -58,6 +58,14 @@ async fn roles_and_groups_are_managed_and_held() {
             StatusCode::PRECONDITION_FAILED,
             "{b}"
         );
+        // Two changes from one read: one is made, the other is told it is stale.
+        let tag = etag(&server, &token, "/roles/editor").await;
+        let one = patch_with(&server, &token, "/roles/editor", &tag, json!({"description": "One"}));
+        let two = patch_with(&server, &token, "/roles/editor", &tag, json!({"description": "Two"}));
+        let (one, two) = tokio::join!(one, two);
+        let mut statuses = [one.0, two.0];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::PRECONDITION_FAILED], "{b}: {} {}", one.1, two.1);
         let (status, builtin) = call(&server, &token, "GET", "/roles/latchkey-admin", None).await;
         assert_eq!((status, builtin["built_in"].clone()), (StatusCode::OK, json!(true)), "{b}");
         let admin_tag = etag(&server, &token, "/roles/latchkey-admin").await;

@@ -202,10 +202,22 @@ async fn a_roles_entitlements_change_and_a_clients_access_policy_is_kept() {
             description: Some("Edits".into()),
             add_entitlements: vec![ent("e:f"), ent("a:b")],
             remove_entitlements: vec![ent("c:d")],
+            if_match: None,
         };
         let r = ok(store.update_role(&t, &role("editor"), patch, &Actor::Cli).await, b);
         assert_eq!(r.entitlements, vec![ent("a:b"), ent("e:f")], "{b}");
         assert_eq!(r.description, "Edits", "{b}");
+        // A change based on a read is made only while the role is as read.
+        let stale =
+            RolePatch { description: Some("Old".into()), if_match: Some("\"0\"".into()), ..RolePatch::default() };
+        let refused = store.update_role(&t, &role("editor"), stale, &Actor::Cli).await;
+        assert!(matches!(refused, Err(StoreError::Stale(_))), "{b}: {refused:?}");
+        let fresh = RolePatch { description: Some("New".into()), if_match: Some(r.etag()), ..RolePatch::default() };
+        let changed = ok(store.update_role(&t, &role("editor"), fresh, &Actor::Cli).await, b);
+        assert_eq!(changed.description, "New", "{b}");
+        let again = RolePatch { description: Some("Newer".into()), if_match: Some(r.etag()), ..RolePatch::default() };
+        let refused = store.update_role(&t, &role("editor"), again, &Actor::Cli).await;
+        assert!(matches!(refused, Err(StoreError::Stale(_))), "{b}: the tag it was based on is gone");
         let missing = store.update_role(&t, &role("nosuch"), RolePatch::default(), &Actor::Cli).await;
         assert!(matches!(missing, Err(StoreError::NotFound(_))), "{b}: {missing:?}");
 

@@ -29,6 +29,16 @@ pub struct RolePatch {
     pub description: Option<String>,
     pub add_entitlements: Vec<Entitlement>,
     pub remove_entitlements: Vec<Entitlement>,
+    /// Change only a role whose [`Role::etag`] is this (else `Stale`), checked in the
+    /// change's transaction.
+    pub if_match: Option<String>,
+}
+
+impl Role {
+    /// The entity tag of the role as stored (RFC 9110 §8.8.3).
+    pub fn etag(&self) -> String {
+        super::entity_tag(self)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -123,12 +123,21 @@ pub async fn create_role(
         let shown = RoleView::from(&role);
         Ok(Created {
             location: format!("{}/roles/{}", super::base(&state), role.name),
-            etag: Some(etag_of(&shown)),
+            etag: Some(role.etag()),
             body: serde_json::to_string(&shown).unwrap_or_default(),
             replay_body: None,
         })
     })
     .await
+}
+
+/// The role with its `ETag` (the stored role's, which the store checks `If-Match` against).
+fn shown_role(role: &Role) -> Response {
+    let mut response = axum::Json(RoleView::from(role)).into_response();
+    if let Ok(tag) = axum::http::HeaderValue::from_str(&role.etag()) {
+        response.headers_mut().insert(axum::http::header::ETAG, tag);
+    }
+    no_store(response)
 }
 
 async fn find_role(state: &AppState, raw: &str) -> Result<Role, Problem> {
@@ -148,7 +157,7 @@ pub async fn get_role(
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
     caller.require(AdminScope::AccessRead)?;
-    Ok(tagged(StatusCode::OK, &RoleView::from(&find_role(&state, &name).await?)))
+    Ok(shown_role(&find_role(&state, &name).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -193,15 +202,20 @@ pub async fn update_role(
     if given.description.as_deref().is_some_and(|d| !super::schema::is_description(d)) {
         return Err(invalid("a description is at most 500 characters without control characters"));
     }
-    let patch = RolePatch { description: given.description, add_entitlements, remove_entitlements };
+    let patch = RolePatch {
+        description: given.description,
+        add_entitlements,
+        remove_entitlements,
+        if_match: Some(tag.clone()),
+    };
     admin.may_confer(patch.add_entitlements.iter().chain(&patch.remove_entitlements).map(Entitlement::as_str))?;
     latchkey_service::admin::refuse_built_in(&role.name)?;
-    if etag_of(&RoleView::from(&role)) != tag {
+    if role.etag() != tag {
         return Err(Problem::new(Kind::PreconditionFailed, format!("role `{name}` changed since it was read")));
     }
     let tenant = state.services.request_tenant();
     let updated = state.services.access().update_role(&tenant, &role.name, patch, &admin.actor).await?;
-    Ok(tagged(StatusCode::OK, &RoleView::from(&updated)))
+    Ok(shown_role(&updated))
 }
 
 #[utoipa::path(delete, path = "/roles/{name}", tag = "access", params(("name" = String, Path)),

@@ -251,6 +251,14 @@ macro_rules! impl_access_store {
             async fn update_role(&self, tenant: &TenantId, name: &RoleName, patch: RolePatch, actor: &Actor) -> StoreResult<Role> {
                 let mut tx = self.begin_write().await?;
                 Self::ensure_exists(&mut tx, tenant, AccessEnd::Role(name)).await?;
+                if let Some(tag) = &patch.if_match {
+                    // The check and the change are one: a concurrent change waits or is seen.
+                    Self::lock_principal_id(&mut tx, tenant, &format!("role:{name}")).await?;
+                    let current = Self::fetch_roles(&mut tx, tenant, Some(name)).await?.pop();
+                    if current.is_none_or(|r| r.etag() != *tag) {
+                        return Err(StoreError::Stale(format!("role {name} changed since it was read; read it again")));
+                    }
+                }
                 if let Some(d) = &patch.description {
                     sqlx::query("UPDATE roles SET description = $3 WHERE tenant_id = $1 AND name = $2")
                         .bind(tenant.as_str())

@@ -122,6 +122,7 @@ pub async fn run(ctx: Context, command: RoleCommand) -> Result<(), CliError> {
                     description: description.map(|d| d.trim().to_owned()),
                     add_entitlements: entitlements(&add)?,
                     remove_entitlements: entitlements(&remove)?,
+                    if_match: None,
                 };
                 let role = f.access().update_role(&tenant, &name, patch, &actor).await?;
                 output::print(&ctx, &role, || format!("Updated role {}.\n{}", role.name, describe(&role)))
