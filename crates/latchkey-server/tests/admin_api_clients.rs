@@ -312,3 +312,37 @@ async fn concurrent_changes_from_one_read_are_one_success_and_one_conflict() {
         assert_eq!(statuses, [StatusCode::OK, StatusCode::PRECONDITION_FAILED], "{b}: {} {}", one.1, two.1);
     }
 }
+
+#[tokio::test]
+async fn a_client_registered_again_under_an_old_id_does_not_inherit_its_tokens() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        let all = ready(&server, &support::admin::ADMIN_SCOPES.join(" ")).await;
+        let body = json!({"client_id": "reader", "name": "Reader", "grant_types": ["client_credentials"],
+            "admin_client": true, "scopes": ["admin:server:read"]});
+        let token_of = |created: &Value| {
+            let secret = created["client_secret"].as_str().unwrap_or_default().to_owned();
+            let form = [("grant_type", "client_credentials"), ("scope", "admin:server:read")];
+            let request = server.http.post(server.url("/token")).basic_auth("reader", Some(secret)).form(&form);
+            async move {
+                let answer: Value = ok(ok(request.send().await, "token").json().await, "json");
+                answer["access_token"].as_str().unwrap_or_default().to_owned()
+            }
+        };
+        let (status, first) = call(&server, &all, "POST", "/clients", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::CREATED, "{b}: {first}");
+        let old = token_of(&first).await;
+        assert_eq!(call(&server, &old, "GET", "/server", None).await.0, StatusCode::OK, "{b}");
+
+        assert_eq!(call(&server, &all, "DELETE", "/clients/reader", None).await.0, StatusCode::NO_CONTENT, "{b}");
+        assert_eq!(call(&server, &old, "GET", "/server", None).await.0, StatusCode::UNAUTHORIZED, "{b}: gone");
+        server.clock.advance(std::time::Duration::from_secs(2));
+        let (status, second) = call(&server, &all, "POST", "/clients", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{b}: {second}");
+        let (status, _) = call(&server, &old, "GET", "/server", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{b}: the old client's token is not the new one's");
+        let new = token_of(&second).await;
+        assert_eq!(call(&server, &new, "GET", "/server", None).await.0, StatusCode::OK, "{b}");
+    }
+}

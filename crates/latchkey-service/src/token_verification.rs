@@ -72,11 +72,13 @@ impl Latchkey {
 
     /// [`Latchkey::verify_access_token`], and the client it was issued to still exists:
     /// deleting a client ends its access tokens along with its refresh tokens and consents.
+    /// A client registered again under the same id is another client: tokens issued before
+    /// it was registered are not its own.
     pub async fn live_access_token(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let claims = self.verify_access_token(token)?;
         let client = ClientId::parse(&claims.client_id).map_err(|_| VerifyError::Invalid)?;
         match self.caches.client(&client).await {
-            Ok(Some(_)) => Ok(claims),
+            Ok(Some(c)) if claims.iat >= c.created_at => Ok(claims),
             _ => Err(VerifyError::Revoked),
         }
     }

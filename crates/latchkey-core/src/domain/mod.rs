@@ -29,7 +29,7 @@ pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword, PasswordRuleError, TypedPassword};
 pub use redirect_uri::{RedirectUri, RedirectUriError};
 pub use scope::{ScopeName, Scopes};
-pub use session_policy::{ClientSessionPolicy, LogoutUri, LogoutUriError};
+pub use session_policy::{ClientSessionPolicy, LogoutUri, LogoutUriError, SessionPolicyChange};
 pub use user::{Address, DisplayName, ProfileClaims};
 
 /// Why a raw value could not become a domain value. The message names the value's kind and

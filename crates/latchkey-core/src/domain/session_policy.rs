@@ -98,6 +98,45 @@ pub struct ClientSessionPolicy {
     pub require_passkey: bool,
 }
 
+/// A change to a client's session settings, as the CLI and the admin API take it: a field
+/// left `None` keeps what is there; `Some(None)` removes a setting that may be absent.
+#[derive(Debug, Clone, Default)]
+pub struct SessionPolicyChange {
+    pub frontchannel_logout_uri: Option<Option<LogoutUri>>,
+    pub frontchannel_logout_session_required: Option<bool>,
+    pub backchannel_logout_uri: Option<Option<LogoutUri>>,
+    pub backchannel_logout_session_required: Option<bool>,
+    pub logout_revokes_offline_tokens: Option<bool>,
+    pub default_max_age: Option<Option<u64>>,
+    pub session_refresh_tokens: Option<bool>,
+    pub require_mfa: Option<bool>,
+    pub require_passkey: Option<bool>,
+}
+
+impl SessionPolicyChange {
+    /// `current` with this change made.
+    pub fn applied_to(self, current: &ClientSessionPolicy) -> ClientSessionPolicy {
+        let c = current.clone();
+        ClientSessionPolicy {
+            frontchannel_logout_uri: self.frontchannel_logout_uri.unwrap_or(c.frontchannel_logout_uri),
+            frontchannel_logout_session_required: self
+                .frontchannel_logout_session_required
+                .unwrap_or(c.frontchannel_logout_session_required),
+            backchannel_logout_uri: self.backchannel_logout_uri.unwrap_or(c.backchannel_logout_uri),
+            backchannel_logout_session_required: self
+                .backchannel_logout_session_required
+                .unwrap_or(c.backchannel_logout_session_required),
+            logout_revokes_offline_tokens: self
+                .logout_revokes_offline_tokens
+                .unwrap_or(c.logout_revokes_offline_tokens),
+            default_max_age: self.default_max_age.unwrap_or(c.default_max_age),
+            session_refresh_tokens: self.session_refresh_tokens.unwrap_or(c.session_refresh_tokens),
+            require_mfa: self.require_mfa.unwrap_or(c.require_mfa),
+            require_passkey: self.require_passkey.unwrap_or(c.require_passkey),
+        }
+    }
+}
+
 impl ClientSessionPolicy {
     /// The weakest sign-in this client accepts.
     pub fn required_level(&self) -> Option<super::AuthLevel> {

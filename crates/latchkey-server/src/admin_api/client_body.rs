@@ -4,14 +4,14 @@
 
 use latchkey_core::domain::{
     ClientAccessPolicy, ClientKind, ClientSessionPolicy, GrantType, LogoutUri, RedirectUri, RoleName, RoleRequirement,
-    ScopeName, SigningAlg, TokenEndpointAuthMethod,
+    ScopeName, SessionPolicyChange, SigningAlg, TokenEndpointAuthMethod,
 };
 use latchkey_core::records::Client;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{Problem, invalid};
-use super::request::whole_seconds;
+use super::request::{nullable, nullable_seconds};
 use super::schema;
 
 /// A client as the admin API shows it (never its secret).
@@ -143,15 +143,6 @@ impl From<&Client> for ClientView {
     }
 }
 
-/// A present field, `null` included (`Some(None)`), told apart from an absent one (`None`).
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-fn nullable_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
-    whole_seconds(d).map(Some)
-}
-
 /// Changes to the session and logout settings; a field left out stays, `null` removes.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -189,17 +180,13 @@ pub struct AccessBody {
     pub required_roles: Option<Option<RequiredRoles>>,
 }
 
-fn logout_uri(
-    name: &str,
-    raw: Option<Option<String>>,
-    current: &Option<LogoutUri>,
-) -> Result<Option<LogoutUri>, Problem> {
+fn logout_uri(name: &str, raw: Option<Option<String>>) -> Result<Option<Option<LogoutUri>>, Problem> {
     match raw {
-        None => Ok(current.clone()),
-        Some(None) => Ok(None),
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
         Some(Some(u)) => {
             uri_text(&format!("session.{name}"), &u)?;
-            LogoutUri::parse(&u).map(Some).map_err(|e| refused(format!("session.{name}: {e}")))
+            LogoutUri::parse(&u).map(|u| Some(Some(u))).map_err(|e| refused(format!("session.{name}: {e}")))
         }
     }
 }
@@ -207,37 +194,21 @@ fn logout_uri(
 impl SessionBody {
     /// `current` with these changes.
     pub fn apply(self, current: &ClientSessionPolicy) -> Result<ClientSessionPolicy, Problem> {
-        let default_max_age = match self.default_max_age {
-            None => current.default_max_age,
-            Some(None) => None,
-            Some(Some(s)) if (1..=31_536_000).contains(&s) => Some(s),
-            Some(Some(_)) => return Err(invalid("session.default_max_age: 1 second to a year")),
+        if self.default_max_age.flatten().is_some_and(|s| !(1..=31_536_000).contains(&s)) {
+            return Err(invalid("session.default_max_age: 1 second to a year"));
+        }
+        let change = SessionPolicyChange {
+            frontchannel_logout_uri: logout_uri("frontchannel_logout_uri", self.frontchannel_logout_uri)?,
+            frontchannel_logout_session_required: self.frontchannel_logout_session_required,
+            backchannel_logout_uri: logout_uri("backchannel_logout_uri", self.backchannel_logout_uri)?,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
+            logout_revokes_offline_tokens: self.logout_revokes_offline_tokens,
+            default_max_age: self.default_max_age,
+            session_refresh_tokens: self.session_refresh_tokens,
+            require_mfa: self.require_mfa,
+            require_passkey: self.require_passkey,
         };
-        Ok(ClientSessionPolicy {
-            frontchannel_logout_uri: logout_uri(
-                "frontchannel_logout_uri",
-                self.frontchannel_logout_uri,
-                &current.frontchannel_logout_uri,
-            )?,
-            frontchannel_logout_session_required: self
-                .frontchannel_logout_session_required
-                .unwrap_or(current.frontchannel_logout_session_required),
-            backchannel_logout_uri: logout_uri(
-                "backchannel_logout_uri",
-                self.backchannel_logout_uri,
-                &current.backchannel_logout_uri,
-            )?,
-            backchannel_logout_session_required: self
-                .backchannel_logout_session_required
-                .unwrap_or(current.backchannel_logout_session_required),
-            logout_revokes_offline_tokens: self
-                .logout_revokes_offline_tokens
-                .unwrap_or(current.logout_revokes_offline_tokens),
-            default_max_age,
-            session_refresh_tokens: self.session_refresh_tokens.unwrap_or(current.session_refresh_tokens),
-            require_mfa: self.require_mfa.unwrap_or(current.require_mfa),
-            require_passkey: self.require_passkey.unwrap_or(current.require_passkey),
-        })
+        Ok(change.applied_to(current))
     }
 }
 

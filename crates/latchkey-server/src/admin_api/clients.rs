@@ -15,7 +15,7 @@ use super::auth::Caller;
 use super::client_body::{self, AccessBody, ClientView, SessionBody};
 use super::idempotency::{Created, idempotent_create};
 use super::problem::{Kind, Problem, ProblemBody, invalid};
-use super::request::{if_match, json, no_store, whole_seconds};
+use super::request::{if_match, json, no_store, nullable, nullable_seconds, whole_seconds};
 use super::schema;
 use crate::state::AppState;
 
@@ -93,14 +93,6 @@ client_settings!(
         name: Option<String>,
     }
 );
-
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-fn nullable_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
-    whole_seconds(d).map(Some)
-}
 
 fn seconds(raw: Option<Option<u64>>) -> Option<Option<i64>> {
     raw.map(|s| s.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))

@@ -134,3 +134,16 @@ pub fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u6
         _ => Err(serde::de::Error::custom(format!("`{n}` is not a whole number of seconds"))),
     }
 }
+
+/// A present field, `null` included (`Some(None)`), told apart from an absent one (`None`):
+/// `null` removes what a change may remove.
+pub fn nullable<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// [`whole_seconds`] that may be `null` (`Some(None)`) or absent (`None`).
+pub fn nullable_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    whole_seconds(d).map(Some)
+}

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::idempotency::{Created, idempotent_create};
 use super::problem::{Kind, Problem, ProblemBody, invalid};
-use super::request::{decode_cursor, encode_cursor, if_match, json, no_store, page_size, query};
+use super::request::{decode_cursor, encode_cursor, if_match, json, no_store, nullable, page_size, query};
 use super::schema;
 use crate::state::AppState;
 
@@ -314,11 +314,6 @@ pub struct UserPatchBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<schema::DisplayNameText>)]
     pub name: Option<Option<String>>,
-}
-
-/// A present field, `null` included (`Some(None)`), told apart from an absent one (`None`).
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl UserPatchBody {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use latchkey_core::domain::{ClientSessionPolicy, LogoutUri};
+use latchkey_core::domain::{ClientSessionPolicy, LogoutUri, SessionPolicyChange};
 
 use super::CliError;
 
@@ -43,11 +43,11 @@ pub struct SessionSettings {
     require_passkey: Option<bool>,
 }
 
-fn logout_uri(flag: &str, raw: &Option<String>, current: &Option<LogoutUri>) -> Result<Option<LogoutUri>, CliError> {
+fn logout_uri(flag: &str, raw: &Option<String>) -> Result<Option<Option<LogoutUri>>, CliError> {
     match raw.as_deref() {
-        None => Ok(current.clone()),
-        Some("") => Ok(None),
-        Some(u) => LogoutUri::parse(u).map(Some).map_err(|e| CliError::Usage(format!("--{flag}: {e}"))),
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(u) => LogoutUri::parse(u).map(|u| Some(Some(u))).map_err(|e| CliError::Usage(format!("--{flag}: {e}"))),
     }
 }
 
@@ -55,35 +55,18 @@ impl SessionSettings {
     /// `current` with these options applied (the client service checks the result against
     /// the client's redirect URIs).
     pub fn apply(&self, current: &ClientSessionPolicy) -> Result<ClientSessionPolicy, CliError> {
-        Ok(ClientSessionPolicy {
-            frontchannel_logout_uri: logout_uri(
-                "frontchannel-logout-uri",
-                &self.frontchannel_logout_uri,
-                &current.frontchannel_logout_uri,
-            )?,
-            frontchannel_logout_session_required: self
-                .frontchannel_logout_session_required
-                .unwrap_or(current.frontchannel_logout_session_required),
-            backchannel_logout_uri: logout_uri(
-                "backchannel-logout-uri",
-                &self.backchannel_logout_uri,
-                &current.backchannel_logout_uri,
-            )?,
-            backchannel_logout_session_required: self
-                .backchannel_logout_session_required
-                .unwrap_or(current.backchannel_logout_session_required),
-            logout_revokes_offline_tokens: self
-                .logout_revokes_offline_tokens
-                .unwrap_or(current.logout_revokes_offline_tokens),
-            default_max_age: match self.default_max_age {
-                None => current.default_max_age,
-                Some(d) if d.is_zero() => None,
-                Some(d) => Some(d.as_secs()),
-            },
-            session_refresh_tokens: self.session_refresh_tokens.unwrap_or(current.session_refresh_tokens),
-            require_mfa: self.require_mfa.unwrap_or(current.require_mfa),
-            require_passkey: self.require_passkey.unwrap_or(current.require_passkey),
-        })
+        let change = SessionPolicyChange {
+            frontchannel_logout_uri: logout_uri("frontchannel-logout-uri", &self.frontchannel_logout_uri)?,
+            frontchannel_logout_session_required: self.frontchannel_logout_session_required,
+            backchannel_logout_uri: logout_uri("backchannel-logout-uri", &self.backchannel_logout_uri)?,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
+            logout_revokes_offline_tokens: self.logout_revokes_offline_tokens,
+            default_max_age: self.default_max_age.map(|d| (!d.is_zero()).then_some(d.as_secs())),
+            session_refresh_tokens: self.session_refresh_tokens,
+            require_mfa: self.require_mfa,
+            require_passkey: self.require_passkey,
+        };
+        Ok(change.applied_to(current))
     }
 }
 
