@@ -182,7 +182,6 @@ impl Caches {
         true
     }
 
-    /// Drops one key (after it was created, rotated or revoked).
     /// Drops a client this node changed, before other nodes hear of it: the change is in
     /// force here at once (a rotated secret, narrowed scopes).
     pub fn forget_client(&self, id: &ClientId) {
@@ -194,6 +193,7 @@ impl Caches {
         }
     }
 
+    /// Drops one key (after it was created, rotated or revoked).
     pub fn forget_api_key(&self, id: &ApiKeyId) {
         if let Ok(mut m) = self.api_keys.write() {
             self.api_key_generation.fetch_add(1, Ordering::SeqCst);

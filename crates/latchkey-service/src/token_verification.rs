@@ -73,14 +73,18 @@ impl Latchkey {
     /// [`Latchkey::verify_access_token`], and the client it was issued to still exists:
     /// deleting a client ends its access tokens along with its refresh tokens and consents.
     /// A client registered again under the same id is another client: tokens issued before
-    /// it was registered are not its own.
+    /// it was registered are not its own (allowing `keys.clock_skew` between nodes).
     pub async fn live_access_token(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let claims = self.verify_access_token(token)?;
         let client = ClientId::parse(&claims.client_id).map_err(|_| VerifyError::Invalid)?;
         match self.caches.client(&client).await {
-            Ok(Some(c)) if claims.iat >= c.created_at => Ok(claims),
+            Ok(Some(c)) if claims.iat.saturating_add(self.skew_secs()) >= c.created_at => Ok(claims),
             _ => Err(VerifyError::Revoked),
         }
+    }
+
+    fn skew_secs(&self) -> i64 {
+        i64::try_from(self.config.keys.clock_skew.as_secs()).unwrap_or(i64::MAX)
     }
 
     /// Verifies an access token: signature, `typ` and issuer, expiry, the revocation set.

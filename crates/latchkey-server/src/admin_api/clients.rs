@@ -106,7 +106,7 @@ fn name(raw: &str) -> Result<String, Problem> {
 }
 
 impl NewClientBody {
-    fn parse(self) -> Result<NewClient, Problem> {
+    fn parse(self, default_alg: SigningAlg) -> Result<NewClient, Problem> {
         let kind = self.kind.unwrap_or(ClientKind::Confidential);
         let (jwks, jwks_uri) = client_body::keys(self.jwks, self.jwks_uri)?.unwrap_or_default();
         let scopes = self.scopes.unwrap_or_else(|| ["openid", "profile", "email"].map(String::from).to_vec());
@@ -128,7 +128,7 @@ impl NewClientBody {
                 .unwrap_or_else(|| vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
             allowed_scopes: client_body::scopes(&scopes)?,
             token_endpoint_auth_method: self.token_endpoint_auth_method.unwrap_or_else(|| kind.default_auth_method()),
-            id_token_signed_response_alg: self.id_token_signed_response_alg.unwrap_or(SigningAlg::Rs256),
+            id_token_signed_response_alg: self.id_token_signed_response_alg.unwrap_or(default_alg),
             first_party: self.first_party.unwrap_or(false),
             jwks,
             jwks_uri,
@@ -226,7 +226,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let admin = caller.require(AdminScope::ClientsWrite)?.clone();
-    let new = json::<NewClientBody>(&headers, &body)?.parse()?;
+    let default_alg = latchkey_service::clients::default_id_token_alg(&state.services.config);
+    let new = json::<NewClientBody>(&headers, &body)?.parse(default_alg)?;
     admin.may_confer(new.allowed_scopes.iter().map(|s| s.as_str()))?;
     idempotent_create(&state, &admin, &headers, "POST /clients", &body, async {
         let tenant = state.services.request_tenant();

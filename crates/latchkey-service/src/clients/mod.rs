@@ -42,7 +42,8 @@ impl Clients<'_> {
     /// Creates a client whose settings meet every rule ([`rules`]); an id already in use, by a
     /// client or as a user's `sub`, is `Conflict`; a required role that does not exist is
     /// `NotFound`.
-    pub async fn create(&self, tenant: &TenantId, client: NewClient, actor: &Actor) -> ServiceResult<Client> {
+    pub async fn create(&self, tenant: &TenantId, mut client: NewClient, actor: &Actor) -> ServiceResult<Client> {
+        client.jwks = client.jwks.map(|j| compact(&j));
         self.check(tenant, &preview(tenant, &client), None).await?;
         let created = self.0.store().create_client(tenant, client, actor).await?;
         self.changed(&created.client_id).await;
@@ -60,6 +61,8 @@ impl Clients<'_> {
         patch: ClientPatch,
         actor: &Actor,
     ) -> ServiceResult<Client> {
+        let mut patch = patch;
+        patch.jwks = patch.jwks.map(|set| set.map(|j| compact(&j)));
         for _ in 0..3 {
             let current =
                 self.get(tenant, id).await?.ok_or_else(|| ServiceError::NotFound(format!("client `{id}`")))?;
@@ -150,8 +153,25 @@ impl Clients<'_> {
     }
 }
 
+/// The ID token algorithm of a client that names none: RS256 (what OpenID Connect
+/// assumes), or the first of `keys.algorithms` where the server keeps no RS256 key.
+pub fn default_id_token_alg(config: &latchkey_config::Config) -> latchkey_core::domain::SigningAlg {
+    use latchkey_core::domain::SigningAlg;
+    if config.keys.algorithms.contains(&SigningAlg::Rs256) {
+        SigningAlg::Rs256
+    } else {
+        config.keys.algorithms.first().copied().unwrap_or(SigningAlg::Rs256)
+    }
+}
+
 /// The longest time a rotated client secret keeps working beside the new one.
 pub const MAX_SECRET_GRACE: Duration = Duration::from_secs(30 * 86_400);
+
+/// A JWK set as stored: compact JSON, so its formatting changes neither the stored value
+/// nor the client's ETag (text that is not JSON is kept, for the rules to refuse).
+fn compact(jwks: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(jwks).map_or_else(|_| jwks.to_owned(), |v| v.to_string())
+}
 
 /// The client `new` would be once stored, for the rules.
 fn preview(tenant: &TenantId, new: &NewClient) -> Client {

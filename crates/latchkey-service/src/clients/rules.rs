@@ -79,11 +79,11 @@ fn check_authentication(c: &Client) -> ServiceResult<()> {
     Ok(())
 }
 
-fn check_grants(c: &Client) -> ServiceResult<()> {
+fn check_grants(c: &Client, before: Option<&Client>) -> ServiceResult<()> {
     if c.grant_types.is_empty() {
         return Err(invalid("a client needs at least one grant type"));
     }
-    if let Some(twice) = first_repeated(&c.grant_types) {
+    if let Some(twice) = first_repeated(&c.grant_types).filter(|_| changed(before, c, |c| &c.grant_types)) {
         return Err(invalid(format!("grant_types: `{twice}` is listed twice")));
     }
     if c.grant_types.contains(&GrantType::ClientCredentials) && c.kind == ClientKind::Public {
@@ -99,10 +99,22 @@ fn check_grants(c: &Client) -> ServiceResult<()> {
 
 /// Every redirect URI, and every post-logout one, is one this client may register; a
 /// refusal the development switch would lift names it.
-fn check_redirects(c: &Client) -> ServiceResult<()> {
-    for (list, name) in
-        [(&c.redirect_uris, "redirect_uris"), (&c.post_logout_redirect_uris, "post_logout_redirect_uris")]
-    {
+/// One of a client's URI lists, read from a client.
+type UriList = fn(&Client) -> &Vec<latchkey_core::domain::RedirectUri>;
+
+fn check_redirects(c: &Client, before: Option<&Client>) -> ServiceResult<()> {
+    let lists: [(&Vec<_>, &str, UriList); 2] = [
+        (&c.redirect_uris, "redirect_uris", |c| &c.redirect_uris),
+        (&c.post_logout_redirect_uris, "post_logout_redirect_uris", |c| &c.post_logout_redirect_uris),
+    ];
+    for (list, name, field) in lists {
+        if !changed(before, c, field) {
+            // Still judged against the kind and the development switch (which may change).
+            for uri in list.iter() {
+                uri.check_for(c.kind, c.allow_insecure_redirect_uris).map_err(|e| refused_uri(name, e))?;
+            }
+            continue;
+        }
         if list.len() > MAX_REDIRECT_URIS {
             return Err(invalid(format!("{name}: a client registers at most {MAX_REDIRECT_URIS}")));
         }
@@ -165,25 +177,31 @@ impl Clients<'_> {
     /// What depends on the server's configuration or on other records (outbound policy,
     /// signing algorithms, scopes, roles) is checked where it changed, so a client stored
     /// under another configuration can still be changed in other ways.
+    /// Limits added after clients were stored (name, counts, duplicates, lifetimes) are
+    /// judged where they changed too, so such a client can still be changed otherwise.
     pub(super) async fn check(&self, tenant: &TenantId, c: &Client, before: Option<&Client>) -> ServiceResult<()> {
-        check_name(&c.name)?;
+        if changed(before, c, |c| &c.name) {
+            check_name(&c.name)?;
+        }
         check_authentication(c)?;
-        check_grants(c)?;
-        check_redirects(c)?;
+        check_grants(c, before)?;
+        check_redirects(c, before)?;
         c.session_policy.check_against(&c.redirect_uris, c.kind).map_err(|e| invalid(e.to_string()))?;
         if let Some(s) = c.access_token_lifetime
+            && changed(before, c, |c| &c.access_token_lifetime)
             && !(1..=MAX_ACCESS_TOKEN_LIFETIME).contains(&s)
         {
             return Err(invalid(format!("access_token_lifetime: 1 second to {MAX_ACCESS_TOKEN_LIFETIME} seconds")));
         }
         if let Some(s) = c.refresh_reuse_grace
+            && changed(before, c, |c| &c.refresh_reuse_grace)
             && !(0..=MAX_REFRESH_REUSE_GRACE).contains(&s)
         {
             return Err(invalid(format!(
                 "refresh_reuse_grace: 0 to {MAX_REFRESH_REUSE_GRACE} seconds; a longer window is one a thief could use"
             )));
         }
-        if let Some(twice) = first_repeated(&c.allowed_scopes) {
+        if let Some(twice) = first_repeated(&c.allowed_scopes).filter(|_| changed(before, c, |c| &c.allowed_scopes)) {
             return Err(invalid(format!("scopes: `{twice}` is listed twice")));
         }
         check_admin_scopes(&c.allowed_scopes, c.admin_client)?;

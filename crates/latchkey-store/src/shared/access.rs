@@ -251,9 +251,10 @@ macro_rules! impl_access_store {
             async fn update_role(&self, tenant: &TenantId, name: &RoleName, patch: RolePatch, actor: &Actor) -> StoreResult<Role> {
                 let mut tx = self.begin_write().await?;
                 Self::ensure_exists(&mut tx, tenant, AccessEnd::Role(name)).await?;
+                // Every change of a role takes its lock, so one based on a read (If-Match)
+                // is compared and made with no other change between.
+                Self::lock_principal_id(&mut tx, tenant, &format!("role:{name}")).await?;
                 if let Some(tag) = &patch.if_match {
-                    // The check and the change are one: a concurrent change waits or is seen.
-                    Self::lock_principal_id(&mut tx, tenant, &format!("role:{name}")).await?;
                     let current = Self::fetch_roles(&mut tx, tenant, Some(name)).await?.pop();
                     if current.is_none_or(|r| r.etag() != *tag) {
                         return Err(StoreError::Stale(format!("role {name} changed since it was read; read it again")));
@@ -282,6 +283,7 @@ macro_rules! impl_access_store {
 
             async fn delete_role(&self, tenant: &TenantId, name: &RoleName, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                Self::lock_principal_id(&mut tx, tenant, &format!("role:{name}")).await?;
                 let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND name = $2")
                     .bind(tenant.as_str())
                     .bind(name.as_str())

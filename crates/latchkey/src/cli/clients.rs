@@ -203,7 +203,9 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                 grant_types,
                 allowed_scopes: scope_names(&scopes)?,
                 token_endpoint_auth_method: settings.auth_method.unwrap_or_else(|| kind.default_auth_method()),
-                id_token_signed_response_alg: settings.id_token_alg.unwrap_or(SigningAlg::Rs256),
+                id_token_signed_response_alg: settings
+                    .id_token_alg
+                    .unwrap_or_else(|| latchkey_service::clients::default_id_token_alg(&ctx.config)),
                 first_party: settings.first_party.unwrap_or(false),
                 jwks,
                 jwks_uri,
@@ -293,13 +295,16 @@ pub async fn run(ctx: Context, command: ClientCommand) -> Result<(), CliError> {
                     allow_insecure_no_pkce: settings.allow_insecure_no_pkce,
                     allow_legacy_assertion_audience: settings.allow_legacy_assertion_audience,
                     access_token_lifetime: settings.access_token_lifetime.map(seconds),
-                    session_policy: (session != current.session_policy).then_some(session),
-                    access_policy: (access != current.access_policy).then_some(access),
+                    session_policy: (session != current.session_policy).then_some(session.clone()),
+                    access_policy: (access != current.access_policy).then_some(access.clone()),
                     allow_insecure_redirect_uris: settings.opt_ins.insecure_redirects_change(),
                     refresh_reuse_grace: settings.opt_ins.grace_change(),
                     admin_client: settings.admin_client,
-                    // The session and access settings above were merged into what was read.
-                    if_match: Some(current.etag()),
+                    // Session and access settings merged into what was read are stored only if
+                    // the client is still as read; any other change is judged on the client as
+                    // it is when it is made.
+                    if_match: (session != current.session_policy || access != current.access_policy)
+                        .then(|| current.etag()),
                 };
                 Ok::<_, CliError>(f.clients().update(&tenant, &id, patch, &Actor::Cli).await?)
             }
