@@ -203,34 +203,15 @@ impl ClientPatch {
     /// Applies the patch to `c`; the names of the settings it sets.
     pub fn apply_to(self, c: &mut Client) -> Vec<&'static str> {
         let mut changed = Vec::new();
-        // Every field named, so one added to the patch and not here does not compile.
-        let ClientPatch {
-            name,
-            redirect_uris,
-            post_logout_redirect_uris,
-            grant_types,
-            allowed_scopes,
-            token_endpoint_auth_method,
-            id_token_signed_response_alg,
-            first_party,
-            jwks,
-            jwks_uri,
-            allow_insecure_no_pkce,
-            allow_legacy_assertion_audience,
-            access_token_lifetime,
-            session_policy,
-            access_policy,
-            allow_insecure_redirect_uris,
-            refresh_reuse_grace,
-            admin_client,
-            if_match: _,
-        } = self;
-        macro_rules! set {
-            ($($field:ident),*) => {$(
-                if let Some(v) = $field { c.$field = v; changed.push(stringify!($field)); }
-            )*};
+        // The patch is taken apart without `..`: a field added to it and not named here
+        // does not compile.
+        macro_rules! set_each {
+            ($($field:ident),*) => {
+                let ClientPatch { $($field,)* if_match: _ } = self;
+                $(if let Some(v) = $field { c.$field = v; changed.push(stringify!($field)); })*
+            };
         }
-        set!(
+        set_each!(
             name,
             redirect_uris,
             post_logout_redirect_uris,
