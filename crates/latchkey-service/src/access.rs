@@ -103,6 +103,19 @@ impl Access<'_> {
         Ok(created)
     }
 
+    pub async fn set_group_description(
+        &self,
+        tenant: &TenantId,
+        name: &GroupName,
+        description: &str,
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        check_description(description)?;
+        self.0.store().set_group_description(tenant, name, description, actor).await?;
+        self.0.caches.forget_access();
+        Ok(())
+    }
+
     pub async fn delete_group(&self, tenant: &TenantId, name: &GroupName, actor: &Actor) -> ServiceResult<()> {
         let grants_admin = self.group(tenant, name).await?.is_some_and(|g| g.roles.iter().any(admin::is_built_in_role));
         if grants_admin {
@@ -144,18 +157,6 @@ impl Access<'_> {
         admin::Admin::check_admins_kept(&before, &tx.active_admins(tenant).await?, actor)?;
         tx.commit().await?;
         self.0.caches.forget_access();
-        Ok(())
-    }
-
-    /// A client may require only roles that exist (a typo would lock everyone out).
-    pub async fn check_policy(&self, tenant: &TenantId, policy: &ClientAccessPolicy) -> ServiceResult<()> {
-        if let Some(required) = &policy.required_roles {
-            for role in required.roles() {
-                if self.0.store().role(tenant, role).await?.is_none() {
-                    return Err(ServiceError::NotFound(format!("role `{role}`")));
-                }
-            }
-        }
         Ok(())
     }
 
@@ -205,7 +206,7 @@ impl Access<'_> {
     }
 }
 
-fn check_description(d: &str) -> ServiceResult<()> {
+pub(crate) fn check_description(d: &str) -> ServiceResult<()> {
     if d.chars().count() > MAX_DESCRIPTION || d.chars().any(char::is_control) {
         return Err(ServiceError::Invalid(format!(
             "a description is at most {MAX_DESCRIPTION} characters, on one line without control characters"

@@ -22,6 +22,7 @@ pub mod access;
 pub mod access_claims;
 pub mod admin;
 pub mod api_keys;
+pub mod apply;
 pub mod audit;
 pub mod authorization;
 pub mod cache;
@@ -197,6 +198,10 @@ impl Latchkey {
     pub fn access(&self) -> access::Access<'_> {
         access::Access(self)
     }
+    pub fn apply(&self) -> apply::Apply<'_> {
+        apply::Apply(self)
+    }
+
     pub fn scopes(&self) -> scopes::Scopes<'_> {
         scopes::Scopes(self)
     }

@@ -17,24 +17,7 @@ impl Resources<'_> {
     /// Registers an API or changes its name and scopes. The admin API is built in, and admin
     /// scopes are its alone.
     pub async fn put(&self, tenant: &TenantId, server: &ResourceServer, actor: &Actor) -> ServiceResult<()> {
-        if server.identifier == self.0.admin_audience() {
-            return Err(ServiceError::Invalid(format!("`{}` is the built-in admin API", server.identifier)));
-        }
-        if let Some(s) = server.scopes.iter().find(|s| AdminScope::is_admin_name(s)) {
-            return Err(ServiceError::Forbidden(format!("`{s}`: scopes beginning with `admin:` are the admin API's")));
-        }
-        // RFC 8707 §2: an absolute URI without a fragment.
-        let uri = url::Url::parse(&server.identifier)
-            .map_err(|_| ServiceError::Invalid(format!("`{}` is not an absolute URI", server.identifier)))?;
-        if uri.fragment().is_some() {
-            return Err(ServiceError::Invalid("a resource identifier must not have a fragment".into()));
-        }
-        if server.name.trim().is_empty()
-            || server.name.chars().count() > 200
-            || server.name.chars().any(char::is_control)
-        {
-            return Err(ServiceError::Invalid("a resource's name is 1 to 200 characters on one line".into()));
-        }
+        check_shape(server, &self.0.admin_audience())?;
         let defined = self.0.scopes().list(tenant).await?;
         if let Some(missing) = server.scopes.iter().find(|n| !defined.iter().any(|d| d.name.as_str() == n.as_str())) {
             return Err(ServiceError::NotFound(format!("scope `{missing}` (create it with `latchkey scope create`)")));
@@ -104,4 +87,25 @@ impl Resources<'_> {
         }
         Ok(server.identifier.clone())
     }
+}
+
+/// A resource as it may be registered, apart from what it refers to: an absolute URI
+/// without a fragment (RFC 8707 §2), not the admin API, no admin scopes, a readable name.
+pub(crate) fn check_shape(server: &ResourceServer, admin_audience: &str) -> ServiceResult<()> {
+    if server.identifier == admin_audience {
+        return Err(ServiceError::Invalid(format!("`{}` is the built-in admin API", server.identifier)));
+    }
+    if let Some(s) = server.scopes.iter().find(|s| AdminScope::is_admin_name(s)) {
+        return Err(ServiceError::Forbidden(format!("`{s}`: scopes beginning with `admin:` are the admin API's")));
+    }
+    // RFC 8707 §2: an absolute URI without a fragment.
+    let uri = url::Url::parse(&server.identifier)
+        .map_err(|_| ServiceError::Invalid(format!("`{}` is not an absolute URI", server.identifier)))?;
+    if uri.fragment().is_some() {
+        return Err(ServiceError::Invalid("a resource identifier must not have a fragment".into()));
+    }
+    if server.name.trim().is_empty() || server.name.chars().count() > 200 || server.name.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid("a resource's name is 1 to 200 characters on one line".into()));
+    }
+    Ok(())
 }

@@ -20,18 +20,7 @@ impl Scopes<'_> {
         description: &str,
         actor: &Actor,
     ) -> ServiceResult<()> {
-        if AdminScope::is_admin_name(name.as_str()) {
-            return Err(ServiceError::Forbidden(format!(
-                "`{name}`: scopes beginning with `admin:` are the admin API's"
-            )));
-        }
-        // People read it on the consent page.
-        if description.trim().is_empty()
-            || description.chars().count() > 500
-            || description.chars().any(char::is_control)
-        {
-            return Err(ServiceError::Invalid("a scope's description is 1 to 500 characters on one line".into()));
-        }
+        check(name, description)?;
         Ok(self.0.store().put_scope(tenant, name, description, actor).await?)
     }
 
@@ -49,4 +38,16 @@ impl Scopes<'_> {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A custom scope as it may be saved: not an `admin:` name, a description people can read
+/// on the consent page.
+pub(crate) fn check(name: &ScopeName, description: &str) -> ServiceResult<()> {
+    if AdminScope::is_admin_name(name.as_str()) {
+        return Err(ServiceError::Forbidden(format!("`{name}`: scopes beginning with `admin:` are the admin API's")));
+    }
+    if description.trim().is_empty() || description.chars().count() > 500 || description.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid("a scope's description is 1 to 500 characters on one line".into()));
+    }
+    Ok(())
 }

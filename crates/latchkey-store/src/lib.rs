@@ -110,6 +110,14 @@ pub trait AccessStore {
     ) -> StoreResult<Group>;
     async fn group(&self, tenant: &TenantId, name: &GroupName) -> StoreResult<Option<Group>>;
     async fn list_groups(&self, tenant: &TenantId) -> StoreResult<Vec<Group>>;
+    /// Changes a group's description.
+    async fn set_group_description(
+        &self,
+        tenant: &TenantId,
+        name: &GroupName,
+        description: &str,
+        actor: &Actor,
+    ) -> StoreResult<()>;
     /// Deletes a group, its members' membership and its roles' links to it.
     async fn delete_group(&self, tenant: &TenantId, name: &GroupName, actor: &Actor) -> StoreResult<()>;
     /// Adds (`present`) or removes a link. `false` when it was already so (nothing is
@@ -707,6 +715,10 @@ pub trait AdminStore {
     ) -> StoreResult<()>;
     /// Frees a key whose create failed, so it can be tried again.
     async fn release_idempotency_key(&self, tenant: &TenantId, caller: &str, key: &str) -> StoreResult<()>;
+    /// The objects `latchkey apply` created (kind, name), which `--prune` may remove.
+    async fn applied_objects(&self, tenant: &TenantId) -> StoreResult<Vec<(String, String)>>;
+    /// Records (`created`) or forgets an object `apply` created.
+    async fn set_applied(&self, tenant: &TenantId, kind: &str, name: &str, created: bool) -> StoreResult<()>;
 }
 
 #[async_trait]

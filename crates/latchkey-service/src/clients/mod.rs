@@ -10,6 +10,7 @@ use latchkey_core::domain::{ClientId, TenantId};
 use latchkey_core::records::{Actor, Client, ClientPatch, NewClient};
 use latchkey_store::StoreError;
 
+pub(crate) use rules::Pending;
 pub use rules::{MAX_ACCESS_TOKEN_LIFETIME, MAX_NAME, MAX_REDIRECT_URIS, MAX_REFRESH_REUSE_GRACE, check_jwks};
 
 use crate::{Latchkey, ServiceError, ServiceResult, pass_through};
@@ -137,11 +138,24 @@ impl Clients<'_> {
             )));
         }
         let secret = random::token_string::<32>();
-        let hash = secret_hash(&self.0.token_hasher, &secret);
+        let until = self.replace_secret(tenant, id, &secret, grace, actor).await?;
+        Ok((secret, until))
+    }
+
+    /// Makes `secret` the client's; the old one stays valid for `grace`. Returns until when.
+    pub(crate) async fn replace_secret(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+        secret: &str,
+        grace: Duration,
+        actor: &Actor,
+    ) -> ServiceResult<UnixTime> {
+        let hash = secret_hash(&self.0.token_hasher, secret);
         let until = self.0.clock.now().plus(grace);
         self.0.store().rotate_client_secret(tenant, id, &hash, until, actor).await?;
         self.changed(id).await;
-        Ok((secret, until))
+        Ok(until)
     }
 
     /// A change made here is in force on this node at once; other nodes hear of it.
@@ -174,7 +188,7 @@ fn compact(jwks: &str) -> String {
 }
 
 /// The client `new` would be once stored, for the rules.
-fn preview(tenant: &TenantId, new: &NewClient) -> Client {
+pub(crate) fn preview(tenant: &TenantId, new: &NewClient) -> Client {
     let n = new.clone();
     Client {
         tenant: tenant.clone(),

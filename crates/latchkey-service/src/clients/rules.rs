@@ -24,6 +24,14 @@ pub const MAX_REFRESH_REUSE_GRACE: i64 = latchkey_config::MAX_REFRESH_REUSE_GRAC
 const MAX_JWKS_KEYS: usize = 20;
 const MAX_JWKS_BYTES: usize = 32 * 1024;
 
+/// Scopes and roles that count as existing though not stored yet: an `apply` document
+/// creates them before the client that names them.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub scopes: std::collections::BTreeSet<ScopeName>,
+    pub roles: std::collections::BTreeSet<latchkey_core::domain::RoleName>,
+}
+
 fn invalid(message: impl Into<String>) -> ServiceError {
     ServiceError::Invalid(message.into())
 }
@@ -180,6 +188,18 @@ impl Clients<'_> {
     /// Limits added after clients were stored (name, counts, duplicates, lifetimes) are
     /// judged where they changed too, so such a client can still be changed otherwise.
     pub(super) async fn check(&self, tenant: &TenantId, c: &Client, before: Option<&Client>) -> ServiceResult<()> {
+        self.check_with(tenant, c, before, &Pending::default()).await
+    }
+
+    /// [`Self::check`], where the scopes and roles `pending` names count as existing (an
+    /// `apply` document that creates them before the client).
+    pub(crate) async fn check_with(
+        &self,
+        tenant: &TenantId,
+        c: &Client,
+        before: Option<&Client>,
+        pending: &Pending,
+    ) -> ServiceResult<()> {
         if changed(before, c, |c| &c.name) {
             check_name(&c.name)?;
         }
@@ -205,11 +225,17 @@ impl Clients<'_> {
             return Err(invalid(format!("scopes: `{twice}` is listed twice")));
         }
         check_admin_scopes(&c.allowed_scopes, c.admin_client)?;
-        self.check_references(tenant, c, before).await
+        self.check_references(tenant, c, before, pending).await
     }
 
     /// The settings that are judged against configuration and other records.
-    async fn check_references(&self, tenant: &TenantId, c: &Client, before: Option<&Client>) -> ServiceResult<()> {
+    async fn check_references(
+        &self,
+        tenant: &TenantId,
+        c: &Client,
+        before: Option<&Client>,
+        pending: &Pending,
+    ) -> ServiceResult<()> {
         let config = &self.0.config;
         let alg = c.id_token_signed_response_alg;
         if changed(before, c, |c| &c.id_token_signed_response_alg) && !config.keys.algorithms.contains(&alg) {
@@ -233,14 +259,21 @@ impl Clients<'_> {
         }
         if changed(before, c, |c| &c.allowed_scopes) {
             let defined = self.0.scopes().list(tenant).await?;
-            if let Some(unknown) = c.allowed_scopes.iter().find(|s| !defined.iter().any(|d| &d.name == *s)) {
+            let exists = |s: &ScopeName| pending.scopes.contains(s) || defined.iter().any(|d| &d.name == s);
+            if let Some(unknown) = c.allowed_scopes.iter().find(|s| !exists(s)) {
                 return Err(invalid(format!(
                     "scope `{unknown}` does not exist; create it first (`latchkey scope create {unknown} --description ...`)"
                 )));
             }
         }
-        if changed(before, c, |c| &c.access_policy) {
-            self.0.access().check_policy(tenant, &c.access_policy).await?;
+        if let Some(required) =
+            c.access_policy.required_roles.as_ref().filter(|_| changed(before, c, |c| &c.access_policy))
+        {
+            for role in required.roles().iter().filter(|r| !pending.roles.contains(*r)) {
+                if self.0.access().role(tenant, role).await?.is_none() {
+                    return Err(ServiceError::NotFound(format!("role `{role}`")));
+                }
+            }
         }
         Ok(())
     }

@@ -325,6 +325,23 @@ macro_rules! impl_access_store {
                 Self::fetch_groups(&mut conn, tenant, None).await
             }
 
+            async fn set_group_description(&self, tenant: &TenantId, name: &GroupName, description: &str, actor: &Actor) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("UPDATE user_groups SET description = $3 WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant.as_str())
+                    .bind(name.as_str())
+                    .bind(description)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("group `{name}`")));
+                }
+                audit!(self, tx, tenant, actor, "group.changed", name.as_str(), serde_json::json!({"description": description}));
+                Self::notify(&mut tx, &Self::access_change(tenant)).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn delete_group(&self, tenant: &TenantId, name: &GroupName, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM user_groups WHERE tenant_id = $1 AND name = $2")

@@ -152,6 +152,33 @@ macro_rules! impl_admin_store {
                 Ok(())
             }
 
+            async fn applied_objects(&self, tenant: &TenantId) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as("SELECT kind, name FROM applied_objects WHERE tenant_id = $1 ORDER BY kind, name")
+                    .bind(tenant.as_str())
+                    .fetch_all(self.pool())
+                    .await?)
+            }
+
+            async fn set_applied(&self, tenant: &TenantId, kind: &str, name: &str, created: bool) -> StoreResult<()> {
+                let query = if created {
+                    sqlx::query(
+                        "INSERT INTO applied_objects (tenant_id, kind, name, created_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (tenant_id, kind, name) DO NOTHING",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(kind)
+                    .bind(name)
+                    .bind(self.now())
+                } else {
+                    sqlx::query("DELETE FROM applied_objects WHERE tenant_id = $1 AND kind = $2 AND name = $3")
+                        .bind(tenant.as_str())
+                        .bind(kind)
+                        .bind(name)
+                };
+                query.execute(self.pool()).await?;
+                Ok(())
+            }
+
             async fn release_idempotency_key(&self, tenant: &TenantId, caller: &str, key: &str) -> StoreResult<()> {
                 sqlx::query("DELETE FROM admin_idempotency WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3 AND status IS NULL")
                     .bind(tenant.as_str())

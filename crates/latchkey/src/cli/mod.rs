@@ -2,6 +2,7 @@
 //! server runs (it talks to the same database; servers pick changes up by themselves).
 
 mod api_keys;
+mod apply;
 mod client_access;
 mod client_opt_ins;
 mod client_sessions;
@@ -95,6 +96,8 @@ enum Command {
     /// Email through the [mail] relay.
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// Make scopes, resources, roles, groups, clients and listed users match a TOML or JSON file.
+    Apply(apply::ApplyArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +196,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(c) => users::run(ctx, c).await,
         Command::Client(c) => clients::run(ctx, *c).await,
         Command::Scope(c) => scopes::run(ctx, c).await,
+        Command::Apply(a) => apply::run(ctx, a).await,
         Command::Role(c) => roles::run(ctx, c).await,
         Command::Group(c) => groups::run(ctx, c).await,
         Command::Resource(c) => resources::run(ctx, c).await,

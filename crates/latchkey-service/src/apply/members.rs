@@ -1,0 +1,259 @@
+//! Planning groups, users and their links, and what `prune` removes. Built-in admin roles
+//! are never granted, nor taken away, by a document: `latchkey user grant` does that.
+
+use std::collections::BTreeSet;
+
+use latchkey_core::domain::{DisplayName, RoleName, SubjectId, Username};
+use latchkey_core::records::{NewUser, UserPatch};
+
+use super::document::Document;
+use super::plan::{At, Link, Plan, Planner, Work};
+use super::{Action, FieldChange, ObjectKind};
+use crate::{ServiceResult, access, admin};
+
+fn names<T: ToString>(items: impl IntoIterator<Item = T>) -> BTreeSet<String> {
+    items.into_iter().map(|i| i.to_string()).collect()
+}
+
+fn change(field: &str, before: &BTreeSet<String>, after: &BTreeSet<String>) -> FieldChange {
+    FieldChange {
+        field: field.to_owned(),
+        before: serde_json::to_value(before).unwrap_or_default(),
+        after: serde_json::to_value(after).unwrap_or_default(),
+    }
+}
+
+impl Planner<'_> {
+    /// The username of each member, by subject id.
+    async fn usernames(&self, subs: &[SubjectId]) -> ServiceResult<BTreeSet<Username>> {
+        let mut out = BTreeSet::new();
+        for sub in subs {
+            if let Some(u) = self.services.users().by_sub(self.tenant, sub).await? {
+                out.insert(u.username);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn user_known(&self, doc: &Document, username: &Username) -> ServiceResult<bool> {
+        Ok(doc.users.iter().any(|u| u.username == username.as_str())
+            || self.user_by_username(username).await?.is_some())
+    }
+
+    pub(super) async fn plan_groups(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {
+        for (i, e) in doc.groups.iter().enumerate() {
+            let at = At::new("groups", i, e.name.as_str());
+            access::check_description(&e.description).map_err(|err| at.error(err))?;
+            if let Some(roles) = &e.roles {
+                self.check_role_grantable(doc, &at.field("roles"), roles)?;
+            }
+            let mut members = Vec::new();
+            for raw in e.members.iter().flatten() {
+                let username = Self::parse_username(&at.field("members"), raw)?;
+                if !self.user_known(doc, &username).await? {
+                    return Err(at.field("members").refuse(format!("user `{username}` does not exist")));
+                }
+                if members.contains(&username) {
+                    return Err(at.field("members").refuse(format!("`{username}` is listed twice")));
+                }
+                members.push(username);
+            }
+            let current = self.groups.iter().find(|g| g.name == e.name);
+            let mut changes = Vec::new();
+            match current {
+                None => {
+                    plan.groups.push(Work::CreateGroup(e.name.clone(), e.description.clone()));
+                    plan.groups.push(Work::Record(ObjectKind::Group, e.name.to_string(), true));
+                }
+                Some(g) if g.description != e.description => {
+                    changes.push(FieldChange {
+                        field: "description".into(),
+                        before: g.description.clone().into(),
+                        after: e.description.clone().into(),
+                    });
+                    plan.groups.push(Work::SetGroupDescription(e.name.clone(), e.description.clone()));
+                }
+                Some(_) => {}
+            }
+            if let Some(roles) = &e.roles {
+                // Built-in admin roles a group confers stay: they are not the document's.
+                let held: Vec<RoleName> = current
+                    .map(|g| g.roles.iter().filter(|r| !admin::is_built_in_role(r)).cloned().collect())
+                    .unwrap_or_default();
+                let group = || e.name.clone();
+                for role in roles.iter().filter(|r| !held.contains(r)) {
+                    plan.links.push(Work::Link(Link::GroupRole { group: group(), role: role.clone() }));
+                }
+                for role in held.iter().filter(|r| !roles.contains(r)) {
+                    plan.links.push(Work::Unlink(Link::GroupRole { group: group(), role: role.clone() }));
+                }
+                if current.is_some() && names(&held) != names(roles) {
+                    changes.push(change("roles", &names(&held), &names(roles)));
+                }
+            }
+            if e.members.is_some() {
+                let held = match current {
+                    Some(g) => self.usernames(&g.members).await?,
+                    None => BTreeSet::new(),
+                };
+                for username in members.iter().filter(|u| !held.contains(*u)) {
+                    plan.links
+                        .push(Work::Link(Link::GroupMember { group: e.name.clone(), username: username.clone() }));
+                }
+                for username in held.iter().filter(|u| !members.contains(u)) {
+                    plan.links
+                        .push(Work::Unlink(Link::GroupMember { group: e.name.clone(), username: username.clone() }));
+                }
+                if current.is_some() && names(&held) != names(&members) {
+                    changes.push(change("members", &names(&held), &names(&members)));
+                }
+            }
+            let action = match (current, changes.is_empty()) {
+                (None, _) => Action::Create,
+                (Some(_), true) => Action::Unchanged,
+                (Some(_), false) => Action::Update { changes },
+            };
+            plan.step(ObjectKind::Group, e.name.as_str(), action);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn plan_users(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {
+        let mut emails = BTreeSet::new();
+        for (i, e) in doc.users.iter().enumerate() {
+            let at = At::new("users", i, &e.username);
+            let username = Self::parse_username(&at.field("username"), &e.username)?;
+            let email = e.email.as_deref().map(|raw| Self::parse_email(&at.field("email"), raw)).transpose()?;
+            let name = match &e.name {
+                Some(raw) => Some(DisplayName::parse(raw).map_err(|err| at.field("name").refuse(err))?),
+                None => None,
+            };
+            if let Some(roles) = &e.roles {
+                self.check_role_grantable(doc, &at.field("roles"), roles)?;
+            }
+            let current = self.user_by_username(&username).await?;
+            if let Some(address) = &email {
+                if !emails.insert(address.as_str().to_owned()) {
+                    return Err(at.field("email").refuse(format!("`{address}` is another listed user's too")));
+                }
+                let owner = self.services.users().by_email(self.tenant, address).await?;
+                if owner.is_some_and(|o| o.username != username) {
+                    return Err(at.field("email").refuse(format!("`{address}` is another user's")));
+                }
+            }
+            let Some(current) = current else {
+                plan.step(ObjectKind::User, username.as_str(), Action::Create);
+                plan.users.push(Work::CreateUser(Box::new(NewUser {
+                    sub: SubjectId::generate(),
+                    username: username.clone(),
+                    email,
+                    email_verified: e.email_verified.unwrap_or(false),
+                    name,
+                    profile: Default::default(),
+                    password_hash: None,
+                    service_account: e.service_account,
+                })));
+                plan.users.push(Work::Record(ObjectKind::User, username.to_string(), true));
+                for role in e.roles.iter().flatten() {
+                    plan.links.push(Work::Link(Link::UserRole { username: username.clone(), role: role.clone() }));
+                }
+                continue;
+            };
+            if current.service_account != e.service_account {
+                return Err(at.field("service_account").refuse("fixed once the user exists"));
+            }
+            let mut changes = Vec::new();
+            let mut patch = UserPatch { if_match: Some(current.etag()), ..UserPatch::default() };
+            if email.is_some() && email != current.email {
+                changes.push(FieldChange {
+                    field: "email".into(),
+                    before: shown(&current.email),
+                    after: shown(&email),
+                });
+                patch.email = Some(email);
+            }
+            if let Some(verified) = e.email_verified.filter(|v| *v != current.email_verified) {
+                changes.push(FieldChange {
+                    field: "email_verified".into(),
+                    before: current.email_verified.into(),
+                    after: verified.into(),
+                });
+                patch.email_verified = Some(verified);
+            }
+            if name.is_some() && name != current.name {
+                changes.push(FieldChange { field: "name".into(), before: shown(&current.name), after: shown(&name) });
+                patch.name = Some(name);
+            }
+            if !changes.is_empty() {
+                plan.users.push(Work::UpdateUser(username.clone(), patch));
+            }
+            if let Some(roles) = &e.roles {
+                let held: Vec<RoleName> = self
+                    .services
+                    .access()
+                    .user_access(self.tenant, &current.sub)
+                    .await?
+                    .roles
+                    .into_iter()
+                    .filter(|r| r.direct && !admin::is_built_in_role(&r.name))
+                    .map(|r| r.name)
+                    .collect();
+                for role in roles.iter().filter(|r| !held.contains(r)) {
+                    plan.links.push(Work::Link(Link::UserRole { username: username.clone(), role: role.clone() }));
+                }
+                for role in held.iter().filter(|r| !roles.contains(r)) {
+                    plan.links.push(Work::Unlink(Link::UserRole { username: username.clone(), role: role.clone() }));
+                }
+                if names(&held) != names(roles) {
+                    changes.push(change("roles", &names(&held), &names(roles)));
+                }
+            }
+            let action = if changes.is_empty() { Action::Unchanged } else { Action::Update { changes } };
+            plan.step(ObjectKind::User, username.as_str(), action);
+        }
+        Ok(())
+    }
+
+    /// What `apply` created that the document no longer lists, newest kinds first (users
+    /// before the groups they are in, clients before their roles).
+    pub(super) async fn plan_prune(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {
+        let listed = |kind: ObjectKind, name: &str| match kind {
+            ObjectKind::Scope => doc.scopes.iter().any(|s| s.name.as_str() == name),
+            ObjectKind::Role => doc.roles.iter().any(|r| r.name.as_str() == name),
+            ObjectKind::Client => doc.clients.iter().any(|c| c.client_id == name),
+            ObjectKind::Resource => doc.resources.iter().any(|r| r.identifier == name),
+            ObjectKind::Group => doc.groups.iter().any(|g| g.name.as_str() == name),
+            ObjectKind::User => doc.users.iter().any(|u| u.username == name),
+        };
+        let mut gone: Vec<&(ObjectKind, String)> = self.applied.iter().filter(|(k, n)| !listed(*k, n)).collect();
+        gone.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (kind, name) in gone {
+            if self.exists(*kind, name).await? {
+                plan.step(*kind, name.clone(), Action::Delete);
+                plan.prune.push(Work::Delete(*kind, name.clone()));
+            } else {
+                plan.prune.push(Work::Record(*kind, name.clone(), false));
+            }
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, kind: ObjectKind, name: &str) -> ServiceResult<bool> {
+        Ok(match kind {
+            ObjectKind::Scope => self.scopes.iter().any(|s| s.name.as_str() == name && !s.built_in),
+            ObjectKind::Role => self.roles.iter().any(|r| r.name.as_str() == name),
+            ObjectKind::Client => self.clients.iter().any(|c| c.client_id.as_str() == name),
+            ObjectKind::Resource => self.resources.iter().any(|r| r.identifier == name),
+            ObjectKind::Group => self.groups.iter().any(|g| g.name.as_str() == name),
+            ObjectKind::User => match Username::parse(name) {
+                Ok(u) => self.user_by_username(&u).await?.is_some(),
+                Err(_) => false,
+            },
+        })
+    }
+}
+
+/// A value shown in a plan (an absent one as `null`).
+fn shown<T: serde::Serialize>(value: &Option<T>) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
