@@ -4,6 +4,7 @@
 //! errors are RFC 9457 problems ([`problem`]). The OpenAPI 3.1 document is generated from
 //! these handlers and served at `/admin/api/v1/openapi.json`.
 
+mod apply;
 mod audit;
 mod auth;
 mod catalog;
@@ -51,6 +52,7 @@ Errors are `application/problem+json` (RFC 9457).",
         (name = "catalog", description = "Scopes, API resources and sign-up invitations"),
         (name = "signing-keys", description = "The keys Latchkey signs tokens with"),
         (name = "audit", description = "The audit log"),
+        (name = "apply", description = "Declarative configuration: make the server match a document"),
     )
 )]
 struct ApiDoc;
@@ -97,6 +99,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(catalog::invitations, catalog::create_invitation))
         .routes(routes!(catalog::revoke_invitation))
         .routes(routes!(audit::events))
+        .routes(routes!(apply::apply))
         .split_for_parts();
     api.servers = Some(vec![utoipa::openapi::Server::new(base(state))]);
     let scopes: Vec<String> = AdminScope::ALL.iter().map(|s| format!("`{s}`: {}", s.description())).collect();

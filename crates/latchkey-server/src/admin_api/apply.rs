@@ -1,0 +1,154 @@
+//! `POST /apply`: the document `latchkey apply` takes, as JSON, for automation. It takes no
+//! secret references (the server never reads its own files or environment for a caller);
+//! secrets made for new clients are in the answer, once.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_service::ServiceError;
+use latchkey_service::apply::{Document, Format, Options, Summary};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::problem::{Kind, Problem, ProblemBody};
+use super::request::{no_store, query};
+use crate::state::AppState;
+
+/// The largest document the API reads.
+pub const MAX_DOCUMENT_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ApplyQuery {
+    /// Plan only: answer what would change, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also remove what `apply` created earlier and the document no longer lists.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// One object of the run and what it does to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepView {
+    #[schema(value_type = String, pattern = "^(scope|role|client|resource|group|user)$")]
+    pub kind: String,
+    pub name: String,
+    #[schema(value_type = String, pattern = "^(create|update|unchanged|delete)$")]
+    pub action: String,
+    /// For `update`: each setting before and after (secrets never shown).
+    pub changes: Option<Vec<ChangeView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeView {
+    pub field: String,
+    /// Any JSON value (`null` where there was none).
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// What the run did (or, with `dry_run`, would do).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplyResult {
+    /// Whether anything changed (or would).
+    pub changed: bool,
+    pub steps: Vec<StepView>,
+    /// Secrets made for new clients: shown only in this answer.
+    pub secrets: Vec<SecretView>,
+}
+
+impl From<Summary> for ApplyResult {
+    fn from(s: Summary) -> Self {
+        let changed = s.changes_anything();
+        let steps = s
+            .steps
+            .into_iter()
+            .map(|step| {
+                let (action, changes) = match step.action {
+                    latchkey_service::apply::Action::Create => ("create", None),
+                    latchkey_service::apply::Action::Unchanged => ("unchanged", None),
+                    latchkey_service::apply::Action::Delete => ("delete", None),
+                    latchkey_service::apply::Action::Update { changes } => (
+                        "update",
+                        Some(
+                            changes
+                                .into_iter()
+                                .map(|c| ChangeView { field: c.field, before: c.before, after: c.after })
+                                .collect(),
+                        ),
+                    ),
+                };
+                StepView { kind: step.kind.as_str().to_owned(), name: step.name, action: action.to_owned(), changes }
+            })
+            .collect();
+        let secrets = s
+            .secrets
+            .into_iter()
+            .map(|n| SecretView { client_id: n.client_id.to_string(), client_secret: n.client_secret })
+            .collect();
+        ApplyResult { changed, steps, secrets }
+    }
+}
+
+#[utoipa::path(post, path = "/apply", tag = "apply", params(ApplyQuery),
+    request_body(content = Object, content_type = "application/json",
+        description = "The document `latchkey apply` takes (see docs/admin-api.md): `scopes`, `resources`, `roles`, `groups`, `clients`, `users`; no `secret` references."),
+    description = "Makes scopes, API resources, roles, groups, clients and listed users match the document. The whole document is checked before the first change; a second run changes nothing. Needs every admin right.",
+    responses((status = 200, body = ApplyResult),
+        (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let options: ApplyQuery = query(&uri)?;
+    let doc = document(&headers, &body)?;
+    let summary = state
+        .services
+        .apply()
+        .run_as_admin(
+            &state.services.request_tenant(),
+            &doc,
+            Options { dry_run: options.dry_run, prune: options.prune },
+            &caller.0,
+        )
+        .await?;
+    Ok(no_store(axum::Json(ApplyResult::from(summary)).into_response()))
+}
+
+/// The body as a document: JSON, at most [`MAX_DOCUMENT_BODY`]; what cannot be read is a
+/// malformed request (400), naming where.
+fn document(headers: &HeaderMap, body: &Bytes) -> Result<Document, Problem> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(Problem::new(Kind::InvalidRequest, "send the document as application/json"));
+    }
+    if body.len() > MAX_DOCUMENT_BODY {
+        return Err(Problem::new(Kind::InvalidRequest, format!("the document is larger than {MAX_DOCUMENT_BODY} bytes")));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::new(Kind::InvalidRequest, "the document must be a JSON object"));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| Problem::new(Kind::InvalidRequest, "the document is not UTF-8"))?;
+    Document::parse(text, Format::Json).map_err(|e| match e {
+        ServiceError::Invalid(m) => Problem::new(Kind::InvalidRequest, format!("the document is not valid: {m}")),
+        other => other.into(),
+    })
+}
