@@ -230,6 +230,9 @@ async fn only_a_service_accounts_key_calls_the_admin_api() {
     }
 }
 
+/// Operations that need every admin right (`apply` can change every kind of object).
+const NEEDS_EVERY_RIGHT: [(&str, &str); 1] = [("POST", "/apply?dry_run=true")];
+
 /// Each operation, the one right it needs, and a request for it (in an order that leaves
 /// each one something to act on).
 fn operations(sub: &str) -> Vec<(AdminScope, &'static str, String, Option<Value>)> {
@@ -326,7 +329,10 @@ async fn each_operation_needs_its_right_and_nothing_else_lets_it_through() {
                     let (t, c): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), concrete.split('/').collect());
                     t.len() == c.len() && t.iter().zip(&c).all(|(t, c)| t.starts_with('{') || t == c)
                 };
-                let tested = all.iter().any(|(_, m, p, _)| *m == method && matches(p.split('?').next().unwrap_or("")));
+                let tested = all.iter().any(|(_, m, p, _)| *m == method && matches(p.split('?').next().unwrap_or("")))
+                    || NEEDS_EVERY_RIGHT
+                        .iter()
+                        .any(|(m, p)| *m == method && matches(p.split('?').next().unwrap_or("")));
                 assert!(tested, "{b}: {method} {template} is not in the matrix");
             }
         }
@@ -341,6 +347,19 @@ async fn each_operation_needs_its_right_and_nothing_else_lets_it_through() {
             // If-Match), it is not about the caller's rights, and never a failure.
             let let_in = !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
             assert!(let_in && status.as_u16() < 500, "{b}: {method} {path} with {needed}: {status} {answer}");
+        }
+        // What can change every kind of object needs every right: lacking any one is 403.
+        for (method, path) in NEEDS_EVERY_RIGHT {
+            for missing in AdminScope::ALL {
+                let others: Vec<&str> = AdminScope::ALL.iter().filter(|s| **s != missing).map(|s| s.as_str()).collect();
+                let without = machine_token(&server, "ops", &others.join(" ")).await;
+                let (status, problem) = call(&server, &without, method, path, Some(json!({}))).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{b}: {method} {path} without {missing}: {problem}");
+            }
+            let every: Vec<&str> = AdminScope::ALL.iter().map(|s| s.as_str()).collect();
+            let with = machine_token(&server, "ops", &every.join(" ")).await;
+            let (status, answer) = call(&server, &with, method, path, Some(json!({}))).await;
+            assert_eq!(status, StatusCode::OK, "{b}: {method} {path} with every right: {answer}");
         }
         // No credential at all, and a malformed header.
         let anonymous = ok(server.http.get(server.url("/admin/api/v1/server")).send().await, "call");

@@ -386,3 +386,91 @@ async fn defaults_follow_the_server_and_limits_added_later_bind_only_what_change
         assert_eq!(status, StatusCode::OK, "{b}: back to the server's lifetime");
     }
 }
+
+#[tokio::test]
+async fn apply_makes_the_server_match_a_document_once_and_refuses_what_it_must() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        let token = ready(&server, &support::admin::ADMIN_SCOPES.join(" ")).await;
+        let doc = json!({
+            "scopes": [{"name": "orders:read", "description": "Read your orders"}],
+            "roles": [{"name": "shop-admin", "application": "shop"}],
+            "clients": [{
+                "client_id": "shop", "name": "Shop",
+                "redirect_uris": ["https://shop.example/cb"],
+                "scopes": ["openid", "orders:read"],
+                "access": {"required_roles": {"roles": ["shop-admin"]}}
+            }],
+            "groups": [{"name": "staff", "roles": ["shop-admin"]}]
+        });
+        let (status, planned) = call(&server, &token, "POST", "/apply?dry_run=true", Some(doc.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {planned}");
+        assert_eq!(planned["changed"], true, "{b}");
+        assert_eq!(planned["steps"].as_array().map(Vec::len), Some(4), "{b}: {planned}");
+        assert_eq!(planned["secrets"], json!([]), "{b}");
+        assert_eq!(call(&server, &token, "GET", "/clients/shop", None).await.0, StatusCode::NOT_FOUND, "{b}: dry run");
+
+        let (status, done) = call(&server, &token, "POST", "/apply", Some(doc.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {done}");
+        let secret = done["secrets"][0]["client_secret"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(done["secrets"][0]["client_id"], "shop", "{b}: {done}");
+        let (status, shop) = call(&server, &token, "GET", "/clients/shop", None).await;
+        assert_eq!(
+            (status, shop["access"]["required_roles"]["roles"].clone()),
+            (StatusCode::OK, json!(["shop-admin"])),
+            "{b}"
+        );
+        // The secret in the answer is the shop's.
+        let form =
+            [("grant_type", "authorization_code"), ("code", "none"), ("redirect_uri", "https://shop.example/cb")];
+        let response = ok(
+            server.http.post(server.url("/token")).basic_auth("shop", Some(&secret)).form(&form).send().await,
+            "token",
+        );
+        let answer: Value = response.json().await.unwrap_or_default();
+        assert_eq!(
+            answer["error"], "invalid_grant",
+            "{b}: the client authenticated, the code is what is wrong: {answer}"
+        );
+
+        let (status, again) = call(&server, &token, "POST", "/apply", Some(doc.clone())).await;
+        assert_eq!(
+            (status, again["changed"].clone(), again["secrets"].clone()),
+            (StatusCode::OK, json!(false), json!([])),
+            "{b}: {again}"
+        );
+
+        // A secret reference is for the CLI; a malformed document is 400; a broken rule 422.
+        let mut with_reference = doc.clone();
+        with_reference["clients"][0]["secret"] = json!("env:HOME");
+        let (status, problem) = call(&server, &token, "POST", "/apply", Some(with_reference)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}: {problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("clients[0].secret"), "{b}: {problem}");
+        let (status, problem) = call(&server, &token, "POST", "/apply", Some(json!({"clients": [{"bogus": 1}]}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{b}: {problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("clients[0]"), "{b}: {problem}");
+        let dangling = json!({"scopes": [{"name": "kept:out", "description": "K"}], "groups": [{"name": "g", "roles": ["ghost"]}]});
+        let (status, problem) = call(&server, &token, "POST", "/apply", Some(dangling)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}: {problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("groups[0] (g).roles"), "{b}: {problem}");
+        let plain_http = json!({"resources": [{"identifier": "http://api.example", "name": "A"}]});
+        let (status, problem) = call(&server, &token, "POST", "/apply", Some(plain_http)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{b}: as PUT /resources: {problem}");
+        let (_, scopes) = call(&server, &token, "GET", "/scopes", None).await;
+        assert!(!scopes.to_string().contains("kept:out"), "{b}: nothing of a refused document is stored");
+
+        // The client the call comes with is never changed through apply.
+        let own = json!({"clients": [{"client_id": "ops", "name": "Ops", "grant_types": ["client_credentials"], "scopes": []}]});
+        let (status, problem) = call(&server, &token, "POST", "/apply", Some(own)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}: {problem}");
+        let (_, ops) = call(&server, &token, "GET", "/clients/ops", None).await;
+        assert_eq!(ops["admin_client"], true, "{b}: {ops}");
+
+        // Pruning removes what apply made.
+        let (status, pruned) = call(&server, &token, "POST", "/apply?prune=true", Some(json!({}))).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {pruned}");
+        assert_eq!(call(&server, &token, "GET", "/clients/shop", None).await.0, StatusCode::NOT_FOUND, "{b}");
+        assert_eq!(call(&server, &token, "GET", "/clients/ops", None).await.0, StatusCode::OK, "{b}");
+    }
+}

@@ -124,7 +124,11 @@ async fn a_document_is_applied_once_and_a_second_run_changes_nothing() {
         assert_eq!(done.secrets.len(), 1, "{b}: {:?}", done.secrets);
         assert_eq!(done.secrets[0].client_id, id("shop"), "{b}");
         let shop = ok(s.clients().get(&tenant(), &id("shop")).await, "shop").unwrap_or_else(|| panic!("{b}: shop"));
-        assert_eq!(shop.secret_hash, Some(clients::secret_hash(&s.token_hasher, &done.secrets[0].client_secret)), "{b}");
+        assert_eq!(
+            shop.secret_hash,
+            Some(clients::secret_hash(&s.token_hasher, &done.secrets[0].client_secret)),
+            "{b}"
+        );
         let required: BTreeSet<String> = shop
             .access_policy
             .required_roles
@@ -137,13 +141,19 @@ async fn a_document_is_applied_once_and_a_second_run_changes_nothing() {
         let role = ok(s.access().role(&tenant(), &ok(RoleName::parse("shop-admin"), "role")).await, "role");
         assert_eq!(role.and_then(|r| r.application), Some(id("shop")), "{b}");
         let resources = ok(s.resources().list(&tenant()).await, "resources");
-        assert!(resources.iter().any(|r| r.identifier == "https://api.example/orders" && r.client_id == Some(id("batch"))), "{b}");
+        assert!(
+            resources.iter().any(|r| r.identifier == "https://api.example/orders" && r.client_id == Some(id("batch"))),
+            "{b}"
+        );
         let ada = ok(s.users().by_username(&tenant(), &ok(Username::parse("ada"), "name")).await, "ada");
         let ada = ada.unwrap_or_else(|| panic!("{b}: ada"));
         assert_eq!(ada.email.as_ref().map(ToString::to_string).as_deref(), Some("ada@example.com"), "{b}");
         assert!(!ada.has_password, "{b}: a user from a document has no password");
-        let held: BTreeSet<String> =
-            ok(s.access().user_access(&tenant(), &ada.sub).await, "access").roles.iter().map(|r| r.name.to_string()).collect();
+        let held: BTreeSet<String> = ok(s.access().user_access(&tenant(), &ada.sub).await, "access")
+            .roles
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect();
         assert_eq!(held, BTreeSet::from(["editor".to_owned(), "shop-admin".to_owned()]), "{b}: direct and via staff");
 
         let again = ok(run(&s, &doc, Options::default()).await, "second run");
@@ -175,7 +185,11 @@ async fn one_changed_setting_is_the_only_change() {
 
         ok(run(&s, &changed, Options::default()).await, "apply the change");
         let after = ok(s.clients().get(&tenant(), &id("shop")).await, "shop").unwrap_or_else(|| panic!("{b}"));
-        assert_eq!(after.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(), ["https://shop.example/callback"], "{b}");
+        assert_eq!(
+            after.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+            ["https://shop.example/callback"],
+            "{b}"
+        );
         assert_eq!(after.secret_hash, before.secret_hash, "{b}: a generated secret is kept");
         assert_eq!(after.access_policy, before.access_policy, "{b}");
 
@@ -236,7 +250,8 @@ async fn prune_removes_only_what_apply_created() {
         ok(run(&s, &empty, Options { dry_run: false, prune: true }).await, "prune");
         assert!(ok(s.clients().list(&tenant()).await, "clients").is_empty(), "{b}");
         assert!(ok(s.access().group(&tenant(), &ok(GroupName::parse("staff"), "g")).await, "group").is_none(), "{b}");
-        let roles: Vec<String> = ok(s.access().roles(&tenant()).await, "roles").iter().map(|r| r.name.to_string()).collect();
+        let roles: Vec<String> =
+            ok(s.access().roles(&tenant()).await, "roles").iter().map(|r| r.name.to_string()).collect();
         assert!(roles.contains(&"auditor".to_owned()) && !roles.contains(&"editor".to_owned()), "{b}: {roles:?}");
         let scopes = ok(s.scopes().list(&tenant()).await, "scopes");
         assert!(!scopes.iter().any(|sc| sc.name.as_str() == "orders:read"), "{b}");
@@ -251,14 +266,26 @@ async fn prune_removes_only_what_apply_created() {
 const BAD: &[(&str, &str)] = &[
     ("[[clients]]\nclient_id = \"x\"\nname = \"X\"\nbogus = 1\n", "clients[0].bogus"),
     ("[[scopes]]\nname = \"a b\"\ndescription = \"A\"\n", "scopes[1].name"),
-    ("[[clients]]\nclient_id = \"x\"\nname = \"X\"\nredirect_uris = [\"https://x.example/cb\"]\nscopes = [\"nope\"]\n", "clients[0] (x)"),
-    ("[[clients]]\nclient_id = \"x\"\nname = \"X\"\nkind = \"public\"\ngrant_types = [\"client_credentials\"]\n", "clients[0] (x)"),
+    (
+        "[[clients]]\nclient_id = \"x\"\nname = \"X\"\nredirect_uris = [\"https://x.example/cb\"]\nscopes = [\"nope\"]\n",
+        "clients[0] (x)",
+    ),
+    (
+        "[[clients]]\nclient_id = \"x\"\nname = \"X\"\nkind = \"public\"\ngrant_types = [\"client_credentials\"]\n",
+        "clients[0] (x)",
+    ),
     ("[[groups]]\nname = \"g\"\nroles = [\"missing\"]\n", "groups[0] (g).roles"),
     ("[[groups]]\nname = \"g\"\nmembers = [\"nobody\"]\n", "groups[0] (g).members"),
     ("[[roles]]\nname = \"r\"\napplication = \"ghost\"\n", "roles[0] (r).application"),
     ("[[users]]\nusername = \"bob\"\nroles = [\"latchkey-admin\"]\n", "users[0] (bob).roles"),
-    ("[[resources]]\nidentifier = \"https://api.example\"\nname = \"A\"\nscopes = [\"nope\"]\n", "resources[0] (https://api.example).scopes"),
-    ("[[clients]]\nclient_id = \"x\"\nname = \"X\"\nredirect_uris = [\"https://x.example/cb\"]\n[[clients]]\nclient_id = \"x\"\nname = \"Y\"\n", "clients: `x` is listed twice"),
+    (
+        "[[resources]]\nidentifier = \"https://api.example\"\nname = \"A\"\nscopes = [\"nope\"]\n",
+        "resources[0] (https://api.example).scopes",
+    ),
+    (
+        "[[clients]]\nclient_id = \"x\"\nname = \"X\"\nredirect_uris = [\"https://x.example/cb\"]\n[[clients]]\nclient_id = \"x\"\nname = \"Y\"\n",
+        "clients: `x` is listed twice",
+    ),
     ("[[clients]]\nclient_id = \"x\"\nname = \"X\"\nsecret = \"s3cr3t-in-clear\"\n", "clients[0].secret"),
 ];
 
@@ -307,7 +334,10 @@ async fn an_admin_api_caller_needs_every_right_and_gives_no_secret_reference() {
         let full = caller(&AdminScope::ALL);
         let with_reference = ok(Document::parse(SHOP, Format::Toml), "doc");
         let refused = s.apply().run_as_admin(&tenant(), &with_reference, Options::default(), &full).await;
-        assert!(matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("clients[1].secret")), "{b}: {refused:?}");
+        assert!(
+            matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("clients[1].secret")),
+            "{b}: {refused:?}"
+        );
         assert!(ok(s.clients().list(&tenant()).await, "clients").is_empty(), "{b}");
 
         let done = ok(s.apply().run_as_admin(&tenant(), &plain, Options::default(), &full).await, "apply");
@@ -316,7 +346,8 @@ async fn an_admin_api_caller_needs_every_right_and_gives_no_secret_reference() {
         let renamed = ok(Document::parse(&plain_text_renamed(), Format::Toml), "doc");
         let refused = s.apply().run_as_admin(&tenant(), &renamed, Options::default(), &full).await;
         assert!(matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("`shop`")), "{b}: {refused:?}");
-        let refused = s.apply().run_as_admin(&tenant(), &document(""), Options { dry_run: false, prune: true }, &full).await;
+        let refused =
+            s.apply().run_as_admin(&tenant(), &document(""), Options { dry_run: false, prune: true }, &full).await;
         assert!(refused.is_err(), "{b}: pruning the calling client is refused");
         assert!(ok(s.clients().get(&tenant(), &id("shop")).await, "shop").is_some(), "{b}");
         assert!(ok(s.clients().get(&tenant(), &id("batch")).await, "batch").is_some(), "{b}: nothing was pruned");
@@ -325,4 +356,36 @@ async fn an_admin_api_caller_needs_every_right_and_gives_no_secret_reference() {
 
 fn plain_text_renamed() -> String {
     SHOP.replace("secret = \"env:BATCH\"\n", "").replace("name = \"Shop\"", "name = \"The Shop\"")
+}
+
+#[tokio::test]
+async fn usernames_and_addresses_compare_as_the_store_keeps_them() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let first = "[[users]]\nusername = \"Ada\"\nemail = \"ada@example.com\"\n[[groups]]\nname = \"staff\"\nmembers = [\"ADA\"]\n";
+        ok(run(&s, &document(first), Options::default()).await, "apply");
+        let again = ok(run(&s, &document(first), Options { dry_run: false, prune: true }).await, "again");
+        assert!(!again.changes_anything(), "{b}: `Ada` is the stored `ada`: {:?}", again.steps);
+        let ada = ok(s.users().by_username(&tenant(), &ok(Username::parse("ada"), "n")).await, "ada");
+        let ada = ada.unwrap_or_else(|| panic!("{b}: ada was pruned or never made"));
+        assert!(!ada.email_verified, "{b}: a new address is unverified unless the document says so");
+
+        // A new address the document says is verified is so after one run.
+        let moved = "[[users]]\nusername = \"ada\"\nemail = \"ada@example.org\"\nemail_verified = true\n";
+        let plan = ok(run(&s, &document(moved), Options::default()).await, "move");
+        let Some(Action::Update { changes }) = plan.steps.first().map(|s| &s.action) else { panic!("{b}: {plan:?}") };
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["email", "email_verified"], "{b}");
+        let ada = ok(s.users().by_username(&tenant(), &ok(Username::parse("ada"), "n")).await, "ada");
+        assert!(ada.is_some_and(|a| a.email_verified), "{b}");
+        assert!(!ok(run(&s, &document(moved), Options::default()).await, "again").changes_anything(), "{b}");
+        // Without `email_verified`, a changed address is unverified, and the plan says so.
+        let unverified = "[[users]]\nusername = \"ada\"\nemail = \"ada@example.net\"\n";
+        let plan = ok(run(&s, &document(unverified), Options::default()).await, "move again");
+        let Some(Action::Update { changes }) = plan.steps.first().map(|s| &s.action) else { panic!("{b}: {plan:?}") };
+        assert_eq!(changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["email", "email_verified"], "{b}");
+        assert!(!ok(run(&s, &document(unverified), Options::default()).await, "again").changes_anything(), "{b}");
+    }
 }

@@ -153,3 +153,121 @@ fn a_role_or_group_the_forward_auth_rules_name_is_not_deleted() {
     ws.run(&["role", "delete", "editor"]).success();
     ws.run(&["group", "delete", "staff"]).success();
 }
+
+const SHOP: &str = r#"
+[[scopes]]
+name = "orders:read"
+description = "Read your orders"
+
+[[roles]]
+name = "shop-admin"
+application = "shop"
+
+[[clients]]
+client_id = "shop"
+name = "Shop"
+redirect_uris = ["https://shop.example/cb"]
+scopes = ["openid", "orders:read"]
+access = { required_roles = { roles = ["shop-admin"] } }
+
+[[clients]]
+client_id = "batch"
+name = "Batch"
+grant_types = ["client_credentials"]
+scopes = ["orders:read"]
+secret = "env:BATCH_SECRET"
+
+[[users]]
+username = "ada"
+roles = ["shop-admin"]
+"#;
+
+#[test]
+fn apply_makes_the_database_match_a_file_once_prints_the_plan_and_prunes() {
+    let ws = Workspace::new();
+    let secret = ("BATCH_SECRET", "a-long-secret-from-the-environment-1234");
+    ws.write("latchkey.apply.toml", SHOP);
+    let plan = ws.run_env(&["apply", "latchkey.apply.toml", "--dry-run"], &[secret]);
+    plan.success().stdout_names(&[
+        "+ scope orders:read",
+        "+ client shop",
+        "+ user ada",
+        "Nothing was changed (--dry-run)",
+    ]);
+    ws.run(&["client", "show", "shop"]).expect_code(1);
+
+    let done = ws.run_env(&["apply", "latchkey.apply.toml"], &[secret]);
+    done.success().stdout_names(&["Changed 5 object(s)", "Secret of client shop:"]);
+    ws.run(&["client", "show", "shop"]).success().stdout_names(&["any of [shop-admin]"]);
+    ws.run(&["user", "access", "ada"]).success().stdout_names(&["shop-admin"]);
+    ws.run_env(&["apply", "latchkey.apply.toml"], &[secret])
+        .success()
+        .stdout_names(&["Nothing to change: 5 object(s)"]);
+
+    // One changed setting is the plan, shown before and after.
+    ws.write("latchkey.apply.toml", &SHOP.replace("https://shop.example/cb", "https://shop.example/callback"));
+    let changed = ws.run_env(&["apply", "latchkey.apply.toml", "--dry-run"], &[secret]);
+    changed.success().stdout_names(&[
+        "~ client shop",
+        "redirect_uris: [\"https://shop.example/cb\"] -> [\"https://shop.example/callback\"]",
+        "Would change 1 object(s)",
+    ]);
+
+    // The same document as JSON; without the users it once listed, --prune removes them.
+    let as_json = json!({
+        "scopes": [{"name": "orders:read", "description": "Read your orders"}],
+        "clients": [{"client_id": "batch", "name": "Batch", "grant_types": ["client_credentials"], "scopes": ["orders:read"], "secret": "env:BATCH_SECRET"}]
+    });
+    ws.write("apply.json", &as_json.to_string());
+    let pruned = ws.run_env(&["apply", "apply.json", "--prune", "--json"], &[secret]).success().json();
+    let deleted: Vec<String> = pruned["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["action"] == "delete")
+        .map(|s| format!("{} {}", s["kind"].as_str().unwrap_or(""), s["name"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(deleted, ["user ada", "client shop", "role shop-admin"]);
+    ws.run(&["user", "show", "ada"]).expect_code(1);
+    ws.run(&["client", "show", "batch"]).success();
+}
+
+#[test]
+fn apply_refuses_a_bad_file_naming_the_file_and_where_and_writes_nothing() {
+    let ws = Workspace::new();
+    ws.write("unknown.toml", "[[scopes]]\nname = \"a\"\ndescription = \"A\"\ncolour = \"red\"\n");
+    ws.run(&["apply", "unknown.toml"]).expect_code(2).stderr_names(&[
+        "unknown.toml",
+        "scopes[0].colour",
+        "unknown field",
+    ]);
+    ws.write(
+        "dangling.toml",
+        "[[scopes]]\nname = \"a\"\ndescription = \"A\"\n[[groups]]\nname = \"g\"\nmembers = [\"nobody\"]\n",
+    );
+    ws.run(&["apply", "dangling.toml"]).expect_code(1).stderr_names(&[
+        "dangling.toml",
+        "groups[0] (g).members",
+        "nobody",
+    ]);
+    ws.write("clear.toml", "[[clients]]\nclient_id = \"x\"\nname = \"X\"\nsecret = \"hunter2-in-clear\"\n");
+    ws.run(&["apply", "clear.toml"]).expect_code(2).stderr_names(&["clients[0].secret", "env:NAME"]);
+    ws.write("unset.toml", "[[clients]]\nclient_id = \"x\"\nname = \"X\"\ngrant_types = [\"client_credentials\"]\nscopes = []\nsecret = \"env:LATCHKEY_TEST_UNSET_SECRET\"\n");
+    ws.run(&["apply", "unset.toml"]).expect_code(2).stderr_names(&["LATCHKEY_TEST_UNSET_SECRET", "not set"]);
+    let secret_file = ws.write("secret.txt", "a-long-secret-in-a-file-0123456789abcdef\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644));
+    }
+    let by_file = format!(
+        "[[clients]]\nclient_id = \"x\"\nname = \"X\"\ngrant_types = [\"client_credentials\"]\nscopes = []\nsecret = \"file:{}\"\n",
+        secret_file.display()
+    );
+    ws.write("by-file.toml", &by_file);
+    ws.run(&["apply", "by-file.toml"]).expect_code(2).stderr_names(&["readable by other users", "chmod 600"]);
+    let scopes = ws.run(&["scope", "list", "--json"]).success().json();
+    let names: Vec<&str> = scopes.as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
+    assert!(names.contains(&"openid") && !names.contains(&"a"), "nothing of a refused file is stored: {names:?}");
+    assert_eq!(ws.run(&["client", "list", "--json"]).success().json(), json!([]));
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::problem::{Kind, Problem, ProblemBody};
+use super::problem::{Kind, Problem, ProblemBody, invalid};
 use super::request::{no_store, query};
 use crate::state::AppState;
 
@@ -116,6 +116,12 @@ pub async fn apply(
 ) -> Result<Response, Problem> {
     let options: ApplyQuery = query(&uri)?;
     let doc = document(&headers, &body)?;
+    // As `PUT /resources`: through the API, an identifier is an https URL.
+    if let Some(i) = doc.resources.iter().position(|r| !super::schema::is_resource_identifier(&r.identifier)) {
+        return Err(invalid(format!(
+            "resources[{i}].identifier: through the admin API, an identifier is an https URL of a host and a short path"
+        )));
+    }
     let summary = state
         .services
         .apply()
@@ -141,12 +147,16 @@ fn document(headers: &HeaderMap, body: &Bytes) -> Result<Document, Problem> {
         return Err(Problem::new(Kind::InvalidRequest, "send the document as application/json"));
     }
     if body.len() > MAX_DOCUMENT_BODY {
-        return Err(Problem::new(Kind::InvalidRequest, format!("the document is larger than {MAX_DOCUMENT_BODY} bytes")));
+        return Err(Problem::new(
+            Kind::InvalidRequest,
+            format!("the document is larger than {MAX_DOCUMENT_BODY} bytes"),
+        ));
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Problem::new(Kind::InvalidRequest, "the document must be a JSON object"));
     }
-    let text = std::str::from_utf8(body).map_err(|_| Problem::new(Kind::InvalidRequest, "the document is not UTF-8"))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| Problem::new(Kind::InvalidRequest, "the document is not UTF-8"))?;
     Document::parse(text, Format::Json).map_err(|e| match e {
         ServiceError::Invalid(m) => Problem::new(Kind::InvalidRequest, format!("the document is not valid: {m}")),
         other => other.into(),

@@ -4,7 +4,7 @@
 
 use latchkey_core::domain::{
     ClientKind, ClientSessionPolicy, Entitlement, GrantType, GroupName, RoleName, ScopeName, SigningAlg,
-    TokenEndpointAuthMethod,
+    TokenEndpointAuthMethod, Username,
 };
 use serde::Deserialize;
 
@@ -211,7 +211,25 @@ impl Document {
             }
         };
         doc.check_sizes()?;
-        Ok(doc)
+        doc.normalize_usernames()
+    }
+
+    /// Usernames as they are stored (`Ada` is `ada`), so each is compared as the store
+    /// compares it: listed twice, a group's member, pruned or not.
+    fn normalize_usernames(mut self) -> ServiceResult<Document> {
+        let normal = |at: String, raw: &mut String| -> ServiceResult<()> {
+            *raw = Username::parse(raw).map_err(|e| invalid(format!("{at}: {e}")))?.to_string();
+            Ok(())
+        };
+        for (i, u) in self.users.iter_mut().enumerate() {
+            normal(format!("users[{i}].username"), &mut u.username)?;
+        }
+        for (i, g) in self.groups.iter_mut().enumerate() {
+            for member in g.members.iter_mut().flatten() {
+                normal(format!("groups[{i}].members"), member)?;
+            }
+        }
+        Ok(self)
     }
 
     fn check_sizes(&self) -> ServiceResult<()> {

@@ -23,10 +23,18 @@ pub(super) struct Executor<'a> {
 
 impl Executor<'_> {
     pub async fn run(&self, plan: Plan) -> ServiceResult<()> {
+        let generated: Vec<ClientId> = plan.secrets.iter().map(|s| s.client_id.clone()).collect();
+        // Clients made with a secret the answer was to show: a run that stops shows none.
+        let mut unshown = Vec::new();
         let mut done = 0usize;
         for work in plan.into_work() {
             let what = describe(&work);
-            self.perform(work).await.map_err(|e| stopped(e, &what, done))?;
+            let made = match &work {
+                Work::CreateClient(c) if generated.contains(&c.client_id) => Some(c.client_id.clone()),
+                _ => None,
+            };
+            self.perform(work).await.map_err(|e| stopped(e, &what, done, &unshown))?;
+            unshown.extend(made);
             done += 1;
         }
         Ok(())
@@ -135,9 +143,15 @@ fn describe_link(link: &Link) -> String {
 }
 
 /// A write refused on the way: what failed, and how many writes were done before it.
-fn stopped(e: ServiceError, what: &str, done: usize) -> ServiceError {
+fn stopped(e: ServiceError, what: &str, done: usize, unshown: &[ClientId]) -> ServiceError {
+    let rotate: String = unshown
+        .iter()
+        .map(|id| format!("; client `{id}` was created with a secret that was not shown: rotate it (`latchkey client rotate-secret {id}`)"))
+        .collect();
     let say = |m: String| {
-        format!("{what}: {m}; {done} earlier change(s) of this run were made — run `apply` again once this is resolved")
+        format!(
+            "{what}: {m}; {done} earlier change(s) of this run were made — run `apply` again once this is resolved{rotate}"
+        )
     };
     match e {
         ServiceError::Conflict(m) => ServiceError::Conflict(say(m)),

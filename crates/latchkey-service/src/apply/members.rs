@@ -164,21 +164,30 @@ impl Planner<'_> {
             }
             let mut changes = Vec::new();
             let mut patch = UserPatch { if_match: Some(current.etag()), ..UserPatch::default() };
-            if email.is_some() && email != current.email {
+            // A new address is unverified unless the document says otherwise (the store
+            // resets the flag with the address).
+            let email_changes = email.is_some() && email != current.email;
+            let verified_after = match e.email_verified {
+                Some(v) => v,
+                None if email_changes => false,
+                None => current.email_verified,
+            };
+            if email_changes {
                 changes.push(FieldChange {
                     field: "email".into(),
                     before: shown(&current.email),
                     after: shown(&email),
                 });
                 patch.email = Some(email);
+                patch.email_verified = e.email_verified;
             }
-            if let Some(verified) = e.email_verified.filter(|v| *v != current.email_verified) {
+            if verified_after != current.email_verified {
                 changes.push(FieldChange {
                     field: "email_verified".into(),
                     before: current.email_verified.into(),
-                    after: verified.into(),
+                    after: verified_after.into(),
                 });
-                patch.email_verified = Some(verified);
+                patch.email_verified = e.email_verified.or(Some(verified_after));
             }
             if name.is_some() && name != current.name {
                 changes.push(FieldChange { field: "name".into(), before: shown(&current.name), after: shown(&name) });
