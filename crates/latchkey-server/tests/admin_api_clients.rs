@@ -467,6 +467,17 @@ async fn apply_makes_the_server_match_a_document_once_and_refuses_what_it_must()
         let (_, ops) = call(&server, &token, "GET", "/clients/ops", None).await;
         assert_eq!(ops["admin_client"], true, "{b}: {ops}");
 
+        // An existing client is never widened to admin rights through the API, apply or not.
+        let plain =
+            json!({"client_id": "reports", "name": "Reports", "grant_types": ["client_credentials"], "scopes": []});
+        assert_eq!(call(&server, &token, "POST", "/clients", Some(plain)).await.0, StatusCode::CREATED, "{b}");
+        let widen = json!({"clients": [{"client_id": "reports", "name": "Reports", "grant_types": ["client_credentials"],
+            "admin_client": true, "scopes": ["admin:users:write"]}]});
+        let (status, problem) = call(&server, &token, "POST", "/apply", Some(widen)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{b}: {problem}");
+        let (_, reports) = call(&server, &token, "GET", "/clients/reports", None).await;
+        assert_eq!(reports["admin_client"], false, "{b}");
+
         // Pruning removes what apply made.
         let (status, pruned) = call(&server, &token, "POST", "/apply?prune=true", Some(json!({}))).await;
         assert_eq!(status, StatusCode::OK, "{b}: {pruned}");

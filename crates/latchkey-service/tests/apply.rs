@@ -389,3 +389,94 @@ async fn usernames_and_addresses_compare_as_the_store_keeps_them() {
         assert!(!ok(run(&s, &document(unverified), Options::default()).await, "again").changes_anything(), "{b}");
     }
 }
+
+#[tokio::test]
+async fn a_user_apply_did_not_create_is_managed_only_when_adopted() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        // Someone signed up as `jdoe` before the document listed the name.
+        ok(s.users().create(&tenant(), latchkey_service::testing::sample_user("jdoe"), &Actor::Cli).await, "sign-up");
+        let roles = "[[roles]]\nname = \"finance\"\n";
+        let listed = format!("{roles}[[users]]\nusername = \"jdoe\"\nroles = [\"finance\"]\n");
+        let refused = run(&s, &document(&listed), Options::default()).await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("users[0] (jdoe)") && m.contains("adopt")),
+            "{b}: {refused:?}"
+        );
+        let member = format!("{roles}[[groups]]\nname = \"fin\"\nroles = [\"finance\"]\nmembers = [\"jdoe\"]\n");
+        let refused = run(&s, &document(&member), Options::default()).await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("groups[0] (fin).members") && m.contains("adopt")),
+            "{b}: {refused:?}"
+        );
+        assert!(
+            ok(s.access().roles(&tenant()).await, "roles").iter().all(|r| r.name.as_str() != "finance"),
+            "{b}: nothing written"
+        );
+
+        let adopted = format!("{roles}[[users]]\nusername = \"jdoe\"\nadopt = true\nroles = [\"finance\"]\n");
+        ok(run(&s, &document(&adopted), Options::default()).await, "adopted");
+        let jdoe = ok(s.users().by_username(&tenant(), &ok(Username::parse("jdoe"), "n")).await, "jdoe");
+        let jdoe = jdoe.unwrap_or_else(|| panic!("{b}: jdoe"));
+        let held = ok(s.access().user_access(&tenant(), &jdoe.sub).await, "access");
+        assert!(held.role_names().any(|r| r.as_str() == "finance"), "{b}");
+        // Adopted, never created: pruning leaves the account alone.
+        let pruned = ok(run(&s, &document(""), Options { dry_run: false, prune: true }).await, "prune");
+        assert!(!pruned.steps.iter().any(|s| s.name == "jdoe"), "{b}: {:?}", pruned.steps);
+        assert!(ok(s.users().by_username(&tenant(), &ok(Username::parse("jdoe"), "n")).await, "jdoe").is_some(), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn prune_spares_objects_made_again_by_hand_and_what_the_document_still_uses() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let first = "[[roles]]\nname = \"editor\"\n[[clients]]\nclient_id = \"wiki\"\nname = \"Wiki\"\nredirect_uris = [\"https://wiki.example/cb\"]\n[[roles]]\nname = \"wiki-admin\"\napplication = \"wiki\"\n";
+        ok(run(&s, &document(first), Options::default()).await, "apply");
+        // `editor` is deleted and made again by hand: it is no longer apply's.
+        let editor = ok(RoleName::parse("editor"), "role");
+        ok(s.access().delete_role(&tenant(), &editor, &Actor::Cli).await, "delete");
+        let again =
+            NewRole { name: editor.clone(), application: None, description: "by hand".into(), entitlements: vec![] };
+        ok(s.access().create_role(&tenant(), again, &Actor::Cli).await, "by hand");
+        // A document that drops the client but keeps its role is refused whole.
+        let keeps_role = "[[roles]]\nname = \"wiki-admin\"\napplication = \"wiki\"\n";
+        let refused = run(&s, &document(keeps_role), Options { dry_run: false, prune: true }).await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("roles[0] (wiki-admin).application")),
+            "{b}: {refused:?}"
+        );
+        assert!(ok(s.clients().get(&tenant(), &id("wiki")).await, "wiki").is_some(), "{b}: nothing was pruned");
+
+        let pruned = ok(run(&s, &document(""), Options { dry_run: false, prune: true }).await, "prune");
+        assert!(!pruned.steps.iter().any(|s| s.name == "editor"), "{b}: {:?}", pruned.steps);
+        assert!(ok(s.access().role(&tenant(), &editor).await, "editor").is_some(), "{b}: the hand-made role stays");
+        assert!(ok(s.clients().get(&tenant(), &id("wiki")).await, "wiki").is_none(), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn a_leaked_secret_replaced_with_no_grace_stops_at_once() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let batch = "[[clients]]\nclient_id = \"batch\"\nname = \"Batch\"\ngrant_types = [\"client_credentials\"]\nscopes = []\nsecret = \"env:BATCH\"\n";
+        ok(run(&s, &document(batch), Options::default()).await, "apply");
+        let mut replaced = document(&format!("{batch}secret_grace = 0\n"));
+        replaced.clients[0].secret = Some(SecretRef::Resolved("the-replacement-secret-0123456789abcdef".into()));
+        ok(run(&s, &replaced, Options::default()).await, "replace");
+        let client = ok(s.clients().get(&tenant(), &id("batch")).await, "batch").unwrap_or_else(|| panic!("{b}"));
+        assert!(client.previous_secret_expires_at.is_none_or(|t| t <= s.clock.now().secs()), "{b}: {client:?}");
+        let too_long = document(&format!("{batch}secret_grace = 9999999\n"));
+        let refused = run(&s, &too_long, Options::default()).await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("clients[0] (batch).secret_grace")),
+            "{b}: {refused:?}"
+        );
+    }
+}

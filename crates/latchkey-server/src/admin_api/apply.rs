@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
+use latchkey_core::domain::AdminScope;
 use latchkey_service::ServiceError;
 use latchkey_service::apply::{Document, Format, Options, Summary};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::problem::{Kind, Problem, ProblemBody, invalid};
 use super::request::{no_store, query};
+use super::schema;
 use crate::state::AppState;
 
 /// The largest document the API reads.
@@ -114,14 +116,13 @@ pub async fn apply(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    // A document may touch every kind of object: refused before it is read.
+    for scope in AdminScope::ALL {
+        caller.require(scope)?;
+    }
     let options: ApplyQuery = query(&uri)?;
     let doc = document(&headers, &body)?;
-    // As `PUT /resources`: through the API, an identifier is an https URL.
-    if let Some(i) = doc.resources.iter().position(|r| !super::schema::is_resource_identifier(&r.identifier)) {
-        return Err(invalid(format!(
-            "resources[{i}].identifier: through the admin API, an identifier is an https URL of a host and a short path"
-        )));
-    }
+    check_as_api(&doc)?;
     let summary = state
         .services
         .apply()
@@ -161,4 +162,45 @@ fn document(headers: &HeaderMap, body: &Bytes) -> Result<Document, Problem> {
         ServiceError::Invalid(m) => Problem::new(Kind::InvalidRequest, format!("the document is not valid: {m}")),
         other => other.into(),
     })
+}
+
+/// What the API's own operations take, and the document through the API too: ASCII
+/// usernames and addresses (no look-alike characters), readable names, https resource
+/// identifiers, URIs of visible ASCII.
+fn check_as_api(doc: &Document) -> Result<(), Problem> {
+    let refuse = |at: String, what: &str| Err(invalid(format!("{at}: {what}")));
+    for (i, r) in doc.resources.iter().enumerate() {
+        if !schema::is_resource_identifier(&r.identifier) {
+            return refuse(
+                format!("resources[{i}].identifier"),
+                "through the admin API, an identifier is an https URL of a host and a short path",
+            );
+        }
+    }
+    for (i, u) in doc.users.iter().enumerate() {
+        if !schema::is_username(&u.username) {
+            return refuse(format!("users[{i}].username"), "1 to 64 ASCII letters, digits and . _ @ -");
+        }
+        if u.email.as_deref().is_some_and(|e| !schema::is_email(e)) {
+            return refuse(format!("users[{i}].email"), "an email address is ASCII: name@example.com");
+        }
+        if u.name.as_deref().is_some_and(|n| !schema::is_display_name(n)) {
+            return refuse(format!("users[{i}].name"), "1 to 200 characters, no control characters");
+        }
+    }
+    for (i, g) in doc.groups.iter().enumerate() {
+        if g.members.iter().flatten().any(|m| !schema::is_username(m)) {
+            return refuse(format!("groups[{i}].members"), "usernames are 1 to 64 ASCII letters, digits and . _ @ -");
+        }
+    }
+    for (i, c) in doc.clients.iter().enumerate() {
+        if !schema::is_display_name(&c.name) {
+            return refuse(format!("clients[{i}].name"), "1 to 200 characters, no control characters");
+        }
+        let uris = c.redirect_uris.iter().chain(&c.post_logout_redirect_uris).chain(c.jwks_uri.as_ref());
+        if uris.into_iter().any(|u| !schema::is_uri_text(u)) {
+            return refuse(format!("clients[{i}]"), "URIs are absolute, of visible ASCII characters, at most 2,000");
+        }
+    }
+    Ok(())
 }

@@ -8,10 +8,16 @@ use latchkey_core::domain::{
 use latchkey_core::records::{Client, ClientPatch, NewClient};
 
 use super::document::{ClientEntry, Document, SecretRef};
-use super::plan::{At, Plan, Planner, Work, diff};
+use std::time::Duration;
+
+use super::plan::{At, Plan, Planner, Secret, Work, diff};
 use super::{Action, FieldChange, NewSecret, ObjectKind};
 use crate::ServiceResult;
 use crate::clients::{self, preview};
+
+/// How long a client's secret replaced from the document keeps working beside the new one
+/// unless the document says otherwise (as a rotation through the admin API).
+const SECRET_OVERLAP: Duration = Duration::from_secs(86_400);
 
 /// Settings compared by value that are not the client's own (when it was made, the
 /// secret's state).
@@ -32,12 +38,25 @@ impl Planner<'_> {
                     .field("secret")
                     .refuse(format!("`{}` authenticates without a secret", new.token_endpoint_auth_method)));
             }
-            // Required roles the store does not hold yet are set once those roles exist.
-            let deferred = new
-                .access_policy
-                .required_roles
-                .as_ref()
-                .is_some_and(|r| r.roles().iter().any(|role| !self.roles.iter().any(|s| &s.name == role)));
+            let grace = e.secret_grace.map_or(SECRET_OVERLAP, Duration::from_secs);
+            if grace > clients::MAX_SECRET_GRACE {
+                return Err(at.field("secret_grace").refuse("at most 30 days (2592000 seconds)"));
+            }
+            let secret = secret.map(|s| (s, grace));
+            self.check_not_pruned(&new, &at)?;
+            // Required roles that are application roles of clients this run creates exist
+            // only after those clients; they are set right after them.
+            let deferred = new.access_policy.required_roles.as_ref().is_some_and(|r| {
+                r.roles().iter().any(|role| {
+                    doc.roles.iter().any(|d| {
+                        &d.name == role
+                            && !self.roles.iter().any(|s| &s.name == role)
+                            && d.application
+                                .as_ref()
+                                .is_some_and(|a| !self.clients.iter().any(|c| c.client_id.as_str() == a))
+                    })
+                })
+            });
             match self.clients.iter().find(|c| c.client_id == new.client_id) {
                 None => self.plan_new_client(new, secret, deferred, &pending, &at, plan).await?,
                 Some(current) => self.plan_client_change(current, new, secret, deferred, &pending, &at, plan).await?,
@@ -49,7 +68,7 @@ impl Planner<'_> {
     async fn plan_new_client(
         &self,
         mut new: NewClient,
-        secret: Option<String>,
+        secret: Option<(String, Duration)>,
         deferred: bool,
         pending: &clients::Pending,
         at: &At,
@@ -57,7 +76,7 @@ impl Planner<'_> {
     ) -> ServiceResult<()> {
         let id = new.client_id.clone();
         let secret = match secret {
-            Some(s) => Some(s),
+            Some((s, _)) => Some(s),
             None if new.token_endpoint_auth_method.uses_secret() => {
                 let made = random::token_string::<32>();
                 plan.secrets.push(NewSecret { client_id: id.clone(), client_secret: made.clone() });
@@ -78,7 +97,7 @@ impl Planner<'_> {
         if deferred {
             let access = std::mem::take(&mut new.access_policy);
             new.access_policy = ClientAccessPolicy { required_roles: None, ..access.clone() };
-            plan.client_access.push(Work::UpdateClient(id.clone(), Box::new(access_only(access))));
+            plan.client_access.push(Work::SetClientAccess(id.clone(), Box::new(access)));
         }
         plan.clients.push(Work::CreateClient(Box::new(new)));
         plan.clients.push(Work::Record(ObjectKind::Client, id.to_string(), true));
@@ -90,7 +109,7 @@ impl Planner<'_> {
         &self,
         current: &Client,
         new: NewClient,
-        secret: Option<String>,
+        secret: Option<(String, Duration)>,
         deferred: bool,
         pending: &clients::Pending,
         at: &At,
@@ -105,7 +124,13 @@ impl Planner<'_> {
         let mut patch = full_patch(new, current.etag());
         let mut next = current.clone();
         patch.clone().apply_to(&mut next);
-        let new_hash = secret.as_deref().map(|s| clients::secret_hash(&self.services.token_hasher, s));
+        if let Some(caller) = self.caller {
+            caller.may_manage_client(current).map_err(|e| at.error(e))?;
+            caller
+                .may_widen_client(current, &patch_scopes(&patch), patch.admin_client.unwrap_or(false))
+                .map_err(|e| at.error(e))?;
+        }
+        let new_hash = secret.as_ref().map(|(s, _)| clients::secret_hash(&self.services.token_hasher, s));
         let secret_changes = new_hash.is_some() && new_hash != current.secret_hash;
         if secret_changes {
             next.secret_hash = new_hash;
@@ -120,7 +145,9 @@ impl Planner<'_> {
                 before: word(current.secret_hash.is_some()),
                 after: serde_json::Value::from("(the secret from the reference)"),
             });
-            plan.clients.push(Work::SetSecret(id.clone(), secret.unwrap_or_default()));
+            if let Some((value, grace)) = secret {
+                plan.clients.push(Work::SetSecret(id.clone(), Secret(value), grace));
+            }
             // The rotation changes the client's ETag.
             patch.if_match = None;
         }
@@ -132,7 +159,7 @@ impl Planner<'_> {
                     required_roles: current.access_policy.required_roles.clone(),
                     ..access.clone()
                 });
-                plan.client_access.push(Work::UpdateClient(id.clone(), Box::new(access_only(access))));
+                plan.client_access.push(Work::SetClientAccess(id.clone(), Box::new(access)));
             }
             plan.clients.push(Work::UpdateClient(id.clone(), Box::new(patch)));
         }
@@ -227,6 +254,20 @@ fn full_patch(new: NewClient, etag: String) -> ClientPatch {
     }
 }
 
-fn access_only(access: ClientAccessPolicy) -> ClientPatch {
-    ClientPatch { access_policy: Some(access), ..ClientPatch::default() }
+fn patch_scopes(patch: &ClientPatch) -> Vec<ScopeName> {
+    patch.allowed_scopes.clone().unwrap_or_default()
+}
+
+impl Planner<'_> {
+    /// A listed client names no scope or role this run prunes.
+    fn check_not_pruned(&self, new: &NewClient, at: &At) -> ServiceResult<()> {
+        if let Some(s) = new.allowed_scopes.iter().find(|s| self.pruned(ObjectKind::Scope, s.as_str())) {
+            return Err(at.field("scopes").refuse(format!("scope `{s}` is pruned by this run")));
+        }
+        let required = new.access_policy.required_roles.as_ref().map(|r| r.roles().to_vec()).unwrap_or_default();
+        if let Some(r) = required.iter().find(|r| self.pruned(ObjectKind::Role, r.as_str())) {
+            return Err(at.field("access.required_roles").refuse(format!("role `{r}` is pruned by this run")));
+        }
+        Ok(())
+    }
 }

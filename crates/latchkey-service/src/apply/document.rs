@@ -87,6 +87,10 @@ pub struct UserEntry {
     /// Fixed once the user exists.
     #[serde(default)]
     pub service_account: bool,
+    /// Manage a user `apply` did not create (made by hand, or signed up). Without it such
+    /// a user is refused: anyone may have signed up under a name a document lists.
+    #[serde(default)]
+    pub adopt: bool,
     /// The roles the user holds directly: exactly these. Absent: left as they are.
     pub roles: Option<Vec<RoleName>>,
 }
@@ -130,6 +134,9 @@ pub struct ClientEntry {
     /// In a file: `env:NAME` or `file:PATH`, read by the CLI (never a secret in clear).
     /// Absent: a secret is made when the client is created, shown once, and kept after.
     pub secret: Option<SecretRef>,
+    /// Seconds the stored secret keeps working after `secret` replaces it: default a day,
+    /// 0 ends it at once (a leaked secret), at most 30 days.
+    pub secret_grace: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -241,10 +248,48 @@ impl Document {
             ("clients", self.clients.len()),
             ("users", self.users.len()),
         ];
-        match counts.iter().find(|(_, n)| *n > MAX_PER_KIND) {
-            Some((kind, _)) => Err(invalid(format!("{kind}: a document lists at most {MAX_PER_KIND}"))),
-            None => Ok(()),
+        if let Some((kind, _)) = counts.iter().find(|(_, n)| *n > MAX_PER_KIND) {
+            return Err(invalid(format!("{kind}: a document lists at most {MAX_PER_KIND}")));
         }
+        let lists = self
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("resources[{i}].scopes"), r.scopes.len(), 100))
+            .chain(
+                self.roles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("roles[{i}].entitlements"), r.entitlements.len(), 100)),
+            )
+            .chain(self.groups.iter().enumerate().flat_map(|(i, g)| {
+                [
+                    (format!("groups[{i}].roles"), g.roles.as_ref().map_or(0, Vec::len), 100),
+                    (format!("groups[{i}].members"), g.members.as_ref().map_or(0, Vec::len), MAX_PER_KIND),
+                ]
+            }))
+            .chain(self.clients.iter().enumerate().flat_map(|(i, c)| {
+                [
+                    (format!("clients[{i}].scopes"), c.scopes.as_ref().map_or(0, Vec::len), 100),
+                    (
+                        format!("clients[{i}].access.required_roles.roles"),
+                        c.access.required_roles.as_ref().map_or(0, |r| r.roles.len()),
+                        50,
+                    ),
+                ]
+            }))
+            .chain(
+                self.users
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (format!("users[{i}].roles"), u.roles.as_ref().map_or(0, Vec::len), 100)),
+            );
+        for (at, len, max) in lists {
+            if len > max {
+                return Err(invalid(format!("{at}: at most {max}")));
+            }
+        }
+        Ok(())
     }
 
     /// Reads every secret reference with `read` (the CLI's environment and files).

@@ -1,8 +1,6 @@
 //! Carrying out a plan through the services, so every write meets the same rules, audit
 //! and cache invalidation as from any other door.
 
-use std::time::Duration;
-
 use latchkey_core::domain::{ClientId, GroupName, RoleName, ScopeName, SubjectId, TenantId, Username};
 use latchkey_core::records::{Actor, Membership};
 
@@ -10,10 +8,6 @@ use super::ObjectKind;
 use super::plan::{Link, Plan, Work};
 use crate::users::StateChange;
 use crate::{Latchkey, ServiceError, ServiceResult};
-
-/// How long a client's secret replaced from the document keeps working beside the new one
-/// (as a rotation through the admin API): apps restarted within a day keep signing in.
-const SECRET_OVERLAP: Duration = Duration::from_secs(86_400);
 
 pub(super) struct Executor<'a> {
     pub services: &'a Latchkey,
@@ -24,20 +18,59 @@ pub(super) struct Executor<'a> {
 impl Executor<'_> {
     pub async fn run(&self, plan: Plan) -> ServiceResult<()> {
         let generated: Vec<ClientId> = plan.secrets.iter().map(|s| s.client_id.clone()).collect();
+        let deferred: Vec<ClientId> = plan
+            .client_access
+            .iter()
+            .filter_map(|w| match w {
+                Work::SetClientAccess(id, _) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
         // Clients made with a secret the answer was to show: a run that stops shows none.
         let mut unshown = Vec::new();
-        let mut done = 0usize;
-        for work in plan.into_work() {
+        // New clients whose required roles are not set yet: they would admit anyone.
+        let mut open: Vec<ClientId> = Vec::new();
+        for (done, work) in plan.into_work().enumerate() {
             let what = describe(&work);
             let made = match &work {
-                Work::CreateClient(c) if generated.contains(&c.client_id) => Some(c.client_id.clone()),
+                Work::CreateClient(c) => Some(c.client_id.clone()),
                 _ => None,
             };
-            self.perform(work).await.map_err(|e| stopped(e, &what, done, &unshown))?;
-            unshown.extend(made);
-            done += 1;
+            let closes = match &work {
+                Work::SetClientAccess(id, _) => Some(id.clone()),
+                _ => None,
+            };
+            if let Err(e) = self.perform(work).await {
+                let removed = self.remove_open(&open).await;
+                unshown.retain(|id| !removed.contains(id));
+                return Err(stopped(e, &what, done, &unshown, &removed));
+            }
+            if let Some(id) = made {
+                if deferred.contains(&id) {
+                    open.push(id.clone());
+                }
+                if generated.contains(&id) {
+                    unshown.push(id);
+                }
+            }
+            open.retain(|id| Some(id) != closes.as_ref());
         }
         Ok(())
+    }
+
+    /// Deletes the clients a stopped run created without their required roles (fail
+    /// closed); those it could not delete are named in the error by the caller.
+    async fn remove_open(&self, open: &[ClientId]) -> Vec<ClientId> {
+        let mut removed = Vec::new();
+        for id in open {
+            match self.services.clients().delete(self.tenant, id, self.actor).await {
+                Ok(()) => removed.push(id.clone()),
+                Err(e) => {
+                    tracing::error!(client = %id, error = %e, "apply: a client created without its required roles could not be removed")
+                }
+            }
+        }
+        removed
     }
 
     async fn perform(&self, work: Work) -> ServiceResult<()> {
@@ -48,7 +81,13 @@ impl Executor<'_> {
             Work::UpdateRole(name, patch) => s.access().update_role(tenant, &name, patch, actor).await.map(drop),
             Work::CreateClient(new) => s.clients().create(tenant, *new, actor).await.map(drop),
             Work::UpdateClient(id, patch) => s.clients().update(tenant, &id, *patch, actor).await.map(drop),
-            Work::SetSecret(id, secret) => self.set_secret(&id, &secret).await,
+            Work::SetSecret(id, secret, grace) => {
+                s.clients().replace_secret(tenant, &id, &secret.0, grace, actor).await.map(drop)
+            }
+            Work::SetClientAccess(id, access) => {
+                let patch = latchkey_core::records::ClientPatch { access_policy: Some(*access), ..Default::default() };
+                s.clients().update(tenant, &id, patch, actor).await.map(drop)
+            }
             Work::PutResource(server) => s.resources().put(tenant, &server, actor).await,
             Work::CreateGroup(name, description) => {
                 s.access().create_group(tenant, &name, &description, actor).await.map(drop)
@@ -59,7 +98,7 @@ impl Executor<'_> {
             Work::CreateUser(user) => s.users().create(tenant, *user, actor).await.map(drop),
             Work::UpdateUser(username, patch) => {
                 let sub = self.sub(&username).await?;
-                s.users().update(tenant, &sub, patch, actor).await.map(drop)
+                s.users().update(tenant, &sub, *patch, actor).await.map(drop)
             }
             Work::Link(link) => s.access().link(tenant, &self.membership(&link).await?, actor).await.map(drop),
             Work::Unlink(link) => s.access().unlink(tenant, &self.membership(&link).await?, actor).await,
@@ -73,10 +112,6 @@ impl Executor<'_> {
                 Ok(s.store().set_applied(tenant, kind.as_str(), &name, created).await?)
             }
         }
-    }
-
-    async fn set_secret(&self, id: &ClientId, secret: &str) -> ServiceResult<()> {
-        self.services.clients().replace_secret(self.tenant, id, secret, SECRET_OVERLAP, self.actor).await.map(drop)
     }
 
     async fn sub(&self, username: &Username) -> ServiceResult<SubjectId> {
@@ -121,7 +156,8 @@ fn describe(work: &Work) -> String {
         Work::UpdateRole(name, _) => format!("changing role `{name}`"),
         Work::CreateClient(c) => format!("creating client `{}`", c.client_id),
         Work::UpdateClient(id, _) => format!("changing client `{id}`"),
-        Work::SetSecret(id, _) => format!("replacing the secret of client `{id}`"),
+        Work::SetSecret(id, _, _) => format!("replacing the secret of client `{id}`"),
+        Work::SetClientAccess(id, _) => format!("setting the required roles of client `{id}`"),
         Work::PutResource(r) => format!("saving resource `{}`", r.identifier),
         Work::CreateGroup(name, _) => format!("creating group `{name}`"),
         Work::SetGroupDescription(name, _) => format!("changing group `{name}`"),
@@ -142,23 +178,27 @@ fn describe_link(link: &Link) -> String {
     }
 }
 
-/// A write refused on the way: what failed, and how many writes were done before it.
-fn stopped(e: ServiceError, what: &str, done: usize, unshown: &[ClientId]) -> ServiceError {
-    let rotate: String = unshown
+/// A write refused on the way: what failed, how many writes were done before it, and
+/// what the operator must do about clients it made.
+fn stopped(e: ServiceError, what: &str, done: usize, unshown: &[ClientId], removed: &[ClientId]) -> ServiceError {
+    let mut after: String = unshown
         .iter()
         .map(|id| format!("; client `{id}` was created with a secret that was not shown: rotate it (`latchkey client rotate-secret {id}`)"))
         .collect();
+    for id in removed {
+        after.push_str(&format!("; client `{id}` was removed again: its required roles could not be set"));
+    }
     let say = |m: String| {
         format!(
-            "{what}: {m}; {done} earlier change(s) of this run were made — run `apply` again once this is resolved{rotate}"
+            "{what}: {m}; {done} earlier change(s) of this run were made — run `apply` again once this is resolved{after}"
         )
     };
     match e {
-        ServiceError::Conflict(m) => ServiceError::Conflict(say(m)),
+        // Another change came between the plan and this write.
+        ServiceError::Conflict(m) | ServiceError::Stale(m) => ServiceError::Conflict(say(m)),
         ServiceError::NotFound(m) => ServiceError::Conflict(say(format!("{m} not found"))),
         ServiceError::Invalid(m) => ServiceError::Invalid(say(m)),
         ServiceError::Forbidden(m) => ServiceError::Forbidden(say(m)),
-        ServiceError::Stale(m) => ServiceError::Stale(say(m)),
         ServiceError::Unavailable(m) => ServiceError::Unavailable(say(m)),
     }
 }

@@ -35,9 +35,21 @@ impl Planner<'_> {
         Ok(out)
     }
 
-    async fn user_known(&self, doc: &Document, username: &Username) -> ServiceResult<bool> {
-        Ok(doc.users.iter().any(|u| u.username == username.as_str())
-            || self.user_by_username(username).await?.is_some())
+    /// A user a group may list: one of the document's, or one `apply` created. Any other
+    /// account (someone may have signed up under the name) is listed with `adopt = true`.
+    async fn check_member(&self, doc: &Document, at: &At, username: &Username) -> ServiceResult<()> {
+        if doc.users.iter().any(|u| u.username == username.as_str()) {
+            return Ok(());
+        }
+        if self.pruned(ObjectKind::User, username.as_str()) || self.user_by_username(username).await?.is_none() {
+            return Err(at.refuse(format!("user `{username}` does not exist")));
+        }
+        if !self.user_applied(username.as_str()) {
+            return Err(at.refuse(format!(
+                "user `{username}` was not created by apply: list it under [[users]] with `adopt = true` once you know the account is the person you mean"
+            )));
+        }
+        Ok(())
     }
 
     pub(super) async fn plan_groups(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {
@@ -50,15 +62,20 @@ impl Planner<'_> {
             let mut members = Vec::new();
             for raw in e.members.iter().flatten() {
                 let username = Self::parse_username(&at.field("members"), raw)?;
-                if !self.user_known(doc, &username).await? {
-                    return Err(at.field("members").refuse(format!("user `{username}` does not exist")));
-                }
+                self.check_member(doc, &at.field("members"), &username).await?;
                 if members.contains(&username) {
                     return Err(at.field("members").refuse(format!("`{username}` is listed twice")));
                 }
                 members.push(username);
             }
             let current = self.groups.iter().find(|g| g.name == e.name);
+            if let Some(admin_role) = current.and_then(|g| g.roles.iter().find(|r| admin::is_built_in_role(r)))
+                && e.members.is_some()
+            {
+                return Err(at.field("members").refuse(format!(
+                    "the group confers the built-in role `{admin_role}`: its members are managed with `latchkey group`, never from a document"
+                )));
+            }
             let mut changes = Vec::new();
             match current {
                 None => {
@@ -137,7 +154,8 @@ impl Planner<'_> {
                     return Err(at.field("email").refuse(format!("`{address}` is another listed user's too")));
                 }
                 let owner = self.services.users().by_email(self.tenant, address).await?;
-                if owner.is_some_and(|o| o.username != username) {
+                // An unverified address proves nothing (anyone may type it at sign-up).
+                if owner.is_some_and(|o| o.username != username && o.email_verified) {
                     return Err(at.field("email").refuse(format!("`{address}` is another user's")));
                 }
             }
@@ -159,6 +177,11 @@ impl Planner<'_> {
                 }
                 continue;
             };
+            if !e.adopt && !self.user_applied(username.as_str()) {
+                return Err(at.refuse(
+                    "a user of that name exists and was not created by apply (anyone may have signed up under it): set `adopt = true` once you know the account is the person you mean",
+                ));
+            }
             if current.service_account != e.service_account {
                 return Err(at.field("service_account").refuse("fixed once the user exists"));
             }
@@ -194,7 +217,7 @@ impl Planner<'_> {
                 patch.name = Some(name);
             }
             if !changes.is_empty() {
-                plan.users.push(Work::UpdateUser(username.clone(), patch));
+                plan.users.push(Work::UpdateUser(username.clone(), Box::new(patch)));
             }
             if let Some(roles) = &e.roles {
                 let held: Vec<RoleName> = self
@@ -225,24 +248,35 @@ impl Planner<'_> {
 
     /// What `apply` created that the document no longer lists, newest kinds first (users
     /// before the groups they are in, clients before their roles).
-    pub(super) async fn plan_prune(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {
-        let listed = |kind: ObjectKind, name: &str| match kind {
-            ObjectKind::Scope => doc.scopes.iter().any(|s| s.name.as_str() == name),
-            ObjectKind::Role => doc.roles.iter().any(|r| r.name.as_str() == name),
-            ObjectKind::Client => doc.clients.iter().any(|c| c.client_id == name),
-            ObjectKind::Resource => doc.resources.iter().any(|r| r.identifier == name),
-            ObjectKind::Group => doc.groups.iter().any(|g| g.name.as_str() == name),
-            ObjectKind::User => doc.users.iter().any(|u| u.username == name),
+    pub(super) async fn plan_prune(&self, plan: &mut Plan) -> ServiceResult<()> {
+        let mut gone: Vec<&(ObjectKind, String)> = self.pruning.iter().collect();
+        // Users before the groups they are in, clients before their roles; a client that
+        // requires roles before the clients whose roles they may be.
+        let requires = |name: &str| {
+            self.clients.iter().any(|c| c.client_id.as_str() == name && c.access_policy.required_roles.is_some())
         };
-        let mut gone: Vec<&(ObjectKind, String)> = self.applied.iter().filter(|(k, n)| !listed(*k, n)).collect();
-        gone.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        gone.sort_by(|a, b| {
+            b.0.cmp(&a.0).then_with(|| requires(&b.1).cmp(&requires(&a.1))).then_with(|| a.1.cmp(&b.1))
+        });
         for (kind, name) in gone {
-            if self.exists(*kind, name).await? {
-                plan.step(*kind, name.clone(), Action::Delete);
-                plan.prune.push(Work::Delete(*kind, name.clone()));
-            } else {
+            if !self.exists(*kind, name).await? {
                 plan.prune.push(Work::Record(*kind, name.clone(), false));
+                continue;
             }
+            let at = super::plan::At(format!("prune {} `{name}`", kind.as_str()));
+            if let (Some(caller), ObjectKind::Client) = (self.caller, kind) {
+                if let Some(c) = self.clients.iter().find(|c| c.client_id.as_str() == name) {
+                    caller.may_manage_client(c).map_err(|e| at.error(e))?;
+                }
+            }
+            if let (Some(person), ObjectKind::User) = (self.caller.and_then(|c| c.person.as_ref()), kind) {
+                let user = self.user_by_username(&Self::parse_username(&at, name)?).await?;
+                if user.is_some_and(|u| &u.sub == person) {
+                    return Err(at.refuse("that is the person making this call"));
+                }
+            }
+            plan.step(*kind, name.clone(), Action::Delete);
+            plan.prune.push(Work::Delete(*kind, name.clone()));
         }
         Ok(())
     }

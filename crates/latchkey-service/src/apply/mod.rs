@@ -107,10 +107,17 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `Debug` shows the client, never the secret.
+#[derive(Clone, Serialize)]
 pub struct NewSecret {
     pub client_id: ClientId,
     pub client_secret: String,
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret").field("client_id", &self.client_id).field("client_secret", &"(secret)").finish()
+    }
 }
 
 /// How a run goes.
@@ -134,7 +141,7 @@ impl Apply<'_> {
         options: Options,
         actor: &Actor,
     ) -> ServiceResult<Summary> {
-        self.run_guarded(tenant, doc, options, actor, &|_| false).await
+        self.run_guarded(tenant, doc, options, actor, None).await
     }
 
     /// [`Self::run`] for an admin API caller: it needs every admin right (a document can
@@ -153,7 +160,7 @@ impl Apply<'_> {
             )));
         }
         doc.refuse_secret_references()?;
-        self.run_guarded(tenant, doc, options, &caller.actor, &|id| caller.is_calling_client(id)).await
+        self.run_guarded(tenant, doc, options, &caller.actor, Some(caller)).await
     }
 
     async fn run_guarded(
@@ -162,17 +169,17 @@ impl Apply<'_> {
         doc: &Document,
         options: Options,
         actor: &Actor,
-        is_calling_client: &(dyn Fn(&ClientId) -> bool + Sync),
+        caller: Option<&AdminCaller>,
     ) -> ServiceResult<Summary> {
         if doc.clients.iter().any(|c| c.secret.as_ref().is_some_and(|s| !matches!(s, SecretRef::Resolved(_)))) {
             return Err(ServiceError::Invalid("the document's secret references were not read".into()));
         }
-        let plan = plan::Planner::new(self.0, tenant).await?.plan(doc, options.prune).await?;
+        let plan = plan::Planner::new(self.0, tenant, caller).await?.plan(doc, options.prune).await?;
         let summary = plan.summary();
         if let Some(own) = summary.steps.iter().find(|s| {
             s.kind == ObjectKind::Client
                 && !matches!(s.action, Action::Unchanged | Action::Create)
-                && ClientId::parse(&s.name).is_ok_and(|id| is_calling_client(&id))
+                && ClientId::parse(&s.name).is_ok_and(|id| caller.is_some_and(|c| c.is_calling_client(&id)))
         }) {
             return Err(ServiceError::Invalid(format!(
                 "client `{}` is the one this call comes with; change it from the CLI or with another admin client",

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::document::{Document, invalid};
 use super::{Action, FieldChange, NewSecret, ObjectKind, Step, Summary};
+use crate::admin::AdminCaller;
 use crate::clients::Pending;
 use crate::{Latchkey, ServiceError, ServiceResult, access, admin, resources, scopes};
 
@@ -32,19 +33,32 @@ pub(super) enum Work {
     UpdateRole(RoleName, RolePatch),
     CreateClient(Box<NewClient>),
     UpdateClient(ClientId, Box<ClientPatch>),
-    /// A client's secret from the document replaces the stored one.
-    SetSecret(ClientId, String),
+    /// A client's secret from the document replaces the stored one; the old one works
+    /// for the grace period.
+    SetSecret(ClientId, Secret, std::time::Duration),
+    /// The required roles of a client created before them (its own application roles).
+    SetClientAccess(ClientId, Box<latchkey_core::domain::ClientAccessPolicy>),
     PutResource(ResourceServer),
     CreateGroup(GroupName, String),
     SetGroupDescription(GroupName, String),
     CreateUser(Box<NewUser>),
-    UpdateUser(Username, UserPatch),
+    UpdateUser(Username, Box<UserPatch>),
     Link(Link),
     Unlink(Link),
     /// `prune`: removes an object `apply` created.
     Delete(ObjectKind, String),
     /// Remembers that `apply` created an object (so `prune` may remove it), or forgets it.
     Record(ObjectKind, String, bool),
+}
+
+/// A secret a run sets, never shown by `Debug`.
+#[derive(Clone)]
+pub(super) struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(secret)")
+    }
 }
 
 /// The writes of a run by phase; each phase needs only what earlier ones made.
@@ -96,7 +110,7 @@ impl Plan {
 
 /// Where in the document an object is, for errors: `clients[2] (shop)`.
 #[derive(Debug, Clone)]
-pub(super) struct At(String);
+pub(super) struct At(pub String);
 
 impl At {
     pub fn new(list: &str, index: usize, name: &str) -> Self {
@@ -108,10 +122,10 @@ impl At {
         match e {
             ServiceError::Unavailable(m) => ServiceError::Unavailable(m),
             ServiceError::NotFound(m) => invalid(format!("{}: {m} does not exist", self.0)),
-            ServiceError::Conflict(m)
-            | ServiceError::Invalid(m)
-            | ServiceError::Forbidden(m)
-            | ServiceError::Stale(m) => invalid(format!("{}: {m}", self.0)),
+            ServiceError::Forbidden(m) => ServiceError::Forbidden(format!("{}: {m}", self.0)),
+            ServiceError::Conflict(m) | ServiceError::Invalid(m) | ServiceError::Stale(m) => {
+                invalid(format!("{}: {m}", self.0))
+            }
         }
     }
 
@@ -153,12 +167,21 @@ fn action(changes: Vec<FieldChange>) -> Action {
 }
 
 /// The first name a list holds twice.
-fn repeated<'a, T: Ord>(names: impl IntoIterator<Item = &'a T>) -> Option<&'a T>
-where
-    T: 'a,
-{
+fn repeated<'a, T: Ord + 'a>(names: impl IntoIterator<Item = &'a T>) -> Option<&'a T> {
     let mut seen = BTreeSet::new();
     names.into_iter().find(|n| !seen.insert(*n))
+}
+
+/// Whether the document lists an object.
+pub(super) fn listed(doc: &Document, kind: ObjectKind, name: &str) -> bool {
+    match kind {
+        ObjectKind::Scope => doc.scopes.iter().any(|s| s.name.as_str() == name),
+        ObjectKind::Role => doc.roles.iter().any(|r| r.name.as_str() == name),
+        ObjectKind::Client => doc.clients.iter().any(|c| c.client_id == name),
+        ObjectKind::Resource => doc.resources.iter().any(|r| r.identifier == name),
+        ObjectKind::Group => doc.groups.iter().any(|g| g.name.as_str() == name),
+        ObjectKind::User => doc.users.iter().any(|u| u.username == name),
+    }
 }
 
 /// What the store holds now, read once for the plan.
@@ -171,10 +194,18 @@ pub(super) struct Planner<'a> {
     pub groups: Vec<Group>,
     pub clients: Vec<Client>,
     pub applied: Vec<(ObjectKind, String)>,
+    /// What `prune` removes in this run: never counted as existing.
+    pub pruning: BTreeSet<(ObjectKind, String)>,
+    /// The admin API caller, whose guards a client change meets too.
+    pub caller: Option<&'a AdminCaller>,
 }
 
 impl<'a> Planner<'a> {
-    pub async fn new(services: &'a Latchkey, tenant: &'a TenantId) -> ServiceResult<Self> {
+    pub async fn new(
+        services: &'a Latchkey,
+        tenant: &'a TenantId,
+        caller: Option<&'a AdminCaller>,
+    ) -> ServiceResult<Self> {
         let store = services.store();
         let applied = store
             .applied_objects(tenant)
@@ -191,12 +222,17 @@ impl<'a> Planner<'a> {
             groups: store.list_groups(tenant).await?,
             clients: store.list_clients(tenant).await?,
             applied,
+            pruning: BTreeSet::new(),
+            caller,
         })
     }
 
-    pub async fn plan(&self, doc: &Document, prune: bool) -> ServiceResult<Plan> {
+    pub async fn plan(mut self, doc: &Document, prune: bool) -> ServiceResult<Plan> {
         let mut plan = Plan::default();
         self.check_unique(doc)?;
+        if prune {
+            self.pruning = self.applied.iter().filter(|(k, n)| !listed(doc, *k, n)).cloned().collect();
+        }
         self.plan_scopes(doc, &mut plan)?;
         self.plan_roles(doc, &mut plan)?;
         self.plan_clients(doc, &mut plan).await?;
@@ -204,7 +240,7 @@ impl<'a> Planner<'a> {
         self.plan_groups(doc, &mut plan).await?;
         self.plan_users(doc, &mut plan).await?;
         if prune {
-            self.plan_prune(doc, &mut plan).await?;
+            self.plan_prune(&mut plan).await?;
         }
         Ok(plan)
     }
@@ -231,16 +267,30 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn scope_exists(&self, doc: &Document, name: &ScopeName) -> bool {
-        self.scopes.iter().any(|s| &s.name == name) || doc.scopes.iter().any(|s| &s.name == name)
+    /// Whether this run removes an object (`prune`).
+    pub fn pruned(&self, kind: ObjectKind, name: &str) -> bool {
+        self.pruning.contains(&(kind, name.to_owned()))
     }
 
-    fn role_exists(&self, doc: &Document, name: &RoleName) -> bool {
-        self.roles.iter().any(|r| &r.name == name) || doc.roles.iter().any(|r| &r.name == name)
+    pub fn scope_exists(&self, doc: &Document, name: &ScopeName) -> bool {
+        !self.pruned(ObjectKind::Scope, name.as_str())
+            && (self.scopes.iter().any(|s| &s.name == name) || doc.scopes.iter().any(|s| &s.name == name))
+    }
+
+    pub fn role_exists(&self, doc: &Document, name: &RoleName) -> bool {
+        !self.pruned(ObjectKind::Role, name.as_str())
+            && (self.roles.iter().any(|r| &r.name == name) || doc.roles.iter().any(|r| &r.name == name))
     }
 
     pub fn client_exists(&self, doc: &Document, id: &ClientId) -> bool {
-        self.clients.iter().any(|c| &c.client_id == id) || doc.clients.iter().any(|c| c.client_id == id.as_str())
+        !self.pruned(ObjectKind::Client, id.as_str())
+            && (self.clients.iter().any(|c| &c.client_id == id)
+                || doc.clients.iter().any(|c| c.client_id == id.as_str()))
+    }
+
+    /// Whether `apply` created the user (so a document may manage it without `adopt`).
+    pub fn user_applied(&self, username: &str) -> bool {
+        self.applied.iter().any(|(k, n)| *k == ObjectKind::User && n == username)
     }
 
     fn plan_scopes(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {

@@ -20,6 +20,8 @@ pub const MAX_NAME: usize = 200;
 pub const MAX_ACCESS_TOKEN_LIFETIME: i64 = 86_400;
 /// The longest per-client refresh token reuse grace (as `tokens.refresh_reuse_grace`).
 pub const MAX_REFRESH_REUSE_GRACE: i64 = latchkey_config::MAX_REFRESH_REUSE_GRACE.as_secs() as i64;
+/// The longest `default_max_age`: a year.
+pub const MAX_DEFAULT_MAX_AGE: u64 = 31_536_000;
 /// The most public keys a client registers, and the size of their JWK set.
 const MAX_JWKS_KEYS: usize = 20;
 const MAX_JWKS_BYTES: usize = 32 * 1024;
@@ -219,6 +221,14 @@ impl Clients<'_> {
         {
             return Err(invalid(format!(
                 "refresh_reuse_grace: 0 to {MAX_REFRESH_REUSE_GRACE} seconds; a longer window is one a thief could use"
+            )));
+        }
+        if let Some(s) = c.session_policy.default_max_age
+            && changed(before, c, |c| &c.session_policy.default_max_age)
+            && !(1..=MAX_DEFAULT_MAX_AGE).contains(&s)
+        {
+            return Err(invalid(format!(
+                "session.default_max_age: 1 second to {MAX_DEFAULT_MAX_AGE} seconds (a year)"
             )));
         }
         if let Some(twice) = first_repeated(&c.allowed_scopes).filter(|_| changed(before, c, |c| &c.allowed_scopes)) {

@@ -284,6 +284,7 @@ macro_rules! impl_access_store {
             async fn delete_role(&self, tenant: &TenantId, name: &RoleName, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 Self::lock_principal_id(&mut tx, tenant, &format!("role:{name}")).await?;
+                Self::forget_applied_in(&mut tx, tenant, "role", name.as_str()).await?;
                 let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND name = $2")
                     .bind(tenant.as_str())
                     .bind(name.as_str())
@@ -344,6 +345,7 @@ macro_rules! impl_access_store {
 
             async fn delete_group(&self, tenant: &TenantId, name: &GroupName, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                Self::forget_applied_in(&mut tx, tenant, "group", name.as_str()).await?;
                 let done = sqlx::query("DELETE FROM user_groups WHERE tenant_id = $1 AND name = $2")
                     .bind(tenant.as_str())
                     .bind(name.as_str())

@@ -189,5 +189,24 @@ macro_rules! impl_admin_store {
                 Ok(())
             }
         }
+
+        impl $store {
+            /// Forgets that `apply` created an object, in the transaction that deletes or
+            /// renames it: `prune` never removes a later object of the same name.
+            pub(crate) async fn forget_applied_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                kind: &str,
+                name: &str,
+            ) -> StoreResult<()> {
+                sqlx::query("DELETE FROM applied_objects WHERE tenant_id = $1 AND kind = $2 AND name = $3")
+                    .bind(tenant.as_str())
+                    .bind(kind)
+                    .bind(name)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+        }
     };
 }

@@ -225,6 +225,10 @@ macro_rules! impl_client_store {
                         .bind(id.as_str())
                         .fetch_all(&mut *tx)
                         .await?;
+                for role in &roles {
+                    Self::forget_applied_in(&mut tx, tenant, "role", role).await?;
+                }
+                Self::forget_applied_in(&mut tx, tenant, "client", id.as_str()).await?;
                 let done = sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2")
                     .bind(tenant.as_str())
                     .bind(id.as_str())

@@ -154,6 +154,7 @@ macro_rules! impl_shared_store {
             }
             async fn delete_scope(&mut self, tenant: &TenantId, name: &ScopeName, actor: &Actor) -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                <$store>::forget_applied_in(tx, tenant, "scope", name.as_str()).await?;
                 let done = sqlx::query("DELETE FROM scopes WHERE tenant_id = $1 AND name = $2")
                     .bind(tenant.as_str())
                     .bind(name.as_str())
@@ -419,6 +420,7 @@ macro_rules! impl_shared_store {
 
             async fn delete_resource_server(&self, tenant: &TenantId, identifier: &str, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                Self::forget_applied_in(&mut tx, tenant, "resource", identifier).await?;
                 let done = sqlx::query("DELETE FROM resource_servers WHERE tenant_id = $1 AND identifier = $2")
                     .bind(tenant.as_str())
                     .bind(identifier)

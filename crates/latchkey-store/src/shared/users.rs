@@ -138,7 +138,13 @@ macro_rules! impl_user_store {
                     return Err(StoreError::Stale(format!("user {sub} changed since it was read; read it again")));
                 }
                 let mut changed = Vec::new();
-                if let Some(v) = patch.username { user.username = v; changed.push("username"); }
+                if let Some(v) = patch.username {
+                    if v != user.username {
+                        Self::forget_applied_in(&mut tx, tenant, "user", user.username.as_str()).await?;
+                    }
+                    user.username = v;
+                    changed.push("username");
+                }
                 if let Some(v) = patch.email {
                     // A new address is unproven until verified again.
                     if v != user.email { user.email_verified = false; }
@@ -256,6 +262,14 @@ macro_rules! impl_user_store {
             }
 
             pub(crate) async fn delete_user_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
+                let username: Option<String> = sqlx::query_scalar("SELECT username FROM users WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(username) = username {
+                    Self::forget_applied_in(tx, tenant, "user", &username).await?;
+                }
                 for sql in [
                     "DELETE FROM passkeys WHERE tenant_id = $1 AND sub = $2",
                     "DELETE FROM totp_factors WHERE tenant_id = $1 AND sub = $2",

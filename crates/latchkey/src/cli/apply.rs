@@ -25,7 +25,9 @@ pub struct ApplyArgs {
 
 pub async fn run(ctx: Context, args: ApplyArgs) -> Result<(), CliError> {
     let mut doc = read(&args.file)?;
-    doc.resolve_secrets(read_secret).map_err(|e| CliError::Usage(format!("{}: {e}", args.file.display())))?;
+    let base = args.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    doc.resolve_secrets(|r| read_secret(&base, r))
+        .map_err(|e| CliError::Usage(format!("{}: {e}", args.file.display())))?;
     let f = ctx.open().await?;
     let options = Options { dry_run: args.dry_run, prune: args.prune };
     let summary = f.apply().run(&ctx.tenant(), &doc, options, &Actor::Cli).await.map_err(|e| match e {
@@ -36,33 +38,49 @@ pub async fn run(ctx: Context, args: ApplyArgs) -> Result<(), CliError> {
 }
 
 fn read(path: &Path) -> Result<Document, CliError> {
+    use std::io::Read as _;
     let named = |m: String| CliError::Usage(format!("{}: {m}", path.display()));
-    let size = std::fs::metadata(path).map_err(|e| named(format!("cannot read it: {e}")))?.len();
-    if size > MAX_DOCUMENT as u64 {
+    let file = std::fs::File::open(path).map_err(|e| named(format!("cannot read it: {e}")))?;
+    let mut text = String::new();
+    file.take(MAX_DOCUMENT as u64 + 1).read_to_string(&mut text).map_err(|e| named(format!("cannot read it: {e}")))?;
+    if text.len() > MAX_DOCUMENT {
         return Err(named(format!("larger than {} MiB", MAX_DOCUMENT / (1024 * 1024))));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| named(format!("cannot read it: {e}")))?;
     let format =
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { Format::Json } else { Format::Toml };
     Document::parse(&text, format).map_err(|e| named(e.to_string()))
 }
 
-/// Reads a secret reference: an environment variable, or a file (not readable by others).
-fn read_secret(r: &SecretRef) -> Result<String, String> {
+/// The largest secret file read.
+const MAX_SECRET_FILE: u64 = 4096;
+
+/// Reads a secret reference: an environment variable, or a regular file (a relative path
+/// from the document's directory) that only its owner may read, opened once and checked
+/// as opened.
+fn read_secret(base: &Path, r: &SecretRef) -> Result<String, String> {
+    use std::io::Read as _;
     match r {
         SecretRef::Env(name) => {
             std::env::var(name).map_err(|_| format!("the environment variable `{name}` is not set"))
         }
         SecretRef::File(path) => {
+            let path = base.join(path);
+            let shown = path.display();
+            let file = std::fs::File::open(&path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+            let meta = file.metadata().map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+            if !meta.is_file() || meta.len() > MAX_SECRET_FILE {
+                return Err(format!("`{shown}` is not a regular file of at most {MAX_SECRET_FILE} bytes"));
+            }
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
                 if meta.permissions().mode() & 0o077 != 0 {
-                    return Err(format!("`{path}` is readable by other users; `chmod 600 {path}` first"));
+                    return Err(format!("`{shown}` is readable by other users; `chmod 600 {shown}` first"));
                 }
             }
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))
+            let mut text = String::new();
+            file.take(MAX_SECRET_FILE).read_to_string(&mut text).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+            Ok(text)
         }
         SecretRef::Resolved(s) => Ok(s.clone()),
     }
