@@ -264,10 +264,10 @@ impl Planner<'_> {
                 continue;
             }
             let at = super::plan::At(format!("prune {} `{name}`", kind.as_str()));
-            if let (Some(caller), ObjectKind::Client) = (self.caller, kind) {
-                if let Some(c) = self.clients.iter().find(|c| c.client_id.as_str() == name) {
-                    caller.may_manage_client(c).map_err(|e| at.error(e))?;
-                }
+            if let (Some(caller), ObjectKind::Client) = (self.caller, kind)
+                && let Some(c) = self.clients.iter().find(|c| c.client_id.as_str() == name)
+            {
+                caller.may_manage_client(c).map_err(|e| at.error(e))?;
             }
             if let (Some(person), ObjectKind::User) = (self.caller.and_then(|c| c.person.as_ref()), kind) {
                 let user = self.user_by_username(&Self::parse_username(&at, name)?).await?;
