@@ -102,9 +102,36 @@ impl From<Summary> for ApplyResult {
     }
 }
 
+/// The document `latchkey apply` takes, as JSON. Each list's entries are described in
+/// `docs/admin-api.md` ("Declarative configuration"); an entry that cannot be read is a
+/// malformed request (400) naming its path, one that breaks a rule is 422.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ApplyDocument {
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 1000)]
+    scopes: (),
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 1000)]
+    resources: (),
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 1000)]
+    roles: (),
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 1000)]
+    groups: (),
+    /// Clients with every setting; no `secret` through the API.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 1000)]
+    clients: (),
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 1000)]
+    users: (),
+}
+
 #[utoipa::path(post, path = "/apply", tag = "apply", params(ApplyQuery),
-    request_body(content = Object, content_type = "application/json",
-        description = "The document `latchkey apply` takes (see docs/admin-api.md): `scopes`, `resources`, `roles`, `groups`, `clients`, `users`; no `secret` references."),
+    request_body(content = ApplyDocument, content_type = "application/json"),
     description = "Makes scopes, API resources, roles, groups, clients and listed users match the document. The whole document is checked before the first change; a second run changes nothing. Needs every admin right.",
     responses((status = 200, body = ApplyResult),
         (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),

@@ -23,6 +23,23 @@ fn change(field: &str, before: &BTreeSet<String>, after: &BTreeSet<String>) -> F
     }
 }
 
+/// Links to add and remove so `held` becomes `wanted`; the change, if any, for the plan.
+fn relink<T: Clone + PartialEq + std::fmt::Display>(
+    plan: &mut Plan,
+    field: &str,
+    held: &[T],
+    wanted: &[T],
+    link: impl Fn(T) -> Link,
+) -> Option<FieldChange> {
+    for item in wanted.iter().filter(|w| !held.contains(w)) {
+        plan.links.push(Work::Link(link(item.clone())));
+    }
+    for item in held.iter().filter(|h| !wanted.contains(h)) {
+        plan.links.push(Work::Unlink(link(item.clone())));
+    }
+    (names(held) != names(wanted)).then(|| change(field, &names(held), &names(wanted)))
+}
+
 impl Planner<'_> {
     /// The username of each member, by subject id.
     async fn usernames(&self, subs: &[SubjectId]) -> ServiceResult<BTreeSet<Username>> {
@@ -97,33 +114,18 @@ impl Planner<'_> {
                 let held: Vec<RoleName> = current
                     .map(|g| g.roles.iter().filter(|r| !admin::is_built_in_role(r)).cloned().collect())
                     .unwrap_or_default();
-                let group = || e.name.clone();
-                for role in roles.iter().filter(|r| !held.contains(r)) {
-                    plan.links.push(Work::Link(Link::GroupRole { group: group(), role: role.clone() }));
-                }
-                for role in held.iter().filter(|r| !roles.contains(r)) {
-                    plan.links.push(Work::Unlink(Link::GroupRole { group: group(), role: role.clone() }));
-                }
-                if current.is_some() && names(&held) != names(roles) {
-                    changes.push(change("roles", &names(&held), &names(roles)));
-                }
+                let group = &e.name;
+                let link = |role| Link::GroupRole { group: group.clone(), role };
+                changes.extend(relink(plan, "roles", &held, roles, link).filter(|_| current.is_some()));
             }
             if e.members.is_some() {
-                let held = match current {
-                    Some(g) => self.usernames(&g.members).await?,
-                    None => BTreeSet::new(),
+                let held: Vec<Username> = match current {
+                    Some(g) => self.usernames(&g.members).await?.into_iter().collect(),
+                    None => Vec::new(),
                 };
-                for username in members.iter().filter(|u| !held.contains(*u)) {
-                    plan.links
-                        .push(Work::Link(Link::GroupMember { group: e.name.clone(), username: username.clone() }));
-                }
-                for username in held.iter().filter(|u| !members.contains(u)) {
-                    plan.links
-                        .push(Work::Unlink(Link::GroupMember { group: e.name.clone(), username: username.clone() }));
-                }
-                if current.is_some() && names(&held) != names(&members) {
-                    changes.push(change("members", &names(&held), &names(&members)));
-                }
+                let group = &e.name;
+                let link = |username| Link::GroupMember { group: group.clone(), username };
+                changes.extend(relink(plan, "members", &held, &members, link).filter(|_| current.is_some()));
             }
             let action = match (current, changes.is_empty()) {
                 (None, _) => Action::Create,
@@ -131,6 +133,25 @@ impl Planner<'_> {
                 (Some(_), false) => Action::Update { changes },
             };
             plan.step(ObjectKind::Group, e.name.as_str(), action);
+        }
+        Ok(())
+    }
+
+    /// An address is listed once, and is not another user's verified address (an
+    /// unverified one proves nothing: anyone may type it at sign-up).
+    async fn check_address(
+        &self,
+        at: &At,
+        address: &latchkey_core::domain::Email,
+        username: &Username,
+        seen: &mut BTreeSet<String>,
+    ) -> ServiceResult<()> {
+        if !seen.insert(address.as_str().to_owned()) {
+            return Err(at.refuse(format!("`{address}` is another listed user's too")));
+        }
+        let owner = self.services.users().by_email(self.tenant, address).await?;
+        if owner.is_some_and(|o| &o.username != username && o.email_verified) {
+            return Err(at.refuse(format!("`{address}` is another user's")));
         }
         Ok(())
     }
@@ -150,14 +171,7 @@ impl Planner<'_> {
             }
             let current = self.user_by_username(&username).await?;
             if let Some(address) = &email {
-                if !emails.insert(address.as_str().to_owned()) {
-                    return Err(at.field("email").refuse(format!("`{address}` is another listed user's too")));
-                }
-                let owner = self.services.users().by_email(self.tenant, address).await?;
-                // An unverified address proves nothing (anyone may type it at sign-up).
-                if owner.is_some_and(|o| o.username != username && o.email_verified) {
-                    return Err(at.field("email").refuse(format!("`{address}` is another user's")));
-                }
+                self.check_address(&at.field("email"), address, &username, &mut emails).await?;
             }
             let Some(current) = current else {
                 plan.step(ObjectKind::User, username.as_str(), Action::Create);
@@ -172,9 +186,10 @@ impl Planner<'_> {
                     service_account: e.service_account,
                 })));
                 plan.users.push(Work::Record(ObjectKind::User, username.to_string(), true));
-                for role in e.roles.iter().flatten() {
-                    plan.links.push(Work::Link(Link::UserRole { username: username.clone(), role: role.clone() }));
-                }
+                relink(plan, "roles", &[], e.roles.as_deref().unwrap_or_default(), |role| Link::UserRole {
+                    username: username.clone(),
+                    role,
+                });
                 continue;
             };
             if !e.adopt && !self.user_applied(username.as_str()) {
@@ -185,37 +200,7 @@ impl Planner<'_> {
             if current.service_account != e.service_account {
                 return Err(at.field("service_account").refuse("fixed once the user exists"));
             }
-            let mut changes = Vec::new();
-            let mut patch = UserPatch { if_match: Some(current.etag()), ..UserPatch::default() };
-            // A new address is unverified unless the document says otherwise (the store
-            // resets the flag with the address).
-            let email_changes = email.is_some() && email != current.email;
-            let verified_after = match e.email_verified {
-                Some(v) => v,
-                None if email_changes => false,
-                None => current.email_verified,
-            };
-            if email_changes {
-                changes.push(FieldChange {
-                    field: "email".into(),
-                    before: shown(&current.email),
-                    after: shown(&email),
-                });
-                patch.email = Some(email);
-                patch.email_verified = e.email_verified;
-            }
-            if verified_after != current.email_verified {
-                changes.push(FieldChange {
-                    field: "email_verified".into(),
-                    before: current.email_verified.into(),
-                    after: verified_after.into(),
-                });
-                patch.email_verified = e.email_verified.or(Some(verified_after));
-            }
-            if name.is_some() && name != current.name {
-                changes.push(FieldChange { field: "name".into(), before: shown(&current.name), after: shown(&name) });
-                patch.name = Some(name);
-            }
+            let (mut changes, patch) = profile_changes(&current, e, email, name);
             if !changes.is_empty() {
                 plan.users.push(Work::UpdateUser(username.clone(), Box::new(patch)));
             }
@@ -230,15 +215,8 @@ impl Planner<'_> {
                     .filter(|r| r.direct && !admin::is_built_in_role(&r.name))
                     .map(|r| r.name)
                     .collect();
-                for role in roles.iter().filter(|r| !held.contains(r)) {
-                    plan.links.push(Work::Link(Link::UserRole { username: username.clone(), role: role.clone() }));
-                }
-                for role in held.iter().filter(|r| !roles.contains(r)) {
-                    plan.links.push(Work::Unlink(Link::UserRole { username: username.clone(), role: role.clone() }));
-                }
-                if names(&held) != names(roles) {
-                    changes.push(change("roles", &names(&held), &names(roles)));
-                }
+                let link = |role| Link::UserRole { username: username.clone(), role };
+                changes.extend(relink(plan, "roles", &held, roles, link));
             }
             let action = if changes.is_empty() { Action::Unchanged } else { Action::Update { changes } };
             plan.step(ObjectKind::User, username.as_str(), action);
@@ -294,6 +272,44 @@ impl Planner<'_> {
             },
         })
     }
+}
+
+/// What a listed user's entry changes of the stored user: an address, whether it is
+/// verified, a name (each only where the entry gives it).
+fn profile_changes(
+    current: &latchkey_core::records::User,
+    e: &super::document::UserEntry,
+    email: Option<latchkey_core::domain::Email>,
+    name: Option<DisplayName>,
+) -> (Vec<FieldChange>, UserPatch) {
+    let mut changes = Vec::new();
+    let mut patch = UserPatch { if_match: Some(current.etag()), ..UserPatch::default() };
+    // A new address is unverified unless the document says otherwise (the store resets the
+    // flag with the address).
+    let email_changes = email.is_some() && email != current.email;
+    let verified_after = match e.email_verified {
+        Some(v) => v,
+        None if email_changes => false,
+        None => current.email_verified,
+    };
+    if email_changes {
+        changes.push(FieldChange { field: "email".into(), before: shown(&current.email), after: shown(&email) });
+        patch.email = Some(email);
+        patch.email_verified = e.email_verified;
+    }
+    if verified_after != current.email_verified {
+        changes.push(FieldChange {
+            field: "email_verified".into(),
+            before: current.email_verified.into(),
+            after: verified_after.into(),
+        });
+        patch.email_verified = e.email_verified.or(Some(verified_after));
+    }
+    if name.is_some() && name != current.name {
+        changes.push(FieldChange { field: "name".into(), before: shown(&current.name), after: shown(&name) });
+        patch.name = Some(name);
+    }
+    (changes, patch)
 }
 
 /// A value shown in a plan (an absent one as `null`).
