@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::domain::AdminScope;
 use latchkey_service::ServiceError;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::problem::{Kind, Problem, ProblemBody, invalid};
-use super::request::{no_store, query};
+use super::request::{json_object, no_store, query};
 use super::schema;
 use crate::state::AppState;
 
@@ -166,23 +166,7 @@ pub async fn apply(
 /// The body as a document: JSON, at most [`MAX_DOCUMENT_BODY`]; what cannot be read is a
 /// malformed request (400), naming where.
 fn document(headers: &HeaderMap, body: &Bytes) -> Result<Document, Problem> {
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
-        return Err(Problem::new(Kind::InvalidRequest, "send the document as application/json"));
-    }
-    if body.len() > MAX_DOCUMENT_BODY {
-        return Err(Problem::new(
-            Kind::InvalidRequest,
-            format!("the document is larger than {MAX_DOCUMENT_BODY} bytes"),
-        ));
-    }
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(Problem::new(Kind::InvalidRequest, "the document must be a JSON object"));
-    }
+    let body = json_object(headers, body, MAX_DOCUMENT_BODY)?;
     let text =
         std::str::from_utf8(body).map_err(|_| Problem::new(Kind::InvalidRequest, "the document is not UTF-8"))?;
     Document::parse(text, Format::Json).map_err(|e| match e {

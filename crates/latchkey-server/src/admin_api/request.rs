@@ -16,6 +16,18 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// A JSON body: `application/json`, at most [`MAX_BODY`], every field known.
 pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Problem> {
+    json_object(headers, body, MAX_BODY)?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." { String::new() } else { format!(" at `{at}`") };
+        Problem::new(Kind::InvalidRequest, format!("the body is not valid{at}: {}", e.inner()))
+    })
+}
+
+/// A body sent as `application/json`, at most `max` bytes, that is an object (serde
+/// would also fill a struct from an array).
+pub fn json_object<'b>(headers: &HeaderMap, body: &'b Bytes, max: usize) -> Result<&'b [u8], Problem> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -24,19 +36,13 @@ pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T,
     if !json_type {
         return Err(Problem::new(Kind::InvalidRequest, "send the body as application/json"));
     }
-    if body.len() > MAX_BODY {
-        return Err(Problem::new(Kind::InvalidRequest, format!("the body is larger than {MAX_BODY} bytes")));
+    if body.len() > max {
+        return Err(Problem::new(Kind::InvalidRequest, format!("the body is larger than {max} bytes")));
     }
-    // Every body is an object (serde would also fill a struct from an array).
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Problem::new(Kind::InvalidRequest, "the body must be a JSON object"));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        let at = if at == "." { String::new() } else { format!(" at `{at}`") };
-        Problem::new(Kind::InvalidRequest, format!("the body is not valid{at}: {}", e.inner()))
-    })
+    Ok(body)
 }
 
 /// A query string (every parameter known, by the type's `deny_unknown_fields`).
