@@ -23,6 +23,14 @@ const SECRET_OVERLAP: Duration = Duration::from_secs(86_400);
 /// secret's state).
 const NOT_COMPARED: [&str; 3] = ["created_at", "updated_at", "previous_secret_expires_at"];
 
+/// What a document wants of one client: its settings, the secret from its reference (with
+/// how long the stored one keeps working), and whether its required roles are set after it.
+struct Wanted {
+    new: NewClient,
+    secret: Option<(String, Duration)>,
+    deferred: bool,
+}
+
 impl Planner<'_> {
     pub(super) async fn plan_clients(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {
         let pending = self.pending(doc);
@@ -57,9 +65,11 @@ impl Planner<'_> {
                     })
                 })
             });
-            match self.clients.iter().find(|c| c.client_id == new.client_id) {
-                None => self.plan_new_client(new, secret, deferred, &pending, &at, plan).await?,
-                Some(current) => self.plan_client_change(current, new, secret, deferred, &pending, &at, plan).await?,
+            let current = self.clients.iter().find(|c| c.client_id == new.client_id);
+            let wanted = Wanted { new, secret, deferred };
+            match current {
+                None => self.plan_new_client(wanted, &pending, &at, plan).await?,
+                Some(current) => self.plan_client_change(current, wanted, &pending, &at, plan).await?,
             }
         }
         Ok(())
@@ -67,13 +77,12 @@ impl Planner<'_> {
 
     async fn plan_new_client(
         &self,
-        mut new: NewClient,
-        secret: Option<(String, Duration)>,
-        deferred: bool,
+        wanted: Wanted,
         pending: &clients::Pending,
         at: &At,
         plan: &mut Plan,
     ) -> ServiceResult<()> {
+        let Wanted { mut new, secret, deferred } = wanted;
         let id = new.client_id.clone();
         let secret = match secret {
             Some((s, _)) => Some(s),
@@ -104,17 +113,15 @@ impl Planner<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn plan_client_change(
         &self,
         current: &Client,
-        new: NewClient,
-        secret: Option<(String, Duration)>,
-        deferred: bool,
+        wanted: Wanted,
         pending: &clients::Pending,
         at: &At,
         plan: &mut Plan,
     ) -> ServiceResult<()> {
+        let Wanted { new, secret, deferred } = wanted;
         if current.kind != new.kind {
             return Err(at
                 .field("kind")
