@@ -1,7 +1,7 @@
 //! What a user allowed a client, and when they must be asked.
 
 use latchkey_core::domain::{AdminScope, ClaimsRequest, ClientId, SubjectId, TenantId, beyond_scopes};
-use latchkey_core::records::{Actor, Client, Consent};
+use latchkey_core::records::{Actor, Client, Consent, ConsentRecord, ConsentWithdrawn};
 
 use crate::{Latchkey, ServiceResult, pass_through};
 
@@ -20,6 +20,37 @@ pub struct Asked<'a> {
 impl Consents<'_> {
     pass_through! {
         fn get(tenant: &TenantId, sub: &SubjectId, client: &ClientId) -> Option<Consent> => consent;
+    }
+
+    /// What the user allowed each client, by client id.
+    pub async fn list(&self, tenant: &TenantId, sub: &SubjectId) -> ServiceResult<Vec<ConsentRecord>> {
+        Ok(self.0.store().consents(tenant, sub).await?)
+    }
+
+    /// Withdraws what the user allowed `client`: the consent goes, the client's refresh
+    /// tokens for the user are revoked and its access tokens for the user refused (on this
+    /// node at once, on the others at their next revocation poll), and the client is told
+    /// through back-channel logout of every session of the user it took part in. The next
+    /// authorization request asks the user again. `NotFound` when there is no such consent.
+    pub async fn withdraw(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        client: &ClientId,
+        actor: &Actor,
+    ) -> ServiceResult<ConsentWithdrawn> {
+        let now = self.0.clock.now();
+        let until = now.plus(self.0.tokens().longest_access_token_lifetime().await);
+        let done = self.0.store().withdraw_consent(tenant, sub, client, (now, until), actor).await?;
+        let revocations = &self.0.revocations;
+        revocations.add_local_withdrawal(client.as_str(), sub.as_str(), now, until);
+        for grant in &done.revoked_grants {
+            revocations.add_local("grant", grant, until);
+        }
+        if done.logouts_queued > 0 {
+            self.0.backchannel.notify_one();
+        }
+        Ok(done)
     }
 
     /// Whether the user must be asked before `client` gets what is asked: always with

@@ -18,6 +18,9 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub struct Revocations {
     /// `jti:<id>` or `grant:<id>` → until when the entry matters.
     entries: RwLock<HashMap<String, i64>>,
+    /// Withdrawn consents: `<client_id> <sub>` → (until when the entry matters, the time at
+    /// or before which the client's access tokens for the user were issued to be refused).
+    withdrawn: RwLock<HashMap<String, (i64, i64)>>,
     last_seq: AtomicI64,
 }
 
@@ -25,6 +28,26 @@ impl Revocations {
     pub fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> bool {
         let Ok(map) = self.entries.read() else { return true };
         map.contains_key(&format!("jti:{jti}")) || grant_id.is_some_and(|g| map.contains_key(&format!("grant:{g}")))
+    }
+
+    /// Whether the user `sub` withdrew their consent to `client_id` after an access token
+    /// issued at `iat` was issued to the client.
+    pub fn is_consent_withdrawn(&self, client_id: &str, sub: &str, iat: i64) -> bool {
+        let Ok(map) = self.withdrawn.read() else { return true };
+        // Most of the time nothing is withdrawn: no key is built.
+        !map.is_empty() && map.get(&consent_key(client_id, sub)).is_some_and(|(_, before)| iat <= *before)
+    }
+
+    /// Records a consent withdrawn on this node, before the poll would see it.
+    pub fn add_local_withdrawal(&self, client_id: &str, sub: &str, issued_before: UnixTime, until: UnixTime) {
+        if let Ok(mut map) = self.withdrawn.write() {
+            Self::note_withdrawal(&mut map, consent_key(client_id, sub), issued_before.secs(), until.secs());
+        }
+    }
+
+    fn note_withdrawal(map: &mut HashMap<String, (i64, i64)>, key: String, before: i64, until: i64) {
+        let entry = map.entry(key).or_insert((until, before));
+        *entry = (entry.0.max(until), entry.1.max(before));
     }
 
     /// Whether the browser session `sid` has ended (its forward-auth cookies no longer count).
@@ -52,16 +75,29 @@ impl Revocations {
     pub async fn refresh(&self, store: &dyn Store, now: UnixTime) -> Result<(), latchkey_store::StoreError> {
         let new = store.revocations_after(self.last_seq.load(Ordering::SeqCst), now).await?;
         if let Ok(mut map) = self.entries.write() {
-            for r in &new {
+            for r in new.iter().filter(|r| r.issued_before.is_none()) {
                 map.insert(format!("{}:{}", r.kind, r.value), r.expires_at.secs());
             }
             map.retain(|_, until| *until > now.secs());
+        }
+        if let Ok(mut map) = self.withdrawn.write() {
+            for r in &new {
+                if let (Some(before), "consent") = (r.issued_before, r.kind.as_str()) {
+                    Self::note_withdrawal(&mut map, r.value.clone(), before.secs(), r.expires_at.secs());
+                }
+            }
+            map.retain(|_, (until, _)| *until > now.secs());
         }
         if let Some(last) = new.last() {
             self.last_seq.store(last.seq, Ordering::SeqCst);
         }
         Ok(())
     }
+}
+
+/// How a withdrawn consent is named in the revocation set (as the store writes it).
+fn consent_key(client_id: &str, sub: &str) -> String {
+    format!("{client_id} {sub}")
 }
 
 pub fn spawn_poller(revocations: Arc<Revocations>, store: Arc<dyn Store>, clock: Clock) -> tokio::task::JoinHandle<()> {

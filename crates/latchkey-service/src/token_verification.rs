@@ -106,7 +106,9 @@ impl Latchkey {
         if claims.exp <= self.clock.now().secs() {
             return Err(VerifyError::Expired);
         }
-        if self.revocations.is_revoked(&claims.jti, claims.gid.as_deref()) {
+        if self.revocations.is_revoked(&claims.jti, claims.gid.as_deref())
+            || self.revocations.is_consent_withdrawn(&claims.client_id, &claims.sub, claims.iat)
+        {
             return Err(VerifyError::Revoked);
         }
         Ok(AccessClaims::clone(&claims))

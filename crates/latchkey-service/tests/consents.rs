@@ -87,3 +87,48 @@ async fn a_first_party_client_needs_no_consent_except_for_offline_access_or_when
         s.system().close().await;
     }
 }
+
+#[tokio::test]
+async fn a_withdrawal_reaches_other_nodes_through_the_revocation_poll_and_only_for_earlier_tokens() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let tenant = TenantId::default_tenant();
+        let sub = ok(s.users().create(&tenant, sample_user("ada"), &Actor::Cli).await, "user").sub;
+        let app = client(&s, "app", false).await;
+        let other = client(&s, "other", false).await;
+        let actor = Actor::User(sub.to_string());
+        for c in [&app, &other] {
+            ok(
+                s.consents().grant(&tenant, &sub, &c.client_id, &ask(&scopes(&["openid"]), None, false), &actor).await,
+                "grant",
+            );
+        }
+        let listed: Vec<String> =
+            ok(s.consents().list(&tenant, &sub).await, "list").iter().map(|c| c.client_id.to_string()).collect();
+        assert_eq!(listed, ["app", "other"], "{b}");
+
+        // Another node: a revocation set that learns only through the poll.
+        let elsewhere = latchkey_service::revocations::Revocations::default();
+        let store = latchkey_service::testing::store_of(&s);
+        ok(elsewhere.refresh(store.as_ref(), s.clock.now()).await, "poll");
+        let now = s.clock.now().secs();
+        assert!(!elsewhere.is_consent_withdrawn("app", sub.as_str(), now), "{b}: nothing withdrawn yet");
+
+        ok(s.consents().withdraw(&tenant, &sub, &app.client_id, &Actor::Cli).await, "withdraw");
+        ok(elsewhere.refresh(store.as_ref(), s.clock.now()).await, "poll");
+        assert!(elsewhere.is_consent_withdrawn("app", sub.as_str(), now), "{b}: a token from before");
+        assert!(!elsewhere.is_consent_withdrawn("app", sub.as_str(), now + 2), "{b}: a token from after");
+        assert!(!elsewhere.is_consent_withdrawn("other", sub.as_str(), now), "{b}: another client");
+        assert!(!elsewhere.is_consent_withdrawn("app", "someone-else", now), "{b}: another user");
+        let listed: Vec<String> =
+            ok(s.consents().list(&tenant, &sub).await, "list").iter().map(|c| c.client_id.to_string()).collect();
+        assert_eq!(listed, ["other"], "{b}");
+        let again = s.consents().withdraw(&tenant, &sub, &app.client_id, &Actor::Cli).await;
+        assert!(matches!(again, Err(latchkey_service::ServiceError::NotFound(_))), "{b}: {:?}", again.err());
+        let events = ok(store.recent_audit_events(&tenant, 50).await, "audit");
+        assert!(events.iter().any(|e| e.action == "consent.withdrawn"), "{b}");
+        s.system().close().await;
+    }
+}

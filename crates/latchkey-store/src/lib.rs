@@ -83,6 +83,26 @@ pub trait FederationStore {
     ) -> StoreResult<()>;
 }
 
+/// What users allowed clients, and its withdrawal.
+#[async_trait]
+pub trait ConsentStore {
+    /// What `sub` allowed each client, by client id.
+    async fn consents(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<ConsentRecord>>;
+    /// Withdraws what `sub` allowed `client`, in one transaction: the consent goes; the
+    /// client's refresh tokens for the user are revoked; every access token it got for the
+    /// user until `now` is refused until `revoke_until` (a `consent` revocation); the
+    /// client is taken out of the user's sessions, with a back-channel logout queued where
+    /// it asked for one. `NotFound` when there is no such consent.
+    async fn withdraw_consent(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        client: &ClientId,
+        (now, revoke_until): (UnixTime, UnixTime),
+        actor: &Actor,
+    ) -> StoreResult<ConsentWithdrawn>;
+}
+
 /// Roles, groups and who holds them. Every change notifies `Change::Access`.
 #[async_trait]
 pub trait AccessStore {
@@ -950,6 +970,7 @@ pub trait Store:
     + ResourceStore
     + AuditStore
     + FederationStore
+    + ConsentStore
     + CleanupStore
     + Send
     + Sync

@@ -217,3 +217,38 @@ fn client_urls_the_outbound_guard_would_refuse_are_refused_and_named_at_start() 
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn consents_are_listed_and_withdrawn_with_the_clients_logouts_queued() {
+    let (ws, sub) = setup();
+    let services = ws.services().await;
+    sign_in(&services, &sub, "sid-laptop-0000000001").await;
+    let sub_id = SubjectId::parse(&sub).unwrap_or_else(|e| panic!("{e}"));
+    let notes = ClientId::parse("notes").unwrap_or_else(|e| panic!("{e}"));
+    let scopes = ["openid".to_owned(), "email".to_owned()];
+    let asked = latchkey_service::consents::Asked { scopes: &scopes, claims: None, prompt_consent: false };
+    services.consents().grant(&tenant(), &sub_id, &notes, &asked, &Actor::Cli).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let list = ws.run(&["user", "consents", "ada", "--json"]).success().json();
+    assert_eq!(list[0]["client_id"], "notes", "{list:#}");
+    assert_eq!(list[0]["scopes"], serde_json::json!(["openid", "email"]));
+    ws.run(&["user", "consents", "ada"]).success().stdout_names(&["notes", "openid email"]);
+
+    // Bad input: no such user, a malformed client id, a client the user never allowed.
+    ws.run(&["user", "consents", "nobody"]).expect_code(1).stderr_names(&["nobody"]);
+    ws.run(&["user", "withdraw-consent", "ada", "not a client"]).expect_code(2).stderr_names(&["not a client"]);
+    ws.run(&["user", "withdraw-consent", "ada", "webapp"]).expect_code(1).stderr_names(&["webapp"]);
+
+    let withdrawn = ws.run(&["user", "withdraw-consent", "ada", "notes", "--json"]).success().json();
+    assert_eq!(withdrawn["logouts_queued"], 1, "{withdrawn:#}");
+    let queued = ws.run(&["session", "deliveries", "--user", "ada", "--json"]).success().json();
+    assert_eq!(queued.as_array().map(Vec::len), Some(1), "{queued:#}");
+    assert_eq!(queued[0]["client_id"], "notes");
+    assert_eq!(queued[0]["sid"], "sid-laptop-0000000001");
+    // The session itself goes on; only notes left it.
+    let list = ws.run(&["session", "list", "--user", "ada", "--json"]).success().json();
+    assert_eq!(sids(&list), ["sid-laptop-0000000001"]);
+    assert_eq!(list[0]["clients"], serde_json::json!([]), "{list:#}");
+    ws.run(&["user", "consents", "ada"]).success().stdout_names(&["No consents"]);
+    ws.run(&["user", "withdraw-consent", "ada", "notes"]).expect_code(1).stderr_names(&["notes"]);
+}

@@ -12,6 +12,23 @@ pub struct Consent {
     pub claims: Vec<String>,
 }
 
+/// A consent as it is held: which client, what was allowed, and when last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub client_id: ClientId,
+    pub consent: Consent,
+    pub granted_at: UnixTime,
+}
+
+/// What withdrawing a consent did, for the node that withdrew it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsentWithdrawn {
+    /// The grants whose refresh tokens were revoked.
+    pub revoked_grants: Vec<String>,
+    /// The sessions the client was told of their end (back-channel logout queued).
+    pub logouts_queued: usize,
+}
+
 /// An authorization request waiting for sign-in or consent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingAuthorization {
@@ -116,6 +133,8 @@ pub struct Revocation {
     pub kind: String,
     pub value: String,
     pub expires_at: UnixTime,
+    /// A `consent` revocation refuses the access tokens issued at or before this time.
+    pub issued_before: Option<UnixTime>,
 }
 
 /// One attempt reserved against a failure counter ([`crate::OAuthStore::reserve_attempts`]).

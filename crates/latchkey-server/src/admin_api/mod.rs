@@ -10,6 +10,7 @@ mod auth;
 mod catalog;
 mod client_body;
 mod clients;
+mod consents;
 mod idempotency;
 mod keys;
 mod problem;
@@ -77,6 +78,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(user_factors::identities))
         .routes(routes!(user_factors::unlink))
         .routes(routes!(user_factors::reset_factors))
+        .routes(routes!(consents::consents))
+        .routes(routes!(consents::withdraw))
         .routes(routes!(clients::list, clients::create))
         .routes(routes!(clients::get, clients::update, clients::delete))
         .routes(routes!(clients::rotate_secret))

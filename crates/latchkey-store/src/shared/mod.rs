@@ -26,6 +26,8 @@ mod factors;
 #[macro_use]
 mod federation;
 #[macro_use]
+mod consents;
+#[macro_use]
 mod cleanup;
 #[macro_use]
 pub(crate) mod import;
@@ -343,6 +345,7 @@ macro_rules! impl_shared_store {
         impl_session_store!($store, $db);
         impl_factor_store!($store, $db);
         impl_federation_store!($store, $db);
+        impl_consent_store!($store, $db);
         impl_cleanup_store!($store, $db);
         impl_user_import!($store, $db);
 

@@ -210,8 +210,8 @@ macro_rules! impl_oauth_store {
             }
 
             async fn revocations_after(&self, seq: i64, now: UnixTime) -> StoreResult<Vec<Revocation>> {
-                let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-                    "SELECT seq, kind, value, expires_at FROM revocations WHERE seq > $1 AND expires_at > $2 ORDER BY seq",
+                let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT seq, kind, value, expires_at, issued_before FROM revocations WHERE seq > $1 AND expires_at > $2 ORDER BY seq",
                 )
                 .bind(seq)
                 .bind(now.secs())
@@ -219,7 +219,13 @@ macro_rules! impl_oauth_store {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(seq, kind, value, e)| Revocation { seq, kind, value, expires_at: UnixTime::from_secs(e) })
+                    .map(|(seq, kind, value, e, before)| Revocation {
+                        seq,
+                        kind,
+                        value,
+                        expires_at: UnixTime::from_secs(e),
+                        issued_before: before.map(UnixTime::from_secs),
+                    })
                     .collect())
             }
 

@@ -30,6 +30,30 @@ macro_rules! impl_session_store {
             /// Ends one session inside `tx`: forgets its clients, queues their back-channel
             /// logouts, revokes the refresh tokens that end with it. Returns its clients and
             /// the grants revoked.
+            /// Queues a back-channel logout token for `client_id` about the session `sid`.
+            pub(crate) async fn queue_logout(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                client_id: &str,
+                sub: &str,
+                sid: &str,
+                now: UnixTime,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO logout_deliveries (tenant_id, jti, client_id, sub, sid, status, attempts, next_attempt_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                )
+                .bind(tenant.as_str())
+                .bind(latchkey_core::crypto::random::token_string::<16>())
+                .bind(client_id)
+                .bind(sub)
+                .bind(sid)
+                .bind(now.secs())
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
             async fn end_one_session(
                 &self,
                 conn: &mut <$db as sqlx::Database>::Connection,
@@ -46,18 +70,7 @@ macro_rules! impl_session_store {
                 .fetch_all(&mut *conn)
                 .await?;
                 for (client_id, _) in clients.iter().filter(|(_, backchannel)| *backchannel) {
-                    sqlx::query(
-                        "INSERT INTO logout_deliveries (tenant_id, jti, client_id, sub, sid, status, attempts, next_attempt_at, created_at)
-                         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-                    )
-                    .bind(tenant.as_str())
-                    .bind(latchkey_core::crypto::random::token_string::<16>())
-                    .bind(client_id)
-                    .bind(sub)
-                    .bind(sid)
-                    .bind(how.now.secs())
-                    .execute(&mut *conn)
-                    .await?;
+                    Self::queue_logout(&mut *conn, tenant, client_id, sub, sid, how.now).await?;
                 }
                 let grants: Vec<String> = sqlx::query_scalar(
                     "UPDATE refresh_tokens SET revoked_at = $3

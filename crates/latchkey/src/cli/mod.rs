@@ -18,6 +18,7 @@ mod scopes;
 mod serve;
 mod sessions;
 mod user_access;
+mod user_consents;
 mod user_identities;
 mod users;
 

@@ -114,6 +114,16 @@ pub enum UserCommand {
         /// The provider's id (`[federation.providers.ID]`).
         provider: String,
     },
+    /// Show what the user allowed each client (their consents).
+    Consents {
+        user: String,
+    },
+    /// Withdraw the user's consent to a client: its refresh and access tokens for the user
+    /// stop working, it gets a back-channel logout, and the user is asked again next time.
+    WithdrawConsent {
+        user: String,
+        client: String,
+    },
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -358,6 +368,10 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         UserCommand::Access { user } => super::user_access::show(&ctx, &tenant, &user).await,
         UserCommand::Identities { user } => super::user_identities::list(&ctx, &tenant, &user).await,
         UserCommand::Unlink { user, provider } => super::user_identities::unlink(&ctx, &tenant, &user, &provider).await,
+        UserCommand::Consents { user } => super::user_consents::list(&ctx, &tenant, &user).await,
+        UserCommand::WithdrawConsent { user, client } => {
+            super::user_consents::withdraw(&ctx, &tenant, &user, &client).await
+        }
     }
 }
 

@@ -1,0 +1,78 @@
+//! What users allowed clients, as an operator sees it, and withdrawing it for them.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::domain::{AdminScope, ClientId};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::problem::{Kind, Problem, ProblemBody};
+use super::request::no_store;
+use super::users::{find, managed};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub client_id: String,
+    /// The scopes the user allowed the client.
+    pub scopes: Vec<String>,
+    /// Claims allowed one by one beyond those scopes (OIDC Core §5.5).
+    pub claims: Vec<String>,
+    /// When the user last allowed something to the client.
+    pub granted_at: i64,
+}
+
+#[utoipa::path(get, path = "/users/{sub}/consents", tag = "users", params(("sub" = String, Path)),
+    description = "What the user allowed each client, by client id. Needs `admin:users:read`.",
+    responses((status = 200, body = Vec<ConsentView>), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn consents(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sub): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(AdminScope::UsersRead)?;
+    let user = find(&state, &sub).await?;
+    let list = state.services.consents().list(&state.services.request_tenant(), &user.sub).await?;
+    let views: Vec<ConsentView> = list
+        .into_iter()
+        .map(|c| ConsentView {
+            client_id: c.client_id.to_string(),
+            scopes: c.consent.scopes,
+            claims: c.consent.claims,
+            granted_at: c.granted_at.secs(),
+        })
+        .collect();
+    Ok(no_store(axum::Json(views).into_response()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentWithdrawnView {
+    /// The client's refresh token grants for the user that were revoked.
+    pub grants_revoked: usize,
+    /// The user's sessions the client is told of through back-channel logout.
+    pub logouts_queued: usize,
+}
+
+#[utoipa::path(delete, path = "/users/{sub}/consents/{client_id}", tag = "users",
+    params(("sub" = String, Path), ("client_id" = String, Path)),
+    description = "Withdraws the user's consent to a client: the client's refresh and access tokens for the user stop working, \
+        it gets a back-channel logout for each of the user's sessions it took part in, and the user is asked again next time. \
+        Needs `admin:users:write`.",
+    responses((status = 200, body = ConsentWithdrawnView), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, client_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::UsersWrite)?;
+    let user = managed(&state, admin, &sub).await?;
+    let client = ClientId::parse(&client_id)
+        .map_err(|_| Problem::new(Kind::NotFound, format!("no consent of this user to `{client_id}`")))?;
+    let tenant = state.services.request_tenant();
+    let done = state.services.consents().withdraw(&tenant, &user.sub, &client, &admin.actor).await?;
+    let view = ConsentWithdrawnView { grants_revoked: done.revoked_grants.len(), logouts_queued: done.logouts_queued };
+    Ok(no_store(axum::Json(view).into_response()))
+}

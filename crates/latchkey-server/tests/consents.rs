@@ -1,0 +1,113 @@
+//! Withdrawing a consent from the admin API: the client's refresh and access tokens for the
+//! user stop working, the client gets a back-channel logout, other clients keep theirs, and
+//! the user is asked again.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_config::Purpose;
+use latchkey_core::Clock;
+use latchkey_core::domain::{ClientSessionPolicy, LogoutUri};
+use reqwest::StatusCode;
+use serde_json::json;
+use support::admin::{call, machine_client, machine_token};
+use support::browser::Browser;
+use support::flow::{Rp, claims, secret_of};
+use support::rp::RelyingParty;
+use support::{ClientSpec, TestServer, all_backends, eventually, ok};
+
+const NOTES: &str = "https://notes.example.com/callback";
+const WEBAPP: &str = "https://app.example.com/callback";
+const DELIVERY: Duration = Duration::from_secs(10);
+
+async fn userinfo(server: &TestServer, access: &str) -> StatusCode {
+    ok(server.http.get(server.url("/userinfo")).bearer_auth(access).send().await, "userinfo").status()
+}
+
+#[tokio::test]
+async fn a_withdrawn_consent_ends_the_clients_tokens_tells_it_and_asks_again() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let rp = RelyingParty::start(0).await;
+        let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
+        let port = rp.addr.port();
+        let server = ok(
+            TestServer::start_in(db, dir, Clock::system(), |c| {
+                c.logout.backchannel_poll_interval = Duration::from_millis(100);
+                c.outbound.allow = vec![support::allow_loopback(Purpose::BackchannelLogout, &[port])];
+            })
+            .await,
+            "start",
+        );
+        let sub = server.create_user("ada", support::flow::PASSWORD).await;
+        let uri = ok(LogoutUri::parse(&rp.backchannel_uri("notes")), "uri");
+        let policy = ClientSessionPolicy { backchannel_logout_uri: Some(uri), ..Default::default() };
+        let notes_spec =
+            ClientSpec { id: "notes", redirect_uris: &[NOTES], session_policy: policy, ..Default::default() };
+        server.create_client(notes_spec).await;
+        server.create_client(ClientSpec { id: "webapp", redirect_uris: &[WEBAPP], ..Default::default() }).await;
+        machine_client(&server, "ops").await;
+        let admin = machine_token(&server, "ops", "admin:users:read admin:users:write").await;
+        let (notes_secret, webapp_secret) = (secret_of("notes"), secret_of("webapp"));
+        let notes = Rp { id: "notes", secret: &notes_secret, callback: NOTES };
+        let webapp = Rp { id: "webapp", secret: &webapp_secret, callback: WEBAPP };
+        let browser = Browser::new(server.server.addr);
+
+        let n =
+            notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid email offline_access").await).await;
+        // A second grant without a refresh token: only the consent's revocation ends it.
+        let plain = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
+        assert!(plain.get("refresh_token").is_none(), "{b}: {plain}");
+        let plain_access = plain["access_token"].as_str().unwrap_or_default();
+        let w = webapp.tokens(&server, &webapp.sign_in(&server, &browser, "ada", "openid").await).await;
+        let (notes_access, webapp_access) =
+            (n["access_token"].as_str().unwrap_or_default(), w["access_token"].as_str().unwrap_or_default());
+        let notes_refresh = n["refresh_token"].as_str().unwrap_or_else(|| panic!("{b}: refresh token"));
+        let sid = claims(n["id_token"].as_str().unwrap_or_default())["sid"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(userinfo(&server, notes_access).await, StatusCode::OK, "{b}");
+
+        let path = format!("/users/{sub}/consents");
+        let (status, list) = call(&server, &admin, "GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {list}");
+        let clients: Vec<&str> =
+            list.as_array().into_iter().flatten().filter_map(|c| c["client_id"].as_str()).collect();
+        assert_eq!(clients, ["notes", "webapp"], "{b}: {list}");
+        assert_eq!(list[0]["scopes"], json!(["openid", "email", "offline_access"]), "{b}");
+
+        // Bad input: an unknown user, a malformed client id, a client never allowed anything.
+        assert_eq!(call(&server, &admin, "GET", "/users/nobody/consents", None).await.0, StatusCode::NOT_FOUND, "{b}");
+        assert_eq!(call(&server, &admin, "DELETE", &format!("{path}/no%20such"), None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(&server, &admin, "DELETE", &format!("{path}/ops"), None).await.0, StatusCode::NOT_FOUND, "{b}");
+        // Reading is not withdrawing.
+        let reader = machine_token(&server, "ops", "admin:users:read").await;
+        assert_eq!(call(&server, &reader, "DELETE", &format!("{path}/notes"), None).await.0, StatusCode::FORBIDDEN);
+
+        let (status, done) = call(&server, &admin, "DELETE", &format!("{path}/notes"), None).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {done}");
+        assert_eq!(done, json!({"grants_revoked": 1, "logouts_queued": 1}), "{b}");
+        assert_eq!(userinfo(&server, notes_access).await, StatusCode::UNAUTHORIZED, "{b}: notes' access token");
+        assert_eq!(userinfo(&server, plain_access).await, StatusCode::UNAUTHORIZED, "{b}: without a refresh token");
+        let (status, body) = notes.refresh(&server, notes_refresh).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{b}");
+        assert_eq!(userinfo(&server, webapp_access).await, StatusCode::OK, "{b}: webapp keeps its tokens");
+        eventually(DELIVERY, "notes' back-channel logout", || async { !rp.received().is_empty() }).await;
+        let received = rp.received();
+        assert_eq!(received.len(), 1, "{b}: only notes is told");
+        let keys = ok(serde_json::from_value(server.get_json("/jwks.json").await), "jwks");
+        let logout = support::rp::verify_logout_token(&received[0].1, &keys, &server.server.issuer, "notes");
+        assert_eq!(logout["sid"].as_str(), Some(sid.as_str()), "{b}");
+        let (_, list) = call(&server, &admin, "GET", &path, None).await;
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{b}: {list}");
+        assert_eq!(call(&server, &admin, "DELETE", &format!("{path}/notes"), None).await.0, StatusCode::NOT_FOUND);
+
+        // The user is asked again (the browser is still signed in), and new tokens work:
+        // those issued in the second of the withdrawal are refused, so a second passes.
+        server.clock.advance(Duration::from_secs(2));
+        assert!(notes.start(&server, &browser, "openid", &[]).await.contains("/consent?"), "{b}: asked again");
+        let again = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
+        assert_eq!(userinfo(&server, again["access_token"].as_str().unwrap_or_default()).await, StatusCode::OK, "{b}");
+        server.stop().await;
+    }
+}

@@ -1,0 +1,105 @@
+macro_rules! impl_consent_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::ConsentStore for $store {
+            async fn consents(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<ConsentRecord>> {
+                let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+                    "SELECT client_id, scopes, claims, granted_at FROM consents
+                     WHERE tenant_id = $1 AND sub = $2 ORDER BY client_id",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                let list = |raw: &str, what: &str| {
+                    serde_json::from_str::<Vec<String>>(raw).map_err(|e| StoreError::Corrupt(format!("consent {what}: {e}")))
+                };
+                rows.into_iter()
+                    .map(|(client, scopes, claims, at)| {
+                        Ok(ConsentRecord {
+                            client_id: ClientId::parse(&client)
+                                .map_err(|e| StoreError::Corrupt(format!("consent client: {e}")))?,
+                            consent: Consent { scopes: list(&scopes, "scopes")?, claims: list(&claims, "claims")? },
+                            granted_at: UnixTime::from_secs(at),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn withdraw_consent(
+                &self,
+                tenant: &TenantId,
+                sub: &SubjectId,
+                client: &ClientId,
+                (now, revoke_until): (UnixTime, UnixTime),
+                actor: &Actor,
+            ) -> StoreResult<ConsentWithdrawn> {
+                let mut tx = self.begin_write().await?;
+                let scopes: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM consents WHERE tenant_id = $1 AND sub = $2 AND client_id = $3 RETURNING scopes",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(client.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(scopes) = scopes else {
+                    return Err(StoreError::NotFound(format!("a consent of this user to `{client}`")));
+                };
+                let mut grants: Vec<String> = sqlx::query_scalar(
+                    "UPDATE refresh_tokens SET revoked_at = $4
+                     WHERE tenant_id = $1 AND sub = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING grant_id",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(client.as_str())
+                .bind(now.secs())
+                .fetch_all(&mut *tx)
+                .await?;
+                grants.sort();
+                grants.dedup();
+                for grant in &grants {
+                    sqlx::query("INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ($1, 'grant', $2, $3)")
+                        .bind(tenant.as_str())
+                        .bind(grant)
+                        .bind(revoke_until.secs())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO revocations (tenant_id, kind, value, expires_at, issued_before) VALUES ($1, 'consent', $2, $3, $4)",
+                )
+                .bind(tenant.as_str())
+                .bind(format!("{client} {sub}"))
+                .bind(revoke_until.secs())
+                .bind(now.secs())
+                .execute(&mut *tx)
+                .await?;
+                let sessions: Vec<(String, bool)> = sqlx::query_as(
+                    "DELETE FROM session_clients WHERE tenant_id = $1 AND client_id = $2
+                       AND sid IN (SELECT sid FROM browser_sessions WHERE tenant_id = $1 AND sub = $3)
+                     RETURNING sid, backchannel",
+                )
+                .bind(tenant.as_str())
+                .bind(client.as_str())
+                .bind(sub.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut logouts_queued = 0;
+                for (sid, _) in sessions.iter().filter(|(_, backchannel)| *backchannel) {
+                    Self::queue_logout(&mut *tx, tenant, client.as_str(), sub.as_str(), sid, now).await?;
+                    logouts_queued += 1;
+                }
+                let scopes: serde_json::Value = serde_json::from_str(&scopes).unwrap_or_default();
+                audit!(self, tx, tenant, actor, "consent.withdrawn", sub.as_str(), serde_json::json!({
+                    "client_id": client.as_str(),
+                    "scopes": scopes,
+                    "refresh_tokens_revoked": grants.len(),
+                    "sessions": sessions.len(),
+                }));
+                tx.commit().await?;
+                Ok(ConsentWithdrawn { revoked_grants: grants, logouts_queued })
+            }
+        }
+    };
+}
