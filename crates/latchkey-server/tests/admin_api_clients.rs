@@ -485,3 +485,29 @@ async fn apply_makes_the_server_match_a_document_once_and_refuses_what_it_must()
         assert_eq!(call(&server, &token, "GET", "/clients/ops", None).await.0, StatusCode::OK, "{b}");
     }
 }
+
+#[tokio::test]
+async fn apply_links_a_users_upstream_account_and_names_a_provider_it_does_not_know() {
+    let corp = "kind = \"oidc\"\nname = \"Corp SSO\"\nissuer = \"https://sso.corp.example\"\nclient_id = \"latchkey\"\nclient_secret = \"s3cret-value\"\n";
+    let corp: latchkey_config::ProviderConfig = ok(toml::from_str(corp), "provider");
+    let server = TestServer::start(support::sqlite().await, |c| {
+        c.federation.providers.insert("corp".into(), corp);
+    })
+    .await;
+    let token = ready(&server, &support::admin::ADMIN_SCOPES.join(" ")).await;
+    let doc = |provider: &str| json!({"users": [{"username": "grace", "identities": [{"provider": provider, "subject": "00u-grace"}]}]});
+    let (status, refused) = call(&server, &token, "POST", "/apply", Some(doc("nowhere"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap_or_default().contains("users[0] (grace).identities[0].provider"),
+        "{refused}"
+    );
+    let (status, done) = call(&server, &token, "POST", "/apply", Some(doc("corp"))).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let (_, users) = call(&server, &token, "GET", "/users?username_prefix=grace", None).await;
+    let sub = users["items"][0]["sub"].as_str().unwrap_or_default().to_owned();
+    let (status, linked) = call(&server, &token, "GET", &format!("/users/{sub}/identities"), None).await;
+    assert_eq!(status, StatusCode::OK, "{linked}");
+    assert_eq!((linked[0]["provider"].as_str(), linked[0]["subject"].as_str()), (Some("corp"), Some("00u-grace")));
+    server.stop().await;
+}

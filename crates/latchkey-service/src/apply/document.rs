@@ -3,8 +3,8 @@
 //! or JSON. Unknown keys are refused; every error names where in the document it is.
 
 use latchkey_core::domain::{
-    ClientKind, ClientSessionPolicy, Entitlement, GrantType, GroupName, RoleName, ScopeName, SigningAlg,
-    TokenEndpointAuthMethod, Username,
+    ClientKind, ClientSessionPolicy, Entitlement, GrantType, GroupName, ProviderId, RoleName, ScopeName, SigningAlg,
+    TokenEndpointAuthMethod, UpstreamSubject, Username,
 };
 use serde::Deserialize;
 
@@ -93,6 +93,20 @@ pub struct UserEntry {
     pub adopt: bool,
     /// The roles the user holds directly: exactly these. Absent: left as they are.
     pub roles: Option<Vec<RoleName>>,
+    /// The user's accounts at upstream identity providers, one per provider: exactly these.
+    /// Absent: left as they are.
+    pub identities: Option<Vec<IdentityEntry>>,
+}
+
+/// An account at an upstream identity provider linked to a user, by its stable key there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityEntry {
+    /// The provider's id (`[federation.providers.ID]`).
+    pub provider: ProviderId,
+    /// The account's stable key at the provider: an OIDC `sub`, a GitHub user id (never an
+    /// address or a login name, which can change hands).
+    pub subject: UpstreamSubject,
 }
 
 /// A client with every setting; a setting left out is its default, as for a client made

@@ -102,6 +102,13 @@ impl Executor<'_> {
             }
             Work::Link(link) => s.access().link(tenant, &self.membership(&link).await?, actor).await.map(drop),
             Work::Unlink(link) => s.access().unlink(tenant, &self.membership(&link).await?, actor).await,
+            Work::LinkIdentity(username, provider, subject) => {
+                let sub = self.sub(&username).await?;
+                s.federation().link_by_operator(tenant, &sub, (&provider, &subject), actor).await
+            }
+            Work::UnlinkIdentity(username, provider, _) => {
+                s.federation().unlink(tenant, &self.sub(&username).await?, &provider, None, actor).await
+            }
             Work::Delete(kind, name) => match self.delete(kind, &name).await {
                 Ok(()) | Err(ServiceError::NotFound(_)) => {
                     s.store().set_applied(tenant, kind.as_str(), &name, false).await.map_err(Into::into)
@@ -165,6 +172,12 @@ fn describe(work: &Work) -> String {
         Work::UpdateUser(name, _) => format!("changing user `{name}`"),
         Work::Link(link) => format!("adding {}", describe_link(link)),
         Work::Unlink(link) => format!("removing {}", describe_link(link)),
+        Work::LinkIdentity(username, provider, subject) => {
+            format!("linking the {provider} account `{subject}` to user `{username}`")
+        }
+        Work::UnlinkIdentity(username, provider, subject) => {
+            format!("unlinking the {provider} account `{subject}` from user `{username}`")
+        }
         Work::Delete(kind, name) => format!("removing {} `{name}`", kind.as_str()),
         Work::Record(kind, name, _) => format!("recording {} `{name}`", kind.as_str()),
     }

@@ -158,6 +158,7 @@ impl Planner<'_> {
 
     pub(super) async fn plan_users(&self, doc: &Document, plan: &mut Plan) -> ServiceResult<()> {
         let mut emails = BTreeSet::new();
+        let mut accounts = BTreeSet::new();
         for (i, e) in doc.users.iter().enumerate() {
             let at = At::new("users", i, &e.username);
             let username = Self::parse_username(&at.field("username"), &e.username)?;
@@ -190,6 +191,7 @@ impl Planner<'_> {
                     username: username.clone(),
                     role,
                 });
+                self.plan_identities(&at, e, (&username, None), &mut accounts, plan).await?;
                 continue;
             };
             if !e.adopt && !self.user_applied(username.as_str()) {
@@ -218,6 +220,7 @@ impl Planner<'_> {
                 let link = |role| Link::UserRole { username: username.clone(), role };
                 changes.extend(relink(plan, "roles", &held, roles, link));
             }
+            changes.extend(self.plan_identities(&at, e, (&username, Some(&current)), &mut accounts, plan).await?);
             let action = if changes.is_empty() { Action::Unchanged } else { Action::Update { changes } };
             plan.step(ObjectKind::User, username.as_str(), action);
         }

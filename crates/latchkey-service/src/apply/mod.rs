@@ -8,6 +8,7 @@
 mod clients;
 mod document;
 mod execute;
+mod identities;
 mod members;
 mod plan;
 

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use latchkey_core::domain::{ClientId, Email, GroupName, RoleName, ScopeName, TenantId, Username};
+use latchkey_core::domain::{
+    ClientId, Email, GroupName, ProviderId, RoleName, ScopeName, TenantId, UpstreamSubject, Username,
+};
 use latchkey_core::records::{
     Client, ClientPatch, Group, NewClient, NewRole, NewUser, ResourceServer, Role, RolePatch, ScopeDefinition,
     UserPatch,
@@ -45,6 +47,9 @@ pub(super) enum Work {
     UpdateUser(Username, Box<UserPatch>),
     Link(Link),
     Unlink(Link),
+    /// Links an upstream account to a user, replacing the user's link at that provider.
+    LinkIdentity(Username, ProviderId, UpstreamSubject),
+    UnlinkIdentity(Username, ProviderId, UpstreamSubject),
     /// `prune`: removes an object `apply` created.
     Delete(ObjectKind, String),
     /// Remembers that `apply` created an object (so `prune` may remove it), or forgets it.

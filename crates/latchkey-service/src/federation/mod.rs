@@ -14,7 +14,7 @@ mod oidc;
 pub mod upstream;
 
 use latchkey_config::{NewAccounts, ProviderConfig, ProviderKind};
-use latchkey_core::domain::{Email, ProviderId, SubjectId, TenantId};
+use latchkey_core::domain::{Email, ProviderId, SubjectId, TenantId, UpstreamSubject};
 use latchkey_core::records::{FederatedIdentity, NewFederatedIdentity, NewUser, User};
 
 pub use upstream::{Callback, FederationError, PendingFlow, UpstreamAccount, Upstreams};
@@ -274,9 +274,9 @@ impl Federation<'_> {
         if !methods.linked_providers.iter().any(|p| p == provider.as_str()) {
             return Err(ServiceError::NotFound(format!("a linked {name} account")));
         }
-        let password = methods.password && self.0.config.login.passwords;
-        let others = self.usable_links(&methods) - usize::from(self.provider(provider).is_ok());
-        if methods.passkeys == 0 && !password && others == 0 {
+        let mut after = methods.clone();
+        after.linked_providers.retain(|p| p != provider.as_str());
+        if !self.has_way_in(&after) {
             return Err(ServiceError::Invalid(format!(
                 "sign-in with {name} is this account's last way in: add a passkey or a password first"
             )));
@@ -288,6 +288,65 @@ impl Federation<'_> {
         let ended = sessions.end_in(tx.as_mut(), tenant, sub, current_sid.map(str::to_owned), &how, actor).await?;
         tx.commit().await?;
         sessions.ended(&ended, &how);
+        Ok(())
+    }
+
+    /// Whether `provider` is configured now (`[federation.providers]`).
+    pub fn is_configured(&self, provider: &ProviderId) -> bool {
+        self.provider(provider).is_ok()
+    }
+
+    /// Whether a user whose ways in would be `methods` could still sign in.
+    pub fn has_way_in(&self, methods: &latchkey_core::records::SignInMethods) -> bool {
+        methods.passkeys > 0 || (methods.password && self.0.config.login.passwords) || self.usable_links(methods) > 0
+    }
+
+    /// Links the account `subject` at `provider` to the user `sub` on an operator's word
+    /// (`apply`), in one transaction, replacing the user's link at that provider when it
+    /// names another account (which ends the user's sessions, as unlinking does). The
+    /// provider must be configured. An upstream account linked to another user is
+    /// `Conflict`: it is unlinked there first, never moved silently.
+    pub async fn link_by_operator(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        (provider, subject): (&ProviderId, &UpstreamSubject),
+        actor: &Actor,
+    ) -> ServiceResult<()> {
+        let config = self.provider(provider)?;
+        let sessions = self.0.sessions();
+        let how = sessions.ending("credentials_changed", false).await;
+        let mut tx = self.0.store().transaction().await?;
+        let methods = tx.sign_in_methods(tenant, sub).await?;
+        let user = self.0.security_notices().may_change_in(tx.as_mut(), tenant, sub, actor).await?;
+        if user.service_account {
+            return Err(ServiceError::Invalid("a service account never signs in: it links no account".into()));
+        }
+        let replacing = methods.linked_providers.iter().any(|p| p == provider.as_str());
+        if replacing {
+            tx.unlink_identity(tenant, sub, provider, actor).await?;
+        }
+        let identity = NewFederatedIdentity {
+            provider: provider.clone(),
+            subject: subject.clone(),
+            sub: sub.clone(),
+            email: None,
+        };
+        tx.link_identity(tenant, &identity, actor).await.map_err(|e| match e {
+            latchkey_store::StoreError::Conflict(_) => ServiceError::Conflict(format!(
+                "this {} account is linked to another account: unlink it there first",
+                config.name
+            )),
+            other => other.into(),
+        })?;
+        let ended = match replacing {
+            true => Some(sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?),
+            false => None,
+        };
+        tx.commit().await?;
+        if let Some(ended) = ended {
+            sessions.ended(&ended, &how);
+        }
         Ok(())
     }
 
