@@ -108,6 +108,8 @@ pub struct Latchkey {
     pub sms_breaker: outbound::breaker::Breakers,
     /// The email templates, once loaded ([`outbox::Outbox::templates`]).
     email_templates: std::sync::OnceLock<email_templates::EmailTemplates>,
+    /// Held by the `apply` run under way in this process ([`apply::Apply`]).
+    apply_runs: tokio::sync::Mutex<()>,
 }
 
 impl Latchkey {
@@ -131,6 +133,7 @@ impl Latchkey {
             forward_auth_rules: Arc::default(),
             forward_auth_sessions: Default::default(),
             email_templates: std::sync::OnceLock::new(),
+            apply_runs: tokio::sync::Mutex::new(()),
             sms_breaker: outbound::breaker::Breakers::new(
                 outbox::BREAKER_FAILURES,
                 config.sms.as_ref().map_or(std::time::Duration::from_secs(30), |m| m.circuit_cool_down),

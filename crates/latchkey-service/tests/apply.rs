@@ -480,3 +480,27 @@ async fn a_leaked_secret_replaced_with_no_grace_stops_at_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_run_at_a_time_and_on_postgresql_across_nodes() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let doc = document(SHOP);
+        let (first, second) = tokio::join!(run(&s, &doc, Options::default()), run(&s, &doc, Options::default()));
+        let busy = |r: &Result<Summary, ServiceError>| matches!(r, Err(ServiceError::Conflict(m)) if m.contains("another `apply` run is under way"));
+        assert!(first.is_ok() && busy(&second), "{b}: {first:?} / {second:?}");
+        // A dry run writes nothing, so it waits for nobody.
+        ok(run(&s, &doc, Options { dry_run: true, prune: false }).await, "dry run");
+        if b == "postgres" {
+            // Another node (or the CLI) holds the run's lock.
+            let store = latchkey_service::testing::store_of(&s);
+            let held = ok(store.try_job_lock("apply:default").await, "lock").unwrap_or_else(|| panic!("{b}: lock"));
+            assert!(busy(&run(&s, &doc, Options::default()).await), "{b}");
+            held.release().await;
+        }
+        assert!(!ok(run(&s, &doc, Options::default()).await, "after").changes_anything(), "{b}");
+        s.system().close().await;
+    }
+}

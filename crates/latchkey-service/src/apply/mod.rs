@@ -175,6 +175,32 @@ impl Apply<'_> {
         if doc.clients.iter().any(|c| c.secret.as_ref().is_some_and(|s| !matches!(s, SecretRef::Resolved(_)))) {
             return Err(ServiceError::Invalid("the document's secret references were not read".into()));
         }
+        // One run at a time: in this process, and on PostgreSQL across nodes and the CLI,
+        // so no run writes by a plan another run made stale. A dry run writes nothing.
+        let busy = || ServiceError::Conflict("another `apply` run is under way: run again once it has finished".into());
+        let _here = match options.dry_run {
+            false => Some(self.0.apply_runs.try_lock().map_err(|_| busy())?),
+            true => None,
+        };
+        let everywhere = match options.dry_run {
+            false => Some(self.0.store().try_job_lock(&format!("apply:{tenant}")).await?.ok_or_else(busy)?),
+            true => None,
+        };
+        let result = self.plan_and_run(tenant, doc, options, actor, caller).await;
+        if let Some(lock) = everywhere {
+            lock.release().await;
+        }
+        result
+    }
+
+    async fn plan_and_run(
+        &self,
+        tenant: &TenantId,
+        doc: &Document,
+        options: Options,
+        actor: &Actor,
+        caller: Option<&AdminCaller>,
+    ) -> ServiceResult<Summary> {
         let plan = plan::Planner::new(self.0, tenant, caller).await?.plan(doc, options.prune).await?;
         let summary = plan.summary();
         if let Some(own) = summary.steps.iter().find(|s| {
