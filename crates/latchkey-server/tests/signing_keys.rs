@@ -261,3 +261,67 @@ async fn a_token_checked_before_is_inactive_once_expired_or_once_its_key_has_lef
         server.stop().await;
     }
 }
+
+/// After a compromise: rotate at once, then retire the old key through the admin API, and
+/// a token it signed (checked before, still within its lifetime) stops verifying at once.
+#[tokio::test]
+async fn a_compromised_key_is_retired_at_once_and_its_tokens_stop_verifying() {
+    use support::admin::{call, machine_client, machine_token};
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        let spec = ClientSpec { id: "svc", grants: &[GrantType::ClientCredentials], scopes: &[], ..Default::default() };
+        let secret = server.create_client(spec).await.unwrap_or_default();
+        machine_client(&server, "ops").await;
+        let admin = machine_token(&server, "ops", "admin:keys").await;
+        let keys = server.server.state.keys.clone();
+        let signer = ok(keys.active(SigningAlg::Es256).ok_or("no key"), "active");
+        let kid = signer.kid().to_owned();
+        let now = server.clock.now().secs();
+        let claims = serde_json::json!({
+            "iss": server.server.issuer, "sub": "svc", "aud": "svc", "client_id": "svc", "scope": "",
+            "jti": "stolen", "iat": now, "exp": now + 3_000,
+        });
+        let token = ok(signer.sign_jwt("at+jwt", &claims), "sign");
+        let active = || async {
+            let request = server.http.post(server.url("/introspect")).basic_auth("svc", Some(&secret));
+            let response = ok(request.form(&[("token", token.as_str())]).send().await, "introspect");
+            let body: serde_json::Value = ok(response.json().await, "body");
+            body["active"] == serde_json::Value::Bool(true)
+        };
+        assert!(active().await, "{b}");
+
+        // The active key is rotated first.
+        let (status, refused) = call(&server, &admin, "POST", &format!("/signing-keys/{kid}/retire"), None).await;
+        assert_eq!(status, reqwest::StatusCode::CONFLICT, "{b}: {refused}");
+        assert!(refused["detail"].as_str().unwrap_or_default().contains("rotate first"), "{b}: {refused}");
+        let rotate = serde_json::json!({"alg": "ES256", "force": true});
+        assert_eq!(
+            call(&server, &admin, "POST", "/signing-keys/rotate", Some(rotate)).await.0,
+            reqwest::StatusCode::OK
+        );
+        assert!(active().await, "{b}: a retired key stays published by default");
+
+        let (status, retired) = call(&server, &admin, "POST", &format!("/signing-keys/{kid}/retire"), None).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{b}: {retired}");
+        assert_eq!(retired["was_published"], true, "{b}");
+        assert!(!server.jwks_kids().await.contains(&kid), "{b}: no longer in the JWKS");
+        assert!(!active().await, "{b}: its tokens stop verifying at once");
+        let (_, list) = call(&server, &admin, "GET", "/signing-keys", None).await;
+        let listed = list["items"].as_array().into_iter().flatten().find(|k| k["kid"] == kid.as_str());
+        assert_eq!(listed.map(|k| k["published"].clone()), Some(serde_json::json!(false)), "{b}: {list}");
+        // Again: nothing changes. An unknown key: 404.
+        let (_, again) = call(&server, &admin, "POST", &format!("/signing-keys/{kid}/retire"), None).await;
+        assert_eq!(again["was_published"], false, "{b}");
+        assert_eq!(
+            call(&server, &admin, "POST", "/signing-keys/no-such-kid/retire", None).await.0,
+            reqwest::StatusCode::NOT_FOUND
+        );
+        let events = ok(
+            server.state().services.audit().recent(&latchkey_core::domain::TenantId::default_tenant(), 20).await,
+            "audit",
+        );
+        assert!(events.iter().any(|e| e.action == "keys.unpublished" && e.target == kid), "{b}");
+        server.stop().await;
+    }
+}

@@ -32,6 +32,12 @@ pub enum KeyServiceError {
     NoKeys(SigningAlg),
     #[error("another rotation of the {0} key happened at the same time; nothing was changed")]
     Raced(SigningAlg),
+    #[error("no signing key `{0}`")]
+    UnknownKey(String),
+    #[error(
+        "`{kid}` is the {state} {alg} key: only a retired key is retired; rotate first (with --force after a compromise), then retire it"
+    )]
+    NotRetired { kid: String, alg: SigningAlg, state: &'static str },
 }
 
 /// What the server signs and publishes right now.
@@ -236,6 +242,30 @@ impl KeyService {
         metrics::counter!("latchkey_key_rotations_total", "alg" => alg.as_str()).increment(1);
         self.reload().await?;
         Ok(next.kid.clone())
+    }
+
+    /// Ends the publication of a retired key at once, rather than when its tokens would
+    /// have expired: after a compromise, the tokens it signed stop verifying here (on every
+    /// node as the change reaches it) and at relying parties once their JWKS cache
+    /// refreshes. Returns whether it was still published (retiring it again changes
+    /// nothing). The active key is rotated first (`force` after a compromise).
+    pub async fn retire(&self, kid: &str, actor: &Actor) -> Result<bool, KeyServiceError> {
+        let now = self.clock.now();
+        let key = self
+            .store
+            .unpublish_signing_key(&self.tenant, kid, now, actor)
+            .await?
+            .ok_or_else(|| KeyServiceError::UnknownKey(kid.to_owned()))?;
+        let state = match key.state {
+            KeyState::Retired => None,
+            KeyState::Active => Some("active"),
+            KeyState::Next => Some("next"),
+        };
+        if let Some(state) = state {
+            return Err(KeyServiceError::NotRetired { kid: key.kid, alg: key.alg, state });
+        }
+        self.reload().await?;
+        Ok(is_published(&key, now))
     }
 
     /// The scheduled job: rotates every algorithm whose active key is older than the

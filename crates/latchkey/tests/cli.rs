@@ -558,6 +558,16 @@ fn keys_are_listed_per_algorithm_and_rotate_only_when_safe_or_forced() {
     }
 
     ws.run(&["keys", "rotate", "--alg", "HS256"]).expect_code(2).stderr_names(&["HS256"]);
+
+    // Retiring: only a retired key, which stops being published at once.
+    ws.run(&["keys", "retire", &old_next]).expect_code(1).stderr_names(&["active", "rotate first"]);
+    ws.run(&["keys", "retire", "no-such-kid"]).expect_code(1).stderr_names(&["no-such-kid"]);
+    let retired = ws.run(&["keys", "retire", &old_active, "--json"]).success().json();
+    assert_eq!(retired["was_published"], true, "{retired:#}");
+    let listed = ws.run(&["keys", "list", "--json"]).success().json();
+    let old = listed.as_array().and_then(|keys| keys.iter().find(|k| k["kid"] == old_active.as_str()).cloned());
+    assert_eq!(old.map(|k| k["published"].clone()), Some(serde_json::json!(false)), "{listed:#}");
+    ws.run(&["keys", "retire", &old_active]).success().stdout_names(&["nothing changed"]);
 }
 
 // ---------------------------------------------------------------------------------------

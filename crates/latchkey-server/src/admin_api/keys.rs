@@ -274,6 +274,8 @@ fn key_problem(e: KeyServiceError) -> Problem {
         KeyServiceError::NextKeyTooYoung { .. } => {
             Problem::new(Kind::Conflict, e.to_string().replace("--force", "`force`"))
         }
+        KeyServiceError::UnknownKey(_) => Problem::new(Kind::NotFound, e.to_string()),
+        KeyServiceError::NotRetired { .. } => Problem::new(Kind::Conflict, e.to_string().replace("--force", "`force`")),
         other => Problem::new(Kind::Conflict, other.to_string()),
     }
 }
@@ -333,4 +335,25 @@ pub async fn rotate_signing_key(
     let alg = SigningAlg::parse(&given.alg).map_err(invalid)?;
     let active = state.services.keys.rotate(alg, given.force, &admin.actor).await.map_err(key_problem)?;
     Ok(no_store((StatusCode::OK, axum::Json(RotatedSigningKey { active })).into_response()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetiredSigningKey {
+    pub kid: String,
+    /// Whether the key was still published (`false`: it had been retired already).
+    pub was_published: bool,
+}
+
+#[utoipa::path(post, path = "/signing-keys/{kid}/retire", tag = "signing-keys", params(("kid" = String, Path)),
+    description = "Stops publishing a retired key at once (after a compromise): the tokens it signed stop verifying. The active key is rotated first. Needs `admin:keys`.",
+    responses((status = 200, body = RetiredSigningKey), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn retire_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(kid): Path<String>,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::Keys)?;
+    let was_published = state.services.keys.retire(&kid, &admin.actor).await.map_err(key_problem)?;
+    Ok(no_store(axum::Json(RetiredSigningKey { kid, was_published }).into_response()))
 }

@@ -96,6 +96,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(keys::rotate))
         .routes(routes!(keys::signing_keys))
         .routes(routes!(keys::rotate_signing_key))
+        .routes(routes!(keys::retire_signing_key))
         .routes(routes!(catalog::scopes))
         .routes(routes!(catalog::put_scope, catalog::delete_scope))
         .routes(routes!(catalog::resources, catalog::put_resource, catalog::delete_resource))

@@ -137,6 +137,36 @@ macro_rules! impl_key_store {
                 Ok(changed)
             }
 
+            async fn unpublish_signing_key(&self, tenant: &TenantId, kid: &str, now: UnixTime, actor: &Actor)
+                -> StoreResult<Option<StoredSigningKey>> {
+                let mut tx = self.begin_write().await?;
+                let row: Option<$crate::model::SigningKeyRow> = sqlx::query_as(
+                    "SELECT kid, alg, state, private_key, public_jwk, created_at, activated_at, retired_at, publish_until
+                     FROM signing_keys WHERE tenant_id = $1 AND kid = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(kid)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(key) = row.map(StoredSigningKey::try_from).transpose()? else { return Ok(None) };
+                let until = now.minus(std::time::Duration::from_secs(1));
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET publish_until = $3
+                     WHERE tenant_id = $1 AND kid = $2 AND state = 'retired' AND publish_until > $3",
+                )
+                .bind(tenant.as_str())
+                .bind(kid)
+                .bind(until.secs())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    audit!(self, tx, tenant, actor, "keys.unpublished", kid, serde_json::json!({"alg": key.alg.as_str()}));
+                    Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
+                }
+                tx.commit().await?;
+                Ok(Some(key))
+            }
+
             async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64> {
                 // In batches like every cleanup (`cleanup`), though a tenant has few keys.
                 const BATCH: u32 = 100;

@@ -20,6 +20,12 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Stop publishing a retired key at once (after a compromise: the tokens it signed stop
+    /// verifying). Rotate the active key first (`keys rotate --alg ALG --force`).
+    Retire {
+        /// The key's id (`kid`), as `keys list` shows it.
+        kid: String,
+    },
 }
 
 fn parse_alg(raw: &str) -> Result<SigningAlg, String> {
@@ -74,6 +80,14 @@ pub async fn run(ctx: Context, command: KeysCommand) -> Result<(), CliError> {
                         )
                     })
                     .collect()
+            })
+        }
+        KeysCommand::Retire { kid } => {
+            let was = keys.retire(&kid, &Actor::Cli).await.map_err(|e| CliError::Failed(e.to_string()))?;
+            let json = serde_json::json!({"kid": kid, "was_published": was});
+            output::print(&ctx, &json, || match was {
+                true => format!("{kid} is no longer published: tokens it signed stop verifying.\n"),
+                false => format!("{kid} was no longer published: nothing changed.\n"),
             })
         }
     };
