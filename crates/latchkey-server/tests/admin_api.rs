@@ -302,6 +302,7 @@ fn operations(sub: &str) -> Vec<(AdminScope, &'static str, String, Option<Value>
         (UsersWrite, "DELETE", "/invitations/none".into(), None),
         (Keys, "GET", "/signing-keys".into(), None),
         (Keys, "POST", "/signing-keys/rotate".into(), Some(json!({"alg": "RS256", "force": true}))),
+        (Keys, "POST", "/signing-keys/none/retire".into(), None),
         (AuditRead, "GET", "/audit-events".into(), None),
         (UsersWrite, "DELETE", u, None),
     ]

@@ -61,6 +61,8 @@ async fn a_withdrawn_consent_ends_the_clients_tokens_tells_it_and_asks_again() {
         let plain = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
         assert!(plain.get("refresh_token").is_none(), "{b}: {plain}");
         let plain_access = plain["access_token"].as_str().unwrap_or_default();
+        // A code issued before the withdrawal, redeemed after it.
+        let held_code = notes.sign_in(&server, &browser, "ada", "openid").await;
         let w = webapp.tokens(&server, &webapp.sign_in(&server, &browser, "ada", "openid").await).await;
         let (notes_access, webapp_access) =
             (n["access_token"].as_str().unwrap_or_default(), w["access_token"].as_str().unwrap_or_default());
@@ -105,6 +107,18 @@ async fn a_withdrawn_consent_ends_the_clients_tokens_tells_it_and_asks_again() {
         // The user is asked again (the browser is still signed in), and new tokens work:
         // those issued in the second of the withdrawal are refused, so a second passes.
         server.clock.advance(Duration::from_secs(2));
+        let code = support::flow::param(&held_code, "code").unwrap_or_default();
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", NOTES),
+            ("code_verifier", support::flow::VERIFIER),
+        ];
+        let request = server.http.post(server.url("/token")).basic_auth("notes", Some(&notes_secret)).form(&form);
+        let response = ok(request.send().await, "token");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{b}: a code from before the withdrawal");
+        let body: serde_json::Value = ok(response.json().await, "json");
+        assert_eq!(body["error"], "invalid_grant", "{b}: {body}");
         assert!(notes.start(&server, &browser, "openid", &[]).await.contains("/consent?"), "{b}: asked again");
         let again = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
         assert_eq!(userinfo(&server, again["access_token"].as_str().unwrap_or_default()).await, StatusCode::OK, "{b}");

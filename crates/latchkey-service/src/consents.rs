@@ -40,7 +40,9 @@ impl Consents<'_> {
         actor: &Actor,
     ) -> ServiceResult<ConsentWithdrawn> {
         let now = self.0.clock.now();
-        let until = now.plus(self.0.tokens().longest_access_token_lifetime().await);
+        // Kept while an access token or a code from before could still be presented.
+        let code = self.0.config.tokens.authorization_code_lifetime;
+        let until = now.plus(self.0.tokens().longest_access_token_lifetime().await.max(code));
         let done = self.0.store().withdraw_consent(tenant, sub, client, (now, until), actor).await?;
         let revocations = &self.0.revocations;
         revocations.add_local_withdrawal(client.as_str(), sub.as_str(), now, until);

@@ -14,6 +14,11 @@ use latchkey_store::Store;
 
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// How far back each poll reads again. On PostgreSQL a revocation's `seq` is drawn when it
+/// is written, not when its transaction commits: one that commits after a higher `seq` was
+/// already read is still found if it commits within this.
+const LOOKBACK: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 pub struct Revocations {
     /// `jti:<id>` or `grant:<id>` → until when the entry matters.
@@ -22,6 +27,8 @@ pub struct Revocations {
     /// or before which the client's access tokens for the user were issued to be refused).
     withdrawn: RwLock<HashMap<String, (i64, i64)>>,
     last_seq: AtomicI64,
+    /// The highest `seq` read by each recent poll, and when (oldest first).
+    polls: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, i64)>>,
 }
 
 impl Revocations {
@@ -73,7 +80,7 @@ impl Revocations {
     }
 
     pub async fn refresh(&self, store: &dyn Store, now: UnixTime) -> Result<(), latchkey_store::StoreError> {
-        let new = store.revocations_after(self.last_seq.load(Ordering::SeqCst), now).await?;
+        let new = store.revocations_after(self.watermark(), now).await?;
         if let Ok(mut map) = self.entries.write() {
             for r in new.iter().filter(|r| r.issued_before.is_none()) {
                 map.insert(format!("{}:{}", r.kind, r.value), r.expires_at.secs());
@@ -88,10 +95,29 @@ impl Revocations {
             }
             map.retain(|_, (until, _)| *until > now.secs());
         }
-        if let Some(last) = new.last() {
-            self.last_seq.store(last.seq, Ordering::SeqCst);
-        }
+        let highest = new.last().map_or(0, |r| r.seq).max(self.last_seq.load(Ordering::SeqCst));
+        self.last_seq.store(highest, Ordering::SeqCst);
+        self.note_poll(highest);
         Ok(())
+    }
+
+    /// Where a poll starts: the highest `seq` read by a poll at least [`LOOKBACK`] ago.
+    fn watermark(&self) -> i64 {
+        let Ok(polls) = self.polls.lock() else { return 0 };
+        let Some(cutoff) = std::time::Instant::now().checked_sub(LOOKBACK) else { return 0 };
+        polls.iter().rev().find(|(at, _)| *at <= cutoff).map_or(0, |(_, seq)| *seq)
+    }
+
+    /// Remembers a poll; forgets those older than the newest one past [`LOOKBACK`].
+    fn note_poll(&self, seq: i64) {
+        let Ok(mut polls) = self.polls.lock() else { return };
+        let now = std::time::Instant::now();
+        polls.push_back((now, seq));
+        if let Some(cutoff) = now.checked_sub(LOOKBACK) {
+            while polls.len() >= 2 && polls[1].0 <= cutoff {
+                polls.pop_front();
+            }
+        }
     }
 }
 

@@ -107,7 +107,9 @@ impl Latchkey {
             return Err(VerifyError::Expired);
         }
         if self.revocations.is_revoked(&claims.jti, claims.gid.as_deref())
-            || self.revocations.is_consent_withdrawn(&claims.client_id, &claims.sub, claims.iat)
+            || claims
+                .user_sub()
+                .is_some_and(|sub| self.revocations.is_consent_withdrawn(&claims.client_id, sub, claims.iat))
         {
             return Err(VerifyError::Revoked);
         }

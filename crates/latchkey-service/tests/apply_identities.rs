@@ -46,6 +46,9 @@ async fn links(s: &Latchkey, name: &str) -> Vec<String> {
     list.iter().map(|i| format!("{}:{}", i.provider, i.subject)).collect()
 }
 
+/// A role with admin rights, as a document defines one.
+const OPS: &str = "[[roles]]\nname = \"ops\"\nentitlements = [\"admin:users:write\"]\n";
+
 fn ada(identities: &str) -> String {
     format!("[[users]]\nusername = \"ada\"\nidentities = {identities}\n")
 }
@@ -130,6 +133,16 @@ async fn links_a_document_must_not_make_are_refused_with_nothing_written() {
                 "[[users]]\nusername = \"root\"\nidentities = [{ provider = \"corp\", subject = \"c-root\" }]\n".into(),
                 "latchkey-admin",
             ),
+            // A role of the document's own with admin rights, to a new user directly...
+            (
+                format!("{OPS}[[users]]\nusername = \"mallory\"\nroles = [\"ops\"]\nidentities = [{{ provider = \"github\", subject = \"666\" }}]\n"),
+                "`ops`, which confers admin rights",
+            ),
+            // ...or through a group the document puts the user in.
+            (
+                format!("{OPS}[[groups]]\nname = \"oncall\"\nroles = [\"ops\"]\nmembers = [\"ada\"]\n{}", ada(r#"[{ provider = "github", subject = "666" }]"#)),
+                "`ops`, which confers admin rights",
+            ),
         ];
         for (doc, named) in cases {
             let refused = run(&s, &doc).await;
@@ -138,8 +151,10 @@ async fn links_a_document_must_not_make_are_refused_with_nothing_written() {
         }
         assert_eq!(links(&s, "ada").await, ["corp:c-ada"], "{b}: unchanged");
         assert!(links(&s, "root").await.is_empty(), "{b}");
-        let bob = ok(s.users().by_username(&tenant(), &ok(Username::parse("bob"), "name")).await, "bob");
-        assert!(bob.is_none(), "{b}: nothing was created");
+        for name in ["bob", "mallory"] {
+            let user = ok(s.users().by_username(&tenant(), &ok(Username::parse(name), "name")).await, "user");
+            assert!(user.is_none(), "{b}: nothing was created");
+        }
         s.system().close().await;
     }
 }

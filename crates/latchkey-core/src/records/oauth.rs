@@ -67,6 +67,8 @@ pub enum CodeRedemption {
         grant_id: String,
         client_id: String,
         grant_data: String,
+        /// When the code was issued.
+        issued_at: UnixTime,
         expires_at: UnixTime,
     },
     /// Used before: every token issued from it must be revoked (RFC 9700 §4.5.1).

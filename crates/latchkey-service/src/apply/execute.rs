@@ -106,8 +106,21 @@ impl Executor<'_> {
                 let sub = self.sub(&username).await?;
                 s.federation().link_by_operator(tenant, &sub, (&provider, &subject), actor).await
             }
-            Work::UnlinkIdentity(username, provider, _) => {
-                s.federation().unlink(tenant, &self.sub(&username).await?, &provider, None, actor).await
+            Work::UnlinkIdentity(username, provider, subject) => {
+                let sub = self.sub(&username).await?;
+                // The link the plan saw, not whatever was linked since.
+                if !s
+                    .federation()
+                    .identities(tenant, &sub)
+                    .await?
+                    .iter()
+                    .any(|i| i.provider == provider && i.subject == subject)
+                {
+                    return Err(ServiceError::Stale(format!(
+                        "the {provider} link of user `{username}` changed since the plan"
+                    )));
+                }
+                s.federation().unlink(tenant, &sub, &provider, None, actor).await
             }
             Work::Delete(kind, name) => match self.delete(kind, &name).await {
                 Ok(()) | Err(ServiceError::NotFound(_)) => {

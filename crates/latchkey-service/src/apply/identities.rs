@@ -7,11 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use latchkey_core::domain::Username;
+use latchkey_core::domain::{AdminScope, RoleName, Username};
 use latchkey_core::records::{SignInMethods, User};
 
 use super::FieldChange;
-use super::document::UserEntry;
+use super::document::{Document, UserEntry};
 use super::plan::{At, Plan, Planner, Work};
 use crate::{ServiceResult, admin};
 
@@ -25,6 +25,7 @@ impl Planner<'_> {
     /// change, if any, for the plan. `accounts` holds the upstream accounts listed so far.
     pub(super) async fn plan_identities(
         &self,
+        doc: &Document,
         at: &At,
         e: &UserEntry,
         (username, current): (&Username, Option<&User>),
@@ -70,10 +71,15 @@ impl Planner<'_> {
         if e.service_account {
             return Err(at.refuse("a service account never signs in: it links no account"));
         }
+        if let Some(role) = self.admin_role_after(doc, e, username, current).await? {
+            return Err(at.refuse(format!(
+                "the user holds (or would hold) `{role}`, which confers admin rights: administrators link their own accounts on their security page"
+            )));
+        }
         if let Some(user) = current {
             let unlinking = held.iter().any(|h| !providers.contains(&h.provider));
             let left = wanted.iter().map(|w| w.provider.to_string()).collect();
-            self.check_may_link(&at, user, left, unlinking).await?;
+            self.check_way_in(&at, user, left, unlinking).await?;
         }
         // Links first: a user whose link moves to another provider has a way in throughout.
         for w in wanted.iter().filter(|w| !before.contains(&shown(&w.provider, &w.subject))) {
@@ -90,17 +96,54 @@ impl Planner<'_> {
         Ok(current.map(|_| change))
     }
 
-    /// An existing user's links may change: they hold no built-in admin role, and when
-    /// links go (`unlinking`), keep a way in with only the links at `providers` left (the
-    /// rule every unlink meets).
-    async fn check_may_link(&self, at: &At, user: &User, providers: Vec<String>, unlinking: bool) -> ServiceResult<()> {
-        let access = self.services.access().user_access(self.tenant, &user.sub).await?;
-        if let Some(role) = access.roles.iter().find(|r| admin::is_built_in_role(&r.name)) {
-            return Err(at.refuse(format!(
-                "the user holds the built-in role `{}`: administrators link their own accounts on their security page",
-                role.name
-            )));
+    /// A role conferring admin rights (a built-in `latchkey-…` role, or a role with admin
+    /// entitlements) the user holds now or would hold after the run: directly, or through a
+    /// group (the document's version of each role and group counts).
+    async fn admin_role_after(
+        &self,
+        doc: &Document,
+        e: &UserEntry,
+        username: &Username,
+        current: Option<&User>,
+    ) -> ServiceResult<Option<RoleName>> {
+        let confers = |role: &RoleName| {
+            let entitlements: Vec<&str> = match doc.roles.iter().find(|r| &r.name == role) {
+                Some(listed) => listed.entitlements.iter().map(|x| x.as_str()).collect(),
+                None => self
+                    .roles
+                    .iter()
+                    .filter(|r| &r.name == role)
+                    .flat_map(|r| r.entitlements.iter().map(|x| x.as_str()))
+                    .collect(),
+            };
+            admin::is_built_in_role(role) || entitlements.iter().any(|x| AdminScope::is_admin_name(x))
+        };
+        let access = match current {
+            Some(u) => Some(self.services.access().user_access(self.tenant, &u.sub).await?),
+            None => None,
+        };
+        let mut held: Vec<RoleName> = e.roles.clone().unwrap_or_default();
+        held.extend(access.iter().flat_map(|a| a.roles.iter().map(|r| r.name.clone())));
+        for g in &self.groups {
+            if access.as_ref().is_some_and(|a| a.groups.contains(&g.name)) {
+                held.extend(g.roles.iter().cloned());
+            }
         }
+        for g in &doc.groups {
+            let member = match &g.members {
+                Some(members) => members.iter().any(|m| Username::parse(m).is_ok_and(|m| &m == username)),
+                None => access.as_ref().is_some_and(|a| a.groups.contains(&g.name)),
+            };
+            if member {
+                held.extend(g.roles.iter().flatten().cloned());
+            }
+        }
+        Ok(held.into_iter().find(|r| confers(r)))
+    }
+
+    /// Links going (`unlinking`) leave the user a way in with only the links at `providers`
+    /// (the rule every unlink meets).
+    async fn check_way_in(&self, at: &At, user: &User, providers: Vec<String>, unlinking: bool) -> ServiceResult<()> {
         if !unlinking {
             return Ok(());
         }

@@ -191,7 +191,7 @@ impl Planner<'_> {
                     username: username.clone(),
                     role,
                 });
-                self.plan_identities(&at, e, (&username, None), &mut accounts, plan).await?;
+                self.plan_identities(doc, &at, e, (&username, None), &mut accounts, plan).await?;
                 continue;
             };
             if !e.adopt && !self.user_applied(username.as_str()) {
@@ -220,7 +220,7 @@ impl Planner<'_> {
                 let link = |role| Link::UserRole { username: username.clone(), role };
                 changes.extend(relink(plan, "roles", &held, roles, link));
             }
-            changes.extend(self.plan_identities(&at, e, (&username, Some(&current)), &mut accounts, plan).await?);
+            changes.extend(self.plan_identities(doc, &at, e, (&username, Some(&current)), &mut accounts, plan).await?);
             let action = if changes.is_empty() { Action::Unchanged } else { Action::Update { changes } };
             plan.step(ObjectKind::User, username.as_str(), action);
         }

@@ -317,6 +317,7 @@ impl Federation<'_> {
         let sessions = self.0.sessions();
         let how = sessions.ending("credentials_changed", false).await;
         let mut tx = self.0.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
         let methods = tx.sign_in_methods(tenant, sub).await?;
         let user = self.0.security_notices().may_change_in(tx.as_mut(), tenant, sub, actor).await?;
         if user.service_account {

@@ -55,12 +55,16 @@ impl Grants<'_> {
                 }
                 return Err(GrantError::InvalidGrant("the code was already used"));
             }
-            CodeRedemption::Redeemed { grant_id, grant_data, expires_at, .. } => {
+            CodeRedemption::Redeemed { grant_id, grant_data, issued_at, expires_at, .. } => {
                 if expires_at <= now {
                     return Err(GrantError::InvalidGrant("the code has expired"));
                 }
                 let data = GrantData::from_stored(&grant_data)
                     .map_err(|e| GrantError::internal("stored grant is damaged", e))?;
+                // A code issued before the user withdrew their consent grants nothing.
+                if services.revocations.is_consent_withdrawn(client.client_id.as_str(), &data.sub, issued_at.secs()) {
+                    return Err(GrantError::InvalidGrant("the user withdrew their consent to this client"));
+                }
                 (grant_id, data)
             }
         };

@@ -66,10 +66,10 @@ macro_rules! impl_oauth_store {
                 // node, finds consumed_at set and updates nothing. It spends the code only for
                 // the client it was issued to (RFC 6749 §4.1.3): another client that presents
                 // it cannot burn it before the real exchange.
-                let spent: Option<(String, String, String, i64)> = sqlx::query_as(
+                let spent: Option<(String, String, String, i64, i64)> = sqlx::query_as(
                     "UPDATE authorization_codes SET consumed_at = $3
                      WHERE tenant_id = $1 AND code_hash = $2 AND consumed_at IS NULL AND client_id = $4
-                     RETURNING grant_id, client_id, grant_data, expires_at",
+                     RETURNING grant_id, client_id, grant_data, created_at, expires_at",
                 )
                 .bind(tenant.as_str())
                 .bind(code_hash.as_str())
@@ -77,8 +77,14 @@ macro_rules! impl_oauth_store {
                 .bind(client.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-                if let Some((grant_id, client_id, grant_data, expires_at)) = spent {
-                    return Ok(CodeRedemption::Redeemed { grant_id, client_id, grant_data, expires_at: UnixTime::from_secs(expires_at) });
+                if let Some((grant_id, client_id, grant_data, issued_at, expires_at)) = spent {
+                    return Ok(CodeRedemption::Redeemed {
+                        grant_id,
+                        client_id,
+                        grant_data,
+                        issued_at: UnixTime::from_secs(issued_at),
+                        expires_at: UnixTime::from_secs(expires_at),
+                    });
                 }
                 let found: Option<(String, String)> = sqlx::query_as(
                     "SELECT grant_id, client_id FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2",
