@@ -132,3 +132,31 @@ async fn a_withdrawal_reaches_other_nodes_through_the_revocation_poll_and_only_f
         s.system().close().await;
     }
 }
+
+/// On PostgreSQL a revocation's `seq` is drawn at insert, not at commit: one whose
+/// transaction commits after a later one was polled must still be read.
+#[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "needs LATCHKEY_TEST_POSTGRES_URL at build time")]
+async fn a_revocation_that_commits_after_a_later_one_is_still_read() {
+    use sqlx::Connection as _;
+    let db = TestDatabase::postgres_only().await;
+    let dir = ok(tempfile::tempdir(), "dir");
+    let s = services(&db, dir.path(), |_| {}).await;
+    let store = latchkey_service::testing::store_of(&s);
+    let tenant = TenantId::default_tenant();
+    let until = s.clock.now().plus(std::time::Duration::from_secs(3_600));
+    let poll = latchkey_service::revocations::Revocations::default();
+
+    let mut slow = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
+    ok(sqlx::query("BEGIN").execute(&mut slow).await, "begin");
+    let insert = "INSERT INTO revocations (tenant_id, kind, value, expires_at) VALUES ('default', 'jti', 'slow', $1)";
+    ok(sqlx::query(insert).bind(until.secs()).execute(&mut slow).await, "slow insert");
+    ok(s.tokens().revoke_access_token(&tenant, "fast", until, &Actor::Cli).await, "fast");
+    ok(poll.refresh(store.as_ref(), s.clock.now()).await, "poll");
+    assert!(poll.is_revoked("fast", None) && !poll.is_revoked("slow", None), "only the committed one so far");
+
+    ok(sqlx::query("COMMIT").execute(&mut slow).await, "commit");
+    ok(poll.refresh(store.as_ref(), s.clock.now()).await, "poll");
+    assert!(poll.is_revoked("slow", None), "the lower seq that committed later is read too");
+    s.system().close().await;
+}
