@@ -46,31 +46,24 @@ macro_rules! impl_consent_store {
                 let Some(scopes) = scopes else {
                     return Err(StoreError::NotFound(format!("a consent of this user to `{client}`")));
                 };
-                let mut grants: Vec<String> = sqlx::query_scalar(
-                    "UPDATE refresh_tokens SET revoked_at = $4
-                     WHERE tenant_id = $1 AND sub = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING grant_id",
-                )
-                .bind(tenant.as_str())
-                .bind(sub.as_str())
-                .bind(client.as_str())
-                .bind(now.secs())
-                .fetch_all(&mut *tx)
-                .await?;
-                // Again, with a new snapshot (PostgreSQL, read committed): a rotation that held
-                // one of those rows made the first statement wait, and its successor token,
-                // committed meanwhile, is visible only now. A rotation that starts later finds
-                // its token revoked and fails.
-                let successors: Vec<String> = sqlx::query_scalar(
-                    "UPDATE refresh_tokens SET revoked_at = $4
-                     WHERE tenant_id = $1 AND sub = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING grant_id",
-                )
-                .bind(tenant.as_str())
-                .bind(sub.as_str())
-                .bind(client.as_str())
-                .bind(now.secs())
-                .fetch_all(&mut *tx)
-                .await?;
-                grants.extend(successors);
+                // Twice: the second statement takes a new snapshot (PostgreSQL, read
+                // committed). A rotation that held one of these rows made the first wait, and
+                // its successor token, committed meanwhile, is visible only to the second. A
+                // rotation that starts later finds its token revoked and fails.
+                let mut grants: Vec<String> = Vec::new();
+                for _ in 0..2 {
+                    let revoked: Vec<String> = sqlx::query_scalar(
+                        "UPDATE refresh_tokens SET revoked_at = $4
+                         WHERE tenant_id = $1 AND sub = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING grant_id",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(client.as_str())
+                    .bind(now.secs())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    grants.extend(revoked);
+                }
                 grants.sort();
                 grants.dedup();
                 for grant in &grants {
