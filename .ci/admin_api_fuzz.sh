@@ -138,6 +138,9 @@ if [ "$status" = 124 ] || [ "$status" = 137 ]; then
   fail "schemathesis did not finish within 600 s"
 fi
 kill -0 "$server_pid" 2>/dev/null || { tail -n 50 server.log >&2; fail "latchkey serve died during the run"; }
+# A run whose token stopped working (401 to everything after) tested nothing from then on.
+curl -sf -H "Authorization: Bearer $token" "$api/server" >/dev/null \
+  || fail "the run's admin token stopped working during the run: the operations after that were not tested"
 # Schemathesis must have tested every operation of the document: its JUnit report has one
 # test case per operation (and one for the stateful tests), none of them skipped.
 coverage=0

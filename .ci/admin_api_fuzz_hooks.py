@@ -33,10 +33,17 @@ every request.
   themselves are tested in crates/latchkey-service/tests/apply.rs and
   crates/latchkey-server/tests/admin_api_clients.rs.
 
+- `POST /signing-keys/{kid}/retire`: retiring the key that signed the run's own token
+  (after a rotation made it a retired key) would answer every later request 401, and the
+  rest of the run would test nothing. That one kid is replaced by one that names no key
+  (404), in every request; every other kid is sent as generated. The script also checks the
+  token still works after the run.
+
 Needs ADMIN_API_FUZZ_BASE (the API's base URL) and ADMIN_API_FUZZ_AUTHORIZATION (the
 Authorization header value) in the environment.
 """
 
+import base64
 import json
 import os
 import re
@@ -57,6 +64,19 @@ _lock = threading.Lock()
 _KEY = re.compile(r"[!-~]{1,255}")
 # One strong entity tag, as the API takes it in If-Match.
 _STRONG_TAG = re.compile(r'\s*"[^"]*"\s*')
+
+
+def _token_kid() -> str | None:
+    token = AUTHORIZATION.split(" ", 1)[-1]
+    header = token.split(".", 1)[0]
+    try:
+        return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
+    except ValueError:
+        return None
+
+
+# The key that signed the run's token: never retired by the run.
+_RUN_KID = _token_kid()
 
 
 def _positive(case) -> bool:
@@ -84,6 +104,9 @@ def _current_etag(case):
 def before_call(context, case, kwargs):
     headers = case.headers or {}
     positive = _positive(case)
+    if case.path == "/signing-keys/{kid}/retire" and _RUN_KID and (case.path_parameters or {}).get("kid") == _RUN_KID:
+        case.path_parameters["kid"] = "not-the-runs-own-key"
+
     key = _header(headers, "Idempotency-Key")
     if key is not None:
         # The API ignores surrounding quotes (a structured-field string or a bare token).
