@@ -43,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route("/select-account", get(login::select_account::page).post(login::select_account::choose))
         .route("/session/check", get(sessions::check::check_session_iframe))
         .route("/account/sessions", get(account::sessions_page::sessions_page))
+        .route("/account/apps", get(account::apps::apps_page))
+        .route("/account/apps/withdraw", post(account::apps::withdraw))
         .route("/account/sessions/end", post(account::sessions_page::end_session))
         .route("/login/passkey/options", post(crate::login::passkey::options))
         .route("/login/passkey", post(crate::login::passkey::finish))

@@ -24,6 +24,8 @@ use crate::state::AppState;
 pub enum ReturnTo {
     Sessions,
     Security,
+    /// "Apps with access" (`/account/apps`).
+    Apps,
     /// Back to the app behind a proxy that sent the browser here (the URL waits in a
     /// ceremony of this browser; see [`crate::forward_auth`]).
     ForwardAuth,
@@ -34,6 +36,7 @@ impl ReturnTo {
         match raw {
             Some("account" | "sessions") => Some(ReturnTo::Sessions),
             Some("security") => Some(ReturnTo::Security),
+            Some("apps") => Some(ReturnTo::Apps),
             Some("forward-auth") => Some(ReturnTo::ForwardAuth),
             _ => None,
         }
@@ -43,6 +46,7 @@ impl ReturnTo {
         match self {
             ReturnTo::Sessions => "account",
             ReturnTo::Security => "security",
+            ReturnTo::Apps => "apps",
             ReturnTo::ForwardAuth => "forward-auth",
         }
     }
@@ -51,6 +55,7 @@ impl ReturnTo {
         match self {
             ReturnTo::Sessions => "/account/sessions",
             ReturnTo::Security => "/account/security",
+            ReturnTo::Apps => "/account/apps",
             ReturnTo::ForwardAuth => "/forward-auth/continue",
         }
     }

@@ -22,6 +22,7 @@ impl Templates {
             ("signed_out.html", include_str!("../templates/signed_out.html")),
             ("check_session.html", include_str!("../templates/check_session.html")),
             ("account_sessions.html", include_str!("../templates/account_sessions.html")),
+            ("account_apps.html", include_str!("../templates/account_apps.html")),
             ("select_account.html", include_str!("../templates/select_account.html")),
             ("second_factor.html", include_str!("../templates/second_factor.html")),
             ("recovery_login.html", include_str!("../templates/recovery_login.html")),

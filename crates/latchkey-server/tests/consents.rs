@@ -125,3 +125,50 @@ async fn a_withdrawn_consent_ends_the_clients_tokens_tells_it_and_asks_again() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_user_removes_an_apps_access_from_the_account_page() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        server.create_user("ada", support::flow::PASSWORD).await;
+        server.create_client(ClientSpec { id: "notes", redirect_uris: &[NOTES], ..Default::default() }).await;
+        let notes_secret = secret_of("notes");
+        let notes = Rp { id: "notes", secret: &notes_secret, callback: NOTES };
+        let base = server.server.issuer.clone();
+        let browser = Browser::new(server.server.addr);
+        let page = browser.get(&format!("{base}/account/apps")).await;
+        assert_eq!(page.status(), StatusCode::SEE_OTHER, "{b}: signed out");
+        assert!(Browser::location(&page, &base).contains("/login?return_to=apps"), "{b}");
+
+        let tokens = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid email").await).await;
+        let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+        let page = browser.get(&format!("{base}/account/apps")).await;
+        assert_eq!(page.status(), StatusCode::OK, "{b}");
+        assert_eq!(page.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{b}");
+        let html = ok(page.text().await, "html");
+        assert!(html.contains("notes app") && html.contains("data-client-id=\"notes\""), "{b}: {html}");
+        assert!(html.contains("<code>email</code>"), "{b}: what it may see: {html}");
+        let csrf = support::browser::hidden_field(&html, "csrf").unwrap_or_default();
+        let withdraw = |client: &'static str, csrf: String| {
+            let browser = &browser;
+            let url = format!("{base}/account/apps/withdraw");
+            async move { browser.post_form(&url, &[("csrf", csrf.as_str()), ("client_id", client)]).await }
+        };
+
+        // Bad input: a forged form, a client with no access, a malformed id. Nothing changes.
+        assert_eq!(withdraw("notes", "forged".into()).await.status(), StatusCode::BAD_REQUEST, "{b}");
+        for client in ["webapp", "not a client"] {
+            let refused = withdraw(client, csrf.clone()).await;
+            assert!(Browser::location(&refused, &base).ends_with("/account/apps?error=not_found"), "{b}: {client}");
+        }
+        assert_eq!(userinfo(&server, &access).await, StatusCode::OK, "{b}: still allowed");
+
+        let done = withdraw("notes", csrf.clone()).await;
+        assert!(Browser::location(&done, &base).ends_with("/account/apps?done=withdrawn"), "{b}");
+        assert_eq!(userinfo(&server, &access).await, StatusCode::UNAUTHORIZED, "{b}: the app's token stops");
+        let html = ok(browser.get(&format!("{base}/account/apps?done=withdrawn")).await.text().await, "html");
+        assert!(html.contains("Access removed") && html.contains("id=\"no-apps\""), "{b}: {html}");
+        server.stop().await;
+    }
+}

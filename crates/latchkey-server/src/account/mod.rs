@@ -3,6 +3,7 @@
 //! (`login.recent_authentication`); otherwise the user is asked to confirm it's them first.
 //! Removing a factor or changing the password ends the user's other sessions.
 
+pub mod apps;
 pub mod email;
 pub mod passkeys;
 pub mod password;
