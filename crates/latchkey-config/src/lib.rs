@@ -10,6 +10,7 @@ mod limits;
 mod load;
 mod mail;
 mod outbound;
+mod privacy;
 mod recovery;
 mod secret;
 mod signin;
@@ -35,6 +36,7 @@ pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
 pub use mail::{MailConfig, MailTls};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
+pub use privacy::{IpRecording, PrivacyConfig};
 pub use recovery::RecoveryConfig;
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
@@ -50,6 +52,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub passwords: PasswordsConfig,
     pub sessions: SessionsConfig,
+    pub privacy: PrivacyConfig,
     pub logout: LogoutConfig,
     pub login: LoginConfig,
     pub passkeys: PasskeysConfig,
@@ -182,8 +185,6 @@ pub struct SessionsConfig {
     /// The absolute lifetime when the user ticks "keep me signed in"; `0s` hides the choice.
     #[serde(with = "serde_human")]
     pub remember_me_lifetime: Duration,
-    /// Record the client IP of each session (shown on the account page).
-    pub record_ip: bool,
     /// A password change or reset ends the user's other sessions.
     pub end_other_sessions_on_password_change: bool,
     /// How long an authorization request may wait for sign-in and consent.
@@ -274,7 +275,6 @@ impl Default for SessionsConfig {
             lifetime: Duration::from_secs(12 * 3_600),
             idle_timeout: Duration::from_secs(2 * 3_600),
             remember_me_lifetime: Duration::ZERO,
-            record_ip: false,
             end_other_sessions_on_password_change: true,
             authorization_request_lifetime: Duration::from_secs(600),
             max_authorization_requests_per_ip: 100,

@@ -71,6 +71,27 @@ struct EnvOverride {
     path: Vec<String>,
 }
 
+/// Keys that were replaced: refused with what replaces them (a generic "unknown field"
+/// would leave the operator guessing).
+const REPLACED: &[(&str, &str, &str)] = &[(
+    "sessions",
+    "record_ip",
+    "replaced by `privacy.ip` (\"off\", \"truncated\" or \"full\"): `record_ip = true` was `privacy.ip = \"full\"`",
+)];
+
+fn refuse_replaced_keys(table: &Table, overrides: &[EnvOverride], source: &ConfigSource) -> Result<(), ConfigError> {
+    for (section, key, reason) in REPLACED {
+        if table.get(*section).and_then(Value::as_table).is_some_and(|t| t.contains_key(*key)) {
+            let origin = overrides
+                .iter()
+                .find(|o| o.path.len() == 2 && o.path[0] == *section && o.path[1] == *key)
+                .map_or_else(|| source.to_string(), |o| format!("environment variable {}", o.var));
+            return Err(ConfigError::Invalid { origin, key: format!("{section}.{key}"), reason: (*reason).to_owned() });
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads the configuration: the file (if any), then `LATCHKEY_*` overrides from `env`,
     /// then checks it. `cwd` is the base for relative paths when there is no file.
@@ -87,6 +108,7 @@ impl Config {
             None => (Table::new(), ConfigSource { file: None, base_dir: cwd.to_path_buf() }),
         };
         let overrides = apply_env(&mut table, env)?;
+        refuse_replaced_keys(&table, &overrides, &source)?;
         let mut config: Config = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
             // The path already ends with an unknown field's name; toml adds "in `section`"
             // on a second line, which the key says better.

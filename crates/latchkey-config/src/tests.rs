@@ -344,3 +344,22 @@ fn each_names_its_key<T: AsRef<str>>(dir: &Path, prefix: &str, cases: &[(T, &str
         assert!(message.contains(&format!("`{key}")), "{text:?} should name {key}: {message}");
     }
 }
+
+#[test]
+fn the_replaced_record_ip_names_privacy_ip_and_privacy_ip_takes_three_values() {
+    let dir = temp();
+    let old = write(dir.path(), "old.toml", "[sessions]\nrecord_ip = true\n");
+    let text = err_text(Config::load(Some(&old), &[], dir.path()));
+    assert!(text.contains("`sessions.record_ip`") && text.contains("privacy.ip = \"full\""), "{text}");
+    let from_env = err_text(Config::load(None, &env(&[("LATCHKEY_SESSIONS__RECORD_IP", "true")]), dir.path()));
+    assert!(from_env.contains("LATCHKEY_SESSIONS__RECORD_IP") && from_env.contains("privacy.ip"), "{from_env}");
+
+    let default = Config::load(None, &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(default.privacy.ip, crate::IpRecording::Off, "off unless the operator turns it on");
+    let truncated = write(dir.path(), "t.toml", "[privacy]\nip = \"truncated\"\n");
+    let config = Config::load(Some(&truncated), &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.privacy.ip, crate::IpRecording::Truncated);
+    let bad = write(dir.path(), "b.toml", "[privacy]\nip = \"partial\"\n");
+    let text = err_text(Config::load(Some(&bad), &[], dir.path()));
+    assert!(text.contains("`privacy.ip`") && text.contains("truncated"), "{text}");
+}

@@ -227,7 +227,7 @@ impl Sessions<'_> {
             last_active_at: now,
             remember,
             user_agent: signed_in.user_agent.map(|ua| ua.chars().take(256).collect()),
-            ip: if config.record_ip { signed_in.ip } else { None },
+            ip: signed_in.ip.as_deref().and_then(|ip| self.0.config.privacy.ip.keep(ip)),
         };
         let reauthenticated = match current.filter(|p| p.sub == session.sub) {
             Some(p) => {

@@ -205,3 +205,37 @@ async fn a_user_is_found_by_username_or_subject_id_and_nobody_is_not_found() {
         s.system().close().await;
     }
 }
+
+/// `privacy.ip`: a session keeps no address, its network, or the whole address.
+#[tokio::test]
+async fn a_sessions_ip_is_kept_as_privacy_ip_says() {
+    use latchkey_config::IpRecording;
+    use latchkey_service::sessions::SignedIn;
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        for (recording, kept) in [
+            (IpRecording::Off, None),
+            (IpRecording::Truncated, Some("192.0.2.0/24")),
+            (IpRecording::Full, Some("192.0.2.77")),
+        ] {
+            let dir = ok(tempfile::tempdir(), "dir");
+            let s = services(&db, dir.path(), |c| c.privacy.ip = recording).await;
+            let name = format!("ip{}", format!("{recording:?}").to_lowercase());
+            let sub = ok(s.users().create(&tenant(), sample_user(&name), &Actor::Cli).await, "user").sub;
+            let signed_in = SignedIn {
+                sub: sub.clone(),
+                amr: vec!["pwd".into()],
+                acr: "1".into(),
+                remember: false,
+                user_agent: None,
+                ip: Some("192.0.2.77".into()),
+                authenticated_at: None,
+            };
+            let started = ok(s.sessions().start(&tenant(), None, signed_in).await, "session");
+            assert_eq!(started.session.ip.as_deref(), kept, "{b}: {recording:?}");
+            let stored = ok(s.sessions().live(&tenant(), &started.secret).await.ok_or("no session"), "live");
+            assert_eq!(stored.ip.as_deref(), kept, "{b}: {recording:?} as stored");
+            s.system().close().await;
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub struct BrowserSession {
     /// "Keep me signed in" was chosen.
     pub remember: bool,
     pub user_agent: Option<String>,
-    /// Recorded only when `sessions.record_ip` is on.
+    /// Kept only as `privacy.ip` says (the whole address, or its network).
     pub ip: Option<String>,
 }
 
