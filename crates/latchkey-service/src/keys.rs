@@ -251,11 +251,15 @@ impl KeyService {
     /// nothing). The active key is rotated first (`force` after a compromise).
     pub async fn retire(&self, kid: &str, actor: &Actor) -> Result<bool, KeyServiceError> {
         let now = self.clock.now();
-        let key = self
+        let (key, unpublished) = self
             .store
             .unpublish_signing_key(&self.tenant, kid, now, actor)
             .await?
             .ok_or_else(|| KeyServiceError::UnknownKey(kid.to_owned()))?;
+        if unpublished {
+            self.reload().await?;
+            return Ok(true);
+        }
         let state = match key.state {
             KeyState::Retired => None,
             KeyState::Active => Some("active"),
@@ -264,8 +268,7 @@ impl KeyService {
         if let Some(state) = state {
             return Err(KeyServiceError::NotRetired { kid: key.kid, alg: key.alg, state });
         }
-        self.reload().await?;
-        Ok(is_published(&key, now))
+        Ok(false)
     }
 
     /// The scheduled job: rotates every algorithm whose active key is older than the

@@ -363,15 +363,16 @@ pub trait SigningKeyStore {
         actor: &Actor,
     ) -> StoreResult<bool>;
     /// Ends the publication of the retired key `kid` now (after a compromise: tokens it
-    /// signed stop verifying). Returns the key as it was, or `None` when there is no such
-    /// key; a key that is not retired, or no longer published, is left as it is.
+    /// signed stop verifying). Returns the key as it is afterwards and whether this ended its
+    /// publication, or `None` when there is no such key; a key that is not retired, or no
+    /// longer published, is left as it is.
     async fn unpublish_signing_key(
         &self,
         tenant: &TenantId,
         kid: &str,
         now: UnixTime,
         actor: &Actor,
-    ) -> StoreResult<Option<StoredSigningKey>>;
+    ) -> StoreResult<Option<(StoredSigningKey, bool)>>;
     /// Deletes retired keys whose publication period ended before `now`.
     async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64>;
 }

@@ -138,17 +138,8 @@ macro_rules! impl_key_store {
             }
 
             async fn unpublish_signing_key(&self, tenant: &TenantId, kid: &str, now: UnixTime, actor: &Actor)
-                -> StoreResult<Option<StoredSigningKey>> {
+                -> StoreResult<Option<(StoredSigningKey, bool)>> {
                 let mut tx = self.begin_write().await?;
-                let row: Option<$crate::model::SigningKeyRow> = sqlx::query_as(
-                    "SELECT kid, alg, state, private_key, public_jwk, created_at, activated_at, retired_at, publish_until
-                     FROM signing_keys WHERE tenant_id = $1 AND kid = $2",
-                )
-                .bind(tenant.as_str())
-                .bind(kid)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(key) = row.map(StoredSigningKey::try_from).transpose()? else { return Ok(None) };
                 let until = now.minus(std::time::Duration::from_secs(1));
                 let done = sqlx::query(
                     "UPDATE signing_keys SET publish_until = $3
@@ -159,12 +150,24 @@ macro_rules! impl_key_store {
                 .bind(until.secs())
                 .execute(&mut *tx)
                 .await?;
-                if done.rows_affected() == 1 {
+                // Read after the update, in its transaction: what the caller is told is what
+                // happened, even when a rotation retired the key a moment before.
+                let row: Option<$crate::model::SigningKeyRow> = sqlx::query_as(
+                    "SELECT kid, alg, state, private_key, public_jwk, created_at, activated_at, retired_at, publish_until
+                     FROM signing_keys WHERE tenant_id = $1 AND kid = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(kid)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(key) = row.map(StoredSigningKey::try_from).transpose()? else { return Ok(None) };
+                let unpublished = done.rows_affected() == 1;
+                if unpublished {
                     audit!(self, tx, tenant, actor, "keys.unpublished", kid, serde_json::json!({"alg": key.alg.as_str()}));
                     Self::notify(&mut tx, &Change::SigningKeys { tenant: tenant.to_string() }).await?;
                 }
                 tx.commit().await?;
-                Ok(Some(key))
+                Ok(Some((key, unpublished)))
             }
 
             async fn delete_expired_signing_keys(&self, tenant: &TenantId, now: UnixTime) -> StoreResult<u64> {
