@@ -175,21 +175,17 @@ impl Apply<'_> {
         if doc.clients.iter().any(|c| c.secret.as_ref().is_some_and(|s| !matches!(s, SecretRef::Resolved(_)))) {
             return Err(ServiceError::Invalid("the document's secret references were not read".into()));
         }
-        // One run at a time: in this process, and on PostgreSQL across nodes and the CLI,
-        // so no run writes by a plan another run made stale. A dry run writes nothing.
-        let busy = || ServiceError::Conflict("another `apply` run is under way: run again once it has finished".into());
-        let _here = match options.dry_run {
-            false => Some(self.0.apply_runs.try_lock().map_err(|_| busy())?),
-            true => None,
-        };
-        let everywhere = match options.dry_run {
-            false => Some(self.0.store().try_job_lock(&format!("apply:{tenant}")).await?.ok_or_else(busy)?),
-            true => None,
-        };
-        let result = self.plan_and_run(tenant, doc, options, actor, caller).await;
-        if let Some(lock) = everywhere {
-            lock.release().await;
+        // A dry run writes nothing, so it waits for nobody.
+        if options.dry_run {
+            return self.plan_and_run(tenant, doc, options, actor, caller).await;
         }
+        // One run at a time: in this process, and on PostgreSQL across nodes and the CLI,
+        // so no run writes by a plan another run made stale.
+        let busy = || ServiceError::Conflict("another `apply` run is under way: run again once it has finished".into());
+        let _here = self.0.apply_runs.try_lock().map_err(|_| busy())?;
+        let everywhere = self.0.store().try_job_lock(&format!("apply:{tenant}")).await?.ok_or_else(busy)?;
+        let result = self.plan_and_run(tenant, doc, options, actor, caller).await;
+        everywhere.release().await;
         result
     }
 
