@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use latchkey_core::Clock;
-use latchkey_core::crypto::{MasterKey, TokenHasher};
+use latchkey_core::crypto::{AuditKeys, MasterKey, TokenHasher};
 use latchkey_store::{Store, StoreError};
 
 use latchkey_config::{Config, ConfigError, DatabaseLocation};
@@ -40,6 +40,8 @@ pub struct Foundation {
     pub(crate) store: Arc<dyn Store>,
     pub master_key: MasterKey,
     pub token_hasher: TokenHasher,
+    /// The audit log's keys, derived from the master key (the store holds them too).
+    pub audit_keys: Arc<AuditKeys>,
     pub clock: Clock,
     /// Set when this start created the master key file (zero-config path).
     pub created_master_key_file: Option<PathBuf>,
@@ -65,7 +67,17 @@ impl Foundation {
         let (master_key, created) = load_master_key(&config, &location, store.as_ref()).await?;
         verify_master_key(store.as_ref(), &master_key).await?;
         let token_hasher = TokenHasher::new(&master_key.derive("latchkey token hashing v1"));
-        Ok(Self { config: Arc::new(config), store, master_key, token_hasher, clock, created_master_key_file: created })
+        let audit_keys = Arc::new(AuditKeys::derive(&master_key));
+        store.use_audit_keys(audit_keys.clone());
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            master_key,
+            token_hasher,
+            audit_keys,
+            clock,
+            created_master_key_file: created,
+        })
     }
 }
 

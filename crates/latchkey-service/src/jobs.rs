@@ -77,6 +77,49 @@ pub fn spawn_key_schedule(
     )
 }
 
+/// The audit chain's writer: one node at a time numbers and links new entries and writes
+/// the checkpoints. Before its first run it moves the entries of a log older than the chain
+/// into it (resumable: a batch per transaction).
+pub fn spawn_audit_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    let target = store.clone();
+    let adopted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    spawn_locked(
+        store,
+        "audit-chain",
+        crate::audit::SEAL_EVERY,
+        move || {
+            let (store, adopted) = (target.clone(), adopted.clone());
+            async move {
+                if !adopted.load(std::sync::atomic::Ordering::Relaxed) {
+                    match adopt_legacy(store.as_ref()).await {
+                        Ok(()) => adopted.store(true, std::sync::atomic::Ordering::Relaxed),
+                        Err(e) => tracing::error!(error = %e, "moving the old audit log into the chain failed"),
+                    }
+                }
+                if let Err(e) = crate::audit::seal_with(store.as_ref(), false).await {
+                    tracing::error!(error = %e, "chaining audit entries failed");
+                }
+            }
+        },
+        || async {},
+    )
+}
+
+async fn adopt_legacy(store: &dyn Store) -> latchkey_store::StoreResult<()> {
+    let mut moved = 0;
+    loop {
+        let n = store.adopt_legacy_audit_events(1_000).await?;
+        if n == 0 {
+            break;
+        }
+        moved += n;
+    }
+    if moved > 0 {
+        tracing::info!(entries = moved, "moved the audit log kept before the chain into it");
+    }
+    Ok(())
+}
+
 /// How long finished back-channel deliveries stay visible (`latchkey session deliveries`).
 const KEEP_FINISHED_DELIVERIES: Duration = Duration::from_secs(7 * 86_400);
 

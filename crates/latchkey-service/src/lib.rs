@@ -90,6 +90,7 @@ pub struct Latchkey {
     pub clock: Clock,
     pub master_key: MasterKey,
     pub token_hasher: TokenHasher,
+    pub audit_keys: Arc<latchkey_core::crypto::AuditKeys>,
     pub keys: Arc<KeyService>,
     pub caches: Arc<Caches>,
     pub revocations: Arc<Revocations>,
@@ -116,7 +117,7 @@ impl Latchkey {
     /// The services over an opened foundation, with `config` (the foundation's, possibly
     /// completed by the server with the address it bound).
     pub fn new(foundation: Foundation, config: Arc<Config>) -> Self {
-        let Foundation { store, master_key, token_hasher, clock, .. } = foundation;
+        let Foundation { store, master_key, token_hasher, audit_keys, clock, .. } = foundation;
         let keys = Arc::new(KeyService::new(
             store.clone(),
             master_key.clone(),
@@ -148,6 +149,7 @@ impl Latchkey {
             clock,
             master_key,
             token_hasher,
+            audit_keys,
             keys,
         }
     }
@@ -316,6 +318,7 @@ impl Latchkey {
                 self.config.sessions.idle_timeout,
             ),
             revocations::spawn_poller(self.revocations.clone(), self.store.clone(), self.clock.clone()),
+            jobs::spawn_audit_sealer(self.store.clone()),
         ]
     }
 }

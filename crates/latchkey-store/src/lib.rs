@@ -36,6 +36,7 @@ use latchkey_core::records::*;
 pub(crate) const CHANGES_CHANNEL: &str = "latchkey_changes";
 
 pub use error::StoreError;
+pub use shared::audit::{CHECKPOINT_ACTION, CHECKPOINT_TARGET};
 
 /// How long a revoked API key stays in the revocation set: long enough for every node's key
 /// cache to have been rebuilt (at least every minute) since the revocation.
@@ -758,6 +759,66 @@ pub trait AuditStore {
     async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// What one run of the audit chain's writer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealReport {
+    /// Entries given their position and MAC.
+    pub chained: u64,
+    /// The chains it wrote to: tenant, head position and newest checkpoint's time.
+    pub heads: Vec<(TenantId, i64, i64)>,
+}
+
+/// A tenant's chain as its row records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The newest entry's position (0: none yet) and MAC.
+    pub seq: i64,
+    pub mac: String,
+    /// When the newest checkpoint was written.
+    pub checkpoint_at: i64,
+    /// Entries up to `base_seq` were removed by retention; the oldest kept one follows
+    /// `base_mac`, which a checkpoint signature (`base_signature`, made at `base_at`) vouches for.
+    pub base_seq: i64,
+    pub base_mac: Option<String>,
+    pub base_at: Option<i64>,
+    pub base_signature: Option<String>,
+}
+
+/// One chained entry as stored, for verification: what the MAC covers, the MAC, and (for a
+/// checkpoint) its opened details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainEntry {
+    pub id: i64,
+    pub seq: i64,
+    pub at: i64,
+    pub action: String,
+    pub actor_ref: String,
+    pub target_ref: String,
+    pub sealed: String,
+    pub mac: String,
+    pub checkpoint: Option<serde_json::Value>,
+}
+
+/// The audit log's chain: its keys, its one writer and what verification reads.
+#[async_trait]
+pub trait AuditChainStore {
+    /// The keys (derived from the master key) entries are pseudonymised, sealed and chained
+    /// with. Until they are set, every audited write fails.
+    fn use_audit_keys(&self, keys: Arc<latchkey_core::crypto::AuditKeys>);
+    /// Gives every waiting entry its position and MAC, tenant by tenant, and appends a
+    /// signed checkpoint of the head to each chain whose newest is `checkpoint_every` old
+    /// (to every chain with `force_checkpoint`).
+    async fn seal_audit_chain(&self, checkpoint_every: Duration, force_checkpoint: bool) -> StoreResult<SealReport>;
+    async fn audit_chain_head(&self, tenant: &TenantId) -> StoreResult<Option<ChainHead>>;
+    /// Chained entries after position `after_seq`, oldest first.
+    async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<ChainEntry>>;
+    /// How many entries wait for the chain's writer, and when the oldest was written.
+    async fn unsealed_audit_entries(&self, tenant: &TenantId) -> StoreResult<(u64, Option<UnixTime>)>;
+    /// Moves up to `batch` entries of the log before the chain (`audit_events`) into the
+    /// chain, oldest first; 0 when none are left.
+    async fn adopt_legacy_audit_events(&self, batch: u32) -> StoreResult<u64>;
+}
+
 /// A scheduled job's claim to run on this node only. `release` gives it up at once;
 /// dropping it gives it up too, but only when the connection is next cleaned up.
 pub struct JobLock {
@@ -980,6 +1041,7 @@ pub trait Store:
     + FactorStore
     + ResourceStore
     + AuditStore
+    + AuditChainStore
     + FederationStore
     + ConsentStore
     + CleanupStore

@@ -184,38 +184,55 @@ impl TryFrom<SigningKeyRow> for StoredSigningKey {
     }
 }
 
+/// An audit log entry as stored, with its subject's salt (none once they are erased).
 #[derive(sqlx::FromRow)]
-pub(crate) struct AuditRow {
-    at: i64,
-    actor: String,
-    action: String,
-    target: String,
-    details: String,
+pub(crate) struct AuditLogRow {
+    pub id: i64,
+    pub seq: Option<i64>,
+    pub at: i64,
+    pub action: String,
+    pub actor_ref: String,
+    pub target_ref: String,
+    pub sealed: String,
+    pub mac: Option<String>,
+    pub salt: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct AuditPageRow {
-    id: i64,
-    #[sqlx(flatten)]
-    event: AuditRow,
-}
-
-impl TryFrom<AuditPageRow> for (i64, AuditEvent) {
-    type Error = StoreError;
-    fn try_from(r: AuditPageRow) -> Result<Self, StoreError> {
-        Ok((r.id, r.event.try_into()?))
-    }
-}
-
-impl TryFrom<AuditRow> for AuditEvent {
-    type Error = StoreError;
-    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+impl AuditLogRow {
+    /// The event as read: opened, or (its subject erased) pseudonyms and no details.
+    pub fn into_event(self, opened: Option<crate::shared::audit::SealedPart>) -> Result<AuditEvent, StoreError> {
+        let (actor, target, details, erased) = match opened {
+            Some(p) => (p.actor, p.target, p.details, false),
+            None => (self.actor_ref, self.target_ref, serde_json::json!({}), true),
+        };
         Ok(AuditEvent {
-            at: UnixTime::from_secs(r.at),
-            actor: r.actor,
-            action: r.action,
-            target: r.target,
-            details: serde_json::from_str(&r.details).map_err(|e| corrupt("audit details", e))?,
+            at: UnixTime::from_secs(self.at),
+            seq: self.seq,
+            actor,
+            action: self.action,
+            target,
+            details,
+            erased,
+        })
+    }
+
+    pub fn into_chain_entry(self, checkpoint: Option<serde_json::Value>) -> Result<crate::ChainEntry, StoreError> {
+        let (Some(seq), Some(mac)) = (self.seq, self.mac) else {
+            return Err(StoreError::Corrupt(format!(
+                "audit entry {} was read as chained but has no position",
+                self.id
+            )));
+        };
+        Ok(crate::ChainEntry {
+            id: self.id,
+            seq,
+            at: self.at,
+            action: self.action,
+            actor_ref: self.actor_ref,
+            target_ref: self.target_ref,
+            sealed: self.sealed,
+            mac,
+            checkpoint,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL, for many stateless nodes: changes are announced with `NOTIFY` in the same
 //! transaction as the write, and scheduled jobs are claimed with advisory locks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
@@ -28,6 +29,7 @@ pub struct PostgresStore {
     pool: PgPool,
     url: String,
     clock: Clock,
+    audit_keys: Arc<std::sync::OnceLock<Arc<latchkey_core::crypto::AuditKeys>>>,
 }
 
 impl PostgresStore {
@@ -50,7 +52,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(|e| StoreError::Invalid(format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url))))?;
-        Ok(Self { pool, url: url.to_owned(), clock })
+        Ok(Self { pool, url: url.to_owned(), clock, audit_keys: Arc::default() })
     }
 
     fn pool(&self) -> &PgPool {

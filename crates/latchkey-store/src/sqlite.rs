@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::crypto::TokenHash;
@@ -26,6 +27,7 @@ pub struct SqliteStore {
     options: SqliteConnectOptions,
     path: PathBuf,
     clock: Clock,
+    audit_keys: Arc<std::sync::OnceLock<Arc<latchkey_core::crypto::AuditKeys>>>,
 }
 
 impl SqliteStore {
@@ -57,7 +59,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(cannot_open)?;
-        Ok(Self { pool, options, path: path.to_owned(), clock })
+        Ok(Self { pool, options, path: path.to_owned(), clock, audit_keys: Arc::default() })
     }
 
     fn pool(&self) -> &SqlitePool {

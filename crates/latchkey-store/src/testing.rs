@@ -19,6 +19,19 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Opens the store over this database with audit keys from a fresh master key (the
+    /// server derives them from its own; every audited write needs them).
+    pub async fn open_store(
+        &self,
+        max_connections: u32,
+        clock: latchkey_core::Clock,
+    ) -> crate::StoreResult<std::sync::Arc<dyn crate::Store>> {
+        let store = crate::open(&self.url, max_connections, clock).await?;
+        let master = latchkey_core::crypto::MasterKey::generate();
+        store.use_audit_keys(std::sync::Arc::new(latchkey_core::crypto::AuditKeys::derive(&master)));
+        Ok(store)
+    }
+
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
         let path: PathBuf = dir.path().join("latchkey.db");

@@ -31,7 +31,7 @@ fn ent(s: &str) -> Entitlement {
 
 async fn open(db: &TestDatabase) -> Arc<dyn Store> {
     let clock = Clock::frozen(UnixTime::from_secs(1_700_000_000));
-    let store = ok(latchkey_store::open(&db.url, 4, clock).await, db.backend);
+    let store = ok(db.open_store(4, clock).await, db.backend);
     ok(store.migrate().await, db.backend);
     store
 }

@@ -15,7 +15,7 @@ const NOW: i64 = 1_700_000_000;
 const LIFETIME: Duration = Duration::from_secs(600);
 
 async fn open(db: &TestDatabase, clock: &Clock) -> Arc<dyn Store> {
-    let store = latchkey_store::open(&db.url, 8, clock.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+    let store = db.open_store(8, clock.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
     store.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
     store
 }

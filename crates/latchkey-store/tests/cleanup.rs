@@ -211,8 +211,7 @@ async fn keep_writing(mut conn: Conn, stop: Arc<AtomicBool>) -> (u64, Vec<String
 async fn a_backlog_of_expired_rows_goes_in_short_batches_that_never_hold_up_other_writes() {
     for db in TestDatabase::all().await {
         let b = db.backend;
-        let store: Arc<dyn Store> =
-            ok(latchkey_store::open(&db.url, 4, Clock::frozen(UnixTime::from_secs(NOW))).await, b);
+        let store: Arc<dyn Store> = ok(db.open_store(4, Clock::frozen(UnixTime::from_secs(NOW))).await, b);
         ok(store.migrate().await, b);
         let cutoffs = Cutoffs {
             now: UnixTime::from_secs(NOW),

@@ -15,7 +15,7 @@ async fn a_consent_keeps_its_claims_beside_its_scopes_and_is_replaced_whole() {
     let tenant = TenantId::default_tenant();
     for db in TestDatabase::all().await {
         let b = db.backend;
-        let store = ok(latchkey_store::open(&db.url, 4, Clock::frozen(UnixTime::from_secs(1_800_000_000))).await, b);
+        let store = ok(db.open_store(4, Clock::frozen(UnixTime::from_secs(1_800_000_000))).await, b);
         ok(store.migrate().await, b);
         let user = latchkey_store::testing::sample_user("ada");
         let ada = ok(store.create_user(&tenant, user, &Actor::Cli).await, "user").sub;

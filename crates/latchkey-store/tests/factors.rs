@@ -50,7 +50,7 @@ fn hash(s: &str) -> TokenHash {
 
 async fn open(db: &TestDatabase) -> (Arc<dyn Store>, Clock) {
     let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
-    let store = ok(latchkey_store::open(&db.url, 4, clock.clone()).await, db.backend);
+    let store = ok(db.open_store(4, clock.clone()).await, db.backend);
     ok(store.migrate().await, db.backend);
     (store, clock)
 }

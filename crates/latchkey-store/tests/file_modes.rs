@@ -28,6 +28,8 @@ async fn open_and_write(db: &Path) -> std::sync::Arc<dyn latchkey_store::Store> 
         "open",
     );
     ok(store.migrate().await, "migrate");
+    let master = latchkey_core::crypto::MasterKey::generate();
+    store.use_audit_keys(std::sync::Arc::new(latchkey_core::crypto::AuditKeys::derive(&master)));
     let scope = ok(ScopeName::parse("files"), "scope");
     ok(store.put_scope(&TenantId::default_tenant(), &scope, "a write", &Actor::Cli).await, "write");
     store

@@ -26,7 +26,7 @@ fn at(secs: i64) -> UnixTime {
 }
 
 async fn open(db: &TestDatabase) -> Arc<dyn Store> {
-    let store = ok(latchkey_store::open(&db.url, 4, Clock::frozen(at(NOW))).await, db.backend);
+    let store = ok(db.open_store(4, Clock::frozen(at(NOW))).await, db.backend);
     ok(store.migrate().await, db.backend);
     store
 }

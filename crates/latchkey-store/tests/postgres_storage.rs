@@ -21,7 +21,7 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
 async fn marking_a_refresh_token_rotated_on_full_pages_touches_no_index() {
     let db = TestDatabase::postgres_only().await;
     let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
-    let store = ok(latchkey_store::open(&db.url, 2, clock.clone()).await, "open");
+    let store = ok(db.open_store(2, clock.clone()).await, "open");
     ok(store.migrate().await, "migrate");
     // Enough tokens for several pages: the first page is as full as inserts make it.
     for i in 0..300 {

@@ -29,7 +29,7 @@ const LOOKUPS: [(&str, &str); 2] = [
 
 async fn seed(db: &TestDatabase) {
     let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
-    let store = ok(latchkey_store::open(&db.url, 2, clock.clone()).await, db.backend);
+    let store = ok(db.open_store(2, clock.clone()).await, db.backend);
     ok(store.migrate().await, db.backend);
     // As at the start of a benchmark: a hundred tokens of one user, a few families.
     for i in 0..100 {

@@ -32,7 +32,7 @@ struct Fixture {
 
 async fn fixture(db: &TestDatabase) -> Fixture {
     let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
-    let store = ok(latchkey_store::open(&db.url, 4, clock.clone()).await, db.backend);
+    let store = ok(db.open_store(4, clock.clone()).await, db.backend);
     ok(store.migrate().await, db.backend);
     let user = latchkey_store::testing::sample_user("ada");
     let ada = ok(store.create_user(&tenant(), user, &Actor::Cli).await, "user").sub;

@@ -13,7 +13,7 @@ use latchkey_core::records::*;
 use latchkey_store::*;
 
 async fn open(db: &TestDatabase, clock: &Clock) -> Arc<dyn Store> {
-    let store = latchkey_store::open(&db.url, 4, clock.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+    let store = db.open_store(4, clock.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
     store.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
     store
 }

@@ -86,7 +86,7 @@ fn cipher(key: &[u8]) -> LessSafeKey {
     LessSafeKey::new(unbound)
 }
 
-fn seal_into(key: &[u8], plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn seal_into(key: &[u8], plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) {
     let nonce_bytes = random::bytes::<NONCE_LEN>();
     let mut buf = plaintext.to_vec();
     let nonce = Nonce::assume_unique_for_key(nonce_bytes);
@@ -97,7 +97,7 @@ fn seal_into(key: &[u8], plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&buf);
 }
 
-fn open_from(key: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+pub(crate) fn open_from(key: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     let (nonce_bytes, ct) = sealed.split_at(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| EnvelopeError::Undecryptable)?;
     let mut buf = ct.to_vec();

@@ -1,6 +1,7 @@
 //! Cryptography, all through aws-lc-rs (the binary's one crypto provider) except Argon2id,
 //! which aws-lc-rs does not offer, and bcrypt, verified for imported hashes only.
 
+pub mod audit_keys;
 pub mod envelope;
 pub mod password;
 pub mod random;
@@ -9,6 +10,7 @@ pub mod signing;
 pub mod token_hash;
 pub mod totp;
 
+pub use audit_keys::{AuditKeys, ChainLink, CheckpointStatement, verify_checkpoint};
 pub use envelope::{EnvelopeError, MasterKey};
 pub use password::{HashScheme, PasswordError, PasswordHash, PasswordPolicy};
 pub use signing::{KeyError, PublicJwk, SigningKeyPair};

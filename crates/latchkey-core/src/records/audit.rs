@@ -33,10 +33,16 @@ impl Actor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     pub at: crate::UnixTime,
+    /// Its position in the tenant's chain; `None` until the chain's writer has numbered it
+    /// (a second or so after it was written).
+    pub seq: Option<i64>,
     pub actor: String,
     pub action: String,
     pub target: String,
     pub details: Value,
+    /// Its subject was erased: `actor` and `target` are the stored pseudonyms and the
+    /// details are gone.
+    pub erased: bool,
 }
 
 #[cfg(test)]

@@ -43,31 +43,36 @@ macro_rules! impl_admin_store {
             }
 
             async fn audit_events(&self, tenant: &TenantId, q: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
+                // Actors and subjects are stored as keyed pseudonyms: a search by id looks
+                // for the id's pseudonym.
+                let keys = self.audit_keys()?;
                 let mut sql = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, at, actor, action, target, details FROM audit_events WHERE tenant_id = ",
+                    "SELECT l.id, l.seq, l.at, l.action, l.actor_ref, l.target_ref, l.sealed, l.mac, k.salt
+                     FROM audit_log l LEFT JOIN audit_subject_keys k ON k.tenant_id = l.tenant_id AND k.subject_ref = l.target_ref
+                     WHERE l.tenant_id = ",
                 );
                 sql.push_bind(tenant.as_str());
                 if let Some(actor) = &q.actor {
-                    sql.push(" AND actor = ").push_bind(actor.clone());
+                    sql.push(" AND l.actor_ref = ").push_bind(keys.pseudonym(tenant.as_str(), actor));
                 }
                 if let Some(target) = &q.target {
-                    sql.push(" AND target = ").push_bind(target.clone());
+                    sql.push(" AND l.target_ref = ").push_bind(keys.pseudonym(tenant.as_str(), target));
                 }
                 if let Some(action) = &q.action {
-                    sql.push(" AND action = ").push_bind(action.clone());
+                    sql.push(" AND l.action = ").push_bind(action.clone());
                 }
                 if let Some(since) = q.since {
-                    sql.push(" AND at >= ").push_bind(since);
+                    sql.push(" AND l.at >= ").push_bind(since);
                 }
                 if let Some(until) = q.until {
-                    sql.push(" AND at < ").push_bind(until);
+                    sql.push(" AND l.at < ").push_bind(until);
                 }
                 if let Some(before) = q.before_id {
-                    sql.push(" AND id < ").push_bind(before);
+                    sql.push(" AND l.id < ").push_bind(before);
                 }
-                sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(q.limit.min(latchkey_core::records::MAX_PAGE + 1)));
-                let rows: Vec<$crate::model::AuditPageRow> = sql.build_query_as().fetch_all(self.pool()).await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                sql.push(" ORDER BY l.id DESC LIMIT ").push_bind(i64::from(q.limit.min(latchkey_core::records::MAX_PAGE + 1)));
+                let rows: Vec<$crate::model::AuditLogRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+                self.open_audit_rows(tenant, rows)
             }
 
             async fn claim_idempotency_key(

@@ -46,19 +46,15 @@ macro_rules! impl_user_import {
                     });
                     insert.build().execute(&mut *tx).await.map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
                     // Every user's creation is on record, as `user create` records it.
-                    let mut audit = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_events (tenant_id, at, actor, action, target, details) ",
-                    );
                     let who = actor.as_string();
-                    audit.push_values(part.iter().enumerate(), |mut row, (i, u)| {
-                        row.push_bind(tenant.as_str())
-                            .push_bind(now)
-                            .push_bind(who.as_str())
-                            .push_bind("user.created")
-                            .push_bind(u.sub.as_str())
-                            .push_bind(details[start + i].as_str());
-                    });
-                    audit.build().execute(&mut *tx).await?;
+                    let mut entries = Vec::with_capacity(part.len());
+                    for (i, u) in part.iter().enumerate() {
+                        let details = serde_json::from_str(details[start + i].as_str())
+                            .map_err(|e| StoreError::Invalid(format!("audit details: {e}")))?;
+                        let sealed = $crate::shared::audit::SealedPart { actor: who.clone(), target: u.sub.to_string(), details };
+                        entries.push(("user.created", sealed));
+                    }
+                    self.append_audit_entries(&mut *tx, tenant, now, &entries).await?;
                 }
                 tx.commit().await?;
                 if users.len() >= 1_000 {

@@ -28,6 +28,8 @@ mod federation;
 #[macro_use]
 mod consents;
 #[macro_use]
+pub(crate) mod audit;
+#[macro_use]
 mod cleanup;
 #[macro_use]
 pub(crate) mod import;
@@ -36,19 +38,10 @@ pub(crate) mod import;
 /// through this one call, and is recorded exactly when the change commits. `details` must
 /// never carry a secret.
 macro_rules! audit {
-    ($self:ident, $tx:ident, $tenant:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {
-        sqlx::query(
-            "INSERT INTO audit_events (tenant_id, at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind($tenant.as_str())
-        .bind($self.now())
-        .bind($actor.as_string())
-        .bind($action)
-        .bind($target)
-        .bind($details.to_string())
-        .execute(&mut *$tx)
-        .await?
-    };
+    ($self:ident, $tx:ident, $tenant:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {{
+        let (action, target): (&str, &str) = (&$action, &$target);
+        $self.append_audit(&mut *$tx, $tenant, &$actor, action, target, &$details).await?
+    }};
 }
 
 /// One end of a role, group or membership link, for a `NotFound` that names it.
@@ -347,6 +340,7 @@ macro_rules! impl_shared_store {
         impl_federation_store!($store, $db);
         impl_consent_store!($store, $db);
         impl_cleanup_store!($store, $db);
+        impl_audit_log!($store, $db);
         impl_user_import!($store, $db);
 
         #[async_trait::async_trait]
@@ -456,14 +450,16 @@ macro_rules! impl_shared_store {
         #[async_trait::async_trait]
         impl $crate::AuditStore for $store {
             async fn recent_audit_events(&self, tenant: &TenantId, limit: u32) -> StoreResult<Vec<AuditEvent>> {
-                let rows: Vec<$crate::model::AuditRow> = sqlx::query_as(
-                    "SELECT at, actor, action, target, details FROM audit_events WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+                let rows: Vec<$crate::model::AuditLogRow> = sqlx::query_as(
+                    "SELECT l.id, l.seq, l.at, l.action, l.actor_ref, l.target_ref, l.sealed, l.mac, k.salt
+                     FROM audit_log l LEFT JOIN audit_subject_keys k ON k.tenant_id = l.tenant_id AND k.subject_ref = l.target_ref
+                     WHERE l.tenant_id = $1 ORDER BY l.id DESC LIMIT $2",
                 )
                 .bind(tenant.as_str())
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                Ok(self.open_audit_rows(tenant, rows)?.into_iter().map(|(_, e)| e).collect())
             }
         }
 
