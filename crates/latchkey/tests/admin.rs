@@ -41,3 +41,54 @@ fn the_first_administrator_is_made_from_the_cli_and_never_removed_last() {
     ws.run(&["user", "revoke", "ada", "latchkey-admin"]).success();
     ws.run(&["user", "show", "ada", "--json"]).success();
 }
+
+#[tokio::test]
+async fn audit_verify_names_a_changed_entry_and_export_writes_json_lines() {
+    use sqlx::Connection as _;
+    let ws = Workspace::new();
+    let made = ws.run(&["user", "create", "--username", "adelheid", "--no-password", "--json"]).success().json();
+    let sub = made["sub"].as_str().unwrap_or_default().to_owned();
+    assert!(!sub.is_empty(), "{made:#}");
+
+    let verified = ws.run(&["audit", "verify", "--json"]).success().json();
+    assert_eq!(verified["problems"], serde_json::json!([]), "{verified:#}");
+    assert!(verified["entries"].as_u64().unwrap_or(0) >= 2, "the user and a checkpoint: {verified:#}");
+    ws.run(&["audit", "verify"]).success().stdout_names(&["the chain is intact"]);
+
+    // The command's entry was chained when it ended, and reads back in clear.
+    let listed = ws.run(&["audit", "list", "--action", "user.created", "--json"]).success().json();
+    assert_eq!(listed[0]["target"], sub.as_str(), "{listed:#}");
+    assert_eq!(listed[0]["actor"], "cli", "{listed:#}");
+    assert!(listed[0]["seq"].as_i64().is_some(), "chained when the command ended: {listed:#}");
+    let by_subject = ws.run(&["audit", "list", "--subject", &sub, "--json"]).success().json();
+    assert_eq!(by_subject.as_array().map(Vec::len), Some(1), "{by_subject:#}");
+    ws.run(&["audit", "list", "--limit", "0"]).expect_code(2).stderr_names(&["--limit"]);
+
+    let file = ws.path("audit.jsonl");
+    ws.run(&["audit", "export", "--output", "audit.jsonl"]).success().stderr_names(&["wrote"]);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("export: {e}"));
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}`: {e}"))).collect();
+    assert!(lines.iter().any(|l| l["action"] == "user.created" && l["target"] == sub.as_str()), "{text}");
+    let ids: Vec<i64> = lines.iter().filter_map(|l| l["id"].as_i64()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    ws.run(&["audit", "export", "--output", "audit.jsonl"]).expect_code(1).stderr_names(&["audit.jsonl"]);
+    let exports = ws.run(&["audit", "list", "--action", "audit.exported", "--json"]).success().json();
+    assert_eq!(
+        exports.as_array().map(Vec::len),
+        Some(1),
+        "the export is recorded, the refused one read nothing: {exports:#}"
+    );
+
+    // Changed in the database by someone without the master key.
+    let url = format!("sqlite:{}", ws.path("latchkey.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    sqlx::query("UPDATE audit_log SET at = at + 60 WHERE seq = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("tamper: {e}"));
+    conn.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+    ws.run(&["audit", "verify"]).expect_code(1).stdout_names(&["TAMPERED: entry 1 was changed"]);
+    let checkpoint = ws.run(&["audit", "checkpoint", "--json"]).success().json();
+    assert!(checkpoint["public_key"].as_str().is_some_and(|k| k.len() == 43), "{checkpoint:#}");
+}

@@ -23,7 +23,8 @@ pub struct UserQuery {
     pub limit: u32,
 }
 
-/// A page of audit events, newest first; every filter given must hold.
+/// A page of audit events, newest first (oldest first with `oldest_first`); every filter
+/// given must hold.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub actor: Option<String>,
@@ -35,6 +36,9 @@ pub struct AuditQuery {
     pub until: Option<i64>,
     /// Only events older than this one (the cursor: an event's position in the log).
     pub before_id: Option<i64>,
+    /// Only events newer than this one (the cursor of an oldest-first read).
+    pub after_id: Option<i64>,
+    pub oldest_first: bool,
     pub limit: u32,
 }
 

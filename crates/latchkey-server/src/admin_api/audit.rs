@@ -87,6 +87,7 @@ pub async fn events(State(state): State<AppState>, caller: Caller, uri: Uri) -> 
         until: p.until,
         before_id,
         limit: limit + 1,
+        ..AuditQuery::default()
     };
     let tenant = state.services.request_tenant();
     let mut events = state.services.audit().query(&tenant, &q).await?;

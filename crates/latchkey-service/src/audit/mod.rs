@@ -9,7 +9,7 @@ mod verify;
 use std::time::Duration;
 
 use latchkey_core::domain::TenantId;
-use latchkey_core::records::{AuditEvent, AuditQuery};
+use latchkey_core::records::{Actor, AuditEvent, AuditQuery};
 use latchkey_store::{SealReport, Store, StoreResult};
 
 pub use verify::{ChainProblem, Verification};
@@ -41,9 +41,74 @@ impl Audit<'_> {
         Ok(seal_with(self.0.store(), force_checkpoint).await?)
     }
 
+    /// Records an event that changes nothing, such as a read of personal data, in a
+    /// transaction of its own.
+    pub async fn record(
+        &self,
+        tenant: &TenantId,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> ServiceResult<()> {
+        let mut tx = self.0.store().transaction().await?;
+        tx.audit(tenant, actor, action, target, details).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every event that `query` selects, oldest first, a page at a time, to `write`, which
+    /// may stop the read by returning an error. Records the export first.
+    pub async fn export<E: From<crate::ServiceError>>(
+        &self,
+        tenant: &TenantId,
+        query: &AuditQuery,
+        actor: &Actor,
+        mut write: impl FnMut(&(i64, AuditEvent)) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let filters = serde_json::json!({
+            "actor": query.actor.is_some(), "subject": query.target.is_some(), "action": query.action,
+            "since": query.since, "until": query.until,
+        });
+        self.record(tenant, actor, "audit.exported", "audit-log", filters).await?;
+        let mut page = AuditQuery { oldest_first: true, before_id: None, limit: 500, ..query.clone() };
+        let mut written = 0;
+        loop {
+            let events = self.query(tenant, &page).await?;
+            for event in &events {
+                write(event)?;
+                written += 1;
+            }
+            match events.last() {
+                Some((id, _)) if events.len() == page.limit as usize => page.after_id = Some(*id),
+                _ => return Ok(written),
+            }
+        }
+    }
+
+    /// A handle on the chain's writer that outlives these services (the CLI runs it after
+    /// a command).
+    pub fn chain_writer(&self) -> ChainWriter {
+        ChainWriter(self.0.store.clone())
+    }
+
+    /// The tenant's chain as its row records it (none before its first entry is chained).
+    pub async fn head(&self, tenant: &TenantId) -> ServiceResult<Option<latchkey_store::ChainHead>> {
+        Ok(self.0.store().audit_chain_head(tenant).await?)
+    }
+
     /// The public key checkpoint signatures verify with (base64url Ed25519).
     pub fn checkpoint_public_key(&self) -> String {
         self.0.audit_keys.checkpoint_public_key()
+    }
+}
+
+/// Runs the chain's writer once.
+pub struct ChainWriter(std::sync::Arc<dyn Store>);
+
+impl ChainWriter {
+    pub async fn seal(&self) -> ServiceResult<SealReport> {
+        Ok(seal_with(self.0.as_ref(), false).await?)
     }
 }
 

@@ -70,7 +70,10 @@ macro_rules! impl_admin_store {
                 if let Some(before) = q.before_id {
                     sql.push(" AND l.id < ").push_bind(before);
                 }
-                sql.push(" ORDER BY l.id DESC LIMIT ").push_bind(i64::from(q.limit.min(latchkey_core::records::MAX_PAGE + 1)));
+                if let Some(after) = q.after_id {
+                    sql.push(" AND l.id > ").push_bind(after);
+                }
+                sql.push(if q.oldest_first { " ORDER BY l.id LIMIT " } else { " ORDER BY l.id DESC LIMIT " }).push_bind(i64::from(q.limit.min(latchkey_core::records::MAX_PAGE + 1)));
                 let rows: Vec<$crate::model::AuditLogRow> = sql.build_query_as().fetch_all(self.pool()).await?;
                 self.open_audit_rows(tenant, rows)
             }

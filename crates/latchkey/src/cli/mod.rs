@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod apply;
+mod audit_log;
 mod client_access;
 mod client_opt_ins;
 mod client_sessions;
@@ -99,6 +100,9 @@ enum Command {
     Mail(mail::MailCommand),
     /// Make scopes, resources, roles, groups, clients and listed users match a TOML or JSON file.
     Apply(apply::ApplyArgs),
+    /// The tamper-evident audit log: verify, list, export, checkpoint.
+    #[command(subcommand)]
+    Audit(audit_log::AuditCommand),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +143,9 @@ impl From<StartupError> for CliError {
 pub struct Context {
     pub config: Config,
     pub json: bool,
+    /// The audit chain's writer of the services the command opened: `run` chains what
+    /// the command recorded before the process ends.
+    chain_writer: std::sync::Arc<std::sync::Mutex<Option<latchkey_service::audit::ChainWriter>>>,
 }
 
 impl Context {
@@ -147,7 +154,11 @@ impl Context {
     pub async fn open(&self) -> Result<Latchkey, CliError> {
         let foundation = self.foundation().await?;
         let config = foundation.config.clone();
-        Ok(Latchkey::new(foundation, config))
+        let services = Latchkey::new(foundation, config);
+        if let Ok(mut writer) = self.chain_writer.lock() {
+            writer.get_or_insert_with(|| services.audit().chain_writer());
+        }
+        Ok(services)
     }
 
     /// The tenant a command acts on, resolved once per invocation. There is one tenant,
@@ -188,8 +199,22 @@ fn init_logging(config: &Config, format: Option<LogFormatArg>, serving: bool) ->
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(cli.config.as_deref())?;
     init_logging(&config, cli.log_format, matches!(cli.command, Command::Serve))?;
-    let ctx = Context { config, json: cli.json };
-    match cli.command {
+    let chain_writer = std::sync::Arc::default();
+    let ctx = Context { config, json: cli.json, chain_writer: std::sync::Arc::clone(&chain_writer) };
+    let result = run_command(ctx, cli.command).await;
+    // What the command recorded gets its place in the chain now, not when a server next
+    // runs (a failed command may have recorded something too).
+    let writer = chain_writer.lock().ok().and_then(|mut w| w.take());
+    if let Some(writer) = writer
+        && let Err(e) = writer.seal().await
+    {
+        eprintln!("warning: the audit log's new entries were not chained yet (a server will): {e}");
+    }
+    result
+}
+
+async fn run_command(ctx: Context, command: Command) -> Result<(), CliError> {
+    match command {
         Command::Serve => serve::serve(ctx).await,
         Command::Migrate => serve::migrate(ctx).await,
         Command::CheckConfig => serve::check_config(ctx).await,
@@ -206,5 +231,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mail(c) => mail::run(ctx, c).await,
         Command::ApiKey(c) => api_keys::run(ctx, c).await,
         Command::ServiceAccount(c) => api_keys::run_service_accounts(ctx, c).await,
+        Command::Audit(c) => audit_log::run(ctx, c).await,
     }
 }
