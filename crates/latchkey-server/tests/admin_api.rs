@@ -304,6 +304,9 @@ fn operations(sub: &str) -> Vec<(AdminScope, &'static str, String, Option<Value>
         (Keys, "POST", "/signing-keys/rotate".into(), Some(json!({"alg": "RS256", "force": true}))),
         (Keys, "POST", "/signing-keys/none/retire".into(), None),
         (AuditRead, "GET", "/audit-events".into(), None),
+        (AuditRead, "GET", "/audit-events/export".into(), None),
+        (AuditRead, "GET", "/audit-chain".into(), None),
+        (AuditRead, "GET", "/audit-chain/verification".into(), None),
         (UsersWrite, "DELETE", u, None),
     ]
 }

@@ -103,6 +103,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(catalog::invitations, catalog::create_invitation))
         .routes(routes!(catalog::revoke_invitation))
         .routes(routes!(audit::events))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::chain_head))
+        .routes(routes!(audit::verify_chain))
         .routes(routes!(apply::apply))
         .split_for_parts();
     api.servers = Some(vec![utoipa::openapi::Server::new(base(state))]);

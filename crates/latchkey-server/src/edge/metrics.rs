@@ -44,6 +44,7 @@ pub fn handle() -> Option<PrometheusHandle> {
                 "latchkey_authorization_requests_refused_total",
                 "Authorization requests refused because their network has too many waiting"
             );
+            latchkey_service::audit::describe_metrics();
             Some(handle)
         })
         .clone()
