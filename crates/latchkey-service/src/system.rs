@@ -24,8 +24,12 @@ impl System<'_> {
     pub async fn watch_changes(&self) -> ServiceResult<mpsc::Receiver<Change>> {
         Ok(self.0.store().watch_changes(self.0.config.database.change_poll_interval).await?)
     }
-    /// Closes the connection pool.
+    /// Chains the audit entries this process wrote (a CLI command's would otherwise wait
+    /// for a server to run the chain's writer), then closes the connection pool.
     pub async fn close(&self) {
+        if let Err(e) = crate::audit::seal_with(self.0.store(), false).await {
+            tracing::warn!(error = %e, "the audit log's new entries were not chained yet (a server will)");
+        }
         self.0.store().close().await;
     }
 }

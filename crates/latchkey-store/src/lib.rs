@@ -1069,6 +1069,8 @@ pub trait Store:
     async fn try_job_lock(&self, name: &str) -> StoreResult<Option<JobLock>>;
     /// Closes the connection pool.
     async fn close(&self);
+    /// Whether `close` was called.
+    fn is_closed(&self) -> bool;
     /// Starts a write transaction (on SQLite it takes the write lock at once).
     async fn transaction(&self) -> StoreResult<Box<dyn StoreTx>>;
 }

@@ -313,6 +313,10 @@ impl Store for SqliteStore {
         self.pool.close().await;
     }
 
+    fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     async fn transaction(&self) -> StoreResult<Box<dyn crate::StoreTx>> {
         Ok(Box::new(crate::shared::WriteTx { store: self.clone(), tx: self.begin_write().await? }))
     }

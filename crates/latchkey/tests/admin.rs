@@ -49,6 +49,12 @@ async fn audit_verify_names_a_changed_entry_and_export_writes_json_lines() {
     let made = ws.run(&["user", "create", "--username", "adelheid", "--no-password", "--json"]).success().json();
     let sub = made["sub"].as_str().unwrap_or_default().to_owned();
     assert!(!sub.is_empty(), "{made:#}");
+    // Chained when the command ended (`list` does not run the chain's writer first).
+    let listed = ws.run(&["audit", "list", "--action", "user.created", "--json"]).success().json();
+    assert!(listed[0]["seq"].as_i64().is_some(), "{listed:#}");
+    ws.run(&["client", "create", "--id", "app", "--name", "App", "--redirect-uri", "https://app.example/cb"]).success();
+    let listed = ws.run(&["audit", "list", "--action", "client.created", "--json"]).success().json();
+    assert!(listed[0]["seq"].as_i64().is_some(), "a command that closes its store chains first: {listed:#}");
 
     let verified = ws.run(&["audit", "verify", "--json"]).success().json();
     assert_eq!(verified["problems"], serde_json::json!([]), "{verified:#}");
@@ -59,7 +65,6 @@ async fn audit_verify_names_a_changed_entry_and_export_writes_json_lines() {
     let listed = ws.run(&["audit", "list", "--action", "user.created", "--json"]).success().json();
     assert_eq!(listed[0]["target"], sub.as_str(), "{listed:#}");
     assert_eq!(listed[0]["actor"], "cli", "{listed:#}");
-    assert!(listed[0]["seq"].as_i64().is_some(), "chained when the command ended: {listed:#}");
     let by_subject = ws.run(&["audit", "list", "--subject", &sub, "--json"]).success().json();
     assert_eq!(by_subject.as_array().map(Vec::len), Some(1), "{by_subject:#}");
     ws.run(&["audit", "list", "--limit", "0"]).expect_code(2).stderr_names(&["--limit"]);
