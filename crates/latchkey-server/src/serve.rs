@@ -54,6 +54,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let issuer = config.issuer();
 
     let services = Arc::new(Latchkey::new(foundation, config.clone()));
+    services.consents().use_page_text(crate::oauth::claims::consent_page_fingerprint());
     // The change listener's own connection (PostgreSQL) opens while the keys, origins and
     // revocations load over the pool's: each new connection costs tens of milliseconds.
     let changes = services.prepare_node().await?;

@@ -5,6 +5,9 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 use serde::Serialize;
 
+/// The consent page's template: part of the version of every consent given on it.
+pub const CONSENT_PAGE: &str = include_str!("../templates/consent.html");
+
 pub struct Templates {
     env: Environment<'static>,
 }
@@ -15,7 +18,7 @@ impl Templates {
         for (name, source) in [
             ("layout.html", include_str!("../templates/layout.html")),
             ("login.html", include_str!("../templates/login.html")),
-            ("consent.html", include_str!("../templates/consent.html")),
+            ("consent.html", CONSENT_PAGE),
             ("form_post.html", include_str!("../templates/form_post.html")),
             ("message.html", include_str!("../templates/message.html")),
             ("logout_confirm.html", include_str!("../templates/logout_confirm.html")),

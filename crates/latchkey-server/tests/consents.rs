@@ -77,6 +77,8 @@ async fn a_withdrawn_consent_ends_the_clients_tokens_tells_it_and_asks_again() {
             list.as_array().into_iter().flatten().filter_map(|c| c["client_id"].as_str()).collect();
         assert_eq!(clients, ["notes", "webapp"], "{b}: {list}");
         assert_eq!(list[0]["scopes"], json!(["openid", "email", "offline_access"]), "{b}");
+        assert_eq!(list[0]["how"], "page", "{b}: {list}");
+        assert!(list[0]["version"].as_str().is_some_and(|v| v.len() == 22), "{b}: {list}");
 
         // Bad input: an unknown user, a malformed client id, a client never allowed anything.
         assert_eq!(call(&server, &admin, "GET", "/users/nobody/consents", None).await.0, StatusCode::NOT_FOUND, "{b}");
@@ -103,6 +105,18 @@ async fn a_withdrawn_consent_ends_the_clients_tokens_tells_it_and_asks_again() {
         let (_, list) = call(&server, &admin, "GET", &path, None).await;
         assert_eq!(list.as_array().map(Vec::len), Some(1), "{b}: {list}");
         assert_eq!(call(&server, &admin, "DELETE", &format!("{path}/notes"), None).await.0, StatusCode::NOT_FOUND);
+        // The withdrawal stays on record.
+        let (status, history) = call(&server, &admin, "GET", &format!("/users/{sub}/consent-history"), None).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {history}");
+        let entries = history.as_array().cloned().unwrap_or_default();
+        let notes_entries: Vec<_> = entries.iter().filter(|h| h["client_id"] == "notes").collect();
+        assert!(
+            !notes_entries.is_empty() && notes_entries.iter().all(|h| h["withdrawn_at"].is_i64()),
+            "{b}: {history}"
+        );
+        assert!(entries.iter().any(|h| h["client_id"] == "webapp" && h["withdrawn_at"].is_null()), "{b}: {history}");
+        let (status, _) = call(&server, &admin, "GET", "/users/nobody/consent-history", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{b}");
 
         // The user is asked again (the browser is still signed in), and new tokens work:
         // those issued in the second of the withdrawal are refused, so a second passes.

@@ -261,6 +261,9 @@ impl Authorization<'_> {
         if self.0.consents().needed(tenant, &session.sub, client, &asked).await? {
             return Ok(if request.prompts("none") { NextStep::ConsentRequired } else { NextStep::Consent });
         }
+        if client.first_party {
+            self.0.consents().note_first_party(tenant, &session.sub, client, &asked).await?;
+        }
         Ok(NextStep::Issue)
     }
 }

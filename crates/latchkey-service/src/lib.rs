@@ -111,6 +111,8 @@ pub struct Latchkey {
     email_templates: std::sync::OnceLock<email_templates::EmailTemplates>,
     /// Held by the `apply` run under way in this process ([`apply::Apply`]).
     apply_runs: tokio::sync::Mutex<()>,
+    /// The fingerprint of the consent page's text ([`consents::Consents::use_page_text`]).
+    consent_page_text: std::sync::OnceLock<String>,
 }
 
 impl Latchkey {
@@ -135,6 +137,7 @@ impl Latchkey {
             forward_auth_sessions: Default::default(),
             email_templates: std::sync::OnceLock::new(),
             apply_runs: tokio::sync::Mutex::new(()),
+            consent_page_text: std::sync::OnceLock::new(),
             sms_breaker: outbound::breaker::Breakers::new(
                 outbox::BREAKER_FAILURES,
                 config.sms.as_ref().map_or(std::time::Duration::from_secs(30), |m| m.circuit_cool_down),

@@ -160,3 +160,69 @@ async fn a_revocation_that_commits_after_a_later_one_is_still_read() {
     assert!(poll.is_revoked("slow", None), "the lower seq that committed later is read too");
     s.system().close().await;
 }
+
+#[tokio::test]
+async fn a_consent_keeps_what_was_shown_and_how_and_its_withdrawal_stays_on_record() {
+    use latchkey_core::domain::ScopeName;
+    use latchkey_core::records::{Change, ConsentHow};
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        s.consents().use_page_text("page text v1".into());
+        let tenant = TenantId::default_tenant();
+        let sub = ok(s.users().create(&tenant, sample_user("ada"), &Actor::Cli).await, "user").sub;
+        let actor = Actor::User(sub.to_string());
+        let notes = ok(ScopeName::parse("notes:read"), "scope");
+        ok(s.scopes().put(&tenant, &notes, "Read your notes", &Actor::Cli).await, "scope");
+        let app = client(&s, "app", false).await;
+        let asked = &scopes(&["openid", "notes:read"]);
+
+        let given =
+            ok(s.consents().grant(&tenant, &sub, &app.client_id, &ask(asked, None, false), &actor).await, "grant");
+        assert_eq!(given.how, ConsentHow::Page, "{b}");
+        assert!(!given.version.is_empty(), "{b}");
+        assert!(!ok(s.consents().needed(&tenant, &sub, &app, &ask(asked, None, false)).await, "needed"), "{b}");
+
+        // The scope now says something else: what the user agreed to is not what they
+        // would be shown, so they are asked again.
+        ok(s.scopes().put(&tenant, &notes, "Read and share your notes", &Actor::Cli).await, "scope");
+        ok(s.caches.apply(&Change::Scopes { tenant: tenant.to_string() }, &s.keys).await, "cache");
+        assert!(
+            ok(s.consents().needed(&tenant, &sub, &app, &ask(asked, None, false)).await, "needed"),
+            "{b}: new text"
+        );
+        let again =
+            ok(s.consents().grant(&tenant, &sub, &app.client_id, &ask(asked, None, false), &actor).await, "grant");
+        assert_ne!(again.version, given.version, "{b}");
+        assert!(!ok(s.consents().needed(&tenant, &sub, &app, &ask(asked, None, false)).await, "needed"), "{b}");
+
+        // So does a change to the page's own text.
+        s.consents().use_page_text("page text v2".into());
+        let other = services(&db, dir.path(), |_| {}).await;
+        other.consents().use_page_text("page text v2".into());
+        assert!(
+            ok(other.consents().needed(&tenant, &sub, &app, &ask(asked, None, false)).await, "needed"),
+            "{b}: page"
+        );
+
+        // A first-party app is never asked; what it got is recorded once, as first-party.
+        let own = client(&s, "own", true).await;
+        for _ in 0..2 {
+            assert!(!ok(s.consents().needed(&tenant, &sub, &own, &ask(asked, None, false)).await, "needed"), "{b}");
+            ok(s.consents().note_first_party(&tenant, &sub, &own, &ask(asked, None, false)).await, "note");
+        }
+        let own_consent = ok(s.consents().get(&tenant, &sub, &own.client_id).await, "get");
+        assert_eq!(own_consent.map(|c| c.how), Some(ConsentHow::FirstParty), "{b}");
+
+        ok(s.consents().withdraw(&tenant, &sub, &app.client_id, &actor).await, "withdraw");
+        let history = ok(s.consents().history(&tenant, &sub).await, "history");
+        let of = |id: &str| history.iter().filter(|h| h.client_id.as_str() == id).collect::<Vec<_>>();
+        assert_eq!(of("app").len(), 2, "{b}: both times: {history:?}");
+        assert!(of("app").iter().all(|h| h.withdrawn_at.is_some()), "{b}: withdrawn, still on record");
+        assert_eq!(of("app")[0].consent.version, given.version, "{b}");
+        assert_eq!(of("own").len(), 1, "{b}: recorded once: {history:?}");
+        assert!(of("own")[0].withdrawn_at.is_none(), "{b}");
+        assert!(ok(s.consents().get(&tenant, &sub, &app.client_id).await, "get").is_none(), "{b}: no longer in force");
+    }
+}

@@ -89,6 +89,8 @@ pub trait FederationStore {
 pub trait ConsentStore {
     /// What `sub` allowed each client, by client id.
     async fn consents(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<ConsentRecord>>;
+    /// Every consent `sub` gave, oldest first, each with when it was withdrawn.
+    async fn consent_history(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<ConsentHistoryEntry>>;
     /// Withdraws what `sub` allowed `client`, in one transaction: the consent goes; the
     /// client's refresh tokens for the user are revoked; every access token it got for the
     /// user until `now` is refused until `revoke_until` (a `consent` revocation); the

@@ -24,11 +24,15 @@ async fn a_consent_keeps_its_claims_beside_its_scopes_and_is_replaced_whole() {
         ok(store.create_client(&tenant, client, &Actor::Cli).await, "client");
         assert_eq!(ok(store.consent(&tenant, &ada, &notes).await, "none yet"), None, "{b}");
 
-        let first = Consent { scopes: vec!["openid".into()], claims: vec!["name".into(), "email".into()] };
+        let first = Consent {
+            scopes: vec!["openid".into()],
+            claims: vec!["name".into(), "email".into()],
+            ..Consent::default()
+        };
         ok(store.save_consent(&tenant, &ada, &notes, &first, &Actor::Cli).await, "save");
         assert_eq!(ok(store.consent(&tenant, &ada, &notes).await, "read"), Some(first), "{b}");
 
-        let second = Consent { scopes: vec!["openid".into(), "profile".into()], claims: vec![] };
+        let second = Consent { scopes: vec!["openid".into(), "profile".into()], claims: vec![], ..Consent::default() };
         ok(store.save_consent(&tenant, &ada, &notes, &second, &Actor::Cli).await, "replace");
         assert_eq!(ok(store.consent(&tenant, &ada, &notes).await, "read again"), Some(second), "{b}");
 

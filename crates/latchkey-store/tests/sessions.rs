@@ -221,7 +221,7 @@ async fn a_deleted_clients_tokens_consents_and_session_memberships_go_with_it() 
         let notes = ok(ClientId::parse("notes"), "id");
         let client = sample_client("notes", ClientKind::Confidential, "https://n.example/cb");
         ok(f.store.create_client(&tenant(), client, &Actor::Cli).await, "client");
-        let consent = Consent { scopes: vec!["openid".into()], claims: vec!["name".into()] };
+        let consent = Consent { scopes: vec!["openid".into()], claims: vec!["name".into()], ..Consent::default() };
         ok(f.store.save_consent(&tenant(), &f.ada, &notes, &consent, &Actor::Cli).await, "consent");
         f.session("s1", &[("notes", true)]).await;
         f.refresh("notes-token", "s1", false).await;

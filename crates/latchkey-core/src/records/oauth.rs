@@ -5,11 +5,44 @@ use crate::UnixTime;
 use crate::crypto::TokenHash;
 use crate::domain::{ClientId, SubjectId};
 
-/// What a user allowed a client: scopes, and individual claims beyond them (OIDC Core §5.5).
+/// What a user allowed a client: scopes, and individual claims beyond them (OIDC Core §5.5),
+/// with the version of what they were shown and how they gave it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Consent {
     pub scopes: Vec<String>,
     pub claims: Vec<String>,
+    /// A fingerprint of what the user was shown: the consent text and the descriptions of
+    /// the scopes and claims. Empty for a consent recorded before versions were kept.
+    pub version: String,
+    pub how: ConsentHow,
+}
+
+/// How a consent was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConsentHow {
+    /// The user chose Allow on the consent page.
+    #[default]
+    Page,
+    /// The client is first-party: the operator's own app, which the user is not asked
+    /// about; recorded when it first got what it asked for.
+    FirstParty,
+}
+
+impl ConsentHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentHow::Page => "page",
+            ConsentHow::FirstParty => "first_party",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "page" => Some(ConsentHow::Page),
+            "first_party" => Some(ConsentHow::FirstParty),
+            _ => None,
+        }
+    }
 }
 
 /// A consent as it is held: which client, what was allowed, and when last.
@@ -18,6 +51,16 @@ pub struct ConsentRecord {
     pub client_id: ClientId,
     pub consent: Consent,
     pub granted_at: UnixTime,
+}
+
+/// One time a user gave a client consent, and when they withdrew it (the history a
+/// person's export shows; a later consent to the same client is a new entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentHistoryEntry {
+    pub client_id: ClientId,
+    pub consent: Consent,
+    pub granted_at: UnixTime,
+    pub withdrawn_at: Option<UnixTime>,
 }
 
 /// What withdrawing a consent did, for the node that withdrew it.

@@ -21,6 +21,51 @@ pub struct ConsentView {
     pub claims: Vec<String>,
     /// When the user last allowed something to the client.
     pub granted_at: i64,
+    /// A fingerprint of what the user was shown (the consent text and the descriptions);
+    /// empty for a consent recorded before versions were kept.
+    pub version: String,
+    /// `page` (the user chose Allow) or `first_party` (the operator's own app, not asked).
+    pub how: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentHistoryView {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub claims: Vec<String>,
+    pub version: String,
+    pub how: String,
+    pub granted_at: i64,
+    /// When the user (or an operator) withdrew it; null while it is in force or was
+    /// replaced by a later consent to the same client.
+    pub withdrawn_at: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/users/{sub}/consent-history", tag = "users", params(("sub" = String, Path)),
+    description = "Every consent the user gave, oldest first, with when it was withdrawn. Needs `admin:users:read`.",
+    responses((status = 200, body = Vec<ConsentHistoryView>), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn consent_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sub): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(AdminScope::UsersRead)?;
+    let user = find(&state, &sub).await?;
+    let list = state.services.consents().history(&state.services.request_tenant(), &user.sub).await?;
+    let views: Vec<ConsentHistoryView> = list
+        .into_iter()
+        .map(|h| ConsentHistoryView {
+            client_id: h.client_id.to_string(),
+            scopes: h.consent.scopes,
+            claims: h.consent.claims,
+            version: h.consent.version,
+            how: h.consent.how.as_str().to_owned(),
+            granted_at: h.granted_at.secs(),
+            withdrawn_at: h.withdrawn_at.map(|t| t.secs()),
+        })
+        .collect();
+    Ok(no_store(axum::Json(views).into_response()))
 }
 
 #[utoipa::path(get, path = "/users/{sub}/consents", tag = "users", params(("sub" = String, Path)),
@@ -42,6 +87,8 @@ pub async fn consents(
             scopes: c.consent.scopes,
             claims: c.consent.claims,
             granted_at: c.granted_at.secs(),
+            version: c.consent.version,
+            how: c.consent.how.as_str().to_owned(),
         })
         .collect();
     Ok(no_store(axum::Json(views).into_response()))

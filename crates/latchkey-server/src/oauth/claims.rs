@@ -42,6 +42,40 @@ pub const SUPPORTED: [&str; 34] = [
 ];
 
 /// What the consent page says a user claim is.
+/// The claims the consent page describes by name (any other is "Information about you").
+pub const DESCRIBED: [&str; 19] = [
+    "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+];
+
+/// A fingerprint of the consent page's own text: its template and every claim description
+/// it can show. A change to either asks every user again ([`latchkey_service::consents`]).
+pub fn consent_page_fingerprint() -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(crate::templates::CONSENT_PAGE.as_bytes());
+    for claim in DESCRIBED.iter().copied().chain(["(other)"]) {
+        ctx.update(format!("\n{claim}: {}", describe(claim)).as_bytes());
+    }
+    hex::encode(ctx.finish().as_ref())
+}
+
 pub fn describe(name: &str) -> &'static str {
     match name {
         "name" => "Your full name",

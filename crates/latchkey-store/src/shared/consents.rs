@@ -1,26 +1,64 @@
+/// A consent from its stored columns.
+pub(crate) fn consent_of(
+    scopes: &str,
+    claims: &str,
+    version: String,
+    how: &str,
+) -> crate::StoreResult<latchkey_core::records::Consent> {
+    let list = |raw: &str, what: &str| {
+        serde_json::from_str::<Vec<String>>(raw).map_err(|e| crate::StoreError::Corrupt(format!("consent {what}: {e}")))
+    };
+    Ok(latchkey_core::records::Consent {
+        scopes: list(scopes, "scopes")?,
+        claims: list(claims, "claims")?,
+        version,
+        how: latchkey_core::records::ConsentHow::parse(how)
+            .ok_or_else(|| crate::StoreError::Corrupt(format!("consent given by `{how}`")))?,
+    })
+}
+
 macro_rules! impl_consent_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::ConsentStore for $store {
             async fn consents(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<ConsentRecord>> {
-                let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-                    "SELECT client_id, scopes, claims, granted_at FROM consents
+                let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT client_id, scopes, claims, version, how, granted_at FROM consents
                      WHERE tenant_id = $1 AND sub = $2 ORDER BY client_id",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .fetch_all(self.pool())
                 .await?;
-                let list = |raw: &str, what: &str| {
-                    serde_json::from_str::<Vec<String>>(raw).map_err(|e| StoreError::Corrupt(format!("consent {what}: {e}")))
-                };
                 rows.into_iter()
-                    .map(|(client, scopes, claims, at)| {
+                    .map(|(client, scopes, claims, version, how, at)| {
                         Ok(ConsentRecord {
                             client_id: ClientId::parse(&client)
                                 .map_err(|e| StoreError::Corrupt(format!("consent client: {e}")))?,
-                            consent: Consent { scopes: list(&scopes, "scopes")?, claims: list(&claims, "claims")? },
+                            consent: $crate::shared::consents::consent_of(&scopes, &claims, version, &how)?,
                             granted_at: UnixTime::from_secs(at),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn consent_history(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<ConsentHistoryEntry>> {
+                let rows: Vec<(String, String, String, String, String, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT client_id, scopes, claims, version, how, granted_at, withdrawn_at FROM consent_history
+                     WHERE tenant_id = $1 AND sub = $2 ORDER BY id",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                rows.into_iter()
+                    .map(|(client, scopes, claims, version, how, at, withdrawn)| {
+                        Ok(ConsentHistoryEntry {
+                            client_id: ClientId::parse(&client)
+                                .map_err(|e| StoreError::Corrupt(format!("consent client: {e}")))?,
+                            consent: $crate::shared::consents::consent_of(&scopes, &claims, version, &how)?,
+                            granted_at: UnixTime::from_secs(at),
+                            withdrawn_at: withdrawn.map(UnixTime::from_secs),
                         })
                     })
                     .collect()
@@ -46,6 +84,16 @@ macro_rules! impl_consent_store {
                 let Some(scopes) = scopes else {
                     return Err(StoreError::NotFound(format!("a consent of this user to `{client}`")));
                 };
+                sqlx::query(
+                    "UPDATE consent_history SET withdrawn_at = $4
+                     WHERE tenant_id = $1 AND sub = $2 AND client_id = $3 AND withdrawn_at IS NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(client.as_str())
+                .bind(now.secs())
+                .execute(&mut *tx)
+                .await?;
                 // Twice: the second statement takes a new snapshot (PostgreSQL, read
                 // committed). A rotation that held one of these rows made the first wait, and
                 // its successor token, committed meanwhile, is visible only to the second. A

@@ -26,7 +26,7 @@ mod factors;
 #[macro_use]
 mod federation;
 #[macro_use]
-mod consents;
+pub(crate) mod consents;
 #[macro_use]
 pub(crate) mod audit;
 #[macro_use]

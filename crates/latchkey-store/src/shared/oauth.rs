@@ -236,36 +236,55 @@ macro_rules! impl_oauth_store {
             }
 
             async fn consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId) -> StoreResult<Option<Consent>> {
-                let row: Option<(String, String)> = sqlx::query_as(
-                    "SELECT scopes, claims FROM consents WHERE tenant_id = $1 AND sub = $2 AND client_id = $3",
+                let row: Option<(String, String, String, String)> = sqlx::query_as(
+                    "SELECT scopes, claims, version, how FROM consents WHERE tenant_id = $1 AND sub = $2 AND client_id = $3",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .bind(client.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-                let list = |raw: &str, what: &str| {
-                    serde_json::from_str::<Vec<String>>(raw).map_err(|e| StoreError::Corrupt(format!("consent {what}: {e}")))
-                };
-                row.map(|(scopes, claims)| Ok(Consent { scopes: list(&scopes, "scopes")?, claims: list(&claims, "claims")? }))
+                row.map(|(scopes, claims, version, how)| $crate::shared::consents::consent_of(&scopes, &claims, version, &how))
                     .transpose()
             }
 
             async fn save_consent(&self, tenant: &TenantId, sub: &SubjectId, client: &ClientId, consent: &Consent, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                let (scopes, claims) = (to_json_list(consent.scopes.iter()), to_json_list(consent.claims.iter()));
+                let now = self.now();
                 sqlx::query(
-                    "INSERT INTO consents (tenant_id, sub, client_id, scopes, claims, granted_at) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (tenant_id, sub, client_id) DO UPDATE SET scopes = excluded.scopes, claims = excluded.claims, granted_at = excluded.granted_at",
+                    "INSERT INTO consents (tenant_id, sub, client_id, scopes, claims, granted_at, version, how) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (tenant_id, sub, client_id) DO UPDATE SET scopes = excluded.scopes, claims = excluded.claims,
+                       granted_at = excluded.granted_at, version = excluded.version, how = excluded.how",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .bind(client.as_str())
-                .bind(to_json_list(consent.scopes.iter()))
-                .bind(to_json_list(consent.claims.iter()))
-                .bind(self.now())
+                .bind(&scopes)
+                .bind(&claims)
+                .bind(now)
+                .bind(&consent.version)
+                .bind(consent.how.as_str())
                 .execute(&mut *tx)
                 .await?;
-                audit!(self, tx, tenant, actor, "consent.given", sub.as_str(), serde_json::json!({"client_id": client.as_str(), "scopes": consent.scopes, "claims": consent.claims}));
+                sqlx::query(
+                    "INSERT INTO consent_history (tenant_id, sub, client_id, scopes, claims, version, how, granted_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(client.as_str())
+                .bind(&scopes)
+                .bind(&claims)
+                .bind(&consent.version)
+                .bind(consent.how.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                audit!(self, tx, tenant, actor, "consent.given", sub.as_str(), serde_json::json!({
+                    "client_id": client.as_str(), "scopes": consent.scopes, "claims": consent.claims,
+                    "version": consent.version, "how": consent.how.as_str(),
+                }));
                 tx.commit().await?;
                 Ok(())
             }

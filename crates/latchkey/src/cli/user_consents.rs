@@ -20,6 +20,7 @@ pub async fn list(ctx: &Context, tenant: &TenantId, user: &str) -> Result<(), Cl
         .map(|c| {
             serde_json::json!({
                 "client_id": c.client_id.as_str(), "scopes": c.consent.scopes, "claims": c.consent.claims,
+                "version": c.consent.version, "how": c.consent.how.as_str(),
                 "granted_at": c.granted_at.to_rfc3339(),
             })
         })
