@@ -36,7 +36,7 @@ pub use limits::ServerLimits;
 pub use load::{ConfigError, ConfigSource, find_config_file};
 pub use mail::{MailConfig, MailTls};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
-pub use privacy::{IpRecording, PrivacyConfig};
+pub use privacy::{IpRecording, PrivacyConfig, UserAgentRecording};
 pub use recovery::RecoveryConfig;
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};

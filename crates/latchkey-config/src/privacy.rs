@@ -8,6 +8,32 @@ pub struct PrivacyConfig {
     /// The client IP address kept with each session (shown on the account page and to
     /// operators): not at all, its network only, or whole.
     pub ip: IpRecording,
+    /// The browser's User-Agent kept with each session: not at all, as a description
+    /// ("Firefox on Linux"), or whole (its first 256 characters).
+    pub user_agent: UserAgentRecording,
+}
+
+/// How a session's user agent is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserAgentRecording {
+    /// Not kept.
+    Off,
+    /// The browser and system only, as the account page describes them.
+    #[default]
+    Truncated,
+    /// The whole header, up to 256 characters.
+    Full,
+}
+
+impl UserAgentRecording {
+    pub fn keep(self, ua: &str) -> Option<String> {
+        match self {
+            UserAgentRecording::Off => None,
+            UserAgentRecording::Truncated => Some(latchkey_core::user_agent::describe(Some(ua))),
+            UserAgentRecording::Full => Some(ua.chars().take(256).collect()),
+        }
+    }
 }
 
 /// How a session's client IP address is kept.
@@ -42,7 +68,16 @@ impl IpRecording {
 
 #[cfg(test)]
 mod tests {
-    use super::IpRecording;
+    use super::{IpRecording, UserAgentRecording};
+
+    #[test]
+    fn a_user_agent_is_kept_whole_as_a_description_or_not_at_all() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+        assert_eq!(UserAgentRecording::Off.keep(ua), None);
+        assert_eq!(UserAgentRecording::Truncated.keep(ua).as_deref(), Some("Firefox on Linux"));
+        assert_eq!(UserAgentRecording::Full.keep(ua).as_deref(), Some(ua));
+        assert_eq!(UserAgentRecording::Full.keep(&"x".repeat(300)).map(|s| s.len()), Some(256));
+    }
 
     #[test]
     fn an_address_is_kept_whole_as_its_network_or_not_at_all() {

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod duration;
 pub mod records;
 mod redact;
+pub mod user_agent;
 
 pub use clock::{Clock, UnixTime};
 pub use redact::redact_url;

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
-pub use latchkey_service::sign_in::{Account, Admission, Guess, ip_bucket};
+pub use latchkey_service::sign_in::{Account, Admission, Guess};
 
 use crate::state::AppState;
 

@@ -89,7 +89,7 @@ impl EmailSignIn<'_> {
     async fn send_link(&self, tenant: &TenantId, typed: &str, browser: String, ip: IpAddr) -> ServiceResult<()> {
         let services = self.0;
         let Some((user, address)) = self.eligible(tenant, typed).await? else { return Ok(()) };
-        let per_ip = format!("{}:{}", user.sub, crate::sign_in::ip_bucket(ip));
+        let per_ip = format!("{}:{}", user.sub, self.0.throttle_ip(ip));
         let keys = [(per_ip.as_str(), PER_ACCOUNT_AND_IP), (user.sub.as_str(), PER_ACCOUNT)];
         services.message_limits().reserve_keyed(tenant, purpose::SIGN_IN_LINK, &keys).await?;
         let bound = Bound { browser, address: address.as_str().to_owned() };

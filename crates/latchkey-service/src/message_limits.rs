@@ -14,7 +14,6 @@ use std::time::Duration;
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_store::StoreTx;
 
-use crate::sign_in::ip_bucket;
 use crate::{Latchkey, ServiceError};
 
 /// The window every message limit counts in.
@@ -66,7 +65,7 @@ impl MessageLimits<'_> {
                 let hash = self.0.token_hasher.hash("message_recipient", &normalised);
                 (format!("message:{purpose}:to:{}", hash.as_str()), PER_RECIPIENT)
             }
-            Counted::Ip(ip) => (format!("message:ip:{}", ip_bucket(*ip)), PER_IP),
+            Counted::Ip(ip) => (format!("message:ip:{}", self.0.throttle_ip(*ip)), PER_IP),
         }
     }
 
@@ -123,7 +122,7 @@ impl MessageLimits<'_> {
             (format!("text:to:{}", number.as_str()), i64::from(l.per_number)),
         ];
         keys.extend(sub.map(|s| (format!("text:sub:{s}"), i64::from(l.per_account))));
-        keys.extend(ip.map(|ip| (format!("text:ip:{}", ip_bucket(ip)), i64::from(l.per_ip))));
+        keys.extend(ip.map(|ip| (format!("text:ip:{}", self.0.throttle_ip(ip)), i64::from(l.per_ip))));
         Ok(keys)
     }
 

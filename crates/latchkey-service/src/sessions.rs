@@ -226,7 +226,7 @@ impl Sessions<'_> {
             expires_at: now.plus(lifetime),
             last_active_at: now,
             remember,
-            user_agent: signed_in.user_agent.map(|ua| ua.chars().take(256).collect()),
+            user_agent: signed_in.user_agent.as_deref().and_then(|ua| self.0.config.privacy.user_agent.keep(ua)),
             ip: signed_in.ip.as_deref().and_then(|ip| self.0.config.privacy.ip.keep(ip)),
         };
         let reauthenticated = match current.filter(|p| p.sub == session.sub) {

@@ -113,7 +113,19 @@ pub fn per_ip(ip: IpAddr) -> ipnet::IpNet {
     }
 }
 
-/// "Per IP" as a counter key: the IPv4 address, or the IPv6 /64 (see [`per_ip`]).
+/// The purpose addresses are hashed under for their counters' keys.
+const IP_KEY_PURPOSE: &str = "attempt_limit_ip";
+
+impl Latchkey {
+    /// "Per IP" as it goes into a counter's key: a keyed hash (under a key derived from the
+    /// master key) of [`ip_bucket`], so the counters hold no address in clear.
+    pub fn throttle_ip(&self, ip: IpAddr) -> String {
+        self.token_hasher.hash(IP_KEY_PURPOSE, &ip_bucket(ip)).as_str().to_owned()
+    }
+}
+
+/// "Per IP": the IPv4 address, or the IPv6 /64 (see [`per_ip`]). Counters key it hashed
+/// ([`Latchkey::throttle_ip`]).
 pub fn ip_bucket(ip: IpAddr) -> String {
     match per_ip(ip) {
         ipnet::IpNet::V4(v4) => v4.addr().to_string(),
@@ -155,7 +167,7 @@ impl SignIn<'_> {
     pub async fn reserve(&self, tenant: &TenantId, guess: Guess, account: Account<'_>, ip: IpAddr) -> Admission {
         let state = self.0;
         let account_key = account_key(state, guess, account);
-        let ip_key = format!("ip:{}", ip_bucket(ip));
+        let ip_key = format!("ip:{}", state.throttle_ip(ip));
         let login = &state.config.login;
         let now = state.clock.now();
         let reserved =

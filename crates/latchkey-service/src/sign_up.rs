@@ -16,7 +16,6 @@ use latchkey_core::crypto::TokenHash;
 use latchkey_core::domain::{Email, SubjectId, TenantId, Username};
 use latchkey_core::records::{Actor, NewAccount, User};
 
-use crate::sign_in::ip_bucket;
 use crate::{Latchkey, ServiceResult};
 
 /// Why a sign-up is refused. Each door says it in its own words.
@@ -78,7 +77,7 @@ impl SignUp<'_> {
     pub async fn allowed_from(&self, tenant: &TenantId, ip: IpAddr) -> Result<(), SignUpRefusal> {
         let services = self.0;
         let (now, window) = (services.clock.now(), services.config.login.failure_window);
-        let key = ip_key(ip);
+        let key = ip_key(services, ip);
         let recent = services.sign_in().failures(tenant, &[key.as_str()], now, window).await.ok();
         let recent = recent.and_then(|counts| counts.first().copied()).unwrap_or(0);
         if recent >= i64::from(services.config.login.max_failures_per_ip) {
@@ -137,7 +136,7 @@ impl SignUp<'_> {
         };
         let created = services.factors().create_account(tenant, new, &Actor::System).await?;
         let (now, window) = (services.clock.now(), services.config.login.failure_window);
-        if let Err(e) = services.sign_in().record_failure(tenant, &ip_key(ip), now, window).await {
+        if let Err(e) = services.sign_in().record_failure(tenant, &ip_key(services, ip), now, window).await {
             tracing::warn!(error = %e, "cannot count a sign-up against its address");
         }
         metrics::counter!("latchkey_signups_total").increment(1);
@@ -165,7 +164,7 @@ pub struct NewAccountRequest {
     pub invitation: Option<TokenHash>,
 }
 
-/// Per IP: an IPv4 address or an IPv6 /64.
-fn ip_key(ip: IpAddr) -> String {
-    format!("signup-ip:{}", ip_bucket(ip))
+/// Per IP (an IPv4 address or an IPv6 /64), hashed.
+fn ip_key(services: &Latchkey, ip: IpAddr) -> String {
+    format!("signup-ip:{}", services.throttle_ip(ip))
 }

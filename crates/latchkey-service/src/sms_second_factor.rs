@@ -87,7 +87,7 @@ impl SmsSecondFactor<'_> {
         let step = step.as_str();
         let key = format!("{step}:sent:{sub}");
         let day = format!("{step}:sent-day:{sub}");
-        let ip_key = format!("ip:{}", crate::sign_in::ip_bucket(ip));
+        let ip_key = format!("ip:{}", self.0.throttle_ip(ip));
         let caps = services.config.sms.as_ref().map(|c| c.daily_limits.clone()).unwrap_or_default();
         limits.reserve_keyed_within(tenant, PURPOSE, &[(&key, SENT_PER_ACCOUNT)], CODE_LIFETIME).await?;
         let daily =

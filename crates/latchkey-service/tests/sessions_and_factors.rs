@@ -40,7 +40,7 @@ async fn a_sign_in_renews_this_browsers_session_for_the_same_user_and_replaces_i
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path(), |_| {}).await;
+        let s = services(&db, dir.path(), |c| c.privacy.user_agent = latchkey_config::UserAgentRecording::Full).await;
         let (ada, bob) = (user(&s, "ada").await, user(&s, "bob").await);
 
         let first = ok(s.sessions().start(&tenant(), None, signed_in(&ada)).await, "sign-in");

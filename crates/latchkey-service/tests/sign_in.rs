@@ -89,3 +89,36 @@ async fn a_right_answer_gives_its_reservation_back_and_an_unknown_name_is_limite
         s.system().close().await;
     }
 }
+
+#[tokio::test]
+async fn counters_are_keyed_by_hashes_never_by_a_typed_name_or_an_address() {
+    use sqlx::Connection as _;
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), limits(5, 1_000)).await;
+        let tenant = TenantId::default_tenant();
+        for (typed, from) in [("adelheid@example.org", "198.51.100.77"), ("Adelheid@Example.org", "2001:db8:77:1::5")] {
+            match s.sign_in().reserve(&tenant, Guess::Password, Account::Unknown(typed), ip(from)).await {
+                Admission::Allowed(attempt) => attempt.failed(),
+                _ => panic!("{b}: within the limit"),
+            }
+        }
+        // Same address, same /64: the same counter; hashed, not in clear.
+        assert_eq!(s.throttle_ip(ip("2001:db8:77:1::5")), s.throttle_ip(ip("2001:db8:77:1:ffff::1")), "{b}");
+        assert_ne!(s.throttle_ip(ip("198.51.100.77")), s.throttle_ip(ip("198.51.100.78")), "{b}");
+        s.system().close().await;
+        let sql = "SELECT throttle_key FROM login_failures";
+        let keys: Vec<String> = if b == "postgres" {
+            let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
+            ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "keys")
+        } else {
+            let mut conn = ok(sqlx::SqliteConnection::connect(&db.url).await, "connect");
+            ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "keys")
+        };
+        assert_eq!(keys.len(), 3, "{b}: one name (both spellings), two addresses: {keys:?}");
+        for clear in ["adelheid", "198.51.100", "2001:db8", "example.org"] {
+            assert!(keys.iter().all(|k| !k.to_lowercase().contains(clear)), "{b}: `{clear}` in {keys:?}");
+        }
+    }
+}

@@ -208,18 +208,23 @@ async fn a_user_is_found_by_username_or_subject_id_and_nobody_is_not_found() {
 
 /// `privacy.ip`: a session keeps no address, its network, or the whole address.
 #[tokio::test]
-async fn a_sessions_ip_is_kept_as_privacy_ip_says() {
-    use latchkey_config::IpRecording;
+async fn a_sessions_ip_and_user_agent_are_kept_as_privacy_says() {
+    use latchkey_config::{IpRecording, UserAgentRecording};
     use latchkey_service::sessions::SignedIn;
+    const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
     for db in TestDatabase::all().await {
         let b = db.backend;
-        for (recording, kept) in [
-            (IpRecording::Off, None),
-            (IpRecording::Truncated, Some("192.0.2.0/24")),
-            (IpRecording::Full, Some("192.0.2.77")),
+        for (recording, kept, ua, ua_kept) in [
+            (IpRecording::Off, None, UserAgentRecording::Off, None),
+            (IpRecording::Truncated, Some("192.0.2.0/24"), UserAgentRecording::Truncated, Some("Firefox on Linux")),
+            (IpRecording::Full, Some("192.0.2.77"), UserAgentRecording::Full, Some(UA)),
         ] {
             let dir = ok(tempfile::tempdir(), "dir");
-            let s = services(&db, dir.path(), |c| c.privacy.ip = recording).await;
+            let s = services(&db, dir.path(), |c| {
+                c.privacy.ip = recording;
+                c.privacy.user_agent = ua;
+            })
+            .await;
             let name = format!("ip{}", format!("{recording:?}").to_lowercase());
             let sub = ok(s.users().create(&tenant(), sample_user(&name), &Actor::Cli).await, "user").sub;
             let signed_in = SignedIn {
@@ -227,7 +232,7 @@ async fn a_sessions_ip_is_kept_as_privacy_ip_says() {
                 amr: vec!["pwd".into()],
                 acr: "1".into(),
                 remember: false,
-                user_agent: None,
+                user_agent: Some(UA.into()),
                 ip: Some("192.0.2.77".into()),
                 authenticated_at: None,
             };
@@ -235,6 +240,7 @@ async fn a_sessions_ip_is_kept_as_privacy_ip_says() {
             assert_eq!(started.session.ip.as_deref(), kept, "{b}: {recording:?}");
             let stored = ok(s.sessions().live(&tenant(), &started.secret).await.ok_or("no session"), "live");
             assert_eq!(stored.ip.as_deref(), kept, "{b}: {recording:?} as stored");
+            assert_eq!(stored.user_agent.as_deref(), ua_kept, "{b}: {ua:?} as stored");
             s.system().close().await;
         }
     }

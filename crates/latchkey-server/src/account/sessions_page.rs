@@ -21,27 +21,9 @@ fn login_first(state: &AppState) -> Response {
     Redirect::to(&format!("{}/login?return_to=account", state.base())).into_response()
 }
 
-/// "Firefox on Linux" from a User-Agent header: a description for people, not a parser.
+/// "Firefox on Linux" from a User-Agent header (or the description kept in its place).
 pub fn describe_user_agent(ua: Option<&str>) -> String {
-    let Some(ua) = ua else { return "Unknown device".into() };
-    let browser =
-        [("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
-            .iter()
-            .find(|(needle, _)| ua.contains(needle))
-            .map_or("Unknown browser", |(_, name)| name);
-    let system = [
-        ("Android", "Android"),
-        ("iPhone", "iOS"),
-        ("iPad", "iPadOS"),
-        ("Windows", "Windows"),
-        ("Mac OS X", "macOS"),
-        ("CrOS", "ChromeOS"),
-        ("Linux", "Linux"),
-    ]
-    .iter()
-    .find(|(needle, _)| ua.contains(needle))
-    .map_or("an unknown system", |(_, name)| name);
-    format!("{browser} on {system}")
+    latchkey_core::user_agent::describe(ua)
 }
 
 async fn client_names(state: &AppState, ids: &[ClientId]) -> Vec<String> {
@@ -148,15 +130,4 @@ fn ended_or_error(result: Result<Response, latchkey_service::ServiceError>) -> R
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn user_agents_are_described_for_people() {
-        let chrome =
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
-        assert_eq!(super::describe_user_agent(Some(chrome)), "Chrome on Linux");
-        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Version/18.0 Mobile/15E148 Safari/604.1";
-        assert_eq!(super::describe_user_agent(Some(safari)), "Safari on iOS");
-        assert_eq!(super::describe_user_agent(Some("curl/8")), "Unknown browser on an unknown system");
-        assert_eq!(super::describe_user_agent(None), "Unknown device");
-    }
-}
+mod tests {}

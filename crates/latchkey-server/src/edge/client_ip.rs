@@ -14,13 +14,6 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-impl ClientIp {
-    /// What a per-IP limit counts this client as: see [`per_ip`].
-    pub fn limit_key(self) -> IpNet {
-        per_ip(self.0)
-    }
-}
-
 pub use latchkey_service::sign_in::per_ip;
 
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {

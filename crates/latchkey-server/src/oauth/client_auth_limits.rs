@@ -32,7 +32,6 @@ use latchkey_core::domain::TenantId;
 use latchkey_core::records::Client;
 
 use super::OAuthError;
-use crate::attempt_limits::ip_bucket;
 use crate::state::AppState;
 pub use latchkey_service::sign_in::ClientAuthThrottle;
 
@@ -59,7 +58,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Arc<Client>, OAuthError>>,
 {
-    let bucket = ip_bucket(ip);
+    let bucket = state.services.throttle_ip(ip);
     let now = state.clock.now().secs();
     if let Some(wait) = state.client_auth_throttle.blocked_for(&bucket, now) {
         metrics::counter!("latchkey_attempts_refused_total", "limit" => LIMIT).increment(1);

@@ -63,7 +63,7 @@ pub async fn park(
         binding_hash: state.token_hasher.hash(BINDING_PURPOSE, &binding),
         request: json,
         expires_at: state.clock.now().plus(state.config.sessions.authorization_request_lifetime),
-        ip_key: ip.map(|ip| ip.limit_key().to_string()).unwrap_or_default(),
+        ip_key: ip.map(|ip| state.services.throttle_ip(ip.0)).unwrap_or_default(),
     };
     let limit = state.config.sessions.max_authorization_requests_per_ip;
     let hash = state.token_hasher.hash(REQUEST_PURPOSE, &id);

@@ -65,7 +65,7 @@ impl Federation<'_> {
         tenant: &TenantId,
         ip: std::net::IpAddr,
     ) -> Result<(), crate::message_limits::Limited> {
-        let key = format!("ip:{}", crate::sign_in::ip_bucket(ip));
+        let key = format!("ip:{}", self.0.throttle_ip(ip));
         let window = std::time::Duration::from_secs(600);
         let limit = i64::from(self.0.config.federation.max_starts_per_ip);
         self.0.message_limits().reserve_keyed_within(tenant, "federation_start", &[(&key, limit)], window).await

@@ -20,7 +20,6 @@ use super::{CODE_PURPOSE, Recovery, RecoveryRefusal, RecoverySession, Via, verif
 use crate::ServiceResult;
 use crate::message_limits::Limited;
 use crate::phone_verification::{code_hash, new_code, typed_code};
-use crate::sign_in::ip_bucket;
 
 pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// Wrong codes per typed name (and, silently, per account) within [`CODE_LIFETIME`].
@@ -47,7 +46,7 @@ impl Recovery<'_> {
             return Ok(());
         }
         let limits = services.message_limits();
-        let per_ip = format!("sent:{}:{}", user.sub, ip_bucket(ip));
+        let per_ip = format!("sent:{}:{}", user.sub, self.0.throttle_ip(ip));
         limits.reserve_keyed_within(tenant, CODE_PURPOSE, &[(&per_ip, SENT_PER_ACCOUNT_AND_IP)], DAY).await?;
         limits.reserve_text(tenant, &number, Some(&user.sub), Some(ip)).await?;
         let code = new_code();
@@ -97,7 +96,7 @@ impl Recovery<'_> {
         }
         let name = services.token_hasher.hash("message_recipient", &typed.to_lowercase());
         let name_key = format!("code:typed:{}", name.as_str());
-        let ip_key = format!("code:ip:{}", ip_bucket(ip));
+        let ip_key = format!("code:ip:{}", self.0.throttle_ip(ip));
         let keys = [(name_key.as_str(), CODE_ATTEMPTS), (ip_key.as_str(), CODE_ATTEMPTS * 4)];
         services.message_limits().reserve_keyed_within(tenant, CODE_PURPOSE, &keys, CODE_LIFETIME).await?;
 

@@ -211,7 +211,7 @@ impl Recovery<'_> {
         // Per account: from one IP a few, in all more; so one address cannot use up what
         // the owner needs, and many together cannot flood the owner's mailbox.
         let limits = services.message_limits();
-        let per_ip = format!("{}:{}", user.sub, crate::sign_in::ip_bucket(ip));
+        let per_ip = format!("{}:{}", user.sub, self.0.throttle_ip(ip));
         limits
             .reserve_keyed(tenant, LINK_PURPOSE, &[(&per_ip, PER_ACCOUNT_AND_IP), (user.sub.as_str(), PER_ACCOUNT)])
             .await?;
