@@ -59,6 +59,7 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     // revocations load over the pool's: each new connection costs tens of milliseconds.
     let changes = services.prepare_node().await?;
     let mut background = services.spawn_background(changes);
+    background.push(latchkey_service::failed_sign_ins::spawn_reporter(Arc::downgrade(&services)));
     background.extend(latchkey_service::forward_auth::rules::spawn_watcher(services.clone()));
     let metrics = edge::metrics::handle();
     if let Some(handle) = &metrics {

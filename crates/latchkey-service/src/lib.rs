@@ -24,6 +24,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod apply;
 pub mod audit;
+pub mod failed_sign_ins;
 pub mod authorization;
 pub mod cache;
 pub mod client_keys;
@@ -113,6 +114,8 @@ pub struct Latchkey {
     apply_runs: tokio::sync::Mutex<()>,
     /// The fingerprint of the consent page's text ([`consents::Consents::use_page_text`]).
     consent_page_text: std::sync::OnceLock<String>,
+    /// Failed sign-ins tallied on this node until they are reported ([`failed_sign_ins`]).
+    pub(crate) failed_sign_ins: Arc<failed_sign_ins::FailureTally>,
 }
 
 impl Latchkey {
@@ -138,6 +141,7 @@ impl Latchkey {
             email_templates: std::sync::OnceLock::new(),
             apply_runs: tokio::sync::Mutex::new(()),
             consent_page_text: std::sync::OnceLock::new(),
+            failed_sign_ins: Arc::default(),
             sms_breaker: outbound::breaker::Breakers::new(
                 outbox::BREAKER_FAILURES,
                 config.sms.as_ref().map_or(std::time::Duration::from_secs(30), |m| m.circuit_cool_down),
@@ -236,6 +240,9 @@ impl Latchkey {
     }
     pub fn sign_in(&self) -> sign_in::SignIn<'_> {
         sign_in::SignIn(self)
+    }
+    pub fn failed_sign_ins(&self) -> failed_sign_ins::FailedSignIns<'_> {
+        failed_sign_ins::FailedSignIns(self)
     }
     pub fn consents(&self) -> consents::Consents<'_> {
         consents::Consents(self)

@@ -150,6 +150,8 @@ pub struct Attempt {
     guess: Guess,
     account: (String, ReservedAttempt),
     ip: (String, ReservedAttempt),
+    /// Where a wrong answer is tallied for the audit log, and about whom.
+    tally: (std::sync::Arc<crate::failed_sign_ins::FailureTally>, TenantId, Option<SubjectId>),
 }
 
 fn account_key(services: &Latchkey, guess: Guess, account: Account<'_>) -> String {
@@ -167,6 +169,10 @@ impl SignIn<'_> {
     pub async fn reserve(&self, tenant: &TenantId, guess: Guess, account: Account<'_>, ip: IpAddr) -> Admission {
         let state = self.0;
         let account_key = account_key(state, guess, account);
+        let known = match account {
+            Account::Known(sub) => Some(sub.clone()),
+            Account::Unknown(_) => None,
+        };
         let ip_key = format!("ip:{}", state.throttle_ip(ip));
         let login = &state.config.login;
         let now = state.clock.now();
@@ -177,12 +183,15 @@ impl SignIn<'_> {
             Ok(_) => return unavailable(guess, "the counters answered for other keys"),
             Err(e) => return unavailable(guess, e),
         };
-        let attempt = Attempt { guess, account: (account_key, account), ip: (ip_key, ip) };
+        let tally = (state.failed_sign_ins.clone(), tenant.clone(), known);
+        let attempt = Attempt { guess, account: (account_key, account), ip: (ip_key, ip), tally };
         if account.count > i64::from(login.max_failures_per_account) || ip.count > i64::from(login.max_failures_per_ip)
         {
             // A refused attempt is checked nowhere, so it counts nowhere: an address that is
             // refused cannot go on using up accounts' budgets.
             self.give_back(&attempt, tenant, false).await;
+            let (tally, tenant, sub) = &attempt.tally;
+            tally.count(tenant, sub.as_ref(), guess.label(), true);
             metrics::counter!("latchkey_attempts_refused_total", "limit" => guess.label()).increment(1);
             tracing::info!(limit = guess.label(), "attempt refused: too many failures");
             return Admission::Refused;
@@ -222,6 +231,8 @@ impl Attempt {
     /// The answer was wrong: the reservation stays, as a failure.
     pub fn failed(self) {
         tracing::debug!(limit = self.guess.label(), "wrong answer counted");
+        let (tally, tenant, sub) = &self.tally;
+        tally.count(tenant, sub.as_ref(), self.guess.label(), false);
     }
 }
 

@@ -27,6 +27,8 @@ impl System<'_> {
     /// Chains the audit entries this process wrote (a CLI command's would otherwise wait
     /// for a server to run the chain's writer), then closes the connection pool.
     pub async fn close(&self) {
+        // What this node tallied of failed sign-ins since its last report.
+        let _ = self.0.failed_sign_ins().report().await;
         if let Err(e) = crate::audit::seal_with(self.0.store(), false).await {
             tracing::warn!(error = %e, "the audit log's new entries were not chained yet (a server will)");
         }

@@ -122,3 +122,43 @@ async fn counters_are_keyed_by_hashes_never_by_a_typed_name_or_an_address() {
         }
     }
 }
+
+#[tokio::test]
+async fn failed_and_refused_attempts_reach_the_audit_log_one_entry_per_account_per_period() {
+    use latchkey_core::records::{Actor, AuditQuery};
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), limits(3, 1_000)).await;
+        let tenant = TenantId::default_tenant();
+        let ada = ok(s.users().create(&tenant, latchkey_service::testing::sample_user("ada"), &Actor::Cli).await, "ada");
+        let from = ip("192.0.2.9");
+        // Five wrong passwords at ada: three are checked, two refused. Two at a name that is
+        // no account, and one wrong recovery code at ada.
+        for _ in 0..5 {
+            if let Admission::Allowed(a) = s.sign_in().reserve(&tenant, Guess::Password, Account::Known(&ada.sub), from).await {
+                a.failed();
+            }
+        }
+        for name in ["ghost", "spectre"] {
+            if let Admission::Allowed(a) = s.sign_in().reserve(&tenant, Guess::Password, Account::Unknown(name), from).await {
+                a.failed();
+            }
+        }
+        if let Admission::Allowed(a) = s.sign_in().reserve(&tenant, Guess::RecoveryCode, Account::Known(&ada.sub), from).await {
+            a.failed();
+        }
+        assert_eq!(ok(s.failed_sign_ins().report().await, "report"), 2, "{b}: ada, and the unknown names");
+        assert_eq!(ok(s.failed_sign_ins().report().await, "report"), 0, "{b}: nothing new");
+        let q = AuditQuery { action: Some("sign_in.failed".into()), limit: 10, ..AuditQuery::default() };
+        let events = ok(s.audit().query(&tenant, &q).await, "audit");
+        let about = |target: &str| events.iter().find(|(_, e)| e.target == target).map(|(_, e)| e.details.clone());
+        let ada_entry = about(ada.sub.as_str()).unwrap_or_else(|| panic!("{b}: {events:?}"));
+        assert_eq!(ada_entry["attempts"]["password"], serde_json::json!({"failed": 3, "refused": 2}), "{b}");
+        assert_eq!(ada_entry["attempts"]["recovery_code"], serde_json::json!({"failed": 1, "refused": 0}), "{b}");
+        let unknown = about(latchkey_service::failed_sign_ins::UNKNOWN_ACCOUNTS).unwrap_or_else(|| panic!("{b}"));
+        assert_eq!(unknown["attempts"]["password"]["failed"], 2, "{b}: {unknown}");
+        assert!(!unknown.to_string().contains("ghost"), "{b}: no typed name is kept");
+        s.system().close().await;
+    }
+}
