@@ -371,6 +371,20 @@ async fn the_audit_chain_is_exported_and_verified_over_the_api() {
             let (status, _) = call(&server, &token, "GET", &format!("/audit-events/export?{bad}"), None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{b}: {bad}");
         }
+        // Every read of a person's data is recorded, with who read what.
+        call(&server, &token, "GET", &format!("/users/{sub}"), None).await;
+        call(&server, &token, "GET", &format!("/users/{sub}/sessions"), None).await;
+        call(&server, &token, "GET", "/users/nobody", None).await;
+        let q = AuditQuery {
+            action: Some("admin.read".into()),
+            target: Some(sub.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        };
+        let reads = ok(server.state().services.audit().query(&tenant(), &q).await, "audit");
+        let what: Vec<&str> = reads.iter().filter_map(|(_, e)| e.details["what"].as_str()).collect();
+        assert_eq!(what, ["sessions", "profile"], "{b}: newest first, and nothing for an unknown user: {reads:?}");
+        assert!(reads.iter().all(|(_, e)| e.actor == "admin-api:ops"), "{b}");
         // The export was recorded, with the client that made it.
         let q = AuditQuery { action: Some("audit.exported".into()), limit: 10, ..AuditQuery::default() };
         let events = ok(server.state().services.audit().query(&tenant(), &q).await, "audit");

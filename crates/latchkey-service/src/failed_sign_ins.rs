@@ -39,7 +39,8 @@ impl FailureTally {
     pub(crate) fn count(&self, tenant: &TenantId, sub: Option<&SubjectId>, guess: &'static str, refused: bool) {
         let Ok(mut counts) = self.counts.lock() else { return };
         let named = counts.keys().filter(|(t, s, _)| t == tenant && s.is_some()).count();
-        let sub = sub.filter(|s| named < MAX_ACCOUNTS || counts.keys().any(|(t, k, _)| t == tenant && k.as_ref() == Some(*s)));
+        let sub = sub
+            .filter(|s| named < MAX_ACCOUNTS || counts.keys().any(|(t, k, _)| t == tenant && k.as_ref() == Some(*s)));
         let entry = counts.entry((tenant.clone(), sub.cloned(), guess)).or_default();
         if refused {
             entry.refused += 1;
@@ -64,10 +65,10 @@ impl FailedSignIns<'_> {
         let mut by_target: HashMap<(TenantId, Option<SubjectId>), serde_json::Map<String, serde_json::Value>> =
             HashMap::new();
         for ((tenant, sub, guess), counts) in tally {
-            by_target.entry((tenant, sub)).or_default().insert(
-                guess.to_owned(),
-                serde_json::json!({"failed": counts.failed, "refused": counts.refused}),
-            );
+            by_target
+                .entry((tenant, sub))
+                .or_default()
+                .insert(guess.to_owned(), serde_json::json!({"failed": counts.failed, "refused": counts.refused}));
         }
         let written = by_target.len();
         let period = REPORT_EVERY.as_secs();

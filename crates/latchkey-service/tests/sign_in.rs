@@ -131,21 +131,28 @@ async fn failed_and_refused_attempts_reach_the_audit_log_one_entry_per_account_p
         let dir = ok(tempfile::tempdir(), "dir");
         let s = services(&db, dir.path(), limits(3, 1_000)).await;
         let tenant = TenantId::default_tenant();
-        let ada = ok(s.users().create(&tenant, latchkey_service::testing::sample_user("ada"), &Actor::Cli).await, "ada");
+        let ada =
+            ok(s.users().create(&tenant, latchkey_service::testing::sample_user("ada"), &Actor::Cli).await, "ada");
         let from = ip("192.0.2.9");
         // Five wrong passwords at ada: three are checked, two refused. Two at a name that is
         // no account, and one wrong recovery code at ada.
         for _ in 0..5 {
-            if let Admission::Allowed(a) = s.sign_in().reserve(&tenant, Guess::Password, Account::Known(&ada.sub), from).await {
+            if let Admission::Allowed(a) =
+                s.sign_in().reserve(&tenant, Guess::Password, Account::Known(&ada.sub), from).await
+            {
                 a.failed();
             }
         }
         for name in ["ghost", "spectre"] {
-            if let Admission::Allowed(a) = s.sign_in().reserve(&tenant, Guess::Password, Account::Unknown(name), from).await {
+            if let Admission::Allowed(a) =
+                s.sign_in().reserve(&tenant, Guess::Password, Account::Unknown(name), from).await
+            {
                 a.failed();
             }
         }
-        if let Admission::Allowed(a) = s.sign_in().reserve(&tenant, Guess::RecoveryCode, Account::Known(&ada.sub), from).await {
+        if let Admission::Allowed(a) =
+            s.sign_in().reserve(&tenant, Guess::RecoveryCode, Account::Known(&ada.sub), from).await
+        {
             a.failed();
         }
         assert_eq!(ok(s.failed_sign_ins().report().await, "report"), 2, "{b}: ada, and the unknown names");

@@ -87,7 +87,7 @@ fn bounded(value: Option<String>, name: &str, max: usize) -> Result<Option<Strin
     responses((status = 200, body = AuditPage), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn events(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Response, Problem> {
-    caller.require(AdminScope::AuditRead)?;
+    let admin = caller.require(AdminScope::AuditRead)?;
     let p: AuditParams = query(&uri)?;
     let limit = page_size(p.limit)?;
     let before_id = match p.cursor {
@@ -110,6 +110,10 @@ pub async fn events(State(state): State<AppState>, caller: Caller, uri: Uri) -> 
     };
     let tenant = state.services.request_tenant();
     let mut events = state.services.audit().query(&tenant, &q).await?;
+    // Reading the log is reading personal data: on record (after the read, so a page does
+    // not show its own reading), about the subject searched for.
+    let about = q.target.clone().unwrap_or_else(|| "audit-log".to_owned());
+    state.services.admin().record_read(&tenant, admin, &about, "audit_events", serde_json::json!({})).await?;
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     let next_cursor = more.then(|| events.last().map(|(id, _)| encode_cursor(&id.to_string()))).flatten();

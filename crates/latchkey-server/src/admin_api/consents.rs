@@ -50,8 +50,9 @@ pub async fn consent_history(
     caller: Caller,
     Path(sub): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require(AdminScope::UsersRead)?;
+    let admin = caller.require(AdminScope::UsersRead)?;
     let user = find(&state, &sub).await?;
+    super::users::read(&state, admin, &user, "consent_history").await?;
     let list = state.services.consents().history(&state.services.request_tenant(), &user.sub).await?;
     let views: Vec<ConsentHistoryView> = list
         .into_iter()
@@ -77,8 +78,9 @@ pub async fn consents(
     caller: Caller,
     Path(sub): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require(AdminScope::UsersRead)?;
+    let admin = caller.require(AdminScope::UsersRead)?;
     let user = find(&state, &sub).await?;
+    super::users::read(&state, admin, &user, "consents").await?;
     let list = state.services.consents().list(&state.services.request_tenant(), &user.sub).await?;
     let views: Vec<ConsentView> = list
         .into_iter()

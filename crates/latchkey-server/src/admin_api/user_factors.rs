@@ -35,8 +35,9 @@ pub async fn passkeys(
     caller: Caller,
     Path(sub): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require(AdminScope::UsersRead)?;
+    let admin = caller.require(AdminScope::UsersRead)?;
     let user = find(&state, &sub).await?;
+    super::users::read(&state, admin, &user, "passkeys").await?;
     let list = state.services.factors().passkeys(&state.services.request_tenant(), &user.sub).await?;
     let views: Vec<PasskeyView> = list
         .into_iter()
@@ -94,8 +95,9 @@ pub async fn identities(
     caller: Caller,
     Path(sub): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require(AdminScope::UsersRead)?;
+    let admin = caller.require(AdminScope::UsersRead)?;
     let user = find(&state, &sub).await?;
+    super::users::read(&state, admin, &user, "identities").await?;
     let list = state.services.federation().identities(&state.services.request_tenant(), &user.sub).await?;
     let views: Vec<IdentityView> = list
         .into_iter()

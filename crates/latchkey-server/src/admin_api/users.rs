@@ -135,7 +135,7 @@ impl ListParams {
     responses((status = 200, body = UserPage), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Response, Problem> {
-    caller.require(AdminScope::UsersRead)?;
+    let admin = caller.require(AdminScope::UsersRead)?;
     let params: ListParams = query(&uri)?;
     let limit = page_size(params.limit)?;
     let q = params.into_query(limit)?;
@@ -144,6 +144,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Re
     let more = users.len() > limit as usize;
     users.truncate(limit as usize);
     let next_cursor = more.then(|| users.last().map(|u| encode_cursor(u.username.as_str()))).flatten();
+    let read = serde_json::json!({"count": users.len()});
+    state.services.admin().record_read(&tenant, admin, "users", "list", read).await?;
     let page = UserPage { items: users.iter().map(UserView::from).collect(), next_cursor };
     Ok(no_store(axum::Json(page).into_response()))
 }
@@ -294,8 +296,10 @@ fn shown(user: &User, status: StatusCode) -> Response {
         (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> Result<Response, Problem> {
-    caller.require(AdminScope::UsersRead)?;
-    Ok(shown(&find(&state, &sub).await?, StatusCode::OK))
+    let admin = caller.require(AdminScope::UsersRead)?;
+    let user = find(&state, &sub).await?;
+    read(&state, admin, &user, "profile").await?;
+    Ok(shown(&user, StatusCode::OK))
 }
 
 /// Changes to a user; a field left out stays as it is, `null` removes it.
@@ -473,8 +477,9 @@ pub async fn sessions(
     caller: Caller,
     Path(sub): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require(AdminScope::UsersRead)?;
+    let admin = caller.require(AdminScope::UsersRead)?;
     let user = find(&state, &sub).await?;
+    read(&state, admin, &user, "sessions").await?;
     let tenant = state.services.request_tenant();
     let idle = state.config.sessions.idle_timeout;
     let list = state.services.sessions().of_user(&tenant, &user.sub, state.clock.now(), idle).await?;
@@ -511,4 +516,16 @@ pub async fn end_sessions(
     let which = SessionSelector::User { sub: user.sub.clone(), except_sid: None };
     state.services.sessions().end(&tenant, &which, "revoked_by_admin", false, &admin.actor).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Records that the caller read `what` of `user` (every read of a person's data is on the
+/// audit log).
+pub(super) async fn read(
+    state: &AppState,
+    admin: &latchkey_service::admin::AdminCaller,
+    user: &latchkey_core::records::User,
+    what: &str,
+) -> Result<(), Problem> {
+    let tenant = state.services.request_tenant();
+    Ok(state.services.admin().record_read(&tenant, admin, user.sub.as_str(), what, serde_json::json!({})).await?)
 }

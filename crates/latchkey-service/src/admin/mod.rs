@@ -63,6 +63,24 @@ pub enum AdminRefusal {
 }
 
 impl Admin<'_> {
+    /// Records that an administrator read personal data (accountability, GDPR Art. 5(2)):
+    /// who, about whom (`subject`: a subject id, or `users` for a list), and what part, never
+    /// the data itself.
+    pub async fn record_read(
+        &self,
+        tenant: &TenantId,
+        caller: &AdminCaller,
+        subject: &str,
+        what: &str,
+        details: serde_json::Value,
+    ) -> ServiceResult<()> {
+        let mut details = details;
+        if let Some(map) = details.as_object_mut() {
+            map.insert("what".into(), serde_json::Value::String(what.to_owned()));
+        }
+        self.0.audit().record(tenant, &caller.actor, "admin.read", subject, details).await
+    }
+
     crate::pass_through! {
         /// Claims an `Idempotency-Key` of `caller` for one create, or says what it left.
         fn claim_idempotency_key(tenant: &TenantId, caller: &str, key: &str, request_hash: &str) -> IdempotentClaim
