@@ -26,6 +26,8 @@ pub enum ReturnTo {
     Security,
     /// "Apps with access" (`/account/apps`).
     Apps,
+    /// "Delete your account" (`/account/delete`).
+    DeleteAccount,
     /// Back to the app behind a proxy that sent the browser here (the URL waits in a
     /// ceremony of this browser; see [`crate::forward_auth`]).
     ForwardAuth,
@@ -37,6 +39,7 @@ impl ReturnTo {
             Some("account" | "sessions") => Some(ReturnTo::Sessions),
             Some("security") => Some(ReturnTo::Security),
             Some("apps") => Some(ReturnTo::Apps),
+            Some("delete-account") => Some(ReturnTo::DeleteAccount),
             Some("forward-auth") => Some(ReturnTo::ForwardAuth),
             _ => None,
         }
@@ -47,6 +50,7 @@ impl ReturnTo {
             ReturnTo::Sessions => "account",
             ReturnTo::Security => "security",
             ReturnTo::Apps => "apps",
+            ReturnTo::DeleteAccount => "delete-account",
             ReturnTo::ForwardAuth => "forward-auth",
         }
     }
@@ -56,6 +60,7 @@ impl ReturnTo {
             ReturnTo::Sessions => "/account/sessions",
             ReturnTo::Security => "/account/security",
             ReturnTo::Apps => "/account/apps",
+            ReturnTo::DeleteAccount => "/account/delete",
             ReturnTo::ForwardAuth => "/forward-auth/continue",
         }
     }

@@ -26,6 +26,8 @@ impl Templates {
             ("check_session.html", include_str!("../templates/check_session.html")),
             ("account_sessions.html", include_str!("../templates/account_sessions.html")),
             ("account_apps.html", include_str!("../templates/account_apps.html")),
+            ("account_delete.html", include_str!("../templates/account_delete.html")),
+            ("account_deleted.html", include_str!("../templates/account_deleted.html")),
             ("select_account.html", include_str!("../templates/select_account.html")),
             ("second_factor.html", include_str!("../templates/second_factor.html")),
             ("recovery_login.html", include_str!("../templates/recovery_login.html")),

@@ -302,7 +302,10 @@ async fn every_write_is_audited_with_the_client_that_made_it() {
         call(&server, &token, "PUT", &format!("{path}/password"), Some(json!({"password": "a long new password"})))
             .await;
         call(&server, &token, "DELETE", &format!("{path}/sessions"), None).await;
-        assert_eq!(call(&server, &token, "DELETE", &path, None).await.0, StatusCode::NO_CONTENT, "{b}");
+        let (status, receipt) = call(&server, &token, "DELETE", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {receipt}");
+        assert_eq!((receipt["by"].as_str(), receipt["removed"]["account"].as_u64()), (Some("admin-api:ops"), Some(1)));
+        assert!(!receipt.to_string().contains("ada"), "{b}: the receipt holds none of the erased data: {receipt}");
 
         let q = AuditQuery { actor: Some("admin-api:ops".into()), limit: 100, ..AuditQuery::default() };
         let events = ok(server.state().services.audit().query(&tenant(), &q).await, "audit");

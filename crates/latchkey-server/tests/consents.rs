@@ -186,3 +186,71 @@ async fn a_user_removes_an_apps_access_from_the_account_page() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_user_deletes_their_account_from_the_account_page() {
+    for db in all_backends().await {
+        let b = db.backend;
+        let server = TestServer::start(db, |_| {}).await;
+        server.create_user("ada", support::flow::PASSWORD).await;
+        server.create_client(ClientSpec { id: "notes", redirect_uris: &[NOTES], ..Default::default() }).await;
+        let notes_secret = secret_of("notes");
+        let notes = Rp { id: "notes", secret: &notes_secret, callback: NOTES };
+        let base = server.server.issuer.clone();
+        let page_url = format!("{base}/account/delete");
+
+        let stranger = Browser::new(server.server.addr);
+        let page = stranger.get(&page_url).await;
+        assert!(Browser::location(&page, &base).contains("/login?return_to=delete-account"), "{b}: signed out");
+
+        // A sign-in that is no longer recent: asked to confirm it's them first.
+        let earlier = Browser::new(server.server.addr);
+        notes.sign_in(&server, &earlier, "ada", "openid").await;
+        server.clock.advance(Duration::from_secs(301));
+        let html = ok(earlier.get(&page_url).await.text().await, "html");
+        assert!(html.contains("id=\"confirm-first\"") && !html.contains("id=\"delete-form\""), "{b}: {html}");
+        // A form sent anyway (its token taken from another page) is refused too.
+        let other = ok(earlier.get(&format!("{base}/account/apps")).await.text().await, "apps");
+        let csrf = support::browser::hidden_field(&other, "csrf").unwrap_or_default();
+        let refused = earlier.post_form(&page_url, &[("csrf", csrf.as_str()), ("confirm", "ada")]).await;
+        assert!(Browser::location(&refused, &base).contains("return_to=delete-account"), "{b}: not recent");
+
+        let browser = Browser::new(server.server.addr);
+        let tokens = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
+        let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+        let page = browser.get(&page_url).await;
+        assert_eq!(page.status(), StatusCode::OK, "{b}");
+        assert_eq!(page.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{b}");
+        let html = ok(page.text().await, "html");
+        assert!(html.contains("id=\"delete-form\""), "{b}: {html}");
+        let csrf = support::browser::hidden_field(&html, "csrf").unwrap_or_default();
+
+        // Bad input: a forged form, the wrong username. Nothing is deleted.
+        let forged = browser.post_form(&page_url, &[("csrf", "forged"), ("confirm", "ada")]).await;
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{b}");
+        let wrong = browser.post_form(&page_url, &[("csrf", csrf.as_str()), ("confirm", "bob")]).await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST, "{b}");
+        assert!(ok(wrong.text().await, "html").contains("Nothing was deleted"), "{b}");
+        assert_eq!(userinfo(&server, &access).await, StatusCode::OK, "{b}: still there");
+
+        let done = browser.post_form(&page_url, &[("csrf", csrf.as_str()), ("confirm", " ADA ")]).await;
+        assert_eq!(done.status(), StatusCode::OK, "{b}");
+        let cleared = done
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|c| c.contains("Max-Age=0"));
+        assert!(cleared, "{b}: the session cookie is cleared");
+        let html = ok(done.text().await, "html");
+        assert!(html.contains("id=\"receipt-id\"") && html.contains("account: 1"), "{b}: {html}");
+        assert!(!html.contains("ada"), "{b}: the receipt names nothing erased: {html}");
+        assert_eq!(userinfo(&server, &access).await, StatusCode::UNAUTHORIZED, "{b}: the app's token stops");
+        let users = server.state().services.users();
+        let found = users.find(&latchkey_core::domain::TenantId::default_tenant(), "ada").await;
+        assert!(matches!(found, Err(latchkey_service::ServiceError::NotFound(_))), "{b}: gone: {found:?}");
+        let after = browser.get(&page_url).await;
+        assert!(Browser::location(&after, &base).contains("/login"), "{b}: signed out");
+        server.stop().await;
+    }
+}

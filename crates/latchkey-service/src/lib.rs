@@ -32,6 +32,7 @@ pub mod consents;
 pub mod email_sign_in;
 pub mod email_templates;
 pub mod email_verification;
+pub mod erasure;
 pub mod factors;
 pub mod failed_sign_ins;
 pub mod federation;
@@ -240,6 +241,9 @@ impl Latchkey {
     }
     pub fn sign_in(&self) -> sign_in::SignIn<'_> {
         sign_in::SignIn(self)
+    }
+    pub fn erasure(&self) -> erasure::Erasure<'_> {
+        erasure::Erasure(self)
     }
     pub fn failed_sign_ins(&self) -> failed_sign_ins::FailedSignIns<'_> {
         failed_sign_ins::FailedSignIns(self)

@@ -127,6 +127,7 @@ impl Outbox<'_> {
         let plain = serde_json::to_vec(text).map_err(|e| ServiceError::Unavailable(format!("text: {e}")))?;
         let message = NewMessage {
             sealed: self.0.master_key.seal(&plain, &aad(tenant, &id)),
+            recipient_hash: Some(self.recipient_hash(&text.to)),
             id,
             channel: Channel::Sms,
             kind: kind.to_owned(),
@@ -154,6 +155,7 @@ impl Outbox<'_> {
         let plain = serde_json::to_vec(email).map_err(|e| ServiceError::Unavailable(format!("email: {e}")))?;
         let message = NewMessage {
             sealed: self.0.master_key.seal(&plain, &aad(tenant, &id)),
+            recipient_hash: Some(self.recipient_hash(&email.to)),
             id,
             channel: Channel::Email,
             kind: kind.to_owned(),
@@ -161,6 +163,11 @@ impl Outbox<'_> {
             expires_at,
         };
         Ok(tx.enqueue_message(tenant, &message, actor).await?)
+    }
+
+    /// The keyed hash a queued message names its recipient (an address or a number) by.
+    pub(crate) fn recipient_hash(&self, to: &str) -> String {
+        self.0.token_hasher.hash("message_recipient", &to.trim().to_lowercase()).as_str().to_owned()
     }
 
     /// The email templates (built in, with the operator's overrides), loaded and checked

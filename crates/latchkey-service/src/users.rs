@@ -181,7 +181,11 @@ impl Users<'_> {
         }
         let reason = match change {
             StateChange::Lock => "user_locked",
-            StateChange::Delete => "user_deleted",
+            // Deleting a user erases them: everything tied to the account goes.
+            StateChange::Delete => {
+                let receipt = self.0.erasure().erase(tenant, sub, actor).await?;
+                return Ok(receipt.removed.get("sessions").map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX)));
+            }
             StateChange::Unlock => {
                 // Nothing ends with an unlock: no revocation lifetime to work out. It also
                 // lifts a block on changes ("this wasn't me"): the operator vouches for it.
@@ -200,14 +204,8 @@ impl Users<'_> {
         let how = sessions.ending(reason, true).await;
         let mut tx = self.0.store().transaction().await?;
         let admins_before = tx.active_admins(tenant).await?;
-        let ended = if change == StateChange::Lock {
-            tx.set_user_locked(tenant, sub, true, actor).await?;
-            sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?
-        } else {
-            let ended = sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?;
-            tx.delete_user(tenant, sub, actor).await?;
-            ended
-        };
+        tx.set_user_locked(tenant, sub, true, actor).await?;
+        let ended = sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?;
         // Dropped without a commit when refused: nothing changes.
         crate::admin::Admin::check_admins_kept(&admins_before, &tx.active_admins(tenant).await?, actor)?;
         tx.commit().await?;

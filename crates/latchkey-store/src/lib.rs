@@ -857,6 +857,16 @@ pub trait StoreTx: Send {
         actor: &Actor,
     ) -> StoreResult<()>;
     async fn delete_user(&mut self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()>;
+    /// Erases the person and everything tied to their account (see `shared::erasure`), and
+    /// deletes the key their audit entries are sealed under. Returns the receipt and the
+    /// clients told to refuse the person's tokens. `NotFound` when there is no such user.
+    async fn erase_user(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        erasure: &ErasureRequest,
+        actor: &Actor,
+    ) -> StoreResult<(ErasureReceipt, Vec<String>)>;
     async fn end_browser_sessions(
         &mut self,
         tenant: &TenantId,

@@ -37,6 +37,7 @@ fn message(id: &str, channel: Channel, expires_in: i64) -> NewMessage {
         channel,
         kind: "email_verification".into(),
         sealed: vec![1, 2, 3, id.len() as u8],
+        recipient_hash: None,
         not_before: at(NOW),
         expires_at: at(NOW + expires_in),
     }

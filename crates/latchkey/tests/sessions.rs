@@ -170,7 +170,9 @@ async fn a_password_reset_and_a_deletion_end_the_users_sessions() {
 
     sign_in(&services, &sub, "sid-before-delete-0001").await;
     let deleted = ws.run(&["user", "delete", "ada", "--json"]).success().json();
-    assert_eq!(deleted["sessions_ended"], 1, "{deleted:#}");
+    assert_eq!(deleted["removed"]["sessions"], 1, "erased, with its session: {deleted:#}");
+    assert_eq!(deleted["by"], "cli", "{deleted:#}");
+    assert!(deleted["subject_ref"].as_str().is_some_and(|r| r.starts_with("p_")), "{deleted:#}");
     let sid = services
         .sessions()
         .by_sid(&tenant(), "sid-before-delete-0001", Clock::system().now(), std::time::Duration::from_secs(3_600))

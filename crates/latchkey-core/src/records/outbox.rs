@@ -40,6 +40,8 @@ pub struct NewMessage {
     pub kind: String,
     /// The recipient and content, sealed.
     pub sealed: Vec<u8>,
+    /// A keyed hash of the recipient, so erasing them can drop what waits for them.
+    pub recipient_hash: Option<String>,
     /// Not sent before this (now, usually).
     pub not_before: UnixTime,
     /// Dropped unsent after this: the link or code inside has expired.

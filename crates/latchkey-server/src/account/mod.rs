@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod email;
+pub mod erase;
 pub mod passkeys;
 pub mod password;
 pub mod phone;

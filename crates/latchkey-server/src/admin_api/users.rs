@@ -368,17 +368,45 @@ pub async fn update(
     Ok(shown(&updated, StatusCode::OK))
 }
 
+/// What an erasure removed, when and by whom; none of the erased data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureReceiptView {
+    /// The receipt's id: the audit log records the erasure as `user.erased` on `erasure:ID`.
+    pub id: String,
+    /// The keyed pseudonym the audit log knows the person by.
+    pub subject_ref: String,
+    /// Seconds since the epoch.
+    pub erased_at: i64,
+    /// Who erased the person (`admin-api:CLIENT…`, `cli` or `user:SUB`).
+    pub by: String,
+    /// How many records of each kind went (`passkeys`, `sessions`, `consents`, …).
+    pub removed: std::collections::BTreeMap<String, u64>,
+}
+
+impl From<latchkey_core::records::ErasureReceipt> for ErasureReceiptView {
+    fn from(r: latchkey_core::records::ErasureReceipt) -> Self {
+        Self { id: r.id, subject_ref: r.subject_ref, erased_at: r.erased_at.secs(), by: r.by, removed: r.removed }
+    }
+}
+
 #[utoipa::path(delete, path = "/users/{sub}", tag = "users", params(("sub" = String, Path)),
-    description = "Deletes a user, ending their sessions. Never yourself, nor the last `latchkey-admin`. Needs `admin:users:write`.",
-    responses((status = 204), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    description = "Erases a user (GDPR Art. 17): the account and everything tied to it in one transaction (sessions, with \
+        back-channel logout; refresh tokens, and every client that got an access token refuses it; consents and their \
+        history; factors; linked identities; API keys; invitations it used; queued messages; throttle entries), and the key \
+        their audit entries are sealed under. Answers with the receipt. Never yourself, nor the last `latchkey-admin`. \
+        Needs `admin:users:write`.",
+    responses((status = 200, body = ErasureReceiptView), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(sub): Path<String>,
 ) -> Result<Response, Problem> {
-    change_state(&state, &caller, &sub, StateChange::Delete).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let admin = caller.require(AdminScope::UsersWrite)?;
+    let user = managed(&state, admin, &sub).await?;
+    let tenant = state.services.request_tenant();
+    let receipt = state.services.erasure().erase(&tenant, &user.sub, &admin.actor).await?;
+    Ok(no_store(axum::Json(ErasureReceiptView::from(receipt)).into_response()))
 }
 
 #[utoipa::path(post, path = "/users/{sub}/lock", tag = "users", params(("sub" = String, Path)),
@@ -405,16 +433,13 @@ pub async fn unlock(
     Ok(shown(&user, StatusCode::OK))
 }
 
-/// Locks, unlocks or deletes; returns the user as they are after (before, for a delete).
+/// Locks or unlocks; returns the user as they are after.
 async fn change_state(state: &AppState, caller: &Caller, sub: &str, change: StateChange) -> Result<User, Problem> {
     let admin = caller.require(AdminScope::UsersWrite)?;
     let user = managed(state, admin, sub).await?;
     let tenant = state.services.request_tenant();
     let users = state.services.users();
     users.change_state(&tenant, &user.sub, change, &admin.actor).await?;
-    if change == StateChange::Delete {
-        return Ok(user);
-    }
     users.by_sub(&tenant, &user.sub).await?.ok_or_else(|| Problem::new(Kind::NotFound, format!("no user `{sub}`")))
 }
 

@@ -30,6 +30,8 @@ pub(crate) mod consents;
 #[macro_use]
 pub(crate) mod audit;
 #[macro_use]
+mod erasure;
+#[macro_use]
 mod cleanup;
 #[macro_use]
 pub(crate) mod import;
@@ -67,6 +69,15 @@ macro_rules! impl_shared_store {
             }
             async fn set_user_locked(&mut self, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
                 self.store.set_user_locked_in(&mut self.tx, tenant, sub, locked, actor).await
+            }
+            async fn erase_user(
+                &mut self,
+                tenant: &TenantId,
+                sub: &SubjectId,
+                erasure: &latchkey_core::records::ErasureRequest,
+                actor: &Actor,
+            ) -> StoreResult<(latchkey_core::records::ErasureReceipt, Vec<String>)> {
+                self.store.erase_user_in(&mut self.tx, tenant, sub, erasure, actor).await
             }
             async fn delete_user(&mut self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> StoreResult<()> {
                 self.store.delete_user_in(&mut self.tx, tenant, sub, actor).await
@@ -341,6 +352,7 @@ macro_rules! impl_shared_store {
         impl_consent_store!($store, $db);
         impl_cleanup_store!($store, $db);
         impl_audit_log!($store, $db);
+        impl_erasure!($store, $db);
         impl_user_import!($store, $db);
 
         #[async_trait::async_trait]

@@ -12,8 +12,8 @@ macro_rules! impl_outbox_store {
                 actor: &Actor,
             ) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO outbox (tenant_id, id, channel, kind, sealed, next_attempt_at, expires_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO outbox (tenant_id, id, channel, kind, sealed, next_attempt_at, expires_at, created_at, recipient_hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(tenant.as_str())
                 .bind(&message.id)
@@ -23,6 +23,7 @@ macro_rules! impl_outbox_store {
                 .bind(message.not_before.secs())
                 .bind(message.expires_at.secs())
                 .bind(self.now())
+                .bind(message.recipient_hash.as_deref())
                 .execute(&mut *tx)
                 .await?;
                 audit!(self, tx, tenant, actor, "message.queued", &message.id,

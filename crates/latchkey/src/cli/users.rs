@@ -362,7 +362,7 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         }
         UserCommand::Lock { user } => change_state(&ctx, &tenant, &user, StateChange::Lock).await,
         UserCommand::Unlock { user } => change_state(&ctx, &tenant, &user, StateChange::Unlock).await,
-        UserCommand::Delete { user } => change_state(&ctx, &tenant, &user, StateChange::Delete).await,
+        UserCommand::Delete { user } => erase(&ctx, &tenant, &user).await,
         UserCommand::Grant { user, role } => super::user_access::grant(&ctx, &tenant, &user, &role).await,
         UserCommand::Revoke { user, role } => super::user_access::revoke(&ctx, &tenant, &user, &role).await,
         UserCommand::Access { user } => super::user_access::show(&ctx, &tenant, &user).await,
@@ -389,10 +389,33 @@ async fn change_state(ctx: &Context, tenant: &TenantId, user: &str, change: Stat
     let (word, status) = match change {
         StateChange::Lock => ("Locked", "locked"),
         StateChange::Unlock => ("Unlocked", "active"),
-        StateChange::Delete => ("Deleted", "deleted"),
+        StateChange::Delete => ("Erased", "erased"),
     };
     let value = serde_json::json!({"sub": u.sub, "username": u.username, "status": status, "sessions_ended": ended});
     output::print(ctx, &value, || format!("{word} user {}; {ended} session(s) ended.", u.username))
+}
+
+/// `user delete USER`: erases the user and everything tied to the account, and prints the
+/// receipt (what kinds of data went, when, by whom; none of the data).
+async fn erase(ctx: &Context, tenant: &TenantId, user: &str) -> Result<(), CliError> {
+    let f = ctx.open().await?;
+    let result = async {
+        let u = find(&f, tenant, user).await?;
+        Ok::<_, CliError>(f.erasure().erase(tenant, &u.sub, &Actor::Cli).await?)
+    }
+    .await;
+    f.system().close().await;
+    let receipt = result?;
+    output::print(ctx, &receipt, || {
+        let removed: Vec<String> =
+            receipt.removed.iter().filter(|(_, n)| **n > 0).map(|(kind, n)| format!("{kind}: {n}")).collect();
+        format!(
+            "Erased {user} (receipt {}, known to the audit log as {}). Removed: {}.\n",
+            receipt.id,
+            receipt.subject_ref,
+            removed.join(", ")
+        )
+    })
 }
 
 /// `user import FILE`: the problems go to standard error, one line each, as `FILE:LINE: …`.

@@ -1,0 +1,108 @@
+//! Erasing a person (GDPR Art. 17): everything tied to the account goes in one
+//! transaction, the audit chain keeps its entries (unreadable) and still verifies, and the
+//! receipt holds none of the erased data. On SQLite and PostgreSQL.
+
+mod support;
+
+use latchkey_core::domain::{ClientKind, Email, TenantId};
+use latchkey_core::records::{Actor, AuditQuery};
+use latchkey_service::ServiceError;
+use latchkey_service::consents::Asked;
+use latchkey_service::sessions::SignedIn;
+use latchkey_service::sign_in::{Account, Admission, Guess};
+use latchkey_service::testing::{TestDatabase, sample_client, sample_user};
+use support::{ok, services};
+
+#[tokio::test]
+async fn a_person_erases_their_account_and_nothing_of_them_is_left_but_the_receipt() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let tenant = TenantId::default_tenant();
+        let mut new = sample_user("adelheid_lovelace");
+        new.email = Some(ok(Email::parse("adelheid.lovelace@example.org"), "email"));
+        let ada = ok(s.users().create(&tenant, new, &Actor::Cli).await, "ada");
+        let bob = ok(s.users().create(&tenant, sample_user("bartholomew_b"), &Actor::Cli).await, "bob");
+        let app = sample_client("app", ClientKind::Confidential, "https://app.example/cb");
+        let app = ok(s.clients().create(&tenant, app, &Actor::Cli).await, "client");
+        let me = Actor::User(ada.sub.to_string());
+        let scopes = vec!["openid".to_owned()];
+        let asked = Asked { scopes: &scopes, claims: None, prompt_consent: false };
+        ok(s.consents().grant(&tenant, &ada.sub, &app.client_id, &asked, &me).await, "consent");
+        ok(
+            s.consents().grant(&tenant, &bob.sub, &app.client_id, &asked, &Actor::User(bob.sub.to_string())).await,
+            "bob",
+        );
+        let signed_in = SignedIn {
+            sub: ada.sub.clone(),
+            amr: vec!["pwd".into()],
+            acr: "1".into(),
+            remember: false,
+            user_agent: None,
+            ip: None,
+            authenticated_at: None,
+        };
+        ok(s.sessions().start(&tenant, None, signed_in).await, "session");
+        let from = "192.0.2.5".parse().unwrap_or_else(|_| panic!("ip"));
+        if let Admission::Allowed(a) =
+            s.sign_in().reserve(&tenant, Guess::Password, Account::Known(&ada.sub), from).await
+        {
+            a.failed();
+        }
+
+        let receipt = ok(s.erasure().erase(&tenant, &ada.sub, &me).await, "erase");
+        for (kind, n) in
+            [("account", 1), ("consents", 1), ("consent_history", 1), ("sessions", 1), ("audit_entry_keys", 1)]
+        {
+            assert_eq!(receipt.removed.get(kind).copied(), Some(n), "{b}: {kind} in {receipt:?}");
+        }
+        assert!(receipt.removed.get("throttle_entries").copied().unwrap_or(0) >= 1, "{b}: {receipt:?}");
+        assert_eq!(receipt.by, "self", "{b}: erased by themselves, not by id");
+        let shown = serde_json::to_string(&receipt).unwrap_or_default();
+        assert!(!shown.contains("adelheid") && !shown.contains(ada.sub.as_str()), "{b}: {shown}");
+
+        // Gone, and a second erasure finds nobody.
+        assert!(ok(s.users().by_sub(&tenant, &ada.sub).await, "by sub").is_none(), "{b}");
+        assert!(ok(s.consents().history(&tenant, &ada.sub).await, "history").is_empty(), "{b}");
+        let again = s.erasure().erase(&tenant, &ada.sub, &Actor::Cli).await;
+        assert!(matches!(again, Err(ServiceError::NotFound(_))), "{b}: {again:?}");
+        // Bob keeps his consent.
+        assert!(ok(s.consents().get(&tenant, &bob.sub, &app.client_id).await, "bob").is_some(), "{b}");
+
+        // The chain still verifies; her entries are there and unreadable; the receipt's
+        // entry reads, naming her only by pseudonym.
+        ok(s.audit().seal(false).await, "seal");
+        let v = ok(s.audit().verify(&tenant, None).await, "verify");
+        assert!(v.intact(), "{b}: {:?}", v.problems);
+        let about_her = AuditQuery { target: Some(ada.sub.to_string()), limit: 50, ..AuditQuery::default() };
+        let hers = ok(s.audit().query(&tenant, &about_her).await, "audit");
+        assert!(hers.len() >= 3 && hers.iter().all(|(_, e)| e.erased), "{b}: {hers:?}");
+        let erased = AuditQuery { action: Some("user.erased".into()), limit: 5, ..AuditQuery::default() };
+        let entry = ok(s.audit().query(&tenant, &erased).await, "audit");
+        assert_eq!(entry.len(), 1, "{b}");
+        assert_eq!(entry[0].1.details["subject_ref"], receipt.subject_ref.as_str(), "{b}");
+        assert!(!entry[0].1.erased, "{b}: the receipt stays readable");
+        assert!(!format!("{:?}", entry[0].1).contains(ada.sub.as_str()), "{b}: {:?}", entry[0].1);
+    }
+}
+
+#[tokio::test]
+async fn an_operator_erases_a_user_but_never_the_last_administrator() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let tenant = TenantId::default_tenant();
+        let ada = ok(s.users().create(&tenant, sample_user("ada"), &Actor::Cli).await, "ada");
+        let role = ok(latchkey_core::domain::RoleName::parse("latchkey-admin"), "role");
+        let admin = latchkey_core::records::Membership::UserRole { sub: ada.sub.clone(), role };
+        ok(s.access().link(&tenant, &admin, &Actor::Cli).await, "grant");
+        let refused = s.erasure().erase(&tenant, &ada.sub, &Actor::Cli).await;
+        assert!(refused.is_err(), "{b}: the last administrator: {refused:?}");
+        assert!(ok(s.users().by_sub(&tenant, &ada.sub).await, "ada").is_some(), "{b}: nothing changed");
+        let bob = ok(s.users().create(&tenant, sample_user("bob"), &Actor::Cli).await, "bob");
+        let receipt = ok(s.erasure().erase(&tenant, &bob.sub, &Actor::Cli).await, "erase bob");
+        assert_eq!(receipt.by, "cli", "{b}");
+    }
+}
