@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/apps", get(account::apps::apps_page))
         .route("/account/apps/withdraw", post(account::apps::withdraw))
         .route("/account/delete", get(account::erase::page).post(account::erase::erase))
+        .route("/account/export", get(account::export::download))
         .route("/account/sessions/end", post(account::sessions_page::end_session))
         .route("/login/passkey/options", post(crate::login::passkey::options))
         .route("/login/passkey", post(crate::login::passkey::finish))

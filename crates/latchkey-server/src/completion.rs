@@ -28,6 +28,8 @@ pub enum ReturnTo {
     Apps,
     /// "Delete your account" (`/account/delete`).
     DeleteAccount,
+    /// "Download your data" (`/account/export`).
+    Export,
     /// Back to the app behind a proxy that sent the browser here (the URL waits in a
     /// ceremony of this browser; see [`crate::forward_auth`]).
     ForwardAuth,
@@ -40,6 +42,7 @@ impl ReturnTo {
             Some("security") => Some(ReturnTo::Security),
             Some("apps") => Some(ReturnTo::Apps),
             Some("delete-account") => Some(ReturnTo::DeleteAccount),
+            Some("export") => Some(ReturnTo::Export),
             Some("forward-auth") => Some(ReturnTo::ForwardAuth),
             _ => None,
         }
@@ -51,6 +54,7 @@ impl ReturnTo {
             ReturnTo::Security => "security",
             ReturnTo::Apps => "apps",
             ReturnTo::DeleteAccount => "delete-account",
+            ReturnTo::Export => "export",
             ReturnTo::ForwardAuth => "forward-auth",
         }
     }
@@ -61,6 +65,7 @@ impl ReturnTo {
             ReturnTo::Security => "/account/security",
             ReturnTo::Apps => "/account/apps",
             ReturnTo::DeleteAccount => "/account/delete",
+            ReturnTo::Export => "/account/export",
             ReturnTo::ForwardAuth => "/forward-auth/continue",
         }
     }

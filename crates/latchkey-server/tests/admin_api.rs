@@ -247,6 +247,7 @@ fn operations(sub: &str) -> Vec<(AdminScope, &'static str, String, Option<Value>
         (UsersRead, "GET", format!("{u}/identities"), None),
         (UsersRead, "GET", format!("{u}/consents"), None),
         (UsersRead, "GET", format!("{u}/consent-history"), None),
+        (UsersRead, "GET", format!("{u}/export"), None),
         (UsersRead, "GET", "/api-keys".into(), None),
         (UsersWrite, "POST", "/users".into(), Some(json!({"username": "matrix"}))),
         (UsersWrite, "PATCH", u.clone(), Some(json!({"name": "T"}))),

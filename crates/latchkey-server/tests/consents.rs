@@ -117,6 +117,12 @@ async fn a_withdrawn_consent_ends_the_clients_tokens_tells_it_and_asks_again() {
         assert!(entries.iter().any(|h| h["client_id"] == "webapp" && h["withdrawn_at"].is_null()), "{b}: {history}");
         let (status, _) = call(&server, &admin, "GET", "/users/nobody/consent-history", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{b}");
+        // The person's export, as an operator reads it: the same history and recipients.
+        let (status, doc) = call(&server, &admin, "GET", &format!("/users/{sub}/export"), None).await;
+        assert_eq!(status, StatusCode::OK, "{b}: {doc}");
+        assert_eq!(doc["profile"]["username"], "ada", "{b}");
+        assert!(doc["recipients"].as_array().is_some_and(|r| r.iter().any(|x| x["app"] == "webapp")), "{b}: {doc}");
+        assert_eq!(call(&server, &admin, "GET", "/users/nobody/export", None).await.0, StatusCode::NOT_FOUND, "{b}");
 
         // The user is asked again (the browser is still signed in), and new tokens work:
         // those issued in the second of the withdrawal are refused, so a second passes.
@@ -218,6 +224,19 @@ async fn a_user_deletes_their_account_from_the_account_page() {
         let browser = Browser::new(server.server.addr);
         let tokens = notes.tokens(&server, &notes.sign_in(&server, &browser, "ada", "openid").await).await;
         let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+        // First, a copy of everything held about them.
+        let export = browser.get(&format!("{base}/account/export")).await;
+        assert_eq!(export.status(), StatusCode::OK, "{b}");
+        let header =
+            |name: &str| export.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert_eq!(header("cache-control"), "no-store", "{b}");
+        assert!(header("content-disposition").starts_with("attachment"), "{b}");
+        let doc: serde_json::Value = ok(export.json().await, "export");
+        assert_eq!(doc["profile"]["username"], "ada", "{b}");
+        assert_eq!(doc["consents"][0]["app"], "notes", "{b}: {doc}");
+        assert!(!doc.to_string().contains("$argon2"), "{b}: no password hash");
+        let not_recent = earlier.get(&format!("{base}/account/export")).await;
+        assert!(Browser::location(&not_recent, &base).contains("return_to=export"), "{b}: not a recent sign-in");
         let page = browser.get(&page_url).await;
         assert_eq!(page.status(), StatusCode::OK, "{b}");
         assert_eq!(page.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{b}");

@@ -29,6 +29,7 @@ pub mod cache;
 pub mod client_keys;
 pub mod clients;
 pub mod consents;
+pub mod data_export;
 pub mod email_sign_in;
 pub mod email_templates;
 pub mod email_verification;
@@ -241,6 +242,9 @@ impl Latchkey {
     }
     pub fn sign_in(&self) -> sign_in::SignIn<'_> {
         sign_in::SignIn(self)
+    }
+    pub fn data_export(&self) -> data_export::DataExport<'_> {
+        data_export::DataExport(self)
     }
     pub fn erasure(&self) -> erasure::Erasure<'_> {
         erasure::Erasure(self)

@@ -106,3 +106,65 @@ async fn an_operator_erases_a_user_but_never_the_last_administrator() {
         assert_eq!(receipt.by, "cli", "{b}");
     }
 }
+
+#[tokio::test]
+async fn a_persons_export_holds_everything_about_them_and_no_secret_or_other_person() {
+    use latchkey_core::records::NewPasskey;
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let tenant = TenantId::default_tenant();
+        let mut new = sample_user("adelheid");
+        new.email = Some(ok(Email::parse("adelheid@example.org"), "email"));
+        let ada = ok(s.users().create(&tenant, new, &Actor::Cli).await, "ada");
+        let me = Actor::User(ada.sub.to_string());
+        let passkey = NewPasskey {
+            credential_id: "cred-ada-1".into(),
+            name: "Work laptop".into(),
+            credential: r#"{"secret_key_material":"never-exported"}"#.into(),
+            sign_count: 0,
+            backup_eligible: true,
+            backup_state: true,
+        };
+        ok(s.factors().add_passkey(&tenant, &ada.sub, passkey, &me).await, "passkey");
+        let app = sample_client("notes", ClientKind::Confidential, "https://notes.example/cb");
+        let app = ok(s.clients().create(&tenant, app, &Actor::Cli).await, "client");
+        let scopes = vec!["openid".to_owned(), "email".to_owned()];
+        let asked = Asked { scopes: &scopes, claims: None, prompt_consent: false };
+        ok(s.consents().grant(&tenant, &ada.sub, &app.client_id, &asked, &me).await, "consent");
+        // An operator acted on her: named in the export only as an administrator.
+        let admin = Actor::AdminApi { client_id: "ops".into(), sub: Some("admin-person-77".into()) };
+        ok(s.users().change_state(&tenant, &ada.sub, latchkey_service::users::StateChange::Lock, &admin).await, "lock");
+
+        let doc = ok(s.data_export().of(&tenant, &ada.sub, &me).await, "export");
+        let text = doc.to_string();
+        assert_eq!(doc["profile"]["email"]["address"], "adelheid@example.org", "{b}");
+        assert_eq!(doc["sign_in"]["passkeys"][0]["name"], "Work laptop", "{b}: {doc:#}");
+        assert_eq!(doc["sign_in"]["passkeys"][0]["synced"], true, "{b}");
+        assert_eq!(doc["consents"][0]["app"], "notes", "{b}");
+        assert_eq!(doc["consent_history"].as_array().map(Vec::len), Some(1), "{b}");
+        let claims = doc["recipients"][0]["claims"].as_array().cloned().unwrap_or_default();
+        assert!(
+            claims.contains(&serde_json::json!("email")) && claims.contains(&serde_json::json!("sub")),
+            "{b}: {claims:?}"
+        );
+        let entries = doc["audit_entries"]["entries"].as_array().cloned().unwrap_or_default();
+        assert!(
+            entries.iter().any(|e| e["action"] == "user.locked" && e["by"] == "an administrator"),
+            "{b}: {entries:?}"
+        );
+        assert!(entries.iter().any(|e| e["action"] == "passkey.added" && e["by"] == "you"), "{b}");
+        for never in ["never-exported", "secret_key_material", "admin-person-77", "password_hash"] {
+            assert!(!text.contains(never), "{b}: `{never}` in the export");
+        }
+        // The export itself is on record; an unknown person has no export.
+        let q = AuditQuery { action: Some("user.exported".into()), limit: 5, ..AuditQuery::default() };
+        assert_eq!(ok(s.audit().query(&tenant, &q).await, "audit").len(), 1, "{b}");
+        let nobody = latchkey_core::domain::SubjectId::generate();
+        assert!(
+            matches!(s.data_export().of(&tenant, &nobody, &Actor::Cli).await, Err(ServiceError::NotFound(_))),
+            "{b}"
+        );
+    }
+}

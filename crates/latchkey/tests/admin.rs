@@ -97,3 +97,22 @@ async fn audit_verify_names_a_changed_entry_and_export_writes_json_lines() {
     let checkpoint = ws.run(&["audit", "checkpoint", "--json"]).success().json();
     assert!(checkpoint["public_key"].as_str().is_some_and(|k| k.len() == 43), "{checkpoint:#}");
 }
+
+#[test]
+fn user_export_writes_one_json_document_and_never_overwrites() {
+    let ws = Workspace::new();
+    ws.run(&["user", "create", "--username", "adelheid", "--email", "adelheid@example.org", "--no-password"]).success();
+    ws.run(&["user", "export", "adelheid", "--output", "data.json"]).success().stderr_names(&["data.json"]);
+    let text = std::fs::read_to_string(ws.path("data.json")).unwrap_or_else(|e| panic!("export: {e}"));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("json: {e}"));
+    assert_eq!(doc["profile"]["username"], "adelheid", "{doc:#}");
+    assert_eq!(doc["profile"]["email"]["address"], "adelheid@example.org", "{doc:#}");
+    assert_eq!(doc["format"], "latchkey-personal-data-v1");
+    ws.run(&["user", "export", "adelheid", "--output", "data.json"]).expect_code(1).stderr_names(&["data.json"]);
+    ws.run(&["user", "export", "nobody", "--output", "none.json"]).expect_code(1).stderr_names(&["nobody"]);
+    assert!(!ws.path("none.json").exists(), "nothing half-written is left");
+    let stdout = ws.run(&["user", "export", "adelheid"]).success().json();
+    assert_eq!(stdout["profile"]["username"], "adelheid");
+    let exports = ws.run(&["audit", "list", "--action", "user.exported", "--json"]).success().json();
+    assert_eq!(exports.as_array().map(Vec::len), Some(2), "each export is recorded: {exports:#}");
+}

@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod email;
 pub mod erase;
+pub mod export;
 pub mod passkeys;
 pub mod password;
 pub mod phone;

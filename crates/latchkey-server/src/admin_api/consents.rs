@@ -125,3 +125,21 @@ pub async fn withdraw(
     let view = ConsentWithdrawnView { grants_revoked: done.revoked_grants.len(), logouts_queued: done.logouts_queued };
     Ok(no_store(axum::Json(view).into_response()))
 }
+
+#[utoipa::path(get, path = "/users/{sub}/export", tag = "users", params(("sub" = String, Path)),
+    description = "Everything held about the user as one JSON document (GDPR Art. 15 and 20), as the user downloads it \
+        from their account page: profile, factors (never secrets), sessions, consents and their history, recipients, \
+        linked identities, API keys (metadata), roles and groups, retention, and the audit entries about them with other \
+        people unnamed. The export is recorded. Needs `admin:users:read`.",
+    responses((status = 200, body = Object), (status = "4XX", body = ProblemBody, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sub): Path<String>,
+) -> Result<Response, Problem> {
+    let admin = caller.require(AdminScope::UsersRead)?;
+    let user = find(&state, &sub).await?;
+    let document = state.services.data_export().of(&state.services.request_tenant(), &user.sub, &admin.actor).await?;
+    Ok(no_store(axum::Json(document).into_response()))
+}

@@ -80,6 +80,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .routes(routes!(user_factors::reset_factors))
         .routes(routes!(consents::consents))
         .routes(routes!(consents::consent_history))
+        .routes(routes!(consents::export))
         .routes(routes!(consents::withdraw))
         .routes(routes!(clients::list, clients::create))
         .routes(routes!(clients::get, clients::update, clients::delete))

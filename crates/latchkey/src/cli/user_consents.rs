@@ -1,4 +1,5 @@
-//! `user consents|withdraw-consent`: what a user allowed clients, and withdrawing it.
+//! `user consents|withdraw-consent|export`: what a user allowed clients, withdrawing it, and
+//! everything held about them.
 
 use latchkey_core::domain::{ClientId, TenantId};
 use latchkey_core::records::Actor;
@@ -68,4 +69,57 @@ pub async fn withdraw(ctx: &Context, tenant: &TenantId, user: &str, client: &str
             done.logouts_queued
         )
     })
+}
+
+/// `user export USER [--output FILE]`: the person's data as one JSON document.
+pub async fn export(
+    ctx: &Context,
+    tenant: &TenantId,
+    user: &str,
+    output: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    use std::io::Write as _;
+    // Created first, so a file that exists stops the export before anything is read.
+    let file = match output {
+        Some(path) => Some((
+            path,
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", path.display())))?,
+        )),
+        None => None,
+    };
+    let f = ctx.open().await?;
+    let result = async {
+        let u = users::find(&f, tenant, user).await?;
+        Ok::<_, CliError>(f.data_export().of(tenant, &u.sub, &Actor::Cli).await?)
+    }
+    .await;
+    f.system().close().await;
+    let document = match result {
+        Ok(d) => d,
+        Err(e) => {
+            // Nothing half-written is left behind.
+            if let Some((path, _)) = &file {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    let text = serde_json::to_string_pretty(&document).map_err(|e| CliError::Failed(format!("export: {e}")))?;
+    match file {
+        Some((path, mut file)) => {
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!("wrote the data of {user} to {}", path.display());
+            Ok(())
+        }
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
 }

@@ -124,6 +124,14 @@ pub enum UserCommand {
         user: String,
         client: String,
     },
+    /// Everything held about the user as one JSON document (GDPR Art. 15/20), as they
+    /// download it from their account page. The export is recorded.
+    Export {
+        user: String,
+        /// Write to this file (created, never overwritten) instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -371,6 +379,9 @@ pub async fn run(ctx: Context, command: UserCommand) -> Result<(), CliError> {
         UserCommand::Consents { user } => super::user_consents::list(&ctx, &tenant, &user).await,
         UserCommand::WithdrawConsent { user, client } => {
             super::user_consents::withdraw(&ctx, &tenant, &user, &client).await
+        }
+        UserCommand::Export { user, output } => {
+            super::user_consents::export(&ctx, &tenant, &user, output.as_deref()).await
         }
     }
 }
