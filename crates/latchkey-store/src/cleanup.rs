@@ -64,7 +64,9 @@ impl Expired {
         match self {
             Expired::AuthorizationRequests => ("authorization_requests", "expires_at", ""),
             Expired::AuthorizationCodes => ("authorization_codes", "expires_at", ""),
-            Expired::RefreshTokens => ("refresh_tokens", "expires_at", ""),
+            // A rotated token stays (hashed) until its whole family has expired: presented
+            // again meanwhile, it still gives the reuse away (RFC 9700 §4.14.2).
+            Expired::RefreshTokens => ("refresh_tokens", "expires_at", REFRESH_FAMILY_ENDED),
             Expired::Revocations => ("revocations", "expires_at", ""),
             Expired::LoginFailures => ("login_failures", "window_start", ""),
             Expired::AssertionIds => ("assertion_jtis", "expires_at", ""),
@@ -94,6 +96,10 @@ impl Expired {
         }
     }
 }
+
+/// The condition that keeps an expired refresh token while a token of its family lives.
+const REFRESH_FAMILY_ENDED: &str = " AND NOT EXISTS (SELECT 1 FROM refresh_tokens f
+      WHERE f.family_id = refresh_tokens.family_id AND f.tenant_id = refresh_tokens.tenant_id AND f.expires_at > $1)";
 
 /// How long the admin API keeps a create's response for its `Idempotency-Key`.
 pub const IDEMPOTENCY_KEYS_KEPT: Duration = Duration::from_secs(86_400);

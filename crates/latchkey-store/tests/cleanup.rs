@@ -49,7 +49,7 @@ fn seed_sql(prefix: &str, count: i64, tokens: i64, at: i64) -> Vec<String> {
         format!(
             "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data,
                  created_at, expires_at, sid, ends_with_session)
-             SELECT {t}, '{prefix}-' || i, 'family-' || (i % 1000), 'grant-' || (i % 1000), 'web', 'user-' || (i % 100),
+             SELECT {t}, '{prefix}-' || i, '{prefix}-family-' || (i % 1000), 'grant-' || (i % 1000), 'web', 'user-' || (i % 100),
                  '{{}}', {at} - 86400, {at} - (i % 600), 'sid-' || (i % 1000), FALSE
              FROM ({} SELECT i FROM n) AS s",
             numbers(tokens)
@@ -130,7 +130,8 @@ fn seed_sql(prefix: &str, count: i64, tokens: i64, at: i64) -> Vec<String> {
 /// How many rows of `kind` have expired at the test's cutoffs.
 fn expired_count_sql(kind: Expired, cutoffs: &Cutoffs) -> String {
     let (table, column, also) = kind.expiry();
-    format!("SELECT COUNT(*) FROM {table} WHERE {column} <= {}{also}", cutoffs.cutoff(kind))
+    let cutoff = cutoffs.cutoff(kind);
+    format!("SELECT COUNT(*) FROM {table} WHERE {column} <= {cutoff}{}", also.replace("$1", &cutoff.to_string()))
 }
 
 enum Conn {
@@ -188,7 +189,7 @@ async fn keep_writing(mut conn: Conn, stop: Arc<AtomicBool>) -> (u64, Vec<String
             )
         } else {
             format!(
-                "UPDATE refresh_tokens SET revoked_at = {NOW} WHERE tenant_id = 'default' AND family_id = 'family-{}'",
+                "UPDATE refresh_tokens SET revoked_at = {NOW} WHERE tenant_id = 'default' AND family_id = 'expired-family-{}'",
                 i % 1000
             )
         };
@@ -273,5 +274,56 @@ async fn a_backlog_of_expired_rows_goes_in_short_batches_that_never_hold_up_othe
             seed.count("SELECT COUNT(*) FROM authorization_requests WHERE id_hash LIKE 'during-%'".into()).await;
         assert_eq!(u64::try_from(during).unwrap_or(0), writes / 2, "{b}: every request written beside it stays");
         store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_outlives_its_own_expiry_while_its_family_lives_so_reuse_is_still_caught() {
+    use latchkey_core::crypto::TokenHash;
+    use latchkey_core::domain::{ClientId, TenantId};
+    use latchkey_core::records::{NewRefreshToken, RefreshRotation};
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let clock = Clock::frozen(UnixTime::from_secs(NOW));
+        let store: Arc<dyn Store> = ok(db.open_store(4, clock.clone()).await, b);
+        ok(store.migrate().await, b);
+        let tenant = TenantId::default_tenant();
+        let token = |hash: &str, expires_in: i64| NewRefreshToken {
+            token_hash: TokenHash::from_stored(hash.into()),
+            family_id: "family-a".into(),
+            grant_id: "grant-a".into(),
+            client_id: ok(ClientId::parse("web"), "client"),
+            sub: "user-a".into(),
+            grant_data: "{}".into(),
+            expires_at: UnixTime::from_secs(NOW + expires_in),
+            sid: None,
+            ends_with_session: false,
+        };
+        ok(store.insert_refresh_token(&tenant, &token("first", 100)).await, "first");
+        let first = TokenHash::from_stored("first".into());
+        let rotated =
+            store.rotate_refresh_token(&tenant, &first, token("second", 10_000), clock.now(), Duration::ZERO).await;
+        assert!(matches!(ok(rotated, "rotate"), RefreshRotation::Rotated(_)), "{b}");
+
+        // Past the first token's own expiry, the cleanup keeps it: its family lives on.
+        let later = UnixTime::from_secs(NOW + 1_000);
+        let cutoffs =
+            Cutoffs { now: later, session_idle: Duration::from_secs(1_800), keep_finished_deliveries_until: later };
+        ok(delete_expired(store.as_ref(), &cutoffs, &[Expired::RefreshTokens], Pace::for_backend(b)).await, "cleanup");
+        let again = store.rotate_refresh_token(&tenant, &first, token("third", 10_000), later, Duration::ZERO).await;
+        assert!(
+            matches!(ok(again, "reuse"), RefreshRotation::Reused { .. }),
+            "{b}: the reuse is caught after the cleanup"
+        );
+
+        // Once the whole family has expired, all of it goes.
+        let end = UnixTime::from_secs(NOW + 20_000);
+        let cutoffs =
+            Cutoffs { now: end, session_idle: Duration::from_secs(1_800), keep_finished_deliveries_until: end };
+        let report = ok(
+            delete_expired(store.as_ref(), &cutoffs, &[Expired::RefreshTokens], Pace::for_backend(b)).await,
+            "cleanup",
+        );
+        assert_eq!(report.rows_of(Expired::RefreshTokens), 2, "{b}");
     }
 }
