@@ -12,6 +12,7 @@ mod mail;
 mod outbound;
 mod privacy;
 mod recovery;
+mod retention;
 mod secret;
 mod signin;
 mod sms;
@@ -38,6 +39,7 @@ pub use mail::{MailConfig, MailTls};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
 pub use privacy::{IpRecording, PrivacyConfig, UserAgentRecording};
 pub use recovery::RecoveryConfig;
+pub use retention::RetentionConfig;
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
 pub use sms::{SmsConfig, SmsDailyLimits, e164};
@@ -53,6 +55,7 @@ pub struct Config {
     pub passwords: PasswordsConfig,
     pub sessions: SessionsConfig,
     pub privacy: PrivacyConfig,
+    pub retention: RetentionConfig,
     pub logout: LogoutConfig,
     pub login: LoginConfig,
     pub passkeys: PasskeysConfig,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_store::Store;
-use latchkey_store::cleanup::{self, Cutoffs, Expired, Pace};
+use latchkey_store::cleanup::{self, Expired, Pace};
 
 use crate::keys::KeyService;
 
@@ -120,14 +120,12 @@ async fn adopt_legacy(store: &dyn Store) -> latchkey_store::StoreResult<()> {
     Ok(())
 }
 
-/// How long finished back-channel deliveries stay visible (`latchkey session deliveries`).
-const KEEP_FINISHED_DELIVERIES: Duration = Duration::from_secs(7 * 86_400);
-
 pub fn spawn_cleanup(
     store: Arc<dyn Store>,
     clock: latchkey_core::Clock,
     every: Duration,
     session_idle: Duration,
+    retention: latchkey_config::RetentionConfig,
 ) -> tokio::task::JoinHandle<()> {
     let target = store.clone();
     spawn_locked(
@@ -135,29 +133,37 @@ pub fn spawn_cleanup(
         "cleanup",
         every,
         move || {
-            let (store, now) = (target.clone(), clock.now());
+            let (store, now, retention) = (target.clone(), clock.now(), retention.clone());
             async move {
-                let cutoffs =
-                    Cutoffs { now, session_idle, keep_finished_deliveries_until: now.minus(KEEP_FINISHED_DELIVERIES) };
+                let cutoffs = crate::retention::cutoffs(now, session_idle);
                 let pace = Pace::for_backend(store.backend());
                 match cleanup::delete_expired(store.as_ref(), &cutoffs, &Expired::ALL, pace).await {
                     Ok(report) if report.rows() > 0 => {
-                        let by_kind: Vec<String> = Expired::ALL
-                            .iter()
-                            .filter(|k| report.rows_of(**k) > 0)
-                            .map(|k| format!("{}={}", k.as_str(), report.rows_of(*k)))
-                            .collect();
+                        let by_kind: std::collections::BTreeMap<String, u64> =
+                            Expired::ALL.iter().map(|k| (k.as_str().to_owned(), report.rows_of(*k))).collect();
+                        crate::retention::count(&by_kind);
+                        let deleted: Vec<String> =
+                            by_kind.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
                         tracing::info!(
                             rows = report.rows(),
                             batches = report.batches.len(),
                             batch_p99_ms = report.batch_quantile(0.99).as_secs_f64() * 1000.0,
                             longest_batch_ms = report.longest_batch().as_secs_f64() * 1000.0,
-                            deleted = %by_kind.join(" "),
+                            deleted = %deleted.join(" "),
                             "deleted expired rows"
                         );
                     }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "cleanup failed"),
+                }
+                match crate::retention::apply_periods(store.as_ref(), &retention, now, false).await {
+                    Ok(removed) => {
+                        crate::retention::count(&removed);
+                        if removed.values().any(|n| *n > 0) {
+                            tracing::info!(?removed, "deleted data past its retention period");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "retention failed"),
                 }
             }
         },

@@ -55,6 +55,7 @@ pub mod passwords;
 pub mod phone_verification;
 pub mod recovery;
 pub mod resources;
+pub mod retention;
 pub mod revocations;
 pub mod scopes;
 pub mod security_notices;
@@ -246,6 +247,9 @@ impl Latchkey {
     pub fn data_export(&self) -> data_export::DataExport<'_> {
         data_export::DataExport(self)
     }
+    pub fn retention(&self) -> retention::Retention<'_> {
+        retention::Retention(self)
+    }
     pub fn erasure(&self) -> erasure::Erasure<'_> {
         erasure::Erasure(self)
     }
@@ -334,6 +338,7 @@ impl Latchkey {
                 self.clock.clone(),
                 jobs::CLEANUP_INTERVAL,
                 self.config.sessions.idle_timeout,
+                self.config.retention.clone(),
             ),
             revocations::spawn_poller(self.revocations.clone(), self.store.clone(), self.clock.clone()),
             jobs::spawn_audit_sealer(self.store.clone()),

@@ -227,3 +227,55 @@ async fn the_log_kept_before_the_chain_is_moved_into_it() {
         assert!(raw_rows(&db).await.iter().all(|r| !r.contains("sub-old")), "{b}: sealed like new entries");
     }
 }
+
+#[tokio::test]
+async fn retention_trims_old_entries_and_what_is_kept_still_verifies() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let tenant = TenantId::default_tenant();
+        // Three entries from 2023 (the log kept before the chain), chained first.
+        tamper(
+            &db,
+            &[
+                "INSERT INTO audit_events (tenant_id, at, actor, action, target, details) VALUES
+               ('default', 1690000000, 'cli', 'user.created', 'sub-old', '{}'),
+               ('default', 1690000001, 'cli', 'user.locked', 'sub-old', '{}'),
+               ('default', 1690000002, 'cli', 'user.unlocked', 'sub-old', '{}')",
+                "INSERT INTO invitations (tenant_id, token_hash, id, created_at, expires_at, used_at, used_by) VALUES
+               ('default', 'h-used', 'inv-used', 1690000000, 1690086400, 1690000100, 'someone'),
+               ('default', 'h-expired', 'inv-expired', 1690000000, 1690086400, NULL, NULL),
+               ('default', 'h-live', 'inv-live', 1690000000, 4102444800, NULL, NULL)",
+            ],
+        )
+        .await;
+        ok(store_of(&s).adopt_legacy_audit_events(10).await, "adopt");
+        ok(s.audit().seal(false).await, "seal");
+        ok(s.users().create(&tenant, sample_user("ada"), &Actor::Cli).await, "ada");
+        ok(s.audit().seal(false).await, "seal");
+        let before = verify(&s, None).await;
+        assert!(before.intact(), "{b}: {:?}", before.problems);
+
+        let dry = ok(s.retention().run(true).await, "dry run");
+        assert_eq!(dry.removed.get("audit_entries"), Some(&3), "{b}: {dry:?}");
+        assert_eq!(dry.removed.get("used_invitations"), Some(&2), "{b}: {dry:?}");
+        assert_eq!(verify(&s, None).await.entries, before.entries, "{b}: a dry run deletes nothing");
+
+        let done = ok(s.retention().run(false).await, "retention");
+        assert_eq!(done.removed.get("audit_entries"), Some(&3), "{b}: {done:?}");
+        assert_eq!(done.removed.get("used_invitations"), Some(&2), "{b}");
+        let again = ok(s.retention().run(true).await, "dry run");
+        assert_eq!(again.removed.get("audit_entries"), Some(&0), "{b}: nothing left to trim");
+        ok(s.audit().seal(false).await, "seal");
+        let after = verify(&s, None).await;
+        assert!(after.intact(), "{b}: what is kept verifies from the signed base: {:?}", after.problems);
+        assert_eq!(after.first_seq, 4, "{b}");
+        let left = ok(s.invitations().list(&tenant).await, "invitations");
+        assert_eq!(left.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["inv-live"], "{b}");
+
+        // The base cannot be moved without the signing key.
+        tamper(&db, &["UPDATE audit_chains SET base_seq = 2"]).await;
+        assert!(verify(&s, None).await.problems.contains(&ChainProblem::BadBase { seq: 2 }), "{b}");
+    }
+}

@@ -801,6 +801,18 @@ pub struct ChainEntry {
     pub checkpoint: Option<serde_json::Value>,
 }
 
+/// Data kept for a configured time ([retention]), and counting what the cleanup would delete.
+#[async_trait]
+pub trait RetentionStore {
+    /// Deletes (or with `dry_run` counts) the audit entries written before `older_than`, a
+    /// batch per tenant, moving each chain's signed base past them.
+    async fn trim_audit_chains(&self, older_than: UnixTime, dry_run: bool) -> StoreResult<u64>;
+    /// Deletes (or counts) invitations used, or expired unused, at or before `before`.
+    async fn delete_used_invitations(&self, before: UnixTime, dry_run: bool) -> StoreResult<u64>;
+    /// How many rows of `kind` the cleanup would delete at `cutoffs`.
+    async fn count_expired(&self, kind: cleanup::Expired, cutoffs: &cleanup::Cutoffs) -> StoreResult<u64>;
+}
+
 /// The audit log's chain: its keys, its one writer and what verification reads.
 #[async_trait]
 pub trait AuditChainStore {
@@ -1054,6 +1066,7 @@ pub trait Store:
     + ResourceStore
     + AuditStore
     + AuditChainStore
+    + RetentionStore
     + FederationStore
     + ConsentStore
     + CleanupStore

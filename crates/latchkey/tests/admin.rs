@@ -116,3 +116,18 @@ fn user_export_writes_one_json_document_and_never_overwrites() {
     let exports = ws.run(&["audit", "list", "--action", "user.exported", "--json"]).success().json();
     assert_eq!(exports.as_array().map(Vec::len), Some(2), "each export is recorded: {exports:#}");
 }
+
+#[test]
+fn retention_counts_then_deletes_what_is_past_its_time() {
+    let ws = Workspace::new();
+    ws.run(&["user", "create", "--username", "ada", "--no-password"]).success();
+    let dry = ws.run(&["retention", "--dry-run", "--json"]).success().json();
+    assert_eq!(dry["dry_run"], true, "{dry:#}");
+    for kind in ["audit_entries", "used_invitations", "refresh_tokens", "ended_sessions"] {
+        assert!(dry["removed"][kind].is_u64(), "{kind} in {dry:#}");
+    }
+    assert_eq!(dry["removed"]["audit_entries"], 0, "nothing is a year old: {dry:#}");
+    let done = ws.run(&["retention", "--json"]).success().json();
+    assert_eq!(done["dry_run"], false, "{done:#}");
+    ws.run(&["retention", "--dry-run", "--older"]).expect_code(2);
+}

@@ -45,6 +45,7 @@ pub fn handle() -> Option<PrometheusHandle> {
                 "Authorization requests refused because their network has too many waiting"
             );
             latchkey_service::audit::describe_metrics();
+            latchkey_service::retention::describe_metrics();
             Some(handle)
         })
         .clone()

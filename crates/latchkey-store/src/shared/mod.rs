@@ -352,6 +352,7 @@ macro_rules! impl_shared_store {
         impl_consent_store!($store, $db);
         impl_cleanup_store!($store, $db);
         impl_audit_log!($store, $db);
+        impl_audit_retention!($store, $db);
         impl_erasure!($store, $db);
         impl_user_import!($store, $db);
 

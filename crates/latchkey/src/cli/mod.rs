@@ -14,6 +14,7 @@ mod keys;
 mod mail;
 mod output;
 mod resources;
+mod retention;
 mod roles;
 mod scopes;
 mod serve;
@@ -103,6 +104,8 @@ enum Command {
     /// The tamper-evident audit log: verify, list, export, checkpoint.
     #[command(subcommand)]
     Audit(audit_log::AuditCommand),
+    /// Delete what has expired or is past its [retention] period (--dry-run: count it).
+    Retention(retention::RetentionArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,5 +235,6 @@ async fn run_command(ctx: Context, command: Command) -> Result<(), CliError> {
         Command::ApiKey(c) => api_keys::run(ctx, c).await,
         Command::ServiceAccount(c) => api_keys::run_service_accounts(ctx, c).await,
         Command::Audit(c) => audit_log::run(ctx, c).await,
+        Command::Retention(a) => retention::run(ctx, a).await,
     }
 }
