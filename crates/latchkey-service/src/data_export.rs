@@ -180,7 +180,7 @@ impl DataExport<'_> {
             AuditQuery { target: Some(sub.to_string()), ..AuditQuery::default() },
             AuditQuery { actor: Some(me.clone()), ..AuditQuery::default() },
         ] {
-            let mut page = AuditQuery { limit: 500, ..q };
+            let mut page = AuditQuery { limit: latchkey_core::records::MAX_PAGE, ..q };
             loop {
                 let got = self.0.audit().query(tenant, &page).await?;
                 let last = got.last().map(|(id, _)| *id);

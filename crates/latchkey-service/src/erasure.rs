@@ -27,6 +27,9 @@ impl Erasure<'_> {
         let sessions = self.0.sessions();
         let how = sessions.ending("user_deleted", true).await;
         let mut tx = self.0.store().transaction().await?;
+        // The person's lock first: nothing queues a message for them or withdraws a consent
+        // of theirs meanwhile.
+        tx.lock_user(tenant, sub).await?;
         let user = tx.user(tenant, sub).await?;
         let outbox = self.0.outbox();
         let mut recipient_hashes: Vec<String> = user.email.iter().map(|e| outbox.recipient_hash(e.as_str())).collect();

@@ -18,8 +18,11 @@ use crate::{Latchkey, ServiceResult};
 pub const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// Accounts named one by one per period and tenant; more are counted as `others`.
 pub const MAX_ACCOUNTS: usize = 1_000;
-/// The target of the entry that counts attempts at names that are no account.
-pub const UNKNOWN_ACCOUNTS: &str = "unknown-accounts";
+/// The target of the entry that counts attempts at names that are no account (targets that
+/// are no person begin with `#`, which no subject id contains).
+pub const UNKNOWN_ACCOUNTS: &str = "#unknown-accounts";
+/// The target of the entry that counts attempts at accounts beyond [`MAX_ACCOUNTS`].
+pub const OTHER_ACCOUNTS: &str = "#other-accounts";
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Counts {
@@ -27,21 +30,45 @@ struct Counts {
     refused: u64,
 }
 
-/// (tenant, account or none, guess kind) → counts.
-type Key = (TenantId, Option<SubjectId>, &'static str);
+/// Whom attempts were at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Whom {
+    Account(SubjectId),
+    /// A name that is no account.
+    Unknown,
+    /// Accounts beyond [`MAX_ACCOUNTS`] in one period, counted together.
+    Others,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    /// (tenant, whom, guess kind) → counts.
+    counts: HashMap<(TenantId, Whom, &'static str), Counts>,
+    /// The accounts named one by one this period, per tenant.
+    named: HashMap<TenantId, std::collections::HashSet<SubjectId>>,
+}
 
 #[derive(Debug, Default)]
 pub struct FailureTally {
-    counts: Mutex<HashMap<Key, Counts>>,
+    tally: Mutex<Tally>,
 }
 
 impl FailureTally {
     pub(crate) fn count(&self, tenant: &TenantId, sub: Option<&SubjectId>, guess: &'static str, refused: bool) {
-        let Ok(mut counts) = self.counts.lock() else { return };
-        let named = counts.keys().filter(|(t, s, _)| t == tenant && s.is_some()).count();
-        let sub = sub
-            .filter(|s| named < MAX_ACCOUNTS || counts.keys().any(|(t, k, _)| t == tenant && k.as_ref() == Some(*s)));
-        let entry = counts.entry((tenant.clone(), sub.cloned(), guess)).or_default();
+        let Ok(mut tally) = self.tally.lock() else { return };
+        let whom = match sub {
+            None => Whom::Unknown,
+            Some(s) => {
+                let named = tally.named.entry(tenant.clone()).or_default();
+                if named.contains(s) || named.len() < MAX_ACCOUNTS {
+                    named.insert(s.clone());
+                    Whom::Account(s.clone())
+                } else {
+                    Whom::Others
+                }
+            }
+        };
+        let entry = tally.counts.entry((tenant.clone(), whom, guess)).or_default();
         if refused {
             entry.refused += 1;
         } else {
@@ -49,38 +76,66 @@ impl FailureTally {
         }
     }
 
-    fn take(&self) -> HashMap<Key, Counts> {
-        self.counts.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    fn take(&self) -> HashMap<(TenantId, Whom, &'static str), Counts> {
+        self.tally.lock().map(|mut t| std::mem::take(&mut *t).counts).unwrap_or_default()
+    }
+
+    /// Puts counts that could not be written back, for the next report.
+    fn restore(&self, tenant: &TenantId, whom: &Whom, kinds: &[(&'static str, Counts)]) {
+        let Ok(mut tally) = self.tally.lock() else { return };
+        if let Whom::Account(s) = whom {
+            tally.named.entry(tenant.clone()).or_default().insert(s.clone());
+        }
+        for (guess, c) in kinds {
+            let entry = tally.counts.entry((tenant.clone(), whom.clone(), guess)).or_default();
+            entry.failed += c.failed;
+            entry.refused += c.refused;
+        }
     }
 }
 
 pub struct FailedSignIns<'a>(pub(crate) &'a Latchkey);
 
 impl FailedSignIns<'_> {
-    /// Writes what was tallied since the last report: one entry per account (and one for
-    /// names that are no account) with the counts of each kind of guess. Returns how many
-    /// entries. The server runs this every [`REPORT_EVERY`].
+    /// Writes what was tallied since the last report: one entry per account (one for names
+    /// that are no account, one for accounts beyond the cap) with the counts of each kind of
+    /// guess. Returns how many entries. What cannot be written is kept for the next report.
+    /// The server runs this every [`REPORT_EVERY`].
     pub async fn report(&self) -> ServiceResult<usize> {
         let tally = self.0.failed_sign_ins.take();
-        let mut by_target: HashMap<(TenantId, Option<SubjectId>), serde_json::Map<String, serde_json::Value>> =
-            HashMap::new();
-        for ((tenant, sub, guess), counts) in tally {
-            by_target
-                .entry((tenant, sub))
-                .or_default()
-                .insert(guess.to_owned(), serde_json::json!({"failed": counts.failed, "refused": counts.refused}));
+        let mut by_target: HashMap<(TenantId, Whom), Vec<(&'static str, Counts)>> = HashMap::new();
+        for ((tenant, whom, guess), counts) in tally {
+            by_target.entry((tenant, whom)).or_default().push((guess, counts));
         }
-        let written = by_target.len();
         let period = REPORT_EVERY.as_secs();
-        for ((tenant, sub), kinds) in by_target {
-            let target = sub.as_ref().map_or(UNKNOWN_ACCOUNTS, SubjectId::as_str);
-            let details = serde_json::json!({"attempts": kinds, "period_seconds": period});
-            if let Err(e) = self.0.audit().record(&tenant, &Actor::System, "sign_in.failed", target, details).await {
-                tracing::error!(error = %e, "cannot record failed sign-ins on the audit log");
-                return Err(e);
+        let mut written = 0;
+        let mut failure = None;
+        for ((tenant, whom), kinds) in by_target {
+            let target = match &whom {
+                Whom::Account(sub) => sub.as_str(),
+                Whom::Unknown => UNKNOWN_ACCOUNTS,
+                Whom::Others => OTHER_ACCOUNTS,
+            };
+            let attempts: serde_json::Map<String, serde_json::Value> = kinds
+                .iter()
+                .map(|(g, c)| ((*g).to_owned(), serde_json::json!({"failed": c.failed, "refused": c.refused})))
+                .collect();
+            let details = serde_json::json!({"attempts": attempts, "period_seconds": period});
+            match self.0.audit().record(&tenant, &Actor::System, "sign_in.failed", target, details).await {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    self.0.failed_sign_ins.restore(&tenant, &whom, &kinds);
+                    failure.get_or_insert(e);
+                }
             }
         }
-        Ok(written)
+        match failure {
+            Some(e) => {
+                tracing::error!(error = %e, "cannot record failed sign-ins on the audit log");
+                Err(e)
+            }
+            None => Ok(written),
+        }
     }
 }
 

@@ -82,19 +82,16 @@ pub fn spawn_key_schedule(
 /// into it (resumable: a batch per transaction).
 pub fn spawn_audit_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
     let target = store.clone();
-    let adopted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     spawn_locked(
         store,
         "audit-chain",
         crate::audit::SEAL_EVERY,
         move || {
-            let (store, adopted) = (target.clone(), adopted.clone());
+            let store = target.clone();
             async move {
-                if !adopted.load(std::sync::atomic::Ordering::Relaxed) {
-                    match adopt_legacy(store.as_ref()).await {
-                        Ok(()) => adopted.store(true, std::sync::atomic::Ordering::Relaxed),
-                        Err(e) => tracing::error!(error = %e, "moving the old audit log into the chain failed"),
-                    }
+                // Every run: during a rolling upgrade, older nodes still write the old log.
+                if let Err(e) = adopt_legacy(store.as_ref()).await {
+                    tracing::error!(error = %e, "moving the old audit log into the chain failed");
                 }
                 if let Err(e) = crate::audit::seal_with(store.as_ref(), false).await {
                     tracing::error!(error = %e, "chaining audit entries failed");

@@ -83,12 +83,14 @@ async fn deleted_inserted_and_cut_off_entries_are_named() {
         assert!(verify(&s, None).await.intact(), "{b}: put back");
 
         // A row added past the head, then the head moved to it as well.
-        let copy = "INSERT INTO audit_log (tenant_id, seq, at, action, actor_ref, target_ref, sealed, mac)
-                    SELECT tenant_id, 8, at, action, actor_ref, target_ref, sealed, mac FROM audit_log WHERE seq = 2";
+        let copy =
+            "INSERT INTO audit_log (tenant_id, seq, at, action, actor_ref, target_ref, sealed, nonce, entry_mac, mac)
+                    SELECT tenant_id, 8, at, action, actor_ref, target_ref, sealed, nonce, entry_mac || 'x', mac
+                    FROM audit_log WHERE seq = 2";
         tamper(&db, &[copy]).await;
         assert_eq!(
             verify(&s, None).await.problems,
-            vec![ChainProblem::Changed { seq: 8 }, ChainProblem::BeyondHead { head: 7, last: 8 }],
+            vec![ChainProblem::BeyondHead { head: 7, last: 8 }],
             "{b}: inserted"
         );
         tamper(&db, &["UPDATE audit_chains SET seq = 8, mac = (SELECT mac FROM audit_log WHERE seq = 8)"]).await;
@@ -119,6 +121,32 @@ async fn deleted_inserted_and_cut_off_entries_are_named() {
             vec![ChainProblem::ShorterThanSeen { expected: 7, found: 5 }],
             "{b}: seen at 7 before"
         );
+
+        // A second row at a taken position (the unique index dropped first).
+        tamper(&db, &["DROP INDEX audit_log_position", "DROP INDEX audit_log_entry_mac",
+            "INSERT INTO audit_log (tenant_id, seq, at, action, actor_ref, target_ref, sealed, nonce, entry_mac, mac)
+             SELECT tenant_id, 3, at, action, actor_ref, target_ref, sealed, nonce, entry_mac, mac FROM audit_log WHERE seq = 2"]).await;
+        let problems = verify(&s, None).await.problems;
+        assert!(problems.contains(&ChainProblem::Duplicate { seq: 3 }), "{b}: {problems:?}");
+
+        // A forged row slipped in while waiting is refused by the writer and named.
+        tamper(
+            &db,
+            &["INSERT INTO audit_log (tenant_id, at, action, actor_ref, target_ref, sealed, nonce, entry_mac)
+             VALUES ('default', 1800000000, 'user.created', 'p_x', 'p_y', '', 'n', 'deadbeef')"],
+        )
+        .await;
+        ok(s.audit().seal(false).await, "seal");
+        let problems = verify(&s, None).await.problems;
+        assert!(
+            problems.iter().any(|p| matches!(p, ChainProblem::Refused { ids } if ids.len() == 1)),
+            "{b}: {problems:?}"
+        );
+
+        // The head row deleted: named, and the writer does not start a new chain over it.
+        tamper(&db, &["DELETE FROM audit_chains"]).await;
+        assert!(verify(&s, None).await.problems.contains(&ChainProblem::HeadMissing), "{b}");
+        assert!(s.audit().seal(false).await.is_err(), "{b}: no new genesis over old entries");
     }
 }
 
@@ -277,5 +305,32 @@ async fn retention_trims_old_entries_and_what_is_kept_still_verifies() {
         // The base cannot be moved without the signing key.
         tamper(&db, &["UPDATE audit_chains SET base_seq = 2"]).await;
         assert!(verify(&s, None).await.problems.contains(&ChainProblem::BadBase { seq: 2 }), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn an_export_holds_every_entry_not_one_page() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), |_| {}).await;
+        let tenant = TenantId::default_tenant();
+        for i in 0..450 {
+            ok(
+                s.audit().record(&tenant, &Actor::Cli, "test.event", "#target", serde_json::json!({"i": i})).await,
+                "record",
+            );
+        }
+        let mut seen = Vec::new();
+        let q = latchkey_core::records::AuditQuery { action: Some("test.event".into()), ..Default::default() };
+        let written = s
+            .audit()
+            .export(&tenant, &q, &Actor::Cli, |(_, e)| {
+                seen.push(e.details["i"].as_i64().unwrap_or(-1));
+                Ok::<_, latchkey_service::ServiceError>(())
+            })
+            .await;
+        assert_eq!(ok(written, "export"), 450, "{b}");
+        assert_eq!(seen, (0..450).collect::<Vec<i64>>(), "{b}: all of them, oldest first");
     }
 }

@@ -84,6 +84,19 @@ async fn a_person_erases_their_account_and_nothing_of_them_is_left_but_the_recei
         assert_eq!(entry[0].1.details["subject_ref"], receipt.subject_ref.as_str(), "{b}");
         assert!(!entry[0].1.erased, "{b}: the receipt stays readable");
         assert!(!format!("{:?}", entry[0].1).contains(ada.sub.as_str()), "{b}: {:?}", entry[0].1);
+
+        // Something written about her afterwards (an operator looking her up) is kept
+        // without content, not under a new key, and reading the log still works.
+        ok(
+            s.audit()
+                .record(&tenant, &Actor::Cli, "admin.read", ada.sub.as_str(), serde_json::json!({"what": "x"}))
+                .await,
+            "read",
+        );
+        let hers = ok(s.audit().query(&tenant, &about_her).await, "audit after");
+        assert!(hers.iter().all(|(_, e)| e.erased), "{b}: {hers:?}");
+        ok(s.audit().seal(false).await, "seal");
+        assert!(ok(s.audit().verify(&tenant, None).await, "verify").intact(), "{b}");
     }
 }
 

@@ -813,6 +813,14 @@ pub trait RetentionStore {
     async fn count_expired(&self, kind: cleanup::Expired, cutoffs: &cleanup::Cutoffs) -> StoreResult<u64>;
 }
 
+/// See [`AuditChainStore::audit_chain_counts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainCounts {
+    pub in_range: u64,
+    pub at_or_below_base: u64,
+    pub refused_ids: Vec<i64>,
+}
+
 /// The audit log's chain: its keys, its one writer and what verification reads.
 #[async_trait]
 pub trait AuditChainStore {
@@ -826,6 +834,10 @@ pub trait AuditChainStore {
     async fn audit_chain_head(&self, tenant: &TenantId) -> StoreResult<Option<ChainHead>>;
     /// Chained entries after position `after_seq`, oldest first.
     async fn audit_chain_page(&self, tenant: &TenantId, after_seq: i64, limit: u32) -> StoreResult<Vec<ChainEntry>>;
+    /// What is stored beside the chain a verification walks: chained entries with a position
+    /// in `(after, upto]`, entries at or below `after` (a trimmed chain has none), and the
+    /// ids of entries the writer refused (their write-time MAC failed: negative positions).
+    async fn audit_chain_counts(&self, tenant: &TenantId, after: i64, upto: i64) -> StoreResult<ChainCounts>;
     /// How many entries wait for the chain's writer, and when the oldest was written.
     async fn unsealed_audit_entries(&self, tenant: &TenantId) -> StoreResult<(u64, Option<UnixTime>)>;
     /// Moves up to `batch` entries of the log before the chain (`audit_events`) into the

@@ -56,7 +56,13 @@ pub struct CheckpointStatement {
 
 impl CheckpointStatement {
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = b"latchkey audit checkpoint v1".to_vec();
+        self.to_bytes_as(b"latchkey audit checkpoint v1")
+    }
+
+    /// A statement signed for another purpose: a checkpoint's signature never verifies as
+    /// a retention base, nor the other way round.
+    fn to_bytes_as(&self, purpose: &[u8]) -> Vec<u8> {
+        let mut out = purpose.to_vec();
         for part in [self.tenant.as_bytes(), &self.seq.to_be_bytes(), self.mac.as_bytes(), &self.at.to_be_bytes()] {
             push_field(&mut out, part);
         }
@@ -159,11 +165,44 @@ impl AuditKeys {
         URL_SAFE_NO_PAD.encode(self.checkpoint.sign(&statement.to_bytes()).as_ref())
     }
 
+    /// The Ed25519 signature of a retention base: the chain kept after a trim starts after
+    /// `statement.seq`, whose MAC is `statement.mac`. Only the retention job signs these.
+    pub fn sign_retention_base(&self, statement: &CheckpointStatement) -> String {
+        URL_SAFE_NO_PAD.encode(self.checkpoint.sign(&statement.to_bytes_as(RETENTION_BASE)).as_ref())
+    }
+
+    /// The MAC an entry gets when it is written (before it has a place in the chain), over
+    /// a random `nonce` and everything stored: a waiting row forged or altered in the
+    /// database fails it, and a copied one repeats a MAC the database keeps unique.
+    pub fn entry_mac(&self, nonce: &str, entry: &ChainLink<'_>) -> String {
+        let mut input = b"latchkey audit entry v1".to_vec();
+        push_field(&mut input, nonce.as_bytes());
+        input.extend(Self::link_input("", &ChainLink { seq: 0, ..*entry }));
+        hex::encode(hmac::sign(&self.chain, &input).as_ref())
+    }
+
+    pub fn verify_entry_mac(&self, nonce: &str, entry: &ChainLink<'_>, mac: &str) -> bool {
+        let mut input = b"latchkey audit entry v1".to_vec();
+        push_field(&mut input, nonce.as_bytes());
+        input.extend(Self::link_input("", &ChainLink { seq: 0, ..*entry }));
+        hex::decode(mac).is_ok_and(|tag| hmac::verify(&self.chain, &input, &tag).is_ok())
+    }
+
     /// The public key checkpoints verify with, base64url: an auditor can check a
     /// checkpoint with it and without the master key.
     pub fn checkpoint_public_key(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.checkpoint.public_key().as_ref())
     }
+}
+
+const RETENTION_BASE: &[u8] = b"latchkey audit retention base v1";
+
+/// Whether `signature` is a retention-base signature of `statement` under `public_key`.
+pub fn verify_retention_base(public_key: &str, statement: &CheckpointStatement, signature: &str) -> bool {
+    let (Ok(key), Ok(sig)) = (URL_SAFE_NO_PAD.decode(public_key), URL_SAFE_NO_PAD.decode(signature)) else {
+        return false;
+    };
+    UnparsedPublicKey::new(&ED25519, key).verify(&statement.to_bytes_as(RETENTION_BASE), &sig).is_ok()
 }
 
 /// Whether `signature` is a checkpoint signature of `statement` under `public_key`
@@ -246,5 +285,20 @@ mod tests {
         let other = AuditKeys::derive(&MasterKey::generate()).checkpoint_public_key();
         assert!(!verify_checkpoint(&other, &statement, &sig));
         assert!(!verify_checkpoint(&public, &statement, "!!"));
+        // A checkpoint's signature is no retention base's, nor the other way round.
+        assert!(!verify_retention_base(&public, &statement, &sig));
+        let base = keys.sign_retention_base(&statement);
+        assert!(verify_retention_base(&public, &statement, &base));
+        assert!(!verify_checkpoint(&public, &statement, &base));
+    }
+
+    #[test]
+    fn an_entry_mac_covers_its_nonce_and_every_field() {
+        let keys = AuditKeys::derive(&MasterKey::generate());
+        let mac = keys.entry_mac("n1", &entry(0, "abc"));
+        assert!(keys.verify_entry_mac("n1", &entry(0, "abc"), &mac));
+        assert!(!keys.verify_entry_mac("n2", &entry(0, "abc"), &mac));
+        assert!(!keys.verify_entry_mac("n1", &entry(0, "abd"), &mac));
+        assert!(!keys.verify_entry_mac("n1", &ChainLink { actor_ref: "p_x", ..entry(0, "abc") }, &mac));
     }
 }

@@ -10,7 +10,7 @@ pub mod signing;
 pub mod token_hash;
 pub mod totp;
 
-pub use audit_keys::{AuditKeys, ChainLink, CheckpointStatement, verify_checkpoint};
+pub use audit_keys::{AuditKeys, ChainLink, CheckpointStatement, verify_checkpoint, verify_retention_base};
 pub use envelope::{EnvelopeError, MasterKey};
 pub use password::{HashScheme, PasswordError, PasswordHash, PasswordPolicy};
 pub use signing::{KeyError, PublicJwk, SigningKeyPair};

@@ -80,7 +80,11 @@ pub async fn erase(
     let actor = Actor::User(session.sub.to_string());
     let receipt = match state.services.erasure().erase(&tenant, &session.sub, &actor).await {
         Ok(receipt) => receipt,
-        Err(latchkey_service::ServiceError::Forbidden(m) | latchkey_service::ServiceError::Invalid(m)) => {
+        Err(
+            latchkey_service::ServiceError::Forbidden(m)
+            | latchkey_service::ServiceError::Invalid(m)
+            | latchkey_service::ServiceError::Conflict(m),
+        ) => {
             return no_store(PageError::new(StatusCode::FORBIDDEN, m).into_response());
         }
         Err(e) => {

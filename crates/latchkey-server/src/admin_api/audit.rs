@@ -112,7 +112,7 @@ pub async fn events(State(state): State<AppState>, caller: Caller, uri: Uri) -> 
     let mut events = state.services.audit().query(&tenant, &q).await?;
     // Reading the log is reading personal data: on record (after the read, so a page does
     // not show its own reading), about the subject searched for.
-    let about = q.target.clone().unwrap_or_else(|| "audit-log".to_owned());
+    let about = q.target.clone().unwrap_or_else(|| "#audit-log".to_owned());
     state.services.admin().record_read(&tenant, admin, &about, "audit_events", serde_json::json!({})).await?;
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);

@@ -145,7 +145,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Re
     users.truncate(limit as usize);
     let next_cursor = more.then(|| users.last().map(|u| encode_cursor(u.username.as_str()))).flatten();
     let read = serde_json::json!({"count": users.len()});
-    state.services.admin().record_read(&tenant, admin, "users", "list", read).await?;
+    state.services.admin().record_read(&tenant, admin, "#users", "list", read).await?;
     let page = UserPage { items: users.iter().map(UserView::from).collect(), next_cursor };
     Ok(no_store(axum::Json(page).into_response()))
 }

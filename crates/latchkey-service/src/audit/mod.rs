@@ -70,8 +70,14 @@ impl Audit<'_> {
             "actor": query.actor.is_some(), "subject": query.target.is_some(), "action": query.action,
             "since": query.since, "until": query.until,
         });
-        self.record(tenant, actor, "audit.exported", "audit-log", filters).await?;
-        let mut page = AuditQuery { oldest_first: true, before_id: None, limit: 500, ..query.clone() };
+        self.record(tenant, actor, "audit.exported", "#audit-log", filters).await?;
+        // A page as large as the store gives (it caps every page).
+        let mut page = AuditQuery {
+            oldest_first: true,
+            before_id: None,
+            limit: latchkey_core::records::MAX_PAGE,
+            ..query.clone()
+        };
         let mut written = 0;
         loop {
             let events = self.query(tenant, &page).await?;

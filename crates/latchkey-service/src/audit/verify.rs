@@ -2,7 +2,7 @@
 //! it, the positions for gaps, the chain row's head against the newest entry, every
 //! checkpoint's signature, and the base retention left.
 
-use latchkey_core::crypto::{ChainLink, CheckpointStatement, verify_checkpoint};
+use latchkey_core::crypto::{ChainLink, CheckpointStatement, verify_checkpoint, verify_retention_base};
 use latchkey_core::domain::TenantId;
 use latchkey_store::{CHECKPOINT_ACTION, ChainEntry, ChainHead};
 
@@ -33,6 +33,18 @@ pub enum ChainProblem {
     BadBase { seq: i64 },
     /// The chain reaches `found`, but was seen at `expected` (from `--expect-seq`).
     ShorterThanSeen { expected: i64, found: i64 },
+    /// A second entry at position `seq`.
+    Duplicate { seq: i64 },
+    /// The chain holds `stored` entries in the range walked, but only `checked` were read
+    /// in order: rows were added out of order.
+    Unaccounted { stored: u64, checked: u64 },
+    /// `count` entries sit at positions the chain's base says were trimmed.
+    BelowBase { count: u64 },
+    /// Entries the chain's writer refused because their write-time MAC failed (forged or
+    /// altered while they waited), by row id.
+    Refused { ids: Vec<i64> },
+    /// Chained entries exist, but the chain's head row is gone.
+    HeadMissing,
 }
 
 impl std::fmt::Display for ChainProblem {
@@ -55,6 +67,23 @@ impl std::fmt::Display for ChainProblem {
             ChainProblem::ShorterThanSeen { expected, found } => {
                 write!(f, "the chain ends at {found}, but it was seen at {expected}: entries were cut off")
             }
+            ChainProblem::Duplicate { seq } => write!(f, "a second entry was inserted at position {seq}"),
+            ChainProblem::Unaccounted { stored, checked } => {
+                write!(
+                    f,
+                    "{stored} entries are stored in the chain's range but {checked} were found in order: rows were inserted"
+                )
+            }
+            ChainProblem::BelowBase { count } => {
+                write!(f, "{count} entries were inserted at positions the chain's retention base says are gone")
+            }
+            ChainProblem::Refused { ids } => {
+                write!(
+                    f,
+                    "entries with ids {ids:?} failed their write-time MAC (forged or altered) and were never chained"
+                )
+            }
+            ChainProblem::HeadMissing => write!(f, "the chain has entries but its head row was deleted"),
         }
     }
 }
@@ -112,12 +141,39 @@ impl Audit<'_> {
             warnings: Vec::new(),
         };
         let (mut prev_mac, mut after) = start_of(keys, tenant, head.as_ref(), &public_key, &mut v.problems);
-        loop {
+        let base = after;
+        // The walk stops at the head as it was at the start: entries chained meanwhile (the
+        // server's writer runs every second) are not taken for insertions.
+        let upto = head.as_ref().map_or(i64::MAX, |h| h.seq);
+        'walk: loop {
             let page = store.audit_chain_page(tenant, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for entry in &page {
+                if entry.seq > upto {
+                    break 'walk;
+                }
                 check_entry(keys, tenant, entry, after_of(&v, head.as_ref()), &mut prev_mac, &public_key, &mut v);
+            }
+        }
+        let counts = store.audit_chain_counts(tenant, base, upto).await?;
+        if counts.in_range != v.entries {
+            v.problems.push(ChainProblem::Unaccounted { stored: counts.in_range, checked: v.entries });
+        }
+        if counts.at_or_below_base > 0 && base > 0 {
+            v.problems.push(ChainProblem::BelowBase { count: counts.at_or_below_base });
+        }
+        if !counts.refused_ids.is_empty() {
+            v.problems.push(ChainProblem::Refused { ids: counts.refused_ids });
+        }
+        if head.is_none() && counts.in_range > 0 {
+            v.problems.push(ChainProblem::HeadMissing);
+        }
+        // Rows past the head: re-read it, so an entry chained during the walk is not one.
+        if let Some(start) = &head {
+            let now_head = store.audit_chain_head(tenant).await?.map_or(start.seq, |h| h.seq);
+            if let Some(past) = store.audit_chain_page(tenant, now_head.max(start.seq), 1).await?.first() {
+                v.problems.push(ChainProblem::BeyondHead { head: now_head, last: past.seq });
             }
         }
         finish(&mut v, head.as_ref(), &prev_mac, expect_seq, now);
@@ -139,7 +195,7 @@ fn start_of(
         (Some(sig), Some(at)) => {
             let statement =
                 CheckpointStatement { tenant: tenant.to_string(), seq: head.base_seq, mac: base_mac.clone(), at };
-            verify_checkpoint(public_key, &statement, sig)
+            verify_retention_base(public_key, &statement, sig)
         }
         _ => false,
     };
@@ -163,6 +219,10 @@ fn check_entry(
     public_key: &str,
     v: &mut Verification,
 ) {
+    if entry.seq < expected {
+        v.problems.push(ChainProblem::Duplicate { seq: entry.seq });
+        return;
+    }
     if entry.seq > expected {
         v.problems.push(ChainProblem::Missing { from: expected, to: entry.seq - 1 });
     }
@@ -214,9 +274,7 @@ fn finish(v: &mut Verification, head: Option<&ChainHead>, newest_mac: &str, expe
     if let Some(head) = head {
         if head.seq > last {
             v.problems.push(ChainProblem::TailCut { last, head: head.seq });
-        } else if head.seq < last {
-            v.problems.push(ChainProblem::BeyondHead { head: head.seq, last });
-        } else if head.mac != newest_mac {
+        } else if head.mac != newest_mac && last > head.base_seq {
             v.problems.push(ChainProblem::HeadChanged { seq: last });
         }
     }

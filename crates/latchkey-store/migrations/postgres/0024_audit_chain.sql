@@ -13,8 +13,13 @@ CREATE TABLE audit_log (
     actor_ref  TEXT   NOT NULL,
     target_ref TEXT   NOT NULL,
     sealed     TEXT   NOT NULL,
+    -- Written with the entry: an HMAC over a random nonce and every field above, so a
+    -- waiting row forged or altered in the database is found, and a copied one is refused.
+    nonce      TEXT   NOT NULL,
+    entry_mac  TEXT   NOT NULL,
     mac        TEXT
 );
+CREATE UNIQUE INDEX audit_log_entry_mac ON audit_log (entry_mac);
 CREATE UNIQUE INDEX audit_log_position ON audit_log (tenant_id, seq);
 CREATE INDEX audit_log_unsealed ON audit_log (tenant_id, id) WHERE seq IS NULL;
 CREATE INDEX audit_log_by_actor ON audit_log (tenant_id, actor_ref, id);
@@ -37,9 +42,12 @@ CREATE TABLE audit_chains (
 );
 
 -- A subject's salt: with the master key it gives the key their entries are sealed under.
+-- Erasure clears the salt and keeps the row, so later entries about the erased subject are
+-- stored without content instead of under a new key.
 CREATE TABLE audit_subject_keys (
     tenant_id   TEXT NOT NULL REFERENCES tenants (id),
     subject_ref TEXT NOT NULL,
-    salt        TEXT NOT NULL,
+    salt        TEXT,
+    erased_at   BIGINT,
     PRIMARY KEY (tenant_id, subject_ref)
 );

@@ -14,7 +14,9 @@
 use latchkey_core::crypto::{AuditKeys, ChainLink, CheckpointStatement};
 
 /// The target checkpoints are recorded against.
-pub const CHECKPOINT_TARGET: &str = "audit-chain";
+/// Targets that are no person begin with `#`, which no subject id contains, so erasing a
+/// person never touches them.
+pub const CHECKPOINT_TARGET: &str = "#audit-chain";
 /// The action of a checkpoint entry.
 pub const CHECKPOINT_ACTION: &str = "audit.checkpoint";
 /// How many waiting entries one sealing transaction numbers.
@@ -29,8 +31,8 @@ pub(crate) struct SealedPart {
 }
 
 /// What an entry's ciphertext is bound to (its position is not known when it is sealed).
-pub(crate) fn sealed_aad(tenant: &str, target_ref: &str, action: &str, at: i64) -> Vec<u8> {
-    format!("{tenant}\n{target_ref}\n{action}\n{at}").into_bytes()
+pub(crate) fn sealed_aad(tenant: &str, actor_ref: &str, target_ref: &str, action: &str, at: i64) -> Vec<u8> {
+    format!("{tenant}\n{actor_ref}\n{target_ref}\n{action}\n{at}").into_bytes()
 }
 
 /// An entry ready to store: pseudonymised and sealed.
@@ -40,11 +42,34 @@ pub(crate) struct PreparedEntry {
     pub actor_ref: String,
     pub target_ref: String,
     pub sealed: String,
+    pub nonce: String,
+    pub entry_mac: String,
 }
 
+impl PreparedEntry {
+    fn link<'a>(&'a self, tenant: &'a str, seq: i64) -> ChainLink<'a> {
+        ChainLink {
+            tenant,
+            seq,
+            at: self.at,
+            action: &self.action,
+            actor_ref: &self.actor_ref,
+            target_ref: &self.target_ref,
+            sealed: &self.sealed,
+        }
+    }
+
+    /// Whether the entry is as it was written (its write-time MAC holds).
+    pub(crate) fn intact(&self, keys: &AuditKeys, tenant: &str) -> bool {
+        keys.verify_entry_mac(&self.nonce, &self.link(tenant, 0), &self.entry_mac)
+    }
+}
+
+/// An entry ready to store. `salt` is `None` for a subject that was erased: the entry is
+/// kept (its action, time and pseudonyms) without content.
 pub(crate) fn prepare_entry(
     keys: &AuditKeys,
-    salt: &str,
+    salt: Option<&str>,
     tenant: &str,
     at: i64,
     part: &SealedPart,
@@ -52,27 +77,42 @@ pub(crate) fn prepare_entry(
 ) -> crate::StoreResult<PreparedEntry> {
     let actor_ref = keys.pseudonym(tenant, &part.actor);
     let target_ref = keys.pseudonym(tenant, &part.target);
-    let plain = serde_json::to_vec(part).map_err(|e| crate::StoreError::Invalid(format!("audit details: {e}")))?;
-    let sealed = keys
-        .seal(salt, &plain, &sealed_aad(tenant, &target_ref, action, at))
-        .map_err(|e| crate::StoreError::Corrupt(format!("audit subject key: {e}")))?;
-    Ok(PreparedEntry { at, action: action.to_owned(), actor_ref, target_ref, sealed })
+    let sealed = match salt {
+        Some(salt) => {
+            let plain =
+                serde_json::to_vec(part).map_err(|e| crate::StoreError::Invalid(format!("audit details: {e}")))?;
+            keys.seal(salt, &plain, &sealed_aad(tenant, &actor_ref, &target_ref, action, at))
+                .map_err(|e| crate::StoreError::Corrupt(format!("audit subject key: {e}")))?
+        }
+        None => String::new(),
+    };
+    let mut entry = PreparedEntry {
+        at,
+        action: action.to_owned(),
+        actor_ref,
+        target_ref,
+        sealed,
+        nonce: latchkey_core::crypto::random::identifier::<16>(),
+        entry_mac: String::new(),
+    };
+    entry.entry_mac = keys.entry_mac(&entry.nonce, &entry.link(tenant, 0));
+    Ok(entry)
 }
 
-/// Opens an entry's sealed part; `None` when its subject was erased (no salt).
-pub(crate) fn open_entry(
-    keys: &AuditKeys,
-    tenant: &str,
-    row: &crate::model::AuditLogRow,
-) -> crate::StoreResult<Option<SealedPart>> {
-    let Some(salt) = &row.salt else { return Ok(None) };
-    let plain =
-        keys.open(salt, &row.sealed, &sealed_aad(tenant, &row.target_ref, &row.action, row.at)).map_err(|_| {
-            crate::StoreError::Corrupt(format!("audit entry {} does not open with its subject's key", row.id))
-        })?;
-    serde_json::from_slice(&plain)
-        .map(Some)
-        .map_err(|e| crate::StoreError::Corrupt(format!("audit entry {}: {e}", row.id)))
+/// Opens an entry's sealed part; `None` when its subject was erased (no salt, or no
+/// content) or it does not open (altered: `audit verify` names it), so one such entry never
+/// hides the others.
+pub(crate) fn open_entry(keys: &AuditKeys, tenant: &str, row: &crate::model::AuditLogRow) -> Option<SealedPart> {
+    let salt = row.salt.as_deref().filter(|_| !row.sealed.is_empty())?;
+    let aad = sealed_aad(tenant, &row.actor_ref, &row.target_ref, &row.action, row.at);
+    let opened = keys.open(salt, &row.sealed, &aad).ok().and_then(|plain| serde_json::from_slice(&plain).ok());
+    if opened.is_none() {
+        tracing::warn!(
+            entry = row.id,
+            "an audit entry does not open with its subject's key (run `latchkey audit verify`)"
+        );
+    }
+    opened
 }
 
 /// The statement a checkpoint entry signs and its signature, as its details hold them.
@@ -88,18 +128,7 @@ pub(crate) fn checkpoint_details(keys: &AuditKeys, statement: &CheckpointStateme
 
 /// The MAC of a waiting entry that is given position `seq`.
 pub(crate) fn link(keys: &AuditKeys, tenant: &str, prev: &str, seq: i64, e: &PreparedEntry) -> String {
-    keys.link(
-        prev,
-        &ChainLink {
-            tenant,
-            seq,
-            at: e.at,
-            action: &e.action,
-            actor_ref: &e.actor_ref,
-            target_ref: &e.target_ref,
-            sealed: &e.sealed,
-        },
-    )
+    keys.link(prev, &e.link(tenant, seq))
 }
 
 macro_rules! impl_audit_log {
@@ -117,7 +146,7 @@ macro_rules! impl_audit_log {
                 conn: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,
                 refs: &[&str],
-            ) -> StoreResult<std::collections::HashMap<String, String>> {
+            ) -> StoreResult<std::collections::HashMap<String, Option<String>>> {
                 let mut found = std::collections::HashMap::new();
                 for chunk in refs.chunks(500) {
                     let mut select = sqlx::QueryBuilder::<$db>::new(
@@ -129,7 +158,7 @@ macro_rules! impl_audit_log {
                         list.push_bind(*r);
                     }
                     select.push(")");
-                    let rows: Vec<(String, String)> = select.build_query_as().fetch_all(&mut *conn).await?;
+                    let rows: Vec<(String, Option<String>)> = select.build_query_as().fetch_all(&mut *conn).await?;
                     found.extend(rows);
                     let missing: Vec<&str> = chunk.iter().copied().filter(|r| !found.contains_key(*r)).collect();
                     if missing.is_empty() {
@@ -154,7 +183,7 @@ macro_rules! impl_audit_log {
                         list.push_bind(*r);
                     }
                     again.push(")");
-                    let rows: Vec<(String, String)> = again.build_query_as().fetch_all(&mut *conn).await?;
+                    let rows: Vec<(String, Option<String>)> = again.build_query_as().fetch_all(&mut *conn).await?;
                     found.extend(rows);
                 }
                 Ok(found)
@@ -179,11 +208,11 @@ macro_rules! impl_audit_log {
                     let salt = salts
                         .get(target_ref)
                         .ok_or_else(|| StoreError::Corrupt("an audit subject's salt vanished after insert".into()))?;
-                    prepared.push($crate::shared::audit::prepare_entry(keys, salt, tenant.as_str(), at, part, action)?);
+                    prepared.push($crate::shared::audit::prepare_entry(keys, salt.as_deref(), tenant.as_str(), at, part, action)?);
                 }
                 for chunk in prepared.chunks(1000) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_log (tenant_id, at, action, actor_ref, target_ref, sealed) ",
+                        "INSERT INTO audit_log (tenant_id, at, action, actor_ref, target_ref, sealed, nonce, entry_mac) ",
                     );
                     insert.push_values(chunk, |mut row, e| {
                         row.push_bind(tenant.as_str())
@@ -191,7 +220,9 @@ macro_rules! impl_audit_log {
                             .push_bind(e.action.as_str())
                             .push_bind(e.actor_ref.as_str())
                             .push_bind(e.target_ref.as_str())
-                            .push_bind(e.sealed.as_str());
+                            .push_bind(e.sealed.as_str())
+                            .push_bind(e.nonce.as_str())
+                            .push_bind(e.entry_mac.as_str());
                     });
                     insert.build().execute(&mut *conn).await?;
                 }
@@ -219,7 +250,7 @@ macro_rules! impl_audit_log {
                 let keys = self.audit_keys()?;
                 rows.into_iter()
                     .map(|row| {
-                        let opened = $crate::shared::audit::open_entry(keys, tenant.as_str(), &row)?;
+                        let opened = $crate::shared::audit::open_entry(keys, tenant.as_str(), &row);
                         Ok((row.id, row.into_event(opened)?))
                     })
                     .collect()
@@ -237,11 +268,36 @@ macro_rules! impl_audit_log {
                 let keys = self.audit_keys()?;
                 let now = self.now();
                 let mut tx = self.begin_write().await?;
-                sqlx::query("INSERT INTO audit_chains (tenant_id, seq, mac) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
+                let has_row: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_chains WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if has_row.is_none() {
+                    // A chain whose row is gone is not started again over its entries.
+                    let chained: Option<i64> =
+                        sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE tenant_id = $1 AND seq IS NOT NULL")
+                            .bind(tenant.as_str())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let again: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_chains WHERE tenant_id = $1")
+                        .bind(tenant.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    // Another writer may have started the chain and chained entries between
+                    // the two reads: then its row is there now.
+                    if chained.is_some() && again.is_none() {
+                        return Err(StoreError::Corrupt(format!(
+                            "the audit chain of tenant {tenant} has entries but its head row is gone: run `latchkey audit verify`"
+                        )));
+                    }
+                    sqlx::query(
+                        "INSERT INTO audit_chains (tenant_id, seq, mac) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
+                    )
                     .bind(tenant.as_str())
                     .bind(keys.genesis(tenant.as_str()))
                     .execute(&mut *tx)
                     .await?;
+                }
                 // The chain's one writer: this row stays locked until the commit.
                 let (mut seq, mut mac, checkpoint_at): (i64, String, i64) = sqlx::query_as(
                     "UPDATE audit_chains SET seq = seq WHERE tenant_id = $1 RETURNING seq, mac, checkpoint_at",
@@ -249,8 +305,8 @@ macro_rules! impl_audit_log {
                 .bind(tenant.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
-                let waiting: Vec<(i64, i64, String, String, String, String)> = sqlx::query_as(
-                    "SELECT id, at, action, actor_ref, target_ref, sealed FROM audit_log
+                let waiting: Vec<(i64, i64, String, String, String, String, String, String)> = sqlx::query_as(
+                    "SELECT id, at, action, actor_ref, target_ref, sealed, nonce, entry_mac FROM audit_log
                      WHERE tenant_id = $1 AND seq IS NULL ORDER BY id LIMIT $2",
                 )
                 .bind(tenant.as_str())
@@ -260,8 +316,16 @@ macro_rules! impl_audit_log {
                 let more = i64::try_from(waiting.len()).is_ok_and(|n| n == $crate::shared::audit::SEAL_BATCH);
                 let chained = waiting.len() as u64;
                 let mut numbered = Vec::with_capacity(waiting.len());
-                for (id, at, action, actor_ref, target_ref, sealed) in waiting {
-                    let entry = $crate::shared::audit::PreparedEntry { at, action, actor_ref, target_ref, sealed };
+                for (id, at, action, actor_ref, target_ref, sealed, nonce, entry_mac) in waiting {
+                    let entry =
+                        $crate::shared::audit::PreparedEntry { at, action, actor_ref, target_ref, sealed, nonce, entry_mac };
+                    if !entry.intact(keys, tenant.as_str()) {
+                        // Forged or altered while it waited: kept out of the chain, at a
+                        // negative position that `audit verify` names.
+                        tracing::error!(entry = id, "a waiting audit entry fails its MAC: not chained");
+                        sqlx::query("UPDATE audit_log SET seq = $2 WHERE id = $1").bind(id).bind(-id).execute(&mut *tx).await?;
+                        continue;
+                    }
                     seq += 1;
                     mac = $crate::shared::audit::link(keys, tenant.as_str(), &mac, seq, &entry);
                     numbered.push((id, seq, mac.clone()));
@@ -294,7 +358,7 @@ macro_rules! impl_audit_log {
                         .ok_or_else(|| StoreError::Corrupt("the checkpoint's salt vanished after insert".into()))?;
                     let entry = $crate::shared::audit::prepare_entry(
                         keys,
-                        salt,
+                        salt.as_deref(),
                         tenant.as_str(),
                         now,
                         &part,
@@ -303,8 +367,8 @@ macro_rules! impl_audit_log {
                     seq += 1;
                     mac = $crate::shared::audit::link(keys, tenant.as_str(), &mac, seq, &entry);
                     sqlx::query(
-                        "INSERT INTO audit_log (tenant_id, seq, at, action, actor_ref, target_ref, sealed, mac)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO audit_log (tenant_id, seq, at, action, actor_ref, target_ref, sealed, nonce, entry_mac, mac)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(tenant.as_str())
                     .bind(seq)
@@ -313,6 +377,8 @@ macro_rules! impl_audit_log {
                     .bind(&entry.actor_ref)
                     .bind(&entry.target_ref)
                     .bind(&entry.sealed)
+                    .bind(&entry.nonce)
+                    .bind(&entry.entry_mac)
                     .bind(&mac)
                     .execute(&mut *tx)
                     .await?;
@@ -408,13 +474,36 @@ macro_rules! impl_audit_log {
                         // A checkpoint's details are read to check its signature; an entry
                         // that no longer opens is reported by the verifier, not here.
                         let opened = if row.action == $crate::shared::audit::CHECKPOINT_ACTION {
-                            $crate::shared::audit::open_entry(keys, tenant.as_str(), &row).ok().flatten()
+                            $crate::shared::audit::open_entry(keys, tenant.as_str(), &row)
                         } else {
                             None
                         };
                         row.into_chain_entry(opened.map(|p| p.details))
                     })
                     .collect()
+            }
+
+            async fn audit_chain_counts(&self, tenant: &TenantId, after: i64, upto: i64) -> StoreResult<$crate::ChainCounts> {
+                let (in_range, below): (i64, i64) = sqlx::query_as(
+                    "SELECT COALESCE(SUM(CASE WHEN seq > $2 AND seq <= $3 THEN 1 ELSE 0 END), 0),
+                            COALESCE(SUM(CASE WHEN seq >= 0 AND seq <= $2 THEN 1 ELSE 0 END), 0)
+                     FROM audit_log WHERE tenant_id = $1 AND seq IS NOT NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(upto)
+                .fetch_one(self.pool())
+                .await?;
+                let refused_ids: Vec<i64> =
+                    sqlx::query_scalar("SELECT id FROM audit_log WHERE tenant_id = $1 AND seq < 0 ORDER BY id LIMIT 100")
+                        .bind(tenant.as_str())
+                        .fetch_all(self.pool())
+                        .await?;
+                Ok($crate::ChainCounts {
+                    in_range: u64::try_from(in_range).unwrap_or(0),
+                    at_or_below_base: u64::try_from(below).unwrap_or(0),
+                    refused_ids,
+                })
             }
 
             async fn unsealed_audit_entries(&self, tenant: &TenantId) -> StoreResult<(u64, Option<UnixTime>)> {
@@ -549,10 +638,10 @@ macro_rules! impl_audit_retention {
                 .bind(cut)
                 .bind(&mac)
                 .bind(now)
-                .bind(keys.sign_checkpoint(&statement))
+                .bind(keys.sign_retention_base(&statement))
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq <= $2")
+                sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq <= $2 AND seq > 0")
                     .bind(tenant.as_str())
                     .bind(cut)
                     .execute(&mut *tx)

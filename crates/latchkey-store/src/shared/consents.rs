@@ -73,6 +73,9 @@ macro_rules! impl_consent_store {
                 actor: &Actor,
             ) -> StoreResult<ConsentWithdrawn> {
                 let mut tx = self.begin_write().await?;
+                // The person's lock first, as erasure takes it: the two never wait on each
+                // other's rows in opposite orders.
+                Self::lock_principal_id(&mut tx, tenant, sub.as_str()).await?;
                 let scopes: Option<String> = sqlx::query_scalar(
                     "DELETE FROM consents WHERE tenant_id = $1 AND sub = $2 AND client_id = $3 RETURNING scopes",
                 )

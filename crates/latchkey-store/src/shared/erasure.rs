@@ -39,9 +39,10 @@ macro_rules! impl_erasure {
                 }
                 removed.insert("clients_told_to_refuse_tokens", u64::try_from(clients.len()).unwrap_or(u64::MAX));
                 for (kind, sql) in [
-                    ("refresh_tokens", "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND sub = $2"),
+                    // Consents before refresh tokens, in the order a withdrawal takes them.
                     ("consents", "DELETE FROM consents WHERE tenant_id = $1 AND sub = $2"),
                     ("consent_history", "DELETE FROM consent_history WHERE tenant_id = $1 AND sub = $2"),
+                    ("refresh_tokens", "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND sub = $2"),
                     ("sessions", "DELETE FROM browser_sessions WHERE tenant_id = $1 AND sub = $2"),
                     ("invitations_used", "DELETE FROM invitations WHERE tenant_id = $1 AND used_by = $2"),
                     // Logouts still to deliver stay (the clients must hear of the end); those
@@ -51,14 +52,22 @@ macro_rules! impl_erasure {
                     let done = sqlx::query(sql).bind(t).bind(s).execute(&mut *tx).await?;
                     removed.insert(kind, done.rows_affected());
                 }
-                // Throttle counters name the account by its subject id inside the key.
+                // Throttle counters name the account by its subject id in a few fixed forms
+                // (`KIND:sub:SUB`, `SUB:IP`, `sent:SUB:IP`), and a recipient by its hash
+                // (`…:to:HASH`): matched exactly, never as a substring of another key.
                 let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                let done = sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND throttle_key LIKE $2 ESCAPE '\\'")
-                    .bind(t)
-                    .bind(format!("%{escaped}%"))
-                    .execute(&mut *tx)
-                    .await?;
-                removed.insert("throttle_entries", done.rows_affected());
+                let mut patterns = vec![format!("%:sub:{escaped}"), format!("{escaped}:%"), format!("sent:{escaped}:%")];
+                patterns.extend(erasure.recipient_hashes.iter().map(|h| format!("%:to:{h}")));
+                let mut throttle = 0;
+                for pattern in &patterns {
+                    let done = sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND throttle_key LIKE $2 ESCAPE '\\'")
+                        .bind(t)
+                        .bind(pattern)
+                        .execute(&mut *tx)
+                        .await?;
+                    throttle += done.rows_affected();
+                }
+                removed.insert("throttle_entries", throttle);
                 let mut messages = 0;
                 for hash in &erasure.recipient_hashes {
                     let done = sqlx::query("DELETE FROM outbox WHERE tenant_id = $1 AND recipient_hash = $2")
@@ -91,13 +100,19 @@ macro_rules! impl_erasure {
                 // tokens go with it (deleted here or by their foreign keys).
                 self.delete_user_in(&mut *tx, tenant, sub, actor).await?;
                 removed.insert("account", 1);
-                // Their audit entries stay in the chain and can no longer be opened.
+                // Their audit entries stay in the chain and can no longer be opened; the row
+                // stays without its salt, so later entries about them are kept without content
+                // rather than under a new key.
                 let keys = self.audit_keys()?;
-                let done = sqlx::query("DELETE FROM audit_subject_keys WHERE tenant_id = $1 AND subject_ref = $2")
-                    .bind(t)
-                    .bind(keys.pseudonym(t, s))
-                    .execute(&mut *tx)
-                    .await?;
+                let done = sqlx::query(
+                    "INSERT INTO audit_subject_keys (tenant_id, subject_ref, salt, erased_at) VALUES ($1, $2, NULL, $3)
+                     ON CONFLICT (tenant_id, subject_ref) DO UPDATE SET salt = NULL, erased_at = excluded.erased_at",
+                )
+                .bind(t)
+                .bind(keys.pseudonym(t, s))
+                .bind(erasure.at.secs())
+                .execute(&mut *tx)
+                .await?;
                 removed.insert("audit_entry_keys", done.rows_affected());
                 // A person erasing themselves is named as such: their id is erased data.
                 let by = match actor {
@@ -116,7 +131,7 @@ macro_rules! impl_erasure {
                     "erased_at": receipt.erased_at.secs(),
                     "removed": receipt.removed,
                 });
-                let part = $crate::shared::audit::SealedPart { actor: by, target: format!("erasure:{}", receipt.id), details };
+                let part = $crate::shared::audit::SealedPart { actor: by, target: format!("#erasure:{}", receipt.id), details };
                 self.append_audit_entries(&mut *tx, tenant, self.now(), &[("user.erased", part)]).await?;
                 Ok((receipt, clients))
             }
