@@ -196,7 +196,7 @@ impl DataExport<'_> {
                 }
             }
         }
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
         entries.dedup_by_key(|(id, _)| *id);
         truncated |= entries.len() > MAX_AUDIT_ENTRIES;
         entries.truncate(MAX_AUDIT_ENTRIES);
