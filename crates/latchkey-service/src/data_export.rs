@@ -166,7 +166,8 @@ impl DataExport<'_> {
             "sessions_seconds": {"lifetime": secs(c.sessions.lifetime), "remembered": secs(c.sessions.remember_me_lifetime), "idle": secs(c.sessions.idle_timeout)},
             "sign_in_failure_counters_seconds": secs(c.login.failure_window),
             "consents": "until withdrawn or the account is deleted; their history until the account is deleted",
-            "audit_entries": "kept; when the account is deleted their personal data can no longer be read",
+            "audit_entries_seconds": secs(c.retention.audit_log),
+            "audit_entries": "0 seconds means kept without end; once the account is deleted their personal data can no longer be read",
         })
     }
 

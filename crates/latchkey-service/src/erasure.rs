@@ -41,6 +41,7 @@ impl Erasure<'_> {
             at: now,
             revoke_until,
             recipient_hashes,
+            session_clients: ended.sessions.iter().flat_map(|s| s.clients.iter().map(ToString::to_string)).collect(),
         };
         let (mut receipt, clients) = tx.erase_user(tenant, sub, &request, actor).await?;
         // Dropped without a commit when refused: nothing changes.

@@ -51,7 +51,26 @@ async fn a_person_erases_their_account_and_nothing_of_them_is_left_but_the_recei
             a.failed();
         }
 
+        // Message-limit counters about her, and one about another account whose id starts
+        // like hers.
+        let hash = "a".repeat(64);
+        let keys = [
+            format!("message:sign_in_link:key:{}:{hash}", ada.sub),
+            format!("message:recovery_code:key:sent:{}:{hash}", ada.sub),
+            format!("message:sign_in_link:key:{}", ada.sub),
+            format!("message:sign_in_link:key:{}x:{hash}", ada.sub),
+        ];
+        raw(&db, &keys.iter().map(|k| format!(
+            "INSERT INTO login_failures (tenant_id, throttle_key, failures, window_start) VALUES ('default', '{k}', 1, 1800000000)"
+        )).collect::<Vec<_>>()).await;
+
         let receipt = ok(s.erasure().erase(&tenant, &ada.sub, &me).await, "erase");
+        let left = raw_keys(&db).await;
+        assert!(left.contains(&keys[3]), "{b}: another account's counter stays: {left:?}");
+        assert!(
+            !left.iter().any(|k| keys[..3].contains(k) || k.contains(&format!(":sub:{}", ada.sub))),
+            "{b}: {left:?}"
+        );
         for (kind, n) in
             [("account", 1), ("consents", 1), ("consent_history", 1), ("sessions", 1), ("audit_entry_keys", 1)]
         {
@@ -179,5 +198,32 @@ async fn a_persons_export_holds_everything_about_them_and_no_secret_or_other_per
             matches!(s.data_export().of(&tenant, &nobody, &Actor::Cli).await, Err(ServiceError::NotFound(_))),
             "{b}"
         );
+    }
+}
+
+async fn raw(db: &TestDatabase, statements: &[String]) {
+    use sqlx::Connection as _;
+    if db.backend == "postgres" {
+        let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
+        for sql in statements {
+            ok(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut conn).await, sql);
+        }
+    } else {
+        let mut conn = ok(sqlx::SqliteConnection::connect(&db.url).await, "connect");
+        for sql in statements {
+            ok(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut conn).await, sql);
+        }
+    }
+}
+
+async fn raw_keys(db: &TestDatabase) -> Vec<String> {
+    use sqlx::Connection as _;
+    let sql = "SELECT throttle_key FROM login_failures";
+    if db.backend == "postgres" {
+        let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
+        ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "keys")
+    } else {
+        let mut conn = ok(sqlx::SqliteConnection::connect(&db.url).await, "connect");
+        ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "keys")
     }
 }

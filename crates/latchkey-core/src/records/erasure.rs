@@ -16,6 +16,9 @@ pub struct ErasureRequest {
     /// Keyed hashes of the person's email address and phone number: messages still queued
     /// for them are dropped.
     pub recipient_hashes: Vec<String>,
+    /// The clients of the sessions ended just before (their lists are gone by then): told
+    /// to refuse the person's tokens too.
+    pub session_clients: Vec<String>,
 }
 
 /// What was erased, when and by whom, and none of the erased data: the person is named only

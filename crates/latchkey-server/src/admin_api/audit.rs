@@ -239,8 +239,10 @@ pub struct VerificationView {
     pub head_mac: Option<String>,
     /// Entries written but not yet chained.
     pub waiting: u64,
-    /// What was found, each with where: `changed`, `missing`, `tail_cut`, `beyond_head`,
-    /// `head_changed`, `bad_checkpoint`, `bad_base`, `shorter_than_seen`.
+    /// What was found, each with where (`kind`) and a sentence (`detail`): `changed`,
+    /// `missing`, `tail_cut`, `beyond_head`, `head_changed`, `bad_checkpoint`, `bad_base`,
+    /// `shorter_than_seen`, `duplicate`, `unaccounted`, `below_base`, `refused`,
+    /// `head_missing`.
     #[schema(value_type = Vec<Object>)]
     pub problems: Vec<serde_json::Value>,
     pub warnings: Vec<String>,

@@ -371,13 +371,13 @@ pub async fn update(
 /// What an erasure removed, when and by whom; none of the erased data.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErasureReceiptView {
-    /// The receipt's id: the audit log records the erasure as `user.erased` on `erasure:ID`.
+    /// The receipt's id: the audit log records the erasure as `user.erased` on `#erasure:ID`.
     pub id: String,
     /// The keyed pseudonym the audit log knows the person by.
     pub subject_ref: String,
     /// Seconds since the epoch.
     pub erased_at: i64,
-    /// Who erased the person (`admin-api:CLIENT…`, `cli` or `user:SUB`).
+    /// Who erased the person (`admin-api:CLIENT…`, `cli`, or `self` for the person).
     pub by: String,
     /// How many records of each kind went (`passkeys`, `sessions`, `consents`, …).
     pub removed: std::collections::BTreeMap<String, u64>,

@@ -41,64 +41,44 @@ pub const SUPPORTED: [&str; 34] = [
     "entitlements",
 ];
 
-/// What the consent page says a user claim is.
-/// The claims the consent page describes by name (any other is "Information about you").
-pub const DESCRIBED: [&str; 19] = [
-    "name",
-    "family_name",
-    "given_name",
-    "middle_name",
-    "nickname",
-    "preferred_username",
-    "profile",
-    "picture",
-    "website",
-    "gender",
-    "birthdate",
-    "zoneinfo",
-    "locale",
-    "updated_at",
-    "email",
-    "email_verified",
-    "phone_number",
-    "phone_number_verified",
-    "address",
+/// What the consent page says each user claim is; any other is [`OTHER_CLAIM`].
+const DESCRIPTIONS: [(&str, &str); 19] = [
+    ("name", "Your full name"),
+    ("family_name", "Your family name"),
+    ("given_name", "Your given name"),
+    ("middle_name", "Your middle name"),
+    ("nickname", "Your nickname"),
+    ("preferred_username", "Your username"),
+    ("profile", "The address of your profile page"),
+    ("picture", "Your picture"),
+    ("website", "Your website"),
+    ("gender", "Your gender"),
+    ("birthdate", "Your date of birth"),
+    ("zoneinfo", "Your time zone"),
+    ("locale", "Your language and region"),
+    ("updated_at", "When your profile last changed"),
+    ("email", "Your email address"),
+    ("email_verified", "Whether your email address is verified"),
+    ("phone_number", "Your phone number"),
+    ("phone_number_verified", "Whether your phone number is verified"),
+    ("address", "Your postal address"),
 ];
+const OTHER_CLAIM: &str = "Information about you";
 
 /// A fingerprint of the consent page's own text: its template and every claim description
 /// it can show. A change to either asks every user again ([`latchkey_service::consents`]).
 pub fn consent_page_fingerprint() -> String {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     ctx.update(crate::templates::CONSENT_PAGE.as_bytes());
-    for claim in DESCRIBED.iter().copied().chain(["(other)"]) {
-        ctx.update(format!("\n{claim}: {}", describe(claim)).as_bytes());
+    for (claim, description) in DESCRIPTIONS.iter().chain(&[("(other)", OTHER_CLAIM)]) {
+        ctx.update(format!("\n{claim}: {description}").as_bytes());
     }
     hex::encode(ctx.finish().as_ref())
 }
 
+/// What the consent page says a user claim is.
 pub fn describe(name: &str) -> &'static str {
-    match name {
-        "name" => "Your full name",
-        "family_name" => "Your family name",
-        "given_name" => "Your given name",
-        "middle_name" => "Your middle name",
-        "nickname" => "Your nickname",
-        "preferred_username" => "Your username",
-        "profile" => "The address of your profile page",
-        "picture" => "Your picture",
-        "website" => "Your website",
-        "gender" => "Your gender",
-        "birthdate" => "Your date of birth",
-        "zoneinfo" => "Your time zone",
-        "locale" => "Your language and region",
-        "updated_at" => "When your profile last changed",
-        "email" => "Your email address",
-        "email_verified" => "Whether your email address is verified",
-        "phone_number" => "Your phone number",
-        "phone_number_verified" => "Whether your phone number is verified",
-        "address" => "Your postal address",
-        _ => "Information about you",
-    }
+    DESCRIPTIONS.iter().find(|(n, _)| *n == name).map_or(OTHER_CLAIM, |(_, d)| d)
 }
 
 pub use latchkey_core::domain::beyond_scopes;

@@ -64,7 +64,7 @@ pub enum AdminRefusal {
 
 impl Admin<'_> {
     /// Records that an administrator read personal data (accountability, GDPR Art. 5(2)):
-    /// who, about whom (`subject`: a subject id, or `users` for a list), and what part, never
+    /// who, about whom (`subject`: a subject id, or `#users` for a list), and what part, never
     /// the data itself.
     pub async fn record_read(
         &self,

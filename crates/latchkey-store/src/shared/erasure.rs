@@ -26,6 +26,10 @@ macro_rules! impl_erasure {
                 .bind(s)
                 .fetch_all(&mut *tx)
                 .await?;
+                let mut clients = clients;
+                clients.extend(erasure.session_clients.iter().cloned());
+                clients.sort();
+                clients.dedup();
                 for client in &clients {
                     sqlx::query(
                         "INSERT INTO revocations (tenant_id, kind, value, expires_at, issued_before) VALUES ($1, 'consent', $2, $3, $4)",
@@ -56,7 +60,16 @@ macro_rules! impl_erasure {
                 // (`KIND:sub:SUB`, `SUB:IP`, `sent:SUB:IP`), and a recipient by its hash
                 // (`…:to:HASH`): matched exactly, never as a substring of another key.
                 let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                let mut patterns = vec![format!("%:sub:{escaped}"), format!("{escaped}:%"), format!("sent:{escaped}:%")];
+                // Message limits wrap a key as `message:PURPOSE:key:K`, with K the subject id,
+                // `SUB:IPHASH` or `sent:SUB:IPHASH` (the hash is 64 hex digits: matched by
+                // length, so `42` never takes `42:abc`'s).
+                let ip_hash = "_".repeat(64);
+                let mut patterns = vec![
+                    format!("%:sub:{escaped}"),
+                    format!("%:key:{escaped}"),
+                    format!("%:key:{escaped}:{ip_hash}"),
+                    format!("%:key:sent:{escaped}:{ip_hash}"),
+                ];
                 patterns.extend(erasure.recipient_hashes.iter().map(|h| format!("%:to:{h}")));
                 let mut throttle = 0;
                 for pattern in &patterns {
