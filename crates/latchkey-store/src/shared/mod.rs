@@ -30,6 +30,8 @@ pub(crate) mod consents;
 #[macro_use]
 pub(crate) mod audit;
 #[macro_use]
+pub(crate) mod audit_retention;
+#[macro_use]
 mod erasure;
 #[macro_use]
 mod cleanup;
