@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use latchkey_core::Clock;
-use latchkey_core::crypto::{AuditKeys, MasterKey, TokenHasher};
+use latchkey_core::crypto::{AuditKeys, MasterKey, PersonalDataKeys, TokenHasher};
 use latchkey_store::{Store, StoreError};
 
 use latchkey_config::{Config, ConfigError, DatabaseLocation};
@@ -69,6 +69,8 @@ impl Foundation {
         let token_hasher = TokenHasher::new(&master_key.derive("latchkey token hashing v1"));
         let audit_keys = Arc::new(AuditKeys::derive(&master_key));
         store.use_audit_keys(audit_keys.clone());
+        store.use_personal_data_keys(Arc::new(PersonalDataKeys::derive(&master_key)));
+        store.load_data_key_generation().await?;
         Ok(Self {
             config: Arc::new(config),
             store,

@@ -102,6 +102,35 @@ pub fn spawn_audit_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> 
     )
 }
 
+/// Every node reads the data-key generation again (a rotation may have begun elsewhere);
+/// one node at a time seals rows in clear or under an older generation.
+pub fn spawn_personal_data_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    let (target, other) = (store.clone(), store.clone());
+    spawn_locked(
+        store,
+        "personal-data",
+        crate::data_keys::RESEAL_EVERY,
+        move || {
+            let store = target.clone();
+            async move {
+                match crate::data_keys::reseal_some(store.as_ref()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "sealed personal data under the current data key"),
+                    Err(e) => tracing::error!(error = %e, "sealing personal data failed"),
+                }
+            }
+        },
+        move || {
+            let store = other.clone();
+            async move {
+                if let Err(e) = store.load_data_key_generation().await {
+                    tracing::error!(error = %e, "reading the data-key generation failed");
+                }
+            }
+        },
+    )
+}
+
 async fn adopt_legacy(store: &dyn Store) -> latchkey_store::StoreResult<()> {
     let mut moved = 0;
     loop {

@@ -30,6 +30,7 @@ pub mod client_keys;
 pub mod clients;
 pub mod consents;
 pub mod data_export;
+pub mod data_keys;
 pub mod email_sign_in;
 pub mod email_templates;
 pub mod email_verification;
@@ -247,6 +248,9 @@ impl Latchkey {
     pub fn data_export(&self) -> data_export::DataExport<'_> {
         data_export::DataExport(self)
     }
+    pub fn data_keys(&self) -> data_keys::DataKeys<'_> {
+        data_keys::DataKeys(self)
+    }
     pub fn retention(&self) -> retention::Retention<'_> {
         retention::Retention(self)
     }
@@ -342,6 +346,7 @@ impl Latchkey {
             ),
             revocations::spawn_poller(self.revocations.clone(), self.store.clone(), self.clock.clone()),
             jobs::spawn_audit_sealer(self.store.clone()),
+            jobs::spawn_personal_data_sealer(self.store.clone()),
         ]
     }
 }

@@ -821,6 +821,38 @@ pub struct ChainCounts {
     pub refused_ids: Vec<i64>,
 }
 
+/// What one pass of [`PersonalDataStore::reseal_personal_data`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    /// The generation rows were sealed under.
+    pub generation: u32,
+    /// Rows sealed, by table (tables with none are left out).
+    pub sealed: std::collections::BTreeMap<String, u64>,
+    /// Every row is sealed under `generation`, and no node can still be writing under
+    /// an older one.
+    pub done: bool,
+}
+
+/// Personal data at rest: the keys its columns are sealed with, their generation, and the
+/// job that seals rows written in clear or under an older generation.
+#[async_trait]
+pub trait PersonalDataStore {
+    /// The keys (derived from the master key) personal data is sealed and indexed with.
+    /// Until they are set, reading or writing a user fails.
+    fn use_personal_data_keys(&self, keys: Arc<latchkey_core::crypto::PersonalDataKeys>);
+    /// Reads the generation new values are sealed under (another process may have begun
+    /// one) and makes it this store's.
+    async fn load_data_key_generation(&self) -> StoreResult<u32>;
+    /// Begins a new generation (`latchkey keys rotate-data-key`); audited as
+    /// `keys.data_key_rotated`. Rows are re-sealed by `reseal_personal_data`.
+    async fn start_data_key_generation(&self, actor: &Actor) -> StoreResult<u32>;
+    /// Seals up to `batch` rows of each table that are in clear or under an older
+    /// generation, a transaction per table.
+    async fn reseal_personal_data(&self, batch: u32) -> StoreResult<ResealReport>;
+    /// How many rows are still in clear or under an older generation.
+    async fn personal_data_to_reseal(&self) -> StoreResult<u64>;
+}
+
 /// The audit log's chain: its keys, its one writer and what verification reads.
 #[async_trait]
 pub trait AuditChainStore {
@@ -1078,6 +1110,7 @@ pub trait Store:
     + ResourceStore
     + AuditStore
     + AuditChainStore
+    + PersonalDataStore
     + RetentionStore
     + FederationStore
     + ConsentStore

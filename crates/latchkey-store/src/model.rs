@@ -28,15 +28,18 @@ pub(crate) fn to_json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) ->
     serde_json::Value::from(v).to_string()
 }
 
+/// A stored user row. The email, name and profile come out sealed (or in clear, for a
+/// row written before sealing: `sealed_gen` NULL); the store opens them
+/// (`user_from`) before `into_user` makes the domain value.
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
-    tenant_id: String,
-    sub: String,
+    pub(crate) tenant_id: String,
+    pub(crate) sub: String,
     username: String,
-    email: Option<String>,
+    pub(crate) email: Option<String>,
     email_verified: bool,
-    name: Option<String>,
-    profile: String,
+    pub(crate) name: Option<String>,
+    pub(crate) profile: String,
     password_hash: Option<String>,
     locked: bool,
     service_account: bool,
@@ -44,19 +47,26 @@ pub(crate) struct UserRow {
     updated_at: i64,
     password_changed_at: Option<i64>,
     changes_blocked_at: Option<i64>,
+    pub(crate) sealed_gen: Option<i64>,
 }
 
-impl TryFrom<UserRow> for User {
-    type Error = StoreError;
-    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+impl UserRow {
+    /// The user, given the opened email, name and profile.
+    pub(crate) fn into_user(
+        self,
+        email: Option<String>,
+        name: Option<String>,
+        profile: String,
+    ) -> Result<User, StoreError> {
+        let r = self;
         Ok(User {
             tenant: TenantId::parse(&r.tenant_id).map_err(|e| corrupt("user tenant", e))?,
             sub: SubjectId::parse(&r.sub).map_err(|e| corrupt("user sub", e))?,
             username: Username::parse(&r.username).map_err(|e| corrupt("username", e))?,
-            email: r.email.as_deref().map(Email::parse).transpose().map_err(|e| corrupt("email", e))?,
+            email: email.as_deref().map(Email::parse).transpose().map_err(|e| corrupt("email", e))?,
             email_verified: r.email_verified,
-            name: r.name.as_deref().map(DisplayName::parse).transpose().map_err(|e| corrupt("name", e))?,
-            profile: serde_json::from_str(&r.profile).map_err(|e| corrupt("profile", e))?,
+            name: name.as_deref().map(DisplayName::parse).transpose().map_err(|e| corrupt("name", e))?,
+            profile: serde_json::from_str(&profile).map_err(|e| corrupt("profile", e))?,
             has_password: r.password_hash.is_some(),
             password_hash: r.password_hash,
             locked: r.locked,
@@ -308,20 +318,24 @@ impl TryFrom<OutboxRow> for latchkey_core::records::QueuedMessage {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OneTimeTokenRow {
+    pub(crate) token_hash: String,
     purpose: String,
     sub: String,
-    detail: String,
+    /// Sealed (or in clear, for a row written before sealing: `sealed_gen` NULL).
+    pub(crate) detail: String,
     created_at: i64,
     expires_at: i64,
+    pub(crate) sealed_gen: Option<i64>,
 }
 
-impl TryFrom<OneTimeTokenRow> for OneTimeToken {
-    type Error = StoreError;
-    fn try_from(r: OneTimeTokenRow) -> Result<Self, StoreError> {
-        Ok(Self {
+impl OneTimeTokenRow {
+    /// The token, given its opened detail.
+    pub(crate) fn into_token(self, detail: String) -> Result<OneTimeToken, StoreError> {
+        let r = self;
+        Ok(OneTimeToken {
             purpose: r.purpose,
             sub: SubjectId::parse(&r.sub).map_err(|e| corrupt("one-time token sub", e))?,
-            detail: r.detail,
+            detail,
             created_at: UnixTime::from_secs(r.created_at),
             expires_at: UnixTime::from_secs(r.expires_at),
         })

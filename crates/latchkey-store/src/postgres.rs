@@ -30,6 +30,7 @@ pub struct PostgresStore {
     url: String,
     clock: Clock,
     audit_keys: Arc<std::sync::OnceLock<Arc<latchkey_core::crypto::AuditKeys>>>,
+    data_keys: Arc<std::sync::OnceLock<Arc<latchkey_core::crypto::PersonalDataKeys>>>,
 }
 
 impl PostgresStore {
@@ -52,7 +53,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(|e| StoreError::Invalid(format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url))))?;
-        Ok(Self { pool, url: url.to_owned(), clock, audit_keys: Arc::default() })
+        Ok(Self { pool, url: url.to_owned(), clock, audit_keys: Arc::default(), data_keys: Arc::default() })
     }
 
     fn pool(&self) -> &PgPool {
@@ -108,23 +109,31 @@ impl PostgresStore {
     /// (its snapshot is taken first), so the count runs in `park_authorization_request`
     /// (migration 0012): it takes a transaction-scoped advisory lock on the network, then
     /// counts with a fresh snapshot and inserts. One round trip, atomic across nodes.
+    /// Nothing the server can do online: dead row versions that held values in clear stay
+    /// on disk until the table is rewritten (`VACUUM FULL`, see docs/operations.md).
+    async fn forget_cleartext(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn park_authorization_request(
         &self,
         tenant: &TenantId,
         id_hash: &TokenHash,
         p: &PendingAuthorization,
+        (request, generation): (String, i64),
         max_per_ip: u32,
         now: i64,
     ) -> StoreResult<bool> {
-        let stored: bool = sqlx::query_scalar("SELECT park_authorization_request($1, $2, $3, $4, $5, $6, $7, $8)")
+        let stored: bool = sqlx::query_scalar("SELECT park_authorization_request($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(tenant.as_str())
             .bind(id_hash.as_str())
             .bind(p.binding_hash.as_str())
-            .bind(&p.request)
+            .bind(request)
             .bind(now)
             .bind(p.expires_at.secs())
             .bind(&p.ip_key)
             .bind(i64::from(max_per_ip))
+            .bind(generation)
             .fetch_one(&self.pool)
             .await?;
         Ok(stored)

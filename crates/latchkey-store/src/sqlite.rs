@@ -28,6 +28,7 @@ pub struct SqliteStore {
     path: PathBuf,
     clock: Clock,
     audit_keys: Arc<std::sync::OnceLock<Arc<latchkey_core::crypto::AuditKeys>>>,
+    data_keys: Arc<std::sync::OnceLock<Arc<latchkey_core::crypto::PersonalDataKeys>>>,
 }
 
 impl SqliteStore {
@@ -41,6 +42,9 @@ impl SqliteStore {
             // loss may lose the last transactions but never corrupts the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // A deleted or rewritten row is overwritten with zeros, not left in free space
+            // (erased accounts, personal data re-sealed or sealed for the first time).
+            .pragma("secure_delete", "ON")
             // The CLI and the server share the file: wait for each other's write locks.
             .busy_timeout(Duration::from_secs(10));
         let cannot_open =
@@ -59,7 +63,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(cannot_open)?;
-        Ok(Self { pool, options, path: path.to_owned(), clock, audit_keys: Arc::default() })
+        Ok(Self { pool, options, path: path.to_owned(), clock, audit_keys: Arc::default(), data_keys: Arc::default() })
     }
 
     fn pool(&self) -> &SqlitePool {
@@ -201,12 +205,13 @@ impl SqliteStore {
         tenant: &TenantId,
         id_hash: &TokenHash,
         p: &PendingAuthorization,
+        (request, generation): (String, i64),
         max_per_ip: u32,
         now: i64,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "INSERT INTO authorization_requests (tenant_id, id_hash, binding_hash, request, created_at, expires_at, ip_key)
-             SELECT $1, $2, $3, $4, $5, $6, $7
+            "INSERT INTO authorization_requests (tenant_id, id_hash, binding_hash, request, created_at, expires_at, ip_key, sealed_gen)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $9
              WHERE (SELECT count(*) FROM (
                  SELECT 1 FROM authorization_requests WHERE ip_key = $7 AND tenant_id = $1 AND expires_at > $5 LIMIT $8
              )) < $8",
@@ -214,14 +219,22 @@ impl SqliteStore {
         .bind(tenant.as_str())
         .bind(id_hash.as_str())
         .bind(p.binding_hash.as_str())
-        .bind(&p.request)
+        .bind(request)
         .bind(now)
         .bind(p.expires_at.secs())
         .bind(&p.ip_key)
         .bind(i64::from(max_per_ip))
+        .bind(generation)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// After every row is sealed: old pages that held values in clear can remain in the
+    /// write-ahead log until it is checkpointed and truncated.
+    async fn forget_cleartext(&self) -> StoreResult<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// SQLite has no notifications: other processes see changes by polling

@@ -19,8 +19,9 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Opens the store over this database with audit keys from a fresh master key (the
-    /// server derives them from its own; every audited write needs them).
+    /// Opens the store over this database with audit and personal data keys from a fresh
+    /// master key (the server derives them from its own; every audited write and every
+    /// user needs them).
     pub async fn open_store(
         &self,
         max_connections: u32,
@@ -29,6 +30,7 @@ impl TestDatabase {
         let store = crate::open(&self.url, max_connections, clock).await?;
         let master = latchkey_core::crypto::MasterKey::generate();
         store.use_audit_keys(std::sync::Arc::new(latchkey_core::crypto::AuditKeys::derive(&master)));
+        store.use_personal_data_keys(std::sync::Arc::new(latchkey_core::crypto::PersonalDataKeys::derive(&master)));
         Ok(store)
     }
 

@@ -137,6 +137,14 @@ impl Username {
 pub struct Email(String);
 string_newtype!(Email);
 
+/// [`Email::normalized`] of any stored text (addresses written before they were parsed
+/// as they are now are compared the same way).
+pub fn normalize_email(address: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    let composed: String = address.trim().nfc().collect();
+    composed.to_lowercase().nfc().collect()
+}
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let raw = raw.trim();
@@ -154,11 +162,28 @@ impl Email {
         }
         Ok(Self(format!("{local}@{}", domain.to_lowercase())))
     }
+
+    /// The form two addresses are compared and searched in: Unicode NFC, then the whole
+    /// address lowercased (local part included: `Ada@x.org` and `ada@x.org` are one
+    /// address here, as almost every mail system treats them), then NFC again (lowercasing
+    /// can undo it).
+    pub fn normalized(&self) -> String {
+        normalize_email(&self.0)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_normalize_to_nfc_lowercase() {
+        let composed = Email::parse("Ad\u{00C9}@Example.ORG").map(|e| e.normalized());
+        let decomposed = Email::parse("ADE\u{0301}@example.org").map(|e| e.normalized());
+        assert_eq!(composed, Ok("ad\u{00e9}@example.org".into()));
+        assert_eq!(decomposed, composed);
+        assert_eq!(Email::parse("Ada@X.org").map(|e| e.as_str().to_owned()), Ok("Ada@x.org".into()), "kept as typed");
+    }
 
     #[test]
     fn usernames_are_case_insensitive_and_restricted() {

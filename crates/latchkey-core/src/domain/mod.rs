@@ -25,7 +25,7 @@ pub use authentication::{AuthLevel, Factor, Factors};
 pub use claims::{ClaimRequest, ClaimsRequest, beyond_scopes, claims_of_scope, scope_of_claim};
 pub use client::{ClientKind, GrantType, SigningAlg, TokenEndpointAuthMethod};
 pub use federation::{ProviderId, UpstreamSubject};
-pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username};
+pub use identifiers::{ClientId, Email, SubjectId, TenantId, Username, normalize_email};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword, PasswordRuleError, TypedPassword};
 pub use redirect_uri::{RedirectUri, RedirectUriError};
 pub use scope::{ScopeName, Scopes};

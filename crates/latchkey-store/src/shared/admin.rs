@@ -16,7 +16,9 @@ macro_rules! impl_admin_store {
                     sql.push(" ESCAPE '\\'");
                 }
                 if let Some(email) = &q.email {
-                    sql.push(" AND email = ").push_bind(email.as_str().to_owned());
+                    // Exact, by the blind index (or in clear for a row not sealed yet).
+                    sql.push(" AND (email_index = ").push_bind(self.email_index(tenant.as_str(), email)?);
+                    sql.push(" OR (sealed_gen IS NULL AND email = ").push_bind(email.as_str().to_owned()).push("))");
                 }
                 if let Some(locked) = q.locked {
                     sql.push(" AND locked = ").push_bind(locked);
@@ -39,7 +41,7 @@ macro_rules! impl_admin_store {
                 }
                 sql.push(" ORDER BY username LIMIT ").push_bind(i64::from(q.limit.min(latchkey_core::records::MAX_PAGE + 1)));
                 let rows: Vec<$crate::model::UserRow> = sql.build_query_as().fetch_all(self.pool()).await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                rows.into_iter().map(|r| self.user_from(r)).collect()
             }
 
             async fn audit_events(&self, tenant: &TenantId, q: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
@@ -101,23 +103,24 @@ macro_rules! impl_admin_store {
                 .execute(&mut *tx)
                 .await?;
                 let inserted = sqlx::query(
-                    "INSERT INTO admin_idempotency (tenant_id, caller, idem_key, request_hash, created_at)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, caller, idem_key) DO NOTHING",
+                    "INSERT INTO admin_idempotency (tenant_id, caller, idem_key, request_hash, created_at, sealed_gen)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, caller, idem_key) DO NOTHING",
                 )
                 .bind(tenant.as_str())
                 .bind(caller)
                 .bind(key)
                 .bind(request_hash)
                 .bind(now)
+                .bind(i64::from(self.data_keys()?.active()))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
                 let claim = if inserted == 1 {
                     IdempotentClaim::Fresh
                 } else {
-                    let (request_hash, status, location, body): (String, Option<i64>, Option<String>, Option<String>) =
+                    let (request_hash, status, location, body, generation): (String, Option<i64>, Option<String>, Option<String>, Option<i64>) =
                         sqlx::query_as(
-                            "SELECT request_hash, status, location, body FROM admin_idempotency
+                            "SELECT request_hash, status, location, body, sealed_gen FROM admin_idempotency
                              WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3",
                         )
                         .bind(tenant.as_str())
@@ -125,6 +128,9 @@ macro_rules! impl_admin_store {
                         .bind(key)
                         .fetch_one(&mut *tx)
                         .await?;
+                    // A response may name a person (a created user): it is kept sealed.
+                    let at = $crate::shared::personal_data::place("admin_idempotency", "body", &[tenant.as_str(), caller, key]);
+                    let body = self.open_personal_opt(generation, &at, body)?;
                     match status.and_then(|s| u16::try_from(s).ok()) {
                         None => IdempotentClaim::Running { request_hash },
                         Some(status) => {
@@ -145,8 +151,10 @@ macro_rules! impl_admin_store {
                 location: Option<&str>,
                 body: &str,
             ) -> StoreResult<()> {
+                let at = $crate::shared::personal_data::place("admin_idempotency", "body", &[tenant.as_str(), caller, key]);
+                let (body, generation) = self.seal_personal(&at, body)?;
                 sqlx::query(
-                    "UPDATE admin_idempotency SET status = $4, location = $5, body = $6
+                    "UPDATE admin_idempotency SET status = $4, location = $5, body = $6, sealed_gen = $7
                      WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3",
                 )
                 .bind(tenant.as_str())
@@ -155,6 +163,7 @@ macro_rules! impl_admin_store {
                 .bind(i64::from(status))
                 .bind(location)
                 .bind(body)
+                .bind(generation)
                 .execute(self.pool())
                 .await?;
                 Ok(())

@@ -135,7 +135,7 @@ macro_rules! impl_factor_store {
                 self.insert_recovery_codes(&mut tx, tenant, &user.sub, &account.recovery_code_hashes).await?;
                 audit!(self, tx, tenant, actor, "user.signed_up", user.sub.as_str(),
                     serde_json::json!({"username": user.username.as_str(), "invited": account.invitation.is_some()}));
-                let created = Self::fetch_user(&mut tx, tenant, &user.sub).await?;
+                let created = self.fetch_user(&mut tx, tenant, &user.sub).await?;
                 tx.commit().await?;
                 Ok(created)
             }
@@ -167,7 +167,7 @@ macro_rules! impl_factor_store {
                         .bind(id)
                         .fetch_optional(self.pool())
                         .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.user_from(r)).transpose()
             }
 
             async fn passkeys(&self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<Vec<StoredPasskey>> {
@@ -352,16 +352,21 @@ macro_rules! impl_factor_store {
 
             async fn put_ceremony(&self, tenant: &TenantId, id_hash: &TokenHash, purpose: &str, state: &str, expires_at: UnixTime)
                 -> StoreResult<()> {
+                // A ceremony may hold what a person typed (a sign-up's address and name).
+                let at = $crate::shared::personal_data::place("auth_ceremonies", "state", &[tenant.as_str(), id_hash.as_str(), purpose]);
+                let (state, generation) = self.seal_personal(&at, state)?;
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
-                    "INSERT INTO auth_ceremonies (tenant_id, id_hash, purpose, state, expires_at) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (tenant_id, id_hash, purpose) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at",
+                    "INSERT INTO auth_ceremonies (tenant_id, id_hash, purpose, state, expires_at, sealed_gen) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (tenant_id, id_hash, purpose) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at,
+                         sealed_gen = excluded.sealed_gen",
                 )
                 .bind(tenant.as_str())
                 .bind(id_hash.as_str())
                 .bind(purpose)
                 .bind(state)
                 .bind(expires_at.secs())
+                .bind(generation)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -370,22 +375,25 @@ macro_rules! impl_factor_store {
 
             async fn peek_ceremony(&self, tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<String>> {
-                Ok(sqlx::query_scalar(
-                    "SELECT state FROM auth_ceremonies WHERE tenant_id = $1 AND id_hash = $2 AND purpose = $3 AND expires_at > $4",
+                let row: Option<(String, Option<i64>)> = sqlx::query_as(
+                    "SELECT state, sealed_gen FROM auth_ceremonies WHERE tenant_id = $1 AND id_hash = $2 AND purpose = $3 AND expires_at > $4",
                 )
                 .bind(tenant.as_str())
                 .bind(id_hash.as_str())
                 .bind(purpose)
                 .bind(now.secs())
                 .fetch_optional(self.pool())
-                .await?)
+                .await?;
+                let at = $crate::shared::personal_data::place("auth_ceremonies", "state", &[tenant.as_str(), id_hash.as_str(), purpose]);
+                row.map(|(state, generation)| self.open_personal(generation, &at, state)).transpose()
             }
 
             async fn take_ceremony(&self, tenant: &TenantId, id_hash: &TokenHash, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<String>> {
                 let mut tx = self.begin_write().await?;
-                let row: Option<(String, i64)> = sqlx::query_as(
-                    "DELETE FROM auth_ceremonies WHERE tenant_id = $1 AND id_hash = $2 AND purpose = $3 RETURNING state, expires_at",
+                let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+                    "DELETE FROM auth_ceremonies WHERE tenant_id = $1 AND id_hash = $2 AND purpose = $3
+                     RETURNING state, expires_at, sealed_gen",
                 )
                 .bind(tenant.as_str())
                 .bind(id_hash.as_str())
@@ -393,7 +401,10 @@ macro_rules! impl_factor_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(row.filter(|(_, expires_at)| *expires_at > now.secs()).map(|(state, _)| state))
+                let at = $crate::shared::personal_data::place("auth_ceremonies", "state", &[tenant.as_str(), id_hash.as_str(), purpose]);
+                row.filter(|(_, expires_at, _)| *expires_at > now.secs())
+                    .map(|(state, _, generation)| self.open_personal(generation, &at, state))
+                    .transpose()
             }
 
             async fn create_invitation(&self, tenant: &TenantId, token_hash: &TokenHash, id: &str, note: Option<&str>,

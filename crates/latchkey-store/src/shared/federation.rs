@@ -2,10 +2,14 @@ macro_rules! impl_federation_store {
     ($store:ty, $db:ty) => {
         impl $store {
             fn identity_from_row(
-                row: (String, String, String, Option<String>, i64, Option<i64>),
+                &self,
+                tenant: &TenantId,
+                row: (String, String, String, Option<String>, i64, Option<i64>, Option<i64>),
             ) -> StoreResult<latchkey_core::records::FederatedIdentity> {
                 use latchkey_core::domain::{ProviderId, UpstreamSubject};
-                let (provider, subject, sub, email, linked_at, last_used_at) = row;
+                let (provider, subject, sub, email, linked_at, last_used_at, generation) = row;
+                let at = $crate::shared::personal_data::place("federated_identities", "email", &[tenant.as_str(), &provider, &subject]);
+                let email = self.open_personal_opt(generation, &at, email)?;
                 let bad = |e: latchkey_core::domain::ParseError| StoreError::Invalid(format!("stored identity: {e}"));
                 Ok(latchkey_core::records::FederatedIdentity {
                     provider: ProviderId::parse(&provider).map_err(bad)?,
@@ -24,16 +28,24 @@ macro_rules! impl_federation_store {
                 identity: &latchkey_core::records::NewFederatedIdentity,
                 actor: &Actor,
             ) -> StoreResult<()> {
+                let at = $crate::shared::personal_data::place(
+                    "federated_identities", "email", &[tenant.as_str(), identity.provider.as_str(), identity.subject.as_str()],
+                );
+                let keys = self.data_keys()?;
+                let generation = keys.active();
+                let email = identity.email.as_deref().map(|e| keys.seal(generation, &at, e));
+                let generation = i64::from(generation);
                 sqlx::query(
-                    "INSERT INTO federated_identities (tenant_id, provider_id, subject, sub, email, linked_at, last_used_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                    "INSERT INTO federated_identities (tenant_id, provider_id, subject, sub, email, linked_at, last_used_at, sealed_gen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
                 )
                 .bind(tenant.as_str())
                 .bind(identity.provider.as_str())
                 .bind(identity.subject.as_str())
                 .bind(identity.sub.as_str())
-                .bind(identity.email.as_deref())
+                .bind(email)
                 .bind(self.now())
+                .bind(generation)
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| {
@@ -59,8 +71,8 @@ macro_rules! impl_federation_store {
                 provider: &latchkey_core::domain::ProviderId,
                 subject: &latchkey_core::domain::UpstreamSubject,
             ) -> StoreResult<Option<latchkey_core::records::FederatedIdentity>> {
-                let row: Option<(String, String, String, Option<String>, i64, Option<i64>)> = sqlx::query_as(
-                    "SELECT provider_id, subject, sub, email, linked_at, last_used_at FROM federated_identities
+                let row: Option<(String, String, String, Option<String>, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT provider_id, subject, sub, email, linked_at, last_used_at, sealed_gen FROM federated_identities
                      WHERE tenant_id = $1 AND provider_id = $2 AND subject = $3",
                 )
                 .bind(tenant.as_str())
@@ -68,7 +80,7 @@ macro_rules! impl_federation_store {
                 .bind(subject.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-                row.map(Self::identity_from_row).transpose()
+                row.map(|r| self.identity_from_row(tenant, r)).transpose()
             }
 
             async fn federated_identities(
@@ -76,15 +88,15 @@ macro_rules! impl_federation_store {
                 tenant: &TenantId,
                 sub: &SubjectId,
             ) -> StoreResult<Vec<latchkey_core::records::FederatedIdentity>> {
-                let rows: Vec<(String, String, String, Option<String>, i64, Option<i64>)> = sqlx::query_as(
-                    "SELECT provider_id, subject, sub, email, linked_at, last_used_at FROM federated_identities
+                let rows: Vec<(String, String, String, Option<String>, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT provider_id, subject, sub, email, linked_at, last_used_at, sealed_gen FROM federated_identities
                      WHERE tenant_id = $1 AND sub = $2 ORDER BY provider_id",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .fetch_all(self.pool())
                 .await?;
-                rows.into_iter().map(Self::identity_from_row).collect()
+                rows.into_iter().map(|r| self.identity_from_row(tenant, r)).collect()
             }
 
             async fn linked_providers(&self, tenant: &TenantId) -> StoreResult<Vec<(String, u64)>> {
@@ -134,7 +146,7 @@ macro_rules! impl_federation_store {
                 audit!(self, tx, tenant, actor, "user.created", user.sub.as_str(),
                     serde_json::json!({"username": user.username.as_str(), "provider": identity.provider.as_str()}));
                 self.insert_identity(&mut tx, tenant, identity, actor).await?;
-                let created = Self::fetch_user(&mut tx, tenant, &user.sub).await?;
+                let created = self.fetch_user(&mut tx, tenant, &user.sub).await?;
                 tx.commit().await?;
                 Ok(created)
             }
@@ -146,8 +158,12 @@ macro_rules! impl_federation_store {
                 subject: &latchkey_core::domain::UpstreamSubject,
                 email: Option<&str>,
             ) -> StoreResult<()> {
+                let at = $crate::shared::personal_data::place("federated_identities", "email", &[tenant.as_str(), provider.as_str(), subject.as_str()]);
+                let keys = self.data_keys()?;
+                let generation = keys.active();
+                let email = email.map(|e| keys.seal(generation, &at, e));
                 sqlx::query(
-                    "UPDATE federated_identities SET last_used_at = $4, email = $5
+                    "UPDATE federated_identities SET last_used_at = $4, email = $5, sealed_gen = $6
                      WHERE tenant_id = $1 AND provider_id = $2 AND subject = $3",
                 )
                 .bind(tenant.as_str())
@@ -155,6 +171,7 @@ macro_rules! impl_federation_store {
                 .bind(subject.as_str())
                 .bind(self.now())
                 .bind(email)
+                .bind(i64::from(generation))
                 .execute(self.pool())
                 .await?;
                 Ok(())

@@ -11,17 +11,16 @@ macro_rules! impl_user_import {
             async fn import_users_at_once(&self, tenant: &TenantId, users: &[NewUser], actor: &Actor)
                 -> StoreResult<ImportOutcome> {
                 let mut tx = self.begin_write().await?;
-                let conflicts = Self::import_conflicts(&mut tx, tenant, users).await?;
+                let conflicts = self.import_conflicts(&mut tx, tenant, users).await?;
                 if !conflicts.is_empty() {
                     tx.rollback().await?;
                     return Ok(ImportOutcome::Conflicts(conflicts));
                 }
                 let now = self.now();
-                let profiles = users
+                let sealed = users
                     .iter()
-                    .map(|u| serde_json::to_string(&u.profile))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                    .map(|u| self.seal_user_columns(tenant, &u.sub, u.email.as_ref(), u.name.as_ref().map(|n| n.as_str()), &u.profile))
+                    .collect::<StoreResult<Vec<_>>>()?;
                 let details: Vec<String> = users
                     .iter()
                     .map(|u| serde_json::json!({"username": u.username.as_str(), "imported": true}).to_string())
@@ -29,20 +28,22 @@ macro_rules! impl_user_import {
                 let chunk = $crate::shared::import::IMPORT_CHUNK;
                 for (start, part) in (0..users.len()).step_by(chunk).map(|s| (s, &users[s..(s + chunk).min(users.len())])) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at) ",
+                        "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, email_index, sealed_gen) ",
                     );
                     insert.push_values(part.iter().enumerate(), |mut row, (i, u)| {
                         row.push_bind(tenant.as_str())
                             .push_bind(u.sub.as_str())
                             .push_bind(u.username.as_str())
-                            .push_bind(u.email.as_ref().map(|e| e.as_str()))
+                            .push_bind(sealed[start + i].email.clone())
                             .push_bind(u.email_verified)
-                            .push_bind(u.name.as_ref().map(|n| n.as_str()))
-                            .push_bind(profiles[start + i].as_str())
+                            .push_bind(sealed[start + i].name.clone())
+                            .push_bind(sealed[start + i].profile.clone())
                             .push_bind(u.password_hash.as_deref())
                             .push_bind(false)
                             .push_bind(now)
-                            .push_bind(now);
+                            .push_bind(now)
+                            .push_bind(sealed[start + i].email_index.clone())
+                            .push_bind(sealed[start + i].generation);
                     });
                     insert.build().execute(&mut *tx).await.map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
                     // Every user's creation is on record, as `user create` records it.
@@ -66,23 +67,25 @@ macro_rules! impl_user_import {
             /// The users of an import that collide with stored users or clients, looked up
             /// by key a chunk at a time.
             async fn import_conflicts(
+                &self,
                 conn: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,
                 users: &[NewUser],
             ) -> StoreResult<Vec<ImportConflict>> {
                 let subs: Vec<&str> = users.iter().map(|u| u.sub.as_str()).collect();
                 let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
-                let emails: Vec<&str> = users
+                // Verified addresses are unique by their blind index (the address is sealed).
+                let indexes: Vec<Option<String>> = users
                     .iter()
-                    .filter(|u| u.email_verified)
-                    .filter_map(|u| u.email.as_ref().map(|e| e.as_str()))
-                    .collect();
+                    .map(|u| u.email.as_ref().filter(|_| u.email_verified).map(|e| self.email_index(tenant.as_str(), e)).transpose())
+                    .collect::<StoreResult<_>>()?;
+                let emails: Vec<&str> = indexes.iter().flatten().map(String::as_str).collect();
                 let mut conflicts = Vec::new();
                 for (field, taken_by, select, values) in [
                     ("sub", "user", "SELECT sub FROM users WHERE tenant_id = ", &subs),
                     ("sub", "client", "SELECT client_id FROM clients WHERE tenant_id = ", &subs),
                     ("username", "user", "SELECT username FROM users WHERE tenant_id = ", &names),
-                    ("email", "user", "SELECT email FROM users WHERE email_verified AND tenant_id = ", &emails),
+                    ("email_index", "user", "SELECT email_index FROM users WHERE email_verified AND tenant_id = ", &emails),
                 ] {
                     let column = select.split_whitespace().nth(1).unwrap_or("sub");
                     let mut taken = std::collections::HashSet::new();
@@ -101,9 +104,10 @@ macro_rules! impl_user_import {
                         let value = match field {
                             "sub" => Some(u.sub.as_str()),
                             "username" => Some(u.username.as_str()),
-                            _ => u.email.as_ref().filter(|_| u.email_verified).map(|e| e.as_str()),
+                            _ => indexes[index].as_deref(),
                         };
                         if value.is_some_and(|v| taken.contains(v)) {
+                            let field = if field == "email_index" { "email" } else { field };
                             conflicts.push(ImportConflict { index, field, taken_by });
                         }
                     }

@@ -34,6 +34,8 @@ pub(crate) mod audit_retention;
 #[macro_use]
 mod erasure;
 #[macro_use]
+pub(crate) mod personal_data;
+#[macro_use]
 mod cleanup;
 #[macro_use]
 pub(crate) mod import;
@@ -185,7 +187,7 @@ macro_rules! impl_shared_store {
             }
             async fn consume_one_time_token(&mut self, tenant: &TenantId, hash: &TokenHash, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
-                <$store>::consume_one_time_token_in(&mut self.tx, tenant, hash, purpose, now).await
+                self.store.consume_one_time_token_in(&mut self.tx, tenant, hash, purpose, now).await
             }
             async fn consume_pending_one_time_token(&mut self, tenant: &TenantId, sub: &SubjectId, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
@@ -195,7 +197,7 @@ macro_rules! impl_shared_store {
                          SELECT token_hash FROM one_time_tokens
                          WHERE tenant_id = $1 AND sub = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
                          ORDER BY created_at DESC LIMIT 1)
-                     RETURNING purpose, sub, detail, created_at, expires_at",
+                     RETURNING token_hash, purpose, sub, detail, created_at, expires_at, sealed_gen",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
@@ -203,7 +205,7 @@ macro_rules! impl_shared_store {
                 .bind(now.secs())
                 .fetch_optional(&mut *self.tx)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.store.one_time_token_from(tenant, r)).transpose()
             }
             async fn retire_one_time_tokens(&mut self, tenant: &TenantId, sub: &SubjectId, purpose: &str, now: UnixTime)
                 -> StoreResult<u64> {
@@ -244,20 +246,18 @@ macro_rules! impl_shared_store {
                 Ok(<$store>::lock_principal_id(&mut self.tx, tenant, sub.as_str()).await?)
             }
             async fn user(&mut self, tenant: &TenantId, sub: &SubjectId) -> StoreResult<User> {
-                <$store>::fetch_user(&mut self.tx, tenant, sub).await
+                self.store.fetch_user(&mut self.tx, tenant, sub).await
             }
             async fn verify_phone(&mut self, tenant: &TenantId, sub: &SubjectId, number: &str, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
-                let mut user = <$store>::fetch_user(&mut *tx, tenant, sub).await?;
+                let mut user = store.fetch_user(&mut *tx, tenant, sub).await?;
                 user.profile.phone_number = Some(number.to_owned());
                 user.profile.phone_number_verified = true;
-                let profile = serde_json::to_string(&user.profile)
-                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
-                sqlx::query("UPDATE users SET profile = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                store.write_user_columns(&mut *tx, &user).await?;
+                sqlx::query("UPDATE users SET updated_at = $3 WHERE tenant_id = $1 AND sub = $2")
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
-                    .bind(profile)
                     .bind(store.now())
                     .execute(&mut *tx)
                     .await?;
@@ -275,19 +275,17 @@ macro_rules! impl_shared_store {
             async fn unverify_contacts(&mut self, tenant: &TenantId, sub: &SubjectId, email: bool, phone: bool, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
-                let mut user = <$store>::fetch_user(&mut *tx, tenant, sub).await?;
+                let mut user = store.fetch_user(&mut *tx, tenant, sub).await?;
                 if phone {
                     user.profile.phone_number_verified = false;
                 }
-                let profile = serde_json::to_string(&user.profile)
-                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                store.write_user_columns(&mut *tx, &user).await?;
                 sqlx::query(
-                    "UPDATE users SET profile = $3, email_verified = CASE WHEN $4 THEN FALSE ELSE email_verified END, updated_at = $5
+                    "UPDATE users SET email_verified = CASE WHEN $3 THEN FALSE ELSE email_verified END, updated_at = $4
                      WHERE tenant_id = $1 AND sub = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
-                .bind(profile)
                 .bind(email)
                 .bind(store.now())
                 .execute(&mut *tx)
@@ -317,19 +315,17 @@ macro_rules! impl_shared_store {
             async fn verify_email(&mut self, tenant: &TenantId, sub: &SubjectId, email: &Email, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
-                let done = sqlx::query(
-                    "UPDATE users SET email = $3, email_verified = TRUE, updated_at = $4 WHERE tenant_id = $1 AND sub = $2",
-                )
-                .bind(tenant.as_str())
-                .bind(sub.as_str())
-                .bind(email.as_str())
-                .bind(store.now())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_write(e, <$store>::user_conflict))?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("user {sub}")));
-                }
+                let mut user = store.fetch_user(&mut *tx, tenant, sub).await?;
+                user.email = Some(email.clone());
+                // Verified first, so the sealed address meets the unique index as verified.
+                sqlx::query("UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(store.now())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::from_write(e, <$store>::user_conflict))?;
+                store.write_user_columns(&mut *tx, &user).await?;
                 audit!(store, tx, tenant, actor, "user.email_verified", sub.as_str(), serde_json::json!({}));
                 <$store>::user_changed(tx, tenant, sub).await?;
                 Ok(())
@@ -357,6 +353,7 @@ macro_rules! impl_shared_store {
         impl_audit_retention!($store, $db);
         impl_erasure!($store, $db);
         impl_user_import!($store, $db);
+        impl_personal_data!($store, $db);
 
         #[async_trait::async_trait]
         impl $crate::ScopeStore for $store {

@@ -9,12 +9,15 @@ macro_rules! impl_oauth_store {
                 p: &PendingAuthorization,
                 max_per_ip: u32,
             ) -> StoreResult<bool> {
-                self.park_authorization_request(tenant, id_hash, p, max_per_ip, self.now()).await
+                // The request holds what the app sent about the person (`login_hint`).
+                let at = $crate::shared::personal_data::place("authorization_requests", "request", &[tenant.as_str(), id_hash.as_str()]);
+                let sealed = self.seal_personal(&at, &p.request)?;
+                self.park_authorization_request(tenant, id_hash, p, sealed, max_per_ip, self.now()).await
             }
 
             async fn authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, now: UnixTime) -> StoreResult<Option<PendingAuthorization>> {
-                let row: Option<(String, String, i64, String)> = sqlx::query_as(
-                    "SELECT binding_hash, request, expires_at, COALESCE(ip_key, '') FROM authorization_requests
+                let row: Option<(String, String, i64, String, Option<i64>)> = sqlx::query_as(
+                    "SELECT binding_hash, request, expires_at, COALESCE(ip_key, ''), sealed_gen FROM authorization_requests
                      WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3",
                 )
                 .bind(tenant.as_str())
@@ -22,12 +25,16 @@ macro_rules! impl_oauth_store {
                 .bind(now.secs())
                 .fetch_optional(self.pool())
                 .await?;
-                Ok(row.map(|(b, request, e, ip_key)| PendingAuthorization {
-                    binding_hash: TokenHash::from_stored(b),
-                    request,
-                    expires_at: UnixTime::from_secs(e),
-                    ip_key,
-                }))
+                let at = $crate::shared::personal_data::place("authorization_requests", "request", &[tenant.as_str(), id_hash.as_str()]);
+                row.map(|(b, request, e, ip_key, generation)| {
+                    Ok(PendingAuthorization {
+                        binding_hash: TokenHash::from_stored(b),
+                        request: self.open_personal(generation, &at, request)?,
+                        expires_at: UnixTime::from_secs(e),
+                        ip_key,
+                    })
+                })
+                .transpose()
             }
 
             async fn delete_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash) -> StoreResult<()> {
@@ -40,10 +47,13 @@ macro_rules! impl_oauth_store {
             }
 
             async fn update_authorization_request(&self, tenant: &TenantId, id_hash: &TokenHash, request: &str) -> StoreResult<bool> {
-                let done = sqlx::query("UPDATE authorization_requests SET request = $3 WHERE tenant_id = $1 AND id_hash = $2")
+                let at = $crate::shared::personal_data::place("authorization_requests", "request", &[tenant.as_str(), id_hash.as_str()]);
+                let (request, generation) = self.seal_personal(&at, request)?;
+                let done = sqlx::query("UPDATE authorization_requests SET request = $3, sealed_gen = $4 WHERE tenant_id = $1 AND id_hash = $2")
                     .bind(tenant.as_str())
                     .bind(id_hash.as_str())
                     .bind(request)
+                    .bind(generation)
                     .execute(self.pool())
                     .await?;
                 Ok(done.rows_affected() == 1)

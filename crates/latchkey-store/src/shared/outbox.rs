@@ -40,29 +40,35 @@ macro_rules! impl_outbox_store {
                 token: &latchkey_core::records::NewOneTimeToken,
             ) -> StoreResult<()> {
                 Self::ensure_exists(&mut *tx, tenant, $crate::shared::AccessEnd::User(&token.sub)).await?;
+                // The detail is what the token is about: the address being verified.
+                let at = $crate::shared::personal_data::place("one_time_tokens", "detail", &[tenant.as_str(), token.hash.as_str()]);
+                let (detail, generation) = self.seal_personal(&at, &token.detail)?;
                 sqlx::query(
                     // A token of the same purpose and subject again (a known browser seen
                     // again after it was retired or expired) starts afresh; tokens are
                     // random, so nothing else ever meets an existing row.
-                    "INSERT INTO one_time_tokens (tenant_id, token_hash, purpose, sub, detail, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    "INSERT INTO one_time_tokens (tenant_id, token_hash, purpose, sub, detail, created_at, expires_at, sealed_gen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (tenant_id, token_hash) DO UPDATE SET
-                       used_at = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at, detail = excluded.detail
+                       used_at = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at, detail = excluded.detail,
+                       sealed_gen = excluded.sealed_gen
                      WHERE one_time_tokens.purpose = excluded.purpose AND one_time_tokens.sub = excluded.sub",
                 )
                 .bind(tenant.as_str())
                 .bind(token.hash.as_str())
                 .bind(&token.purpose)
                 .bind(token.sub.as_str())
-                .bind(&token.detail)
+                .bind(detail)
                 .bind(self.now())
                 .bind(token.expires_at.secs())
+                .bind(generation)
                 .execute(&mut *tx)
                 .await?;
                 Ok(())
             }
 
             pub(crate) async fn consume_one_time_token_in(
+                &self,
                 tx: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,
                 hash: &TokenHash,
@@ -72,7 +78,7 @@ macro_rules! impl_outbox_store {
                 let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
                     "UPDATE one_time_tokens SET used_at = $4
                      WHERE tenant_id = $1 AND token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
-                     RETURNING purpose, sub, detail, created_at, expires_at",
+                     RETURNING token_hash, purpose, sub, detail, created_at, expires_at, sealed_gen",
                 )
                 .bind(tenant.as_str())
                 .bind(hash.as_str())
@@ -80,7 +86,14 @@ macro_rules! impl_outbox_store {
                 .bind(now.secs())
                 .fetch_optional(&mut *tx)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.one_time_token_from(tenant, r)).transpose()
+            }
+
+            pub(crate) fn one_time_token_from(&self, tenant: &TenantId, row: $crate::model::OneTimeTokenRow)
+                -> StoreResult<latchkey_core::records::OneTimeToken> {
+                let at = $crate::shared::personal_data::place("one_time_tokens", "detail", &[tenant.as_str(), &row.token_hash]);
+                let detail = self.open_personal(row.sealed_gen, &at, row.detail.clone())?;
+                row.into_token(detail)
             }
 
             pub(crate) async fn retire_one_time_tokens_in(
@@ -109,7 +122,7 @@ macro_rules! impl_outbox_store {
             async fn peek_one_time_token(&self, tenant: &TenantId, hash: &TokenHash, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
                 let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
-                    "SELECT purpose, sub, detail, created_at, expires_at FROM one_time_tokens
+                    "SELECT token_hash, purpose, sub, detail, created_at, expires_at, sealed_gen FROM one_time_tokens
                      WHERE tenant_id = $1 AND token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4",
                 )
                 .bind(tenant.as_str())
@@ -118,13 +131,13 @@ macro_rules! impl_outbox_store {
                 .bind(now.secs())
                 .fetch_optional(self.pool())
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.one_time_token_from(tenant, r)).transpose()
             }
 
             async fn consume_one_time_token(&self, tenant: &TenantId, hash: &TokenHash, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
                 let mut tx = self.begin_write().await?;
-                let token = Self::consume_one_time_token_in(&mut tx, tenant, hash, purpose, now).await?;
+                let token = self.consume_one_time_token_in(&mut tx, tenant, hash, purpose, now).await?;
                 tx.commit().await?;
                 Ok(token)
             }
@@ -132,7 +145,7 @@ macro_rules! impl_outbox_store {
             async fn pending_one_time_token(&self, tenant: &TenantId, sub: &SubjectId, purpose: &str, now: UnixTime)
                 -> StoreResult<Option<latchkey_core::records::OneTimeToken>> {
                 let row: Option<$crate::model::OneTimeTokenRow> = sqlx::query_as(
-                    "SELECT purpose, sub, detail, created_at, expires_at FROM one_time_tokens
+                    "SELECT token_hash, purpose, sub, detail, created_at, expires_at, sealed_gen FROM one_time_tokens
                      WHERE tenant_id = $1 AND sub = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4
                      ORDER BY created_at DESC LIMIT 1",
                 )
@@ -142,7 +155,7 @@ macro_rules! impl_outbox_store {
                 .bind(now.secs())
                 .fetch_optional(self.pool())
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.one_time_token_from(tenant, r)).transpose()
             }
 
             async fn count_one_time_tokens(&self, tenant: &TenantId, sub: &SubjectId, purpose: &str, since: UnixTime)

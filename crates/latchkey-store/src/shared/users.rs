@@ -32,23 +32,26 @@ macro_rules! impl_user_store {
                         user.sub
                     )));
                 }
-                let profile = serde_json::to_string(&user.profile)
-                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
+                let sealed = self.seal_user_columns(
+                    tenant, &user.sub, user.email.as_ref(), user.name.as_ref().map(|n| n.as_str()), &user.profile,
+                )?;
                 sqlx::query(
-                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id, service_account)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10, $11)",
+                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id, service_account, email_index, sealed_gen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10, $11, $12, $13)",
                 )
                 .bind(tenant.as_str())
                 .bind(user.sub.as_str())
                 .bind(user.username.as_str())
-                .bind(user.email.as_ref().map(|e| e.as_str()))
+                .bind(sealed.email)
                 .bind(user.email_verified)
-                .bind(user.name.as_ref().map(|n| n.as_str()))
-                .bind(profile)
+                .bind(sealed.name)
+                .bind(sealed.profile)
                 .bind(user.password_hash.as_deref())
                 .bind(self.now())
                 .bind(webauthn_user_id)
                 .bind(user.service_account)
+                .bind(sealed.email_index)
+                .bind(sealed.generation)
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
@@ -56,6 +59,7 @@ macro_rules! impl_user_store {
             }
 
             async fn fetch_user(
+                &self,
                 conn: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,
                 sub: &SubjectId,
@@ -66,7 +70,7 @@ macro_rules! impl_user_store {
                         .bind(sub.as_str())
                         .fetch_optional(&mut *conn)
                         .await?;
-                row.ok_or_else(|| StoreError::NotFound(format!("user {sub}")))?.try_into()
+                self.user_from(row.ok_or_else(|| StoreError::NotFound(format!("user {sub}")))?)
             }
         }
 
@@ -77,7 +81,7 @@ macro_rules! impl_user_store {
                 self.insert_user(&mut tx, tenant, &user, None).await?;
                 audit!(self, tx, tenant, actor, "user.created", user.sub.as_str(),
                     serde_json::json!({"username": user.username.as_str()}));
-                let created = Self::fetch_user(&mut tx, tenant, &user.sub).await?;
+                let created = self.fetch_user(&mut tx, tenant, &user.sub).await?;
                 tx.commit().await?;
                 Ok(created)
             }
@@ -93,7 +97,7 @@ macro_rules! impl_user_store {
                         .bind(sub.as_str())
                         .fetch_optional(self.pool())
                         .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.user_from(r)).transpose()
             }
 
             async fn user_by_username(&self, tenant: &TenantId, username: &Username) -> StoreResult<Option<User>> {
@@ -103,19 +107,25 @@ macro_rules! impl_user_store {
                         .bind(username.as_str())
                         .fetch_optional(self.pool())
                         .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.user_from(r)).transpose()
             }
 
             async fn user_by_email(&self, tenant: &TenantId, email: &Email) -> StoreResult<Option<User>> {
+                // By the blind index of the normalised address; a row not sealed yet (written
+                // before migration 0027, until the job reaches it) by the address in clear.
                 let row: Option<$crate::model::UserRow> =
                     sqlx::query_as(
-                        "SELECT * FROM users WHERE tenant_id = $1 AND email = $2 ORDER BY email_verified DESC, created_at, sub",
+                        "SELECT * FROM users WHERE tenant_id = $1 AND email_index = $2
+                         UNION ALL
+                         SELECT * FROM users WHERE tenant_id = $1 AND sealed_gen IS NULL AND email = $3
+                         ORDER BY email_verified DESC, created_at, sub LIMIT 1",
                     )
                         .bind(tenant.as_str())
+                        .bind(self.email_index(tenant.as_str(), email)?)
                         .bind(email.as_str())
                         .fetch_optional(self.pool())
                         .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.user_from(r)).transpose()
             }
 
             async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>> {
@@ -124,7 +134,7 @@ macro_rules! impl_user_store {
                         .bind(tenant.as_str())
                         .fetch_all(self.pool())
                         .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                rows.into_iter().map(|r| self.user_from(r)).collect()
             }
 
             async fn update_user(&self, tenant: &TenantId, sub: &SubjectId, patch: UserPatch, actor: &Actor) -> StoreResult<User> {
@@ -133,7 +143,7 @@ macro_rules! impl_user_store {
                     // The check and the change are one: a concurrent change waits or is seen.
                     Self::lock_principal_id(&mut tx, tenant, sub.as_str()).await?;
                 }
-                let mut user = Self::fetch_user(&mut tx, tenant, sub).await?;
+                let mut user = self.fetch_user(&mut tx, tenant, sub).await?;
                 if patch.if_match.as_ref().is_some_and(|tag| *tag != user.etag()) {
                     return Err(StoreError::Stale(format!("user {sub} changed since it was read; read it again")));
                 }
@@ -154,26 +164,21 @@ macro_rules! impl_user_store {
                 if let Some(v) = patch.email_verified { user.email_verified = v; changed.push("email_verified"); }
                 if let Some(v) = patch.name { user.name = v; changed.push("name"); }
                 if let Some(v) = patch.profile { user.profile = v; changed.push("profile"); }
-                let profile = serde_json::to_string(&user.profile)
-                    .map_err(|e| StoreError::Invalid(format!("profile claims: {e}")))?;
                 sqlx::query(
-                    "UPDATE users SET username = $3, email = $4, email_verified = $5, name = $6, profile = $7, updated_at = $8
-                     WHERE tenant_id = $1 AND sub = $2",
+                    "UPDATE users SET username = $3, email_verified = $4, updated_at = $5 WHERE tenant_id = $1 AND sub = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .bind(user.username.as_str())
-                .bind(user.email.as_ref().map(|e| e.as_str()))
                 .bind(user.email_verified)
-                .bind(user.name.as_ref().map(|n| n.as_str()))
-                .bind(profile)
                 .bind(self.now())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
+                self.write_user_columns(&mut tx, &user).await?;
                 audit!(self, tx, tenant, actor, "user.updated", sub.as_str(), serde_json::json!({"fields": changed}));
                 Self::notify(&mut tx, &Change::User { tenant: tenant.to_string(), sub: sub.to_string() }).await?;
-                let updated = Self::fetch_user(&mut tx, tenant, sub).await?;
+                let updated = self.fetch_user(&mut tx, tenant, sub).await?;
                 tx.commit().await?;
                 Ok(updated)
             }

@@ -1,4 +1,4 @@
-//! `keys list`, `keys rotate`.
+//! `keys list`, `keys rotate`, `keys retire`, `keys rotate-data-key`.
 
 use clap::Subcommand;
 use latchkey_core::domain::SigningAlg;
@@ -26,6 +26,9 @@ pub enum KeysCommand {
         /// The key's id (`kid`), as `keys list` shows it.
         kid: String,
     },
+    /// Begin a new data-key generation for personal data at rest and re-encrypt every
+    /// sealed value under it, in batches (the server keeps serving).
+    RotateDataKey,
 }
 
 fn parse_alg(raw: &str) -> Result<SigningAlg, String> {
@@ -88,6 +91,18 @@ pub async fn run(ctx: Context, command: KeysCommand) -> Result<(), CliError> {
             output::print(&ctx, &json, || match was {
                 true => format!("{kid} is no longer published: tokens it signed stop verifying.\n"),
                 false => format!("{kid} was no longer published: nothing changed.\n"),
+            })
+        }
+        KeysCommand::RotateDataKey => {
+            let outcome = f.data_keys().rotate(&Actor::Cli).await?;
+            output::print(&ctx, &outcome, || {
+                let mut text =
+                    format!("personal data is now sealed under data-key generation {}\n", outcome.generation);
+                for (table, n) in &outcome.sealed {
+                    text.push_str(&format!("  {table}: {n} re-encrypted\n"));
+                }
+                text.push_str(&format!("{} left under an older key\n", outcome.remaining));
+                text
             })
         }
     };
