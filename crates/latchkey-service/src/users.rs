@@ -80,10 +80,9 @@ impl Users<'_> {
     pub async fn named_for_messages(&self, tenant: &TenantId, typed: &str) -> ServiceResult<Option<User>> {
         let user = if typed.contains('@') {
             match Email::parse(typed) {
-                Ok(address) => self
-                    .by_email(tenant, &address)
-                    .await?
-                    .filter(|u| u.email_verified && u.email.as_ref() == Some(&address)),
+                Ok(address) => self.by_email(tenant, &address).await?.filter(|u| {
+                    u.email_verified && u.email.as_ref().map(Email::normalized) == Some(address.normalized())
+                }),
                 Err(_) => None,
             }
         } else {

@@ -131,3 +131,57 @@ fn retention_counts_then_deletes_what_is_past_its_time() {
     assert_eq!(done["dry_run"], false, "{done:#}");
     ws.run(&["retention", "--dry-run", "--older"]).expect_code(2);
 }
+
+#[tokio::test]
+async fn rotate_data_key_reseals_personal_data_that_is_never_stored_in_clear() {
+    use sqlx::Connection as _;
+    let ws = Workspace::new();
+    let address = "Hedwig.Kiesler@Example.org";
+    ws.run(&[
+        "user",
+        "create",
+        "--username",
+        "hedy",
+        "--email",
+        address,
+        "--name",
+        "Hedwig Kiesler",
+        "--claim",
+        "phone_number=+15550100777",
+        "--no-password",
+    ])
+    .success();
+    let url = format!("sqlite:{}", ws.path("latchkey.db").display());
+    let stored = || async {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap_or_else(|e| panic!("connect: {e}"));
+        let row: (String, String, String, i64) = sqlx::query_as(
+            "SELECT email || ' ' || name, profile, email_index, sealed_gen FROM users WHERE username = 'hedy'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("row: {e}"));
+        conn.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+        row
+    };
+    let before = stored().await;
+    for clear in ["Hedwig", "Kiesler", "kiesler", "Example.org", "example.org", "5550100777"] {
+        assert!(!format!("{before:?}").contains(clear), "`{clear}` is stored in clear: {before:?}");
+    }
+    assert_eq!(before.3, 1, "sealed under the first generation");
+
+    let rotated = ws.run(&["keys", "rotate-data-key", "--json"]).success().json();
+    assert_eq!(rotated["generation"], 2, "{rotated:#}");
+    assert_eq!(rotated["sealed"]["users"], 1, "{rotated:#}");
+    assert_eq!(rotated["remaining"], 0, "{rotated:#}");
+    let after = stored().await;
+    assert_eq!(after.3, 2, "re-sealed under the new generation");
+    assert_ne!(after.0, before.0, "the ciphertext changed");
+    assert_eq!(after.2, before.2, "the blind index did not: searches still find her");
+
+    let shown = ws.run(&["user", "show", "hedy", "--json"]).success().json();
+    assert_eq!(shown["email"], "Hedwig.Kiesler@example.org", "{shown:#}");
+    assert_eq!(shown["name"], "Hedwig Kiesler", "{shown:#}");
+    ws.run(&["keys", "rotate-data-key"]).success().stdout_names(&["generation 3", "users: 1 re-encrypted", "0 left"]);
+    let audit = ws.run(&["audit", "list", "--action", "keys.data_key_rotated", "--json"]).success().json();
+    assert_eq!(audit.as_array().map(Vec::len), Some(2), "{audit:#}");
+}

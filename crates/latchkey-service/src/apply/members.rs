@@ -146,7 +146,8 @@ impl Planner<'_> {
         username: &Username,
         seen: &mut BTreeSet<String>,
     ) -> ServiceResult<()> {
-        if !seen.insert(address.as_str().to_owned()) {
+        // Compared as the store keeps addresses unique: normalised (NFC, lowercase).
+        if !seen.insert(address.normalized()) {
             return Err(at.refuse(format!("`{address}` is another listed user's too")));
         }
         let owner = self.services.users().by_email(self.tenant, address).await?;

@@ -21,8 +21,8 @@ ALTER TABLE authorization_requests ADD COLUMN sealed_gen BIGINT;
 ALTER TABLE auth_ceremonies ADD COLUMN sealed_gen BIGINT;
 ALTER TABLE admin_idempotency ADD COLUMN sealed_gen BIGINT;
 INSERT INTO meta (name, value) VALUES ('data_key_generation', '1') ON CONFLICT (name) DO NOTHING;
--- Parking a request now stores the generation its sealed request is under. (The function
--- of migration 0012 stays for nodes of the version before, during a rolling upgrade.)
+-- Parking a request now stores the generation its sealed request is under (a function of
+-- its own: migration 0012's keeps its signature).
 CREATE FUNCTION park_authorization_request(
     p_tenant TEXT, p_id_hash TEXT, p_binding_hash TEXT, p_request TEXT, p_now BIGINT,
     p_expires_at BIGINT, p_ip_key TEXT, p_max_per_ip BIGINT, p_sealed_gen BIGINT

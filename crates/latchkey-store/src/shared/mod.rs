@@ -255,12 +255,6 @@ macro_rules! impl_shared_store {
                 user.profile.phone_number = Some(number.to_owned());
                 user.profile.phone_number_verified = true;
                 store.write_user_columns(&mut *tx, &user).await?;
-                sqlx::query("UPDATE users SET updated_at = $3 WHERE tenant_id = $1 AND sub = $2")
-                    .bind(tenant.as_str())
-                    .bind(sub.as_str())
-                    .bind(store.now())
-                    .execute(&mut *tx)
-                    .await?;
                 audit!(store, tx, tenant, actor, "user.phone_verified", sub.as_str(), serde_json::json!({}));
                 <$store>::user_changed(tx, tenant, sub).await?;
                 Ok(())
@@ -279,17 +273,10 @@ macro_rules! impl_shared_store {
                 if phone {
                     user.profile.phone_number_verified = false;
                 }
+                if email {
+                    user.email_verified = false;
+                }
                 store.write_user_columns(&mut *tx, &user).await?;
-                sqlx::query(
-                    "UPDATE users SET email_verified = CASE WHEN $3 THEN FALSE ELSE email_verified END, updated_at = $4
-                     WHERE tenant_id = $1 AND sub = $2",
-                )
-                .bind(tenant.as_str())
-                .bind(sub.as_str())
-                .bind(email)
-                .bind(store.now())
-                .execute(&mut *tx)
-                .await?;
                 audit!(store, tx, tenant, actor, "user.contacts_unverified", sub.as_str(), serde_json::json!({"email": email, "phone": phone}));
                 <$store>::user_changed(tx, tenant, sub).await?;
                 Ok(())
@@ -317,14 +304,7 @@ macro_rules! impl_shared_store {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
                 let mut user = store.fetch_user(&mut *tx, tenant, sub).await?;
                 user.email = Some(email.clone());
-                // Verified first, so the sealed address meets the unique index as verified.
-                sqlx::query("UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE tenant_id = $1 AND sub = $2")
-                    .bind(tenant.as_str())
-                    .bind(sub.as_str())
-                    .bind(store.now())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| StoreError::from_write(e, <$store>::user_conflict))?;
+                user.email_verified = true;
                 store.write_user_columns(&mut *tx, &user).await?;
                 audit!(store, tx, tenant, actor, "user.email_verified", sub.as_str(), serde_json::json!({}));
                 <$store>::user_changed(tx, tenant, sub).await?;

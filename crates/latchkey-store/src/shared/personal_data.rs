@@ -11,16 +11,49 @@ pub(crate) struct SealedTable {
     pub(crate) table: &'static str,
     pub(crate) keys: &'static [&'static str],
     pub(crate) fields: &'static [&'static str],
+    /// The order rows are sealed in: users oldest first, so of two verified addresses
+    /// that turn out the same once normalised, the older account keeps it verified.
+    pub(crate) order: &'static str,
 }
 
 /// Every table that holds personal data sealed, in the order the job visits them.
 pub(crate) const SEALED_TABLES: &[SealedTable] = &[
-    SealedTable { table: "users", keys: &["tenant_id", "sub"], fields: &["email", "name", "profile"] },
-    SealedTable { table: "federated_identities", keys: &["tenant_id", "provider_id", "subject"], fields: &["email"] },
-    SealedTable { table: "one_time_tokens", keys: &["tenant_id", "token_hash"], fields: &["detail"] },
-    SealedTable { table: "authorization_requests", keys: &["tenant_id", "id_hash"], fields: &["request"] },
-    SealedTable { table: "auth_ceremonies", keys: &["tenant_id", "id_hash", "purpose"], fields: &["state"] },
-    SealedTable { table: "admin_idempotency", keys: &["tenant_id", "caller", "idem_key"], fields: &["body"] },
+    SealedTable {
+        table: "users",
+        keys: &["tenant_id", "sub"],
+        fields: &["email", "name", "profile"],
+        order: "created_at, sub",
+    },
+    SealedTable {
+        table: "federated_identities",
+        keys: &["tenant_id", "provider_id", "subject"],
+        fields: &["email"],
+        order: "provider_id, subject",
+    },
+    SealedTable {
+        table: "one_time_tokens",
+        keys: &["tenant_id", "token_hash"],
+        fields: &["detail"],
+        order: "token_hash",
+    },
+    SealedTable {
+        table: "authorization_requests",
+        keys: &["tenant_id", "id_hash"],
+        fields: &["request"],
+        order: "id_hash",
+    },
+    SealedTable {
+        table: "auth_ceremonies",
+        keys: &["tenant_id", "id_hash", "purpose"],
+        fields: &["state"],
+        order: "id_hash, purpose",
+    },
+    SealedTable {
+        table: "admin_idempotency",
+        keys: &["tenant_id", "caller", "idem_key"],
+        fields: &["body"],
+        order: "caller, idem_key",
+    },
 ];
 
 /// Where a sealed value is kept, bound into its ciphertext as associated data: a value
@@ -101,8 +134,10 @@ macro_rules! impl_personal_data {
                 })
             }
 
-            /// Rewrites a user's sealed columns (all of them, so a row written in clear
-            /// never ends up half sealed).
+            /// Rewrites a user's contact details and profile: the sealed columns (all of
+            /// them, so a row written in clear never ends up half sealed), the email's
+            /// index and whether it is verified, in one statement (so the unique index
+            /// never sees the address of one state with the flag of another).
             pub(crate) async fn write_user_columns(
                 &self,
                 tx: &mut <$db as sqlx::Database>::Connection,
@@ -111,8 +146,9 @@ macro_rules! impl_personal_data {
                 let sealed = self.seal_user_columns(
                     &user.tenant, &user.sub, user.email.as_ref(), user.name.as_ref().map(|n| n.as_str()), &user.profile,
                 )?;
-                sqlx::query(
-                    "UPDATE users SET email = $3, email_index = $4, name = $5, profile = $6, sealed_gen = $7
+                let done = sqlx::query(
+                    "UPDATE users SET email = $3, email_index = $4, name = $5, profile = $6, sealed_gen = $7,
+                         email_verified = $8, updated_at = $9
                      WHERE tenant_id = $1 AND sub = $2",
                 )
                 .bind(user.tenant.as_str())
@@ -122,9 +158,14 @@ macro_rules! impl_personal_data {
                 .bind(sealed.name)
                 .bind(sealed.profile)
                 .bind(sealed.generation)
+                .bind(user.email_verified)
+                .bind(self.now())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {}", user.sub)));
+                }
                 Ok(())
             }
 
@@ -172,9 +213,10 @@ macro_rules! impl_personal_data {
                 let columns: Vec<&str> = t.keys.iter().chain(t.fields.iter()).copied().collect();
                 let mut tx = self.begin_write().await?;
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {}, sealed_gen FROM {} WHERE sealed_gen IS NULL OR sealed_gen < $1 LIMIT $2",
+                    "SELECT {}, sealed_gen FROM {} WHERE sealed_gen IS NULL OR sealed_gen < $1 ORDER BY {} LIMIT $2",
                     columns.join(", "),
-                    t.table
+                    t.table,
+                    t.order
                 )))
                 .bind(i64::from(generation))
                 .bind(i64::from(limit))

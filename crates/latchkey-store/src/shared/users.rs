@@ -164,14 +164,10 @@ macro_rules! impl_user_store {
                 if let Some(v) = patch.email_verified { user.email_verified = v; changed.push("email_verified"); }
                 if let Some(v) = patch.name { user.name = v; changed.push("name"); }
                 if let Some(v) = patch.profile { user.profile = v; changed.push("profile"); }
-                sqlx::query(
-                    "UPDATE users SET username = $3, email_verified = $4, updated_at = $5 WHERE tenant_id = $1 AND sub = $2",
-                )
+                sqlx::query("UPDATE users SET username = $3 WHERE tenant_id = $1 AND sub = $2")
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
                 .bind(user.username.as_str())
-                .bind(user.email_verified)
-                .bind(self.now())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
