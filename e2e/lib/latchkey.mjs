@@ -102,9 +102,13 @@ export async function startLatchkey({ seed, tls, env: overrides = {}, files = {}
         issuer,
         cli,
         logs: server.logs,
-        async stop() {
+        /**
+         * Stops the server (again: a no-op) and removes its directory, unless `keepDir` (to
+         * read what the server left on disk; a later `stop()` removes it) or E2E_KEEP_DIRS.
+         */
+        async stop({ keepDir = false } = {}) {
           await server.stop();
-          if (!process.env.E2E_KEEP_DIRS) rmSync(dir, { recursive: true, force: true });
+          if (!keepDir && !process.env.E2E_KEEP_DIRS) rmSync(dir, { recursive: true, force: true });
         },
       };
     } catch (e) {
