@@ -26,7 +26,9 @@ pub struct ResealOutcome {
     pub generation: u32,
     /// Rows sealed, by table.
     pub sealed: BTreeMap<String, u64>,
-    /// Rows still in clear or under an older generation.
+    /// Rows that do not open (sealed under another master key, or altered), by table.
+    pub unreadable: BTreeMap<String, u64>,
+    /// Rows still in clear or under an older generation (the unreadable among them).
     pub remaining: u64,
 }
 
@@ -56,6 +58,7 @@ impl DataKeys<'_> {
         loop {
             let pass = store.reseal_personal_data(RESEAL_BATCH).await?;
             outcome.generation = pass.generation;
+            outcome.unreadable = pass.unreadable;
             if pass.sealed.is_empty() {
                 break;
             }
@@ -76,6 +79,12 @@ pub(crate) async fn reseal_some(store: &dyn latchkey_store::Store) -> latchkey_s
         let pass = store.reseal_personal_data(RESEAL_BATCH).await?;
         let n: u64 = pass.sealed.values().sum();
         sealed += n;
+        if !pass.unreadable.is_empty() {
+            tracing::error!(
+                unreadable = ?pass.unreadable,
+                "rows of personal data do not open: sealed under another master key, or altered; they are left as they are"
+            );
+        }
         if n == 0 {
             break;
         }

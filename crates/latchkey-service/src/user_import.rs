@@ -123,7 +123,8 @@ fn parse(text: &str) -> Result<Parsed, ImportError> {
         };
         let mut keys = vec![("username", user.username.to_string()), ("sub", user.sub.to_string())];
         if let (Some(email), true) = (&user.email, user.email_verified) {
-            keys.push(("verified email", email.to_string()));
+            // As the store keeps verified addresses unique: normalised.
+            keys.push(("verified email", email.normalized()));
         }
         let mut duplicate = None;
         for (field, value) in keys {

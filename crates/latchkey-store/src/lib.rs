@@ -828,6 +828,9 @@ pub struct ResealReport {
     pub generation: u32,
     /// Rows sealed, by table (tables with none are left out).
     pub sealed: std::collections::BTreeMap<String, u64>,
+    /// Rows that do not open (sealed under another master key, or altered), by table:
+    /// left as they are, and reported.
+    pub unreadable: std::collections::BTreeMap<String, u64>,
     /// Every row is sealed under `generation`, and no node can still be writing under
     /// an older one.
     pub done: bool,

@@ -104,15 +104,10 @@ impl PostgresStore {
         Ok(row)
     }
 
-    /// Parks a request unless its network has `max_per_ip` live ones. One statement of a
-    /// READ COMMITTED transaction cannot both wait for a concurrent park and see its row
-    /// (its snapshot is taken first), so the count runs in `park_authorization_request`
-    /// (migration 0012): it takes a transaction-scoped advisory lock on the network, then
-    /// counts with a fresh snapshot and inserts. One round trip, atomic across nodes.
     /// Nothing the server can do online: dead row versions that held values in clear stay
     /// on disk until the table is rewritten (`VACUUM FULL`, see docs/operations.md).
-    async fn forget_cleartext(&self) -> StoreResult<()> {
-        Ok(())
+    async fn forget_cleartext(&self) -> StoreResult<bool> {
+        Ok(true)
     }
 
     async fn park_authorization_request(

@@ -231,10 +231,12 @@ impl SqliteStore {
     }
 
     /// After every row is sealed: old pages that held values in clear can remain in the
-    /// write-ahead log until it is checkpointed and truncated.
-    async fn forget_cleartext(&self) -> StoreResult<()> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
-        Ok(())
+    /// write-ahead log until it is checkpointed and truncated. False when a reader kept
+    /// the checkpoint from finishing (the next pass tries again).
+    async fn forget_cleartext(&self) -> StoreResult<bool> {
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+        Ok(busy == 0)
     }
 
     /// SQLite has no notifications: other processes see changes by polling

@@ -257,6 +257,12 @@ async fn rows_written_in_clear_are_sealed_by_batches_and_found_meanwhile() {
         )
         .await;
         assert_eq!(ok(store.personal_data_to_reseal().await, b), 454, "{b}");
+        // Written sealed while the old rows wait: the unique index cannot see Grace's
+        // address in clear, so a newer account takes it verified.
+        let mut newer = sample_user("grace2");
+        newer.email = Some(email("Grace.Hopper@example.org"));
+        newer.email_verified = true;
+        let newer = ok(store.create_user(&t, newer, &Actor::Cli).await, b);
 
         // Before the job reaches them, they read and are found by their address.
         let legacy = ok(store.user_by_email(&t, &email("grace.hopper@example.org")).await, b);
@@ -274,7 +280,7 @@ async fn rows_written_in_clear_are_sealed_by_batches_and_found_meanwhile() {
             passes += 1;
             assert!(passes < 10, "{b}: the job never finishes");
         }
-        assert_eq!(passes, 3, "{b}: 454 users take three batches, and a fourth finds none");
+        assert_eq!(passes, 3, "{b}: 455 users take three batches, and a fourth finds none");
         assert_eq!(ok(store.personal_data_to_reseal().await, b), 0, "{b}");
         assert!(generations(&db).await.iter().all(|g| *g == Some(1)), "{b}");
         assert_no_clear(&stored_text(&db).await, b);
@@ -293,6 +299,18 @@ async fn rows_written_in_clear_are_sealed_by_batches_and_found_meanwhile() {
         let found =
             ok(store.user_by_email(&t, &email("ada.lovelace@example.org")).await, b).map(|u| u.username.to_string());
         assert_eq!(found.as_deref(), Some("ada"), "{b}");
+        // Grace's account is the older: the newer one loses "verified", on record.
+        let newer_now = ok(store.user_by_sub(&t, &newer.sub).await, b).map(|u| u.email_verified);
+        assert_eq!(newer_now, Some(false), "{b}");
+        assert!(grace.email_verified, "{b}");
+        ok(store.seal_audit_chain(std::time::Duration::from_secs(300), false).await, b);
+        let q = AuditQuery { action: Some("user.contacts_unverified".into()), limit: 10, ..Default::default() };
+        let mut demoted: Vec<String> =
+            ok(store.audit_events(&t, &q).await, b).into_iter().map(|(_, e)| e.target).collect();
+        demoted.sort();
+        let mut expected = vec!["u-ada2".to_owned(), newer.sub.to_string()];
+        expected.sort();
+        assert_eq!(demoted, expected, "{b}");
     }
 }
 
@@ -314,14 +332,22 @@ async fn a_new_data_key_generation_reseals_everything_and_everything_still_opens
         };
         assert!(ok(store.put_authorization_request(&t, &hash("req"), &parked, 10).await, b));
         assert!(ok(store.reseal_personal_data(100).await, b).done, "{b}: nothing to do on a new database");
+        let eve = ok(store.create_user(&t, sample_user("eve"), &Actor::Cli).await, b);
+        exec(&db, "UPDATE users SET name = 'not sealed' WHERE sub = $1", &[eve.sub.as_str()]).await;
         assert_eq!(ok(store.start_data_key_generation(&Actor::Cli).await, b), 2, "{b}");
         // Written now, under the new generation; the rest waits for the job.
         let grace = ok(store.create_user(&t, sample_user("grace"), &Actor::Cli).await, b);
-        assert_eq!(ok(store.personal_data_to_reseal().await, b), 2, "{b}");
+        assert_eq!(ok(store.personal_data_to_reseal().await, b), 3, "{b}");
         let pass = ok(store.reseal_personal_data(100).await, b);
         assert_eq!(pass.generation, 2, "{b}");
         assert_eq!(pass.sealed.values().sum::<u64>(), 2, "{b}: {pass:?}");
         assert!(!pass.done, "{b}: a node may still write under generation 1 for a minute");
+        // A row that does not open is reported and left; the others are sealed, and the
+        // job is never done while it stays.
+        assert_eq!(pass.unreadable.get("users"), Some(&1), "{b}: {pass:?}");
+        let again = ok(store.reseal_personal_data(100).await, b);
+        assert_eq!((again.sealed.len(), again.unreadable.get("users"), again.done), (0, Some(&1), false), "{b}");
+        exec(&db, "DELETE FROM users WHERE sub = $1", &[eve.sub.as_str()]).await;
         assert!(generations(&db).await.iter().all(|g| *g == Some(2)), "{b}");
         let again = ok(store.user_by_sub(&t, &ada.sub).await, b).and_then(|u| u.email).map(|e| e.to_string());
         assert_eq!(again.as_deref(), Some("Ada.Lovelace@example.org"), "{b}");

@@ -70,6 +70,8 @@ fn a_file_with_bad_duplicate_costly_or_claim_setting_lines_imports_nobody_and_na
             r#"{"username": "existing"}"#.to_owned(),
             format!(r#"{{"username": "fay", "password_hash": "{good}""#),
             format!(r#"{{"username": "gus", "password_hash": "$argon2i$v=19$m=64,t=1,p=1{}"}}"#, &ARGON2ID[27..]),
+            r#"{"username": "hal", "email": "Hal@example.org", "email_verified": true}"#.to_owned(),
+            r#"{"username": "ian", "email": "hal@EXAMPLE.org", "email_verified": true}"#.to_owned(),
         ]
         .join("\n"),
     );
@@ -84,6 +86,7 @@ fn a_file_with_bad_duplicate_costly_or_claim_setting_lines_imports_nobody_and_na
         &format!("{path}:5: `email_verified` must be true or false"),
         &format!("{path}:8: not valid JSON"),
         &format!("{path}:9: password_hash: the password hash is of an unsupported kind"),
+        &format!("{path}:11: verified email is also on line 10"),
     ]);
     out.never_shows(&good[7..]);
     assert_eq!(usernames(&ws), ["existing"], "nothing was imported");

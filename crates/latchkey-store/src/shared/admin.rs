@@ -6,7 +6,19 @@ macro_rules! impl_admin_store {
         #[async_trait::async_trait]
         impl $crate::AdminStore for $store {
             async fn search_users(&self, tenant: &TenantId, q: &UserQuery) -> StoreResult<Vec<User>> {
-                let mut sql = sqlx::QueryBuilder::<$db>::new("SELECT * FROM users WHERE tenant_id = ");
+                let mut sql = sqlx::QueryBuilder::<$db>::new("");
+                if let Some(email) = &q.email {
+                    // Exact: the holders of the address, by its blind index (or in clear,
+                    // for a row not sealed yet), found first through those indexes; the
+                    // other filters and the order apply to them.
+                    sql.push("WITH found AS MATERIALIZED (SELECT * FROM users WHERE tenant_id = ").push_bind(tenant.as_str());
+                    sql.push(" AND email_index = ").push_bind(self.email_index(tenant.as_str(), email)?);
+                    sql.push(" UNION ALL SELECT * FROM users WHERE tenant_id = ").push_bind(tenant.as_str());
+                    sql.push(" AND sealed_gen IS NULL AND email = ").push_bind(email.as_str().to_owned());
+                    sql.push(") SELECT * FROM found AS users WHERE tenant_id = ");
+                } else {
+                    sql.push("SELECT * FROM users WHERE tenant_id = ");
+                }
                 sql.push_bind(tenant.as_str());
                 if let Some(prefix) = &q.username_prefix {
                     // The lower bound lets the username index start at the prefix; LIKE
@@ -14,11 +26,6 @@ macro_rules! impl_admin_store {
                     sql.push(" AND username >= ").push_bind(prefix.clone());
                     sql.push(" AND username LIKE ").push_bind(latchkey_core::records::like_prefix(prefix));
                     sql.push(" ESCAPE '\\'");
-                }
-                if let Some(email) = &q.email {
-                    // Exact, by the blind index (or in clear for a row not sealed yet).
-                    sql.push(" AND (email_index = ").push_bind(self.email_index(tenant.as_str(), email)?);
-                    sql.push(" OR (sealed_gen IS NULL AND email = ").push_bind(email.as_str().to_owned()).push("))");
                 }
                 if let Some(locked) = q.locked {
                     sql.push(" AND locked = ").push_bind(locked);

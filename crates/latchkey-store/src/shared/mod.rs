@@ -251,6 +251,8 @@ macro_rules! impl_shared_store {
             async fn verify_phone(&mut self, tenant: &TenantId, sub: &SubjectId, number: &str, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                // Read and written whole: a concurrent change to the same user waits.
+                <$store>::lock_principal_id(&mut *tx, tenant, sub.as_str()).await?;
                 let mut user = store.fetch_user(&mut *tx, tenant, sub).await?;
                 user.profile.phone_number = Some(number.to_owned());
                 user.profile.phone_number_verified = true;
@@ -269,6 +271,8 @@ macro_rules! impl_shared_store {
             async fn unverify_contacts(&mut self, tenant: &TenantId, sub: &SubjectId, email: bool, phone: bool, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                // Read and written whole: a concurrent change to the same user waits.
+                <$store>::lock_principal_id(&mut *tx, tenant, sub.as_str()).await?;
                 let mut user = store.fetch_user(&mut *tx, tenant, sub).await?;
                 if phone {
                     user.profile.phone_number_verified = false;
@@ -302,6 +306,8 @@ macro_rules! impl_shared_store {
             async fn verify_email(&mut self, tenant: &TenantId, sub: &SubjectId, email: &Email, actor: &Actor)
                 -> StoreResult<()> {
                 let (store, tx): (_, &mut <$db as sqlx::Database>::Connection) = (&self.store, &mut self.tx);
+                // Read and written whole: a concurrent change to the same user waits.
+                <$store>::lock_principal_id(&mut *tx, tenant, sub.as_str()).await?;
                 let mut user = store.fetch_user(&mut *tx, tenant, sub).await?;
                 user.email = Some(email.clone());
                 user.email_verified = true;

@@ -28,31 +28,31 @@ pub(crate) const SEALED_TABLES: &[SealedTable] = &[
         table: "federated_identities",
         keys: &["tenant_id", "provider_id", "subject"],
         fields: &["email"],
-        order: "provider_id, subject",
+        order: "tenant_id, provider_id, subject",
     },
     SealedTable {
         table: "one_time_tokens",
         keys: &["tenant_id", "token_hash"],
         fields: &["detail"],
-        order: "token_hash",
+        order: "tenant_id, token_hash",
     },
     SealedTable {
         table: "authorization_requests",
         keys: &["tenant_id", "id_hash"],
         fields: &["request"],
-        order: "id_hash",
+        order: "tenant_id, id_hash",
     },
     SealedTable {
         table: "auth_ceremonies",
         keys: &["tenant_id", "id_hash", "purpose"],
         fields: &["state"],
-        order: "id_hash, purpose",
+        order: "tenant_id, id_hash, purpose",
     },
     SealedTable {
         table: "admin_idempotency",
         keys: &["tenant_id", "caller", "idem_key"],
         fields: &["body"],
-        order: "caller, idem_key",
+        order: "tenant_id, caller, idem_key",
     },
 ];
 
@@ -204,94 +204,184 @@ macro_rules! impl_personal_data {
                 Ok(())
             }
 
-            /// Seals up to `limit` rows of `t` that are in clear or under a generation
-            /// before `generation`; the number sealed.
-            async fn reseal_table(&self, t: &$crate::shared::personal_data::SealedTable, generation: u32, limit: u32)
-                -> StoreResult<u64> {
-                use sqlx::Row as _;
-                let keys = self.data_keys()?;
+            /// Rows of `t` in clear (in `t.order`) or under a generation before
+            /// `generation`, up to `limit`: read without the write lock, through the
+            /// partial index on rows in clear and the index on `sealed_gen`.
+            async fn rows_to_reseal(&self, t: &$crate::shared::personal_data::SealedTable, generation: u32, limit: u32)
+                -> StoreResult<Vec<<$db as sqlx::Database>::Row>> {
                 let columns: Vec<&str> = t.keys.iter().chain(t.fields.iter()).copied().collect();
-                let mut tx = self.begin_write().await?;
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {}, sealed_gen FROM {} WHERE sealed_gen IS NULL OR sealed_gen < $1 ORDER BY {} LIMIT $2",
-                    columns.join(", "),
-                    t.table,
-                    t.order
+                let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {}, sealed_gen FROM {} WHERE sealed_gen IS NULL ORDER BY {} LIMIT $1",
+                    columns.join(", "), t.table, t.order
                 )))
-                .bind(i64::from(generation))
                 .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
+                .fetch_all(self.pool())
                 .await?;
-                let mut sealed = 0;
-                for row in &rows {
-                    let key: Vec<String> = (0..t.keys.len()).map(|i| row.try_get::<String, _>(i)).collect::<Result<_, _>>()?;
-                    let key: Vec<&str> = key.iter().map(String::as_str).collect();
-                    let old_gen: Option<i64> = row.try_get(columns.len())?;
-                    let mut old = Vec::new();
-                    let mut new = Vec::new();
-                    let mut email_index = None;
-                    for (i, field) in t.fields.iter().enumerate() {
-                        let stored: Option<String> = row.try_get(t.keys.len() + i)?;
-                        let at = $crate::shared::personal_data::place(t.table, field, &key);
-                        let plain = self.open_personal_opt(old_gen, &at, stored.clone())?;
-                        if t.table == "users" && *field == "email" {
-                            email_index = plain.as_deref().map(|p| {
-                                keys.blind_index(key[0], "email", &latchkey_core::domain::normalize_email(p))
-                            });
-                        }
-                        new.push(plain.map(|p| keys.seal(generation, &at, &p)));
-                        old.push(stored);
-                    }
-                    let mut update = sqlx::QueryBuilder::<$db>::new(format!("UPDATE {} SET sealed_gen = ", t.table));
-                    update.push_bind(i64::from(generation));
-                    for (field, value) in t.fields.iter().zip(new) {
-                        update.push(format_args!(", {field} = ")).push_bind(value);
-                    }
-                    if t.table == "users" {
-                        if let Some(index) = &email_index
-                            && self.verified_email_taken(&mut tx, key[0], key[1], index).await?
-                        {
-                            // Two verified addresses that differ only in case (unique before
-                            // they were compared normalised): the later stays, unverified.
-                            update.push(", email_verified = FALSE");
-                            let actor = Actor::System;
-                            let tenant = TenantId::parse(key[0]).map_err(|e| StoreError::Corrupt(format!("users tenant: {e}")))?;
-                            audit!(self, tx, &tenant, actor, "user.contacts_unverified", key[1],
-                                serde_json::json!({"email": true, "phone": false, "reason": "same_address_as_another_user"}));
-                        }
-                        update.push(", email_index = ").push_bind(email_index);
-                    }
-                    update.push(" WHERE sealed_gen IS NOT DISTINCT FROM ").push_bind(old_gen);
-                    for (column, value) in t.keys.iter().zip(&key) {
-                        update.push(format_args!(" AND {column} = ")).push_bind(value.to_string());
-                    }
-                    // Changed since it was read (a node wrote it anew): left as written.
-                    for (field, value) in t.fields.iter().zip(old) {
-                        update.push(format_args!(" AND {field} IS NOT DISTINCT FROM ")).push_bind(value);
-                    }
-                    sealed += update.build().execute(&mut *tx).await?.rows_affected();
+                let left = i64::from(limit) - i64::try_from(rows.len()).unwrap_or(i64::MAX);
+                if left > 0 {
+                    rows.extend(
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SELECT {}, sealed_gen FROM {} WHERE sealed_gen < $1 LIMIT $2",
+                            columns.join(", "), t.table
+                        )))
+                        .bind(i64::from(generation))
+                        .bind(left)
+                        .fetch_all(self.pool())
+                        .await?,
+                    );
                 }
-                tx.commit().await?;
-                Ok(sealed)
+                Ok(rows)
             }
 
-            async fn verified_email_taken(
+            /// One row opened and sealed again under `generation` (outside any lock), or
+            /// `None` when a value does not open (another master key, an altered row).
+            fn reseal_row(&self, t: &$crate::shared::personal_data::SealedTable, row: &<$db as sqlx::Database>::Row, generation: u32)
+                -> StoreResult<Option<$crate::shared::personal_data::ResealedRow>> {
+                use sqlx::Row as _;
+                let keys = self.data_keys()?;
+                let key: Vec<String> = (0..t.keys.len()).map(|i| row.try_get::<String, _>(i)).collect::<Result<_, _>>()?;
+                let old_gen: Option<i64> = row.try_get(t.keys.len() + t.fields.len())?;
+                let mut out = $crate::shared::personal_data::ResealedRow { key, old_gen, ..Default::default() };
+                for (i, field) in t.fields.iter().enumerate() {
+                    let stored: Option<String> = row.try_get(t.keys.len() + i)?;
+                    let parts: Vec<&str> = out.key.iter().map(String::as_str).collect();
+                    let at = $crate::shared::personal_data::place(t.table, field, &parts);
+                    let plain = match self.open_personal_opt(old_gen, &at, stored.clone()) {
+                        Ok(plain) => plain,
+                        Err(StoreError::Corrupt(_)) => return Ok(None),
+                        Err(e) => return Err(e),
+                    };
+                    if t.table == "users" && *field == "email" {
+                        out.email_index = plain.as_deref().map(|p| {
+                            keys.blind_index(parts[0], "email", &latchkey_core::domain::normalize_email(p))
+                        });
+                    }
+                    out.new.push(plain.map(|p| keys.seal(generation, &at, &p)));
+                    out.old.push(stored);
+                }
+                Ok(Some(out))
+            }
+
+            /// Seals up to `limit` rows of `t` that are in clear or under a generation
+            /// before `generation`, in one short write transaction.
+            async fn reseal_table(&self, t: &$crate::shared::personal_data::SealedTable, generation: u32, limit: u32)
+                -> StoreResult<$crate::shared::personal_data::TablePass> {
+                let rows = self.rows_to_reseal(t, generation, limit).await?;
+                let mut pass = $crate::shared::personal_data::TablePass { found: rows.len() as u64, ..Default::default() };
+                let mut prepared = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    match self.reseal_row(t, row, generation)? {
+                        Some(r) => prepared.push(r),
+                        None => pass.unreadable += 1,
+                    }
+                }
+                if prepared.is_empty() {
+                    return Ok(pass);
+                }
+                let mut tx = self.begin_write().await?;
+                for r in prepared {
+                    pass.sealed += self.write_resealed(&mut tx, t, r, generation).await?;
+                }
+                tx.commit().await?;
+                Ok(pass)
+            }
+
+            /// Writes a re-sealed row unless it changed since it was read (a node wrote it
+            /// anew: left as written). 1 when written.
+            async fn write_resealed(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                t: &$crate::shared::personal_data::SealedTable,
+                r: $crate::shared::personal_data::ResealedRow,
+                generation: u32,
+            ) -> StoreResult<u64> {
+                let mut demoted = None;
+                let mut update = sqlx::QueryBuilder::<$db>::new(format!("UPDATE {} SET sealed_gen = ", t.table));
+                update.push_bind(i64::from(generation));
+                for (field, value) in t.fields.iter().zip(r.new) {
+                    update.push(format_args!(", {field} = ")).push_bind(value);
+                }
+                if t.table == "users" {
+                    let tenant = TenantId::parse(&r.key[0]).map_err(|e| StoreError::Corrupt(format!("users tenant: {e}")))?;
+                    if let Some(index) = &r.email_index
+                        && let Some((other, other_is_newer)) = self.verified_holder(tx, &r.key[0], &r.key[1], index).await?
+                    {
+                        // Two verified addresses that are one once normalised (unique
+                        // before as typed): the older account keeps it verified.
+                        if other_is_newer {
+                            let other = SubjectId::parse(&other).map_err(|e| StoreError::Corrupt(format!("users sub: {e}")))?;
+                            self.demote_duplicate_email(tx, &tenant, &other).await?;
+                        } else {
+                            update.push(", email_verified = FALSE, updated_at = ").push_bind(self.now());
+                            demoted = Some(SubjectId::parse(&r.key[1]).map_err(|e| StoreError::Corrupt(format!("users sub: {e}")))?);
+                        }
+                    }
+                    update.push(", email_index = ").push_bind(r.email_index.clone());
+                    update.push(" WHERE sealed_gen IS NOT DISTINCT FROM ").push_bind(r.old_gen);
+                    for (column, value) in t.keys.iter().zip(&r.key) {
+                        update.push(format_args!(" AND {column} = ")).push_bind(value.clone());
+                    }
+                    for (field, value) in t.fields.iter().zip(r.old) {
+                        update.push(format_args!(" AND {field} IS NOT DISTINCT FROM ")).push_bind(value);
+                    }
+                    let written = update.build().execute(&mut *tx).await?.rows_affected();
+                    if written == 1 && let Some(sub) = demoted {
+                        self.record_demotion(tx, &tenant, &sub).await?;
+                    }
+                    return Ok(written);
+                }
+                update.push(" WHERE sealed_gen IS NOT DISTINCT FROM ").push_bind(r.old_gen);
+                for (column, value) in t.keys.iter().zip(&r.key) {
+                    update.push(format_args!(" AND {column} = ")).push_bind(value.clone());
+                }
+                for (field, value) in t.fields.iter().zip(r.old) {
+                    update.push(format_args!(" AND {field} IS NOT DISTINCT FROM ")).push_bind(value);
+                }
+                Ok(update.build().execute(&mut *tx).await?.rows_affected())
+            }
+
+            /// Another verified holder of the address `index` while `sub`'s is verified
+            /// too: its id, and whether its account is the newer.
+            async fn verified_holder(
                 &self,
                 tx: &mut <$db as sqlx::Database>::Connection,
                 tenant: &str,
                 sub: &str,
                 index: &str,
-            ) -> StoreResult<bool> {
-                let taken: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.email_index = $2 AND u.email_verified AND u.sub <> $3
-                       AND EXISTS (SELECT 1 FROM users me WHERE me.tenant_id = $1 AND me.sub = $3 AND me.email_verified)",
+            ) -> StoreResult<Option<(String, bool)>> {
+                let found: Option<(String, i32)> = sqlx::query_as(
+                    "SELECT u.sub, CASE WHEN u.created_at > me.created_at OR (u.created_at = me.created_at AND u.sub > me.sub)
+                                        THEN 1 ELSE 0 END
+                     FROM users u JOIN users me ON me.tenant_id = u.tenant_id AND me.sub = $3
+                     WHERE u.tenant_id = $1 AND u.email_index = $2 AND u.email_verified AND u.sub <> $3 AND me.email_verified
+                     LIMIT 1",
                 )
                 .bind(tenant)
                 .bind(index)
                 .bind(sub)
                 .fetch_optional(&mut *tx)
                 .await?;
-                Ok(taken.is_some())
+                Ok(found.map(|(other, newer)| (other, newer == 1)))
+            }
+
+            async fn demote_duplicate_email(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId)
+                -> StoreResult<()> {
+                sqlx::query("UPDATE users SET email_verified = FALSE, updated_at = $3 WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(self.now())
+                    .execute(&mut *tx)
+                    .await?;
+                self.record_demotion(tx, tenant, sub).await
+            }
+
+            /// On record, and every node told (its cached user says verified).
+            async fn record_demotion(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId)
+                -> StoreResult<()> {
+                audit!(self, tx, tenant, Actor::System, "user.contacts_unverified", sub.as_str(),
+                    serde_json::json!({"email": true, "phone": false, "reason": "same_address_as_another_user"}));
+                Self::user_changed(tx, tenant, sub).await?;
+                Ok(())
             }
         }
 
@@ -337,19 +427,25 @@ macro_rules! impl_personal_data {
                     report.done = true;
                     return Ok(report);
                 }
+                let mut found = 0;
                 for t in SEALED_TABLES {
-                    let n = self.reseal_table(t, generation, batch).await?;
-                    if n > 0 {
-                        report.sealed.insert(t.table.to_owned(), n);
+                    let pass = self.reseal_table(t, generation, batch).await?;
+                    found += pass.found;
+                    if pass.sealed > 0 {
+                        report.sealed.insert(t.table.to_owned(), pass.sealed);
+                    }
+                    if pass.unreadable > 0 {
+                        report.unreadable.insert(t.table.to_owned(), pass.unreadable);
                     }
                 }
-                if report.sealed.is_empty() {
+                // Done when nothing is left to seal (rows that do not open keep it from
+                // ever being done, and are reported), no node can still be writing under
+                // the generation before, and the files hold no old page in clear.
+                if found == 0 {
                     let started = self.meta_number(GENERATION_STARTED).await?;
-                    if self.now() - started >= GENERATION_SETTLES {
+                    if self.now() - started >= GENERATION_SETTLES && self.forget_cleartext().await? {
                         let mut conn = self.pool().acquire().await?;
                         Self::put_meta_number(&mut conn, SEALED_THROUGH, i64::from(generation)).await?;
-                        drop(conn);
-                        self.forget_cleartext().await?;
                         report.done = true;
                     }
                 }
@@ -382,4 +478,23 @@ pub(crate) struct SealedUser {
     pub(crate) name: Option<String>,
     pub(crate) profile: String,
     pub(crate) generation: i64,
+}
+
+/// One table's part of a pass: rows found to seal, sealed, and found but unreadable.
+#[derive(Debug, Default)]
+pub(crate) struct TablePass {
+    pub(crate) found: u64,
+    pub(crate) sealed: u64,
+    pub(crate) unreadable: u64,
+}
+
+/// A row read to be sealed anew: its key, generation and values as read, the values sealed
+/// under the new generation, and (for users) the email's blind index.
+#[derive(Debug, Default)]
+pub(crate) struct ResealedRow {
+    pub(crate) key: Vec<String>,
+    pub(crate) old_gen: Option<i64>,
+    pub(crate) old: Vec<Option<String>>,
+    pub(crate) new: Vec<Option<String>>,
+    pub(crate) email_index: Option<String>,
 }

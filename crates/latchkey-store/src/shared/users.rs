@@ -139,10 +139,9 @@ macro_rules! impl_user_store {
 
             async fn update_user(&self, tenant: &TenantId, sub: &SubjectId, patch: UserPatch, actor: &Actor) -> StoreResult<User> {
                 let mut tx = self.begin_write().await?;
-                if patch.if_match.is_some() {
-                    // The check and the change are one: a concurrent change waits or is seen.
-                    Self::lock_principal_id(&mut tx, tenant, sub.as_str()).await?;
-                }
+                // Read, changed and written whole (the sealed columns are rewritten
+                // together): a concurrent change waits, and If-Match sees it.
+                Self::lock_principal_id(&mut tx, tenant, sub.as_str()).await?;
                 let mut user = self.fetch_user(&mut tx, tenant, sub).await?;
                 if patch.if_match.as_ref().is_some_and(|tag| *tag != user.etag()) {
                     return Err(StoreError::Stale(format!("user {sub} changed since it was read; read it again")));

@@ -101,6 +101,11 @@ pub async fn run(ctx: Context, command: KeysCommand) -> Result<(), CliError> {
                 for (table, n) in &outcome.sealed {
                     text.push_str(&format!("  {table}: {n} re-encrypted\n"));
                 }
+                for (table, n) in &outcome.unreadable {
+                    text.push_str(&format!(
+                        "  {table}: {n} do not open (another master key, or altered): left as they are\n"
+                    ));
+                }
                 text.push_str(&format!("{} left under an older key\n", outcome.remaining));
                 text
             })
