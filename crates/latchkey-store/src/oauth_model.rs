@@ -12,13 +12,16 @@ pub(crate) struct RefreshRow {
     pub(crate) grant_id: String,
     client_id: String,
     sub: String,
-    grant_data: String,
+    /// Sealed (or in clear, for a row written before sealing: `sealed_gen` NULL); the
+    /// store opens it (`refresh_from`) before the row becomes a token.
+    pub(crate) grant_data: String,
     created_at: i64,
     expires_at: i64,
     rotated_at: Option<i64>,
     revoked_at: Option<i64>,
     pub(crate) sid: Option<String>,
     ends_with_session: bool,
+    pub(crate) sealed_gen: Option<i64>,
 }
 
 impl TryFrom<RefreshRow> for StoredRefreshToken {

@@ -78,15 +78,18 @@ impl PostgresStore {
         new: &NewRefreshToken,
         now: UnixTime,
     ) -> StoreResult<Option<RefreshRow>> {
+        // The successor is of the same grant: sealed for it, as its predecessor was.
+        let (grant_data, generation) = self.seal_grant(tenant, &new.grant_id, &new.grant_data)?;
         let row = sqlx::query_as(
             "WITH old AS (
                  UPDATE refresh_tokens SET rotated_at = $3
                  WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
-                 RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session
+                 RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session,
+                     sealed_gen
              ), successor AS (
                  INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
-                     expires_at, sid, ends_with_session)
-                 SELECT $1, $4, family_id, grant_id, $5, $6, $7, $3, $8, sid, $9 FROM old
+                     expires_at, sid, ends_with_session, sealed_gen)
+                 SELECT $1, $4, family_id, grant_id, $5, $6, $7, $3, $8, sid, $9, $10 FROM old
              )
              SELECT * FROM old",
         )
@@ -96,9 +99,10 @@ impl PostgresStore {
         .bind(new.token_hash.as_str())
         .bind(new.client_id.as_str())
         .bind(&new.sub)
-        .bind(&new.grant_data)
+        .bind(grant_data)
         .bind(new.expires_at.secs())
         .bind(new.ends_with_session)
+        .bind(generation)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row)
@@ -139,12 +143,13 @@ impl PostgresStore {
     async fn insert_code_and_session_client(&self, tenant: &TenantId, c: &NewCode, now: UnixTime) -> StoreResult<()> {
         let Some(session) = &c.session else {
             let mut conn = self.pool.acquire().await?;
-            return Self::insert_code_row(&mut conn, tenant, c, now.secs()).await;
+            return self.insert_code_row(&mut conn, tenant, c, now.secs()).await;
         };
+        let (grant_data, generation) = self.seal_grant(tenant, &c.grant_id, &c.grant_data)?;
         sqlx::query(concat!(
             "WITH code AS (
-                 INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at)
-                 VALUES ($1, $6, $7, $3, $8, $5, $9)
+                 INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at, sealed_gen)
+                 VALUES ($1, $6, $7, $3, $8, $5, $9, $10)
              ) ",
             record_session_client_sql!()
         ))
@@ -155,8 +160,9 @@ impl PostgresStore {
         .bind(now.secs())
         .bind(c.code_hash.as_str())
         .bind(&c.grant_id)
-        .bind(&c.grant_data)
+        .bind(grant_data)
         .bind(c.expires_at.secs())
+        .bind(generation)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -100,21 +100,23 @@ impl SqliteStore {
         now: UnixTime,
     ) -> StoreResult<Option<RefreshRow>> {
         use sqlx::Row as _;
+        // The successor is of the same grant: sealed for it, as its predecessor was.
+        let (grant_data, generation) = self.seal_grant(tenant, &new.grant_id, &new.grant_data)?;
         let rows = sqlx::query(
             "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
-                 expires_at, rotated_at, revoked_at, sid, ends_with_session)
+                 expires_at, rotated_at, revoked_at, sid, ends_with_session, sealed_gen)
              SELECT tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
-                 expires_at, $3, NULL, sid, ends_with_session
+                 expires_at, $3, NULL, sid, ends_with_session, sealed_gen
              FROM refresh_tokens
              WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
              UNION ALL
-             SELECT $1, $4, family_id, grant_id, $5, $6, $7, $3, $8, NULL, NULL, sid, $9
+             SELECT $1, $4, family_id, grant_id, $5, $6, $7, $3, $8, NULL, NULL, sid, $9, $10
              FROM refresh_tokens
              WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
              ON CONFLICT (tenant_id, token_hash) DO UPDATE SET rotated_at = excluded.rotated_at
                  WHERE refresh_tokens.token_hash = $2
              RETURNING token_hash, family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at,
-                 revoked_at, sid, ends_with_session",
+                 revoked_at, sid, ends_with_session, sealed_gen",
         )
         .bind(tenant.as_str())
         .bind(old.as_str())
@@ -122,9 +124,10 @@ impl SqliteStore {
         .bind(new.token_hash.as_str())
         .bind(new.client_id.as_str())
         .bind(&new.sub)
-        .bind(&new.grant_data)
+        .bind(grant_data)
         .bind(new.expires_at.secs())
         .bind(new.ends_with_session)
+        .bind(generation)
         .fetch_all(&self.pool)
         .await?;
         let mut rotated = None;
@@ -152,7 +155,7 @@ impl SqliteStore {
     /// never handed out (the caller fails) and expires unused.
     async fn insert_code_and_session_client(&self, tenant: &TenantId, c: &NewCode, now: UnixTime) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await?;
-        Self::insert_code_row(&mut conn, tenant, c, now.secs()).await?;
+        self.insert_code_row(&mut conn, tenant, c, now.secs()).await?;
         if let Some(session) = &c.session {
             sqlx::query(RECORD_SESSION_CLIENT)
                 .bind(tenant.as_str())

@@ -399,3 +399,87 @@ async fn sqlite_keeps_no_cleartext_in_its_files_once_sealed() {
     assert!(!text.contains("grace.hopper"), "an address stays in the database files");
     assert!(!text.contains("Grace Hopper"), "a name stays in the database files");
 }
+
+fn refresh(hash_of: &str, grant_data: &str) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: hash(hash_of),
+        family_id: "family".into(),
+        grant_id: "grant-1".into(),
+        client_id: ok(ClientId::parse("web"), "client"),
+        sub: "u1".into(),
+        grant_data: grant_data.into(),
+        expires_at: UnixTime::from_secs(NOW + 3_600),
+        sid: None,
+        ends_with_session: false,
+    }
+}
+
+#[tokio::test]
+async fn a_grant_is_sealed_for_itself_and_opens_in_every_token_of_its_family() {
+    // A claims request that wants a claim with a given value keeps the value in the grant.
+    let data = r#"{"sub":"u1","requested_claims":{"userinfo":{"email":{"value":"grace.hopper@example.org"}}}}"#;
+    for db in TestDatabase::all().await {
+        let store = open(&db).await;
+        let (t, b) = (tenant(), db.backend);
+        let code = NewCode {
+            code_hash: hash("code"),
+            grant_id: "grant-1".into(),
+            client_id: ok(ClientId::parse("web"), "client"),
+            grant_data: data.into(),
+            expires_at: UnixTime::from_secs(NOW + 60),
+            session: None,
+        };
+        ok(store.insert_code(&t, &code).await, b);
+        ok(store.insert_refresh_token(&t, &refresh("r1", data)).await, b);
+        let everything = format!("{}\n{}", stored_text(&db).await, grant_text(&db).await);
+        assert_no_clear(&everything, b);
+
+        match ok(store.redeem_code(&t, &hash("code"), &code.client_id, UnixTime::from_secs(NOW)).await, b) {
+            CodeRedemption::Redeemed { grant_data, .. } => assert_eq!(grant_data, data, "{b}"),
+            _ => panic!("{b}: the code is redeemed"),
+        }
+        let first = ok(store.refresh_token(&t, &hash("r1")).await, b).map(|r| r.grant_data);
+        assert_eq!(first.as_deref(), Some(data), "{b}");
+        // The database copies the predecessor's row; the successor is sealed for the grant.
+        let rotated = ok(
+            store
+                .rotate_refresh_token(
+                    &t,
+                    &hash("r1"),
+                    refresh("r2", data),
+                    UnixTime::from_secs(NOW),
+                    std::time::Duration::ZERO,
+                )
+                .await,
+            b,
+        );
+        assert!(matches!(rotated, RefreshRotation::Rotated(ref r) if r.grant_data == data), "{b}: {rotated:?}");
+        let second = ok(store.refresh_token(&t, &hash("r2")).await, b).map(|r| r.grant_data);
+        assert_eq!(second.as_deref(), Some(data), "{b}");
+        // Grants written in clear before are sealed by the job, and open the same.
+        exec(&db, "UPDATE refresh_tokens SET grant_data = $1, sealed_gen = NULL", &[data]).await;
+        assert!(grant_text(&db).await.contains("grace.hopper"), "{b}: written in clear");
+        while !ok(store.reseal_personal_data(100).await, b).done {}
+        assert_no_clear(&grant_text(&db).await, b);
+        let again = ok(store.refresh_token(&t, &hash("r2")).await, b).map(|r| r.grant_data);
+        assert_eq!(again.as_deref(), Some(data), "{b}");
+        // A grant's data does not open for another grant.
+        exec(&db, "UPDATE refresh_tokens SET grant_id = 'grant-2'", &[]).await;
+        match store.refresh_token(&t, &hash("r2")).await {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("grants.grant_data"), "{b}: {m}"),
+            other => panic!("{b}: another grant's data opened: {other:?}"),
+        }
+    }
+}
+
+async fn grant_text(db: &TestDatabase) -> String {
+    let sql = "SELECT grant_data FROM refresh_tokens UNION ALL SELECT grant_data FROM authorization_codes";
+    let rows: Vec<String> = if db.backend == "postgres" {
+        let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
+        ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "rows")
+    } else {
+        let mut conn = ok(sqlx::SqliteConnection::connect(&db.url).await, "connect");
+        ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "rows")
+    };
+    rows.join("\n")
+}

@@ -25,6 +25,11 @@ ALTER TABLE one_time_tokens ADD COLUMN sealed_gen BIGINT;
 ALTER TABLE authorization_requests ADD COLUMN sealed_gen BIGINT;
 ALTER TABLE auth_ceremonies ADD COLUMN sealed_gen BIGINT;
 ALTER TABLE admin_idempotency ADD COLUMN sealed_gen BIGINT;
+-- What a user granted a client, kept with its codes and refresh tokens: a `claims` request
+-- can ask for a claim with a given value (an address, a number), and the grant keeps it.
+ALTER TABLE authorization_codes ADD COLUMN sealed_gen BIGINT;
+ALTER TABLE refresh_tokens ADD COLUMN sealed_gen BIGINT;
+CREATE INDEX refresh_tokens_by_sealed_gen ON refresh_tokens (sealed_gen);
 INSERT INTO meta (name, value) VALUES ('data_key_generation', '1') ON CONFLICT (name) DO NOTHING;
 -- Parking a request now stores the generation its sealed request is under (a function of
 -- its own: migration 0012's keeps its signature).

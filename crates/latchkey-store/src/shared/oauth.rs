@@ -76,10 +76,10 @@ macro_rules! impl_oauth_store {
                 // node, finds consumed_at set and updates nothing. It spends the code only for
                 // the client it was issued to (RFC 6749 §4.1.3): another client that presents
                 // it cannot burn it before the real exchange.
-                let spent: Option<(String, String, String, i64, i64)> = sqlx::query_as(
+                let spent: Option<(String, String, String, i64, i64, Option<i64>)> = sqlx::query_as(
                     "UPDATE authorization_codes SET consumed_at = $3
                      WHERE tenant_id = $1 AND code_hash = $2 AND consumed_at IS NULL AND client_id = $4
-                     RETURNING grant_id, client_id, grant_data, created_at, expires_at",
+                     RETURNING grant_id, client_id, grant_data, created_at, expires_at, sealed_gen",
                 )
                 .bind(tenant.as_str())
                 .bind(code_hash.as_str())
@@ -87,7 +87,8 @@ macro_rules! impl_oauth_store {
                 .bind(client.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-                if let Some((grant_id, client_id, grant_data, issued_at, expires_at)) = spent {
+                if let Some((grant_id, client_id, grant_data, issued_at, expires_at, generation)) = spent {
+                    let grant_data = self.open_grant(tenant, &grant_id, generation, grant_data)?;
                     return Ok(CodeRedemption::Redeemed {
                         grant_id,
                         client_id,
@@ -114,19 +115,19 @@ macro_rules! impl_oauth_store {
                 // One statement is atomic by itself; a transaction around it would hold
                 // SQLite's write lock across three hand-offs instead of one.
                 let mut conn = self.pool().acquire().await?;
-                Self::insert_refresh(&mut conn, tenant, t, self.now()).await
+                self.insert_refresh(&mut conn, tenant, t, self.now()).await
             }
 
             async fn refresh_token(&self, tenant: &TenantId, hash: &TokenHash) -> StoreResult<Option<StoredRefreshToken>> {
                 let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
-                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session
+                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session, sealed_gen
                      FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(hash.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| self.refresh_from(tenant, r)).transpose()
             }
 
             async fn rotate_refresh_token(
@@ -140,18 +141,18 @@ macro_rules! impl_oauth_store {
                 // The usual case, a live token, is the backend's one atomic step (`rotate_live`):
                 // marked rotated and its successor stored, or nothing.
                 if let Some(row) = self.rotate_live(tenant, old, &new, now).await? {
-                    return Ok(RefreshRotation::Rotated(row.try_into()?));
+                    return Ok(RefreshRotation::Rotated(self.refresh_from(tenant, row)?));
                 }
                 let mut tx = self.begin_write().await?;
                 let row: Option<$crate::oauth_model::RefreshRow> = sqlx::query_as(
-                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session
+                    "SELECT family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session, sealed_gen
                      FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(old.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(found) = row.map(StoredRefreshToken::try_from).transpose()? else {
+                let Some(found) = row.map(|r| self.refresh_from(tenant, r)).transpose()? else {
                     return Ok(RefreshRotation::Unknown);
                 };
                 if found.revoked_at.is_some() {
@@ -420,34 +421,38 @@ macro_rules! impl_oauth_store {
                     .collect()
             }
 
-            async fn insert_code_row(conn: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, c: &NewCode, now: i64)
+            async fn insert_code_row(&self, conn: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, c: &NewCode, now: i64)
                 -> StoreResult<()> {
+                let (grant_data, generation) = self.seal_grant(tenant, &c.grant_id, &c.grant_data)?;
                 sqlx::query(
-                    "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO authorization_codes (tenant_id, code_hash, grant_id, client_id, grant_data, created_at, expires_at, sealed_gen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(tenant.as_str())
                 .bind(c.code_hash.as_str())
                 .bind(&c.grant_id)
                 .bind(c.client_id.as_str())
-                .bind(&c.grant_data)
+                .bind(grant_data)
                 .bind(now)
                 .bind(c.expires_at.secs())
+                .bind(generation)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
             }
 
             async fn insert_refresh(
+                &self,
                 conn: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,
                 t: &NewRefreshToken,
                 now: i64,
             ) -> StoreResult<()> {
+                let (grant_data, generation) = self.seal_grant(tenant, &t.grant_id, &t.grant_data)?;
                 sqlx::query(
                     "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
-                        expires_at, sid, ends_with_session)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        expires_at, sid, ends_with_session, sealed_gen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(tenant.as_str())
                 .bind(t.token_hash.as_str())
@@ -455,11 +460,12 @@ macro_rules! impl_oauth_store {
                 .bind(&t.grant_id)
                 .bind(t.client_id.as_str())
                 .bind(&t.sub)
-                .bind(&t.grant_data)
+                .bind(grant_data)
                 .bind(now)
                 .bind(t.expires_at.secs())
                 .bind(t.sid.as_deref())
                 .bind(t.ends_with_session)
+                .bind(generation)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())

@@ -14,6 +14,10 @@ pub(crate) struct SealedTable {
     /// The order rows are sealed in: users oldest first, so of two verified addresses
     /// that turn out the same once normalised, the older account keeps it verified.
     pub(crate) order: &'static str,
+    /// What a value is bound to, when not its own row: a grant's data is bound to the
+    /// grant (`grants`, tenant and grant id), so the database can copy it from a refresh
+    /// token to its successor.
+    pub(crate) bound_to: Option<(&'static str, &'static [&'static str])>,
 }
 
 /// Every table that holds personal data sealed, in the order the job visits them.
@@ -23,36 +27,57 @@ pub(crate) const SEALED_TABLES: &[SealedTable] = &[
         keys: &["tenant_id", "sub"],
         fields: &["email", "name", "profile"],
         order: "created_at, sub",
+        bound_to: None,
     },
     SealedTable {
         table: "federated_identities",
         keys: &["tenant_id", "provider_id", "subject"],
         fields: &["email"],
         order: "tenant_id, provider_id, subject",
+        bound_to: None,
     },
     SealedTable {
         table: "one_time_tokens",
         keys: &["tenant_id", "token_hash"],
         fields: &["detail"],
         order: "tenant_id, token_hash",
+        bound_to: None,
     },
     SealedTable {
         table: "authorization_requests",
         keys: &["tenant_id", "id_hash"],
         fields: &["request"],
         order: "tenant_id, id_hash",
+        bound_to: None,
     },
     SealedTable {
         table: "auth_ceremonies",
         keys: &["tenant_id", "id_hash", "purpose"],
         fields: &["state"],
         order: "tenant_id, id_hash, purpose",
+        bound_to: None,
     },
     SealedTable {
         table: "admin_idempotency",
         keys: &["tenant_id", "caller", "idem_key"],
         fields: &["body"],
         order: "tenant_id, caller, idem_key",
+        bound_to: None,
+    },
+    SealedTable {
+        table: "authorization_codes",
+        keys: &["tenant_id", "code_hash"],
+        fields: &["grant_data"],
+        order: "sealed_gen",
+        bound_to: Some(("grants", &["tenant_id", "grant_id"])),
+    },
+    SealedTable {
+        table: "refresh_tokens",
+        keys: &["tenant_id", "token_hash"],
+        fields: &["grant_data"],
+        // Any order: served by the index on `sealed_gen` alone.
+        order: "sealed_gen",
+        bound_to: Some(("grants", &["tenant_id", "grant_id"])),
     },
 ];
 
@@ -180,6 +205,25 @@ macro_rules! impl_personal_data {
                 row.into_user(email, name, profile)
             }
 
+            /// What a user granted a client (the `grant_data` of codes and refresh
+            /// tokens), sealed for its grant: a refresh token's successor, copied by the
+            /// database, opens as its predecessor did. It can hold a `claims` request's
+            /// wanted values (an address, a number).
+            pub(crate) fn seal_grant(&self, tenant: &TenantId, grant_id: &str, data: &str) -> StoreResult<(String, i64)> {
+                self.seal_personal(&$crate::shared::personal_data::place("grants", "grant_data", &[tenant.as_str(), grant_id]), data)
+            }
+
+            pub(crate) fn open_grant(&self, tenant: &TenantId, grant_id: &str, generation: Option<i64>, data: String)
+                -> StoreResult<String> {
+                self.open_personal(generation, &$crate::shared::personal_data::place("grants", "grant_data", &[tenant.as_str(), grant_id]), data)
+            }
+
+            pub(crate) fn refresh_from(&self, tenant: &TenantId, mut row: $crate::oauth_model::RefreshRow)
+                -> StoreResult<StoredRefreshToken> {
+                row.grant_data = self.open_grant(tenant, &row.grant_id, row.sealed_gen, std::mem::take(&mut row.grant_data))?;
+                row.try_into()
+            }
+
             /// Seals `plain` for `place` under the active generation.
             pub(crate) fn seal_personal(&self, place: &str, plain: &str) -> StoreResult<(String, i64)> {
                 let keys = self.data_keys()?;
@@ -206,12 +250,15 @@ macro_rules! impl_personal_data {
 
             /// Rows of `t` in clear (in `t.order`) or under a generation before
             /// `generation`, up to `limit`: read without the write lock, through the
-            /// partial index on rows in clear and the index on `sealed_gen`.
+            /// table's index on `sealed_gen` (the short-lived tables have none).
             async fn rows_to_reseal(&self, t: &$crate::shared::personal_data::SealedTable, generation: u32, limit: u32)
                 -> StoreResult<Vec<<$db as sqlx::Database>::Row>> {
-                let columns: Vec<&str> = t.keys.iter().chain(t.fields.iter()).copied().collect();
+                let bound: &[&str] = t.bound_to.map_or(&[], |(_, columns)| columns);
+                let mut columns: Vec<&str> = t.keys.iter().chain(t.fields.iter()).copied().collect();
+                columns.push("sealed_gen");
+                columns.extend(bound);
                 let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {}, sealed_gen FROM {} WHERE sealed_gen IS NULL ORDER BY {} LIMIT $1",
+                    "SELECT {} FROM {} WHERE sealed_gen IS NULL ORDER BY {} LIMIT $1",
                     columns.join(", "), t.table, t.order
                 )))
                 .bind(i64::from(limit))
@@ -221,7 +268,7 @@ macro_rules! impl_personal_data {
                 if left > 0 {
                     rows.extend(
                         sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "SELECT {}, sealed_gen FROM {} WHERE sealed_gen < $1 LIMIT $2",
+                            "SELECT {} FROM {} WHERE sealed_gen < $1 LIMIT $2",
                             columns.join(", "), t.table
                         )))
                         .bind(i64::from(generation))
@@ -241,11 +288,19 @@ macro_rules! impl_personal_data {
                 let keys = self.data_keys()?;
                 let key: Vec<String> = (0..t.keys.len()).map(|i| row.try_get::<String, _>(i)).collect::<Result<_, _>>()?;
                 let old_gen: Option<i64> = row.try_get(t.keys.len() + t.fields.len())?;
+                let after = t.keys.len() + t.fields.len() + 1;
+                let (place_table, place_key) = match t.bound_to {
+                    Some((name, columns)) => {
+                        let values = (0..columns.len()).map(|i| row.try_get::<String, _>(after + i)).collect::<Result<Vec<_>, _>>()?;
+                        (name, values)
+                    }
+                    None => (t.table, key.clone()),
+                };
                 let mut out = $crate::shared::personal_data::ResealedRow { key, old_gen, ..Default::default() };
                 for (i, field) in t.fields.iter().enumerate() {
                     let stored: Option<String> = row.try_get(t.keys.len() + i)?;
-                    let parts: Vec<&str> = out.key.iter().map(String::as_str).collect();
-                    let at = $crate::shared::personal_data::place(t.table, field, &parts);
+                    let parts: Vec<&str> = place_key.iter().map(String::as_str).collect();
+                    let at = $crate::shared::personal_data::place(place_table, field, &parts);
                     let plain = match self.open_personal_opt(old_gen, &at, stored.clone()) {
                         Ok(plain) => plain,
                         Err(StoreError::Corrupt(_)) => return Ok(None),
