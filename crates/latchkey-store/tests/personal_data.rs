@@ -62,12 +62,21 @@ async fn exec(db: &TestDatabase, sql: &str, binds: &[&str]) {
 
 /// Every text value of the tables that hold personal data, as stored.
 async fn stored_text(db: &TestDatabase) -> String {
-    let sql = "SELECT COALESCE(email, '') || ' ' || COALESCE(name, '') || ' ' || profile || ' ' || COALESCE(email_index, '') FROM users
-               UNION ALL SELECT detail FROM one_time_tokens
-               UNION ALL SELECT request FROM authorization_requests
-               UNION ALL SELECT state FROM auth_ceremonies
-               UNION ALL SELECT COALESCE(email, '') FROM federated_identities
-               UNION ALL SELECT COALESCE(body, '') FROM admin_idempotency";
+    texts(
+        db,
+        "SELECT COALESCE(email, '') || ' ' || COALESCE(name, '') || ' ' || profile || ' ' || COALESCE(email_index, '') FROM users
+         UNION ALL SELECT detail FROM one_time_tokens
+         UNION ALL SELECT request FROM authorization_requests
+         UNION ALL SELECT state FROM auth_ceremonies
+         UNION ALL SELECT COALESCE(email, '') FROM federated_identities
+         UNION ALL SELECT COALESCE(body, '') FROM admin_idempotency",
+    )
+    .await
+}
+
+/// The text column `sql` selects, every row joined, read past the store.
+async fn texts(db: &TestDatabase, sql: &str) -> String {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
     let rows: Vec<String> = if db.backend == "postgres" {
         let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
         ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "rows")
@@ -473,13 +482,5 @@ async fn a_grant_is_sealed_for_itself_and_opens_in_every_token_of_its_family() {
 }
 
 async fn grant_text(db: &TestDatabase) -> String {
-    let sql = "SELECT grant_data FROM refresh_tokens UNION ALL SELECT grant_data FROM authorization_codes";
-    let rows: Vec<String> = if db.backend == "postgres" {
-        let mut conn = ok(sqlx::PgConnection::connect(&db.url).await, "connect");
-        ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "rows")
-    } else {
-        let mut conn = ok(sqlx::SqliteConnection::connect(&db.url).await, "connect");
-        ok(sqlx::query_scalar(sql).fetch_all(&mut conn).await, "rows")
-    };
-    rows.join("\n")
+    texts(db, "SELECT grant_data FROM refresh_tokens UNION ALL SELECT grant_data FROM authorization_codes").await
 }
