@@ -10,9 +10,9 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import * as oidc from 'openid-client';
 
+import { base32Decode, currentStep, totpAt } from '../lib/totp.mjs';
 import { ADA, RP_ORIGIN, discoverClient, interceptRp, seedAda, startLatchkey, watchCsp, withBrowser } from '../lib/latchkey.mjs';
 
 const CALLBACK = `${RP_ORIGIN}/callback`;
@@ -104,39 +104,6 @@ async function addAuthenticator(page) {
 
 /** DevTools gives credential ids in standard, padded base64; pages and the server use base64url. */
 const b64url = (b64) => Buffer.from(b64, 'base64').toString('base64url');
-
-// ---------------------------------------------------------------------------------------
-// TOTP (RFC 6238, SHA-1, 30 s, 6 digits), computed independently of the server
-
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const c of text.toUpperCase().replace(/[\s=]/g, '')) {
-    const i = alphabet.indexOf(c);
-    if (i < 0) throw new Error(`not base32: ${text}`);
-    value = (value << 5) | i;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push((value >>> bits) & 0xff);
-      value &= (1 << bits) - 1;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function totpAt(secret, step) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const mac = createHmac('sha1', secret).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const binary = ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3];
-  return String(binary % 1_000_000).padStart(6, '0');
-}
-
-const currentStep = () => Math.floor(Date.now() / 1000 / 30);
 
 /** Waits (at most 30 s) until the TOTP time step is later than `step`. */
 async function waitForStepAfter(step) {

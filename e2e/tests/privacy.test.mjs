@@ -22,7 +22,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, createPrivateKey, createPublicKey, randomBytes, randomInt } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, randomInt } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import * as oidc from 'openid-client';
@@ -30,6 +30,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 
 import { RP_ORIGIN, discoverClient, interceptRp, openBrowser, startLatchkey, startLoopbackRp } from '../lib/latchkey.mjs';
 import { linkTo, startSmtp } from '../lib/mail.mjs';
+import { base32Decode, totpNow } from '../lib/totp.mjs';
 
 const suffix = randomBytes(4).toString('hex');
 /** The person. Her address is typed with capitals in its local part, as people do. */
@@ -175,37 +176,6 @@ async function addAuthenticator(page) {
 /** The messages to `address` whose subject includes `subject`, once one has arrived. */
 const mailTo = (address, subject) =>
   smtp.waitFor((m) => m.to === address && m.subject.includes(subject), { what: `"${subject}" to ${address}` });
-
-// ---------------------------------------------------------------------------------------
-// TOTP (RFC 6238, SHA-1, 30 s, 6 digits), as recovery.test.mjs computes it
-
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const c of text.toUpperCase().replace(/[\s=]/g, '')) {
-    const i = alphabet.indexOf(c);
-    if (i < 0) throw new Error(`not base32: ${text}`);
-    value = (value << 5) | i;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push((value >>> bits) & 0xff);
-      value &= (1 << bits) - 1;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function totpNow(secret) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000)));
-  const mac = createHmac('sha1', secret).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const binary = ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3];
-  return String(binary % 1_000_000).padStart(6, '0');
-}
 
 // ---------------------------------------------------------------------------------------
 // Looking for secrets and personal data

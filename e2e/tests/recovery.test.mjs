@@ -13,9 +13,9 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 
 import { openBrowser, startLatchkey } from '../lib/latchkey.mjs';
+import { base32Decode, totpNow } from '../lib/totp.mjs';
 import { linkTo, startSmtp } from '../lib/mail.mjs';
 
 /** Signs up with a passkey, verifies her address, loses the passkey, recovers. */
@@ -224,37 +224,6 @@ async function askForRecovery(page, identifier) {
 async function scannerGet(link) {
   const res = await fetch(link, { redirect: 'manual', headers: { 'user-agent': 'LinkScanner/1.0' } });
   return { status: res.status, text: await res.text() };
-}
-
-// ---------------------------------------------------------------------------------------
-// TOTP (RFC 6238, SHA-1, 30 s, 6 digits), computed independently of the server
-
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const c of text.toUpperCase().replace(/[\s=]/g, '')) {
-    const i = alphabet.indexOf(c);
-    if (i < 0) throw new Error(`not base32: ${text}`);
-    value = (value << 5) | i;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push((value >>> bits) & 0xff);
-      value &= (1 << bits) - 1;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function totpNow(secret) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000)));
-  const mac = createHmac('sha1', secret).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const binary = ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3];
-  return String(binary % 1_000_000).padStart(6, '0');
 }
 
 // ---------------------------------------------------------------------------------------
