@@ -39,7 +39,7 @@ pub use mail::{MailConfig, MailTls};
 pub use outbound::{AllowEntry, OutboundConfig, Purpose};
 pub use privacy::{IpRecording, PrivacyConfig, UserAgentRecording};
 pub use recovery::RecoveryConfig;
-pub use retention::RetentionConfig;
+pub use retention::{InactiveAccountAction, RetentionConfig};
 pub use secret::{Secret, SecretError, SecretRef};
 pub use signin::{EmailAtSignUp, Identifier, PasskeysConfig, RegistrationConfig, RegistrationMode};
 pub use sms::{SmsConfig, SmsDailyLimits, e164};

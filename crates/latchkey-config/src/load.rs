@@ -346,6 +346,7 @@ impl super::Config {
                 ));
             }
         }
+        self.retention.check(s, self.mail.is_some())?;
         if self.login.email_link && self.mail.is_none() {
             return Err(ConfigError::invalid(s, "login.email_link", "needs a [mail] section to send links"));
         }

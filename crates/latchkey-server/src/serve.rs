@@ -60,6 +60,9 @@ pub async fn start(foundation: Foundation) -> Result<RunningServer, StartupError
     let changes = services.prepare_node().await?;
     let mut background = services.spawn_background(changes);
     background.push(latchkey_service::failed_sign_ins::spawn_reporter(Arc::downgrade(&services)));
+    if services.account_retention().enabled() {
+        background.extend(latchkey_service::jobs::spawn_account_retention(Arc::downgrade(&services)));
+    }
     background.extend(latchkey_service::forward_auth::rules::spawn_watcher(services.clone()));
     let metrics = edge::metrics::handle();
     if let Some(handle) = &metrics {

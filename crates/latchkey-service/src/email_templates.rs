@@ -21,6 +21,7 @@ pub const MESSAGES: &[(&str, &[&str])] = &[
     ("recovery_completed", &["account", "passkey", "added"]),
     ("security_notice", &["account", "what", "when", "link", "days"]),
     ("sign_in_link", &["account", "link", "minutes"]),
+    ("inactive_account", &["account", "since", "unused_days", "action", "on", "link"]),
 ];
 
 fn built_in(name: &str) -> Option<&'static str> {
@@ -47,6 +48,9 @@ fn built_in(name: &str) -> Option<&'static str> {
         "recovery_completed.subject.txt" => include_str!("../templates/email/recovery_completed.subject.txt"),
         "recovery_completed.txt" => include_str!("../templates/email/recovery_completed.txt"),
         "recovery_completed.html" => include_str!("../templates/email/recovery_completed.html"),
+        "inactive_account.subject.txt" => include_str!("../templates/email/inactive_account.subject.txt"),
+        "inactive_account.txt" => include_str!("../templates/email/inactive_account.txt"),
+        "inactive_account.html" => include_str!("../templates/email/inactive_account.html"),
         _ => return None,
     })
 }

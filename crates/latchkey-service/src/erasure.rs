@@ -8,6 +8,7 @@
 
 use latchkey_core::domain::{SubjectId, TenantId};
 use latchkey_core::records::{Actor, ErasureReceipt, ErasureRequest};
+use latchkey_store::AccountRetention;
 
 use crate::{Latchkey, ServiceResult};
 
@@ -17,6 +18,19 @@ impl Erasure<'_> {
     /// Erases `sub`. An operator may not erase themselves or the last administrator (the
     /// admin rules every removal meets). `NotFound` when there is no such user.
     pub async fn erase(&self, tenant: &TenantId, sub: &SubjectId, actor: &Actor) -> ServiceResult<ErasureReceipt> {
+        let receipt = self.erase_if(tenant, sub, None, actor).await?;
+        receipt.ok_or_else(|| crate::ServiceError::Unavailable("the erasure was left".into()))
+    }
+
+    /// Erases `sub` if `rule` (a retention rule) still applies once the person's row is
+    /// held; `None` when it no longer does (they signed in, or verified their address).
+    pub(crate) async fn erase_if(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        rule: Option<AccountRetention>,
+        actor: &Actor,
+    ) -> ServiceResult<Option<ErasureReceipt>> {
         let self_service = matches!(actor, Actor::User(s) if s == sub.as_str());
         if !self_service {
             crate::admin::Admin::may_remove(sub, actor)?;
@@ -30,6 +44,11 @@ impl Erasure<'_> {
         // The person's lock first: nothing queues a message for them or withdraws a consent
         // of theirs meanwhile.
         tx.lock_user(tenant, sub).await?;
+        if let Some(rule) = rule
+            && !tx.account_retention_applies(tenant, sub, rule).await?
+        {
+            return Ok(None);
+        }
         let user = tx.user(tenant, sub).await?;
         let outbox = self.0.outbox();
         let mut recipient_hashes: Vec<String> = user.email.iter().map(|e| outbox.recipient_hash(e.as_str())).collect();
@@ -55,6 +74,6 @@ impl Erasure<'_> {
             self.0.revocations.add_local_withdrawal(client, sub.as_str(), now, revoke_until);
         }
         metrics::counter!("latchkey_erasures_total").increment(1);
-        Ok(receipt)
+        Ok(Some(receipt))
     }
 }

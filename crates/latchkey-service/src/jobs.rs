@@ -104,6 +104,31 @@ pub fn spawn_audit_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> 
 
 /// Every node reads the data-key generation again (a rotation may have begun elsewhere);
 /// one node at a time seals rows in clear or under an older generation.
+/// The accounts' retention rules ([`crate::account_retention`]), on one node at a time,
+/// with the cleanup's rhythm. Ends when the services are dropped.
+pub fn spawn_account_retention(services: std::sync::Weak<crate::Latchkey>) -> Option<tokio::task::JoinHandle<()>> {
+    let store = services.upgrade()?.store.clone();
+    Some(spawn_locked(
+        store,
+        "account-retention",
+        CLEANUP_INTERVAL,
+        move || {
+            let services = services.clone();
+            async move {
+                let Some(services) = services.upgrade() else { return };
+                match services.account_retention().run(false).await {
+                    Ok(report) if report != Default::default() => {
+                        tracing::info!(?report, "applied the accounts' retention rules");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "account retention failed"),
+                }
+            }
+        },
+        || async {},
+    ))
+}
+
 pub fn spawn_personal_data_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
     let (target, other) = (store.clone(), store.clone());
     spawn_locked(

@@ -20,6 +20,7 @@ mod error;
 
 pub mod access;
 pub mod access_claims;
+pub mod account_retention;
 pub mod admin;
 pub mod api_keys;
 pub mod apply;
@@ -250,6 +251,9 @@ impl Latchkey {
     }
     pub fn data_keys(&self) -> data_keys::DataKeys<'_> {
         data_keys::DataKeys(self)
+    }
+    pub fn account_retention(&self) -> account_retention::AccountRetention<'_> {
+        account_retention::AccountRetention(self)
     }
     pub fn retention(&self) -> retention::Retention<'_> {
         retention::Retention(self)

@@ -1,8 +1,9 @@
 //! How long kept data stays. What expires by its nature (sessions, codes, tokens, counters)
 //! goes as soon as no security check needs it (`latchkey_store::cleanup`); what is kept for a
 //! configured time (`[retention]`: the audit log, used invitations) goes after it. The
-//! cleanup job does both every five minutes; `latchkey retention --dry-run` counts what would
-//! go. Every row deleted is counted in `latchkey_retention_deleted_total{kind}`.
+//! cleanup job does both every five minutes, and a job beside it the accounts' rules
+//! ([`crate::account_retention`]); `latchkey retention --dry-run` counts what all three would
+//! do. Every row deleted is counted in `latchkey_retention_deleted_total{kind}`.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ pub const KEEP_FINISHED_DELIVERIES: std::time::Duration = std::time::Duration::f
 pub struct RetentionReport {
     pub dry_run: bool,
     pub removed: BTreeMap<String, u64>,
+    /// Unused and never verified accounts ([`crate::account_retention`]).
+    pub accounts: crate::account_retention::AccountsReport,
 }
 
 pub struct Retention<'a>(pub(crate) &'a Latchkey);
@@ -45,10 +48,11 @@ impl Retention<'_> {
             }
         }
         removed.extend(apply_periods(store, &s.config.retention, now, dry_run).await?);
+        let accounts = s.account_retention().run(dry_run).await?;
         if !dry_run {
             count(&removed);
         }
-        Ok(RetentionReport { dry_run, removed })
+        Ok(RetentionReport { dry_run, removed, accounts })
     }
 }
 

@@ -199,9 +199,28 @@ impl Users<'_> {
                 return Ok(0);
             }
         };
+        Ok(self.lock_if(tenant, sub, reason, None, actor).await?.unwrap_or(0))
+    }
+
+    /// Locks `sub` (signed out everywhere, refresh tokens revoked) if `rule` (a retention
+    /// rule) still applies once their row is held; `None` when it no longer does.
+    pub(crate) async fn lock_if(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        reason: &'static str,
+        rule: Option<latchkey_store::AccountRetention>,
+        actor: &Actor,
+    ) -> ServiceResult<Option<usize>> {
         let sessions = self.0.sessions();
         let how = sessions.ending(reason, true).await;
         let mut tx = self.0.store().transaction().await?;
+        if let Some(rule) = rule {
+            tx.lock_user(tenant, sub).await?;
+            if !tx.account_retention_applies(tenant, sub, rule).await? {
+                return Ok(None);
+            }
+        }
         let admins_before = tx.active_admins(tenant).await?;
         tx.set_user_locked(tenant, sub, true, actor).await?;
         let ended = sessions.end_in(tx.as_mut(), tenant, sub, None, &how, actor).await?;
@@ -211,7 +230,7 @@ impl Users<'_> {
         // This node stops honouring the user's API keys at once; others within the change bound.
         self.0.caches.forget_user(sub);
         sessions.ended(&ended, &how);
-        Ok(ended.sessions.len())
+        Ok(Some(ended.sessions.len()))
     }
 
     /// An operator's last resort for someone who lost every factor: removes their passkeys,

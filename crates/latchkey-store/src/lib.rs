@@ -811,6 +811,57 @@ pub trait RetentionStore {
     async fn delete_used_invitations(&self, before: UnixTime, dry_run: bool) -> StoreResult<u64>;
     /// How many rows of `kind` the cleanup would delete at `cutoffs`.
     async fn count_expired(&self, kind: cleanup::Expired, cutoffs: &cleanup::Cutoffs) -> StoreResult<u64>;
+    /// Accounts (neither service accounts nor locked) that nobody signed in to since
+    /// `before`, in the order of that last sign-in, the page after `after`.
+    async fn inactive_accounts(
+        &self,
+        before: UnixTime,
+        after: Option<&InactiveAccount>,
+        limit: u32,
+    ) -> StoreResult<Vec<InactiveAccount>>;
+    /// A use found in the account's sessions or tokens, at `at`: its inactivity starts
+    /// again from there, and a notice given before it no longer holds.
+    async fn record_account_use(&self, tenant: &TenantId, sub: &SubjectId, at: UnixTime) -> StoreResult<()>;
+    /// Accounts created by sign-up before `before` whose address was never verified, the
+    /// page after `after`.
+    async fn unverified_sign_ups(
+        &self,
+        before: UnixTime,
+        after: Option<&UnverifiedSignUp>,
+        limit: u32,
+    ) -> StoreResult<Vec<UnverifiedSignUp>>;
+}
+
+/// An account [`RetentionStore::inactive_accounts`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InactiveAccount {
+    pub tenant: TenantId,
+    pub sub: SubjectId,
+    /// When someone last signed in to it.
+    pub last_sign_in: UnixTime,
+    /// Its latest use of any kind: that sign-in, a session of its used since, a token of
+    /// its refreshed.
+    pub last_use: UnixTime,
+    /// When its owner was told it would be disabled or deleted.
+    pub notice_at: Option<UnixTime>,
+}
+
+/// An account [`RetentionStore::unverified_sign_ups`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnverifiedSignUp {
+    pub tenant: TenantId,
+    pub sub: SubjectId,
+    pub created_at: UnixTime,
+}
+
+/// Which retention rule a step on an account carries out: checked again, with the user's
+/// row held, in the step's transaction ([`StoreTx::account_retention_applies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRetention {
+    /// Not used since its owner was told at `notice_at`.
+    Inactive { notice_at: UnixTime },
+    /// Created before `created_before` by sign-up, its address never verified.
+    UnverifiedSignUp { created_before: UnixTime },
 }
 
 /// See [`AuditChainStore::audit_chain_counts`].
@@ -901,6 +952,26 @@ impl JobLock {
 /// change notification inside the transaction, as the single-change methods do.
 #[async_trait]
 pub trait StoreTx: Send {
+    /// Holds the user's row for the rest of the transaction and says whether `rule` still
+    /// applies to it: a sign-in or a verification meanwhile waits for this transaction, or
+    /// wins and the step is left.
+    async fn account_retention_applies(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        rule: AccountRetention,
+    ) -> StoreResult<bool>;
+    /// Records that the owner of an account unused since `last_sign_in` was told at `at`
+    /// (`emailed`: whether a message went; an account without a verified address gets
+    /// none), unless someone signed in meanwhile. Audited as `user.inactivity_notice`.
+    async fn record_inactivity_notice(
+        &mut self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+        last_sign_in: UnixTime,
+        at: UnixTime,
+        details: serde_json::Value,
+    ) -> StoreResult<bool>;
     async fn set_password_hash(
         &mut self,
         tenant: &TenantId,

@@ -46,6 +46,7 @@ pub fn handle() -> Option<PrometheusHandle> {
             );
             latchkey_service::audit::describe_metrics();
             latchkey_service::retention::describe_metrics();
+            latchkey_service::account_retention::describe_metrics();
             Some(handle)
         })
         .clone()

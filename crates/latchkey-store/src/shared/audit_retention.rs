@@ -9,6 +9,28 @@ macro_rules! impl_audit_retention {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::RetentionStore for $store {
+            async fn inactive_accounts(
+                &self,
+                before: UnixTime,
+                after: Option<&$crate::InactiveAccount>,
+                limit: u32,
+            ) -> StoreResult<Vec<$crate::InactiveAccount>> {
+                self.inactive_accounts_page(before, after, limit).await
+            }
+
+            async fn record_account_use(&self, tenant: &TenantId, sub: &SubjectId, at: UnixTime) -> StoreResult<()> {
+                self.record_account_use_at(tenant, sub, at).await
+            }
+
+            async fn unverified_sign_ups(
+                &self,
+                before: UnixTime,
+                after: Option<&$crate::UnverifiedSignUp>,
+                limit: u32,
+            ) -> StoreResult<Vec<$crate::UnverifiedSignUp>> {
+                self.unverified_sign_ups_page(before, after, limit).await
+            }
+
             async fn trim_audit_chains(&self, older_than: UnixTime, dry_run: bool) -> StoreResult<u64> {
                 let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM audit_chains ORDER BY tenant_id")
                     .fetch_all(self.pool())

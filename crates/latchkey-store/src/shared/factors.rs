@@ -133,6 +133,14 @@ macro_rules! impl_factor_store {
                 self.insert_user(&mut tx, tenant, user, Some(&account.webauthn_user_id)).await?;
                 self.insert_passkey(&mut tx, tenant, &user.sub, &account.passkey).await?;
                 self.insert_recovery_codes(&mut tx, tenant, &user.sub, &account.recovery_code_hashes).await?;
+                if user.email.is_some() && !user.email_verified {
+                    // Until the address is verified, `[retention] unverified_sign_ups` may delete it.
+                    sqlx::query("UPDATE users SET unverified_sign_up = TRUE WHERE tenant_id = $1 AND sub = $2")
+                        .bind(tenant.as_str())
+                        .bind(user.sub.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 audit!(self, tx, tenant, actor, "user.signed_up", user.sub.as_str(),
                     serde_json::json!({"username": user.username.as_str(), "invited": account.invitation.is_some()}));
                 let created = self.fetch_user(&mut tx, tenant, &user.sub).await?;

@@ -32,6 +32,8 @@ pub(crate) mod audit;
 #[macro_use]
 pub(crate) mod audit_retention;
 #[macro_use]
+mod account_retention;
+#[macro_use]
 mod erasure;
 #[macro_use]
 pub(crate) mod personal_data;
@@ -68,6 +70,20 @@ macro_rules! impl_shared_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::StoreTx for $crate::shared::WriteTx<$store, $db> {
+            async fn account_retention_applies(&mut self, tenant: &TenantId, sub: &SubjectId, rule: $crate::AccountRetention)
+                -> StoreResult<bool> {
+                <$store>::account_retention_applies_in(&mut self.tx, tenant, sub, rule).await
+            }
+            async fn record_inactivity_notice(
+                &mut self,
+                tenant: &TenantId,
+                sub: &SubjectId,
+                last_sign_in: UnixTime,
+                at: UnixTime,
+                details: serde_json::Value,
+            ) -> StoreResult<bool> {
+                self.store.record_inactivity_notice_in(&mut self.tx, tenant, sub, last_sign_in, at, details).await
+            }
             async fn set_password_hash(&mut self, tenant: &TenantId, sub: &SubjectId, hash: Option<String>, actor: &Actor) -> StoreResult<()> {
                 self.store.set_password_hash_in(&mut self.tx, tenant, sub, hash, actor).await
             }
@@ -337,6 +353,7 @@ macro_rules! impl_shared_store {
         impl_cleanup_store!($store, $db);
         impl_audit_log!($store, $db);
         impl_audit_retention!($store, $db);
+        impl_account_retention!($store, $db);
         impl_erasure!($store, $db);
         impl_user_import!($store, $db);
         impl_personal_data!($store, $db);

@@ -173,7 +173,7 @@ macro_rules! impl_personal_data {
                 )?;
                 let done = sqlx::query(
                     "UPDATE users SET email = $3, email_index = $4, name = $5, profile = $6, sealed_gen = $7,
-                         email_verified = $8, updated_at = $9
+                         email_verified = $8, updated_at = $9, unverified_sign_up = unverified_sign_up AND NOT $8
                      WHERE tenant_id = $1 AND sub = $2",
                 )
                 .bind(user.tenant.as_str())

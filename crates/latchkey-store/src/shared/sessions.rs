@@ -83,12 +83,34 @@ macro_rules! impl_session_store {
                 .await?;
                 Ok((clients.into_iter().map(|(c, _)| c).collect(), grants))
             }
+
+            /// A sign-in is use: the account's inactivity starts again, and a notice that it
+            /// would be disabled or deleted no longer holds. First in the transaction, so that
+            /// it waits for an account retention step that holds the user's row.
+            async fn signed_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                sub: &latchkey_core::domain::SubjectId,
+                at: UnixTime,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE users SET last_active_at = $3, inactivity_notice_at = NULL
+                     WHERE tenant_id = $1 AND sub = $2 AND (last_active_at < $3 OR inactivity_notice_at IS NOT NULL)",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(at.secs())
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
         }
 
         #[async_trait::async_trait]
         impl $crate::SessionStore for $store {
             async fn create_browser_session(&self, tenant: &TenantId, s: &BrowserSession, actor: &Actor) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                Self::signed_in(&mut tx, tenant, &s.sub, s.created_at).await?;
                 sqlx::query(
                     "INSERT INTO browser_sessions (tenant_id, id_hash, sid, sub, auth_time, amr, acr, created_at, expires_at,
                         last_active_at, remember, user_agent, ip)
@@ -118,6 +140,7 @@ macro_rules! impl_session_store {
             async fn reauthenticate_browser_session(&self, tenant: &TenantId, old_id_hash: &TokenHash, s: &BrowserSession, actor: &Actor)
                 -> StoreResult<bool> {
                 let mut tx = self.begin_write().await?;
+                Self::signed_in(&mut tx, tenant, &s.sub, s.last_active_at).await?;
                 let done = sqlx::query(
                     "UPDATE browser_sessions SET id_hash = $3, auth_time = $4, amr = $5, acr = $6, expires_at = $7,
                         last_active_at = $8, remember = $9, user_agent = $10, ip = $11

@@ -36,8 +36,8 @@ macro_rules! impl_user_store {
                     tenant, &user.sub, user.email.as_ref(), user.name.as_ref().map(|n| n.as_str()), &user.profile,
                 )?;
                 sqlx::query(
-                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id, service_account, email_index, sealed_gen)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10, $11, $12, $13)",
+                    "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, webauthn_user_id, service_account, email_index, sealed_gen, last_active_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $9, $10, $11, $12, $13, $9)",
                 )
                 .bind(tenant.as_str())
                 .bind(user.sub.as_str())
@@ -245,7 +245,14 @@ macro_rules! impl_user_store {
             }
 
             pub(crate) async fn set_user_locked_in(&self, tx: &mut <$db as sqlx::Database>::Connection, tenant: &TenantId, sub: &SubjectId, locked: bool, actor: &Actor) -> StoreResult<()> {
-                let done = sqlx::query("UPDATE users SET locked = $3, updated_at = $4 WHERE tenant_id = $1 AND sub = $2")
+                // An unlock counts as use: an account disabled for being unused starts again
+                // with a full period before the next notice.
+                let done = sqlx::query(
+                    "UPDATE users SET locked = $3, updated_at = $4,
+                        last_active_at = CASE WHEN $3 THEN last_active_at ELSE $4 END,
+                        inactivity_notice_at = CASE WHEN $3 THEN inactivity_notice_at ELSE NULL END
+                     WHERE tenant_id = $1 AND sub = $2",
+                )
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
                     .bind(locked)

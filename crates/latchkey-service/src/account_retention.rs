@@ -1,0 +1,283 @@
+//! The retention of accounts, run with the cleanup every five minutes and by
+//! `latchkey retention`:
+//!
+//! - `[retention] inactive_accounts`: an account nobody used for that long (no sign-in, no
+//!   session of its used, no token of its refreshed) gets a notice by email, to its verified
+//!   address; if it stays unused `inactive_accounts_grace` longer, it is disabled (locked)
+//!   or deleted (erased), as `inactive_accounts_action` says. Any use meanwhile cancels the
+//!   notice. Service accounts and locked accounts are left alone.
+//! - `[retention] unverified_sign_ups`: an account created by sign-up whose address is still
+//!   unverified that long after is erased.
+//!
+//! Each step re-checks its rule in its own transaction with the person's row held, so a
+//! sign-in or a verification at the same moment wins. A step the admin rules refuse (it
+//! would remove the last administrator) is left and counted.
+
+use std::time::Duration;
+
+use latchkey_config::InactiveAccountAction;
+use latchkey_core::UnixTime;
+use latchkey_core::records::Actor;
+use latchkey_store::{AccountRetention as Rule, InactiveAccount, UnverifiedSignUp};
+use minijinja::context;
+
+use crate::{Latchkey, ServiceError, ServiceResult};
+
+/// Accounts read per page.
+const PAGE: u32 = 200;
+
+/// What a run did to accounts (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AccountsReport {
+    /// Owners told their unused account will be disabled or deleted.
+    pub noticed: u64,
+    /// Unused accounts disabled after their grace.
+    pub disabled: u64,
+    /// Unused accounts deleted after their grace.
+    pub deleted: u64,
+    /// Sign-ups deleted with their address never verified.
+    pub unverified_deleted: u64,
+    /// Steps the admin rules refused (the last administrator): the accounts stay as they are.
+    pub refused: u64,
+}
+
+pub struct AccountRetention<'a>(pub(crate) &'a Latchkey);
+
+/// What is due for an account the inactivity rule found.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    /// Used after all (a session or a token): its inactivity starts again from that use.
+    Used(UnixTime),
+    Notice,
+    Wait,
+    Act {
+        notice_at: UnixTime,
+    },
+}
+
+fn due(account: &InactiveAccount, cutoff: UnixTime, now: UnixTime, grace: Duration) -> Due {
+    match account.notice_at {
+        Some(at) if account.last_use >= at => Due::Used(account.last_use),
+        Some(at) if now >= at.plus(grace) => Due::Act { notice_at: at },
+        Some(_) => Due::Wait,
+        None if account.last_use >= cutoff => Due::Used(account.last_use),
+        None => Due::Notice,
+    }
+}
+
+impl AccountRetention<'_> {
+    /// Whether either rule is configured.
+    pub fn enabled(&self) -> bool {
+        let config = &self.0.config.retention;
+        config.inactive_accounts().is_some() || config.unverified_sign_ups().is_some()
+    }
+
+    /// Carries out (or, with `dry_run`, counts) every step that is due.
+    pub async fn run(&self, dry_run: bool) -> ServiceResult<AccountsReport> {
+        let config = &self.0.config.retention;
+        let now = self.0.clock.now();
+        let mut report = AccountsReport::default();
+        if let Some(period) = config.inactive_accounts() {
+            self.inactive(now, now.minus(period), dry_run, &mut report).await?;
+        }
+        if let Some(period) = config.unverified_sign_ups() {
+            self.unverified(now.minus(period), dry_run, &mut report).await?;
+        }
+        if !dry_run {
+            for (step, n) in [
+                ("noticed", report.noticed),
+                ("disabled", report.disabled),
+                ("deleted", report.deleted),
+                ("refused", report.refused),
+            ] {
+                if n > 0 {
+                    metrics::counter!("latchkey_inactive_accounts_total", "step" => step).increment(n);
+                }
+            }
+            let mut removed = std::collections::BTreeMap::new();
+            removed.insert("inactive_accounts".to_owned(), report.deleted);
+            removed.insert("unverified_sign_ups".to_owned(), report.unverified_deleted);
+            crate::retention::count(&removed);
+        }
+        Ok(report)
+    }
+
+    async fn inactive(
+        &self,
+        now: UnixTime,
+        cutoff: UnixTime,
+        dry_run: bool,
+        report: &mut AccountsReport,
+    ) -> ServiceResult<()> {
+        let config = &self.0.config.retention;
+        let store = self.0.store();
+        let mut after: Option<InactiveAccount> = None;
+        loop {
+            let page = store.inactive_accounts(cutoff, after.as_ref(), PAGE).await?;
+            for account in &page {
+                match due(account, cutoff, now, config.inactive_accounts_grace) {
+                    Due::Wait => {}
+                    Due::Used(at) if !dry_run => store.record_account_use(&account.tenant, &account.sub, at).await?,
+                    Due::Used(_) => {}
+                    Due::Notice if dry_run => report.noticed += 1,
+                    Due::Notice => report.noticed += u64::from(self.notice(account, now).await?),
+                    Due::Act { notice_at } => {
+                        let action = config.inactive_accounts_action;
+                        let done = if dry_run {
+                            true
+                        } else {
+                            let rule = Rule::Inactive { notice_at };
+                            let step = self.act(account, action, rule).await;
+                            self.done_or_refused(step, &account.sub, report)?
+                        };
+                        match (done, action) {
+                            (false, _) => {}
+                            (true, InactiveAccountAction::Disable) => report.disabled += 1,
+                            (true, InactiveAccountAction::Delete) => report.deleted += 1,
+                        }
+                    }
+                }
+            }
+            if page.len() < PAGE as usize {
+                return Ok(());
+            }
+            after = page.last().cloned();
+        }
+    }
+
+    /// Tells the owner (in the notice's transaction, through the outbox) and records it.
+    /// False when someone signed in meanwhile or the account is gone.
+    async fn notice(&self, account: &InactiveAccount, now: UnixTime) -> ServiceResult<bool> {
+        let s = self.0;
+        let config = &s.config.retention;
+        let (tenant, sub) = (&account.tenant, &account.sub);
+        let mut tx = s.store().transaction().await?;
+        tx.lock_user(tenant, sub).await?;
+        let user = match tx.user(tenant, sub).await {
+            Ok(user) => user,
+            Err(latchkey_store::StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let outbox = s.outbox();
+        let to = user.email.as_ref().filter(|_| user.email_verified && outbox.mail_enabled());
+        let on = now.plus(config.inactive_accounts_grace);
+        let action = config.inactive_accounts_action;
+        let details = serde_json::json!({"emailed": to.is_some(), "action": action.as_str(), "on": on.secs()});
+        if !tx.record_inactivity_notice(tenant, sub, account.last_sign_in, now, details).await? {
+            return Ok(false);
+        }
+        if let Some(to) = to {
+            let values = context! {
+                account => s.users().known_as(&user),
+                since => day(account.last_use),
+                unused_days => config.inactive_accounts.as_secs() / 86_400,
+                action => match action {
+                    InactiveAccountAction::Disable => "disabled",
+                    InactiveAccountAction::Delete => "deleted",
+                },
+                on => day(on),
+                link => format!("{}/account/security", s.issuer),
+            };
+            let email = outbox.render("inactive_account", to.as_str(), values)?;
+            outbox.queue_email(tx.as_mut(), tenant, "inactive_account", &email, on, &Actor::System).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn act(&self, account: &InactiveAccount, action: InactiveAccountAction, rule: Rule) -> ServiceResult<bool> {
+        let (tenant, sub) = (&account.tenant, &account.sub);
+        Ok(match action {
+            InactiveAccountAction::Disable => {
+                self.0.users().lock_if(tenant, sub, "user_locked", Some(rule), &Actor::System).await?.is_some()
+            }
+            InactiveAccountAction::Delete => {
+                self.0.erasure().erase_if(tenant, sub, Some(rule), &Actor::System).await?.is_some()
+            }
+        })
+    }
+
+    async fn unverified(&self, before: UnixTime, dry_run: bool, report: &mut AccountsReport) -> ServiceResult<()> {
+        let store = self.0.store();
+        let mut after: Option<UnverifiedSignUp> = None;
+        loop {
+            let page = store.unverified_sign_ups(before, after.as_ref(), PAGE).await?;
+            for account in &page {
+                let done = if dry_run {
+                    true
+                } else {
+                    let rule = Rule::UnverifiedSignUp { created_before: before };
+                    let step =
+                        self.0.erasure().erase_if(&account.tenant, &account.sub, Some(rule), &Actor::System).await;
+                    self.done_or_refused(step.map(|r| r.is_some()), &account.sub, report)?
+                };
+                report.unverified_deleted += u64::from(done);
+            }
+            if page.len() < PAGE as usize {
+                return Ok(());
+            }
+            after = page.last().cloned();
+        }
+    }
+
+    /// A step the admin rules refuse is left, logged and counted; the run goes on.
+    fn done_or_refused(
+        &self,
+        step: ServiceResult<bool>,
+        sub: &latchkey_core::domain::SubjectId,
+        report: &mut AccountsReport,
+    ) -> ServiceResult<bool> {
+        match step {
+            Ok(done) => Ok(done),
+            Err(ServiceError::Conflict(reason)) => {
+                tracing::warn!(%sub, %reason, "account retention left an account: the admin rules refuse the step");
+                report.refused += 1;
+                Ok(false)
+            }
+            Err(ServiceError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A day as people read it in a message: `2027-01-06`.
+fn day(t: UnixTime) -> String {
+    t.to_rfc3339().chars().take(10).collect()
+}
+
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "latchkey_inactive_accounts_total",
+        "Unused accounts whose owner was told (noticed), then disabled or deleted; refused: left by the admin rules"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::domain::{SubjectId, TenantId};
+
+    fn account(last_use: i64, notice_at: Option<i64>) -> InactiveAccount {
+        InactiveAccount {
+            tenant: TenantId::default_tenant(),
+            sub: SubjectId::parse("u1").unwrap_or_else(|e| panic!("{e}")),
+            last_sign_in: UnixTime::from_secs(0),
+            last_use: UnixTime::from_secs(last_use),
+            notice_at: notice_at.map(UnixTime::from_secs),
+        }
+    }
+
+    #[test]
+    fn what_is_due_follows_the_last_use_and_the_notice() {
+        let (cutoff, now, grace) = (UnixTime::from_secs(1_000), UnixTime::from_secs(2_000), Duration::from_secs(500));
+        assert_eq!(due(&account(900, None), cutoff, now, grace), Due::Notice);
+        assert_eq!(due(&account(1_000, None), cutoff, now, grace), Due::Used(UnixTime::from_secs(1_000)));
+        assert_eq!(due(&account(900, Some(1_600)), cutoff, now, grace), Due::Wait);
+        assert_eq!(
+            due(&account(900, Some(1_500)), cutoff, now, grace),
+            Due::Act { notice_at: UnixTime::from_secs(1_500) }
+        );
+        // Used after the notice: no action, however late.
+        assert_eq!(due(&account(1_500, Some(1_500)), cutoff, now, grace), Due::Used(UnixTime::from_secs(1_500)));
+    }
+}

@@ -1,0 +1,12 @@
+-- Retention of accounts ([retention] inactive_accounts, unverified_sign_ups).
+-- When the account last signed in (a session started or re-authenticated). Its tokens
+-- refreshed and its sessions used count too: the retention job reads those from their own
+-- tables. Accounts that existed before count from this upgrade: nothing was kept earlier.
+ALTER TABLE users ADD COLUMN last_active_at BIGINT NOT NULL DEFAULT 0;
+UPDATE users SET last_active_at = CAST(strftime('%s', 'now') AS BIGINT);
+-- When the owner was told the account will be disabled or deleted for lack of use.
+ALTER TABLE users ADD COLUMN inactivity_notice_at BIGINT;
+-- Created by sign-up with an address that has not been verified since.
+ALTER TABLE users ADD COLUMN unverified_sign_up BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX users_by_last_active ON users (last_active_at);
+CREATE INDEX users_unverified_sign_ups ON users (created_at) WHERE unverified_sign_up;

@@ -1,0 +1,168 @@
+//! The retention of accounts (`[retention] inactive_accounts`, `unverified_sign_ups`):
+//! which accounts are unused or were never verified, and, in each step's transaction, the
+//! check that the rule still holds with the user's row held.
+
+macro_rules! impl_account_retention {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            pub(crate) async fn inactive_accounts_page(
+                &self,
+                before: UnixTime,
+                after: Option<&$crate::InactiveAccount>,
+                limit: u32,
+            ) -> StoreResult<Vec<$crate::InactiveAccount>> {
+                let (after_at, after_tenant, after_sub) = match after {
+                    Some(a) => (a.last_sign_in.secs(), a.tenant.as_str(), a.sub.as_str()),
+                    None => (i64::MIN, "", ""),
+                };
+                // The last sign-in narrows through its index; sessions used and tokens
+                // refreshed since are read per account, through theirs.
+                let rows: Vec<(String, String, i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT u.tenant_id, u.sub, u.last_active_at, u.inactivity_notice_at,
+                        (SELECT MAX(s.last_active_at) FROM browser_sessions s WHERE s.sub = u.sub AND s.tenant_id = u.tenant_id),
+                        (SELECT MAX(r.created_at) FROM refresh_tokens r WHERE r.sub = u.sub AND r.tenant_id = u.tenant_id)
+                     FROM users u
+                     WHERE u.last_active_at < $1 AND NOT u.locked AND NOT u.service_account
+                       AND (u.last_active_at, u.tenant_id, u.sub) > ($2, $3, $4)
+                     ORDER BY u.last_active_at, u.tenant_id, u.sub
+                     LIMIT $5",
+                )
+                .bind(before.secs())
+                .bind(after_at)
+                .bind(after_tenant)
+                .bind(after_sub)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+                rows.into_iter()
+                    .map(|(tenant, sub, signed_in, notice, session, refresh)| {
+                        let last_use = signed_in.max(session.unwrap_or(i64::MIN)).max(refresh.unwrap_or(i64::MIN));
+                        Ok($crate::InactiveAccount {
+                            tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(format!("tenant id: {e}")))?,
+                            sub: SubjectId::parse(&sub).map_err(|e| StoreError::Corrupt(format!("subject id: {e}")))?,
+                            last_sign_in: UnixTime::from_secs(signed_in),
+                            last_use: UnixTime::from_secs(last_use),
+                            notice_at: notice.map(UnixTime::from_secs),
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn record_account_use_at(&self, tenant: &TenantId, sub: &SubjectId, at: UnixTime) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE users SET last_active_at = $3,
+                        inactivity_notice_at = CASE WHEN inactivity_notice_at <= $3 THEN NULL ELSE inactivity_notice_at END
+                     WHERE tenant_id = $1 AND sub = $2 AND (last_active_at < $3 OR inactivity_notice_at <= $3)",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(at.secs())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn unverified_sign_ups_page(
+                &self,
+                before: UnixTime,
+                after: Option<&$crate::UnverifiedSignUp>,
+                limit: u32,
+            ) -> StoreResult<Vec<$crate::UnverifiedSignUp>> {
+                let (after_at, after_tenant, after_sub) = match after {
+                    Some(a) => (a.created_at.secs(), a.tenant.as_str(), a.sub.as_str()),
+                    None => (i64::MIN, "", ""),
+                };
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT tenant_id, sub, created_at FROM users
+                     WHERE unverified_sign_up AND created_at < $1 AND NOT email_verified AND email IS NOT NULL
+                       AND (created_at, tenant_id, sub) > ($2, $3, $4)
+                     ORDER BY created_at, tenant_id, sub
+                     LIMIT $5",
+                )
+                .bind(before.secs())
+                .bind(after_at)
+                .bind(after_tenant)
+                .bind(after_sub)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+                rows.into_iter()
+                    .map(|(tenant, sub, created_at)| {
+                        Ok($crate::UnverifiedSignUp {
+                            tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(format!("tenant id: {e}")))?,
+                            sub: SubjectId::parse(&sub).map_err(|e| StoreError::Corrupt(format!("subject id: {e}")))?,
+                            created_at: UnixTime::from_secs(created_at),
+                        })
+                    })
+                    .collect()
+            }
+
+            /// A no-op update: it takes the row's lock (PostgreSQL; SQLite's write lock is
+            /// held already) and matches only while the rule holds.
+            pub(crate) async fn account_retention_applies_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                sub: &SubjectId,
+                rule: $crate::AccountRetention,
+            ) -> StoreResult<bool> {
+                let done = match rule {
+                    $crate::AccountRetention::Inactive { notice_at } => sqlx::query(
+                        "UPDATE users SET inactivity_notice_at = inactivity_notice_at
+                         WHERE tenant_id = $1 AND sub = $2 AND inactivity_notice_at = $3 AND last_active_at < $3
+                           AND NOT locked AND NOT service_account
+                           AND NOT EXISTS (SELECT 1 FROM browser_sessions s
+                                           WHERE s.sub = $2 AND s.tenant_id = $1 AND s.last_active_at >= $3)
+                           AND NOT EXISTS (SELECT 1 FROM refresh_tokens r
+                                           WHERE r.sub = $2 AND r.tenant_id = $1 AND r.created_at >= $3)",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(notice_at.secs())
+                    .execute(&mut *conn)
+                    .await?,
+                    $crate::AccountRetention::UnverifiedSignUp { created_before } => sqlx::query(
+                        "UPDATE users SET unverified_sign_up = unverified_sign_up
+                         WHERE tenant_id = $1 AND sub = $2 AND unverified_sign_up AND created_at < $3
+                           AND NOT email_verified AND email IS NOT NULL",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .bind(created_before.secs())
+                    .execute(&mut *conn)
+                    .await?,
+                };
+                Ok(done.rows_affected() == 1)
+            }
+
+            pub(crate) async fn record_inactivity_notice_in(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                tenant: &TenantId,
+                sub: &SubjectId,
+                last_sign_in: UnixTime,
+                at: UnixTime,
+                details: serde_json::Value,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE users SET inactivity_notice_at = $4
+                     WHERE tenant_id = $1 AND sub = $2 AND last_active_at = $3 AND inactivity_notice_at IS NULL
+                       AND NOT locked AND NOT service_account",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .bind(last_sign_in.secs())
+                .bind(at.secs())
+                .execute(&mut *conn)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                let tx = conn;
+                audit!(self, tx, tenant, Actor::System, "user.inactivity_notice", sub.as_str(), details);
+                Ok(true)
+            }
+        }
+    };
+}
