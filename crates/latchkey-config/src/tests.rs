@@ -363,3 +363,40 @@ fn the_replaced_record_ip_names_privacy_ip_and_privacy_ip_takes_three_values() {
     let text = err_text(Config::load(Some(&bad), &[], dir.path()));
     assert!(text.contains("`privacy.ip`") && text.contains("truncated"), "{text}");
 }
+
+#[test]
+fn the_account_retention_rules_are_off_by_default_and_checked_when_on() {
+    let dir = temp();
+    let defaults = Config::load(None, &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(defaults.retention.inactive_accounts(), None);
+    assert_eq!(defaults.retention.unverified_sign_ups(), None);
+    assert_eq!(defaults.retention.inactive_accounts_action, InactiveAccountAction::Disable);
+
+    let mail = "[mail]\nfrom = \"id@example.com\"\nhost = \"127.0.0.1\"\ntls = \"none\"\n";
+    let on = format!(
+        "{mail}[retention]\ninactive_accounts = \"730d\"\ninactive_accounts_grace = \"14d\"\n\
+         inactive_accounts_action = \"delete\"\nunverified_sign_ups = \"7d\"\n"
+    );
+    let file = write(dir.path(), "on.toml", &on);
+    let config = Config::load(Some(&file), &[], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.retention.inactive_accounts(), Some(std::time::Duration::from_secs(730 * 86_400)));
+    assert_eq!(config.retention.inactive_accounts_grace, std::time::Duration::from_secs(14 * 86_400));
+    assert_eq!(config.retention.inactive_accounts_action, InactiveAccountAction::Delete);
+    assert_eq!(config.retention.unverified_sign_ups(), Some(std::time::Duration::from_secs(7 * 86_400)));
+
+    for (text, key, why) in [
+        ("[retention]\ninactive_accounts = \"730d\"\n", "retention.inactive_accounts", "[mail]"),
+        (&format!("{mail}[retention]\ninactive_accounts = \"30s\"\n"), "retention.inactive_accounts", "at least 1d"),
+        (
+            &format!("{mail}[retention]\ninactive_accounts = \"30d\"\ninactive_accounts_grace = \"1h\"\n"),
+            "retention.inactive_accounts_grace",
+            "at least 1d",
+        ),
+        ("[retention]\nunverified_sign_ups = \"10m\"\n", "retention.unverified_sign_ups", "at least 1d"),
+        ("[retention]\ninactive_accounts_action = \"erase\"\n", "inactive_accounts_action", "disable"),
+    ] {
+        let file = write(dir.path(), "bad.toml", text);
+        let message = err_text(Config::load(Some(&file), &[], dir.path()));
+        assert!(message.contains(key) && message.contains(why), "{text}: {message}");
+    }
+}

@@ -26,6 +26,7 @@ impl DataExport<'_> {
         let s = self.0;
         let user = s.users().by_sub(tenant, sub).await?.ok_or_else(|| ServiceError::NotFound(format!("user {sub}")))?;
         s.audit().record(tenant, actor, "user.exported", sub.as_str(), json!({})).await?;
+        let activity = s.store().account_activity(tenant, sub).await?;
         let consents = s.consents().list(tenant, sub).await?;
         let document = json!({
             "format": "latchkey-personal-data-v1",
@@ -45,6 +46,8 @@ impl DataExport<'_> {
                 "locked": user.locked,
                 "service_account": user.service_account,
             },
+            "last_sign_in_at": activity.map(|(at, _)| time(at)),
+            "told_unused_at": activity.and_then(|(_, notice)| notice.map(time)),
             "sign_in": self.factors(tenant, sub, user.has_password, user.password_changed_at).await?,
             "sessions": self.sessions(tenant, sub).await?,
             "consents": consents.iter().map(consent).collect::<Vec<_>>(),
@@ -168,6 +171,19 @@ impl DataExport<'_> {
             "consents": "until withdrawn or the account is deleted; their history until the account is deleted",
             "audit_entries_seconds": secs(c.retention.audit_log),
             "audit_entries": "0 seconds means kept without end; once the account is deleted their personal data can no longer be read",
+            "unused_account_seconds": secs(c.retention.inactive_accounts),
+            "unused_account": match c.retention.inactive_accounts() {
+                None => "kept however long it goes unused".to_owned(),
+                Some(_) => format!(
+                    "after this long unused, you are told by email; {} days later, still unused, it is {}",
+                    c.retention.inactive_accounts_grace.as_secs() / 86_400,
+                    match c.retention.inactive_accounts_action {
+                        latchkey_config::InactiveAccountAction::Disable => "disabled",
+                        latchkey_config::InactiveAccountAction::Delete => "deleted",
+                    }
+                ),
+            },
+            "unverified_sign_up_seconds": secs(c.retention.unverified_sign_ups),
         })
     }
 

@@ -115,6 +115,10 @@ async fn an_unused_account_is_told_then_disabled_unless_someone_signs_in() {
         assert_eq!(message.to, "ada@example.test", "{b}");
         assert!(message.text.contains("disabled on "), "{b}: {}", message.text);
         assert!(message.text.contains("/account/security"), "{b}: {}", message.text);
+        let me = Actor::User(ada.sub.to_string());
+        let export = ok(s.data_export().of(&tenant(), &ada.sub, &me).await, "export");
+        assert!(export["told_unused_at"].is_string(), "{b}: her export says she was told: {export:#}");
+        assert!(export["retention"]["unused_account"].as_str().is_some_and(|t| t.contains("disabled")), "{b}");
         assert_eq!(audited(&s, "user.inactivity_notice", None).await, 2, "{b}");
         for sub in [&ada.sub, &carol.sub] {
             assert_eq!(audited(&s, "user.inactivity_notice", Some(sub)).await, 1, "{b}");

@@ -175,6 +175,9 @@ async fn a_persons_export_holds_everything_about_them_and_no_secret_or_other_per
         assert_eq!(doc["sign_in"]["passkeys"][0]["name"], "Work laptop", "{b}: {doc:#}");
         assert_eq!(doc["sign_in"]["passkeys"][0]["synced"], true, "{b}");
         assert_eq!(doc["consents"][0]["app"], "notes", "{b}");
+        assert!(doc["last_sign_in_at"].as_str().is_some_and(|t| t.len() >= 20), "{b}: {doc:#}");
+        assert_eq!(doc["told_unused_at"], serde_json::Value::Null, "{b}");
+        assert_eq!(doc["retention"]["unused_account"], "kept however long it goes unused", "{b}");
         assert_eq!(doc["consent_history"].as_array().map(Vec::len), Some(1), "{b}");
         let claims = doc["recipients"][0]["claims"].as_array().cloned().unwrap_or_default();
         assert!(

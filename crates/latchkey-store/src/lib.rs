@@ -822,6 +822,13 @@ pub trait RetentionStore {
     /// A use found in the account's sessions or tokens, at `at`: its inactivity starts
     /// again from there, and a notice given before it no longer holds.
     async fn record_account_use(&self, tenant: &TenantId, sub: &SubjectId, at: UnixTime) -> StoreResult<()>;
+    /// When someone last signed in to the account, and when its owner was told it would be
+    /// disabled or deleted for lack of use (`None`: no such user).
+    async fn account_activity(
+        &self,
+        tenant: &TenantId,
+        sub: &SubjectId,
+    ) -> StoreResult<Option<(UnixTime, Option<UnixTime>)>>;
     /// Accounts created by sign-up before `before` whose address was never verified, the
     /// page after `after`.
     async fn unverified_sign_ups(

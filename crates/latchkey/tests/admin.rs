@@ -133,6 +133,40 @@ fn retention_counts_then_deletes_what_is_past_its_time() {
 }
 
 #[tokio::test]
+async fn retention_deletes_a_sign_up_never_verified_and_says_what_it_did_to_accounts() {
+    use sqlx::Connection as _;
+    let mut ws = Workspace::new();
+    ws.set_env("LATCHKEY_RETENTION__UNVERIFIED_SIGN_UPS", "7d");
+    for name in ["ada", "bob"] {
+        let address = format!("{name}@example.org");
+        ws.run(&["user", "create", "--username", name, "--email", &address, "--no-password"]).success();
+    }
+    // Ada signed up eight days ago and never verified her address (made here by hand: a
+    // sign-up needs a browser, and this clock cannot move); bob was made by an operator.
+    let url = format!("sqlite:{}", ws.path("latchkey.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    sqlx::query(
+        "UPDATE users SET unverified_sign_up = TRUE, created_at = created_at - 8 * 86400 WHERE username = 'ada'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("update: {e}"));
+    conn.close().await.unwrap_or_else(|e| panic!("close: {e}"));
+
+    let dry = ws.run(&["retention", "--dry-run"]).success().stdout.clone();
+    assert!(dry.contains("ACCOUNTS") && dry.contains("WOULD BE"), "{dry}");
+    assert!(dry.lines().any(|l| l.starts_with("unverified sign-up: deleted") && l.ends_with(" 1")), "{dry}");
+    ws.run(&["user", "show", "ada"]).success();
+    let done = ws.run(&["retention", "--json"]).success().json();
+    assert_eq!(done["accounts"]["unverified_deleted"], 1, "{done:#}");
+    assert_eq!(done["accounts"]["noticed"], 0, "{done:#}");
+    ws.run(&["user", "show", "ada"]).expect_code(1);
+    ws.run(&["user", "show", "bob"]).success();
+    let erased = ws.run(&["audit", "list", "--action", "user.erased", "--json"]).success().json();
+    assert_eq!(erased.as_array().map(Vec::len), Some(1), "{erased:#}");
+}
+
+#[tokio::test]
 async fn rotate_data_key_reseals_personal_data_that_is_never_stored_in_clear() {
     use sqlx::Connection as _;
     let ws = Workspace::new();

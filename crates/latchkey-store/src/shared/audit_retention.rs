@@ -18,6 +18,18 @@ macro_rules! impl_audit_retention {
                 self.inactive_accounts_page(before, after, limit).await
             }
 
+            async fn account_activity(&self, tenant: &TenantId, sub: &SubjectId)
+                -> StoreResult<Option<(UnixTime, Option<UnixTime>)>> {
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT last_active_at, inactivity_notice_at FROM users WHERE tenant_id = $1 AND sub = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(sub.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(row.map(|(at, notice)| (UnixTime::from_secs(at), notice.map(UnixTime::from_secs))))
+            }
+
             async fn record_account_use(&self, tenant: &TenantId, sub: &SubjectId, at: UnixTime) -> StoreResult<()> {
                 self.record_account_use_at(tenant, sub, at).await
             }
