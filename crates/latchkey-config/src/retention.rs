@@ -22,9 +22,10 @@ pub struct RetentionConfig {
     /// Invitations used (or expired unused) this long ago are deleted.
     #[serde(with = "serde_human")]
     pub used_invitations: Duration,
-    /// An account not used for this long (no sign-in, no session used, no token refreshed)
-    /// is told by email that it will be disabled or deleted; `"0s"` (the default) leaves
-    /// accounts however long they go unused. Service accounts and locked accounts are left.
+    /// An account not used for this long (no sign-in, no session used, no token refreshed,
+    /// no API key used) is told by email that it will be disabled or deleted; `"0s"` (the
+    /// default) leaves accounts however long they go unused. Service accounts and locked
+    /// accounts are left.
     #[serde(with = "serde_human")]
     pub inactive_accounts: Duration,
     /// How long after the notice an account still unused is disabled or deleted.

@@ -2,7 +2,8 @@
 //! `latchkey retention`:
 //!
 //! - `[retention] inactive_accounts`: an account nobody used for that long (no sign-in, no
-//!   session of its used, no token of its refreshed) gets a notice by email, to its verified
+//!   session of its used, no token of its refreshed, no API key of its used; sign-ins are
+//!   kept to the hour) gets a notice by email, to its verified
 //!   address; if it stays unused `inactive_accounts_grace` longer, it is disabled (locked)
 //!   or deleted (erased), as `inactive_accounts_action` says. Any use meanwhile cancels the
 //!   notice. Service accounts and locked accounts are left alone.

@@ -93,10 +93,14 @@ async fn an_unused_account_is_told_then_disabled_unless_someone_signs_in() {
         let mut new = latchkey_service::testing::sample_user("machine");
         new.service_account = true;
         let machine = ok(s.users().create(&tenant(), new, &Actor::Cli).await, "service account");
+        // Imported (`latchkey user import`): unused counts from the import too.
+        let dan = latchkey_service::testing::sample_user("dan");
+        ok(s.users().import(&tenant(), std::slice::from_ref(&dan), &Actor::Cli).await, "import");
         assert_eq!(run(&s, false).await, AccountsReport::default(), "{b}: nobody is unused yet");
 
         s.clock.advance(Duration::from_secs(364 * DAY));
         sign_in(&s, &bob.sub).await;
+        sign_in(&s, &dan.sub).await;
         s.clock.advance(Duration::from_secs(2 * DAY));
         // The dry run counts and changes nothing.
         let dry = run(&s, true).await;
@@ -140,7 +144,7 @@ async fn an_unused_account_is_told_then_disabled_unless_someone_signs_in() {
         ok(s.users().change_state(&tenant(), &ada.sub, StateChange::Unlock, &Actor::Cli).await, "unlock");
         assert_eq!(run(&s, false).await, AccountsReport::default(), "{b}: an unlock counts as use");
         s.clock.advance(Duration::from_secs(366 * DAY));
-        assert_eq!(run(&s, false).await.noticed, 3, "{b}: ada, bob and carol, a year on");
+        assert_eq!(run(&s, false).await.noticed, 4, "{b}: ada, bob, carol and dan, a year on");
     }
 }
 
@@ -266,8 +270,12 @@ async fn each_step_checks_its_rule_again_with_the_row_held() {
         let store = store_of(&s);
         let ada = account(&s, "ada", Address::Verified).await;
         let bob = account(&s, "bob", Address::Verified).await;
+        let cy = account(&s, "cy", Address::Verified).await;
+        let scopes = vec![ok(latchkey_core::domain::ScopeName::parse("openid"), "scope")];
+        let spec = latchkey_service::api_keys::ApiKeySpec { name: "script".into(), scopes, ..Default::default() };
+        let key = ok(s.api_keys().create(&tenant(), &cy.sub, spec, &Actor::Cli).await, "api key").key;
         s.clock.advance(Duration::from_secs(366 * DAY));
-        assert_eq!(run(&s, false).await.noticed, 2, "{b}");
+        assert_eq!(run(&s, false).await.noticed, 3, "{b}");
         let found = ok(store.inactive_accounts(s.clock.now(), None, 10).await, "inactive");
         let notice_at = ok(found.first().and_then(|a| a.notice_at).ok_or("no notice"), "notice");
         let applies = |sub: SubjectId| {
@@ -278,13 +286,18 @@ async fn each_step_checks_its_rule_again_with_the_row_held() {
                 ok(tx.account_retention_applies(&tenant(), &sub, rule).await, "applies")
             }
         };
-        assert!(applies(ada.sub.clone()).await && applies(bob.sub.clone()).await, "{b}: both still unused");
-        // Between the page read and the step: ada signs in, an app refreshes bob's token.
+        for who in [&ada, &bob, &cy] {
+            assert!(applies(who.sub.clone()).await, "{b}: {} is still unused", who.username);
+        }
+        // Between the page read and the step: ada signs in, an app refreshes bob's token, a
+        // script uses cy's API key.
         s.clock.advance(Duration::from_secs(DAY));
         sign_in(&s, &ada.sub).await;
         refresh_token_for(&s, &bob.sub, "bob").await;
+        ok(store.record_api_key_use(&tenant(), &key.id, s.clock.now()).await, "key used");
         assert!(!applies(ada.sub.clone()).await, "{b}: a sign-in since the notice");
         assert!(!applies(bob.sub.clone()).await, "{b}: a token refreshed since the notice");
+        assert!(!applies(cy.sub.clone()).await, "{b}: an API key used since the notice");
         // An earlier notice time is not this account's notice.
         let mut tx = ok(store.transaction().await, "tx");
         let other = AccountRetention::Inactive { notice_at: notice_at.minus(Duration::from_secs(1)) };

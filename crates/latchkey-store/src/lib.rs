@@ -847,7 +847,7 @@ pub struct InactiveAccount {
     /// When someone last signed in to it.
     pub last_sign_in: UnixTime,
     /// Its latest use of any kind: that sign-in, a session of its used since, a token of
-    /// its refreshed.
+    /// its refreshed, an API key of its used.
     pub last_use: UnixTime,
     /// When its owner was told it would be disabled or deleted.
     pub notice_at: Option<UnixTime>,

@@ -78,12 +78,14 @@ impl PostgresStore {
         new: &NewRefreshToken,
         now: UnixTime,
     ) -> StoreResult<Option<RefreshRow>> {
-        // The successor is of the same grant: sealed for it, as its predecessor was.
+        // The successor is of the same grant: sealed for it, as its predecessor was. A token
+        // of another grant is not rotated here (`rotate_refresh_token` refuses it).
         let (grant_data, generation) = self.seal_grant(tenant, &new.grant_id, &new.grant_data)?;
         let row = sqlx::query_as(
             "WITH old AS (
                  UPDATE refresh_tokens SET rotated_at = $3
                  WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+                     AND grant_id = $11
                  RETURNING family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at, revoked_at, sid, ends_with_session,
                      sealed_gen
              ), successor AS (
@@ -103,6 +105,7 @@ impl PostgresStore {
         .bind(new.expires_at.secs())
         .bind(new.ends_with_session)
         .bind(generation)
+        .bind(&new.grant_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row)

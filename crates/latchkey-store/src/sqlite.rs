@@ -100,7 +100,8 @@ impl SqliteStore {
         now: UnixTime,
     ) -> StoreResult<Option<RefreshRow>> {
         use sqlx::Row as _;
-        // The successor is of the same grant: sealed for it, as its predecessor was.
+        // The successor is of the same grant: sealed for it, as its predecessor was. A token
+        // of another grant is not rotated here (`rotate_refresh_token` refuses it).
         let (grant_data, generation) = self.seal_grant(tenant, &new.grant_id, &new.grant_data)?;
         let rows = sqlx::query(
             "INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, grant_id, client_id, sub, grant_data, created_at,
@@ -109,10 +110,12 @@ impl SqliteStore {
                  expires_at, $3, NULL, sid, ends_with_session, sealed_gen
              FROM refresh_tokens
              WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+                 AND grant_id = $11
              UNION ALL
              SELECT $1, $4, family_id, grant_id, $5, $6, $7, $3, $8, NULL, NULL, sid, $9, $10
              FROM refresh_tokens
              WHERE tenant_id = $1 AND token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+                 AND grant_id = $11
              ON CONFLICT (tenant_id, token_hash) DO UPDATE SET rotated_at = excluded.rotated_at
                  WHERE refresh_tokens.token_hash = $2
              RETURNING token_hash, family_id, grant_id, client_id, sub, grant_data, created_at, expires_at, rotated_at,
@@ -128,6 +131,7 @@ impl SqliteStore {
         .bind(new.expires_at.secs())
         .bind(new.ends_with_session)
         .bind(generation)
+        .bind(&new.grant_id)
         .fetch_all(&self.pool)
         .await?;
         let mut rotated = None;

@@ -354,7 +354,8 @@ async fn rotate_with_grace(f: &Fixture, old: &str, new: &str, grace: Duration) -
     let successor = NewRefreshToken {
         token_hash: TokenHash::from_stored(new.to_owned()),
         family_id: "not-this-family".into(),
-        grant_id: "not-this-grant".into(),
+        // Its predecessor's grant, as the service reads it: what it holds is sealed for it.
+        grant_id: format!("grant-{old}"),
         client_id: ok(ClientId::parse("notes"), "client"),
         sub: f.ada.to_string(),
         grant_data: r#"{"scope":"openid"}"#.into(),
@@ -397,6 +398,28 @@ async fn rotating_a_refresh_token_keeps_its_family_and_a_reused_one_revokes_the_
             assert!(stored.is_none(), "{b}: no successor was stored for a refused use ({hash})");
         }
         assert_eq!(rotate(&f, "second", "fifth").await, RefreshRotation::Revoked, "{b}");
+        // A successor of another grant is refused, and the live token stays as it was.
+        f.refresh("other", "s2", false).await;
+        let mut foreign = NewRefreshToken {
+            token_hash: TokenHash::from_stored("foreign".into()),
+            family_id: "family-other".into(),
+            grant_id: "grant-first".into(),
+            client_id: ok(ClientId::parse("notes"), "client"),
+            sub: f.ada.to_string(),
+            grant_data: "{}".into(),
+            expires_at: f.clock.now().plus(24 * HOUR),
+            sid: None,
+            ends_with_session: false,
+        };
+        let other = TokenHash::from_stored("other".into());
+        let refused =
+            f.store.rotate_refresh_token(&tenant(), &other, foreign.clone(), f.clock.now(), REUSE_GRACE).await;
+        assert!(matches!(refused, Err(StoreError::Invalid(_))), "{b}: {refused:?}");
+        let kept = ok(f.store.refresh_token(&tenant(), &other).await, "read").unwrap_or_else(|| panic!("{b}: gone"));
+        assert!(kept.rotated_at.is_none(), "{b}: not rotated");
+        foreign.grant_id = "grant-other".into();
+        let rotated = f.store.rotate_refresh_token(&tenant(), &other, foreign, f.clock.now(), REUSE_GRACE).await;
+        assert!(matches!(rotated, Ok(RefreshRotation::Rotated(_))), "{b}: {rotated:?}");
         assert_eq!(rotate(&f, "nobody", "sixth").await, RefreshRotation::Unknown, "{b}");
 
         f.refresh("short", "s1", false).await;

@@ -1,7 +1,7 @@
 -- Retention of accounts ([retention] inactive_accounts, unverified_sign_ups).
--- When the account last signed in (a session started or re-authenticated). Its tokens
--- refreshed and its sessions used count too: the retention job reads those from their own
--- tables. Accounts that existed before count from this upgrade: nothing was kept earlier.
+-- When the account last signed in (a session started or re-authenticated; to the hour).
+-- Its sessions used, tokens refreshed and API keys used count too: the retention job reads
+-- those from their own tables. Accounts that existed before count from this upgrade: nothing was kept earlier.
 ALTER TABLE users ADD COLUMN last_active_at BIGINT NOT NULL DEFAULT 0;
 UPDATE users SET last_active_at = EXTRACT(EPOCH FROM now())::BIGINT;
 -- When the owner was told the account will be disabled or deleted for lack of use.

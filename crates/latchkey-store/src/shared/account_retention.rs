@@ -17,10 +17,12 @@ macro_rules! impl_account_retention {
                 };
                 // The last sign-in narrows through its index; sessions used and tokens
                 // refreshed since are read per account, through theirs.
-                let rows: Vec<(String, String, i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+                type Row = (String, String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+                let rows: Vec<Row> = sqlx::query_as(
                     "SELECT u.tenant_id, u.sub, u.last_active_at, u.inactivity_notice_at,
                         (SELECT MAX(s.last_active_at) FROM browser_sessions s WHERE s.sub = u.sub AND s.tenant_id = u.tenant_id),
-                        (SELECT MAX(r.created_at) FROM refresh_tokens r WHERE r.sub = u.sub AND r.tenant_id = u.tenant_id)
+                        (SELECT MAX(r.created_at) FROM refresh_tokens r WHERE r.sub = u.sub AND r.tenant_id = u.tenant_id),
+                        (SELECT MAX(k.last_used_at) FROM api_keys k WHERE k.tenant_id = u.tenant_id AND k.owner_sub = u.sub)
                      FROM users u
                      WHERE u.last_active_at < $1 AND NOT u.locked AND NOT u.service_account
                        AND (u.last_active_at, u.tenant_id, u.sub) > ($2, $3, $4)
@@ -35,8 +37,8 @@ macro_rules! impl_account_retention {
                 .fetch_all(self.pool())
                 .await?;
                 rows.into_iter()
-                    .map(|(tenant, sub, signed_in, notice, session, refresh)| {
-                        let last_use = signed_in.max(session.unwrap_or(i64::MIN)).max(refresh.unwrap_or(i64::MIN));
+                    .map(|(tenant, sub, signed_in, notice, session, refresh, api_key)| {
+                        let last_use = [session, refresh, api_key].into_iter().flatten().fold(signed_in, i64::max);
                         Ok($crate::InactiveAccount {
                             tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(format!("tenant id: {e}")))?,
                             sub: SubjectId::parse(&sub).map_err(|e| StoreError::Corrupt(format!("subject id: {e}")))?,
@@ -115,7 +117,9 @@ macro_rules! impl_account_retention {
                            AND NOT EXISTS (SELECT 1 FROM browser_sessions s
                                            WHERE s.sub = $2 AND s.tenant_id = $1 AND s.last_active_at >= $3)
                            AND NOT EXISTS (SELECT 1 FROM refresh_tokens r
-                                           WHERE r.sub = $2 AND r.tenant_id = $1 AND r.created_at >= $3)",
+                                           WHERE r.sub = $2 AND r.tenant_id = $1 AND r.created_at >= $3)
+                           AND NOT EXISTS (SELECT 1 FROM api_keys k
+                                           WHERE k.tenant_id = $1 AND k.owner_sub = $2 AND k.last_used_at >= $3)",
                     )
                     .bind(tenant.as_str())
                     .bind(sub.as_str())

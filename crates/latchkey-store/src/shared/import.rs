@@ -1,4 +1,4 @@
-/// Users per multi-row statement of an import: 11 values a row stays far below SQLite's
+/// Users per multi-row statement of an import: 14 values a row stays far below SQLite's
 /// 32,766 and PostgreSQL's 65,535 parameters, and a statement per 500 users makes 100,000
 /// users a few hundred statements where one per user made 200,000 round trips.
 pub(crate) const IMPORT_CHUNK: usize = 500;
@@ -28,7 +28,7 @@ macro_rules! impl_user_import {
                 let chunk = $crate::shared::import::IMPORT_CHUNK;
                 for (start, part) in (0..users.len()).step_by(chunk).map(|s| (s, &users[s..(s + chunk).min(users.len())])) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, email_index, sealed_gen) ",
+                        "INSERT INTO users (tenant_id, sub, username, email, email_verified, name, profile, password_hash, locked, created_at, updated_at, email_index, sealed_gen, last_active_at) ",
                     );
                     insert.push_values(part.iter().enumerate(), |mut row, (i, u)| {
                         row.push_bind(tenant.as_str())
@@ -43,7 +43,9 @@ macro_rules! impl_user_import {
                             .push_bind(now)
                             .push_bind(now)
                             .push_bind(sealed[start + i].email_index.clone())
-                            .push_bind(sealed[start + i].generation);
+                            .push_bind(sealed[start + i].generation)
+                            // Unused counts from the import, as from any account's creation.
+                            .push_bind(now);
                     });
                     insert.build().execute(&mut *tx).await.map_err(|e| StoreError::from_write(e, Self::user_conflict))?;
                     // Every user's creation is on record, as `user create` records it.

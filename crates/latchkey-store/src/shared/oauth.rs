@@ -158,6 +158,12 @@ macro_rules! impl_oauth_store {
                 if found.revoked_at.is_some() {
                     return Ok(RefreshRotation::Revoked);
                 }
+                if found.rotated_at.is_none() && found.grant_id != new.grant_id {
+                    return Err(StoreError::Invalid(format!(
+                        "a refresh token's successor is of its grant `{}`, not `{}`",
+                        found.grant_id, new.grant_id
+                    )));
+                }
                 match found.rotated_at {
                     Some(at) if now.since(at) < grace => Ok(RefreshRotation::ConcurrentUse),
                     Some(_) => {

@@ -86,7 +86,8 @@ macro_rules! impl_session_store {
 
             /// A sign-in is use: the account's inactivity starts again, and a notice that it
             /// would be disabled or deleted no longer holds. First in the transaction, so that
-            /// it waits for an account retention step that holds the user's row.
+            /// it waits for an account retention step that holds the user's row. Kept to the
+            /// hour: the rules count days, and sign-ins of one account do not queue on its row.
             async fn signed_in(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 tenant: &TenantId,
@@ -95,7 +96,7 @@ macro_rules! impl_session_store {
             ) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE users SET last_active_at = $3, inactivity_notice_at = NULL
-                     WHERE tenant_id = $1 AND sub = $2 AND (last_active_at < $3 OR inactivity_notice_at IS NOT NULL)",
+                     WHERE tenant_id = $1 AND sub = $2 AND (last_active_at <= $3 - 3600 OR inactivity_notice_at IS NOT NULL)",
                 )
                 .bind(tenant.as_str())
                 .bind(sub.as_str())
