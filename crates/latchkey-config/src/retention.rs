@@ -33,8 +33,8 @@ pub struct RetentionConfig {
     pub inactive_accounts_grace: Duration,
     /// What happens to it then.
     pub inactive_accounts_action: InactiveAccountAction,
-    /// An account created by sign-up whose address is still unverified this long after is
-    /// deleted; `"0s"` (the default) keeps it.
+    /// An account created by sign-up whose address is still unverified this long after, and
+    /// that nobody used for as long, is deleted; `"0s"` (the default) keeps it.
     #[serde(with = "serde_human")]
     pub unverified_sign_ups: Duration,
 }
@@ -112,6 +112,13 @@ impl RetentionConfig {
                     "needs a [mail] section to tell owners before their account is disabled or deleted",
                 ));
             }
+        }
+        if self.unverified_sign_ups().is_some() && !has_mail {
+            return Err(ConfigError::invalid(
+                s,
+                "retention.unverified_sign_ups",
+                "needs a [mail] section: without it no sign-up is sent the link that verifies its address",
+            ));
         }
         Ok(())
     }

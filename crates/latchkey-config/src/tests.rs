@@ -393,6 +393,7 @@ fn the_account_retention_rules_are_off_by_default_and_checked_when_on() {
             "at least 1d",
         ),
         ("[retention]\nunverified_sign_ups = \"10m\"\n", "retention.unverified_sign_ups", "at least 1d"),
+        ("[retention]\nunverified_sign_ups = \"7d\"\n", "retention.unverified_sign_ups", "[mail]"),
         ("[retention]\ninactive_accounts_action = \"erase\"\n", "inactive_accounts_action", "disable"),
     ] {
         let file = write(dir.path(), "bad.toml", text);

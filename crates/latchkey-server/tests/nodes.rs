@@ -111,3 +111,48 @@ async fn the_scheduled_rotation_runs_once_across_nodes() {
         node_b.stop().await;
     }
 }
+
+/// With an account retention rule on, a node runs the accounts' job (on one node at a time,
+/// from its start): a sign-up never verified and unused goes once its period is over.
+#[tokio::test]
+async fn a_node_applies_the_account_retention_rules() {
+    use latchkey_core::records::{NewAccount, NewPasskey};
+    for db in all_backends().await {
+        let b = db.backend;
+        let clock = Clock::frozen(UnixTime::from_secs(1_800_000_000));
+        let dir = Arc::new(ok(tempfile::tempdir(), "dir"));
+        let first = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), |_| {}).await, "first");
+        let mut user = latchkey_service::testing::sample_user("ada");
+        user.email = Some(ok(Email::parse("ada@example.test"), "email"));
+        let account = NewAccount {
+            user,
+            webauthn_user_id: "handle-ada".into(),
+            passkey: NewPasskey {
+                credential_id: "key-ada".into(),
+                name: "key".into(),
+                credential: r#"{"id":"ada"}"#.into(),
+                sign_count: 0,
+                backup_eligible: false,
+                backup_state: false,
+            },
+            recovery_code_hashes: vec![],
+            invitation: None,
+        };
+        let store = latchkey_service::testing::store_of(&first.server.state.services);
+        let ada = ok(store.create_account(&tenant(), account, &Actor::System).await, "sign-up").sub;
+        first.stop().await;
+        clock.advance(Duration::from_secs(8 * 86_400));
+
+        let week = |c: &mut latchkey_config::Config| {
+            c.mail = Some(support::smtp::mail(1));
+            c.retention.unverified_sign_ups = Duration::from_secs(7 * 86_400);
+        };
+        let node = ok(TestServer::start_in(db.clone(), dir.clone(), clock.clone(), week).await, "node");
+        let services = node.server.state.services.clone();
+        eventually(BOUND, &format!("{b}: the job erased the sign-up never verified"), || async {
+            ok(services.users().by_sub(&tenant(), &ada).await, "user").is_none()
+        })
+        .await;
+        node.stop().await;
+    }
+}

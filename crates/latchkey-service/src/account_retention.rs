@@ -1,18 +1,21 @@
-//! The retention of accounts, run with the cleanup every five minutes and by
+//! The retention of accounts, run by a job every five minutes (on one node) and by
 //! `latchkey retention`:
 //!
 //! - `[retention] inactive_accounts`: an account nobody used for that long (no sign-in, no
 //!   session of its used, no token of its refreshed, no API key of its used; sign-ins are
-//!   kept to the hour) gets a notice by email, to its verified
-//!   address; if it stays unused `inactive_accounts_grace` longer, it is disabled (locked)
-//!   or deleted (erased), as `inactive_accounts_action` says. Any use meanwhile cancels the
-//!   notice. Service accounts and locked accounts are left alone.
+//!   kept to the hour) gets a notice by email, to its verified address; if it stays unused
+//!   `inactive_accounts_grace` longer, it is disabled (locked) or deleted (erased), as
+//!   `inactive_accounts_action` says — deleted only if the notice could be emailed, else
+//!   disabled. Any use meanwhile cancels the notice. Service accounts and locked accounts
+//!   are left alone.
 //! - `[retention] unverified_sign_ups`: an account created by sign-up whose address is still
-//!   unverified that long after is erased.
+//!   unverified that long after, and that nobody used for as long, is erased.
 //!
 //! Each step re-checks its rule in its own transaction with the person's row held, so a
 //! sign-in or a verification at the same moment wins. A step the admin rules refuse (it
-//! would remove the last administrator) is left and counted.
+//! would remove the last administrator) is left and counted; one that fails (a row that
+//! does not open, a template that does not render) is logged and counted, and the others go
+//! on.
 
 use std::time::Duration;
 
@@ -36,10 +39,34 @@ pub struct AccountsReport {
     pub disabled: u64,
     /// Unused accounts deleted after their grace.
     pub deleted: u64,
-    /// Sign-ups deleted with their address never verified.
+    /// Sign-ups deleted, unused and with their address never verified.
     pub unverified_deleted: u64,
     /// Steps the admin rules refused (the last administrator): the accounts stay as they are.
     pub refused: u64,
+    /// Accounts a step failed for (logged): left for the next run, the others go on.
+    pub failed: u64,
+}
+
+/// One step done (or, dry, due) on one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Noticed,
+    Disabled,
+    Deleted,
+    UnverifiedDeleted,
+    Refused,
+}
+
+impl AccountsReport {
+    fn add(&mut self, done: Done) {
+        match done {
+            Done::Noticed => self.noticed += 1,
+            Done::Disabled => self.disabled += 1,
+            Done::Deleted => self.deleted += 1,
+            Done::UnverifiedDeleted => self.unverified_deleted += 1,
+            Done::Refused => self.refused += 1,
+        }
+    }
 }
 
 pub struct AccountRetention<'a>(pub(crate) &'a Latchkey);
@@ -47,7 +74,8 @@ pub struct AccountRetention<'a>(pub(crate) &'a Latchkey);
 /// What is due for an account the inactivity rule found.
 #[derive(Debug, PartialEq, Eq)]
 enum Due {
-    /// Used after all (a session or a token): its inactivity starts again from that use.
+    /// Used after all (a session, a token, an API key): its inactivity starts again from
+    /// that use.
     Used(UnixTime),
     Notice,
     Wait,
@@ -66,6 +94,9 @@ fn due(account: &InactiveAccount, cutoff: UnixTime, now: UnixTime, grace: Durati
     }
 }
 
+const INACTIVE: &str = "inactive_accounts";
+const UNVERIFIED: &str = "unverified_sign_ups";
+
 impl AccountRetention<'_> {
     /// Whether either rule is configured.
     pub fn enabled(&self) -> bool {
@@ -73,7 +104,8 @@ impl AccountRetention<'_> {
         config.inactive_accounts().is_some() || config.unverified_sign_ups().is_some()
     }
 
-    /// Carries out (or, with `dry_run`, counts) every step that is due.
+    /// Carries out (or, with `dry_run`, counts) every step that is due. A step that fails
+    /// for one account is logged and counted, and the run goes on with the others.
     pub async fn run(&self, dry_run: bool) -> ServiceResult<AccountsReport> {
         let config = &self.0.config.retention;
         let now = self.0.clock.now();
@@ -85,22 +117,43 @@ impl AccountRetention<'_> {
             self.unverified(now.minus(period), dry_run, &mut report).await?;
         }
         if !dry_run {
-            for (step, n) in [
-                ("noticed", report.noticed),
-                ("disabled", report.disabled),
-                ("deleted", report.deleted),
-                ("refused", report.refused),
-            ] {
-                if n > 0 {
-                    metrics::counter!("latchkey_inactive_accounts_total", "step" => step).increment(n);
-                }
-            }
             let mut removed = std::collections::BTreeMap::new();
-            removed.insert("inactive_accounts".to_owned(), report.deleted);
-            removed.insert("unverified_sign_ups".to_owned(), report.unverified_deleted);
+            removed.insert(INACTIVE.to_owned(), report.deleted);
+            removed.insert(UNVERIFIED.to_owned(), report.unverified_deleted);
             crate::retention::count(&removed);
         }
         Ok(report)
+    }
+
+    /// Adds a step's outcome to the report (and, when it was done, to the metrics).
+    fn record(
+        &self,
+        rule: &'static str,
+        sub: &latchkey_core::domain::SubjectId,
+        outcome: ServiceResult<Option<Done>>,
+        dry_run: bool,
+        report: &mut AccountsReport,
+    ) {
+        let step = match outcome {
+            Ok(None) => return,
+            Ok(Some(done)) => {
+                report.add(done);
+                match done {
+                    Done::Noticed => "noticed",
+                    Done::Disabled => "disabled",
+                    Done::Deleted | Done::UnverifiedDeleted => "deleted",
+                    Done::Refused => "refused",
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%sub, rule, error = %e, "account retention left an account: the step failed");
+                report.failed += 1;
+                "failed"
+            }
+        };
+        if !dry_run {
+            metrics::counter!("latchkey_account_retention_total", "rule" => rule, "step" => step).increment(1);
+        }
     }
 
     async fn inactive(
@@ -110,40 +163,74 @@ impl AccountRetention<'_> {
         dry_run: bool,
         report: &mut AccountsReport,
     ) -> ServiceResult<()> {
-        let config = &self.0.config.retention;
         let store = self.0.store();
         let mut after: Option<InactiveAccount> = None;
         loop {
             let page = store.inactive_accounts(cutoff, after.as_ref(), PAGE).await?;
             for account in &page {
-                match due(account, cutoff, now, config.inactive_accounts_grace) {
-                    Due::Wait => {}
-                    Due::Used(at) if !dry_run => store.record_account_use(&account.tenant, &account.sub, at).await?,
-                    Due::Used(_) => {}
-                    Due::Notice if dry_run => report.noticed += 1,
-                    Due::Notice => report.noticed += u64::from(self.notice(account, now).await?),
-                    Due::Act { notice_at } => {
-                        let action = config.inactive_accounts_action;
-                        let done = if dry_run {
-                            true
-                        } else {
-                            let rule = Rule::Inactive { notice_at };
-                            let step = self.act(account, action, rule).await;
-                            self.done_or_refused(step, &account.sub, report)?
-                        };
-                        match (done, action) {
-                            (false, _) => {}
-                            (true, InactiveAccountAction::Disable) => report.disabled += 1,
-                            (true, InactiveAccountAction::Delete) => report.deleted += 1,
-                        }
-                    }
-                }
+                let outcome = self.inactive_step(account, cutoff, now, dry_run).await;
+                self.record(INACTIVE, &account.sub, outcome, dry_run, report);
             }
             if page.len() < PAGE as usize {
                 return Ok(());
             }
             after = page.last().cloned();
         }
+    }
+
+    async fn inactive_step(
+        &self,
+        account: &InactiveAccount,
+        cutoff: UnixTime,
+        now: UnixTime,
+        dry_run: bool,
+    ) -> ServiceResult<Option<Done>> {
+        let config = &self.0.config.retention;
+        match due(account, cutoff, now, config.inactive_accounts_grace) {
+            Due::Wait => Ok(None),
+            Due::Used(_) if dry_run => Ok(None),
+            Due::Used(at) => {
+                self.0.store().record_account_use(&account.tenant, &account.sub, at).await?;
+                Ok(None)
+            }
+            Due::Notice if dry_run => Ok(Some(Done::Noticed)),
+            Due::Notice => Ok(self.notice(account, now).await?.then_some(Done::Noticed)),
+            Due::Act { notice_at } => {
+                // Deleted only if its owner could be told by email; otherwise disabled, so
+                // that nothing is erased without a word.
+                let action = match config.inactive_accounts_action {
+                    InactiveAccountAction::Delete if self.emailable(account).await? => InactiveAccountAction::Delete,
+                    _ => InactiveAccountAction::Disable,
+                };
+                let done = match action {
+                    InactiveAccountAction::Disable => Done::Disabled,
+                    InactiveAccountAction::Delete => Done::Deleted,
+                };
+                if dry_run {
+                    return Ok(Some(done));
+                }
+                let (tenant, sub) = (&account.tenant, &account.sub);
+                let rule = Some(Rule::Inactive { notice_at });
+                let step = match action {
+                    InactiveAccountAction::Disable => self
+                        .0
+                        .users()
+                        .lock_if(tenant, sub, "user_locked", rule, &Actor::System)
+                        .await
+                        .map(|d| d.is_some()),
+                    InactiveAccountAction::Delete => {
+                        self.0.erasure().erase_if(tenant, sub, rule, &Actor::System).await.map(|r| r.is_some())
+                    }
+                };
+                refused_or(step, done)
+            }
+        }
+    }
+
+    /// Whether the account has a verified address a notice could go to.
+    async fn emailable(&self, account: &InactiveAccount) -> ServiceResult<bool> {
+        let user = self.0.users().by_sub(&account.tenant, &account.sub).await?;
+        Ok(self.0.outbox().mail_enabled() && user.is_some_and(|u| u.email.is_some() && u.email_verified))
     }
 
     /// Tells the owner (in the notice's transaction, through the outbox) and records it.
@@ -162,7 +249,11 @@ impl AccountRetention<'_> {
         let outbox = s.outbox();
         let to = user.email.as_ref().filter(|_| user.email_verified && outbox.mail_enabled());
         let on = now.plus(config.inactive_accounts_grace);
-        let action = config.inactive_accounts_action;
+        // What will happen: an account nobody can be told about is disabled, never deleted.
+        let action = match (config.inactive_accounts_action, to) {
+            (InactiveAccountAction::Delete, Some(_)) => InactiveAccountAction::Delete,
+            _ => InactiveAccountAction::Disable,
+        };
         let details = serde_json::json!({"emailed": to.is_some(), "action": action.as_str(), "on": on.secs()});
         if !tx.record_inactivity_notice(tenant, sub, account.last_sign_in, now, details).await? {
             return Ok(false);
@@ -186,33 +277,20 @@ impl AccountRetention<'_> {
         Ok(true)
     }
 
-    async fn act(&self, account: &InactiveAccount, action: InactiveAccountAction, rule: Rule) -> ServiceResult<bool> {
-        let (tenant, sub) = (&account.tenant, &account.sub);
-        Ok(match action {
-            InactiveAccountAction::Disable => {
-                self.0.users().lock_if(tenant, sub, "user_locked", Some(rule), &Actor::System).await?.is_some()
-            }
-            InactiveAccountAction::Delete => {
-                self.0.erasure().erase_if(tenant, sub, Some(rule), &Actor::System).await?.is_some()
-            }
-        })
-    }
-
     async fn unverified(&self, before: UnixTime, dry_run: bool, report: &mut AccountsReport) -> ServiceResult<()> {
         let store = self.0.store();
         let mut after: Option<UnverifiedSignUp> = None;
         loop {
             let page = store.unverified_sign_ups(before, after.as_ref(), PAGE).await?;
             for account in &page {
-                let done = if dry_run {
-                    true
+                let outcome = if dry_run {
+                    Ok(Some(Done::UnverifiedDeleted))
                 } else {
-                    let rule = Rule::UnverifiedSignUp { created_before: before };
-                    let step =
-                        self.0.erasure().erase_if(&account.tenant, &account.sub, Some(rule), &Actor::System).await;
-                    self.done_or_refused(step.map(|r| r.is_some()), &account.sub, report)?
+                    let rule = Some(Rule::UnverifiedSignUp { created_before: before });
+                    let step = self.0.erasure().erase_if(&account.tenant, &account.sub, rule, &Actor::System).await;
+                    refused_or(step.map(|r| r.is_some()), Done::UnverifiedDeleted)
                 };
-                report.unverified_deleted += u64::from(done);
+                self.record(UNVERIFIED, &account.sub, outcome, dry_run, report);
             }
             if page.len() < PAGE as usize {
                 return Ok(());
@@ -220,24 +298,20 @@ impl AccountRetention<'_> {
             after = page.last().cloned();
         }
     }
+}
 
-    /// A step the admin rules refuse is left, logged and counted; the run goes on.
-    fn done_or_refused(
-        &self,
-        step: ServiceResult<bool>,
-        sub: &latchkey_core::domain::SubjectId,
-        report: &mut AccountsReport,
-    ) -> ServiceResult<bool> {
-        match step {
-            Ok(done) => Ok(done),
-            Err(ServiceError::Conflict(reason)) => {
-                tracing::warn!(%sub, %reason, "account retention left an account: the admin rules refuse the step");
-                report.refused += 1;
-                Ok(false)
-            }
-            Err(ServiceError::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
+/// A step's outcome: `done` when it was carried out, nothing when its rule no longer held
+/// or the account is gone, `Refused` when the admin rules refused it (the last
+/// administrator), and any other failure as it is.
+fn refused_or(step: ServiceResult<bool>, done: Done) -> ServiceResult<Option<Done>> {
+    match step {
+        Ok(true) => Ok(Some(done)),
+        Ok(false) | Err(ServiceError::NotFound(_)) => Ok(None),
+        Err(ServiceError::Conflict(reason)) => {
+            tracing::warn!(%reason, "account retention left an account: the admin rules refuse the step");
+            Ok(Some(Done::Refused))
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -248,8 +322,9 @@ fn day(t: UnixTime) -> String {
 
 pub fn describe_metrics() {
     metrics::describe_counter!(
-        "latchkey_inactive_accounts_total",
-        "Unused accounts whose owner was told (noticed), then disabled or deleted; refused: left by the admin rules"
+        "latchkey_account_retention_total",
+        "Steps of the accounts' retention rules, by rule (inactive_accounts, unverified_sign_ups) and step \
+         (noticed, disabled, deleted; refused by the admin rules; failed)"
     );
 }
 

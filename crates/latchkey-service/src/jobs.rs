@@ -102,10 +102,8 @@ pub fn spawn_audit_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> 
     )
 }
 
-/// Every node reads the data-key generation again (a rotation may have begun elsewhere);
-/// one node at a time seals rows in clear or under an older generation.
 /// The accounts' retention rules ([`crate::account_retention`]), on one node at a time,
-/// with the cleanup's rhythm. Ends when the services are dropped.
+/// with the cleanup's rhythm. Does nothing once the services are dropped.
 pub fn spawn_account_retention(services: std::sync::Weak<crate::Latchkey>) -> Option<tokio::task::JoinHandle<()>> {
     let store = services.upgrade()?.store.clone();
     Some(spawn_locked(
@@ -129,6 +127,8 @@ pub fn spawn_account_retention(services: std::sync::Weak<crate::Latchkey>) -> Op
     ))
 }
 
+/// Every node reads the data-key generation again (a rotation may have begun elsewhere);
+/// one node at a time seals rows in clear or under an older generation.
 pub fn spawn_personal_data_sealer(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
     let (target, other) = (store.clone(), store.clone());
     spawn_locked(

@@ -157,6 +157,8 @@ async fn a_token_refreshed_or_a_session_used_counts_as_use_and_deletion_erases_t
         let ada = account(&s, "ada", Address::Verified).await;
         let bob = account(&s, "bob", Address::Verified).await;
         let root = account(&s, "root", Address::Verified).await;
+        // Eve has no verified address: she cannot be told, so she is disabled, not deleted.
+        let eve = account(&s, "eve", Address::Unverified).await;
         let role = ok(RoleName::parse("latchkey-admin"), "role");
         ok(
             s.access().link(&tenant(), &Membership::UserRole { sub: root.sub.clone(), role }, &Actor::Cli).await,
@@ -167,7 +169,7 @@ async fn a_token_refreshed_or_a_session_used_counts_as_use_and_deletion_erases_t
         s.clock.advance(Duration::from_secs(300 * DAY));
         refresh_token_for(&s, &bob.sub, "bob-1").await;
         s.clock.advance(Duration::from_secs(66 * DAY));
-        assert_eq!(run(&s, false).await.noticed, 2, "{b}: ada and root");
+        assert_eq!(run(&s, false).await.noticed, 3, "{b}: ada, root and eve");
         assert_eq!(audited(&s, "user.inactivity_notice", Some(&bob.sub)).await, 0, "{b}");
         let _ = sent(&s).await;
 
@@ -176,10 +178,12 @@ async fn a_token_refreshed_or_a_session_used_counts_as_use_and_deletion_erases_t
         refresh_token_for(&s, &ada.sub, "ada-1").await;
         s.clock.advance(Duration::from_secs(21 * DAY));
         let dry = run(&s, true).await;
-        assert_eq!(dry, AccountsReport { deleted: 1, ..AccountsReport::default() }, "{b}: root would go");
+        assert_eq!(dry, AccountsReport { deleted: 1, disabled: 1, ..AccountsReport::default() }, "{b}: root, eve");
         // Root is the last administrator: the step is refused and counted, nothing changes.
-        assert_eq!(run(&s, false).await, AccountsReport { refused: 1, ..AccountsReport::default() }, "{b}");
+        let done = run(&s, false).await;
+        assert_eq!(done, AccountsReport { refused: 1, disabled: 1, ..AccountsReport::default() }, "{b}");
         assert!(user(&s, &root.sub).await.is_some(), "{b}: root is kept");
+        assert!(ok(user(&s, &eve.sub).await.ok_or("eve"), "eve").locked, "{b}: eve is disabled, not erased");
         assert!(user(&s, &ada.sub).await.is_some(), "{b}: ada is kept");
 
         // Another administrator: root goes, erased like `latchkey user delete`.
@@ -201,7 +205,11 @@ async fn a_sign_up_never_verified_is_deleted_after_its_period() {
     for db in TestDatabase::all().await {
         let b = db.backend;
         let dir = ok(tempfile::tempdir(), "dir");
-        let s = services(&db, dir.path(), |c| c.retention.unverified_sign_ups = Duration::from_secs(30 * DAY)).await;
+        let s = services(&db, dir.path(), |c| {
+            c.mail = Some(mail());
+            c.retention.unverified_sign_ups = Duration::from_secs(30 * DAY);
+        })
+        .await;
         let store = store_of(&s);
         let signed_up = |name: &str, email: Option<&str>| {
             let mut user = latchkey_service::testing::sample_user(name);
@@ -230,6 +238,11 @@ async fn a_sign_up_never_verified_is_deleted_after_its_period() {
             "bob",
         );
         let carol = ok(store.create_account(&tenant(), signed_up("carol", None), &Actor::System).await, "carol");
+        // Fay never verifies her address either, but signs in every week: in use, she stays.
+        let fay = ok(
+            store.create_account(&tenant(), signed_up("fay", Some("fay@example.test")), &Actor::System).await,
+            "fay",
+        );
         // Made by an operator, unverified: not a sign-up.
         let dora = account(&s, "dora", Address::Unverified).await;
         // Bob verifies his address; later he changes it, and the new one is unverified.
@@ -244,7 +257,11 @@ async fn a_sign_up_never_verified_is_deleted_after_its_period() {
         };
         ok(store.update_user(&tenant(), &bob.sub, patch, &Actor::User(bob.sub.to_string())).await, "change");
 
-        s.clock.advance(Duration::from_secs(29 * DAY));
+        for _ in 0..4 {
+            s.clock.advance(Duration::from_secs(7 * DAY));
+            sign_in(&s, &fay.sub).await;
+        }
+        s.clock.advance(Duration::from_secs(DAY));
         assert_eq!(run(&s, true).await, AccountsReport::default(), "{b}: not yet");
         s.clock.advance(Duration::from_secs(2 * DAY));
         let dry = run(&s, true).await;
@@ -252,7 +269,7 @@ async fn a_sign_up_never_verified_is_deleted_after_its_period() {
         assert!(user(&s, &ada.sub).await.is_some(), "{b}: a dry run deletes nothing");
         assert_eq!(run(&s, false).await, dry, "{b}");
         assert!(user(&s, &ada.sub).await.is_none(), "{b}: ada never verified her address");
-        for (who, sub) in [("bob", &bob.sub), ("carol", &carol.sub), ("dora", &dora.sub)] {
+        for (who, sub) in [("bob", &bob.sub), ("carol", &carol.sub), ("dora", &dora.sub), ("fay", &fay.sub)] {
             assert!(user(&s, sub).await.is_some(), "{b}: {who} stays");
         }
         assert_eq!(audited(&s, "user.erased", None).await, 1, "{b}");
@@ -271,11 +288,12 @@ async fn each_step_checks_its_rule_again_with_the_row_held() {
         let ada = account(&s, "ada", Address::Verified).await;
         let bob = account(&s, "bob", Address::Verified).await;
         let cy = account(&s, "cy", Address::Verified).await;
+        let dee = account(&s, "dee", Address::Verified).await;
         let scopes = vec![ok(latchkey_core::domain::ScopeName::parse("openid"), "scope")];
         let spec = latchkey_service::api_keys::ApiKeySpec { name: "script".into(), scopes, ..Default::default() };
         let key = ok(s.api_keys().create(&tenant(), &cy.sub, spec, &Actor::Cli).await, "api key").key;
         s.clock.advance(Duration::from_secs(366 * DAY));
-        assert_eq!(run(&s, false).await.noticed, 3, "{b}");
+        assert_eq!(run(&s, false).await.noticed, 4, "{b}");
         let found = ok(store.inactive_accounts(s.clock.now(), None, 10).await, "inactive");
         let notice_at = ok(found.first().and_then(|a| a.notice_at).ok_or("no notice"), "notice");
         let applies = |sub: SubjectId| {
@@ -298,13 +316,37 @@ async fn each_step_checks_its_rule_again_with_the_row_held() {
         assert!(!applies(ada.sub.clone()).await, "{b}: a sign-in since the notice");
         assert!(!applies(bob.sub.clone()).await, "{b}: a token refreshed since the notice");
         assert!(!applies(cy.sub.clone()).await, "{b}: an API key used since the notice");
-        // An earlier notice time is not this account's notice.
+        assert!(applies(dee.sub.clone()).await, "{b}: dee, untouched, still is");
+        // Another notice time is not dee's notice.
         let mut tx = ok(store.transaction().await, "tx");
         let other = AccountRetention::Inactive { notice_at: notice_at.minus(Duration::from_secs(1)) };
-        assert!(!ok(tx.account_retention_applies(&tenant(), &ada.sub, other).await, "applies"), "{b}");
+        assert!(!ok(tx.account_retention_applies(&tenant(), &dee.sub, other).await, "applies"), "{b}");
         drop(tx);
         s.clock.advance(Duration::from_secs(40 * DAY));
         let report = run(&s, false).await;
-        assert_eq!(report.deleted, 0, "{b}: used within the grace: {report:?}");
+        assert_eq!(report, AccountsReport { deleted: 1, ..AccountsReport::default() }, "{b}: only dee goes");
+        assert!(user(&s, &dee.sub).await.is_none(), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn an_account_whose_step_fails_is_counted_and_the_others_go_on() {
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), unused_for_a_year(InactiveAccountAction::Disable)).await;
+        let ada = account(&s, "ada", Address::Verified).await;
+        let bob = account(&s, "bob", Address::Verified).await;
+        // Ada's row is damaged: her sealed name no longer opens.
+        latchkey_service::testing::execute_unchecked(
+            &db,
+            &format!("UPDATE users SET name = 'not sealed' WHERE sub = '{}'", ada.sub),
+        )
+        .await;
+        s.clock.advance(Duration::from_secs(366 * DAY));
+        let report = run(&s, false).await;
+        assert_eq!(report, AccountsReport { noticed: 1, failed: 1, ..AccountsReport::default() }, "{b}");
+        assert_eq!(audited(&s, "user.inactivity_notice", Some(&bob.sub)).await, 1, "{b}: bob is told all the same");
+        let _ = ada;
     }
 }

@@ -84,7 +84,7 @@ impl Drop for TestDatabase {
                 rt.block_on(async {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await;
                     }
                 });
             }
@@ -209,5 +209,21 @@ pub async fn insert_user_row_unchecked(db: &TestDatabase, sub: &str, username: &
     } else {
         let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap_or_else(|e| fail(e));
         sqlx::query(SQL).bind(sub).bind(username).execute(&mut conn).await.unwrap_or_else(|e| fail(e));
+    }
+}
+
+/// Runs one statement straight on the database, past every check the store makes: how a
+/// test damages a row on purpose.
+///
+/// # Panics
+/// When the database cannot be reached or the statement fails.
+pub async fn execute_unchecked(db: &TestDatabase, sql: &str) {
+    let fail = |e: sqlx::Error| -> ! { panic!("cannot run `{sql}` on {}: {e}", db.backend) };
+    if db.backend == "postgres" {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap_or_else(|e| fail(e));
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap_or_else(|e| fail(e));
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap_or_else(|e| fail(e));
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap_or_else(|e| fail(e));
     }
 }

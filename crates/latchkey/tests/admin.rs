@@ -136,6 +136,7 @@ fn retention_counts_then_deletes_what_is_past_its_time() {
 async fn retention_deletes_a_sign_up_never_verified_and_says_what_it_did_to_accounts() {
     use sqlx::Connection as _;
     let mut ws = Workspace::new();
+    ws.write("latchkey.toml", "[mail]\nfrom = \"id@example.test\"\nhost = \"127.0.0.1\"\ntls = \"none\"\n");
     ws.set_env("LATCHKEY_RETENTION__UNVERIFIED_SIGN_UPS", "7d");
     for name in ["ada", "bob"] {
         let address = format!("{name}@example.org");
@@ -146,7 +147,8 @@ async fn retention_deletes_a_sign_up_never_verified_and_says_what_it_did_to_acco
     let url = format!("sqlite:{}", ws.path("latchkey.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap_or_else(|e| panic!("connect: {e}"));
     sqlx::query(
-        "UPDATE users SET unverified_sign_up = TRUE, created_at = created_at - 8 * 86400 WHERE username = 'ada'",
+        "UPDATE users SET unverified_sign_up = TRUE, created_at = created_at - 8 * 86400,
+            last_active_at = last_active_at - 8 * 86400 WHERE username = 'ada'",
     )
     .execute(&mut conn)
     .await

@@ -8,5 +8,7 @@ UPDATE users SET last_active_at = CAST(strftime('%s', 'now') AS BIGINT);
 ALTER TABLE users ADD COLUMN inactivity_notice_at BIGINT;
 -- Created by sign-up with an address that has not been verified since.
 ALTER TABLE users ADD COLUMN unverified_sign_up BOOLEAN NOT NULL DEFAULT FALSE;
-CREATE INDEX users_by_last_active ON users (last_active_at);
-CREATE INDEX users_unverified_sign_ups ON users (created_at) WHERE unverified_sign_up;
+-- What the retention job reads, in its order; service accounts and locked accounts stay
+-- out of it, however long they go unused.
+CREATE INDEX users_by_last_active ON users (last_active_at, tenant_id, sub) WHERE NOT locked AND NOT service_account;
+CREATE INDEX users_unverified_sign_ups ON users (created_at, tenant_id, sub) WHERE unverified_sign_up;

@@ -2,6 +2,22 @@
 //! which accounts are unused or were never verified, and, in each step's transaction, the
 //! check that the rule still holds with the user's row held.
 
+/// SQL: the user `u` has no session used, no refresh token issued and no API key used at or
+/// after the parameter `$since`.
+macro_rules! unused_since {
+    ($since:literal) => {
+        concat!(
+            "NOT EXISTS (SELECT 1 FROM browser_sessions s WHERE s.sub = u.sub AND s.tenant_id = u.tenant_id AND s.last_active_at >= ",
+            $since,
+            ") AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.sub = u.sub AND r.tenant_id = u.tenant_id AND r.created_at >= ",
+            $since,
+            ") AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.tenant_id = u.tenant_id AND k.owner_sub = u.sub AND k.last_used_at >= ",
+            $since,
+            ")"
+        )
+    };
+}
+
 macro_rules! impl_account_retention {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -76,13 +92,16 @@ macro_rules! impl_account_retention {
                     Some(a) => (a.created_at.secs(), a.tenant.as_str(), a.sub.as_str()),
                     None => (i64::MIN, "", ""),
                 };
-                let rows: Vec<(String, String, i64)> = sqlx::query_as(
-                    "SELECT tenant_id, sub, created_at FROM users
-                     WHERE unverified_sign_up AND created_at < $1 AND NOT email_verified AND email IS NOT NULL
-                       AND (created_at, tenant_id, sub) > ($2, $3, $4)
-                     ORDER BY created_at, tenant_id, sub
+                // Unused for as long, too: an account in use keeps its unverified address.
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(concat!(
+                    "SELECT u.tenant_id, u.sub, u.created_at FROM users u
+                     WHERE u.unverified_sign_up AND u.created_at < $1 AND NOT u.email_verified AND u.email IS NOT NULL
+                       AND u.last_active_at < $1 AND ",
+                    unused_since!("$1"),
+                    " AND (u.created_at, u.tenant_id, u.sub) > ($2, $3, $4)
+                     ORDER BY u.created_at, u.tenant_id, u.sub
                      LIMIT $5",
-                )
+                ))
                 .bind(before.secs())
                 .bind(after_at)
                 .bind(after_tenant)
@@ -110,27 +129,23 @@ macro_rules! impl_account_retention {
                 rule: $crate::AccountRetention,
             ) -> StoreResult<bool> {
                 let done = match rule {
-                    $crate::AccountRetention::Inactive { notice_at } => sqlx::query(
-                        "UPDATE users SET inactivity_notice_at = inactivity_notice_at
-                         WHERE tenant_id = $1 AND sub = $2 AND inactivity_notice_at = $3 AND last_active_at < $3
-                           AND NOT locked AND NOT service_account
-                           AND NOT EXISTS (SELECT 1 FROM browser_sessions s
-                                           WHERE s.sub = $2 AND s.tenant_id = $1 AND s.last_active_at >= $3)
-                           AND NOT EXISTS (SELECT 1 FROM refresh_tokens r
-                                           WHERE r.sub = $2 AND r.tenant_id = $1 AND r.created_at >= $3)
-                           AND NOT EXISTS (SELECT 1 FROM api_keys k
-                                           WHERE k.tenant_id = $1 AND k.owner_sub = $2 AND k.last_used_at >= $3)",
-                    )
+                    $crate::AccountRetention::Inactive { notice_at } => sqlx::query(concat!(
+                        "UPDATE users AS u SET inactivity_notice_at = inactivity_notice_at
+                         WHERE u.tenant_id = $1 AND u.sub = $2 AND u.inactivity_notice_at = $3 AND u.last_active_at < $3
+                           AND NOT u.locked AND NOT u.service_account AND ",
+                        unused_since!("$3"),
+                    ))
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
                     .bind(notice_at.secs())
                     .execute(&mut *conn)
                     .await?,
-                    $crate::AccountRetention::UnverifiedSignUp { created_before } => sqlx::query(
-                        "UPDATE users SET unverified_sign_up = unverified_sign_up
-                         WHERE tenant_id = $1 AND sub = $2 AND unverified_sign_up AND created_at < $3
-                           AND NOT email_verified AND email IS NOT NULL",
-                    )
+                    $crate::AccountRetention::UnverifiedSignUp { created_before } => sqlx::query(concat!(
+                        "UPDATE users AS u SET unverified_sign_up = unverified_sign_up
+                         WHERE u.tenant_id = $1 AND u.sub = $2 AND u.unverified_sign_up AND u.created_at < $3
+                           AND NOT u.email_verified AND u.email IS NOT NULL AND u.last_active_at < $3 AND ",
+                        unused_since!("$3"),
+                    ))
                     .bind(tenant.as_str())
                     .bind(sub.as_str())
                     .bind(created_before.secs())

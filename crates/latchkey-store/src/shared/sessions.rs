@@ -103,7 +103,18 @@ macro_rules! impl_session_store {
                 .bind(at.secs())
                 .execute(&mut *conn)
                 .await?;
-                Ok(())
+                // Read after any retention step that held the row has committed: a session is
+                // not started for an account that step has just disabled or erased.
+                let locked: Option<bool> = sqlx::query_scalar("SELECT locked FROM users WHERE tenant_id = $1 AND sub = $2")
+                    .bind(tenant.as_str())
+                    .bind(sub.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match locked {
+                    Some(false) => Ok(()),
+                    Some(true) => Err(StoreError::Invalid(format!("user {sub} is locked"))),
+                    None => Err(StoreError::NotFound(format!("user {sub}"))),
+                }
             }
         }
 

@@ -29,6 +29,7 @@ pub async fn run(ctx: Context, args: RetentionArgs) -> Result<(), CliError> {
                 ("inactive: deleted", a.deleted),
                 ("unverified sign-up: deleted", a.unverified_deleted),
                 ("left by the admin rules", a.refused),
+                ("failed (see the log)", a.failed),
             ];
             let rows = rows.into_iter().map(|(what, n)| vec![what.to_owned(), n.to_string()]).collect();
             let head = if report.dry_run { "WOULD BE" } else { "DONE" };
