@@ -33,6 +33,10 @@ fn unused_for_a_year(action: InactiveAccountAction) -> impl FnOnce(&mut Config) 
 }
 
 async fn sign_in(s: &Latchkey, sub: &SubjectId) {
+    ok(try_sign_in(s, sub).await, "sign in");
+}
+
+async fn try_sign_in(s: &Latchkey, sub: &SubjectId) -> latchkey_service::ServiceResult<()> {
     let signed_in = SignedIn {
         sub: sub.clone(),
         amr: vec!["hwk".into()],
@@ -42,7 +46,7 @@ async fn sign_in(s: &Latchkey, sub: &SubjectId) {
         ip: None,
         authenticated_at: None,
     };
-    ok(s.sessions().start(&tenant(), None, signed_in).await, "sign in");
+    s.sessions().start(&tenant(), None, signed_in).await.map(|_| ())
 }
 
 async fn refresh_token_for(s: &Latchkey, sub: &SubjectId, name: &str) {
@@ -348,5 +352,39 @@ async fn an_account_whose_step_fails_is_counted_and_the_others_go_on() {
         assert_eq!(report, AccountsReport { noticed: 1, failed: 1, ..AccountsReport::default() }, "{b}");
         assert_eq!(audited(&s, "user.inactivity_notice", Some(&bob.sub)).await, 1, "{b}: bob is told all the same");
         let _ = ada;
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_during_a_step_waits_for_it_and_starts_no_session_for_a_disabled_account() {
+    use latchkey_store::AccountRetention;
+    for db in TestDatabase::all().await {
+        let b = db.backend;
+        let dir = ok(tempfile::tempdir(), "dir");
+        let s = services(&db, dir.path(), unused_for_a_year(InactiveAccountAction::Disable)).await;
+        let store = store_of(&s);
+        let ada = account(&s, "ada", Address::Verified).await;
+        s.clock.advance(Duration::from_secs(366 * DAY));
+        assert_eq!(run(&s, false).await.noticed, 1, "{b}");
+        s.clock.advance(Duration::from_secs(31 * DAY));
+        let found = ok(store.inactive_accounts(s.clock.now(), None, 10).await, "inactive");
+        let notice_at = ok(found.first().and_then(|a| a.notice_at).ok_or("no notice"), "notice");
+
+        // The step holds ada's row; she signs in meanwhile.
+        let mut tx = ok(store.transaction().await, "tx");
+        ok(tx.lock_user(&tenant(), &ada.sub).await, "lock");
+        let rule = AccountRetention::Inactive { notice_at };
+        assert!(ok(tx.account_retention_applies(&tenant(), &ada.sub, rule).await, "applies"), "{b}");
+        let signing_in = try_sign_in(&s, &ada.sub);
+        tokio::pin!(signing_in);
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut signing_in).await;
+        assert!(early.is_err(), "{b}: the sign-in waits for the step: {early:?}");
+        ok(tx.set_user_locked(&tenant(), &ada.sub, true, &Actor::System).await, "disable");
+        ok(tx.commit().await, "commit");
+        let late = signing_in.await;
+        assert!(late.is_err(), "{b}: no session for an account just disabled");
+        let idle = Duration::from_secs(3_600);
+        let sessions = ok(store.user_sessions(&tenant(), &ada.sub, s.clock.now(), idle).await, "sessions");
+        assert!(sessions.is_empty(), "{b}: {sessions:?}");
     }
 }
